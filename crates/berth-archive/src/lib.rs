@@ -1,0 +1,1 @@
+//! Safe tar reading and writing, whiteouts

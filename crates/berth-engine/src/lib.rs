@@ -1,0 +1,1 @@
+//! The daemon core: container and image services

@@ -1,0 +1,1 @@
+//! Layer unpacking and overlayfs snapshots

@@ -1,0 +1,1 @@
+//! Content store, image metadata and references

@@ -1,0 +1,1 @@
+//! Test helpers: fixture images, daemons under test

@@ -1,0 +1,41 @@
+//! Error kinds shared by all crates; the API server maps each kind to Docker's HTTP status in one place.
+
+/// The class of an error, independent of the subsystem that raised it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum ErrorKind {
+    /// The object does not exist (HTTP 404).
+    NotFound,
+    /// The request conflicts with the object's state (HTTP 409).
+    Conflict,
+    /// The request itself is malformed or names a bad value (HTTP 400).
+    InvalidArgument,
+    /// The operation is refused by policy (HTTP 403).
+    Forbidden,
+    /// Nothing to do: the object is already in the requested state (HTTP 304).
+    NotModified,
+    /// A dependency (runtime, shim, registry) is not reachable (HTTP 503).
+    Unavailable,
+    /// Anything else (HTTP 500).
+    Internal,
+}
+
+impl ErrorKind {
+    /// The HTTP status Docker's daemon answers for this kind of error.
+    pub fn http_status(self) -> u16 {
+        match self {
+            ErrorKind::NotFound => 404,
+            ErrorKind::Conflict => 409,
+            ErrorKind::InvalidArgument => 400,
+            ErrorKind::Forbidden => 403,
+            ErrorKind::NotModified => 304,
+            ErrorKind::Unavailable => 503,
+            ErrorKind::Internal => 500,
+        }
+    }
+}
+
+/// Implemented by every library error so the API layer can pick a status code.
+pub trait HasErrorKind {
+    /// The kind of this error.
+    fn kind(&self) -> ErrorKind;
+}
