@@ -1,0 +1,65 @@
+//! Image tarballs for the fixture: a rootfs tar (`docker import`) and a `docker save` style archive
+//! (`docker load`), both built in memory from busybox.
+
+use anyhow::{Context, Result};
+use sha2::{Digest, Sha256};
+use std::path::Path;
+
+fn sha256_hex(b: &[u8]) -> String {
+    hex::encode(Sha256::digest(b))
+}
+
+/// A tar of a busybox root filesystem, as `docker export` would produce.
+pub fn busybox_rootfs_tar() -> Result<Vec<u8>> {
+    let dir = std::env::temp_dir().join(format!("berth-testkit-rootfs-{}-{}", std::process::id(), unique()));
+    crate::busybox_rootfs(&dir)?;
+    let mut b = tar::Builder::new(Vec::new());
+    b.follow_symlinks(false);
+    b.append_dir_all(".", &dir).context("archiving busybox rootfs")?;
+    let out = b.into_inner().context("finishing rootfs tar")?;
+    std::fs::remove_dir_all(&dir).ok();
+    Ok(out)
+}
+
+fn unique() -> u128 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_nanos()).unwrap_or(0)
+}
+
+/// A `docker save` (legacy layout) archive holding one image `tag` (e.g. `bb:latest`) with the busybox
+/// rootfs as its only layer and `Cmd ["sh"]`.
+pub fn busybox_image_tar(tag: &str) -> Result<Vec<u8>> {
+    let layer = busybox_rootfs_tar()?;
+    let diff_id = format!("sha256:{}", sha256_hex(&layer));
+    let config = serde_json::json!({
+        "architecture": "amd64",
+        "os": "linux",
+        "created": "2026-01-01T00:00:00Z",
+        "config": {
+            "Env": ["PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"],
+            "Cmd": ["sh"],
+        },
+        "rootfs": {"type": "layers", "diff_ids": [diff_id]},
+        "history": [{"created": "2026-01-01T00:00:00Z", "created_by": "berth-testkit busybox"}],
+    });
+    let config_bytes = serde_json::to_vec(&config)?;
+    let config_hex = sha256_hex(&config_bytes);
+    let layer_hex = sha256_hex(&layer);
+    let manifest = serde_json::json!([{
+        "Config": format!("blobs/sha256/{config_hex}"),
+        "RepoTags": [tag],
+        "Layers": [format!("blobs/sha256/{layer_hex}")],
+    }]);
+    let mut b = tar::Builder::new(Vec::new());
+    let mut add = |name: &str, data: &[u8]| -> Result<()> {
+        let mut h = tar::Header::new_gnu();
+        h.set_size(data.len() as u64);
+        h.set_mode(0o644);
+        h.set_mtime(0);
+        h.set_cksum();
+        b.append_data(&mut h, Path::new(name), data).with_context(|| format!("adding {name}"))
+    };
+    add(&format!("blobs/sha256/{config_hex}"), &config_bytes)?;
+    add(&format!("blobs/sha256/{layer_hex}"), &layer)?;
+    add("manifest.json", &serde_json::to_vec(&manifest)?)?;
+    b.into_inner().context("finishing image tar")
+}
