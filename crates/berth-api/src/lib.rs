@@ -14,3 +14,40 @@ pub struct ErrorResponse {
     /// Human-readable error text.
     pub message: String,
 }
+
+/// `POST /containers/create` body: the container config with the host and networking configs beside it.
+#[derive(Debug, Clone, Default, serde::Serialize, serde::Deserialize)]
+pub struct ContainerCreateBody {
+    /// The container's own configuration.
+    #[serde(flatten)]
+    pub config: models::ContainerConfig,
+    /// Host-dependent configuration.
+    #[serde(rename = "HostConfig", default, skip_serializing_if = "Option::is_none")]
+    pub host_config: Option<models::HostConfig>,
+    /// Network attachments.
+    #[serde(rename = "NetworkingConfig", default, skip_serializing_if = "Option::is_none")]
+    pub networking_config: Option<models::NetworkingConfig>,
+}
+
+/// A progress message in a JSON stream (`/images/create`, `/images/load`).
+#[derive(Debug, Clone, Default, serde::Serialize, serde::Deserialize)]
+pub struct JsonMessage {
+    /// Text output (`Loaded image: ...\n`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub stream: Option<String>,
+    /// Status line.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub status: Option<String>,
+    /// Object the status is about.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub id: Option<String>,
+    /// Progress bar text.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub progress: Option<String>,
+    /// Error text; the stream ends after it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+    /// Structured error.
+    #[serde(rename = "errorDetail", default, skip_serializing_if = "Option::is_none")]
+    pub error_detail: Option<ErrorResponse>,
+}
