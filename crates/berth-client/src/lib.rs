@@ -1,1 +1,785 @@
-//! Engine API client
+//! Engine API client: HTTP/1.1 over a unix socket or TCP, one connection per request (cheap on a
+//! local socket, and it keeps hijacked attach connections independent), API version negotiated via
+//! `GET /_ping` and sent as the `/v1.NN` path prefix as Docker's client does.
+
+pub mod body;
+pub mod host;
+pub mod stream;
+
+use std::collections::BTreeMap;
+use std::io;
+use std::time::Duration;
+
+use bytes::Bytes;
+use http_body_util::BodyExt;
+use hyper::body::Incoming;
+use hyper::client::conn::http1;
+use hyper::{Method, Request, Response, StatusCode};
+use hyper_util::rt::TokioIo;
+use serde::de::DeserializeOwned;
+use serde_json::Value;
+use tokio::io::{AsyncRead, AsyncWrite};
+
+pub use berth_api::models;
+pub use body::{BodyReader, ReqBody};
+pub use host::{select_host, Host, HostSource, InvalidHost, DEFAULT_HOST};
+
+/// The newest API version this client speaks.
+pub const CLIENT_API_VERSION: &str = "1.47";
+
+/// Host header for unix sockets (Docker's client sends the same dummy name).
+const UNIX_HOST_HEADER: &str = "api.moby.localhost";
+
+/// Everything that can go wrong talking to the daemon.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// Nothing answers at the daemon address.
+    #[error("Cannot connect to the berth daemon at {host}. Is the daemon running?")]
+    Connect {
+        host: String,
+        #[source]
+        source: io::Error,
+    },
+    /// The daemon answered with an error status and `{"message": ...}`.
+    #[error("Error response from daemon: {message}")]
+    Daemon { status: u16, message: String },
+    /// The HTTP exchange failed mid-way.
+    #[error("error during connect: {0}")]
+    Http(#[from] hyper::Error),
+    /// A request could not be built (bad characters in an argument).
+    #[error("invalid request: {0}")]
+    Request(#[from] hyper::http::Error),
+    /// The daemon's answer was not the JSON expected.
+    #[error("error decoding response from daemon: {0}")]
+    Decode(#[from] serde_json::Error),
+    /// Reading or writing a stream failed.
+    #[error("{0}")]
+    Io(#[from] io::Error),
+}
+
+impl Error {
+    /// The HTTP status of a daemon error.
+    pub fn status(&self) -> Option<u16> {
+        match self {
+            Error::Daemon { status, .. } => Some(*status),
+            _ => None,
+        }
+    }
+
+    /// A 404 from the daemon.
+    pub fn is_not_found(&self) -> bool {
+        self.status() == Some(404)
+    }
+
+    /// The daemon's message without the `Error response from daemon: ` prefix.
+    pub fn daemon_message(&self) -> Option<&str> {
+        match self {
+            Error::Daemon { message, .. } => Some(message),
+            _ => None,
+        }
+    }
+}
+
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// What `GET /_ping` reports.
+#[derive(Debug, Clone, Default)]
+pub struct Ping {
+    pub api_version: Option<String>,
+    pub os_type: Option<String>,
+}
+
+/// Query string pairs; values are percent-encoded when the request is built.
+pub type Query<'a> = Vec<(&'a str, String)>;
+
+/// Filters as Docker sends them: `{"key": ["v1", "v2"]}`.
+pub type Filters = BTreeMap<String, Vec<String>>;
+
+/// Options of `GET /containers/{id}/logs`.
+#[derive(Debug, Clone, Default)]
+pub struct LogsOptions {
+    pub follow: bool,
+    pub stdout: bool,
+    pub stderr: bool,
+    pub timestamps: bool,
+    pub tail: Option<String>,
+    pub since: Option<String>,
+    pub until: Option<String>,
+}
+
+/// Options of `POST /containers/{id}/attach`.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct AttachOptions {
+    pub stdin: bool,
+    pub stdout: bool,
+    pub stderr: bool,
+    /// `logs=1`: replay the log before streaming.
+    pub logs: bool,
+}
+
+/// A hijacked attach connection: output to read, and (after a 101) stdin to write.
+pub struct AttachConn {
+    pub reader: Box<dyn AsyncRead + Send + Unpin>,
+    pub writer: Option<Box<dyn AsyncWrite + Send + Unpin>>,
+}
+
+/// Options of `POST /images/create?fromSrc=` (`docker import`).
+#[derive(Debug, Clone, Default)]
+pub struct ImportOptions {
+    /// `-` to read the request body, or a URL.
+    pub source: String,
+    pub repo: Option<String>,
+    pub tag: Option<String>,
+    pub message: Option<String>,
+    pub changes: Vec<String>,
+    pub platform: Option<String>,
+}
+
+/// The Engine API client.
+#[derive(Debug, Clone)]
+pub struct Client {
+    host: Host,
+    version: String,
+}
+
+/// Percent-encodes a query component (RFC 3986 unreserved characters pass through).
+pub fn encode_component(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for b in s.bytes() {
+        if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b'~') {
+            out.push(b as char);
+        } else {
+            out.push_str(&format!("%{b:02X}"));
+        }
+    }
+    out
+}
+
+fn build_query(query: &Query<'_>) -> String {
+    let mut s = String::new();
+    for (i, (k, v)) in query.iter().enumerate() {
+        s.push(if i == 0 { '?' } else { '&' });
+        s.push_str(k);
+        s.push('=');
+        s.push_str(&encode_component(v));
+    }
+    s
+}
+
+/// Compares dotted API versions numerically (`1.9` < `1.41`).
+pub fn version_less(a: &str, b: &str) -> bool {
+    let parse = |v: &str| -> Vec<u64> { v.split('.').map(|p| p.parse().unwrap_or(0)).collect() };
+    parse(a) < parse(b)
+}
+
+fn filters_json(filters: &Filters) -> String {
+    let map: serde_json::Map<String, Value> = filters
+        .iter()
+        .map(|(k, vs)| {
+            let inner: serde_json::Map<String, Value> = vs.iter().map(|v| (v.clone(), Value::Bool(true))).collect();
+            (k.clone(), Value::Object(inner))
+        })
+        .collect();
+    Value::Object(map).to_string()
+}
+
+fn push_filters<'a>(q: &mut Query<'a>, filters: &Filters) {
+    if !filters.is_empty() {
+        q.push(("filters", filters_json(filters)));
+    }
+}
+
+fn flag(v: bool) -> String {
+    if v { "1" } else { "0" }.to_string()
+}
+
+impl Client {
+    /// A client for `host` speaking [`CLIENT_API_VERSION`] until [`Client::negotiate`] runs.
+    pub fn new(host: Host) -> Self {
+        Client {
+            host,
+            version: CLIENT_API_VERSION.to_string(),
+        }
+    }
+
+    /// The daemon address.
+    pub fn host(&self) -> &Host {
+        &self.host
+    }
+
+    /// The API version in use.
+    pub fn api_version(&self) -> &str {
+        &self.version
+    }
+
+    /// Pings the daemon and uses min(server version, ours) from then on.
+    pub async fn negotiate(&mut self) -> Result<Ping> {
+        let ping = self.ping().await?;
+        if let Some(v) = &ping.api_version {
+            if version_less(v, CLIENT_API_VERSION) {
+                self.version = v.clone();
+            }
+        }
+        Ok(ping)
+    }
+
+    /// `GET /_ping`.
+    pub async fn ping(&self) -> Result<Ping> {
+        let resp = self
+            .send(Method::GET, "/_ping".to_string(), body::empty(), None, false)
+            .await?;
+        let header = |name: &str| {
+            resp.headers()
+                .get(name)
+                .and_then(|v| v.to_str().ok())
+                .map(str::to_string)
+        };
+        Ok(Ping {
+            api_version: header("api-version"),
+            os_type: header("ostype"),
+        })
+    }
+
+    async fn connect(&self) -> Result<http1::SendRequest<ReqBody>> {
+        let connect_err = |source| Error::Connect {
+            host: self.host.to_string(),
+            source,
+        };
+        match &self.host {
+            Host::Unix(path) => {
+                let stream = tokio::net::UnixStream::connect(path).await.map_err(connect_err)?;
+                handshake(stream).await
+            }
+            Host::Tcp(addr) => {
+                let stream = tokio::net::TcpStream::connect(addr).await.map_err(connect_err)?;
+                let _ = stream.set_nodelay(true);
+                handshake(stream).await
+            }
+        }
+    }
+
+    fn build(
+        &self,
+        method: Method,
+        path_and_query: &str,
+        body: ReqBody,
+        content_type: Option<&str>,
+        upgrade: bool,
+    ) -> Result<Request<ReqBody>> {
+        let host_header = match &self.host {
+            Host::Unix(_) => UNIX_HOST_HEADER.to_string(),
+            Host::Tcp(a) => a.clone(),
+        };
+        let uri = if path_and_query == "/_ping" {
+            path_and_query.to_string()
+        } else {
+            format!("/v{}{}", self.version, path_and_query)
+        };
+        let mut req = Request::builder()
+            .method(method)
+            .uri(uri)
+            .header("Host", host_header)
+            .header("User-Agent", concat!("berth-cli/", env!("CARGO_PKG_VERSION")));
+        if let Some(ct) = content_type {
+            req = req.header("Content-Type", ct);
+        }
+        if upgrade {
+            req = req.header("Connection", "Upgrade").header("Upgrade", "tcp");
+        }
+        Ok(req.body(body)?)
+    }
+
+    /// Sends one request; an error status becomes [`Error::Daemon`].
+    async fn send(
+        &self,
+        method: Method,
+        path_and_query: String,
+        body: ReqBody,
+        content_type: Option<&str>,
+        upgrade: bool,
+    ) -> Result<Response<Incoming>> {
+        let req = self.build(method, &path_and_query, body, content_type, upgrade)?;
+        let mut sender = self.connect().await?;
+        let resp = sender.send_request(req).await?;
+        let status = resp.status();
+        if status.is_client_error() || status.is_server_error() {
+            let bytes = resp.into_body().collect().await?.to_bytes();
+            return Err(daemon_error(status, &bytes));
+        }
+        Ok(resp)
+    }
+
+    /// Sends a request and returns the raw response (for streams).
+    pub async fn request(
+        &self,
+        method: Method,
+        path: &str,
+        query: &Query<'_>,
+        body: ReqBody,
+        content_type: Option<&str>,
+    ) -> Result<Response<Incoming>> {
+        self.send(
+            method,
+            format!("{path}{}", build_query(query)),
+            body,
+            content_type,
+            false,
+        )
+        .await
+    }
+
+    /// Sends a request and returns the whole response body.
+    pub async fn request_bytes(
+        &self,
+        method: Method,
+        path: &str,
+        query: &Query<'_>,
+        body: ReqBody,
+        content_type: Option<&str>,
+    ) -> Result<Bytes> {
+        let resp = self.request(method, path, query, body, content_type).await?;
+        Ok(resp.into_body().collect().await?.to_bytes())
+    }
+
+    async fn json<T: DeserializeOwned>(
+        &self,
+        method: Method,
+        path: &str,
+        query: &Query<'_>,
+        body: Option<&Value>,
+    ) -> Result<T> {
+        let (b, ct) = match body {
+            Some(v) => (body::full(serde_json::to_vec(v)?), Some("application/json")),
+            None => (body::empty(), None),
+        };
+        let bytes = self.request_bytes(method, path, query, b, ct).await?;
+        Ok(serde_json::from_slice(&bytes)?)
+    }
+
+    async fn call(&self, method: Method, path: &str, query: &Query<'_>) -> Result<()> {
+        self.request_bytes(method, path, query, body::empty(), None).await?;
+        Ok(())
+    }
+
+    // ---- containers ----
+
+    /// `POST /containers/create`.
+    pub async fn container_create(
+        &self,
+        name: Option<&str>,
+        platform: Option<&str>,
+        config: &Value,
+    ) -> Result<models::ContainerCreateResponse> {
+        let mut q = Query::new();
+        if let Some(n) = name {
+            q.push(("name", n.to_string()));
+        }
+        if let Some(p) = platform {
+            q.push(("platform", p.to_string()));
+        }
+        self.json(Method::POST, "/containers/create", &q, Some(config)).await
+    }
+
+    /// `POST /containers/{id}/start`.
+    pub async fn container_start(&self, id: &str) -> Result<()> {
+        self.call(
+            Method::POST,
+            &format!("/containers/{}/start", encode_component(id)),
+            &vec![],
+        )
+        .await
+    }
+
+    /// `POST /containers/{id}/stop`.
+    pub async fn container_stop(&self, id: &str, t: Option<i64>, signal: Option<&str>) -> Result<()> {
+        let mut q = Query::new();
+        if let Some(t) = t {
+            q.push(("t", t.to_string()));
+        }
+        if let Some(s) = signal {
+            q.push(("signal", s.to_string()));
+        }
+        self.call(Method::POST, &format!("/containers/{}/stop", encode_component(id)), &q)
+            .await
+    }
+
+    /// `POST /containers/{id}/restart`.
+    pub async fn container_restart(&self, id: &str, t: Option<i64>, signal: Option<&str>) -> Result<()> {
+        let mut q = Query::new();
+        if let Some(t) = t {
+            q.push(("t", t.to_string()));
+        }
+        if let Some(s) = signal {
+            q.push(("signal", s.to_string()));
+        }
+        self.call(
+            Method::POST,
+            &format!("/containers/{}/restart", encode_component(id)),
+            &q,
+        )
+        .await
+    }
+
+    /// `POST /containers/{id}/kill`.
+    pub async fn container_kill(&self, id: &str, signal: Option<&str>) -> Result<()> {
+        let mut q = Query::new();
+        if let Some(s) = signal {
+            q.push(("signal", s.to_string()));
+        }
+        self.call(Method::POST, &format!("/containers/{}/kill", encode_component(id)), &q)
+            .await
+    }
+
+    /// `DELETE /containers/{id}`.
+    pub async fn container_remove(&self, id: &str, force: bool, volumes: bool) -> Result<()> {
+        let q = vec![("force", flag(force)), ("v", flag(volumes))];
+        self.call(Method::DELETE, &format!("/containers/{}", encode_component(id)), &q)
+            .await
+    }
+
+    /// `GET /containers/json`.
+    pub async fn container_list(
+        &self,
+        all: bool,
+        limit: Option<i64>,
+        size: bool,
+        filters: &Filters,
+    ) -> Result<Vec<Value>> {
+        let mut q = Query::new();
+        if all {
+            q.push(("all", flag(true)));
+        }
+        if let Some(n) = limit {
+            q.push(("limit", n.to_string()));
+        }
+        if size {
+            q.push(("size", flag(true)));
+        }
+        push_filters(&mut q, filters);
+        self.json(Method::GET, "/containers/json", &q, None).await
+    }
+
+    /// `GET /containers/{id}/json`, as the daemon's bytes (field order preserved for printing).
+    pub async fn container_inspect_raw(&self, id: &str, size: bool) -> Result<Bytes> {
+        let mut q = Query::new();
+        if size {
+            q.push(("size", flag(true)));
+        }
+        self.request_bytes(
+            Method::GET,
+            &format!("/containers/{}/json", encode_component(id)),
+            &q,
+            body::empty(),
+            None,
+        )
+        .await
+    }
+
+    /// `GET /containers/{id}/json`.
+    pub async fn container_inspect(&self, id: &str) -> Result<Value> {
+        Ok(serde_json::from_slice(&self.container_inspect_raw(id, false).await?)?)
+    }
+
+    /// `GET /containers/{id}/logs`: multiplexed frames unless the container has a TTY.
+    pub async fn container_logs(&self, id: &str, o: &LogsOptions) -> Result<BodyReader> {
+        let mut q = vec![
+            ("stdout", flag(o.stdout)),
+            ("stderr", flag(o.stderr)),
+            ("follow", flag(o.follow)),
+            ("timestamps", flag(o.timestamps)),
+        ];
+        if let Some(t) = &o.tail {
+            q.push(("tail", t.clone()));
+        }
+        if let Some(s) = &o.since {
+            q.push(("since", s.clone()));
+        }
+        if let Some(u) = &o.until {
+            q.push(("until", u.clone()));
+        }
+        let path = format!("/containers/{}/logs", encode_component(id));
+        let resp = self.request(Method::GET, &path, &q, body::empty(), None).await?;
+        Ok(BodyReader::new(resp.into_body()))
+    }
+
+    /// `POST /containers/{id}/wait`: returns once the daemon has sent the response headers (the
+    /// daemon registers the wait before flushing them), so a start after this cannot be missed.
+    /// Read the result with [`Client::wait_result`].
+    pub async fn container_wait(&self, id: &str, condition: &str) -> Result<Response<Incoming>> {
+        let q = vec![("condition", condition.to_string())];
+        let path = format!("/containers/{}/wait", encode_component(id));
+        self.request(Method::POST, &path, &q, body::empty(), None).await
+    }
+
+    /// The exit status carried by a wait response body: `(StatusCode, Error.Message)`.
+    pub async fn wait_result(resp: Response<Incoming>) -> Result<(i64, Option<String>)> {
+        let bytes = resp.into_body().collect().await?.to_bytes();
+        let w: models::ContainerWaitResponse = serde_json::from_slice(&bytes)?;
+        let err = w.error.and_then(|e| e.message).filter(|m| !m.is_empty());
+        Ok((w.status_code, err))
+    }
+
+    /// `POST /containers/{id}/resize`.
+    pub async fn container_resize(&self, id: &str, height: u16, width: u16) -> Result<()> {
+        let q = vec![("h", height.to_string()), ("w", width.to_string())];
+        self.call(
+            Method::POST,
+            &format!("/containers/{}/resize", encode_component(id)),
+            &q,
+        )
+        .await
+    }
+
+    /// `POST /containers/{id}/rename`.
+    pub async fn container_rename(&self, id: &str, name: &str) -> Result<()> {
+        let q = vec![("name", name.to_string())];
+        self.call(
+            Method::POST,
+            &format!("/containers/{}/rename", encode_component(id)),
+            &q,
+        )
+        .await
+    }
+
+    /// `POST /containers/prune`.
+    pub async fn containers_prune(&self, filters: &Filters) -> Result<Value> {
+        let mut q = Query::new();
+        push_filters(&mut q, filters);
+        self.json(Method::POST, "/containers/prune", &q, None).await
+    }
+
+    /// `POST /containers/{id}/attach` with `Upgrade: tcp`: after `101 Switching Protocols` the
+    /// connection is a raw bidirectional stream. A daemon answering `200` streams output only.
+    pub async fn container_attach(&self, id: &str, o: AttachOptions) -> Result<AttachConn> {
+        let q = vec![
+            ("stream", flag(true)),
+            ("stdin", flag(o.stdin)),
+            ("stdout", flag(o.stdout)),
+            ("stderr", flag(o.stderr)),
+            ("logs", flag(o.logs)),
+        ];
+        let path = format!("/containers/{}/attach{}", encode_component(id), build_query(&q));
+        let resp = self.send(Method::POST, path, body::empty(), None, true).await?;
+        if resp.status() == StatusCode::SWITCHING_PROTOCOLS {
+            let upgraded = hyper::upgrade::on(resp).await?;
+            let (r, w) = tokio::io::split(TokioIo::new(upgraded));
+            Ok(AttachConn {
+                reader: Box::new(r),
+                writer: Some(Box::new(w)),
+            })
+        } else {
+            Ok(AttachConn {
+                reader: Box::new(BodyReader::new(resp.into_body())),
+                writer: None,
+            })
+        }
+    }
+
+    // ---- images ----
+
+    /// `GET /images/json`.
+    pub async fn image_list(&self, all: bool, digests: bool, filters: &Filters) -> Result<Vec<Value>> {
+        let mut q = Query::new();
+        if all {
+            q.push(("all", flag(true)));
+        }
+        if digests {
+            q.push(("digests", flag(true)));
+        }
+        push_filters(&mut q, filters);
+        self.json(Method::GET, "/images/json", &q, None).await
+    }
+
+    /// `GET /images/{name}/json`, as the daemon's bytes.
+    pub async fn image_inspect_raw(&self, name: &str) -> Result<Bytes> {
+        let path = format!("/images/{}/json", encode_component(name));
+        self.request_bytes(Method::GET, &path, &vec![], body::empty(), None)
+            .await
+    }
+
+    /// `GET /images/{name}/history`.
+    pub async fn image_history(&self, name: &str) -> Result<Vec<Value>> {
+        let path = format!("/images/{}/history", encode_component(name));
+        self.json(Method::GET, &path, &vec![], None).await
+    }
+
+    /// `POST /images/{name}/tag`.
+    pub async fn image_tag(&self, name: &str, repo: &str, tag: Option<&str>) -> Result<()> {
+        let mut q = vec![("repo", repo.to_string())];
+        if let Some(t) = tag {
+            q.push(("tag", t.to_string()));
+        }
+        self.call(Method::POST, &format!("/images/{}/tag", encode_component(name)), &q)
+            .await
+    }
+
+    /// `DELETE /images/{name}`: the untagged/deleted items.
+    pub async fn image_remove(&self, name: &str, force: bool, noprune: bool) -> Result<Vec<Value>> {
+        let q = vec![("force", flag(force)), ("noprune", flag(noprune))];
+        self.json(Method::DELETE, &format!("/images/{}", encode_component(name)), &q, None)
+            .await
+    }
+
+    /// `POST /images/create?fromSrc=` (import): the JSON progress stream.
+    pub async fn image_import(&self, body: ReqBody, o: &ImportOptions) -> Result<BodyReader> {
+        let mut q = vec![("fromSrc", o.source.clone())];
+        if let Some(r) = &o.repo {
+            q.push(("repo", r.clone()));
+        }
+        if let Some(t) = &o.tag {
+            q.push(("tag", t.clone()));
+        }
+        if let Some(m) = &o.message {
+            q.push(("message", m.clone()));
+        }
+        for c in &o.changes {
+            q.push(("changes", c.clone()));
+        }
+        if let Some(p) = &o.platform {
+            q.push(("platform", p.clone()));
+        }
+        let resp = self
+            .request(Method::POST, "/images/create", &q, body, Some("application/x-tar"))
+            .await?;
+        Ok(BodyReader::new(resp.into_body()))
+    }
+
+    /// `POST /images/create?fromImage=` (pull): the JSON progress stream.
+    pub async fn image_pull(&self, image: &str, tag: Option<&str>, platform: Option<&str>) -> Result<BodyReader> {
+        let mut q = vec![("fromImage", image.to_string())];
+        if let Some(t) = tag {
+            q.push(("tag", t.to_string()));
+        }
+        if let Some(p) = platform {
+            q.push(("platform", p.to_string()));
+        }
+        let resp = self
+            .request(Method::POST, "/images/create", &q, body::empty(), None)
+            .await?;
+        Ok(BodyReader::new(resp.into_body()))
+    }
+
+    /// `POST /images/load`: the JSON progress stream.
+    pub async fn image_load(&self, body: ReqBody, quiet: bool) -> Result<BodyReader> {
+        let q = vec![("quiet", flag(quiet))];
+        let resp = self
+            .request(Method::POST, "/images/load", &q, body, Some("application/x-tar"))
+            .await?;
+        Ok(BodyReader::new(resp.into_body()))
+    }
+
+    /// `GET /images/get?names=..`: a tar stream.
+    pub async fn image_save(&self, names: &[String]) -> Result<BodyReader> {
+        let q: Query<'_> = names.iter().map(|n| ("names", n.clone())).collect();
+        let resp = self
+            .request(Method::GET, "/images/get", &q, body::empty(), None)
+            .await?;
+        Ok(BodyReader::new(resp.into_body()))
+    }
+
+    /// `POST /images/prune`.
+    pub async fn images_prune(&self, filters: &Filters) -> Result<Value> {
+        let mut q = Query::new();
+        push_filters(&mut q, filters);
+        self.json(Method::POST, "/images/prune", &q, None).await
+    }
+
+    // ---- system ----
+
+    /// `GET /version`.
+    pub async fn version(&self) -> Result<Value> {
+        self.json(Method::GET, "/version", &vec![], None).await
+    }
+
+    /// `GET /info`.
+    pub async fn info(&self) -> Result<Value> {
+        self.json(Method::GET, "/info", &vec![], None).await
+    }
+}
+
+async fn handshake<T>(io: T) -> Result<http1::SendRequest<ReqBody>>
+where
+    T: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+{
+    let (sender, conn) = http1::handshake(TokioIo::new(io)).await?;
+    tokio::spawn(async move {
+        // The connection ends with the request; its errors surface through the response future.
+        let _ = conn.with_upgrades().await;
+    });
+    Ok(sender)
+}
+
+/// Turns an error response into [`Error::Daemon`]: the JSON `message`, else the body text.
+fn daemon_error(status: StatusCode, body: &[u8]) -> Error {
+    let message = serde_json::from_slice::<berth_api::ErrorResponse>(body)
+        .map(|e| e.message)
+        .unwrap_or_else(|_| {
+            let text = String::from_utf8_lossy(body).trim().to_string();
+            if text.is_empty() {
+                status.canonical_reason().unwrap_or("unknown error").to_string()
+            } else {
+                text
+            }
+        });
+    Error::Daemon {
+        status: status.as_u16(),
+        message,
+    }
+}
+
+/// Polls `client` until `/_ping` answers or `timeout` passes.
+pub async fn wait_for_daemon(client: &Client, timeout: Duration) -> Result<Ping> {
+    let deadline = tokio::time::Instant::now() + timeout;
+    loop {
+        match client.ping().await {
+            Ok(p) => return Ok(p),
+            Err(e) if tokio::time::Instant::now() >= deadline => return Err(e),
+            Err(_) => tokio::time::sleep(Duration::from_millis(20)).await,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn query_encoding() {
+        let mut f = Filters::new();
+        f.insert("status".into(), vec!["exited".into()]);
+        let mut q = vec![("all", flag(true))];
+        push_filters(&mut q, &f);
+        assert_eq!(
+            build_query(&q),
+            "?all=1&filters=%7B%22status%22%3A%7B%22exited%22%3Atrue%7D%7D"
+        );
+        assert_eq!(encode_component("a b/c"), "a%20b%2Fc");
+    }
+
+    #[test]
+    fn versions() {
+        assert!(version_less("1.9", "1.41"));
+        assert!(version_less("1.41", "1.47"));
+        assert!(!version_less("1.47", "1.47"));
+        assert!(!version_less("1.50", "1.47"));
+    }
+
+    #[test]
+    fn daemon_errors() {
+        let e = daemon_error(StatusCode::NOT_FOUND, br#"{"message":"No such container: x"}"#);
+        assert_eq!(e.to_string(), "Error response from daemon: No such container: x");
+        assert!(e.is_not_found());
+        let e = daemon_error(StatusCode::INTERNAL_SERVER_ERROR, b"boom\n");
+        assert_eq!(e.to_string(), "Error response from daemon: boom");
+    }
+
+    #[tokio::test(flavor = "current_thread")]
+    async fn connect_error_names_host() {
+        let c = Client::new(Host::Unix("/nonexistent/berth.sock".into()));
+        let e = c.ping().await.unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "Cannot connect to the berth daemon at unix:///nonexistent/berth.sock. Is the daemon running?"
+        );
+    }
+}

@@ -1,0 +1,162 @@
+//! Docker's stream formats: the multiplexed stdout/stderr framing used by logs and attach when the
+//! container has no TTY, and the JSON message stream of load/import/pull.
+
+use std::io;
+
+use serde::Deserialize;
+use tokio::io::{AsyncRead, AsyncReadExt};
+
+/// Which stream a multiplexed frame belongs to (the first header byte).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StreamKind {
+    Stdin,
+    Stdout,
+    Stderr,
+}
+
+/// Reads one frame (`[stream,0,0,0,len_be32]` then `len` bytes) into `buf`; `None` at a clean EOF.
+pub async fn read_frame<R: AsyncRead + Unpin>(reader: &mut R, buf: &mut Vec<u8>) -> io::Result<Option<StreamKind>> {
+    let mut header = [0u8; 8];
+    let mut got = 0;
+    while got < header.len() {
+        let n = reader.read(&mut header[got..]).await?;
+        if n == 0 {
+            if got == 0 {
+                return Ok(None);
+            }
+            return Err(io::Error::new(
+                io::ErrorKind::UnexpectedEof,
+                "truncated stream frame header",
+            ));
+        }
+        got += n;
+    }
+    let kind = match header[0] {
+        0 => StreamKind::Stdin,
+        1 => StreamKind::Stdout,
+        2 => StreamKind::Stderr,
+        other => {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidData,
+                format!("unrecognized stream: {other}"),
+            ))
+        }
+    };
+    let len = u32::from_be_bytes([header[4], header[5], header[6], header[7]]) as usize;
+    buf.clear();
+    buf.resize(len, 0);
+    reader.read_exact(buf).await?;
+    Ok(Some(kind))
+}
+
+/// One message of a JSON progress stream (`/images/load`, `/images/create`).
+#[derive(Debug, Clone, Default, Deserialize)]
+pub struct JsonMessage {
+    #[serde(default)]
+    pub stream: Option<String>,
+    #[serde(default)]
+    pub status: Option<String>,
+    #[serde(default)]
+    pub id: Option<String>,
+    #[serde(default)]
+    pub progress: Option<String>,
+    #[serde(default)]
+    pub error: Option<String>,
+    #[serde(default, rename = "errorDetail")]
+    pub error_detail: Option<ErrorDetail>,
+    #[serde(default)]
+    pub aux: Option<serde_json::Value>,
+}
+
+/// `errorDetail` of a [`JsonMessage`].
+#[derive(Debug, Clone, Default, Deserialize)]
+pub struct ErrorDetail {
+    #[serde(default)]
+    pub code: Option<i64>,
+    #[serde(default)]
+    pub message: Option<String>,
+}
+
+/// Reads concatenated JSON messages as they arrive.
+pub struct JsonMessages<R> {
+    reader: R,
+    buf: Vec<u8>,
+    eof: bool,
+}
+
+impl<R: AsyncRead + Unpin> JsonMessages<R> {
+    pub fn new(reader: R) -> Self {
+        JsonMessages {
+            reader,
+            buf: Vec::new(),
+            eof: false,
+        }
+    }
+
+    /// The next message, `None` at the end of the stream.
+    pub async fn next(&mut self) -> io::Result<Option<JsonMessage>> {
+        loop {
+            let trimmed_start = self.buf.iter().position(|b| !b.is_ascii_whitespace());
+            match trimmed_start {
+                None => self.buf.clear(),
+                Some(start) => {
+                    let mut it = serde_json::Deserializer::from_slice(&self.buf[start..]).into_iter::<JsonMessage>();
+                    match it.next() {
+                        Some(Ok(msg)) => {
+                            let used = start + it.byte_offset();
+                            self.buf.drain(..used);
+                            return Ok(Some(msg));
+                        }
+                        Some(Err(e)) if e.is_eof() && !self.eof => {}
+                        Some(Err(e)) => return Err(io::Error::new(io::ErrorKind::InvalidData, e)),
+                        None => self.buf.clear(),
+                    }
+                }
+            }
+            if self.eof {
+                return Ok(None);
+            }
+            let mut chunk = [0u8; 8192];
+            let n = self.reader.read(&mut chunk).await?;
+            if n == 0 {
+                self.eof = true;
+            }
+            self.buf.extend_from_slice(&chunk[..n]);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test(flavor = "current_thread")]
+    async fn frames() {
+        let mut data = vec![1, 0, 0, 0, 0, 0, 0, 3];
+        data.extend_from_slice(b"out");
+        data.extend_from_slice(&[2, 0, 0, 0, 0, 0, 0, 2]);
+        data.extend_from_slice(b"er");
+        let mut r = &data[..];
+        let mut buf = Vec::new();
+        assert_eq!(read_frame(&mut r, &mut buf).await.unwrap(), Some(StreamKind::Stdout));
+        assert_eq!(buf, b"out");
+        assert_eq!(read_frame(&mut r, &mut buf).await.unwrap(), Some(StreamKind::Stderr));
+        assert_eq!(buf, b"er");
+        assert_eq!(read_frame(&mut r, &mut buf).await.unwrap(), None);
+        let mut short = &[1u8, 0, 0][..];
+        assert!(read_frame(&mut short, &mut buf).await.is_err());
+    }
+
+    #[tokio::test(flavor = "current_thread")]
+    async fn json_messages() {
+        let data = b"{\"stream\":\"Loaded image: bb:latest\\n\"}\r\n{\"errorDetail\":{\"message\":\"boom\"},\"error\":\"boom\"}{\"status\":\"x\"}\n";
+        let mut m = JsonMessages::new(&data[..]);
+        let a = m.next().await.unwrap().unwrap();
+        assert_eq!(a.stream.as_deref(), Some("Loaded image: bb:latest\n"));
+        let b = m.next().await.unwrap().unwrap();
+        assert_eq!(b.error.as_deref(), Some("boom"));
+        let c = m.next().await.unwrap().unwrap();
+        assert_eq!(c.status.as_deref(), Some("x"));
+        assert!(m.next().await.unwrap().is_none());
+    }
+}
