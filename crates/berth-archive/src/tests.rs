@@ -1,0 +1,343 @@
+use super::*;
+use std::os::unix::fs::PermissionsExt;
+
+/// Builds tars byte by byte so hostile names (`..`, absolute) can be written: the `tar` crate's
+/// `set_path` refuses them, so names go straight into the header's name field.
+#[derive(Default)]
+struct RawTar {
+    buf: Vec<u8>,
+}
+
+impl RawTar {
+    fn entry(mut self, name: &str, kind: tar::EntryType, data: &[u8], link: Option<&str>) -> Self {
+        self.entry_sized(name, kind, data, link, data.len() as u64);
+        self
+    }
+
+    fn entry_sized(&mut self, name: &str, kind: tar::EntryType, data: &[u8], link: Option<&str>, size: u64) {
+        let mut h = tar::Header::new_gnu();
+        {
+            let old = h.as_old_mut();
+            old.name[..name.len()].copy_from_slice(name.as_bytes());
+            if let Some(l) = link {
+                old.linkname[..l.len()].copy_from_slice(l.as_bytes());
+            }
+        }
+        h.set_entry_type(kind);
+        h.set_mode(if kind == tar::EntryType::Directory {
+            0o755
+        } else {
+            0o644
+        });
+        h.set_size(size);
+        h.set_mtime(1_700_000_000);
+        h.set_uid(0);
+        h.set_gid(0);
+        h.set_cksum();
+        self.buf.extend_from_slice(h.as_bytes());
+        self.buf.extend_from_slice(data);
+        let pad = (512 - data.len() % 512) % 512;
+        self.buf.extend(std::iter::repeat_n(0u8, pad));
+    }
+
+    fn file(self, name: &str, data: &str) -> Self {
+        self.entry(name, tar::EntryType::Regular, data.as_bytes(), None)
+    }
+    fn dir(self, name: &str) -> Self {
+        self.entry(name, tar::EntryType::Directory, b"", None)
+    }
+    fn symlink(self, name: &str, target: &str) -> Self {
+        self.entry(name, tar::EntryType::Symlink, b"", Some(target))
+    }
+    fn hardlink(self, name: &str, target: &str) -> Self {
+        self.entry(name, tar::EntryType::Link, b"", Some(target))
+    }
+    fn finish(mut self) -> Vec<u8> {
+        self.buf.extend(std::iter::repeat_n(0u8, 1024));
+        self.buf
+    }
+}
+
+fn tmp() -> tempfile::TempDir {
+    tempfile::Builder::new()
+        .prefix("berth-archive-test")
+        .tempdir_in("/var/tmp")
+        .unwrap()
+}
+
+#[test]
+fn hostile_archives_are_refused() {
+    struct Case {
+        name: &'static str,
+        tar: Vec<u8>,
+        want: &'static str,
+    }
+    let cases = vec![
+        Case {
+            name: "dotdot",
+            tar: RawTar::default().file("../evil", "x").finish(),
+            want: "escapes",
+        },
+        Case {
+            name: "nested dotdot",
+            tar: RawTar::default().file("a/../../evil", "x").finish(),
+            want: "escapes",
+        },
+        Case {
+            name: "absolute",
+            tar: RawTar::default().file("/etc/evil", "x").finish(),
+            want: "absolute",
+        },
+        Case {
+            name: "write through absolute symlink",
+            tar: RawTar::default()
+                .symlink("escape", "/tmp")
+                .file("escape/evil", "x")
+                .finish(),
+            want: "symlink",
+        },
+        Case {
+            name: "write through relative symlink",
+            tar: RawTar::default()
+                .dir("a")
+                .symlink("a/up", "../..")
+                .file("a/up/evil", "x")
+                .finish(),
+            want: "symlink",
+        },
+        Case {
+            name: "hardlink outside",
+            tar: RawTar::default().hardlink("passwd", "../../etc/passwd").finish(),
+            want: "escapes",
+        },
+        Case {
+            name: "hardlink absolute",
+            tar: RawTar::default().hardlink("passwd", "/etc/passwd").finish(),
+            want: "absolute",
+        },
+        Case {
+            name: "hardlink through symlink",
+            tar: RawTar::default()
+                .symlink("etc", "/etc")
+                .hardlink("passwd", "etc/passwd")
+                .finish(),
+            want: "symlink",
+        },
+        Case {
+            name: "huge size",
+            tar: {
+                let mut t = RawTar::default();
+                t.entry_sized("big", tar::EntryType::Regular, b"tiny", None, 1 << 40);
+                t.buf
+            },
+            want: "claims",
+        },
+        Case {
+            name: "truncated data",
+            tar: {
+                let mut t = RawTar::default();
+                t.entry_sized("short", tar::EntryType::Regular, &[7u8; 512], None, 4096);
+                t.buf
+            },
+            want: "short",
+        },
+        Case {
+            name: "truncated header",
+            tar: {
+                let mut t = RawTar::default().file("ok", "fine").finish();
+                t.truncate(512 + 512 + 100);
+                let mut h = RawTar::default().file("x", "y").finish();
+                h.truncate(100);
+                t.extend(h);
+                t
+            },
+            want: "",
+        },
+        Case {
+            name: "bad checksum",
+            tar: {
+                let mut t = RawTar::default().file("ok", "fine").finish();
+                t[148] = b'9';
+                t[149] = b'9';
+                t
+            },
+            want: "",
+        },
+    ];
+    for c in cases {
+        let dir = tmp();
+        let outside = dir.path().join("outside");
+        let dest = dir.path().join("dest");
+        let err = unpack_layer(&c.tar[..], &dest).expect_err(c.name);
+        let msg = err.to_string();
+        assert!(msg.contains(c.want), "{}: {msg}", c.name);
+        assert!(!outside.exists(), "{}", c.name);
+        assert!(!Path::new("/tmp/evil").exists(), "{}", c.name);
+        assert!(!dir.path().join("evil").exists(), "{}", c.name);
+    }
+}
+
+#[test]
+fn truncated_archive_names_the_entry() {
+    let mut t = RawTar::default();
+    t.entry_sized("etc/shadow", tar::EntryType::Regular, &[1u8; 512], None, 1 << 20);
+    let dir = tmp();
+    let err = unpack_layer(&t.buf[..], dir.path()).unwrap_err();
+    assert!(matches!(err, ArchiveError::Truncated { .. }), "{err}");
+    assert!(err.to_string().contains("etc/shadow"), "{err}");
+    assert_eq!(err.kind(), ErrorKind::InvalidArgument);
+}
+
+#[test]
+fn symlinks_are_created_not_followed() {
+    let dir = tmp();
+    let tar = RawTar::default()
+        .symlink("abs", "/etc/passwd")
+        .symlink("rel", "../../../x")
+        .file("abs2", "replaced")
+        .finish();
+    unpack_layer(&tar[..], dir.path()).unwrap();
+    assert_eq!(
+        std::fs::read_link(dir.path().join("abs")).unwrap(),
+        Path::new("/etc/passwd")
+    );
+    assert_eq!(
+        std::fs::read_link(dir.path().join("rel")).unwrap(),
+        Path::new("../../../x")
+    );
+    // A regular file over a symlink replaces the link, it does not write through it.
+    let tar = RawTar::default()
+        .symlink("f", "/tmp/berth-archive-should-not-exist")
+        .file("f", "data")
+        .finish();
+    unpack_layer(&tar[..], dir.path()).unwrap();
+    assert!(!Path::new("/tmp/berth-archive-should-not-exist").exists());
+    assert_eq!(std::fs::read(dir.path().join("f")).unwrap(), b"data");
+}
+
+#[test]
+fn regular_layer_unpacks_with_metadata() {
+    let dir = tmp();
+    let tar = RawTar::default()
+        .dir("etc/")
+        .file("etc/hosts", "127.0.0.1 localhost\n")
+        .file("a/../b", "clean")
+        .hardlink("etc/hosts2", "etc/hosts")
+        .entry("dev-null", tar::EntryType::Char, b"", None)
+        .finish();
+    let stats = unpack_layer(&tar[..], dir.path()).unwrap();
+    assert_eq!(stats.entries, 5);
+    assert_eq!(stats.size, 20 + 5);
+    let md = std::fs::metadata(dir.path().join("etc/hosts")).unwrap();
+    assert_eq!(md.permissions().mode() & 0o777, 0o644);
+    assert_eq!(md.mtime(), 1_700_000_000);
+    assert_eq!(md.nlink(), 2);
+    assert_eq!(
+        std::fs::metadata(dir.path().join("etc")).unwrap().mtime(),
+        1_700_000_000
+    );
+    assert_eq!(std::fs::read(dir.path().join("b")).unwrap(), b"clean");
+    assert!(std::fs::symlink_metadata(dir.path().join("dev-null"))
+        .unwrap()
+        .file_type()
+        .is_char_device());
+}
+
+#[test]
+fn whiteouts_become_overlay_whiteouts_and_back() {
+    let dir = tmp();
+    let dest = dir.path().join("fs");
+    let tar = RawTar::default()
+        .dir("etc/")
+        .file("etc/.wh.motd", "")
+        .dir("opt/")
+        .file("opt/.wh..wh..opq", "")
+        .file("opt/keep", "k")
+        .file(".wh..wh.plnk", "")
+        .finish();
+    unpack_layer(&tar[..], &dest).unwrap();
+    let wh = std::fs::symlink_metadata(dest.join("etc/motd")).unwrap();
+    assert!(wh.file_type().is_char_device());
+    assert_eq!(wh.rdev(), 0);
+    assert_eq!(
+        lgetxattr_vec(&dest.join("opt"), OPAQUE_XATTR).as_deref(),
+        Some(&b"y"[..])
+    );
+    assert!(!dest.join(".wh..wh.plnk").exists());
+
+    let mut out = Vec::new();
+    layer_from_dir(&dest, &mut out).unwrap();
+    let mut names = Vec::new();
+    for e in tar::Archive::new(&out[..]).entries().unwrap() {
+        names.push(e.unwrap().path().unwrap().display().to_string());
+    }
+    for want in ["etc/", "etc/.wh.motd", "opt/", "opt/.wh..wh..opq", "opt/keep"] {
+        assert!(names.iter().any(|n| n == want), "{want} missing from {names:?}");
+    }
+    // Round trip: unpacking the written layer gives the same tree.
+    let again = dir.path().join("again");
+    unpack_layer(&out[..], &again).unwrap();
+    assert!(std::fs::symlink_metadata(again.join("etc/motd"))
+        .unwrap()
+        .file_type()
+        .is_char_device());
+    assert_eq!(
+        lgetxattr_vec(&again.join("opt"), OPAQUE_XATTR).as_deref(),
+        Some(&b"y"[..])
+    );
+    assert_eq!(std::fs::read(again.join("opt/keep")).unwrap(), b"k");
+}
+
+#[test]
+fn plain_unpack_keeps_wh_files() {
+    let dir = tmp();
+    let tar = RawTar::default().file(".wh.x", "").finish();
+    unpack(
+        &tar[..],
+        dir.path(),
+        &UnpackOptions {
+            whiteouts: false,
+            preserve_owners: true,
+        },
+    )
+    .unwrap();
+    assert!(std::fs::symlink_metadata(dir.path().join(".wh.x")).unwrap().is_file());
+}
+
+#[test]
+fn decompress_sniffs() {
+    let tar = RawTar::default().file("a", "hello").finish();
+    let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+    gz.write_all(&tar).unwrap();
+    let gz = gz.finish().unwrap();
+    for input in [tar.clone(), gz] {
+        let mut out = Vec::new();
+        decompress(&input[..]).unwrap().read_to_end(&mut out).unwrap();
+        assert_eq!(out, tar);
+    }
+    assert!(matches!(
+        decompress(&[0x28, 0xb5, 0x2f, 0xfd, 0][..]),
+        Err(ArchiveError::UnsupportedCompression("zstd"))
+    ));
+    let (d, n) = DigestReader::new(&tar[..]).finish().unwrap();
+    assert_eq!(d, Digest::sha256(&tar));
+    assert_eq!(n, tar.len() as u64);
+}
+
+#[test]
+fn clean_path_table() {
+    let ok = [
+        ("a/b", vec!["a", "b"]),
+        ("./a//b/", vec!["a", "b"]),
+        ("a/../b", vec!["b"]),
+        ("./", vec![]),
+    ];
+    for (input, want) in ok {
+        let got = clean_path(input.as_bytes()).unwrap();
+        let want: Vec<OsString> = want.into_iter().map(OsString::from).collect();
+        assert_eq!(got, want, "{input}");
+    }
+    for bad in ["", "/a", "..", "a/../../b", "../"] {
+        assert!(clean_path(bad.as_bytes()).is_err(), "{bad}");
+    }
+}
