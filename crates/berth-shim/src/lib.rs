@@ -2,3 +2,6 @@
 //! exit status and answers the engine on a small control socket (see docs/DESIGN.md).
 
 pub mod protocol;
+pub mod launch;
+
+pub use launch::{launch, LaunchError};

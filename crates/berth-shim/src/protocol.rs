@@ -33,6 +33,10 @@ pub struct RootfsMount {
     pub source: String,
     /// Mount options (`lowerdir=...`, `upperdir=...`, `workdir=...`).
     pub options: Vec<String>,
+    /// When set, the paths in `options` are relative to this directory: `chdir` here before mounting
+    /// (keeps the overlay option string under one page for images with many layers).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cwd: Option<String>,
 }
 
 /// `bundle/exit.json`, and the answer to `wait`.
