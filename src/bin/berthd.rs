@@ -1,1 +1,148 @@
-fn main() {}
+//! `berthd`: the berth daemon. Serves the Docker Engine API on a UNIX socket (or loopback TCP).
+
+use anyhow::{bail, Context, Result};
+use berth_engine::{Engine, EngineConfig};
+use clap::Parser;
+use std::collections::HashMap;
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+
+/// The berth daemon: a container engine that speaks the Docker Engine API.
+#[derive(Parser, Debug)]
+#[command(name = "berthd", version, about)]
+struct Args {
+    /// Where to listen: unix:///path/to.sock or tcp://127.0.0.1:PORT (repeatable).
+    #[arg(short = 'H', long = "host", default_value = "unix:///run/berth/berth.sock")]
+    hosts: Vec<String>,
+    /// Persistent state directory.
+    #[arg(long, default_value = "/var/lib/berth")]
+    data_root: PathBuf,
+    /// Runtime state directory (shim sockets).
+    #[arg(long, default_value = "/run/berth")]
+    exec_root: PathBuf,
+    /// Log level: error, warn, info, debug, trace.
+    #[arg(short = 'l', long, default_value = "info")]
+    log_level: String,
+    /// Write the daemon's PID here (default <exec-root>/berthd.pid).
+    #[arg(short = 'p', long)]
+    pidfile: Option<PathBuf>,
+    /// Group that owns the UNIX socket (mode 0660).
+    #[arg(short = 'G', long)]
+    group: Option<String>,
+    /// An extra OCI runtime, NAME=PATH (runc, crun and youki on PATH are found by themselves).
+    #[arg(long = "add-runtime")]
+    add_runtime: Vec<String>,
+    /// The berth-shim binary (default: next to berthd).
+    #[arg(long, hide = true)]
+    shim: Option<PathBuf>,
+}
+
+fn sibling(name: &str) -> Option<PathBuf> {
+    let exe = std::env::current_exe().ok()?;
+    let p = exe.parent()?.join(name);
+    p.exists().then_some(p)
+}
+
+fn on_path(name: &str) -> Option<PathBuf> {
+    let path = std::env::var_os("PATH")?;
+    std::env::split_paths(&path).map(|d| d.join(name)).find(|p| p.is_file())
+}
+
+fn runtimes(extra: &[String]) -> Result<HashMap<String, PathBuf>> {
+    let mut out = HashMap::new();
+    for name in ["runc", "crun", "youki"] {
+        if let Some(p) = on_path(name) {
+            out.insert(name.to_string(), p);
+        }
+    }
+    for r in extra {
+        let (name, path) = r.split_once('=').with_context(|| format!("--add-runtime {r:?}: expected NAME=PATH"))?;
+        out.insert(name.to_string(), PathBuf::from(path));
+    }
+    Ok(out)
+}
+
+async fn listen_unix(path: &Path, group: Option<&str>) -> Result<tokio::net::UnixListener> {
+    if let Some(dir) = path.parent() {
+        std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+    }
+    if path.exists() {
+        if tokio::net::UnixStream::connect(path).await.is_ok() {
+            bail!("another daemon is already listening on {}; stop it or pass --host", path.display());
+        }
+        std::fs::remove_file(path).with_context(|| format!("removing stale socket {}", path.display()))?;
+    }
+    let l = tokio::net::UnixListener::bind(path).with_context(|| format!("listening on {}", path.display()))?;
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o660))
+        .with_context(|| format!("setting the mode of {}", path.display()))?;
+    if let Some(g) = group {
+        match nix::unistd::Group::from_name(g) {
+            Ok(Some(grp)) => nix::unistd::chown(path, None, Some(grp.gid))
+                .with_context(|| format!("giving {} to group {g}", path.display()))?,
+            _ => tracing::warn!("group {g} not found; the socket stays root-only"),
+        }
+    }
+    Ok(l)
+}
+
+#[tokio::main]
+async fn main() -> Result<()> {
+    let args = Args::parse();
+    tracing_subscriber::fmt()
+        .with_env_filter(tracing_subscriber::EnvFilter::new(&args.log_level))
+        .with_writer(std::io::stderr)
+        .init();
+    if !nix::unistd::geteuid().is_root() {
+        bail!("berthd needs root (namespaces, mounts and cgroups); run it with sudo");
+    }
+    let shim_path = match args.shim.clone().or_else(|| sibling("berth-shim")).or_else(|| on_path("berth-shim")) {
+        Some(p) => p,
+        None => bail!("berth-shim not found next to berthd or on PATH; build it with `cargo build --release`"),
+    };
+    let cfg = EngineConfig {
+        data_root: args.data_root.clone(),
+        exec_root: args.exec_root.clone(),
+        shim_path,
+        init_path: sibling("berth-init").or_else(|| on_path("berth-init")),
+        runtimes: runtimes(&args.add_runtime)?,
+    };
+    std::fs::create_dir_all(&args.exec_root).with_context(|| format!("creating {}", args.exec_root.display()))?;
+    let pidfile = args.pidfile.clone().unwrap_or_else(|| args.exec_root.join("berthd.pid"));
+    std::fs::write(&pidfile, format!("{}\n", std::process::id()))
+        .with_context(|| format!("writing {}", pidfile.display()))?;
+    let engine = Engine::open(cfg).await.context("opening the engine state")?;
+
+    let mut servers = tokio::task::JoinSet::new();
+    for host in &args.hosts {
+        if let Some(path) = host.strip_prefix("unix://") {
+            let l = listen_unix(Path::new(path), args.group.as_deref()).await?;
+            servers.spawn(berth_api_server::serve_unix(l, engine.clone()));
+        } else if let Some(addr) = host.strip_prefix("tcp://") {
+            let l = tokio::net::TcpListener::bind(addr).await.with_context(|| format!("listening on {host}"))?;
+            if !l.local_addr().map(|a| a.ip().is_loopback()).unwrap_or(false) {
+                tracing::warn!("{host} is not a loopback address: the API has no authentication");
+            }
+            servers.spawn(berth_api_server::serve_tcp(l, engine.clone()));
+        } else {
+            bail!("invalid --host {host:?}: expected unix:///path or tcp://host:port");
+        }
+        tracing::info!("API listening on {host}");
+    }
+    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
+    tokio::select! {
+        r = servers.join_next() => {
+            if let Some(Ok(Err(e))) = r {
+                return Err(e).context("serving the API");
+            }
+        }
+        _ = tokio::signal::ctrl_c() => tracing::info!("interrupted; containers keep running under their shims"),
+        _ = term.recv() => tracing::info!("terminated; containers keep running under their shims"),
+    }
+    for host in &args.hosts {
+        if let Some(path) = host.strip_prefix("unix://") {
+            let _ = std::fs::remove_file(path);
+        }
+    }
+    let _ = std::fs::remove_file(&pidfile);
+    Ok(())
+}

@@ -1,1 +1,158 @@
-//! Engine API HTTP routes
+//! The Engine API over HTTP: each route translates a request into one engine call and its result back
+//! into Docker's response shape. Connections are served by hyper with upgrades enabled, so `attach`
+//! can hijack the connection the way Docker clients expect.
+
+mod containers;
+mod error;
+mod images;
+mod params;
+mod system;
+
+pub use error::ApiError;
+
+use axum::body::Body;
+use axum::http::{HeaderValue, Request, Response};
+use axum::Router;
+use berth_engine::Engine;
+use hyper_util::rt::TokioIo;
+use std::convert::Infallible;
+use std::sync::Arc;
+use tower::ServiceExt;
+
+/// Shared state of every handler.
+pub type AppState = Arc<Engine>;
+
+/// All routes, without the version prefix (see [`strip_version`]).
+pub fn router(engine: Arc<Engine>) -> Router {
+    Router::new()
+        .merge(system::routes())
+        .merge(containers::routes())
+        .merge(images::routes())
+        .with_state(engine)
+}
+
+/// Splits a `/v1.NN/...` prefix off the path. Returns the version, or an error message when the
+/// version is outside what berth supports (Docker answers 400 then).
+pub fn strip_version(path: &str) -> (Option<String>, &str) {
+    if let Some(rest) = path.strip_prefix("/v") {
+        if let Some(i) = rest.find('/') {
+            let v = &rest[..i];
+            if !v.is_empty() && v.split('.').all(|p| !p.is_empty() && p.bytes().all(|b| b.is_ascii_digit())) {
+                return (Some(v.to_string()), &rest[i..]);
+            }
+        }
+    }
+    (None, path)
+}
+
+fn version_tuple(v: &str) -> (u32, u32) {
+    let mut it = v.split('.').map(|p| p.parse::<u32>().unwrap_or(0));
+    (it.next().unwrap_or(0), it.next().unwrap_or(0))
+}
+
+/// Checks a requested API version against berth's range, with Docker's messages.
+pub fn check_version(v: &str) -> Result<(), String> {
+    let want = version_tuple(v);
+    if want > version_tuple(berth_api::API_VERSION) {
+        return Err(format!(
+            "client version {v} is too new. Maximum supported API version is {}",
+            berth_api::API_VERSION
+        ));
+    }
+    if want < version_tuple(berth_api::MIN_API_VERSION) {
+        return Err(format!(
+            "client version {v} is too old. Minimum supported API version is {}, please upgrade your client to a newer version",
+            berth_api::MIN_API_VERSION
+        ));
+    }
+    Ok(())
+}
+
+/// Handles one request: strips the version prefix, routes, and adds Docker's common headers.
+pub async fn handle<B>(router: Router, req: Request<B>) -> Result<Response<Body>, Infallible>
+where
+    B: axum::body::HttpBody<Data = bytes::Bytes> + Send + 'static,
+    B::Error: Into<axum::BoxError>,
+{
+    let (mut parts, body) = req.into_parts();
+    let (version, rest) = strip_version(parts.uri.path());
+    if let Some(v) = &version {
+        if let Err(msg) = check_version(v) {
+            return Ok(error::json_error(axum::http::StatusCode::BAD_REQUEST, &msg));
+        }
+        let rest = rest.to_string();
+        let pq = match parts.uri.query() {
+            Some(q) => format!("{rest}?{q}"),
+            None => rest,
+        };
+        match pq.parse() {
+            Ok(uri) => parts.uri = uri,
+            Err(_) => return Ok(error::json_error(axum::http::StatusCode::BAD_REQUEST, "invalid request path")),
+        }
+    }
+    parts.extensions.insert(params::ApiVersion(version.unwrap_or_else(|| berth_api::API_VERSION.to_string())));
+    let req = Request::from_parts(parts, Body::new(body));
+    let mut resp = match router.oneshot(req).await {
+        Ok(r) => r,
+        Err(never) => match never {},
+    };
+    let h = resp.headers_mut();
+    h.insert("Api-Version", HeaderValue::from_static(berth_api::API_VERSION));
+    h.insert("Docker-Experimental", HeaderValue::from_static("false"));
+    h.insert("Ostype", HeaderValue::from_static("linux"));
+    h.insert(
+        "Server",
+        HeaderValue::from_static(concat!("berth/", env!("CARGO_PKG_VERSION"), " (linux)")),
+    );
+    Ok(resp)
+}
+
+/// Serves one accepted connection (unix or tcp) until the client closes it.
+pub async fn serve_connection<IO>(router: Router, io: IO)
+where
+    IO: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+{
+    let svc = hyper::service::service_fn(move |req: Request<hyper::body::Incoming>| handle(router.clone(), req));
+    let conn = hyper::server::conn::http1::Builder::new()
+        .keep_alive(true)
+        .serve_connection(TokioIo::new(io), svc)
+        .with_upgrades();
+    if let Err(e) = conn.await {
+        tracing::debug!("connection ended: {e}");
+    }
+}
+
+/// Accepts connections on a unix listener forever.
+pub async fn serve_unix(listener: tokio::net::UnixListener, engine: Arc<Engine>) -> std::io::Result<()> {
+    let router = router(engine);
+    loop {
+        let (stream, _) = listener.accept().await?;
+        tokio::spawn(serve_connection(router.clone(), stream));
+    }
+}
+
+/// Accepts connections on a tcp listener forever.
+pub async fn serve_tcp(listener: tokio::net::TcpListener, engine: Arc<Engine>) -> std::io::Result<()> {
+    let router = router(engine);
+    loop {
+        let (stream, _) = listener.accept().await?;
+        let _ = stream.set_nodelay(true);
+        tokio::spawn(serve_connection(router.clone(), stream));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn version_prefix() {
+        assert_eq!(strip_version("/v1.41/containers/json"), (Some("1.41".into()), "/containers/json"));
+        assert_eq!(strip_version("/containers/json"), (None, "/containers/json"));
+        assert_eq!(strip_version("/version"), (None, "/version"));
+        assert!(check_version("1.41").is_ok());
+        assert!(check_version("1.47").is_ok());
+        assert!(check_version("1.99").unwrap_err().contains("too new"));
+        assert!(check_version("1.12").unwrap_err().contains("too old"));
+    }
+}

@@ -1,0 +1,304 @@
+//! `/containers/...` routes.
+
+use crate::error::{ApiError, ApiResult};
+use crate::params::{empty, json, Params};
+use crate::AppState;
+use axum::body::{Body, Bytes};
+use axum::extract::{Path, RawQuery, Request, State};
+use axum::http::{header, StatusCode};
+use axum::response::Response;
+use axum::routing::{delete, get, post};
+use axum::Router;
+use berth_engine::{ListOptions, LogOptions, WaitCondition};
+use hyper_util::rt::TokioIo;
+use tokio::io::AsyncWriteExt;
+
+fn parse_json<T: serde::de::DeserializeOwned>(body: &Bytes) -> ApiResult<T> {
+    if body.is_empty() {
+        return serde_json::from_slice(b"{}").map_err(|e| ApiError::bad_request(format!("invalid JSON: {e}")));
+    }
+    serde_json::from_slice(body).map_err(|e| ApiError::bad_request(format!("invalid JSON: {e}")))
+}
+
+async fn create(State(e): State<AppState>, RawQuery(q): RawQuery, body: Bytes) -> ApiResult<Response> {
+    let p = Params::from_query(q.as_deref());
+    let req: berth_api::ContainerCreateBody = parse_json(&body)?;
+    let id = e.create_container(p.get("name"), req).await?;
+    Ok(json(StatusCode::CREATED, &serde_json::json!({ "Id": id, "Warnings": [] })))
+}
+
+async fn list(State(e): State<AppState>, RawQuery(q): RawQuery) -> ApiResult<Response> {
+    let p = Params::from_query(q.as_deref());
+    let opts = ListOptions {
+        all: p.flag("all"),
+        limit: p.int("limit")?.unwrap_or(0).max(0) as usize,
+        filters: p.filters()?,
+    };
+    let e2 = e.clone();
+    let list = tokio::task::spawn_blocking(move || e2.list_containers(&opts))
+        .await
+        .map_err(|err| ApiError::internal(err.to_string()))??;
+    Ok(json(StatusCode::OK, &list))
+}
+
+async fn inspect(State(e): State<AppState>, Path(id): Path<String>) -> ApiResult<Response> {
+    Ok(json(StatusCode::OK, &e.inspect_container(&id)?))
+}
+
+async fn start(State(e): State<AppState>, Path(id): Path<String>) -> ApiResult<Response> {
+    e.start(&id).await?;
+    Ok(empty(StatusCode::NO_CONTENT))
+}
+
+async fn stop(State(e): State<AppState>, Path(id): Path<String>, RawQuery(q): RawQuery) -> ApiResult<Response> {
+    let p = Params::from_query(q.as_deref());
+    e.stop(&id, p.get("signal"), p.int("t")?).await?;
+    Ok(empty(StatusCode::NO_CONTENT))
+}
+
+async fn restart(State(e): State<AppState>, Path(id): Path<String>, RawQuery(q): RawQuery) -> ApiResult<Response> {
+    let p = Params::from_query(q.as_deref());
+    e.restart(&id, p.get("signal"), p.int("t")?).await?;
+    Ok(empty(StatusCode::NO_CONTENT))
+}
+
+async fn kill(State(e): State<AppState>, Path(id): Path<String>, RawQuery(q): RawQuery) -> ApiResult<Response> {
+    let p = Params::from_query(q.as_deref());
+    e.kill(&id, p.get("signal")).await?;
+    Ok(empty(StatusCode::NO_CONTENT))
+}
+
+async fn remove(State(e): State<AppState>, Path(id): Path<String>, RawQuery(q): RawQuery) -> ApiResult<Response> {
+    let p = Params::from_query(q.as_deref());
+    if p.flag("link") {
+        return Err(ApiError::bad_request("legacy links are not supported"));
+    }
+    e.remove(&id, p.flag("force")).await?;
+    Ok(empty(StatusCode::NO_CONTENT))
+}
+
+async fn rename(State(e): State<AppState>, Path(id): Path<String>, RawQuery(q): RawQuery) -> ApiResult<Response> {
+    let p = Params::from_query(q.as_deref());
+    let name = p.get("name").filter(|n| !n.is_empty()).ok_or_else(|| ApiError::bad_request("name is required"))?;
+    e.rename(&id, name).await?;
+    Ok(empty(StatusCode::NO_CONTENT))
+}
+
+async fn resize(State(e): State<AppState>, Path(id): Path<String>, RawQuery(q): RawQuery) -> ApiResult<Response> {
+    let p = Params::from_query(q.as_deref());
+    let h = p.int("h")?.unwrap_or(0).clamp(0, u16::MAX as i64) as u16;
+    let w = p.int("w")?.unwrap_or(0).clamp(0, u16::MAX as i64) as u16;
+    e.resize(&id, h, w).await?;
+    Ok(empty(StatusCode::OK))
+}
+
+async fn wait(State(e): State<AppState>, Path(id): Path<String>, RawQuery(q): RawQuery) -> ApiResult<Response> {
+    let p = Params::from_query(q.as_deref());
+    let cond = WaitCondition::parse(p.get("condition").unwrap_or(""))?;
+    // Fail early for unknown containers; then send the headers at once and the body at the exit,
+    // as dockerd does, so clients know the wait is registered.
+    e.lookup(&id)?;
+    let stream = futures_util::stream::once(async move {
+        let body = match e.wait(&id, cond).await {
+            Ok((code, err)) => serde_json::json!({
+                "StatusCode": code,
+                "Error": err.filter(|m| !m.is_empty()).map(|m| serde_json::json!({ "Message": m })),
+            }),
+            Err(err) => serde_json::json!({ "StatusCode": -1, "Error": { "Message": err.to_string() } }),
+        };
+        Ok::<_, std::io::Error>(Bytes::from(format!("{body}\n")))
+    });
+    Ok(Response::builder()
+        .status(StatusCode::OK)
+        .header(header::CONTENT_TYPE, "application/json")
+        .body(Body::from_stream(stream))
+        .unwrap_or_default())
+}
+
+fn frame(stream: u8, data: &[u8]) -> Bytes {
+    let mut v = Vec::with_capacity(8 + data.len());
+    v.extend_from_slice(&[stream, 0, 0, 0]);
+    v.extend_from_slice(&(data.len() as u32).to_be_bytes());
+    v.extend_from_slice(data);
+    Bytes::from(v)
+}
+
+async fn logs(State(e): State<AppState>, Path(id): Path<String>, RawQuery(q): RawQuery) -> ApiResult<Response> {
+    let p = Params::from_query(q.as_deref());
+    let tail = match p.get("tail") {
+        None | Some("") | Some("all") => None,
+        Some(t) => Some(t.parse::<usize>().map_err(|_| ApiError::bad_request(format!("invalid value for tail: {t:?}")))?),
+    };
+    let time_param = |key: &str| -> ApiResult<Option<f64>> {
+        match p.get(key) {
+            None | Some("") | Some("0") => Ok(None),
+            Some(v) => v.parse::<f64>().map(Some).map_err(|_| ApiError::bad_request(format!("invalid value for {key}: {v:?}"))),
+        }
+    };
+    let opts = LogOptions {
+        stdout: p.flag("stdout"),
+        stderr: p.flag("stderr"),
+        follow: p.flag("follow"),
+        tail,
+        since: time_param("since")?,
+        until: time_param("until")?,
+        timestamps: p.flag("timestamps"),
+    };
+    if !opts.stdout && !opts.stderr {
+        return Err(ApiError::bad_request("Bad parameters: you must choose at least one stream"));
+    }
+    let mut logs = e.logs(&id, opts).await?;
+    let tty = logs.tty;
+    let stream = async_stream(move |tx| async move {
+        while let Some(f) = logs.frames.recv().await {
+            let chunk = if tty { Bytes::from(f.data) } else { frame(f.stream, &f.data) };
+            if tx.send(Ok(chunk)).await.is_err() {
+                break;
+            }
+        }
+    });
+    let ctype = if tty { "application/vnd.docker.raw-stream" } else { "application/vnd.docker.multiplexed-stream" };
+    Ok(Response::builder()
+        .status(StatusCode::OK)
+        .header(header::CONTENT_TYPE, ctype)
+        .body(Body::from_stream(stream))
+        .unwrap_or_default())
+}
+
+/// A body stream fed by a task.
+pub(crate) fn async_stream<F, Fut>(f: F) -> tokio_stream_shim::ReceiverStream
+where
+    F: FnOnce(tokio::sync::mpsc::Sender<Result<Bytes, std::io::Error>>) -> Fut,
+    Fut: std::future::Future<Output = ()> + Send + 'static,
+{
+    let (tx, rx) = tokio::sync::mpsc::channel(16);
+    tokio::spawn(f(tx));
+    tokio_stream_shim::ReceiverStream(rx)
+}
+
+/// A minimal `Stream` over an mpsc receiver (what tokio-stream's wrapper does).
+pub(crate) mod tokio_stream_shim {
+    use axum::body::Bytes;
+    use std::pin::Pin;
+    use std::task::{Context, Poll};
+
+    /// Receiver as a stream of body chunks.
+    pub struct ReceiverStream(pub tokio::sync::mpsc::Receiver<Result<Bytes, std::io::Error>>);
+
+    impl futures_util::Stream for ReceiverStream {
+        type Item = Result<Bytes, std::io::Error>;
+        fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
+            self.0.poll_recv(cx)
+        }
+    }
+}
+
+async fn attach(State(e): State<AppState>, Path(id): Path<String>, RawQuery(q): RawQuery, mut req: Request) -> ApiResult<Response> {
+    let p = Params::from_query(q.as_deref());
+    let c = e.lookup(&id)?;
+    let rec = c.record();
+    let tty = rec.config.tty.unwrap_or(false);
+    let (stdin, stdout, stderr) = (p.flag("stdin"), p.flag("stdout"), p.flag("stderr"));
+    if !p.flag("stream") && p.flag("logs") {
+        return Err(ApiError::bad_request("attach with logs=1 and without stream=1 is not supported; use the logs endpoint"));
+    }
+    let ctype = if tty { "application/vnd.docker.raw-stream" } else { "application/vnd.docker.multiplexed-stream" };
+    let wants_upgrade = req.headers().get(header::UPGRADE).is_some();
+    let on_upgrade = req.extensions_mut().remove::<hyper::upgrade::OnUpgrade>();
+    let id = c.id.clone();
+    match (wants_upgrade, on_upgrade) {
+        (true, Some(on_upgrade)) => {
+            tokio::spawn(async move {
+                let upgraded = match on_upgrade.await {
+                    Ok(u) => u,
+                    Err(err) => {
+                        tracing::debug!("attach upgrade failed: {err}");
+                        return;
+                    }
+                };
+                let client = TokioIo::new(upgraded);
+                let shim = match e.attach(&id, stdin, stdout, stderr).await {
+                    Ok((s, _)) => s,
+                    Err(err) => {
+                        tracing::debug!("attach to {id}: {err}");
+                        return;
+                    }
+                };
+                pipe(client, shim, stdin).await;
+            });
+            Ok(Response::builder()
+                .status(StatusCode::SWITCHING_PROTOCOLS)
+                .header(header::CONNECTION, "Upgrade")
+                .header(header::UPGRADE, "tcp")
+                .header(header::CONTENT_TYPE, ctype)
+                .body(Body::empty())
+                .unwrap_or_default())
+        }
+        _ => {
+            // No upgrade: stream the output as the response body (stdin cannot be sent this way).
+            let stream = async_stream(move |tx| async move {
+                let Ok((mut shim, _)) = e.attach(&id, false, stdout, stderr).await else { return };
+                let mut buf = vec![0u8; 16 * 1024];
+                loop {
+                    match tokio::io::AsyncReadExt::read(&mut shim, &mut buf).await {
+                        Ok(0) | Err(_) => break,
+                        Ok(n) => {
+                            if tx.send(Ok(Bytes::copy_from_slice(&buf[..n]))).await.is_err() {
+                                break;
+                            }
+                        }
+                    }
+                }
+            });
+            Ok(Response::builder()
+                .status(StatusCode::OK)
+                .header(header::CONTENT_TYPE, ctype)
+                .body(Body::from_stream(stream))
+                .unwrap_or_default())
+        }
+    }
+}
+
+/// Copies the shim's output to the client until the container ends, and the client's input to the shim.
+async fn pipe<C>(client: C, shim: berth_engine::AttachStream, stdin: bool)
+where
+    C: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+{
+    let (mut cr, mut cw) = tokio::io::split(client);
+    let (mut sr, mut sw) = tokio::io::split(shim);
+    let input = tokio::spawn(async move {
+        if stdin {
+            let _ = tokio::io::copy(&mut cr, &mut sw).await;
+        } else {
+            // Drain and ignore whatever the client sends.
+            let _ = tokio::io::copy(&mut cr, &mut tokio::io::sink()).await;
+        }
+        let _ = sw.shutdown().await;
+    });
+    let _ = tokio::io::copy(&mut sr, &mut cw).await;
+    let _ = cw.shutdown().await;
+    input.abort();
+}
+
+async fn prune(State(e): State<AppState>) -> ApiResult<Response> {
+    let removed = e.prune_containers().await?;
+    Ok(json(StatusCode::OK, &serde_json::json!({ "ContainersDeleted": removed, "SpaceReclaimed": 0 })))
+}
+
+pub(crate) fn routes() -> Router<AppState> {
+    Router::new()
+        .route("/containers/create", post(create))
+        .route("/containers/json", get(list))
+        .route("/containers/prune", post(prune))
+        .route("/containers/{id}/json", get(inspect))
+        .route("/containers/{id}/start", post(start))
+        .route("/containers/{id}/stop", post(stop))
+        .route("/containers/{id}/restart", post(restart))
+        .route("/containers/{id}/kill", post(kill))
+        .route("/containers/{id}/wait", post(wait))
+        .route("/containers/{id}/rename", post(rename))
+        .route("/containers/{id}/resize", post(resize))
+        .route("/containers/{id}/attach", post(attach))
+        .route("/containers/{id}/logs", get(logs))
+        .route("/containers/{id}", delete(remove))
+}

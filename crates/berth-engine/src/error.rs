@@ -1,0 +1,97 @@
+//! Engine errors, each with Docker's wording and an `ErrorKind` for the HTTP status.
+
+use berth_types::{ErrorKind, HasErrorKind};
+
+/// What an engine operation can fail with.
+#[derive(Debug, thiserror::Error)]
+pub enum EngineError {
+    /// No container matches the given name or ID.
+    #[error("No such container: {0}")]
+    NoSuchContainer(String),
+    /// A prefix matched more than one container.
+    #[error("multiple IDs found with provided prefix: {0}")]
+    Ambiguous(String),
+    /// The request is invalid.
+    #[error("{0}")]
+    InvalidArgument(String),
+    /// The request conflicts with the container's state or another object.
+    #[error("{0}")]
+    Conflict(String),
+    /// The container is already in the requested state (HTTP 304).
+    #[error("{0}")]
+    NotModified(String),
+    /// Something the client named was not found (with Docker's message).
+    #[error("{0}")]
+    NotFound(String),
+    /// The container's process could not be started; `exit_code` follows Docker (126, 127, 125).
+    #[error("{message}")]
+    StartFailed {
+        /// The runtime's message.
+        message: String,
+        /// Docker's exit code for this failure.
+        exit_code: i32,
+    },
+    /// An image-store error.
+    #[error(transparent)]
+    Store(#[from] berth_store::StoreError),
+    /// A snapshotter error.
+    #[error(transparent)]
+    Snapshot(#[from] berth_snapshot::SnapshotError),
+    /// A runtime (spec or user resolution) error.
+    #[error(transparent)]
+    Runtime(#[from] berth_runtime::Error),
+    /// Talking to a container's shim failed.
+    #[error("shim of container {id}: {message}")]
+    Shim {
+        /// Container ID.
+        id: String,
+        /// What failed.
+        message: String,
+    },
+    /// A file operation on the engine's state failed.
+    #[error("{what} {path}: {source}")]
+    Io {
+        /// The operation.
+        what: &'static str,
+        /// The file.
+        path: String,
+        /// The cause.
+        #[source]
+        source: std::io::Error,
+    },
+    /// Anything else.
+    #[error("{0}")]
+    Internal(String),
+}
+
+impl EngineError {
+    /// An I/O error with the operation and the path it concerned.
+    pub fn io(what: &'static str, path: impl AsRef<std::path::Path>, source: std::io::Error) -> Self {
+        EngineError::Io { what, path: path.as_ref().display().to_string(), source }
+    }
+}
+
+impl HasErrorKind for EngineError {
+    fn kind(&self) -> ErrorKind {
+        match self {
+            EngineError::NoSuchContainer(_) | EngineError::NotFound(_) => ErrorKind::NotFound,
+            EngineError::Ambiguous(_) | EngineError::InvalidArgument(_) => ErrorKind::InvalidArgument,
+            EngineError::Conflict(_) => ErrorKind::Conflict,
+            EngineError::NotModified(_) => ErrorKind::NotModified,
+            EngineError::StartFailed { exit_code, .. } => {
+                if *exit_code == 126 || *exit_code == 127 {
+                    ErrorKind::InvalidArgument
+                } else {
+                    ErrorKind::Internal
+                }
+            }
+            EngineError::Store(e) => e.kind(),
+            EngineError::Snapshot(e) => e.kind(),
+            EngineError::Runtime(e) => e.kind(),
+            EngineError::Shim { .. } | EngineError::Io { .. } | EngineError::Internal(_) => ErrorKind::Internal,
+        }
+    }
+}
+
+/// Engine result.
+pub type Result<T, E = EngineError> = std::result::Result<T, E>;

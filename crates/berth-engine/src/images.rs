@@ -1,0 +1,212 @@
+//! Image operations: thin async wrappers over the image store, plus the Engine API views of images.
+
+use crate::error::{EngineError, Result};
+use crate::Engine;
+use berth_api::models::ContainerConfig;
+use berth_store::ImageRecord;
+use serde_json::{json, Value};
+use std::io::{Read, Write};
+use std::sync::Arc;
+
+pub use berth_store::ImportOptions;
+
+/// Lines `docker load` prints, one per loaded image.
+#[derive(Debug, Clone)]
+pub struct LoadOutput {
+    /// `Loaded image: bb:latest` or `Loaded image ID: sha256:...`.
+    pub lines: Vec<String>,
+}
+
+async fn blocking<T: Send + 'static>(f: impl FnOnce() -> Result<T> + Send + 'static) -> Result<T> {
+    tokio::task::spawn_blocking(f).await.map_err(|e| EngineError::Internal(format!("image task failed: {e}")))?
+}
+
+/// The container defaults an image carries (its config's `config` object).
+pub(crate) fn image_container_config(img: &ImageRecord) -> ContainerConfig {
+    img.config
+        .get("config")
+        .cloned()
+        .and_then(|c| serde_json::from_value(c).ok())
+        .unwrap_or_default()
+}
+
+fn created_unix(img: &ImageRecord) -> i64 {
+    berth_types::time::unix_seconds(&img.created)
+}
+
+impl Engine {
+    /// `GET /images/json`.
+    pub async fn list_images(self: &Arc<Self>, all: bool, filters: std::collections::HashMap<String, Vec<String>>) -> Result<Vec<Value>> {
+        let _ = all;
+        let engine = self.clone();
+        blocking(move || {
+            let mut out = Vec::new();
+            for img in engine.images.list()? {
+                let id = img.id.to_string();
+                if let Some(refs) = filters.get("reference") {
+                    let familiar: Vec<String> = img.repo_tags.clone();
+                    if !refs.iter().any(|r| familiar.iter().any(|t| reference_matches(r, t))) {
+                        continue;
+                    }
+                }
+                if let Some(d) = filters.get("dangling").and_then(|v| v.first()) {
+                    let dangling = img.repo_tags.is_empty();
+                    if (d == "true" || d == "1") != dangling {
+                        continue;
+                    }
+                }
+                if let Some(labels) = filters.get("label") {
+                    let l = image_container_config(&img).labels.unwrap_or_default();
+                    if !labels.iter().all(|f| match f.split_once('=') {
+                        Some((k, v)) => l.get(k).is_some_and(|x| x == v),
+                        None => l.contains_key(f.as_str()),
+                    }) {
+                        continue;
+                    }
+                }
+                let containers = engine.all_containers().iter().filter(|c| c.record().image == id).count() as i64;
+                out.push(json!({
+                    "Id": id,
+                    "ParentId": "",
+                    "RepoTags": img.repo_tags,
+                    "RepoDigests": img.repo_digests,
+                    "Created": created_unix(&img),
+                    "Size": img.size,
+                    "SharedSize": -1,
+                    "VirtualSize": img.size,
+                    "Labels": image_container_config(&img).labels.unwrap_or_default(),
+                    "Containers": containers,
+                }));
+            }
+            out.sort_by_key(|v| std::cmp::Reverse(v["Created"].as_i64().unwrap_or(0)));
+            Ok(out)
+        })
+        .await
+    }
+
+    /// `GET /images/{name}/json`.
+    pub async fn inspect_image(self: &Arc<Self>, name: &str) -> Result<Value> {
+        let engine = self.clone();
+        let name = name.to_string();
+        blocking(move || {
+            let img = engine.images.resolve(&name)?;
+            let c = &img.config;
+            let lower: Vec<String> = engine
+                .snapshots
+                .lower_dirs(&img.chain_ids)
+                .unwrap_or_default()
+                .iter()
+                .map(|p| p.display().to_string())
+                .collect();
+            Ok(json!({
+                "Id": img.id.to_string(),
+                "RepoTags": img.repo_tags,
+                "RepoDigests": img.repo_digests,
+                "Parent": "",
+                "Comment": c.get("comment").cloned().unwrap_or(json!("")),
+                "Created": img.created,
+                "DockerVersion": c.get("docker_version").cloned().unwrap_or(json!("")),
+                "Author": c.get("author").cloned().unwrap_or(json!("")),
+                "Config": c.get("config").cloned().unwrap_or(Value::Null),
+                "Architecture": c.get("architecture").cloned().unwrap_or(json!("amd64")),
+                "Variant": c.get("variant").cloned(),
+                "Os": c.get("os").cloned().unwrap_or(json!("linux")),
+                "Size": img.size,
+                "VirtualSize": img.size,
+                "GraphDriver": { "Name": "overlay2", "Data": { "LowerDir": lower.join(":") } },
+                "RootFS": { "Type": "layers", "Layers": img.diff_ids.iter().map(|d| d.to_string()).collect::<Vec<_>>() },
+                "Metadata": { "LastTagTime": berth_types::time::ZERO_TIME },
+            }))
+        })
+        .await
+    }
+
+    /// `GET /images/{name}/history`.
+    pub async fn image_history(self: &Arc<Self>, name: &str) -> Result<Value> {
+        let engine = self.clone();
+        let name = name.to_string();
+        blocking(move || Ok(serde_json::to_value(engine.images.history(&name)?).unwrap_or(Value::Null))).await
+    }
+
+    /// `POST /images/{name}/tag`.
+    pub async fn tag_image(self: &Arc<Self>, name: &str, repo: &str, tag: Option<&str>) -> Result<()> {
+        let target = match tag.filter(|t| !t.is_empty()) {
+            Some(t) => format!("{repo}:{t}"),
+            None => repo.to_string(),
+        };
+        let reference = berth_types::Reference::parse(&target).map_err(|e| EngineError::InvalidArgument(e.to_string()))?;
+        let engine = self.clone();
+        let name = name.to_string();
+        blocking(move || Ok(engine.images.tag(&name, &reference)?)).await
+    }
+
+    /// `DELETE /images/{name}`.
+    pub async fn remove_image(self: &Arc<Self>, name: &str, force: bool, noprune: bool) -> Result<Value> {
+        let engine = self.clone();
+        let name = name.to_string();
+        blocking(move || {
+            let in_use = |id: &str| engine.container_using_image(id);
+            let items = engine.images.remove(&name, force, !noprune, &in_use)?;
+            Ok(serde_json::to_value(items).unwrap_or(Value::Null))
+        })
+        .await
+    }
+
+    /// `POST /images/prune`.
+    pub async fn prune_images(self: &Arc<Self>, dangling_only: bool) -> Result<Value> {
+        let engine = self.clone();
+        blocking(move || {
+            let in_use = |id: &str| engine.container_using_image(id);
+            let (deleted, space) = engine.images.prune(dangling_only, &in_use)?;
+            Ok(json!({ "ImagesDeleted": deleted, "SpaceReclaimed": space }))
+        })
+        .await
+    }
+
+    /// `POST /images/create?fromSrc=-`: imports a root filesystem tarball; returns the image ID.
+    pub async fn import_image(self: &Arc<Self>, reader: impl Read + Send + 'static, opts: ImportOptions) -> Result<String> {
+        let engine = self.clone();
+        blocking(move || Ok(engine.images.import(reader, opts)?.id.to_string())).await
+    }
+
+    /// `POST /images/load`.
+    pub async fn load_images(self: &Arc<Self>, reader: impl Read + Send + 'static) -> Result<LoadOutput> {
+        let engine = self.clone();
+        blocking(move || {
+            let loaded = engine.images.load(reader)?;
+            Ok(LoadOutput { lines: loaded.iter().map(|l| l.to_string()).collect() })
+        })
+        .await
+    }
+
+    /// `GET /images/get`: writes a `docker save` archive of `names` to `out`.
+    pub async fn save_images(self: &Arc<Self>, names: Vec<String>, out: impl Write + Send + 'static) -> Result<()> {
+        // Resolve first so a bad name is a clean 404 before any byte is sent.
+        self.resolve_images(names.clone()).await?;
+        let engine = self.clone();
+        blocking(move || Ok(engine.images.save(&names, out)?)).await
+    }
+
+    /// Checks that every name resolves (for `save`).
+    pub async fn resolve_images(self: &Arc<Self>, names: Vec<String>) -> Result<()> {
+        let engine = self.clone();
+        blocking(move || {
+            for n in &names {
+                engine.images.resolve(n)?;
+            }
+            Ok(())
+        })
+        .await
+    }
+}
+
+/// Docker's `reference` filter: a familiar name, optionally with a glob-free tag.
+fn reference_matches(filter: &str, tag: &str) -> bool {
+    if filter == tag {
+        return true;
+    }
+    match tag.rsplit_once(':') {
+        Some((repo, _)) => filter == repo,
+        None => false,
+    }
+}

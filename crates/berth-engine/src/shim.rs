@@ -1,0 +1,58 @@
+//! The engine's side of the shim control socket (see `berth_shim::protocol`).
+
+use crate::error::{EngineError, Result};
+use berth_shim::protocol::{ExitStatus, Request, Response};
+use std::path::Path;
+use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
+use tokio::net::UnixStream;
+
+fn shim_err(id: &str, message: impl Into<String>) -> EngineError {
+    EngineError::Shim { id: id.to_string(), message: message.into() }
+}
+
+/// Opens a connection, sends `req` and reads the one-line answer. Returns the answer and the stream
+/// (positioned right after the answer line, for `attach`).
+pub async fn call(id: &str, socket: &Path, req: &Request) -> Result<(Response, BufReader<UnixStream>)> {
+    let stream = UnixStream::connect(socket)
+        .await
+        .map_err(|e| shim_err(id, format!("connecting to {}: {e}", socket.display())))?;
+    let mut stream = BufReader::new(stream);
+    let mut line = serde_json::to_vec(req).map_err(|e| shim_err(id, format!("encoding request: {e}")))?;
+    line.push(b'\n');
+    stream.get_mut().write_all(&line).await.map_err(|e| shim_err(id, format!("sending request: {e}")))?;
+    let mut answer = String::new();
+    let n = stream.read_line(&mut answer).await.map_err(|e| shim_err(id, format!("reading answer: {e}")))?;
+    if n == 0 {
+        return Err(shim_err(id, "the shim closed the connection without answering"));
+    }
+    let resp: Response =
+        serde_json::from_str(answer.trim_end()).map_err(|e| shim_err(id, format!("bad answer {answer:?}: {e}")))?;
+    if let Some(err) = resp.error.clone() {
+        return Err(shim_err(id, err));
+    }
+    Ok((resp, stream))
+}
+
+/// Sends a simple request and checks the answer.
+pub async fn simple(id: &str, socket: &Path, req: Request) -> Result<Response> {
+    call(id, socket, &req).await.map(|(r, _)| r)
+}
+
+/// Waits for the container's exit. `None` when the shim went away without saying (crashed or killed).
+pub async fn wait(id: &str, socket: &Path) -> Result<Option<ExitStatus>> {
+    let stream = UnixStream::connect(socket)
+        .await
+        .map_err(|e| shim_err(id, format!("connecting to {}: {e}", socket.display())))?;
+    let mut stream = BufReader::new(stream);
+    let mut line = serde_json::to_vec(&Request::Wait).map_err(|e| shim_err(id, e.to_string()))?;
+    line.push(b'\n');
+    stream.get_mut().write_all(&line).await.map_err(|e| shim_err(id, format!("sending wait: {e}")))?;
+    let mut answer = String::new();
+    match stream.read_line(&mut answer).await {
+        Ok(0) | Err(_) => Ok(None),
+        Ok(_) => match serde_json::from_str::<ExitStatus>(answer.trim_end()) {
+            Ok(st) => Ok(Some(st)),
+            Err(_) => Ok(None),
+        },
+    }
+}

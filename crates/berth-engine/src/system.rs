@@ -1,0 +1,151 @@
+//! `/info` and `/version`.
+
+use crate::Engine;
+use berth_api::models::{SystemInfo, SystemInfoCgroupDriverEnum, SystemInfoCgroupVersionEnum, SystemVersion, SystemVersionComponents, SystemVersionPlatform};
+use std::collections::HashMap;
+
+/// berth's version, reported where Docker reports the engine version.
+pub const VERSION: &str = env!("CARGO_PKG_VERSION");
+
+fn uname() -> (String, String, String) {
+    match nix::sys::utsname::uname() {
+        Ok(u) => (
+            u.release().to_string_lossy().into_owned(),
+            u.nodename().to_string_lossy().into_owned(),
+            u.machine().to_string_lossy().into_owned(),
+        ),
+        Err(_) => (String::new(), String::new(), String::new()),
+    }
+}
+
+fn os_name() -> String {
+    std::fs::read_to_string("/etc/os-release")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find_map(|l| l.strip_prefix("PRETTY_NAME=").map(|v| v.trim_matches('"').to_string()))
+        })
+        .unwrap_or_else(|| "Linux".into())
+}
+
+fn mem_total() -> i64 {
+    std::fs::read_to_string("/proc/meminfo")
+        .ok()
+        .and_then(|s| {
+            s.lines().find_map(|l| {
+                l.strip_prefix("MemTotal:")
+                    .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<i64>().ok())
+            })
+        })
+        .map(|kb| kb * 1024)
+        .unwrap_or(0)
+}
+
+fn go_arch(machine: &str) -> String {
+    match machine {
+        "x86_64" => "amd64".into(),
+        "aarch64" => "arm64".into(),
+        other => other.into(),
+    }
+}
+
+impl Engine {
+    /// `GET /version`.
+    pub fn version(&self) -> SystemVersion {
+        let (kernel, _, machine) = uname();
+        SystemVersion {
+            platform: Some(SystemVersionPlatform { name: "berth".into() }),
+            components: Some(vec![SystemVersionComponents {
+                name: "Engine".into(),
+                version: VERSION.into(),
+                details: None,
+            }]),
+            version: Some(VERSION.into()),
+            api_version: Some(berth_api::API_VERSION.into()),
+            min_api_version: Some(berth_api::MIN_API_VERSION.into()),
+            git_commit: Some(String::new()),
+            go_version: Some(format!("rust{}", option_env!("CARGO_PKG_RUST_VERSION").unwrap_or(""))),
+            os: Some("linux".into()),
+            arch: Some(go_arch(&machine)),
+            kernel_version: Some(kernel),
+            experimental: None,
+            build_time: None,
+        }
+    }
+
+    /// `GET /info`.
+    pub fn info(&self) -> SystemInfo {
+        let (kernel, host, machine) = uname();
+        let (running, paused, stopped) = self.container_counts();
+        let v2 = std::path::Path::new("/sys/fs/cgroup/cgroup.controllers").exists();
+        let mut runtimes = HashMap::new();
+        runtimes.insert("berth".to_string(), berth_api::models::Runtime { path: Some(self.cfg.shim_path.display().to_string()), ..Default::default() });
+        for (name, path) in &self.cfg.runtimes {
+            runtimes.insert(name.clone(), berth_api::models::Runtime { path: Some(path.display().to_string()), ..Default::default() });
+        }
+        SystemInfo {
+            id: Some(self.daemon_id()),
+            containers: Some(running + paused + stopped),
+            containers_running: Some(running),
+            containers_paused: Some(paused),
+            containers_stopped: Some(stopped),
+            images: Some(self.images.list().map(|l| l.len() as i64).unwrap_or(0)),
+            driver: Some("overlay2".into()),
+            driver_status: Some(vec![vec!["Backing Filesystem".into(), "extfs".into()]]),
+            docker_root_dir: Some(self.cfg.data_root.display().to_string()),
+            memory_limit: Some(true),
+            swap_limit: Some(true),
+            cpu_cfs_period: Some(true),
+            cpu_cfs_quota: Some(true),
+            cpu_shares: Some(true),
+            cpu_set: Some(true),
+            pids_limit: Some(true),
+            oom_kill_disable: Some(!v2),
+            ipv4_forwarding: Some(true),
+            debug: Some(false),
+            nfd: Some(std::fs::read_dir("/proc/self/fd").map(|d| d.count() as i64).unwrap_or(0)),
+            n_goroutines: Some(0),
+            system_time: Some(berth_types::time::now_rfc3339()),
+            logging_driver: Some("json-file".into()),
+            cgroup_driver: Some(SystemInfoCgroupDriverEnum::CGROUPFS),
+            cgroup_version: Some(if v2 { SystemInfoCgroupVersionEnum::_2 } else { SystemInfoCgroupVersionEnum::_1 }),
+            n_events_listener: Some(0),
+            kernel_version: Some(kernel),
+            operating_system: Some(os_name()),
+            os_version: Some(String::new()),
+            os_type: Some("linux".into()),
+            architecture: Some(machine),
+            ncpu: Some(std::thread::available_parallelism().map(|n| n.get() as i64).unwrap_or(1)),
+            mem_total: Some(mem_total()),
+            index_server_address: Some("https://index.docker.io/v1/".into()),
+            name: Some(host),
+            labels: Some(Vec::new()),
+            experimental_build: Some(false),
+            server_version: Some(VERSION.into()),
+            runtimes: Some(runtimes),
+            default_runtime: Some("berth".into()),
+            live_restore_enabled: Some(true),
+            isolation: None,
+            init_binary: Some(self.cfg.init_path.as_ref().map(|p| p.display().to_string()).unwrap_or_default()),
+            security_options: Some(vec!["name=seccomp,profile=builtin".into()]),
+            warnings: Some(Vec::new()),
+            ..Default::default()
+        }
+    }
+
+    /// A stable identifier of this daemon's state directory.
+    fn daemon_id(&self) -> String {
+        let p = self.cfg.data_root.join("engine-id");
+        if let Ok(id) = std::fs::read_to_string(&p) {
+            return id.trim().to_string();
+        }
+        let id = berth_types::new_id();
+        let _ = crate::record::write_atomic(&p, id.as_bytes());
+        id
+    }
+
+    /// Seconds since the engine started.
+    pub fn uptime(&self) -> u64 {
+        self.started.elapsed().as_secs()
+    }
+}
