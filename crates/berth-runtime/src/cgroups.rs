@@ -1,0 +1,537 @@
+//! Cgroup management for one container: v1 (one hierarchy per controller) and v2 (unified), selected
+//! by probing the cgroup root. Constructed with the root path so tests can use a fake hierarchy.
+
+use crate::error::{Error, Result};
+use oci_spec::runtime::{LinuxDeviceCgroup, LinuxResources};
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+/// The usual cgroup root.
+pub const DEFAULT_ROOT: &str = "/sys/fs/cgroup";
+
+/// Usage figures of a container's cgroup.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct CgroupStats {
+    /// Memory in use, bytes.
+    pub memory_usage: u64,
+    /// Memory limit, bytes (`u64::MAX` when unlimited or unknown).
+    pub memory_limit: u64,
+    /// Number of tasks.
+    pub pids_current: u64,
+}
+
+/// One container's cgroup.
+pub trait CgroupManager {
+    /// Creates the cgroup (all controllers) and applies the resource limits.
+    fn create(&self, resources: Option<&LinuxResources>) -> Result<()>;
+    /// Moves a process (and its future children) into the cgroup.
+    fn add_process(&self, pid: i32) -> Result<()>;
+    /// Whether the kernel's OOM killer killed a process of the cgroup.
+    fn oom_killed(&self) -> bool;
+    /// Current usage.
+    fn stats(&self) -> Result<CgroupStats>;
+    /// Removes the cgroup, retrying briefly while exiting tasks drain.
+    fn remove(&self) -> Result<()>;
+    /// What the container sees at `/sys/fs/cgroup`: `(name, host directory)` pairs; the name is empty for
+    /// v2 (the directory itself is mounted there) and the hierarchy's mount name for v1.
+    fn container_mounts(&self) -> Vec<(String, PathBuf)>;
+}
+
+/// Picks v2 when `root/cgroup.controllers` exists, else v1; `path` is the spec's `cgroupsPath`.
+pub fn open(root: &Path, path: &str) -> Result<Box<dyn CgroupManager>> {
+    let rel = path.trim_start_matches('/');
+    if rel.is_empty() || rel.split('/').any(|c| c == "..") {
+        return Err(Error::Invalid(format!("invalid cgroups path {path:?}")));
+    }
+    if root.join("cgroup.controllers").exists() {
+        Ok(Box::new(V2 {
+            root: root.to_path_buf(),
+            dir: root.join(rel),
+        }))
+    } else {
+        Ok(Box::new(V1::detect(root, rel)?))
+    }
+}
+
+fn cg_err(op: &'static str, path: &Path, source: std::io::Error) -> Error {
+    Error::Cgroup {
+        op,
+        path: path.display().to_string(),
+        source,
+    }
+}
+
+fn write(path: &Path, value: &str) -> Result<()> {
+    std::fs::write(path, value).map_err(|e| cg_err("write", path, e))
+}
+
+fn read_u64(path: &Path) -> Option<u64> {
+    std::fs::read_to_string(path).ok()?.trim().parse().ok()
+}
+
+/// The value of `key N` in a flat-keyed file such as `memory.events` or `memory.oom_control`.
+fn keyed(path: &Path, key: &str) -> Option<u64> {
+    let s = std::fs::read_to_string(path).ok()?;
+    s.lines().find_map(|l| {
+        let (k, v) = l.split_once(' ')?;
+        (k == key).then(|| v.trim().parse().ok()).flatten()
+    })
+}
+
+fn rmdir_retry(dir: &Path) -> Result<()> {
+    let deadline = Instant::now() + Duration::from_secs(2);
+    let mut pause = Duration::from_micros(200);
+    loop {
+        match std::fs::remove_dir(dir) {
+            Ok(()) => return Ok(()),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
+            Err(e) if e.raw_os_error() == Some(libc::EBUSY) && Instant::now() < deadline => {
+                std::thread::sleep(pause);
+                pause = (pause * 2).min(Duration::from_millis(20));
+            }
+            Err(e) => return Err(cg_err("remove", dir, e)),
+        }
+    }
+}
+
+/// One v1 hierarchy: where it is mounted, which controllers it carries, and the container's directory.
+#[derive(Debug, Clone)]
+struct Hierarchy {
+    mount: PathBuf,
+    controllers: Vec<String>,
+    dir: PathBuf,
+}
+
+/// cgroup v1: one directory per mounted hierarchy.
+#[derive(Debug, Clone)]
+pub struct V1 {
+    hierarchies: Vec<Hierarchy>,
+}
+
+impl V1 {
+    /// Finds the v1 hierarchies mounted under `root` (from `/proc/self/mountinfo`, or, for a fake root
+    /// with no mounts, its sub-directories named after controllers).
+    pub fn detect(root: &Path, rel: &str) -> Result<Self> {
+        let mut hierarchies = Vec::new();
+        if let Ok(mi) = std::fs::read_to_string("/proc/self/mountinfo") {
+            for line in mi.lines() {
+                let Some((pre, post)) = line.split_once(" - ") else {
+                    continue;
+                };
+                let mut post = post.split(' ');
+                if post.next() != Some("cgroup") {
+                    continue;
+                }
+                let super_opts = post.nth(1).unwrap_or("");
+                let Some(mp) = pre.split(' ').nth(4) else { continue };
+                let mount = PathBuf::from(mp);
+                if mount.parent() != Some(root) {
+                    continue;
+                }
+                let controllers = super_opts
+                    .split(',')
+                    .filter_map(|o| match o {
+                        "rw" | "ro" => None,
+                        o if o.starts_with("name=") => Some(o.to_string()),
+                        o if o.contains('=') => None,
+                        o => Some(o.to_string()),
+                    })
+                    .collect();
+                hierarchies.push(Hierarchy {
+                    dir: mount.join(rel),
+                    mount,
+                    controllers,
+                });
+            }
+        }
+        if hierarchies.is_empty() {
+            let rd = std::fs::read_dir(root).map_err(|e| cg_err("read", root, e))?;
+            for e in rd.flatten() {
+                let Ok(ft) = e.file_type() else { continue };
+                if !ft.is_dir() {
+                    continue;
+                }
+                let name = e.file_name().to_string_lossy().into_owned();
+                let mount = e.path();
+                hierarchies.push(Hierarchy {
+                    dir: mount.join(rel),
+                    controllers: name.split(',').map(str::to_string).collect(),
+                    mount,
+                });
+            }
+        }
+        hierarchies.sort_by(|a, b| a.mount.cmp(&b.mount));
+        if hierarchies.is_empty() {
+            return Err(Error::Invalid(format!(
+                "no cgroup hierarchies found under {}",
+                root.display()
+            )));
+        }
+        Ok(V1 { hierarchies })
+    }
+
+    fn dir(&self, controller: &str) -> Option<&Path> {
+        self.hierarchies
+            .iter()
+            .find(|h| h.controllers.iter().any(|c| c == controller))
+            .map(|h| h.dir.as_path())
+    }
+
+    /// A new cpuset cgroup starts with empty `cpus`/`mems` and refuses tasks: copy them from the parent.
+    fn init_cpuset(h: &Hierarchy) -> Result<()> {
+        let rel = h.dir.strip_prefix(&h.mount).unwrap_or(Path::new(""));
+        let mut cur = h.mount.clone();
+        for comp in rel.components() {
+            let parent = cur.clone();
+            cur.push(comp);
+            for f in ["cpuset.cpus", "cpuset.mems"] {
+                let p = cur.join(f);
+                let mine = std::fs::read_to_string(&p).unwrap_or_default();
+                if mine.trim().is_empty() {
+                    let theirs = std::fs::read_to_string(parent.join(f)).unwrap_or_default();
+                    if !theirs.trim().is_empty() {
+                        write(&p, theirs.trim())?;
+                    }
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+fn device_rule(d: &LinuxDeviceCgroup) -> String {
+    let ty = d.typ().map(|t| t.as_str().to_string()).unwrap_or_else(|| "a".into());
+    let num = |n: Option<i64>| n.map(|n| n.to_string()).unwrap_or_else(|| "*".into());
+    format!(
+        "{ty} {}:{} {}",
+        num(d.major()),
+        num(d.minor()),
+        d.access().as_deref().unwrap_or("rwm")
+    )
+}
+
+impl CgroupManager for V1 {
+    fn create(&self, resources: Option<&LinuxResources>) -> Result<()> {
+        for h in &self.hierarchies {
+            std::fs::create_dir_all(&h.dir).map_err(|e| cg_err("create", &h.dir, e))?;
+            if h.controllers.iter().any(|c| c == "cpuset") {
+                Self::init_cpuset(h)?;
+            }
+        }
+        let Some(r) = resources else { return Ok(()) };
+        if let (Some(m), Some(dir)) = (r.memory(), self.dir("memory")) {
+            if let Some(limit) = m.limit() {
+                write(&dir.join("memory.limit_in_bytes"), &limit.to_string())?;
+            }
+            if let Some(swap) = m.swap() {
+                let f = dir.join("memory.memsw.limit_in_bytes");
+                if f.exists() {
+                    write(&f, &swap.to_string())?;
+                }
+            }
+        }
+        if let (Some(c), Some(dir)) = (r.cpu(), self.dir("cpu")) {
+            if let Some(s) = c.shares() {
+                write(&dir.join("cpu.shares"), &s.to_string())?;
+            }
+            if let Some(p) = c.period() {
+                write(&dir.join("cpu.cfs_period_us"), &p.to_string())?;
+            }
+            if let Some(q) = c.quota() {
+                write(&dir.join("cpu.cfs_quota_us"), &q.to_string())?;
+            }
+        }
+        if let (Some(p), Some(dir)) = (r.pids(), self.dir("pids")) {
+            let v = if p.limit() > 0 {
+                p.limit().to_string()
+            } else {
+                "max".into()
+            };
+            write(&dir.join("pids.max"), &v)?;
+        }
+        if let (Some(devs), Some(dir)) = (r.devices(), self.dir("devices")) {
+            for d in devs {
+                let f = if d.allow() { "devices.allow" } else { "devices.deny" };
+                write(&dir.join(f), &device_rule(d))?;
+            }
+        }
+        Ok(())
+    }
+
+    fn add_process(&self, pid: i32) -> Result<()> {
+        let pid = pid.to_string();
+        for h in &self.hierarchies {
+            write(&h.dir.join("cgroup.procs"), &pid)?;
+        }
+        Ok(())
+    }
+
+    fn oom_killed(&self) -> bool {
+        let Some(dir) = self.dir("memory") else { return false };
+        match keyed(&dir.join("memory.oom_control"), "oom_kill") {
+            Some(n) => n > 0,
+            None => read_u64(&dir.join("memory.failcnt")).unwrap_or(0) > 0,
+        }
+    }
+
+    fn stats(&self) -> Result<CgroupStats> {
+        let mut s = CgroupStats {
+            memory_limit: u64::MAX,
+            ..Default::default()
+        };
+        if let Some(dir) = self.dir("memory") {
+            s.memory_usage = read_u64(&dir.join("memory.usage_in_bytes")).unwrap_or(0);
+            s.memory_limit = read_u64(&dir.join("memory.limit_in_bytes")).unwrap_or(u64::MAX);
+        }
+        if let Some(dir) = self.dir("pids") {
+            s.pids_current = read_u64(&dir.join("pids.current")).unwrap_or(0);
+        }
+        Ok(s)
+    }
+
+    fn remove(&self) -> Result<()> {
+        let mut first = None;
+        for h in &self.hierarchies {
+            if let Err(e) = rmdir_retry(&h.dir) {
+                first.get_or_insert(e);
+            }
+        }
+        first.map_or(Ok(()), Err)
+    }
+
+    fn container_mounts(&self) -> Vec<(String, PathBuf)> {
+        self.hierarchies
+            .iter()
+            .filter_map(|h| Some((h.mount.file_name()?.to_string_lossy().into_owned(), h.dir.clone())))
+            .collect()
+    }
+}
+
+/// cgroup v2: one directory in the unified hierarchy.
+#[derive(Debug, Clone)]
+pub struct V2 {
+    root: PathBuf,
+    dir: PathBuf,
+}
+
+/// runc's conversion of v1 `cpu.shares` (2..262144) to v2 `cpu.weight` (1..10000).
+pub fn shares_to_weight(shares: u64) -> u64 {
+    if shares == 0 {
+        return 100;
+    }
+    1 + (shares.clamp(2, 262_144) - 2) * 9999 / 262_142
+}
+
+impl CgroupManager for V2 {
+    fn create(&self, resources: Option<&LinuxResources>) -> Result<()> {
+        std::fs::create_dir_all(&self.dir).map_err(|e| cg_err("create", &self.dir, e))?;
+        // Enable the controllers we use on every ancestor, from the root down.
+        let rel = self.dir.strip_prefix(&self.root).unwrap_or(Path::new(""));
+        let mut cur = self.root.clone();
+        for comp in rel.components() {
+            let available = std::fs::read_to_string(cur.join("cgroup.controllers")).unwrap_or_default();
+            let want: Vec<String> = available
+                .split_whitespace()
+                .filter(|c| matches!(*c, "cpu" | "memory" | "pids" | "cpuset" | "io"))
+                .map(|c| format!("+{c}"))
+                .collect();
+            if !want.is_empty() {
+                write(&cur.join("cgroup.subtree_control"), &want.join(" "))?;
+            }
+            cur.push(comp);
+        }
+        let Some(r) = resources else { return Ok(()) };
+        if let Some(m) = r.memory() {
+            if let Some(limit) = m.limit() {
+                write(
+                    &self.dir.join("memory.max"),
+                    &if limit > 0 { limit.to_string() } else { "max".into() },
+                )?;
+                if let Some(swap) = m.swap() {
+                    // OCI gives memory+swap; v2 wants the swap part alone.
+                    let v = if swap < 0 {
+                        "max".to_string()
+                    } else {
+                        (swap - limit).max(0).to_string()
+                    };
+                    let f = self.dir.join("memory.swap.max");
+                    if f.exists() {
+                        write(&f, &v)?;
+                    }
+                }
+            }
+        }
+        if let Some(c) = r.cpu() {
+            if let Some(s) = c.shares() {
+                write(&self.dir.join("cpu.weight"), &shares_to_weight(s).to_string())?;
+            }
+            if c.quota().is_some() || c.period().is_some() {
+                let period = c.period().unwrap_or(100_000);
+                let quota = match c.quota() {
+                    Some(q) if q > 0 => q.to_string(),
+                    _ => "max".into(),
+                };
+                write(&self.dir.join("cpu.max"), &format!("{quota} {period}"))?;
+            }
+        }
+        if let Some(p) = r.pids() {
+            let v = if p.limit() > 0 {
+                p.limit().to_string()
+            } else {
+                "max".into()
+            };
+            write(&self.dir.join("pids.max"), &v)?;
+        }
+        Ok(())
+    }
+
+    fn add_process(&self, pid: i32) -> Result<()> {
+        write(&self.dir.join("cgroup.procs"), &pid.to_string())
+    }
+
+    fn oom_killed(&self) -> bool {
+        keyed(&self.dir.join("memory.events"), "oom_kill").unwrap_or(0) > 0
+    }
+
+    fn stats(&self) -> Result<CgroupStats> {
+        let limit = std::fs::read_to_string(self.dir.join("memory.max")).ok();
+        Ok(CgroupStats {
+            memory_usage: read_u64(&self.dir.join("memory.current")).unwrap_or(0),
+            memory_limit: limit.and_then(|l| l.trim().parse().ok()).unwrap_or(u64::MAX),
+            pids_current: read_u64(&self.dir.join("pids.current")).unwrap_or(0),
+        })
+    }
+
+    fn remove(&self) -> Result<()> {
+        rmdir_retry(&self.dir)
+    }
+
+    fn container_mounts(&self) -> Vec<(String, PathBuf)> {
+        vec![(String::new(), self.dir.clone())]
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn resources() -> LinuxResources {
+        serde_json::from_value(serde_json::json!({
+            "memory": {"limit": 67108864, "swap": 134217728},
+            "cpu": {"shares": 512, "quota": 150000, "period": 100000},
+            "pids": {"limit": 50},
+            "devices": [{"allow": false, "access": "rwm"}, {"allow": true, "type": "c", "major": 1, "minor": 3, "access": "rwm"}]
+        }))
+        .unwrap()
+    }
+
+    fn read(p: PathBuf) -> String {
+        std::fs::read_to_string(&p)
+            .unwrap_or_else(|e| panic!("{}: {e}", p.display()))
+            .trim()
+            .to_string()
+    }
+
+    #[test]
+    fn v2_fake_root() {
+        let t = tempfile::tempdir().unwrap();
+        std::fs::write(t.path().join("cgroup.controllers"), "cpuset cpu io memory pids").unwrap();
+        let cg = open(t.path(), "/berth/c1").unwrap();
+        // Precreate the dir with the files the kernel would provide.
+        let dir = t.path().join("berth/c1");
+        std::fs::create_dir_all(&dir).unwrap();
+        std::fs::write(dir.join("memory.swap.max"), "max").unwrap();
+        std::fs::write(t.path().join("berth/cgroup.controllers"), "cpu memory pids").unwrap();
+        cg.create(Some(&resources())).unwrap();
+        assert_eq!(
+            read(t.path().join("cgroup.subtree_control")),
+            "+cpuset +cpu +io +memory +pids"
+        );
+        assert_eq!(
+            read(t.path().join("berth/cgroup.subtree_control")),
+            "+cpu +memory +pids"
+        );
+        assert_eq!(read(dir.join("memory.max")), "67108864");
+        assert_eq!(read(dir.join("memory.swap.max")), "67108864");
+        assert_eq!(read(dir.join("cpu.weight")), shares_to_weight(512).to_string());
+        assert_eq!(read(dir.join("cpu.max")), "150000 100000");
+        assert_eq!(read(dir.join("pids.max")), "50");
+        cg.add_process(42).unwrap();
+        assert_eq!(read(dir.join("cgroup.procs")), "42");
+        assert!(!cg.oom_killed());
+        std::fs::write(dir.join("memory.events"), "low 0\nhigh 0\nmax 3\noom 1\noom_kill 1\n").unwrap();
+        assert!(cg.oom_killed());
+        std::fs::write(dir.join("memory.current"), "4096\n").unwrap();
+        std::fs::write(dir.join("pids.current"), "3\n").unwrap();
+        let s = cg.stats().unwrap();
+        assert_eq!((s.memory_usage, s.memory_limit, s.pids_current), (4096, 67108864, 3));
+        assert_eq!(cg.container_mounts(), vec![(String::new(), dir.clone())]);
+        for f in std::fs::read_dir(&dir).unwrap() {
+            std::fs::remove_file(f.unwrap().path()).unwrap();
+        }
+        cg.remove().unwrap();
+        assert!(!dir.exists());
+        cg.remove().unwrap();
+    }
+
+    #[test]
+    fn shares_weight() {
+        assert_eq!(shares_to_weight(2), 1);
+        assert_eq!(shares_to_weight(1024), 39);
+        assert_eq!(shares_to_weight(262_144), 10_000);
+    }
+
+    #[test]
+    fn v1_fake_root() {
+        let t = tempfile::tempdir().unwrap();
+        for c in ["memory", "cpu,cpuacct", "pids", "devices", "cpuset"] {
+            std::fs::create_dir_all(t.path().join(c)).unwrap();
+        }
+        std::fs::write(t.path().join("cpuset/cpuset.cpus"), "0-1\n").unwrap();
+        std::fs::write(t.path().join("cpuset/cpuset.mems"), "0\n").unwrap();
+        let cg = open(t.path(), "berth/c1").unwrap();
+        let mem = t.path().join("memory/berth/c1");
+        std::fs::create_dir_all(&mem).unwrap();
+        std::fs::write(mem.join("memory.memsw.limit_in_bytes"), "").unwrap();
+        cg.create(Some(&resources())).unwrap();
+        assert_eq!(read(mem.join("memory.limit_in_bytes")), "67108864");
+        assert_eq!(read(mem.join("memory.memsw.limit_in_bytes")), "134217728");
+        let cpu = t.path().join("cpu,cpuacct/berth/c1");
+        assert_eq!(read(cpu.join("cpu.shares")), "512");
+        assert_eq!(read(cpu.join("cpu.cfs_quota_us")), "150000");
+        assert_eq!(read(cpu.join("cpu.cfs_period_us")), "100000");
+        assert_eq!(read(t.path().join("pids/berth/c1/pids.max")), "50");
+        assert_eq!(read(t.path().join("devices/berth/c1/devices.allow")), "c 1:3 rwm");
+        assert_eq!(read(t.path().join("devices/berth/c1/devices.deny")), "a *:* rwm");
+        assert_eq!(read(t.path().join("cpuset/berth/cpuset.cpus")), "0-1");
+        assert_eq!(read(t.path().join("cpuset/berth/c1/cpuset.mems")), "0");
+        cg.add_process(7).unwrap();
+        assert_eq!(read(t.path().join("pids/berth/c1/cgroup.procs")), "7");
+        assert!(!cg.oom_killed());
+        std::fs::write(
+            mem.join("memory.oom_control"),
+            "oom_kill_disable 0\nunder_oom 0\noom_kill 2\n",
+        )
+        .unwrap();
+        assert!(cg.oom_killed());
+        std::fs::write(mem.join("memory.usage_in_bytes"), "1234").unwrap();
+        assert_eq!(cg.stats().unwrap().memory_usage, 1234);
+        assert_eq!(cg.container_mounts().len(), 5);
+        assert!(cg.container_mounts().iter().any(|(n, _)| n == "cpu,cpuacct"));
+        for h in ["memory", "cpu,cpuacct", "pids", "devices", "cpuset"] {
+            let d = t.path().join(h).join("berth/c1");
+            for f in std::fs::read_dir(&d).unwrap() {
+                std::fs::remove_file(f.unwrap().path()).unwrap();
+            }
+        }
+        cg.remove().unwrap();
+        assert!(!mem.exists());
+    }
+
+    #[test]
+    fn rejects_bad_paths() {
+        let t = tempfile::tempdir().unwrap();
+        assert!(open(t.path(), "/").is_err());
+        assert!(open(t.path(), "/berth/../../etc").is_err());
+    }
+}

@@ -1,0 +1,170 @@
+//! An external OCI runtime (runc, crun, youki) driven through its CLI: `create`, `start`, `delete`.
+//! The rootfs is mounted on the host at `<bundle>/rootfs` (the runtime expects it there) and
+//! unmounted by [`ExternalRuntime::delete`].
+
+use crate::linux::{CreateError, RootfsMount, Stdio};
+use oci_spec::runtime::Spec;
+use std::ffi::CString;
+use std::os::fd::{FromRawFd, OwnedFd, RawFd};
+use std::os::unix::ffi::OsStrExt;
+use std::path::PathBuf;
+use std::process::Command;
+
+/// One container run by an external OCI runtime.
+#[derive(Debug, Clone)]
+pub struct ExternalRuntime {
+    /// The runtime binary.
+    pub runtime: PathBuf,
+    /// The bundle directory (`config.json` is written there).
+    pub bundle: PathBuf,
+    /// Container ID as the runtime knows it.
+    pub id: String,
+}
+
+fn dup(fd: RawFd) -> Result<OwnedFd, CreateError> {
+    // SAFETY: F_DUPFD_CLOEXEC returns a new descriptor or -1.
+    let n = unsafe { libc::fcntl(fd, libc::F_DUPFD_CLOEXEC, 3) };
+    if n < 0 {
+        return Err(CreateError {
+            message: format!("dup: {}", std::io::Error::last_os_error()),
+            exit_code: 125,
+        });
+    }
+    // SAFETY: n is a fresh descriptor we own.
+    Ok(unsafe { OwnedFd::from_raw_fd(n) })
+}
+
+fn err(message: String) -> CreateError {
+    CreateError {
+        message,
+        exit_code: 125,
+    }
+}
+
+impl ExternalRuntime {
+    fn rootfs(&self) -> PathBuf {
+        self.bundle.join("rootfs")
+    }
+
+    fn log(&self) -> PathBuf {
+        self.bundle.join("runtime.log")
+    }
+
+    fn command(&self) -> Command {
+        let mut c = Command::new(&self.runtime);
+        c.arg("--log").arg(self.log()).arg("--log-format").arg("json");
+        c
+    }
+
+    /// The last `"msg"` of the runtime's JSON log, for error messages.
+    fn last_error(&self) -> String {
+        let log = std::fs::read_to_string(self.log()).unwrap_or_default();
+        log.lines()
+            .rev()
+            .find_map(|l| {
+                let v: serde_json::Value = serde_json::from_str(l).ok()?;
+                (v["level"] == "error")
+                    .then(|| v["msg"].as_str().map(str::to_string))
+                    .flatten()
+            })
+            .unwrap_or_default()
+    }
+
+    /// Mounts the rootfs, writes `config.json` and runs `<runtime> create`; returns the init's pid.
+    pub fn create(&self, spec: &Spec, rootfs: &RootfsMount, stdio: Stdio) -> Result<i32, CreateError> {
+        let dir = self.rootfs();
+        std::fs::create_dir_all(&dir).map_err(|e| err(format!("creating {}: {e}", dir.display())))?;
+        let c = |s: &[u8]| CString::new(s).map_err(|_| err("NUL byte in rootfs mount".into()));
+        let (src, fstype, data, target) = (
+            c(rootfs.source.as_bytes())?,
+            c(rootfs.fstype.as_bytes())?,
+            c(rootfs.options.join(",").as_bytes())?,
+            c(dir.as_os_str().as_bytes())?,
+        );
+        // SAFETY: all arguments are valid NUL-terminated strings.
+        if unsafe { libc::mount(src.as_ptr(), target.as_ptr(), fstype.as_ptr(), 0, data.as_ptr().cast()) } != 0 {
+            return Err(err(format!("mounting rootfs: {}", std::io::Error::last_os_error())));
+        }
+        let result = self.create_mounted(spec, &dir, stdio);
+        if result.is_err() {
+            self.unmount();
+        }
+        result
+    }
+
+    fn create_mounted(&self, spec: &Spec, dir: &std::path::Path, stdio: Stdio) -> Result<i32, CreateError> {
+        let mut spec = spec.clone();
+        if let Some(root) = spec.root_mut() {
+            root.set_path(dir.to_path_buf());
+        }
+        // A pty is passed as plain stdio: the runtime's console-socket protocol is not used.
+        if let Some(p) = spec.process_mut() {
+            p.set_terminal(Some(false));
+        }
+        let json = serde_json::to_vec(&spec).map_err(|e| err(format!("encoding config.json: {e}")))?;
+        let tmp = self.bundle.join(".config.json.tmp");
+        std::fs::write(&tmp, json)
+            .and_then(|()| std::fs::rename(&tmp, self.bundle.join("config.json")))
+            .map_err(|e| err(format!("writing config.json: {e}")))?;
+        let pid_file = self.bundle.join("init.pid");
+        let status = self
+            .command()
+            .arg("create")
+            .arg("--bundle")
+            .arg(&self.bundle)
+            .arg("--pid-file")
+            .arg(&pid_file)
+            .arg(&self.id)
+            .stdin(dup(stdio.stdin)?)
+            .stdout(dup(stdio.stdout)?)
+            .stderr(dup(stdio.stderr)?)
+            .status()
+            .map_err(|e| err(format!("running {}: {e}", self.runtime.display())))?;
+        if !status.success() {
+            let msg = self.last_error();
+            let code = if msg.contains("executable file not found") || msg.contains("no such file or directory") {
+                127
+            } else if msg.contains("permission denied") {
+                126
+            } else {
+                125
+            };
+            let _ = self.command().args(["delete", "-f", &self.id]).status();
+            return Err(CreateError {
+                message: format!("OCI runtime create failed: {msg}"),
+                exit_code: code,
+            });
+        }
+        let pid = std::fs::read_to_string(&pid_file).map_err(|e| err(format!("reading pid file: {e}")))?;
+        pid.trim()
+            .parse()
+            .map_err(|_| err(format!("bad pid file content {pid:?}")))
+    }
+
+    /// `<runtime> start <id>`.
+    pub fn start(&self) -> Result<(), CreateError> {
+        let status = self
+            .command()
+            .args(["start", &self.id])
+            .status()
+            .map_err(|e| err(format!("running {}: {e}", self.runtime.display())))?;
+        if status.success() {
+            Ok(())
+        } else {
+            Err(err(format!("OCI runtime start failed: {}", self.last_error())))
+        }
+    }
+
+    /// `<runtime> delete -f <id>`, then unmounts the rootfs.
+    pub fn delete(&self) {
+        let _ = self.command().args(["delete", "-f", &self.id]).status();
+        self.unmount();
+    }
+
+    fn unmount(&self) {
+        if let Ok(t) = CString::new(self.rootfs().as_os_str().as_bytes()) {
+            // SAFETY: t is a valid path.
+            unsafe { libc::umount2(t.as_ptr(), libc::MNT_DETACH) };
+        }
+    }
+}

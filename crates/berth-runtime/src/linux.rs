@@ -1,0 +1,1173 @@
+//! berth's own Linux runtime: clones the container's init into new namespaces, builds its root
+//! filesystem inside the new mount namespace (so nothing is mounted on the host), applies the OCI
+//! spec, and execs the process once [`CreatedContainer::start`] is called.
+//!
+//! Everything the child needs is prepared in the parent ([`Plan`]) before `clone(2)`: the child only
+//! makes syscalls. The shim is single-threaded, so the child (a fork-like clone without `CLONE_VM`)
+//! may allocate.
+//!
+//! Parent/child protocol, on two `O_CLOEXEC` pipes:
+//! - parent -> child: `G` once the child is in its cgroup (and, with a user namespace, its id maps are
+//!   written), then `S` to exec. EOF aborts the container.
+//! - child -> parent: `R` when set up, or `E` + code (i32 LE) + message. After `S`, EOF means the
+//!   exec succeeded (the pipe is close-on-exec), `E...` that it failed.
+
+use crate::cgroups::CgroupManager;
+use caps::{CapSet, Capability, CapsHashSet};
+use oci_spec::runtime::{LinuxNamespaceType, PosixRlimitType, Spec};
+use std::collections::VecDeque;
+use std::ffi::{CStr, CString};
+use std::io::{Read, Write};
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
+use std::os::unix::ffi::OsStrExt;
+use std::path::{Component, Path, PathBuf};
+use std::str::FromStr;
+
+/// The container's root filesystem mount (the overlay the snapshotter describes).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct RootfsMount {
+    /// Filesystem type (`overlay`).
+    pub fstype: String,
+    /// Mount source (`overlay`).
+    pub source: String,
+    /// Mount options (`lowerdir=..`, `upperdir=..`, `workdir=..`).
+    pub options: Vec<String>,
+}
+
+/// The file descriptors that become the container's stdin, stdout and stderr.
+#[derive(Debug, Clone, Copy)]
+pub struct Stdio {
+    /// Becomes fd 0.
+    pub stdin: RawFd,
+    /// Becomes fd 1.
+    pub stdout: RawFd,
+    /// Becomes fd 2.
+    pub stderr: RawFd,
+    /// The three are a pty slave: make it the controlling terminal (`setsid` + `TIOCSCTTY`) and bind it
+    /// at `/dev/console`.
+    pub console: bool,
+}
+
+/// What [`create`] needs.
+pub struct CreateOptions<'a> {
+    /// The OCI spec (`root.path` is where the rootfs is mounted, inside the container's namespace).
+    pub spec: &'a Spec,
+    /// The rootfs mount.
+    pub rootfs: &'a RootfsMount,
+    /// The container's stdio.
+    pub stdio: Stdio,
+    /// The container's cgroup, already created; the child joins it before it may exec.
+    pub cgroup: Option<&'a dyn CgroupManager>,
+}
+
+/// Why a container could not be created or started, with the exit code Docker reports for it
+/// (127 command not found, 126 not executable, 125 anything else).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{message}")]
+pub struct CreateError {
+    /// Docker's wording, e.g. `exec: "foo": executable file not found in $PATH`.
+    pub message: String,
+    /// 125, 126 or 127.
+    pub exit_code: i32,
+}
+
+impl CreateError {
+    fn other(message: impl Into<String>) -> Self {
+        CreateError {
+            message: message.into(),
+            exit_code: 125,
+        }
+    }
+}
+
+impl berth_types::HasErrorKind for CreateError {
+    fn kind(&self) -> berth_types::ErrorKind {
+        berth_types::ErrorKind::Internal
+    }
+}
+
+/// A container whose init is set up and waits to exec.
+#[derive(Debug)]
+pub struct CreatedContainer {
+    pid: i32,
+    to_child: OwnedFd,
+    from_child: OwnedFd,
+}
+
+impl CreatedContainer {
+    /// The init process, as seen from the host.
+    pub fn pid(&self) -> i32 {
+        self.pid
+    }
+
+    /// Lets the init exec its process; returns once the exec happened (or failed: the init then exits
+    /// with the error's exit code).
+    pub fn start(self) -> Result<(), CreateError> {
+        let mut w = std::fs::File::from(self.to_child);
+        w.write_all(b"S")
+            .map_err(|e| CreateError::other(format!("starting container process: {e}")))?;
+        let mut r = std::fs::File::from(self.from_child);
+        let mut buf = Vec::new();
+        r.read_to_end(&mut buf)
+            .map_err(|e| CreateError::other(format!("starting container process: {e}")))?;
+        match parse_report(&buf) {
+            None => Ok(()),
+            Some(e) => Err(e),
+        }
+    }
+}
+
+fn parse_report(buf: &[u8]) -> Option<CreateError> {
+    if buf.first() != Some(&b'E') || buf.len() < 5 {
+        return None;
+    }
+    let code = i32::from_le_bytes([buf[1], buf[2], buf[3], buf[4]]);
+    Some(CreateError {
+        message: String::from_utf8_lossy(&buf[5..]).into_owned(),
+        exit_code: code,
+    })
+}
+
+/// Clones the container's init and sets it up; it waits for [`CreatedContainer::start`] to exec.
+pub fn create(o: &CreateOptions) -> Result<CreatedContainer, CreateError> {
+    let plan = Plan::new(o)?;
+    let (p2c_r, p2c_w) = pipe()?;
+    let (c2p_r, c2p_w) = pipe()?;
+    // SAFETY: raw clone without CLONE_VM and with a null stack behaves like fork(2): the child gets a
+    // copy of the address space. The shim is single-threaded, so no lock can be held by another thread.
+    let pid = unsafe {
+        libc::syscall(
+            libc::SYS_clone,
+            plan.clone_flags | libc::SIGCHLD as libc::c_ulong,
+            0usize,
+            0usize,
+            0usize,
+            0usize,
+        )
+    };
+    if pid < 0 {
+        return Err(CreateError::other(format!(
+            "clone: {}",
+            std::io::Error::last_os_error()
+        )));
+    }
+    if pid == 0 {
+        drop(p2c_w);
+        drop(c2p_r);
+        child(&plan, p2c_r, c2p_w);
+    }
+    let pid = pid as i32;
+    drop(p2c_r);
+    drop(c2p_w);
+    let fail = |msg: String| -> CreateError {
+        // SAFETY: pid is our own child; killing and reaping it is what we want on failure.
+        unsafe {
+            libc::kill(pid, libc::SIGKILL);
+            libc::waitpid(pid, std::ptr::null_mut(), 0);
+        }
+        CreateError::other(msg)
+    };
+    if let Some(cg) = o.cgroup {
+        if let Err(e) = cg.add_process(pid) {
+            return Err(fail(format!("joining cgroup: {e}")));
+        }
+    }
+    if plan.userns {
+        for (file, map) in [("uid_map", &plan.uid_map), ("gid_map", &plan.gid_map)] {
+            if let Err(e) = std::fs::write(format!("/proc/{pid}/{file}"), map) {
+                return Err(fail(format!("writing {file}: {e}")));
+            }
+        }
+    }
+    let mut w = std::fs::File::from(p2c_w);
+    if let Err(e) = w.write_all(b"G") {
+        return Err(fail(format!("signalling container init: {e}")));
+    }
+    let mut r = std::fs::File::from(c2p_r);
+    let mut first = [0u8; 1];
+    match r.read(&mut first) {
+        Ok(1) if first[0] == b'R' => Ok(CreatedContainer {
+            pid,
+            to_child: w.into(),
+            from_child: r.into(),
+        }),
+        Ok(1) => {
+            let mut buf = vec![first[0]];
+            let _ = r.read_to_end(&mut buf);
+            // SAFETY: reaping our own child, which exits right after reporting.
+            unsafe { libc::waitpid(pid, std::ptr::null_mut(), 0) };
+            Err(parse_report(&buf).unwrap_or_else(|| CreateError::other("container init sent a bad report")))
+        }
+        Ok(_) => Err(fail("container init exited during setup".into())),
+        Err(e) => Err(fail(format!("reading container init report: {e}"))),
+    }
+}
+
+fn pipe() -> Result<(OwnedFd, OwnedFd), CreateError> {
+    let mut fds = [0; 2];
+    // SAFETY: fds is a valid array of two ints.
+    if unsafe { libc::pipe2(fds.as_mut_ptr(), libc::O_CLOEXEC) } != 0 {
+        return Err(CreateError::other(format!("pipe: {}", std::io::Error::last_os_error())));
+    }
+    // SAFETY: pipe2 returned two new descriptors that nothing else owns.
+    Ok(unsafe { (OwnedFd::from_raw_fd(fds[0]), OwnedFd::from_raw_fd(fds[1])) })
+}
+
+fn cstr(s: impl AsRef<[u8]>) -> Result<CString, CreateError> {
+    CString::new(s.as_ref()).map_err(|_| CreateError::other("string with a NUL byte in the spec"))
+}
+
+fn cpath(p: &Path) -> Result<CString, CreateError> {
+    cstr(p.as_os_str().as_bytes())
+}
+
+/// A mount of the spec, resolved.
+struct MountOp {
+    dest: String,
+    kind: String,
+    source: CString,
+    source_path: PathBuf,
+    fstype: CString,
+    flags: libc::c_ulong,
+    propagation: libc::c_ulong,
+    data: CString,
+}
+
+struct Device {
+    path: String,
+    host_path: CString,
+    mode: libc::mode_t,
+    dev: libc::dev_t,
+    uid: u32,
+    gid: u32,
+}
+
+/// Everything the child does, computed before clone.
+struct Plan {
+    clone_flags: libc::c_ulong,
+    join: Vec<(CString, libc::c_int)>,
+    userns: bool,
+    uid_map: String,
+    gid_map: String,
+    new_net: bool,
+    rootfs: PathBuf,
+    rootfs_c: CString,
+    overlay: (CString, CString, CString),
+    mounts: Vec<MountOp>,
+    cgroup_mounts: Vec<(String, PathBuf)>,
+    devices: Vec<Device>,
+    console: bool,
+    stdio: Stdio,
+    hostname: Option<CString>,
+    domainname: Option<CString>,
+    sysctls: Vec<(String, String)>,
+    masked: Vec<CString>,
+    readonly: Vec<CString>,
+    readonly_root: bool,
+    rlimits: Vec<(libc::c_int, u64, u64)>,
+    oom_score_adj: Option<i32>,
+    uid: u32,
+    gid: u32,
+    gids: Vec<libc::gid_t>,
+    bounding: Option<CapsHashSet>,
+    effective: CapsHashSet,
+    permitted: CapsHashSet,
+    inheritable: CapsHashSet,
+    ambient: CapsHashSet,
+    nnp: bool,
+    seccomp: Option<oci_spec::runtime::LinuxSeccomp>,
+    cwd: String,
+    args: Vec<CString>,
+    env: Vec<CString>,
+    path_env: String,
+}
+
+fn mount_flags(options: &[String]) -> (libc::c_ulong, libc::c_ulong, String) {
+    let mut flags = 0;
+    let mut prop = 0;
+    let mut data = Vec::new();
+    for o in options {
+        match o.as_str() {
+            "ro" => flags |= libc::MS_RDONLY,
+            "rw" => flags &= !libc::MS_RDONLY,
+            "nosuid" => flags |= libc::MS_NOSUID,
+            "nodev" => flags |= libc::MS_NODEV,
+            "noexec" => flags |= libc::MS_NOEXEC,
+            "sync" => flags |= libc::MS_SYNCHRONOUS,
+            "dirsync" => flags |= libc::MS_DIRSYNC,
+            "noatime" => flags |= libc::MS_NOATIME,
+            "nodiratime" => flags |= libc::MS_NODIRATIME,
+            "relatime" => flags |= libc::MS_RELATIME,
+            "strictatime" => flags |= libc::MS_STRICTATIME,
+            "bind" => flags |= libc::MS_BIND,
+            "rbind" => flags |= libc::MS_BIND | libc::MS_REC,
+            "private" => prop = libc::MS_PRIVATE,
+            "rprivate" => prop = libc::MS_PRIVATE | libc::MS_REC,
+            "slave" => prop = libc::MS_SLAVE,
+            "rslave" => prop = libc::MS_SLAVE | libc::MS_REC,
+            "shared" => prop = libc::MS_SHARED,
+            "rshared" => prop = libc::MS_SHARED | libc::MS_REC,
+            "unbindable" => prop = libc::MS_UNBINDABLE,
+            "runbindable" => prop = libc::MS_UNBINDABLE | libc::MS_REC,
+            "suid" | "dev" | "exec" | "async" | "atime" | "diratime" | "norelatime" | "nostrictatime" | "defaults" => {}
+            other => data.push(other),
+        }
+    }
+    (flags, prop, data.join(","))
+}
+
+fn rlimit_resource(t: PosixRlimitType) -> libc::c_int {
+    (match t {
+        PosixRlimitType::RlimitCpu => libc::RLIMIT_CPU,
+        PosixRlimitType::RlimitFsize => libc::RLIMIT_FSIZE,
+        PosixRlimitType::RlimitData => libc::RLIMIT_DATA,
+        PosixRlimitType::RlimitStack => libc::RLIMIT_STACK,
+        PosixRlimitType::RlimitCore => libc::RLIMIT_CORE,
+        PosixRlimitType::RlimitRss => libc::RLIMIT_RSS,
+        PosixRlimitType::RlimitNproc => libc::RLIMIT_NPROC,
+        PosixRlimitType::RlimitNofile => libc::RLIMIT_NOFILE,
+        PosixRlimitType::RlimitMemlock => libc::RLIMIT_MEMLOCK,
+        PosixRlimitType::RlimitAs => libc::RLIMIT_AS,
+        PosixRlimitType::RlimitLocks => libc::RLIMIT_LOCKS,
+        PosixRlimitType::RlimitSigpending => libc::RLIMIT_SIGPENDING,
+        PosixRlimitType::RlimitMsgqueue => libc::RLIMIT_MSGQUEUE,
+        PosixRlimitType::RlimitNice => libc::RLIMIT_NICE,
+        PosixRlimitType::RlimitRtprio => libc::RLIMIT_RTPRIO,
+        PosixRlimitType::RlimitRttime => libc::RLIMIT_RTTIME,
+    }) as libc::c_int
+}
+
+fn caps_set(set: Option<&oci_spec::runtime::Capabilities>) -> Result<CapsHashSet, CreateError> {
+    let mut out = CapsHashSet::new();
+    for c in set.into_iter().flatten() {
+        let name = format!("CAP_{c}");
+        match Capability::from_str(&name) {
+            Ok(c) => {
+                out.insert(c);
+            }
+            // A capability this kernel or crate does not know is skipped, as runc does.
+            Err(_) => continue,
+        }
+    }
+    Ok(out)
+}
+
+impl Plan {
+    fn new(o: &CreateOptions) -> Result<Self, CreateError> {
+        let spec = o.spec;
+        let root = spec
+            .root()
+            .as_ref()
+            .ok_or_else(|| CreateError::other("spec has no root"))?;
+        let rootfs = root.path().clone();
+        let process = spec
+            .process()
+            .as_ref()
+            .ok_or_else(|| CreateError::other("spec has no process"))?;
+        let linux = spec.linux().as_ref();
+
+        let mut clone_flags: libc::c_ulong = 0;
+        let mut join = Vec::new();
+        let mut userns = false;
+        let mut new_net = false;
+        for ns in linux.and_then(|l| l.namespaces().as_ref()).into_iter().flatten() {
+            let flag = ns.typ() as libc::c_ulong;
+            match ns.path() {
+                Some(p) => join.push((cpath(p)?, flag as libc::c_int)),
+                None => {
+                    clone_flags |= flag;
+                    userns |= ns.typ() == LinuxNamespaceType::User;
+                    new_net |= ns.typ() == LinuxNamespaceType::Network;
+                }
+            }
+        }
+        let idmap = |m: Option<&Vec<oci_spec::runtime::LinuxIdMapping>>| -> String {
+            m.into_iter()
+                .flatten()
+                .map(|m| format!("{} {} {}\n", m.container_id(), m.host_id(), m.size()))
+                .collect()
+        };
+
+        let mut mounts = Vec::new();
+        for m in spec.mounts().iter().flatten() {
+            let options = m.options().clone().unwrap_or_default();
+            let (mut flags, propagation, data) = mount_flags(&options);
+            let kind = m.typ().clone().unwrap_or_default();
+            if kind == "bind" {
+                flags |= libc::MS_BIND;
+            }
+            let source_path = m.source().clone().unwrap_or_default();
+            mounts.push(MountOp {
+                dest: m.destination().to_string_lossy().into_owned(),
+                source: cpath(&source_path)?,
+                source_path,
+                fstype: cstr(if flags & libc::MS_BIND != 0 { "" } else { kind.as_str() })?,
+                kind,
+                flags,
+                propagation,
+                data: cstr(data)?,
+            });
+        }
+
+        let mut devices = Vec::new();
+        for d in linux.and_then(|l| l.devices().as_ref()).into_iter().flatten() {
+            let ty = match d.typ().as_str() {
+                "b" => libc::S_IFBLK,
+                "p" => libc::S_IFIFO,
+                _ => libc::S_IFCHR,
+            };
+            devices.push(Device {
+                path: d.path().to_string_lossy().into_owned(),
+                host_path: cpath(d.path())?,
+                mode: ty | d.file_mode().unwrap_or(0o666) as libc::mode_t,
+                dev: libc::makedev(d.major() as u32, d.minor() as u32),
+                uid: d.uid().unwrap_or(0),
+                gid: d.gid().unwrap_or(0),
+            });
+        }
+
+        let caps = process.capabilities().as_ref();
+        let env: Vec<String> = process.env().clone().unwrap_or_default();
+        let path_env = env
+            .iter()
+            .find_map(|e| e.strip_prefix("PATH="))
+            .unwrap_or(crate::spec::DEFAULT_PATH)
+            .to_string();
+        let args: Vec<String> = process.args().clone().unwrap_or_default();
+        if args.is_empty() {
+            return Err(CreateError::other("no command specified"));
+        }
+        let user = process.user();
+        Ok(Plan {
+            clone_flags,
+            join,
+            userns,
+            uid_map: idmap(linux.and_then(|l| l.uid_mappings().as_ref())),
+            gid_map: idmap(linux.and_then(|l| l.gid_mappings().as_ref())),
+            new_net,
+            rootfs_c: cpath(&rootfs)?,
+            rootfs,
+            overlay: (
+                cstr(&o.rootfs.source)?,
+                cstr(&o.rootfs.fstype)?,
+                cstr(o.rootfs.options.join(","))?,
+            ),
+            mounts,
+            cgroup_mounts: o.cgroup.map(|c| c.container_mounts()).unwrap_or_default(),
+            devices,
+            console: o.stdio.console,
+            stdio: o.stdio,
+            hostname: spec
+                .hostname()
+                .as_deref()
+                .filter(|h| !h.is_empty())
+                .map(cstr)
+                .transpose()?,
+            domainname: spec
+                .domainname()
+                .as_deref()
+                .filter(|h| !h.is_empty())
+                .map(cstr)
+                .transpose()?,
+            sysctls: linux
+                .and_then(|l| l.sysctl().as_ref())
+                .map(|m| {
+                    m.iter()
+                        .map(|(k, v)| (format!("/proc/sys/{}", k.replace('.', "/")), v.clone()))
+                        .collect()
+                })
+                .unwrap_or_default(),
+            masked: linux
+                .and_then(|l| l.masked_paths().as_ref())
+                .into_iter()
+                .flatten()
+                .map(cstr)
+                .collect::<Result<_, _>>()?,
+            readonly: linux
+                .and_then(|l| l.readonly_paths().as_ref())
+                .into_iter()
+                .flatten()
+                .map(cstr)
+                .collect::<Result<_, _>>()?,
+            readonly_root: root.readonly().unwrap_or(false),
+            rlimits: process
+                .rlimits()
+                .iter()
+                .flatten()
+                .map(|r| (rlimit_resource(r.typ()), r.soft(), r.hard()))
+                .collect(),
+            oom_score_adj: process.oom_score_adj(),
+            uid: user.uid(),
+            gid: user.gid(),
+            gids: user.additional_gids().clone().unwrap_or_default(),
+            bounding: caps.map(|c| caps_set(c.bounding().as_ref())).transpose()?,
+            effective: caps_set(caps.and_then(|c| c.effective().as_ref()))?,
+            permitted: caps_set(caps.and_then(|c| c.permitted().as_ref()))?,
+            inheritable: caps_set(caps.and_then(|c| c.inheritable().as_ref()))?,
+            ambient: caps_set(caps.and_then(|c| c.ambient().as_ref()))?,
+            nnp: process.no_new_privileges().unwrap_or(false),
+            seccomp: linux.and_then(|l| l.seccomp().clone()),
+            cwd: process.cwd().to_string_lossy().into_owned(),
+            args: args.iter().map(cstr).collect::<Result<_, _>>()?,
+            env: env.iter().map(cstr).collect::<Result<_, _>>()?,
+            path_env,
+        })
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// The child. Every function returns `Err(message)` naming the failed step.
+
+type Step<T = ()> = Result<T, (i32, String)>;
+
+fn errno() -> std::io::Error {
+    std::io::Error::last_os_error()
+}
+
+fn step(ret: libc::c_int, what: impl FnOnce() -> String) -> Step {
+    if ret < 0 {
+        Err((125, format!("{}: {}", what(), errno())))
+    } else {
+        Ok(())
+    }
+}
+
+fn report(fd: &OwnedFd, code: i32, msg: &str) {
+    let mut buf = Vec::with_capacity(5 + msg.len());
+    buf.push(b'E');
+    buf.extend_from_slice(&code.to_le_bytes());
+    buf.extend_from_slice(msg.as_bytes());
+    // SAFETY: writing a local buffer to a descriptor we own.
+    unsafe { libc::write(fd.as_raw_fd(), buf.as_ptr().cast(), buf.len()) };
+}
+
+fn child(plan: &Plan, from_parent: OwnedFd, to_parent: OwnedFd) -> ! {
+    let code = match child_setup(plan, &from_parent, &to_parent) {
+        Ok(never) => match never {},
+        Err((code, msg)) => {
+            report(&to_parent, code, &msg);
+            code
+        }
+    };
+    // SAFETY: _exit ends the child without running the parent's atexit handlers or destructors.
+    unsafe { libc::_exit(code) }
+}
+
+fn read_byte(fd: &OwnedFd) -> Option<u8> {
+    let mut b = 0u8;
+    loop {
+        // SAFETY: reading one byte into a local.
+        let n = unsafe { libc::read(fd.as_raw_fd(), (&mut b as *mut u8).cast(), 1) };
+        if n == 1 {
+            return Some(b);
+        }
+        if n < 0 && errno().raw_os_error() == Some(libc::EINTR) {
+            continue;
+        }
+        return None;
+    }
+}
+
+fn mount(src: &CStr, dst: &CStr, fstype: &CStr, flags: libc::c_ulong, data: &CStr) -> libc::c_int {
+    let p = |c: &CStr| if c.is_empty() { std::ptr::null() } else { c.as_ptr() };
+    // SAFETY: all pointers are NUL-terminated strings or null, valid for the call.
+    unsafe { libc::mount(p(src), dst.as_ptr(), p(fstype), flags, p(data).cast()) }
+}
+
+const EMPTY: &CStr = c"";
+
+fn path_c(p: &Path) -> Step<CString> {
+    CString::new(p.as_os_str().as_bytes()).map_err(|_| (125, format!("path with a NUL byte: {}", p.display())))
+}
+
+/// Joins `unsafe_path` to `root` resolving symlinks as if `root` were `/` (runc's `securejoin`), so a
+/// symlink in the image cannot send a mount outside the rootfs.
+fn secure_join(root: &Path, unsafe_path: &str) -> Step<PathBuf> {
+    let mut resolved = PathBuf::new();
+    let mut queue: VecDeque<std::ffi::OsString> = Path::new(unsafe_path)
+        .components()
+        .map(|c| c.as_os_str().to_os_string())
+        .collect();
+    let mut links = 0;
+    while let Some(c) = queue.pop_front() {
+        match Path::new(&c).components().next() {
+            None | Some(Component::RootDir) | Some(Component::CurDir) => continue,
+            Some(Component::ParentDir) => {
+                resolved.pop();
+                continue;
+            }
+            _ => {}
+        }
+        let cand = resolved.join(&c);
+        match std::fs::read_link(root.join(&cand)) {
+            Ok(target) => {
+                links += 1;
+                if links > 255 {
+                    return Err((125, format!("too many symlinks resolving {unsafe_path}")));
+                }
+                if target.is_absolute() {
+                    resolved = PathBuf::new();
+                }
+                for (i, tc) in target.components().map(|c| c.as_os_str().to_os_string()).enumerate() {
+                    queue.insert(i, tc);
+                }
+            }
+            Err(_) => resolved = cand,
+        }
+    }
+    Ok(root.join(resolved))
+}
+
+fn mkdir_all(p: &Path) -> Step {
+    std::fs::create_dir_all(p).map_err(|e| (125, format!("creating {}: {e}", p.display())))
+}
+
+fn touch(p: &Path) -> Step {
+    if let Some(parent) = p.parent() {
+        mkdir_all(parent)?;
+    }
+    match std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(p)
+    {
+        Ok(_) => Ok(()),
+        Err(e) if e.raw_os_error() == Some(libc::EISDIR) => Ok(()),
+        Err(e) => Err((125, format!("creating {}: {e}", p.display()))),
+    }
+}
+
+/// Current per-mount flags of `p` that a bind remount must keep (locked in a user namespace).
+fn locked_flags(p: &CStr) -> libc::c_ulong {
+    // SAFETY: statvfs fills a zeroed local struct.
+    let mut st: libc::statvfs = unsafe { std::mem::zeroed() };
+    // SAFETY: p is a valid C string and st a valid out-pointer.
+    if unsafe { libc::statvfs(p.as_ptr(), &mut st) } != 0 {
+        return 0;
+    }
+    let mut f = 0;
+    for (st_flag, ms) in [
+        (libc::ST_NOSUID, libc::MS_NOSUID),
+        (libc::ST_NODEV, libc::MS_NODEV),
+        (libc::ST_NOEXEC, libc::MS_NOEXEC),
+        (libc::ST_RDONLY, libc::MS_RDONLY),
+    ] {
+        if st.f_flag & st_flag != 0 {
+            f |= ms;
+        }
+    }
+    f
+}
+
+fn do_mount(plan: &Plan, m: &MountOp) -> Step {
+    if m.kind == "cgroup" {
+        return mount_cgroup(plan, m);
+    }
+    let dest = secure_join(&plan.rootfs, &m.dest)?;
+    let is_bind = m.flags & libc::MS_BIND != 0;
+    if is_bind && !m.source_path.is_dir() {
+        touch(&dest)?;
+    } else {
+        mkdir_all(&dest)?;
+    }
+    let dest_c = path_c(&dest)?;
+    let what = || format!("error mounting {:?} to rootfs at {:?}", m.source_path, m.dest);
+    if is_bind {
+        step(
+            mount(
+                &m.source,
+                &dest_c,
+                EMPTY,
+                m.flags & (libc::MS_BIND | libc::MS_REC),
+                EMPTY,
+            ),
+            what,
+        )?;
+        let extra = m.flags & !(libc::MS_BIND | libc::MS_REC);
+        if extra != 0 {
+            let f = libc::MS_BIND | libc::MS_REMOUNT | extra | locked_flags(&dest_c);
+            step(mount(EMPTY, &dest_c, EMPTY, f, EMPTY), what)?;
+        }
+    } else {
+        step(mount(&m.source, &dest_c, &m.fstype, m.flags, &m.data), what)?;
+    }
+    if m.propagation != 0 {
+        step(mount(EMPTY, &dest_c, EMPTY, m.propagation, EMPTY), what)?;
+    }
+    Ok(())
+}
+
+/// `/sys/fs/cgroup`: the container's own cgroup directories, bind-mounted (v1: a tmpfs with one
+/// directory per hierarchy; v2: the directory itself).
+fn mount_cgroup(plan: &Plan, m: &MountOp) -> Step {
+    if plan.cgroup_mounts.is_empty() {
+        return Ok(());
+    }
+    let dest = secure_join(&plan.rootfs, &m.dest)?;
+    mkdir_all(&dest)?;
+    let dest_c = path_c(&dest)?;
+    let what = || "error mounting cgroup to rootfs at \"/sys/fs/cgroup\"".to_string();
+    let ro = m.flags & libc::MS_RDONLY;
+    let bind_flags = libc::MS_NOSUID | libc::MS_NODEV | libc::MS_NOEXEC | ro;
+    let bind = |src: &Path, dst: &CStr| -> Step {
+        step(mount(&path_c(src)?, dst, EMPTY, libc::MS_BIND, EMPTY), what)?;
+        step(
+            mount(EMPTY, dst, EMPTY, libc::MS_BIND | libc::MS_REMOUNT | bind_flags, EMPTY),
+            what,
+        )
+    };
+    if let [(name, dir)] = plan.cgroup_mounts.as_slice() {
+        if name.is_empty() {
+            return bind(dir, &dest_c);
+        }
+    }
+    let tmpfs_flags = libc::MS_NOSUID | libc::MS_NODEV | libc::MS_NOEXEC;
+    step(mount(c"tmpfs", &dest_c, c"tmpfs", tmpfs_flags, c"mode=755"), what)?;
+    for (name, dir) in &plan.cgroup_mounts {
+        let sub = dest.join(name);
+        mkdir_all(&sub)?;
+        bind(dir, &path_c(&sub)?)?;
+    }
+    if ro != 0 {
+        step(
+            mount(EMPTY, &dest_c, EMPTY, libc::MS_REMOUNT | tmpfs_flags | ro, EMPTY),
+            what,
+        )?;
+    }
+    Ok(())
+}
+
+fn create_devices(plan: &Plan) -> Step {
+    // SAFETY: umask only changes this process's file creation mask.
+    let old = unsafe { libc::umask(0) };
+    for d in &plan.devices {
+        let p = secure_join(&plan.rootfs, &d.path)?;
+        if let Some(parent) = p.parent() {
+            mkdir_all(parent)?;
+        }
+        let pc = path_c(&p)?;
+        // SAFETY: pc is a valid path; mknod creates a node or fails.
+        let r = unsafe { libc::mknod(pc.as_ptr(), d.mode, d.dev) };
+        if r != 0 {
+            let e = errno();
+            if e.raw_os_error() == Some(libc::EEXIST) {
+                continue;
+            }
+            // No CAP_MKNOD (user namespace): bind the host's node instead.
+            touch(&p)?;
+            step(mount(&d.host_path, &pc, EMPTY, libc::MS_BIND, EMPTY), || {
+                format!("creating device {}", d.path)
+            })?;
+            continue;
+        }
+        // SAFETY: pc is a valid path.
+        step(unsafe { libc::chown(pc.as_ptr(), d.uid, d.gid) }, || {
+            format!("chown device {}", d.path)
+        })?;
+    }
+    // SAFETY: restores the mask.
+    unsafe { libc::umask(old) };
+    let dev = plan.rootfs.join("dev");
+    for (link, target) in [
+        ("fd", "/proc/self/fd"),
+        ("stdin", "/proc/self/fd/0"),
+        ("stdout", "/proc/self/fd/1"),
+        ("stderr", "/proc/self/fd/2"),
+        ("ptmx", "pts/ptmx"),
+        ("core", "/proc/kcore"),
+    ] {
+        match std::os::unix::fs::symlink(target, dev.join(link)) {
+            Ok(()) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {}
+            Err(e) => return Err((125, format!("creating symlink /dev/{link}: {e}"))),
+        }
+    }
+    if plan.console {
+        let console = dev.join("console");
+        touch(&console)?;
+        let src = path_c(Path::new(&format!("/proc/self/fd/{}", plan.stdio.stdin)))?;
+        step(mount(&src, &path_c(&console)?, EMPTY, libc::MS_BIND, EMPTY), || {
+            "binding /dev/console".into()
+        })?;
+    }
+    Ok(())
+}
+
+fn pivot_root(plan: &Plan) -> Step {
+    let what = |s: &'static str| move || format!("pivot_root: {s}");
+    // SAFETY: rootfs_c is a valid path.
+    step(unsafe { libc::chdir(plan.rootfs_c.as_ptr()) }, what("chdir"))?;
+    // SAFETY: "." is a valid path; new root and put_old are the same directory, as runc does.
+    step(
+        unsafe { libc::syscall(libc::SYS_pivot_root, c".".as_ptr(), c".".as_ptr()) } as libc::c_int,
+        what("pivot"),
+    )?;
+    // The old root is stacked under the new one: detach it.
+    // SAFETY: "." is a valid path.
+    step(
+        unsafe { libc::umount2(c".".as_ptr(), libc::MNT_DETACH) },
+        what("unmount old root"),
+    )?;
+    // SAFETY: "/" is a valid path.
+    step(unsafe { libc::chdir(c"/".as_ptr()) }, what("chdir /"))
+}
+
+fn mask_and_readonly(plan: &Plan) -> Step {
+    for p in &plan.masked {
+        // SAFETY: zeroed stat buffer filled by lstat.
+        let mut st: libc::stat = unsafe { std::mem::zeroed() };
+        // SAFETY: p is a valid path, st a valid out-pointer.
+        if unsafe { libc::stat(p.as_ptr(), &mut st) } != 0 {
+            continue;
+        }
+        let r = if st.st_mode & libc::S_IFMT == libc::S_IFDIR {
+            mount(c"tmpfs", p, c"tmpfs", libc::MS_RDONLY, EMPTY)
+        } else {
+            mount(c"/dev/null", p, EMPTY, libc::MS_BIND, EMPTY)
+        };
+        step(r, || format!("masking {p:?}"))?;
+    }
+    for p in &plan.readonly {
+        let r = mount(p, p, EMPTY, libc::MS_BIND | libc::MS_REC, EMPTY);
+        if r != 0 {
+            if errno().raw_os_error() == Some(libc::ENOENT) {
+                continue;
+            }
+            return step(r, || format!("making {p:?} read-only"));
+        }
+        let f = libc::MS_BIND | libc::MS_REMOUNT | libc::MS_RDONLY | libc::MS_REC | locked_flags(p);
+        step(mount(EMPTY, p, EMPTY, f, EMPTY), || format!("making {p:?} read-only"))?;
+    }
+    if plan.readonly_root {
+        let f = libc::MS_BIND | libc::MS_REMOUNT | libc::MS_RDONLY | locked_flags(c"/");
+        step(mount(EMPTY, c"/", EMPTY, f, EMPTY), || {
+            "making the rootfs read-only".into()
+        })?;
+    }
+    Ok(())
+}
+
+/// Brings `lo` up in a new network namespace (SIOCSIFFLAGS; no netlink needed).
+fn loopback_up() -> Step {
+    #[repr(C)]
+    struct IfReq {
+        name: [libc::c_char; libc::IFNAMSIZ],
+        flags: libc::c_short,
+        _pad: [u8; 22],
+    }
+    // SAFETY: plain socket creation.
+    let fd = unsafe { libc::socket(libc::AF_INET, libc::SOCK_DGRAM | libc::SOCK_CLOEXEC, 0) };
+    step(fd, || "bringing up lo: socket".into())?;
+    // SAFETY: fd is the socket we just created.
+    let _guard = unsafe { OwnedFd::from_raw_fd(fd) };
+    let mut req = IfReq {
+        name: [0; libc::IFNAMSIZ],
+        flags: 0,
+        _pad: [0; 22],
+    };
+    req.name[0] = b'l' as libc::c_char;
+    req.name[1] = b'o' as libc::c_char;
+    // SAFETY: req is a properly sized ifreq for SIOCGIFFLAGS/SIOCSIFFLAGS.
+    step(unsafe { libc::ioctl(fd, libc::SIOCGIFFLAGS, &mut req) }, || {
+        "bringing up lo".into()
+    })?;
+    req.flags |= libc::IFF_UP as libc::c_short;
+    // SAFETY: as above.
+    step(unsafe { libc::ioctl(fd, libc::SIOCSIFFLAGS, &req) }, || {
+        "bringing up lo".into()
+    })
+}
+
+/// Go's `exec.LookPath` inside the container, with runc's messages and Docker's exit codes.
+fn look_path(plan: &Plan) -> Step<CString> {
+    let name = plan.args[0].to_string_lossy().into_owned();
+    let check = |p: &Path| -> Result<(), std::io::Error> {
+        let md = std::fs::metadata(p)?;
+        if md.is_dir() {
+            return Err(std::io::Error::from_raw_os_error(libc::EISDIR));
+        }
+        if std::os::unix::fs::PermissionsExt::mode(&md.permissions()) & 0o111 == 0 {
+            return Err(std::io::Error::from_raw_os_error(libc::EACCES));
+        }
+        Ok(())
+    };
+    let code_for = |e: &std::io::Error| match e.raw_os_error() {
+        Some(libc::ENOENT) | Some(libc::ENOTDIR) => 127,
+        Some(libc::EACCES) | Some(libc::EPERM) | Some(libc::EISDIR) => 126,
+        _ => 125,
+    };
+    let strip = |e: &std::io::Error| {
+        let s = e.to_string();
+        match s.find(" (os error") {
+            Some(i) => s[..i].to_lowercase(),
+            None => s,
+        }
+    };
+    if name.contains('/') {
+        return match check(Path::new(&name)) {
+            Ok(()) => Ok(plan.args[0].clone()),
+            Err(e) if e.raw_os_error() == Some(libc::ENOENT) => {
+                Err((127, format!("exec: \"{name}\": stat {name}: {}", strip(&e))))
+            }
+            Err(e) => Err((code_for(&e), format!("exec: \"{name}\": {}", strip(&e)))),
+        };
+    }
+    for dir in plan.path_env.split(':') {
+        let dir = if dir.is_empty() { "." } else { dir };
+        let cand = Path::new(dir).join(&name);
+        if check(&cand).is_ok() {
+            return path_c(&cand);
+        }
+    }
+    Err((127, format!("exec: \"{name}\": executable file not found in $PATH")))
+}
+
+fn setup_user_and_caps(plan: &Plan) -> Step {
+    let what = |s: &'static str| move || s.to_string();
+    if let Some(bounding) = &plan.bounding {
+        for c in caps::all() {
+            if !bounding.contains(&c) && caps::has_cap(None, CapSet::Bounding, c).unwrap_or(false) {
+                caps::drop(None, CapSet::Bounding, c)
+                    .map_err(|e| (125, format!("dropping bounding capability {c}: {e}")))?;
+            }
+        }
+    }
+    // SAFETY: prctl with integer arguments.
+    step(
+        unsafe { libc::prctl(libc::PR_SET_KEEPCAPS, 1, 0, 0, 0) },
+        what("keepcaps"),
+    )?;
+    // SAFETY: gids is a valid array of gid_t of the given length.
+    step(
+        unsafe { libc::setgroups(plan.gids.len(), plan.gids.as_ptr()) },
+        what("setgroups"),
+    )?;
+    // SAFETY: plain id syscalls.
+    step(unsafe { libc::setresgid(plan.gid, plan.gid, plan.gid) }, what("setgid"))?;
+    // SAFETY: plain id syscalls.
+    step(unsafe { libc::setresuid(plan.uid, plan.uid, plan.uid) }, what("setuid"))?;
+    // SAFETY: prctl with integer arguments.
+    step(
+        unsafe { libc::prctl(libc::PR_SET_KEEPCAPS, 0, 0, 0, 0) },
+        what("keepcaps"),
+    )?;
+    // Keep every permitted capability effective until seccomp is loaded (needs CAP_SYS_ADMIN without
+    // no_new_privs); the final sets are applied right before exec.
+    let permitted = caps::read(None, CapSet::Permitted).map_err(|e| (125, format!("reading capabilities: {e}")))?;
+    caps::set(None, CapSet::Effective, &permitted).map_err(|e| (125, format!("setting capabilities: {e}")))?;
+    Ok(())
+}
+
+fn final_caps(plan: &Plan) -> Step {
+    let err = |e: caps::errors::CapsError| (125, format!("applying capabilities: {e}"));
+    let eff: CapsHashSet = plan.effective.intersection(&plan.permitted).copied().collect();
+    caps::set(None, CapSet::Effective, &eff).map_err(err)?;
+    caps::set(None, CapSet::Permitted, &plan.permitted).map_err(err)?;
+    caps::set(None, CapSet::Inheritable, &plan.inheritable).map_err(err)?;
+    for c in &plan.ambient {
+        caps::raise(None, CapSet::Ambient, *c).map_err(err)?;
+    }
+    Ok(())
+}
+
+fn child_setup(plan: &Plan, from_parent: &OwnedFd, to_parent: &OwnedFd) -> Step<std::convert::Infallible> {
+    // Signals: the shim blocks/ignores some; the container starts clean.
+    // SAFETY: resetting this process's signal mask and dispositions.
+    unsafe {
+        let mut set: libc::sigset_t = std::mem::zeroed();
+        libc::sigemptyset(&mut set);
+        libc::sigprocmask(libc::SIG_SETMASK, &set, std::ptr::null_mut());
+        for s in [libc::SIGPIPE, libc::SIGCHLD, libc::SIGTERM, libc::SIGINT, libc::SIGHUP] {
+            libc::signal(s, libc::SIG_DFL);
+        }
+    }
+    let s = plan.stdio;
+    if plan.console {
+        // SAFETY: new session, then make the pty slave our controlling terminal.
+        step(unsafe { libc::setsid() }, || "setsid".into())?;
+        // SAFETY: ioctl on a descriptor the shim passed us.
+        step(unsafe { libc::ioctl(s.stdin, libc::TIOCSCTTY, 0) }, || {
+            "setting the controlling terminal".into()
+        })?;
+    }
+    for (src, dst) in [(s.stdin, 0), (s.stdout, 1), (s.stderr, 2)] {
+        // SAFETY: duplicating descriptors the shim passed us onto 0..2.
+        step(unsafe { libc::dup2(src, dst) }, || "setting up stdio".into())?;
+    }
+    for (path, nstype) in &plan.join {
+        // SAFETY: path is a valid C string.
+        let fd = unsafe { libc::open(path.as_ptr(), libc::O_RDONLY | libc::O_CLOEXEC) };
+        step(fd, || format!("opening namespace {path:?}"))?;
+        // SAFETY: fd is a namespace descriptor we opened.
+        let r = unsafe { libc::setns(fd, *nstype) };
+        // SAFETY: closing the descriptor we opened.
+        unsafe { libc::close(fd) };
+        step(r, || format!("joining namespace {path:?}"))?;
+    }
+    if plan.userns {
+        // Wait for the parent to write our id maps before doing anything privileged.
+        read_byte(from_parent).ok_or((125, "parent went away".to_string()))?;
+    }
+    // Mounts: private, so nothing we do propagates to the host.
+    step(
+        mount(EMPTY, c"/", EMPTY, libc::MS_REC | libc::MS_PRIVATE, EMPTY),
+        || "making / rprivate".into(),
+    )?;
+    let (src, fstype, data) = &plan.overlay;
+    if !fstype.is_empty() {
+        step(mount(src, &plan.rootfs_c, fstype, 0, data), || {
+            format!("mounting rootfs at {}", plan.rootfs.display())
+        })?;
+    } else {
+        step(
+            mount(
+                &plan.rootfs_c,
+                &plan.rootfs_c,
+                EMPTY,
+                libc::MS_BIND | libc::MS_REC,
+                EMPTY,
+            ),
+            || "binding rootfs".into(),
+        )?;
+    }
+    for m in &plan.mounts {
+        do_mount(plan, m)?;
+    }
+    create_devices(plan)?;
+    pivot_root(plan)?;
+    for (path, value) in &plan.sysctls {
+        std::fs::write(path, value).map_err(|e| (125, format!("writing sysctl {path}: {e}")))?;
+    }
+    mask_and_readonly(plan)?;
+    if let Some(h) = &plan.hostname {
+        // SAFETY: h is a valid buffer of the given length.
+        step(unsafe { libc::sethostname(h.as_ptr(), h.as_bytes().len()) }, || {
+            "sethostname".into()
+        })?;
+    }
+    if let Some(d) = &plan.domainname {
+        // SAFETY: d is a valid buffer of the given length.
+        step(unsafe { libc::setdomainname(d.as_ptr(), d.as_bytes().len()) }, || {
+            "setdomainname".into()
+        })?;
+    }
+    if plan.new_net {
+        loopback_up()?;
+    }
+    for (res, soft, hard) in &plan.rlimits {
+        let rl = libc::rlimit {
+            rlim_cur: *soft,
+            rlim_max: *hard,
+        };
+        // SAFETY: rl is a valid rlimit.
+        step(unsafe { libc::setrlimit(*res as _, &rl) }, || {
+            format!("setrlimit {res}")
+        })?;
+    }
+    if let Some(adj) = plan.oom_score_adj {
+        std::fs::write("/proc/self/oom_score_adj", adj.to_string())
+            .map_err(|e| (125, format!("writing oom_score_adj: {e}")))?;
+    }
+    let cwd = Path::new(if plan.cwd.is_empty() { "/" } else { &plan.cwd });
+    mkdir_all(cwd)?;
+    if !plan.userns {
+        read_byte(from_parent).ok_or((125, "parent went away".to_string()))?;
+    }
+    setup_user_and_caps(plan)?;
+    let cwd_c = path_c(cwd)?;
+    // SAFETY: cwd_c is a valid path.
+    if unsafe { libc::chdir(cwd_c.as_ptr()) } != 0 {
+        let e = errno();
+        return Err((
+            125,
+            format!("chdir to cwd ({:?}) set in config.json failed: {e}", plan.cwd),
+        ));
+    }
+    let exe = look_path(plan)?;
+    let filter = match &plan.seccomp {
+        Some(p) => Some(crate::seccomp::compile(p).map_err(|e| (125, e.to_string()))?),
+        None => None,
+    };
+    let mut argv: Vec<*const libc::c_char> = plan.args.iter().map(|a| a.as_ptr()).collect();
+    argv.push(std::ptr::null());
+    let mut envp: Vec<*const libc::c_char> = plan.env.iter().map(|a| a.as_ptr()).collect();
+    envp.push(std::ptr::null());
+    // SAFETY: umask only affects this process.
+    unsafe { libc::umask(0o022) };
+
+    // Ready; wait for start (EOF: the shim gave up on us).
+    // SAFETY: writing one byte from a static buffer.
+    if unsafe { libc::write(to_parent.as_raw_fd(), b"R".as_ptr().cast(), 1) } != 1 {
+        return Err((125, "reporting readiness".into()));
+    }
+    match read_byte(from_parent) {
+        Some(b'S') => {}
+        // SAFETY: nothing to clean up: exit quietly.
+        _ => unsafe { libc::_exit(0) },
+    }
+    if plan.nnp {
+        // SAFETY: prctl with integer arguments.
+        step(unsafe { libc::prctl(libc::PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) }, || {
+            "no_new_privs".into()
+        })?;
+    }
+    if let Some(f) = &filter {
+        f.load().map_err(|e| (125, format!("loading seccomp filter: {e}")))?;
+    }
+    final_caps(plan)?;
+    // SAFETY: exe, argv and envp are NUL-terminated and outlive the call.
+    unsafe { libc::execve(exe.as_ptr(), argv.as_ptr(), envp.as_ptr()) };
+    let e = errno();
+    let code = match e.raw_os_error() {
+        Some(libc::ENOENT) => 127,
+        Some(libc::EACCES) | Some(libc::EPERM) | Some(libc::ENOEXEC) => 126,
+        _ => 125,
+    };
+    let msg = e.to_string();
+    let msg = msg.split(" (os error").next().unwrap_or(&msg).to_lowercase();
+    Err((code, format!("exec {}: {msg}", plan.args[0].to_string_lossy())))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn flags() {
+        let (f, p, d) = mount_flags(&[
+            "nosuid".into(),
+            "ro".into(),
+            "mode=755".into(),
+            "size=1k".into(),
+            "rprivate".into(),
+        ]);
+        assert_eq!(f, libc::MS_NOSUID | libc::MS_RDONLY);
+        assert_eq!(p, libc::MS_PRIVATE | libc::MS_REC);
+        assert_eq!(d, "mode=755,size=1k");
+    }
+
+    #[test]
+    fn secure_join_stays_inside() {
+        let t = tempfile::tempdir().unwrap();
+        let r = t.path();
+        std::fs::create_dir_all(r.join("a/b")).unwrap();
+        std::os::unix::fs::symlink("/etc", r.join("a/abs")).unwrap();
+        std::os::unix::fs::symlink("../../../..", r.join("a/b/up")).unwrap();
+        assert_eq!(secure_join(r, "/a/abs/hosts").unwrap(), r.join("etc/hosts"));
+        assert_eq!(secure_join(r, "/a/b/up/x").unwrap(), r.join("x"));
+        assert_eq!(secure_join(r, "../../x").unwrap(), r.join("x"));
+        assert_eq!(secure_join(r, "/a/b/c").unwrap(), r.join("a/b/c"));
+    }
+
+    #[test]
+    fn report_roundtrip() {
+        let mut buf = vec![b'E'];
+        buf.extend_from_slice(&127i32.to_le_bytes());
+        buf.extend_from_slice(b"exec: \"x\": executable file not found in $PATH");
+        let e = parse_report(&buf).unwrap();
+        assert_eq!(e.exit_code, 127);
+        assert!(e.message.ends_with("$PATH"));
+        assert!(parse_report(b"").is_none());
+    }
+}
