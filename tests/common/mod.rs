@@ -1,0 +1,283 @@
+//! Shared harness of the integration tests: a berthd of its own per test (data root, exec root and
+//! socket under a fresh temp dir), clients pointed at it, and a cleanup guard that removes the
+//! containers, stops the daemon and the shims it started, unmounts and deletes the directory.
+#![allow(dead_code)]
+
+use std::io::{Read, Write};
+use std::os::unix::net::UnixStream;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::time::{Duration, Instant};
+
+static COUNTER: AtomicU32 = AtomicU32::new(0);
+
+/// A daemon under test.
+pub struct Daemon {
+    /// The test's directory (data root, exec root, socket, logs).
+    pub root: PathBuf,
+    /// The API socket.
+    pub sock: PathBuf,
+    child: Option<Child>,
+}
+
+/// Result of running a client command.
+pub struct Run {
+    pub code: i32,
+    pub stdout: String,
+    pub stderr: String,
+}
+
+impl From<Output> for Run {
+    fn from(o: Output) -> Run {
+        Run {
+            code: o.status.code().unwrap_or(-1),
+            stdout: String::from_utf8_lossy(&o.stdout).into_owned(),
+            stderr: String::from_utf8_lossy(&o.stderr).into_owned(),
+        }
+    }
+}
+
+impl std::fmt::Debug for Run {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "exit {}\n--- stdout\n{}--- stderr\n{}", self.code, self.stdout, self.stderr)
+    }
+}
+
+pub fn bin(name: &str) -> PathBuf {
+    match name {
+        "berth" => PathBuf::from(env!("CARGO_BIN_EXE_berth")),
+        "berthd" => PathBuf::from(env!("CARGO_BIN_EXE_berthd")),
+        "berth-shim" => PathBuf::from(env!("CARGO_BIN_EXE_berth-shim")),
+        other => panic!("unknown binary {other}"),
+    }
+}
+
+/// Polls `f` until it returns true or `timeout` passes.
+pub fn eventually(timeout: Duration, mut f: impl FnMut() -> bool) -> bool {
+    let start = Instant::now();
+    while start.elapsed() < timeout {
+        if f() {
+            return true;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    f()
+}
+
+impl Daemon {
+    /// Starts a fresh daemon and waits until it answers.
+    pub fn start() -> Daemon {
+        let n = COUNTER.fetch_add(1, Ordering::SeqCst);
+        let root = PathBuf::from(format!("/tmp/bt-{}-{n}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&root);
+        std::fs::create_dir_all(&root).expect("creating the test root");
+        let sock = root.join("berth.sock");
+        let mut d = Daemon { root, sock, child: None };
+        d.spawn();
+        d
+    }
+
+    fn spawn(&mut self) {
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(self.root.join("berthd.log"))
+            .expect("opening the daemon log");
+        let child = Command::new(bin("berthd"))
+            .arg("--host")
+            .arg(format!("unix://{}", self.sock.display()))
+            .arg("--data-root")
+            .arg(self.root.join("data"))
+            .arg("--exec-root")
+            .arg(self.root.join("run"))
+            .arg("--log-level")
+            .arg("debug")
+            .stdin(Stdio::null())
+            .stdout(log.try_clone().expect("log fd"))
+            .stderr(log)
+            .spawn()
+            .expect("spawning berthd");
+        self.child = Some(child);
+        let ok = eventually(Duration::from_secs(20), || self.api("GET", "/_ping", None).0 == 200);
+        assert!(ok, "berthd did not answer on {}; log:\n{}", self.sock.display(), self.log());
+    }
+
+    /// The daemon's log so far.
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(self.root.join("berthd.log")).unwrap_or_default()
+    }
+
+    /// `unix://` address of the socket.
+    pub fn host(&self) -> String {
+        format!("unix://{}", self.sock.display())
+    }
+
+    /// The data root.
+    pub fn data_root(&self) -> PathBuf {
+        self.root.join("data")
+    }
+
+    /// Runs the `berth` CLI against this daemon.
+    pub fn berth(&self, args: &[&str]) -> Run {
+        self.berth_cmd(args).output().expect("running berth").into()
+    }
+
+    /// A `berth` command prepared to talk to this daemon.
+    pub fn berth_cmd(&self, args: &[&str]) -> Command {
+        let mut c = Command::new(bin("berth"));
+        c.args(args).env("BERTH_HOST", self.host()).env_remove("DOCKER_HOST").stdin(Stdio::null());
+        c
+    }
+
+    /// Runs the real `docker` CLI against this daemon.
+    pub fn docker(&self, args: &[&str]) -> Run {
+        self.docker_cmd(args).output().expect("running docker (the docker CLI must be installed)").into()
+    }
+
+    /// A `docker` command prepared to talk to this daemon.
+    pub fn docker_cmd(&self, args: &[&str]) -> Command {
+        let mut c = Command::new("docker");
+        c.args(args)
+            .env("DOCKER_HOST", self.host())
+            .env("DOCKER_CONFIG", self.root.join("docker-config"))
+            .env("DOCKER_CLI_HINTS", "false")
+            .stdin(Stdio::null());
+        c
+    }
+
+    /// One HTTP request to the API; returns status and body.
+    pub fn api(&self, method: &str, path: &str, body: Option<&[u8]>) -> (u16, Vec<u8>) {
+        let Ok(mut s) = UnixStream::connect(&self.sock) else { return (0, Vec::new()) };
+        let _ = s.set_read_timeout(Some(Duration::from_secs(60)));
+        let body = body.unwrap_or(b"");
+        let head = format!(
+            "{method} {path} HTTP/1.1\r\nHost: berth\r\nConnection: close\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n",
+            body.len()
+        );
+        if s.write_all(head.as_bytes()).and_then(|_| s.write_all(body)).is_err() {
+            return (0, Vec::new());
+        }
+        let mut resp = Vec::new();
+        let _ = s.read_to_end(&mut resp);
+        let text_end = resp.windows(4).position(|w| w == b"\r\n\r\n").unwrap_or(resp.len());
+        let head = String::from_utf8_lossy(&resp[..text_end]).into_owned();
+        let status = head.split_whitespace().nth(1).and_then(|s| s.parse().ok()).unwrap_or(0);
+        let mut body = resp.get(text_end + 4..).unwrap_or_default().to_vec();
+        if head.to_ascii_lowercase().contains("transfer-encoding: chunked") {
+            body = dechunk(&body);
+        }
+        (status, body)
+    }
+
+    /// GET a JSON document.
+    pub fn api_json(&self, path: &str) -> serde_json::Value {
+        let (status, body) = self.api("GET", path, None);
+        assert_eq!(status, 200, "GET {path}: {}", String::from_utf8_lossy(&body));
+        serde_json::from_slice(&body).expect("JSON body")
+    }
+
+    /// Loads the busybox fixture image as `tag` through the API.
+    pub fn load_busybox(&self, tag: &str) {
+        let tar = berth_testkit::busybox_image_tar(tag).expect("building the busybox image");
+        let (status, body) = self.api("POST", "/v1.41/images/load?quiet=1", Some(&tar));
+        assert_eq!(status, 200, "loading busybox: {}", String::from_utf8_lossy(&body));
+    }
+
+    /// Kills the daemon with SIGKILL (containers keep running under their shims).
+    pub fn kill9(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+
+    /// Starts the daemon again on the same state.
+    pub fn restart(&mut self) {
+        self.kill9();
+        self.spawn();
+    }
+
+    /// PIDs of processes whose command line mentions this test's root (the shims it started).
+    pub fn own_processes(&self) -> Vec<i32> {
+        let needle = self.root.display().to_string();
+        let mut out = Vec::new();
+        if let Ok(rd) = std::fs::read_dir("/proc") {
+            for e in rd.flatten() {
+                let Ok(pid) = e.file_name().to_string_lossy().parse::<i32>() else { continue };
+                if pid == std::process::id() as i32 {
+                    continue;
+                }
+                if let Ok(cmd) = std::fs::read(format!("/proc/{pid}/cmdline")) {
+                    if String::from_utf8_lossy(&cmd).contains(&needle) {
+                        out.push(pid);
+                    }
+                }
+            }
+        }
+        out
+    }
+
+    /// Mount points under this test's root.
+    pub fn own_mounts(&self) -> Vec<String> {
+        let needle = self.root.display().to_string();
+        std::fs::read_to_string("/proc/self/mountinfo")
+            .unwrap_or_default()
+            .lines()
+            .filter(|l| l.contains(&needle))
+            .map(str::to_string)
+            .collect()
+    }
+}
+
+fn dechunk(b: &[u8]) -> Vec<u8> {
+    let mut out = Vec::new();
+    let mut i = 0;
+    while i < b.len() {
+        let Some(nl) = b[i..].windows(2).position(|w| w == b"\r\n") else { break };
+        let size = usize::from_str_radix(String::from_utf8_lossy(&b[i..i + nl]).trim(), 16).unwrap_or(0);
+        i += nl + 2;
+        if size == 0 {
+            break;
+        }
+        let end = (i + size).min(b.len());
+        out.extend_from_slice(&b[i..end]);
+        i = end + 2;
+    }
+    out
+}
+
+impl Drop for Daemon {
+    fn drop(&mut self) {
+        if self.child.is_some() {
+            let (_, body) = self.api("GET", "/containers/json?all=1", None);
+            if let Ok(serde_json::Value::Array(list)) = serde_json::from_slice::<serde_json::Value>(&body) {
+                for c in list {
+                    if let Some(id) = c["Id"].as_str() {
+                        let _ = self.api("DELETE", &format!("/containers/{id}?force=1"), None);
+                    }
+                }
+            }
+        }
+        self.kill9();
+        // Shims this test's daemon started (their command line names our root).
+        for pid in self.own_processes() {
+            kill_pid(pid);
+        }
+        for m in self.own_mounts().iter().rev() {
+            if let Some(point) = m.split_whitespace().nth(4) {
+                let _ = Command::new("umount").arg("-l").arg(point).status();
+            }
+        }
+        let _ = std::fs::remove_dir_all(&self.root);
+    }
+}
+
+fn kill_pid(pid: i32) {
+    let _ = Command::new("kill").arg("-9").arg(pid.to_string()).status();
+}
+
+/// Reads a file, or an empty string.
+pub fn read(p: &Path) -> String {
+    std::fs::read_to_string(p).unwrap_or_default()
+}
