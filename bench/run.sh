@@ -19,6 +19,7 @@ cleanup() {
     DOCKER_HOST=unix://$WORK/docker.sock docker rm -f $(DOCKER_HOST=unix://$WORK/docker.sock docker ps -aq) >/dev/null 2>&1
     kill "$DOCKERD_PID" 2>/dev/null; wait "$DOCKERD_PID" 2>/dev/null
   fi
+  [ -n "${MADE_DOCKER0:-}" ] && ip link del docker0 2>/dev/null
   grep " $WORK" /proc/self/mountinfo | awk '{print $5}' | sort -r | xargs -r -n1 umount -l 2>/dev/null
   rm -rf "$WORK"
 }
@@ -37,8 +38,10 @@ if ! command -v dockerd >/dev/null 2>&1; then
   DEBIAN_FRONTEND=noninteractive apt-get install -y -qq docker.io >/dev/null
 fi
 DOCKER_SOCK=$WORK/docker.sock
+# dockerd makes its docker0 bridge; remove it afterwards if this run created it.
+ip link show docker0 >/dev/null 2>&1 || MADE_DOCKER0=1
 dockerd --host "unix://$DOCKER_SOCK" --data-root "$WORK/docker-data" --exec-root "$WORK/docker-run" \
-  --pidfile "$WORK/docker.pid" --iptables=false --ip-forward=false --bridge=none >"$WORK/dockerd.log" 2>&1 &
+  --pidfile "$WORK/docker.pid" --iptables=false --ip-forward=false >"$WORK/dockerd.log" 2>&1 &
 DOCKERD_PID=$!
 for _ in $(seq 200); do DOCKER_HOST=unix://$DOCKER_SOCK docker version >/dev/null 2>&1 && break; sleep 0.1; done
 DOCKER_HOST=unix://$DOCKER_SOCK docker load -q -i "$WORK/bb.tar" >/dev/null
