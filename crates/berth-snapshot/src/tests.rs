@@ -182,7 +182,7 @@ fn gzip_layers_and_concurrent_apply() {
     });
     assert!(tmp_is_empty(&s));
     s.remove(&chain).unwrap();
-    assert_eq!(s.apply_layer(&chain, None, &mut gz.as_slice()).unwrap(), 100_000);
+    assert_eq!(s.apply_layer(&chain, None, gz.as_slice()).unwrap(), 100_000);
     gz.clear();
 }
 

@@ -1,0 +1,673 @@
+//! `docker load` and `docker save`.
+//!
+//! Load reads three layouts: `docker save` before 25 (`manifest.json` + `<id>/layer.tar` + `<id>.json`),
+//! Docker 25+ (`manifest.json` pointing into `blobs/sha256/`, plus an OCI `index.json`), and a pure OCI
+//! image layout (`oci-layout` + `index.json`). The archive is first unpacked (safely, without whiteout
+//! conversion) into a private temp dir; every path named by the metadata is then resolved inside that
+//! dir only, and every blob is digest-verified on its way into the content store.
+//!
+//! Save writes what Docker 25+ writes: an OCI layout whose blobs are also listed by a Docker
+//! `manifest.json` and a `repositories` file, layers as uncompressed tars.
+
+use crate::content::tmp_name;
+use crate::{
+    host_architecture, io_err, ImageRecord, ImageStore, LayerBlob, LoadedImage, Result, StoreError, MEDIA_DOCKER_LAYER,
+    MEDIA_OCI_LAYER,
+};
+use berth_types::{Digest, Reference};
+use serde::{Deserialize, Serialize};
+use serde_json::{json, Value};
+use std::collections::{BTreeMap, HashSet};
+use std::io::{self, Read, Write};
+use std::path::{Path, PathBuf};
+
+/// Metadata files (manifest.json, index.json, manifests, configs) larger than this are refused.
+const MAX_JSON: u64 = 32 << 20;
+
+const MEDIA_OCI_MANIFEST: &str = "application/vnd.oci.image.manifest.v1+json";
+const MEDIA_OCI_INDEX: &str = "application/vnd.oci.image.index.v1+json";
+const MEDIA_OCI_CONFIG: &str = "application/vnd.oci.image.config.v1+json";
+const MEDIA_DOCKER_LIST: &str = "application/vnd.docker.distribution.manifest.list.v2+json";
+const ANNOTATION_CONTAINERD_NAME: &str = "io.containerd.image.name";
+const ANNOTATION_REF_NAME: &str = "org.opencontainers.image.ref.name";
+
+/// One entry of Docker's `manifest.json`.
+#[derive(Debug, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+struct DockerManifestEntry {
+    config: String,
+    #[serde(default)]
+    repo_tags: Option<Vec<String>>,
+    #[serde(default)]
+    layers: Vec<String>,
+}
+
+/// An OCI content descriptor (the fields we use).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+struct Descriptor {
+    #[serde(rename = "mediaType", default)]
+    media_type: String,
+    digest: Digest,
+    size: i64,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    annotations: Option<BTreeMap<String, String>>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    platform: Option<Platform>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+struct Platform {
+    #[serde(default)]
+    architecture: String,
+    #[serde(default)]
+    os: String,
+}
+
+/// An OCI image manifest or Docker schema 2 manifest (same shape).
+#[derive(Debug, Deserialize)]
+struct Manifest {
+    config: Descriptor,
+    #[serde(default)]
+    layers: Vec<Descriptor>,
+}
+
+#[derive(Debug, Deserialize)]
+struct Index {
+    #[serde(default)]
+    manifests: Vec<Descriptor>,
+}
+
+/// What the archive says one image consists of.
+struct Candidate {
+    config: PathBuf,
+    config_digest: Option<Digest>,
+    layers: Vec<(PathBuf, Option<Digest>, Option<String>)>,
+    tags: Vec<Reference>,
+}
+
+/// Removes a temp dir on drop.
+struct TempGuard(PathBuf);
+
+impl Drop for TempGuard {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+fn bad(msg: impl Into<String>) -> StoreError {
+    StoreError::InvalidArchive(msg.into())
+}
+
+/// Resolves `name` (from the archive's metadata) to a regular file inside `root`, following symlinks
+/// only within `root` (legacy `docker save` links duplicate layers); anything escaping is refused.
+fn resolve_in(root: &Path, name: &str, what: &str) -> Result<PathBuf> {
+    let mut comps =
+        berth_archive::clean_path(name.as_bytes()).map_err(|r| bad(format!("invalid path {name:?} in {what}: {r}")))?;
+    let mut hops = 0;
+    'restart: loop {
+        let mut cur = root.to_path_buf();
+        for (i, c) in comps.iter().enumerate() {
+            let next = cur.join(c);
+            let md = std::fs::symlink_metadata(&next)
+                .map_err(|_| bad(format!("{what} references missing file {name:?}")))?;
+            if md.file_type().is_symlink() {
+                hops += 1;
+                if hops > 40 {
+                    return Err(bad(format!("too many symlinks resolving {name:?} in {what}")));
+                }
+                let target = std::fs::read_link(&next).map_err(io_err("read link", &next))?;
+                let t = target.as_os_str().as_encoded_bytes();
+                if t.first() == Some(&b'/') {
+                    return Err(bad(format!("{name:?} in {what} is a symlink to an absolute path")));
+                }
+                let mut joined: Vec<u8> = Vec::new();
+                for p in &comps[..i] {
+                    joined.extend_from_slice(p.as_encoded_bytes());
+                    joined.push(b'/');
+                }
+                joined.extend_from_slice(t);
+                for p in &comps[i + 1..] {
+                    joined.push(b'/');
+                    joined.extend_from_slice(p.as_encoded_bytes());
+                }
+                comps = berth_archive::clean_path(&joined)
+                    .map_err(|r| bad(format!("{name:?} in {what} resolves outside the archive: {r}")))?;
+                continue 'restart;
+            }
+            if i + 1 < comps.len() && !md.is_dir() {
+                return Err(bad(format!("{what} references missing file {name:?}")));
+            }
+            if i + 1 == comps.len() && !md.is_file() {
+                return Err(bad(format!("{name:?} in {what} is not a regular file")));
+            }
+            cur = next;
+        }
+        if comps.is_empty() {
+            return Err(bad(format!("invalid path {name:?} in {what}")));
+        }
+        return Ok(cur);
+    }
+}
+
+fn read_json_file(path: &Path, what: &str) -> Result<Vec<u8>> {
+    let md = std::fs::metadata(path).map_err(io_err("stat", path))?;
+    if md.len() > MAX_JSON {
+        return Err(bad(format!("{what} is too large ({} bytes)", md.len())));
+    }
+    std::fs::read(path).map_err(io_err("read", path))
+}
+
+fn parse_json<T: for<'de> Deserialize<'de>>(bytes: &[u8], what: &str) -> Result<T> {
+    serde_json::from_slice(bytes).map_err(|e| bad(format!("malformed JSON in {what}: {e}")))
+}
+
+/// `blobs/sha256/<hex>` names carry their digest: Docker 25+ and OCI layouts are verified against it.
+fn digest_from_blob_path(name: &str) -> Option<Digest> {
+    let comps = berth_archive::clean_path(name.as_bytes()).ok()?;
+    match comps.as_slice() {
+        [b, alg, hex] if b == "blobs" => format!("{}:{}", alg.to_string_lossy(), hex.to_string_lossy())
+            .parse()
+            .ok(),
+        _ => None,
+    }
+}
+
+fn blob_path(root: &Path, d: &Digest, what: &str) -> Result<PathBuf> {
+    if d.algorithm() != "sha256" {
+        return Err(bad(format!("{what}: unsupported digest algorithm in {d}")));
+    }
+    resolve_in(root, &format!("blobs/{}/{}", d.algorithm(), d.hex()), what)
+}
+
+/// Reads a blob of an OCI layout, verifying digest and size.
+fn read_blob(root: &Path, d: &Descriptor, what: &str) -> Result<Vec<u8>> {
+    let p = blob_path(root, &d.digest, what)?;
+    let bytes = read_json_file(&p, what)?;
+    let got = Digest::sha256(&bytes);
+    if got != d.digest {
+        return Err(StoreError::DigestMismatch {
+            what: what.into(),
+            expected: d.digest.clone(),
+            actual: got,
+        });
+    }
+    if d.size >= 0 && d.size as u64 != bytes.len() as u64 {
+        return Err(bad(format!(
+            "{what}: descriptor size {} but blob has {} bytes",
+            d.size,
+            bytes.len()
+        )));
+    }
+    Ok(bytes)
+}
+
+fn docker_candidates(root: &Path, manifest: &Path) -> Result<Vec<Candidate>> {
+    let entries: Vec<DockerManifestEntry> = parse_json(&read_json_file(manifest, "manifest.json")?, "manifest.json")?;
+    let mut out = Vec::new();
+    for e in entries {
+        let config = resolve_in(root, &e.config, "manifest.json")?;
+        // Legacy configs are named `<id>.json`, newer ones `blobs/sha256/<id>`: both name the digest.
+        let config_digest = digest_from_blob_path(&e.config).or_else(|| {
+            let base = e.config.rsplit('/').next().unwrap_or_default();
+            base.strip_suffix(".json").and_then(|h| Digest::from_sha256_hex(h).ok())
+        });
+        let mut layers = Vec::new();
+        for l in &e.layers {
+            layers.push((resolve_in(root, l, "manifest.json")?, digest_from_blob_path(l), None));
+        }
+        let mut tags = Vec::new();
+        for t in e.repo_tags.unwrap_or_default() {
+            let r = Reference::parse(&t).map_err(|err| bad(format!("invalid tag {t:?} in manifest.json: {err}")))?;
+            if r.digest().is_some() {
+                return Err(bad(format!(
+                    "invalid tag {t:?} in manifest.json: digest references cannot be tags"
+                )));
+            }
+            tags.push(r);
+        }
+        out.push(Candidate {
+            config,
+            config_digest,
+            layers,
+            tags,
+        });
+    }
+    Ok(out)
+}
+
+/// The image name an index entry carries: containerd's annotation, or the OCI ref name when it is a full
+/// reference (a bare `latest` names no repository).
+fn oci_tag(d: &Descriptor) -> Option<Reference> {
+    let a = d.annotations.as_ref()?;
+    if let Some(n) = a.get(ANNOTATION_CONTAINERD_NAME) {
+        if let Ok(r) = Reference::parse(n) {
+            return Some(r);
+        }
+    }
+    let n = a.get(ANNOTATION_REF_NAME)?;
+    if n.contains('/') || n.contains(':') {
+        return Reference::parse(n).ok().filter(|r| r.tag().is_some());
+    }
+    None
+}
+
+fn oci_manifest_for(root: &Path, d: &Descriptor, depth: usize) -> Result<Option<(Manifest, Digest)>> {
+    if depth > 4 {
+        return Err(bad("index.json: image indexes nested too deeply"));
+    }
+    let what = format!("manifest {}", d.digest);
+    let bytes = read_blob(root, d, &what)?;
+    let v: Value = parse_json(&bytes, &what)?;
+    let is_index = d.media_type == MEDIA_OCI_INDEX
+        || d.media_type == MEDIA_DOCKER_LIST
+        || (v.get("manifests").is_some() && v.get("config").is_none());
+    if !is_index {
+        let m: Manifest = parse_json(&bytes, &what)?;
+        return Ok(Some((m, d.digest.clone())));
+    }
+    let idx: Index = parse_json(&bytes, &what)?;
+    // The host's platform, else the only entry there is.
+    let arch = host_architecture();
+    let pick = idx
+        .manifests
+        .iter()
+        .find(|m| {
+            m.platform
+                .as_ref()
+                .is_some_and(|p| p.os == "linux" && p.architecture == arch)
+        })
+        .or_else(|| {
+            if idx.manifests.len() == 1 {
+                idx.manifests.first()
+            } else {
+                None
+            }
+        });
+    match pick {
+        Some(m) => oci_manifest_for(root, m, depth + 1),
+        None => Ok(None),
+    }
+}
+
+fn oci_candidates(root: &Path, index: &Path) -> Result<Vec<Candidate>> {
+    let idx: Index = parse_json(&read_json_file(index, "index.json")?, "index.json")?;
+    // Several index entries (one per tag) may name the same manifest: merge their tags.
+    let mut by_manifest: BTreeMap<Digest, Candidate> = BTreeMap::new();
+    let mut order = Vec::new();
+    for d in &idx.manifests {
+        let Some((m, mdigest)) = oci_manifest_for(root, d, 0)? else {
+            return Err(bad(format!(
+                "index.json: no manifest for linux/{} in {}",
+                host_architecture(),
+                d.digest
+            )));
+        };
+        let tag = oci_tag(d);
+        if let Some(c) = by_manifest.get_mut(&mdigest) {
+            c.tags.extend(tag);
+            continue;
+        }
+        let what = format!("manifest {mdigest}");
+        let config = blob_path(root, &m.config.digest, &what)?;
+        let mut layers = Vec::new();
+        for l in &m.layers {
+            let p = blob_path(root, &l.digest, &what)?;
+            let len = std::fs::metadata(&p).map_err(io_err("stat", &p))?.len();
+            if l.size >= 0 && l.size as u64 != len {
+                return Err(bad(format!(
+                    "{what}: layer {} has size {len}, descriptor says {}",
+                    l.digest, l.size
+                )));
+            }
+            layers.push((p, Some(l.digest.clone()), Some(l.media_type.clone())));
+        }
+        order.push(mdigest.clone());
+        by_manifest.insert(
+            mdigest,
+            Candidate {
+                config,
+                config_digest: Some(m.config.digest.clone()),
+                layers,
+                tags: tag.into_iter().collect(),
+            },
+        );
+    }
+    Ok(order.into_iter().filter_map(|d| by_manifest.remove(&d)).collect())
+}
+
+fn sniff_media_type(path: &Path) -> Result<&'static str> {
+    let mut head = [0u8; 2];
+    let mut f = std::fs::File::open(path).map_err(io_err("open", path))?;
+    let n = f.read(&mut head).map_err(io_err("read", path))?;
+    Ok(if n == 2 && head == [0x1f, 0x8b] {
+        crate::MEDIA_DOCKER_LAYER_GZIP
+    } else {
+        MEDIA_DOCKER_LAYER
+    })
+}
+
+impl ImageStore {
+    /// `docker load`. See the module docs for the formats. Progress and result lines go to `on_progress`.
+    pub fn load(&self, tar: impl Read + Send, on_progress: &mut dyn FnMut(&str)) -> Result<Vec<LoadedImage>> {
+        let tmp = TempGuard(tmp_name(&self.root.join("tmp"), "load"));
+        let archive_err = |source| StoreError::Archive {
+            what: "invalid image archive".into(),
+            source,
+        };
+        let reader = berth_archive::decompress(tar).map_err(archive_err)?;
+        let opts = berth_archive::UnpackOptions {
+            whiteouts: false,
+            preserve_owners: false,
+        };
+        berth_archive::unpack(reader, &tmp.0, &opts).map_err(archive_err)?;
+        let root = tmp.0.as_path();
+        let candidates = if std::fs::symlink_metadata(root.join("manifest.json")).is_ok() {
+            docker_candidates(root, &resolve_in(root, "manifest.json", "archive")?)?
+        } else if std::fs::symlink_metadata(root.join("index.json")).is_ok() {
+            oci_candidates(root, &resolve_in(root, "index.json", "archive")?)?
+        } else {
+            return Err(bad(
+                "neither manifest.json nor index.json found (not a docker save or OCI layout tarball)",
+            ));
+        };
+        if candidates.is_empty() {
+            return Err(bad("no images found"));
+        }
+        let mut loaded = Vec::new();
+        for c in candidates {
+            let rec = self.load_candidate(&c, on_progress)?;
+            let mut tags = Vec::new();
+            for t in &c.tags {
+                if let Some(old) = self.add_reference(t, &rec.id)? {
+                    on_progress(&format!(
+                        "The image {} already exists, renaming the old one with ID {old} to empty string",
+                        t.familiar()
+                    ));
+                }
+                tags.push(t.familiar());
+            }
+            let li = LoadedImage {
+                id: rec.id.clone(),
+                tags,
+            };
+            for m in li.messages() {
+                on_progress(&m);
+            }
+            loaded.push(li);
+        }
+        Ok(loaded)
+    }
+
+    fn load_candidate(&self, c: &Candidate, on_progress: &mut dyn FnMut(&str)) -> Result<ImageRecord> {
+        let config = read_json_file(&c.config, "image config")?;
+        let id = Digest::sha256(&config);
+        if let Some(want) = &c.config_digest {
+            if want != &id {
+                return Err(StoreError::DigestMismatch {
+                    what: "image config".into(),
+                    expected: want.clone(),
+                    actual: id,
+                });
+            }
+        }
+        let mut layers = Vec::new();
+        let mut new_blobs = Vec::new();
+        for (path, digest, media) in &c.layers {
+            let what = match digest {
+                Some(d) => format!("layer {d}"),
+                None => format!("layer {}", path.strip_prefix(&self.root).unwrap_or(path).display()),
+            };
+            let existed = digest.as_ref().is_some_and(|d| self.blobs.has(d));
+            let (d, size) = self.blobs.put_file(path, digest.as_ref(), &what)?;
+            if !existed {
+                new_blobs.push(d.clone());
+            }
+            let media_type = match media {
+                Some(m) if !m.is_empty() => m.clone(),
+                _ => sniff_media_type(path)?.to_string(),
+            };
+            on_progress(&format!("Loading layer {}", berth_types::short_id(d.hex())));
+            layers.push(LayerBlob {
+                digest: d,
+                media_type,
+                size,
+            });
+        }
+        match self.create_image(&config, &layers) {
+            Ok(r) => Ok(r),
+            Err(e) => {
+                let _ = self.collect_garbage(&[], &new_blobs, &[]);
+                Err(e)
+            }
+        }
+    }
+
+    /// `docker save`: the named images (references or IDs) as one tarball Docker 25+ and older can load.
+    pub fn save(&self, names: &[String], out: impl Write) -> Result<()> {
+        // Image ID -> tags to write for it, in first-named order.
+        let mut images: Vec<(ImageRecord, Vec<Reference>)> = Vec::new();
+        let mut add = |rec: ImageRecord, tags: Vec<Reference>| match images.iter_mut().find(|(r, _)| r.id == rec.id) {
+            Some((_, t)) => {
+                for x in tags {
+                    if !t.contains(&x) {
+                        t.push(x);
+                    }
+                }
+            }
+            None => images.push((rec, tags)),
+        };
+        for name in names {
+            // `docker save busybox` (no tag): every tag of the repository, as Docker's exporter does.
+            if let Ok(named) = Reference::parse_name_only(name) {
+                if named.tag().is_none() && named.digest().is_none() {
+                    let repo = named.repository();
+                    let mut found = false;
+                    for rec in self.list()? {
+                        let tags: Vec<Reference> = rec
+                            .repo_tags
+                            .iter()
+                            .filter_map(|t| Reference::parse(t).ok())
+                            .filter(|r| r.repository() == repo)
+                            .collect();
+                        if !tags.is_empty() {
+                            found = true;
+                            add(rec, tags);
+                        }
+                    }
+                    if found {
+                        continue;
+                    }
+                }
+            }
+            let rec = self.resolve(name)?;
+            let by_id = rec.id.to_string().starts_with(name.as_str()) || rec.id.hex().starts_with(name.as_str());
+            let tags = match Reference::parse(name) {
+                Ok(r) if !by_id && r.tag().is_some() => vec![r],
+                _ => Vec::new(),
+            };
+            add(rec, tags);
+        }
+
+        let mut b = tar::Builder::new(out);
+        let werr = |what: &str| {
+            let what = what.to_string();
+            move |source: io::Error| StoreError::Io {
+                op: "write",
+                path: PathBuf::from(what),
+                source,
+            }
+        };
+        for dir in ["blobs/", "blobs/sha256/"] {
+            let mut h = file_header(0);
+            h.set_entry_type(tar::EntryType::Directory);
+            h.set_mode(0o755);
+            b.append_data(&mut h, dir, io::empty()).map_err(werr(dir))?;
+        }
+        let mut written: HashSet<Digest> = HashSet::new();
+        let mut index_entries = Vec::new();
+        let mut docker_manifest = Vec::new();
+        let mut repositories: BTreeMap<String, BTreeMap<String, String>> = BTreeMap::new();
+        for (rec, tags) in &images {
+            let config = self.blobs.read(&rec.id)?;
+            append_blob_bytes(&mut b, &mut written, &rec.id, &config)?;
+            let mut layer_descs = Vec::new();
+            let mut layer_paths = Vec::new();
+            for (i, layer) in rec.layers.iter().enumerate() {
+                let diff_id = &rec.diff_ids[i];
+                let size = self.append_layer(&mut b, &mut written, layer, diff_id)?;
+                layer_descs.push(json!({"mediaType": MEDIA_OCI_LAYER, "digest": diff_id.to_string(), "size": size}));
+                layer_paths.push(format!("blobs/sha256/{}", diff_id.hex()));
+            }
+            let manifest = json!({
+                "schemaVersion": 2,
+                "mediaType": MEDIA_OCI_MANIFEST,
+                "config": {"mediaType": MEDIA_OCI_CONFIG, "digest": rec.id.to_string(), "size": config.len()},
+                "layers": layer_descs,
+            });
+            let mbytes = serde_json::to_vec(&manifest).map_err(|e| StoreError::Corrupt(e.to_string()))?;
+            let mdigest = Digest::sha256(&mbytes);
+            append_blob_bytes(&mut b, &mut written, &mdigest, &mbytes)?;
+            let desc = |annotations: Option<Value>| {
+                let mut d =
+                    json!({"mediaType": MEDIA_OCI_MANIFEST, "digest": mdigest.to_string(), "size": mbytes.len()});
+                if let (Some(a), Some(obj)) = (annotations, d.as_object_mut()) {
+                    obj.insert("annotations".into(), a);
+                }
+                d
+            };
+            if tags.is_empty() {
+                index_entries.push(desc(None));
+            }
+            for t in tags {
+                index_entries.push(desc(Some(json!({
+                    ANNOTATION_CONTAINERD_NAME: t.to_string(),
+                    ANNOTATION_REF_NAME: t.tag().unwrap_or("latest"),
+                }))));
+                if let (Some(tag), Some(top)) = (t.tag(), rec.diff_ids.last()) {
+                    repositories
+                        .entry(t.familiar_repository())
+                        .or_default()
+                        .insert(tag.to_string(), top.hex().to_string());
+                }
+            }
+            docker_manifest.push(json!({
+                "Config": format!("blobs/sha256/{}", rec.id.hex()),
+                "RepoTags": if tags.is_empty() { Value::Null } else { json!(tags.iter().map(|t| t.familiar()).collect::<Vec<_>>()) },
+                "Layers": layer_paths,
+            }));
+        }
+        let index = json!({"schemaVersion": 2, "mediaType": MEDIA_OCI_INDEX, "manifests": index_entries});
+        let files: Vec<(&str, Vec<u8>)> = vec![
+            (
+                "index.json",
+                serde_json::to_vec(&index).map_err(|e| StoreError::Corrupt(e.to_string()))?,
+            ),
+            (
+                "manifest.json",
+                serde_json::to_vec(&docker_manifest).map_err(|e| StoreError::Corrupt(e.to_string()))?,
+            ),
+            ("oci-layout", br#"{"imageLayoutVersion":"1.0.0"}"#.to_vec()),
+        ];
+        for (name, data) in files {
+            let mut h = file_header(data.len() as u64);
+            b.append_data(&mut h, name, data.as_slice()).map_err(werr(name))?;
+        }
+        if !repositories.is_empty() {
+            let data = serde_json::to_vec(&repositories).map_err(|e| StoreError::Corrupt(e.to_string()))?;
+            let mut h = file_header(data.len() as u64);
+            b.append_data(&mut h, "repositories", data.as_slice())
+                .map_err(werr("repositories"))?;
+        }
+        b.into_inner().map_err(werr("end of archive"))?;
+        Ok(())
+    }
+
+    /// Writes one layer as an uncompressed tar at `blobs/sha256/<diff-id>`; returns its size.
+    fn append_layer<W: Write>(
+        &self,
+        b: &mut tar::Builder<W>,
+        written: &mut HashSet<Digest>,
+        layer: &LayerBlob,
+        diff_id: &Digest,
+    ) -> Result<u64> {
+        let name = format!("blobs/sha256/{}", diff_id.hex());
+        if layer.digest == *diff_id {
+            let size = self.blobs.size(&layer.digest)?;
+            if written.insert(diff_id.clone()) {
+                let f = self.blobs.open_blob(&layer.digest)?;
+                let mut h = file_header(size);
+                b.append_data(&mut h, &name, f.take(size))
+                    .map_err(|source| StoreError::Io {
+                        op: "write",
+                        path: PathBuf::from(&name),
+                        source,
+                    })?;
+            }
+            return Ok(size);
+        }
+        // A compressed blob: decompress into a temp file (the tar header needs the size first) and
+        // check it really is the layer the config names.
+        let tmp = TempGuard(tmp_name(&self.root.join("tmp"), "save"));
+        let what = format!("layer {}", layer.digest);
+        let reader =
+            berth_archive::decompress(self.blobs.open_blob(&layer.digest)?).map_err(|source| StoreError::Archive {
+                what: what.clone(),
+                source,
+            })?;
+        let mut dr = berth_archive::DigestReader::new(reader);
+        let mut f = std::fs::File::create(&tmp.0).map_err(io_err("create", &tmp.0))?;
+        io::copy(&mut dr, &mut f).map_err(|source| StoreError::Read {
+            what: what.clone(),
+            source,
+        })?;
+        let (d, size) = dr.finish().map_err(|source| StoreError::Read {
+            what: what.clone(),
+            source,
+        })?;
+        if d != *diff_id {
+            return Err(StoreError::DigestMismatch {
+                what,
+                expected: diff_id.clone(),
+                actual: d,
+            });
+        }
+        if written.insert(diff_id.clone()) {
+            let f = std::fs::File::open(&tmp.0).map_err(io_err("open", &tmp.0))?;
+            let mut h = file_header(size);
+            b.append_data(&mut h, &name, f.take(size))
+                .map_err(|source| StoreError::Io {
+                    op: "write",
+                    path: PathBuf::from(&name),
+                    source,
+                })?;
+        }
+        Ok(size)
+    }
+}
+
+fn file_header(size: u64) -> tar::Header {
+    let mut h = tar::Header::new_ustar();
+    h.set_size(size);
+    h.set_mode(0o644);
+    h.set_mtime(0);
+    h.set_entry_type(tar::EntryType::Regular);
+    h
+}
+
+fn append_blob_bytes<W: Write>(
+    b: &mut tar::Builder<W>,
+    written: &mut HashSet<Digest>,
+    d: &Digest,
+    data: &[u8],
+) -> Result<()> {
+    if !written.insert(d.clone()) {
+        return Ok(());
+    }
+    let name = format!("blobs/sha256/{}", d.hex());
+    let mut h = file_header(data.len() as u64);
+    b.append_data(&mut h, &name, data).map_err(|source| StoreError::Io {
+        op: "write",
+        path: PathBuf::from(&name),
+        source,
+    })
+}

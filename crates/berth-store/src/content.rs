@@ -1,0 +1,181 @@
+//! The content store: blobs addressed by their sha256 digest, verified on write.
+
+use crate::{io_err, Result, StoreError};
+use berth_types::Digest;
+use std::io::{self, Read, Write};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+
+static COUNTER: AtomicU64 = AtomicU64::new(0);
+
+/// A unique temporary name in `dir` (pid first, so stale files of dead processes can be recognised).
+pub(crate) fn tmp_name(dir: &Path, prefix: &str) -> PathBuf {
+    let n = COUNTER.fetch_add(1, Ordering::Relaxed);
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.subsec_nanos())
+        .unwrap_or(0);
+    dir.join(format!("{}-{prefix}-{nanos}-{n}", std::process::id()))
+}
+
+/// Writes `data` to `path` atomically: temp file in the same directory, fsync, rename, fsync the dir.
+pub(crate) fn write_atomic(path: &Path, data: &[u8]) -> Result<()> {
+    let dir = path.parent().unwrap_or(Path::new("."));
+    let name = path
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let tmp = dir.join(format!(
+        ".{name}.tmp-{}-{}",
+        std::process::id(),
+        COUNTER.fetch_add(1, Ordering::Relaxed)
+    ));
+    let res = (|| -> io::Result<()> {
+        let mut f = std::fs::File::create(&tmp)?;
+        f.write_all(data)?;
+        f.sync_all()?;
+        std::fs::rename(&tmp, path)?;
+        std::fs::File::open(dir)?.sync_all()
+    })();
+    if res.is_err() {
+        let _ = std::fs::remove_file(&tmp);
+    }
+    res.map_err(io_err("write", path))
+}
+
+/// Blobs under `<root>/sha256/<hex>`, with temporary files in `<root>/../tmp`.
+#[derive(Debug, Clone)]
+pub struct ContentStore {
+    root: PathBuf,
+    tmp: PathBuf,
+}
+
+impl ContentStore {
+    pub(crate) fn open(root: PathBuf, tmp: PathBuf) -> Result<Self> {
+        for d in [root.join("sha256"), tmp.clone()] {
+            std::fs::create_dir_all(&d).map_err(io_err("create", &d))?;
+        }
+        Ok(ContentStore { root, tmp })
+    }
+
+    /// Where the blob with this digest lives (whether or not it exists).
+    pub fn path(&self, d: &Digest) -> PathBuf {
+        self.root.join(d.algorithm()).join(d.hex())
+    }
+
+    /// Whether the blob exists.
+    pub fn has(&self, d: &Digest) -> bool {
+        self.path(d).is_file()
+    }
+
+    /// Size of a stored blob.
+    pub fn size(&self, d: &Digest) -> Result<u64> {
+        let p = self.path(d);
+        std::fs::metadata(&p).map(|m| m.len()).map_err(|e| match e.kind() {
+            io::ErrorKind::NotFound => StoreError::BlobNotFound(d.clone()),
+            _ => io_err("stat", &p)(e),
+        })
+    }
+
+    /// Opens a stored blob.
+    pub fn open_blob(&self, d: &Digest) -> Result<std::fs::File> {
+        let p = self.path(d);
+        std::fs::File::open(&p).map_err(|e| match e.kind() {
+            io::ErrorKind::NotFound => StoreError::BlobNotFound(d.clone()),
+            _ => io_err("open", &p)(e),
+        })
+    }
+
+    /// Reads a whole stored blob.
+    pub fn read(&self, d: &Digest) -> Result<Vec<u8>> {
+        let mut v = Vec::new();
+        self.open_blob(d)?
+            .read_to_end(&mut v)
+            .map_err(io_err("read", &self.path(d)))?;
+        Ok(v)
+    }
+
+    /// Streams `r` into the store, hashing while writing; fsync then rename. When `expected` is given a
+    /// different digest is an error and nothing is stored. Returns the digest and size.
+    pub fn put(&self, r: impl Read, expected: Option<&Digest>, what: &str) -> Result<(Digest, u64)> {
+        let tmp = tmp_name(&self.tmp, "blob");
+        let res = (|| -> Result<(Digest, u64)> {
+            let mut f = std::fs::File::create(&tmp).map_err(io_err("create", &tmp))?;
+            let mut reader = berth_archive::DigestReader::new(r);
+            io::copy(&mut reader, &mut f).map_err(|e| StoreError::Read {
+                what: what.to_string(),
+                source: e,
+            })?;
+            let (d, n) = reader.finish().map_err(|e| StoreError::Read {
+                what: what.to_string(),
+                source: e,
+            })?;
+            f.sync_all().map_err(io_err("sync", &tmp))?;
+            self.commit(&tmp, d, n, expected, what)
+        })();
+        let _ = std::fs::remove_file(&tmp);
+        res
+    }
+
+    /// Stores an existing file (on the same filesystem) by hard-linking it into the store after hashing
+    /// it, so a load does not copy layer data twice. The source file is left in place.
+    pub fn put_file(&self, src: &Path, expected: Option<&Digest>, what: &str) -> Result<(Digest, u64)> {
+        let f = std::fs::File::open(src).map_err(io_err("open", src))?;
+        let (d, n) = berth_archive::DigestReader::new(f)
+            .finish()
+            .map_err(|e| StoreError::Read {
+                what: what.to_string(),
+                source: e,
+            })?;
+        if let Some(want) = expected {
+            if want != &d {
+                return Err(StoreError::DigestMismatch {
+                    what: what.to_string(),
+                    expected: want.clone(),
+                    actual: d,
+                });
+            }
+        }
+        if self.has(&d) {
+            return Ok((d, n));
+        }
+        let tmp = tmp_name(&self.tmp, "blob");
+        if std::fs::hard_link(src, &tmp).is_err() {
+            // Another filesystem: fall back to a verified copy.
+            let f = std::fs::File::open(src).map_err(io_err("open", src))?;
+            return self.put(f, Some(&d), what);
+        }
+        let res = std::fs::File::open(&tmp)
+            .and_then(|f| f.sync_all())
+            .map_err(io_err("sync", &tmp))
+            .and_then(|_| self.commit(&tmp, d, n, None, what));
+        let _ = std::fs::remove_file(&tmp);
+        res
+    }
+
+    fn commit(&self, tmp: &Path, d: Digest, n: u64, expected: Option<&Digest>, what: &str) -> Result<(Digest, u64)> {
+        if let Some(want) = expected {
+            if want != &d {
+                return Err(StoreError::DigestMismatch {
+                    what: what.to_string(),
+                    expected: want.clone(),
+                    actual: d,
+                });
+            }
+        }
+        let dst = self.path(&d);
+        // Same digest, same bytes: replacing an existing blob (a concurrent writer) is harmless.
+        std::fs::rename(tmp, &dst).map_err(io_err("store blob", &dst))?;
+        Ok((d, n))
+    }
+
+    /// Removes a blob (nothing to do if absent).
+    pub fn delete(&self, d: &Digest) -> Result<()> {
+        let p = self.path(d);
+        match std::fs::remove_file(&p) {
+            Ok(()) => Ok(()),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(()),
+            Err(e) => Err(io_err("remove", &p)(e)),
+        }
+    }
+}
