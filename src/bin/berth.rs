@@ -1,1 +1,5 @@
-fn main() {}
+//! `berth`: the Docker-compatible command-line client.
+
+fn main() {
+    berth_cli::main();
+}

@@ -1,0 +1,201 @@
+//! Streaming a hijacked attach connection to the local terminal: output (raw for a TTY, else
+//! demultiplexed to stdout/stderr), stdin (half-closed at EOF), Ctrl-P Ctrl-Q to detach, window
+//! size changes, and signal forwarding (`--sig-proxy`).
+
+use std::io::{self, Read, Write};
+
+use berth_client::stream::{read_frame, StreamKind};
+use berth_client::{AttachConn, Client};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWriteExt};
+use tokio::sync::mpsc;
+
+/// How an attached session ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Ended {
+    /// The container closed its output.
+    Closed,
+    /// The user typed the detach sequence.
+    Detached,
+}
+
+/// Docker's default detach keys: Ctrl-P, Ctrl-Q.
+const DETACH_KEYS: [u8; 2] = [0x10, 0x11];
+
+/// Copies output to stdout/stderr until the stream ends.
+pub async fn copy_output<R: AsyncRead + Unpin>(mut reader: R, tty: bool) -> io::Result<()> {
+    if tty {
+        let mut buf = vec![0u8; 32 * 1024];
+        loop {
+            let n = reader.read(&mut buf).await?;
+            if n == 0 {
+                return Ok(());
+            }
+            let mut out = io::stdout().lock();
+            out.write_all(&buf[..n])?;
+            out.flush()?;
+        }
+    }
+    let mut buf = Vec::new();
+    while let Some(kind) = read_frame(&mut reader, &mut buf).await? {
+        match kind {
+            StreamKind::Stderr => {
+                let mut e = io::stderr().lock();
+                e.write_all(&buf)?;
+                e.flush()?;
+            }
+            _ => {
+                let mut o = io::stdout().lock();
+                o.write_all(&buf)?;
+                o.flush()?;
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Reads stdin on a plain thread (a blocking read cannot be cancelled; the process exits anyway).
+fn stdin_chunks() -> mpsc::Receiver<Vec<u8>> {
+    let (tx, rx) = mpsc::channel::<Vec<u8>>(16);
+    std::thread::spawn(move || {
+        let mut stdin = io::stdin();
+        let mut buf = vec![0u8; 32 * 1024];
+        loop {
+            match stdin.read(&mut buf) {
+                Ok(0) | Err(_) => break,
+                Ok(n) => {
+                    if tx.blocking_send(buf[..n].to_vec()).is_err() {
+                        break;
+                    }
+                }
+            }
+        }
+    });
+    rx
+}
+
+/// Tracks the detach sequence across reads; returns the bytes to forward, or `None` on detach.
+struct DetachScanner {
+    matched: usize,
+}
+
+impl DetachScanner {
+    fn feed(&mut self, chunk: &[u8]) -> Option<Vec<u8>> {
+        let mut out = Vec::with_capacity(chunk.len());
+        for &b in chunk {
+            if b == DETACH_KEYS[self.matched] {
+                self.matched += 1;
+                if self.matched == DETACH_KEYS.len() {
+                    return None;
+                }
+                continue;
+            }
+            // A partial match that failed is passed through as typed.
+            out.extend_from_slice(&DETACH_KEYS[..self.matched]);
+            self.matched = 0;
+            if b == DETACH_KEYS[0] {
+                self.matched = 1;
+            } else {
+                out.push(b);
+            }
+        }
+        Some(out)
+    }
+}
+
+/// Runs an attached session until output ends or the user detaches.
+pub async fn pump(conn: AttachConn, tty: bool, stdin: bool) -> io::Result<Ended> {
+    let AttachConn { reader, writer } = conn;
+    let output = copy_output(reader, tty);
+    tokio::pin!(output);
+    let (detach_tx, mut detach_rx) = mpsc::channel::<()>(1);
+    let input = async move {
+        let Some(mut w) = writer.filter(|_| stdin) else {
+            return std::future::pending::<()>().await;
+        };
+        let mut rx = stdin_chunks();
+        let mut scan = DetachScanner { matched: 0 };
+        while let Some(chunk) = rx.recv().await {
+            let data = if tty {
+                match scan.feed(&chunk) {
+                    Some(d) => d,
+                    None => {
+                        let _ = detach_tx.send(()).await;
+                        return std::future::pending::<()>().await;
+                    }
+                }
+            } else {
+                chunk
+            };
+            if w.write_all(&data).await.is_err() || w.flush().await.is_err() {
+                break;
+            }
+        }
+        // EOF on stdin: half-close so the container sees EOF, keep reading output.
+        let _ = w.shutdown().await;
+        std::future::pending::<()>().await
+    };
+    tokio::pin!(input);
+    tokio::select! {
+        r = &mut output => r.map(|_| Ended::Closed),
+        _ = detach_rx.recv() => Ok(Ended::Detached),
+        _ = &mut input => Ok(Ended::Closed),
+    }
+}
+
+/// Sends the terminal size now and on every SIGWINCH (as a background task).
+pub fn monitor_tty_size(client: Client, id: String) {
+    tokio::spawn(async move {
+        if let Some((h, w)) = crate::term::size() {
+            let _ = client.container_resize(&id, h, w).await;
+        }
+        let Ok(mut winch) = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::window_change()) else {
+            return;
+        };
+        while winch.recv().await.is_some() {
+            if let Some((h, w)) = crate::term::size() {
+                let _ = client.container_resize(&id, h, w).await;
+            }
+        }
+    });
+}
+
+/// Forwards the signals a user sends to the CLI to the container (`--sig-proxy`, non-TTY).
+pub fn forward_signals(client: Client, id: String) {
+    use tokio::signal::unix::{signal, SignalKind};
+    let kinds: [(SignalKind, &str); 7] = [
+        (SignalKind::interrupt(), "SIGINT"),
+        (SignalKind::terminate(), "SIGTERM"),
+        (SignalKind::hangup(), "SIGHUP"),
+        (SignalKind::quit(), "SIGQUIT"),
+        (SignalKind::user_defined1(), "SIGUSR1"),
+        (SignalKind::user_defined2(), "SIGUSR2"),
+        (SignalKind::alarm(), "SIGALRM"),
+    ];
+    for (kind, name) in kinds {
+        let Ok(mut sig) = signal(kind) else { continue };
+        let client = client.clone();
+        let id = id.clone();
+        tokio::spawn(async move {
+            while sig.recv().await.is_some() {
+                let _ = client.container_kill(&id, Some(name)).await;
+            }
+        });
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn detach_sequence() {
+        let mut s = DetachScanner { matched: 0 };
+        assert_eq!(s.feed(b"ab"), Some(b"ab".to_vec()));
+        assert_eq!(s.feed(&[0x10]), Some(vec![]));
+        assert_eq!(s.feed(b"x"), Some(vec![0x10, b'x']));
+        assert_eq!(s.feed(&[b'y', 0x10]), Some(vec![b'y']));
+        assert_eq!(s.feed(&[0x11]), None);
+        let mut s = DetachScanner { matched: 0 };
+        assert_eq!(s.feed(&[0x10, 0x10, 0x11]), None);
+    }
+}

@@ -1,0 +1,98 @@
+//! Connecting to the daemon: host selection, API version negotiation, and starting `berthd` when
+//! the default socket does not answer (the implicit-default case only, as a convenience).
+
+use std::path::PathBuf;
+use std::process::{Command, Stdio};
+use std::time::Duration;
+
+use anyhow::Result;
+use berth_client::{select_host, Client, Error, HostSource};
+
+use crate::StatusError;
+
+/// Global connection options.
+#[derive(Debug, Clone, Default)]
+pub struct ConnectOpts {
+    pub host: Option<String>,
+    pub no_autostart: bool,
+}
+
+/// Environment switch that disables autostart, as `--no-autostart` does.
+const NO_AUTOSTART_ENV: &str = "BERTH_NO_AUTOSTART";
+
+fn env(k: &str) -> Option<String> {
+    std::env::var(k).ok()
+}
+
+/// A negotiated client, starting the daemon if allowed and needed.
+pub async fn connect(o: &ConnectOpts) -> Result<Client> {
+    let (host, source) = select_host(o.host.as_deref(), env).map_err(|e| StatusError::new(1, e.to_string()))?;
+    let mut client = Client::new(host);
+    match client.negotiate().await {
+        Ok(_) => Ok(client),
+        Err(Error::Connect { .. }) if source == HostSource::Default && !o.no_autostart && !autostart_disabled() => {
+            spawn_daemon()?;
+            berth_client::wait_for_daemon(&client, Duration::from_secs(10))
+                .await
+                .map_err(|e| StatusError::new(1, e.to_string()))?;
+            client
+                .negotiate()
+                .await
+                .map_err(|e| StatusError::new(1, e.to_string()))?;
+            Ok(client)
+        }
+        Err(e) => Err(StatusError::new(1, e.to_string()).into()),
+    }
+}
+
+fn autostart_disabled() -> bool {
+    env(NO_AUTOSTART_ENV).is_some_and(|v| !v.is_empty() && v != "0" && v != "false")
+}
+
+/// The `berthd` next to this executable, else the one on PATH.
+fn daemon_binary() -> PathBuf {
+    if let Ok(exe) = std::env::current_exe() {
+        if let Some(dir) = exe.parent() {
+            let candidate = dir.join("berthd");
+            if candidate.is_file() {
+                return candidate;
+            }
+        }
+    }
+    PathBuf::from("berthd")
+}
+
+/// Starts `berthd` in its own process group with output to a log file, not waiting for it.
+fn spawn_daemon() -> Result<()> {
+    let log = ["/var/log/berth", "/run/berth"].iter().find_map(|dir| {
+        std::fs::create_dir_all(dir).ok()?;
+        std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(PathBuf::from(dir).join("berthd.log"))
+            .ok()
+    });
+    let (out, err) = match log.and_then(|f| f.try_clone().ok().map(|g| (f, g))) {
+        Some((f, g)) => (Stdio::from(f), Stdio::from(g)),
+        None => (Stdio::null(), Stdio::null()),
+    };
+    let bin = daemon_binary();
+    let mut cmd = Command::new(&bin);
+    cmd.stdin(Stdio::null()).stdout(out).stderr(err);
+    {
+        use std::os::unix::process::CommandExt;
+        // Own process group: the terminal's Ctrl-C and job control do not reach the daemon.
+        cmd.process_group(0);
+    }
+    cmd.spawn().map_err(|e| {
+        StatusError::new(
+            1,
+            format!(
+                "Cannot connect to the berth daemon at {}. Is the daemon running? (starting {} failed: {e})",
+                berth_client::DEFAULT_HOST,
+                bin.display()
+            ),
+        )
+    })?;
+    Ok(())
+}

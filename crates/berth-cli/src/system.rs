@@ -1,0 +1,375 @@
+//! `inspect`, `version` and `info`.
+
+use anyhow::Result;
+use berth_client::{Client, CLIENT_API_VERSION};
+use serde_json::{json, Value};
+
+use crate::cli::{InfoArgs, VersionArgs};
+use crate::connect::{connect, ConnectOpts};
+use crate::format::{json_indent, Format};
+use crate::units;
+use crate::StatusError;
+
+fn fail(e: impl std::fmt::Display) -> StatusError {
+    StatusError::new(1, e.to_string())
+}
+
+/// `docker inspect` / `docker container inspect` / `docker image inspect`.
+pub async fn inspect(
+    client: &Client,
+    format: Option<String>,
+    size: bool,
+    kind: Option<&str>,
+    names: Vec<String>,
+) -> Result<i32> {
+    if let Some(k) = kind {
+        if k != "container" && k != "image" {
+            return Err(fail(format!("\"{k}\" is not a valid value for --type")).into());
+        }
+    }
+    let tmpl = match format.as_deref().filter(|f| !f.is_empty()) {
+        Some(f) => Some(Format::parse(f).map_err(fail)?),
+        None => None,
+    };
+    let mut found: Vec<String> = Vec::new();
+    let mut errors: Vec<String> = Vec::new();
+    for name in &names {
+        let res = match kind {
+            Some("container") => client.container_inspect_raw(name, size).await,
+            Some("image") => client.image_inspect_raw(name).await,
+            _ => match client.container_inspect_raw(name, size).await {
+                Err(e) if e.is_not_found() => client.image_inspect_raw(name).await,
+                other => other,
+            },
+        };
+        match res {
+            Ok(bytes) => found.push(String::from_utf8_lossy(&bytes).trim().to_string()),
+            Err(e) if e.is_not_found() => errors.push(match kind {
+                Some("container") => format!("Error: No such container: {name}"),
+                Some("image") => format!("Error: No such image: {name}"),
+                _ => format!("Error: No such object: {name}"),
+            }),
+            Err(e) => errors.push(e.to_string()),
+        }
+    }
+    match tmpl {
+        Some(t) => {
+            let mut out = String::new();
+            for raw in &found {
+                let v: Value = serde_json::from_str(raw).map_err(fail)?;
+                out.push_str(&t.render(&v).map_err(fail)?);
+                out.push('\n');
+            }
+            print!("{out}");
+        }
+        None => println!("{}", json_indent(&format!("[{}]", found.join(",")), "    ")),
+    }
+    for e in &errors {
+        eprintln!("{e}");
+    }
+    Ok(if errors.is_empty() { 0 } else { 1 })
+}
+
+fn go_arch() -> &'static str {
+    match std::env::consts::ARCH {
+        "x86_64" => "amd64",
+        "aarch64" => "arm64",
+        "x86" => "386",
+        other => other,
+    }
+}
+
+fn client_version(api: &str) -> Value {
+    json!({
+        "Platform": {"Name": ""},
+        "Version": env!("CARGO_PKG_VERSION"),
+        "ApiVersion": api,
+        "DefaultAPIVersion": CLIENT_API_VERSION,
+        "GitCommit": option_env!("BERTH_GIT_COMMIT").unwrap_or("unknown"),
+        "GoVersion": "n/a (rust)",
+        "Os": std::env::consts::OS,
+        "Arch": go_arch(),
+        "BuildTime": "",
+        "Context": "default",
+    })
+}
+
+fn s<'a>(v: &'a Value, k: &str) -> String {
+    match &v[k] {
+        Value::String(s) => s.clone(),
+        Value::Null => String::new(),
+        other => other.to_string(),
+    }
+}
+
+/// `docker version`.
+pub async fn version(copts: &ConnectOpts, a: VersionArgs) -> Result<i32> {
+    let conn = connect(copts).await;
+    let server = match &conn {
+        Ok(c) => c.version().await.map_err(|e| e.to_string()),
+        Err(e) => Err(e.to_string()),
+    };
+    let api = conn
+        .as_ref()
+        .map(|c| c.api_version().to_string())
+        .unwrap_or_else(|_| CLIENT_API_VERSION.into());
+    let cv = client_version(&api);
+    if let Some(f) = a.format.as_deref().filter(|f| !f.is_empty()) {
+        let t = Format::parse(f).map_err(fail)?;
+        let ctx = json!({"Client": cv, "Server": server.as_ref().ok()});
+        println!("{}", t.render(&ctx).map_err(fail)?);
+        return match server {
+            Ok(_) => Ok(0),
+            Err(e) => Err(fail(e).into()),
+        };
+    }
+    let mut out = String::new();
+    out.push_str("Client:\n");
+    let line = |out: &mut String, k: &str, v: &str| out.push_str(&format!(" {:<19}{v}\n", format!("{k}:")));
+    line(&mut out, "Version", &s(&cv, "Version"));
+    line(&mut out, "API version", &s(&cv, "ApiVersion"));
+    line(
+        &mut out,
+        "Rust version",
+        option_env!("BERTH_RUSTC_VERSION").unwrap_or("n/a"),
+    );
+    line(&mut out, "Git commit", &s(&cv, "GitCommit"));
+    line(&mut out, "OS/Arch", &format!("{}/{}", s(&cv, "Os"), s(&cv, "Arch")));
+    line(&mut out, "Context", "default");
+    let sv = match server {
+        Ok(v) => v,
+        Err(e) => {
+            print!("{out}");
+            return Err(fail(e).into());
+        }
+    };
+    let platform = sv.pointer("/Platform/Name").and_then(Value::as_str).unwrap_or("");
+    out.push('\n');
+    out.push_str(&format!(
+        "Server:{}\n",
+        if platform.is_empty() {
+            String::new()
+        } else {
+            format!(" {platform}")
+        }
+    ));
+    let l2 = |out: &mut String, k: &str, v: &str| out.push_str(&format!("  {:<18}{v}\n", format!("{k}:")));
+    let comps = sv["Components"].as_array().cloned().unwrap_or_default();
+    let engine = comps.iter().find(|c| c["Name"] == "Engine");
+    out.push_str(" Engine:\n");
+    let d = engine.map(|e| e["Details"].clone()).unwrap_or(Value::Null);
+    let pick = |dk: &str, sk: &str| {
+        let v = s(&d, dk);
+        if v.is_empty() {
+            s(&sv, sk)
+        } else {
+            v
+        }
+    };
+    l2(&mut out, "Version", &s(&sv, "Version"));
+    l2(
+        &mut out,
+        "API version",
+        &format!(
+            "{} (minimum version {})",
+            pick("ApiVersion", "ApiVersion"),
+            pick("MinAPIVersion", "MinAPIVersion")
+        ),
+    );
+    l2(&mut out, "Go version", &pick("GoVersion", "GoVersion"));
+    l2(&mut out, "Git commit", &pick("GitCommit", "GitCommit"));
+    l2(&mut out, "Built", &pick("BuildTime", "BuildTime"));
+    l2(
+        &mut out,
+        "OS/Arch",
+        &format!("{}/{}", pick("Os", "Os"), pick("Arch", "Arch")),
+    );
+    l2(&mut out, "Experimental", &pick("Experimental", "Experimental"));
+    for c in comps.iter().filter(|c| c["Name"] != "Engine") {
+        out.push_str(&format!(" {}:\n", s(c, "Name")));
+        l2(&mut out, "Version", &s(c, "Version"));
+        if let Some(details) = c["Details"].as_object() {
+            let mut keys: Vec<&String> = details.keys().collect();
+            keys.sort();
+            for k in keys {
+                l2(&mut out, k, &s(&c["Details"], k));
+            }
+        }
+    }
+    print!("{out}");
+    Ok(0)
+}
+
+/// `docker info`.
+pub async fn info(copts: &ConnectOpts, a: InfoArgs) -> Result<i32> {
+    let conn = connect(copts).await;
+    let server = match &conn {
+        Ok(c) => c.info().await.map_err(|e| e.to_string()),
+        Err(e) => Err(e.to_string()),
+    };
+    if let Some(f) = a.format.as_deref().filter(|f| !f.is_empty()) {
+        let t = Format::parse(f).map_err(fail)?;
+        let mut ctx = server.clone().unwrap_or_else(|_| json!({}));
+        if let Value::Object(m) = &mut ctx {
+            m.insert(
+                "ClientInfo".into(),
+                json!({"Version": env!("CARGO_PKG_VERSION"), "Context": "default", "Debug": false}),
+            );
+            if let Err(e) = &server {
+                m.insert("ServerErrors".into(), json!([e]));
+            }
+        }
+        println!("{}", t.render(&ctx).map_err(fail)?);
+        return Ok(if server.is_ok() { 0 } else { 1 });
+    }
+    let mut out = String::new();
+    out.push_str(&format!(
+        "Client:\n Version:    {}\n Context:    default\n Debug Mode: false\n\nServer:\n",
+        env!("CARGO_PKG_VERSION")
+    ));
+    let v = match server {
+        Ok(v) => v,
+        Err(e) => {
+            print!("{out}");
+            return Err(fail(format!("ERROR: {e}\nerrors pretty printing info")).into());
+        }
+    };
+    out.push_str(&render_info(&v));
+    print!("{out}");
+    Ok(0)
+}
+
+/// The server half of `docker info`.
+pub fn render_info(v: &Value) -> String {
+    let mut o = String::new();
+    let n = |k: &str| v[k].as_i64().unwrap_or(0);
+    o.push_str(&format!(" Containers: {}\n", n("Containers")));
+    o.push_str(&format!("  Running: {}\n", n("ContainersRunning")));
+    o.push_str(&format!("  Paused: {}\n", n("ContainersPaused")));
+    o.push_str(&format!("  Stopped: {}\n", n("ContainersStopped")));
+    o.push_str(&format!(" Images: {}\n", n("Images")));
+    let mut field = |label: &str, key: &str| {
+        let val = s(v, key);
+        if !val.is_empty() {
+            o.push_str(&format!(" {label}: {val}\n"));
+        }
+    };
+    field("Server Version", "ServerVersion");
+    field("Storage Driver", "Driver");
+    let mut o2 = String::new();
+    if let Some(status) = v["DriverStatus"].as_array() {
+        for pair in status {
+            if let (Some(k), Some(val)) = (pair[0].as_str(), pair[1].as_str()) {
+                o2.push_str(&format!("  {k}: {val}\n"));
+            }
+        }
+    }
+    o.push_str(&o2);
+    let mut field = |label: &str, key: &str| {
+        let val = s(v, key);
+        if !val.is_empty() {
+            o.push_str(&format!(" {label}: {val}\n"));
+        }
+    };
+    field("Logging Driver", "LoggingDriver");
+    field("Cgroup Driver", "CgroupDriver");
+    field("Cgroup Version", "CgroupVersion");
+    if let Some(rt) = v["Runtimes"].as_object() {
+        let mut names: Vec<&String> = rt.keys().collect();
+        names.sort();
+        o.push_str(&format!(
+            " Runtimes: {}\n",
+            names.iter().map(|s| s.as_str()).collect::<Vec<_>>().join(" ")
+        ));
+    }
+    let mut field = |label: &str, key: &str| {
+        let val = s(v, key);
+        if !val.is_empty() {
+            o.push_str(&format!(" {label}: {val}\n"));
+        }
+    };
+    field("Default Runtime", "DefaultRuntime");
+    field("Init Binary", "InitBinary");
+    if let Some(sec) = v["SecurityOptions"].as_array().filter(|a| !a.is_empty()) {
+        o.push_str(" Security Options:\n");
+        for opt in sec.iter().filter_map(Value::as_str) {
+            let mut parts = opt.split(',');
+            let name = parts.next().unwrap_or_default().trim_start_matches("name=");
+            o.push_str(&format!("  {name}\n"));
+            for p in parts {
+                if let Some((k, val)) = p.split_once('=') {
+                    let mut label = k.to_string();
+                    if let Some(first) = label.get_mut(0..1) {
+                        first.make_ascii_uppercase();
+                    }
+                    o.push_str(&format!("   {label}: {val}\n"));
+                }
+            }
+        }
+    }
+    let mut field = |label: &str, key: &str| {
+        let val = s(v, key);
+        if !val.is_empty() {
+            o.push_str(&format!(" {label}: {val}\n"));
+        }
+    };
+    field("Kernel Version", "KernelVersion");
+    field("Operating System", "OperatingSystem");
+    field("OSType", "OSType");
+    field("Architecture", "Architecture");
+    field("CPUs", "NCPU");
+    if let Some(mem) = v["MemTotal"].as_f64() {
+        o.push_str(&format!(" Total Memory: {}\n", units::bytes_size(mem)));
+    }
+    let mut field = |label: &str, key: &str| {
+        let val = s(v, key);
+        if !val.is_empty() {
+            o.push_str(&format!(" {label}: {val}\n"));
+        }
+    };
+    field("Name", "Name");
+    field("ID", "ID");
+    field("Docker Root Dir", "DockerRootDir");
+    field("Debug Mode", "Debug");
+    field("Experimental", "ExperimentalBuild");
+    field("Live Restore Enabled", "LiveRestoreEnabled");
+    if let Some(w) = v["Warnings"].as_array() {
+        let mut warn = String::new();
+        for x in w.iter().filter_map(Value::as_str) {
+            warn.push_str(x);
+            warn.push('\n');
+        }
+        if !warn.is_empty() {
+            o.push('\n');
+            o.push_str(&warn);
+        }
+    }
+    o
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn info_rendering() {
+        let v = json!({
+            "Containers": 3, "ContainersRunning": 1, "ContainersPaused": 0, "ContainersStopped": 2,
+            "Images": 4, "ServerVersion": "0.1.0", "Driver": "overlay2", "LoggingDriver": "json-file",
+            "CgroupVersion": "2", "Runtimes": {"runc": {}, "berth": {}}, "DefaultRuntime": "berth",
+            "SecurityOptions": ["name=seccomp,profile=builtin", "name=cgroupns"],
+            "NCPU": 2, "MemTotal": 8_589_934_592u64, "Debug": false, "Name": "host"
+        });
+        let out = render_info(&v);
+        assert!(
+            out.starts_with(
+                " Containers: 3\n  Running: 1\n  Paused: 0\n  Stopped: 2\n Images: 4\n Server Version: 0.1.0\n"
+            ),
+            "{out}"
+        );
+        assert!(out.contains(" Runtimes: berth runc\n"));
+        assert!(out.contains("  seccomp\n   Profile: builtin\n  cgroupns\n"));
+        assert!(out.contains(" CPUs: 2\n Total Memory: 8GiB\n"));
+        assert!(out.contains(" Debug Mode: false\n"));
+    }
+}
