@@ -81,9 +81,9 @@ pub enum ArchiveError {
         max: u64,
     },
     /// The tar stream itself is corrupt (bad checksum, truncated header, ...).
-    #[error("malformed tar archive after entry {after:?}: {source}")]
+    #[error("malformed tar archive near entry {after:?}: {source}")]
     Malformed {
-        /// The last member read successfully (empty at the start).
+        /// The member being read, or the last one read successfully (empty at the start).
         after: String,
         /// The parser's error.
         #[source]
@@ -289,6 +289,31 @@ fn set_xattrs(fd: &OwnedFd, xattrs: &[(String, Vec<u8>)], entry: &str) -> Result
     Ok(())
 }
 
+/// Copies an entry's data, telling a damaged archive (read side) from a failing disk (write side).
+fn copy_entry(r: &mut impl Read, w: &mut impl Write, name: &str) -> Result<u64, ArchiveError> {
+    let mut buf = vec![0u8; 128 * 1024];
+    let mut total = 0u64;
+    loop {
+        let n = match r.read(&mut buf) {
+            Ok(0) => return Ok(total),
+            Ok(n) => n,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+            Err(source) => {
+                return Err(ArchiveError::Malformed {
+                    after: name.to_string(),
+                    source,
+                })
+            }
+        };
+        w.write_all(&buf[..n]).map_err(|source| ArchiveError::Io {
+            op: "write file",
+            entry: name.to_string(),
+            source,
+        })?;
+        total += n as u64;
+    }
+}
+
 /// Unpacks a tar into `dest` with the given options. See [`unpack_layer`].
 pub fn unpack(reader: impl Read, dest: &Path, opts: &UnpackOptions) -> Result<UnpackStats, ArchiveError> {
     let dest_s = dest.display().to_string();
@@ -425,11 +450,7 @@ pub fn unpack(reader: impl Read, dest: &Path, opts: &UnpackOptions) -> Result<Un
                 let fd = rustix::fs::openat(&parent, base.as_os_str(), flags, Mode::from_raw_mode(0o600))
                     .map_err(io_err("create file", &name))?;
                 let mut file = std::fs::File::from(fd);
-                let got = io::copy(&mut (&mut e).take(size), &mut file).map_err(|source| ArchiveError::Io {
-                    op: "write file",
-                    entry: name.clone(),
-                    source,
-                })?;
+                let got = copy_entry(&mut (&mut e).take(size), &mut file, &name)?;
                 if got != size {
                     return Err(ArchiveError::Truncated {
                         entry: name,

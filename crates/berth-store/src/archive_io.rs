@@ -378,7 +378,7 @@ impl ImageStore {
             let rec = self.load_candidate(&c, on_progress)?;
             let mut tags = Vec::new();
             for t in &c.tags {
-                if let Some(old) = self.add_reference(t, &rec.id)? {
+                if let Some(old) = self.set_reference(t, &rec.id)? {
                     on_progress(&format!(
                         "The image {} already exists, renaming the old one with ID {old} to empty string",
                         t.familiar()
@@ -412,13 +412,40 @@ impl ImageStore {
         }
         let mut layers = Vec::new();
         let mut new_blobs = Vec::new();
+        // Hold the blobs this image needs so a concurrent failing load does not collect them.
+        let mut leased = Vec::new();
+        let res = self.load_layers(c, on_progress, &mut layers, &mut new_blobs, &mut leased);
+        let res = res.and_then(|_| self.create_image(&config, &layers));
+        self.unlease(&leased);
+        if res.is_err() {
+            let _ = self.collect_garbage(&[], &new_blobs, &[]);
+        }
+        res
+    }
+
+    fn load_layers(
+        &self,
+        c: &Candidate,
+        on_progress: &mut dyn FnMut(&str),
+        layers: &mut Vec<LayerBlob>,
+        new_blobs: &mut Vec<Digest>,
+        leased: &mut Vec<String>,
+    ) -> Result<()> {
         for (path, digest, media) in &c.layers {
+            if let Some(d) = digest {
+                leased.push(format!("blob:{d}"));
+                self.lease(&leased[leased.len() - 1..]);
+            }
             let what = match digest {
                 Some(d) => format!("layer {d}"),
                 None => format!("layer {}", path.strip_prefix(&self.root).unwrap_or(path).display()),
             };
             let existed = digest.as_ref().is_some_and(|d| self.blobs.has(d));
             let (d, size) = self.blobs.put_file(path, digest.as_ref(), &what)?;
+            if digest.is_none() {
+                leased.push(format!("blob:{d}"));
+                self.lease(&leased[leased.len() - 1..]);
+            }
             if !existed {
                 new_blobs.push(d.clone());
             }
@@ -433,13 +460,7 @@ impl ImageStore {
                 size,
             });
         }
-        match self.create_image(&config, &layers) {
-            Ok(r) => Ok(r),
-            Err(e) => {
-                let _ = self.collect_garbage(&[], &new_blobs, &[]);
-                Err(e)
-            }
-        }
+        Ok(())
     }
 
     /// `docker save`: the named images (references or IDs) as one tarball Docker 25+ and older can load.

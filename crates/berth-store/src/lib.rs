@@ -16,7 +16,8 @@
 //!   whose layer blobs are already in `blobs()` (for pull/commit/build).
 //! - `resolve(&self, name_or_id) -> Result<ImageRecord>`, `get(&self, id: &Digest) -> Result<ImageRecord>`,
 //!   `list(&self) -> Result<Vec<ImageRecord>>`
-//! - `tag(&self, source: &str, target: &Reference) -> Result<()>`
+//! - `tag(&self, source: &str, target: &Reference) -> Result<()>`;
+//!   `set_reference(&self, r: &Reference, id: &Digest) -> Result<Option<Digest>>` (also `repo@digest`)
 //! - `remove(&self, name, force, prune_children, in_use: &dyn Fn(&str) -> Option<String>) -> Result<Vec<DeleteItem>>`
 //! - `history(&self, name) -> Result<Vec<HistoryItem>>`
 //! - `prune(&self, dangling_only, in_use) -> Result<PruneReport>`
@@ -540,8 +541,9 @@ impl ImageStore {
         refs.save()
     }
 
-    /// Adds a reference (tag or `repo@digest`) to an image; returns the image it took the tag from.
-    fn add_reference(&self, r: &Reference, id: &Digest) -> Result<Option<Digest>> {
+    /// Adds a reference (tag, or `repo@digest` as a pull records) to an image; returns the image the
+    /// reference was taken from, if another.
+    pub fn set_reference(&self, r: &Reference, id: &Digest) -> Result<Option<Digest>> {
         let _l = self.meta_lock()?;
         let mut refs = Refs::load(&self.refs_path())?;
         let old = refs.set(r, id);
@@ -752,7 +754,7 @@ impl ImageStore {
                     "refusing to create a tag with a digest reference".into(),
                 ));
             }
-            self.add_reference(t, &rec.id)?;
+            self.set_reference(t, &rec.id)?;
             return self.get(&rec.id);
         }
         Ok(rec)

@@ -384,9 +384,9 @@ fn save_then_load_round_trips() {
     let repos: Value = serde_json::from_slice(&names["repositories"]).unwrap();
     assert_eq!(repos["rt"]["1"], json!(sha(&top).hex()));
 
-    // Into a fresh store via manifest.json: same ID, same tags.
+    // Into a fresh store via manifest.json (gzip-compressed, as `docker load` accepts): same ID, tags.
     let e2 = env();
-    let (imgs, _) = load(&e2.store, &out).unwrap();
+    let (imgs, _) = load(&e2.store, &gzip(&out)).unwrap();
     assert_eq!(imgs[0].id, sha(&config));
     assert_eq!(e2.store.resolve("rt:2").unwrap().id, sha(&config));
     // And via the OCI side alone (what a containerd-backed Docker reads).
@@ -439,7 +439,7 @@ fn resolve_table() {
     }
     // A digest reference, once recorded, resolves too.
     let digest_ref = Reference::parse(&format!("bb@{}", sha(b"manifest"))).unwrap();
-    e.store.add_reference(&digest_ref, &id).unwrap();
+    e.store.set_reference(&digest_ref, &id).unwrap();
     assert_eq!(
         e.store.resolve(&digest_ref.familiar()).unwrap().repo_digests,
         vec![digest_ref.familiar()]
@@ -748,4 +748,29 @@ fn single_reference_rule() {
     assert!(is_single_reference(&[r("a"), r(&format!("a{d}"))]));
     assert!(!is_single_reference(&[r("a"), r("b")]));
     assert!(!is_single_reference(&[r("a"), r(&format!("b{d}"))]));
+}
+
+#[test]
+fn failed_imports_leave_nothing() {
+    for (name, input) in [
+        (
+            "garbage",
+            b"this is not a tar archive at all, just some text that is long enough".repeat(20),
+        ),
+        ("hostile", {
+            let mut h = tar::Header::new_gnu();
+            h.as_old_mut().name[..9].copy_from_slice(b"../escape");
+            h.set_size(0);
+            h.set_mode(0o644);
+            h.set_cksum();
+            let mut t = h.as_bytes().to_vec();
+            t.extend([0u8; 1024]);
+            t
+        }),
+    ] {
+        let e = env();
+        let err = e.store.import(&input[..], ImportOptions::default()).expect_err(name);
+        assert_eq!(err.kind(), ErrorKind::InvalidArgument, "{name}: {err}");
+        e.assert_empty();
+    }
 }
