@@ -3,7 +3,8 @@
 //!
 //! On disk (below `root`, normally `<data-root>/snapshots`):
 //! `<chain-hex>/fs` (the unpacked layer, ready when it exists), `<chain-hex>/meta.json` (parent, diff ID,
-//! size), `rw/<container-id>/{upper,work}`, `empty/` (lower dir of an image without layers) and `tmp/`.
+//! size), `rw/<container-id>/{upper,work}`, `empty/` (lower dir of an image without layers), `l/<16 hex>`
+//! (short symlinks to `<chain-hex>/fs` for long stacks) and `tmp/`.
 //!
 //! Public API:
 //! - `Snapshotter::open(root: &Path) -> Result<Snapshotter>`; `root(&self) -> &Path`
@@ -17,8 +18,9 @@
 //! - `create_rw(&self, container_id) -> Result<RwLayer>`, `remove_rw(&self, container_id) -> Result<()>`,
 //!   `rw_layer(&self, container_id) -> Option<RwLayer>`
 //! - `rootfs_mount(&self, container_id, chains_bottom_first) -> Result<MountSpec>`: overlay options with
-//!   absolute paths, or, when those would not fit the one page the kernel accepts, paths relative to
-//!   `root` with `MountSpec::cwd = Some(root)`: the mounter must `chdir(cwd)` before `mount(2)`.
+//!   absolute paths, or, when those would not fit the one page the kernel accepts, short paths relative
+//!   to `root` (`l/<16 hex>` links, ~200 layers fit) with `MountSpec::cwd = Some(root)`: the mounter
+//!   must `chdir(cwd)` before `mount(2)`.
 //! - `read_file(&self, container_id: Option<&str>, chains, path) -> Result<Option<Vec<u8>>>`: reads through
 //!   the layer stack like overlayfs would (upper first, whiteouts, opaque dirs, symlinks inside the stack).
 //! - `remove(&self, chain) -> Result<()>`, `usage(&self, chain) -> Result<u64>`, `list(&self) -> Result<Vec<ChainId>>`
@@ -166,7 +168,7 @@ pub struct Snapshotter {
 impl Snapshotter {
     /// Opens (creating) the snapshot root and removes temporary dirs left by dead processes.
     pub fn open(root: &Path) -> Result<Snapshotter> {
-        for d in ["", "rw", "tmp", "empty"] {
+        for d in ["", "rw", "tmp", "empty", "l"] {
             let p = root.join(d);
             std::fs::create_dir_all(&p).map_err(io_err("create", &p))?;
         }
@@ -368,25 +370,24 @@ impl Snapshotter {
         if Path::new("/sys/module/overlay/parameters/index").exists() {
             extra.push("index=off".to_string());
         }
-        let build = |rel: bool| -> Vec<String> {
-            let show = |p: &Path| -> String {
-                let p = if rel {
-                    p.strip_prefix(&self.root).unwrap_or(p)
-                } else {
-                    p
-                };
-                p.display().to_string()
-            };
-            let lower = lowers.iter().map(|p| show(p)).collect::<Vec<_>>().join(":");
+        let build = |lower: String, upper: String, work: String| -> Vec<String> {
             let mut o = vec![
                 format!("lowerdir={lower}"),
-                format!("upperdir={}", show(&rw.upper)),
-                format!("workdir={}", show(&rw.work)),
+                format!("upperdir={upper}"),
+                format!("workdir={work}"),
             ];
             o.extend(extra.iter().cloned());
             o
         };
-        let abs = build(false);
+        let abs = build(
+            lowers
+                .iter()
+                .map(|p| p.display().to_string())
+                .collect::<Vec<_>>()
+                .join(":"),
+            rw.upper.display().to_string(),
+            rw.work.display().to_string(),
+        );
         if abs.join(",").len() <= MOUNT_DATA_MAX {
             return Ok(MountSpec {
                 fstype: "overlay".into(),
@@ -395,7 +396,14 @@ impl Snapshotter {
                 cwd: None,
             });
         }
-        let rel = build(true);
+        // Too long for one page: short names relative to the root, as Docker's overlay2 does
+        // (`l/<16 hex>` symlinks to `<chain>/fs`), mounted from `cwd`.
+        let mut short = Vec::with_capacity(chains_bottom_first.len());
+        for c in chains_bottom_first.iter().rev() {
+            short.push(self.short_link(c)?);
+        }
+        let rel_path = |p: &Path| p.strip_prefix(&self.root).unwrap_or(p).display().to_string();
+        let rel = build(short.join(":"), rel_path(&rw.upper), rel_path(&rw.work));
         if rel.join(",").len() <= MOUNT_DATA_MAX {
             return Ok(MountSpec {
                 fstype: "overlay".into(),
@@ -407,8 +415,33 @@ impl Snapshotter {
         Err(SnapshotError::TooManyLayers(lowers.len()))
     }
 
+    /// `l/<first 16 hex>`, a symlink to `../<chain>/fs` created on first use; the full relative path if
+    /// that name is taken by another chain.
+    fn short_link(&self, chain: &ChainId) -> Result<String> {
+        let name = format!("l/{}", &chain.hex()[..16]);
+        let path = self.root.join(&name);
+        let target = PathBuf::from(format!("../{}/fs", chain.hex()));
+        for _ in 0..2 {
+            match std::fs::read_link(&path) {
+                Ok(t) if t == target => return Ok(name),
+                Ok(_) => return Ok(format!("{}/fs", chain.hex())),
+                Err(e) if e.kind() == io::ErrorKind::NotFound => match std::os::unix::fs::symlink(&target, &path) {
+                    Ok(()) => return Ok(name),
+                    Err(e) if e.kind() == io::ErrorKind::AlreadyExists => continue,
+                    Err(e) => return Err(io_err("create link", &path)(e)),
+                },
+                Err(e) => return Err(io_err("read link", &path)(e)),
+            }
+        }
+        Ok(format!("{}/fs", chain.hex()))
+    }
+
     /// Removes a snapshot (nothing to do if absent). The caller makes sure no image or container uses it.
     pub fn remove(&self, chain: &ChainId) -> Result<()> {
+        let link = self.root.join("l").join(&chain.hex()[..16]);
+        if std::fs::read_link(&link).is_ok_and(|t| t == Path::new(&format!("../{}/fs", chain.hex()))) {
+            let _ = std::fs::remove_file(&link);
+        }
         self.remove_dir_atomically(&self.dir(chain))
     }
 

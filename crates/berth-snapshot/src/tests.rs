@@ -205,16 +205,106 @@ fn long_stacks_fall_back_to_relative_paths() {
     let m = s.rootfs_mount("c", &chains).unwrap();
     assert_eq!(m.cwd.as_deref(), Some(s.root().to_str().unwrap()));
     assert!(m.data().len() <= MOUNT_DATA_MAX);
-    assert!(m.options[0].starts_with(&format!("lowerdir={}/fs:", chains[49].hex())));
+    assert!(
+        m.options[0].starts_with(&format!("lowerdir=l/{}:", &chains[49].hex()[..16])),
+        "{}",
+        m.options[0]
+    );
+    assert_eq!(
+        std::fs::read_link(s.root().join("l").join(&chains[49].hex()[..16])).unwrap(),
+        PathBuf::from(format!("../{}/fs", chains[49].hex()))
+    );
     assert_eq!(m.options[1], "upperdir=rw/c/upper");
+    s.remove(&chains[49]).unwrap();
+    assert!(!s.root().join("l").join(&chains[49].hex()[..16]).exists());
+    chains.pop();
 
-    for i in 50..200u32 {
+    for i in 50..300u32 {
         let c = Digest::sha256(&i.to_le_bytes());
         std::fs::create_dir_all(s.fs_dir(&c)).unwrap();
         chains.push(c);
     }
     assert!(matches!(
         s.rootfs_mount("c", &chains),
-        Err(SnapshotError::TooManyLayers(200))
+        Err(SnapshotError::TooManyLayers(299))
     ));
+}
+
+/// Unmounts on drop so a failing assertion does not leave a mount behind.
+struct Mounted(PathBuf);
+
+impl Drop for Mounted {
+    fn drop(&mut self) {
+        let _ = std::process::Command::new("umount").arg(&self.0).status();
+    }
+}
+
+/// Mounts `m` at `target` the way the runtime will: chdir to `cwd` (if any), then mount(2) with the
+/// joined options. `None` (with the reason printed) when this machine cannot mount overlays.
+fn mount(m: &MountSpec, target: &Path) -> Option<Mounted> {
+    let mut cmd = std::process::Command::new("mount");
+    cmd.args(["-t", &m.fstype, &m.source, "-o", &m.data()]).arg(target);
+    if let Some(cwd) = &m.cwd {
+        cmd.current_dir(cwd);
+    }
+    match cmd.output() {
+        Ok(o) if o.status.success() => Some(Mounted(target.to_path_buf())),
+        Ok(o) => {
+            eprintln!(
+                "SKIP: cannot mount overlay here: {}",
+                String::from_utf8_lossy(&o.stderr)
+            );
+            None
+        }
+        Err(e) => {
+            eprintln!("SKIP: cannot run mount: {e}");
+            None
+        }
+    }
+}
+
+#[test]
+fn mount_specs_work_with_overlayfs() {
+    let (d, s) = setup();
+    let base = tar_of(&[
+        ("etc/", None),
+        ("etc/motd", Some("hi")),
+        ("opt/", None),
+        ("opt/old", Some("old")),
+    ]);
+    let top = tar_of(&[
+        ("etc/", None),
+        ("etc/.wh.motd", None),
+        ("opt/", None),
+        ("opt/.wh..wh..opq", None),
+        ("opt/new", Some("n")),
+    ]);
+    let chains = apply_all(&s, &[base, top]);
+    let rw = s.create_rw("c").unwrap();
+    let target = d.path().join("rootfs");
+    std::fs::create_dir_all(&target).unwrap();
+    let Some(m) = mount(&s.rootfs_mount("c", &chains).unwrap(), &target) else {
+        return;
+    };
+    assert!(!target.join("etc/motd").exists(), "whiteout hides the lower file");
+    assert!(!target.join("opt/old").exists(), "opaque dir hides lower contents");
+    assert_eq!(std::fs::read(target.join("opt/new")).unwrap(), b"n");
+    std::fs::write(target.join("etc/written"), "w").unwrap();
+    assert!(
+        rw.upper.join("etc/written").is_file(),
+        "writes land in the container's upper dir"
+    );
+    drop(m);
+
+    // A stack long enough to need relative paths still mounts, from `cwd`.
+    let mut layers = Vec::new();
+    for i in 0..120 {
+        layers.push(tar_of(&[(&format!("f{i}"), Some("x"))]));
+    }
+    let chains = apply_all(&s, &layers);
+    s.create_rw("long").unwrap();
+    let spec = s.rootfs_mount("long", &chains).unwrap();
+    assert!(spec.cwd.is_some(), "{} bytes of options", spec.data().len());
+    let Some(_m) = mount(&spec, &target) else { return };
+    assert!(target.join("f0").is_file() && target.join("f119").is_file());
 }
