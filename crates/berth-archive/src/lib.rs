@@ -407,10 +407,10 @@ pub fn unpack(reader: impl Read, dest: &Path, opts: &UnpackOptions) -> Result<Un
                 // AUFS metadata (`.wh..wh.plnk`, `.wh..wh.aufs`): meaningless to overlay.
             } else {
                 let target = OsStr::from_bytes(&base_bytes[WHITEOUT_PREFIX.len()..]);
-                if target.is_empty() {
+                if target.is_empty() || target == "." || target == ".." {
                     return Err(ArchiveError::Unsafe {
                         entry: name,
-                        reason: "whiteout without a name".into(),
+                        reason: "whiteout without a valid name".into(),
                     });
                 }
                 clear_slot(&parent, target, false, &name)?;

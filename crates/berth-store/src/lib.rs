@@ -661,9 +661,24 @@ impl ImageStore {
             size,
         };
         let data = serde_json::to_vec(&stored).map_err(|e| StoreError::Corrupt(e.to_string()))?;
-        {
+        let previous = {
             let _l = self.meta_lock()?;
+            let previous = self.stored(id)?;
             write_atomic(&self.record_path(id), &data)?;
+            previous
+        };
+        // The same image loaded again from other blobs (say gzip before, plain tar now): the old blobs
+        // are no longer referenced.
+        if let Some(prev) = previous {
+            let stale: Vec<Digest> = prev
+                .layers
+                .iter()
+                .map(|l| l.digest.clone())
+                .filter(|d| !layers.iter().any(|l| &l.digest == d))
+                .collect();
+            if !stale.is_empty() {
+                self.collect_garbage(&[], &stale, &[])?;
+            }
         }
         self.get(id)
     }
@@ -712,6 +727,11 @@ impl ImageStore {
 
     /// `docker import`: one layer from a root filesystem tar (plain or gzip), config from `opts.changes`.
     pub fn import(&self, rootfs_tar: impl Read + Send, opts: ImportOptions) -> Result<ImageRecord> {
+        if opts.tag.as_ref().is_some_and(|t| t.digest().is_some()) {
+            return Err(StoreError::InvalidArgument(
+                "refusing to create a tag with a digest reference".into(),
+            ));
+        }
         let reader = berth_archive::decompress(rootfs_tar).map_err(|source| StoreError::Archive {
             what: "import".into(),
             source,
@@ -749,11 +769,6 @@ impl ImageStore {
             }
         };
         if let Some(t) = &opts.tag {
-            if t.digest().is_some() {
-                return Err(StoreError::InvalidArgument(
-                    "refusing to create a tag with a digest reference".into(),
-                ));
-            }
             self.set_reference(t, &rec.id)?;
             return self.get(&rec.id);
         }

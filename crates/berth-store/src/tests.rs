@@ -774,3 +774,27 @@ fn failed_imports_leave_nothing() {
         e.assert_empty();
     }
 }
+
+#[test]
+fn store_is_shareable_between_threads() {
+    fn assert_send_sync<T: Send + Sync>() {}
+    assert_send_sync::<ImageStore>();
+    assert_send_sync::<Snapshotter>();
+}
+
+#[test]
+fn reloading_from_other_blobs_drops_the_old_ones() {
+    let e = env();
+    let (base, _) = two_layers();
+    let config = config_for(&[&base], json!([]));
+    load(&e.store, &oci_layout(&[&base], &config, json!({}))).unwrap();
+    let gz_blob = e.store.resolve(&sha(&config).to_string()).unwrap().layers[0]
+        .digest
+        .clone();
+    load(&e.store, &legacy_save(&[&base], &config, &["again:1"])).unwrap();
+    let rec = e.store.resolve("again:1").unwrap();
+    assert_eq!(rec.layers[0].digest, sha(&base));
+    assert!(!e.store.blobs().has(&gz_blob));
+    e.store.remove("again:1", false, true, &no_containers).unwrap();
+    e.assert_empty();
+}
