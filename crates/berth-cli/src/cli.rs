@@ -491,20 +491,10 @@ pub async fn dispatch(cli: Cli) -> Result<i32> {
         Cmd::Info(a) | Cmd::System(SystemCmd::Info(a)) => return system::info(&copts, a).await,
         _ => {}
     }
-    let is_run_like = matches!(
-        cmd,
-        Cmd::Run(_) | Cmd::Create(_) | Cmd::Container(ContainerCmd::Run(_)) | Cmd::Container(ContainerCmd::Create(_))
-    );
+    let is_run = matches!(cmd, Cmd::Run(_) | Cmd::Container(ContainerCmd::Run(_)));
     let client = match connect(&copts).await {
         Ok(c) => c,
-        Err(e) if is_run_like => {
-            let name = if matches!(cmd, Cmd::Run(_) | Cmd::Container(ContainerCmd::Run(_))) {
-                "run"
-            } else {
-                "create"
-            };
-            return Err(container::run_error(name, &e.to_string()).into());
-        }
+        Err(e) if is_run => return Err(container::run_error("run", &e.to_string()).into()),
         Err(e) => return Err(e),
     };
     let c = &client;
@@ -523,10 +513,10 @@ pub async fn dispatch(cli: Cli) -> Result<i32> {
         Cmd::Attach(a) | Cmd::Container(ContainerCmd::Attach(a)) => container::attach(c, a).await,
         Cmd::Container(ContainerCmd::Prune(a)) => container::prune(c, a).await,
         Cmd::Container(ContainerCmd::Inspect(a)) => {
-            system::inspect(c, a.format, a.size, Some("container"), a.names).await
+            system::inspect(c, a.format, a.size, Some("container"), a.names, false).await
         }
-        Cmd::Image(ImageCmd::Inspect(a)) => system::inspect(c, a.format, a.size, Some("image"), a.names).await,
-        Cmd::Inspect(a) => system::inspect(c, a.format, a.size, a.kind.as_deref(), a.names).await,
+        Cmd::Image(ImageCmd::Inspect(a)) => system::inspect(c, a.format, a.size, Some("image"), a.names, false).await,
+        Cmd::Inspect(a) => system::inspect(c, a.format, a.size, a.kind.as_deref(), a.names, true).await,
         Cmd::Images(a) | Cmd::Image(ImageCmd::Ls(a)) => image::images(c, a).await,
         Cmd::Rmi(a) | Cmd::Image(ImageCmd::Rm(a)) => image::rmi(c, a).await,
         Cmd::Tag(a) | Cmd::Image(ImageCmd::Tag(a)) => image::tag(c, a).await,

@@ -19,6 +19,24 @@ use crate::term::{self, Std};
 use crate::units;
 use crate::{prog, StatusError};
 
+/// A flag-value error as cobra words it: the message, the usage line and the help hint (125).
+pub fn usage_error(cmd: &str, msg: &str) -> StatusError {
+    let p = prog();
+    StatusError::new(
+        125,
+        format!("{msg}\n\nUsage:  {p} {cmd} [OPTIONS] IMAGE [COMMAND] [ARG...]\n\nRun '{p} {cmd} --help' for more information"),
+    )
+}
+
+/// A `create_body` error: flag values read as usage errors, the rest as run errors.
+fn opts_error(cmd: &str, msg: &str) -> StatusError {
+    if msg.starts_with("invalid argument") {
+        usage_error(cmd, msg)
+    } else {
+        run_error(cmd, msg)
+    }
+}
+
 /// `docker run`-style error: `<prog>: <msg>` and the help hint, exit 125.
 pub fn run_error(cmd: &str, msg: &str) -> StatusError {
     let p = prog();
@@ -81,6 +99,15 @@ async fn pull(client: &Client, image: &str, platform: Option<&str>, quiet: bool)
     Ok(())
 }
 
+/// A daemon error during `run` (`<prog>: ...`, 125) or `create` (plain, exit 1), as docker does.
+fn daemon_error(cmd: &str, msg: &str) -> StatusError {
+    if cmd == "create" {
+        StatusError::new(1, msg)
+    } else {
+        run_error(cmd, msg)
+    }
+}
+
 /// Creates the container, pulling the image when the daemon does not have it (as `docker run`).
 async fn create_container(client: &Client, o: &ContainerOpts, body: &Value, cmd: &str) -> Result<String, StatusError> {
     let image = o.image();
@@ -88,7 +115,7 @@ async fn create_container(client: &Client, o: &ContainerOpts, body: &Value, cmd:
     if o.pull == "always" {
         pull(client, image, platform, o.quiet)
             .await
-            .map_err(|e| run_error(cmd, &e))?;
+            .map_err(|e| daemon_error(cmd, &e))?;
     }
     let mut res = client.container_create(o.name.as_deref(), platform, body).await;
     if let Err(e) = &res {
@@ -100,11 +127,11 @@ async fn create_container(client: &Client, o: &ContainerOpts, body: &Value, cmd:
             eprintln!("Unable to find image '{shown}' locally");
             pull(client, image, platform, o.quiet)
                 .await
-                .map_err(|e| run_error(cmd, &e))?;
+                .map_err(|e| daemon_error(cmd, &e))?;
             res = client.container_create(o.name.as_deref(), platform, body).await;
         }
     }
-    let created = res.map_err(|e| run_error(cmd, &e.to_string()))?;
+    let created = res.map_err(|e| daemon_error(cmd, &e.to_string()))?;
     for w in created.warnings.iter().filter(|w| !w.is_empty()) {
         eprintln!("WARNING: {w}");
     }
@@ -142,7 +169,7 @@ pub async fn run(client: &Client, a: RunArgs) -> Result<i32> {
             read_file: &read,
         },
     )
-    .map_err(|e| run_error("run", &e))?;
+    .map_err(|e| opts_error("run", &e))?;
     let attach_in = body["AttachStdin"].as_bool().unwrap_or(false);
     let attach_out = body["AttachStdout"].as_bool().unwrap_or(false);
     let attach_err = body["AttachStderr"].as_bool().unwrap_or(false);
@@ -228,7 +255,7 @@ pub async fn create(client: &Client, a: CreateArgs) -> Result<i32> {
             read_file: &read,
         },
     )
-    .map_err(|e| run_error("create", &e))?;
+    .map_err(|e| opts_error("create", &e))?;
     let id = create_container(client, &a.opts, &body, "create").await?;
     println!("{id}");
     Ok(0)
@@ -545,8 +572,16 @@ pub fn ps_row(c: &Value, trunc: bool) -> Value {
         id.to_string()
     };
     let mut image = c["Image"].as_str().unwrap_or_default().to_string();
-    if trunc && image.starts_with("sha256:") {
-        image = berth_types::short_id(&image).to_string();
+    if image.is_empty() {
+        image = "<no image>".into();
+    } else if trunc {
+        // Docker shortens the image only when it is the image ID itself.
+        let image_id = c["ImageID"].as_str().unwrap_or_default();
+        if !image_id.is_empty() && berth_types::short_id(image_id) == berth_types::short_id(&image) {
+            image = berth_types::short_id(&image).to_string();
+        } else if let Some((name, _)) = image.split_once('@') {
+            image = name.to_string();
+        }
     }
     let mut command = c["Command"].as_str().unwrap_or_default().to_string();
     if trunc {
@@ -563,13 +598,7 @@ pub fn ps_row(c: &Value, trunc: bool) -> Value {
         })
         .unwrap_or_default();
     let created = c["Created"].as_i64().unwrap_or(0);
-    let created_at = chrono::DateTime::from_timestamp(created, 0)
-        .map(|t| {
-            t.with_timezone(&chrono::Local)
-                .format("%Y-%m-%d %H:%M:%S %z %Z")
-                .to_string()
-        })
-        .unwrap_or_default();
+    let created_at = units::go_time_string(created);
     let mut labels: Vec<String> = c["Labels"]
         .as_object()
         .map(|m| {
@@ -682,7 +711,7 @@ mod tests {
     fn ps_rows() {
         let c = json!({
             "Id": "0123456789abcdef0123", "Names": ["/web", "/other/link"], "Image": "busybox",
-            "Command": "sh -c 'echo hello world'", "Created": chrono::Utc::now().timestamp() - 5,
+            "Command": "sh -c 'echo hello world'", "ImageID": "sha256:ff", "Created": chrono::Utc::now().timestamp() - 5,
             "State": "running", "Status": "Up 4 seconds",
             "Ports": [{"PrivatePort": 80, "Type": "tcp", "IP": "0.0.0.0", "PublicPort": 8080}, {"PrivatePort": 443, "Type": "tcp"}],
             "Labels": {"b": "2", "a": "1"}, "SizeRw": 12, "SizeRootFs": 4261234
@@ -691,6 +720,11 @@ mod tests {
         assert_eq!(r["ID"], "0123456789ab");
         assert_eq!(r["Command"], "\"sh -c 'echo hello w…\"");
         assert_eq!(r["Names"], "web");
+        assert_eq!(r["Image"], "busybox");
+        let by_id = json!({"Image": "sha256:0123456789abcdef", "ImageID": "sha256:0123456789abcdef"});
+        assert_eq!(ps_row(&by_id, true)["Image"], "0123456789ab");
+        let other = json!({"Image": "sha256:0123456789abcdef", "ImageID": "sha256:ffff"});
+        assert_eq!(ps_row(&other, true)["Image"], "sha256:0123456789abcdef");
         assert_eq!(r["RunningFor"], "5 seconds ago");
         assert_eq!(r["Ports"], "0.0.0.0:8080->80/tcp, 443/tcp");
         assert_eq!(r["Labels"], "a=1,b=2");

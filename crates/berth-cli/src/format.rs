@@ -198,7 +198,7 @@ fn arg_str(args: &[TValue], i: usize, name: &str) -> Result<String, FuncError> {
 fn f_json(args: &[TValue]) -> Result<TValue, FuncError> {
     let v = args.first().ok_or_else(|| FuncError::ExactlyXArgs("json".into(), 1))?;
     let s = serde_json::to_string(&from_tvalue(v)).map_err(|e| FuncError::Generic(e.to_string()))?;
-    Ok(TValue::String(s))
+    Ok(TValue::String(go_json_escape(&s)))
 }
 
 fn f_upper(args: &[TValue]) -> Result<TValue, FuncError> {
@@ -260,6 +260,13 @@ fn f_truncate(args: &[TValue]) -> Result<TValue, FuncError> {
     Ok(TValue::String(s.chars().take(n).collect()))
 }
 
+/// Go's encoder escapes `<`, `>` and `&` (they can only occur inside JSON strings).
+pub fn go_json_escape(s: &str) -> String {
+    s.replace('<', "\\u003c")
+        .replace('>', "\\u003e")
+        .replace('&', "\\u0026")
+}
+
 /// How Go's template engine prints a value: `[a b]` for slices, `map[k:v]` for maps.
 pub fn display(v: &TValue) -> String {
     match v {
@@ -293,8 +300,8 @@ impl Format {
     pub fn parse(format: &str) -> Result<Format> {
         let trimmed = format.trim();
         let (table, body) = match trimmed.strip_prefix("table") {
-            Some(rest) if rest.is_empty() || rest.starts_with(char::is_whitespace) => (true, rest.trim_start()),
-            _ => (false, trimmed),
+            Some(rest) => (true, rest.trim_start()),
+            None => (false, trimmed),
         };
         let body = if body == "json" { "{{json .}}" } else { body };
         let body = body.replace("\\t", "\t").replace("\\n", "\n");
@@ -446,6 +453,11 @@ mod tests {
         let f = Format::parse("json").unwrap();
         assert!(f.render(&v).unwrap().starts_with("{\"Env\":[\"A=1\",\"B=2\"]"));
         assert!(Format::parse("{{.ID").is_err());
+        let f = Format::parse("{{json .}}").unwrap();
+        assert_eq!(
+            f.render(&json!({"R": "<none>&"})).unwrap(),
+            r#"{"R":"\u003cnone\u003e\u0026"}"#
+        );
     }
 
     #[test]
@@ -459,6 +471,8 @@ mod tests {
             .render_rows(&rows, &[("ID", "CONTAINER ID"), ("Names", "NAMES")])
             .unwrap();
         assert_eq!(out, "CONTAINER ID   NAMES\nabc            web\ndefghi         db\n");
+        let f = Format::parse("table{{.Names}}").unwrap();
+        assert_eq!(f.render_rows(&rows, &[("Names", "NAMES")]).unwrap(), "NAMES\nweb\ndb\n");
         let f = Format::parse("{{.Names}}").unwrap();
         assert_eq!(f.render_rows(&rows, &[]).unwrap(), "web\ndb\n");
     }

@@ -41,8 +41,9 @@ fn split_repo_tag(rt: &str) -> (String, String) {
     }
 }
 
-/// The `docker images` rows of one image summary: one per tag (or `<none>`).
-pub fn image_rows(img: &Value, trunc: bool) -> Vec<Value> {
+/// The `docker images` rows of one image summary, as the docker CLI's
+/// `imageFormatTaggedAndDigest`: one row per tag (per digest too with `--digests`), else `<none>`.
+pub fn image_rows(img: &Value, trunc: bool, show_digests: bool) -> Vec<Value> {
     let id = img["Id"].as_str().unwrap_or_default();
     let shown_id = if trunc {
         berth_types::short_id(id).to_string()
@@ -62,39 +63,51 @@ pub fn image_rows(img: &Value, trunc: bool) -> Vec<Value> {
         .into_iter()
         .filter(|d| d != "<none>@<none>")
         .collect();
-    let digest_for = |repo: &str| {
-        digests
-            .iter()
-            .find_map(|d| {
-                d.split_once('@')
-                    .filter(|(r, _)| *r == repo)
-                    .map(|(_, dg)| dg.to_string())
-            })
-            .unwrap_or_else(|| "<none>".into())
-    };
-    let mut pairs: Vec<(String, String, String)> = Vec::new();
+    // repo -> tags / digests, in order of first appearance.
+    let mut repo_tags: Vec<(String, Vec<String>)> = Vec::new();
     for t in &tags {
         let (repo, tag) = split_repo_tag(t);
-        let d = digest_for(&repo);
-        pairs.push((repo, tag, d));
+        match repo_tags.iter_mut().find(|(r, _)| *r == repo) {
+            Some((_, v)) => v.push(tag),
+            None => repo_tags.push((repo, vec![tag])),
+        }
     }
-    if pairs.is_empty() {
-        for d in &digests {
-            if let Some((repo, dg)) = d.split_once('@') {
-                pairs.push((repo.to_string(), "<none>".into(), dg.to_string()));
+    let mut repo_digests: Vec<(String, Vec<String>)> = Vec::new();
+    for d in &digests {
+        if let Some((repo, dg)) = d.split_once('@') {
+            match repo_digests.iter_mut().find(|(r, _)| r == repo) {
+                Some((_, v)) => v.push(dg.to_string()),
+                None => repo_digests.push((repo.to_string(), vec![dg.to_string()])),
             }
+        }
+    }
+    let mut pairs: Vec<(String, String, String)> = Vec::new();
+    for (repo, tags) in &repo_tags {
+        let pos = repo_digests.iter().position(|(r, _)| r == repo);
+        let dgs = pos.map(|p| repo_digests.remove(p).1).unwrap_or_default();
+        for tag in tags {
+            if dgs.is_empty() || !show_digests {
+                pairs.push((repo.clone(), tag.clone(), "<none>".into()));
+            } else {
+                for d in &dgs {
+                    pairs.push((repo.clone(), tag.clone(), d.clone()));
+                }
+            }
+        }
+    }
+    for (repo, dgs) in repo_digests {
+        if show_digests {
+            for d in dgs {
+                pairs.push((repo.clone(), "<none>".into(), d));
+            }
+        } else {
+            pairs.push((repo, "<none>".into(), String::new()));
         }
     }
     if pairs.is_empty() {
         pairs.push(("<none>".into(), "<none>".into(), "<none>".into()));
     }
-    let created_at = chrono::DateTime::from_timestamp(created, 0)
-        .map(|t| {
-            t.with_timezone(&chrono::Local)
-                .format("%Y-%m-%d %H:%M:%S %z %Z")
-                .to_string()
-        })
-        .unwrap_or_default();
+    let created_at = units::go_time_string(created);
     let containers = img["Containers"].as_i64().unwrap_or(-1);
     pairs
         .into_iter()
@@ -107,7 +120,7 @@ pub fn image_rows(img: &Value, trunc: bool) -> Vec<Value> {
             m.insert("CreatedSince".into(), json!(units::ago_unix(created)));
             m.insert("CreatedAt".into(), json!(created_at));
             m.insert("Size".into(), json!(units::human_size(size)));
-            m.insert("VirtualSize".into(), json!(units::human_size(size)));
+            m.insert("VirtualSize".into(), json!(units::human_size_prec(size, 4)));
             m.insert(
                 "SharedSize".into(),
                 json!(match img["SharedSize"].as_f64() {
@@ -137,7 +150,7 @@ pub async fn images(client: &Client, a: ImagesArgs) -> Result<i32> {
     }
     let list = client.image_list(a.all, a.digests, &filters).await.map_err(fail)?;
     let trunc = !a.no_trunc;
-    let rows: Vec<Value> = list.iter().flat_map(|i| image_rows(i, trunc)).collect();
+    let rows: Vec<Value> = list.iter().flat_map(|i| image_rows(i, trunc, a.digests)).collect();
     let fmt = if a.quiet {
         "{{.ID}}".to_string()
     } else {
@@ -411,7 +424,7 @@ mod tests {
             "Id": "sha256:0123456789abcdef", "RepoTags": ["bb:latest", "localhost:5000/bb:v1"],
             "RepoDigests": ["bb@sha256:aaa"], "Created": chrono::Utc::now().timestamp() - 7200, "Size": 4261234
         });
-        let rows = image_rows(&img, true);
+        let rows = image_rows(&img, true, true);
         assert_eq!(rows.len(), 2);
         assert_eq!(rows[0]["Repository"], "bb");
         assert_eq!(rows[0]["Tag"], "latest");
@@ -423,11 +436,14 @@ mod tests {
         assert_eq!(rows[1]["Tag"], "v1");
         assert_eq!(rows[1]["Digest"], "<none>");
         let dangling = json!({"Id": "sha256:ff", "RepoTags": null, "Created": 0, "Size": 0});
-        let rows = image_rows(&dangling, false);
+        let rows = image_rows(&dangling, false, false);
+        assert_eq!(image_rows(&img, true, false)[0]["Digest"], "<none>");
         assert_eq!(rows[0]["Repository"], "<none>");
         assert_eq!(rows[0]["ID"], "sha256:ff");
         let f = Format::parse("table {{.Repository}}\t{{.Tag}}\t{{.ID}}\t{{.CreatedSince}}\t{{.Size}}").unwrap();
-        let out = f.render_rows(&image_rows(&img, true)[..1], IMAGE_HEADERS).unwrap();
+        let out = f
+            .render_rows(&image_rows(&img, true, false)[..1], IMAGE_HEADERS)
+            .unwrap();
         assert_eq!(
             out,
             "REPOSITORY   TAG       IMAGE ID       CREATED       SIZE\nbb           latest    0123456789ab   2 hours ago   4.26MB\n"

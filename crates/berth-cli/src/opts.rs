@@ -409,10 +409,10 @@ pub fn create_body(o: &ContainerOpts, detach: bool, env: &Env<'_>) -> Result<Val
             }
         }
     } else if !o.attach.is_empty() {
-        return Err("Conflicting options: -a and -d".into());
+        return Err("conflicting options: cannot specify both --attach and --detach".into());
     }
     if o.rm && o.restart.as_deref().is_some_and(|r| r != "no" && !r.is_empty()) {
-        return Err("Conflicting options: --restart and --rm".into());
+        return Err("conflicting options: cannot specify both --restart and --rm".into());
     }
 
     let mut envs = Vec::new();
@@ -575,9 +575,14 @@ pub fn create_body(o: &ContainerOpts, detach: bool, env: &Env<'_>) -> Result<Val
         match v {
             None => Ok(0),
             Some(s) if s == "-1" && flag == "memory-swap" => Ok(-1),
-            Some(s) => {
-                units::ram_in_bytes(s).map_err(|e| format!("invalid argument \"{s}\" for \"--{flag}\" flag: {e}"))
-            }
+            Some(s) => units::ram_in_bytes(s).map_err(|e| {
+                let shown = if flag == "memory" {
+                    "-m, --memory".to_string()
+                } else {
+                    format!("--{flag}")
+                };
+                format!("invalid argument \"{s}\" for \"{shown}\" flag: {e}")
+            }),
         }
     };
     put(&mut hc, "Memory", json!(mem("memory", &o.memory)?));
@@ -799,12 +804,12 @@ mod tests {
         let cases: &[(&[&str], &str)] = &[
             (
                 &["-m", "lots", "bb"],
-                "invalid argument \"lots\" for \"--memory\" flag: invalid size: 'lots'",
+                "invalid argument \"lots\" for \"-m, --memory\" flag: invalid size: 'lots'",
             ),
             (&["--cpus", "x", "bb"], "--cpus"),
             (
                 &["--rm", "--restart", "always", "bb"],
-                "Conflicting options: --restart and --rm",
+                "conflicting options: cannot specify both --restart and --rm",
             ),
             (&["--restart", "sometimes", "bb"], "unknown policy"),
             (&["--ulimit", "nofile", "bb"], "invalid ulimit argument"),

@@ -21,6 +21,7 @@ pub async fn inspect(
     size: bool,
     kind: Option<&str>,
     names: Vec<String>,
+    generic: bool,
 ) -> Result<i32> {
     if let Some(k) = kind {
         if k != "container" && k != "image" {
@@ -44,7 +45,7 @@ pub async fn inspect(
         };
         match res {
             Ok(bytes) => found.push(String::from_utf8_lossy(&bytes).trim().to_string()),
-            Err(e) if e.is_not_found() => errors.push(match kind {
+            Err(e) if e.is_not_found() && generic => errors.push(match kind {
                 Some("container") => format!("Error: No such container: {name}"),
                 Some("image") => format!("Error: No such image: {name}"),
                 _ => format!("Error: No such object: {name}"),
@@ -68,6 +69,13 @@ pub async fn inspect(
         eprintln!("{e}");
     }
     Ok(if errors.is_empty() { 0 } else { 1 })
+}
+
+/// An RFC 3339 build time as Go's `time.ANSIC` (`Thu Jan  1 00:00:00 2026`), as docker prints it.
+fn go_ansic(t: &str) -> String {
+    chrono::DateTime::parse_from_rfc3339(t)
+        .map(|d| d.format("%a %b %e %H:%M:%S %Y").to_string())
+        .unwrap_or_else(|_| t.to_string())
 }
 
 fn go_arch() -> &'static str {
@@ -127,7 +135,12 @@ pub async fn version(copts: &ConnectOpts, a: VersionArgs) -> Result<i32> {
     out.push_str("Client:\n");
     let line = |out: &mut String, k: &str, v: &str| out.push_str(&format!(" {:<19}{v}\n", format!("{k}:")));
     line(&mut out, "Version", &s(&cv, "Version"));
-    line(&mut out, "API version", &s(&cv, "ApiVersion"));
+    let api_shown = if api == CLIENT_API_VERSION {
+        api.clone()
+    } else {
+        format!("{api} (downgraded from {CLIENT_API_VERSION})")
+    };
+    line(&mut out, "API version", &api_shown);
     line(
         &mut out,
         "Rust version",
@@ -178,7 +191,7 @@ pub async fn version(copts: &ConnectOpts, a: VersionArgs) -> Result<i32> {
     );
     l2(&mut out, "Go version", &pick("GoVersion", "GoVersion"));
     l2(&mut out, "Git commit", &pick("GitCommit", "GitCommit"));
-    l2(&mut out, "Built", &pick("BuildTime", "BuildTime"));
+    l2(&mut out, "Built", &go_ansic(&pick("BuildTime", "BuildTime")));
     l2(
         &mut out,
         "OS/Arch",
@@ -239,57 +252,52 @@ pub async fn info(copts: &ConnectOpts, a: InfoArgs) -> Result<i32> {
     Ok(0)
 }
 
-/// The server half of `docker info`.
+/// The server half of `docker info`, in the docker CLI's order and wording.
 pub fn render_info(v: &Value) -> String {
     let mut o = String::new();
     let n = |k: &str| v[k].as_i64().unwrap_or(0);
-    o.push_str(&format!(" Containers: {}\n", n("Containers")));
+    let line = |o: &mut String, label: &str, val: String| o.push_str(&format!(" {label}: {val}\n"));
+    line(&mut o, "Containers", n("Containers").to_string());
     o.push_str(&format!("  Running: {}\n", n("ContainersRunning")));
     o.push_str(&format!("  Paused: {}\n", n("ContainersPaused")));
     o.push_str(&format!("  Stopped: {}\n", n("ContainersStopped")));
-    o.push_str(&format!(" Images: {}\n", n("Images")));
-    let mut field = |label: &str, key: &str| {
-        let val = s(v, key);
-        if !val.is_empty() {
-            o.push_str(&format!(" {label}: {val}\n"));
-        }
-    };
-    field("Server Version", "ServerVersion");
-    field("Storage Driver", "Driver");
-    let mut o2 = String::new();
+    line(&mut o, "Images", n("Images").to_string());
+    line(&mut o, "Server Version", s(v, "ServerVersion"));
+    line(&mut o, "Storage Driver", s(v, "Driver"));
     if let Some(status) = v["DriverStatus"].as_array() {
         for pair in status {
             if let (Some(k), Some(val)) = (pair[0].as_str(), pair[1].as_str()) {
-                o2.push_str(&format!("  {k}: {val}\n"));
+                o.push_str(&format!("  {k}: {val}\n"));
             }
         }
     }
-    o.push_str(&o2);
-    let mut field = |label: &str, key: &str| {
-        let val = s(v, key);
-        if !val.is_empty() {
-            o.push_str(&format!(" {label}: {val}\n"));
-        }
-    };
-    field("Logging Driver", "LoggingDriver");
-    field("Cgroup Driver", "CgroupDriver");
-    field("Cgroup Version", "CgroupVersion");
-    if let Some(rt) = v["Runtimes"].as_object() {
-        let mut names: Vec<&String> = rt.keys().collect();
-        names.sort();
-        o.push_str(&format!(
-            " Runtimes: {}\n",
-            names.iter().map(|s| s.as_str()).collect::<Vec<_>>().join(" ")
-        ));
+    line(&mut o, "Logging Driver", s(v, "LoggingDriver"));
+    line(&mut o, "Cgroup Driver", s(v, "CgroupDriver"));
+    line(&mut o, "Cgroup Version", s(v, "CgroupVersion"));
+    o.push_str(" Plugins:\n");
+    for kind in ["Volume", "Network", "Log"] {
+        let list: Vec<&str> = v["Plugins"][kind]
+            .as_array()
+            .map(|a| a.iter().filter_map(Value::as_str).collect())
+            .unwrap_or_default();
+        o.push_str(&format!("  {kind}: {}\n", list.join(" ")));
     }
-    let mut field = |label: &str, key: &str| {
-        let val = s(v, key);
-        if !val.is_empty() {
-            o.push_str(&format!(" {label}: {val}\n"));
-        }
-    };
-    field("Default Runtime", "DefaultRuntime");
-    field("Init Binary", "InitBinary");
+    let swarm = v
+        .pointer("/Swarm/LocalNodeState")
+        .and_then(Value::as_str)
+        .unwrap_or("inactive");
+    line(&mut o, "Swarm", swarm.to_string());
+    if let Some(rt) = v["Runtimes"].as_object() {
+        let mut names: Vec<&str> = rt.keys().map(String::as_str).collect();
+        names.sort();
+        line(&mut o, "Runtimes", names.join(" "));
+    }
+    line(&mut o, "Default Runtime", s(v, "DefaultRuntime"));
+    line(&mut o, "Init Binary", s(v, "InitBinary"));
+    let commit = |k: &str| v[k]["ID"].as_str().unwrap_or_default().to_string();
+    o.push_str(&format!(" containerd version: {}\n", commit("ContainerdCommit")));
+    o.push_str(&format!(" runc version: {}\n", commit("RuncCommit")));
+    o.push_str(&format!(" init version: {}\n", commit("InitCommit")));
     if let Some(sec) = v["SecurityOptions"].as_array().filter(|a| !a.is_empty()) {
         o.push_str(" Security Options:\n");
         for opt in sec.iter().filter_map(Value::as_str) {
@@ -307,41 +315,35 @@ pub fn render_info(v: &Value) -> String {
             }
         }
     }
-    let mut field = |label: &str, key: &str| {
-        let val = s(v, key);
-        if !val.is_empty() {
-            o.push_str(&format!(" {label}: {val}\n"));
-        }
-    };
-    field("Kernel Version", "KernelVersion");
-    field("Operating System", "OperatingSystem");
-    field("OSType", "OSType");
-    field("Architecture", "Architecture");
-    field("CPUs", "NCPU");
-    if let Some(mem) = v["MemTotal"].as_f64() {
-        o.push_str(&format!(" Total Memory: {}\n", units::bytes_size(mem)));
-    }
-    let mut field = |label: &str, key: &str| {
-        let val = s(v, key);
-        if !val.is_empty() {
-            o.push_str(&format!(" {label}: {val}\n"));
-        }
-    };
-    field("Name", "Name");
-    field("ID", "ID");
-    field("Docker Root Dir", "DockerRootDir");
-    field("Debug Mode", "Debug");
-    field("Experimental", "ExperimentalBuild");
-    field("Live Restore Enabled", "LiveRestoreEnabled");
+    line(&mut o, "Kernel Version", s(v, "KernelVersion"));
+    line(&mut o, "Operating System", s(v, "OperatingSystem"));
+    line(&mut o, "OSType", s(v, "OSType"));
+    line(&mut o, "Architecture", s(v, "Architecture"));
+    line(&mut o, "CPUs", n("NCPU").to_string());
+    line(
+        &mut o,
+        "Total Memory",
+        units::bytes_size(v["MemTotal"].as_f64().unwrap_or(0.0)),
+    );
+    line(&mut o, "Name", s(v, "Name"));
+    line(&mut o, "ID", s(v, "ID"));
+    line(&mut o, "Docker Root Dir", s(v, "DockerRootDir"));
+    line(&mut o, "Debug Mode", v["Debug"].as_bool().unwrap_or(false).to_string());
+    line(
+        &mut o,
+        "Experimental",
+        v["ExperimentalBuild"].as_bool().unwrap_or(false).to_string(),
+    );
+    line(
+        &mut o,
+        "Live Restore Enabled",
+        v["LiveRestoreEnabled"].as_bool().unwrap_or(false).to_string(),
+    );
+    o.push('\n');
     if let Some(w) = v["Warnings"].as_array() {
-        let mut warn = String::new();
         for x in w.iter().filter_map(Value::as_str) {
-            warn.push_str(x);
-            warn.push('\n');
-        }
-        if !warn.is_empty() {
+            o.push_str(x);
             o.push('\n');
-            o.push_str(&warn);
         }
     }
     o

@@ -175,6 +175,22 @@ pub fn ago_unix(created: i64) -> String {
     format!("{} ago", human_duration(Duration::from_millis(ms)))
 }
 
+/// A Unix time as Go's `time.Time.String()` in local time (`2026-11-05 07:17:01 +0000 UTC`).
+pub fn go_time_string(unix: i64) -> String {
+    match chrono::DateTime::from_timestamp(unix, 0) {
+        Some(t) => {
+            let local = t.with_timezone(&chrono::Local);
+            let zone = if local.offset().local_minus_utc() == 0 {
+                "UTC".to_string()
+            } else {
+                local.format("%z").to_string()
+            };
+            format!("{} {zone}", local.format("%Y-%m-%d %H:%M:%S %z"))
+        }
+        None => String::new(),
+    }
+}
+
 /// Parses a Go duration (`10m`, `1h30m`, `1.5s`, `300ms`).
 pub fn parse_go_duration(s: &str) -> Option<Duration> {
     if s.is_empty() {
