@@ -5,8 +5,8 @@
 //!   *uncompressed* layer tar into `dest` (an overlay lower dir), converting whiteouts to overlayfs form.
 //! - [`unpack`]`(reader, dest, &UnpackOptions)`: the same with options (`whiteouts: false` writes `.wh.`
 //!   files verbatim, for plain archives such as a `docker load` tarball).
-//! - [`decompress`]`(reader) -> Result<Box<dyn Read + Send>, ArchiveError>`: sniffs gzip / plain tar
-//!   (zstd, xz and bzip2 are recognised and refused with a clear error).
+//! - [`decompress`]`(reader) -> Result<Box<dyn Read + Send>, ArchiveError>`: sniffs gzip / zstd / plain
+//!   tar (xz and bzip2 are recognised and refused with a clear error; zstd needs the default `zstd` feature).
 //! - [`layer_from_dir`]`(upper: &Path, writer: impl Write) -> Result<(), ArchiveError>`: the reverse, an
 //!   overlay upper dir to a layer tar (overlay whiteouts become `.wh.` entries).
 //! - [`DigestReader`]: a reader that sha256-hashes and counts what passes through it.
@@ -571,7 +571,8 @@ pub fn unpack(reader: impl Read, dest: &Path, opts: &UnpackOptions) -> Result<Un
     Ok(stats)
 }
 
-/// Sniffs the stream and returns a reader of the uncompressed tar: gzip or plain.
+/// Sniffs the stream and returns a reader of the uncompressed tar: gzip, zstd (feature `zstd`, on by
+/// default) or plain.
 pub fn decompress<'a, R: Read + Send + 'a>(reader: R) -> Result<Box<dyn Read + Send + 'a>, ArchiveError> {
     let mut buf = BufReader::with_capacity(64 * 1024, reader);
     let head = buf.fill_buf().map_err(ArchiveError::Read)?;
@@ -579,6 +580,9 @@ pub fn decompress<'a, R: Read + Send + 'a>(reader: R) -> Result<Box<dyn Read + S
         return Ok(Box::new(flate2::bufread::MultiGzDecoder::new(buf)));
     }
     if head.starts_with(&[0x28, 0xb5, 0x2f, 0xfd]) {
+        #[cfg(feature = "zstd")]
+        return Ok(Box::new(zstd::ZstdReader::new(buf)));
+        #[cfg(not(feature = "zstd"))]
         return Err(ArchiveError::UnsupportedCompression("zstd"));
     }
     if head.starts_with(&[0xfd, b'7', b'z', b'X', b'Z', 0x00]) {
@@ -810,6 +814,76 @@ pub fn join_clean(dest: &Path, comps: &[OsString]) -> PathBuf {
         p.push(c);
     }
     p
+}
+
+#[cfg(feature = "zstd")]
+mod zstd {
+    //! A zstd reader for whole streams: ruzstd's `StreamingDecoder` reads one frame, layers may hold
+    //! several (and skippable frames, as zstd:chunked writes).
+    use ruzstd::decoding::errors::{FrameDecoderError, ReadFrameHeaderError};
+    use ruzstd::decoding::{BlockDecodingStrategy, FrameDecoder};
+    use std::io::{self, BufRead, Read};
+
+    pub(crate) struct ZstdReader<R> {
+        src: R,
+        dec: FrameDecoder,
+        in_frame: bool,
+    }
+
+    impl<R: BufRead> ZstdReader<R> {
+        pub(crate) fn new(src: R) -> Self {
+            ZstdReader {
+                src,
+                dec: FrameDecoder::new(),
+                in_frame: false,
+            }
+        }
+    }
+
+    impl<R: BufRead> Read for ZstdReader<R> {
+        fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+            if buf.is_empty() {
+                return Ok(0);
+            }
+            loop {
+                if !self.in_frame {
+                    if self.src.fill_buf()?.is_empty() {
+                        return Ok(0);
+                    }
+                    match self.dec.reset(&mut self.src) {
+                        Ok(()) => self.in_frame = true,
+                        Err(FrameDecoderError::ReadFrameHeaderError(ReadFrameHeaderError::SkipFrame {
+                            length,
+                            ..
+                        })) => {
+                            let skipped = io::copy(&mut (&mut self.src).take(length as u64), &mut io::sink())?;
+                            if skipped != length as u64 {
+                                return Err(io::Error::new(
+                                    io::ErrorKind::UnexpectedEof,
+                                    "truncated zstd skippable frame",
+                                ));
+                            }
+                        }
+                        Err(e) => return Err(io::Error::new(io::ErrorKind::InvalidData, e)),
+                    }
+                    continue;
+                }
+                while self.dec.can_collect() < buf.len() && !self.dec.is_finished() {
+                    let want = buf.len() - self.dec.can_collect();
+                    self.dec
+                        .decode_blocks(&mut self.src, BlockDecodingStrategy::UptoBytes(want))
+                        .map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e))?;
+                }
+                let n = self.dec.read(buf)?;
+                if n > 0 {
+                    return Ok(n);
+                }
+                if self.dec.is_finished() {
+                    self.in_frame = false;
+                }
+            }
+        }
+    }
 }
 
 #[cfg(test)]

@@ -316,8 +316,8 @@ fn decompress_sniffs() {
         assert_eq!(out, tar);
     }
     assert!(matches!(
-        decompress(&[0x28, 0xb5, 0x2f, 0xfd, 0][..]),
-        Err(ArchiveError::UnsupportedCompression("zstd"))
+        decompress(&[0xfd, b'7', b'z', b'X', b'Z', 0][..]),
+        Err(ArchiveError::UnsupportedCompression("xz"))
     ));
     let (d, n) = DigestReader::new(&tar[..]).finish().unwrap();
     assert_eq!(d, Digest::sha256(&tar));
@@ -340,4 +340,33 @@ fn clean_path_table() {
     for bad in ["", "/a", "..", "a/../../b", "../"] {
         assert!(clean_path(bad.as_bytes()).is_err(), "{bad}");
     }
+}
+
+#[cfg(feature = "zstd")]
+#[test]
+fn zstd_multi_frame_with_skippable_frame() {
+    let tar = RawTar::default()
+        .file("a", &"hello ".repeat(10_000))
+        .file("b", "world")
+        .finish();
+    let (first, second) = tar.split_at(3000);
+    let mut z = ruzstd::encoding::compress_to_vec(first, ruzstd::encoding::CompressionLevel::Fastest);
+    // A skippable frame (magic 0x184D2A50, little endian length) between two data frames.
+    z.extend_from_slice(&[0x50, 0x2a, 0x4d, 0x18, 3, 0, 0, 0, 9, 9, 9]);
+    z.extend(ruzstd::encoding::compress_to_vec(
+        second,
+        ruzstd::encoding::CompressionLevel::Fastest,
+    ));
+    let mut out = Vec::new();
+    decompress(&z[..]).unwrap().read_to_end(&mut out).unwrap();
+    assert_eq!(out, tar);
+    let dir = tmp();
+    unpack_layer(decompress(&z[..]).unwrap(), dir.path()).unwrap();
+    assert_eq!(std::fs::read(dir.path().join("b")).unwrap(), b"world");
+    let mut truncated = z.clone();
+    truncated.truncate(z.len() / 2);
+    assert!(decompress(&truncated[..])
+        .unwrap()
+        .read_to_end(&mut Vec::new())
+        .is_err());
 }
