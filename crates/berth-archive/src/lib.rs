@@ -565,7 +565,10 @@ pub fn unpack(reader: impl Read, dest: &Path, opts: &UnpackOptions) -> Result<Un
             .map(|c| c.to_string_lossy())
             .collect::<Vec<_>>()
             .join("/");
-        let fd = open_dir_path(&root, &d.comps, false, &entry)?;
+        // A later member may have replaced the directory (with a file, say): nothing to restore then.
+        let Ok(fd) = open_dir_path(&root, &d.comps, false, &entry) else {
+            continue;
+        };
         rustix::fs::futimens(&fd, &ts(d.mtime)).map_err(io_err("set times of", &entry))?;
     }
     Ok(stats)

@@ -370,3 +370,21 @@ fn zstd_multi_frame_with_skippable_frame() {
         .read_to_end(&mut Vec::new())
         .is_err());
 }
+
+#[test]
+fn later_members_replace_earlier_ones() {
+    let dir = tmp();
+    let tar = RawTar::default()
+        .dir("a/")
+        .file("a/inner", "x")
+        .file("a", "now a file")
+        .symlink("l", "/etc")
+        .dir("l/")
+        .file("l/inside", "y")
+        .finish();
+    unpack_layer(&tar[..], dir.path()).unwrap();
+    assert_eq!(std::fs::read(dir.path().join("a")).unwrap(), b"now a file");
+    assert!(std::fs::symlink_metadata(dir.path().join("l")).unwrap().is_dir());
+    assert_eq!(std::fs::read(dir.path().join("l/inside")).unwrap(), b"y");
+    assert!(!Path::new("/etc/inside").exists());
+}

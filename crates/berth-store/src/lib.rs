@@ -544,6 +544,9 @@ impl ImageStore {
     /// Adds a reference (tag, or `repo@digest` as a pull records) to an image; returns the image the
     /// reference was taken from, if another.
     pub fn set_reference(&self, r: &Reference, id: &Digest) -> Result<Option<Digest>> {
+        if !self.record_path(id).is_file() {
+            return Err(StoreError::NotFound(id.to_string()));
+        }
         let _l = self.meta_lock()?;
         let mut refs = Refs::load(&self.refs_path())?;
         let old = refs.set(r, id);
