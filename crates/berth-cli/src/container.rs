@@ -157,6 +157,19 @@ async fn register_wait(
     handle
 }
 
+/// Sends the terminal size with the create request (API 1.42+), as docker does, so the first
+/// output is already laid out for this terminal.
+fn set_console_size(body: &mut Value, tty: bool) {
+    if !tty {
+        return;
+    }
+    if let Some((h, w)) = term::size() {
+        if let Some(hc) = body.get_mut("HostConfig").and_then(Value::as_object_mut) {
+            hc.insert("ConsoleSize".into(), json!([h, w]));
+        }
+    }
+}
+
 /// `docker run`.
 pub async fn run(client: &Client, a: RunArgs) -> Result<i32> {
     let o = &a.opts;
@@ -170,6 +183,8 @@ pub async fn run(client: &Client, a: RunArgs) -> Result<i32> {
         },
     )
     .map_err(|e| opts_error("run", &e))?;
+    let mut body = body;
+    set_console_size(&mut body, o.tty && !a.detach);
     let attach_in = body["AttachStdin"].as_bool().unwrap_or(false);
     let attach_out = body["AttachStdout"].as_bool().unwrap_or(false);
     let attach_err = body["AttachStderr"].as_bool().unwrap_or(false);

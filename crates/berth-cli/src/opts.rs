@@ -377,6 +377,28 @@ fn kv_map(items: &[String], what: &str) -> Result<Map<String, Value>, String> {
     Ok(m)
 }
 
+/// Docker's capability normalisation: upper case with the `CAP_` prefix, `ALL` kept as is.
+pub fn normalize_caps(caps: &[String]) -> Vec<String> {
+    caps.iter()
+        .map(|c| {
+            let up = c.to_uppercase();
+            if up == "ALL" || up.starts_with("CAP_") {
+                up
+            } else {
+                format!("CAP_{up}")
+            }
+        })
+        .collect()
+}
+
+fn list_or_null(v: Vec<String>) -> Value {
+    if v.is_empty() {
+        Value::Null
+    } else {
+        json!(v)
+    }
+}
+
 /// Environment and file access the mapping needs, injected for tests.
 pub struct Env<'a> {
     pub lookup: &'a dyn Fn(&str) -> Option<String>,
@@ -530,14 +552,14 @@ pub fn create_body(o: &ContainerOpts, detach: bool, env: &Env<'_>) -> Result<Val
             json!({"Type": d, "Config": kv_map(&o.log_opt, "log-opt")?}),
         );
     }
-    put(&mut hc, "CapAdd", json!(o.cap_add));
-    put(&mut hc, "CapDrop", json!(o.cap_drop));
+    put(&mut hc, "CapAdd", list_or_null(normalize_caps(&o.cap_add)));
+    put(&mut hc, "CapDrop", list_or_null(normalize_caps(&o.cap_drop)));
     if let Some(c) = &o.cgroupns {
         put(&mut hc, "CgroupnsMode", json!(c));
     }
     put(&mut hc, "Dns", json!(o.dns));
-    put(&mut hc, "ExtraHosts", json!(o.add_host));
-    put(&mut hc, "GroupAdd", json!(o.group_add));
+    put(&mut hc, "ExtraHosts", list_or_null(o.add_host.clone()));
+    put(&mut hc, "GroupAdd", list_or_null(o.group_add.clone()));
     put(&mut hc, "IpcMode", json!(o.ipc.clone().unwrap_or_default()));
     put(&mut hc, "PidMode", json!(o.pid.clone().unwrap_or_default()));
     put(&mut hc, "Privileged", json!(o.privileged));
@@ -708,9 +730,15 @@ mod tests {
             (
                 &["--cap-add", "NET_ADMIN", "--cap-drop", "ALL", "bb"],
                 "/HostConfig/CapAdd",
-                json!(["NET_ADMIN"]),
+                json!(["CAP_NET_ADMIN"]),
             ),
             (&["--cap-drop", "ALL", "bb"], "/HostConfig/CapDrop", json!(["ALL"])),
+            (
+                &["--cap-drop", "chown", "bb"],
+                "/HostConfig/CapDrop",
+                json!(["CAP_CHOWN"]),
+            ),
+            (&["bb"], "/HostConfig/CapDrop", Value::Null),
             (
                 &["--security-opt", "no-new-privileges", "bb"],
                 "/HostConfig/SecurityOpt",
