@@ -388,3 +388,43 @@ fn later_members_replace_earlier_ones() {
     assert_eq!(std::fs::read(dir.path().join("l/inside")).unwrap(), b"y");
     assert!(!Path::new("/etc/inside").exists());
 }
+
+#[test]
+fn layer_from_dir_round_trips_links_devices_and_xattrs() {
+    let dir = tmp();
+    let src = dir.path().join("src");
+    std::fs::create_dir_all(src.join("d")).unwrap();
+    std::fs::write(src.join("d/file"), "content").unwrap();
+    std::fs::hard_link(src.join("d/file"), src.join("hard")).unwrap();
+    std::os::unix::fs::symlink("../outside/target", src.join("d/link")).unwrap();
+    rustix::fs::mknodat(
+        rustix::fs::CWD,
+        &src.join("fifo"),
+        FileType::Fifo,
+        Mode::from_raw_mode(0o640),
+        0,
+    )
+    .unwrap();
+    rustix::fs::setxattr(&src.join("d/file"), "user.note", b"kept", XattrFlags::empty()).unwrap();
+    let mut out = Vec::new();
+    layer_from_dir(&src, &mut out).unwrap();
+    let dst = dir.path().join("dst");
+    unpack_layer(&out[..], &dst).unwrap();
+    assert_eq!(std::fs::read(dst.join("d/file")).unwrap(), b"content");
+    let (a, b) = (
+        std::fs::metadata(dst.join("d/file")).unwrap(),
+        std::fs::metadata(dst.join("hard")).unwrap(),
+    );
+    assert_eq!(a.ino(), b.ino(), "hard link kept");
+    assert_eq!(
+        std::fs::read_link(dst.join("d/link")).unwrap(),
+        Path::new("../outside/target")
+    );
+    let fifo = std::fs::symlink_metadata(dst.join("fifo")).unwrap();
+    assert!(fifo.file_type().is_fifo());
+    assert_eq!(fifo.permissions().mode() & 0o777, 0o640);
+    assert_eq!(
+        lgetxattr_vec(&dst.join("d/file"), "user.note").as_deref(),
+        Some(&b"kept"[..])
+    );
+}

@@ -798,3 +798,47 @@ fn reloading_from_other_blobs_drops_the_old_ones() {
     e.store.remove("again:1", false, true, &no_containers).unwrap();
     e.assert_empty();
 }
+
+#[test]
+fn legacy_archive_with_two_images_sharing_a_symlinked_layer() {
+    let e = env();
+    let (base, top) = two_layers();
+    let c1 = config_for(&[&base], json!([]));
+    let c2 = config_for(&[&base, &top], json!([]));
+    // `docker save a b` before Docker 25: a duplicate layer is a symlink to the first copy.
+    let members = vec![
+        ("aaaa/layer.tar".to_string(), base.clone()),
+        ("bbbb/layer.tar -> ../aaaa/layer.tar".to_string(), Vec::new()),
+        ("cccc/layer.tar".to_string(), top.clone()),
+        (format!("{}.json", sha(&c1).hex()), c1.clone()),
+        (format!("{}.json", sha(&c2).hex()), c2.clone()),
+        (
+            "manifest.json".to_string(),
+            serde_json::to_vec(&json!([
+                {"Config": format!("{}.json", sha(&c1).hex()), "RepoTags": ["a:1"], "Layers": ["aaaa/layer.tar"]},
+                {"Config": format!("{}.json", sha(&c2).hex()), "RepoTags": ["b:1"], "Layers": ["bbbb/layer.tar", "cccc/layer.tar"]},
+            ]))
+            .unwrap(),
+        ),
+    ];
+    let (imgs, lines) = load(&e.store, &archive(&members)).unwrap();
+    assert_eq!(imgs.len(), 2);
+    assert_eq!(
+        lines.iter().filter(|l| l.starts_with("Loaded image: ")).count(),
+        2,
+        "{lines:?}"
+    );
+    assert_eq!(
+        e.store.resolve("a:1").unwrap().chain_ids[0],
+        e.store.resolve("b:1").unwrap().chain_ids[0]
+    );
+    assert_eq!(e.store.snapshotter().list().unwrap().len(), 2);
+    let mut out = Vec::new();
+    e.store.save(&["a:1".to_string(), "b:1".to_string()], &mut out).unwrap();
+    let e2 = env();
+    let (imgs, _) = load(&e2.store, &out).unwrap();
+    assert_eq!(
+        imgs.iter().map(|i| i.id.clone()).collect::<Vec<_>>(),
+        vec![sha(&c1), sha(&c2)]
+    );
+}
