@@ -399,13 +399,13 @@ fn layer_from_dir_round_trips_links_devices_and_xattrs() {
     std::os::unix::fs::symlink("../outside/target", src.join("d/link")).unwrap();
     rustix::fs::mknodat(
         rustix::fs::CWD,
-        &src.join("fifo"),
+        src.join("fifo"),
         FileType::Fifo,
         Mode::from_raw_mode(0o640),
         0,
     )
     .unwrap();
-    rustix::fs::setxattr(&src.join("d/file"), "user.note", b"kept", XattrFlags::empty()).unwrap();
+    rustix::fs::setxattr(src.join("d/file"), "user.note", b"kept", XattrFlags::empty()).unwrap();
     let mut out = Vec::new();
     layer_from_dir(&src, &mut out).unwrap();
     let dst = dir.path().join("dst");
