@@ -91,6 +91,7 @@ async fn main() -> Result<()> {
     tracing_subscriber::fmt()
         .with_env_filter(tracing_subscriber::EnvFilter::new(&args.log_level))
         .with_writer(std::io::stderr)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .init();
     if !nix::unistd::geteuid().is_root() {
         bail!("berthd needs root (namespaces, mounts and cgroups); run it with sudo");

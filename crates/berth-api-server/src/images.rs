@@ -53,7 +53,7 @@ async fn create(State(e): State<AppState>, RawQuery(q): RawQuery, req: Request) 
         None => None,
     };
     let opts = ImportOptions {
-        reference,
+        tag: reference,
         changes: p.all("changes"),
         message: p.get("message").unwrap_or("").to_string(),
         ..Default::default()

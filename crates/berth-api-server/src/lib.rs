@@ -90,7 +90,6 @@ where
             Err(_) => return Ok(error::json_error(axum::http::StatusCode::BAD_REQUEST, "invalid request path")),
         }
     }
-    parts.extensions.insert(params::ApiVersion(version.unwrap_or_else(|| berth_api::API_VERSION.to_string())));
     let req = Request::from_parts(parts, Body::new(body));
     let mut resp = match router.oneshot(req).await {
         Ok(r) => r,

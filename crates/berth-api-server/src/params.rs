@@ -7,10 +7,6 @@ use axum::response::Response;
 use serde::Serialize;
 use std::collections::HashMap;
 
-/// The API version the request was made with (from its `/v1.NN` prefix, or the newest).
-#[derive(Debug, Clone)]
-pub struct ApiVersion(pub String);
-
 /// A parsed query string; keys may repeat (`names=a&names=b`).
 #[derive(Debug, Default)]
 pub struct Params(pub Vec<(String, String)>);
@@ -36,14 +32,6 @@ impl Params {
         match self.get(key) {
             None => false,
             Some(v) => !matches!(v.to_ascii_lowercase().as_str(), "" | "0" | "false" | "no"),
-        }
-    }
-
-    /// A boolean that defaults to true when absent.
-    pub fn flag_default_true(&self, key: &str) -> bool {
-        match self.get(key) {
-            None => true,
-            Some(_) => self.flag(key),
         }
     }
 

@@ -98,7 +98,7 @@ impl Engine {
                 .iter()
                 .map(|p| p.display().to_string())
                 .collect();
-            Ok(json!({
+            let mut v = json!({
                 "Id": img.id.to_string(),
                 "RepoTags": img.repo_tags,
                 "RepoDigests": img.repo_digests,
@@ -109,14 +109,17 @@ impl Engine {
                 "Author": c.get("author").cloned().unwrap_or(json!("")),
                 "Config": c.get("config").cloned().unwrap_or(Value::Null),
                 "Architecture": c.get("architecture").cloned().unwrap_or(json!("amd64")),
-                "Variant": c.get("variant").cloned(),
                 "Os": c.get("os").cloned().unwrap_or(json!("linux")),
                 "Size": img.size,
                 "VirtualSize": img.size,
                 "GraphDriver": { "Name": "overlay2", "Data": { "LowerDir": lower.join(":") } },
                 "RootFS": { "Type": "layers", "Layers": img.diff_ids.iter().map(|d| d.to_string()).collect::<Vec<_>>() },
                 "Metadata": { "LastTagTime": berth_types::time::ZERO_TIME },
-            }))
+            });
+            if let Some(variant) = c.get("variant") {
+                v["Variant"] = variant.clone();
+            }
+            Ok(v)
         })
         .await
     }
@@ -157,8 +160,8 @@ impl Engine {
         let engine = self.clone();
         blocking(move || {
             let in_use = |id: &str| engine.container_using_image(id);
-            let (deleted, space) = engine.images.prune(dangling_only, &in_use)?;
-            Ok(json!({ "ImagesDeleted": deleted, "SpaceReclaimed": space }))
+            let report = engine.images.prune(dangling_only, &in_use)?;
+            Ok(json!({ "ImagesDeleted": report.deleted, "SpaceReclaimed": report.space_reclaimed }))
         })
         .await
     }
@@ -173,8 +176,8 @@ impl Engine {
     pub async fn load_images(self: &Arc<Self>, reader: impl Read + Send + 'static) -> Result<LoadOutput> {
         let engine = self.clone();
         blocking(move || {
-            let loaded = engine.images.load(reader)?;
-            Ok(LoadOutput { lines: loaded.iter().map(|l| l.to_string()).collect() })
+            let loaded = engine.images.load(reader, &mut |_| {})?;
+            Ok(LoadOutput { lines: loaded.iter().flat_map(|l| l.messages()).collect() })
         })
         .await
     }

@@ -133,7 +133,7 @@ impl Engine {
             std::fs::create_dir_all(&d).map_err(|e| EngineError::io("creating", &d, e))?;
         }
         let snapshots = Arc::new(Snapshotter::open(&cfg.data_root.join("snapshots"))?);
-        let images = Arc::new(ImageStore::open(&cfg.data_root.join("image"), snapshots.clone())?);
+        let images = Arc::new(ImageStore::open(&cfg.data_root.join("image"), (*snapshots).clone())?);
         let engine = Arc::new(Engine {
             cfg,
             images,

@@ -1,7 +1,7 @@
 //! `/info` and `/version`.
 
 use crate::Engine;
-use berth_api::models::{SystemInfo, SystemInfoCgroupDriverEnum, SystemInfoCgroupVersionEnum, SystemVersion, SystemVersionComponents, SystemVersionPlatform};
+use berth_api::models::{SystemInfo, SystemInfoCgroupDriverEnum, SystemInfoCgroupVersionEnum};
 use std::collections::HashMap;
 
 /// berth's version, reported where Docker reports the engine version.
@@ -50,27 +50,37 @@ fn go_arch(machine: &str) -> String {
 }
 
 impl Engine {
-    /// `GET /version`.
-    pub fn version(&self) -> SystemVersion {
+    /// `GET /version` (built as JSON: the generated model cannot carry the components' details).
+    pub fn version(&self) -> serde_json::Value {
         let (kernel, _, machine) = uname();
-        SystemVersion {
-            platform: Some(SystemVersionPlatform { name: "berth".into() }),
-            components: Some(vec![SystemVersionComponents {
-                name: "Engine".into(),
-                version: VERSION.into(),
-                details: None,
-            }]),
-            version: Some(VERSION.into()),
-            api_version: Some(berth_api::API_VERSION.into()),
-            min_api_version: Some(berth_api::MIN_API_VERSION.into()),
-            git_commit: Some(String::new()),
-            go_version: Some(format!("rust{}", option_env!("CARGO_PKG_RUST_VERSION").unwrap_or(""))),
-            os: Some("linux".into()),
-            arch: Some(go_arch(&machine)),
-            kernel_version: Some(kernel),
-            experimental: None,
-            build_time: None,
-        }
+        let arch = go_arch(&machine);
+        serde_json::json!({
+            "Platform": { "Name": "berth" },
+            "Components": [{
+                "Name": "Engine",
+                "Version": VERSION,
+                "Details": {
+                    "ApiVersion": berth_api::API_VERSION,
+                    "MinAPIVersion": berth_api::MIN_API_VERSION,
+                    "Arch": arch,
+                    "Os": "linux",
+                    "KernelVersion": kernel,
+                    "GitCommit": "",
+                    "GoVersion": "rust",
+                    "BuildTime": "",
+                    "Experimental": "false",
+                },
+            }],
+            "Version": VERSION,
+            "ApiVersion": berth_api::API_VERSION,
+            "MinAPIVersion": berth_api::MIN_API_VERSION,
+            "GitCommit": "",
+            "GoVersion": "rust",
+            "Os": "linux",
+            "Arch": arch,
+            "KernelVersion": kernel,
+            "BuildTime": "",
+        })
     }
 
     /// `GET /info`.
