@@ -16,7 +16,8 @@
 //!   drops its copy). Returns the snapshot's size in bytes.
 //! - `lower_dirs(&self, chains_bottom_first: &[ChainId]) -> Result<Vec<PathBuf>>` (top first)
 //! - `create_rw(&self, container_id) -> Result<RwLayer>`, `remove_rw(&self, container_id) -> Result<()>`,
-//!   `rw_layer(&self, container_id) -> Option<RwLayer>`
+//!   `rw_layer(&self, container_id) -> Option<RwLayer>`, `write_diff(&self, container_id, out: impl Write)`
+//!   (the upper dir as a layer tar, for commit)
 //! - `rootfs_mount(&self, container_id, chains_bottom_first) -> Result<MountSpec>`: overlay options with
 //!   absolute paths, or, when those would not fit the one page the kernel accepts, short paths relative
 //!   to `root` (`l/<16 hex>` links, ~200 layers fit) with `MountSpec::cwd = Some(root)`: the mounter
@@ -67,6 +68,15 @@ pub enum SnapshotError {
         #[source]
         source: ArchiveError,
     },
+    /// Writing a container's changes as a tar failed.
+    #[error("failed to export changes of container {container_id}: {source}")]
+    Diff {
+        /// The container.
+        container_id: String,
+        /// The cause.
+        #[source]
+        source: ArchiveError,
+    },
     /// Too many layers for one overlay mount, even with relative paths.
     #[error("too many layers ({0}) for an overlay mount")]
     TooManyLayers(usize),
@@ -90,7 +100,7 @@ impl HasErrorKind for SnapshotError {
             SnapshotError::InvalidId(_) | SnapshotError::LayerMismatch { .. } | SnapshotError::TooManyLayers(_) => {
                 ErrorKind::InvalidArgument
             }
-            SnapshotError::Unpack { source, .. } => source.kind(),
+            SnapshotError::Unpack { source, .. } | SnapshotError::Diff { source, .. } => source.kind(),
             SnapshotError::Io { .. } => ErrorKind::Internal,
         }
     }
@@ -335,6 +345,18 @@ impl Snapshotter {
             std::fs::create_dir_all(p).map_err(io_err("create", p))?;
         }
         Ok(rw)
+    }
+
+    /// Writes a container's changes (its upper dir) as a layer tar, overlay whiteouts as `.wh.` entries
+    /// (for `docker commit` / `docker diff`).
+    pub fn write_diff(&self, container_id: &str, out: impl Write) -> Result<()> {
+        let rw = self
+            .rw_layer(container_id)
+            .ok_or_else(|| SnapshotError::RwNotFound(container_id.to_string()))?;
+        berth_archive::layer_from_dir(&rw.upper, out).map_err(|source| SnapshotError::Diff {
+            container_id: container_id.to_string(),
+            source,
+        })
     }
 
     /// Removes a container's writable layer; nothing to do if it does not exist.

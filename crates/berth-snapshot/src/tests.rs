@@ -132,6 +132,23 @@ fn layers_stack_and_read_through() {
     let empty = s.rootfs_mount("c1", &[]).unwrap();
     assert!(empty.options[0].ends_with("/empty"), "{:?}", empty.options);
 
+    rustix::fs::mknodat(
+        rustix::fs::CWD,
+        rw.upper.join("etc/motd2"),
+        rustix::fs::FileType::CharacterDevice,
+        rustix::fs::Mode::empty(),
+        0,
+    )
+    .unwrap();
+    let mut diff = Vec::new();
+    s.write_diff("c1", &mut diff).unwrap();
+    let names: Vec<String> = tar::Archive::new(&diff[..])
+        .entries()
+        .unwrap()
+        .map(|e| e.unwrap().path().unwrap().display().to_string())
+        .collect();
+    assert_eq!(names, vec!["etc/", "etc/.wh.motd2", "etc/passwd"]);
+
     s.remove_rw("c1").unwrap();
     assert!(!rw.dir.exists());
     s.remove_rw("c1").unwrap();
