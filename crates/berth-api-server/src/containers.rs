@@ -95,17 +95,15 @@ async fn resize(State(e): State<AppState>, Path(id): Path<String>, RawQuery(q): 
 async fn wait(State(e): State<AppState>, Path(id): Path<String>, RawQuery(q): RawQuery) -> ApiResult<Response> {
     let p = Params::from_query(q.as_deref());
     let cond = WaitCondition::parse(p.get("condition").unwrap_or(""))?;
-    // Fail early for unknown containers; then send the headers at once and the body at the exit,
-    // as dockerd does, so clients know the wait is registered.
-    e.lookup(&id)?;
+    // Register the waiter before answering; send the headers at once and the body at the exit, as
+    // dockerd does.
+    let waiting = e.prepare_wait(&id, cond)?;
     let stream = futures_util::stream::once(async move {
-        let body = match e.wait(&id, cond).await {
-            Ok((code, err)) => serde_json::json!({
-                "StatusCode": code,
-                "Error": err.filter(|m| !m.is_empty()).map(|m| serde_json::json!({ "Message": m })),
-            }),
-            Err(err) => serde_json::json!({ "StatusCode": -1, "Error": { "Message": err.to_string() } }),
-        };
+        let (code, err) = waiting.await;
+        let body = serde_json::json!({
+            "StatusCode": code,
+            "Error": err.filter(|m| !m.is_empty()).map(|m| serde_json::json!({ "Message": m })),
+        });
         Ok::<_, std::io::Error>(Bytes::from(format!("{body}\n")))
     });
     Ok(Response::builder()
@@ -195,20 +193,20 @@ pub(crate) mod tokio_stream_shim {
 
 async fn attach(State(e): State<AppState>, Path(id): Path<String>, RawQuery(q): RawQuery, mut req: Request) -> ApiResult<Response> {
     let p = Params::from_query(q.as_deref());
-    let c = e.lookup(&id)?;
-    let rec = c.record();
-    let tty = rec.config.tty.unwrap_or(false);
     let (stdin, stdout, stderr) = (p.flag("stdin"), p.flag("stdout"), p.flag("stderr"));
     if !p.flag("stream") && p.flag("logs") {
         return Err(ApiError::bad_request("attach with logs=1 and without stream=1 is not supported; use the logs endpoint"));
     }
-    let ctype = if tty { "application/vnd.docker.raw-stream" } else { "application/vnd.docker.multiplexed-stream" };
     let wants_upgrade = req.headers().get(header::UPGRADE).is_some();
     let on_upgrade = req.extensions_mut().remove::<hyper::upgrade::OnUpgrade>();
-    let id = c.id.clone();
+    // Registered before the response goes out, so a start that follows cannot miss this client.
+    let stdin_wanted = stdin && wants_upgrade;
+    let (ticket, tty) = e.prepare_attach(&id, stdin_wanted, stdout, stderr)?;
+    let ctype = if tty { "application/vnd.docker.raw-stream" } else { "application/vnd.docker.multiplexed-stream" };
     match (wants_upgrade, on_upgrade) {
         (true, Some(on_upgrade)) => {
             tokio::spawn(async move {
+                let shim = e.finish_attach(ticket).await;
                 let upgraded = match on_upgrade.await {
                     Ok(u) => u,
                     Err(err) => {
@@ -217,14 +215,10 @@ async fn attach(State(e): State<AppState>, Path(id): Path<String>, RawQuery(q): 
                     }
                 };
                 let client = TokioIo::new(upgraded);
-                let shim = match e.attach(&id, stdin, stdout, stderr).await {
-                    Ok((s, _)) => s,
-                    Err(err) => {
-                        tracing::debug!("attach to {id}: {err}");
-                        return;
-                    }
-                };
-                pipe(client, shim, stdin).await;
+                match shim {
+                    Ok(s) => pipe(client, s, stdin_wanted).await,
+                    Err(err) => tracing::debug!("attach to {id}: {err}"),
+                }
             });
             Ok(Response::builder()
                 .status(StatusCode::SWITCHING_PROTOCOLS)
@@ -237,7 +231,7 @@ async fn attach(State(e): State<AppState>, Path(id): Path<String>, RawQuery(q): 
         _ => {
             // No upgrade: stream the output as the response body (stdin cannot be sent this way).
             let stream = async_stream(move |tx| async move {
-                let Ok((mut shim, _)) = e.attach(&id, false, stdout, stderr).await else { return };
+                let Ok(mut shim) = e.finish_attach(ticket).await else { return };
                 let mut buf = vec![0u8; 16 * 1024];
                 loop {
                     match tokio::io::AsyncReadExt::read(&mut shim, &mut buf).await {

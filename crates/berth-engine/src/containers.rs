@@ -17,6 +17,49 @@ use tokio::net::UnixStream;
 /// A connection to a container's stdio through its shim: output frames come out, stdin goes in.
 pub type AttachStream = BufReader<UnixStream>;
 
+/// A registered attach request (see [`Engine::prepare_attach`]).
+pub enum AttachTicket {
+    /// The container runs: connect to its shim now.
+    Now {
+        /// The container.
+        container: Arc<Container>,
+        /// Forward stdin.
+        stdin: bool,
+        /// Send stdout.
+        stdout: bool,
+        /// Send stderr.
+        stderr: bool,
+    },
+    /// Connected when the container next starts.
+    Later(tokio::sync::oneshot::Receiver<Result<AttachStream>>),
+}
+
+/// Decrements the next-exit waiter count when a waiter goes away.
+struct WaiterGuard(bool, Arc<Container>);
+
+impl Drop for WaiterGuard {
+    fn drop(&mut self) {
+        if self.0 {
+            self.1.next_exit_waiters.fetch_sub(1, std::sync::atomic::Ordering::SeqCst);
+        }
+    }
+}
+
+/// A boxed future that is `Send`.
+pub type BoxFuture<T> = std::pin::Pin<Box<dyn std::future::Future<Output = T> + Send>>;
+
+trait BoxedSend: std::future::Future + Send + Sized + 'static {
+    fn boxed_send(self) -> BoxFuture<Self::Output> {
+        Box::pin(self)
+    }
+}
+
+impl<F: std::future::Future + Send + 'static> BoxedSend for F {}
+
+fn futures_ready(code: i64, err: Option<String>) -> BoxFuture<(i64, Option<String>)> {
+    Box::pin(async move { (code, err) })
+}
+
 /// `POST /containers/{id}/wait?condition=`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum WaitCondition {
@@ -306,17 +349,33 @@ impl Engine {
                     r.state.error = msg.clone();
                 })?;
                 self.fail_pending_attaches(c, &msg);
+                if rec.host_config.auto_remove.unwrap_or(false) {
+                    // `--rm` also applies to a container that could not start.
+                    let engine = self.clone();
+                    let id = c.id.clone();
+                    tokio::spawn(async move {
+                        let _ = engine.remove(&id, true).await;
+                    });
+                }
                 return Err(e);
             }
         };
         // Hand the shim's stdio to clients that attached before the start, then let it exec.
-        let pending: Vec<PendingAttach> = std::mem::take(&mut *lock(&c.pending_attach));
+        let pending: Vec<PendingAttach> = {
+            let mut p = lock(&c.pending_attach);
+            p.accepting = false;
+            std::mem::take(&mut p.list)
+        };
+        // Exits of runs started for attached clients stay claimable by a late `next-exit` waiter.
+        let claimable = !pending.is_empty() && c.next_exit_waiters.load(std::sync::atomic::Ordering::SeqCst) == 0;
+        c.late_wait_ok.store(claimable, std::sync::atomic::Ordering::SeqCst);
         for p in pending {
             let stream = self.attach_now(c, p.stdin, p.stdout, p.stderr).await;
             let _ = p.reply.send(stream);
         }
         if let Err(e) = shim::simple(&c.id, &socket, Request::Start).await {
             let _ = shim::simple(&c.id, &socket, Request::Kill { signal: libc::SIGKILL }).await;
+            lock(&c.pending_attach).accepting = true;
             return Err(e);
         }
         c.update(|r| {
@@ -336,7 +395,8 @@ impl Engine {
     }
 
     fn fail_pending_attaches(&self, c: &Container, msg: &str) {
-        for p in std::mem::take(&mut *lock(&c.pending_attach)) {
+        let list = std::mem::take(&mut lock(&c.pending_attach).list);
+        for p in list {
             let _ = p.reply.send(Err(EngineError::Conflict(msg.to_string())));
         }
     }
@@ -369,11 +429,14 @@ impl Engine {
         if let Err(e) = saved {
             tracing::error!("recording the exit of {}: {e}", c.id);
         }
+        lock(&c.pending_attach).accepting = true;
         c.events.send_modify(|e| {
             e.running = false;
             e.exits += 1;
             e.exit_code = st.exit_code as i64;
             e.error = st.error.clone();
+            e.claimable = c.late_wait_ok.swap(false, std::sync::atomic::Ordering::SeqCst);
+            e.finished = Some(std::time::Instant::now());
         });
         let rec = c.record();
         if rec.host_config.auto_remove.unwrap_or(false) {
@@ -529,34 +592,88 @@ impl Engine {
         write_lock(&self.containers).remove(&c.id);
         lock(&self.names).remove(&rec.name);
         let _ = std::fs::remove_file(self.shim_socket(&c.id));
+        {
+            let mut t = lock(&self.removed);
+            t.push_back(crate::Tombstone {
+                id: c.id.clone(),
+                name: rec.name.clone(),
+                exit_code: c.record().state.exit_code,
+                error: c.events.borrow().error.clone(),
+                at: std::time::Instant::now(),
+            });
+            while t.len() > 256 {
+                t.pop_front();
+            }
+        }
         c.events.send_modify(|e| e.removed = true);
         Ok(())
     }
 
-    /// `POST /containers/{id}/wait`: the exit code and error of the awaited run.
-    pub async fn wait(self: &Arc<Self>, name: &str, condition: WaitCondition) -> Result<(i64, Option<String>)> {
-        let c = self.lookup(name)?;
+    /// `POST /containers/{id}/wait`: registers the waiter now and returns the future of the exit code
+    /// and error of the awaited run.
+    ///
+    /// Docker clients send `wait?condition=next-exit` (or `removed` with `--rm`) concurrently with
+    /// `start`; with a fast container the exit can precede the wait. An exit of a run that was started
+    /// for attached clients while no waiter was registered stays claimable by one late `next-exit`
+    /// waiter, and a removed container's exit is remembered briefly for late `removed` waiters.
+    pub fn prepare_wait(
+        self: &Arc<Self>,
+        name: &str,
+        condition: WaitCondition,
+    ) -> Result<BoxFuture<(i64, Option<String>)>> {
+        let c = match self.lookup(name) {
+            Ok(c) => Some(c),
+            Err(EngineError::NoSuchContainer(n)) => match self.tombstone(&n) {
+                Some((code, err)) => return Ok(futures_ready(code, err)),
+                None => return Err(EngineError::NoSuchContainer(n)),
+            },
+            Err(e) => return Err(e),
+        };
+        let c = c.ok_or_else(|| EngineError::NoSuchContainer(name.to_string()))?;
         let mut rx = c.events.subscribe();
         let start = rx.borrow_and_update().clone();
-        let done = |e: &crate::RunEvent| match condition {
+        if condition == WaitCondition::NextExit && !start.running && start.claimable {
+            let recent = start.finished.is_some_and(|t| t.elapsed() < Duration::from_secs(10));
+            if recent {
+                c.events.send_modify(|e| e.claimable = false);
+                return Ok(futures_ready(start.exit_code, start.error));
+            }
+        }
+        let done = move |e: &crate::RunEvent| match condition {
             WaitCondition::NotRunning => !e.running,
             WaitCondition::NextExit => e.exits > start.exits,
             WaitCondition::Removed => e.removed,
         };
-        if done(&start) {
-            return Ok((start.exit_code, start.error));
+        if condition == WaitCondition::NextExit {
+            c.next_exit_waiters.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
         }
-        loop {
-            if rx.changed().await.is_err() {
-                // The container was dropped (removed): report its last exit.
-                let e = rx.borrow().clone();
-                return Ok((e.exit_code, e.error));
+        let guard = WaiterGuard(condition == WaitCondition::NextExit, c.clone());
+        Ok(async move {
+            let _guard = guard;
+            let now = rx.borrow_and_update().clone();
+            if done(&now) {
+                return (now.exit_code, now.error);
             }
-            let e = rx.borrow_and_update().clone();
-            if done(&e) {
-                return Ok((e.exit_code, e.error));
+            loop {
+                if rx.changed().await.is_err() {
+                    let e = rx.borrow().clone();
+                    return (e.exit_code, e.error);
+                }
+                let e = rx.borrow_and_update().clone();
+                if done(&e) {
+                    return (e.exit_code, e.error);
+                }
             }
         }
+        .boxed_send())
+    }
+
+    /// The last exit of a container removed in the last 30 seconds, by ID, prefix or name.
+    fn tombstone(&self, name: &str) -> Option<(i64, Option<String>)> {
+        let key = name.strip_prefix('/').unwrap_or(name);
+        let mut t = lock(&self.removed);
+        t.retain(|x| x.at.elapsed() < Duration::from_secs(30));
+        t.iter().rev().find(|x| x.id == key || x.name == key || (key.len() >= 4 && x.id.starts_with(key))).map(|x| (x.exit_code, x.error.clone()))
     }
 
     /// `POST /containers/{id}/rename`.
@@ -587,9 +704,9 @@ impl Engine {
         c.update(|r| r.name = new_name.to_string())
     }
 
-    /// `POST /containers/{id}/attach`: connects to the container's stdio now if it runs, or when it
-    /// next starts.
-    pub async fn attach(self: &Arc<Self>, name: &str, stdin: bool, stdout: bool, stderr: bool) -> Result<(AttachStream, bool)> {
+    /// `POST /containers/{id}/attach`, first half: registers the client now (so a `start` that follows
+    /// the response cannot miss it) and returns a ticket and whether the container has a TTY.
+    pub fn prepare_attach(&self, name: &str, stdin: bool, stdout: bool, stderr: bool) -> Result<(AttachTicket, bool)> {
         let c = self.lookup(name)?;
         let rec = c.record();
         let tty = rec.config.tty.unwrap_or(false);
@@ -600,21 +717,28 @@ impl Engine {
             Status::Removing | Status::Dead => {
                 return Err(EngineError::Conflict(format!("container {} is being removed", c.id)))
             }
-            Status::Running => return Ok((self.attach_now(&c, stdin, stdout, stderr).await?, tty)),
             _ => {}
         }
+        let mut pending = lock(&c.pending_attach);
+        if !pending.accepting {
+            drop(pending);
+            return Ok((AttachTicket::Now { container: c, stdin, stdout, stderr }, tty));
+        }
         let (tx, rx) = tokio::sync::oneshot::channel();
-        lock(&c.pending_attach).push(PendingAttach { stdin, stdout, stderr, reply: tx });
-        // The container may have started between the status check and the registration.
-        if c.record().state.status == Status::Running {
-            let mine: Vec<PendingAttach> = std::mem::take(&mut *lock(&c.pending_attach));
-            for p in mine {
-                let s = self.attach_now(&c, p.stdin, p.stdout, p.stderr).await;
-                let _ = p.reply.send(s);
+        pending.list.push(PendingAttach { stdin, stdout, stderr, reply: tx });
+        Ok((AttachTicket::Later(rx), tty))
+    }
+
+    /// Second half of attach: the stream, once the container runs.
+    pub async fn finish_attach(&self, ticket: AttachTicket) -> Result<AttachStream> {
+        match ticket {
+            AttachTicket::Now { container, stdin, stdout, stderr } => {
+                self.attach_now(&container, stdin, stdout, stderr).await
+            }
+            AttachTicket::Later(rx) => {
+                rx.await.map_err(|_| EngineError::Conflict("the container was removed before it started".into()))?
             }
         }
-        let stream = rx.await.map_err(|_| EngineError::Conflict("the container was removed before it started".into()))??;
-        Ok((stream, tty))
     }
 
     async fn attach_now(&self, c: &Container, stdin: bool, stdout: bool, stderr: bool) -> Result<AttachStream> {

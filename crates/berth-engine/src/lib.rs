@@ -16,7 +16,7 @@ mod shim;
 mod spec;
 mod system;
 
-pub use containers::{AttachStream, ListOptions, WaitCondition};
+pub use containers::{AttachStream, AttachTicket, BoxFuture, ListOptions, WaitCondition};
 pub use error::{EngineError, Result};
 pub use images::{ImportOptions, LoadOutput};
 pub use logs::{LogFrame, LogOptions, LogStream};
@@ -57,6 +57,25 @@ pub struct RunEvent {
     pub removed: bool,
     /// Error of the last run, if any.
     pub error: Option<String>,
+    /// The last exit may be claimed by one late `next-exit` waiter (see `prepare_wait`).
+    pub claimable: bool,
+    /// When the last run ended.
+    pub finished: Option<std::time::Instant>,
+}
+
+/// Attach requests waiting for the next start; `accepting` is false while the container runs.
+pub(crate) struct PendingAttaches {
+    pub accepting: bool,
+    pub list: Vec<PendingAttach>,
+}
+
+/// The last words of a removed container, for `wait` requests that arrive after `--rm` removed it.
+pub(crate) struct Tombstone {
+    pub id: String,
+    pub name: String,
+    pub exit_code: i64,
+    pub error: Option<String>,
+    pub at: std::time::Instant,
 }
 
 /// A client waiting to be attached when the container next starts.
@@ -75,7 +94,9 @@ pub struct Container {
     rec: Mutex<ContainerRecord>,
     op: tokio::sync::Mutex<()>,
     events: watch::Sender<RunEvent>,
-    pending_attach: Mutex<Vec<PendingAttach>>,
+    pending_attach: Mutex<PendingAttaches>,
+    next_exit_waiters: std::sync::atomic::AtomicUsize,
+    late_wait_ok: std::sync::atomic::AtomicBool,
 }
 
 impl Container {
@@ -88,7 +109,9 @@ impl Container {
             rec: Mutex::new(rec),
             op: tokio::sync::Mutex::new(()),
             events,
-            pending_attach: Mutex::new(Vec::new()),
+            pending_attach: Mutex::new(PendingAttaches { accepting: !running, list: Vec::new() }),
+            next_exit_waiters: std::sync::atomic::AtomicUsize::new(0),
+            late_wait_ok: std::sync::atomic::AtomicBool::new(false),
         })
     }
 
@@ -122,6 +145,7 @@ pub struct Engine {
     snapshots: Arc<Snapshotter>,
     containers: RwLock<HashMap<String, Arc<Container>>>,
     names: Mutex<HashMap<String, String>>,
+    removed: Mutex<std::collections::VecDeque<Tombstone>>,
     started: std::time::Instant,
 }
 
@@ -140,6 +164,7 @@ impl Engine {
             snapshots,
             containers: RwLock::new(HashMap::new()),
             names: Mutex::new(HashMap::new()),
+            removed: Mutex::new(std::collections::VecDeque::new()),
             started: std::time::Instant::now(),
         });
         engine.reconcile().await?;
