@@ -11,7 +11,7 @@ fn containers_survive_a_daemon_crash_and_are_readopted() {
     d.load_busybox("bb:latest");
     let r = d.docker(&["run", "-d", "--name", "long", "bb", "sh", "-c", "echo before; trap 'exit 0' TERM; while true; do sleep 0.2; done"]);
     assert_eq!(r.code, 0, "{r:?}\n{}", d.log());
-    let r = d.docker(&["run", "-d", "--name", "short", "bb", "sh", "-c", "read -t 2 x; exit 5"]);
+    let r = d.docker(&["run", "-d", "--name", "short", "bb", "sh", "-c", "sleep 2; exit 5"]);
     assert_eq!(r.code, 0, "{r:?}");
     let pid = d.docker(&["inspect", "-f", "{{.State.Pid}}", "long"]).stdout.trim().parse::<i32>().unwrap_or(0);
     assert!(pid > 0);
