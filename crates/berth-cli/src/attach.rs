@@ -21,8 +21,15 @@ pub enum Ended {
 /// Docker's default detach keys: Ctrl-P, Ctrl-Q.
 const DETACH_KEYS: [u8; 2] = [0x10, 0x11];
 
-/// Copies output to stdout/stderr until the stream ends.
-pub async fn copy_output<R: AsyncRead + Unpin>(mut reader: R, tty: bool) -> io::Result<()> {
+/// Copies output to stdout/stderr until the stream ends; a closed local pipe ends it quietly.
+pub async fn copy_output<R: AsyncRead + Unpin>(reader: R, tty: bool) -> io::Result<()> {
+    match copy_output_inner(reader, tty).await {
+        Err(e) if e.kind() == io::ErrorKind::BrokenPipe => Ok(()),
+        other => other,
+    }
+}
+
+async fn copy_output_inner<R: AsyncRead + Unpin>(mut reader: R, tty: bool) -> io::Result<()> {
     if tty {
         let mut buf = vec![0u8; 32 * 1024];
         loop {

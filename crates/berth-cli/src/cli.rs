@@ -474,7 +474,7 @@ pub async fn dispatch(cli: Cli) -> Result<i32> {
     };
     let Some(cmd) = cli.cmd else {
         if cli.version {
-            println!(
+            outln!(
                 "berth version {}, build {}",
                 env!("CARGO_PKG_VERSION"),
                 option_env!("BERTH_GIT_COMMIT").unwrap_or("unknown")

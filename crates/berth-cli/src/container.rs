@@ -194,7 +194,7 @@ pub async fn run(client: &Client, a: RunArgs) -> Result<i32> {
     let id = create_container(client, o, &body, "run").await?;
     if a.detach {
         client.container_start(&id).await.map_err(|e| start_error("run", &e))?;
-        println!("{id}");
+        outln!("{id}");
         return Ok(0);
     }
     if a.sig_proxy && !o.tty {
@@ -272,7 +272,7 @@ pub async fn create(client: &Client, a: CreateArgs) -> Result<i32> {
     )
     .map_err(|e| opts_error("create", &e))?;
     let id = create_container(client, &a.opts, &body, "create").await?;
-    println!("{id}");
+    outln!("{id}");
     Ok(0)
 }
 
@@ -286,7 +286,7 @@ where
     let mut failed = false;
     for t in targets {
         match f(t.clone()).await {
-            Ok(()) => println!("{t}"),
+            Ok(()) => outln!("{t}"),
             Err(e) => {
                 eprintln!("{e}");
                 failed = true;
@@ -376,11 +376,25 @@ pub async fn kill(client: &Client, a: KillArgs) -> Result<i32> {
 
 /// `docker rm`.
 pub async fn rm(client: &Client, a: RmArgs) -> Result<i32> {
-    let (f, v) = (a.force, a.volumes);
-    for_each(&a.containers, |c| async move {
-        client.container_remove(c.trim_start_matches('/'), f, v).await
-    })
-    .await
+    let mut failed = false;
+    for name in &a.containers {
+        let id = name.trim_matches('/');
+        if id.is_empty() {
+            eprintln!("Container name cannot be empty");
+            failed = true;
+            continue;
+        }
+        match client.container_remove(id, a.force, a.volumes).await {
+            Ok(()) => outln!("{name}"),
+            // `rm -f` of something already gone is not a failure (docker prints it, exits 0).
+            Err(e) if a.force && e.is_not_found() => eprintln!("{e}"),
+            Err(e) => {
+                eprintln!("{e}");
+                failed = true;
+            }
+        }
+    }
+    Ok(if failed { 1 } else { 0 })
 }
 
 /// `docker rename`.
@@ -407,7 +421,7 @@ pub async fn wait(client: &Client, a: WaitArgs) -> Result<i32> {
             Err(e) => Err(e),
         };
         match res {
-            Ok((code, _)) => println!("{code}"),
+            Ok((code, _)) => outln!("{code}"),
             Err(e) => {
                 eprintln!("{e}");
                 failed = true;
@@ -526,14 +540,14 @@ pub async fn prune(client: &Client, a: PruneArgs) -> Result<i32> {
         .map(|a| a.iter().filter_map(Value::as_str).collect())
         .unwrap_or_default();
     if !deleted.is_empty() {
-        println!("Deleted Containers:");
+        outln!("Deleted Containers:");
         for d in deleted {
-            println!("{d}");
+            outln!("{d}");
         }
-        println!();
+        outln!();
     }
     let space = report["SpaceReclaimed"].as_f64().unwrap_or(0.0);
-    println!("Total reclaimed space: {}", units::human_size(space));
+    outln!("Total reclaimed space: {}", units::human_size(space));
     Ok(0)
 }
 
@@ -698,7 +712,7 @@ pub async fn ps(client: &Client, a: PsArgs) -> Result<i32> {
     let out = f
         .render_rows(&rows, PS_HEADERS)
         .map_err(|e| StatusError::new(1, e.to_string()))?;
-    print!("{out}");
+    crate::write_out(&out);
     Ok(0)
 }
 

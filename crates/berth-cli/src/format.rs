@@ -198,7 +198,96 @@ fn arg_str(args: &[TValue], i: usize, name: &str) -> Result<String, FuncError> {
 fn f_json(args: &[TValue]) -> Result<TValue, FuncError> {
     let v = args.first().ok_or_else(|| FuncError::ExactlyXArgs("json".into(), 1))?;
     let s = serde_json::to_string(&from_tvalue(v)).map_err(|e| FuncError::Generic(e.to_string()))?;
+    // Docker's `json` template function encodes with SetEscapeHTML(false).
+    Ok(TValue::String(s))
+}
+
+/// `--format json` marshals with Go's default HTML escaping (unlike the `json` function).
+fn f_json_marshal(args: &[TValue]) -> Result<TValue, FuncError> {
+    let v = args.first().ok_or_else(|| FuncError::ExactlyXArgs("json".into(), 1))?;
+    let s = serde_json::to_string(&from_tvalue(v)).map_err(|e| FuncError::Generic(e.to_string()))?;
     Ok(TValue::String(go_json_escape(&s)))
+}
+
+/// Prints a value the way Go's template engine does (see [`display`]).
+fn f_fmt(args: &[TValue]) -> Result<TValue, FuncError> {
+    Ok(TValue::String(args.first().map(display).unwrap_or_default()))
+}
+
+const FMT_FUNC: &str = "__berthFmt";
+
+/// Wraps each output action `{{X}}` as `{{__berthFmt (X)}}` so slices, maps and nil print as Go
+/// prints them (`[a b]`, `map[k:v]`, `<nil>`) rather than gtmpl's debug form. Control actions
+/// (`if`, `range`, `end`, ...), comments and variable declarations are left alone.
+pub fn wrap_actions(src: &str) -> String {
+    let mut out = String::with_capacity(src.len() + 32);
+    let mut rest = src;
+    while let Some(start) = rest.find("{{") {
+        out.push_str(&rest[..start]);
+        let after = &rest[start + 2..];
+        let Some(end) = find_action_end(after) else {
+            out.push_str(&rest[start..]);
+            return out;
+        };
+        let inner = &after[..end];
+        out.push_str("{{");
+        out.push_str(&wrap_inner(inner));
+        out.push_str("}}");
+        rest = &after[end + 2..];
+    }
+    out.push_str(rest);
+    out
+}
+
+/// The offset of the `}}` closing an action, skipping quoted strings.
+fn find_action_end(s: &str) -> Option<usize> {
+    let b = s.as_bytes();
+    let mut i = 0;
+    while i < b.len() {
+        match b[i] {
+            b'"' | b'\'' => {
+                let q = b[i];
+                i += 1;
+                while i < b.len() && b[i] != q {
+                    if b[i] == b'\\' {
+                        i += 1;
+                    }
+                    i += 1;
+                }
+            }
+            b'`' => {
+                i += 1;
+                while i < b.len() && b[i] != b'`' {
+                    i += 1;
+                }
+            }
+            b'}' if b.get(i + 1) == Some(&b'}') => return Some(i),
+            _ => {}
+        }
+        i += 1;
+    }
+    None
+}
+
+fn wrap_inner(inner: &str) -> String {
+    let (lead, body) = match inner.strip_prefix('-') {
+        Some(r) if r.starts_with(char::is_whitespace) => ("- ", r.trim_start()),
+        _ => ("", inner.trim_start()),
+    };
+    let (body, trail) = match body.trim_end().strip_suffix('-') {
+        Some(r) if r.ends_with(char::is_whitespace) => (r.trim_end(), " -"),
+        _ => (body.trim_end(), ""),
+    };
+    let first = body.split(|c: char| c.is_whitespace() || c == '(').next().unwrap_or("");
+    let control = matches!(
+        first,
+        "if" | "else" | "end" | "range" | "with" | "define" | "template" | "block" | "break" | "continue"
+    );
+    let declaration = body.starts_with('$') && (body.contains(":=") || body.contains(" = "));
+    if body.is_empty() || control || declaration || body.starts_with("/*") {
+        return inner.to_string();
+    }
+    format!("{lead}{FMT_FUNC} ({body}){trail}")
 }
 
 fn f_upper(args: &[TValue]) -> Result<TValue, FuncError> {
@@ -303,10 +392,12 @@ impl Format {
             Some(rest) => (true, rest.trim_start()),
             None => (false, trimmed),
         };
-        let body = if body == "json" { "{{json .}}" } else { body };
+        let body = if body == "json" { "{{__jsonMarshal .}}" } else { body };
         let body = body.replace("\\t", "\t").replace("\\n", "\n");
         let mut tmpl = Template::default();
         tmpl.add_func("json", f_json);
+        tmpl.add_func("__jsonMarshal", f_json_marshal);
+        tmpl.add_func(FMT_FUNC, f_fmt);
         tmpl.add_func("upper", f_upper);
         tmpl.add_func("lower", f_lower);
         tmpl.add_func("title", f_title);
@@ -314,7 +405,7 @@ impl Format {
         tmpl.add_func("split", f_split);
         tmpl.add_func("pad", f_pad);
         tmpl.add_func("truncate", f_truncate);
-        tmpl.parse(body.as_str())
+        tmpl.parse(wrap_actions(&body))
             .map_err(|e| anyhow!("template parsing error: {e}"))?;
         Ok(Format {
             tmpl,
@@ -445,6 +536,16 @@ mod tests {
             ("{{title \"hello world\"}}", "Hello World"),
             ("{{if eq .ID \"abc\"}}yes{{end}}", "yes"),
             ("{{.ID}}\\t{{.Names}}", "abc\tweb"),
+            ("{{.Env}}", "[A=1 B=2]"),
+            ("{{.Labels}}", "map[a:1 b:2]"),
+            ("{{.Null}}", "<nil>"),
+            ("{{- .ID -}} x", "abcx"),
+            ("{{$n := .Names}}{{$n}}", "web"),
+            ("{{range $i, $e := .Env}}{{$i}}={{$e}} {{end}}", "0=A=1 1=B=2 "),
+            ("{{if .State}}{{.State.Status}}{{else}}none{{end}}", "running"),
+            ("{{/* comment */}}{{.ID}}", "abc"),
+            ("{{.State.Pid | printf \"%d\"}}", "42"),
+            ("{{join .Env \"}}\"}}", "A=1}}B=2"),
         ];
         for (tmpl, want) in cases {
             let f = Format::parse(tmpl).unwrap();
@@ -453,11 +554,13 @@ mod tests {
         let f = Format::parse("json").unwrap();
         assert!(f.render(&v).unwrap().starts_with("{\"Env\":[\"A=1\",\"B=2\"]"));
         assert!(Format::parse("{{.ID").is_err());
-        let f = Format::parse("{{json .}}").unwrap();
+        let f = Format::parse("json").unwrap();
         assert_eq!(
             f.render(&json!({"R": "<none>&"})).unwrap(),
             r#"{"R":"\u003cnone\u003e\u0026"}"#
         );
+        let f = Format::parse("{{json .}}").unwrap();
+        assert_eq!(f.render(&json!({"R": "<none>&"})).unwrap(), r#"{"R":"<none>&"}"#);
     }
 
     #[test]

@@ -164,7 +164,7 @@ pub async fn images(client: &Client, a: ImagesArgs) -> Result<i32> {
     };
     let f = Format::parse(&fmt).map_err(fail)?;
     let out = f.render_rows(&rows, IMAGE_HEADERS).map_err(fail)?;
-    print!("{out}");
+    crate::write_out(&out);
     Ok(0)
 }
 
@@ -176,10 +176,10 @@ pub async fn rmi(client: &Client, a: RmiArgs) -> Result<i32> {
             Ok(items) => {
                 for it in items {
                     if let Some(u) = it["Untagged"].as_str() {
-                        println!("Untagged: {u}");
+                        outln!("Untagged: {u}");
                     }
                     if let Some(d) = it["Deleted"].as_str() {
-                        println!("Deleted: {d}");
+                        outln!("Deleted: {d}");
                     }
                 }
             }
@@ -379,7 +379,7 @@ pub async fn history(client: &Client, a: HistoryArgs) -> Result<i32> {
             .unwrap_or_else(|| "table {{.ID}}\t{{.CreatedSince}}\t{{.CreatedBy}}\t{{.Size}}\t{{.Comment}}".into())
     };
     let f = Format::parse(&fmt).map_err(fail)?;
-    print!("{}", f.render_rows(&rows, HISTORY_HEADERS).map_err(fail)?);
+    crate::write_out(&f.render_rows(&rows, HISTORY_HEADERS).map_err(fail)?);
     Ok(0)
 }
 
@@ -398,19 +398,19 @@ pub async fn prune(client: &Client, a: ImagePruneArgs) -> Result<i32> {
     let report = client.images_prune(&filters).await.map_err(fail)?;
     let items = report["ImagesDeleted"].as_array().cloned().unwrap_or_default();
     if !items.is_empty() {
-        println!("Deleted Images:");
+        outln!("Deleted Images:");
         for it in items {
             if let Some(u) = it["Untagged"].as_str() {
-                println!("untagged: {u}");
+                outln!("untagged: {u}");
             }
             if let Some(d) = it["Deleted"].as_str() {
-                println!("deleted: {d}");
+                outln!("deleted: {d}");
             }
         }
-        println!();
+        outln!();
     }
     let space = report["SpaceReclaimed"].as_f64().unwrap_or(0.0);
-    println!("Total reclaimed space: {}", units::human_size(space));
+    outln!("Total reclaimed space: {}", units::human_size(space));
     Ok(0)
 }
 

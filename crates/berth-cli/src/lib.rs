@@ -1,6 +1,16 @@
 //! The berth command-line interface: Docker's verbs, flags, output and exit codes, speaking only
 //! the Engine API (through `berth-client`) to `berthd`.
 
+/// `println!` that ignores a closed stdout instead of panicking.
+macro_rules! outln {
+    () => {
+        $crate::write_out("\n")
+    };
+    ($($t:tt)*) => {
+        $crate::write_out(&format!("{}\n", format_args!($($t)*)))
+    };
+}
+
 mod attach;
 mod cli;
 mod connect;
@@ -61,6 +71,13 @@ pub(crate) fn prog() -> String {
                 .map(|f| f.to_string_lossy().into_owned())
         })
         .unwrap_or_else(|| "berth".into())
+}
+
+/// Writes command output to stdout; a closed pipe (`berth ps | head -1`) is not an error.
+pub(crate) fn write_out(s: &str) {
+    let mut out = std::io::stdout().lock();
+    let _ = out.write_all(s.as_bytes());
+    let _ = out.flush();
 }
 
 /// Entry point of the `berth` binary.

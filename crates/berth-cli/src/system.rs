@@ -61,9 +61,9 @@ pub async fn inspect(
                 out.push_str(&t.render(&v).map_err(fail)?);
                 out.push('\n');
             }
-            print!("{out}");
+            crate::write_out(&out);
         }
-        None => println!("{}", json_indent(&format!("[{}]", found.join(",")), "    ")),
+        None => outln!("{}", json_indent(&format!("[{}]", found.join(",")), "    ")),
     }
     for e in &errors {
         eprintln!("{e}");
@@ -125,7 +125,7 @@ pub async fn version(copts: &ConnectOpts, a: VersionArgs) -> Result<i32> {
     if let Some(f) = a.format.as_deref().filter(|f| !f.is_empty()) {
         let t = Format::parse(f).map_err(fail)?;
         let ctx = json!({"Client": cv, "Server": server.as_ref().ok()});
-        println!("{}", t.render(&ctx).map_err(fail)?);
+        outln!("{}", t.render(&ctx).map_err(fail)?);
         return match server {
             Ok(_) => Ok(0),
             Err(e) => Err(fail(e).into()),
@@ -152,7 +152,7 @@ pub async fn version(copts: &ConnectOpts, a: VersionArgs) -> Result<i32> {
     let sv = match server {
         Ok(v) => v,
         Err(e) => {
-            print!("{out}");
+            crate::write_out(&out);
             return Err(fail(e).into());
         }
     };
@@ -209,7 +209,7 @@ pub async fn version(copts: &ConnectOpts, a: VersionArgs) -> Result<i32> {
             }
         }
     }
-    print!("{out}");
+    crate::write_out(&out);
     Ok(0)
 }
 
@@ -232,7 +232,7 @@ pub async fn info(copts: &ConnectOpts, a: InfoArgs) -> Result<i32> {
                 m.insert("ServerErrors".into(), json!([e]));
             }
         }
-        println!("{}", t.render(&ctx).map_err(fail)?);
+        outln!("{}", t.render(&ctx).map_err(fail)?);
         return Ok(if server.is_ok() { 0 } else { 1 });
     }
     let mut out = String::new();
@@ -243,12 +243,12 @@ pub async fn info(copts: &ConnectOpts, a: InfoArgs) -> Result<i32> {
     let v = match server {
         Ok(v) => v,
         Err(e) => {
-            print!("{out}");
+            crate::write_out(&out);
             return Err(fail(format!("ERROR: {e}\nerrors pretty printing info")).into());
         }
     };
     out.push_str(&render_info(&v));
-    print!("{out}");
+    crate::write_out(&out);
     Ok(0)
 }
 
