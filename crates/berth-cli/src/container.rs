@@ -299,7 +299,21 @@ where
 /// `docker start`.
 pub async fn start(client: &Client, a: StartArgs) -> Result<i32> {
     if !(a.attach || a.interactive) {
-        return for_each(&a.containers, |c| async move { client.container_start(&c).await }).await;
+        let mut failed = Vec::new();
+        for c in &a.containers {
+            match client.container_start(c).await {
+                Ok(()) => outln!("{c}"),
+                Err(e) => {
+                    eprintln!("{e}");
+                    failed.push(c.as_str());
+                }
+            }
+        }
+        if failed.is_empty() {
+            return Ok(0);
+        }
+        let msg = format!("Error: failed to start containers: {}", failed.join(", "));
+        return Err(StatusError::new(1, msg).into());
     }
     if a.containers.len() > 1 {
         return Err(StatusError::new(1, "you cannot start and attach multiple containers at once").into());
@@ -547,7 +561,7 @@ pub async fn prune(client: &Client, a: PruneArgs) -> Result<i32> {
         outln!();
     }
     let space = report["SpaceReclaimed"].as_f64().unwrap_or(0.0);
-    outln!("Total reclaimed space: {}", units::human_size(space));
+    outln!("Total reclaimed space: {}", units::human_size_prec(space, 4));
     Ok(0)
 }
 

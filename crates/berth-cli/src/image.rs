@@ -410,7 +410,7 @@ pub async fn prune(client: &Client, a: ImagePruneArgs) -> Result<i32> {
         outln!();
     }
     let space = report["SpaceReclaimed"].as_f64().unwrap_or(0.0);
-    outln!("Total reclaimed space: {}", units::human_size(space));
+    outln!("Total reclaimed space: {}", units::human_size_prec(space, 4));
     Ok(0)
 }
 

@@ -14,6 +14,67 @@ fn fail(e: impl std::fmt::Display) -> StatusError {
     StatusError::new(1, e.to_string())
 }
 
+/// Fields docker's typed structs always have: a missing or null list prints `[]` and a map
+/// `map[]` in templates (docker renders inspect templates against Go structs).
+const ZERO_LISTS: &[&str] = &[
+    "/Args",
+    "/Mounts",
+    "/RepoTags",
+    "/RepoDigests",
+    "/Config/Cmd",
+    "/Config/Entrypoint",
+    "/Config/Env",
+    "/Config/OnBuild",
+    "/Config/Shell",
+    "/HostConfig/Binds",
+    "/HostConfig/CapAdd",
+    "/HostConfig/CapDrop",
+    "/HostConfig/Dns",
+    "/HostConfig/DnsOptions",
+    "/HostConfig/DnsSearch",
+    "/HostConfig/ExtraHosts",
+    "/HostConfig/GroupAdd",
+    "/HostConfig/Links",
+    "/HostConfig/SecurityOpt",
+    "/HostConfig/Ulimits",
+    "/HostConfig/Devices",
+    "/HostConfig/VolumesFrom",
+    "/HostConfig/ConsoleSize",
+];
+const ZERO_MAPS: &[&str] = &[
+    "/Config/Labels",
+    "/Config/ExposedPorts",
+    "/Config/Volumes",
+    "/HostConfig/PortBindings",
+    "/HostConfig/Tmpfs",
+    "/HostConfig/Sysctls",
+    "/HostConfig/StorageOpt",
+];
+
+fn fill_go_zero_values(v: &mut Value) {
+    let is_container = v.get("State").is_some();
+    let is_image = v.get("RootFS").is_some();
+    if !is_container && !is_image {
+        return;
+    }
+    for (list, paths) in [(true, ZERO_LISTS), (false, ZERO_MAPS)] {
+        for p in paths {
+            let (parent, key) = p.rsplit_once('/').unwrap_or(("", p));
+            let parent_v = if parent.is_empty() {
+                Some(&mut *v)
+            } else {
+                v.pointer_mut(parent)
+            };
+            if let Some(Value::Object(m)) = parent_v {
+                let missing = m.get(key).is_none_or(Value::is_null);
+                if missing {
+                    m.insert(key.to_string(), if list { json!([]) } else { json!({}) });
+                }
+            }
+        }
+    }
+}
+
 /// `docker inspect` / `docker container inspect` / `docker image inspect`.
 pub async fn inspect(
     client: &Client,
@@ -57,7 +118,8 @@ pub async fn inspect(
         Some(t) => {
             let mut out = String::new();
             for raw in &found {
-                let v: Value = serde_json::from_str(raw).map_err(fail)?;
+                let mut v: Value = serde_json::from_str(raw).map_err(fail)?;
+                fill_go_zero_values(&mut v);
                 out.push_str(&t.render(&v).map_err(fail)?);
                 out.push('\n');
             }
@@ -352,6 +414,15 @@ pub fn render_info(v: &Value) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn zero_values_for_templates() {
+        let mut v = json!({"State": {}, "Config": {"Cmd": ["sh"], "Entrypoint": null}, "HostConfig": {}});
+        fill_go_zero_values(&mut v);
+        let f =
+            Format::parse("{{.Config.Entrypoint}}|{{.Config.Cmd}}|{{.HostConfig.Binds}}|{{.Config.Labels}}").unwrap();
+        assert_eq!(f.render(&v).unwrap(), "[]|[sh]|[]|map[]");
+    }
 
     #[test]
     fn info_rendering() {
