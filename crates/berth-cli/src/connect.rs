@@ -28,7 +28,16 @@ fn env(k: &str) -> Option<String> {
 pub async fn connect(o: &ConnectOpts) -> Result<Client> {
     let (host, source) = select_host(o.host.as_deref(), env).map_err(|e| StatusError::new(1, e.to_string()))?;
     let mut client = Client::new(host);
-    match client.negotiate().await {
+    let pinned = env("DOCKER_API_VERSION").filter(|v| !v.is_empty());
+    let probe = match &pinned {
+        // A pinned version skips negotiation, as docker does; still ping for autostart.
+        Some(v) => {
+            client.set_api_version(v);
+            client.ping().await.map(|_| ())
+        }
+        None => client.negotiate().await.map(|_| ()),
+    };
+    match probe {
         Ok(_) => Ok(client),
         Err(Error::Connect { .. }) if source == HostSource::Default && !o.no_autostart && !autostart_disabled() => {
             spawn_daemon()?;

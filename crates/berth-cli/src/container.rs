@@ -170,9 +170,18 @@ fn set_console_size(body: &mut Value, tty: bool) {
     }
 }
 
+fn detach_keys(flag: Option<&str>) -> Result<Vec<u8>, StatusError> {
+    match flag.filter(|k| !k.is_empty()) {
+        Some(k) => attach::parse_detach_keys(k)
+            .map_err(|e| StatusError::new(125, format!("invalid detach keys ({k}) provided: {e}"))),
+        None => Ok(attach::DEFAULT_DETACH_KEYS.to_vec()),
+    }
+}
+
 /// `docker run`.
 pub async fn run(client: &Client, a: RunArgs) -> Result<i32> {
     let o = &a.opts;
+    let detach_keys = detach_keys(a.detach_keys.as_deref())?;
     let (lookup, read) = real_env();
     let body = create_body(
         o,
@@ -236,7 +245,7 @@ pub async fn run(client: &Client, a: RunArgs) -> Result<i32> {
         attach::monitor_tty_size(client.clone(), id.clone());
     }
     let ended = match conn {
-        Some(c) => attach::pump(c, o.tty, attach_in).await,
+        Some(c) => attach::pump(c, o.tty, attach_in, detach_keys).await,
         None => Ok(Ended::Closed),
     };
     drop(raw);
@@ -298,6 +307,7 @@ where
 
 /// `docker start`.
 pub async fn start(client: &Client, a: StartArgs) -> Result<i32> {
+    let detach_keys = detach_keys(a.detach_keys.as_deref())?;
     if !(a.attach || a.interactive) {
         let mut failed = Vec::new();
         for c in &a.containers {
@@ -361,7 +371,7 @@ pub async fn start(client: &Client, a: StartArgs) -> Result<i32> {
     if tty && term::is_tty(Std::Out) {
         attach::monitor_tty_size(client.clone(), full_id.clone());
     }
-    let ended = attach::pump(conn, tty, stdin).await;
+    let ended = attach::pump(conn, tty, stdin, detach_keys).await;
     drop(raw);
     if matches!(ended, Ok(Ended::Detached)) {
         return Ok(0);
@@ -473,6 +483,7 @@ pub async fn logs(client: &Client, a: LogsArgs) -> Result<i32> {
 
 /// `docker attach`.
 pub async fn attach(client: &Client, a: AttachArgs) -> Result<i32> {
+    let detach_keys = detach_keys(a.detach_keys.as_deref())?;
     let info = client
         .container_inspect(&a.container)
         .await
@@ -520,7 +531,7 @@ pub async fn attach(client: &Client, a: AttachArgs) -> Result<i32> {
     if tty && term::is_tty(Std::Out) {
         attach::monitor_tty_size(client.clone(), id.clone());
     }
-    let ended = attach::pump(conn, tty, stdin).await;
+    let ended = attach::pump(conn, tty, stdin, detach_keys).await;
     drop(raw);
     if matches!(ended, Ok(Ended::Detached)) {
         return Ok(0);

@@ -202,6 +202,11 @@ impl Client {
         }
     }
 
+    /// Pins the API version (`DOCKER_API_VERSION`), skipping negotiation.
+    pub fn set_api_version(&mut self, v: &str) {
+        self.version = v.trim_start_matches('v').to_string();
+    }
+
     /// The daemon address.
     pub fn host(&self) -> &Host {
         &self.host
