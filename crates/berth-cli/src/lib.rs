@@ -80,19 +80,85 @@ pub(crate) fn write_out(s: &str) {
     let _ = out.flush();
 }
 
+/// The command path as typed (`ps`, `container ls`), skipping global flags.
+fn command_path(args: &[String]) -> String {
+    let mut parts = Vec::new();
+    let mut i = 1;
+    while i < args.len() && parts.len() < 2 {
+        let a = &args[i];
+        if matches!(a.as_str(), "-H" | "--host" | "-l" | "--log-level" | "--config") {
+            i += 2;
+            continue;
+        }
+        if a.starts_with('-') {
+            i += 1;
+            continue;
+        }
+        parts.push(a.clone());
+        if !matches!(a.as_str(), "container" | "image" | "system") {
+            break;
+        }
+        i += 1;
+    }
+    parts.join(" ")
+}
+
+/// Docker's wording and exit codes for command-line mistakes: unknown flags and bad values exit
+/// 125, wrong argument counts and unknown commands exit 1. `None` keeps clap's own text.
+fn usage_error(e: &clap::Error) -> (i32, Option<String>) {
+    use clap::error::{ContextKind, ContextValue, ErrorKind};
+    let p = prog();
+    let args: Vec<String> = std::env::args().collect();
+    let path = command_path(&args);
+    let hint = format!("Run '{p} {path} --help' for more information");
+    let invalid = match e.get(ContextKind::InvalidArg) {
+        Some(ContextValue::String(s)) => s.clone(),
+        _ => String::new(),
+    };
+    match e.kind() {
+        ErrorKind::DisplayHelp | ErrorKind::DisplayVersion | ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand => {
+            (0, None)
+        }
+        ErrorKind::UnknownArgument if invalid.starts_with("--") => {
+            let flag = invalid.split('=').next().unwrap_or(&invalid);
+            (125, Some(format!("unknown flag: {flag}\n\n{hint}")))
+        }
+        ErrorKind::UnknownArgument if invalid.starts_with('-') && invalid.len() > 1 => {
+            let c = invalid.chars().nth(1).unwrap_or('-');
+            (
+                125,
+                Some(format!("unknown shorthand flag: '{c}' in {invalid}\n\n{hint}")),
+            )
+        }
+        ErrorKind::UnknownArgument => (1, Some(format!("{p}: '{p} {path}' accepts no arguments\n\n{hint}"))),
+        ErrorKind::MissingRequiredArgument | ErrorKind::TooFewValues | ErrorKind::WrongNumberOfValues => (
+            1,
+            Some(format!("{p}: '{p} {path}' requires at least 1 argument\n\n{hint}")),
+        ),
+        ErrorKind::InvalidSubcommand => (
+            1,
+            Some(format!(
+                "{p}: unknown command: {p} {}\n\nRun '{p} --help' for more information",
+                path
+            )),
+        ),
+        ErrorKind::MissingSubcommand => (1, None),
+        _ => (125, None),
+    }
+}
+
 /// Entry point of the `berth` binary.
 pub fn main() {
     let cli = match Cli::try_parse() {
         Ok(c) => c,
         Err(e) => {
-            use clap::error::ErrorKind;
-            let code = match e.kind() {
-                ErrorKind::DisplayHelp
-                | ErrorKind::DisplayVersion
-                | ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand => 0,
-                _ => 125,
-            };
-            let _ = e.print();
+            let (code, msg) = usage_error(&e);
+            match msg {
+                Some(m) => eprintln!("{m}"),
+                None => {
+                    let _ = e.print();
+                }
+            }
             std::process::exit(code);
         }
     };
@@ -122,4 +188,18 @@ pub fn main() {
     };
     // Exit without waiting for the stdin reader thread or background tasks.
     std::process::exit(code);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn command_paths() {
+        let a = |v: &[&str]| v.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+        assert_eq!(command_path(&a(&["berth", "-H", "unix:///x", "ps", "-a"])), "ps");
+        assert_eq!(command_path(&a(&["berth", "container", "ls", "x"])), "container ls");
+        assert_eq!(command_path(&a(&["berth", "--debug", "image", "rm"])), "image rm");
+        assert_eq!(command_path(&a(&["berth"])), "");
+    }
 }
