@@ -593,28 +593,71 @@ const PS_HEADERS: &[(&str, &str)] = &[
     ("LocalVolumes", "LOCAL VOLUMES"),
 ];
 
-/// Docker's `DisplayablePorts`, without range folding: `0.0.0.0:8080->80/tcp, 443/tcp`.
+/// Docker's `DisplayablePorts`: sorted, consecutive ports folded into ranges, host mappings last
+/// (`0.0.0.0:8080->80/tcp, 443/tcp`, `8000-8002/tcp`).
 pub fn display_ports(ports: &[Value]) -> String {
-    let mut out: Vec<String> = Vec::new();
-    for p in ports {
-        let private = p["PrivatePort"].as_i64().unwrap_or(0);
-        let proto = p["Type"].as_str().unwrap_or("tcp");
-        let s = match (p["IP"].as_str(), p["PublicPort"].as_i64()) {
-            (Some(ip), Some(public)) if public != 0 => {
-                let ip = if ip.contains(':') {
-                    format!("[{ip}]")
-                } else {
-                    ip.to_string()
-                };
-                format!("{ip}:{public}->{private}/{proto}")
-            }
-            _ => format!("{private}/{proto}"),
+    struct P {
+        ip: String,
+        private: i64,
+        public: i64,
+        kind: String,
+    }
+    let mut ps: Vec<P> = ports
+        .iter()
+        .map(|p| P {
+            ip: p["IP"].as_str().unwrap_or_default().to_string(),
+            private: p["PrivatePort"].as_i64().unwrap_or(0),
+            public: p["PublicPort"].as_i64().unwrap_or(0),
+            kind: p["Type"].as_str().unwrap_or("tcp").to_string(),
+        })
+        .collect();
+    ps.sort_by(|a, b| (a.private, &a.ip, a.public, &a.kind).cmp(&(b.private, &b.ip, b.public, &b.kind)));
+    let form = |key: &str, first: i64, last: i64| {
+        let (ip, kind) = match key.rsplit_once('/') {
+            Some((ip, k)) => (ip, k),
+            None => ("", key),
         };
-        if !out.contains(&s) {
-            out.push(s);
+        let mut g = first.to_string();
+        if first != last {
+            g = format!("{g}-{last}");
+        }
+        if !ip.is_empty() {
+            g = format!("{ip}:{g}->{g}");
+        }
+        format!("{g}/{kind}")
+    };
+    let mut result = Vec::new();
+    let mut host_mappings = Vec::new();
+    let mut groups: Vec<(String, i64, i64)> = Vec::new();
+    for p in &ps {
+        let mut key = p.kind.clone();
+        if !p.ip.is_empty() {
+            if p.public != p.private {
+                let host = if p.ip.contains(':') {
+                    format!("[{}]", p.ip)
+                } else {
+                    p.ip.clone()
+                };
+                host_mappings.push(format!("{host}:{}->{}/{}", p.public, p.private, p.kind));
+                continue;
+            }
+            key = format!("{}/{}", p.ip, p.kind);
+        }
+        match groups.iter_mut().find(|(k, _, _)| *k == key) {
+            None => groups.push((key, p.private, p.private)),
+            Some(g) if p.private == g.2 + 1 => g.2 = p.private,
+            Some(g) => {
+                result.push(form(&g.0, g.1, g.2));
+                g.1 = p.private;
+                g.2 = p.private;
+            }
         }
     }
-    out.join(", ")
+    for (k, first, last) in &groups {
+        result.push(form(k, *first, *last));
+    }
+    result.extend(host_mappings);
+    result.join(", ")
 }
 
 /// One `docker ps` row as the template context (`.ID`, `.Names`, ...).
@@ -762,6 +805,36 @@ mod tests {
     }
 
     #[test]
+    fn ports_like_docker() {
+        let p = |ip: &str, private: i64, public: i64, t: &str| {
+            let mut v = json!({"PrivatePort": private, "Type": t});
+            if !ip.is_empty() {
+                v["IP"] = json!(ip);
+                v["PublicPort"] = json!(public);
+            }
+            v
+        };
+        let cases: Vec<(Vec<Value>, &str)> = vec![
+            (vec![p("", 80, 0, "tcp")], "80/tcp"),
+            (
+                vec![p("", 8002, 0, "tcp"), p("", 8000, 0, "tcp"), p("", 8001, 0, "tcp")],
+                "8000-8002/tcp",
+            ),
+            (
+                vec![p("0.0.0.0", 80, 8080, "tcp"), p("", 443, 0, "tcp")],
+                "443/tcp, 0.0.0.0:8080->80/tcp",
+            ),
+            (vec![p("0.0.0.0", 80, 80, "tcp")], "0.0.0.0:80->80/tcp"),
+            (vec![p("::", 80, 8080, "tcp")], "[::]:8080->80/tcp"),
+            (vec![p("", 53, 0, "udp"), p("", 53, 0, "tcp")], "53/tcp, 53/udp"),
+            (vec![p("", 1, 0, "tcp"), p("", 3, 0, "tcp")], "1/tcp, 3/tcp"),
+        ];
+        for (ports, want) in cases {
+            assert_eq!(display_ports(&ports), want);
+        }
+    }
+
+    #[test]
     fn ps_rows() {
         let c = json!({
             "Id": "0123456789abcdef0123", "Names": ["/web", "/other/link"], "Image": "busybox",
@@ -780,7 +853,7 @@ mod tests {
         let other = json!({"Image": "sha256:0123456789abcdef", "ImageID": "sha256:ffff"});
         assert_eq!(ps_row(&other, true)["Image"], "sha256:0123456789abcdef");
         assert_eq!(r["RunningFor"], "5 seconds ago");
-        assert_eq!(r["Ports"], "0.0.0.0:8080->80/tcp, 443/tcp");
+        assert_eq!(r["Ports"], "443/tcp, 0.0.0.0:8080->80/tcp");
         assert_eq!(r["Labels"], "a=1,b=2");
         assert_eq!(r["Size"], "12B (virtual 4.26MB)");
         let r = ps_row(&c, false);
