@@ -203,11 +203,9 @@ pub async fn version(copts: &ConnectOpts, a: VersionArgs) -> Result<i32> {
         format!("{api} (downgraded from {CLIENT_API_VERSION})")
     };
     line(&mut out, "API version", &api_shown);
-    line(
-        &mut out,
-        "Rust version",
-        option_env!("BERTH_RUSTC_VERSION").unwrap_or("n/a"),
-    );
+    if let Some(rustc) = option_env!("BERTH_RUSTC_VERSION") {
+        line(&mut out, "Rust version", rustc);
+    }
     line(&mut out, "Git commit", &s(&cv, "GitCommit"));
     line(&mut out, "OS/Arch", &format!("{}/{}", s(&cv, "Os"), s(&cv, "Arch")));
     line(&mut out, "Context", "default");
