@@ -1,8 +1,12 @@
 #!/usr/bin/env bash
 # Installs what building and testing berth needs on a fresh Debian 12 machine (run as root).
+# Idempotent and quiet: apt runs only when a package is missing.
 set -euo pipefail
+# docker.io: the real docker CLI for the end-to-end tests, and dockerd + containerd + runc for the
+# interop test (tests/dockerd_interop.rs) and the benchmark, which start private daemons of their own.
+# (Debian's policy-rc.d / a non-systemd init keep the package from starting a system dockerd.)
 need=()
-for p in busybox-static libseccomp-dev pkg-config iproute2 util-linux curl; do
+for p in busybox-static libseccomp-dev pkg-config iproute2 util-linux curl docker.io; do
   dpkg -s "$p" >/dev/null 2>&1 || need+=("$p")
 done
 if [ "${#need[@]}" -gt 0 ]; then
@@ -10,10 +14,6 @@ if [ "${#need[@]}" -gt 0 ]; then
   apt-get update -qq
   apt-get install -y -qq --no-install-recommends "${need[@]}" >/dev/null
 fi
-if ! command -v docker >/dev/null 2>&1; then
-  # The end-to-end tests drive the real docker CLI (client only) against berthd.
-  export DEBIAN_FRONTEND=noninteractive
-  apt-get update -qq
-  apt-get install -y -qq --no-install-recommends docker-cli >/dev/null 2>&1 \
-    || apt-get install -y -qq --no-install-recommends docker.io >/dev/null
-fi
+for b in docker dockerd containerd runc containerd-shim-runc-v2; do
+  command -v "$b" >/dev/null 2>&1 || { echo "deps.sh: $b missing after installing docker.io" >&2; exit 1; }
+done
