@@ -107,6 +107,9 @@ pub struct ContainerOpts {
     /// Mount a tmpfs directory
     #[arg(long)]
     pub tmpfs: Vec<String>,
+    /// Attach a filesystem mount to the container
+    #[arg(long)]
+    pub mount: Vec<String>,
     /// Bind mount a volume
     #[arg(short = 'v', long = "volume")]
     pub volume: Vec<String>,
@@ -399,6 +402,78 @@ fn list_or_null(v: Vec<String>) -> Value {
     }
 }
 
+/// `--mount type=bind,source=/a,target=/b,readonly` into an Engine API `Mount`.
+pub fn parse_mount(spec: &str) -> Result<Value, String> {
+    let bad = |why: &str| format!("invalid argument \"{spec}\" for \"--mount\" flag: {why}");
+    let mut m = Map::new();
+    let mut kind = "volume".to_string();
+    let mut bind = Map::new();
+    let mut tmpfs = Map::new();
+    let mut volume_labels = Map::new();
+    for field in spec.split(',') {
+        let (k, v) = match field.split_once('=') {
+            Some((k, v)) => (k.trim().to_lowercase(), Some(v.trim())),
+            None => (field.trim().to_lowercase(), None),
+        };
+        let flag = |v: Option<&str>| -> Result<bool, String> {
+            match v.map(str::to_lowercase).as_deref() {
+                None | Some("1") | Some("true") => Ok(true),
+                Some("0") | Some("false") => Ok(false),
+                Some(x) => Err(bad(&format!("invalid value for {k}: {x}"))),
+            }
+        };
+        let need = |v: Option<&str>| {
+            v.map(str::to_string)
+                .ok_or_else(|| bad(&format!("invalid field '{field}' must be a key=value pair")))
+        };
+        match k.as_str() {
+            "type" => kind = need(v)?,
+            "source" | "src" => {
+                m.insert("Source".into(), json!(need(v)?));
+            }
+            "target" | "dst" | "destination" => {
+                m.insert("Target".into(), json!(need(v)?));
+            }
+            "readonly" | "ro" => {
+                m.insert("ReadOnly".into(), json!(flag(v)?));
+            }
+            "consistency" => {
+                m.insert("Consistency".into(), json!(need(v)?));
+            }
+            "bind-propagation" => {
+                bind.insert("Propagation".into(), json!(need(v)?));
+            }
+            "bind-recursive" => {}
+            "volume-nocopy" => {
+                volume_labels.insert("NoCopy".into(), json!(flag(v)?));
+            }
+            "tmpfs-size" => {
+                let n = units::ram_in_bytes(&need(v)?).map_err(|e| bad(&e))?;
+                tmpfs.insert("SizeBytes".into(), json!(n));
+            }
+            "tmpfs-mode" => {
+                let mode = i64::from_str_radix(&need(v)?, 8).map_err(|e| bad(&e.to_string()))?;
+                tmpfs.insert("Mode".into(), json!(mode));
+            }
+            _ => return Err(bad(&format!("unexpected key '{k}' in '{field}'"))),
+        }
+    }
+    if !m.contains_key("Target") {
+        return Err(bad("target is required"));
+    }
+    m.insert("Type".into(), json!(kind));
+    if !bind.is_empty() {
+        m.insert("BindOptions".into(), Value::Object(bind));
+    }
+    if !tmpfs.is_empty() {
+        m.insert("TmpfsOptions".into(), Value::Object(tmpfs));
+    }
+    if !volume_labels.is_empty() {
+        m.insert("VolumeOptions".into(), Value::Object(volume_labels));
+    }
+    Ok(Value::Object(m))
+}
+
 /// Environment and file access the mapping needs, injected for tests.
 pub struct Env<'a> {
     pub lookup: &'a dyn Fn(&str) -> Option<String>,
@@ -569,6 +644,10 @@ pub fn create_body(o: &ContainerOpts, detach: bool, env: &Env<'_>) -> Result<Val
         secopts.push(Value::String(security_opt(s, env)?));
     }
     put(&mut hc, "SecurityOpt", Value::Array(secopts));
+    if !o.mount.is_empty() {
+        let mounts = o.mount.iter().map(|m| parse_mount(m)).collect::<Result<Vec<_>, _>>()?;
+        put(&mut hc, "Mounts", Value::Array(mounts));
+    }
     if !o.tmpfs.is_empty() {
         let mut m = Map::new();
         for t in &o.tmpfs {
@@ -817,6 +896,16 @@ mod tests {
                 "/HostConfig/Sysctls",
                 json!({"net.ipv4.ip_forward": "1"}),
             ),
+            (
+                &["--mount", "type=bind,src=/a,dst=/b,readonly", "bb"],
+                "/HostConfig/Mounts",
+                json!([{"Type": "bind", "Source": "/a", "Target": "/b", "ReadOnly": true}]),
+            ),
+            (
+                &["--mount", "type=tmpfs,target=/t,tmpfs-size=1m,tmpfs-mode=1777", "bb"],
+                "/HostConfig/Mounts",
+                json!([{"Type": "tmpfs", "Target": "/t", "TmpfsOptions": {"SizeBytes": 1048576, "Mode": 1023}}]),
+            ),
             // Flags after the image belong to the command.
             (&["bb", "-l", "--rm"], "/Cmd", json!(["-l", "--rm"])),
             (&["bb", "-l", "--rm"], "/HostConfig/AutoRemove", json!(false)),
@@ -844,6 +933,8 @@ mod tests {
             (&["--env-file", "missing", "bb"], "open missing"),
             (&["-p", "1:2:3:4", "bb"], "invalid port format"),
             (&["-a", "stdfoo", "bb"], "valid streams"),
+            (&["--mount", "type=bind,src=/a", "bb"], "target is required"),
+            (&["--mount", "type=bind,bogus=1,target=/b", "bb"], "unexpected key"),
         ];
         for (args, want) in cases {
             let e = body(args).unwrap_err();
