@@ -105,11 +105,10 @@ fn command_path(args: &[String]) -> String {
 
 /// Docker's wording and exit codes for command-line mistakes: unknown flags and bad values exit
 /// 125, wrong argument counts and unknown commands exit 1. `None` keeps clap's own text.
-fn usage_error(e: &clap::Error) -> (i32, Option<String>) {
+fn usage_error(e: &clap::Error, args: &[String]) -> (i32, Option<String>) {
     use clap::error::{ContextKind, ContextValue, ErrorKind};
     let p = prog();
-    let args: Vec<String> = std::env::args().collect();
-    let path = command_path(&args);
+    let path = command_path(args);
     let hint = format!("Run '{p} {path} --help' for more information");
     let invalid = match e.get(ContextKind::InvalidArg) {
         Some(ContextValue::String(s)) => s.clone(),
@@ -149,29 +148,44 @@ fn usage_error(e: &clap::Error) -> (i32, Option<String>) {
 
 /// Entry point of the `berth` binary.
 pub fn main() {
-    let cli = match Cli::try_parse() {
+    let code = run(std::env::args_os());
+    // Exit without waiting for the stdin reader thread or background tasks.
+    std::process::exit(code);
+}
+
+/// Parses `args` (program name first), runs the command, and returns the exit code.
+pub fn run<I, T>(args: I) -> i32
+where
+    I: IntoIterator<Item = T>,
+    T: Into<std::ffi::OsString> + Clone,
+{
+    let args: Vec<std::ffi::OsString> = args.into_iter().map(Into::into).collect();
+    let cli = match Cli::try_parse_from(&args) {
         Ok(c) => c,
         Err(e) => {
-            let (code, msg) = usage_error(&e);
+            let words: Vec<String> = args.iter().map(|a| a.to_string_lossy().into_owned()).collect();
+            let (code, msg) = usage_error(&e, &words);
             match msg {
                 Some(m) => eprintln!("{m}"),
                 None => {
                     let _ = e.print();
                 }
             }
-            std::process::exit(code);
+            return code;
         }
     };
     let rt = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
         Ok(rt) => rt,
         Err(e) => {
             eprintln!("failed to start the async runtime: {e}");
-            std::process::exit(1);
+            return 1;
         }
     };
     let result = rt.block_on(cli::dispatch(cli));
     let _ = std::io::stdout().flush();
-    let code = match result {
+    // Background tasks (stdin copy, signal forwarding) must not hold the exit up.
+    rt.shutdown_background();
+    match result {
         Ok(code) => code,
         Err(e) => match e.downcast_ref::<StatusError>() {
             Some(s) => {
@@ -185,9 +199,7 @@ pub fn main() {
                 1
             }
         },
-    };
-    // Exit without waiting for the stdin reader thread or background tasks.
-    std::process::exit(code);
+    }
 }
 
 #[cfg(test)]
