@@ -30,7 +30,7 @@ pub fn tabwrite(text: &str) -> String {
             out.push_str(cell);
             if i < last {
                 let pad = widths[i] - cell.chars().count();
-                out.extend(std::iter::repeat(' ').take(pad));
+                out.extend(std::iter::repeat_n(' ', pad));
             }
         }
         out.push('\n');

@@ -244,7 +244,7 @@ pub fn parse_filters(items: &[String]) -> Result<BTreeMap<String, Vec<String>>, 
     let mut out: BTreeMap<String, Vec<String>> = BTreeMap::new();
     for f in items {
         let Some((k, v)) = f.split_once('=') else {
-            return Err(format!("bad format of filter (expected name=value)"));
+            return Err("bad format of filter (expected name=value)".to_string());
         };
         let k = k.trim().to_lowercase();
         let v = v.trim().to_string();
@@ -286,14 +286,12 @@ fn parse_restart(s: &str) -> Result<Value, String> {
         }
         "on-failure" => {
             let n = match count {
-                Some(c) => c.parse::<i64>().map_err(|_| format!("invalid restart policy format: maximum retry count must be an integer"))?,
+                Some(c) => c.parse::<i64>().map_err(|_| "invalid restart policy format: maximum retry count must be an integer".to_string())?,
                 None => 0,
             };
             Ok(json!({"Name": name, "MaximumRetryCount": n}))
         }
-        "no" | "always" | "unless-stopped" => Err(format!(
-            "invalid restart policy format: maximum retry count can only be used with 'on-failure'"
-        )),
+        "no" | "always" | "unless-stopped" => Err("invalid restart policy format: maximum retry count can only be used with 'on-failure'".to_string()),
         _ => Err(format!("invalid restart policy format: unknown policy '{name}'; use one of 'no', 'always', 'on-failure', or 'unless-stopped'")),
     }
 }

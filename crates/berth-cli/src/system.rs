@@ -164,7 +164,7 @@ fn client_version(api: &str) -> Value {
     })
 }
 
-fn s<'a>(v: &'a Value, k: &str) -> String {
+fn s(v: &Value, k: &str) -> String {
     match &v[k] {
         Value::String(s) => s.clone(),
         Value::Null => String::new(),

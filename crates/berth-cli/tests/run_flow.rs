@@ -205,7 +205,7 @@ fn start_daemon(name: &str) -> (PathBuf, Shared) {
     (sock, st)
 }
 
-fn berth(sock: &PathBuf, args: &[&str]) -> i32 {
+fn berth(sock: &std::path::Path, args: &[&str]) -> i32 {
     let host = format!("unix://{}", sock.display());
     let mut argv = vec!["berth", "-H", host.as_str()];
     argv.extend_from_slice(args);

@@ -132,21 +132,21 @@ mod tests {
         let docker = env(&[("DOCKER_HOST", "tcp://d:1")]);
         let none = env(&[]);
         assert_eq!(
-            select_host(Some("unix:///f"), &both).unwrap(),
+            select_host(Some("unix:///f"), both).unwrap(),
             (Host::Unix("/f".into()), HostSource::Flag)
         );
         assert_eq!(
-            select_host(None, &both).unwrap(),
+            select_host(None, both).unwrap(),
             (Host::Unix("/b".into()), HostSource::Env)
         );
         assert_eq!(
-            select_host(None, &docker).unwrap(),
+            select_host(None, docker).unwrap(),
             (Host::Tcp("d:1".into()), HostSource::Env)
         );
         assert_eq!(
-            select_host(None, &none).unwrap(),
+            select_host(None, none).unwrap(),
             (Host::Unix("/run/berth/berth.sock".into()), HostSource::Default)
         );
-        assert!(select_host(Some("ssh://x"), &none).is_err());
+        assert!(select_host(Some("ssh://x"), none).is_err());
     }
 }
