@@ -342,11 +342,18 @@ pub fn render_info(v: &Value) -> String {
             .unwrap_or_default();
         o.push_str(&format!("  {kind}: {}\n", list.join(" ")));
     }
-    let swarm = v
-        .pointer("/Swarm/LocalNodeState")
-        .and_then(Value::as_str)
-        .unwrap_or("inactive");
+    // As the docker CLI: node details unless the node is inactive or locked.
+    let swarm = v.pointer("/Swarm/LocalNodeState").and_then(Value::as_str).unwrap_or("");
     line(&mut o, "Swarm", swarm.to_string());
+    if swarm != "inactive" && swarm != "locked" {
+        let sw = &v["Swarm"];
+        o.push_str(&format!("  NodeID: {}\n", s(sw, "NodeID")));
+        o.push_str(&format!(
+            "  Is Manager: {}\n",
+            sw["ControlAvailable"].as_bool().unwrap_or(false)
+        ));
+        o.push_str(&format!("  Node Address: {}\n", s(sw, "NodeAddr")));
+    }
     if let Some(rt) = v["Runtimes"].as_object() {
         let mut names: Vec<&str> = rt.keys().map(String::as_str).collect();
         names.sort();
