@@ -376,7 +376,10 @@ pub async fn history(client: &Client, a: HistoryArgs) -> Result<i32> {
         a.format
             .clone()
             .filter(|f| !f.is_empty() && f != "table")
-            .unwrap_or_else(|| "table {{.ID}}\t{{.CreatedSince}}\t{{.CreatedBy}}\t{{.Size}}\t{{.Comment}}".into())
+            .unwrap_or_else(|| {
+                let created = if a.human { "CreatedSince" } else { "CreatedAt" };
+                format!("table {{{{.ID}}}}\t{{{{.{created}}}}}\t{{{{.CreatedBy}}}}\t{{{{.Size}}}}\t{{{{.Comment}}}}")
+            })
     };
     let f = Format::parse(&fmt).map_err(fail)?;
     crate::write_out(&f.render_rows(&rows, HISTORY_HEADERS).map_err(fail)?);
