@@ -749,6 +749,13 @@ pub fn ps_row(c: &Value, trunc: bool) -> Value {
     row.insert("Size".into(), json!(size));
     row.insert("Names".into(), json!(names.join(",")));
     row.insert("Labels".into(), json!(labels.join(",")));
+    row.insert(
+        "__berthLabels".into(),
+        c["Labels"]
+            .as_object()
+            .map(|m| Value::Object(m.clone()))
+            .unwrap_or(json!({})),
+    );
     row.insert("Mounts".into(), json!(mounts.join(",")));
     row.insert("Networks".into(), json!(networks.join(",")));
     row.insert("LocalVolumes".into(), json!(mounts.len().to_string()));

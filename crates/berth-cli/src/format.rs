@@ -181,9 +181,13 @@ pub fn from_tvalue(v: &TValue) -> Value {
             }
         }
         TValue::Array(a) => Value::Array(a.iter().map(from_tvalue).collect()),
-        TValue::Object(o) | TValue::Map(o) => {
-            Value::Object(o.iter().map(|(k, v)| (k.clone(), from_tvalue(v))).collect())
-        }
+        // `__berth*` keys are helpers for template methods, not part of the object.
+        TValue::Object(o) | TValue::Map(o) => Value::Object(
+            o.iter()
+                .filter(|(k, _)| !k.starts_with("__berth"))
+                .map(|(k, v)| (k.clone(), from_tvalue(v)))
+                .collect(),
+        ),
     }
 }
 
@@ -215,6 +219,18 @@ fn f_fmt(args: &[TValue]) -> Result<TValue, FuncError> {
 }
 
 const FMT_FUNC: &str = "__berthFmt";
+
+/// `{{.Label "key"}}` (a method in docker's ps context): the value, or empty when absent.
+fn f_label(args: &[TValue]) -> Result<TValue, FuncError> {
+    let key = arg_str(args, 1, "Label")?;
+    Ok(match args.first() {
+        Some(TValue::Map(m)) | Some(TValue::Object(m)) => match m.get(&key) {
+            Some(TValue::String(v)) => TValue::String(v.clone()),
+            _ => TValue::String(String::new()),
+        },
+        _ => TValue::String(String::new()),
+    })
+}
 
 /// Wraps each output action `{{X}}` as `{{__berthFmt (X)}}` so slices, maps and nil print as Go
 /// prints them (`[a b]`, `map[k:v]`, `<nil>`) rather than gtmpl's debug form. Control actions
@@ -394,10 +410,13 @@ impl Format {
         };
         let body = if body == "json" { "{{__jsonMarshal .}}" } else { body };
         let body = body.replace("\\t", "\t").replace("\\n", "\n");
+        // docker's ps context has a `Label` method; rows carry the labels as `LabelMap`.
+        let body = body.replace(".Label \"", "__label .__berthLabels \"");
         let mut tmpl = Template::default();
         tmpl.add_func("json", f_json);
         tmpl.add_func("__jsonMarshal", f_json_marshal);
         tmpl.add_func(FMT_FUNC, f_fmt);
+        tmpl.add_func("__label", f_label);
         tmpl.add_func("upper", f_upper);
         tmpl.add_func("lower", f_lower);
         tmpl.add_func("title", f_title);
@@ -520,7 +539,8 @@ mod tests {
     fn templates() {
         let v = json!({
             "ID": "abc", "Names": "web", "State": {"Status": "running", "Pid": 42},
-            "Env": ["A=1", "B=2"], "Labels": {"b": "2", "a": "1"}, "Null": null
+            "Env": ["A=1", "B=2"], "Labels": {"b": "2", "a": "1"}, "Null": null,
+            "__berthLabels": {"a": "1"}
         });
         let cases = [
             ("{{.ID}}", "abc"),
@@ -545,6 +565,7 @@ mod tests {
             ("{{if .State}}{{.State.Status}}{{else}}none{{end}}", "running"),
             ("{{/* comment */}}{{.ID}}", "abc"),
             ("{{.State.Pid | printf \"%d\"}}", "42"),
+            ("{{.Label \"a\"}}|{{.Label \"zz\"}}", "1|"),
             ("{{join .Env \"}}\"}}", "A=1}}B=2"),
         ];
         for (tmpl, want) in cases {
