@@ -81,9 +81,18 @@ impl ExternalRuntime {
             c(rootfs.options.join(",").as_bytes())?,
             c(dir.as_os_str().as_bytes())?,
         );
+        let old_cwd = std::env::current_dir().ok();
+        if let Some(cwd) = &rootfs.cwd {
+            std::env::set_current_dir(cwd).map_err(|e| err(format!("chdir to {}: {e}", cwd.display())))?;
+        }
         // SAFETY: all arguments are valid NUL-terminated strings.
-        if unsafe { libc::mount(src.as_ptr(), target.as_ptr(), fstype.as_ptr(), 0, data.as_ptr().cast()) } != 0 {
-            return Err(err(format!("mounting rootfs: {}", std::io::Error::last_os_error())));
+        let r = unsafe { libc::mount(src.as_ptr(), target.as_ptr(), fstype.as_ptr(), 0, data.as_ptr().cast()) };
+        let mount_err = std::io::Error::last_os_error();
+        if let (Some(_), Some(old)) = (&rootfs.cwd, old_cwd) {
+            let _ = std::env::set_current_dir(old);
+        }
+        if r != 0 {
+            return Err(err(format!("mounting rootfs: {mount_err}")));
         }
         let result = self.create_mounted(spec, &dir, stdio);
         if result.is_err() {

@@ -10,6 +10,7 @@ pub mod external;
 pub mod linux;
 pub mod seccomp;
 pub mod spec;
+pub mod sys;
 pub mod user;
 
 pub use config::{BindMount, IdMapping, NetworkMode, ResolvedUser, RuntimeConfig, SeccompMode, Ulimit};

@@ -32,6 +32,8 @@ pub struct RootfsMount {
     pub source: String,
     /// Mount options (`lowerdir=..`, `upperdir=..`, `workdir=..`).
     pub options: Vec<String>,
+    /// Directory the option paths are relative to (keeps long layer lists under a page).
+    pub cwd: Option<PathBuf>,
 }
 
 /// The file descriptors that become the container's stdin, stdout and stderr.
@@ -253,10 +255,14 @@ struct Plan {
     rootfs: PathBuf,
     rootfs_c: CString,
     overlay: (CString, CString, CString),
+    overlay_cwd: Option<CString>,
     mounts: Vec<MountOp>,
     cgroup_mounts: Vec<(String, PathBuf)>,
     devices: Vec<Device>,
     console: bool,
+    /// The pty slave's path (bound at /dev/console; a bind through /proc/self/fd would cross mount
+    /// namespaces).
+    console_path: Option<CString>,
     stdio: Stdio,
     hostname: Option<CString>,
     domainname: Option<CString>,
@@ -452,10 +458,18 @@ impl Plan {
                 cstr(&o.rootfs.fstype)?,
                 cstr(o.rootfs.options.join(","))?,
             ),
+            overlay_cwd: o.rootfs.cwd.as_deref().map(cpath).transpose()?,
             mounts,
             cgroup_mounts: o.cgroup.map(|c| c.container_mounts()).unwrap_or_default(),
             devices,
             console: o.stdio.console,
+            console_path: if o.stdio.console {
+                let p = std::fs::read_link(format!("/proc/self/fd/{}", o.stdio.stdin))
+                    .map_err(|e| CreateError::other(format!("resolving the pty path: {e}")))?;
+                Some(cpath(&p)?)
+            } else {
+                None
+            },
             stdio: o.stdio,
             hostname: spec
                 .hostname()
@@ -783,11 +797,10 @@ fn create_devices(plan: &Plan) -> Step {
             Err(e) => return Err((125, format!("creating symlink /dev/{link}: {e}"))),
         }
     }
-    if plan.console {
+    if let Some(src) = &plan.console_path {
         let console = dev.join("console");
         touch(&console)?;
-        let src = path_c(Path::new(&format!("/proc/self/fd/{}", plan.stdio.stdin)))?;
-        step(mount(&src, &path_c(&console)?, EMPTY, libc::MS_BIND, EMPTY), || {
+        step(mount(src, &path_c(&console)?, EMPTY, libc::MS_BIND, EMPTY), || {
             "binding /dev/console".into()
         })?;
     }
@@ -959,11 +972,41 @@ fn setup_user_and_caps(plan: &Plan) -> Step {
     Ok(())
 }
 
+/// setrlimit; without CAP_SYS_RESOURCE a hard limit above ours cannot be had, so it is clamped to
+/// ours (the default `nofile` may exceed what the daemon itself got).
+fn set_rlimit(res: libc::c_int, soft: u64, hard: u64) -> Step {
+    let rl = libc::rlimit {
+        rlim_cur: soft,
+        rlim_max: hard,
+    };
+    // SAFETY: rl is a valid rlimit.
+    if unsafe { libc::setrlimit(res as _, &rl) } == 0 {
+        return Ok(());
+    }
+    let e = errno();
+    // SAFETY: zeroed rlimit filled by getrlimit.
+    let mut cur: libc::rlimit = unsafe { std::mem::zeroed() };
+    // SAFETY: cur is a valid out-pointer.
+    let got = unsafe { libc::getrlimit(res as _, &mut cur) } == 0;
+    if e.raw_os_error() == Some(libc::EPERM) && got && hard > cur.rlim_max {
+        let rl = libc::rlimit {
+            rlim_cur: soft.min(cur.rlim_max),
+            rlim_max: cur.rlim_max,
+        };
+        // SAFETY: rl is a valid rlimit.
+        return step(unsafe { libc::setrlimit(res as _, &rl) }, || format!("setrlimit {res}"));
+    }
+    Err((125, format!("setrlimit {res}: {e}")))
+}
+
 fn final_caps(plan: &Plan) -> Step {
     let err = |e: caps::errors::CapsError| (125, format!("applying capabilities: {e}"));
-    let eff: CapsHashSet = plan.effective.intersection(&plan.permitted).copied().collect();
+    // Capabilities the shim itself lacks (a restricted host) cannot be granted: clamp to ours.
+    let ours = caps::read(None, CapSet::Permitted).map_err(err)?;
+    let permitted: CapsHashSet = plan.permitted.intersection(&ours).copied().collect();
+    let eff: CapsHashSet = plan.effective.intersection(&permitted).copied().collect();
     caps::set(None, CapSet::Effective, &eff).map_err(err)?;
-    caps::set(None, CapSet::Permitted, &plan.permitted).map_err(err)?;
+    caps::set(None, CapSet::Permitted, &permitted).map_err(err)?;
     caps::set(None, CapSet::Inheritable, &plan.inheritable).map_err(err)?;
     for c in &plan.ambient {
         caps::raise(None, CapSet::Ambient, *c).map_err(err)?;
@@ -1015,6 +1058,10 @@ fn child_setup(plan: &Plan, from_parent: &OwnedFd, to_parent: &OwnedFd) -> Step<
         || "making / rprivate".into(),
     )?;
     let (src, fstype, data) = &plan.overlay;
+    if let Some(cwd) = &plan.overlay_cwd {
+        // SAFETY: cwd is a valid path; relative layer paths resolve from here.
+        step(unsafe { libc::chdir(cwd.as_ptr()) }, || format!("chdir to {cwd:?}"))?;
+    }
     if !fstype.is_empty() {
         step(mount(src, &plan.rootfs_c, fstype, 0, data), || {
             format!("mounting rootfs at {}", plan.rootfs.display())
@@ -1056,14 +1103,7 @@ fn child_setup(plan: &Plan, from_parent: &OwnedFd, to_parent: &OwnedFd) -> Step<
         loopback_up()?;
     }
     for (res, soft, hard) in &plan.rlimits {
-        let rl = libc::rlimit {
-            rlim_cur: *soft,
-            rlim_max: *hard,
-        };
-        // SAFETY: rl is a valid rlimit.
-        step(unsafe { libc::setrlimit(*res as _, &rl) }, || {
-            format!("setrlimit {res}")
-        })?;
+        set_rlimit(*res, *soft, *hard)?;
     }
     if let Some(adj) = plan.oom_score_adj {
         std::fs::write("/proc/self/oom_score_adj", adj.to_string())

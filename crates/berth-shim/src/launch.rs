@@ -36,9 +36,12 @@ pub enum LaunchError {
 
 /// Spawns `shim` for `bundle`, serving `socket`, and waits for its readiness report.
 pub fn launch(shim: &Path, bundle: &Path, socket: &Path) -> Result<Ready, LaunchError> {
-    let spawn_err = |source| LaunchError::Spawn { path: shim.display().to_string(), source };
-    let (read_end, write_end): (OwnedFd, OwnedFd) = nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC)
-        .map_err(|e| spawn_err(std::io::Error::from(e)))?;
+    let spawn_err = |source| LaunchError::Spawn {
+        path: shim.display().to_string(),
+        source,
+    };
+    let (read_end, write_end): (OwnedFd, OwnedFd) =
+        nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC).map_err(|e| spawn_err(std::io::Error::from(e)))?;
     let write_fd = write_end.as_raw_fd();
     let mut cmd = Command::new(shim);
     cmd.arg("--bundle").arg(bundle).arg("--socket").arg(socket);
@@ -66,7 +69,9 @@ pub fn launch(shim: &Path, bundle: &Path, socket: &Path) -> Result<Ready, Launch
     let _ = child.wait();
     match read {
         Ok(0) | Err(_) => Err(LaunchError::NoReady),
-        Ok(_) => serde_json::from_str(line.trim_end())
-            .map_err(|source| LaunchError::BadReady { line: line.trim_end().to_string(), source }),
+        Ok(_) => serde_json::from_str(line.trim_end()).map_err(|source| LaunchError::BadReady {
+            line: line.trim_end().to_string(),
+            source,
+        }),
     }
 }

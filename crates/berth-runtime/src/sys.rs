@@ -1,0 +1,193 @@
+//! Small safe wrappers over the process-level syscalls the shim needs (daemonising, ptys, poll), so
+//! that `unsafe` stays in this crate.
+
+use std::io;
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
+
+fn cvt(r: libc::c_int) -> io::Result<libc::c_int> {
+    if r < 0 {
+        Err(io::Error::last_os_error())
+    } else {
+        Ok(r)
+    }
+}
+
+/// Forks; the parent exits at once (status 0) and the child starts a new session, so it is no longer
+/// the caller's child and survives it. Call while single-threaded.
+pub fn daemonize() -> io::Result<()> {
+    // SAFETY: the process is single-threaded at this point (documented precondition); the parent
+    // only calls _exit.
+    let pid = cvt(unsafe { libc::fork() })?;
+    if pid > 0 {
+        // SAFETY: ends the intermediate process without running destructors.
+        unsafe { libc::_exit(0) };
+    }
+    // SAFETY: plain syscall.
+    cvt(unsafe { libc::setsid() })?;
+    Ok(())
+}
+
+/// `prctl(PR_SET_CHILD_SUBREAPER)`: orphans of the container are re-parented to us.
+pub fn set_child_subreaper() -> io::Result<()> {
+    // SAFETY: prctl with integer arguments.
+    cvt(unsafe { libc::prctl(libc::PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) }).map(|_| ())
+}
+
+/// Opens a pseudo-terminal pair (both close-on-exec, neither becomes our controlling terminal) with
+/// the given initial size.
+pub fn open_pty(rows: u16, cols: u16) -> io::Result<(OwnedFd, OwnedFd)> {
+    // SAFETY: posix_openpt returns a new descriptor or -1.
+    let m = cvt(unsafe { libc::posix_openpt(libc::O_RDWR | libc::O_NOCTTY | libc::O_CLOEXEC) })?;
+    // SAFETY: m is a fresh descriptor we own.
+    let master = unsafe { OwnedFd::from_raw_fd(m) };
+    // SAFETY: plain calls on the master descriptor.
+    cvt(unsafe { libc::grantpt(m) })?;
+    // SAFETY: as above.
+    cvt(unsafe { libc::unlockpt(m) })?;
+    let mut name = [0 as libc::c_char; 64];
+    // SAFETY: name is a valid buffer of the given length.
+    let r = unsafe { libc::ptsname_r(m, name.as_mut_ptr(), name.len()) };
+    if r != 0 {
+        return Err(io::Error::from_raw_os_error(r));
+    }
+    // SAFETY: ptsname_r NUL-terminated the buffer.
+    let s = cvt(unsafe { libc::open(name.as_ptr(), libc::O_RDWR | libc::O_NOCTTY | libc::O_CLOEXEC) })?;
+    // SAFETY: s is a fresh descriptor we own.
+    let slave = unsafe { OwnedFd::from_raw_fd(s) };
+    if rows > 0 && cols > 0 {
+        set_winsize(&master, rows, cols)?;
+    }
+    Ok((master, slave))
+}
+
+/// `TIOCSWINSZ` on a pty.
+pub fn set_winsize(fd: &impl AsRawFd, rows: u16, cols: u16) -> io::Result<()> {
+    let ws = libc::winsize {
+        ws_row: rows,
+        ws_col: cols,
+        ws_xpixel: 0,
+        ws_ypixel: 0,
+    };
+    // SAFETY: ws is a valid winsize for TIOCSWINSZ.
+    cvt(unsafe { libc::ioctl(fd.as_raw_fd(), libc::TIOCSWINSZ, &ws) }).map(|_| ())
+}
+
+/// `poll(2)` over raw pollfds; EINTR is reported as zero ready descriptors.
+pub fn poll(fds: &mut [libc::pollfd], timeout_ms: i32) -> io::Result<usize> {
+    // SAFETY: fds is a valid slice of pollfd.
+    let r = unsafe { libc::poll(fds.as_mut_ptr(), fds.len() as libc::nfds_t, timeout_ms) };
+    if r < 0 {
+        let e = io::Error::last_os_error();
+        if e.kind() == io::ErrorKind::Interrupted {
+            return Ok(0);
+        }
+        return Err(e);
+    }
+    Ok(r as usize)
+}
+
+/// Sets or clears `O_NONBLOCK`.
+pub fn set_nonblocking(fd: &impl AsRawFd, on: bool) -> io::Result<()> {
+    // SAFETY: fcntl on a descriptor the caller owns.
+    let flags = cvt(unsafe { libc::fcntl(fd.as_raw_fd(), libc::F_GETFL) })?;
+    let flags = if on {
+        flags | libc::O_NONBLOCK
+    } else {
+        flags & !libc::O_NONBLOCK
+    };
+    // SAFETY: as above.
+    cvt(unsafe { libc::fcntl(fd.as_raw_fd(), libc::F_SETFL, flags) }).map(|_| ())
+}
+
+/// A pipe, both ends close-on-exec.
+pub fn pipe() -> io::Result<(OwnedFd, OwnedFd)> {
+    let mut fds = [0; 2];
+    // SAFETY: fds is a valid array of two ints.
+    cvt(unsafe { libc::pipe2(fds.as_mut_ptr(), libc::O_CLOEXEC) })?;
+    // SAFETY: pipe2 returned two fresh descriptors.
+    Ok(unsafe { (OwnedFd::from_raw_fd(fds[0]), OwnedFd::from_raw_fd(fds[1])) })
+}
+
+/// Takes ownership of an inherited descriptor (such as the readiness pipe on fd 3) if it is open.
+pub fn take_inherited_fd(fd: RawFd) -> Option<OwnedFd> {
+    // SAFETY: F_GETFD only queries the descriptor.
+    if unsafe { libc::fcntl(fd, libc::F_GETFD) } < 0 {
+        return None;
+    }
+    // SAFETY: the descriptor is open and, by the shim's contract, ours alone.
+    let owned = unsafe { OwnedFd::from_raw_fd(fd) };
+    // SAFETY: mark it close-on-exec so the container never inherits it.
+    unsafe { libc::fcntl(fd, libc::F_SETFD, libc::FD_CLOEXEC) };
+    Some(owned)
+}
+
+/// Points fd 0 at `/dev/null` (a daemon reads nothing from its parent).
+pub fn stdin_to_devnull() -> io::Result<()> {
+    let f = std::fs::File::open("/dev/null")?;
+    // SAFETY: dup2 onto fd 0.
+    cvt(unsafe { libc::dup2(f.as_raw_fd(), 0) }).map(|_| ())
+}
+
+/// Sends a signal to a process.
+pub fn kill(pid: i32, signal: i32) -> io::Result<()> {
+    // SAFETY: plain syscall.
+    cvt(unsafe { libc::kill(pid, signal) }).map(|_| ())
+}
+
+/// Ignores `SIGPIPE` (writes to closed sockets/pipes fail with EPIPE instead) and blocks `SIGCHLD`,
+/// returning a non-blocking signalfd that reports it.
+pub fn sigchld_fd() -> io::Result<OwnedFd> {
+    // SAFETY: signal mask/disposition changes of this single-threaded process.
+    unsafe {
+        libc::signal(libc::SIGPIPE, libc::SIG_IGN);
+        let mut set: libc::sigset_t = std::mem::zeroed();
+        libc::sigemptyset(&mut set);
+        libc::sigaddset(&mut set, libc::SIGCHLD);
+        cvt(libc::sigprocmask(libc::SIG_BLOCK, &set, std::ptr::null_mut()))?;
+        let fd = cvt(libc::signalfd(-1, &set, libc::SFD_CLOEXEC | libc::SFD_NONBLOCK))?;
+        Ok(OwnedFd::from_raw_fd(fd))
+    }
+}
+
+/// How a reaped child ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Reaped {
+    /// Exited with a status.
+    Exited(i32, i32),
+    /// Killed by a signal.
+    Signaled(i32, i32),
+}
+
+/// Reaps one exited child without blocking (`waitpid(-1, WNOHANG)`); `None` when none is left.
+pub fn reap_any() -> Option<Reaped> {
+    let mut status = 0;
+    // SAFETY: status is a valid out-pointer.
+    let pid = unsafe { libc::waitpid(-1, &mut status, libc::WNOHANG) };
+    if pid <= 0 {
+        return None;
+    }
+    if libc::WIFSIGNALED(status) {
+        Some(Reaped::Signaled(pid, libc::WTERMSIG(status)))
+    } else {
+        Some(Reaped::Exited(pid, libc::WEXITSTATUS(status)))
+    }
+}
+
+/// Sets a send timeout on a socket.
+pub fn set_send_timeout(fd: &impl AsRawFd, ms: u32) -> io::Result<()> {
+    let tv = libc::timeval {
+        tv_sec: (ms / 1000) as libc::time_t,
+        tv_usec: ((ms % 1000) * 1000) as libc::suseconds_t,
+    };
+    // SAFETY: tv is a valid timeval for SO_SNDTIMEO.
+    cvt(unsafe {
+        libc::setsockopt(
+            fd.as_raw_fd(),
+            libc::SOL_SOCKET,
+            libc::SO_SNDTIMEO,
+            (&tv as *const libc::timeval).cast(),
+            std::mem::size_of::<libc::timeval>() as libc::socklen_t,
+        )
+    })
+    .map(|_| ())
+}

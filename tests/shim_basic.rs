@@ -1,0 +1,549 @@
+//! berth-shim end to end, as root: a busybox overlay rootfs, berth's own runtime, the control socket.
+//! Each test has its own temp dir, container ID, socket and cgroup, and checks that nothing is left
+//! behind (mounts, cgroup directories, processes) once the container exited.
+
+use berth_runtime::{build_spec, RuntimeConfig};
+use berth_shim::protocol::{ExitStatus, Ready, RootfsMount, ShimConfig};
+use std::io::{BufRead, BufReader, Read, Write};
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+use std::os::unix::net::UnixStream;
+use std::os::unix::process::CommandExt;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+fn shim_bin() -> String {
+    env!("CARGO_BIN_EXE_berth-shim").to_string()
+}
+
+fn is_root() -> bool {
+    // SAFETY: geteuid has no preconditions.
+    unsafe { libc::geteuid() == 0 }
+}
+
+macro_rules! require_root {
+    () => {
+        if !is_root() {
+            eprintln!("SKIP: shim tests need root (namespaces, mounts, cgroups)");
+            return;
+        }
+    };
+}
+
+/// One container's files: lower (busybox), upper/work, bundle, socket, log.
+struct Fixture {
+    dir: tempfile::TempDir,
+    id: String,
+    shim_pid: Option<i32>,
+    init_pid: Option<i32>,
+    cgroups_path: String,
+}
+
+fn new_id() -> String {
+    let mut b = [0u8; 32];
+    std::fs::File::open("/dev/urandom")
+        .and_then(|mut f| f.read_exact(&mut b))
+        .expect("urandom");
+    b.iter().map(|x| format!("{x:02x}")).collect()
+}
+
+fn wait_until(what: &str, timeout: Duration, mut f: impl FnMut() -> bool) {
+    let deadline = Instant::now() + timeout;
+    while !f() {
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        std::thread::sleep(Duration::from_millis(5));
+    }
+}
+
+fn pid_alive(pid: i32) -> bool {
+    // A zombie counts as gone.
+    match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
+        Ok(s) => !s.rsplit(')').next().unwrap_or("").trim_start().starts_with('Z'),
+        Err(_) => false,
+    }
+}
+
+impl Fixture {
+    fn new() -> Fixture {
+        let dir = tempfile::Builder::new()
+            .prefix("berth-shim-test")
+            .tempdir_in("/tmp")
+            .expect("tempdir");
+        for d in ["lower", "upper", "work", "bundle/rootfs"] {
+            std::fs::create_dir_all(dir.path().join(d)).expect("mkdir");
+        }
+        berth_testkit::busybox_rootfs(&dir.path().join("lower")).expect("busybox rootfs");
+        let id = new_id();
+        let cgroups_path = format!("/berth-test/{id}");
+        Fixture {
+            dir,
+            id,
+            shim_pid: None,
+            init_pid: None,
+            cgroups_path,
+        }
+    }
+
+    fn p(&self, rel: &str) -> PathBuf {
+        self.dir.path().join(rel)
+    }
+
+    fn socket(&self) -> PathBuf {
+        self.p("shim.sock")
+    }
+
+    fn log_path(&self) -> PathBuf {
+        self.p("ctr-json.log")
+    }
+
+    fn config(&self, args: &[&str]) -> RuntimeConfig {
+        RuntimeConfig {
+            id: self.id.clone(),
+            args: args.iter().map(|s| s.to_string()).collect(),
+            hostname: self.id[..12].to_string(),
+            cgroup_parent: Some("/berth-test".into()),
+            user: berth_runtime::ResolvedUser {
+                home: "/root".into(),
+                ..Default::default()
+            },
+            ..Default::default()
+        }
+    }
+
+    fn write_bundle(&self, rc: &RuntimeConfig, tweak: impl FnOnce(&mut ShimConfig)) {
+        let spec = build_spec(rc, &self.p("bundle/rootfs")).expect("build_spec");
+        std::fs::write(self.p("bundle/config.json"), serde_json::to_vec(&spec).expect("json")).expect("write");
+        let mut sc = ShimConfig {
+            id: self.id.clone(),
+            log_path: self.log_path().display().to_string(),
+            tty: rc.tty,
+            rootfs: RootfsMount {
+                fstype: "overlay".into(),
+                source: "overlay".into(),
+                options: vec![
+                    format!("lowerdir={}", self.p("lower").display()),
+                    format!("upperdir={}", self.p("upper").display()),
+                    format!("workdir={}", self.p("work").display()),
+                ],
+                cwd: None,
+            },
+            ..Default::default()
+        };
+        tweak(&mut sc);
+        std::fs::write(self.p("bundle/shim.json"), serde_json::to_vec(&sc).expect("json")).expect("write");
+    }
+
+    fn shim_command(&self) -> Command {
+        let mut c = Command::new(shim_bin());
+        c.arg("--bundle")
+            .arg(self.p("bundle"))
+            .arg("--socket")
+            .arg(self.socket());
+        c
+    }
+
+    /// Spawns the shim as the engine does (fd 3 = readiness pipe) and returns its Ready line.
+    fn spawn(&mut self) -> Ready {
+        let cmd = self.shim_command();
+        self.spawn_with(cmd).1
+    }
+
+    fn spawn_ok(&mut self) {
+        let r = self.spawn();
+        assert!(r.error.is_none(), "create failed: {:?}", r.error);
+    }
+
+    fn spawn_with(&mut self, mut cmd: Command) -> (Child, Ready) {
+        let mut fds = [0; 2];
+        // SAFETY: fds is a valid array; both ends are close-on-exec.
+        assert_eq!(unsafe { libc::pipe2(fds.as_mut_ptr(), libc::O_CLOEXEC) }, 0);
+        // SAFETY: pipe2 returned two fresh descriptors.
+        let (r, w) = unsafe { (OwnedFd::from_raw_fd(fds[0]), OwnedFd::from_raw_fd(fds[1])) };
+        let wfd = w.as_raw_fd();
+        // SAFETY: dup2 is async-signal-safe; it puts the pipe on fd 3 (without close-on-exec).
+        unsafe {
+            cmd.pre_exec(move || {
+                if libc::dup2(wfd, 3) < 0 {
+                    return Err(std::io::Error::last_os_error());
+                }
+                Ok(())
+            });
+        }
+        let child = cmd.stdin(Stdio::null()).spawn().expect("spawn shim");
+        drop(w);
+        let mut line = String::new();
+        BufReader::new(std::fs::File::from(r))
+            .read_line(&mut line)
+            .expect("ready line");
+        let ready: Ready = serde_json::from_str(&line).unwrap_or_else(|e| panic!("bad ready line {line:?}: {e}"));
+        self.init_pid = ready.pid;
+        if ready.pid.is_some() {
+            self.shim_pid = self.find_shim_pid();
+        }
+        (child, ready)
+    }
+
+    /// The daemonised shim: the process whose cmdline names our socket.
+    fn find_shim_pid(&self) -> Option<i32> {
+        let sock = self.socket().display().to_string();
+        std::fs::read_dir("/proc").ok()?.flatten().find_map(|e| {
+            let pid: i32 = e.file_name().to_str()?.parse().ok()?;
+            let cmdline = std::fs::read(format!("/proc/{pid}/cmdline")).ok()?;
+            let s = String::from_utf8_lossy(&cmdline);
+            (s.contains(&sock) && pid_alive(pid)).then_some(pid)
+        })
+    }
+
+    fn connect(&self, req: &str) -> UnixStream {
+        let mut s = UnixStream::connect(self.socket()).expect("connect to shim");
+        s.write_all(req.as_bytes()).expect("send");
+        s.write_all(b"\n").expect("send");
+        s
+    }
+
+    fn call(&self, req: &str) -> serde_json::Value {
+        let s = self.connect(req);
+        let mut line = String::new();
+        BufReader::new(s).read_line(&mut line).expect("answer");
+        serde_json::from_str(&line).unwrap_or_else(|e| panic!("bad answer {line:?}: {e}"))
+    }
+
+    fn attach(&self, stdin: bool) -> UnixStream {
+        let s = self.connect(&format!(
+            r#"{{"op":"attach","stdin":{stdin},"stdout":true,"stderr":true}}"#
+        ));
+        // Read the answer byte by byte so no stream bytes are consumed.
+        let mut line = Vec::new();
+        let mut b = [0u8; 1];
+        while b[0] != b'\n' {
+            (&s).read_exact(&mut b).expect("attach answer");
+            line.push(b[0]);
+        }
+        assert_eq!(String::from_utf8_lossy(&line).trim(), r#"{"ok":true}"#);
+        s
+    }
+
+    fn start(&self) {
+        let r = self.call(r#"{"op":"start"}"#);
+        assert_eq!(r["ok"], true, "start: {r}");
+    }
+
+    /// A `wait` request, sent now (before start) so the answer comes when the container exits.
+    fn waiter(&self) -> UnixStream {
+        let s = self.connect(r#"{"op":"wait"}"#);
+        s.set_read_timeout(Some(Duration::from_secs(30))).expect("timeout");
+        s
+    }
+
+    fn wait_on(&self, s: UnixStream) -> ExitStatus {
+        let mut line = String::new();
+        BufReader::new(s).read_line(&mut line).expect("wait answer");
+        serde_json::from_str(&line).unwrap_or_else(|e| panic!("bad wait answer {line:?}: {e}"))
+    }
+
+    /// The exit status from `exit.json`, once the shim wrote it (the shim exits with its container, so
+    /// a late `wait` finds no socket).
+    fn exit_json(&self) -> ExitStatus {
+        let p = self.p("bundle/exit.json");
+        wait_until("exit.json", Duration::from_secs(30), || p.exists());
+        serde_json::from_slice(&std::fs::read(&p).expect("exit.json")).expect("exit.json content")
+    }
+
+    fn cgroup_dir(&self, controller: &str) -> PathBuf {
+        Path::new("/sys/fs/cgroup")
+            .join(controller)
+            .join(self.cgroups_path.trim_start_matches('/'))
+    }
+
+    /// After exit: the shim is gone, and so are the socket, the cgroup, the init and any mount.
+    fn assert_clean(&self) {
+        if let Some(pid) = self.shim_pid {
+            wait_until("the shim to exit", Duration::from_secs(10), || !pid_alive(pid));
+        }
+        if let Some(pid) = self.init_pid {
+            assert!(!pid_alive(pid), "container init {pid} still alive");
+        }
+        assert!(!self.socket().exists(), "socket left behind");
+        assert!(!self.cgroup_dir("memory").exists(), "cgroup left behind");
+        assert!(!self.cgroup_dir("pids").exists(), "cgroup left behind");
+        let mi = std::fs::read_to_string("/proc/self/mountinfo").expect("mountinfo");
+        let d = self.dir.path().display().to_string();
+        assert!(
+            !mi.contains(&d),
+            "mount left on the host: {}",
+            mi.lines().filter(|l| l.contains(&d)).collect::<Vec<_>>().join("\n")
+        );
+        assert!(self.p("bundle/exit.json").exists(), "exit.json missing");
+    }
+}
+
+impl Drop for Fixture {
+    fn drop(&mut self) {
+        if let Some(pid) = self.init_pid {
+            if pid_alive(pid) {
+                // SAFETY: plain kill of the container init this test started.
+                unsafe { libc::kill(pid, libc::SIGKILL) };
+            }
+        }
+        if let Some(pid) = self.shim_pid {
+            let deadline = Instant::now() + Duration::from_secs(5);
+            while pid_alive(pid) && Instant::now() < deadline {
+                std::thread::sleep(Duration::from_millis(5));
+            }
+        }
+        let rootfs = self.p("bundle/rootfs");
+        if let Ok(c) = std::ffi::CString::new(rootfs.display().to_string()) {
+            // SAFETY: detaching a mount point of this test's own dir, if any.
+            unsafe { libc::umount2(c.as_ptr(), libc::MNT_DETACH) };
+        }
+        for ctrl in [
+            "memory", "cpu", "cpuacct", "cpuset", "pids", "devices", "freezer", "blkio", "systemd",
+        ] {
+            let _ = std::fs::remove_dir(self.cgroup_dir(ctrl));
+        }
+    }
+}
+
+/// Kills (and reaps) a helper process when the test ends, even on failure.
+struct KillOnDrop(Child);
+
+impl Drop for KillOnDrop {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// Splits Docker's multiplexed stream into (stdout, stderr).
+fn demux(mut s: impl Read) -> (String, String) {
+    let mut out = Vec::new();
+    let mut err = Vec::new();
+    let mut h = [0u8; 8];
+    while s.read_exact(&mut h).is_ok() {
+        let len = u32::from_be_bytes([h[4], h[5], h[6], h[7]]) as usize;
+        let mut buf = vec![0u8; len];
+        s.read_exact(&mut buf).expect("frame body");
+        match h[0] {
+            1 => out.extend(buf),
+            2 => err.extend(buf),
+            other => panic!("bad stream id {other}"),
+        }
+    }
+    (
+        String::from_utf8_lossy(&out).into_owned(),
+        String::from_utf8_lossy(&err).into_owned(),
+    )
+}
+
+#[test]
+fn runs_captures_output_and_exit_code() {
+    require_root!();
+    let mut f = Fixture::new();
+    f.write_bundle(&f.config(&["sh", "-c", "echo hello; echo oops >&2; exit 3"]), |_| {});
+    let ready = f.spawn();
+    assert!(ready.error.is_none(), "{:?}", ready.error);
+    let state = f.call(r#"{"op":"state"}"#);
+    assert_eq!(state["running"], true);
+    let a = f.attach(false);
+    let w = f.waiter();
+    f.start();
+    let (out, err) = demux(a);
+    assert_eq!(out, "hello\n");
+    assert_eq!(err, "oops\n");
+    let st = f.wait_on(w);
+    assert_eq!(st.exit_code, 3);
+    assert_eq!(st.signal, None);
+    assert!(!st.oom_killed);
+    f.assert_clean();
+    let exit: ExitStatus =
+        serde_json::from_slice(&std::fs::read(f.p("bundle/exit.json")).expect("exit.json")).expect("json");
+    assert_eq!(exit.exit_code, 3);
+    let log = std::fs::read_to_string(f.log_path()).expect("log");
+    let entries: Vec<serde_json::Value> = log
+        .lines()
+        .map(|l| serde_json::from_str(l).expect("log line"))
+        .collect();
+    assert!(
+        entries.iter().any(|e| e["log"] == "hello\n" && e["stream"] == "stdout"),
+        "{log}"
+    );
+    assert!(
+        entries.iter().any(|e| e["log"] == "oops\n" && e["stream"] == "stderr"),
+        "{log}"
+    );
+}
+
+#[test]
+fn exit_zero_and_logs_without_attach() {
+    require_root!();
+    let mut f = Fixture::new();
+    f.write_bundle(&f.config(&["sh", "-c", "for i in 1 2 3; do echo line$i; done"]), |_| {});
+    f.spawn_ok();
+    f.start();
+    assert_eq!(f.exit_json().exit_code, 0);
+    f.assert_clean();
+    let log = std::fs::read_to_string(f.log_path()).expect("log");
+    assert_eq!(log.lines().count(), 3, "{log}");
+}
+
+#[test]
+fn missing_command_is_127() {
+    require_root!();
+    let mut f = Fixture::new();
+    f.write_bundle(&f.config(&["nosuchcommand"]), |_| {});
+    let ready = f.spawn();
+    assert_eq!(ready.exit_code, Some(127));
+    let msg = ready.error.unwrap_or_default();
+    assert!(
+        msg.contains(r#"exec: "nosuchcommand": executable file not found in $PATH"#),
+        "{msg}"
+    );
+    wait_until("socket-less shim exit", Duration::from_secs(5), || {
+        f.find_shim_pid().is_none()
+    });
+    assert!(!f.cgroup_dir("memory").exists());
+    let mut f2 = Fixture::new();
+    f2.write_bundle(&f2.config(&["/etc/passwd"]), |_| {});
+    assert_eq!(f2.spawn().exit_code, Some(126));
+}
+
+#[test]
+fn docker_defaults_inside_the_container() {
+    require_root!();
+    let mut f = Fixture::new();
+    let mut rc = f.config(&[
+        "sh",
+        "-c",
+        "hostname; ps -o pid,comm | grep -c '^ *1 '; grep -E '^Cap(Bnd|Eff)' /proc/self/status; \
+         wc -c < /proc/timer_list; cat /sys/fs/cgroup/memory/memory.limit_in_bytes; \
+         id -u; ls /dev/null /dev/pts/ptmx > /dev/null && echo devs; \
+         echo x > /proc/sys/kernel/hostname 2>/dev/null || echo procsys-ro; ip link show lo | grep -c UP",
+    ]);
+    rc.memory = 64 << 20;
+    f.write_bundle(&rc, |_| {});
+    f.spawn_ok();
+    let a = f.attach(false);
+    let w = f.waiter();
+    f.start();
+    let (out, err) = demux(a);
+    assert_eq!(f.wait_on(w).exit_code, 0, "{out}\n{err}");
+    let lines: Vec<&str> = out.lines().collect();
+    assert_eq!(lines[0], &f.id[..12], "{out}\n{err}");
+    assert_eq!(lines[1], "1", "one process with PID 1: {out}");
+    assert_eq!(lines[2], "CapEff:\t00000000a80425fb", "{out}");
+    assert_eq!(lines[3], "CapBnd:\t00000000a80425fb", "{out}");
+    assert_eq!(lines[4].trim(), "0", "/proc/timer_list masked: {out}");
+    assert_eq!(lines[5], (64u64 << 20).to_string(), "{out}");
+    assert_eq!(lines[6], "0");
+    assert_eq!(lines[7], "devs");
+    assert_eq!(lines[8], "procsys-ro");
+    assert_eq!(lines[9], "1", "lo up: {out}");
+    f.assert_clean();
+}
+
+#[test]
+fn read_only_rootfs_refuses_writes() {
+    require_root!();
+    let mut f = Fixture::new();
+    let mut rc = f.config(&["sh", "-c", "touch /newfile"]);
+    rc.readonly_rootfs = true;
+    f.write_bundle(&rc, |_| {});
+    f.spawn_ok();
+    let a = f.attach(false);
+    let w = f.waiter();
+    f.start();
+    let (_, err) = demux(a);
+    assert_eq!(f.wait_on(w).exit_code, 1);
+    assert!(err.contains("Read-only file system"), "{err}");
+    f.assert_clean();
+    assert!(!f.p("upper/newfile").exists());
+}
+
+#[test]
+fn tty_mode_is_raw_and_sized() {
+    require_root!();
+    let mut f = Fixture::new();
+    let mut rc = f.config(&["sh", "-c", "stty size; tty; echo done"]);
+    rc.tty = true;
+    f.write_bundle(&rc, |s| s.console_size = Some((30, 100)));
+    f.spawn_ok();
+    let mut a = f.attach(false);
+    let w = f.waiter();
+    f.start();
+    let mut out = String::new();
+    a.read_to_string(&mut out).expect("read");
+    assert_eq!(f.wait_on(w).exit_code, 0);
+    assert!(out.contains("30 100\r\n"), "{out:?}");
+    assert!(out.contains("/dev/console") || out.contains("/dev/pts/"), "{out:?}");
+    assert!(out.contains("done\r\n"), "{out:?}");
+    f.assert_clean();
+}
+
+#[test]
+fn stdin_is_forwarded_and_closed_once() {
+    require_root!();
+    let mut f = Fixture::new();
+    f.write_bundle(&f.config(&["cat"]), |s| {
+        s.open_stdin = true;
+        s.stdin_once = true;
+    });
+    f.spawn_ok();
+    let a = f.attach(true);
+    let w = f.waiter();
+    f.start();
+    (&a).write_all(b"ping\npong").expect("stdin");
+    a.shutdown(std::net::Shutdown::Write).expect("half-close");
+    let (out, _) = demux(&a);
+    assert_eq!(out, "ping\npong");
+    assert_eq!(f.wait_on(w).exit_code, 0);
+    f.assert_clean();
+}
+
+#[test]
+fn kill_reports_signal() {
+    require_root!();
+    let mut f = Fixture::new();
+    f.write_bundle(&f.config(&["sleep", "1000"]), |_| {});
+    f.spawn_ok();
+    let w = f.waiter();
+    f.start();
+    let r = f.call(r#"{"op":"kill","signal":9}"#);
+    assert_eq!(r["ok"], true);
+    let st = f.wait_on(w);
+    assert_eq!(st.exit_code, 137);
+    assert_eq!(st.signal, Some(9));
+    f.assert_clean();
+}
+
+#[test]
+fn shim_survives_its_parent_being_killed() {
+    require_root!();
+    let mut f = Fixture::new();
+    f.write_bundle(&f.config(&["sh", "-c", "read x; echo got $x"]), |s| s.open_stdin = true);
+    // The "daemon": a shell that starts the shim and stays around; we kill -9 it.
+    let mut cmd = Command::new("/bin/sh");
+    cmd.arg("-c").arg(r#""$0" "$@"; exec sleep 1000"#).arg(shim_bin());
+    cmd.arg("--bundle").arg(f.p("bundle")).arg("--socket").arg(f.socket());
+    let (parent, ready) = f.spawn_with(cmd);
+    let mut parent = KillOnDrop(parent);
+    assert!(ready.error.is_none(), "{:?}", ready.error);
+    parent.0.kill().expect("kill parent");
+    parent.0.wait().expect("reap parent");
+    let state = f.call(r#"{"op":"state"}"#);
+    assert_eq!(state["running"], true, "{state}");
+    let a = f.attach(true);
+    let w = f.waiter();
+    f.start();
+    (&a).write_all(b"hi\n").expect("stdin");
+    let mut buf = [0u8; 8];
+    let mut payload = Vec::new();
+    while let Ok(()) = (&a).read_exact(&mut buf) {
+        let len = u32::from_be_bytes([buf[4], buf[5], buf[6], buf[7]]) as usize;
+        let mut b = vec![0u8; len];
+        (&a).read_exact(&mut b).expect("frame");
+        payload.extend(b);
+    }
+    assert_eq!(String::from_utf8_lossy(&payload), "got hi\n");
+    assert_eq!(f.wait_on(w).exit_code, 0);
+    f.assert_clean();
+}
