@@ -9,7 +9,7 @@ use crate::{container, image, system};
 
 /// A self-sufficient runtime for containers
 #[derive(Parser, Debug)]
-#[command(name = "berth", disable_version_flag = true, disable_help_subcommand = true)]
+#[command(name = "berth", disable_version_flag = true)]
 pub struct Cli {
     /// Daemon socket to connect to
     #[arg(short = 'H', long = "host")]
