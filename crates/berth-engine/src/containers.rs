@@ -214,7 +214,7 @@ impl Engine {
         let name = self.reserve_name(name, &id)?;
         let dir = self.containers_dir().join(&id);
         let result = async {
-            mkdir_all(&dir.join("bundle"))?;
+            mkdir_all(&dir.join("bundle").join("rootfs"))?;
             let snapshots = self.snapshots.clone();
             let cid = id.clone();
             tokio::task::spawn_blocking(move || snapshots.create_rw(&cid))
