@@ -77,7 +77,8 @@ fn real_env() -> (
 /// Pulls `image` through the daemon, printing progress like `docker pull`.
 async fn pull(client: &Client, image: &str, platform: Option<&str>, quiet: bool) -> Result<(), String> {
     let reference = berth_types::Reference::parse(image).map_err(|e| e.to_string())?;
-    let repo = reference.familiar_repository();
+    // docker sends the full name (`docker.io/library/busybox`).
+    let repo = reference.repository();
     let tag = reference.tag().map(str::to_string);
     let body = client
         .image_pull(&repo, tag.as_deref(), platform)

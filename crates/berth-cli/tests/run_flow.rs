@@ -265,7 +265,7 @@ fn missing_image_tries_a_pull_then_fails_with_125() {
     let log = st.lock().unwrap().log.clone();
     assert!(
         log.iter()
-            .any(|l| l.contains("/images/create?fromImage=missing&tag=latest")),
+            .any(|l| l.contains("/images/create?fromImage=docker.io%2Flibrary%2Fmissing&tag=latest")),
         "{log:?}"
     );
     // `create` reports daemon errors like docker: plain, exit 1.
