@@ -60,6 +60,8 @@ pub struct CreateOptions<'a> {
     pub stdio: Stdio,
     /// The container's cgroup, already created; the child joins it before it may exec.
     pub cgroup: Option<&'a dyn CgroupManager>,
+    /// Where compiled seccomp filters are cached (see [`crate::seccomp::compile_bpf`]).
+    pub seccomp_cache: Option<&'a Path>,
 }
 
 /// Why a container could not be created or started, with the exit code Docker reports for it
@@ -282,6 +284,7 @@ struct Plan {
     ambient: CapsHashSet,
     nnp: bool,
     seccomp: Option<oci_spec::runtime::LinuxSeccomp>,
+    seccomp_cache: Option<PathBuf>,
     cwd: String,
     args: Vec<CString>,
     env: Vec<CString>,
@@ -521,6 +524,7 @@ impl Plan {
             ambient: caps_set(caps.and_then(|c| c.ambient().as_ref()))?,
             nnp: process.no_new_privileges().unwrap_or(false),
             seccomp: linux.and_then(|l| l.seccomp().clone()),
+            seccomp_cache: o.seccomp_cache.map(Path::to_path_buf),
             cwd: process.cwd().to_string_lossy().into_owned(),
             args: args.iter().map(cstr).collect::<Result<_, _>>()?,
             env: env.iter().map(cstr).collect::<Result<_, _>>()?,
@@ -1052,6 +1056,14 @@ fn child_setup(plan: &Plan, from_parent: &OwnedFd, to_parent: &OwnedFd) -> Step<
         // Wait for the parent to write our id maps before doing anything privileged.
         read_byte(from_parent).ok_or((125, "parent went away".to_string()))?;
     }
+    // The seccomp program is generated here (or read from the host's cache, still visible before
+    // pivot_root), in parallel with the parent's cgroup work, keeping libseccomp out of the shim.
+    let seccomp_bpf = match &plan.seccomp {
+        Some(p) => {
+            Some(crate::seccomp::compile_bpf(p, plan.seccomp_cache.as_deref()).map_err(|e| (125, e.to_string()))?)
+        }
+        None => None,
+    };
     // Mounts: private, so nothing we do propagates to the host.
     step(
         mount(EMPTY, c"/", EMPTY, libc::MS_REC | libc::MS_PRIVATE, EMPTY),
@@ -1125,10 +1137,6 @@ fn child_setup(plan: &Plan, from_parent: &OwnedFd, to_parent: &OwnedFd) -> Step<
         ));
     }
     let exe = look_path(plan)?;
-    let filter = match &plan.seccomp {
-        Some(p) => Some(crate::seccomp::compile(p).map_err(|e| (125, e.to_string()))?),
-        None => None,
-    };
     let mut argv: Vec<*const libc::c_char> = plan.args.iter().map(|a| a.as_ptr()).collect();
     argv.push(std::ptr::null());
     let mut envp: Vec<*const libc::c_char> = plan.env.iter().map(|a| a.as_ptr()).collect();
@@ -1152,8 +1160,8 @@ fn child_setup(plan: &Plan, from_parent: &OwnedFd, to_parent: &OwnedFd) -> Step<
             "no_new_privs".into()
         })?;
     }
-    if let Some(f) = &filter {
-        f.load().map_err(|e| (125, format!("loading seccomp filter: {e}")))?;
+    if let Some(bpf) = &seccomp_bpf {
+        crate::seccomp::load_bpf(bpf).map_err(|e| (125, format!("loading seccomp filter: {e}")))?;
     }
     final_caps(plan)?;
     // SAFETY: exe, argv and envp are NUL-terminated and outlive the call.

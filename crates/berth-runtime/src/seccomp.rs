@@ -5,6 +5,9 @@ use crate::error::{Error, Result};
 use libseccomp::{ScmpAction, ScmpArch, ScmpArgCompare, ScmpCompareOp, ScmpFilterContext, ScmpSyscall};
 use oci_spec::runtime::{Arch, LinuxSeccomp, LinuxSeccompAction, LinuxSeccompOperator};
 use serde_json::{json, Value};
+use std::io::{Read, Seek};
+use std::os::fd::FromRawFd;
+use std::path::Path;
 
 /// Syscalls every container may make.
 const ALLOWED: &[&str] = &[
@@ -545,6 +548,81 @@ pub fn compile(profile: &LinuxSeccomp) -> Result<ScmpFilterContext> {
     Ok(ctx)
 }
 
+/// Compiles `profile` to raw BPF (an array of `struct sock_filter`), reusing a copy cached in
+/// `cache_dir` under a hash of the profile: generating the program is the slow part of libseccomp
+/// (milliseconds for Docker's profile), loading it is not.
+pub fn compile_bpf(profile: &LinuxSeccomp, cache_dir: Option<&Path>) -> Result<Vec<u8>> {
+    use std::hash::{Hash, Hasher};
+    let json = serde_json::to_vec(profile).map_err(|e| Error::Seccomp(format!("encoding profile: {e}")))?;
+    let mut h = std::collections::hash_map::DefaultHasher::new();
+    json.hash(&mut h);
+    let v = libseccomp::ScmpVersion::current()
+        .map(|v| (v.major, v.minor, v.micro))
+        .unwrap_or((0, 0, 0));
+    v.hash(&mut h);
+    let name = format!("{:016x}-{}.bpf", h.finish(), json.len());
+    if let Some(dir) = cache_dir {
+        if let Ok(b) = std::fs::read(dir.join(&name)) {
+            if !b.is_empty() && b.len() % 8 == 0 {
+                return Ok(b);
+            }
+        }
+    }
+    let ctx = compile(profile)?;
+    let mut out = tempfile_in_memory()?;
+    ctx.export_bpf(&out)
+        .map_err(|e| Error::Seccomp(format!("exporting filter: {e}")))?;
+    out.seek(std::io::SeekFrom::Start(0))
+        .map_err(|e| Error::io("reading seccomp filter", e))?;
+    let mut bpf = Vec::new();
+    out.read_to_end(&mut bpf)
+        .map_err(|e| Error::io("reading seccomp filter", e))?;
+    if let Some(dir) = cache_dir {
+        // Best effort: a cache that cannot be written only costs time.
+        let _ = std::fs::create_dir_all(dir);
+        let tmp = dir.join(format!(".{name}.{}", std::process::id()));
+        if std::fs::write(&tmp, &bpf).is_ok() && std::fs::rename(&tmp, dir.join(&name)).is_err() {
+            let _ = std::fs::remove_file(&tmp);
+        }
+    }
+    Ok(bpf)
+}
+
+fn tempfile_in_memory() -> Result<std::fs::File> {
+    // SAFETY: memfd_create with a static name returns a new descriptor or -1.
+    let fd = unsafe { libc::memfd_create(c"berth-seccomp".as_ptr(), libc::MFD_CLOEXEC) };
+    if fd < 0 {
+        return Err(Error::io("memfd_create", std::io::Error::last_os_error()));
+    }
+    // SAFETY: fd is a fresh descriptor we own.
+    Ok(unsafe { std::fs::File::from_raw_fd(fd) })
+}
+
+/// Loads raw BPF from [`compile_bpf`] as this thread's seccomp filter. Needs `no_new_privs` or
+/// `CAP_SYS_ADMIN`.
+pub fn load_bpf(bpf: &[u8]) -> std::io::Result<()> {
+    if bpf.is_empty() || bpf.len() % 8 != 0 {
+        return Err(std::io::Error::from_raw_os_error(libc::EINVAL));
+    }
+    let prog = libc::sock_fprog {
+        len: (bpf.len() / 8) as libc::c_ushort,
+        filter: bpf.as_ptr() as *mut libc::sock_filter,
+    };
+    // SAFETY: prog points at a valid BPF program that outlives the call.
+    let r = unsafe {
+        libc::syscall(
+            libc::SYS_seccomp,
+            1, /* SECCOMP_SET_MODE_FILTER */
+            0,
+            &prog as *const libc::sock_fprog,
+        )
+    };
+    if r != 0 {
+        return Err(std::io::Error::last_os_error());
+    }
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -559,6 +637,17 @@ mod tests {
         let p = profile(crate::spec::DEFAULT_CAPABILITIES);
         compile(&p).unwrap();
         assert_eq!(p.default_errno_ret(), Some(libc::EPERM as u32));
+    }
+
+    #[test]
+    fn bpf_is_cached() {
+        let t = tempfile::tempdir().unwrap();
+        let p = profile(crate::spec::DEFAULT_CAPABILITIES);
+        let a = compile_bpf(&p, Some(t.path())).unwrap();
+        assert!(!a.is_empty() && a.len() % 8 == 0);
+        assert_eq!(std::fs::read_dir(t.path()).unwrap().count(), 1);
+        assert_eq!(compile_bpf(&p, Some(t.path())).unwrap(), a);
+        assert_eq!(compile_bpf(&p, None).unwrap(), a);
     }
 
     #[test]

@@ -386,11 +386,13 @@ impl Shim {
                         ));
                     }
                 }
+                let cache = args.socket.parent().map(|d| d.join(".seccomp-cache"));
                 let opts = CreateOptions {
                     spec: &spec,
                     rootfs: &rootfs,
                     stdio,
                     cgroup: cgroup.as_deref(),
+                    seccomp_cache: cache.as_deref(),
                 };
                 match linux::create(&opts) {
                     Ok(c) => (c.pid(), Init::Own(c), None),
@@ -420,6 +422,7 @@ impl Shim {
         };
         drop(spec);
         drop(child_ends);
+        sys::trim_heap();
 
         let _ = std::fs::remove_file(&args.socket);
         if let Some(dir) = args.socket.parent() {
