@@ -29,6 +29,9 @@ pub struct Cli {
     /// Location of client config files (accepted for compatibility)
     #[arg(long)]
     pub config: Option<String>,
+    /// Name of the context to use (accepted for compatibility; only the default exists)
+    #[arg(short = 'c', long)]
+    pub context: Option<String>,
     #[command(subcommand)]
     pub cmd: Option<Cmd>,
 }

@@ -86,7 +86,10 @@ fn command_path(args: &[String]) -> String {
     let mut i = 1;
     while i < args.len() && parts.len() < 2 {
         let a = &args[i];
-        if matches!(a.as_str(), "-H" | "--host" | "-l" | "--log-level" | "--config") {
+        if matches!(
+            a.as_str(),
+            "-H" | "--host" | "-l" | "--log-level" | "--config" | "-c" | "--context"
+        ) {
             i += 2;
             continue;
         }
