@@ -547,3 +547,55 @@ fn shim_survives_its_parent_being_killed() {
     assert_eq!(f.wait_on(w).exit_code, 0);
     f.assert_clean();
 }
+
+#[test]
+fn user_cwd_and_security_options() {
+    require_root!();
+    let mut f = Fixture::new();
+    let mut rc = f.config(&[
+        "sh",
+        "-c",
+        "id; pwd; grep -E '^(Seccomp|NoNewPrivs|CapEff):' /proc/self/status",
+    ]);
+    rc.user = berth_runtime::ResolvedUser {
+        uid: 1000,
+        gid: 1000,
+        additional_gids: vec![50],
+        home: "/home/app".into(),
+    };
+    rc.cwd = "/work/here".into();
+    rc.no_new_privileges = true;
+    f.write_bundle(&rc, |_| {});
+    f.spawn_ok();
+    let a = f.attach(false);
+    let w = f.waiter();
+    f.start();
+    let (out, err) = demux(a);
+    assert_eq!(f.wait_on(w).exit_code, 0, "{out}\n{err}");
+    let lines: Vec<&str> = out.lines().collect();
+    assert!(
+        lines[0].starts_with("uid=1000(app) gid=1000(app)") && lines[0].contains("50(staff)"),
+        "{out}"
+    );
+    assert_eq!(lines[1], "/work/here");
+    assert!(out.contains("CapEff:\t0000000000000000"), "{out}");
+    assert!(out.contains("NoNewPrivs:\t1"), "{out}");
+    assert!(out.contains("Seccomp:\t2"), "{out}");
+    f.assert_clean();
+}
+
+#[test]
+fn oom_kill_is_reported() {
+    require_root!();
+    let mut f = Fixture::new();
+    let mut rc = f.config(&["sh", "-c", "x=$(yes | head -c 400000000); echo survived"]);
+    rc.memory = 16 << 20;
+    f.write_bundle(&rc, |_| {});
+    f.spawn_ok();
+    let w = f.waiter();
+    f.start();
+    let st = f.wait_on(w);
+    assert!(st.oom_killed, "{st:?}");
+    assert_ne!(st.exit_code, 0);
+    f.assert_clean();
+}
