@@ -40,10 +40,24 @@ pub async fn connect(o: &ConnectOpts) -> Result<Client> {
     match probe {
         Ok(_) => Ok(client),
         Err(Error::Connect { .. }) if source == HostSource::Default && !o.no_autostart && !autostart_disabled() => {
-            spawn_daemon()?;
-            berth_client::wait_for_daemon(&client, Duration::from_secs(10))
-                .await
-                .map_err(|e| StatusError::new(1, e.to_string()))?;
+            let (mut child, log) = spawn_daemon()?;
+            let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+            loop {
+                match client.ping().await {
+                    Ok(_) => break,
+                    Err(e) if tokio::time::Instant::now() >= deadline => {
+                        return Err(StatusError::new(1, e.to_string()).into())
+                    }
+                    Err(e) => {
+                        // A daemon that died at once (not root, socket in use) fails fast.
+                        if let Ok(Some(status)) = child.try_wait() {
+                            let msg = format!("{e} (berthd exited with {status}; see {log})");
+                            return Err(StatusError::new(1, msg).into());
+                        }
+                        tokio::time::sleep(Duration::from_millis(20)).await;
+                    }
+                }
+            }
             client
                 .negotiate()
                 .await
@@ -71,16 +85,20 @@ fn daemon_binary() -> PathBuf {
     PathBuf::from("berthd")
 }
 
-/// Starts `berthd` in its own process group with output to a log file, not waiting for it.
-fn spawn_daemon() -> Result<()> {
+/// Starts `berthd` in its own process group with output to a log file, not waiting for it;
+/// returns the child (to notice an early exit) and where its output goes.
+fn spawn_daemon() -> Result<(std::process::Child, String)> {
     let log = ["/var/log/berth", "/run/berth"].iter().find_map(|dir| {
         std::fs::create_dir_all(dir).ok()?;
-        std::fs::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(PathBuf::from(dir).join("berthd.log"))
-            .ok()
+        let path = PathBuf::from(dir).join("berthd.log");
+        let f = std::fs::OpenOptions::new().create(true).append(true).open(&path).ok()?;
+        Some((f, path.display().to_string()))
     });
+    let log_path = log
+        .as_ref()
+        .map(|(_, p)| p.clone())
+        .unwrap_or_else(|| "/dev/null".into());
+    let log = log.map(|(f, _)| f);
     let (out, err) = match log.and_then(|f| f.try_clone().ok().map(|g| (f, g))) {
         Some((f, g)) => (Stdio::from(f), Stdio::from(g)),
         None => (Stdio::null(), Stdio::null()),
@@ -93,7 +111,7 @@ fn spawn_daemon() -> Result<()> {
         // Own process group: the terminal's Ctrl-C and job control do not reach the daemon.
         cmd.process_group(0);
     }
-    cmd.spawn().map_err(|e| {
+    let child = cmd.spawn().map_err(|e| {
         StatusError::new(
             1,
             format!(
@@ -103,5 +121,5 @@ fn spawn_daemon() -> Result<()> {
             ),
         )
     })?;
-    Ok(())
+    Ok((child, log_path))
 }
