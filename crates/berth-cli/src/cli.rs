@@ -80,6 +80,8 @@ pub enum Cmd {
     Save(SaveArgs),
     /// Show the history of an image
     History(HistoryArgs),
+    /// Download an image from a registry
+    Pull(PullArgs),
     /// Show the Docker version information
     Version(VersionArgs),
     /// Display system-wide information
@@ -140,6 +142,8 @@ pub enum ImageCmd {
     Inspect(TypedInspectArgs),
     /// Show the history of an image
     History(HistoryArgs),
+    /// Download an image from a registry
+    Pull(PullArgs),
     /// Create a tag TARGET_IMAGE that refers to SOURCE_IMAGE
     Tag(TagArgs),
     /// Remove one or more images
@@ -456,6 +460,20 @@ pub struct HistoryArgs {
 }
 
 #[derive(Args, Debug)]
+pub struct PullArgs {
+    /// Suppress verbose output
+    #[arg(short = 'q', long)]
+    pub quiet: bool,
+    /// Set platform if server is multi-platform capable
+    #[arg(long)]
+    pub platform: Option<String>,
+    /// Download all tagged images in the repository
+    #[arg(short = 'a', long = "all-tags")]
+    pub all_tags: bool,
+    pub image: String,
+}
+
+#[derive(Args, Debug)]
 pub struct VersionArgs {
     /// Format output using a custom template
     #[arg(short = 'f', long)]
@@ -528,6 +546,7 @@ pub async fn dispatch(cli: Cli) -> Result<i32> {
         Cmd::Save(a) | Cmd::Image(ImageCmd::Save(a)) => image::save(c, a).await,
         Cmd::History(a) | Cmd::Image(ImageCmd::History(a)) => image::history(c, a).await,
         Cmd::Image(ImageCmd::Prune(a)) => image::prune(c, a).await,
+        Cmd::Pull(a) | Cmd::Image(ImageCmd::Pull(a)) => image::pull(c, a).await,
         Cmd::Version(_) | Cmd::Info(_) | Cmd::System(_) => Ok(0),
     }
 }

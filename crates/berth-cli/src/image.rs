@@ -8,7 +8,7 @@ use berth_client::{body, Client, ImportOptions};
 use serde_json::{json, Map, Value};
 use tokio::io::AsyncReadExt;
 
-use crate::cli::{HistoryArgs, ImagePruneArgs, ImagesArgs, ImportArgs, LoadArgs, RmiArgs, SaveArgs, TagArgs};
+use crate::cli::{HistoryArgs, ImagePruneArgs, ImagesArgs, ImportArgs, LoadArgs, PullArgs, RmiArgs, SaveArgs, TagArgs};
 use crate::container::confirm;
 use crate::format::{ellipsis, Format};
 use crate::opts::parse_filters;
@@ -383,6 +383,41 @@ pub async fn history(client: &Client, a: HistoryArgs) -> Result<i32> {
     };
     let f = Format::parse(&fmt).map_err(fail)?;
     crate::write_out(&f.render_rows(&rows, HISTORY_HEADERS).map_err(fail)?);
+    Ok(0)
+}
+
+/// `docker pull` (the daemon answers with a progress stream, or an error without a registry).
+pub async fn pull(client: &Client, a: PullArgs) -> Result<i32> {
+    let named = berth_types::Reference::parse_name_only(&a.image).map_err(|_| {
+        fail(format!(
+            "invalid reference format: repository name ({}) must be lowercase",
+            a.image
+        ))
+    })?;
+    if named.tag().is_none() && named.digest().is_none() && !a.all_tags && !a.quiet {
+        outln!("Using default tag: latest");
+    }
+    let reference = berth_types::Reference::parse(&a.image).map_err(fail)?;
+    let tag = if a.all_tags {
+        None
+    } else {
+        reference.tag().map(str::to_string)
+    };
+    let body = client
+        .image_pull(&reference.repository(), tag.as_deref(), a.platform.as_deref())
+        .await
+        .map_err(fail)?;
+    if a.quiet {
+        let mut msgs = JsonMessages::new(body);
+        while let Some(m) = msgs.next().await.map_err(fail)? {
+            if let Some(err) = m.error_detail.and_then(|d| d.message).or(m.error) {
+                return Err(fail(err).into());
+            }
+        }
+    } else {
+        print_messages(body).await?;
+    }
+    outln!("{}", reference);
     Ok(0)
 }
 
