@@ -4,6 +4,7 @@
 
 use berth_runtime::{build_spec, RuntimeConfig};
 use berth_shim::protocol::{ExitStatus, Ready, RootfsMount, ShimConfig};
+use berth_shim::runtime as berth_runtime;
 use std::io::{BufRead, BufReader, Read, Write};
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 use std::os::unix::net::UnixStream;
@@ -598,4 +599,33 @@ fn oom_kill_is_reported() {
     assert!(st.oom_killed, "{st:?}");
     assert_ne!(st.exit_code, 0);
     f.assert_clean();
+}
+
+#[test]
+fn slow_client_is_dropped_and_log_is_complete() {
+    require_root!();
+    let mut f = Fixture::new();
+    f.write_bundle(
+        &f.config(&["sh", "-c", "head -c 5000000 /dev/zero | tr '\\0' a"]),
+        |_| {},
+    );
+    f.spawn_ok();
+    // Attached but never reading: the shim must not block on it.
+    let stalled = f.attach(false);
+    let w = f.waiter();
+    f.start();
+    let st = f.wait_on(w);
+    assert_eq!(st.exit_code, 0);
+    f.assert_clean();
+    drop(stalled);
+    let log = std::fs::read_to_string(f.log_path()).expect("log");
+    let total: usize = log
+        .lines()
+        .map(|l| {
+            serde_json::from_str::<serde_json::Value>(l).expect("log line")["log"]
+                .as_str()
+                .map_or(0, str::len)
+        })
+        .sum();
+    assert_eq!(total, 5_000_000);
 }

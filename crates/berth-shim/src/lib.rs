@@ -9,6 +9,8 @@ pub mod launch;
 mod log;
 pub mod protocol;
 
+/// The runtime the shim drives (re-exported so tools and tests that link the shim can build specs).
+pub use berth_runtime as runtime;
 pub use launch::{launch, LaunchError};
 
 use berth_runtime::linux::{self, CreateError, CreateOptions, CreatedContainer, Stdio};
@@ -722,11 +724,8 @@ impl Shim {
                 }
             }
         }
-        let c = &self.conns[i];
-        if rev & (libc::POLLERR | libc::POLLHUP) != 0 && c.read_closed && c.state != ConnState::Closing {
-            // The peer is gone entirely.
-            self.conns.remove(i);
-        } else if rev & libc::POLLERR != 0 {
+        // POLLHUP: the peer closed both directions; whatever it sent has been read above.
+        if rev & (libc::POLLERR | libc::POLLHUP) != 0 {
             self.conns.remove(i);
         }
     }
