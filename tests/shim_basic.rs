@@ -629,3 +629,32 @@ fn slow_client_is_dropped_and_log_is_complete() {
         .sum();
     assert_eq!(total, 5_000_000);
 }
+
+#[test]
+fn external_runtime_runc() {
+    require_root!();
+    let runc = ["/usr/sbin/runc", "/usr/bin/runc", "/usr/local/sbin/runc"]
+        .into_iter()
+        .find(|p| Path::new(p).exists());
+    let Some(runc) = runc else {
+        eprintln!("SKIP: runc is not installed (apt-get install runc)");
+        return;
+    };
+    let mut f = Fixture::new();
+    f.write_bundle(&f.config(&["sh", "-c", "echo via-runc; hostname; exit 4"]), |s| {
+        s.runtime_path = Some(runc.into())
+    });
+    f.spawn_ok();
+    let a = f.attach(false);
+    let w = f.waiter();
+    f.start();
+    let (out, err) = demux(a);
+    assert_eq!(f.wait_on(w).exit_code, 4, "{out}\n{err}");
+    assert_eq!(out, format!("via-runc\n{}\n", &f.id[..12]));
+    f.assert_clean();
+    let list = Command::new(runc).arg("list").output().expect("runc list");
+    assert!(
+        !String::from_utf8_lossy(&list.stdout).contains(&f.id),
+        "runc state left behind"
+    );
+}

@@ -41,6 +41,14 @@ fn err(message: String) -> CreateError {
     }
 }
 
+fn current_hard_limit(t: oci_spec::runtime::PosixRlimitType) -> Option<u64> {
+    let res = crate::linux::rlimit_resource(t);
+    // SAFETY: zeroed rlimit filled by getrlimit.
+    let mut cur: libc::rlimit = unsafe { std::mem::zeroed() };
+    // SAFETY: cur is a valid out-pointer.
+    (unsafe { libc::getrlimit(res as _, &mut cur) } == 0).then_some(cur.rlim_max)
+}
+
 impl ExternalRuntime {
     fn rootfs(&self) -> PathBuf {
         self.bundle.join("rootfs")
@@ -109,6 +117,27 @@ impl ExternalRuntime {
         // A pty is passed as plain stdio: the runtime's console-socket protocol is not used.
         if let Some(p) = spec.process_mut() {
             p.set_terminal(Some(false));
+            // Without CAP_SYS_RESOURCE a hard limit above ours cannot be set: clamp (berth's own
+            // runtime does the same).
+            let can_raise =
+                caps::has_cap(None, caps::CapSet::Effective, caps::Capability::CAP_SYS_RESOURCE).unwrap_or(false);
+            if let (Some(mut rl), false) = (p.rlimits().clone(), can_raise) {
+                for r in rl.iter_mut() {
+                    if let Some(max) = current_hard_limit(r.typ()) {
+                        if r.hard() > max {
+                            if let Ok(c) = oci_spec::runtime::PosixRlimitBuilder::default()
+                                .typ(r.typ())
+                                .hard(max)
+                                .soft(r.soft().min(max))
+                                .build()
+                            {
+                                *r = c;
+                            }
+                        }
+                    }
+                }
+                p.set_rlimits(Some(rl));
+            }
         }
         let json = serde_json::to_vec(&spec).map_err(|e| err(format!("encoding config.json: {e}")))?;
         let tmp = self.bundle.join(".config.json.tmp");

@@ -325,7 +325,7 @@ fn mount_flags(options: &[String]) -> (libc::c_ulong, libc::c_ulong, String) {
     (flags, prop, data.join(","))
 }
 
-fn rlimit_resource(t: PosixRlimitType) -> libc::c_int {
+pub(crate) fn rlimit_resource(t: PosixRlimitType) -> libc::c_int {
     (match t {
         PosixRlimitType::RlimitCpu => libc::RLIMIT_CPU,
         PosixRlimitType::RlimitFsize => libc::RLIMIT_FSIZE,
