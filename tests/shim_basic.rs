@@ -658,3 +658,41 @@ fn external_runtime_runc() {
         "runc state left behind"
     );
 }
+
+#[test]
+fn user_namespace_mapping() {
+    require_root!();
+    use std::os::unix::fs::PermissionsExt;
+    let mut f = Fixture::new();
+    let base = 200_000u32;
+    // The mapped root must reach the rootfs: open the temp dir and hand it upper/work.
+    std::fs::set_permissions(f.dir.path(), std::fs::Permissions::from_mode(0o755)).expect("chmod");
+    for d in ["upper", "work"] {
+        std::os::unix::fs::chown(f.p(d), Some(base), Some(base)).expect("chown");
+    }
+    let mut rc = f.config(&[
+        "sh",
+        "-c",
+        "id -u; cat /proc/self/uid_map; echo ok > /tmp/x && cat /tmp/x",
+    ]);
+    let map = berth_runtime::IdMapping {
+        container_id: 0,
+        host_id: base,
+        size: 65536,
+    };
+    rc.uid_mappings = vec![map];
+    rc.gid_mappings = vec![map];
+    f.write_bundle(&rc, |_| {});
+    f.spawn_ok();
+    let a = f.attach(false);
+    let w = f.waiter();
+    f.start();
+    let (out, err) = demux(a);
+    assert_eq!(f.wait_on(w).exit_code, 0, "{out}\n{err}");
+    let lines: Vec<&str> = out.lines().collect();
+    assert_eq!(lines[0], "0", "{out}");
+    let m: Vec<&str> = lines[1].split_whitespace().collect();
+    assert_eq!(m, ["0", &base.to_string(), "65536"], "{out}");
+    assert_eq!(lines[2], "ok");
+    f.assert_clean();
+}

@@ -9,8 +9,9 @@
 //! Parent/child protocol, on two `O_CLOEXEC` pipes:
 //! - parent -> child: `G` once the child is in its cgroup (and, with a user namespace, its id maps are
 //!   written), then `S` to exec. EOF aborts the container.
-//! - child -> parent: `R` when set up, or `E` + code (i32 LE) + message. After `S`, EOF means the
-//!   exec succeeded (the pipe is close-on-exec), `E...` that it failed.
+//! - child -> parent: with a user namespace, `U` once it unshared it (the filesystem is set up as real
+//!   root first); `R` when set up, or `E` + code (i32 LE) + message. After `S`, EOF means the exec
+//!   succeeded (the pipe is close-on-exec), `E...` that it failed.
 
 use crate::cgroups::CgroupManager;
 use caps::{CapSet, Capability, CapsHashSet};
@@ -176,35 +177,46 @@ pub fn create(o: &CreateOptions) -> Result<CreatedContainer, CreateError> {
             return Err(fail(format!("joining cgroup: {e}")));
         }
     }
+    let mut r = std::fs::File::from(c2p_r);
+    let mut first = [0u8; 1];
     if plan.userns {
-        for (file, map) in [("uid_map", &plan.uid_map), ("gid_map", &plan.gid_map)] {
-            if let Err(e) = std::fs::write(format!("/proc/{pid}/{file}"), map) {
-                return Err(fail(format!("writing {file}: {e}")));
+        // The child set up its filesystem as real root, then unshared its user namespace: map it.
+        match r.read(&mut first) {
+            Ok(1) if first[0] == b'U' => {
+                for (file, map) in [("uid_map", &plan.uid_map), ("gid_map", &plan.gid_map)] {
+                    if let Err(e) = std::fs::write(format!("/proc/{pid}/{file}"), map) {
+                        return Err(fail(format!("writing {file}: {e}")));
+                    }
+                }
             }
+            Ok(1) => return Err(child_error(pid, first[0], &mut r)),
+            Ok(_) => return Err(fail("container init exited during setup".into())),
+            Err(e) => return Err(fail(format!("reading container init report: {e}"))),
         }
     }
     let mut w = std::fs::File::from(p2c_w);
     if let Err(e) = w.write_all(b"G") {
         return Err(fail(format!("signalling container init: {e}")));
     }
-    let mut r = std::fs::File::from(c2p_r);
-    let mut first = [0u8; 1];
     match r.read(&mut first) {
         Ok(1) if first[0] == b'R' => Ok(CreatedContainer {
             pid,
             to_child: w.into(),
             from_child: r.into(),
         }),
-        Ok(1) => {
-            let mut buf = vec![first[0]];
-            let _ = r.read_to_end(&mut buf);
-            // SAFETY: reaping our own child, which exits right after reporting.
-            unsafe { libc::waitpid(pid, std::ptr::null_mut(), 0) };
-            Err(parse_report(&buf).unwrap_or_else(|| CreateError::other("container init sent a bad report")))
-        }
+        Ok(1) => Err(child_error(pid, first[0], &mut r)),
         Ok(_) => Err(fail("container init exited during setup".into())),
         Err(e) => Err(fail(format!("reading container init report: {e}"))),
     }
+}
+
+/// Reads the rest of an `E` report and reaps the child, which exits right after sending it.
+fn child_error(pid: i32, first: u8, r: &mut std::fs::File) -> CreateError {
+    let mut buf = vec![first];
+    let _ = r.read_to_end(&mut buf);
+    // SAFETY: reaping our own child.
+    unsafe { libc::waitpid(pid, std::ptr::null_mut(), 0) };
+    parse_report(&buf).unwrap_or_else(|| CreateError::other("container init sent a bad report"))
 }
 
 fn pipe() -> Result<(OwnedFd, OwnedFd), CreateError> {
@@ -383,9 +395,10 @@ impl Plan {
             let flag = ns.typ() as libc::c_ulong;
             match ns.path() {
                 Some(p) => join.push((cpath(p)?, flag as libc::c_int)),
+                // The user namespace is unshared by the child once its filesystem is set up.
+                None if ns.typ() == LinuxNamespaceType::User => userns = true,
                 None => {
                     clone_flags |= flag;
-                    userns |= ns.typ() == LinuxNamespaceType::User;
                     new_net |= ns.typ() == LinuxNamespaceType::Network;
                 }
             }
@@ -1052,10 +1065,6 @@ fn child_setup(plan: &Plan, from_parent: &OwnedFd, to_parent: &OwnedFd) -> Step<
         unsafe { libc::close(fd) };
         step(r, || format!("joining namespace {path:?}"))?;
     }
-    if plan.userns {
-        // Wait for the parent to write our id maps before doing anything privileged.
-        read_byte(from_parent).ok_or((125, "parent went away".to_string()))?;
-    }
     // The seccomp program is generated here (or read from the host's cache, still visible before
     // pivot_root), in parallel with the parent's cgroup work, keeping libseccomp out of the shim.
     let seccomp_bpf = match &plan.seccomp {
@@ -1123,9 +1132,19 @@ fn child_setup(plan: &Plan, from_parent: &OwnedFd, to_parent: &OwnedFd) -> Step<
     }
     let cwd = Path::new(if plan.cwd.is_empty() { "/" } else { &plan.cwd });
     mkdir_all(cwd)?;
-    if !plan.userns {
-        read_byte(from_parent).ok_or((125, "parent went away".to_string()))?;
+    if plan.userns {
+        // Everything above needed real root (an overlay of root-owned layers, mounts in namespaces
+        // owned by the host); from here on the container's root is the mapped user.
+        // SAFETY: single-threaded process; plain syscall.
+        step(unsafe { libc::unshare(libc::CLONE_NEWUSER) }, || {
+            "unshare user namespace".into()
+        })?;
+        // SAFETY: writing one byte from a static buffer.
+        if unsafe { libc::write(to_parent.as_raw_fd(), b"U".as_ptr().cast(), 1) } != 1 {
+            return Err((125, "reporting the user namespace".into()));
+        }
     }
+    read_byte(from_parent).ok_or((125, "parent went away".to_string()))?;
     setup_user_and_caps(plan)?;
     let cwd_c = path_c(cwd)?;
     // SAFETY: cwd_c is a valid path.
