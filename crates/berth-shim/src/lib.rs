@@ -154,6 +154,12 @@ pub fn main_entry() -> i32 {
             return 2;
         }
     };
+    // Absolute paths, then leave the daemon's working directory (it may be on a mount that goes away).
+    let args = Args {
+        bundle: std::path::absolute(&args.bundle).unwrap_or(args.bundle),
+        socket: std::path::absolute(&args.socket).unwrap_or(args.socket),
+    };
+    let _ = std::env::set_current_dir("/");
     let _ = sys::stdin_to_devnull();
     if let Err(e) = sys::daemonize() {
         eprintln!("berth-shim: daemonize: {e}");
