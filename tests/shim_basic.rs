@@ -696,3 +696,24 @@ fn user_namespace_mapping() {
     assert_eq!(lines[2], "ok");
     f.assert_clean();
 }
+
+#[test]
+fn privileged_gets_devices_and_capabilities() {
+    require_root!();
+    let mut f = Fixture::new();
+    let mut rc = f.config(&["sh", "-c", "grep -c '^Seccomp:.0' /proc/self/status; ls /dev | wc -l; mkdir -p /mnt && mount -t tmpfs t /mnt && echo mounted"]);
+    rc.privileged = true;
+    f.write_bundle(&rc, |_| {});
+    f.spawn_ok();
+    let a = f.attach(false);
+    let w = f.waiter();
+    f.start();
+    let (out, err) = demux(a);
+    assert_eq!(f.wait_on(w).exit_code, 0, "{out}\n{err}");
+    let lines: Vec<&str> = out.lines().collect();
+    assert_eq!(lines[0], "1", "no seccomp: {out}");
+    let devs: usize = lines[1].trim().parse().expect("count");
+    assert!(devs > 12, "host devices expected, got {devs}: {out}");
+    assert_eq!(lines[2], "mounted", "{out}\n{err}");
+    f.assert_clean();
+}
