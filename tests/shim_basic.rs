@@ -418,7 +418,8 @@ fn docker_defaults_inside_the_container() {
         "hostname; ps -o pid,comm | grep -c '^ *1 '; grep -E '^Cap(Bnd|Eff)' /proc/self/status; \
          wc -c < /proc/timer_list; cat /sys/fs/cgroup/memory/memory.limit_in_bytes; \
          id -u; ls /dev/null /dev/pts/ptmx > /dev/null && echo devs; \
-         echo x > /proc/sys/kernel/hostname 2>/dev/null || echo procsys-ro; ip link show lo | grep -c UP",
+         echo x > /proc/sys/kernel/hostname 2>/dev/null || echo procsys-ro; ip link show lo | grep -c UP; \
+         mknod /tmp/disk b 254 0 && { head -c1 /tmp/disk > /dev/null 2>&1 && echo readable || echo blocked; }",
     ]);
     rc.memory = 64 << 20;
     f.write_bundle(&rc, |_| {});
@@ -439,6 +440,7 @@ fn docker_defaults_inside_the_container() {
     assert_eq!(lines[7], "devs");
     assert_eq!(lines[8], "procsys-ro");
     assert_eq!(lines[9], "1", "lo up: {out}");
+    assert_eq!(lines[10], "blocked", "device cgroup: {out}");
     f.assert_clean();
 }
 

@@ -250,9 +250,29 @@ impl CgroupManager for V1 {
             write(&dir.join("pids.max"), &v)?;
         }
         if let (Some(devs), Some(dir)) = (r.devices(), self.dir("devices")) {
+            // One rule per write(2), on files opened once (this is on the `docker run` path).
+            let open = |name: &str| {
+                let p = dir.join(name);
+                std::fs::OpenOptions::new()
+                    .write(true)
+                    .create(true)
+                    .truncate(false)
+                    .open(&p)
+                    .map_err(|e| cg_err("open", &p, e))
+            };
+            let (mut allow, mut deny) = (None, None);
             for d in devs {
-                let f = if d.allow() { "devices.allow" } else { "devices.deny" };
-                write(&dir.join(f), &device_rule(d))?;
+                let (slot, name) = if d.allow() {
+                    (&mut allow, "devices.allow")
+                } else {
+                    (&mut deny, "devices.deny")
+                };
+                let f = match slot {
+                    Some(f) => f,
+                    None => slot.insert(open(name)?),
+                };
+                let rule = format!("{}\n", device_rule(d));
+                std::io::Write::write_all(f, rule.as_bytes()).map_err(|e| cg_err("write", &dir.join(name), e))?;
             }
         }
         Ok(())
@@ -503,6 +523,15 @@ mod tests {
         assert_eq!(read(t.path().join("pids/berth/c1/pids.max")), "50");
         assert_eq!(read(t.path().join("devices/berth/c1/devices.allow")), "c 1:3 rwm");
         assert_eq!(read(t.path().join("devices/berth/c1/devices.deny")), "a *:* rwm");
+        let many: LinuxResources = serde_json::from_value(serde_json::json!({"devices": [
+            {"allow": true, "type": "c", "access": "m"}, {"allow": true, "type": "c", "major": 136, "access": "rwm"}]}))
+        .unwrap();
+        let cg2 = open(t.path(), "berth/c2").unwrap();
+        cg2.create(Some(&many)).unwrap();
+        assert_eq!(
+            read(t.path().join("devices/berth/c2/devices.allow")),
+            "c *:* m\nc 136:* rwm"
+        );
         assert_eq!(read(t.path().join("cpuset/berth/cpuset.cpus")), "0-1");
         assert_eq!(read(t.path().join("cpuset/berth/c1/cpuset.mems")), "0");
         cg.add_process(7).unwrap();
