@@ -580,7 +580,11 @@ pub fn compile_bpf(profile: &LinuxSeccomp, cache_dir: Option<&Path>) -> Result<V
     if let Some(dir) = cache_dir {
         // Best effort: a cache that cannot be written only costs time.
         let _ = std::fs::create_dir_all(dir);
-        let tmp = dir.join(format!(".{name}.{}", std::process::id()));
+        // Unique temp name: concurrent container inits all have pid 1 in their namespaces.
+        let mut nonce = [0u8; 8];
+        // SAFETY: getrandom fills the local buffer (a short read only weakens uniqueness).
+        unsafe { libc::getrandom(nonce.as_mut_ptr().cast(), nonce.len(), 0) };
+        let tmp = dir.join(format!(".{name}.{:016x}", u64::from_ne_bytes(nonce)));
         if std::fs::write(&tmp, &bpf).is_ok() && std::fs::rename(&tmp, dir.join(&name)).is_err() {
             let _ = std::fs::remove_file(&tmp);
         }
