@@ -759,6 +759,12 @@ fn mount_cgroup(plan: &Plan, m: &MountOp) -> Step {
         let sub = dest.join(name);
         mkdir_all(&sub)?;
         bind(dir, &path_c(&sub)?)?;
+        // Co-mounted controllers (`cpu,cpuacct`) are also reachable by each name, as on the host.
+        if name.contains(',') {
+            for part in name.split(',') {
+                let _ = std::os::unix::fs::symlink(name, dest.join(part));
+            }
+        }
     }
     if ro != 0 {
         step(
