@@ -896,7 +896,10 @@ impl Shim {
         }
         let line = self.exit_line().unwrap_or_default();
         let _ = std::fs::remove_file(&self.socket);
-        for mut c in std::mem::take(&mut self.conns) {
+        let mut conns = std::mem::take(&mut self.conns);
+        // Short answers (wait, replies) first, so a stalled attach client cannot delay them.
+        conns.sort_by_key(|c| c.state == ConnState::Attached);
+        for mut c in conns {
             if c.state == ConnState::Waiting {
                 c.out.extend(line.iter());
             }
