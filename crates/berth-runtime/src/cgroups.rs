@@ -32,6 +32,9 @@ pub trait CgroupManager {
     fn stats(&self) -> Result<CgroupStats>;
     /// Removes the cgroup, retrying briefly while exiting tasks drain.
     fn remove(&self) -> Result<()>;
+    /// Freezes (`docker pause`) or thaws (`docker unpause`) every task of the cgroup; returns once the
+    /// kernel reports the new state.
+    fn set_frozen(&self, frozen: bool) -> Result<()>;
     /// What the container sees at `/sys/fs/cgroup`: `(name, host directory)` pairs; the name is empty for
     /// v2 (the directory itself is mounted there) and the hierarchy's mount name for v1.
     fn container_mounts(&self) -> Vec<(String, PathBuf)>;
@@ -76,6 +79,27 @@ fn keyed(path: &Path, key: &str) -> Option<u64> {
         let (k, v) = l.split_once(' ')?;
         (k == key).then(|| v.trim().parse().ok()).flatten()
     })
+}
+
+/// Polls a cgroup file until `done` holds for its (trimmed) content, for up to two seconds.
+fn wait_for(path: &Path, done: impl Fn(&str) -> bool) -> Result<()> {
+    let deadline = Instant::now() + Duration::from_secs(2);
+    let mut pause = Duration::from_micros(100);
+    loop {
+        let s = std::fs::read_to_string(path).map_err(|e| cg_err("read", path, e))?;
+        if done(s.trim()) {
+            return Ok(());
+        }
+        if Instant::now() >= deadline {
+            return Err(cg_err(
+                "wait for",
+                path,
+                std::io::Error::from(std::io::ErrorKind::TimedOut),
+            ));
+        }
+        std::thread::sleep(pause);
+        pause = (pause * 2).min(Duration::from_millis(10));
+    }
 }
 
 fn rmdir_retry(dir: &Path) -> Result<()> {
@@ -319,6 +343,16 @@ impl CgroupManager for V1 {
         first.map_or(Ok(()), Err)
     }
 
+    fn set_frozen(&self, frozen: bool) -> Result<()> {
+        let dir = self
+            .dir("freezer")
+            .ok_or_else(|| Error::Invalid("the freezer cgroup is not mounted".into()))?;
+        let want = if frozen { "FROZEN" } else { "THAWED" };
+        let f = dir.join("freezer.state");
+        write(&f, want)?;
+        wait_for(&f, |s| s == want)
+    }
+
     fn container_mounts(&self) -> Vec<(String, PathBuf)> {
         self.hierarchies
             .iter()
@@ -426,6 +460,12 @@ impl CgroupManager for V2 {
         rmdir_retry(&self.dir)
     }
 
+    fn set_frozen(&self, frozen: bool) -> Result<()> {
+        write(&self.dir.join("cgroup.freeze"), if frozen { "1" } else { "0" })?;
+        let want = if frozen { "frozen 1" } else { "frozen 0" };
+        wait_for(&self.dir.join("cgroup.events"), |s| s.lines().any(|l| l == want))
+    }
+
     fn container_mounts(&self) -> Vec<(String, PathBuf)> {
         vec![(String::new(), self.dir.clone())]
     }
@@ -481,6 +521,9 @@ mod tests {
         assert!(!cg.oom_killed());
         std::fs::write(dir.join("memory.events"), "low 0\nhigh 0\nmax 3\noom 1\noom_kill 1\n").unwrap();
         assert!(cg.oom_killed());
+        std::fs::write(dir.join("cgroup.events"), "populated 1\nfrozen 1\n").unwrap();
+        cg.set_frozen(true).unwrap();
+        assert_eq!(read(dir.join("cgroup.freeze")), "1");
         std::fs::write(dir.join("memory.current"), "4096\n").unwrap();
         std::fs::write(dir.join("pids.current"), "3\n").unwrap();
         let s = cg.stats().unwrap();
@@ -536,6 +579,7 @@ mod tests {
         assert_eq!(read(t.path().join("cpuset/berth/c1/cpuset.mems")), "0");
         cg.add_process(7).unwrap();
         assert_eq!(read(t.path().join("pids/berth/c1/cgroup.procs")), "7");
+        assert!(cg.set_frozen(true).is_err(), "no freezer hierarchy in this fake root");
         assert!(!cg.oom_killed());
         std::fs::write(
             mem.join("memory.oom_control"),

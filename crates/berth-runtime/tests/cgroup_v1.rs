@@ -40,6 +40,17 @@ fn real_hierarchy_limits_stats_and_removal() {
     assert_eq!(stats.pids_current, 1);
     assert_eq!(stats.memory_limit, 33554432);
     assert!(!guard.cg.oom_killed());
+    guard.cg.set_frozen(true).expect("freeze");
+    if !root.join("cgroup.controllers").exists() {
+        let st = std::fs::read_to_string(
+            root.join("freezer")
+                .join(path.trim_start_matches('/'))
+                .join("freezer.state"),
+        )
+        .expect("freezer.state");
+        assert_eq!(st.trim(), "FROZEN");
+    }
+    guard.cg.set_frozen(false).expect("thaw");
     if root.join("cgroup.controllers").exists() {
         let max = std::fs::read_to_string(root.join(path.trim_start_matches('/')).join("cpu.max")).expect("cpu.max");
         assert_eq!(max.trim(), "50000 100000");
