@@ -34,7 +34,14 @@ struct Dockerd {
 }
 
 fn require(bin: &str) -> PathBuf {
-    for dir in ["/usr/sbin", "/usr/bin", "/sbin", "/bin", "/usr/local/sbin", "/usr/local/bin"] {
+    for dir in [
+        "/usr/sbin",
+        "/usr/bin",
+        "/sbin",
+        "/bin",
+        "/usr/local/sbin",
+        "/usr/local/bin",
+    ] {
         let p = Path::new(dir).join(bin);
         if p.exists() {
             return p;
@@ -56,11 +63,19 @@ fn http_status(sock: &Path, path: &str) -> u16 {
     }
     let mut resp = Vec::new();
     let _ = s.read_to_end(&mut resp);
-    String::from_utf8_lossy(&resp).split_whitespace().nth(1).and_then(|c| c.parse().ok()).unwrap_or(0)
+    String::from_utf8_lossy(&resp)
+        .split_whitespace()
+        .nth(1)
+        .and_then(|c| c.parse().ok())
+        .unwrap_or(0)
 }
 
 fn log_file(path: &Path) -> std::fs::File {
-    std::fs::OpenOptions::new().create(true).append(true).open(path).expect("opening a log file")
+    std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(path)
+        .expect("opening a log file")
 }
 
 impl Dockerd {
@@ -115,7 +130,12 @@ disabled_plugins = ["io.containerd.grpc.v1.cri", "io.containerd.snapshotter.v1.b
             .expect("spawning containerd");
         k.containerd = Some(child);
         let up = eventually(Duration::from_secs(30), || UnixStream::connect(&ctd_sock).is_ok());
-        assert!(up, "containerd did not listen on {}; log:\n{}", ctd_sock.display(), k.logs());
+        assert!(
+            up,
+            "containerd did not listen on {}; log:\n{}",
+            ctd_sock.display(),
+            k.logs()
+        );
 
         // The trust key would otherwise go to /etc/docker/key.json (dockerd 20.10 has no flag for it).
         let daemon_json = serde_json::json!({ "deprecated-key-path": k.root.join("key.json") });
@@ -135,7 +155,12 @@ disabled_plugins = ["io.containerd.grpc.v1.cri", "io.containerd.snapshotter.v1.b
             .arg(k.root.join("docker.pid"))
             .arg(format!("--cgroup-parent=/{}", k.cgroup_parent))
             // No docker0, no iptables or sysctl changes: the host's network stays as it was.
-            .args(["--bridge=none", "--iptables=false", "--ip-forward=false", "--ip-masq=false"])
+            .args([
+                "--bridge=none",
+                "--iptables=false",
+                "--ip-forward=false",
+                "--ip-masq=false",
+            ])
             .args(["--userland-proxy=false", "--storage-driver=overlay2"])
             .stdin(Stdio::null())
             .stdout(log_file(&k.root.join("dockerd.log")))
@@ -188,7 +213,9 @@ disabled_plugins = ["io.containerd.grpc.v1.cri", "io.containerd.snapshotter.v1.b
         let me = std::process::id() as i32;
         let mut out = Vec::new();
         for e in std::fs::read_dir("/proc").into_iter().flatten().flatten() {
-            let Ok(pid) = e.file_name().to_string_lossy().parse::<i32>() else { continue };
+            let Ok(pid) = e.file_name().to_string_lossy().parse::<i32>() else {
+                continue;
+            };
             if pid == me {
                 continue;
             }
@@ -209,6 +236,19 @@ disabled_plugins = ["io.containerd.grpc.v1.cri", "io.containerd.snapshotter.v1.b
             .filter_map(|l| l.split_whitespace().nth(4).map(str::to_string))
             .filter(|p| p.starts_with(&needle))
             .collect()
+    }
+}
+
+impl Dockerd {
+    /// Our cgroup parent in the v2 tree or in each v1 hierarchy, where it exists.
+    fn own_cgroups(&self) -> Vec<PathBuf> {
+        let base = Path::new("/sys/fs/cgroup");
+        let mut dirs = vec![base.join(&self.cgroup_parent)];
+        for e in std::fs::read_dir(base).into_iter().flatten().flatten() {
+            dirs.push(e.path().join(&self.cgroup_parent));
+        }
+        dirs.retain(|d| d.is_dir());
+        dirs
     }
 }
 
@@ -263,13 +303,8 @@ impl Drop for Dockerd {
         for point in self.own_mounts().iter().rev() {
             let _ = Command::new("umount").arg("-l").arg(point).status();
         }
-        for base in ["/sys/fs/cgroup", "/sys/fs/cgroup/unified"] {
-            remove_cgroup_tree(&Path::new(base).join(&self.cgroup_parent));
-        }
-        if let Ok(rd) = std::fs::read_dir("/sys/fs/cgroup") {
-            for e in rd.flatten() {
-                remove_cgroup_tree(&e.path().join(&self.cgroup_parent));
-            }
+        for dir in self.own_cgroups() {
+            remove_cgroup_tree(&dir);
         }
         let _ = std::fs::remove_dir_all(&self.root);
     }
@@ -311,11 +346,21 @@ fn dockerd_save_loads_into_berthd_and_runs() {
     assert_eq!(r.code, 0, "docker load into berthd: {r:?}\n{}", d.log());
     assert!(r.stdout.contains("Loaded image: imported:v1"), "{r:?}");
     let berth_id = image_id(d.docker(&["image", "inspect", "-f", "{{.Id}}", "imported:v1"]));
-    assert_eq!(berth_id, dockerd_id, "the image ID (config digest) must survive the trip");
+    assert_eq!(
+        berth_id, dockerd_id,
+        "the image ID (config digest) must survive the trip"
+    );
 
-    let r = d.docker(&["run", "--rm", "imported:v1", "sh", "-c", "echo made by dockerd; cat /etc/hostname"]);
+    let r = d.docker(&[
+        "run",
+        "--rm",
+        "imported:v1",
+        "sh",
+        "-c",
+        "echo made by dockerd; readlink /bin/sh; ls /home",
+    ]);
     assert_eq!(r.code, 0, "docker run on berthd: {r:?}\n{}", d.log());
-    assert_eq!(r.stdout, "made by dockerd\nbusybox\n", "{r:?}");
+    assert_eq!(r.stdout, "made by dockerd\nbusybox\napp\n", "{r:?}");
 }
 
 #[test]
@@ -336,7 +381,10 @@ fn berthd_save_loads_into_dockerd_and_runs() {
 
     let r = k.docker(&["images", "--no-trunc", "--format", "{{.Repository}}:{{.Tag}} {{.ID}}"]);
     assert_eq!(r.code, 0, "{r:?}");
-    assert!(r.stdout.lines().any(|l| l == format!("bb:latest {berth_id}")), "dockerd's images: {r:?}");
+    assert!(
+        r.stdout.lines().any(|l| l == format!("bb:latest {berth_id}")),
+        "dockerd's images: {r:?}"
+    );
 
     let r = k.docker(&["run", "--rm", "--network", "none", "bb", "echo", "ok"]);
     assert_eq!(r.code, 0, "docker run on dockerd: {r:?}\n{}", k.logs());
@@ -344,4 +392,43 @@ fn berthd_save_loads_into_dockerd_and_runs() {
     // The container and its shim are gone (--rm); only dockerd and containerd remain of ours.
     let ps = k.docker(&["ps", "-aq"]);
     assert_eq!(ps.stdout.trim(), "", "{ps:?}");
+}
+
+#[test]
+fn private_dockerd_leaves_nothing_behind() {
+    let k = Dockerd::start();
+    let rootfs = berth_testkit::busybox_rootfs_tar().expect("building the busybox rootfs");
+    let rootfs_path = k.root.join("rootfs.tar");
+    std::fs::write(&rootfs_path, rootfs).expect("writing the rootfs tar");
+    let r = k.docker(&["import", &rootfs_path.display().to_string(), "bb:latest"]);
+    assert_eq!(r.code, 0, "{r:?}");
+    let r = k.docker(&["run", "-d", "--network", "none", "bb", "sleep", "600"]);
+    assert_eq!(r.code, 0, "{r:?}\n{}", k.logs());
+    assert!(
+        !k.own_mounts().is_empty(),
+        "a running container has its rootfs mounted under our dir"
+    );
+    assert!(
+        !k.own_cgroups().is_empty(),
+        "a running container is in our cgroup parent"
+    );
+    let shims = k.own_processes().len();
+    assert!(shims >= 2, "containerd and the container's shim name our dir: {shims}");
+    let (root, guard_cgroups) = (k.root.clone(), k.own_cgroups());
+    drop(k);
+    let needle = root.display().to_string();
+    assert!(!root.exists(), "{} is still there", root.display());
+    let mounts = common::read(Path::new("/proc/self/mountinfo"));
+    assert!(!mounts.contains(&needle), "mounts left under {needle}");
+    for d in guard_cgroups {
+        assert!(!d.exists(), "cgroup {} is still there", d.display());
+    }
+    for e in std::fs::read_dir("/proc").into_iter().flatten().flatten() {
+        let cmd = std::fs::read(e.path().join("cmdline")).unwrap_or_default();
+        assert!(
+            !String::from_utf8_lossy(&cmd).contains(&needle),
+            "process {:?} is left",
+            e.file_name()
+        );
+    }
 }
