@@ -38,7 +38,10 @@ fn namespaces_and_identity() {
     let wd = run(&d, &["-w", "/srv/new", "bb", "pwd"]);
     assert_eq!(wd.trim(), "/srv/new");
     let env = run(&d, &["-e", "X=y", "bb", "env"]);
-    assert!(env.contains("X=y") && env.contains("PATH=") && env.contains("HOSTNAME="), "{env}");
+    assert!(
+        env.contains("X=y") && env.contains("PATH=") && env.contains("HOSTNAME="),
+        "{env}"
+    );
     let r = d.docker(&["run", "--rm", "--user", "ghost", "bb", "true"]);
     assert_ne!(r.code, 0);
     assert!(r.stderr.contains("unable to find user ghost"), "{r:?}");
@@ -52,23 +55,58 @@ fn capabilities_seccomp_and_masked_paths() {
     assert_eq!(status_field(&st, "CapEff"), DOCKER_DEFAULT_CAPS, "{st}");
     assert_eq!(status_field(&st, "Seccomp"), "2");
     assert_eq!(status_field(&st, "NoNewPrivs"), "0");
-    let st = run(&d, &["--cap-drop", "ALL", "--cap-add", "NET_RAW", "bb", "cat", "/proc/self/status"]);
+    let st = run(
+        &d,
+        &[
+            "--cap-drop",
+            "ALL",
+            "--cap-add",
+            "NET_RAW",
+            "bb",
+            "cat",
+            "/proc/self/status",
+        ],
+    );
     assert_eq!(status_field(&st, "CapEff"), "0000000000002000");
-    let st = run(&d, &["--security-opt", "seccomp=unconfined", "--security-opt", "no-new-privileges", "bb", "cat", "/proc/self/status"]);
+    let st = run(
+        &d,
+        &[
+            "--security-opt",
+            "seccomp=unconfined",
+            "--security-opt",
+            "no-new-privileges",
+            "bb",
+            "cat",
+            "/proc/self/status",
+        ],
+    );
     assert_eq!(status_field(&st, "Seccomp"), "0");
     assert_eq!(status_field(&st, "NoNewPrivs"), "1");
     let st = run(&d, &["--privileged", "bb", "cat", "/proc/self/status"]);
     assert_eq!(status_field(&st, "Seccomp"), "0");
-    assert!(status_field(&st, "CapEff").ends_with("ffffffff"), "{st}");
+    // Every capability the engine itself holds (this sandbox lacks a few, e.g. CAP_SYS_RESOURCE).
+    let host = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
+    assert_eq!(status_field(&st, "CapEff"), status_field(&host, "CapBnd"), "{st}");
     // Masked and read-only paths.
-    assert_eq!(run(&d, &["bb", "sh", "-c", "cat /proc/kcore | wc -c"]).trim(), "0");
+    // Docker masks these with /dev/null; check the ones this kernel has.
+    for p in ["/proc/kcore", "/proc/timer_list", "/proc/keys", "/proc/sched_debug"] {
+        if std::path::Path::new(p).exists() {
+            assert_eq!(
+                run(&d, &["bb", "sh", "-c", &format!("cat {p} | wc -c")]).trim(),
+                "0",
+                "{p} is not masked"
+            );
+        }
+    }
     let r = d.docker(&["run", "--rm", "bb", "sh", "-c", "echo 1 > /proc/sys/kernel/domainname"]);
     assert_ne!(r.code, 0, "{r:?}");
     let r = d.docker(&["run", "--rm", "bb", "touch", "/sys/x"]);
     assert_ne!(r.code, 0, "{r:?}");
     // Docker's /dev.
     let dev = run(&d, &["bb", "ls", "/dev"]);
-    for n in ["null", "zero", "full", "random", "urandom", "tty", "pts", "shm", "mqueue", "ptmx", "fd", "stdin"] {
+    for n in [
+        "null", "zero", "full", "random", "urandom", "tty", "pts", "shm", "mqueue", "ptmx", "fd", "stdin",
+    ] {
         assert!(dev.split_whitespace().any(|x| x == n), "/dev lacks {n}: {dev}");
     }
 }
@@ -80,12 +118,35 @@ fn read_only_rootfs_and_limits() {
     let r = d.docker(&["run", "--rm", "--read-only", "bb", "touch", "/x"]);
     assert_ne!(r.code, 0);
     assert!(r.stderr.contains("Read-only file system"), "{r:?}");
-    assert_eq!(run(&d, &["--ulimit", "nofile=512:1024", "bb", "sh", "-c", "ulimit -n"]).trim(), "512");
+    assert_eq!(
+        run(&d, &["--ulimit", "nofile=512:1024", "bb", "sh", "-c", "ulimit -n"]).trim(),
+        "512"
+    );
     // Limits land in the container's cgroup (checked from the host while it runs).
-    let r = d.docker(&["run", "-d", "--name", "lim", "--memory", "64m", "--pids-limit", "77", "--cpus", "0.5", "--cpu-shares", "512", "bb", "sleep", "100"]);
+    let r = d.docker(&[
+        "run",
+        "-d",
+        "--name",
+        "lim",
+        "--memory",
+        "64m",
+        "--pids-limit",
+        "77",
+        "--cpus",
+        "0.5",
+        "--cpu-shares",
+        "512",
+        "bb",
+        "sleep",
+        "100",
+    ]);
     assert_eq!(r.code, 0, "{r:?}");
     let id = r.stdout.trim().to_string();
-    let pid = d.docker(&["inspect", "-f", "{{.State.Pid}}", "lim"]).stdout.trim().to_string();
+    let pid = d
+        .docker(&["inspect", "-f", "{{.State.Pid}}", "lim"])
+        .stdout
+        .trim()
+        .to_string();
     let cg = std::fs::read_to_string(format!("/proc/{pid}/cgroup")).unwrap_or_default();
     assert!(cg.contains(&id), "container not in its own cgroup: {cg}");
     let v2 = std::path::Path::new("/sys/fs/cgroup/cgroup.controllers").exists();
@@ -99,7 +160,11 @@ fn read_only_rootfs_and_limits() {
                 .to_string();
             let mount = if ctrl == "cpu" { "cpu,cpuacct" } else { ctrl };
             let p = format!("/sys/fs/cgroup/{mount}{rel}/{file}");
-            std::fs::read_to_string(&p).or_else(|_| std::fs::read_to_string(format!("/sys/fs/cgroup/{ctrl}{rel}/{file}"))).unwrap_or_default().trim().to_string()
+            std::fs::read_to_string(&p)
+                .or_else(|_| std::fs::read_to_string(format!("/sys/fs/cgroup/{ctrl}{rel}/{file}")))
+                .unwrap_or_default()
+                .trim()
+                .to_string()
         };
         assert_eq!(read("memory", "memory.limit_in_bytes"), (64u64 << 20).to_string());
         assert_eq!(read("pids", "pids.max"), "77");
@@ -113,12 +178,33 @@ fn read_only_rootfs_and_limits() {
 fn init_and_oom() {
     let d = Daemon::start();
     d.load_busybox("bb:latest");
-    let out = run(&d, &["--init", "bb", "sh", "-c", "cat /proc/1/cmdline | tr '\\0' ' '; echo; echo $$"]);
+    let out = run(
+        &d,
+        &[
+            "--init",
+            "bb",
+            "sh",
+            "-c",
+            "cat /proc/1/cmdline | tr '\\0' ' '; echo; echo $$",
+        ],
+    );
     let mut lines = out.lines();
-    assert!(lines.next().unwrap_or_default().starts_with("/sbin/docker-init -- sh"), "{out}");
+    assert!(
+        lines.next().unwrap_or_default().starts_with("/sbin/docker-init -- sh"),
+        "{out}"
+    );
     assert_ne!(lines.next().unwrap_or_default(), "1");
     let r = d.docker(&[
-        "run", "--name", "oom", "--memory", "16m", "--memory-swap", "16m", "bb", "sh", "-c",
+        "run",
+        "--name",
+        "oom",
+        "--memory",
+        "16m",
+        "--memory-swap",
+        "16m",
+        "bb",
+        "sh",
+        "-c",
         "x=$(head -c 200000000 /dev/zero | tr '\\0' a); echo ${#x}",
     ]);
     assert_eq!(r.code, 137, "{r:?}");

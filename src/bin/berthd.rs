@@ -32,6 +32,10 @@ struct Args {
     /// An extra OCI runtime, NAME=PATH (runc, crun and youki on PATH are found by themselves).
     #[arg(long = "add-runtime")]
     add_runtime: Vec<String>,
+    /// The init binary for `--init`, bind-mounted as /sbin/docker-init (default: tini-static, as
+    /// Docker's docker-init is tini; it must be statically linked to run in any image).
+    #[arg(long)]
+    init_path: Option<PathBuf>,
     /// The berth-shim binary (default: next to berthd).
     #[arg(long, hide = true)]
     shim: Option<PathBuf>,
@@ -56,7 +60,9 @@ fn runtimes(extra: &[String]) -> Result<HashMap<String, PathBuf>> {
         }
     }
     for r in extra {
-        let (name, path) = r.split_once('=').with_context(|| format!("--add-runtime {r:?}: expected NAME=PATH"))?;
+        let (name, path) = r
+            .split_once('=')
+            .with_context(|| format!("--add-runtime {r:?}: expected NAME=PATH"))?;
         out.insert(name.to_string(), PathBuf::from(path));
     }
     Ok(out)
@@ -68,7 +74,10 @@ async fn listen_unix(path: &Path, group: Option<&str>) -> Result<tokio::net::Uni
     }
     if path.exists() {
         if tokio::net::UnixStream::connect(path).await.is_ok() {
-            bail!("another daemon is already listening on {}; stop it or pass --host", path.display());
+            bail!(
+                "another daemon is already listening on {}; stop it or pass --host",
+                path.display()
+            );
         }
         std::fs::remove_file(path).with_context(|| format!("removing stale socket {}", path.display()))?;
     }
@@ -96,7 +105,12 @@ async fn main() -> Result<()> {
     if !nix::unistd::geteuid().is_root() {
         bail!("berthd needs root (namespaces, mounts and cgroups); run it with sudo");
     }
-    let shim_path = match args.shim.clone().or_else(|| sibling("berth-shim")).or_else(|| on_path("berth-shim")) {
+    let shim_path = match args
+        .shim
+        .clone()
+        .or_else(|| sibling("berth-shim"))
+        .or_else(|| on_path("berth-shim"))
+    {
         Some(p) => p,
         None => bail!("berth-shim not found next to berthd or on PATH; build it with `cargo build --release`"),
     };
@@ -104,11 +118,18 @@ async fn main() -> Result<()> {
         data_root: args.data_root.clone(),
         exec_root: args.exec_root.clone(),
         shim_path,
-        init_path: sibling("berth-init").or_else(|| on_path("berth-init")),
+        init_path: args
+            .init_path
+            .clone()
+            .or_else(|| on_path("docker-init"))
+            .or_else(|| on_path("tini-static")),
         runtimes: runtimes(&args.add_runtime)?,
     };
     std::fs::create_dir_all(&args.exec_root).with_context(|| format!("creating {}", args.exec_root.display()))?;
-    let pidfile = args.pidfile.clone().unwrap_or_else(|| args.exec_root.join("berthd.pid"));
+    let pidfile = args
+        .pidfile
+        .clone()
+        .unwrap_or_else(|| args.exec_root.join("berthd.pid"));
     std::fs::write(&pidfile, format!("{}\n", std::process::id()))
         .with_context(|| format!("writing {}", pidfile.display()))?;
     let engine = Engine::open(cfg).await.context("opening the engine state")?;
@@ -119,7 +140,9 @@ async fn main() -> Result<()> {
             let l = listen_unix(Path::new(path), args.group.as_deref()).await?;
             servers.spawn(berth_api_server::serve_unix(l, engine.clone()));
         } else if let Some(addr) = host.strip_prefix("tcp://") {
-            let l = tokio::net::TcpListener::bind(addr).await.with_context(|| format!("listening on {host}"))?;
+            let l = tokio::net::TcpListener::bind(addr)
+                .await
+                .with_context(|| format!("listening on {host}"))?;
             if !l.local_addr().map(|a| a.ip().is_loopback()).unwrap_or(false) {
                 tracing::warn!("{host} is not a loopback address: the API has no authentication");
             }

@@ -40,7 +40,9 @@ struct WaiterGuard(bool, Arc<Container>);
 impl Drop for WaiterGuard {
     fn drop(&mut self) {
         if self.0 {
-            self.1.next_exit_waiters.fetch_sub(1, std::sync::atomic::Ordering::SeqCst);
+            self.1
+                .next_exit_waiters
+                .fetch_sub(1, std::sync::atomic::Ordering::SeqCst);
         }
     }
 }
@@ -103,10 +105,27 @@ pub fn parse_signal(s: &str) -> Result<i32> {
         return Err(EngineError::InvalidArgument(format!("Invalid signal: {s}")));
     }
     let upper = s.to_ascii_uppercase();
-    let name = if upper.starts_with("SIG") { upper } else { format!("SIG{upper}") };
+    let name = if upper.starts_with("SIG") {
+        upper
+    } else {
+        format!("SIG{upper}")
+    };
     name.parse::<nix::sys::signal::Signal>()
         .map(|sig| sig as i32)
         .map_err(|_| EngineError::InvalidArgument(format!("Invalid signal: {s}")))
+}
+
+/// Docker's exit code for a process that could not be started, chosen from the runtime's message as
+/// dockerd and the docker CLI do.
+pub(crate) fn start_error_exit_code(message: &str) -> i32 {
+    let m = message.to_ascii_lowercase();
+    if m.contains("executable file not found") || m.contains("no such file or directory") {
+        127
+    } else if m.contains("permission denied") || m.contains("is a directory") {
+        126
+    } else {
+        125
+    }
 }
 
 /// Reads the exit status a shim left behind; a missing file means the shim died without recording it.
@@ -184,7 +203,9 @@ impl Engine {
         let host_config = body.host_config.unwrap_or_default();
         let image_name = config.image.clone().unwrap_or_default();
         if image_name.is_empty() {
-            return Err(EngineError::InvalidArgument("config cannot be empty in order to create a container".into()));
+            return Err(EngineError::InvalidArgument(
+                "config cannot be empty in order to create a container".into(),
+            ));
         }
         let image = {
             let images = self.images.clone();
@@ -203,7 +224,9 @@ impl Engine {
         validate_host_config(&host_config)?;
         if let Some(rt) = host_config.runtime.as_deref() {
             if !rt.is_empty() && rt != "berth" && !self.cfg.runtimes.contains_key(rt) {
-                return Err(EngineError::InvalidArgument(format!("unknown or invalid runtime name: {rt}")));
+                return Err(EngineError::InvalidArgument(format!(
+                    "unknown or invalid runtime name: {rt}"
+                )));
             }
         }
 
@@ -230,7 +253,11 @@ impl Engine {
                 image: image.id.to_string(),
                 chain_ids: image.chain_ids.clone(),
                 log_path: dir.join(format!("{id}-json.log")).display().to_string(),
-                runtime: host_config.runtime.clone().filter(|r| !r.is_empty()).unwrap_or_else(|| "berth".into()),
+                runtime: host_config
+                    .runtime
+                    .clone()
+                    .filter(|r| !r.is_empty())
+                    .unwrap_or_else(|| "berth".into()),
                 host_config,
                 state: State::default(),
                 restart_count: 0,
@@ -300,7 +327,9 @@ impl Engine {
         match rec.state.status {
             Status::Running => return Err(EngineError::NotModified("container already started".into())),
             Status::Paused => {
-                return Err(EngineError::Conflict("cannot start a paused container, try unpause instead".into()))
+                return Err(EngineError::Conflict(
+                    "cannot start a paused container, try unpause instead".into(),
+                ))
             }
             Status::Removing | Status::Dead => {
                 return Err(EngineError::Conflict(format!(
@@ -338,27 +367,7 @@ impl Engine {
         };
         let pid = match failure {
             Ok(pid) => pid,
-            Err(e) => {
-                let code = match &e {
-                    EngineError::StartFailed { exit_code, .. } => *exit_code,
-                    _ => 125,
-                };
-                let msg = e.to_string();
-                c.update(|r| {
-                    r.state.exit_code = code as i64;
-                    r.state.error = msg.clone();
-                })?;
-                self.fail_pending_attaches(c, &msg);
-                if rec.host_config.auto_remove.unwrap_or(false) {
-                    // `--rm` also applies to a container that could not start.
-                    let engine = self.clone();
-                    let id = c.id.clone();
-                    tokio::spawn(async move {
-                        let _ = engine.remove(&id, true).await;
-                    });
-                }
-                return Err(e);
-            }
+            Err(e) => return Err(self.fail_start(c, &rec, e)),
         };
         // Hand the shim's stdio to clients that attached before the start, then let it exec.
         let pending: Vec<PendingAttach> = {
@@ -374,9 +383,15 @@ impl Engine {
             let _ = p.reply.send(stream);
         }
         if let Err(e) = shim::simple(&c.id, &socket, Request::Start).await {
+            // The process could not exec (the runtime reports why); the shim records the exit and goes.
             let _ = shim::simple(&c.id, &socket, Request::Kill { signal: libc::SIGKILL }).await;
             lock(&c.pending_attach).accepting = true;
-            return Err(e);
+            let message = match e {
+                EngineError::Shim { message, .. } => message,
+                other => other.to_string(),
+            };
+            let exit_code = start_error_exit_code(&message);
+            return Err(self.fail_start(c, &rec, EngineError::StartFailed { message, exit_code }));
         }
         c.update(|r| {
             r.state.status = Status::Running;
@@ -392,6 +407,36 @@ impl Engine {
         });
         self.spawn_monitor(c.clone());
         Ok(())
+    }
+
+    /// Records a failed start as Docker does (exit code and error on the container, which stays
+    /// `created`), releases waiting clients, and applies `--rm`.
+    fn fail_start(self: &Arc<Self>, c: &Arc<Container>, rec: &ContainerRecord, e: EngineError) -> EngineError {
+        let code = match &e {
+            EngineError::StartFailed { exit_code, .. } => *exit_code,
+            _ => 125,
+        };
+        let msg = e.to_string();
+        if let Err(err) = c.update(|r| {
+            r.state.exit_code = code as i64;
+            r.state.error = msg.clone();
+        }) {
+            tracing::warn!("recording the failed start of {}: {err}", c.id);
+        }
+        self.fail_pending_attaches(c, &msg);
+        c.events.send_modify(|ev| {
+            ev.exit_code = code as i64;
+            ev.error = Some(msg.clone());
+        });
+        if rec.host_config.auto_remove.unwrap_or(false) {
+            // `--rm` also applies to a container that could not start.
+            let engine = self.clone();
+            let id = c.id.clone();
+            tokio::spawn(async move {
+                let _ = engine.remove(&id, true).await;
+            });
+        }
+        e
     }
 
     fn fail_pending_attaches(&self, c: &Container, msg: &str) {
@@ -421,7 +466,11 @@ impl Engine {
             r.state.pid = 0;
             r.state.exit_code = st.exit_code as i64;
             r.state.oom_killed = st.oom_killed;
-            r.state.finished_at = if st.finished_at.is_empty() { now_rfc3339() } else { st.finished_at.clone() };
+            r.state.finished_at = if st.finished_at.is_empty() {
+                now_rfc3339()
+            } else {
+                st.finished_at.clone()
+            };
             if let Some(e) = &st.error {
                 r.state.error = e.clone();
             }
@@ -467,7 +516,9 @@ impl Engine {
         if rec.state.stopped_by_user {
             return false;
         }
-        let Some(policy) = rec.host_config.restart_policy.as_ref() else { return false };
+        let Some(policy) = rec.host_config.restart_policy.as_ref() else {
+            return false;
+        };
         match policy.name {
             Some(RestartPolicyNameEnum::ALWAYS) | Some(RestartPolicyNameEnum::UNLESS_STOPPED) => true,
             Some(RestartPolicyNameEnum::ON_FAILURE) => {
@@ -485,7 +536,12 @@ impl Engine {
         self.stop_locked(&c, signal, timeout).await
     }
 
-    async fn stop_locked(self: &Arc<Self>, c: &Arc<Container>, signal: Option<&str>, timeout: Option<i64>) -> Result<()> {
+    async fn stop_locked(
+        self: &Arc<Self>,
+        c: &Arc<Container>,
+        signal: Option<&str>,
+        timeout: Option<i64>,
+    ) -> Result<()> {
         let rec = c.record();
         if rec.state.status != Status::Running && rec.state.status != Status::Paused {
             return Err(EngineError::NotModified("container already stopped".into()));
@@ -503,7 +559,9 @@ impl Engine {
             wait_not_running(&mut rx).await;
             true
         } else {
-            tokio::time::timeout(Duration::from_secs(timeout as u64), wait_not_running(&mut rx)).await.is_ok()
+            tokio::time::timeout(Duration::from_secs(timeout as u64), wait_not_running(&mut rx))
+                .await
+                .is_ok()
         };
         if !stopped {
             let _ = shim::simple(&c.id, &socket, Request::Kill { signal: libc::SIGKILL }).await;
@@ -521,7 +579,10 @@ impl Engine {
         };
         let rec = c.record();
         if rec.state.status != Status::Running && rec.state.status != Status::Paused {
-            return Err(EngineError::Conflict(format!("Cannot kill container: {name}: container {} is not running", c.id)));
+            return Err(EngineError::Conflict(format!(
+                "Cannot kill container: {name}: container {} is not running",
+                c.id
+            )));
         }
         if sig == libc::SIGKILL || sig == libc::SIGTERM || sig == libc::SIGINT {
             c.update(|r| r.state.stopped_by_user = true)?;
@@ -562,7 +623,10 @@ impl Engine {
                 let mut rx = c.events.subscribe();
                 c.update(|r| r.state.stopped_by_user = true)?;
                 let _ = shim::simple(&c.id, &self.shim_socket(&c.id), Request::Kill { signal: libc::SIGKILL }).await;
-                if tokio::time::timeout(Duration::from_secs(15), wait_not_running(&mut rx)).await.is_err() {
+                if tokio::time::timeout(Duration::from_secs(15), wait_not_running(&mut rx))
+                    .await
+                    .is_err()
+                {
                     return Err(EngineError::Internal(format!(
                         "could not kill running container {}, cannot remove",
                         c.id
@@ -570,7 +634,10 @@ impl Engine {
                 }
             }
             Status::Removing => {
-                return Err(EngineError::Conflict(format!("removal of container {} is already in progress", c.id)))
+                return Err(EngineError::Conflict(format!(
+                    "removal of container {} is already in progress",
+                    c.id
+                )))
             }
             _ => {}
         }
@@ -673,7 +740,10 @@ impl Engine {
         let key = name.strip_prefix('/').unwrap_or(name);
         let mut t = lock(&self.removed);
         t.retain(|x| x.at.elapsed() < Duration::from_secs(30));
-        t.iter().rev().find(|x| x.id == key || x.name == key || (key.len() >= 4 && x.id.starts_with(key))).map(|x| (x.exit_code, x.error.clone()))
+        t.iter()
+            .rev()
+            .find(|x| x.id == key || x.name == key || (key.len() >= 4 && x.id.starts_with(key)))
+            .map(|x| (x.exit_code, x.error.clone()))
     }
 
     /// `POST /containers/{id}/rename`.
@@ -712,7 +782,10 @@ impl Engine {
         let tty = rec.config.tty.unwrap_or(false);
         match rec.state.status {
             Status::Paused => {
-                return Err(EngineError::Conflict(format!("container {} is paused, unpause the container before attach", c.id)))
+                return Err(EngineError::Conflict(format!(
+                    "container {} is paused, unpause the container before attach",
+                    c.id
+                )))
             }
             Status::Removing | Status::Dead => {
                 return Err(EngineError::Conflict(format!("container {} is being removed", c.id)))
@@ -722,22 +795,38 @@ impl Engine {
         let mut pending = lock(&c.pending_attach);
         if !pending.accepting {
             drop(pending);
-            return Ok((AttachTicket::Now { container: c, stdin, stdout, stderr }, tty));
+            return Ok((
+                AttachTicket::Now {
+                    container: c,
+                    stdin,
+                    stdout,
+                    stderr,
+                },
+                tty,
+            ));
         }
         let (tx, rx) = tokio::sync::oneshot::channel();
-        pending.list.push(PendingAttach { stdin, stdout, stderr, reply: tx });
+        pending.list.push(PendingAttach {
+            stdin,
+            stdout,
+            stderr,
+            reply: tx,
+        });
         Ok((AttachTicket::Later(rx), tty))
     }
 
     /// Second half of attach: the stream, once the container runs.
     pub async fn finish_attach(&self, ticket: AttachTicket) -> Result<AttachStream> {
         match ticket {
-            AttachTicket::Now { container, stdin, stdout, stderr } => {
-                self.attach_now(&container, stdin, stdout, stderr).await
-            }
-            AttachTicket::Later(rx) => {
-                rx.await.map_err(|_| EngineError::Conflict("the container was removed before it started".into()))?
-            }
+            AttachTicket::Now {
+                container,
+                stdin,
+                stdout,
+                stderr,
+            } => self.attach_now(&container, stdin, stdout, stderr).await,
+            AttachTicket::Later(rx) => rx
+                .await
+                .map_err(|_| EngineError::Conflict("the container was removed before it started".into()))?,
         }
     }
 
@@ -753,7 +842,9 @@ impl Engine {
         if c.record().state.status != Status::Running {
             return Err(EngineError::Conflict(format!("Container {} is not running", c.id)));
         }
-        shim::simple(&c.id, &self.shim_socket(&c.id), Request::Resize { height, width }).await.map(|_| ())
+        shim::simple(&c.id, &self.shim_socket(&c.id), Request::Resize { height, width })
+            .await
+            .map(|_| ())
     }
 
     /// `POST /containers/prune`: removes stopped containers; returns their IDs.
@@ -761,7 +852,8 @@ impl Engine {
         let mut removed = Vec::new();
         for c in self.all_containers() {
             let st = c.record().state.status;
-            if matches!(st, Status::Exited | Status::Created | Status::Dead) && self.remove(&c.id, false).await.is_ok() {
+            if matches!(st, Status::Exited | Status::Created | Status::Dead) && self.remove(&c.id, false).await.is_ok()
+            {
                 removed.push(c.id.clone());
             }
         }
@@ -771,7 +863,8 @@ impl Engine {
     /// Writes the OCI spec and the shim options into the bundle.
     async fn prepare_bundle(&self, rec: &ContainerRecord, bundle: &Path) -> Result<()> {
         let (spec, shim_config) = crate::spec::build(self, rec).await?;
-        let spec_json = serde_json::to_vec(&spec).map_err(|e| EngineError::Internal(format!("encoding config.json: {e}")))?;
+        let spec_json =
+            serde_json::to_vec(&spec).map_err(|e| EngineError::Internal(format!("encoding config.json: {e}")))?;
         write_atomic(&bundle.join("config.json"), &spec_json)?;
         let shim_json =
             serde_json::to_vec(&shim_config).map_err(|e| EngineError::Internal(format!("encoding shim.json: {e}")))?;
@@ -805,7 +898,9 @@ async fn wait_not_running(rx: &mut tokio::sync::watch::Receiver<crate::RunEvent>
 fn validate_host_config(h: &HostConfig) -> Result<()> {
     if let Some(m) = h.memory {
         if m != 0 && m < 6 * 1024 * 1024 {
-            return Err(EngineError::InvalidArgument("Minimum memory limit allowed is 6MB".into()));
+            return Err(EngineError::InvalidArgument(
+                "Minimum memory limit allowed is 6MB".into(),
+            ));
         }
     }
     if let (Some(m), Some(s)) = (h.memory, h.memory_swap) {
@@ -817,7 +912,9 @@ fn validate_host_config(h: &HostConfig) -> Result<()> {
     }
     if let Some(n) = h.nano_cpus {
         if n < 0 || (n > 0 && n < 10_000_000) {
-            return Err(EngineError::InvalidArgument("Range of CPUs is from 0.01 to the number of CPUs available".into()));
+            return Err(EngineError::InvalidArgument(
+                "Range of CPUs is from 0.01 to the number of CPUs available".into(),
+            ));
         }
         if n > 0 && (h.cpu_quota.unwrap_or(0) > 0 || h.cpu_period.unwrap_or(0) > 0) {
             return Err(EngineError::InvalidArgument(
@@ -829,9 +926,13 @@ fn validate_host_config(h: &HostConfig) -> Result<()> {
         if let Some(p) = &h.restart_policy {
             if matches!(
                 p.name,
-                Some(RestartPolicyNameEnum::ALWAYS) | Some(RestartPolicyNameEnum::UNLESS_STOPPED) | Some(RestartPolicyNameEnum::ON_FAILURE)
+                Some(RestartPolicyNameEnum::ALWAYS)
+                    | Some(RestartPolicyNameEnum::UNLESS_STOPPED)
+                    | Some(RestartPolicyNameEnum::ON_FAILURE)
             ) {
-                return Err(EngineError::InvalidArgument("can't create 'AutoRemove' container with restart policy".into()));
+                return Err(EngineError::InvalidArgument(
+                    "can't create 'AutoRemove' container with restart policy".into(),
+                ));
             }
         }
     }
@@ -841,6 +942,21 @@ fn validate_host_config(h: &HostConfig) -> Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn start_errors_map_to_dockers_exit_codes() {
+        assert_eq!(
+            start_error_exit_code("exec: \"x\": executable file not found in $PATH"),
+            127
+        );
+        assert_eq!(
+            start_error_exit_code("exec /sbin/docker-init: no such file or directory"),
+            127
+        );
+        assert_eq!(start_error_exit_code("exec: \"/etc\": is a directory"), 126);
+        assert_eq!(start_error_exit_code("exec /etc/passwd: permission denied"), 126);
+        assert_eq!(start_error_exit_code("mounting /proc: device busy"), 125);
+    }
 
     #[test]
     fn signals() {
@@ -867,10 +983,16 @@ mod tests {
         };
         merge_image_config(&mut c, &image);
         assert_eq!(c.cmd.as_deref(), Some(&["echo".to_string(), "hi".to_string()][..]));
-        assert_eq!(c.env.as_deref(), Some(&["PATH=/bin".to_string(), "A=2".to_string()][..]));
+        assert_eq!(
+            c.env.as_deref(),
+            Some(&["PATH=/bin".to_string(), "A=2".to_string()][..])
+        );
         assert_eq!(c.working_dir.as_deref(), Some("/srv"));
         // A request entrypoint drops the image Cmd.
-        let mut c = ContainerConfig { entrypoint: Some(vec!["ls".into()]), ..Default::default() };
+        let mut c = ContainerConfig {
+            entrypoint: Some(vec!["ls".into()]),
+            ..Default::default()
+        };
         merge_image_config(&mut c, &image);
         assert_eq!(c.cmd, None);
         // No request command: the image's.

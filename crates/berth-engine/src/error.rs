@@ -67,7 +67,11 @@ pub enum EngineError {
 impl EngineError {
     /// An I/O error with the operation and the path it concerned.
     pub fn io(what: &'static str, path: impl AsRef<std::path::Path>, source: std::io::Error) -> Self {
-        EngineError::Io { what, path: path.as_ref().display().to_string(), source }
+        EngineError::Io {
+            what,
+            path: path.as_ref().display().to_string(),
+            source,
+        }
     }
 }
 

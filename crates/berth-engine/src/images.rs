@@ -18,7 +18,9 @@ pub struct LoadOutput {
 }
 
 async fn blocking<T: Send + 'static>(f: impl FnOnce() -> Result<T> + Send + 'static) -> Result<T> {
-    tokio::task::spawn_blocking(f).await.map_err(|e| EngineError::Internal(format!("image task failed: {e}")))?
+    tokio::task::spawn_blocking(f)
+        .await
+        .map_err(|e| EngineError::Internal(format!("image task failed: {e}")))?
 }
 
 /// The container defaults an image carries (its config's `config` object).
@@ -36,7 +38,11 @@ fn created_unix(img: &ImageRecord) -> i64 {
 
 impl Engine {
     /// `GET /images/json`.
-    pub async fn list_images(self: &Arc<Self>, all: bool, filters: std::collections::HashMap<String, Vec<String>>) -> Result<Vec<Value>> {
+    pub async fn list_images(
+        self: &Arc<Self>,
+        all: bool,
+        filters: std::collections::HashMap<String, Vec<String>>,
+    ) -> Result<Vec<Value>> {
         let _ = all;
         let engine = self.clone();
         blocking(move || {
@@ -64,7 +70,11 @@ impl Engine {
                         continue;
                     }
                 }
-                let containers = engine.all_containers().iter().filter(|c| c.record().image == id).count() as i64;
+                let containers = engine
+                    .all_containers()
+                    .iter()
+                    .filter(|c| c.record().image == id)
+                    .count() as i64;
                 out.push(json!({
                     "Id": id,
                     "ParentId": "",
@@ -137,7 +147,8 @@ impl Engine {
             Some(t) => format!("{repo}:{t}"),
             None => repo.to_string(),
         };
-        let reference = berth_types::Reference::parse(&target).map_err(|e| EngineError::InvalidArgument(e.to_string()))?;
+        let reference =
+            berth_types::Reference::parse(&target).map_err(|e| EngineError::InvalidArgument(e.to_string()))?;
         let engine = self.clone();
         let name = name.to_string();
         blocking(move || Ok(engine.images.tag(&name, &reference)?)).await
@@ -167,7 +178,11 @@ impl Engine {
     }
 
     /// `POST /images/create?fromSrc=-`: imports a root filesystem tarball; returns the image ID.
-    pub async fn import_image(self: &Arc<Self>, reader: impl Read + Send + 'static, opts: ImportOptions) -> Result<String> {
+    pub async fn import_image(
+        self: &Arc<Self>,
+        reader: impl Read + Send + 'static,
+        opts: ImportOptions,
+    ) -> Result<String> {
         let engine = self.clone();
         blocking(move || Ok(engine.images.import(reader, opts)?.id.to_string())).await
     }
@@ -177,7 +192,9 @@ impl Engine {
         let engine = self.clone();
         blocking(move || {
             let loaded = engine.images.load(reader, &mut |_| {})?;
-            Ok(LoadOutput { lines: loaded.iter().flat_map(|l| l.messages()).collect() })
+            Ok(LoadOutput {
+                lines: loaded.iter().flat_map(|l| l.messages()).collect(),
+            })
         })
         .await
     }

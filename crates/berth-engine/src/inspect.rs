@@ -34,12 +34,18 @@ fn or_zero(s: &str) -> String {
 /// Docker's human status: `Up 3 seconds`, `Exited (0) 5 minutes ago`, `Created`.
 pub fn human_status(rec: &ContainerRecord) -> String {
     let since = |t: &str| {
-        parse_rfc3339(t).map(|t| human_duration((chrono::Utc::now() - t).num_seconds().max(0))).unwrap_or_default()
+        parse_rfc3339(t)
+            .map(|t| human_duration((chrono::Utc::now() - t).num_seconds().max(0)))
+            .unwrap_or_default()
     };
     match rec.state.status {
         Status::Running => format!("Up {}", since(&rec.state.started_at)),
         Status::Paused => format!("Up {} (Paused)", since(&rec.state.started_at)),
-        Status::Restarting => format!("Restarting ({}) {} ago", rec.state.exit_code, since(&rec.state.finished_at)),
+        Status::Restarting => format!(
+            "Restarting ({}) {} ago",
+            rec.state.exit_code,
+            since(&rec.state.finished_at)
+        ),
         Status::Exited if rec.state.finished_at.is_empty() => "Created".into(),
         Status::Exited => format!("Exited ({}) {} ago", rec.state.exit_code, since(&rec.state.finished_at)),
         Status::Created => "Created".into(),
@@ -93,7 +99,12 @@ impl Engine {
             graph.insert("WorkDir".to_string(), rw.work.display().to_string());
         }
         let dir = self.containers_dir().join(&rec.id);
-        let network_mode = rec.host_config.network_mode.clone().filter(|m| !m.is_empty()).unwrap_or_else(|| "bridge".into());
+        let network_mode = rec
+            .host_config
+            .network_mode
+            .clone()
+            .filter(|m| !m.is_empty())
+            .unwrap_or_else(|| "bridge".into());
         let mut host_config = rec.host_config.clone();
         host_config.network_mode = Some(network_mode);
         if host_config.runtime.is_none() {
@@ -119,7 +130,10 @@ impl Engine {
             app_armor_profile: Some(String::new()),
             exec_ids: None,
             host_config: Some(host_config),
-            graph_driver: Some(DriverData { name: "overlay2".into(), data: graph }),
+            graph_driver: Some(DriverData {
+                name: "overlay2".into(),
+                data: graph,
+            }),
             size_rw: None,
             size_root_fs: None,
             mounts: Some(Vec::new()),
@@ -127,7 +141,11 @@ impl Engine {
             network_settings: Some(NetworkSettings {
                 networks: Some(HashMap::new()),
                 ports: Some(HashMap::new()),
-                sandbox_key: Some(if rec.state.pid > 0 { format!("/proc/{}/ns/net", rec.state.pid) } else { String::new() }),
+                sandbox_key: Some(if rec.state.pid > 0 {
+                    format!("/proc/{}/ns/net", rec.state.pid)
+                } else {
+                    String::new()
+                }),
                 ..Default::default()
             }),
         })
@@ -138,14 +156,30 @@ impl Engine {
         for key in opts.filters.keys() {
             if !matches!(
                 key.as_str(),
-                "id" | "name" | "status" | "label" | "exited" | "ancestor" | "before" | "since" | "isolation" | "health" | "network" | "volume" | "publish" | "expose" | "is-task"
+                "id" | "name"
+                    | "status"
+                    | "label"
+                    | "exited"
+                    | "ancestor"
+                    | "before"
+                    | "since"
+                    | "isolation"
+                    | "health"
+                    | "network"
+                    | "volume"
+                    | "publish"
+                    | "expose"
+                    | "is-task"
             ) {
                 return Err(EngineError::InvalidArgument(format!("invalid filter '{key}'")));
             }
         }
         if let Some(st) = opts.filters.get("status") {
             for s in st {
-                if !matches!(s.as_str(), "created" | "restarting" | "running" | "removing" | "paused" | "exited" | "dead") {
+                if !matches!(
+                    s.as_str(),
+                    "created" | "restarting" | "running" | "removing" | "paused" | "exited" | "dead"
+                ) {
                     return Err(EngineError::InvalidArgument(format!(
                         "invalid filter 'status={s}': Invalid filter value, must be one of: created, restarting, running, removing, paused, exited, dead"
                     )));
@@ -160,7 +194,8 @@ impl Engine {
         };
         let before = resolve_boundary("before")?;
         let since = resolve_boundary("since")?;
-        let all = opts.all || opts.filters.contains_key("status") || opts.filters.contains_key("exited") || opts.limit > 0;
+        let all =
+            opts.all || opts.filters.contains_key("status") || opts.filters.contains_key("exited") || opts.limit > 0;
         let mut out = Vec::new();
         for c in self.all_containers() {
             let rec = c.record();
@@ -221,10 +256,18 @@ impl Engine {
             state: Some(rec.state.status.as_str().to_string()),
             status: Some(human_status(rec)),
             host_config: Some(ContainerSummaryHostConfig {
-                network_mode: Some(rec.host_config.network_mode.clone().filter(|m| !m.is_empty()).unwrap_or_else(|| "bridge".into())),
+                network_mode: Some(
+                    rec.host_config
+                        .network_mode
+                        .clone()
+                        .filter(|m| !m.is_empty())
+                        .unwrap_or_else(|| "bridge".into()),
+                ),
                 annotations: None,
             }),
-            network_settings: Some(ContainerSummaryNetworkSettings { networks: Some(HashMap::new()) }),
+            network_settings: Some(ContainerSummaryNetworkSettings {
+                networks: Some(HashMap::new()),
+            }),
             mounts: Some(Vec::new()),
         }
     }

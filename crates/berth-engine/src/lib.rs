@@ -102,14 +102,21 @@ pub struct Container {
 impl Container {
     fn new(dir: PathBuf, rec: ContainerRecord) -> Arc<Container> {
         let running = rec.state.status == Status::Running;
-        let (events, _) = watch::channel(RunEvent { running, exit_code: rec.state.exit_code, ..Default::default() });
+        let (events, _) = watch::channel(RunEvent {
+            running,
+            exit_code: rec.state.exit_code,
+            ..Default::default()
+        });
         Arc::new(Container {
             id: rec.id.clone(),
             dir,
             rec: Mutex::new(rec),
             op: tokio::sync::Mutex::new(()),
             events,
-            pending_attach: Mutex::new(PendingAttaches { accepting: !running, list: Vec::new() }),
+            pending_attach: Mutex::new(PendingAttaches {
+                accepting: !running,
+                list: Vec::new(),
+            }),
             next_exit_waiters: std::sync::atomic::AtomicUsize::new(0),
             late_wait_ok: std::sync::atomic::AtomicBool::new(false),
         })
@@ -181,7 +188,10 @@ impl Engine {
     }
 
     fn shim_socket(&self, id: &str) -> PathBuf {
-        self.cfg.exec_root.join("shims").join(format!("{}.sock", berth_types::short_id(id)))
+        self.cfg
+            .exec_root
+            .join("shims")
+            .join(format!("{}.sock", berth_types::short_id(id)))
     }
 
     /// Loads every container record; re-adopts running ones, settles the ones that ended meanwhile.
@@ -203,13 +213,18 @@ impl Engine {
             let status = c.record().state.status;
             if matches!(status, Status::Running | Status::Paused | Status::Restarting) {
                 let socket = self.shim_socket(&c.id);
-                let alive = shim::simple(&c.id, &socket, berth_shim::protocol::Request::State).await.is_ok();
+                let alive = shim::simple(&c.id, &socket, berth_shim::protocol::Request::State)
+                    .await
+                    .is_ok();
                 if alive {
                     tracing::info!("re-adopted running container {}", berth_types::short_id(&c.id));
                     self.spawn_monitor(c.clone());
                 } else {
                     let st = containers::read_exit_file(&c.bundle());
-                    tracing::info!("container {} ended while the daemon was away", berth_types::short_id(&c.id));
+                    tracing::info!(
+                        "container {} ended while the daemon was away",
+                        berth_types::short_id(&c.id)
+                    );
                     self.on_exit(c.clone(), st).await;
                 }
             }
@@ -250,7 +265,10 @@ impl Engine {
 
     /// The ID of a container using image `image_id`, if any (for `rmi`).
     fn container_using_image(&self, image_id: &str) -> Option<String> {
-        read_lock(&self.containers).values().find(|c| c.record().image == image_id).map(|c| c.id.clone())
+        read_lock(&self.containers)
+            .values()
+            .find(|c| c.record().image == image_id)
+            .map(|c| c.id.clone())
     }
 }
 

@@ -66,7 +66,11 @@ fn frame_of(line: &str, opts: &LogOptions) -> Option<LogFrame> {
             return None;
         }
     }
-    let data = if opts.timestamps { format!("{} {}", l.time, l.log).into_bytes() } else { l.log.into_bytes() };
+    let data = if opts.timestamps {
+        format!("{} {}", l.time, l.log).into_bytes()
+    } else {
+        l.log.into_bytes()
+    };
     Some(LogFrame { stream, data })
 }
 

@@ -116,7 +116,8 @@ pub fn write_atomic(path: &Path, data: &[u8]) -> Result<()> {
 impl ContainerRecord {
     /// Saves the record to `dir/config.v2.json`.
     pub fn save(&self, dir: &Path) -> Result<()> {
-        let data = serde_json::to_vec(self).map_err(|e| EngineError::Internal(format!("encoding container record: {e}")))?;
+        let data =
+            serde_json::to_vec(self).map_err(|e| EngineError::Internal(format!("encoding container record: {e}")))?;
         write_atomic(&dir.join("config.v2.json"), &data)
     }
 
@@ -129,6 +130,9 @@ impl ContainerRecord {
 
     /// The command line Docker shows in `ps` (`path args...`).
     pub fn command(&self) -> String {
-        std::iter::once(self.path.as_str()).chain(self.args.iter().map(String::as_str)).collect::<Vec<_>>().join(" ")
+        std::iter::once(self.path.as_str())
+            .chain(self.args.iter().map(String::as_str))
+            .collect::<Vec<_>>()
+            .join(" ")
     }
 }

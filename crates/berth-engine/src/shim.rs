@@ -7,7 +7,10 @@ use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
 use tokio::net::UnixStream;
 
 fn shim_err(id: &str, message: impl Into<String>) -> EngineError {
-    EngineError::Shim { id: id.to_string(), message: message.into() }
+    EngineError::Shim {
+        id: id.to_string(),
+        message: message.into(),
+    }
 }
 
 /// Opens a connection, sends `req` and reads the one-line answer. Returns the answer and the stream
@@ -19,9 +22,16 @@ pub async fn call(id: &str, socket: &Path, req: &Request) -> Result<(Response, B
     let mut stream = BufReader::new(stream);
     let mut line = serde_json::to_vec(req).map_err(|e| shim_err(id, format!("encoding request: {e}")))?;
     line.push(b'\n');
-    stream.get_mut().write_all(&line).await.map_err(|e| shim_err(id, format!("sending request: {e}")))?;
+    stream
+        .get_mut()
+        .write_all(&line)
+        .await
+        .map_err(|e| shim_err(id, format!("sending request: {e}")))?;
     let mut answer = String::new();
-    let n = stream.read_line(&mut answer).await.map_err(|e| shim_err(id, format!("reading answer: {e}")))?;
+    let n = stream
+        .read_line(&mut answer)
+        .await
+        .map_err(|e| shim_err(id, format!("reading answer: {e}")))?;
     if n == 0 {
         return Err(shim_err(id, "the shim closed the connection without answering"));
     }
@@ -46,7 +56,11 @@ pub async fn wait(id: &str, socket: &Path) -> Result<Option<ExitStatus>> {
     let mut stream = BufReader::new(stream);
     let mut line = serde_json::to_vec(&Request::Wait).map_err(|e| shim_err(id, e.to_string()))?;
     line.push(b'\n');
-    stream.get_mut().write_all(&line).await.map_err(|e| shim_err(id, format!("sending wait: {e}")))?;
+    stream
+        .get_mut()
+        .write_all(&line)
+        .await
+        .map_err(|e| shim_err(id, format!("sending wait: {e}")))?;
     let mut answer = String::new();
     match stream.read_line(&mut answer).await {
         Ok(0) | Err(_) => Ok(None),

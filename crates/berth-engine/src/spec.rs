@@ -26,9 +26,10 @@ pub(crate) fn parse_security_opts(opts: &[String]) -> Result<SecurityOpts> {
             out.no_new_privileges = true;
             continue;
         }
-        let (k, v) = opt.split_once('=').or_else(|| opt.split_once(':')).ok_or_else(|| {
-            EngineError::InvalidArgument(format!("Invalid --security-opt: {opt:?}"))
-        })?;
+        let (k, v) = opt
+            .split_once('=')
+            .or_else(|| opt.split_once(':'))
+            .ok_or_else(|| EngineError::InvalidArgument(format!("Invalid --security-opt: {opt:?}")))?;
         match k {
             "seccomp" if v == "unconfined" => out.seccomp = SeccompMode::Unconfined,
             "seccomp" => {
@@ -39,13 +40,17 @@ pub(crate) fn parse_security_opts(opts: &[String]) -> Result<SecurityOpts> {
                 out.seccomp = SeccompMode::Custom(profile);
             }
             "no-new-privileges" => {
-                out.no_new_privileges = v.parse::<bool>().map_err(|_| {
-                    EngineError::InvalidArgument(format!("invalid --security-opt 2: {opt:?}"))
-                })?
+                out.no_new_privileges = v
+                    .parse::<bool>()
+                    .map_err(|_| EngineError::InvalidArgument(format!("invalid --security-opt 2: {opt:?}")))?
             }
             "systempaths" if v == "unconfined" => out.unconfined_paths = true,
             "label" | "apparmor" => {}
-            _ => return Err(EngineError::InvalidArgument(format!("invalid --security-opt 2: {opt:?}"))),
+            _ => {
+                return Err(EngineError::InvalidArgument(format!(
+                    "invalid --security-opt 2: {opt:?}"
+                )))
+            }
         }
     }
     Ok(out)
@@ -101,7 +106,11 @@ fn parse_binds(binds: &[String]) -> Result<Vec<BindMount>> {
         let (src, dst, mode) = match parts.as_slice() {
             [s, d] => (*s, *d, ""),
             [s, d, m] => (*s, *d, *m),
-            _ => return Err(EngineError::InvalidArgument(format!("invalid volume specification: '{b}'"))),
+            _ => {
+                return Err(EngineError::InvalidArgument(format!(
+                    "invalid volume specification: '{b}'"
+                )))
+            }
         };
         if !dst.starts_with('/') {
             return Err(EngineError::InvalidArgument(format!(
@@ -128,7 +137,12 @@ fn parse_binds(binds: &[String]) -> Result<Vec<BindMount>> {
             // Docker creates a missing bind source directory.
             std::fs::create_dir_all(src).map_err(|e| EngineError::io("creating bind source", src, e))?;
         }
-        out.push(BindMount { source: src.into(), destination: dst.into(), readonly, options });
+        out.push(BindMount {
+            source: src.into(),
+            destination: dst.into(),
+            readonly,
+            options,
+        });
     }
     Ok(out)
 }
@@ -167,7 +181,10 @@ pub(crate) async fn build(engine: &Engine, rec: &ContainerRecord) -> Result<(Spe
         m if m.starts_with("container:") => {
             let other = engine.lookup(&m["container:".len()..])?.record();
             if other.state.pid <= 0 {
-                return Err(EngineError::Conflict(format!("cannot join network of a non running container: {}", other.id)));
+                return Err(EngineError::Conflict(format!(
+                    "cannot join network of a non running container: {}",
+                    other.id
+                )));
             }
             NetworkMode::Path(PathBuf::from(format!("/proc/{}/ns/net", other.state.pid)))
         }
@@ -184,7 +201,10 @@ pub(crate) async fn build(engine: &Engine, rec: &ContainerRecord) -> Result<(Spe
     args.extend(rec.args.iter().cloned());
     let init = if hc.init.unwrap_or(false) {
         Some(engine.cfg.init_path.clone().ok_or_else(|| {
-            EngineError::InvalidArgument("--init: no init binary (berth-init) is installed next to berthd".into())
+            EngineError::InvalidArgument(
+                "--init: no init binary found; install tini (apt-get install tini) or start berthd with --init-path"
+                    .into(),
+            )
         })?)
     } else {
         None
@@ -193,7 +213,11 @@ pub(crate) async fn build(engine: &Engine, rec: &ContainerRecord) -> Result<(Spe
         id: rec.id.clone(),
         args,
         env: cfg.env.clone().unwrap_or_default(),
-        cwd: cfg.working_dir.clone().filter(|w| !w.is_empty()).unwrap_or_else(|| "/".into()),
+        cwd: cfg
+            .working_dir
+            .clone()
+            .filter(|w| !w.is_empty())
+            .unwrap_or_else(|| "/".into()),
         user,
         hostname,
         domainname: cfg.domainname.clone().filter(|d| !d.is_empty()),
@@ -257,7 +281,12 @@ pub(crate) async fn build(engine: &Engine, rec: &ContainerRecord) -> Result<(Spe
         tty: cfg.tty.unwrap_or(false),
         open_stdin: cfg.open_stdin.unwrap_or(false),
         stdin_once: cfg.stdin_once.unwrap_or(false),
-        rootfs: RootfsMount { fstype: mount.fstype, source: mount.source, options: mount.options, cwd: mount.cwd },
+        rootfs: RootfsMount {
+            fstype: mount.fstype,
+            source: mount.source,
+            options: mount.options,
+            cwd: mount.cwd,
+        },
         runtime_path,
         console_size,
     };

@@ -89,9 +89,21 @@ impl Engine {
         let (running, paused, stopped) = self.container_counts();
         let v2 = std::path::Path::new("/sys/fs/cgroup/cgroup.controllers").exists();
         let mut runtimes = HashMap::new();
-        runtimes.insert("berth".to_string(), berth_api::models::Runtime { path: Some(self.cfg.shim_path.display().to_string()), ..Default::default() });
+        runtimes.insert(
+            "berth".to_string(),
+            berth_api::models::Runtime {
+                path: Some(self.cfg.shim_path.display().to_string()),
+                ..Default::default()
+            },
+        );
         for (name, path) in &self.cfg.runtimes {
-            runtimes.insert(name.clone(), berth_api::models::Runtime { path: Some(path.display().to_string()), ..Default::default() });
+            runtimes.insert(
+                name.clone(),
+                berth_api::models::Runtime {
+                    path: Some(path.display().to_string()),
+                    ..Default::default()
+                },
+            );
         }
         SystemInfo {
             id: Some(self.daemon_id()),
@@ -113,19 +125,31 @@ impl Engine {
             oom_kill_disable: Some(!v2),
             ipv4_forwarding: Some(true),
             debug: Some(false),
-            nfd: Some(std::fs::read_dir("/proc/self/fd").map(|d| d.count() as i64).unwrap_or(0)),
+            nfd: Some(
+                std::fs::read_dir("/proc/self/fd")
+                    .map(|d| d.count() as i64)
+                    .unwrap_or(0),
+            ),
             n_goroutines: Some(0),
             system_time: Some(berth_types::time::now_rfc3339()),
             logging_driver: Some("json-file".into()),
             cgroup_driver: Some(SystemInfoCgroupDriverEnum::CGROUPFS),
-            cgroup_version: Some(if v2 { SystemInfoCgroupVersionEnum::_2 } else { SystemInfoCgroupVersionEnum::_1 }),
+            cgroup_version: Some(if v2 {
+                SystemInfoCgroupVersionEnum::_2
+            } else {
+                SystemInfoCgroupVersionEnum::_1
+            }),
             n_events_listener: Some(0),
             kernel_version: Some(kernel),
             operating_system: Some(os_name()),
             os_version: Some(String::new()),
             os_type: Some("linux".into()),
             architecture: Some(machine),
-            ncpu: Some(std::thread::available_parallelism().map(|n| n.get() as i64).unwrap_or(1)),
+            ncpu: Some(
+                std::thread::available_parallelism()
+                    .map(|n| n.get() as i64)
+                    .unwrap_or(1),
+            ),
             mem_total: Some(mem_total()),
             index_server_address: Some("https://index.docker.io/v1/".into()),
             name: Some(host),
@@ -136,7 +160,13 @@ impl Engine {
             default_runtime: Some("berth".into()),
             live_restore_enabled: Some(true),
             isolation: None,
-            init_binary: Some(self.cfg.init_path.as_ref().map(|p| p.display().to_string()).unwrap_or_default()),
+            init_binary: Some(
+                self.cfg
+                    .init_path
+                    .as_ref()
+                    .map(|p| p.display().to_string())
+                    .unwrap_or_default(),
+            ),
             security_options: Some(vec!["name=seccomp,profile=builtin".into()]),
             warnings: Some(Vec::new()),
             ..Default::default()
