@@ -5,7 +5,10 @@ use common::Daemon;
 use serde_json::Value;
 
 fn msg(body: &[u8]) -> String {
-    serde_json::from_slice::<Value>(body).ok().and_then(|v| v["message"].as_str().map(str::to_string)).unwrap_or_default()
+    serde_json::from_slice::<Value>(body)
+        .ok()
+        .and_then(|v| v["message"].as_str().map(str::to_string))
+        .unwrap_or_default()
 }
 
 #[test]
@@ -36,9 +39,21 @@ fn errors_use_dockers_shape_and_codes() {
     let (s, b) = d.api("GET", "/images/nope:1/json", None);
     assert_eq!(s, 404);
     assert!(msg(&b).contains("No such image"), "{}", msg(&b));
-    for bad in [&b"{"[..], b"[1,2]", b"{\"Image\": 5}", b"\xff\xfe", b"{\"HostConfig\": {\"Memory\": \"lots\"}}"] {
+    for bad in [
+        &b"{"[..],
+        b"[1,2]",
+        b"{\"Image\": 5}",
+        b"\xff\xfe",
+        b"{\"HostConfig\": {\"Memory\": \"lots\"}}",
+    ] {
         let (s, b) = d.api("POST", "/containers/create", Some(bad));
-        assert_eq!(s, 400, "body {:?}: {}", String::from_utf8_lossy(bad), String::from_utf8_lossy(&b));
+        assert_eq!(
+            s,
+            400,
+            "body {:?}: {}",
+            String::from_utf8_lossy(bad),
+            String::from_utf8_lossy(&b)
+        );
         assert!(!msg(&b).is_empty());
     }
     let (s, b) = d.api("POST", "/containers/create", Some(br#"{"Image":"missing:tag"}"#));
@@ -60,12 +75,17 @@ fn create_start_wait_logs_over_the_api() {
         Some(br#"{"Image":"bb","Cmd":["sh","-c","echo one; echo two >&2; exit 7"],"Env":["A=1"]}"#),
     );
     assert_eq!(s, 201, "{}", String::from_utf8_lossy(&b));
-    let id = serde_json::from_slice::<Value>(&b).unwrap_or_default()["Id"].as_str().unwrap_or_default().to_string();
+    let id = serde_json::from_slice::<Value>(&b).unwrap_or_default()["Id"]
+        .as_str()
+        .unwrap_or_default()
+        .to_string();
     assert_eq!(id.len(), 64);
     let c = d.api_json("/containers/api1/json");
     assert_eq!(c["State"]["Status"], "created");
     assert_eq!(c["Path"], "sh");
-    assert!(c["Config"]["Env"].as_array().is_some_and(|e| e.iter().any(|v| v == "A=1")));
+    assert!(c["Config"]["Env"]
+        .as_array()
+        .is_some_and(|e| e.iter().any(|v| v == "A=1")));
     assert_eq!(d.api("POST", "/containers/api1/start", None).0, 204, "{}", d.log());
     let (s, b) = d.api("POST", "/containers/api1/wait", None);
     assert_eq!(s, 200);
@@ -98,14 +118,21 @@ fn create_start_wait_logs_over_the_api() {
 fn start_twice_is_304_and_kill_of_stopped_is_409() {
     let d = Daemon::start();
     d.load_busybox("bb:latest");
-    let (s, _) = d.api("POST", "/containers/create?name=s1", Some(br#"{"Image":"bb","Cmd":["sleep","100"]}"#));
+    let (s, _) = d.api(
+        "POST",
+        "/containers/create?name=s1",
+        Some(br#"{"Image":"bb","Cmd":["sleep","100"]}"#),
+    );
     assert_eq!(s, 201);
     assert_eq!(d.api("POST", "/containers/s1/start", None).0, 204, "{}", d.log());
     assert_eq!(d.api("POST", "/containers/s1/start", None).0, 304);
     assert_eq!(d.api("POST", "/containers/s1/kill?signal=SIGKILL", None).0, 204);
     let (s, b) = d.api("POST", "/containers/s1/wait?condition=not-running", None);
     assert_eq!(s, 200);
-    assert_eq!(serde_json::from_slice::<Value>(&b).unwrap_or_default()["StatusCode"], 137);
+    assert_eq!(
+        serde_json::from_slice::<Value>(&b).unwrap_or_default()["StatusCode"],
+        137
+    );
     assert_eq!(d.api("POST", "/containers/s1/kill", None).0, 409);
     assert_eq!(d.api("POST", "/containers/s1/stop", None).0, 304);
     assert_eq!(d.api("POST", "/containers/s1/restart?t=1", None).0, 204);

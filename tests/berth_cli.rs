@@ -14,7 +14,18 @@ fn berth_run_ps_logs_inspect_stop_rm() {
     assert_eq!(r.code, 0, "{r:?}\n{}", d.log());
     assert_eq!(r.stdout, "hello\n");
 
-    let r = d.berth(&["run", "-d", "--name", "svc", "-e", "GREETING=hi", "bb", "sh", "-c", "echo $GREETING; exec sleep 1000"]);
+    let r = d.berth(&[
+        "run",
+        "-d",
+        "--name",
+        "svc",
+        "-e",
+        "GREETING=hi",
+        "bb",
+        "sh",
+        "-c",
+        "echo $GREETING; exec sleep 1000",
+    ]);
     assert_eq!(r.code, 0, "{r:?}");
     let id = r.stdout.trim().to_string();
     assert_eq!(id.len(), 64, "{r:?}");
@@ -25,7 +36,10 @@ fn berth_run_ps_logs_inspect_stop_rm() {
     let st = d.berth(&["inspect", "-f", "{{.State.Status}}", "svc"]);
     assert_eq!(st.stdout.trim(), "running", "{st:?}");
     assert_eq!(d.berth(&["stop", "-t", "1", "svc"]).code, 0);
-    assert_eq!(d.berth(&["inspect", "-f", "{{.State.Status}}", "svc"]).stdout.trim(), "exited");
+    assert_eq!(
+        d.berth(&["inspect", "-f", "{{.State.Status}}", "svc"]).stdout.trim(),
+        "exited"
+    );
     assert_eq!(d.berth(&["rm", "svc"]).code, 0);
     let gone = d.berth(&["inspect", "svc"]);
     assert_ne!(gone.code, 0);
@@ -61,7 +75,12 @@ fn berth_run_interactive_stdin() {
         let _ = stdin.write_all(b"ping\n");
     }
     let out = child.wait_with_output().expect("waiting for berth");
-    assert_eq!(String::from_utf8_lossy(&out.stdout), "got:ping\n", "{}", String::from_utf8_lossy(&out.stderr));
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout),
+        "got:ping\n",
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     assert_eq!(out.status.code(), Some(0));
 }
 
@@ -71,15 +90,27 @@ fn berth_import_save_load_images() {
     let rootfs = berth_testkit::busybox_rootfs_tar().expect("rootfs tar");
     let tar = d.root.join("rootfs.tar");
     std::fs::write(&tar, rootfs).expect("writing rootfs tar");
-    let r = d.berth(&["import", "-c", "CMD [\"echo\", \"imported\"]", tar.to_str().unwrap_or_default(), "imp:1"]);
+    let r = d.berth(&[
+        "import",
+        "-c",
+        "CMD [\"echo\", \"imported\"]",
+        tar.to_str().unwrap_or_default(),
+        "imp:1",
+    ]);
     assert_eq!(r.code, 0, "{r:?}\n{}", d.log());
     assert!(r.stdout.trim().starts_with("sha256:"), "{r:?}");
     let run = d.berth(&["run", "--rm", "imp:1"]);
     assert_eq!(run.stdout, "imported\n", "{run:?}");
     let images = d.berth(&["images"]);
-    assert!(images.stdout.contains("imp") && images.stdout.contains("REPOSITORY"), "{images:?}");
+    assert!(
+        images.stdout.contains("imp") && images.stdout.contains("REPOSITORY"),
+        "{images:?}"
+    );
     let out = d.root.join("imp.tar");
-    assert_eq!(d.berth(&["save", "-o", out.to_str().unwrap_or_default(), "imp:1"]).code, 0);
+    assert_eq!(
+        d.berth(&["save", "-o", out.to_str().unwrap_or_default(), "imp:1"]).code,
+        0
+    );
     assert_eq!(d.berth(&["rmi", "imp:1"]).code, 0);
     let load = d.berth(&["load", "-i", out.to_str().unwrap_or_default()]);
     assert_eq!(load.code, 0, "{load:?}");

@@ -34,11 +34,19 @@ fn fifty_concurrent_lifecycles_leave_no_strays() {
     });
     assert_eq!(d.docker(&["ps", "-aq"]).stdout.trim(), "");
     // No mounts, no processes besides the daemon itself, no cgroups of these containers.
-    assert!(common::eventually(std::time::Duration::from_secs(10), || d.own_mounts().is_empty()), "{:?}", d.own_mounts());
+    assert!(
+        common::eventually(std::time::Duration::from_secs(10), || d.own_mounts().is_empty()),
+        "{:?}",
+        d.own_mounts()
+    );
     let procs = d.own_processes();
     assert!(procs.len() <= 1, "stray processes: {procs:?}");
     for id in &ids {
-        for base in ["/sys/fs/cgroup/memory/berth", "/sys/fs/cgroup/pids/berth", "/sys/fs/cgroup/berth"] {
+        for base in [
+            "/sys/fs/cgroup/memory/berth",
+            "/sys/fs/cgroup/pids/berth",
+            "/sys/fs/cgroup/berth",
+        ] {
             let p = std::path::Path::new(base).join(id);
             assert!(!p.exists(), "stray cgroup {}", p.display());
         }

@@ -9,11 +9,25 @@ use std::time::Duration;
 fn containers_survive_a_daemon_crash_and_are_readopted() {
     let mut d = Daemon::start();
     d.load_busybox("bb:latest");
-    let r = d.docker(&["run", "-d", "--name", "long", "bb", "sh", "-c", "echo before; trap 'exit 0' TERM; while true; do sleep 0.2; done"]);
+    let r = d.docker(&[
+        "run",
+        "-d",
+        "--name",
+        "long",
+        "bb",
+        "sh",
+        "-c",
+        "echo before; trap 'exit 0' TERM; while true; do sleep 0.2; done",
+    ]);
     assert_eq!(r.code, 0, "{r:?}\n{}", d.log());
     let r = d.docker(&["run", "-d", "--name", "short", "bb", "sh", "-c", "sleep 2; exit 5"]);
     assert_eq!(r.code, 0, "{r:?}");
-    let pid = d.docker(&["inspect", "-f", "{{.State.Pid}}", "long"]).stdout.trim().parse::<i32>().unwrap_or(0);
+    let pid = d
+        .docker(&["inspect", "-f", "{{.State.Pid}}", "long"])
+        .stdout
+        .trim()
+        .parse::<i32>()
+        .unwrap_or(0);
     assert!(pid > 0);
 
     d.kill9();
@@ -31,10 +45,17 @@ fn containers_survive_a_daemon_crash_and_are_readopted() {
     assert_eq!(ps.stdout.trim(), "long", "{ps:?}");
     assert!(d.docker(&["logs", "long"]).stdout.contains("before"));
     // wait and stop work on the re-adopted container.
-    let mut waiter = d.docker_cmd(&["wait", "long"]).stdout(std::process::Stdio::piped()).spawn().expect("docker wait");
+    let mut waiter = d
+        .docker_cmd(&["wait", "long"])
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .expect("docker wait");
     let stop = d.docker(&["stop", "long"]);
     assert_eq!(stop.code, 0, "{stop:?}");
     let out = waiter.wait_with_output().expect("docker wait output");
     assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "0");
-    assert!(eventually(Duration::from_secs(5), || !std::path::Path::new(&format!("/proc/{pid}")).exists()));
+    assert!(eventually(Duration::from_secs(5), || !std::path::Path::new(&format!(
+        "/proc/{pid}"
+    ))
+    .exists()));
 }

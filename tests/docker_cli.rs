@@ -48,7 +48,16 @@ fn docker_run_missing_command_is_127() {
 fn docker_detached_lifecycle() {
     let d = Daemon::start();
     d.load_busybox("bb:latest");
-    let r = d.docker(&["run", "-d", "--name", "web", "bb", "sh", "-c", "echo started; exec sleep 1000"]);
+    let r = d.docker(&[
+        "run",
+        "-d",
+        "--name",
+        "web",
+        "bb",
+        "sh",
+        "-c",
+        "echo started; exec sleep 1000",
+    ]);
     assert_eq!(r.code, 0, "{r:?}\n{}", d.log());
     let id = r.stdout.trim().to_string();
     assert_eq!(id.len(), 64, "{r:?}");
@@ -58,8 +67,14 @@ fn docker_detached_lifecycle() {
     let line = ps.stdout.lines().next().unwrap_or_default().to_string();
     assert!(line.starts_with(&format!("{} web bb Up", &id[..12])), "{line}");
 
-    assert!(eventually(Duration::from_secs(5), || d.docker(&["logs", "web"]).stdout == "started\n"));
-    let st = d.docker(&["inspect", "-f", "{{.State.Status}} {{.State.Running}} {{.Name}} {{.Config.Hostname}}", &id[..8]]);
+    assert!(eventually(Duration::from_secs(5), || d.docker(&["logs", "web"]).stdout
+        == "started\n"));
+    let st = d.docker(&[
+        "inspect",
+        "-f",
+        "{{.State.Status}} {{.State.Running}} {{.Name}} {{.Config.Hostname}}",
+        &id[..8],
+    ]);
     assert_eq!(st.stdout.trim(), format!("running true /web {}", &id[..12]), "{st:?}");
 
     // Names are unique.
@@ -70,7 +85,10 @@ fn docker_detached_lifecycle() {
     // rm of a running container needs -f.
     let rm = d.docker(&["rm", "web"]);
     assert_eq!(rm.code, 1, "{rm:?}");
-    assert!(rm.stderr.contains("stop the container before removing or force remove"), "{rm:?}");
+    assert!(
+        rm.stderr.contains("stop the container before removing or force remove"),
+        "{rm:?}"
+    );
 
     let stop = d.docker(&["stop", "-t", "1", "web"]);
     assert_eq!(stop.code, 0, "{stop:?}");
@@ -84,7 +102,10 @@ fn docker_detached_lifecycle() {
     assert_eq!(rm.code, 0, "{rm:?}");
     let gone = d.docker(&["inspect", "web"]);
     assert_eq!(gone.code, 1);
-    assert!(gone.stderr.contains("No such object") || gone.stderr.contains("No such container"), "{gone:?}");
+    assert!(
+        gone.stderr.contains("No such object") || gone.stderr.contains("No such container"),
+        "{gone:?}"
+    );
 }
 
 #[test]
@@ -93,7 +114,11 @@ fn docker_images_save_load_round_trip() {
     d.load_busybox("bb:latest");
     let imgs = d.docker(&["images", "--format", "{{.Repository}}:{{.Tag}}"]);
     assert_eq!(imgs.stdout.trim(), "bb:latest", "{imgs:?}");
-    let id = d.docker(&["image", "inspect", "-f", "{{.Id}}", "bb"]).stdout.trim().to_string();
+    let id = d
+        .docker(&["image", "inspect", "-f", "{{.Id}}", "bb"])
+        .stdout
+        .trim()
+        .to_string();
     assert!(id.starts_with("sha256:"), "{id}");
 
     let tar = d.root.join("bb.tar");
@@ -108,7 +133,11 @@ fn docker_images_save_load_round_trip() {
     let load = d.docker(&["load", "-i", tar.to_str().unwrap_or_default()]);
     assert_eq!(load.code, 0, "{load:?}");
     assert!(load.stdout.contains("Loaded image: bb:latest"), "{load:?}");
-    let id2 = d.docker(&["image", "inspect", "-f", "{{.Id}}", "bb"]).stdout.trim().to_string();
+    let id2 = d
+        .docker(&["image", "inspect", "-f", "{{.Id}}", "bb"])
+        .stdout
+        .trim()
+        .to_string();
     assert_eq!(id, id2);
     let r = d.docker(&["run", "--rm", "bb", "cat", "/etc/hostname"]);
     assert_eq!(r.code, 0, "{r:?}");

@@ -40,7 +40,11 @@ impl From<Output> for Run {
 
 impl std::fmt::Debug for Run {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "exit {}\n--- stdout\n{}--- stderr\n{}", self.code, self.stdout, self.stderr)
+        write!(
+            f,
+            "exit {}\n--- stdout\n{}--- stderr\n{}",
+            self.code, self.stdout, self.stderr
+        )
     }
 }
 
@@ -73,7 +77,11 @@ impl Daemon {
         let _ = std::fs::remove_dir_all(&root);
         std::fs::create_dir_all(&root).expect("creating the test root");
         let sock = root.join("berth.sock");
-        let mut d = Daemon { root, sock, child: None };
+        let mut d = Daemon {
+            root,
+            sock,
+            child: None,
+        };
         d.spawn();
         d
     }
@@ -100,7 +108,12 @@ impl Daemon {
             .expect("spawning berthd");
         self.child = Some(child);
         let ok = eventually(Duration::from_secs(20), || self.api("GET", "/_ping", None).0 == 200);
-        assert!(ok, "berthd did not answer on {}; log:\n{}", self.sock.display(), self.log());
+        assert!(
+            ok,
+            "berthd did not answer on {}; log:\n{}",
+            self.sock.display(),
+            self.log()
+        );
     }
 
     /// The daemon's log so far.
@@ -126,13 +139,19 @@ impl Daemon {
     /// A `berth` command prepared to talk to this daemon.
     pub fn berth_cmd(&self, args: &[&str]) -> Command {
         let mut c = Command::new(bin("berth"));
-        c.args(args).env("BERTH_HOST", self.host()).env_remove("DOCKER_HOST").stdin(Stdio::null());
+        c.args(args)
+            .env("BERTH_HOST", self.host())
+            .env_remove("DOCKER_HOST")
+            .stdin(Stdio::null());
         c
     }
 
     /// Runs the real `docker` CLI against this daemon.
     pub fn docker(&self, args: &[&str]) -> Run {
-        self.docker_cmd(args).output().expect("running docker (the docker CLI must be installed)").into()
+        self.docker_cmd(args)
+            .output()
+            .expect("running docker (the docker CLI must be installed)")
+            .into()
     }
 
     /// A `docker` command prepared to talk to this daemon.
@@ -148,7 +167,9 @@ impl Daemon {
 
     /// One HTTP request to the API; returns status and body.
     pub fn api(&self, method: &str, path: &str, body: Option<&[u8]>) -> (u16, Vec<u8>) {
-        let Ok(mut s) = UnixStream::connect(&self.sock) else { return (0, Vec::new()) };
+        let Ok(mut s) = UnixStream::connect(&self.sock) else {
+            return (0, Vec::new());
+        };
         let _ = s.set_read_timeout(Some(Duration::from_secs(60)));
         let body = body.unwrap_or(b"");
         let head = format!(
@@ -204,7 +225,9 @@ impl Daemon {
         let mut out = Vec::new();
         if let Ok(rd) = std::fs::read_dir("/proc") {
             for e in rd.flatten() {
-                let Ok(pid) = e.file_name().to_string_lossy().parse::<i32>() else { continue };
+                let Ok(pid) = e.file_name().to_string_lossy().parse::<i32>() else {
+                    continue;
+                };
                 if pid == std::process::id() as i32 {
                     continue;
                 }
@@ -234,7 +257,9 @@ fn dechunk(b: &[u8]) -> Vec<u8> {
     let mut out = Vec::new();
     let mut i = 0;
     while i < b.len() {
-        let Some(nl) = b[i..].windows(2).position(|w| w == b"\r\n") else { break };
+        let Some(nl) = b[i..].windows(2).position(|w| w == b"\r\n") else {
+            break;
+        };
         let size = usize::from_str_radix(String::from_utf8_lossy(&b[i..i + nl]).trim(), 16).unwrap_or(0);
         i += nl + 2;
         if size == 0 {

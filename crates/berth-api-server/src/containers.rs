@@ -24,7 +24,10 @@ async fn create(State(e): State<AppState>, RawQuery(q): RawQuery, body: Bytes) -
     let p = Params::from_query(q.as_deref());
     let req: berth_api::ContainerCreateBody = parse_json(&body)?;
     let id = e.create_container(p.get("name"), req).await?;
-    Ok(json(StatusCode::CREATED, &serde_json::json!({ "Id": id, "Warnings": [] })))
+    Ok(json(
+        StatusCode::CREATED,
+        &serde_json::json!({ "Id": id, "Warnings": [] }),
+    ))
 }
 
 async fn list(State(e): State<AppState>, RawQuery(q): RawQuery) -> ApiResult<Response> {
@@ -79,7 +82,10 @@ async fn remove(State(e): State<AppState>, Path(id): Path<String>, RawQuery(q): 
 
 async fn rename(State(e): State<AppState>, Path(id): Path<String>, RawQuery(q): RawQuery) -> ApiResult<Response> {
     let p = Params::from_query(q.as_deref());
-    let name = p.get("name").filter(|n| !n.is_empty()).ok_or_else(|| ApiError::bad_request("name is required"))?;
+    let name = p
+        .get("name")
+        .filter(|n| !n.is_empty())
+        .ok_or_else(|| ApiError::bad_request("name is required"))?;
     e.rename(&id, name).await?;
     Ok(empty(StatusCode::NO_CONTENT))
 }
@@ -125,12 +131,18 @@ async fn logs(State(e): State<AppState>, Path(id): Path<String>, RawQuery(q): Ra
     let p = Params::from_query(q.as_deref());
     let tail = match p.get("tail") {
         None | Some("") | Some("all") => None,
-        Some(t) => Some(t.parse::<usize>().map_err(|_| ApiError::bad_request(format!("invalid value for tail: {t:?}")))?),
+        Some(t) => Some(
+            t.parse::<usize>()
+                .map_err(|_| ApiError::bad_request(format!("invalid value for tail: {t:?}")))?,
+        ),
     };
     let time_param = |key: &str| -> ApiResult<Option<f64>> {
         match p.get(key) {
             None | Some("") | Some("0") => Ok(None),
-            Some(v) => v.parse::<f64>().map(Some).map_err(|_| ApiError::bad_request(format!("invalid value for {key}: {v:?}"))),
+            Some(v) => v
+                .parse::<f64>()
+                .map(Some)
+                .map_err(|_| ApiError::bad_request(format!("invalid value for {key}: {v:?}"))),
         }
     };
     let opts = LogOptions {
@@ -143,19 +155,29 @@ async fn logs(State(e): State<AppState>, Path(id): Path<String>, RawQuery(q): Ra
         timestamps: p.flag("timestamps"),
     };
     if !opts.stdout && !opts.stderr {
-        return Err(ApiError::bad_request("Bad parameters: you must choose at least one stream"));
+        return Err(ApiError::bad_request(
+            "Bad parameters: you must choose at least one stream",
+        ));
     }
     let mut logs = e.logs(&id, opts).await?;
     let tty = logs.tty;
     let stream = async_stream(move |tx| async move {
         while let Some(f) = logs.frames.recv().await {
-            let chunk = if tty { Bytes::from(f.data) } else { frame(f.stream, &f.data) };
+            let chunk = if tty {
+                Bytes::from(f.data)
+            } else {
+                frame(f.stream, &f.data)
+            };
             if tx.send(Ok(chunk)).await.is_err() {
                 break;
             }
         }
     });
-    let ctype = if tty { "application/vnd.docker.raw-stream" } else { "application/vnd.docker.multiplexed-stream" };
+    let ctype = if tty {
+        "application/vnd.docker.raw-stream"
+    } else {
+        "application/vnd.docker.multiplexed-stream"
+    };
     Ok(Response::builder()
         .status(StatusCode::OK)
         .header(header::CONTENT_TYPE, ctype)
@@ -191,18 +213,29 @@ pub(crate) mod tokio_stream_shim {
     }
 }
 
-async fn attach(State(e): State<AppState>, Path(id): Path<String>, RawQuery(q): RawQuery, mut req: Request) -> ApiResult<Response> {
+async fn attach(
+    State(e): State<AppState>,
+    Path(id): Path<String>,
+    RawQuery(q): RawQuery,
+    mut req: Request,
+) -> ApiResult<Response> {
     let p = Params::from_query(q.as_deref());
     let (stdin, stdout, stderr) = (p.flag("stdin"), p.flag("stdout"), p.flag("stderr"));
     if !p.flag("stream") && p.flag("logs") {
-        return Err(ApiError::bad_request("attach with logs=1 and without stream=1 is not supported; use the logs endpoint"));
+        return Err(ApiError::bad_request(
+            "attach with logs=1 and without stream=1 is not supported; use the logs endpoint",
+        ));
     }
     let wants_upgrade = req.headers().get(header::UPGRADE).is_some();
     let on_upgrade = req.extensions_mut().remove::<hyper::upgrade::OnUpgrade>();
     // Registered before the response goes out, so a start that follows cannot miss this client.
     let stdin_wanted = stdin && wants_upgrade;
     let (ticket, tty) = e.prepare_attach(&id, stdin_wanted, stdout, stderr)?;
-    let ctype = if tty { "application/vnd.docker.raw-stream" } else { "application/vnd.docker.multiplexed-stream" };
+    let ctype = if tty {
+        "application/vnd.docker.raw-stream"
+    } else {
+        "application/vnd.docker.multiplexed-stream"
+    };
     match (wants_upgrade, on_upgrade) {
         (true, Some(on_upgrade)) => {
             tokio::spawn(async move {
@@ -231,7 +264,9 @@ async fn attach(State(e): State<AppState>, Path(id): Path<String>, RawQuery(q): 
         _ => {
             // No upgrade: stream the output as the response body (stdin cannot be sent this way).
             let stream = async_stream(move |tx| async move {
-                let Ok(mut shim) = e.finish_attach(ticket).await else { return };
+                let Ok(mut shim) = e.finish_attach(ticket).await else {
+                    return;
+                };
                 let mut buf = vec![0u8; 16 * 1024];
                 loop {
                     match tokio::io::AsyncReadExt::read(&mut shim, &mut buf).await {
@@ -276,7 +311,10 @@ where
 
 async fn prune(State(e): State<AppState>) -> ApiResult<Response> {
     let removed = e.prune_containers().await?;
-    Ok(json(StatusCode::OK, &serde_json::json!({ "ContainersDeleted": removed, "SpaceReclaimed": 0 })))
+    Ok(json(
+        StatusCode::OK,
+        &serde_json::json!({ "ContainersDeleted": removed, "SpaceReclaimed": 0 }),
+    ))
 }
 
 pub(crate) fn routes() -> Router<AppState> {

@@ -16,25 +16,37 @@ pub struct ApiError {
 impl ApiError {
     /// A 400 with `message`.
     pub fn bad_request(message: impl Into<String>) -> ApiError {
-        ApiError { kind: ErrorKind::InvalidArgument, message: message.into() }
+        ApiError {
+            kind: ErrorKind::InvalidArgument,
+            message: message.into(),
+        }
     }
 
     /// A 500 with `message`.
     pub fn internal(message: impl Into<String>) -> ApiError {
-        ApiError { kind: ErrorKind::Internal, message: message.into() }
+        ApiError {
+            kind: ErrorKind::Internal,
+            message: message.into(),
+        }
     }
 }
 
 impl From<EngineError> for ApiError {
     fn from(e: EngineError) -> Self {
-        ApiError { kind: e.kind(), message: e.to_string() }
+        ApiError {
+            kind: e.kind(),
+            message: e.to_string(),
+        }
     }
 }
 
 /// Builds Docker's JSON error body with `status`.
 pub fn json_error(status: StatusCode, message: &str) -> Response {
     if status == StatusCode::NOT_MODIFIED {
-        return Response::builder().status(status).body(Body::empty()).unwrap_or_default();
+        return Response::builder()
+            .status(status)
+            .body(Body::empty())
+            .unwrap_or_default();
     }
     let body = serde_json::json!({ "message": message }).to_string();
     Response::builder()

@@ -34,13 +34,19 @@ async fn list(State(e): State<AppState>, RawQuery(q): RawQuery) -> ApiResult<Res
 async fn create(State(e): State<AppState>, RawQuery(q): RawQuery, req: Request) -> ApiResult<Response> {
     let p = Params::from_query(q.as_deref());
     if let Some(image) = p.get("fromImage").filter(|s| !s.is_empty()) {
-        let tag = p.get("tag").filter(|t| !t.is_empty()).map(|t| format!(":{t}")).unwrap_or_default();
+        let tag = p
+            .get("tag")
+            .filter(|t| !t.is_empty())
+            .map(|t| format!(":{t}"))
+            .unwrap_or_default();
         return Err(ApiError::from(berth_engine::EngineError::NotFound(format!(
             "pull access denied for {image}{tag}: this berth daemon has no registry access yet; load the image with `docker load` or `docker import`"
         ))));
     }
     if p.get("fromSrc") != Some("-") {
-        return Err(ApiError::bad_request("importing from a URL is not supported; send the archive in the request body with fromSrc=-"));
+        return Err(ApiError::bad_request(
+            "importing from a URL is not supported; send the archive in the request body with fromSrc=-",
+        ));
     }
     let reference = match p.get("repo").filter(|r| !r.is_empty()) {
         Some(repo) => {
@@ -124,11 +130,18 @@ async fn get_many(State(e): State<AppState>, RawQuery(q): RawQuery) -> ApiResult
 async fn prune(State(e): State<AppState>, RawQuery(q): RawQuery) -> ApiResult<Response> {
     let p = Params::from_query(q.as_deref());
     let filters = p.filters()?;
-    let dangling_only = filters.get("dangling").and_then(|v| v.first()).is_none_or(|d| d != "false" && d != "0");
+    let dangling_only = filters
+        .get("dangling")
+        .and_then(|v| v.first())
+        .is_none_or(|d| d != "false" && d != "0");
     Ok(json(StatusCode::OK, &e.prune_images(dangling_only).await?))
 }
 
-async fn by_name_get(State(e): State<AppState>, Path(rest): Path<String>, RawQuery(q): RawQuery) -> ApiResult<Response> {
+async fn by_name_get(
+    State(e): State<AppState>,
+    Path(rest): Path<String>,
+    RawQuery(q): RawQuery,
+) -> ApiResult<Response> {
     if let Some(name) = rest.strip_suffix("/json") {
         return Ok(json(StatusCode::OK, &e.inspect_image(name).await?));
     }
@@ -139,13 +152,22 @@ async fn by_name_get(State(e): State<AppState>, Path(rest): Path<String>, RawQue
         let _ = q;
         return save(e, vec![name.to_string()]).await;
     }
-    Err(ApiError::from(berth_engine::EngineError::NotFound("page not found".into())))
+    Err(ApiError::from(berth_engine::EngineError::NotFound(
+        "page not found".into(),
+    )))
 }
 
-async fn by_name_post(State(e): State<AppState>, Path(rest): Path<String>, RawQuery(q): RawQuery) -> ApiResult<Response> {
+async fn by_name_post(
+    State(e): State<AppState>,
+    Path(rest): Path<String>,
+    RawQuery(q): RawQuery,
+) -> ApiResult<Response> {
     let p = Params::from_query(q.as_deref());
     if let Some(name) = rest.strip_suffix("/tag") {
-        let repo = p.get("repo").filter(|r| !r.is_empty()).ok_or_else(|| ApiError::bad_request("repo is required"))?;
+        let repo = p
+            .get("repo")
+            .filter(|r| !r.is_empty())
+            .ok_or_else(|| ApiError::bad_request("repo is required"))?;
         e.tag_image(name, repo, p.get("tag")).await?;
         return Ok(crate::params::empty(StatusCode::CREATED));
     }
@@ -154,12 +176,21 @@ async fn by_name_post(State(e): State<AppState>, Path(rest): Path<String>, RawQu
             "pushing is not available yet: this berth daemon has no registry client".into(),
         )));
     }
-    Err(ApiError::from(berth_engine::EngineError::NotFound("page not found".into())))
+    Err(ApiError::from(berth_engine::EngineError::NotFound(
+        "page not found".into(),
+    )))
 }
 
-async fn by_name_delete(State(e): State<AppState>, Path(rest): Path<String>, RawQuery(q): RawQuery) -> ApiResult<Response> {
+async fn by_name_delete(
+    State(e): State<AppState>,
+    Path(rest): Path<String>,
+    RawQuery(q): RawQuery,
+) -> ApiResult<Response> {
     let p = Params::from_query(q.as_deref());
-    Ok(json(StatusCode::OK, &e.remove_image(&rest, p.flag("force"), p.flag("noprune")).await?))
+    Ok(json(
+        StatusCode::OK,
+        &e.remove_image(&rest, p.flag("force"), p.flag("noprune")).await?,
+    ))
 }
 
 pub(crate) fn routes() -> Router<AppState> {
@@ -169,5 +200,8 @@ pub(crate) fn routes() -> Router<AppState> {
         .route("/images/load", post(load))
         .route("/images/get", get(get_many))
         .route("/images/prune", post(prune))
-        .route("/images/{*rest}", get(by_name_get).post(by_name_post).delete(by_name_delete))
+        .route(
+            "/images/{*rest}",
+            get(by_name_get).post(by_name_post).delete(by_name_delete),
+        )
 }

@@ -37,7 +37,10 @@ pub fn strip_version(path: &str) -> (Option<String>, &str) {
     if let Some(rest) = path.strip_prefix("/v") {
         if let Some(i) = rest.find('/') {
             let v = &rest[..i];
-            if !v.is_empty() && v.split('.').all(|p| !p.is_empty() && p.bytes().all(|b| b.is_ascii_digit())) {
+            if !v.is_empty()
+                && v.split('.')
+                    .all(|p| !p.is_empty() && p.bytes().all(|b| b.is_ascii_digit()))
+            {
                 return (Some(v.to_string()), &rest[i..]);
             }
         }
@@ -87,7 +90,12 @@ where
         };
         match pq.parse() {
             Ok(uri) => parts.uri = uri,
-            Err(_) => return Ok(error::json_error(axum::http::StatusCode::BAD_REQUEST, "invalid request path")),
+            Err(_) => {
+                return Ok(error::json_error(
+                    axum::http::StatusCode::BAD_REQUEST,
+                    "invalid request path",
+                ))
+            }
         }
     }
     let req = Request::from_parts(parts, Body::new(body));
@@ -146,7 +154,10 @@ mod tests {
 
     #[test]
     fn version_prefix() {
-        assert_eq!(strip_version("/v1.41/containers/json"), (Some("1.41".into()), "/containers/json"));
+        assert_eq!(
+            strip_version("/v1.41/containers/json"),
+            (Some("1.41".into()), "/containers/json")
+        );
         assert_eq!(strip_version("/containers/json"), (None, "/containers/json"));
         assert_eq!(strip_version("/version"), (None, "/version"));
         assert!(check_version("1.41").is_ok());

@@ -24,7 +24,11 @@ impl Params {
 
     /// All values of `key`.
     pub fn all(&self, key: &str) -> Vec<String> {
-        self.0.iter().filter(|(k, _)| k == key).map(|(_, v)| v.clone()).collect()
+        self.0
+            .iter()
+            .filter(|(k, _)| k == key)
+            .map(|(_, v)| v.clone())
+            .collect()
     }
 
     /// Docker's boolean: absent, empty, `0`, `false`, `no` are false.
@@ -48,18 +52,28 @@ impl Params {
 
     /// `filters={"key":["v"]}` or the legacy `{"key":{"v":true}}`.
     pub fn filters(&self) -> Result<HashMap<String, Vec<String>>, ApiError> {
-        let Some(raw) = self.get("filters").filter(|s| !s.is_empty()) else { return Ok(HashMap::new()) };
+        let Some(raw) = self.get("filters").filter(|s| !s.is_empty()) else {
+            return Ok(HashMap::new());
+        };
         let v: serde_json::Value =
             serde_json::from_str(raw).map_err(|e| ApiError::bad_request(format!("invalid filter: {e}")))?;
-        let obj = v.as_object().ok_or_else(|| ApiError::bad_request("invalid filter: expected an object"))?;
+        let obj = v
+            .as_object()
+            .ok_or_else(|| ApiError::bad_request("invalid filter: expected an object"))?;
         let mut out = HashMap::new();
         for (k, vals) in obj {
             let list = match vals {
                 serde_json::Value::Array(a) => a.iter().filter_map(|x| x.as_str().map(str::to_string)).collect(),
-                serde_json::Value::Object(m) => {
-                    m.iter().filter(|(_, on)| on.as_bool().unwrap_or(false)).map(|(s, _)| s.clone()).collect()
+                serde_json::Value::Object(m) => m
+                    .iter()
+                    .filter(|(_, on)| on.as_bool().unwrap_or(false))
+                    .map(|(s, _)| s.clone())
+                    .collect(),
+                _ => {
+                    return Err(ApiError::bad_request(format!(
+                        "invalid filter: values of {k:?} must be a list"
+                    )))
                 }
-                _ => return Err(ApiError::bad_request(format!("invalid filter: values of {k:?} must be a list"))),
             };
             out.insert(k.clone(), list);
         }
@@ -116,7 +130,10 @@ pub fn json<T: Serialize>(status: StatusCode, value: &T) -> Response {
 
 /// An empty response with `status`.
 pub fn empty(status: StatusCode) -> Response {
-    Response::builder().status(status).body(Body::empty()).unwrap_or_default()
+    Response::builder()
+        .status(status)
+        .body(Body::empty())
+        .unwrap_or_default()
 }
 
 #[cfg(test)]
@@ -125,7 +142,9 @@ mod tests {
 
     #[test]
     fn query_parsing() {
-        let p = Params::from_query(Some("all=1&filters=%7B%22status%22%3A%5B%22exited%22%5D%7D&names=a&names=b%2Fc&x=false"));
+        let p = Params::from_query(Some(
+            "all=1&filters=%7B%22status%22%3A%5B%22exited%22%5D%7D&names=a&names=b%2Fc&x=false",
+        ));
         assert!(p.flag("all"));
         assert!(!p.flag("x"));
         assert!(!p.flag("missing"));

@@ -22,7 +22,10 @@ pub fn busybox_rootfs_tar() -> Result<Vec<u8>> {
 }
 
 fn unique() -> u128 {
-    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_nanos()).unwrap_or(0)
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_nanos())
+        .unwrap_or(0)
 }
 
 /// A `docker save` (legacy layout) archive holding one image `tag` (e.g. `bb:latest`) with the busybox
@@ -56,7 +59,8 @@ pub fn busybox_image_tar(tag: &str) -> Result<Vec<u8>> {
         h.set_mode(0o644);
         h.set_mtime(0);
         h.set_cksum();
-        b.append_data(&mut h, Path::new(name), data).with_context(|| format!("adding {name}"))
+        b.append_data(&mut h, Path::new(name), data)
+            .with_context(|| format!("adding {name}"))
     };
     add(&format!("blobs/sha256/{config_hex}"), &config_bytes)?;
     add(&format!("blobs/sha256/{layer_hex}"), &layer)?;

@@ -17,19 +17,95 @@ pub fn busybox_path() -> Result<PathBuf> {
 
 /// The applets the fixture links (a small, stable set keeps fixtures fast to build).
 pub const APPLETS: &[&str] = &[
-    "sh", "ls", "cat", "echo", "true", "false", "sleep", "id", "hostname", "env", "ps", "mount", "grep", "head",
-    "tail", "wc", "touch", "mkdir", "rm", "test", "[", "printf", "pwd", "whoami", "yes", "kill", "uname", "stat",
-    "readlink", "dd", "nproc", "seq", "date", "chmod", "chown", "ln", "cp", "mv", "find", "awk", "sed", "ulimit",
-    "top", "free", "df", "tr", "cut", "sort", "uniq", "timeout", "nc", "wget", "ip", "ifconfig", "xargs", "tee",
-    "basename", "dirname", "nslookup", "ping", "su", "stty", "tty", "reset", "clear", "vi", "less", "more", "od",
-    "hexdump", "md5sum", "sha256sum", "tar", "gzip", "gunzip", "init", "umount", "dmesg", "mknod", "chroot",
+    "sh",
+    "ls",
+    "cat",
+    "echo",
+    "true",
+    "false",
+    "sleep",
+    "id",
+    "hostname",
+    "env",
+    "ps",
+    "mount",
+    "grep",
+    "head",
+    "tail",
+    "wc",
+    "touch",
+    "mkdir",
+    "rm",
+    "test",
+    "[",
+    "printf",
+    "pwd",
+    "whoami",
+    "yes",
+    "kill",
+    "uname",
+    "stat",
+    "readlink",
+    "dd",
+    "nproc",
+    "seq",
+    "date",
+    "chmod",
+    "chown",
+    "ln",
+    "cp",
+    "mv",
+    "find",
+    "awk",
+    "sed",
+    "ulimit",
+    "top",
+    "free",
+    "df",
+    "tr",
+    "cut",
+    "sort",
+    "uniq",
+    "timeout",
+    "nc",
+    "wget",
+    "ip",
+    "ifconfig",
+    "xargs",
+    "tee",
+    "basename",
+    "dirname",
+    "nslookup",
+    "ping",
+    "su",
+    "stty",
+    "tty",
+    "reset",
+    "clear",
+    "vi",
+    "less",
+    "more",
+    "od",
+    "hexdump",
+    "md5sum",
+    "sha256sum",
+    "tar",
+    "gzip",
+    "gunzip",
+    "init",
+    "umount",
+    "dmesg",
+    "mknod",
+    "chroot",
 ];
 
 /// Writes a busybox root filesystem into `dir`: `/bin/busybox` with applet links, `/etc/passwd`,
 /// `/etc/group`, and the usual empty directories.
 pub fn busybox_rootfs(dir: &Path) -> Result<()> {
     let bb = busybox_path()?;
-    for d in ["bin", "etc", "tmp", "root", "home/app", "proc", "sys", "dev", "var/tmp", "usr/bin"] {
+    for d in [
+        "bin", "etc", "tmp", "root", "home/app", "proc", "sys", "dev", "var/tmp", "usr/bin",
+    ] {
         std::fs::create_dir_all(dir.join(d)).with_context(|| format!("creating {d} in {}", dir.display()))?;
     }
     std::fs::set_permissions(dir.join("tmp"), std::fs::Permissions::from_mode(0o1777))?;
@@ -44,7 +120,10 @@ pub fn busybox_rootfs(dir: &Path) -> Result<()> {
         dir.join("etc/passwd"),
         "root:x:0:0:root:/root:/bin/sh\napp:x:1000:1000:app:/home/app:/bin/sh\nnobody:x:65534:65534:nobody:/nonexistent:/bin/false\n",
     )?;
-    std::fs::write(dir.join("etc/group"), "root:x:0:\napp:x:1000:\nstaff:x:50:app\nnogroup:x:65534:\n")?;
+    std::fs::write(
+        dir.join("etc/group"),
+        "root:x:0:\napp:x:1000:\nstaff:x:50:app\nnogroup:x:65534:\n",
+    )?;
     std::fs::write(dir.join("etc/hostname"), "busybox\n")?;
     Ok(())
 }

@@ -29,7 +29,10 @@ pub struct Digest {
 impl Digest {
     /// The sha256 digest of `data`.
     pub fn sha256(data: &[u8]) -> Digest {
-        Digest { algorithm: "sha256".into(), hex: hex::encode(Sha256::digest(data)) }
+        Digest {
+            algorithm: "sha256".into(),
+            hex: hex::encode(Sha256::digest(data)),
+        }
     }
 
     /// Builds a sha256 digest from a 64-character lower-case hex string.
@@ -61,7 +64,10 @@ impl FromStr for Digest {
         if hex.len() != want || !hex.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b)) {
             return Err(DigestError::BadHex(s.into()));
         }
-        Ok(Digest { algorithm: alg.into(), hex: hex.into() })
+        Ok(Digest {
+            algorithm: alg.into(),
+            hex: hex.into(),
+        })
     }
 }
 

@@ -66,13 +66,20 @@ impl Reference {
         }
         let (domain, path) = match name.split_once('/') {
             Some((first, remainder))
-                if first.contains('.') || first.contains(':') || first == "localhost" || first.chars().any(|c| c.is_ascii_uppercase()) =>
+                if first.contains('.')
+                    || first.contains(':')
+                    || first == "localhost"
+                    || first.chars().any(|c| c.is_ascii_uppercase()) =>
             {
                 (first.to_string(), remainder.to_string())
             }
             _ => (DEFAULT_DOMAIN.to_string(), name.to_string()),
         };
-        if domain.is_empty() || !domain.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '-' | ':' | '[' | ']')) {
+        if domain.is_empty()
+            || !domain
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '-' | ':' | '[' | ']'))
+        {
             return Err(bad());
         }
         if path.chars().any(|c| c.is_ascii_uppercase()) {
@@ -81,8 +88,17 @@ impl Reference {
         if path.is_empty() || !path.split('/').all(valid_path_component) {
             return Err(bad());
         }
-        let path = if domain == DEFAULT_DOMAIN && !path.contains('/') { format!("library/{path}") } else { path };
-        Ok(Reference { domain, path, tag: tag.map(str::to_string), digest })
+        let path = if domain == DEFAULT_DOMAIN && !path.contains('/') {
+            format!("library/{path}")
+        } else {
+            path
+        };
+        Ok(Reference {
+            domain,
+            path,
+            tag: tag.map(str::to_string),
+            digest,
+        })
     }
 
     /// The registry domain (`docker.io`, `localhost:5000`).
@@ -124,12 +140,20 @@ impl Reference {
         if !valid_tag(tag) {
             return Err(ReferenceError::InvalidFormat(tag.to_string()));
         }
-        Ok(Reference { tag: Some(tag.into()), digest: None, ..self.clone() })
+        Ok(Reference {
+            tag: Some(tag.into()),
+            digest: None,
+            ..self.clone()
+        })
     }
 
     /// Returns a copy with the given digest and no tag.
     pub fn with_digest(&self, digest: Digest) -> Reference {
-        Reference { tag: None, digest: Some(digest), ..self.clone() }
+        Reference {
+            tag: None,
+            digest: Some(digest),
+            ..self.clone()
+        }
     }
 
     /// `repo:tag` or `repo@digest` in the familiar form Docker prints (`busybox:latest`).
@@ -207,10 +231,18 @@ mod tests {
             ("busybox", "docker.io/library/busybox:latest", "busybox:latest"),
             ("bb:1.36", "docker.io/library/bb:1.36", "bb:1.36"),
             ("user/app", "docker.io/user/app:latest", "user/app:latest"),
-            ("localhost:5000/app:v1", "localhost:5000/app:v1", "localhost:5000/app:v1"),
+            (
+                "localhost:5000/app:v1",
+                "localhost:5000/app:v1",
+                "localhost:5000/app:v1",
+            ),
             ("localhost/app", "localhost/app:latest", "localhost/app:latest"),
             ("docker.io/library/alpine:3", "docker.io/library/alpine:3", "alpine:3"),
-            ("reg.example.com/a/b/c", "reg.example.com/a/b/c:latest", "reg.example.com/a/b/c:latest"),
+            (
+                "reg.example.com/a/b/c",
+                "reg.example.com/a/b/c:latest",
+                "reg.example.com/a/b/c:latest",
+            ),
         ];
         for (input, full, familiar) in cases {
             let r = Reference::parse(input).unwrap();
@@ -225,7 +257,17 @@ mod tests {
         let r = Reference::parse(&format!("busybox@{d}")).unwrap();
         assert_eq!(r.tag(), None);
         assert_eq!(r.digest(), Some(&d));
-        for bad in ["", "Busybox", "a:b:c", "a/:x", "bb:", "bb:-x", "a//b", "a b", "x@sha256:zz"] {
+        for bad in [
+            "",
+            "Busybox",
+            "a:b:c",
+            "a/:x",
+            "bb:",
+            "bb:-x",
+            "a//b",
+            "a b",
+            "x@sha256:zz",
+        ] {
             assert!(Reference::parse(bad).is_err(), "{bad} should fail");
         }
     }
