@@ -1,89 +1,222 @@
 #!/usr/bin/env bash
-# Side-by-side benchmark of berth and Docker (Debian's docker.io, installed and started here) on this
-# machine. Prints per-operation times and engine memory per running container, with berth/Docker ratios.
-# Usage: bash bench/run.sh [iterations]   (run as root; builds berth in release mode first)
+# Side-by-side benchmark of berth and Docker (Debian's docker.io) on this machine: container start
+# times and engine memory per running container, with berth/Docker ratios.
+#
+# Usage: bash bench/run.sh [iterations]      (as root; NCONT=<n> sets the containers of the memory row)
+#
+# It builds berth in release mode (honouring CARGO_TARGET_DIR), then starts a private berthd and a
+# private containerd + dockerd pair, everything of theirs under one temp dir (data and exec roots,
+# sockets, pid file, dockerd's trust key, containerd's root/state/plugins, a cgroup parent named after
+# the dir). Docker's default network is a bridge: the script makes one of its own (unique name, unused
+# /24, no iptables, no forwarding) for dockerd instead of letting it make docker0. berth has no bridge
+# networking yet; its default network is a loopback-only network namespace, which the table says.
+# On exit it removes its containers, stops the daemons and shims it started (by PID, or by the temp
+# dir in their command line), unmounts, removes its cgroups, its bridge and the temp dir.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 N=${1:-20}
 NCONT=${NCONT:-20}
+
 bash scripts/deps.sh
 cargo build --release --bins -q
-BIN=$PWD/target/release
-WORK=$(mktemp -d /tmp/berth-bench.XXXXXX)
+BIN=${CARGO_TARGET_DIR:-$PWD/target}/release
+[ -x "$BIN/berthd" ] || { echo "no $BIN/berthd after the build" >&2; exit 1; }
+
+WORK=$(mktemp -d /tmp/bbench.XXXXXX)
+NAME=$(basename "$WORK")
 BERTH_SOCK=$WORK/berth.sock
+DOCKER_SOCK=$WORK/docker.sock
+CTD=$WORK/ctd
+BRIDGE=bb${NAME#bbench.}          # 8 characters, fits IFNAMSIZ, unique with the temp dir
+BERTHD_PID= DOCKERD_PID= CONTAINERD_PID= MADE_BRIDGE=
+
+berth() { BERTH_HOST=unix://$BERTH_SOCK "$BIN/berth" "$@"; }
+dock() { DOCKER_HOST=unix://$DOCKER_SOCK DOCKER_CONFIG=$WORK/docker-config docker "$@"; }
+dock_on_berthd() { DOCKER_HOST=unix://$BERTH_SOCK DOCKER_CONFIG=$WORK/docker-config docker "$@"; }
+
+# PIDs whose command line names $WORK/$1 and whose executable is $2 (the shims of one engine).
+pids_named() {
+  local p
+  for p in /proc/[0-9]*; do
+    p=${p#/proc/}
+    [ "$p" = "$$" ] && continue
+    tr '\0' ' ' 2>/dev/null <"/proc/$p/cmdline" | grep -qF "$WORK/$1" || continue
+    [ -z "${2:-}" ] || [ "$(basename "$(readlink "/proc/$p/exe" 2>/dev/null)")" = "$2" ] || continue
+    echo "$p"
+  done
+}
+# stop_pid PID SECONDS: SIGTERM, then SIGKILL when it outlives the grace period.
+stop_pid() {
+  local pid=$1 i
+  kill "$pid" 2>/dev/null || return 0
+  for ((i = 0; i < $2 * 20; i++)); do kill -0 "$pid" 2>/dev/null || return 0; sleep 0.05; done
+  kill -9 "$pid" 2>/dev/null || true
+}
+rm_all() { local ids; ids=$("$@" ps -aq 2>/dev/null) || return 0; [ -z "$ids" ] || "$@" rm -f $ids >/dev/null 2>&1 || true; }
+
 cleanup() {
   set +e
-  DOCKER_HOST=unix://$BERTH_SOCK docker rm -f $(DOCKER_HOST=unix://$BERTH_SOCK docker ps -aq) >/dev/null 2>&1
-  [ -n "${BERTHD_PID:-}" ] && kill "$BERTHD_PID" 2>/dev/null && wait "$BERTHD_PID" 2>/dev/null
-  if [ -n "${DOCKERD_PID:-}" ]; then
-    DOCKER_HOST=unix://$WORK/docker.sock docker rm -f $(DOCKER_HOST=unix://$WORK/docker.sock docker ps -aq) >/dev/null 2>&1
-    kill "$DOCKERD_PID" 2>/dev/null; wait "$DOCKERD_PID" 2>/dev/null
-  fi
-  [ -n "${MADE_DOCKER0:-}" ] && ip link del docker0 2>/dev/null
-  grep " $WORK" /proc/self/mountinfo | awk '{print $5}' | sort -r | xargs -r -n1 umount -l 2>/dev/null
+  [ -n "$BERTHD_PID" ] && rm_all berth
+  [ -n "$DOCKERD_PID" ] && rm_all dock
+  [ -n "$BERTHD_PID" ] && stop_pid "$BERTHD_PID" 10
+  [ -n "$DOCKERD_PID" ] && stop_pid "$DOCKERD_PID" 20
+  [ -n "$CONTAINERD_PID" ] && stop_pid "$CONTAINERD_PID" 10
+  for p in $(pids_named ""); do kill -9 "$p" 2>/dev/null; done
+  grep -F " $WORK/" /proc/self/mountinfo | awk '{print $5}' | sort -r | xargs -r -n1 umount -l 2>/dev/null
+  for c in /sys/fs/cgroup/"$NAME" /sys/fs/cgroup/*/"$NAME"; do
+    [ -d "$c" ] && find "$c" -depth -type d -exec rmdir {} + 2>/dev/null
+  done
+  [ -n "$MADE_BRIDGE" ] && ip link del "$BRIDGE" 2>/dev/null
   rm -rf "$WORK"
 }
 trap cleanup EXIT
+trap 'exit 130' INT TERM
+
+wait_for() { # wait_for SECONDS cmd...: polls until cmd succeeds
+  local deadline=$((SECONDS + $1)); shift
+  until "$@" >/dev/null 2>&1; do
+    [ "$SECONDS" -lt "$deadline" ] || return 1
+    sleep 0.05
+  done
+}
 
 # --- berth
-"$BIN/berthd" --host "unix://$BERTH_SOCK" --data-root "$WORK/berth-data" --exec-root "$WORK/berth-run" >"$WORK/berthd.log" 2>&1 &
+"$BIN/berthd" --host "unix://$BERTH_SOCK" --data-root "$WORK/berth-data" --exec-root "$WORK/berth-run" \
+  >"$WORK/berthd.log" 2>&1 &
 BERTHD_PID=$!
-for _ in $(seq 100); do curl -sf --unix-socket "$BERTH_SOCK" http://x/_ping >/dev/null && break; sleep 0.1; done
-export BERTH_HOST=unix://$BERTH_SOCK
-bash scripts/busybox-image.sh "$BIN/berth" bb:latest >/dev/null
-"$BIN/berth" save -o "$WORK/bb.tar" bb:latest
+wait_for 30 curl -sf --unix-socket "$BERTH_SOCK" http://berth/_ping || { echo "berthd did not start:" >&2; cat "$WORK/berthd.log" >&2; exit 1; }
+BERTH_HOST=unix://$BERTH_SOCK bash scripts/busybox-image.sh "$BIN/berth" bb:latest >/dev/null
 
-# --- docker
-if ! command -v dockerd >/dev/null 2>&1; then
-  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq docker.io >/dev/null
-fi
-DOCKER_SOCK=$WORK/docker.sock
-# dockerd makes its docker0 bridge; remove it afterwards if this run created it.
-ip link show docker0 >/dev/null 2>&1 || MADE_DOCKER0=1
-dockerd --host "unix://$DOCKER_SOCK" --data-root "$WORK/docker-data" --exec-root "$WORK/docker-run" \
-  --pidfile "$WORK/docker.pid" --iptables=false --ip-forward=false >"$WORK/dockerd.log" 2>&1 &
+# --- docker: our own containerd (dockerd would use a system one at /run/containerd if it ran)
+mkdir -p "$CTD"
+cat >"$CTD/config.toml" <<EOF
+version = 2
+root = "$CTD/root"
+state = "$CTD/state"
+disabled_plugins = ["io.containerd.grpc.v1.cri", "io.containerd.snapshotter.v1.btrfs", "io.containerd.snapshotter.v1.zfs", "io.containerd.snapshotter.v1.devmapper", "io.containerd.snapshotter.v1.aufs"]
+[grpc]
+  address = "$CTD/containerd.sock"
+[ttrpc]
+  address = "$CTD/containerd.sock.ttrpc"
+[debug]
+  address = "$CTD/debug.sock"
+[plugins."io.containerd.internal.v1.opt"]
+  path = "$CTD/opt"
+EOF
+containerd --config "$CTD/config.toml" >"$WORK/containerd.log" 2>&1 &
+CONTAINERD_PID=$!
+wait_for 30 test -S "$CTD/containerd.sock" || { echo "containerd did not start:" >&2; cat "$WORK/containerd.log" >&2; exit 1; }
+
+# A bridge of our own for Docker's default network, on a /24 no route uses yet.
+subnet=
+for i in $(seq 0 249); do
+  s=10.213.$((($$ + i) % 250)).
+  if ! ip -4 route | grep -qF "$s" && ! ip -4 addr | grep -qF "$s"; then subnet=$s; break; fi
+done
+[ -n "$subnet" ] || { echo "no free /24 for the benchmark bridge" >&2; exit 1; }
+ip link add name "$BRIDGE" type bridge
+MADE_BRIDGE=1
+ip addr add "${subnet}1/24" dev "$BRIDGE"
+ip link set "$BRIDGE" up
+
+echo "{\"deprecated-key-path\": \"$WORK/docker-key.json\"}" >"$WORK/daemon.json"
+dockerd --config-file "$WORK/daemon.json" --containerd "$CTD/containerd.sock" \
+  --host "unix://$DOCKER_SOCK" --data-root "$WORK/docker-data" --exec-root "$WORK/docker-run" \
+  --pidfile "$WORK/docker.pid" --cgroup-parent "/$NAME" --storage-driver overlay2 \
+  --bridge "$BRIDGE" --iptables=false --ip-forward=false --ip-masq=false --userland-proxy=false \
+  >"$WORK/dockerd.log" 2>&1 &
 DOCKERD_PID=$!
-for _ in $(seq 200); do DOCKER_HOST=unix://$DOCKER_SOCK docker version >/dev/null 2>&1 && break; sleep 0.1; done
-DOCKER_HOST=unix://$DOCKER_SOCK docker load -q -i "$WORK/bb.tar" >/dev/null
+wait_for 60 curl -sf --unix-socket "$DOCKER_SOCK" http://docker/_ping || { echo "dockerd did not start:" >&2; cat "$WORK/dockerd.log" >&2; exit 1; }
 
-now_ms() { date +%s%N | awk '{printf "%.3f", $1/1000000}'; }
-# time_cmd N cmd... -> average milliseconds
-time_cmd() {
-  local n=$1; shift
-  "$@" >/dev/null 2>&1 || { echo "FAILED: $*" >&2; echo "nan"; return; }
-  local t0 t1
-  t0=$(now_ms)
-  for _ in $(seq "$n"); do "$@" >/dev/null 2>&1; done
-  t1=$(now_ms)
-  awk -v a="$t0" -v b="$t1" -v n="$n" 'BEGIN{printf "%.1f", (b-a)/n}'
+# The same image in both: berth's `save`, loaded by dockerd (the same image ID); if berth's save is
+# broken, the same rootfs imported into dockerd instead.
+if berth save -o "$WORK/bb.tar" bb:latest 2>"$WORK/save.err" && dock load -q -i "$WORK/bb.tar" >/dev/null 2>>"$WORK/save.err"; then
+  image_note="bb loaded into dockerd from berth save"
+else
+  image_note="bb imported into dockerd (berth save -> docker load failed: $(head -c 200 "$WORK/save.err"))"
+  DOCKER_HOST=unix://$DOCKER_SOCK bash scripts/busybox-image.sh docker bb:latest >/dev/null
+fi
+
+# pair LABEL: times the commands in the arrays B (berth) and K (docker), alternating them so that
+# drift of the machine hits both alike; one warm-up each, then N runs each. A failing command is
+# reported as FAILED, its error kept for the end.
+note_error() { echo "$1: $(head -c 300 "$WORK/err" | tr '\n' ' ')" >>"$WORK/errors"; }
+timed() { # timed ARRAY-NAME: runs the command, appends "start end" to the array TIMES_<name>
+  local -n cmd=$1 times=TIMES_$1
+  local t0=$EPOCHREALTIME
+  "${cmd[@]}" >/dev/null 2>"$WORK/err" || return 1
+  times+=("$t0 $EPOCHREALTIME")
 }
-ratio() { awk -v a="$1" -v b="$2" 'BEGIN{ if (b>0) printf "%.2f", a/b; else print "n/a"}'; }
+stats() { # stats FAILED? "start end"...: "median mean" in ms
+  [ -z "$1" ] || { echo FAILED; return; }
+  shift
+  printf '%s\n' "$@" | awk '{print ($2 - $1) * 1000}' | sort -n |
+    awk '{a[NR] = $1; s += $1} END {m = NR % 2 ? a[(NR + 1) / 2] : (a[NR / 2] + a[NR / 2 + 1]) / 2; printf "%.1f %.1f", m, s / NR}'
+}
+pair() {
+  local i bfail= kfail=
+  TIMES_B=() TIMES_K=()
+  "${B[@]}" >/dev/null 2>"$WORK/err" || { note_error "${B[*]}"; bfail=1; }
+  "${K[@]}" >/dev/null 2>"$WORK/err" || { note_error "${K[*]}"; kfail=1; }
+  for ((i = 0; i < N; i++)); do
+    [ -n "$bfail" ] || timed B || { note_error "${B[*]}"; bfail=1; }
+    [ -n "$kfail" ] || timed K || { note_error "${K[*]}"; kfail=1; }
+  done
+  row "$1" "$(stats "$bfail" "${TIMES_B[@]}")" "$(stats "$kfail" "${TIMES_K[@]}")"
+}
+ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (a + 0 > 0 && b + 0 > 0) printf "%.2f", a / b; else print "n/a" }'; }
+FMT='%-58s %10s %10s %10s %10s %7s\n'
+row() { # row LABEL "berth-median berth-mean" "docker-median docker-mean"
+  local bm bavg km kavg
+  read -r bm bavg <<<"$2"; read -r km kavg <<<"$3"
+  printf "$FMT" "$1" "$bm" "${bavg:--}" "$km" "${kavg:--}" "$(ratio "$bm" "$km")"
+}
 
-berth() { "$BIN/berth" "$@"; }
-dock() { DOCKER_HOST=unix://$DOCKER_SOCK docker "$@"; }
+echo "berth $("$BIN/berth" --version 2>/dev/null | head -1) vs dockerd $(dockerd --version | sed 's/Docker version //') + containerd $(containerd --version | awk '{print $3}'); $(nproc) CPUs, $(uname -r); $image_note"
+echo "times in ms over $N runs each, berth and docker alternating (after one warm-up); ratio = berth median / docker median"
+printf "$FMT" "operation" "berth med" "berth mean" "docker med" "dock mean" "ratio"
+B=(berth run --rm --network none bb true) K=(dock run --rm --network none bb true)
+pair "run --rm --network none bb true"
+B=(berth run --rm bb true) K=(dock run --rm bb true)
+pair "run --rm bb true (default network, see note *)"
+B=(berth run -d --network none bb true) K=(dock run -d --network none bb true)
+pair "run -d --network none bb true"
+rm_all berth; rm_all dock
+B=(dock_on_berthd run --rm --network none bb true) K=(dock run --rm --network none bb true)
+pair "docker CLI for both: run --rm --network none bb true"
 
-printf '%-44s %12s %12s %8s\n' "operation (mean of $N)" "berth ms" "docker ms" "ratio"
-row() { printf '%-44s %12s %12s %8s\n' "$1" "$2" "$3" "$(ratio "$2" "$3")"; }
-b=$(time_cmd "$N" berth run --rm bb true); k=$(time_cmd "$N" dock run --rm --network none bb true)
-row "run --rm bb true (no network)" "$b" "$k"
-b=$(time_cmd "$N" berth run --rm bb true); k=$(time_cmd "$N" dock run --rm bb true)
-row "run --rm bb true (default network*)" "$b" "$k"
-b=$(time_cmd "$N" berth run -d bb true); k=$(time_cmd "$N" dock run -d --network none bb true)
-row "run -d bb true" "$b" "$k"
-berth rm -f $(berth ps -aq) >/dev/null 2>&1 || true
-dock rm -f $(dock ps -aq) >/dev/null 2>&1 || true
-
-# Engine memory per running container: PSS of the daemon(s) and shims, idle vs NCONT containers.
-pss_kb() { local t=0; for p in "$@"; do v=$(awk '/^Pss:/{print $2}' /proc/$p/smaps_rollup 2>/dev/null || echo 0); t=$((t+${v:-0})); done; echo $t; }
-berth_pids() { echo "$BERTHD_PID"; pgrep -f "berth-shim --bundle $WORK/berth-data" || true; }
-docker_pids() { echo "$DOCKERD_PID"; pgrep -f "containerd" | while read -r p; do grep -q "$WORK\|containerd" /proc/$p/cmdline 2>/dev/null && echo "$p"; done; }
+# Engine memory per running container: PSS (shared pages split among their users) of the daemons
+# and the per-container shims of these private engines only; idle, then NCONT `sleep` containers.
+pss_kb() { local t=0 p v; for p in "$@"; do v=$(awk '/^Pss:/ {print $2}' "/proc/$p/smaps_rollup" 2>/dev/null); t=$((t + ${v:-0})); done; echo "$t"; }
+berth_pids() { echo "$BERTHD_PID"; pids_named berth- berth-shim; }
+docker_pids() { echo "$DOCKERD_PID $CONTAINERD_PID"; pids_named ctd/ containerd-shim-runc-v2; }
+running() { [ "$("$@" ps -q 2>/dev/null | wc -l)" -ge "$NCONT" ]; }
+rm_all berth; rm_all dock
 b0=$(pss_kb $(berth_pids)); k0=$(pss_kb $(docker_pids))
-for i in $(seq "$NCONT"); do berth run -d bb sleep 600 >/dev/null; dock run -d --network none bb sleep 600 >/dev/null; done
-sleep 1
+bok=1 kok=1
+for ((i = 0; i < NCONT; i++)); do
+  [ -n "$bok" ] && { berth run -d --network none bb sleep 600 >/dev/null 2>"$WORK/err" || { bok=; note_error "berth run -d bb sleep"; }; }
+  [ -n "$kok" ] && { dock run -d --network none bb sleep 600 >/dev/null 2>"$WORK/err" || { kok=; note_error "docker run -d bb sleep"; }; }
+done
+[ -n "$bok" ] && { wait_for 30 running berth || bok=; }
+[ -n "$kok" ] && { wait_for 30 running dock || kok=; }
 b1=$(pss_kb $(berth_pids)); k1=$(pss_kb $(docker_pids))
-bper=$(awk -v a="$b0" -v b="$b1" -v n="$NCONT" 'BEGIN{printf "%.2f", (b-a)/n/1024}')
-kper=$(awk -v a="$k0" -v b="$k1" -v n="$NCONT" 'BEGIN{printf "%.2f", (b-a)/n/1024}')
-printf '%-44s %12s %12s %8s\n' "engine PSS per running container (MB)" "$bper" "$kper" "$(ratio "$bper" "$kper")"
-shim=$(pgrep -f "berth-shim --bundle $WORK/berth-data" | head -1)
-[ -n "$shim" ] && awk '/^(Rss|Pss|Private_Clean|Private_Dirty):/{printf "  one berth-shim %s %s kB\n", $1, $2}' /proc/$shim/smaps_rollup
-echo "* berth has no bridge network yet: its default network is loopback-only, Docker's is a bridge."
+bshims=$(pids_named berth- berth-shim | wc -l); kshims=$(pids_named ctd/ containerd-shim-runc-v2 | wc -l)
+per() { [ -n "$1" ] && awk -v a="$2" -v b="$3" -v n="$NCONT" 'BEGIN {printf "%.2f", (b - a) / n / 1024}' || echo FAILED; }
+mb() { awk -v a="$1" 'BEGIN {printf "%.1f", a / 1024}'; }
+bper=$(per "$bok" "$b0" "$b1"); kper=$(per "$kok" "$k0" "$k1")
+echo
+echo "engine memory, PSS in MB (berth: berthd + berth-shim; docker: dockerd + containerd + containerd-shim-runc-v2)"
+printf '%-58s %10s %10s %7s\n' "" "berth" "docker" "ratio"
+printf '%-58s %10s %10s %7s\n' "idle engine" "$(mb "$b0")" "$(mb "$k0")" "$(ratio "$b0" "$k0")"
+printf '%-58s %10s %10s %7s\n' "with $NCONT running containers ($bshims / $kshims shims)" "$(mb "$b1")" "$(mb "$k1")" "$(ratio "$b1" "$k1")"
+printf '%-58s %10s %10s %7s\n' "per running container" "$bper" "$kper" "$(ratio "$bper" "$kper")"
+echo
+echo "* berth has no bridge networking yet: its default network is a loopback-only network namespace;"
+echo "  Docker's is a bridge (veth pair + IPAM + /etc/hosts, on a bridge this script made; no iptables)."
+if [ -s "$WORK/errors" ]; then
+  echo
+  echo "failures:"
+  sed 's/^/  /' "$WORK/errors"
+  exit 1
+fi
