@@ -2,7 +2,7 @@
 //! monitor that observes exits.
 
 use crate::error::{EngineError, Result};
-use crate::record::{write_atomic, ContainerRecord, State, Status};
+use crate::record::{write_replace, ContainerRecord, State, Status};
 use crate::{lock, mkdir_all, read_lock, shim, write_lock, Container, Engine, PendingAttach};
 use berth_api::models::{ContainerConfig, HostConfig, RestartPolicyNameEnum};
 use berth_api::ContainerCreateBody;
@@ -865,10 +865,10 @@ impl Engine {
         let (spec, shim_config) = crate::spec::build(self, rec).await?;
         let spec_json =
             serde_json::to_vec(&spec).map_err(|e| EngineError::Internal(format!("encoding config.json: {e}")))?;
-        write_atomic(&bundle.join("config.json"), &spec_json)?;
+        write_replace(&bundle.join("config.json"), &spec_json, false)?;
         let shim_json =
             serde_json::to_vec(&shim_config).map_err(|e| EngineError::Internal(format!("encoding shim.json: {e}")))?;
-        write_atomic(&bundle.join("shim.json"), &shim_json)
+        write_replace(&bundle.join("shim.json"), &shim_json, false)
     }
 
     /// Number of containers per state (running, paused, stopped) for `/info`.

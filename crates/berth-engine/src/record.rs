@@ -97,13 +97,22 @@ pub struct ContainerRecord {
     pub runtime: String,
 }
 
-/// Writes `data` to `path` atomically: temp file, fsync, rename.
+/// Writes `data` to `path` atomically and durably: temp file, fsync, rename.
 pub fn write_atomic(path: &Path, data: &[u8]) -> Result<()> {
+    write_replace(path, data, true)
+}
+
+/// Writes `data` to `path` atomically (readers see the old or the new file, never a torn one);
+/// `durable` adds an fsync. Files regenerated at every start (the bundle, `/etc/hosts`) skip the
+/// fsync: a crash cannot lose them, and `run` is a hot path.
+pub fn write_replace(path: &Path, data: &[u8], durable: bool) -> Result<()> {
     let tmp = path.with_extension(format!("tmp{}", std::process::id()));
     let res = (|| -> std::io::Result<()> {
         let mut f = std::fs::File::create(&tmp)?;
         f.write_all(data)?;
-        f.sync_all()?;
+        if durable {
+            f.sync_all()?;
+        }
         std::fs::rename(&tmp, path)
     })();
     if let Err(e) = res {

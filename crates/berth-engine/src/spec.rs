@@ -60,7 +60,7 @@ pub(crate) fn parse_security_opts(opts: &[String]) -> Result<SecurityOpts> {
 fn etc_files(dir: &Path, hostname: &str, network: &NetworkMode) -> Result<Vec<BindMount>> {
     let write = |name: &str, data: String| -> Result<PathBuf> {
         let p = dir.join(name);
-        crate::record::write_atomic(&p, data.as_bytes())?;
+        crate::record::write_replace(&p, data.as_bytes(), false)?;
         Ok(p)
     };
     let (hosts, resolv) = match network {
