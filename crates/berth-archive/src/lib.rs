@@ -9,6 +9,12 @@
 //!   tar (xz and bzip2 are recognised and refused with a clear error; zstd needs the default `zstd` feature).
 //! - [`layer_from_dir`]`(upper: &Path, writer: impl Write) -> Result<(), ArchiveError>`: the reverse, an
 //!   overlay upper dir to a layer tar (overlay whiteouts become `.wh.` entries).
+//! - [`layer_from_dir_idmap`]`(upper, writer, Option<&IdentityMapping>)`: the same for a `--userns-remap`
+//!   daemon: host owners are shifted back to container ids, so the layer is a normal one.
+//!
+//! `UnpackOptions::id_map` (for `--userns-remap`) shifts every owner into the host range (container id
+//! `u` becomes the mapped host id; an id outside the mapping is an error naming the entry, as moby's
+//! `idtools`); directories created implicitly and the destination itself belong to the mapped root.
 //! - [`DigestReader`]: a reader that sha256-hashes and counts what passes through it.
 //! - [`clean_path`]: lexical cleaning of an archive member name, refusing absolute and escaping paths.
 //!
@@ -16,7 +22,7 @@
 //! `O_NOFOLLOW | O_DIRECTORY` (openat-style resolution), so a symlink inside the layer cannot redirect a
 //! write outside `dest`.
 
-use berth_types::{Digest, ErrorKind, HasErrorKind};
+use berth_types::{Digest, ErrorKind, HasErrorKind, IdentityMapping, UsernsError};
 use rustix::fs::{AtFlags, FileType, Mode, OFlags, Timespec, Timestamps, XattrFlags};
 use sha2::Digest as _;
 use std::collections::HashMap;
@@ -95,6 +101,15 @@ pub enum ArchiveError {
     /// Reading the input failed.
     #[error("failed to read archive: {0}")]
     Read(#[source] io::Error),
+    /// An owner outside the `--userns-remap` mapping.
+    #[error("cannot map the owner of archive entry {entry:?}: {source}")]
+    IdMap {
+        /// The archive member (or file) concerned.
+        entry: String,
+        /// Which id could not be mapped.
+        #[source]
+        source: UsernsError,
+    },
     /// Writing an archive failed.
     #[error("failed to write archive entry {entry:?}: {source}")]
     Write {
@@ -131,6 +146,8 @@ pub struct UnpackOptions {
     pub whiteouts: bool,
     /// Keep the owners recorded in the archive (needs root); otherwise files belong to the caller.
     pub preserve_owners: bool,
+    /// `--userns-remap`: shift owners from container ids to host ids (with `preserve_owners`).
+    pub id_map: Option<IdentityMapping>,
 }
 
 impl Default for UnpackOptions {
@@ -138,6 +155,7 @@ impl Default for UnpackOptions {
         UnpackOptions {
             whiteouts: true,
             preserve_owners: true,
+            id_map: None,
         }
     }
 }
@@ -195,18 +213,35 @@ struct PendingDir {
 /// missing directories (mode 0755) when `create` is set. A symlink or non-directory anywhere on the way
 /// is an error: nothing is ever resolved through a link.
 fn open_dir_path(root: &OwnedFd, comps: &[OsString], create: bool, entry: &str) -> Result<OwnedFd, ArchiveError> {
+    open_dir_path_owned(root, comps, create, None, entry)
+}
+
+/// [`open_dir_path`], giving directories it creates to `owner` (the mapped root under `--userns-remap`,
+/// as moby's `MkdirAllAndChownNew(parent, 0755, rootIDs)`).
+fn open_dir_path_owned(
+    root: &OwnedFd,
+    comps: &[OsString],
+    create: bool,
+    owner: Option<(u32, u32)>,
+    entry: &str,
+) -> Result<OwnedFd, ArchiveError> {
     let flags = OFlags::RDONLY | OFlags::DIRECTORY | OFlags::NOFOLLOW | OFlags::CLOEXEC;
     let mut cur = rustix::io::dup(root).map_err(io_err("open", entry))?;
     for c in comps {
         let next = match rustix::fs::openat(&cur, c.as_os_str(), flags, Mode::empty()) {
             Ok(fd) => fd,
             Err(rustix::io::Errno::NOENT) if create => {
-                match rustix::fs::mkdirat(&cur, c.as_os_str(), Mode::from_raw_mode(0o755)) {
-                    Ok(()) | Err(rustix::io::Errno::EXIST) => {}
+                let created = match rustix::fs::mkdirat(&cur, c.as_os_str(), Mode::from_raw_mode(0o755)) {
+                    Ok(()) => true,
+                    Err(rustix::io::Errno::EXIST) => false,
                     Err(e) => return Err(io_err("create parent directory for", entry)(e)),
+                };
+                let fd = rustix::fs::openat(&cur, c.as_os_str(), flags, Mode::empty())
+                    .map_err(io_err("open parent directory of", entry))?;
+                if let (true, Some((uid, gid))) = (created, owner) {
+                    fchown(&fd, uid, gid, entry)?;
                 }
-                rustix::fs::openat(&cur, c.as_os_str(), flags, Mode::empty())
-                    .map_err(io_err("open parent directory of", entry))?
+                fd
             }
             Err(rustix::io::Errno::LOOP) | Err(rustix::io::Errno::NOTDIR) => {
                 return Err(ArchiveError::Unsafe {
@@ -263,6 +298,44 @@ fn remove_tree_at(dir: &OwnedFd, name: &OsStr, entry: &str) -> Result<(), Archiv
         }
     }
     rustix::fs::unlinkat(dir, name, AtFlags::REMOVEDIR).map_err(io_err("remove directory", entry))
+}
+
+fn fchown(fd: &OwnedFd, uid: u32, gid: u32, entry: &str) -> Result<(), ArchiveError> {
+    rustix::fs::fchown(
+        fd,
+        Some(rustix::fs::Uid::from_raw(uid)),
+        Some(rustix::fs::Gid::from_raw(gid)),
+    )
+    .map_err(io_err("set owner of", entry))
+}
+
+fn chown_nofollow(dir: &OwnedFd, name: &OsStr, uid: u32, gid: u32, entry: &str) -> Result<(), ArchiveError> {
+    rustix::fs::chownat(
+        dir,
+        name,
+        Some(rustix::fs::Uid::from_raw(uid)),
+        Some(rustix::fs::Gid::from_raw(gid)),
+        AtFlags::SYMLINK_NOFOLLOW,
+    )
+    .map_err(io_err("set owner of", entry))
+}
+
+/// A tar header's owner, shifted to host ids when remapping. Ids beyond 32 bits cannot be represented
+/// on Linux at all and are refused like unmappable ones.
+fn host_owner(uid: u64, gid: u64, map: Option<&IdentityMapping>, entry: &str) -> Result<(u32, u32), ArchiveError> {
+    let too_big = |kind: &'static str, id: u64| ArchiveError::Unsafe {
+        entry: entry.to_string(),
+        reason: format!("{kind} {id} does not fit 32 bits"),
+    };
+    let uid = u32::try_from(uid).map_err(|_| too_big("uid", uid))?;
+    let gid = u32::try_from(gid).map_err(|_| too_big("gid", gid))?;
+    match map {
+        None => Ok((uid, gid)),
+        Some(m) => m.to_host(uid, gid).map_err(|source| ArchiveError::IdMap {
+            entry: entry.to_string(),
+            source,
+        }),
+    }
 }
 
 fn ts(secs: i64) -> Timestamps {
@@ -328,6 +401,20 @@ pub fn unpack(reader: impl Read, dest: &Path, opts: &UnpackOptions) -> Result<Un
         Mode::empty(),
     )
     .map_err(io_err("open", &dest_s))?;
+    let id_map = opts.id_map.as_ref().filter(|m| !m.is_empty());
+    // Under `--userns-remap` the layer root and every directory the archive implies belong to the
+    // container's root, so it can write where the image's root could.
+    let root_owner = match id_map {
+        Some(m) => {
+            let pair = m.root_pair().map_err(|source| ArchiveError::IdMap {
+                entry: dest_s.clone(),
+                source,
+            })?;
+            fchown(&root, pair.0, pair.1, &dest_s)?;
+            Some(pair)
+        }
+        None => None,
+    };
     let mut archive = tar::Archive::new(reader);
     archive.set_ignore_zeros(false);
     let mut stats = UnpackStats::default();
@@ -385,17 +472,18 @@ pub fn unpack(reader: impl Read, dest: &Path, opts: &UnpackOptions) -> Result<Un
         if matches!(etype, tar::EntryType::XGlobalHeader | tar::EntryType::XHeader) {
             continue;
         }
-        let parent = open_dir_path(&root, parents, true, &name)?;
+        let parent = open_dir_path_owned(&root, parents, true, root_owner, &name)?;
+        // The owner to give this entry, already shifted (None: leave the caller's).
+        let ids = if opts.preserve_owners {
+            Some(host_owner(uid, gid, id_map, &name)?)
+        } else {
+            None
+        };
         let owner = |fd: &OwnedFd| -> Result<(), ArchiveError> {
-            if opts.preserve_owners {
-                rustix::fs::fchown(
-                    fd,
-                    Some(rustix::fs::Uid::from_raw(uid as u32)),
-                    Some(rustix::fs::Gid::from_raw(gid as u32)),
-                )
-                .map_err(io_err("set owner of", &name))?;
+            match ids {
+                Some((u, g)) => fchown(fd, u, g, &name),
+                None => Ok(()),
             }
-            Ok(())
         };
 
         let base_bytes = base.as_bytes();
@@ -422,6 +510,11 @@ pub fn unpack(reader: impl Read, dest: &Path, opts: &UnpackOptions) -> Result<Un
                     rustix::fs::makedev(0, 0),
                 )
                 .map_err(io_err("create whiteout for", &name))?;
+                // Owned like the `.wh.` member, as moby's overlay whiteout converter does (the kernel
+                // ignores a whiteout's owner, but a remapped layer then holds no unmappable inode).
+                if let Some((u, g)) = ids {
+                    chown_nofollow(&parent, target, u, g, &name)?;
+                }
             }
             continue;
         }
@@ -477,15 +570,8 @@ pub fn unpack(reader: impl Read, dest: &Path, opts: &UnpackOptions) -> Result<Un
                 // Created as-is: a symlink may point anywhere, it is never followed while unpacking.
                 rustix::fs::symlinkat(OsStr::from_bytes(&target), &parent, base.as_os_str())
                     .map_err(io_err("create symlink", &name))?;
-                if opts.preserve_owners {
-                    rustix::fs::chownat(
-                        &parent,
-                        base.as_os_str(),
-                        Some(rustix::fs::Uid::from_raw(uid as u32)),
-                        Some(rustix::fs::Gid::from_raw(gid as u32)),
-                        AtFlags::SYMLINK_NOFOLLOW,
-                    )
-                    .map_err(io_err("set owner of", &name))?;
+                if let Some((u, g)) = ids {
+                    chown_nofollow(&parent, base.as_os_str(), u, g, &name)?;
                 }
                 rustix::fs::utimensat(&parent, base.as_os_str(), &ts(mtime), AtFlags::SYMLINK_NOFOLLOW)
                     .map_err(io_err("set times of", &name))?;
@@ -539,15 +625,8 @@ pub fn unpack(reader: impl Read, dest: &Path, opts: &UnpackOptions) -> Result<Un
                     rustix::fs::makedev(major, minor),
                 )
                 .map_err(io_err("create device node", &name))?;
-                if opts.preserve_owners {
-                    rustix::fs::chownat(
-                        &parent,
-                        base.as_os_str(),
-                        Some(rustix::fs::Uid::from_raw(uid as u32)),
-                        Some(rustix::fs::Gid::from_raw(gid as u32)),
-                        AtFlags::SYMLINK_NOFOLLOW,
-                    )
-                    .map_err(io_err("set owner of", &name))?;
+                if let Some((u, g)) = ids {
+                    chown_nofollow(&parent, base.as_os_str(), u, g, &name)?;
                 }
                 rustix::fs::chmodat(&parent, base.as_os_str(), Mode::from_raw_mode(mode), AtFlags::empty())
                     .map_err(io_err("set mode of", &name))?;
@@ -663,18 +742,45 @@ fn xattrs_of(path: &Path) -> Vec<(String, Vec<u8>)> {
     out
 }
 
-struct LayerWriter<W: Write> {
+struct LayerWriter<'m, W: Write> {
     builder: tar::Builder<W>,
     links: HashMap<(u64, u64), String>,
+    id_map: Option<&'m IdentityMapping>,
 }
 
-impl<W: Write> LayerWriter<W> {
-    fn header(md: &std::fs::Metadata, kind: tar::EntryType) -> tar::Header {
+impl<W: Write> LayerWriter<'_, W> {
+    fn header(&self, md: &std::fs::Metadata, kind: tar::EntryType, name: &str) -> Result<tar::Header, ArchiveError> {
         let mut h = tar::Header::new_gnu();
         h.set_entry_type(kind);
         h.set_mode(md.mode() & 0o7777);
-        h.set_uid(md.uid() as u64);
-        h.set_gid(md.gid() as u64);
+        let (uid, gid) = match self.id_map {
+            Some(m) => m
+                .to_container(md.uid(), md.gid())
+                .map_err(|source| ArchiveError::IdMap {
+                    entry: name.to_string(),
+                    source,
+                })?,
+            None => (md.uid(), md.gid()),
+        };
+        h.set_uid(uid as u64);
+        h.set_gid(gid as u64);
+        h.set_mtime(md.mtime().max(0) as u64);
+        h.set_size(0);
+        Ok(h)
+    }
+
+    /// A whiteout's header: the kernel creates overlay whiteouts with the mounter's (host) ids, which
+    /// moby leaves unmapped; a remapped layer records them as root.
+    fn whiteout_header(&self, md: &std::fs::Metadata) -> tar::Header {
+        let mut h = tar::Header::new_gnu();
+        h.set_entry_type(tar::EntryType::Regular);
+        h.set_mode(0o644);
+        let (uid, gid) = match self.id_map {
+            Some(m) => m.to_container(md.uid(), md.gid()).unwrap_or((0, 0)),
+            None => (md.uid(), md.gid()),
+        };
+        h.set_uid(uid as u64);
+        h.set_gid(gid as u64);
         h.set_mtime(md.mtime().max(0) as u64);
         h.set_size(0);
         h
@@ -726,18 +832,16 @@ impl<W: Write> LayerWriter<W> {
             if ft.is_char_device() && md.rdev() == 0 {
                 // Overlay whiteout -> `.wh.<name>` (OCI image spec, layer.md "Whiteouts").
                 let wh = format!("{rel}{WHITEOUT_PREFIX}{}", n.to_string_lossy());
-                let mut h = Self::header(&md, tar::EntryType::Regular);
-                h.set_mode(0o644);
+                let mut h = self.whiteout_header(&md);
                 self.builder.append_data(&mut h, &wh, io::empty()).map_err(werr)?;
             } else if ft.is_dir() {
-                let mut h = Self::header(&md, tar::EntryType::Directory);
+                let mut h = self.header(&md, tar::EntryType::Directory, &name)?;
                 self.write_xattrs(&path, &name)?;
                 self.builder
                     .append_data(&mut h, format!("{name}/"), io::empty())
                     .map_err(werr)?;
                 if lgetxattr_vec(&path, OPAQUE_XATTR).as_deref() == Some(b"y") {
-                    let mut oh = Self::header(&md, tar::EntryType::Regular);
-                    oh.set_mode(0o644);
+                    let mut oh = self.whiteout_header(&md);
                     self.builder
                         .append_data(&mut oh, format!("{name}/{OPAQUE_WHITEOUT}"), io::empty())
                         .map_err(werr)?;
@@ -749,12 +853,12 @@ impl<W: Write> LayerWriter<W> {
                     entry: name.clone(),
                     source,
                 })?;
-                let mut h = Self::header(&md, tar::EntryType::Symlink);
+                let mut h = self.header(&md, tar::EntryType::Symlink, &name)?;
                 self.builder.append_link(&mut h, &name, &target).map_err(werr)?;
             } else if ft.is_file() {
                 if md.nlink() > 1 {
                     if let Some(first) = self.links.get(&(md.dev(), md.ino())) {
-                        let mut h = Self::header(&md, tar::EntryType::Link);
+                        let mut h = self.header(&md, tar::EntryType::Link, &name)?;
                         let first = first.clone();
                         self.builder.append_link(&mut h, &name, &first).map_err(werr)?;
                         continue;
@@ -766,7 +870,7 @@ impl<W: Write> LayerWriter<W> {
                     entry: name.clone(),
                     source,
                 })?;
-                let mut h = Self::header(&md, tar::EntryType::Regular);
+                let mut h = self.header(&md, tar::EntryType::Regular, &name)?;
                 h.set_size(md.len());
                 self.write_xattrs(&path, &name)?;
                 self.builder
@@ -783,7 +887,7 @@ impl<W: Write> LayerWriter<W> {
                     // Sockets cannot be archived; Docker skips them too.
                     continue;
                 };
-                let mut h = Self::header(&md, kind);
+                let mut h = self.header(&md, kind, &name)?;
                 let dev = md.rdev();
                 h.set_device_major(rustix::fs::major(dev)).map_err(werr)?;
                 h.set_device_minor(rustix::fs::minor(dev)).map_err(werr)?;
@@ -797,9 +901,20 @@ impl<W: Write> LayerWriter<W> {
 /// Writes the contents of an overlay upper dir as a layer tar: overlay whiteouts (char 0/0) become
 /// `.wh.<name>`, opaque directories get a `.wh..wh..opq` member, hard links are kept.
 pub fn layer_from_dir(upper: &Path, writer: impl Write) -> Result<(), ArchiveError> {
+    layer_from_dir_idmap(upper, writer, None)
+}
+
+/// [`layer_from_dir`] for a `--userns-remap` daemon: owners are shifted back from host to container ids
+/// (moby's `TarOptions.IDMap`); a file whose owner is outside the mapping is an error naming it.
+pub fn layer_from_dir_idmap(
+    upper: &Path,
+    writer: impl Write,
+    id_map: Option<&IdentityMapping>,
+) -> Result<(), ArchiveError> {
     let mut lw = LayerWriter {
         builder: tar::Builder::new(writer),
         links: HashMap::new(),
+        id_map: id_map.filter(|m| !m.is_empty()),
     };
     lw.builder.follow_symlinks(false);
     lw.walk(upper, "")?;

@@ -298,6 +298,7 @@ fn plain_unpack_keeps_wh_files() {
         &UnpackOptions {
             whiteouts: false,
             preserve_owners: true,
+            id_map: None,
         },
     )
     .unwrap();
@@ -426,5 +427,144 @@ fn layer_from_dir_round_trips_links_devices_and_xattrs() {
     assert_eq!(
         lgetxattr_vec(&dst.join("d/file"), "user.note").as_deref(),
         Some(&b"kept"[..])
+    );
+}
+
+/// A tar built with the `tar` crate, each member with its own owner.
+fn owned_tar(members: &[(&str, tar::EntryType, u64, u64, Option<&str>)]) -> Vec<u8> {
+    let mut b = tar::Builder::new(Vec::new());
+    for (name, kind, uid, gid, link) in members {
+        let mut h = tar::Header::new_gnu();
+        h.set_entry_type(*kind);
+        h.set_mode(if *kind == tar::EntryType::Directory {
+            0o755
+        } else {
+            0o644
+        });
+        h.set_uid(*uid);
+        h.set_gid(*gid);
+        h.set_mtime(1_700_000_000);
+        h.set_size(0);
+        match link {
+            Some(l) => b.append_link(&mut h, name, l).unwrap(),
+            None => b.append_data(&mut h, name, io::empty()).unwrap(),
+        }
+    }
+    b.into_inner().unwrap()
+}
+
+fn remap() -> IdentityMapping {
+    IdentityMapping::single(100_000, 200_000, 65_536)
+}
+
+fn owner(p: &Path) -> (u32, u32) {
+    let md = std::fs::symlink_metadata(p).unwrap();
+    (md.uid(), md.gid())
+}
+
+#[test]
+fn unpack_with_id_map_shifts_owners() {
+    let dir = tmp();
+    let dest = dir.path().join("fs");
+    use tar::EntryType as T;
+    let tar = owned_tar(&[
+        ("etc/", T::Directory, 0, 0, None),
+        ("etc/passwd", T::Regular, 0, 42, None),
+        ("home/alice/", T::Directory, 1000, 1000, None),
+        ("home/alice/file", T::Regular, 1000, 1000, None),
+        ("home/alice/link", T::Symlink, 1000, 100, Some("file")),
+        ("home/alice/hard", T::Link, 7, 7, Some("home/alice/file")),
+        ("implied/deep/file", T::Regular, 65_535, 65_535, None),
+        ("dev/fifo", T::Fifo, 5, 6, None),
+        ("etc/.wh.motd", T::Regular, 3, 4, None),
+    ]);
+    let opts = UnpackOptions {
+        id_map: Some(remap()),
+        ..UnpackOptions::default()
+    };
+    unpack(&tar[..], &dest, &opts).unwrap();
+    let cases: &[(&str, (u32, u32))] = &[
+        ("", (100_000, 200_000)),
+        ("etc", (100_000, 200_000)),
+        ("etc/passwd", (100_000, 200_042)),
+        ("home", (100_000, 200_000)),
+        ("home/alice", (101_000, 201_000)),
+        ("home/alice/file", (101_000, 201_000)),
+        ("home/alice/link", (101_000, 200_100)),
+        ("home/alice/hard", (101_000, 201_000)),
+        ("implied", (100_000, 200_000)),
+        ("implied/deep", (100_000, 200_000)),
+        ("implied/deep/file", (165_535, 265_535)),
+        ("dev", (100_000, 200_000)),
+        ("dev/fifo", (100_005, 200_006)),
+        ("etc/motd", (100_003, 200_004)),
+    ];
+    for (path, want) in cases {
+        assert_eq!(owner(&dest.join(path)), *want, "{path}");
+    }
+    let wh = std::fs::symlink_metadata(dest.join("etc/motd")).unwrap();
+    assert!(wh.file_type().is_char_device() && wh.rdev() == 0, "whiteout");
+
+    // The reverse gives the container's ids back: a normal layer.
+    let mut out = Vec::new();
+    layer_from_dir_idmap(&dest, &mut out, Some(&remap())).unwrap();
+    let mut seen = HashMap::new();
+    for e in tar::Archive::new(&out[..]).entries().unwrap() {
+        let e = e.unwrap();
+        let h = e.header();
+        seen.insert(
+            e.path().unwrap().display().to_string(),
+            (h.uid().unwrap(), h.gid().unwrap()),
+        );
+    }
+    let back: &[(&str, (u64, u64))] = &[
+        ("etc/", (0, 0)),
+        ("etc/passwd", (0, 42)),
+        ("etc/.wh.motd", (3, 4)),
+        ("home/alice/", (1000, 1000)),
+        ("home/alice/link", (1000, 100)),
+        ("implied/deep/file", (65_535, 65_535)),
+        ("dev/fifo", (5, 6)),
+    ];
+    for (path, want) in back {
+        assert_eq!(seen.get(*path), Some(want), "{path} in {seen:?}");
+    }
+    // Without the mapping the host ids are what is on disk.
+    let mut raw = Vec::new();
+    layer_from_dir(&dest, &mut raw).unwrap();
+    let first_passwd = tar::Archive::new(&raw[..])
+        .entries()
+        .unwrap()
+        .map(|e| e.unwrap())
+        .find(|e| e.path().unwrap() == Path::new("etc/passwd"))
+        .map(|e| e.header().uid().unwrap());
+    assert_eq!(first_passwd, Some(100_000));
+}
+
+#[test]
+fn unpack_with_id_map_refuses_ids_outside_the_range() {
+    use tar::EntryType as T;
+    for (uid, gid) in [(65_536u64, 0u64), (0, 70_000), (u32::MAX as u64, 0), (1 << 40, 0)] {
+        let dir = tmp();
+        let tar = owned_tar(&[("ok", T::Regular, 0, 0, None), ("bad", T::Regular, uid, gid, None)]);
+        let opts = UnpackOptions {
+            id_map: Some(remap()),
+            ..UnpackOptions::default()
+        };
+        let e = unpack(&tar[..], &dir.path().join("fs"), &opts).unwrap_err();
+        assert!(e.to_string().contains("\"bad\""), "{uid}:{gid}: {e}");
+        assert_eq!(e.kind(), ErrorKind::InvalidArgument, "{e}");
+    }
+}
+
+#[test]
+fn layer_from_dir_idmap_refuses_unmapped_owners() {
+    let dir = tmp();
+    std::fs::write(dir.path().join("f"), "x").unwrap();
+    std::os::unix::fs::chown(dir.path().join("f"), Some(5), Some(5)).unwrap();
+    let e = layer_from_dir_idmap(dir.path(), io::sink(), Some(&remap())).unwrap_err();
+    assert_eq!(
+        e.to_string(),
+        "cannot map the owner of archive entry \"f\": host uid 5 cannot be mapped to a container uid"
     );
 }

@@ -358,6 +358,7 @@ impl ImageStore {
         let opts = berth_archive::UnpackOptions {
             whiteouts: false,
             preserve_owners: false,
+            id_map: None,
         };
         berth_archive::unpack(reader, &tmp.0, &opts).map_err(archive_err)?;
         let root = tmp.0.as_path();
