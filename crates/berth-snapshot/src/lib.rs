@@ -8,6 +8,10 @@
 //!
 //! Public API:
 //! - `Snapshotter::open(root: &Path) -> Result<Snapshotter>`; `root(&self) -> &Path`
+//! - `Snapshotter::open_with_idmap(root, Option<IdentityMapping>)` for `--userns-remap`: layers are
+//!   unpacked with owners shifted into the host range, writable layers belong to the mapped root and
+//!   `write_diff` shifts owners back. The mapping is recorded in `idmap.json`; opening a root with a
+//!   different one is refused (shifted layers only fit their own mapping). `id_map(&self)`.
 //! - `has(&self, chain: &ChainId) -> bool`
 //! - `apply_layer(&self, chain, parent: Option<&ChainId>, layer_tar: impl Read + Send) -> Result<u64>`:
 //!   the tar may be gzip-compressed; its uncompressed digest (diff ID) must match `chain` given `parent`
@@ -27,7 +31,7 @@
 //! - `remove(&self, chain) -> Result<()>`, `usage(&self, chain) -> Result<u64>`, `list(&self) -> Result<Vec<ChainId>>`
 
 use berth_archive::ArchiveError;
-use berth_types::{ChainId, Digest, ErrorKind, HasErrorKind};
+use berth_types::{ChainId, Digest, ErrorKind, HasErrorKind, IdentityMapping, UsernsError};
 use serde::{Deserialize, Serialize};
 use std::ffi::OsString;
 use std::io::{self, Read, Write};
@@ -77,6 +81,23 @@ pub enum SnapshotError {
         #[source]
         source: ArchiveError,
     },
+    /// The snapshot root was created for another `--userns-remap` mapping.
+    #[error("snapshot root {root} was created for a different user namespace mapping ({recorded}); use a separate root per mapping")]
+    IdMapMismatch {
+        /// The snapshot root.
+        root: PathBuf,
+        /// The mapping recorded there, as JSON.
+        recorded: String,
+    },
+    /// The id mapping does not map the container's root.
+    #[error("invalid user namespace mapping for {root}: {source}")]
+    IdMap {
+        /// The snapshot root.
+        root: PathBuf,
+        /// The cause.
+        #[source]
+        source: UsernsError,
+    },
     /// Too many layers for one overlay mount, even with relative paths.
     #[error("too many layers ({0}) for an overlay mount")]
     TooManyLayers(usize),
@@ -97,9 +118,11 @@ impl HasErrorKind for SnapshotError {
     fn kind(&self) -> ErrorKind {
         match self {
             SnapshotError::NotFound(_) | SnapshotError::RwNotFound(_) => ErrorKind::NotFound,
-            SnapshotError::InvalidId(_) | SnapshotError::LayerMismatch { .. } | SnapshotError::TooManyLayers(_) => {
-                ErrorKind::InvalidArgument
-            }
+            SnapshotError::InvalidId(_)
+            | SnapshotError::LayerMismatch { .. }
+            | SnapshotError::TooManyLayers(_)
+            | SnapshotError::IdMap { .. } => ErrorKind::InvalidArgument,
+            SnapshotError::IdMapMismatch { .. } => ErrorKind::Conflict,
             SnapshotError::Unpack { source, .. } | SnapshotError::Diff { source, .. } => source.kind(),
             SnapshotError::Io { .. } => ErrorKind::Internal,
         }
@@ -173,20 +196,83 @@ static TMP_COUNTER: AtomicU64 = AtomicU64::new(0);
 #[derive(Debug, Clone)]
 pub struct Snapshotter {
     root: PathBuf,
+    /// `--userns-remap`: owners in snapshots are host ids shifted by this mapping.
+    id_map: Option<IdentityMapping>,
+    /// Host ids of the container's root when remapped.
+    root_pair: Option<(u32, u32)>,
 }
+
+/// Records which mapping a snapshot root's layers are shifted by.
+const IDMAP_FILE: &str = "idmap.json";
 
 impl Snapshotter {
     /// Opens (creating) the snapshot root and removes temporary dirs left by dead processes.
     pub fn open(root: &Path) -> Result<Snapshotter> {
+        Self::open_with_idmap(root, None)
+    }
+
+    /// Opens a snapshot root whose layers are shifted by `id_map` (`--userns-remap`; `None` or an empty
+    /// mapping: the same as [`Snapshotter::open`]). A root holds layers for one mapping only: opening it
+    /// with another (or a remapped root without one, or the reverse) is [`SnapshotError::IdMapMismatch`].
+    pub fn open_with_idmap(root: &Path, id_map: Option<IdentityMapping>) -> Result<Snapshotter> {
+        let id_map = id_map.filter(|m| !m.is_empty());
+        let root_pair = id_map
+            .as_ref()
+            .map(|m| m.root_pair())
+            .transpose()
+            .map_err(|source| SnapshotError::IdMap {
+                root: root.to_path_buf(),
+                source,
+            })?;
         for d in ["", "rw", "tmp", "empty", "l"] {
             let p = root.join(d);
             std::fs::create_dir_all(&p).map_err(io_err("create", &p))?;
         }
         let s = Snapshotter {
             root: root.to_path_buf(),
+            id_map,
+            root_pair,
         };
+        s.check_idmap()?;
+        if let Some((uid, gid)) = s.root_pair {
+            // The lower dir of an image without layers is the container's `/` too.
+            let empty = s.root.join("empty");
+            std::os::unix::fs::chown(&empty, Some(uid), Some(gid)).map_err(io_err("set owner of", &empty))?;
+        }
         s.clean_tmp();
         Ok(s)
+    }
+
+    /// The `--userns-remap` mapping snapshots are shifted by, if any.
+    pub fn id_map(&self) -> Option<&IdentityMapping> {
+        self.id_map.as_ref()
+    }
+
+    /// Compares the mapping with the one recorded in the root (recording it on first use). A root
+    /// with snapshots but no record was made without remapping.
+    fn check_idmap(&self) -> Result<()> {
+        let path = self.root.join(IDMAP_FILE);
+        let recorded: Option<IdentityMapping> = match std::fs::read(&path) {
+            Ok(b) => Some(serde_json::from_slice(&b).map_err(|e| io_err("parse", &path)(io::Error::other(e)))?),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => None,
+            Err(e) => return Err(io_err("read", &path)(e)),
+        };
+        let mismatch = |recorded: String| SnapshotError::IdMapMismatch {
+            root: self.root.clone(),
+            recorded,
+        };
+        match (recorded, &self.id_map) {
+            (Some(r), Some(m)) if &r == m => Ok(()),
+            (Some(r), _) => Err(mismatch(serde_json::to_string(&r).unwrap_or_default())),
+            (None, None) => Ok(()),
+            (None, Some(m)) => {
+                if !self.list()?.is_empty() {
+                    return Err(mismatch("none".into()));
+                }
+                let bytes = serde_json::to_vec(m).map_err(|e| io_err("encode", &path)(io::Error::other(e)))?;
+                write_atomic(&path, &bytes)
+            }
+        }
     }
 
     /// The snapshot root directory.
@@ -255,7 +341,11 @@ impl Snapshotter {
             source,
         };
         let mut reader = berth_archive::DigestReader::new(berth_archive::decompress(layer_tar).map_err(unpack_err)?);
-        berth_archive::unpack_layer(&mut reader, &fs).map_err(unpack_err)?;
+        let opts = berth_archive::UnpackOptions {
+            id_map: self.id_map.clone(),
+            ..berth_archive::UnpackOptions::default()
+        };
+        berth_archive::unpack(&mut reader, &fs, &opts).map_err(unpack_err)?;
         let (diff_id, _) = reader.finish().map_err(|e| unpack_err(ArchiveError::Read(e)))?;
         let want = match parent {
             None => diff_id.clone(),
@@ -343,6 +433,11 @@ impl Snapshotter {
         };
         for p in [&rw.upper, &rw.work] {
             std::fs::create_dir_all(p).map_err(io_err("create", p))?;
+            // Overlay's `/` takes the upper dir's owner: the container's root must own it to write
+            // there (moby's overlay2 creates `diff` and `work` owned by the remapped root).
+            if let Some((uid, gid)) = self.root_pair {
+                std::os::unix::fs::chown(p, Some(uid), Some(gid)).map_err(io_err("set owner of", p))?;
+            }
         }
         Ok(rw)
     }
@@ -353,9 +448,11 @@ impl Snapshotter {
         let rw = self
             .rw_layer(container_id)
             .ok_or_else(|| SnapshotError::RwNotFound(container_id.to_string()))?;
-        berth_archive::layer_from_dir(&rw.upper, out).map_err(|source| SnapshotError::Diff {
-            container_id: container_id.to_string(),
-            source,
+        berth_archive::layer_from_dir_idmap(&rw.upper, out, self.id_map.as_ref()).map_err(|source| {
+            SnapshotError::Diff {
+                container_id: container_id.to_string(),
+                source,
+            }
         })
     }
 
@@ -538,6 +635,21 @@ impl Snapshotter {
         }
         Ok(None)
     }
+}
+
+/// Write to a temp file, fsync, rename (DESIGN.md: never a half-written JSON file).
+fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
+    let tmp = path.with_extension(format!("tmp-{}", std::process::id()));
+    let res = (|| -> io::Result<()> {
+        let mut f = std::fs::File::create(&tmp)?;
+        f.write_all(bytes)?;
+        f.sync_all()?;
+        std::fs::rename(&tmp, path)
+    })();
+    if res.is_err() {
+        let _ = std::fs::remove_file(&tmp);
+    }
+    res.map_err(io_err("write", path))
 }
 
 fn is_exists_errno(e: i32) -> bool {

@@ -325,3 +325,167 @@ fn mount_specs_work_with_overlayfs() {
     let Some(_m) = mount(&spec, &target) else { return };
     assert!(target.join("f0").is_file() && target.join("f119").is_file());
 }
+
+/// A layer tar whose members carry owners: (path, uid, gid, mode); a path ending in `/` is a directory.
+fn owned_tar(entries: &[(&str, u64, u64, u32)]) -> Vec<u8> {
+    let mut b = tar::Builder::new(Vec::new());
+    for (path, uid, gid, mode) in entries {
+        let mut h = tar::Header::new_gnu();
+        h.set_entry_type(if path.ends_with('/') {
+            tar::EntryType::Directory
+        } else {
+            tar::EntryType::Regular
+        });
+        h.set_mode(*mode);
+        h.set_uid(*uid);
+        h.set_gid(*gid);
+        h.set_size(0);
+        b.append_data(&mut h, path, io::empty()).unwrap();
+    }
+    b.into_inner().unwrap()
+}
+
+fn owner_mode(p: &Path) -> (u32, u32, u32) {
+    let md = std::fs::symlink_metadata(p).unwrap();
+    (md.uid(), md.gid(), md.mode() & 0o7777)
+}
+
+/// Runs `sh -c script` as host uid/gid `id` (no capabilities): what the container's root is allowed
+/// on files the user namespace does not give it capabilities over is at least this.
+fn run_as(id: u32, cwd: &Path, script: &str) -> std::process::Output {
+    std::process::Command::new("setpriv")
+        .args([
+            &format!("--reuid={id}"),
+            &format!("--regid={id}"),
+            "--clear-groups",
+            "--inh-caps=-all",
+            "--bounding-set=-all",
+            "sh",
+            "-c",
+            script,
+        ])
+        .current_dir(cwd)
+        .output()
+        .unwrap()
+}
+
+#[test]
+fn remapped_layers_mount_with_shifted_owners() {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = tempfile::Builder::new()
+        .prefix("berth-snapshot-userns")
+        .tempdir_in("/var/tmp")
+        .unwrap();
+    // The mapped root walks to the mount below like a container process would see it.
+    std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
+    let map = IdentityMapping::single(100_000, 100_000, 65_536);
+    let s = Snapshotter::open_with_idmap(&dir.path().join("snapshots"), Some(map.clone())).unwrap();
+    assert_eq!(s.id_map(), Some(&map));
+    let base = owned_tar(&[
+        ("etc/", 0, 0, 0o755),
+        ("etc/motd", 0, 0, 0o644),
+        ("root/", 0, 0, 0o700),
+        ("tmp/", 0, 0, 0o1777),
+        ("home/u/", 1000, 1000, 0o750),
+        ("home/u/notes", 1000, 1000, 0o600),
+        ("var/www/", 33, 33, 0o755),
+    ]);
+    let top = owned_tar(&[
+        ("etc/", 0, 0, 0o755),
+        ("etc/.wh.motd", 0, 0, 0o644),
+        ("etc/shadow", 0, 42, 0o640),
+    ]);
+    let chains = apply_all(&s, &[base, top]);
+    assert_eq!(owner_mode(&s.fs_dir(&chains[0])).0, 100_000, "layer root");
+    assert_eq!(
+        owner_mode(&s.fs_dir(&chains[1]).join("etc/motd")).0,
+        100_000,
+        "whiteout"
+    );
+    let rw = s.create_rw("c").unwrap();
+    for p in [&rw.upper, &rw.work] {
+        assert_eq!(owner_mode(p).0, 100_000, "{}", p.display());
+        assert_eq!(owner_mode(p).1, 100_000, "{}", p.display());
+    }
+    let target = dir.path().join("rootfs");
+    std::fs::create_dir_all(&target).unwrap();
+    let Some(m) = mount(&s.rootfs_mount("c", &chains).unwrap(), &target) else {
+        return;
+    };
+    let cases: &[(&str, (u32, u32, u32))] = &[
+        ("", (100_000, 100_000, 0o755)),
+        ("etc", (100_000, 100_000, 0o755)),
+        ("etc/shadow", (100_000, 100_042, 0o640)),
+        ("root", (100_000, 100_000, 0o700)),
+        ("tmp", (100_000, 100_000, 0o1777)),
+        ("home", (100_000, 100_000, 0o755)),
+        ("home/u", (101_000, 101_000, 0o750)),
+        ("home/u/notes", (101_000, 101_000, 0o600)),
+        ("var/www", (100_033, 100_033, 0o755)),
+    ];
+    for (p, want) in cases {
+        assert_eq!(owner_mode(&target.join(p)), *want, "/{p}");
+    }
+    assert!(!target.join("etc/motd").exists(), "whiteout hides the lower file");
+
+    // The mapped root, without any capability, can write at `/`, in `/root` and `/tmp`; the copy-up
+    // keeps the shifted owners.
+    let out = run_as(
+        100_000,
+        &target,
+        "echo a > ./at-root && echo b > root/in-root && echo c > tmp/in-tmp && echo d >> etc/shadow",
+    );
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert_eq!(owner_mode(&rw.upper.join("root")), (100_000, 100_000, 0o700));
+    assert_eq!(owner_mode(&rw.upper.join("root/in-root")).0, 100_000);
+    // Another container user cannot.
+    let out = run_as(101_000, &target, "echo x > ./denied");
+    assert!(!out.status.success(), "uid 1000 wrote to /");
+    drop(m);
+
+    // `write_diff` gives back a normal layer: container ids.
+    let mut diff = Vec::new();
+    s.write_diff("c", &mut diff).unwrap();
+    let mut owners = std::collections::HashMap::new();
+    for e in tar::Archive::new(&diff[..]).entries().unwrap() {
+        let e = e.unwrap();
+        owners.insert(
+            e.path().unwrap().display().to_string(),
+            (e.header().uid().unwrap(), e.header().gid().unwrap()),
+        );
+    }
+    for (p, want) in [("at-root", (0, 0)), ("root/in-root", (0, 0)), ("etc/shadow", (0, 42))] {
+        assert_eq!(owners.get(p), Some(&want), "{p} in {owners:?}");
+    }
+
+    // A root holds layers of one mapping only.
+    let root = dir.path().join("snapshots");
+    let other = IdentityMapping::single(200_000, 200_000, 65_536);
+    for m in [Some(other), None] {
+        let e = Snapshotter::open_with_idmap(&root, m).unwrap_err();
+        assert!(matches!(e, SnapshotError::IdMapMismatch { .. }), "{e}");
+        assert_eq!(e.kind(), ErrorKind::Conflict);
+    }
+    Snapshotter::open_with_idmap(&root, Some(map)).unwrap();
+}
+
+#[test]
+fn plain_root_refuses_a_mapping_and_bad_mappings_are_refused() {
+    let (d, s) = setup();
+    apply_all(&s, &[tar_of(&[("f", Some("x"))])]);
+    let map = IdentityMapping::single(100_000, 100_000, 65_536);
+    let e = Snapshotter::open_with_idmap(s.root(), Some(map)).unwrap_err();
+    assert!(matches!(e, SnapshotError::IdMapMismatch { .. }), "{e}");
+    // An empty mapping is no mapping.
+    Snapshotter::open_with_idmap(s.root(), Some(IdentityMapping::default())).unwrap();
+    let no_root = IdentityMapping {
+        uids: vec![berth_types::IdMap {
+            container_id: 1,
+            host_id: 100_000,
+            size: 10,
+        }],
+        gids: vec![],
+    };
+    let e = Snapshotter::open_with_idmap(&d.path().join("other"), Some(no_root)).unwrap_err();
+    assert_eq!(e.kind(), ErrorKind::InvalidArgument, "{e}");
+}
