@@ -24,11 +24,16 @@
 //! - `size(&self, id) -> Result<u64>` (sum of the unpacked layer sizes)
 //!
 //! `in_use(image_id)` answers the ID of a container using that image (`sha256:<hex>` is passed).
+//!
+//! `--userns-remap`: open the store over `Snapshotter::open_with_idmap` below the remapped data root
+//! ([`userns::prepare_remapped_root`]); snapshots are then shifted while blobs stay the bytes received,
+//! so `save` and pushes are unchanged. [`userns`] also resolves the flag and creates `dockremap`.
 
 mod archive_io;
 mod changes;
 mod content;
 mod refs;
+pub mod userns;
 
 pub use changes::apply_changes;
 pub use content::ContentStore;

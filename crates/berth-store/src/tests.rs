@@ -842,3 +842,61 @@ fn legacy_archive_with_two_images_sharing_a_symlinked_layer() {
         vec![sha(&c1), sha(&c2)]
     );
 }
+
+#[test]
+fn remapped_store_shifts_snapshots_and_keeps_blobs() {
+    let dir = tempfile::Builder::new()
+        .prefix("berth-store-userns")
+        .tempdir_in("/var/tmp")
+        .unwrap();
+    let map = berth_types::IdentityMapping::single(100_000, 100_000, 65_536);
+    let root = userns::prepare_remapped_root(dir.path(), &map).unwrap();
+    let snaps = Snapshotter::open_with_idmap(&root.join("snapshots"), Some(map.clone())).unwrap();
+    let store = ImageStore::open(&root.join("image"), snaps).unwrap();
+    let (base, top) = two_layers();
+    let config = config_for(&[&base, &top], json!([]));
+    load(&store, &legacy_save(&[&base, &top], &config, &["remapped:1"])).unwrap();
+    let img = store.resolve("remapped:1").unwrap();
+    let s = store.snapshotter();
+    let owner = |p: PathBuf| {
+        let md = std::fs::symlink_metadata(&p).unwrap();
+        (md.uid(), md.gid())
+    };
+    assert_eq!(owner(s.fs_dir(&img.chain_ids[0])), (100_000, 100_000));
+    assert_eq!(
+        owner(s.fs_dir(&img.chain_ids[0]).join("etc/passwd")),
+        (100_000, 100_000)
+    );
+    let wh = std::fs::symlink_metadata(s.fs_dir(&img.chain_ids[1]).join("etc/motd")).unwrap();
+    assert!(wh.file_type().is_char_device() && wh.rdev() == 0, "whiteout");
+    assert_eq!(
+        s.read_file(None, &img.chain_ids, "/etc/passwd").unwrap().as_deref(),
+        Some(&b"root:x:0:0:root:/root:/bin/sh\n"[..])
+    );
+
+    // `docker import` goes through the same snapshotter.
+    let rec = store
+        .import(&layer(&[("bin/", ""), ("bin/tool", "x")])[..], ImportOptions::default())
+        .unwrap();
+    assert_eq!(owner(s.fs_dir(&rec.chain_ids[0]).join("bin/tool")), (100_000, 100_000));
+
+    // `docker save` writes the bytes received, not the shifted tree.
+    let mut out = Vec::new();
+    store.save(&["remapped:1".to_string()], &mut out).unwrap();
+    let mut names = BTreeMap::new();
+    for ent in tar::Archive::new(&out[..]).entries().unwrap() {
+        let mut ent = ent.unwrap();
+        let mut data = Vec::new();
+        ent.read_to_end(&mut data).unwrap();
+        names.insert(ent.path().unwrap().display().to_string(), data);
+    }
+    assert_eq!(names[&format!("blobs/sha256/{}", sha(&base).hex())], base);
+    assert_eq!(names[&format!("blobs/sha256/{}", sha(&top).hex())], top);
+
+    // Reopening with the same mapping keeps everything; removal drops the shifted snapshots.
+    drop(store);
+    let snaps = Snapshotter::open_with_idmap(&root.join("snapshots"), Some(map)).unwrap();
+    let store = ImageStore::open(&root.join("image"), snaps).unwrap();
+    store.remove("remapped:1", false, false, &no_containers).unwrap();
+    assert!(!store.snapshotter().has(&img.chain_ids[1]));
+}

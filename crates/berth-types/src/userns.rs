@@ -441,7 +441,8 @@ mod tests {
 
     #[test]
     fn subid_parse_table() {
-        let ok: &[(&str, Vec<(&str, u32, u32)>)] = &[
+        type Parsed<'a> = Vec<(&'a str, u32, u32)>;
+        let ok: &[(&str, Parsed)] = &[
             ("", vec![]),
             ("# only a comment\n\n", vec![]),
             ("a:1:2", vec![("a", 1, 2)]),
@@ -555,7 +556,8 @@ mod tests {
     #[test]
     fn resolve_table() {
         let single = |u, g, n| IdentityMapping::single(u, g, n);
-        let cases: Vec<(&str, Result<Option<(&str, u32, &str, IdentityMapping)>, &str>)> = vec![
+        type Want<'a> = Result<Option<(&'a str, u32, &'a str, IdentityMapping)>, &'a str>;
+        let cases: Vec<(&str, Want)> = vec![
             ("", Ok(None)),
             (
                 "default",
