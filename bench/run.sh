@@ -30,9 +30,12 @@ CTD=$WORK/ctd
 BRIDGE=bb${NAME#bbench.}          # 8 characters, fits IFNAMSIZ, unique with the temp dir
 BERTHD_PID= DOCKERD_PID= CONTAINERD_PID= MADE_BRIDGE=
 
+# Debian's docker client with Debian's dockerd (another docker CLI may come first in PATH).
+DOCKER=/usr/bin/docker
+[ -x "$DOCKER" ] || DOCKER=$(command -v docker)
 berth() { BERTH_HOST=unix://$BERTH_SOCK "$BIN/berth" "$@"; }
-dock() { DOCKER_HOST=unix://$DOCKER_SOCK DOCKER_CONFIG=$WORK/docker-config docker "$@"; }
-dock_on_berthd() { DOCKER_HOST=unix://$BERTH_SOCK DOCKER_CONFIG=$WORK/docker-config docker "$@"; }
+dock() { DOCKER_HOST=unix://$DOCKER_SOCK DOCKER_CONFIG=$WORK/docker-config "$DOCKER" "$@"; }
+dock_on_berthd() { DOCKER_HOST=unix://$BERTH_SOCK DOCKER_CONFIG=$WORK/docker-config "$DOCKER" "$@"; }
 
 # PIDs whose command line names $WORK/$1 and whose executable is $2 (the shims of one engine).
 pids_named() {
@@ -134,7 +137,7 @@ if berth save -o "$WORK/bb.tar" bb:latest 2>"$WORK/save.err" && dock load -q -i 
   image_note="bb loaded into dockerd from berth save"
 else
   image_note="bb imported into dockerd (berth save -> docker load failed: $(head -c 200 "$WORK/save.err"))"
-  DOCKER_HOST=unix://$DOCKER_SOCK bash scripts/busybox-image.sh docker bb:latest >/dev/null
+  DOCKER_HOST=unix://$DOCKER_SOCK bash scripts/busybox-image.sh "$DOCKER" bb:latest >/dev/null
 fi
 
 # pair LABEL: times the commands in the arrays B (berth) and K (docker), alternating them so that
@@ -172,7 +175,7 @@ row() { # row LABEL "berth-median berth-mean" "docker-median docker-mean"
   printf "$FMT" "$1" "$bm" "${bavg:--}" "$km" "${kavg:--}" "$(ratio "$bm" "$km")"
 }
 
-echo "berth $("$BIN/berth" --version 2>/dev/null | head -1) vs dockerd $(dockerd --version | sed 's/Docker version //') + containerd $(containerd --version | awk '{print $3}'); $(nproc) CPUs, $(uname -r); $image_note"
+echo "berth $("$BIN/berth" --version 2>/dev/null | head -1) vs dockerd $(dockerd --version | sed 's/Docker version //') + containerd $(containerd --version | awk '{print $3}') (client $("$DOCKER" version -f '{{.Client.Version}}' 2>/dev/null)); $(nproc) CPUs, $(uname -r); $image_note"
 echo "times in ms over $N runs each, berth and docker alternating (after one warm-up); ratio = berth median / docker median"
 printf "$FMT" "operation" "berth med" "berth mean" "docker med" "dock mean" "ratio"
 B=(berth run --rm --network none bb true) K=(dock run --rm --network none bb true)

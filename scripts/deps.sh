@@ -11,8 +11,10 @@ for p in busybox-static libseccomp-dev pkg-config iproute2 util-linux curl docke
 done
 if [ "${#need[@]}" -gt 0 ]; then
   export DEBIAN_FRONTEND=noninteractive
-  apt-get update -qq
-  apt-get install -y -qq --no-install-recommends "${need[@]}" >/dev/null
+  log=$(mktemp)
+  trap 'rm -f "$log"' EXIT
+  { apt-get update -qq && apt-get install -y -qq --no-install-recommends "${need[@]}"; } >"$log" 2>&1 \
+    || { cat "$log" >&2; echo "deps.sh: installing ${need[*]} failed" >&2; exit 1; }
 fi
 for b in docker dockerd containerd runc containerd-shim-runc-v2; do
   command -v "$b" >/dev/null 2>&1 || { echo "deps.sh: $b missing after installing docker.io" >&2; exit 1; }
