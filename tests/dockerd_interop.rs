@@ -363,6 +363,85 @@ fn dockerd_save_loads_into_berthd_and_runs() {
     assert_eq!(r.stdout, "made by dockerd\nbusybox\napp\n", "{r:?}");
 }
 
+/// Imports the busybox rootfs into `k` as `tag`.
+fn import_busybox(k: &Dockerd, tag: &str) {
+    let rootfs = berth_testkit::busybox_rootfs_tar().expect("building the busybox rootfs");
+    let rootfs_path = k.root.join(format!("rootfs-{}.tar", tag.replace([':', '/'], "-")));
+    std::fs::write(&rootfs_path, rootfs).expect("writing the rootfs tar");
+    let r = k.docker(&["import", "-c", r#"CMD ["sh"]"#, &rootfs_path.display().to_string(), tag]);
+    assert_eq!(r.code, 0, "docker import into dockerd: {r:?}\n{}", k.logs());
+}
+
+#[test]
+fn dockerd_layered_image_with_whiteouts_round_trips_through_berthd() {
+    let k = Dockerd::start();
+    let d = Daemon::start();
+    import_busybox(&k, "base:v1");
+    // A second layer made by dockerd itself: a new file, a deleted file (a whiteout), an opaque dir.
+    let r = k.docker(&[
+        "run",
+        "--name",
+        "maker",
+        "--network",
+        "none",
+        "base:v1",
+        "sh",
+        "-c",
+        "echo layered > /hello && rm /bin/cat && rm -r /home && mkdir /home && touch /home/new",
+    ]);
+    assert_eq!(r.code, 0, "{r:?}\n{}", k.logs());
+    let r = k.docker(&["commit", "-c", r#"CMD ["sh"]"#, "maker", "layered:v1"]);
+    assert_eq!(r.code, 0, "{r:?}");
+    let dockerd_id = image_id(k.docker(&["image", "inspect", "-f", "{{.Id}}", "layered:v1"]));
+    let layers = k.docker(&["image", "inspect", "-f", "{{len .RootFS.Layers}}", "layered:v1"]);
+    assert_eq!(layers.stdout.trim(), "2", "{layers:?}");
+
+    let archive = k.root.join("layered.tar").display().to_string();
+    let r = k.docker(&["save", "-o", &archive, "layered:v1"]);
+    assert_eq!(r.code, 0, "{r:?}");
+    let r = d.docker(&["load", "-i", &archive]);
+    assert_eq!(r.code, 0, "docker load into berthd: {r:?}\n{}", d.log());
+    let berth_id = image_id(d.docker(&["image", "inspect", "-f", "{{.Id}}", "layered:v1"]));
+    assert_eq!(berth_id, dockerd_id);
+    let r = d.docker(&[
+        "run",
+        "--rm",
+        "layered:v1",
+        "sh",
+        "-c",
+        "read x < /hello; echo $x; test -e /bin/cat && echo cat-still-there; ls /home",
+    ]);
+    assert_eq!(r.code, 0, "docker run on berthd: {r:?}\n{}", d.log());
+    assert_eq!(r.stdout, "layered\nnew\n", "{r:?}");
+
+    // Back again: berthd's save of dockerd's image loads into dockerd as the same image.
+    let r = k.docker(&["rm", "maker"]);
+    assert_eq!(r.code, 0, "{r:?}");
+    let r = k.docker(&["rmi", "layered:v1"]);
+    assert_eq!(r.code, 0, "{r:?}");
+    let back = k.root.join("back.tar").display().to_string();
+    let r = d.docker(&["save", "-o", &back, "layered:v1"]);
+    assert_eq!(r.code, 0, "docker save from berthd: {r:?}\n{}", d.log());
+    let r = k.docker(&["load", "-i", &back]);
+    assert_eq!(r.code, 0, "docker load into dockerd: {r:?}\n{}", k.logs());
+    assert_eq!(
+        image_id(k.docker(&["image", "inspect", "-f", "{{.Id}}", "layered:v1"])),
+        dockerd_id
+    );
+    let r = k.docker(&[
+        "run",
+        "--rm",
+        "--network",
+        "none",
+        "layered:v1",
+        "sh",
+        "-c",
+        "read x < /hello; echo $x; ls /home",
+    ]);
+    assert_eq!(r.code, 0, "{r:?}\n{}", k.logs());
+    assert_eq!(r.stdout, "layered\nnew\n", "{r:?}");
+}
+
 #[test]
 fn berthd_save_loads_into_dockerd_and_runs() {
     let d = Daemon::start();
@@ -397,11 +476,7 @@ fn berthd_save_loads_into_dockerd_and_runs() {
 #[test]
 fn private_dockerd_leaves_nothing_behind() {
     let k = Dockerd::start();
-    let rootfs = berth_testkit::busybox_rootfs_tar().expect("building the busybox rootfs");
-    let rootfs_path = k.root.join("rootfs.tar");
-    std::fs::write(&rootfs_path, rootfs).expect("writing the rootfs tar");
-    let r = k.docker(&["import", &rootfs_path.display().to_string(), "bb:latest"]);
-    assert_eq!(r.code, 0, "{r:?}");
+    import_busybox(&k, "bb:latest");
     let r = k.docker(&["run", "-d", "--network", "none", "bb", "sleep", "600"]);
     assert_eq!(r.code, 0, "{r:?}\n{}", k.logs());
     assert!(
