@@ -22,6 +22,8 @@ cargo build --release --bins -q
 BIN=${CARGO_TARGET_DIR:-$PWD/target}/release
 [ -x "$BIN/berthd" ] || { echo "no $BIN/berthd after the build" >&2; exit 1; }
 
+# Our berth commands name our berthd; never let them start one elsewhere.
+export BERTH_NO_AUTOSTART=1
 WORK=$(mktemp -d /tmp/bbench.XXXXXX)
 NAME=$(basename "$WORK")
 BERTH_SOCK=$WORK/berth.sock
