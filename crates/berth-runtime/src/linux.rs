@@ -265,6 +265,10 @@ struct Plan {
     userns: bool,
     uid_map: String,
     gid_map: String,
+    /// With a user namespace, the host ids of the container's root: owner of what the runtime creates
+    /// in the rootfs (mount points, the working directory), as runc creates them from inside the
+    /// namespace, so the container's root owns them and `commit` can map them back.
+    root_ids: Option<(u32, u32)>,
     new_net: bool,
     rootfs: PathBuf,
     rootfs_c: CString,
@@ -301,6 +305,56 @@ struct Plan {
     args: Vec<CString>,
     env: Vec<CString>,
     path_env: String,
+}
+
+/// `(container_id, host_id, size)` ranges of one id mapping.
+type IdRanges = Vec<(u32, u32, u32)>;
+
+fn id_to_host(ranges: &IdRanges, id: u32) -> Option<u32> {
+    ranges.iter().find_map(|&(c, h, n)| {
+        id.checked_sub(c)
+            .filter(|off| *off < n)
+            .and_then(|off| h.checked_add(off))
+    })
+}
+
+/// Mount data for a filesystem the runtime mounts as host root on behalf of a user-namespaced
+/// container: `uid=`/`gid=` options are container ids (runc mounts from inside the namespace) so they
+/// are shifted to host ids, and a tmpfs root without them belongs to the container's root (Docker's
+/// `/dev` and `/dev/shm` are root-owned inside a remapped container).
+fn userns_mount_data(kind: &str, data: &str, uids: &IdRanges, gids: &IdRanges) -> String {
+    if kind != "tmpfs" && kind != "devpts" {
+        return data.to_string();
+    }
+    let mut out = Vec::new();
+    let (mut has_uid, mut has_gid) = (false, false);
+    for o in data.split(',').filter(|o| !o.is_empty()) {
+        let shifted = if let Some(v) = o.strip_prefix("uid=") {
+            has_uid = true;
+            v.parse()
+                .ok()
+                .and_then(|id| id_to_host(uids, id))
+                .map(|h| format!("uid={h}"))
+        } else if let Some(v) = o.strip_prefix("gid=") {
+            has_gid = true;
+            v.parse()
+                .ok()
+                .and_then(|id| id_to_host(gids, id))
+                .map(|h| format!("gid={h}"))
+        } else {
+            None
+        };
+        out.push(shifted.unwrap_or_else(|| o.to_string()));
+    }
+    if kind == "tmpfs" {
+        if let (false, Some(h)) = (has_uid, id_to_host(uids, 0)) {
+            out.push(format!("uid={h}"));
+        }
+        if let (false, Some(h)) = (has_gid, id_to_host(gids, 0)) {
+            out.push(format!("gid={h}"));
+        }
+    }
+    out.join(",")
 }
 
 fn mount_flags(options: &[String]) -> (libc::c_ulong, libc::c_ulong, String) {
@@ -409,14 +463,35 @@ impl Plan {
                 .map(|m| format!("{} {} {}\n", m.container_id(), m.host_id(), m.size()))
                 .collect()
         };
+        let ranges = |m: Option<&Vec<oci_spec::runtime::LinuxIdMapping>>| -> IdRanges {
+            m.into_iter()
+                .flatten()
+                .map(|m| (m.container_id(), m.host_id(), m.size()))
+                .collect()
+        };
+        let (uid_ranges, gid_ranges) = if userns {
+            (
+                ranges(linux.and_then(|l| l.uid_mappings().as_ref())),
+                ranges(linux.and_then(|l| l.gid_mappings().as_ref())),
+            )
+        } else {
+            (Vec::new(), Vec::new())
+        };
+        let root_ids = match (id_to_host(&uid_ranges, 0), id_to_host(&gid_ranges, 0)) {
+            (Some(u), Some(g)) => Some((u, g)),
+            _ => None,
+        };
 
         let mut mounts = Vec::new();
         for m in spec.mounts().iter().flatten() {
             let options = m.options().clone().unwrap_or_default();
-            let (mut flags, propagation, data) = mount_flags(&options);
+            let (mut flags, propagation, mut data) = mount_flags(&options);
             let kind = m.typ().clone().unwrap_or_default();
             if kind == "bind" {
                 flags |= libc::MS_BIND;
+            }
+            if userns && flags & libc::MS_BIND == 0 {
+                data = userns_mount_data(&kind, &data, &uid_ranges, &gid_ranges);
             }
             let source_path = m.source().clone().unwrap_or_default();
             mounts.push(MountOp {
@@ -466,6 +541,7 @@ impl Plan {
             userns,
             uid_map: idmap(linux.and_then(|l| l.uid_mappings().as_ref())),
             gid_map: idmap(linux.and_then(|l| l.gid_mappings().as_ref())),
+            root_ids,
             new_net,
             rootfs_c: cpath(&rootfs)?,
             rootfs,
@@ -653,6 +729,44 @@ fn mkdir_all(p: &Path) -> Step {
     std::fs::create_dir_all(p).map_err(|e| (125, format!("creating {}: {e}", p.display())))
 }
 
+/// `mkdir -p`, giving the directories it creates to `owner` (the container's root under a user
+/// namespace).
+fn mkdir_all_owned(p: &Path, owner: Option<(u32, u32)>) -> Step {
+    let Some((uid, gid)) = owner else {
+        return mkdir_all(p);
+    };
+    let mut missing = Vec::new();
+    let mut cur = Some(p);
+    while let Some(c) = cur {
+        if std::fs::symlink_metadata(c).is_ok() {
+            break;
+        }
+        missing.push(c);
+        cur = c.parent();
+    }
+    mkdir_all(p)?;
+    for m in missing.iter().rev() {
+        std::os::unix::fs::lchown(m, Some(uid), Some(gid)).map_err(|e| (125, format!("chown {}: {e}", m.display())))?;
+    }
+    Ok(())
+}
+
+/// [`touch`] whose new file and parents belong to `owner`.
+fn touch_owned(p: &Path, owner: Option<(u32, u32)>) -> Step {
+    let Some((uid, gid)) = owner else {
+        return touch(p);
+    };
+    if let Some(parent) = p.parent() {
+        mkdir_all_owned(parent, owner)?;
+    }
+    let existed = std::fs::symlink_metadata(p).is_ok();
+    touch(p)?;
+    if !existed {
+        std::os::unix::fs::lchown(p, Some(uid), Some(gid)).map_err(|e| (125, format!("chown {}: {e}", p.display())))?;
+    }
+    Ok(())
+}
+
 fn touch(p: &Path) -> Step {
     if let Some(parent) = p.parent() {
         mkdir_all(parent)?;
@@ -698,9 +812,9 @@ fn do_mount(plan: &Plan, m: &MountOp) -> Step {
     let dest = secure_join(&plan.rootfs, &m.dest)?;
     let is_bind = m.flags & libc::MS_BIND != 0;
     if is_bind && !m.source_path.is_dir() {
-        touch(&dest)?;
+        touch_owned(&dest, plan.root_ids)?;
     } else {
-        mkdir_all(&dest)?;
+        mkdir_all_owned(&dest, plan.root_ids)?;
     }
     let dest_c = path_c(&dest)?;
     let what = || format!("error mounting {:?} to rootfs at {:?}", m.source_path, m.dest);
@@ -1137,7 +1251,7 @@ fn child_setup(plan: &Plan, from_parent: &OwnedFd, to_parent: &OwnedFd) -> Step<
             .map_err(|e| (125, format!("writing oom_score_adj: {e}")))?;
     }
     let cwd = Path::new(if plan.cwd.is_empty() { "/" } else { &plan.cwd });
-    mkdir_all(cwd)?;
+    mkdir_all_owned(cwd, plan.root_ids)?;
     if plan.userns {
         // Everything above needed real root (an overlay of root-owned layers, mounts in namespaces
         // owned by the host); from here on the container's root is the mapped user.
@@ -1205,6 +1319,65 @@ fn child_setup(plan: &Plan, from_parent: &OwnedFd, to_parent: &OwnedFd) -> Step<
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn userns_mount_data_table() {
+        let uids = vec![(0, 100_000, 65_536)];
+        let gids = vec![(0, 200_000, 1_000), (1_000, 300_000, 10)];
+        let cases = [
+            (
+                "tmpfs",
+                "mode=755,size=65536k",
+                "mode=755,size=65536k,uid=100000,gid=200000",
+            ),
+            ("tmpfs", "", "uid=100000,gid=200000"),
+            (
+                "tmpfs",
+                "uid=1000,gid=1005,mode=1777",
+                "uid=101000,gid=300005,mode=1777",
+            ),
+            // Ids outside the mapping are left for the kernel to apply as given.
+            ("tmpfs", "uid=70000,gid=2000", "uid=70000,gid=2000"),
+            (
+                "devpts",
+                "newinstance,ptmxmode=0666,mode=0620,gid=5",
+                "newinstance,ptmxmode=0666,mode=0620,gid=200005",
+            ),
+            ("devpts", "newinstance", "newinstance"),
+            ("proc", "", ""),
+            ("sysfs", "", ""),
+            ("mqueue", "", ""),
+        ];
+        for (kind, data, want) in cases {
+            assert_eq!(userns_mount_data(kind, data, &uids, &gids), want, "{kind} {data}");
+        }
+        assert_eq!(id_to_host(&gids, 1_009), Some(300_009));
+        assert_eq!(id_to_host(&gids, 1_010), None);
+    }
+
+    #[test]
+    fn mkdir_and_touch_owned_chown_only_what_they_create() {
+        let dir = tempfile::tempdir().expect("tmp");
+        let existing = dir.path().join("a");
+        std::fs::create_dir(&existing).expect("mkdir");
+        // SAFETY: geteuid has no preconditions.
+        let root = unsafe { libc::geteuid() } == 0;
+        let owner = if root { Some((4242, 4343)) } else { None };
+        mkdir_all_owned(&existing.join("b/c"), owner).expect("mkdir");
+        touch_owned(&existing.join("d/e"), owner).expect("touch");
+        use std::os::unix::fs::MetadataExt;
+        let ids = |p: &Path| {
+            let md = std::fs::symlink_metadata(p).expect("stat");
+            (md.uid(), md.gid())
+        };
+        if root {
+            assert_eq!(ids(&existing), (0, 0), "existing dirs keep their owner");
+            for p in ["a/b", "a/b/c", "a/d", "a/d/e"] {
+                assert_eq!(ids(&dir.path().join(p)), (4242, 4343), "{p}");
+            }
+        }
+        assert!(dir.path().join("a/d/e").is_file());
+    }
 
     #[test]
     fn flags() {
