@@ -40,7 +40,7 @@ fn main() {
     std::fs::create_dir_all(&rootfs_dir).expect("rootfs dir");
 
     let script = "id -u; id -g; stat -c %u:%g / /root /tmp /dev /dev/shm /work/sub; \
-        touch /at-root /root/in-root /tmp/in-tmp /dev/in-dev ./in-cwd && echo wrote; pwd";
+        touch /at-root /root/in-root /tmp/in-tmp /dev/in-dev ./in-cwd && rm /bin/yes && echo wrote; pwd";
     let m = IdMapping {
         container_id: 0,
         host_id: BASE,
@@ -122,7 +122,24 @@ fn main() {
         assert_eq!(owner(&rw.upper.join(p)), (BASE, BASE), "{p} in the upper dir");
     }
     // The container's changes map back to a normal layer.
+    // The container's changes map back to a normal layer, the kernel's whiteout included.
     let mut diff = Vec::new();
     snaps.write_diff("c", &mut diff).expect("diff maps back");
+    let mut entries = Vec::new();
+    for e in tar::Archive::new(&diff[..]).entries().expect("diff tar") {
+        let e = e.expect("entry");
+        let h = e.header();
+        entries.push((
+            e.path().expect("path").display().to_string(),
+            h.uid().expect("uid"),
+            h.gid().expect("gid"),
+        ));
+    }
+    for want in ["at-root", "root/in-root", "work/sub/in-cwd", "bin/.wh.yes"] {
+        assert!(
+            entries.iter().any(|(p, u, g)| p == want && (*u, *g) == (0, 0)),
+            "{want} owned by 0:0 in {entries:?}"
+        );
+    }
     println!("userns_rootfs: ok");
 }
