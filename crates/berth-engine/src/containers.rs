@@ -641,21 +641,18 @@ impl Engine {
             }
             _ => {}
         }
-        c.update(|r| r.state.status = Status::Removing)?;
+        c.update_in_memory(|r| r.state.status = Status::Removing);
         self.fail_pending_attaches(&c, "the container is being removed");
-        let snapshots = self.snapshots.clone();
-        let id = c.id.clone();
-        let dir = c.dir.clone();
-        let res = tokio::task::spawn_blocking(move || -> Result<()> {
-            snapshots.remove_rw(&id)?;
-            std::fs::remove_dir_all(&dir).map_err(|e| EngineError::io("removing", &dir, e))
-        })
-        .await
-        .map_err(|e| EngineError::Internal(e.to_string()))?;
-        if let Err(e) = res {
-            let _ = c.update(|r| r.state.status = Status::Dead);
-            return Err(e);
+        // Move the container's directory to the trash (one rename), then delete it and the writable
+        // layer in the background: deleting is slow on some disks (online discard) and `run --rm`
+        // waits for the removal. The trash is emptied again at the next start if the daemon dies.
+        let trash = self.trash_dir().join(&c.id);
+        if let Err(e) = std::fs::rename(&c.dir, &trash) {
+            c.update_in_memory(|r| r.state.status = Status::Dead);
+            return Err(EngineError::io("moving to the trash", &c.dir, e));
         }
+        let engine = self.clone();
+        tokio::task::spawn_blocking(move || engine.empty_trash());
         write_lock(&self.containers).remove(&c.id);
         lock(&self.names).remove(&rec.name);
         let _ = std::fs::remove_file(self.shim_socket(&c.id));
@@ -674,6 +671,30 @@ impl Engine {
         }
         c.events.send_modify(|e| e.removed = true);
         Ok(())
+    }
+
+    /// Where removed containers' directories wait for deletion.
+    pub(crate) fn trash_dir(&self) -> std::path::PathBuf {
+        self.cfg.data_root.join("trash")
+    }
+
+    /// Deletes what the trash holds: each entry is a removed container's directory, named by its ID,
+    /// whose writable layer goes with it.
+    pub(crate) fn empty_trash(&self) {
+        let _serial = lock(&self.trash_lock);
+        let Ok(entries) = std::fs::read_dir(self.trash_dir()) else {
+            return;
+        };
+        for e in entries.flatten() {
+            let id = e.file_name().to_string_lossy().into_owned();
+            if let Err(err) = self.snapshots.remove_rw(&id) {
+                tracing::warn!("removing the writable layer of {id}: {err}");
+                continue;
+            }
+            if let Err(err) = std::fs::remove_dir_all(e.path()) {
+                tracing::warn!("removing {}: {err}", e.path().display());
+            }
+        }
     }
 
     /// `POST /containers/{id}/wait`: registers the waiter now and returns the future of the exit code

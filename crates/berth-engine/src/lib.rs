@@ -97,6 +97,7 @@ pub struct Container {
     pending_attach: Mutex<PendingAttaches>,
     next_exit_waiters: std::sync::atomic::AtomicUsize,
     late_wait_ok: std::sync::atomic::AtomicBool,
+    save_lock: Mutex<()>,
 }
 
 impl Container {
@@ -119,6 +120,7 @@ impl Container {
             }),
             next_exit_waiters: std::sync::atomic::AtomicUsize::new(0),
             late_wait_ok: std::sync::atomic::AtomicBool::new(false),
+            save_lock: Mutex::new(()),
         })
     }
 
@@ -127,12 +129,33 @@ impl Container {
         lock(&self.rec).clone()
     }
 
-    /// Changes the record and persists it.
-    fn update<T>(&self, f: impl FnOnce(&mut ContainerRecord) -> T) -> Result<T> {
-        let mut r = lock(&self.rec);
-        let out = f(&mut r);
-        r.save(&self.dir)?;
+    /// Changes the record and persists it in the background.
+    ///
+    /// Saves are serialised and each writes the record as it is when the save runs, so the file
+    /// always ends with the latest state. What a crash could lose is recovered at the next start:
+    /// a running container from its shim, an exit from the `exit.json` the shim wrote durably.
+    fn update<T>(self: &Arc<Self>, f: impl FnOnce(&mut ContainerRecord) -> T) -> Result<T> {
+        let out = f(&mut lock(&self.rec));
+        let c = self.clone();
+        tokio::task::spawn_blocking(move || c.persist());
         Ok(out)
+    }
+
+    /// Changes the record in memory only (for states a restart never needs to see).
+    fn update_in_memory<T>(&self, f: impl FnOnce(&mut ContainerRecord) -> T) -> T {
+        f(&mut lock(&self.rec))
+    }
+
+    /// Writes the current record to disk.
+    fn persist(&self) {
+        let _serial = lock(&self.save_lock);
+        let rec = self.record();
+        if rec.state.status == Status::Removing || !self.dir.exists() {
+            return;
+        }
+        if let Err(e) = rec.save(&self.dir) {
+            tracing::warn!("saving the record of container {}: {e}", self.id);
+        }
     }
 
     fn bundle(&self) -> PathBuf {
@@ -153,6 +176,7 @@ pub struct Engine {
     containers: RwLock<HashMap<String, Arc<Container>>>,
     names: Mutex<HashMap<String, String>>,
     removed: Mutex<std::collections::VecDeque<Tombstone>>,
+    trash_lock: Mutex<()>,
     started: std::time::Instant,
 }
 
@@ -160,7 +184,11 @@ impl Engine {
     /// Opens the state under `cfg.data_root`, loads the container records and re-adopts running
     /// containers whose shims are still alive.
     pub async fn open(cfg: EngineConfig) -> Result<Arc<Engine>> {
-        for d in [cfg.data_root.join("containers"), cfg.exec_root.join("shims")] {
+        for d in [
+            cfg.data_root.join("containers"),
+            cfg.data_root.join("trash"),
+            cfg.exec_root.join("shims"),
+        ] {
             std::fs::create_dir_all(&d).map_err(|e| EngineError::io("creating", &d, e))?;
         }
         let snapshots = Arc::new(Snapshotter::open(&cfg.data_root.join("snapshots"))?);
@@ -172,9 +200,12 @@ impl Engine {
             containers: RwLock::new(HashMap::new()),
             names: Mutex::new(HashMap::new()),
             removed: Mutex::new(std::collections::VecDeque::new()),
+            trash_lock: Mutex::new(()),
             started: std::time::Instant::now(),
         });
         engine.reconcile().await?;
+        let e = engine.clone();
+        tokio::task::spawn_blocking(move || e.empty_trash());
         Ok(engine)
     }
 
