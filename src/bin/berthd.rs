@@ -36,6 +36,10 @@ struct Args {
     /// Docker's docker-init is tini; it must be statically linked to run in any image).
     #[arg(long)]
     init_path: Option<PathBuf>,
+    /// Run containers in a user namespace: `default` (the dockremap user, created if missing), a user
+    /// name, `user:group`, or `uid:gid`, with ranges from /etc/subuid and /etc/subgid, as dockerd.
+    #[arg(long)]
+    userns_remap: Option<String>,
     /// The berth-shim binary (default: next to berthd).
     #[arg(long, hide = true)]
     shim: Option<PathBuf>,
@@ -114,8 +118,23 @@ async fn main() -> Result<()> {
         Some(p) => p,
         None => bail!("berth-shim not found next to berthd or on PATH; build it with `cargo build --release`"),
     };
+    let (data_root, id_map) = match args.userns_remap.as_deref().filter(|s| !s.is_empty()) {
+        None => (args.data_root.clone(), None),
+        Some(spec) => {
+            match berth_store::userns::load_userns_remap(spec).with_context(|| format!("--userns-remap {spec}"))? {
+                None => (args.data_root.clone(), None),
+                Some((user, map)) => {
+                    let root = berth_store::userns::prepare_remapped_root(&args.data_root, &map)
+                        .with_context(|| format!("preparing the remapped data root for {user:?}"))?;
+                    tracing::info!("user namespaces remapped for {user:?}; state under {}", root.display());
+                    (root, Some(map))
+                }
+            }
+        }
+    };
     let cfg = EngineConfig {
-        data_root: args.data_root.clone(),
+        id_map,
+        data_root,
         exec_root: args.exec_root.clone(),
         shim_path,
         init_path: args

@@ -19,6 +19,7 @@ pub struct Daemon {
     /// The API socket.
     pub sock: PathBuf,
     child: Option<Child>,
+    extra_args: Vec<String>,
 }
 
 /// Result of running a client command.
@@ -72,6 +73,11 @@ pub fn eventually(timeout: Duration, mut f: impl FnMut() -> bool) -> bool {
 impl Daemon {
     /// Starts a fresh daemon and waits until it answers.
     pub fn start() -> Daemon {
+        Self::start_with(&[])
+    }
+
+    /// Starts a fresh daemon with extra `berthd` arguments.
+    pub fn start_with(extra: &[&str]) -> Daemon {
         let n = COUNTER.fetch_add(1, Ordering::SeqCst);
         let root = PathBuf::from(format!("/tmp/bt-{}-{n}", std::process::id()));
         let _ = std::fs::remove_dir_all(&root);
@@ -81,6 +87,7 @@ impl Daemon {
             root,
             sock,
             child: None,
+            extra_args: extra.iter().map(|s| s.to_string()).collect(),
         };
         d.spawn();
         d
@@ -101,6 +108,7 @@ impl Daemon {
             .arg(self.root.join("run"))
             .arg("--log-level")
             .arg("debug")
+            .args(&self.extra_args)
             .stdin(Stdio::null())
             .stdout(log.try_clone().expect("log fd"))
             .stderr(log)

@@ -42,6 +42,9 @@ pub struct EngineConfig {
     pub init_path: Option<PathBuf>,
     /// External OCI runtimes by name (`runc` -> `/usr/sbin/runc`).
     pub runtimes: HashMap<String, PathBuf>,
+    /// `--userns-remap`: containers run in a user namespace with this mapping and image layers are
+    /// unpacked shifted into it (`data_root` is then the remapped root, `<data-root>/<uid>.<gid>`).
+    pub id_map: Option<berth_types::userns::IdentityMapping>,
 }
 
 /// What waiters can observe about a container's runs.
@@ -191,7 +194,10 @@ impl Engine {
         ] {
             std::fs::create_dir_all(&d).map_err(|e| EngineError::io("creating", &d, e))?;
         }
-        let snapshots = Arc::new(Snapshotter::open(&cfg.data_root.join("snapshots"))?);
+        let snapshots = Arc::new(Snapshotter::open_with_idmap(
+            &cfg.data_root.join("snapshots"),
+            cfg.id_map.clone(),
+        )?);
         let images = Arc::new(ImageStore::open(&cfg.data_root.join("image"), (*snapshots).clone())?);
         let engine = Arc::new(Engine {
             cfg,

@@ -147,6 +147,14 @@ fn parse_binds(binds: &[String]) -> Result<Vec<BindMount>> {
     Ok(out)
 }
 
+fn runtime_mapping(m: &berth_types::userns::IdMap) -> berth_runtime::IdMapping {
+    berth_runtime::IdMapping {
+        container_id: m.container_id,
+        host_id: m.host_id,
+        size: m.size,
+    }
+}
+
 /// Builds the OCI spec and shim options for the next run of `rec`.
 pub(crate) async fn build(engine: &Engine, rec: &ContainerRecord) -> Result<(Spec, ShimConfig)> {
     let hc = &rec.host_config;
@@ -194,7 +202,21 @@ pub(crate) async fn build(engine: &Engine, rec: &ContainerRecord) -> Result<(Spe
     };
     let hostname = cfg.hostname.clone().unwrap_or_else(|| rec.id[..12].to_string());
     let container_dir = engine.containers_dir().join(&rec.id);
+    // `--userns-remap`, unless this container opts out with `--userns=host`.
+    let id_map = match hc.userns_mode.as_deref().unwrap_or("") {
+        "host" => None,
+        "" => engine.cfg.id_map.clone(),
+        other => return Err(EngineError::InvalidArgument(format!("invalid USER mode: {other}"))),
+    };
     let mut mounts = etc_files(&container_dir, &hostname, &network)?;
+    if let Some(map) = &id_map {
+        // Root in the container must own what the engine writes for it, as Docker does.
+        let (uid, gid) = map.root_pair().map_err(|e| EngineError::Internal(e.to_string()))?;
+        for m in &mounts {
+            std::os::unix::fs::chown(&m.source, Some(uid), Some(gid))
+                .map_err(|e| EngineError::io("giving to the remapped root", &m.source, e))?;
+        }
+    }
     mounts.extend(parse_binds(hc.binds.as_deref().unwrap_or_default())?);
 
     let mut args = vec![rec.path.clone()];
@@ -255,6 +277,14 @@ pub(crate) async fn build(engine: &Engine, rec: &ContainerRecord) -> Result<(Spe
         shm_size: hc.shm_size.unwrap_or(0).max(0) as u64,
         sysctls: hc.sysctls.clone().unwrap_or_default().into_iter().collect(),
         oom_score_adj: hc.oom_score_adj.map(|v| v as i32),
+        uid_mappings: id_map
+            .as_ref()
+            .map(|m| m.uids.iter().map(runtime_mapping).collect())
+            .unwrap_or_default(),
+        gid_mappings: id_map
+            .as_ref()
+            .map(|m| m.gids.iter().map(runtime_mapping).collect())
+            .unwrap_or_default(),
         ..Default::default()
     };
     let bundle = container_dir.join("bundle");
