@@ -2,7 +2,8 @@
 # Side-by-side benchmark of berth and Docker (Debian's docker.io) on this machine: container start
 # times and engine memory per running container, with berth/Docker ratios.
 #
-# Usage: bash bench/run.sh [iterations]      (as root; NCONT=<n> sets the containers of the memory row)
+# Usage: bash bench/run.sh [iterations]      (as root; NCONT=<n> sets the containers of the memory row,
+#                                              SKIP_BUILD=1 uses the release binaries already built)
 #
 # It builds berth in release mode (honouring CARGO_TARGET_DIR), then starts a private berthd and a
 # private containerd + dockerd pair, everything of theirs under one temp dir (data and exec roots,
@@ -18,7 +19,7 @@ N=${1:-20}
 NCONT=${NCONT:-20}
 
 bash scripts/deps.sh
-cargo build --release --bins -q
+[ -n "${SKIP_BUILD:-}" ] || cargo build --release --bins -q   # SKIP_BUILD=1: use the binaries as built
 BIN=${CARGO_TARGET_DIR:-$PWD/target}/release
 [ -x "$BIN/berthd" ] || { echo "no $BIN/berthd after the build" >&2; exit 1; }
 
