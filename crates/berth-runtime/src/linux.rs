@@ -1293,6 +1293,9 @@ fn child_setup(plan: &Plan, from_parent: &OwnedFd, to_parent: &OwnedFd) -> Step<
         // SAFETY: nothing to clean up: exit quietly.
         _ => unsafe { libc::_exit(0) },
     }
+    // Only stdio crosses into the container: whatever else the engine or the shim inherited
+    // (descriptors leaked by whoever started berthd) is closed at exec, as runc does.
+    mark_cloexec_from(3);
     if plan.nnp {
         // SAFETY: prctl with integer arguments.
         step(unsafe { libc::prctl(libc::PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) }, || {
@@ -1415,5 +1418,30 @@ mod tests {
         assert_eq!(e.exit_code, 127);
         assert!(e.message.ends_with("$PATH"));
         assert!(parse_report(b"").is_none());
+    }
+}
+
+/// Sets close-on-exec on every descriptor from `first` up.
+fn mark_cloexec_from(first: u32) {
+    const CLOSE_RANGE_CLOEXEC: libc::c_uint = 1 << 2;
+    // SAFETY: close_range only changes descriptor flags; no memory is passed.
+    let r = unsafe { libc::syscall(libc::SYS_close_range, first, u32::MAX, CLOSE_RANGE_CLOEXEC) };
+    if r == 0 {
+        return;
+    }
+    // Kernels before 5.11: walk the descriptor table up to the soft limit.
+    let mut lim = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: getrlimit writes into the struct we own.
+    let max = if unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim) } == 0 {
+        lim.rlim_cur.min(65536) as i32
+    } else {
+        1024
+    };
+    for fd in first as i32..max {
+        // SAFETY: fcntl on a descriptor number; EBADF for unused ones is ignored.
+        unsafe { libc::fcntl(fd, libc::F_SETFD, libc::FD_CLOEXEC) };
     }
 }
