@@ -1,9 +1,8 @@
-//! Streams as a Docker user sees them: `logs -f`, `-it` with a real terminal, `start -a`, external
+//! Streams as a Docker user sees them: `logs -f`, `start -a`, external
 //! OCI runtimes, and hostile archives sent to `load`.
 
 mod common;
 use common::{eventually, Daemon};
-use std::process::Stdio;
 use std::time::Duration;
 
 #[test]
@@ -51,31 +50,6 @@ fn start_attach_reruns_a_stopped_container() {
         assert_eq!(r.stdout, "once more\n");
     }
     assert_eq!(d.docker(&["logs", "again"]).stdout, "once more\nonce more\n");
-}
-
-#[test]
-fn interactive_tty_through_a_real_terminal() {
-    let d = Daemon::start();
-    d.load_busybox("bb:latest");
-    // `script` gives the docker CLI a pseudo-terminal, as a user's shell would.
-    let cmd = "docker run --rm -it bb sh -c 'tty; stty size'";
-    let out = std::process::Command::new("script")
-        .args(["-q", "-e", "-c", cmd, "/dev/null"])
-        .env("DOCKER_HOST", d.host())
-        .env("DOCKER_CONFIG", d.root.join("docker-config"))
-        .env("COLUMNS", "100")
-        .env("LINES", "30")
-        .stdin(Stdio::null())
-        .output()
-        .expect("running script (util-linux)");
-    let text = String::from_utf8_lossy(&out.stdout).replace('\r', "");
-    assert_eq!(
-        out.status.code(),
-        Some(0),
-        "{text}\n{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    assert!(text.contains("/dev/pts/0"), "{text}");
 }
 
 #[test]

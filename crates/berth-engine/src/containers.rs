@@ -343,7 +343,9 @@ impl Engine {
         let bundle = c.bundle();
         let _ = std::fs::remove_file(bundle.join("exit.json"));
         let _ = std::fs::remove_file(&socket);
+        let t0 = std::time::Instant::now();
         let prepared = self.prepare_bundle(&rec, &bundle).await;
+        let t_prepared = t0.elapsed();
         let ready = match prepared {
             Ok(()) => {
                 let shim_path = self.cfg.shim_path.clone();
@@ -369,6 +371,7 @@ impl Engine {
             Ok(pid) => pid,
             Err(e) => return Err(self.fail_start(c, &rec, e)),
         };
+        let t_ready = t0.elapsed();
         // Hand the shim's stdio to clients that attached before the start, then let it exec.
         let pending: Vec<PendingAttach> = {
             let mut p = lock(&c.pending_attach);
@@ -406,6 +409,13 @@ impl Engine {
             e.error = None;
         });
         self.spawn_monitor(c.clone());
+        tracing::debug!(
+            "started {}: bundle {:?}, shim ready {:?}, running {:?}",
+            berth_types::short_id(&c.id),
+            t_prepared,
+            t_ready,
+            t0.elapsed()
+        );
         Ok(())
     }
 
