@@ -98,6 +98,27 @@ async fn listen_unix(path: &Path, group: Option<&str>) -> Result<tokio::net::Uni
     Ok(l)
 }
 
+/// Keeps the exec root (bundles, shim sockets, exit files) on tmpfs, as `/run` is on most hosts:
+/// these files are rewritten at every container start, and on a disk with online discard each
+/// replaced file costs milliseconds. A tmpfs already there (ours from before a restart, or `/run`)
+/// is kept as it is.
+fn ensure_tmpfs(dir: &Path) -> Result<()> {
+    let st = nix::sys::statfs::statfs(dir).with_context(|| format!("statfs {}", dir.display()))?;
+    if st.filesystem_type() == nix::sys::statfs::TMPFS_MAGIC {
+        return Ok(());
+    }
+    nix::mount::mount(
+        Some("tmpfs"),
+        dir,
+        Some("tmpfs"),
+        nix::mount::MsFlags::MS_NOSUID | nix::mount::MsFlags::MS_NODEV,
+        Some("mode=0711,size=256m"),
+    )
+    .with_context(|| format!("mounting a tmpfs on the exec root {}", dir.display()))?;
+    tracing::info!("mounted a tmpfs on the exec root {}", dir.display());
+    Ok(())
+}
+
 #[tokio::main]
 async fn main() -> Result<()> {
     let args = Args::parse();
@@ -145,6 +166,7 @@ async fn main() -> Result<()> {
         runtimes: runtimes(&args.add_runtime)?,
     };
     std::fs::create_dir_all(&args.exec_root).with_context(|| format!("creating {}", args.exec_root.display()))?;
+    ensure_tmpfs(&args.exec_root)?;
     let pidfile = args
         .pidfile
         .clone()

@@ -237,7 +237,7 @@ impl Engine {
         let name = self.reserve_name(name, &id)?;
         let dir = self.containers_dir().join(&id);
         let result = async {
-            mkdir_all(&dir.join("bundle").join("rootfs"))?;
+            mkdir_all(&dir)?;
             let snapshots = self.snapshots.clone();
             let cid = id.clone();
             tokio::task::spawn_blocking(move || snapshots.create_rw(&cid))
@@ -268,7 +268,7 @@ impl Engine {
         .await;
         match result {
             Ok(rec) => {
-                let c = Container::new(dir, rec);
+                let c = Container::new(dir, self.bundle_dir(&id), rec);
                 write_lock(&self.containers).insert(id.clone(), c);
                 Ok(id)
             }
@@ -341,6 +341,7 @@ impl Engine {
         }
         let socket = self.shim_socket(&c.id);
         let bundle = c.bundle();
+        mkdir_all(&bundle.join("rootfs"))?;
         let _ = std::fs::remove_file(bundle.join("exit.json"));
         let _ = std::fs::remove_file(&socket);
         let t0 = std::time::Instant::now();
@@ -661,6 +662,7 @@ impl Engine {
             c.update_in_memory(|r| r.state.status = Status::Dead);
             return Err(EngineError::io("moving to the trash", &c.dir, e));
         }
+        let _ = std::fs::remove_dir_all(c.bundle());
         let engine = self.clone();
         tokio::task::spawn_blocking(move || engine.empty_trash());
         write_lock(&self.containers).remove(&c.id);

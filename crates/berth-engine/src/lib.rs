@@ -94,6 +94,7 @@ pub struct Container {
     /// Full ID.
     pub id: String,
     dir: PathBuf,
+    bundle_dir: PathBuf,
     rec: Mutex<ContainerRecord>,
     op: tokio::sync::Mutex<()>,
     events: watch::Sender<RunEvent>,
@@ -104,7 +105,7 @@ pub struct Container {
 }
 
 impl Container {
-    fn new(dir: PathBuf, rec: ContainerRecord) -> Arc<Container> {
+    fn new(dir: PathBuf, bundle_dir: PathBuf, rec: ContainerRecord) -> Arc<Container> {
         let running = rec.state.status == Status::Running;
         let (events, _) = watch::channel(RunEvent {
             running,
@@ -114,6 +115,7 @@ impl Container {
         Arc::new(Container {
             id: rec.id.clone(),
             dir,
+            bundle_dir,
             rec: Mutex::new(rec),
             op: tokio::sync::Mutex::new(()),
             events,
@@ -161,8 +163,10 @@ impl Container {
         }
     }
 
+    /// The OCI bundle of the current run. It lives under the exec root (tmpfs on a normal host, as
+    /// containerd keeps its bundles) because it is rewritten at every start.
     fn bundle(&self) -> PathBuf {
-        self.dir.join("bundle")
+        self.bundle_dir.clone()
     }
 }
 
@@ -210,6 +214,15 @@ impl Engine {
             started: std::time::Instant::now(),
         });
         engine.reconcile().await?;
+        // Bundles of containers that no longer exist (removed while the daemon died half-way).
+        if let Ok(entries) = std::fs::read_dir(engine.cfg.exec_root.join("bundles")) {
+            for e in entries.flatten() {
+                let id = e.file_name().to_string_lossy().into_owned();
+                if !read_lock(&engine.containers).contains_key(&id) {
+                    let _ = std::fs::remove_dir_all(e.path());
+                }
+            }
+        }
         let e = engine.clone();
         tokio::task::spawn_blocking(move || e.empty_trash());
         Ok(engine)
@@ -222,6 +235,10 @@ impl Engine {
 
     fn containers_dir(&self) -> PathBuf {
         self.cfg.data_root.join("containers")
+    }
+
+    fn bundle_dir(&self, id: &str) -> PathBuf {
+        self.cfg.exec_root.join("bundles").join(id)
     }
 
     fn shim_socket(&self, id: &str) -> PathBuf {
@@ -244,7 +261,8 @@ impl Engine {
                     continue;
                 }
             };
-            let c = Container::new(cdir, rec);
+            let bundle = self.bundle_dir(&rec.id);
+            let c = Container::new(cdir, bundle, rec);
             lock(&self.names).insert(c.record().name.clone(), c.id.clone());
             write_lock(&self.containers).insert(c.id.clone(), c.clone());
             let status = c.record().state.status;

@@ -60,7 +60,10 @@ pub(crate) fn parse_security_opts(opts: &[String]) -> Result<SecurityOpts> {
 fn etc_files(dir: &Path, hostname: &str, network: &NetworkMode) -> Result<Vec<BindMount>> {
     let write = |name: &str, data: String| -> Result<PathBuf> {
         let p = dir.join(name);
-        crate::record::write_replace(&p, data.as_bytes(), false)?;
+        // Rewritten only when it changed: replacing a file is slow on disks with online discard.
+        if std::fs::read(&p).ok().as_deref() != Some(data.as_bytes()) {
+            crate::record::write_replace(&p, data.as_bytes(), false)?;
+        }
         Ok(p)
     };
     let (hosts, resolv) = match network {
@@ -287,7 +290,7 @@ pub(crate) async fn build(engine: &Engine, rec: &ContainerRecord) -> Result<(Spe
             .unwrap_or_default(),
         ..Default::default()
     };
-    let bundle = container_dir.join("bundle");
+    let bundle = engine.bundle_dir(&rec.id);
     let spec = berth_runtime::build_spec(&rc, &bundle.join("rootfs"))?;
     let runtime_path = match rec.runtime.as_str() {
         "" | "berth" => None,
