@@ -7,6 +7,7 @@ use oci_spec::runtime::Spec;
 use std::ffi::CString;
 use std::os::fd::{FromRawFd, OwnedFd, RawFd};
 use std::os::unix::ffi::OsStrExt;
+use std::os::unix::net::UnixListener;
 use std::path::PathBuf;
 use std::process::Command;
 
@@ -114,9 +115,23 @@ impl ExternalRuntime {
         if let Some(root) = spec.root_mut() {
             root.set_path(dir.to_path_buf());
         }
-        // A pty is passed as plain stdio: the runtime's console-socket protocol is not used.
+        // A terminal is made by the runtime, inside the container, and comes back on the console
+        // socket (`--console-socket`).
+        let console = match stdio {
+            Stdio::Console { socket, rows, cols } => Some((socket, rows, cols)),
+            Stdio::Fds { .. } => None,
+        };
         if let Some(p) = spec.process_mut() {
-            p.set_terminal(Some(false));
+            p.set_terminal(Some(console.is_some()));
+            if let Some((_, rows, cols)) = console.filter(|(_, r, c)| *r > 0 && *c > 0) {
+                if let Ok(size) = oci_spec::runtime::BoxBuilder::default()
+                    .height(rows as u64)
+                    .width(cols as u64)
+                    .build()
+                {
+                    p.set_console_size(Some(size));
+                }
+            }
             // Without CAP_SYS_RESOURCE a hard limit above ours cannot be set: clamp (berth's own
             // runtime does the same).
             let can_raise =
@@ -145,19 +160,23 @@ impl ExternalRuntime {
             .and_then(|()| std::fs::rename(&tmp, self.bundle.join("config.json")))
             .map_err(|e| err(format!("writing config.json: {e}")))?;
         let pid_file = self.bundle.join("init.pid");
-        let status = self
-            .command()
-            .arg("create")
+        let mut cmd = self.command();
+        cmd.arg("create")
             .arg("--bundle")
             .arg(&self.bundle)
             .arg("--pid-file")
-            .arg(&pid_file)
-            .arg(&self.id)
-            .stdin(dup(stdio.stdin)?)
-            .stdout(dup(stdio.stdout)?)
-            .stderr(dup(stdio.stderr)?)
-            .status()
-            .map_err(|e| err(format!("running {}: {e}", self.runtime.display())))?;
+            .arg(&pid_file);
+        let status = match (stdio, console) {
+            (Stdio::Fds { stdin, stdout, stderr }, _) => cmd
+                .arg(&self.id)
+                .stdin(dup(stdin)?)
+                .stdout(dup(stdout)?)
+                .stderr(dup(stderr)?)
+                .status()
+                .map_err(|e| err(format!("running {}: {e}", self.runtime.display())))?,
+            (Stdio::Console { .. }, Some((socket, rows, cols))) => self.create_with_console(cmd, socket, rows, cols)?,
+            (Stdio::Console { .. }, None) => return Err(err("console without a socket".into())),
+        };
         if !status.success() {
             let msg = self.last_error();
             let code = if msg.contains("executable file not found") || msg.contains("no such file or directory") {
@@ -177,6 +196,77 @@ impl ExternalRuntime {
         pid.trim()
             .parse()
             .map_err(|_| err(format!("bad pid file content {pid:?}")))
+    }
+
+    /// Runs `create` with `--console-socket`: accepts the runtime's connection, takes the pty master
+    /// it sends, sets the initial size and passes the master on over `socket`.
+    fn create_with_console(
+        &self,
+        mut cmd: Command,
+        socket: RawFd,
+        rows: u16,
+        cols: u16,
+    ) -> Result<std::process::ExitStatus, CreateError> {
+        let path = self.bundle.join("console.sock");
+        let _ = std::fs::remove_file(&path);
+        let listener = UnixListener::bind(&path).map_err(|e| err(format!("binding {}: {e}", path.display())))?;
+        listener
+            .set_nonblocking(true)
+            .map_err(|e| err(format!("console socket: {e}")))?;
+        let null = || std::fs::File::open("/dev/null").map_err(|e| err(format!("opening /dev/null: {e}")));
+        let mut child = cmd
+            .arg("--console-socket")
+            .arg(&path)
+            .arg(&self.id)
+            .stdin(null()?)
+            .stdout(null()?)
+            .stderr(null()?)
+            .spawn()
+            .map_err(|e| err(format!("running {}: {e}", self.runtime.display())))?;
+        // The runtime connects during `create`; it has exited without doing so when try_wait says so.
+        let mut master = None;
+        let status = loop {
+            match listener.accept() {
+                Ok((stream, _)) => {
+                    let _ = stream.set_nonblocking(false);
+                    match crate::sys::recv_fd(&stream) {
+                        Ok(fd) => master = Some(fd),
+                        Err(e) => {
+                            let _ = child.kill();
+                            let _ = child.wait();
+                            let _ = std::fs::remove_file(&path);
+                            return Err(err(format!("receiving the console from the runtime: {e}")));
+                        }
+                    }
+                    break child
+                        .wait()
+                        .map_err(|e| err(format!("waiting for {}: {e}", self.runtime.display())))?;
+                }
+                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {}
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+                Err(e) => {
+                    let _ = child.kill();
+                    let _ = child.wait();
+                    let _ = std::fs::remove_file(&path);
+                    return Err(err(format!("console socket: {e}")));
+                }
+            }
+            match child.try_wait() {
+                Ok(Some(st)) => break st,
+                Ok(None) => std::thread::sleep(std::time::Duration::from_millis(2)),
+                Err(e) => return Err(err(format!("waiting for {}: {e}", self.runtime.display()))),
+            }
+        };
+        let _ = std::fs::remove_file(&path);
+        if let (Some(m), true) = (&master, status.success()) {
+            if rows > 0 && cols > 0 {
+                crate::sys::set_winsize(m, rows, cols).map_err(|e| err(format!("setting the console size: {e}")))?;
+            }
+            crate::linux::send_fd(socket, m).map_err(|e| err(format!("passing the console to the shim: {e}")))?;
+        } else if status.success() {
+            return Err(err("the runtime sent no console".into()));
+        }
+        Ok(status)
     }
 
     /// `<runtime> start <id>`.

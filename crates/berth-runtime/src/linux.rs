@@ -37,18 +37,30 @@ pub struct RootfsMount {
     pub cwd: Option<PathBuf>,
 }
 
-/// The file descriptors that become the container's stdin, stdout and stderr.
+/// The container's stdin, stdout and stderr.
 #[derive(Debug, Clone, Copy)]
-pub struct Stdio {
-    /// Becomes fd 0.
-    pub stdin: RawFd,
-    /// Becomes fd 1.
-    pub stdout: RawFd,
-    /// Becomes fd 2.
-    pub stderr: RawFd,
-    /// The three are a pty slave: make it the controlling terminal (`setsid` + `TIOCSCTTY`) and bind it
-    /// at `/dev/console`.
-    pub console: bool,
+pub enum Stdio {
+    /// Descriptors that become fds 0, 1 and 2.
+    Fds {
+        /// Becomes fd 0.
+        stdin: RawFd,
+        /// Becomes fd 1.
+        stdout: RawFd,
+        /// Becomes fd 2.
+        stderr: RawFd,
+    },
+    /// A terminal (`process.terminal`), made as runc makes it: the init opens a pty in the container's
+    /// own devpts (`/dev/pts/ptmx`, so the slave is `/dev/pts/0`), makes the slave its stdio,
+    /// controlling terminal and `/dev/console`, applies the initial size, and sends the master over
+    /// `socket` (a unix socket, `SCM_RIGHTS`; runc's `--console-socket`) before it reports ready.
+    Console {
+        /// The sending end of a unix socket pair; the caller receives the master on the other end.
+        socket: RawFd,
+        /// Initial rows (0: leave unset).
+        rows: u16,
+        /// Initial columns (0: leave unset).
+        cols: u16,
+    },
 }
 
 /// What [`create`] needs.
@@ -277,10 +289,6 @@ struct Plan {
     mounts: Vec<MountOp>,
     cgroup_mounts: Vec<(String, PathBuf)>,
     devices: Vec<Device>,
-    console: bool,
-    /// The pty slave's path (bound at /dev/console; a bind through /proc/self/fd would cross mount
-    /// namespaces).
-    console_path: Option<CString>,
     stdio: Stdio,
     hostname: Option<CString>,
     domainname: Option<CString>,
@@ -554,14 +562,6 @@ impl Plan {
             mounts,
             cgroup_mounts: o.cgroup.map(|c| c.container_mounts()).unwrap_or_default(),
             devices,
-            console: o.stdio.console,
-            console_path: if o.stdio.console {
-                let p = std::fs::read_link(format!("/proc/self/fd/{}", o.stdio.stdin))
-                    .map_err(|e| CreateError::other(format!("resolving the pty path: {e}")))?;
-                Some(cpath(&p)?)
-            } else {
-                None
-            },
             stdio: o.stdio,
             hostname: spec
                 .hostname()
@@ -934,14 +934,112 @@ fn create_devices(plan: &Plan) -> Step {
             Err(e) => return Err((125, format!("creating symlink /dev/{link}: {e}"))),
         }
     }
-    if let Some(src) = &plan.console_path {
-        let console = dev.join("console");
-        touch(&console)?;
-        step(mount(src, &path_c(&console)?, EMPTY, libc::MS_BIND, EMPTY), || {
-            "binding /dev/console".into()
+    Ok(())
+}
+
+/// runc's `setupConsole`, in the container (after `pivot_root`, so `/dev/pts` is its own devpts): a
+/// new pty whose slave becomes stdio, the controlling terminal and `/dev/console`; the master goes to
+/// the shim over `socket`. The size is set before the shim or the process can see the pty, so the
+/// first `stty size` already reads it.
+fn setup_console(socket: RawFd, rows: u16, cols: u16, owner: Option<(u32, u32)>) -> Step {
+    // SAFETY: opening a fixed path; the descriptor is owned right below.
+    let m = unsafe {
+        libc::open(
+            c"/dev/pts/ptmx".as_ptr(),
+            libc::O_RDWR | libc::O_NOCTTY | libc::O_CLOEXEC,
+        )
+    };
+    step(m, || "opening /dev/pts/ptmx".into())?;
+    // SAFETY: m is a fresh descriptor nothing else owns.
+    let master = unsafe { OwnedFd::from_raw_fd(m) };
+    let unlock: libc::c_int = 0;
+    // SAFETY: TIOCSPTLCK reads an int from a valid pointer.
+    step(unsafe { libc::ioctl(m, libc::TIOCSPTLCK, &unlock) }, || {
+        "unlockpt".into()
+    })?;
+    let mut n: libc::c_uint = 0;
+    // SAFETY: TIOCGPTN writes an unsigned int to a valid pointer.
+    step(unsafe { libc::ioctl(m, libc::TIOCGPTN, &mut n) }, || "ptsname".into())?;
+    // SAFETY: TIOCGPTPEER opens the slave of this master (no path lookup that could be raced).
+    let s = unsafe { libc::ioctl(m, libc::TIOCGPTPEER, libc::O_RDWR | libc::O_NOCTTY | libc::O_CLOEXEC) };
+    step(s, || "opening the pty slave".into())?;
+    // SAFETY: s is a fresh descriptor nothing else owns.
+    let slave = unsafe { OwnedFd::from_raw_fd(s) };
+    if rows > 0 && cols > 0 {
+        let ws = libc::winsize {
+            ws_row: rows,
+            ws_col: cols,
+            ws_xpixel: 0,
+            ws_ypixel: 0,
+        };
+        // SAFETY: ws is a valid winsize for TIOCSWINSZ.
+        step(unsafe { libc::ioctl(m, libc::TIOCSWINSZ, &ws) }, || {
+            "setting the console size".into()
         })?;
     }
+    if let Some((uid, gid)) = owner {
+        // The container's root owns its terminal, as when runc opens it inside the user namespace.
+        // SAFETY: fchown on a descriptor we own.
+        step(unsafe { libc::fchown(s, uid, gid) }, || "chown the pty slave".into())?;
+    }
+    let slave_path = path_c(Path::new(&format!("/dev/pts/{n}")))?;
+    touch(Path::new("/dev/console"))?;
+    step(mount(&slave_path, c"/dev/console", EMPTY, libc::MS_BIND, EMPTY), || {
+        "binding /dev/console".into()
+    })?;
+    // SAFETY: new session (we are not a group leader: the shim's child), then the slave becomes its
+    // controlling terminal.
+    step(unsafe { libc::setsid() }, || "setsid".into())?;
+    // SAFETY: ioctl on the slave we own.
+    step(unsafe { libc::ioctl(s, libc::TIOCSCTTY, 0) }, || {
+        "setting the controlling terminal".into()
+    })?;
+    for dst in 0..3 {
+        // SAFETY: duplicating our slave onto 0..2.
+        step(unsafe { libc::dup2(s, dst) }, || "setting up stdio".into())?;
+    }
+    drop(slave);
+    send_fd(socket, &master).map_err(|e| (125, format!("sending the console to the shim: {e}")))?;
+    // SAFETY: the socket is ours (the shim passed its end) and not needed after this.
+    unsafe { libc::close(socket) };
     Ok(())
+}
+
+/// Sends one descriptor with a one-byte message (`SCM_RIGHTS`).
+pub(crate) fn send_fd(socket: RawFd, fd: &impl AsRawFd) -> std::io::Result<()> {
+    let mut byte = [b'M'];
+    let mut iov = libc::iovec {
+        iov_base: byte.as_mut_ptr().cast(),
+        iov_len: 1,
+    };
+    // u64 alignment suffices for cmsghdr.
+    let mut cbuf = [0u64; 4];
+    // SAFETY: zeroed msghdr; every pointer set below points at locals that outlive sendmsg.
+    let mut msg: libc::msghdr = unsafe { std::mem::zeroed() };
+    msg.msg_iov = &mut iov;
+    msg.msg_iovlen = 1;
+    msg.msg_control = cbuf.as_mut_ptr().cast();
+    // SAFETY: CMSG_SPACE is a pure computation.
+    msg.msg_controllen = unsafe { libc::CMSG_SPACE(std::mem::size_of::<RawFd>() as u32) } as _;
+    // SAFETY: the control buffer is large enough for one cmsghdr carrying one int.
+    unsafe {
+        let cmsg = libc::CMSG_FIRSTHDR(&msg);
+        (*cmsg).cmsg_level = libc::SOL_SOCKET;
+        (*cmsg).cmsg_type = libc::SCM_RIGHTS;
+        (*cmsg).cmsg_len = libc::CMSG_LEN(std::mem::size_of::<RawFd>() as u32) as _;
+        std::ptr::write_unaligned(libc::CMSG_DATA(cmsg).cast::<RawFd>(), fd.as_raw_fd());
+    }
+    loop {
+        // SAFETY: msg is fully initialised above.
+        let r = unsafe { libc::sendmsg(socket, &msg, libc::MSG_NOSIGNAL) };
+        if r >= 0 {
+            return Ok(());
+        }
+        let e = errno();
+        if e.kind() != std::io::ErrorKind::Interrupted {
+            return Err(e);
+        }
+    }
 }
 
 fn pivot_root(plan: &Plan) -> Step {
@@ -1162,18 +1260,11 @@ fn child_setup(plan: &Plan, from_parent: &OwnedFd, to_parent: &OwnedFd) -> Step<
             libc::signal(s, libc::SIG_DFL);
         }
     }
-    let s = plan.stdio;
-    if plan.console {
-        // SAFETY: new session, then make the pty slave our controlling terminal.
-        step(unsafe { libc::setsid() }, || "setsid".into())?;
-        // SAFETY: ioctl on a descriptor the shim passed us.
-        step(unsafe { libc::ioctl(s.stdin, libc::TIOCSCTTY, 0) }, || {
-            "setting the controlling terminal".into()
-        })?;
-    }
-    for (src, dst) in [(s.stdin, 0), (s.stdout, 1), (s.stderr, 2)] {
-        // SAFETY: duplicating descriptors the shim passed us onto 0..2.
-        step(unsafe { libc::dup2(src, dst) }, || "setting up stdio".into())?;
+    if let Stdio::Fds { stdin, stdout, stderr } = plan.stdio {
+        for (src, dst) in [(stdin, 0), (stdout, 1), (stderr, 2)] {
+            // SAFETY: duplicating descriptors the shim passed us onto 0..2.
+            step(unsafe { libc::dup2(src, dst) }, || "setting up stdio".into())?;
+        }
     }
     for (path, nstype) in &plan.join {
         // SAFETY: path is a valid C string.
@@ -1224,6 +1315,9 @@ fn child_setup(plan: &Plan, from_parent: &OwnedFd, to_parent: &OwnedFd) -> Step<
     }
     create_devices(plan)?;
     pivot_root(plan)?;
+    if let Stdio::Console { socket, rows, cols } = plan.stdio {
+        setup_console(socket, rows, cols, plan.root_ids)?;
+    }
     for (path, value) in &plan.sysctls {
         std::fs::write(path, value).map_err(|e| (125, format!("writing sysctl {path}: {e}")))?;
     }

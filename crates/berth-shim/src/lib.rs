@@ -296,34 +296,29 @@ impl Shim {
             .map_err(io_err(format!("opening log {}", cfg.log_path)))
             .map_err(e125)?;
 
-        // The container's stdio, and our ends of it.
+        // The container's stdio, and our ends of it. With a TTY the runtime makes the pty inside the
+        // container and sends us its master on `console` once the container is created.
         let mut outputs = Vec::new();
-        let (stdio, stdin, pty_master, child_ends): (Stdio, Option<std::fs::File>, Option<OwnedFd>, Vec<OwnedFd>) =
+        let (stdio, mut stdin, mut console, child_ends): (Stdio, Option<std::fs::File>, Option<OwnedFd>, Vec<OwnedFd>) =
             if cfg.tty {
-                let (rows, cols) = cfg.console_size.unwrap_or((0, 0));
-                let (master, slave) = sys::open_pty(rows, cols)
-                    .map_err(io_err("opening a pty"))
-                    .map_err(e125)?;
-                sys::set_nonblocking(&master, true)
-                    .map_err(io_err("pty"))
-                    .map_err(e125)?;
-                let reader = master.try_clone().map_err(io_err("dup pty")).map_err(e125)?;
-                let writer = master.try_clone().map_err(io_err("dup pty")).map_err(e125)?;
-                outputs.push(Output {
-                    fd: reader.into(),
-                    stream: 1,
-                });
-                let s = slave.as_raw_fd();
+                // The spec's `process.consoleSize` wins; the shim config carries Docker's `ConsoleSize`.
+                let spec_size = spec
+                    .process()
+                    .as_ref()
+                    .and_then(|p| p.console_size())
+                    .map(|b| (b.height() as u16, b.width() as u16))
+                    .filter(|(h, w)| *h > 0 && *w > 0);
+                let (rows, cols) = spec_size.or(cfg.console_size).unwrap_or((0, 0));
+                let (ours, theirs) = sys::socketpair().map_err(io_err("console socket")).map_err(e125)?;
                 (
-                    Stdio {
-                        stdin: s,
-                        stdout: s,
-                        stderr: s,
-                        console: true,
+                    Stdio::Console {
+                        socket: theirs.as_raw_fd(),
+                        rows,
+                        cols,
                     },
-                    cfg.open_stdin.then_some(writer.into()),
-                    Some(master),
-                    vec![slave],
+                    None,
+                    Some(ours),
+                    vec![theirs],
                 )
             } else {
                 let (in_r, in_w): (OwnedFd, Option<std::fs::File>) = if cfg.open_stdin {
@@ -349,11 +344,10 @@ impl Shim {
                     fd: err_r.into(),
                     stream: 2,
                 });
-                let stdio = Stdio {
+                let stdio = Stdio::Fds {
                     stdin: in_r.as_raw_fd(),
                     stdout: out_w.as_raw_fd(),
                     stderr: err_w.as_raw_fd(),
-                    console: false,
                 };
                 (stdio, in_w, None, vec![in_r, out_w, err_w])
             };
@@ -430,6 +424,28 @@ impl Shim {
         };
         drop(spec);
         drop(child_ends);
+        let pty_master = match console.take() {
+            Some(sock) => {
+                // The runtime sent the master before reporting the container created.
+                let master = match Self::take_console(&sock) {
+                    Ok(m) => m,
+                    Err(e) => {
+                        let _ = sys::kill(pid, libc::SIGKILL);
+                        return Err((e, 125));
+                    }
+                };
+                let reader = master.try_clone().map_err(io_err("dup pty")).map_err(e125)?;
+                outputs.push(Output {
+                    fd: reader.into(),
+                    stream: 1,
+                });
+                if cfg.open_stdin {
+                    stdin = Some(master.try_clone().map_err(io_err("dup pty")).map_err(e125)?.into());
+                }
+                Some(master)
+            }
+            None => None,
+        };
         sys::trim_heap();
 
         let _ = std::fs::remove_file(&args.socket);
@@ -462,6 +478,13 @@ impl Shim {
             cgroup,
             sigfd,
         })
+    }
+
+    /// Receives the container's pty master from the runtime (non-blocking from then on).
+    fn take_console(sock: &OwnedFd) -> Result<OwnedFd, ShimError> {
+        let master = sys::recv_fd(sock).map_err(io_err("receiving the container's console"))?;
+        sys::set_nonblocking(&master, true).map_err(io_err("pty"))?;
+        Ok(master)
     }
 
     fn serve(&mut self) -> Result<(), ShimError> {
