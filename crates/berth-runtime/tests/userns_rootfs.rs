@@ -77,11 +77,10 @@ fn main() {
     let opts = CreateOptions {
         spec: &spec,
         rootfs: &rootfs,
-        stdio: Stdio {
+        stdio: Stdio::Fds {
             stdin: null.as_raw_fd(),
             stdout: out_w.as_raw_fd(),
             stderr: out_w.as_raw_fd(),
-            console: false,
         },
         cgroup: None,
         seccomp_cache: None,
