@@ -977,10 +977,13 @@ fn setup_console(socket: RawFd, rows: u16, cols: u16, owner: Option<(u32, u32)>)
             "setting the console size".into()
         })?;
     }
-    if let Some((uid, gid)) = owner {
-        // The container's root owns its terminal, as when runc opens it inside the user namespace.
-        // SAFETY: fchown on a descriptor we own.
-        step(unsafe { libc::fchown(s, uid, gid) }, || "chown the pty slave".into())?;
+    if let Some((uid, _)) = owner {
+        // The container's root owns its terminal, as when runc opens it inside the user namespace; the
+        // group stays devpts' `gid=` (tty), already shifted.
+        // SAFETY: fchown on a descriptor we own; gid -1 leaves the group unchanged.
+        step(unsafe { libc::fchown(s, uid, libc::gid_t::MAX) }, || {
+            "chown the pty slave".into()
+        })?;
     }
     let slave_path = path_c(Path::new(&format!("/dev/pts/{n}")))?;
     touch(Path::new("/dev/console"))?;

@@ -33,33 +33,6 @@ pub fn set_child_subreaper() -> io::Result<()> {
     cvt(unsafe { libc::prctl(libc::PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) }).map(|_| ())
 }
 
-/// Opens a pseudo-terminal pair (both close-on-exec, neither becomes our controlling terminal) with
-/// the given initial size.
-pub fn open_pty(rows: u16, cols: u16) -> io::Result<(OwnedFd, OwnedFd)> {
-    // SAFETY: posix_openpt returns a new descriptor or -1.
-    let m = cvt(unsafe { libc::posix_openpt(libc::O_RDWR | libc::O_NOCTTY | libc::O_CLOEXEC) })?;
-    // SAFETY: m is a fresh descriptor we own.
-    let master = unsafe { OwnedFd::from_raw_fd(m) };
-    // SAFETY: plain calls on the master descriptor.
-    cvt(unsafe { libc::grantpt(m) })?;
-    // SAFETY: as above.
-    cvt(unsafe { libc::unlockpt(m) })?;
-    let mut name = [0 as libc::c_char; 64];
-    // SAFETY: name is a valid buffer of the given length.
-    let r = unsafe { libc::ptsname_r(m, name.as_mut_ptr(), name.len()) };
-    if r != 0 {
-        return Err(io::Error::from_raw_os_error(r));
-    }
-    // SAFETY: ptsname_r NUL-terminated the buffer.
-    let s = cvt(unsafe { libc::open(name.as_ptr(), libc::O_RDWR | libc::O_NOCTTY | libc::O_CLOEXEC) })?;
-    // SAFETY: s is a fresh descriptor we own.
-    let slave = unsafe { OwnedFd::from_raw_fd(s) };
-    if rows > 0 && cols > 0 {
-        set_winsize(&master, rows, cols)?;
-    }
-    Ok((master, slave))
-}
-
 /// `TIOCSWINSZ` on a pty.
 pub fn set_winsize(fd: &impl AsRawFd, rows: u16, cols: u16) -> io::Result<()> {
     let ws = libc::winsize {
