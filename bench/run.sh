@@ -190,6 +190,11 @@ pair "run -d --network none bb true"
 rm_all berth; rm_all dock
 B=(dock_on_berthd run --rm --network none bb true) K=(dock run --rm --network none bb true)
 pair "docker CLI for both: run --rm --network none bb true"
+# berth's own runtime against runc, the proven one, under the same engine (both columns are berth).
+if command -v runc >/dev/null 2>&1; then
+  B=(berth run --rm --network none bb true) K=(berth run --rm --network none --runtime runc bb true)
+  pair "berth own runtime vs berth --runtime runc (2nd col)"
+fi
 
 # Engine memory per running container: PSS (shared pages split among their users) of the daemons
 # and the per-container shims of these private engines only; idle, then NCONT `sleep` containers.
