@@ -179,7 +179,16 @@ async fn handle(mut s: UnixStream, st: Shared) {
     }
 }
 
-fn start_daemon(name: &str) -> (PathBuf, Shared) {
+/// Removes the fake daemon's directory when the test ends.
+struct DirGuard(PathBuf);
+
+impl Drop for DirGuard {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+fn start_daemon(name: &str) -> (PathBuf, Shared, DirGuard) {
     let dir = std::env::temp_dir().join(format!("berth-cli-test-{}-{name}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
     let sock = dir.join("d.sock");
@@ -202,7 +211,7 @@ fn start_daemon(name: &str) -> (PathBuf, Shared) {
         });
     });
     ready_rx.recv().unwrap();
-    (sock, st)
+    (sock, st, DirGuard(dir))
 }
 
 fn berth(sock: &std::path::Path, args: &[&str]) -> i32 {
@@ -228,7 +237,7 @@ fn requests(st: &Shared) -> Vec<String> {
 
 #[test]
 fn run_attaches_and_waits_before_start_and_returns_the_exit_code() {
-    let (sock, st) = start_daemon("run");
+    let (sock, st, _dir) = start_daemon("run");
     assert_eq!(berth(&sock, &["run", "bb", "exit", "3"]), 3);
     assert_eq!(
         requests(&st),
@@ -245,7 +254,7 @@ fn run_attaches_and_waits_before_start_and_returns_the_exit_code() {
 
 #[test]
 fn run_rm_waits_for_removal() {
-    let (sock, st) = start_daemon("rm");
+    let (sock, st, _dir) = start_daemon("rm");
     assert_eq!(berth(&sock, &["run", "--rm", "bb", "exit", "0"]), 0);
     let log = st.lock().unwrap().log.clone();
     assert!(log.iter().any(|l| l.contains("/wait?condition=removed")), "{log:?}");
@@ -254,13 +263,13 @@ fn run_rm_waits_for_removal() {
 
 #[test]
 fn start_failure_maps_to_docker_exit_codes() {
-    let (sock, _st) = start_daemon("nope");
+    let (sock, _st, _dir) = start_daemon("nope");
     assert_eq!(berth(&sock, &["run", "bb", "nope"]), 127);
 }
 
 #[test]
 fn missing_image_tries_a_pull_then_fails_with_125() {
-    let (sock, st) = start_daemon("pull");
+    let (sock, st, _dir) = start_daemon("pull");
     assert_eq!(berth(&sock, &["run", "missing"]), 125);
     let log = st.lock().unwrap().log.clone();
     assert!(
@@ -274,7 +283,7 @@ fn missing_image_tries_a_pull_then_fails_with_125() {
 
 #[test]
 fn detached_run_and_create_send_the_flags() {
-    let (sock, st) = start_daemon("detach");
+    let (sock, st, _dir) = start_daemon("detach");
     assert_eq!(
         berth(
             &sock,
