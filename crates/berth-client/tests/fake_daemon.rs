@@ -128,5 +128,7 @@ async fn negotiation_errors_attach_and_wait() {
 
     let resp = c.container_wait("abc", "next-exit").await.unwrap();
     assert_eq!(Client::wait_result(resp).await.unwrap(), (7, None));
-    let _ = std::fs::remove_file(&path);
+    if let Some(dir) = path.parent() {
+        let _ = std::fs::remove_dir_all(dir);
+    }
 }
