@@ -29,18 +29,33 @@ fn containers_survive_a_daemon_crash_and_are_readopted() {
         .parse::<i32>()
         .unwrap_or(0);
     assert!(pid > 0);
+    let short_pid = d
+        .docker(&["inspect", "-f", "{{.State.Pid}}", "short"])
+        .stdout
+        .trim()
+        .to_string();
 
     d.kill9();
     // The container's process is still alive without the daemon.
     assert!(std::path::Path::new(&format!("/proc/{pid}")).exists());
     // Let `short` end while no daemon runs.
-    std::thread::sleep(Duration::from_secs(3));
+    assert!(eventually(Duration::from_secs(20), || !std::path::Path::new(&format!(
+        "/proc/{short_pid}"
+    ))
+    .exists()));
     d.restart();
 
     let st = d.docker(&["inspect", "-f", "{{.State.Status}} {{.State.Pid}}", "long"]);
     assert_eq!(st.stdout.trim(), format!("running {pid}"), "{st:?}\n{}", d.log());
-    let st = d.docker(&["inspect", "-f", "{{.State.Status}} {{.State.ExitCode}}", "short"]);
-    assert_eq!(st.stdout.trim(), "exited 5", "{st:?}");
+    let short = || {
+        d.docker(&["inspect", "-f", "{{.State.Status}} {{.State.ExitCode}}", "short"])
+            .stdout
+    };
+    assert!(
+        eventually(Duration::from_secs(10), || short().trim() == "exited 5"),
+        "{}",
+        short()
+    );
     let ps = d.docker(&["ps", "--format", "{{.Names}}"]);
     assert_eq!(ps.stdout.trim(), "long", "{ps:?}");
     assert!(d.docker(&["logs", "long"]).stdout.contains("before"));
