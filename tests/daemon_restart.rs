@@ -60,7 +60,7 @@ fn containers_survive_a_daemon_crash_and_are_readopted() {
     assert_eq!(ps.stdout.trim(), "long", "{ps:?}");
     assert!(d.docker(&["logs", "long"]).stdout.contains("before"));
     // wait and stop work on the re-adopted container.
-    let mut waiter = d
+    let waiter = d
         .docker_cmd(&["wait", "long"])
         .stdout(std::process::Stdio::piped())
         .spawn()
