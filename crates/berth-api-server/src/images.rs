@@ -34,13 +34,12 @@ async fn list(State(e): State<AppState>, RawQuery(q): RawQuery) -> ApiResult<Res
 async fn create(State(e): State<AppState>, RawQuery(q): RawQuery, req: Request) -> ApiResult<Response> {
     let p = Params::from_query(q.as_deref());
     if let Some(image) = p.get("fromImage").filter(|s| !s.is_empty()) {
-        let tag = p
-            .get("tag")
-            .filter(|t| !t.is_empty())
-            .map(|t| format!(":{t}"))
-            .unwrap_or_default();
+        // Docker names the repository in its familiar form (`bb`, not `docker.io/library/bb`).
+        let repo = berth_types::Reference::parse_name_only(image)
+            .map(|r| r.familiar_repository())
+            .unwrap_or_else(|_| image.to_string());
         return Err(ApiError::from(berth_engine::EngineError::NotFound(format!(
-            "pull access denied for {image}{tag}: this berth daemon has no registry access yet; load the image with `docker load` or `docker import`"
+            "pull access denied for {repo}: this berth daemon has no registry access yet; load the image with `docker load` or `docker import`"
         ))));
     }
     if p.get("fromSrc") != Some("-") {
