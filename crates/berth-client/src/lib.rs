@@ -397,19 +397,16 @@ impl Client {
 
     /// `POST /containers/{id}/stop`.
     pub async fn container_stop(&self, id: &str, t: Option<i64>, signal: Option<&str>) -> Result<()> {
-        let mut q = Query::new();
-        if let Some(t) = t {
-            q.push(("t", t.to_string()));
-        }
-        if let Some(s) = signal {
-            q.push(("signal", s.to_string()));
-        }
-        self.call(Method::POST, &format!("/containers/{}/stop", encode_component(id)), &q)
-            .await
+        self.stop_like("stop", id, t, signal).await
     }
 
     /// `POST /containers/{id}/restart`.
     pub async fn container_restart(&self, id: &str, t: Option<i64>, signal: Option<&str>) -> Result<()> {
+        self.stop_like("restart", id, t, signal).await
+    }
+
+    /// `stop` and `restart` take the same `t` and `signal` parameters.
+    async fn stop_like(&self, action: &str, id: &str, t: Option<i64>, signal: Option<&str>) -> Result<()> {
         let mut q = Query::new();
         if let Some(t) = t {
             q.push(("t", t.to_string()));
@@ -419,7 +416,7 @@ impl Client {
         }
         self.call(
             Method::POST,
-            &format!("/containers/{}/restart", encode_component(id)),
+            &format!("/containers/{}/{action}", encode_component(id)),
             &q,
         )
         .await

@@ -722,14 +722,15 @@ impl Engine {
         condition: WaitCondition,
     ) -> Result<BoxFuture<(i64, Option<String>)>> {
         let c = match self.lookup(name) {
-            Ok(c) => Some(c),
-            Err(EngineError::NoSuchContainer(n)) => match self.tombstone(&n) {
-                Some((code, err)) => return Ok(futures_ready(code, err)),
-                None => return Err(EngineError::NoSuchContainer(n)),
-            },
+            Ok(c) => c,
+            Err(EngineError::NoSuchContainer(n)) => {
+                return match self.tombstone(&n) {
+                    Some((code, err)) => Ok(futures_ready(code, err)),
+                    None => Err(EngineError::NoSuchContainer(n)),
+                }
+            }
             Err(e) => return Err(e),
         };
-        let c = c.ok_or_else(|| EngineError::NoSuchContainer(name.to_string()))?;
         let mut rx = c.events.subscribe();
         let start = rx.borrow_and_update().clone();
         if condition == WaitCondition::NextExit && !start.running && start.claimable {

@@ -37,13 +37,11 @@ fn created_unix(img: &ImageRecord) -> i64 {
 }
 
 impl Engine {
-    /// `GET /images/json`.
+    /// `GET /images/json`. (`all` has nothing to add: berth keeps no intermediate images.)
     pub async fn list_images(
         self: &Arc<Self>,
-        all: bool,
         filters: std::collections::HashMap<String, Vec<String>>,
     ) -> Result<Vec<Value>> {
-        let _ = all;
         let engine = self.clone();
         blocking(move || {
             let mut out = Vec::new();
@@ -199,10 +197,9 @@ impl Engine {
         .await
     }
 
-    /// `GET /images/get`: writes a `docker save` archive of `names` to `out`.
+    /// `GET /images/get`: writes a `docker save` archive of `names` to `out`. Callers that stream the
+    /// archive call [`Engine::resolve_images`] first, so a bad name is a 404 before any byte is sent.
     pub async fn save_images(self: &Arc<Self>, names: Vec<String>, out: impl Write + Send + 'static) -> Result<()> {
-        // Resolve first so a bad name is a clean 404 before any byte is sent.
-        self.resolve_images(names.clone()).await?;
         let engine = self.clone();
         blocking(move || Ok(engine.images.save(&names, out)?)).await
     }

@@ -38,7 +38,7 @@ pub struct EngineConfig {
     pub exec_root: PathBuf,
     /// The `berth-shim` binary.
     pub shim_path: PathBuf,
-    /// The init binary bind-mounted for `--init` (`berth-init`), if available.
+    /// The static init bind-mounted for `--init` (tini-static, as Docker's docker-init), if available.
     pub init_path: Option<PathBuf>,
     /// External OCI runtimes by name (`runc` -> `/usr/sbin/runc`).
     pub runtimes: HashMap<String, PathBuf>,

@@ -605,7 +605,7 @@ fn tempfile_in_memory() -> Result<std::fs::File> {
 /// Loads raw BPF from [`compile_bpf`] as this thread's seccomp filter. Needs `no_new_privs` or
 /// `CAP_SYS_ADMIN`.
 pub fn load_bpf(bpf: &[u8]) -> std::io::Result<()> {
-    if bpf.is_empty() || bpf.len() % 8 != 0 {
+    if bpf.is_empty() || !bpf.len().is_multiple_of(8) {
         return Err(std::io::Error::from_raw_os_error(libc::EINVAL));
     }
     let prog = libc::sock_fprog {
