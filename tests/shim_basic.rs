@@ -677,7 +677,7 @@ fn user_namespace_mapping() {
         "-c",
         "id -u; cat /proc/self/uid_map; echo ok > /tmp/x && cat /tmp/x",
     ]);
-    let map = berth_runtime::IdMapping {
+    let map = berth_runtime::IdMap {
         container_id: 0,
         host_id: base,
         size: 65536,

@@ -3,7 +3,6 @@
 use crate::error::{EngineError, Result};
 use berth_api::models::{ContainerConfig, HostConfig};
 use serde::{Deserialize, Serialize};
-use std::io::Write;
 use std::path::Path;
 
 /// A container's lifecycle status, as Docker names them.
@@ -97,29 +96,15 @@ pub struct ContainerRecord {
     pub runtime: String,
 }
 
-/// Writes `data` to `path` atomically and durably: temp file, fsync, rename.
-pub fn write_atomic(path: &Path, data: &[u8]) -> Result<()> {
-    write_replace(path, data, true)
-}
-
-/// Writes `data` to `path` atomically (readers see the old or the new file, never a torn one);
-/// `durable` adds an fsync. Files regenerated at every start (the bundle, `/etc/hosts`) skip the
-/// fsync: a crash cannot lose them, and `run` is a hot path.
-pub fn write_replace(path: &Path, data: &[u8], durable: bool) -> Result<()> {
-    let tmp = path.with_extension(format!("tmp{}", std::process::id()));
-    let res = (|| -> std::io::Result<()> {
-        let mut f = std::fs::File::create(&tmp)?;
-        f.write_all(data)?;
-        if durable {
-            f.sync_all()?;
-        }
-        std::fs::rename(&tmp, path)
-    })();
-    if let Err(e) = res {
-        let _ = std::fs::remove_file(&tmp);
-        return Err(EngineError::io("writing", path, e));
-    }
-    Ok(())
+/// Writes `data` to `path` atomically; `durable` adds the fsyncs. Files regenerated at every start
+/// (the bundle, `/etc/hosts`) skip them: a crash cannot lose them, and `run` is a hot path.
+pub(crate) fn write_replace(path: &Path, data: &[u8], durable: bool) -> Result<()> {
+    let d = if durable {
+        berth_types::Durability::Durable
+    } else {
+        berth_types::Durability::Atomic
+    };
+    berth_types::write_file(path, data, d).map_err(|e| EngineError::io("writing", path, e.source))
 }
 
 impl ContainerRecord {
@@ -127,7 +112,7 @@ impl ContainerRecord {
     pub fn save(&self, dir: &Path) -> Result<()> {
         let data =
             serde_json::to_vec(self).map_err(|e| EngineError::Internal(format!("encoding container record: {e}")))?;
-        write_atomic(&dir.join("config.v2.json"), &data)
+        write_replace(&dir.join("config.v2.json"), &data, true)
     }
 
     /// Loads a record from `dir/config.v2.json`.

@@ -150,14 +150,6 @@ fn parse_binds(binds: &[String]) -> Result<Vec<BindMount>> {
     Ok(out)
 }
 
-fn runtime_mapping(m: &berth_types::userns::IdMap) -> berth_runtime::IdMapping {
-    berth_runtime::IdMapping {
-        container_id: m.container_id,
-        host_id: m.host_id,
-        size: m.size,
-    }
-}
-
 /// Builds the OCI spec and shim options for the next run of `rec`.
 pub(crate) async fn build(engine: &Engine, rec: &ContainerRecord) -> Result<(Spec, ShimConfig)> {
     let hc = &rec.host_config;
@@ -280,14 +272,8 @@ pub(crate) async fn build(engine: &Engine, rec: &ContainerRecord) -> Result<(Spe
         shm_size: hc.shm_size.unwrap_or(0).max(0) as u64,
         sysctls: hc.sysctls.clone().unwrap_or_default().into_iter().collect(),
         oom_score_adj: hc.oom_score_adj.map(|v| v as i32),
-        uid_mappings: id_map
-            .as_ref()
-            .map(|m| m.uids.iter().map(runtime_mapping).collect())
-            .unwrap_or_default(),
-        gid_mappings: id_map
-            .as_ref()
-            .map(|m| m.gids.iter().map(runtime_mapping).collect())
-            .unwrap_or_default(),
+        uid_mappings: id_map.as_ref().map(|m| m.uids.clone()).unwrap_or_default(),
+        gid_mappings: id_map.as_ref().map(|m| m.gids.clone()).unwrap_or_default(),
         ..Default::default()
     };
     let bundle = engine.bundle_dir(&rec.id);

@@ -180,7 +180,7 @@ impl Engine {
             return id.trim().to_string();
         }
         let id = berth_types::new_id();
-        let _ = crate::record::write_atomic(&p, id.as_bytes());
+        let _ = crate::record::write_replace(&p, id.as_bytes(), true);
         id
     }
 

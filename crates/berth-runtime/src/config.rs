@@ -54,16 +54,7 @@ pub struct Ulimit {
     pub hard: u64,
 }
 
-/// One uid or gid mapping of a user namespace (`/proc/<pid>/uid_map` line).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-pub struct IdMapping {
-    /// First ID inside the container.
-    pub container_id: u32,
-    /// First ID on the host.
-    pub host_id: u32,
-    /// How many IDs.
-    pub size: u32,
-}
+pub use berth_types::userns::IdMap;
 
 /// A bind mount into the container (volumes, `/etc/hosts`, `/etc/resolv.conf`, `-v`).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -129,9 +120,9 @@ pub struct RuntimeConfig {
     /// `--init`: host path of the init binary, bind-mounted at `/sbin/docker-init`.
     pub init: Option<PathBuf>,
     /// `--userns-remap`-style uid mappings (a user namespace is created when not empty).
-    pub uid_mappings: Vec<IdMapping>,
+    pub uid_mappings: Vec<IdMap>,
     /// gid mappings for the user namespace.
-    pub gid_mappings: Vec<IdMapping>,
+    pub gid_mappings: Vec<IdMap>,
     /// `--network`.
     pub network: NetworkMode,
     /// Extra bind mounts, applied after the defaults (a mount on a default destination replaces it).

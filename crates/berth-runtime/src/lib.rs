@@ -13,7 +13,7 @@ pub mod spec;
 pub mod sys;
 pub mod user;
 
-pub use config::{BindMount, IdMapping, NetworkMode, ResolvedUser, RuntimeConfig, SeccompMode, Ulimit};
+pub use config::{BindMount, IdMap, NetworkMode, ResolvedUser, RuntimeConfig, SeccompMode, Ulimit};
 pub use error::{Error, Result};
 pub use linux::{CreateError, CreatedContainer, RootfsMount, Stdio};
 pub use oci_spec;

@@ -24,18 +24,7 @@ use std::os::unix::ffi::OsStrExt;
 use std::path::{Component, Path, PathBuf};
 use std::str::FromStr;
 
-/// The container's root filesystem mount (the overlay the snapshotter describes).
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct RootfsMount {
-    /// Filesystem type (`overlay`).
-    pub fstype: String,
-    /// Mount source (`overlay`).
-    pub source: String,
-    /// Mount options (`lowerdir=..`, `upperdir=..`, `workdir=..`).
-    pub options: Vec<String>,
-    /// Directory the option paths are relative to (keeps long layer lists under a page).
-    pub cwd: Option<PathBuf>,
-}
+pub use berth_types::RootfsMount;
 
 /// The container's stdin, stdout and stderr.
 #[derive(Debug, Clone, Copy)]

@@ -143,8 +143,7 @@ pub fn build_spec(c: &RuntimeConfig, rootfs: &Path) -> Result<Spec> {
     if !c.uid_mappings.is_empty() {
         namespaces.push(json!({"type": "user"}));
     }
-    let idmap =
-        |m: &crate::config::IdMapping| json!({"containerID": m.container_id, "hostID": m.host_id, "size": m.size});
+    let idmap = |m: &crate::config::IdMap| json!({"containerID": m.container_id, "hostID": m.host_id, "size": m.size});
 
     let seccomp = match (&c.seccomp, c.privileged) {
         (_, true) | (SeccompMode::Unconfined, _) => Value::Null,

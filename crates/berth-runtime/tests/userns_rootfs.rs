@@ -4,7 +4,7 @@
 //! harness: `linux::create` clones like the single-threaded shim, which threads would make unsafe.
 
 use berth_runtime::linux::{self, CreateOptions, RootfsMount, Stdio};
-use berth_runtime::{build_spec, IdMapping, NetworkMode, ResolvedUser, RuntimeConfig, SeccompMode};
+use berth_runtime::{build_spec, IdMap, NetworkMode, ResolvedUser, RuntimeConfig, SeccompMode};
 use berth_snapshot::Snapshotter;
 use berth_types::{Digest, IdentityMapping};
 use std::io::Read;
@@ -41,7 +41,7 @@ fn main() {
 
     let script = "id -u; id -g; stat -c %u:%g / /root /tmp /dev /dev/shm /work/sub; \
         touch /at-root /root/in-root /tmp/in-tmp /dev/in-dev ./in-cwd && rm /bin/yes && echo wrote; pwd";
-    let m = IdMapping {
+    let m = IdMap {
         container_id: 0,
         host_id: BASE,
         size: 65_536,

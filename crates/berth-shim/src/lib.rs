@@ -124,15 +124,6 @@ fn write_json_line(fd: &OwnedFd, v: &impl serde::Serialize) {
     }
 }
 
-/// Writes `path` atomically: temp file, fsync, rename.
-fn write_atomic(path: &Path, data: &[u8]) -> std::io::Result<()> {
-    let tmp = path.with_extension("tmp");
-    let mut f = std::fs::File::create(&tmp)?;
-    f.write_all(data)?;
-    f.sync_all()?;
-    std::fs::rename(&tmp, path)
-}
-
 /// The shim's main: daemonises, creates the container, serves the socket until the container exits.
 /// Returns the process exit status.
 pub fn main_entry() -> i32 {
@@ -262,7 +253,7 @@ pub fn run(args: &Args, ready: Option<OwnedFd>) -> Result<(), ShimError> {
                 error: Some(e.to_string()),
             };
             if let Ok(data) = serde_json::to_vec(&exit) {
-                let _ = write_atomic(&args.bundle.join("exit.json"), &data);
+                let _ = berth_types::write_atomic(&args.bundle.join("exit.json"), &data);
             }
             if let Some(fd) = ready {
                 write_json_line(
@@ -367,12 +358,7 @@ impl Shim {
             ),
             None => None,
         };
-        let rootfs = linux::RootfsMount {
-            fstype: cfg.rootfs.fstype.clone(),
-            source: cfg.rootfs.source.clone(),
-            options: cfg.rootfs.options.clone(),
-            cwd: cfg.rootfs.cwd.as_ref().map(PathBuf::from),
-        };
+        let rootfs = &cfg.rootfs;
         let (pid, init, external) = match &cfg.runtime_path {
             None => {
                 if let Some(cg) = &cgroup {
@@ -391,7 +377,7 @@ impl Shim {
                 let cache = args.socket.parent().map(|d| d.join(".seccomp-cache"));
                 let opts = CreateOptions {
                     spec: &spec,
-                    rootfs: &rootfs,
+                    rootfs,
                     stdio,
                     cgroup: cgroup.as_deref(),
                     seccomp_cache: cache.as_deref(),
@@ -413,7 +399,7 @@ impl Shim {
                     bundle: args.bundle.clone(),
                     id: cfg.id.clone(),
                 };
-                match ext.create(&spec, &rootfs, stdio) {
+                match ext.create(&spec, rootfs, stdio) {
                     Ok(pid) => (pid, Init::External, Some(ext)),
                     Err(e) => {
                         let code = e.exit_code;
@@ -911,7 +897,7 @@ impl Shim {
         self.exited = Some(status.clone());
         match serde_json::to_vec(&status) {
             Ok(data) => {
-                if let Err(e) = write_atomic(&self.bundle.join("exit.json"), &data) {
+                if let Err(e) = berth_types::write_atomic(&self.bundle.join("exit.json"), &data) {
                     eprintln!("berth-shim: writing exit.json: {e}");
                 }
             }

@@ -24,20 +24,7 @@ pub struct ShimConfig {
     pub console_size: Option<(u16, u16)>,
 }
 
-/// A mount of the container's root filesystem.
-#[derive(Debug, Clone, Serialize, Deserialize, Default, PartialEq, Eq)]
-pub struct RootfsMount {
-    /// Filesystem type, `overlay`.
-    pub fstype: String,
-    /// Mount source, `overlay`.
-    pub source: String,
-    /// Mount options (`lowerdir=...`, `upperdir=...`, `workdir=...`).
-    pub options: Vec<String>,
-    /// When set, the paths in `options` are relative to this directory: `chdir` here before mounting
-    /// (keeps the overlay option string under one page for images with many layers).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub cwd: Option<String>,
-}
+pub use berth_types::RootfsMount;
 
 /// `bundle/exit.json`, and the answer to `wait`.
 #[derive(Debug, Clone, Serialize, Deserialize, Default, PartialEq, Eq)]

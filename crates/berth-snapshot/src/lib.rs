@@ -22,9 +22,9 @@
 //! - `create_rw(&self, container_id) -> Result<RwLayer>`, `remove_rw(&self, container_id) -> Result<()>`,
 //!   `rw_layer(&self, container_id) -> Option<RwLayer>`, `write_diff(&self, container_id, out: impl Write)`
 //!   (the upper dir as a layer tar, for commit)
-//! - `rootfs_mount(&self, container_id, chains_bottom_first) -> Result<MountSpec>`: overlay options with
+//! - `rootfs_mount(&self, container_id, chains_bottom_first) -> Result<RootfsMount>`: overlay options with
 //!   absolute paths, or, when those would not fit the one page the kernel accepts, short paths relative
-//!   to `root` (`l/<16 hex>` links, ~200 layers fit) with `MountSpec::cwd = Some(root)`: the mounter
+//!   to `root` (`l/<16 hex>` links, ~200 layers fit) with `RootfsMount::cwd = Some(root)`: the mounter
 //!   must `chdir(cwd)` before `mount(2)`.
 //! - `read_file(&self, container_id: Option<&str>, chains, path) -> Result<Option<Vec<u8>>>`: reads through
 //!   the layer stack like overlayfs would (upper first, whiteouts, opaque dirs, symlinks inside the stack).
@@ -139,26 +139,7 @@ fn io_err<'a>(op: &'static str, path: &'a Path) -> impl FnOnce(io::Error) -> Sna
     }
 }
 
-/// What `mount(2)` needs for a container's root filesystem.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct MountSpec {
-    /// Always `overlay`.
-    pub fstype: String,
-    /// Always `overlay`.
-    pub source: String,
-    /// `lowerdir=<top>:...:<bottom>`, `upperdir=...`, `workdir=...` (and `index=off` when supported).
-    pub options: Vec<String>,
-    /// When set, the paths in `options` are relative to this directory: `chdir` here before mounting.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub cwd: Option<String>,
-}
-
-impl MountSpec {
-    /// The comma-joined mount data string.
-    pub fn data(&self) -> String {
-        self.options.join(",")
-    }
-}
+pub use berth_types::RootfsMount;
 
 /// A container's writable layer.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -478,7 +459,7 @@ impl Snapshotter {
     }
 
     /// The overlay mount for a container: its writable layer over the image's layers.
-    pub fn rootfs_mount(&self, container_id: &str, chains_bottom_first: &[ChainId]) -> Result<MountSpec> {
+    pub fn rootfs_mount(&self, container_id: &str, chains_bottom_first: &[ChainId]) -> Result<RootfsMount> {
         let rw = self
             .rw_layer(container_id)
             .ok_or_else(|| SnapshotError::RwNotFound(container_id.to_string()))?;
@@ -508,7 +489,7 @@ impl Snapshotter {
             rw.work.display().to_string(),
         );
         if abs.join(",").len() <= MOUNT_DATA_MAX {
-            return Ok(MountSpec {
+            return Ok(RootfsMount {
                 fstype: "overlay".into(),
                 source: "overlay".into(),
                 options: abs,
@@ -524,11 +505,11 @@ impl Snapshotter {
         let rel_path = |p: &Path| p.strip_prefix(&self.root).unwrap_or(p).display().to_string();
         let rel = build(short.join(":"), rel_path(&rw.upper), rel_path(&rw.work));
         if rel.join(",").len() <= MOUNT_DATA_MAX {
-            return Ok(MountSpec {
+            return Ok(RootfsMount {
                 fstype: "overlay".into(),
                 source: "overlay".into(),
                 options: rel,
-                cwd: Some(self.root.display().to_string()),
+                cwd: Some(self.root.clone()),
             });
         }
         Err(SnapshotError::TooManyLayers(lowers.len()))
@@ -639,17 +620,7 @@ impl Snapshotter {
 
 /// Write to a temp file, fsync, rename (DESIGN.md: never a half-written JSON file).
 fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
-    let tmp = path.with_extension(format!("tmp-{}", std::process::id()));
-    let res = (|| -> io::Result<()> {
-        let mut f = std::fs::File::create(&tmp)?;
-        f.write_all(bytes)?;
-        f.sync_all()?;
-        std::fs::rename(&tmp, path)
-    })();
-    if res.is_err() {
-        let _ = std::fs::remove_file(&tmp);
-    }
-    res.map_err(io_err("write", path))
+    berth_types::write_atomic(path, bytes).map_err(|e| io_err("write", path)(e.source))
 }
 
 fn is_exists_errno(e: i32) -> bool {

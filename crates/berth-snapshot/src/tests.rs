@@ -220,7 +220,7 @@ fn long_stacks_fall_back_to_relative_paths() {
         chains.push(c);
     }
     let m = s.rootfs_mount("c", &chains).unwrap();
-    assert_eq!(m.cwd.as_deref(), Some(s.root().to_str().unwrap()));
+    assert_eq!(m.cwd.as_deref(), Some(s.root()));
     assert!(m.data().len() <= MOUNT_DATA_MAX);
     assert!(
         m.options[0].starts_with(&format!("lowerdir=l/{}:", &chains[49].hex()[..16])),
@@ -258,7 +258,7 @@ impl Drop for Mounted {
 
 /// Mounts `m` at `target` the way the runtime will: chdir to `cwd` (if any), then mount(2) with the
 /// joined options. `None` (with the reason printed) when this machine cannot mount overlays.
-fn mount(m: &MountSpec, target: &Path) -> Option<Mounted> {
+fn mount(m: &RootfsMount, target: &Path) -> Option<Mounted> {
     let mut cmd = std::process::Command::new("mount");
     cmd.args(["-t", &m.fstype, &m.source, "-o", &m.data()]).arg(target);
     if let Some(cwd) = &m.cwd {

@@ -2,7 +2,7 @@
 
 use crate::{io_err, Result, StoreError};
 use berth_types::Digest;
-use std::io::{self, Read, Write};
+use std::io::{self, Read};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 
@@ -18,29 +18,9 @@ pub(crate) fn tmp_name(dir: &Path, prefix: &str) -> PathBuf {
     dir.join(format!("{}-{prefix}-{nanos}-{n}", std::process::id()))
 }
 
-/// Writes `data` to `path` atomically: temp file in the same directory, fsync, rename, fsync the dir.
+/// Writes `data` to `path` atomically and durably (temp file, fsync, rename, fsync of the directory).
 pub(crate) fn write_atomic(path: &Path, data: &[u8]) -> Result<()> {
-    let dir = path.parent().unwrap_or(Path::new("."));
-    let name = path
-        .file_name()
-        .map(|n| n.to_string_lossy().into_owned())
-        .unwrap_or_default();
-    let tmp = dir.join(format!(
-        ".{name}.tmp-{}-{}",
-        std::process::id(),
-        COUNTER.fetch_add(1, Ordering::Relaxed)
-    ));
-    let res = (|| -> io::Result<()> {
-        let mut f = std::fs::File::create(&tmp)?;
-        f.write_all(data)?;
-        f.sync_all()?;
-        std::fs::rename(&tmp, path)?;
-        std::fs::File::open(dir)?.sync_all()
-    })();
-    if res.is_err() {
-        let _ = std::fs::remove_file(&tmp);
-    }
-    res.map_err(io_err("write", path))
+    berth_types::write_atomic(path, data).map_err(|e| io_err("write", path)(e.source))
 }
 
 /// Blobs under `<root>/sha256/<hex>`, with temporary files in `<root>/../tmp`.
