@@ -23,7 +23,7 @@ fn parse_json<T: serde::de::DeserializeOwned>(body: &Bytes) -> ApiResult<T> {
 async fn create(State(e): State<AppState>, RawQuery(q): RawQuery, body: Bytes) -> ApiResult<Response> {
     let p = Params::from_query(q.as_deref());
     let req: berth_api::ContainerCreateBody = parse_json(&body)?;
-    let id = e.create_container(p.get("name"), req).await?;
+    let id = e.containers.create(p.get("name"), req).await?;
     Ok(json(
         StatusCode::CREATED,
         &serde_json::json!({ "Id": id, "Warnings": [] }),
@@ -38,36 +38,36 @@ async fn list(State(e): State<AppState>, RawQuery(q): RawQuery) -> ApiResult<Res
         filters: p.filters()?,
     };
     let e2 = e.clone();
-    let list = tokio::task::spawn_blocking(move || e2.list_containers(&opts))
+    let list = tokio::task::spawn_blocking(move || e2.containers.list(&opts))
         .await
         .map_err(|err| ApiError::internal(err.to_string()))??;
     Ok(json(StatusCode::OK, &list))
 }
 
 async fn inspect(State(e): State<AppState>, Path(id): Path<String>) -> ApiResult<Response> {
-    Ok(json(StatusCode::OK, &e.inspect_container(&id)?))
+    Ok(json(StatusCode::OK, &e.containers.inspect(&id)?))
 }
 
 async fn start(State(e): State<AppState>, Path(id): Path<String>) -> ApiResult<Response> {
-    e.start(&id).await?;
+    e.containers.start(&id).await?;
     Ok(empty(StatusCode::NO_CONTENT))
 }
 
 async fn stop(State(e): State<AppState>, Path(id): Path<String>, RawQuery(q): RawQuery) -> ApiResult<Response> {
     let p = Params::from_query(q.as_deref());
-    e.stop(&id, p.get("signal"), p.int("t")?).await?;
+    e.containers.stop(&id, p.get("signal"), p.int("t")?).await?;
     Ok(empty(StatusCode::NO_CONTENT))
 }
 
 async fn restart(State(e): State<AppState>, Path(id): Path<String>, RawQuery(q): RawQuery) -> ApiResult<Response> {
     let p = Params::from_query(q.as_deref());
-    e.restart(&id, p.get("signal"), p.int("t")?).await?;
+    e.containers.restart(&id, p.get("signal"), p.int("t")?).await?;
     Ok(empty(StatusCode::NO_CONTENT))
 }
 
 async fn kill(State(e): State<AppState>, Path(id): Path<String>, RawQuery(q): RawQuery) -> ApiResult<Response> {
     let p = Params::from_query(q.as_deref());
-    e.kill(&id, p.get("signal")).await?;
+    e.containers.kill(&id, p.get("signal")).await?;
     Ok(empty(StatusCode::NO_CONTENT))
 }
 
@@ -76,7 +76,7 @@ async fn remove(State(e): State<AppState>, Path(id): Path<String>, RawQuery(q): 
     if p.flag("link") {
         return Err(ApiError::bad_request("legacy links are not supported"));
     }
-    e.remove(&id, p.flag("force")).await?;
+    e.containers.remove(&id, p.flag("force")).await?;
     Ok(empty(StatusCode::NO_CONTENT))
 }
 
@@ -86,7 +86,7 @@ async fn rename(State(e): State<AppState>, Path(id): Path<String>, RawQuery(q): 
         .get("name")
         .filter(|n| !n.is_empty())
         .ok_or_else(|| ApiError::bad_request("name is required"))?;
-    e.rename(&id, name).await?;
+    e.containers.rename(&id, name).await?;
     Ok(empty(StatusCode::NO_CONTENT))
 }
 
@@ -94,7 +94,7 @@ async fn resize(State(e): State<AppState>, Path(id): Path<String>, RawQuery(q): 
     let p = Params::from_query(q.as_deref());
     let h = p.int("h")?.unwrap_or(0).clamp(0, u16::MAX as i64) as u16;
     let w = p.int("w")?.unwrap_or(0).clamp(0, u16::MAX as i64) as u16;
-    e.resize(&id, h, w).await?;
+    e.containers.resize(&id, h, w).await?;
     Ok(empty(StatusCode::OK))
 }
 
@@ -103,7 +103,7 @@ async fn wait(State(e): State<AppState>, Path(id): Path<String>, RawQuery(q): Ra
     let cond = WaitCondition::parse(p.get("condition").unwrap_or(""))?;
     // Register the waiter before answering; send the headers at once and the body at the exit, as
     // dockerd does.
-    let waiting = e.prepare_wait(&id, cond)?;
+    let waiting = e.containers.prepare_wait(&id, cond)?;
     let stream = futures_util::stream::once(async move {
         let (code, err) = waiting.await;
         let body = serde_json::json!({
@@ -159,7 +159,7 @@ async fn logs(State(e): State<AppState>, Path(id): Path<String>, RawQuery(q): Ra
             "Bad parameters: you must choose at least one stream",
         ));
     }
-    let mut logs = e.logs(&id, opts).await?;
+    let mut logs = e.containers.logs(&id, opts).await?;
     let tty = logs.tty;
     let stream = async_stream(move |tx| async move {
         while let Some(f) = logs.frames.recv().await {
@@ -230,7 +230,7 @@ async fn attach(
     let on_upgrade = req.extensions_mut().remove::<hyper::upgrade::OnUpgrade>();
     // Registered before the response goes out, so a start that follows cannot miss this client.
     let stdin_wanted = stdin && wants_upgrade;
-    let (ticket, tty) = e.prepare_attach(&id, stdin_wanted, stdout, stderr)?;
+    let (ticket, tty) = e.containers.prepare_attach(&id, stdin_wanted, stdout, stderr)?;
     let ctype = if tty {
         "application/vnd.docker.raw-stream"
     } else {
@@ -239,7 +239,7 @@ async fn attach(
     match (wants_upgrade, on_upgrade) {
         (true, Some(on_upgrade)) => {
             tokio::spawn(async move {
-                let shim = e.finish_attach(ticket).await;
+                let shim = e.containers.finish_attach(ticket).await;
                 let upgraded = match on_upgrade.await {
                     Ok(u) => u,
                     Err(err) => {
@@ -264,7 +264,7 @@ async fn attach(
         _ => {
             // No upgrade: stream the output as the response body (stdin cannot be sent this way).
             let stream = async_stream(move |tx| async move {
-                let Ok(mut shim) = e.finish_attach(ticket).await else {
+                let Ok(mut shim) = e.containers.finish_attach(ticket).await else {
                     return;
                 };
                 let mut buf = vec![0u8; 16 * 1024];
@@ -310,7 +310,7 @@ where
 }
 
 async fn prune(State(e): State<AppState>) -> ApiResult<Response> {
-    let removed = e.prune_containers().await?;
+    let removed = e.containers.prune().await?;
     Ok(json(
         StatusCode::OK,
         &serde_json::json!({ "ContainersDeleted": removed, "SpaceReclaimed": 0 }),

@@ -27,7 +27,7 @@ fn json_line(v: serde_json::Value) -> Bytes {
 
 async fn list(State(e): State<AppState>, RawQuery(q): RawQuery) -> ApiResult<Response> {
     let p = Params::from_query(q.as_deref());
-    let list = e.list_images(p.filters()?).await?;
+    let list = e.images.list_images(p.filters()?).await?;
     Ok(json(StatusCode::OK, &list))
 }
 
@@ -64,7 +64,7 @@ async fn create(State(e): State<AppState>, RawQuery(q): RawQuery, req: Request) 
         ..Default::default()
     };
     let reader = body_reader(req);
-    let id = e.import_image(reader, opts).await?;
+    let id = e.images.import_image(reader, opts).await?;
     Ok(Response::builder()
         .status(StatusCode::OK)
         .header(header::CONTENT_TYPE, "application/json")
@@ -75,7 +75,7 @@ async fn create(State(e): State<AppState>, RawQuery(q): RawQuery, req: Request) 
 async fn load(State(e): State<AppState>, RawQuery(q): RawQuery, req: Request) -> ApiResult<Response> {
     let _quiet = Params::from_query(q.as_deref()).flag("quiet");
     let reader = body_reader(req);
-    let out = e.load_images(reader).await?;
+    let out = e.images.load_images(reader).await?;
     let body: Vec<u8> = out
         .lines
         .iter()
@@ -107,10 +107,10 @@ async fn save(e: AppState, names: Vec<String>) -> ApiResult<Response> {
     if names.is_empty() {
         return Err(ApiError::bad_request("no image names given"));
     }
-    e.resolve_images(names.clone()).await?;
+    e.images.resolve_images(names.clone()).await?;
     let stream = async_stream(move |tx| async move {
         let writer = std::io::BufWriter::with_capacity(256 * 1024, ChannelWriter(tx.clone()));
-        if let Err(err) = e.save_images(names, writer).await {
+        if let Err(err) = e.images.save_images(names, writer).await {
             tracing::warn!("saving images: {err}");
             let _ = tx.send(Err(std::io::Error::other(err.to_string()))).await;
         }
@@ -133,7 +133,7 @@ async fn prune(State(e): State<AppState>, RawQuery(q): RawQuery) -> ApiResult<Re
         .get("dangling")
         .and_then(|v| v.first())
         .is_none_or(|d| d != "false" && d != "0");
-    Ok(json(StatusCode::OK, &e.prune_images(dangling_only).await?))
+    Ok(json(StatusCode::OK, &e.images.prune_images(dangling_only).await?))
 }
 
 async fn by_name_get(
@@ -142,10 +142,10 @@ async fn by_name_get(
     RawQuery(q): RawQuery,
 ) -> ApiResult<Response> {
     if let Some(name) = rest.strip_suffix("/json") {
-        return Ok(json(StatusCode::OK, &e.inspect_image(name).await?));
+        return Ok(json(StatusCode::OK, &e.images.inspect_image(name).await?));
     }
     if let Some(name) = rest.strip_suffix("/history") {
-        return Ok(json(StatusCode::OK, &e.image_history(name).await?));
+        return Ok(json(StatusCode::OK, &e.images.image_history(name).await?));
     }
     if let Some(name) = rest.strip_suffix("/get") {
         let _ = q;
@@ -167,7 +167,7 @@ async fn by_name_post(
             .get("repo")
             .filter(|r| !r.is_empty())
             .ok_or_else(|| ApiError::bad_request("repo is required"))?;
-        e.tag_image(name, repo, p.get("tag")).await?;
+        e.images.tag_image(name, repo, p.get("tag")).await?;
         return Ok(crate::params::empty(StatusCode::CREATED));
     }
     if rest.ends_with("/push") {
@@ -188,7 +188,7 @@ async fn by_name_delete(
     let p = Params::from_query(q.as_deref());
     Ok(json(
         StatusCode::OK,
-        &e.remove_image(&rest, p.flag("force"), p.flag("noprune")).await?,
+        &e.images.remove_image(&rest, p.flag("force"), p.flag("noprune")).await?,
     ))
 }
 

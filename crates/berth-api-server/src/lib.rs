@@ -1,4 +1,4 @@
-//! The Engine API over HTTP: each route translates a request into one engine call and its result back
+//! The Engine API over HTTP: each route translates a request into one service call and its result back
 //! into Docker's response shape. Connections are served by hyper with upgrades enabled, so `attach`
 //! can hijack the connection the way Docker clients expect.
 
@@ -13,22 +13,22 @@ pub use error::ApiError;
 use axum::body::Body;
 use axum::http::{HeaderValue, Request, Response};
 use axum::Router;
-use berth_engine::Engine;
+use berth_engine::Services;
 use hyper_util::rt::TokioIo;
 use std::convert::Infallible;
 use std::sync::Arc;
 use tower::ServiceExt;
 
 /// Shared state of every handler.
-pub type AppState = Arc<Engine>;
+pub type AppState = Arc<Services>;
 
 /// All routes, without the version prefix (see [`strip_version`]).
-pub fn router(engine: Arc<Engine>) -> Router {
+pub fn router(services: Arc<Services>) -> Router {
     Router::new()
         .merge(system::routes())
         .merge(containers::routes())
         .merge(images::routes())
-        .with_state(engine)
+        .with_state(services)
 }
 
 /// Splits a `/v1.NN/...` prefix off the path. Returns the version, or an error message when the
@@ -130,8 +130,8 @@ where
 }
 
 /// Accepts connections on a unix listener forever.
-pub async fn serve_unix(listener: tokio::net::UnixListener, engine: Arc<Engine>) -> std::io::Result<()> {
-    let router = router(engine);
+pub async fn serve_unix(listener: tokio::net::UnixListener, services: Arc<Services>) -> std::io::Result<()> {
+    let router = router(services);
     loop {
         let (stream, _) = listener.accept().await?;
         tokio::spawn(serve_connection(router.clone(), stream));
@@ -139,8 +139,8 @@ pub async fn serve_unix(listener: tokio::net::UnixListener, engine: Arc<Engine>)
 }
 
 /// Accepts connections on a tcp listener forever.
-pub async fn serve_tcp(listener: tokio::net::TcpListener, engine: Arc<Engine>) -> std::io::Result<()> {
-    let router = router(engine);
+pub async fn serve_tcp(listener: tokio::net::TcpListener, services: Arc<Services>) -> std::io::Result<()> {
+    let router = router(services);
     loop {
         let (stream, _) = listener.accept().await?;
         let _ = stream.set_nodelay(true);

@@ -21,12 +21,12 @@ async fn ping() -> Response {
 }
 
 async fn version(State(engine): State<AppState>) -> Response {
-    json(StatusCode::OK, &engine.version())
+    json(StatusCode::OK, &engine.system.version())
 }
 
 async fn info(State(engine): State<AppState>) -> Response {
     let e = engine.clone();
-    match tokio::task::spawn_blocking(move || e.info()).await {
+    match tokio::task::spawn_blocking(move || e.system.info()).await {
         Ok(info) => json(StatusCode::OK, &info),
         Err(e) => crate::error::json_error(StatusCode::INTERNAL_SERVER_ERROR, &e.to_string()),
     }

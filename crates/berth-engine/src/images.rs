@@ -1,9 +1,11 @@
-//! Image operations: thin async wrappers over the image store, plus the Engine API views of images.
+//! The image service: owns the image store; async wrappers over it, the Engine API views of
+//! images, and the image events (`tag`, `untag`, `delete`, `import`, `load`, `save`).
 
 use crate::error::{EngineError, Result};
-use crate::Engine;
+use crate::events::{Event, EventBus, EventType};
 use berth_api::models::ContainerConfig;
-use berth_store::ImageRecord;
+use berth_snapshot::Snapshotter;
+use berth_store::{ImageRecord, ImageStore};
 use serde_json::{json, Value};
 use std::io::{Read, Write};
 use std::sync::Arc;
@@ -36,7 +38,74 @@ fn created_unix(img: &ImageRecord) -> i64 {
     berth_types::time::unix_seconds(&img.created)
 }
 
-impl Engine {
+/// Who uses an image: asked before an image is deleted (the container registry answers).
+pub trait ImageUsers: Send + Sync {
+    /// The ID of a container created from image `image_id`, if any.
+    fn container_using(&self, image_id: &str) -> Option<String>;
+    /// How many containers were created from image `image_id`.
+    fn containers_using(&self, image_id: &str) -> usize;
+}
+
+/// The image service.
+pub struct ImageService {
+    store: Arc<ImageStore>,
+    snapshots: Arc<Snapshotter>,
+    users: Arc<dyn ImageUsers>,
+    events: EventBus,
+}
+
+impl ImageService {
+    /// Serves `store`, whose layers `snapshots` holds; `users` says which container uses an image.
+    pub fn new(
+        store: Arc<ImageStore>,
+        snapshots: Arc<Snapshotter>,
+        users: Arc<dyn ImageUsers>,
+        events: EventBus,
+    ) -> Arc<ImageService> {
+        Arc::new(ImageService {
+            store,
+            snapshots,
+            users,
+            events,
+        })
+    }
+
+    /// Resolves a name or ID to its image record.
+    pub async fn resolve(self: &Arc<Self>, name: &str) -> Result<ImageRecord> {
+        let store = self.store.clone();
+        let name = name.to_string();
+        blocking(move || Ok(store.resolve(&name)?)).await
+    }
+
+    /// Resolves without leaving the calling thread (for filters evaluated under a lock-free scan).
+    pub(crate) fn resolve_now(&self, name: &str) -> Result<ImageRecord> {
+        Ok(self.store.resolve(name)?)
+    }
+
+    /// How many images the store holds.
+    pub fn count(&self) -> usize {
+        self.store.list().map(|l| l.len()).unwrap_or(0)
+    }
+
+    fn publish(&self, action: &str, id: &str, name: &str) {
+        self.events
+            .publish(Event::new(EventType::Image, action, id).attr("name", name));
+    }
+
+    /// Publishes `untag`/`delete` for what a removal or prune reported.
+    fn publish_deletions(&self, items: &Value) {
+        for item in items.as_array().into_iter().flatten() {
+            if let Some(r) = item.get("Untagged").and_then(Value::as_str) {
+                self.publish("untag", r, r);
+            }
+            if let Some(id) = item.get("Deleted").and_then(Value::as_str) {
+                self.publish("delete", id, id);
+            }
+        }
+    }
+}
+
+impl ImageService {
     /// `GET /images/json`. (`all` has nothing to add: berth keeps no intermediate images.)
     pub async fn list_images(
         self: &Arc<Self>,
@@ -45,7 +114,7 @@ impl Engine {
         let engine = self.clone();
         blocking(move || {
             let mut out = Vec::new();
-            for img in engine.images.list()? {
+            for img in engine.store.list()? {
                 let id = img.id.to_string();
                 if let Some(refs) = filters.get("reference") {
                     let familiar: Vec<String> = img.repo_tags.clone();
@@ -68,11 +137,7 @@ impl Engine {
                         continue;
                     }
                 }
-                let containers = engine
-                    .all_containers()
-                    .iter()
-                    .filter(|c| c.record().image == id)
-                    .count() as i64;
+                let containers = engine.users.containers_using(&id) as i64;
                 out.push(json!({
                     "Id": id,
                     "ParentId": "",
@@ -97,7 +162,7 @@ impl Engine {
         let engine = self.clone();
         let name = name.to_string();
         blocking(move || {
-            let img = engine.images.resolve(&name)?;
+            let img = engine.store.resolve(&name)?;
             let c = &img.config;
             let lower: Vec<String> = engine
                 .snapshots
@@ -136,7 +201,7 @@ impl Engine {
     pub async fn image_history(self: &Arc<Self>, name: &str) -> Result<Value> {
         let engine = self.clone();
         let name = name.to_string();
-        blocking(move || Ok(serde_json::to_value(engine.images.history(&name)?).unwrap_or(Value::Null))).await
+        blocking(move || Ok(serde_json::to_value(engine.store.history(&name)?).unwrap_or(Value::Null))).await
     }
 
     /// `POST /images/{name}/tag`.
@@ -149,27 +214,36 @@ impl Engine {
             berth_types::Reference::parse(&target).map_err(|e| EngineError::InvalidArgument(e.to_string()))?;
         let engine = self.clone();
         let name = name.to_string();
-        blocking(move || Ok(engine.images.tag(&name, &reference)?)).await
+        let target_name = target.clone();
+        let id = blocking(move || {
+            engine.store.tag(&name, &reference)?;
+            Ok(engine.store.resolve(&reference.to_string())?.id.to_string())
+        })
+        .await?;
+        self.publish("tag", &id, &target_name);
+        Ok(())
     }
 
     /// `DELETE /images/{name}`.
     pub async fn remove_image(self: &Arc<Self>, name: &str, force: bool, noprune: bool) -> Result<Value> {
         let engine = self.clone();
         let name = name.to_string();
-        blocking(move || {
-            let in_use = |id: &str| engine.container_using_image(id);
-            let items = engine.images.remove(&name, force, !noprune, &in_use)?;
+        let items = blocking(move || {
+            let in_use = |id: &str| engine.users.container_using(id);
+            let items = engine.store.remove(&name, force, !noprune, &in_use)?;
             Ok(serde_json::to_value(items).unwrap_or(Value::Null))
         })
-        .await
+        .await?;
+        self.publish_deletions(&items);
+        Ok(items)
     }
 
     /// `POST /images/prune`.
     pub async fn prune_images(self: &Arc<Self>, dangling_only: bool) -> Result<Value> {
         let engine = self.clone();
         blocking(move || {
-            let in_use = |id: &str| engine.container_using_image(id);
-            let report = engine.images.prune(dangling_only, &in_use)?;
+            let in_use = |id: &str| engine.users.container_using(id);
+            let report = engine.store.prune(dangling_only, &in_use)?;
             Ok(json!({ "ImagesDeleted": report.deleted, "SpaceReclaimed": report.space_reclaimed }))
         })
         .await
@@ -182,14 +256,20 @@ impl Engine {
         opts: ImportOptions,
     ) -> Result<String> {
         let engine = self.clone();
-        blocking(move || Ok(engine.images.import(reader, opts)?.id.to_string())).await
+        let id = blocking(move || Ok(engine.store.import(reader, opts)?.id.to_string())).await?;
+        self.publish("import", &id, &id);
+        Ok(id)
     }
 
     /// `POST /images/load`.
     pub async fn load_images(self: &Arc<Self>, reader: impl Read + Send + 'static) -> Result<LoadOutput> {
         let engine = self.clone();
         blocking(move || {
-            let loaded = engine.images.load(reader, &mut |_| {})?;
+            let loaded = engine.store.load(reader, &mut |_| {})?;
+            for l in &loaded {
+                let id = l.id.to_string();
+                engine.publish("load", &id, l.tags.first().map(String::as_str).unwrap_or(&id));
+            }
             Ok(LoadOutput {
                 lines: loaded.iter().flat_map(|l| l.messages()).collect(),
             })
@@ -198,10 +278,19 @@ impl Engine {
     }
 
     /// `GET /images/get`: writes a `docker save` archive of `names` to `out`. Callers that stream the
-    /// archive call [`Engine::resolve_images`] first, so a bad name is a 404 before any byte is sent.
+    /// archive call [`ImageService::resolve_images`] first, so a bad name is a 404 before any byte is sent.
     pub async fn save_images(self: &Arc<Self>, names: Vec<String>, out: impl Write + Send + 'static) -> Result<()> {
         let engine = self.clone();
-        blocking(move || Ok(engine.images.save(&names, out)?)).await
+        blocking(move || {
+            engine.store.save(&names, out)?;
+            for n in &names {
+                if let Ok(img) = engine.store.resolve(n) {
+                    engine.publish("save", &img.id.to_string(), n);
+                }
+            }
+            Ok(())
+        })
+        .await
     }
 
     /// Checks that every name resolves (for `save`).
@@ -209,7 +298,7 @@ impl Engine {
         let engine = self.clone();
         blocking(move || {
             for n in &names {
-                engine.images.resolve(n)?;
+                engine.store.resolve(n)?;
             }
             Ok(())
         })

@@ -1,7 +1,7 @@
 //! `GET /containers/{id}/logs`: reads the json-file log the shim writes, optionally following it.
 
+use crate::containers::ContainerService;
 use crate::error::Result;
-use crate::Engine;
 use serde::Deserialize;
 use std::io::{BufRead, BufReader, Seek, SeekFrom};
 use std::sync::Arc;
@@ -74,7 +74,7 @@ fn frame_of(line: &str, opts: &LogOptions) -> Option<LogFrame> {
     Some(LogFrame { stream, data })
 }
 
-impl Engine {
+impl ContainerService {
     /// Streams a container's log.
     pub async fn logs(self: &Arc<Self>, name: &str, opts: LogOptions) -> Result<LogStream> {
         let c = self.lookup(name)?;

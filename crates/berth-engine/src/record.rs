@@ -1,67 +1,10 @@
-//! The engine's record of one container (`containers/<id>/config.v2.json`) and its state machine.
+//! The engine's record of one container (`containers/<id>/config.v2.json`).
 
 use crate::error::{EngineError, Result};
+use crate::state::State;
 use berth_api::models::{ContainerConfig, HostConfig};
 use serde::{Deserialize, Serialize};
 use std::path::Path;
-
-/// A container's lifecycle status, as Docker names them.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
-#[serde(rename_all = "lowercase")]
-pub enum Status {
-    /// Created, never started (or reset).
-    #[default]
-    Created,
-    /// The init process runs.
-    Running,
-    /// Frozen (cgroup freezer).
-    Paused,
-    /// Waiting to be restarted by its restart policy.
-    Restarting,
-    /// Being removed.
-    Removing,
-    /// The init process ended.
-    Exited,
-    /// Removal failed half-way.
-    Dead,
-}
-
-impl Status {
-    /// Docker's lower-case name.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Status::Created => "created",
-            Status::Running => "running",
-            Status::Paused => "paused",
-            Status::Restarting => "restarting",
-            Status::Removing => "removing",
-            Status::Exited => "exited",
-            Status::Dead => "dead",
-        }
-    }
-}
-
-/// The mutable run state of a container.
-#[derive(Debug, Clone, Serialize, Deserialize, Default)]
-pub struct State {
-    /// Lifecycle status.
-    pub status: Status,
-    /// Host PID of the init process while running, else 0.
-    pub pid: i64,
-    /// Exit code of the last run.
-    pub exit_code: i64,
-    /// Error text of the last failed start.
-    pub error: String,
-    /// The last run was ended by the OOM killer.
-    pub oom_killed: bool,
-    /// RFC 3339 time of the last start (empty when never started).
-    pub started_at: String,
-    /// RFC 3339 time of the last exit (empty when never exited).
-    pub finished_at: String,
-    /// Set by `stop`/`kill` through the API so restart policies know it was deliberate.
-    #[serde(default)]
-    pub stopped_by_user: bool,
-}
 
 /// Everything the engine knows about a container; persisted as JSON.
 #[derive(Debug, Clone, Serialize, Deserialize)]

@@ -70,3 +70,30 @@ pub async fn wait(id: &str, socket: &Path) -> Result<Option<ExitStatus>> {
         },
     }
 }
+
+/// What a live shim says about its container.
+#[derive(Debug, Clone, Copy)]
+pub struct ShimState {
+    /// The init pid.
+    pub pid: Option<i32>,
+    /// The init was let exec.
+    pub started: bool,
+}
+
+/// Asks the shim at `socket` for its state; `None` when no shim answers there.
+pub async fn state(id: &str, socket: &Path) -> Option<ShimState> {
+    if !socket.exists() {
+        return None;
+    }
+    let r = simple(id, socket, Request::State).await.ok()?;
+    Some(ShimState {
+        pid: r.pid,
+        started: r.started.unwrap_or(r.running.unwrap_or(false)),
+    })
+}
+
+/// Kills the container's init and waits (bounded) for the shim to record the exit and go.
+pub async fn kill_and_wait(id: &str, socket: &Path) {
+    let _ = simple(id, socket, Request::Kill { signal: libc::SIGKILL }).await;
+    let _ = tokio::time::timeout(std::time::Duration::from_secs(10), wait(id, socket)).await;
+}

@@ -1,8 +1,12 @@
 //! `/info` and `/version`.
 
-use crate::Engine;
+use crate::events::EventBus;
+use crate::images::ImageService;
+use crate::registry::Registry;
+use crate::runtimes::Runtimes;
 use berth_api::models::{SystemInfo, SystemInfoCgroupDriverEnum, SystemInfoCgroupVersionEnum};
 use std::collections::HashMap;
+use std::sync::Arc;
 
 /// berth's version, reported where Docker reports the engine version.
 pub const VERSION: &str = env!("CARGO_PKG_VERSION");
@@ -49,7 +53,36 @@ fn go_arch(machine: &str) -> String {
     }
 }
 
-impl Engine {
+/// The system service: `/version`, `/info` and the daemon's identity, from what the other services
+/// report.
+pub struct SystemService {
+    data_root: std::path::PathBuf,
+    runtimes: Runtimes,
+    registry: Arc<Registry>,
+    images: Arc<ImageService>,
+    events: EventBus,
+    started: std::time::Instant,
+}
+
+impl SystemService {
+    /// The system service of a daemon whose state is under `data_root`.
+    pub fn new(
+        data_root: std::path::PathBuf,
+        runtimes: Runtimes,
+        registry: Arc<Registry>,
+        images: Arc<ImageService>,
+        events: EventBus,
+    ) -> Arc<SystemService> {
+        Arc::new(SystemService {
+            data_root,
+            runtimes,
+            registry,
+            images,
+            events,
+            started: std::time::Instant::now(),
+        })
+    }
+
     /// `GET /version` (built as JSON: the generated model cannot carry the components' details).
     pub fn version(&self) -> serde_json::Value {
         let (kernel, _, machine) = uname();
@@ -86,17 +119,17 @@ impl Engine {
     /// `GET /info`.
     pub fn info(&self) -> SystemInfo {
         let (kernel, host, machine) = uname();
-        let (running, paused, stopped) = self.container_counts();
+        let (running, paused, stopped) = self.registry.counts();
         let v2 = std::path::Path::new("/sys/fs/cgroup/cgroup.controllers").exists();
         let mut runtimes = HashMap::new();
         runtimes.insert(
             "berth".to_string(),
             berth_api::models::Runtime {
-                path: Some(self.cfg.shim_path.display().to_string()),
+                path: Some(self.runtimes.shim.display().to_string()),
                 ..Default::default()
             },
         );
-        for (name, path) in &self.cfg.runtimes {
+        for (name, path) in &self.runtimes.external {
             runtimes.insert(
                 name.clone(),
                 berth_api::models::Runtime {
@@ -111,10 +144,10 @@ impl Engine {
             containers_running: Some(running),
             containers_paused: Some(paused),
             containers_stopped: Some(stopped),
-            images: Some(self.images.list().map(|l| l.len() as i64).unwrap_or(0)),
+            images: Some(self.images.count() as i64),
             driver: Some("overlay2".into()),
             driver_status: Some(vec![vec!["Backing Filesystem".into(), "extfs".into()]]),
-            docker_root_dir: Some(self.cfg.data_root.display().to_string()),
+            docker_root_dir: Some(self.data_root.display().to_string()),
             memory_limit: Some(true),
             swap_limit: Some(true),
             cpu_cfs_period: Some(true),
@@ -139,7 +172,7 @@ impl Engine {
             } else {
                 SystemInfoCgroupVersionEnum::_1
             }),
-            n_events_listener: Some(0),
+            n_events_listener: Some(self.events.listeners() as i64),
             kernel_version: Some(kernel),
             operating_system: Some(os_name()),
             os_version: Some(String::new()),
@@ -161,8 +194,8 @@ impl Engine {
             live_restore_enabled: Some(true),
             isolation: None,
             init_binary: Some(
-                self.cfg
-                    .init_path
+                self.runtimes
+                    .init
                     .as_ref()
                     .map(|p| p.display().to_string())
                     .unwrap_or_default(),
@@ -175,7 +208,7 @@ impl Engine {
 
     /// A stable identifier of this daemon's state directory.
     fn daemon_id(&self) -> String {
-        let p = self.cfg.data_root.join("engine-id");
+        let p = self.data_root.join("engine-id");
         if let Ok(id) = std::fs::read_to_string(&p) {
             return id.trim().to_string();
         }

@@ -846,6 +846,7 @@ impl Shim {
                 let r = Response {
                     pid: Some(self.pid),
                     running: Some(running),
+                    started: Some(self.started),
                     ..Default::default()
                 };
                 self.respond(i, &r);

@@ -106,6 +106,10 @@ pub struct Response {
     /// Whether the container still runs (for `state`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub running: Option<bool>,
+    /// Whether the init was let exec (for `state`): a shim found running a container that was
+    /// never started is a leftover of a daemon crash during `start`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub started: Option<bool>,
     /// What went wrong.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub error: Option<String>,

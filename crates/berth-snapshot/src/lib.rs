@@ -404,6 +404,19 @@ impl Snapshotter {
         (rw.upper.is_dir() && rw.work.is_dir()).then_some(rw)
     }
 
+    /// The container IDs that have a writable layer (for the daemon's start-up reconciliation).
+    pub fn rw_layer_ids(&self) -> Result<Vec<String>> {
+        let dir = self.root.join("rw");
+        match std::fs::read_dir(&dir) {
+            Ok(entries) => Ok(entries
+                .flatten()
+                .map(|e| e.file_name().to_string_lossy().into_owned())
+                .collect()),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(Vec::new()),
+            Err(e) => Err(io_err("list", &dir)(e)),
+        }
+    }
+
     /// Creates (or returns the existing) writable layer of a container.
     pub fn create_rw(&self, container_id: &str) -> Result<RwLayer> {
         let dir = self.rw_dir(container_id)?;

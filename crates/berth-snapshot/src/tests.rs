@@ -489,3 +489,16 @@ fn plain_root_refuses_a_mapping_and_bad_mappings_are_refused() {
     let e = Snapshotter::open_with_idmap(&d.path().join("other"), Some(no_root)).unwrap_err();
     assert_eq!(e.kind(), ErrorKind::InvalidArgument, "{e}");
 }
+
+#[test]
+fn rw_layers_are_listed_for_reconciliation() {
+    let (_d, s) = setup();
+    assert!(s.rw_layer_ids().unwrap().is_empty());
+    s.create_rw("c1").unwrap();
+    s.create_rw("c2").unwrap();
+    let mut ids = s.rw_layer_ids().unwrap();
+    ids.sort();
+    assert_eq!(ids, ["c1", "c2"]);
+    s.remove_rw("c1").unwrap();
+    assert_eq!(s.rw_layer_ids().unwrap(), ["c2"]);
+}

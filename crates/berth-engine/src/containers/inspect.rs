@@ -1,9 +1,9 @@
 //! Container views in the Engine API's shapes: inspect and list (`ps`), with Docker's filters.
 
-use crate::containers::ListOptions;
+use super::{ContainerService, ListOptions};
 use crate::error::{EngineError, Result};
-use crate::record::{ContainerRecord, Status};
-use crate::Engine;
+use crate::record::ContainerRecord;
+use crate::state::Status;
 use berth_api::models::{
     ContainerInspectResponse, ContainerState, ContainerStateStatusEnum, ContainerSummary, ContainerSummaryHostConfig,
     ContainerSummaryNetworkSettings, DriverData, NetworkSettings,
@@ -73,9 +73,9 @@ pub fn human_duration(secs: i64) -> String {
     }
 }
 
-impl Engine {
+impl ContainerService {
     /// `GET /containers/{id}/json`.
-    pub fn inspect_container(&self, name: &str) -> Result<ContainerInspectResponse> {
+    pub fn inspect(&self, name: &str) -> Result<ContainerInspectResponse> {
         let c = self.lookup(name)?;
         let rec = c.record();
         let s = &rec.state;
@@ -98,7 +98,7 @@ impl Engine {
             graph.insert("UpperDir".to_string(), rw.upper.display().to_string());
             graph.insert("WorkDir".to_string(), rw.work.display().to_string());
         }
-        let dir = self.containers_dir().join(&rec.id);
+        let dir = self.containers_dir.join(&rec.id);
         let network_mode = rec
             .host_config
             .network_mode
@@ -152,7 +152,7 @@ impl Engine {
     }
 
     /// `GET /containers/json`.
-    pub fn list_containers(&self, opts: &ListOptions) -> Result<Vec<ContainerSummary>> {
+    pub fn list(&self, opts: &ListOptions) -> Result<Vec<ContainerSummary>> {
         for key in opts.filters.keys() {
             if !matches!(
                 key.as_str(),
@@ -197,7 +197,7 @@ impl Engine {
         let all =
             opts.all || opts.filters.contains_key("status") || opts.filters.contains_key("exited") || opts.limit > 0;
         let mut out = Vec::new();
-        for c in self.all_containers() {
+        for c in self.registry.all() {
             let rec = c.record();
             if !all && !matches!(rec.state.status, Status::Running | Status::Paused | Status::Restarting) {
                 continue;
@@ -236,7 +236,10 @@ impl Engine {
                 image == v
                     || rec.image == v
                     || rec.image.trim_start_matches("sha256:").starts_with(v)
-                    || self.images.resolve(v).is_ok_and(|img| img.id.to_string() == rec.image)
+                    || self
+                        .images
+                        .resolve_now(v)
+                        .is_ok_and(|img| img.id.to_string() == rec.image)
             })
     }
 

@@ -1,11 +1,22 @@
 //! `berthd`: the berth daemon. Serves the Docker Engine API on a UNIX socket (or loopback TCP).
+//!
+//! This is the composition root: it takes the roots' locks, opens the snapshotter and the image
+//! store, and builds and wires the services explicitly (see `berth_engine`'s crate docs).
+
+mod lock;
 
 use anyhow::{bail, Context, Result};
-use berth_engine::{Engine, EngineConfig};
+use berth_engine::{
+    ContainerDeps, ContainerService, ContainerServiceConfig, EventBus, HostBinds, ImageService, LoopbackNetworks,
+    Registry, Runtimes, Services, SystemService,
+};
+use berth_snapshot::Snapshotter;
+use berth_store::ImageStore;
 use clap::Parser;
 use std::collections::HashMap;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 /// The berth daemon: a container engine that speaks the Docker Engine API.
 #[derive(Parser, Debug)]
@@ -72,6 +83,28 @@ fn runtimes(extra: &[String]) -> Result<HashMap<String, PathBuf>> {
     Ok(out)
 }
 
+enum Listener {
+    Unix(tokio::net::UnixListener),
+    Tcp(tokio::net::TcpListener),
+}
+
+/// Binds one `--host`.
+async fn bind(host: &str, group: Option<&str>) -> Result<Listener> {
+    if let Some(path) = host.strip_prefix("unix://") {
+        Ok(Listener::Unix(listen_unix(Path::new(path), group).await?))
+    } else if let Some(addr) = host.strip_prefix("tcp://") {
+        let l = tokio::net::TcpListener::bind(addr)
+            .await
+            .with_context(|| format!("listening on {host}"))?;
+        if !l.local_addr().map(|a| a.ip().is_loopback()).unwrap_or(false) {
+            tracing::warn!("{host} is not a loopback address: the API has no authentication");
+        }
+        Ok(Listener::Tcp(l))
+    } else {
+        bail!("invalid --host {host:?}: expected unix:///path or tcp://host:port")
+    }
+}
+
 async fn listen_unix(path: &Path, group: Option<&str>) -> Result<tokio::net::UnixListener> {
     if let Some(dir) = path.parent() {
         std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
@@ -102,10 +135,11 @@ async fn listen_unix(path: &Path, group: Option<&str>) -> Result<tokio::net::Uni
 /// these files are rewritten at every container start, and on a disk with online discard each
 /// replaced file costs milliseconds. A tmpfs already there (ours from before a restart, or `/run`)
 /// is kept as it is.
-fn ensure_tmpfs(dir: &Path) -> Result<()> {
+/// Returns whether it mounted one.
+fn ensure_tmpfs(dir: &Path) -> Result<bool> {
     let st = nix::sys::statfs::statfs(dir).with_context(|| format!("statfs {}", dir.display()))?;
     if st.filesystem_type() == nix::sys::statfs::TMPFS_MAGIC {
-        return Ok(());
+        return Ok(false);
     }
     nix::mount::mount(
         Some("tmpfs"),
@@ -116,7 +150,56 @@ fn ensure_tmpfs(dir: &Path) -> Result<()> {
     )
     .with_context(|| format!("mounting a tmpfs on the exec root {}", dir.display()))?;
     tracing::info!("mounted a tmpfs on the exec root {}", dir.display());
-    Ok(())
+    Ok(true)
+}
+
+/// Builds the services over the data root and wires them.
+async fn open_services(
+    data_root: &Path,
+    exec_root: &Path,
+    runtimes: Runtimes,
+    id_map: Option<berth_types::IdentityMapping>,
+) -> Result<Arc<Services>> {
+    let events = EventBus::new();
+    let snapshots = Arc::new(
+        Snapshotter::open_with_idmap(&data_root.join("snapshots"), id_map.clone())
+            .context("opening the layer snapshots")?,
+    );
+    let store =
+        Arc::new(ImageStore::open(&data_root.join("image"), (*snapshots).clone()).context("opening the image store")?);
+    let registry = Arc::new(Registry::default());
+    let images = ImageService::new(store, snapshots.clone(), registry.clone(), events.clone());
+    let containers = ContainerService::open(
+        ContainerServiceConfig {
+            data_root: data_root.to_path_buf(),
+            exec_root: exec_root.to_path_buf(),
+            runtimes: runtimes.clone(),
+            id_map,
+        },
+        ContainerDeps {
+            registry: registry.clone(),
+            images: images.clone(),
+            snapshots,
+            networks: Arc::new(LoopbackNetworks),
+            volumes: Arc::new(HostBinds),
+            events: events.clone(),
+        },
+    )
+    .await
+    .context("opening the containers' state")?;
+    let system = SystemService::new(
+        data_root.to_path_buf(),
+        runtimes,
+        registry,
+        images.clone(),
+        events.clone(),
+    );
+    Ok(Arc::new(Services {
+        containers,
+        images,
+        system,
+        events,
+    }))
 }
 
 #[tokio::main]
@@ -139,6 +222,10 @@ async fn main() -> Result<()> {
         Some(p) => p,
         None => bail!("berth-shim not found next to berthd or on PATH; build it with `cargo build --release`"),
     };
+    for d in [&args.data_root, &args.exec_root] {
+        std::fs::create_dir_all(d).with_context(|| format!("creating {}", d.display()))?;
+    }
+    let mut locks = lock::RootLocks::acquire(&args.data_root, &args.exec_root)?;
     let (data_root, id_map) = match args.userns_remap.as_deref().filter(|s| !s.is_empty()) {
         None => (args.data_root.clone(), None),
         Some(spec) => {
@@ -153,44 +240,48 @@ async fn main() -> Result<()> {
             }
         }
     };
-    let cfg = EngineConfig {
-        id_map,
-        data_root,
-        exec_root: args.exec_root.clone(),
-        shim_path,
-        init_path: args
+    let runtimes = Runtimes {
+        shim: shim_path,
+        init: args
             .init_path
             .clone()
             .or_else(|| on_path("docker-init"))
             .or_else(|| on_path("tini-static")),
-        runtimes: runtimes(&args.add_runtime)?,
+        external: runtimes(&args.add_runtime)?,
     };
-    std::fs::create_dir_all(&args.exec_root).with_context(|| format!("creating {}", args.exec_root.display()))?;
-    ensure_tmpfs(&args.exec_root)?;
+    let mounted = ensure_tmpfs(&args.exec_root)?;
+    // Whatever fails from here on leaves the exec root as it was found.
+    let unmount = |e: anyhow::Error| {
+        if mounted {
+            let _ = nix::mount::umount2(&args.exec_root, nix::mount::MntFlags::MNT_DETACH);
+        }
+        e
+    };
+    if mounted {
+        locks.relock_exec_root(&args.exec_root).map_err(unmount)?;
+    }
     let pidfile = args
         .pidfile
         .clone()
         .unwrap_or_else(|| args.exec_root.join("berthd.pid"));
     std::fs::write(&pidfile, format!("{}\n", std::process::id()))
-        .with_context(|| format!("writing {}", pidfile.display()))?;
-    let engine = Engine::open(cfg).await.context("opening the engine state")?;
+        .with_context(|| format!("writing {}", pidfile.display()))
+        .map_err(unmount)?;
+    // Bind every socket before touching any state: a socket in use is refused with nothing changed.
+    let mut listeners = Vec::new();
+    for host in &args.hosts {
+        listeners.push(bind(host, args.group.as_deref()).await.map_err(unmount)?);
+    }
+    let services = open_services(&data_root, &args.exec_root, runtimes, id_map)
+        .await
+        .map_err(unmount)?;
 
     let mut servers = tokio::task::JoinSet::new();
-    for host in &args.hosts {
-        if let Some(path) = host.strip_prefix("unix://") {
-            let l = listen_unix(Path::new(path), args.group.as_deref()).await?;
-            servers.spawn(berth_api_server::serve_unix(l, engine.clone()));
-        } else if let Some(addr) = host.strip_prefix("tcp://") {
-            let l = tokio::net::TcpListener::bind(addr)
-                .await
-                .with_context(|| format!("listening on {host}"))?;
-            if !l.local_addr().map(|a| a.ip().is_loopback()).unwrap_or(false) {
-                tracing::warn!("{host} is not a loopback address: the API has no authentication");
-            }
-            servers.spawn(berth_api_server::serve_tcp(l, engine.clone()));
-        } else {
-            bail!("invalid --host {host:?}: expected unix:///path or tcp://host:port");
-        }
+    for (host, l) in args.hosts.iter().zip(listeners) {
+        match l {
+            Listener::Unix(l) => servers.spawn(berth_api_server::serve_unix(l, services.clone())),
+            Listener::Tcp(l) => servers.spawn(berth_api_server::serve_tcp(l, services.clone())),
+        };
         tracing::info!("API listening on {host}");
     }
     let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;

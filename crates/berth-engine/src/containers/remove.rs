@@ -1,0 +1,103 @@
+//! Remove, prune and rename. A removal moves the container's directory to the trash in one rename
+//! before it answers (so it survives a crash), then deletes it and the writable layer in the
+//! background: deleting is slow on some disks (online discard) and `run --rm` waits for the removal.
+//! The trash is emptied again at the next start if the daemon dies first.
+
+use super::lifecycle::wait_not_running;
+use super::ContainerService;
+use crate::error::{EngineError, Result};
+use crate::shim;
+use crate::state::{Status, Transition};
+use berth_shim::protocol::Request;
+use std::sync::Arc;
+use std::time::Duration;
+
+impl ContainerService {
+    /// `DELETE /containers/{id}`.
+    pub async fn remove(self: &Arc<Self>, name: &str, force: bool) -> Result<()> {
+        let c = self.lookup(name)?;
+        let _op = c.op.lock().await;
+        let rec = c.record();
+        if force && rec.state.status.is_running() {
+            let mut rx = c.events.subscribe();
+            c.modify(|r| r.state.stopped_by_user = true);
+            self.publish(&c, "kill", &[("signal", libc::SIGKILL.to_string())]);
+            let _ = shim::simple(&c.id, &c.socket, Request::Kill { signal: libc::SIGKILL }).await;
+            if tokio::time::timeout(Duration::from_secs(15), wait_not_running(&mut rx))
+                .await
+                .is_err()
+            {
+                return Err(EngineError::Internal(format!(
+                    "could not kill running container {}, cannot remove",
+                    c.id
+                )));
+            }
+        }
+        c.transition(Transition::Remove, |_| {})?;
+        self.fail_pending_attaches(&c, "the container is being removed");
+        let trash = self.trash_dir.join(&c.id);
+        if let Err(e) = std::fs::rename(&c.dir, &trash) {
+            let _ = c.transition(Transition::RemoveFailed, |_| {});
+            return Err(EngineError::io("moving to the trash", &c.dir, e));
+        }
+        let _ = std::fs::remove_dir_all(&c.bundle);
+        let _ = std::fs::remove_file(&c.socket);
+        self.networks.teardown(&c.id);
+        self.volumes.release(&c.id);
+        let svc = self.clone();
+        tokio::task::spawn_blocking(move || svc.empty_trash());
+        self.registry.remove(&c);
+        c.events.send_modify(|e| e.removed = true);
+        self.publish(&c, "destroy", &[]);
+        Ok(())
+    }
+
+    /// Deletes what the trash holds: each entry is a removed container's directory, named by its ID,
+    /// whose writable layer goes with it.
+    pub(crate) fn empty_trash(&self) {
+        let _serial = crate::lock(&self.trash_lock);
+        let Ok(entries) = std::fs::read_dir(&self.trash_dir) else {
+            return;
+        };
+        for e in entries.flatten() {
+            let id = e.file_name().to_string_lossy().into_owned();
+            if let Err(err) = self.snapshots.remove_rw(&id) {
+                tracing::warn!("removing the writable layer of {id}: {err}");
+                continue;
+            }
+            if let Err(err) = std::fs::remove_dir_all(e.path()) {
+                tracing::warn!("removing {}: {err}", e.path().display());
+            }
+        }
+    }
+
+    /// `POST /containers/prune`: removes stopped containers; returns their IDs.
+    pub async fn prune(self: &Arc<Self>) -> Result<Vec<String>> {
+        let mut removed = Vec::new();
+        for c in self.registry.all() {
+            let st = c.status();
+            if matches!(st, Status::Exited | Status::Created | Status::Dead) && self.remove(&c.id, false).await.is_ok()
+            {
+                removed.push(c.id.clone());
+            }
+        }
+        Ok(removed)
+    }
+
+    /// `POST /containers/{id}/rename`: durable before it answers.
+    pub async fn rename(&self, name: &str, new_name: &str) -> Result<()> {
+        let c = self.lookup(name)?;
+        let new_name = new_name.strip_prefix('/').unwrap_or(new_name);
+        let old = c.record().name;
+        self.registry.rename(&c.id, &old, new_name)?;
+        c.modify(|r| r.name = new_name.to_string());
+        if let Err(e) = c.save().await {
+            // Not on disk: undo, so what the daemon says matches what a restart would load.
+            c.modify(|r| r.name = old.clone());
+            let _ = self.registry.rename(&c.id, new_name, &old);
+            return Err(e);
+        }
+        self.publish(&c, "rename", &[("oldName", format!("/{old}"))]);
+        Ok(())
+    }
+}
