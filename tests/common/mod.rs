@@ -213,6 +213,24 @@ impl Daemon {
         assert_eq!(status, 200, "loading busybox: {}", String::from_utf8_lossy(&body));
     }
 
+    /// The daemon's PID while it runs.
+    pub fn pid(&self) -> Option<u32> {
+        self.child.as_ref().map(Child::id)
+    }
+
+    /// A `berthd` command on this test's roots (for tests that start a second daemon by hand).
+    pub fn berthd_cmd(&self, sock: &Path, data_root: &Path, exec_root: &Path) -> Command {
+        let mut c = Command::new(bin("berthd"));
+        c.arg("--host")
+            .arg(format!("unix://{}", sock.display()))
+            .arg("--data-root")
+            .arg(data_root)
+            .arg("--exec-root")
+            .arg(exec_root)
+            .stdin(Stdio::null());
+        c
+    }
+
     /// Kills the daemon with SIGKILL (containers keep running under their shims).
     pub fn kill9(&mut self) {
         if let Some(mut c) = self.child.take() {
