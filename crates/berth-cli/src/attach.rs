@@ -4,7 +4,7 @@
 
 use std::io::{self, Read, Write};
 
-use berth_client::stream::{read_frame, StreamKind};
+use berth_client::stream::{read_frame, StreamType};
 use berth_client::{AttachConn, Client};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWriteExt};
 use tokio::sync::mpsc;
@@ -75,7 +75,7 @@ async fn copy_output_inner<R: AsyncRead + Unpin>(mut reader: R, tty: bool) -> io
     let mut buf = Vec::new();
     while let Some(kind) = read_frame(&mut reader, &mut buf).await? {
         match kind {
-            StreamKind::Stderr => {
+            StreamType::Stderr => {
                 let mut e = io::stderr().lock();
                 e.write_all(&buf)?;
                 e.flush()?;
