@@ -8,13 +8,13 @@ use berth_client::stream::JsonMessages;
 use berth_client::{AttachOptions, Client, Error, LogsOptions};
 use serde_json::{json, Map, Value};
 
-use crate::attach::{self, Ended};
-use crate::cli::{
-    AttachArgs, CreateArgs, KillArgs, LogsArgs, PruneArgs, PsArgs, RenameArgs, RmArgs, RunArgs, StartArgs, StopArgs,
-    WaitArgs,
+use crate::args::{
+    AttachArgs, ContainerOpts, CreateArgs, KillArgs, LogsArgs, PruneArgs, PsArgs, RenameArgs, RmArgs, RunArgs,
+    StartArgs, StopArgs, WaitArgs,
 };
+use crate::attach::{self, Ended};
 use crate::format::{ellipsis, go_quote, Format};
-use crate::opts::{create_body, parse_filters, ContainerOpts, Env};
+use crate::opts::{create_body, parse_filters, Env};
 use crate::term::{self, Std};
 use crate::units;
 use crate::{prog, StatusError};
