@@ -11,9 +11,9 @@ use tokio::io::AsyncReadExt;
 use crate::args::{
     HistoryArgs, ImagePruneArgs, ImagesArgs, ImportArgs, LoadArgs, PullArgs, RmiArgs, SaveArgs, TagArgs,
 };
-use crate::container::confirm;
+use crate::filters::parse_filters;
 use crate::format::{ellipsis, Format};
-use crate::opts::parse_filters;
+use crate::term::confirm;
 use crate::units;
 use crate::StatusError;
 

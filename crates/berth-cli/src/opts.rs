@@ -1,8 +1,6 @@
 //! `run`/`create` flags and their translation into the `POST /containers/create` body, using the
 //! Engine API field names (`Config` + `HostConfig`), as the docker CLI's `parse()` does.
 
-use std::collections::BTreeMap;
-
 use serde_json::{json, Map, Value};
 
 use crate::args::ContainerOpts;
@@ -58,23 +56,6 @@ pub fn expand_env(e: &str, lookup: &dyn Fn(&str) -> Option<String>) -> String {
         Some(v) => format!("{e}={v}"),
         None => e.to_string(),
     }
-}
-
-/// `-f key=value` filters into the Engine API filter map.
-pub fn parse_filters(items: &[String]) -> Result<BTreeMap<String, Vec<String>>, String> {
-    let mut out: BTreeMap<String, Vec<String>> = BTreeMap::new();
-    for f in items {
-        let Some((k, v)) = f.split_once('=') else {
-            return Err("bad format of filter (expected name=value)".to_string());
-        };
-        let k = k.trim().to_lowercase();
-        let v = v.trim().to_string();
-        if k.is_empty() {
-            return Err("bad format of filter (expected name=value)".to_string());
-        }
-        out.entry(k).or_default().push(v);
-    }
-    Ok(out)
 }
 
 fn parse_ulimit(s: &str) -> Result<Value, String> {
@@ -824,15 +805,5 @@ mod tests {
         assert!(parse_env_file("f", "=x", &lookup)
             .unwrap_err()
             .contains("no variable name"));
-    }
-
-    #[test]
-    fn filters() {
-        let f = parse_filters(&["status=exited".into(), "name=a".into(), "status=created".into()]).unwrap();
-        assert_eq!(f["status"], vec!["exited", "created"]);
-        assert_eq!(f["name"], vec!["a"]);
-        assert!(parse_filters(&["nope".into()]).is_err());
-        let f = parse_filters(&["label=a=b".into()]).unwrap();
-        assert_eq!(f["label"], vec!["a=b"]);
     }
 }

@@ -36,13 +36,20 @@ pub enum Error {
     /// Nothing answers at the daemon address.
     #[error("Cannot connect to the berth daemon at {host}. Is the daemon running?")]
     Connect {
+        /// The address tried.
         host: String,
+        /// Why the connection failed.
         #[source]
         source: io::Error,
     },
     /// The daemon answered with an error status and `{"message": ...}`.
     #[error("Error response from daemon: {message}")]
-    Daemon { status: u16, message: String },
+    Daemon {
+        /// HTTP status code.
+        status: u16,
+        /// The daemon's `message`.
+        message: String,
+    },
     /// The HTTP exchange failed mid-way.
     #[error("error during connect: {0}")]
     Http(#[from] hyper::Error),
@@ -80,12 +87,15 @@ impl Error {
     }
 }
 
+/// The client's result type.
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 
 /// What `GET /_ping` reports.
 #[derive(Debug, Clone, Default)]
 pub struct Ping {
+    /// `API-Version` header: the newest API version the daemon speaks.
     pub api_version: Option<String>,
+    /// `OSType` header (`linux`).
     pub os_type: Option<String>,
 }
 
@@ -98,20 +108,30 @@ pub type Filters = BTreeMap<String, Vec<String>>;
 /// Options of `GET /containers/{id}/logs`.
 #[derive(Debug, Clone, Default)]
 pub struct LogsOptions {
+    /// Keep streaming new output.
     pub follow: bool,
+    /// Include stdout.
     pub stdout: bool,
+    /// Include stderr.
     pub stderr: bool,
+    /// Prefix each line with its RFC 3339 time.
     pub timestamps: bool,
+    /// Number of lines from the end (`all` or a number).
     pub tail: Option<String>,
+    /// Only lines since this time (Unix seconds, with fractions).
     pub since: Option<String>,
+    /// Only lines before this time.
     pub until: Option<String>,
 }
 
 /// Options of `POST /containers/{id}/attach`.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct AttachOptions {
+    /// Attach stdin (the connection becomes writable).
     pub stdin: bool,
+    /// Attach stdout.
     pub stdout: bool,
+    /// Attach stderr.
     pub stderr: bool,
     /// `logs=1`: replay the log before streaming.
     pub logs: bool,
@@ -119,7 +139,9 @@ pub struct AttachOptions {
 
 /// A hijacked attach connection: output to read, and (after a 101) stdin to write.
 pub struct AttachConn {
+    /// Output: multiplexed frames, or raw bytes for a TTY.
     pub reader: Box<dyn AsyncRead + Send + Unpin>,
+    /// Input to the process; `None` when the daemon did not upgrade the connection.
     pub writer: Option<Box<dyn AsyncWrite + Send + Unpin>>,
 }
 
@@ -128,10 +150,15 @@ pub struct AttachConn {
 pub struct ImportOptions {
     /// `-` to read the request body, or a URL.
     pub source: String,
+    /// Repository to tag the image with.
     pub repo: Option<String>,
+    /// Tag within `repo`.
     pub tag: Option<String>,
+    /// Commit message recorded in the image history.
     pub message: Option<String>,
+    /// Dockerfile instructions applied to the config (`CMD ["sh"]`).
     pub changes: Vec<String>,
+    /// Platform of the image.
     pub platform: Option<String>,
 }
 
