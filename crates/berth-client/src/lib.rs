@@ -378,10 +378,10 @@ impl Client {
         method: Method,
         path: &str,
         query: &Query<'_>,
-        body: Option<&Value>,
+        body: Option<Vec<u8>>,
     ) -> Result<T> {
         let (b, ct) = match body {
-            Some(v) => (body::full(serde_json::to_vec(v)?), Some("application/json")),
+            Some(v) => (body::full(v), Some("application/json")),
             None => (body::empty(), None),
         };
         let bytes = self.request_bytes(method, path, query, b, ct).await?;
@@ -400,7 +400,7 @@ impl Client {
         &self,
         name: Option<&str>,
         platform: Option<&str>,
-        config: &Value,
+        config: &berth_api::ContainerCreateBody,
     ) -> Result<models::ContainerCreateResponse> {
         let mut q = Query::new();
         if let Some(n) = name {
@@ -409,7 +409,8 @@ impl Client {
         if let Some(p) = platform {
             q.push(("platform", p.to_string()));
         }
-        self.json(Method::POST, "/containers/create", &q, Some(config)).await
+        let body = serde_json::to_vec(config)?;
+        self.json(Method::POST, "/containers/create", &q, Some(body)).await
     }
 
     /// `POST /containers/{id}/start`.

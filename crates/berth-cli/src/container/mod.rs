@@ -8,9 +8,10 @@ pub use ps::ps;
 use session::{AttachError, ContainerAttach};
 
 use anyhow::Result;
+use berth_api::ContainerCreateBody;
 use berth_client::stream::JsonMessages;
 use berth_client::{AttachOptions, Client, Error, LogsOptions};
-use serde_json::{json, Value};
+use serde_json::Value;
 
 use crate::args::{
     AttachArgs, ContainerOpts, CreateArgs, KillArgs, LogsArgs, PruneArgs, RenameArgs, RmArgs, RunArgs, StartArgs,
@@ -114,7 +115,12 @@ fn daemon_error(cmd: &str, msg: &str) -> StatusError {
 }
 
 /// Creates the container, pulling the image when the daemon does not have it (as `docker run`).
-async fn create_container(client: &Client, o: &ContainerOpts, body: &Value, cmd: &str) -> Result<String, StatusError> {
+async fn create_container(
+    client: &Client,
+    o: &ContainerOpts,
+    body: &ContainerCreateBody,
+    cmd: &str,
+) -> Result<String, StatusError> {
     let image = o.image();
     let platform = o.platform.as_deref();
     if o.pull == "always" {
@@ -145,14 +151,12 @@ async fn create_container(client: &Client, o: &ContainerOpts, body: &Value, cmd:
 
 /// Sends the terminal size with the create request (API 1.42+), as docker does, so the first
 /// output is already laid out for this terminal.
-fn set_console_size(body: &mut Value, tty: bool) {
+fn set_console_size(body: &mut ContainerCreateBody, tty: bool) {
     if !tty {
         return;
     }
     if let Some((h, w)) = term::size() {
-        if let Some(hc) = body.get_mut("HostConfig").and_then(Value::as_object_mut) {
-            hc.insert("ConsoleSize".into(), json!([h, w]));
-        }
+        body.host_config.get_or_insert_with(Default::default).console_size = Some(vec![i32::from(h), i32::from(w)]);
     }
 }
 
@@ -181,9 +185,9 @@ pub async fn run(client: &Client, a: RunArgs) -> Result<i32> {
     .map_err(|e| opts_error("run", &e))?;
     let mut body = body;
     set_console_size(&mut body, o.tty && !a.detach);
-    let attach_in = body["AttachStdin"].as_bool().unwrap_or(false);
-    let attach_out = body["AttachStdout"].as_bool().unwrap_or(false);
-    let attach_err = body["AttachStderr"].as_bool().unwrap_or(false);
+    let attach_in = body.config.attach_stdin.unwrap_or(false);
+    let attach_out = body.config.attach_stdout.unwrap_or(false);
+    let attach_err = body.config.attach_stderr.unwrap_or(false);
     let session = AttachSession {
         tty: o.tty,
         stdin: attach_in,
