@@ -1,6 +1,8 @@
 //! The client against a minimal hand-written daemon on a unix socket: version negotiation, error
 //! bodies, and a hijacked attach (101, bidirectional stream, half-close).
 
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 use std::path::PathBuf;
 
 use berth_client::stream::{read_frame, StreamType};
