@@ -9,6 +9,7 @@ use axum::http::{header, StatusCode};
 use axum::response::Response;
 use axum::routing::{delete, get, post};
 use axum::Router;
+use berth_api::stream::{frame, StreamType};
 use berth_engine::{ListOptions, LogOptions, WaitCondition};
 use hyper_util::rt::TokioIo;
 use tokio::io::AsyncWriteExt;
@@ -119,14 +120,6 @@ async fn wait(State(e): State<AppState>, Path(id): Path<String>, RawQuery(q): Ra
         .unwrap_or_default())
 }
 
-fn frame(stream: u8, data: &[u8]) -> Bytes {
-    let mut v = Vec::with_capacity(8 + data.len());
-    v.extend_from_slice(&[stream, 0, 0, 0]);
-    v.extend_from_slice(&(data.len() as u32).to_be_bytes());
-    v.extend_from_slice(data);
-    Bytes::from(v)
-}
-
 async fn logs(State(e): State<AppState>, Path(id): Path<String>, RawQuery(q): RawQuery) -> ApiResult<Response> {
     let p = Params::from_query(q.as_deref());
     let tail = match p.get("tail") {
@@ -166,7 +159,8 @@ async fn logs(State(e): State<AppState>, Path(id): Path<String>, RawQuery(q): Ra
             let chunk = if tty {
                 Bytes::from(f.data)
             } else {
-                frame(f.stream, &f.data)
+                let kind = StreamType::from_byte(f.stream).unwrap_or(StreamType::Stdout);
+                Bytes::from(frame(kind, &f.data))
             };
             if tx.send(Ok(chunk)).await.is_err() {
                 break;

@@ -3,6 +3,8 @@
 
 pub use bollard_stubs::models;
 
+pub mod stream;
+
 /// The newest Engine API version berth speaks.
 pub const API_VERSION: &str = "1.47";
 /// The oldest Engine API version berth accepts.
@@ -49,5 +51,19 @@ pub struct JsonMessage {
     pub error: Option<String>,
     /// Structured error.
     #[serde(rename = "errorDetail", default, skip_serializing_if = "Option::is_none")]
-    pub error_detail: Option<ErrorResponse>,
+    pub error_detail: Option<JsonError>,
+    /// Extra data of the operation (`{"ID": "sha256:..."}` after a build or import).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub aux: Option<serde_json::Value>,
+}
+
+/// `errorDetail` of a [`JsonMessage`] (moby `jsonmessage.JSONError`).
+#[derive(Debug, Clone, Default, serde::Serialize, serde::Deserialize)]
+pub struct JsonError {
+    /// Numeric code, when the daemon has one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub code: Option<i64>,
+    /// Error text.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub message: Option<String>,
 }

@@ -8,10 +8,12 @@ use berth_client::{body, Client, ImportOptions};
 use serde_json::{json, Map, Value};
 use tokio::io::AsyncReadExt;
 
-use crate::cli::{HistoryArgs, ImagePruneArgs, ImagesArgs, ImportArgs, LoadArgs, PullArgs, RmiArgs, SaveArgs, TagArgs};
-use crate::container::confirm;
+use crate::args::{
+    HistoryArgs, ImagePruneArgs, ImagesArgs, ImportArgs, LoadArgs, PullArgs, RmiArgs, SaveArgs, TagArgs,
+};
+use crate::filters::parse_filters;
 use crate::format::{ellipsis, Format};
-use crate::opts::parse_filters;
+use crate::term::confirm;
 use crate::units;
 use crate::StatusError;
 

@@ -11,10 +11,12 @@ macro_rules! outln {
     };
 }
 
+mod args;
 mod attach;
-mod cli;
 mod connect;
 mod container;
+mod dispatch;
+mod filters;
 mod format;
 mod image;
 mod opts;
@@ -27,16 +29,19 @@ use std::io::Write;
 
 use clap::Parser;
 
-pub use cli::Cli;
+pub use args::Cli;
 
 /// An error that decides the exit code; `message` (if any) is printed to stderr.
 #[derive(Debug)]
 pub struct StatusError {
+    /// The process exit code.
     pub code: i32,
+    /// What to print on stderr, if anything.
     pub message: Option<String>,
 }
 
 impl StatusError {
+    /// An exit code with a message.
     pub fn new(code: i32, message: impl Into<String>) -> Self {
         StatusError {
             code,
@@ -184,7 +189,7 @@ where
             return 1;
         }
     };
-    let result = rt.block_on(cli::dispatch(cli));
+    let result = rt.block_on(dispatch::dispatch(cli));
     let _ = std::io::stdout().flush();
     // Background tasks (stdin copy, signal forwarding) must not hold the exit up.
     rt.shutdown_background();

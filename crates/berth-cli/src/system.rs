@@ -4,7 +4,7 @@ use anyhow::Result;
 use berth_client::{Client, CLIENT_API_VERSION};
 use serde_json::{json, Value};
 
-use crate::cli::{InfoArgs, VersionArgs};
+use crate::args::{InfoArgs, VersionArgs};
 use crate::connect::{connect, ConnectOpts};
 use crate::format::{json_indent, Format};
 use crate::units;

@@ -1,6 +1,6 @@
 //! The local terminal: raw mode while attached to a TTY container, its size for `/resize`.
 
-use std::io::IsTerminal;
+use std::io::{BufRead, IsTerminal, Write};
 use std::os::fd::AsFd;
 
 use nix::sys::termios::{self, SetArg, Termios};
@@ -58,4 +58,15 @@ pub fn size() -> Option<(u16, u16)> {
         .or_else(|| terminal_size::terminal_size_of(std::io::stdin().as_fd()))?;
     let (terminal_size::Width(w), terminal_size::Height(h)) = s;
     Some((h, w))
+}
+
+/// Asks `question [y/N]` on the terminal.
+pub fn confirm(question: &str) -> bool {
+    eprint!("{question}\nAre you sure you want to continue? [y/N] ");
+    let _ = std::io::stderr().flush();
+    let mut line = String::new();
+    if std::io::stdin().lock().read_line(&mut line).is_err() {
+        return false;
+    }
+    matches!(line.trim().to_lowercase().as_str(), "y" | "yes")
 }

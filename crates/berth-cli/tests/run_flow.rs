@@ -1,6 +1,8 @@
 //! `berth run`/`create` against a small fake daemon: the request order docker uses (create,
 //! attach, wait, start), exit codes (container status, 125, 127), and the pull-on-missing path.
 
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 use std::collections::HashMap;
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};

@@ -3,7 +3,9 @@
 //! `GET /_ping` and sent as the `/v1.NN` path prefix as Docker's client does.
 
 pub mod body;
+mod containers;
 pub mod host;
+mod images;
 pub mod stream;
 
 use std::collections::BTreeMap;
@@ -36,13 +38,20 @@ pub enum Error {
     /// Nothing answers at the daemon address.
     #[error("Cannot connect to the berth daemon at {host}. Is the daemon running?")]
     Connect {
+        /// The address tried.
         host: String,
+        /// Why the connection failed.
         #[source]
         source: io::Error,
     },
     /// The daemon answered with an error status and `{"message": ...}`.
     #[error("Error response from daemon: {message}")]
-    Daemon { status: u16, message: String },
+    Daemon {
+        /// HTTP status code.
+        status: u16,
+        /// The daemon's `message`.
+        message: String,
+    },
     /// The HTTP exchange failed mid-way.
     #[error("error during connect: {0}")]
     Http(#[from] hyper::Error),
@@ -80,12 +89,15 @@ impl Error {
     }
 }
 
+/// The client's result type.
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 
 /// What `GET /_ping` reports.
 #[derive(Debug, Clone, Default)]
 pub struct Ping {
+    /// `API-Version` header: the newest API version the daemon speaks.
     pub api_version: Option<String>,
+    /// `OSType` header (`linux`).
     pub os_type: Option<String>,
 }
 
@@ -98,20 +110,30 @@ pub type Filters = BTreeMap<String, Vec<String>>;
 /// Options of `GET /containers/{id}/logs`.
 #[derive(Debug, Clone, Default)]
 pub struct LogsOptions {
+    /// Keep streaming new output.
     pub follow: bool,
+    /// Include stdout.
     pub stdout: bool,
+    /// Include stderr.
     pub stderr: bool,
+    /// Prefix each line with its RFC 3339 time.
     pub timestamps: bool,
+    /// Number of lines from the end (`all` or a number).
     pub tail: Option<String>,
+    /// Only lines since this time (Unix seconds, with fractions).
     pub since: Option<String>,
+    /// Only lines before this time.
     pub until: Option<String>,
 }
 
 /// Options of `POST /containers/{id}/attach`.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct AttachOptions {
+    /// Attach stdin (the connection becomes writable).
     pub stdin: bool,
+    /// Attach stdout.
     pub stdout: bool,
+    /// Attach stderr.
     pub stderr: bool,
     /// `logs=1`: replay the log before streaming.
     pub logs: bool,
@@ -119,7 +141,9 @@ pub struct AttachOptions {
 
 /// A hijacked attach connection: output to read, and (after a 101) stdin to write.
 pub struct AttachConn {
+    /// Output: multiplexed frames, or raw bytes for a TTY.
     pub reader: Box<dyn AsyncRead + Send + Unpin>,
+    /// Input to the process; `None` when the daemon did not upgrade the connection.
     pub writer: Option<Box<dyn AsyncWrite + Send + Unpin>>,
 }
 
@@ -128,10 +152,15 @@ pub struct AttachConn {
 pub struct ImportOptions {
     /// `-` to read the request body, or a URL.
     pub source: String,
+    /// Repository to tag the image with.
     pub repo: Option<String>,
+    /// Tag within `repo`.
     pub tag: Option<String>,
+    /// Commit message recorded in the image history.
     pub message: Option<String>,
+    /// Dockerfile instructions applied to the config (`CMD ["sh"]`).
     pub changes: Vec<String>,
+    /// Platform of the image.
     pub platform: Option<String>,
 }
 
@@ -351,10 +380,10 @@ impl Client {
         method: Method,
         path: &str,
         query: &Query<'_>,
-        body: Option<&Value>,
+        body: Option<Vec<u8>>,
     ) -> Result<T> {
         let (b, ct) = match body {
-            Some(v) => (body::full(serde_json::to_vec(v)?), Some("application/json")),
+            Some(v) => (body::full(v), Some("application/json")),
             None => (body::empty(), None),
         };
         let bytes = self.request_bytes(method, path, query, b, ct).await?;
@@ -364,326 +393,6 @@ impl Client {
     async fn call(&self, method: Method, path: &str, query: &Query<'_>) -> Result<()> {
         self.request_bytes(method, path, query, body::empty(), None).await?;
         Ok(())
-    }
-
-    // ---- containers ----
-
-    /// `POST /containers/create`.
-    pub async fn container_create(
-        &self,
-        name: Option<&str>,
-        platform: Option<&str>,
-        config: &Value,
-    ) -> Result<models::ContainerCreateResponse> {
-        let mut q = Query::new();
-        if let Some(n) = name {
-            q.push(("name", n.to_string()));
-        }
-        if let Some(p) = platform {
-            q.push(("platform", p.to_string()));
-        }
-        self.json(Method::POST, "/containers/create", &q, Some(config)).await
-    }
-
-    /// `POST /containers/{id}/start`.
-    pub async fn container_start(&self, id: &str) -> Result<()> {
-        self.call(
-            Method::POST,
-            &format!("/containers/{}/start", encode_component(id)),
-            &vec![],
-        )
-        .await
-    }
-
-    /// `POST /containers/{id}/stop`.
-    pub async fn container_stop(&self, id: &str, t: Option<i64>, signal: Option<&str>) -> Result<()> {
-        self.stop_like("stop", id, t, signal).await
-    }
-
-    /// `POST /containers/{id}/restart`.
-    pub async fn container_restart(&self, id: &str, t: Option<i64>, signal: Option<&str>) -> Result<()> {
-        self.stop_like("restart", id, t, signal).await
-    }
-
-    /// `stop` and `restart` take the same `t` and `signal` parameters.
-    async fn stop_like(&self, action: &str, id: &str, t: Option<i64>, signal: Option<&str>) -> Result<()> {
-        let mut q = Query::new();
-        if let Some(t) = t {
-            q.push(("t", t.to_string()));
-        }
-        if let Some(s) = signal {
-            q.push(("signal", s.to_string()));
-        }
-        self.call(
-            Method::POST,
-            &format!("/containers/{}/{action}", encode_component(id)),
-            &q,
-        )
-        .await
-    }
-
-    /// `POST /containers/{id}/kill`.
-    pub async fn container_kill(&self, id: &str, signal: Option<&str>) -> Result<()> {
-        let mut q = Query::new();
-        if let Some(s) = signal {
-            q.push(("signal", s.to_string()));
-        }
-        self.call(Method::POST, &format!("/containers/{}/kill", encode_component(id)), &q)
-            .await
-    }
-
-    /// `DELETE /containers/{id}`.
-    pub async fn container_remove(&self, id: &str, force: bool, volumes: bool) -> Result<()> {
-        let q = vec![("force", flag(force)), ("v", flag(volumes))];
-        self.call(Method::DELETE, &format!("/containers/{}", encode_component(id)), &q)
-            .await
-    }
-
-    /// `GET /containers/json`.
-    pub async fn container_list(
-        &self,
-        all: bool,
-        limit: Option<i64>,
-        size: bool,
-        filters: &Filters,
-    ) -> Result<Vec<Value>> {
-        let mut q = Query::new();
-        if all {
-            q.push(("all", flag(true)));
-        }
-        if let Some(n) = limit {
-            q.push(("limit", n.to_string()));
-        }
-        if size {
-            q.push(("size", flag(true)));
-        }
-        push_filters(&mut q, filters);
-        self.json(Method::GET, "/containers/json", &q, None).await
-    }
-
-    /// `GET /containers/{id}/json`, as the daemon's bytes (field order preserved for printing).
-    pub async fn container_inspect_raw(&self, id: &str, size: bool) -> Result<Bytes> {
-        let mut q = Query::new();
-        if size {
-            q.push(("size", flag(true)));
-        }
-        self.request_bytes(
-            Method::GET,
-            &format!("/containers/{}/json", encode_component(id)),
-            &q,
-            body::empty(),
-            None,
-        )
-        .await
-    }
-
-    /// `GET /containers/{id}/json`.
-    pub async fn container_inspect(&self, id: &str) -> Result<Value> {
-        Ok(serde_json::from_slice(&self.container_inspect_raw(id, false).await?)?)
-    }
-
-    /// `GET /containers/{id}/logs`: multiplexed frames unless the container has a TTY.
-    pub async fn container_logs(&self, id: &str, o: &LogsOptions) -> Result<BodyReader> {
-        let mut q = vec![
-            ("stdout", flag(o.stdout)),
-            ("stderr", flag(o.stderr)),
-            ("follow", flag(o.follow)),
-            ("timestamps", flag(o.timestamps)),
-        ];
-        if let Some(t) = &o.tail {
-            q.push(("tail", t.clone()));
-        }
-        if let Some(s) = &o.since {
-            q.push(("since", s.clone()));
-        }
-        if let Some(u) = &o.until {
-            q.push(("until", u.clone()));
-        }
-        let path = format!("/containers/{}/logs", encode_component(id));
-        let resp = self.request(Method::GET, &path, &q, body::empty(), None).await?;
-        Ok(BodyReader::new(resp.into_body()))
-    }
-
-    /// `POST /containers/{id}/wait`: returns once the daemon has sent the response headers (the
-    /// daemon registers the wait before flushing them), so a start after this cannot be missed.
-    /// Read the result with [`Client::wait_result`].
-    pub async fn container_wait(&self, id: &str, condition: &str) -> Result<Response<Incoming>> {
-        let q = vec![("condition", condition.to_string())];
-        let path = format!("/containers/{}/wait", encode_component(id));
-        self.request(Method::POST, &path, &q, body::empty(), None).await
-    }
-
-    /// The exit status carried by a wait response body: `(StatusCode, Error.Message)`.
-    pub async fn wait_result(resp: Response<Incoming>) -> Result<(i64, Option<String>)> {
-        let bytes = resp.into_body().collect().await?.to_bytes();
-        let w: models::ContainerWaitResponse = serde_json::from_slice(&bytes)?;
-        let err = w.error.and_then(|e| e.message).filter(|m| !m.is_empty());
-        Ok((w.status_code, err))
-    }
-
-    /// `POST /containers/{id}/resize`.
-    pub async fn container_resize(&self, id: &str, height: u16, width: u16) -> Result<()> {
-        let q = vec![("h", height.to_string()), ("w", width.to_string())];
-        self.call(
-            Method::POST,
-            &format!("/containers/{}/resize", encode_component(id)),
-            &q,
-        )
-        .await
-    }
-
-    /// `POST /containers/{id}/rename`.
-    pub async fn container_rename(&self, id: &str, name: &str) -> Result<()> {
-        let q = vec![("name", name.to_string())];
-        self.call(
-            Method::POST,
-            &format!("/containers/{}/rename", encode_component(id)),
-            &q,
-        )
-        .await
-    }
-
-    /// `POST /containers/prune`.
-    pub async fn containers_prune(&self, filters: &Filters) -> Result<Value> {
-        let mut q = Query::new();
-        push_filters(&mut q, filters);
-        self.json(Method::POST, "/containers/prune", &q, None).await
-    }
-
-    /// `POST /containers/{id}/attach` with `Upgrade: tcp`: after `101 Switching Protocols` the
-    /// connection is a raw bidirectional stream. A daemon answering `200` streams output only.
-    pub async fn container_attach(&self, id: &str, o: AttachOptions) -> Result<AttachConn> {
-        let q = vec![
-            ("stream", flag(true)),
-            ("stdin", flag(o.stdin)),
-            ("stdout", flag(o.stdout)),
-            ("stderr", flag(o.stderr)),
-            ("logs", flag(o.logs)),
-        ];
-        let path = format!("/containers/{}/attach{}", encode_component(id), build_query(&q));
-        let resp = self.send(Method::POST, path, body::empty(), None, true).await?;
-        if resp.status() == StatusCode::SWITCHING_PROTOCOLS {
-            let upgraded = hyper::upgrade::on(resp).await?;
-            let (r, w) = tokio::io::split(TokioIo::new(upgraded));
-            Ok(AttachConn {
-                reader: Box::new(r),
-                writer: Some(Box::new(w)),
-            })
-        } else {
-            Ok(AttachConn {
-                reader: Box::new(BodyReader::new(resp.into_body())),
-                writer: None,
-            })
-        }
-    }
-
-    // ---- images ----
-
-    /// `GET /images/json`.
-    pub async fn image_list(&self, all: bool, digests: bool, filters: &Filters) -> Result<Vec<Value>> {
-        let mut q = Query::new();
-        if all {
-            q.push(("all", flag(true)));
-        }
-        if digests {
-            q.push(("digests", flag(true)));
-        }
-        push_filters(&mut q, filters);
-        self.json(Method::GET, "/images/json", &q, None).await
-    }
-
-    /// `GET /images/{name}/json`, as the daemon's bytes.
-    pub async fn image_inspect_raw(&self, name: &str) -> Result<Bytes> {
-        let path = format!("/images/{}/json", encode_component(name));
-        self.request_bytes(Method::GET, &path, &vec![], body::empty(), None)
-            .await
-    }
-
-    /// `GET /images/{name}/history`.
-    pub async fn image_history(&self, name: &str) -> Result<Vec<Value>> {
-        let path = format!("/images/{}/history", encode_component(name));
-        self.json(Method::GET, &path, &vec![], None).await
-    }
-
-    /// `POST /images/{name}/tag`.
-    pub async fn image_tag(&self, name: &str, repo: &str, tag: Option<&str>) -> Result<()> {
-        let mut q = vec![("repo", repo.to_string())];
-        if let Some(t) = tag {
-            q.push(("tag", t.to_string()));
-        }
-        self.call(Method::POST, &format!("/images/{}/tag", encode_component(name)), &q)
-            .await
-    }
-
-    /// `DELETE /images/{name}`: the untagged/deleted items.
-    pub async fn image_remove(&self, name: &str, force: bool, noprune: bool) -> Result<Vec<Value>> {
-        let q = vec![("force", flag(force)), ("noprune", flag(noprune))];
-        self.json(Method::DELETE, &format!("/images/{}", encode_component(name)), &q, None)
-            .await
-    }
-
-    /// `POST /images/create?fromSrc=` (import): the JSON progress stream.
-    pub async fn image_import(&self, body: ReqBody, o: &ImportOptions) -> Result<BodyReader> {
-        let mut q = vec![("fromSrc", o.source.clone())];
-        if let Some(r) = &o.repo {
-            q.push(("repo", r.clone()));
-        }
-        if let Some(t) = &o.tag {
-            q.push(("tag", t.clone()));
-        }
-        if let Some(m) = &o.message {
-            q.push(("message", m.clone()));
-        }
-        for c in &o.changes {
-            q.push(("changes", c.clone()));
-        }
-        if let Some(p) = &o.platform {
-            q.push(("platform", p.clone()));
-        }
-        let resp = self
-            .request(Method::POST, "/images/create", &q, body, Some("application/x-tar"))
-            .await?;
-        Ok(BodyReader::new(resp.into_body()))
-    }
-
-    /// `POST /images/create?fromImage=` (pull): the JSON progress stream.
-    pub async fn image_pull(&self, image: &str, tag: Option<&str>, platform: Option<&str>) -> Result<BodyReader> {
-        let mut q = vec![("fromImage", image.to_string())];
-        if let Some(t) = tag {
-            q.push(("tag", t.to_string()));
-        }
-        if let Some(p) = platform {
-            q.push(("platform", p.to_string()));
-        }
-        let resp = self
-            .request(Method::POST, "/images/create", &q, body::empty(), None)
-            .await?;
-        Ok(BodyReader::new(resp.into_body()))
-    }
-
-    /// `POST /images/load`: the JSON progress stream.
-    pub async fn image_load(&self, body: ReqBody, quiet: bool) -> Result<BodyReader> {
-        let q = vec![("quiet", flag(quiet))];
-        let resp = self
-            .request(Method::POST, "/images/load", &q, body, Some("application/x-tar"))
-            .await?;
-        Ok(BodyReader::new(resp.into_body()))
-    }
-
-    /// `GET /images/get?names=..`: a tar stream.
-    pub async fn image_save(&self, names: &[String]) -> Result<BodyReader> {
-        let q: Query<'_> = names.iter().map(|n| ("names", n.clone())).collect();
-        let resp = self
-            .request(Method::GET, "/images/get", &q, body::empty(), None)
-            .await?;
-        Ok(BodyReader::new(resp.into_body()))
-    }
-
-    /// `POST /images/prune`.
-    pub async fn images_prune(&self, filters: &Filters) -> Result<Value> {
-        let mut q = Query::new();
-        push_filters(&mut q, filters);
-        self.json(Method::POST, "/images/prune", &q, None).await
     }
 
     // ---- system ----

@@ -1,22 +1,17 @@
-//! Docker's stream formats: the multiplexed stdout/stderr framing used by logs and attach when the
-//! container has no TTY, and the JSON message stream of load/import/pull.
+//! Docker's stream formats as the client reads them: the multiplexed stdout/stderr framing used by
+//! logs and attach when the container has no TTY (format and parser in [`berth_api::stream`]), and
+//! the JSON message stream of load/import/pull.
 
 use std::io;
 
-use serde::Deserialize;
+pub use berth_api::stream::StreamType;
+use berth_api::stream::{parse_header, HEADER_LEN};
+pub use berth_api::{JsonError, JsonMessage};
 use tokio::io::{AsyncRead, AsyncReadExt};
 
-/// Which stream a multiplexed frame belongs to (the first header byte).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum StreamKind {
-    Stdin,
-    Stdout,
-    Stderr,
-}
-
 /// Reads one frame (`[stream,0,0,0,len_be32]` then `len` bytes) into `buf`; `None` at a clean EOF.
-pub async fn read_frame<R: AsyncRead + Unpin>(reader: &mut R, buf: &mut Vec<u8>) -> io::Result<Option<StreamKind>> {
-    let mut header = [0u8; 8];
+pub async fn read_frame<R: AsyncRead + Unpin>(reader: &mut R, buf: &mut Vec<u8>) -> io::Result<Option<StreamType>> {
+    let mut header = [0u8; HEADER_LEN];
     let mut got = 0;
     while got < header.len() {
         let n = reader.read(&mut header[got..]).await?;
@@ -31,50 +26,12 @@ pub async fn read_frame<R: AsyncRead + Unpin>(reader: &mut R, buf: &mut Vec<u8>)
         }
         got += n;
     }
-    let kind = match header[0] {
-        0 => StreamKind::Stdin,
-        1 => StreamKind::Stdout,
-        2 => StreamKind::Stderr,
-        other => {
-            return Err(io::Error::new(
-                io::ErrorKind::InvalidData,
-                format!("unrecognized stream: {other}"),
-            ))
-        }
-    };
-    let len = u32::from_be_bytes([header[4], header[5], header[6], header[7]]) as usize;
+    let h = parse_header(&header).map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e))?;
+    let len = usize::try_from(h.len).map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e))?;
     buf.clear();
     buf.resize(len, 0);
     reader.read_exact(buf).await?;
-    Ok(Some(kind))
-}
-
-/// One message of a JSON progress stream (`/images/load`, `/images/create`).
-#[derive(Debug, Clone, Default, Deserialize)]
-pub struct JsonMessage {
-    #[serde(default)]
-    pub stream: Option<String>,
-    #[serde(default)]
-    pub status: Option<String>,
-    #[serde(default)]
-    pub id: Option<String>,
-    #[serde(default)]
-    pub progress: Option<String>,
-    #[serde(default)]
-    pub error: Option<String>,
-    #[serde(default, rename = "errorDetail")]
-    pub error_detail: Option<ErrorDetail>,
-    #[serde(default)]
-    pub aux: Option<serde_json::Value>,
-}
-
-/// `errorDetail` of a [`JsonMessage`].
-#[derive(Debug, Clone, Default, Deserialize)]
-pub struct ErrorDetail {
-    #[serde(default)]
-    pub code: Option<i64>,
-    #[serde(default)]
-    pub message: Option<String>,
+    Ok(Some(h.stream))
 }
 
 /// Reads concatenated JSON messages as they arrive.
@@ -85,6 +42,7 @@ pub struct JsonMessages<R> {
 }
 
 impl<R: AsyncRead + Unpin> JsonMessages<R> {
+    /// Reads messages from `reader`.
     pub fn new(reader: R) -> Self {
         JsonMessages {
             reader,
@@ -138,13 +96,18 @@ mod tests {
         data.extend_from_slice(b"er");
         let mut r = &data[..];
         let mut buf = Vec::new();
-        assert_eq!(read_frame(&mut r, &mut buf).await.unwrap(), Some(StreamKind::Stdout));
+        assert_eq!(read_frame(&mut r, &mut buf).await.unwrap(), Some(StreamType::Stdout));
         assert_eq!(buf, b"out");
-        assert_eq!(read_frame(&mut r, &mut buf).await.unwrap(), Some(StreamKind::Stderr));
+        assert_eq!(read_frame(&mut r, &mut buf).await.unwrap(), Some(StreamType::Stderr));
         assert_eq!(buf, b"er");
         assert_eq!(read_frame(&mut r, &mut buf).await.unwrap(), None);
         let mut short = &[1u8, 0, 0][..];
         assert!(read_frame(&mut short, &mut buf).await.is_err());
+        let mut bad = &[9u8, 0, 0, 0, 0, 0, 0, 0][..];
+        let e = read_frame(&mut bad, &mut buf).await.unwrap_err();
+        assert_eq!(e.to_string(), "unrecognized stream: 9");
+        let mut truncated_body = &[2u8, 0, 0, 0, 0, 0, 0, 5, b'a'][..];
+        assert!(read_frame(&mut truncated_body, &mut buf).await.is_err());
     }
 
     #[tokio::test(flavor = "current_thread")]

@@ -1,9 +1,11 @@
 //! The client against a minimal hand-written daemon on a unix socket: version negotiation, error
 //! bodies, and a hijacked attach (101, bidirectional stream, half-close).
 
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 use std::path::PathBuf;
 
-use berth_client::stream::{read_frame, StreamKind};
+use berth_client::stream::{read_frame, StreamType};
 use berth_client::{AttachOptions, Client, Host};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{UnixListener, UnixStream};
@@ -115,13 +117,13 @@ async fn negotiation_errors_attach_and_wait() {
     let mut buf = Vec::new();
     assert_eq!(
         read_frame(&mut reader, &mut buf).await.unwrap(),
-        Some(StreamKind::Stdout)
+        Some(StreamType::Stdout)
     );
     assert_eq!(buf, b"hello");
     writer.shutdown().await.unwrap();
     assert_eq!(
         read_frame(&mut reader, &mut buf).await.unwrap(),
-        Some(StreamKind::Stderr)
+        Some(StreamType::Stderr)
     );
     assert_eq!(buf, b"bye");
     assert_eq!(read_frame(&mut reader, &mut buf).await.unwrap(), None);

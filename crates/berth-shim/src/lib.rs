@@ -13,6 +13,7 @@ pub mod protocol;
 pub use berth_runtime as runtime;
 pub use launch::{launch, LaunchError};
 
+use berth_api::stream::{encode_header, StreamType};
 use berth_runtime::linux::{self, CreateError, CreateOptions, CreatedContainer, Stdio};
 use berth_runtime::{cgroups, external::ExternalRuntime, sys};
 use berth_types::{ErrorKind, HasErrorKind};
@@ -633,10 +634,13 @@ impl Shim {
         if let Err(e) = self.log.write(name, data) {
             eprintln!("berth-shim: writing log: {e}");
         }
-        let header = (!self.cfg.tty).then(|| {
-            let len = (data.len() as u32).to_be_bytes();
-            [stream, 0, 0, 0, len[0], len[1], len[2], len[3]]
-        });
+        let kind = if stream == 2 {
+            StreamType::Stderr
+        } else {
+            StreamType::Stdout
+        };
+        // A read fills at most the 16 KiB buffer, far below a frame's u32 limit.
+        let header = (!self.cfg.tty).then(|| encode_header(kind, data.len() as u32));
         for c in self.conns.iter_mut() {
             if c.state != ConnState::Attached || !(if stream == 2 { c.stderr } else { c.stdout }) {
                 continue;

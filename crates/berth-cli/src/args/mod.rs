@@ -1,0 +1,216 @@
+//! Command-line definitions: Docker's verbs, aliases and flags as clap types. Nothing here runs a
+//! command (see `dispatch`), so the command modules import these types and not the other way round.
+
+mod container;
+mod image;
+mod system;
+
+use clap::{Parser, Subcommand};
+
+pub use container::*;
+pub use image::*;
+pub use system::*;
+
+/// A self-sufficient runtime for containers
+#[derive(Parser, Debug)]
+#[command(name = "berth", disable_version_flag = true)]
+pub struct Cli {
+    /// Daemon socket to connect to
+    #[arg(short = 'H', long = "host")]
+    pub host: Option<String>,
+    /// Enable debug mode
+    #[arg(short = 'D', long)]
+    pub debug: bool,
+    /// Set the logging level ("debug", "info", "warn", "error", "fatal")
+    #[arg(short = 'l', long = "log-level")]
+    pub log_level: Option<String>,
+    /// Print version information and quit
+    #[arg(short = 'v', long = "version")]
+    pub version: bool,
+    /// Do not start berthd when nothing answers on the default socket
+    #[arg(long = "no-autostart")]
+    pub no_autostart: bool,
+    /// Location of client config files (accepted for compatibility)
+    #[arg(long)]
+    pub config: Option<String>,
+    /// Name of the context to use (accepted for compatibility; only the default exists)
+    #[arg(short = 'c', long)]
+    pub context: Option<String>,
+    /// The command to run
+    #[command(subcommand)]
+    pub cmd: Option<Cmd>,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum Cmd {
+    /// Create and run a new container from an image
+    #[command(disable_help_flag = true)]
+    Run(RunArgs),
+    /// Create a new container
+    #[command(disable_help_flag = true)]
+    Create(CreateArgs),
+    /// Start one or more stopped containers
+    Start(StartArgs),
+    /// Stop one or more running containers
+    Stop(StopArgs),
+    /// Kill one or more running containers
+    Kill(KillArgs),
+    /// Restart one or more containers
+    Restart(StopArgs),
+    /// Remove one or more containers
+    Rm(RmArgs),
+    /// List containers
+    Ps(PsArgs),
+    /// Fetch the logs of a container
+    Logs(LogsArgs),
+    /// Block until one or more containers stop, then print their exit codes
+    Wait(WaitArgs),
+    /// Return low-level information on Docker objects
+    Inspect(InspectArgs),
+    /// Rename a container
+    Rename(RenameArgs),
+    /// Attach local standard input, output, and error streams to a running container
+    Attach(AttachArgs),
+    /// List images
+    Images(ImagesArgs),
+    /// Remove one or more images
+    Rmi(RmiArgs),
+    /// Create a tag TARGET_IMAGE that refers to SOURCE_IMAGE
+    Tag(TagArgs),
+    /// Import the contents from a tarball to create a filesystem image
+    Import(ImportArgs),
+    /// Load an image from a tar archive or STDIN
+    Load(LoadArgs),
+    /// Save one or more images to a tar archive (streamed to STDOUT by default)
+    Save(SaveArgs),
+    /// Show the history of an image
+    History(HistoryArgs),
+    /// Download an image from a registry
+    Pull(PullArgs),
+    /// Show the Docker version information
+    Version(VersionArgs),
+    /// Display system-wide information
+    Info(InfoArgs),
+    /// Manage containers
+    #[command(subcommand)]
+    Container(ContainerCmd),
+    /// Manage images
+    #[command(subcommand)]
+    Image(ImageCmd),
+    /// Manage Docker
+    #[command(subcommand)]
+    System(SystemCmd),
+}
+
+#[derive(Subcommand, Debug)]
+pub enum ContainerCmd {
+    /// List containers
+    #[command(visible_aliases = ["list", "ps"])]
+    Ls(PsArgs),
+    /// Create and run a new container from an image
+    #[command(disable_help_flag = true)]
+    Run(RunArgs),
+    /// Create a new container
+    #[command(disable_help_flag = true)]
+    Create(CreateArgs),
+    /// Start one or more stopped containers
+    Start(StartArgs),
+    /// Stop one or more running containers
+    Stop(StopArgs),
+    /// Kill one or more running containers
+    Kill(KillArgs),
+    /// Restart one or more containers
+    Restart(StopArgs),
+    /// Remove one or more containers
+    #[command(visible_alias = "remove")]
+    Rm(RmArgs),
+    /// Display detailed information on one or more containers
+    Inspect(TypedInspectArgs),
+    /// Fetch the logs of a container
+    Logs(LogsArgs),
+    /// Block until one or more containers stop, then print their exit codes
+    Wait(WaitArgs),
+    /// Rename a container
+    Rename(RenameArgs),
+    /// Remove all stopped containers
+    Prune(PruneArgs),
+    /// Attach local standard input, output, and error streams to a running container
+    Attach(AttachArgs),
+}
+
+#[derive(Subcommand, Debug)]
+pub enum ImageCmd {
+    /// List images
+    #[command(visible_alias = "list")]
+    Ls(ImagesArgs),
+    /// Display detailed information on one or more images
+    Inspect(TypedInspectArgs),
+    /// Show the history of an image
+    History(HistoryArgs),
+    /// Download an image from a registry
+    Pull(PullArgs),
+    /// Create a tag TARGET_IMAGE that refers to SOURCE_IMAGE
+    Tag(TagArgs),
+    /// Remove one or more images
+    #[command(visible_alias = "remove")]
+    Rm(RmiArgs),
+    /// Import the contents from a tarball to create a filesystem image
+    Import(ImportArgs),
+    /// Load an image from a tar archive or STDIN
+    Load(LoadArgs),
+    /// Save one or more images to a tar archive (streamed to STDOUT by default)
+    Save(SaveArgs),
+    /// Remove unused images
+    Prune(ImagePruneArgs),
+}
+
+#[derive(Subcommand, Debug)]
+pub enum SystemCmd {
+    /// Display system-wide information
+    Info(InfoArgs),
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cli_definition_is_valid() {
+        use clap::CommandFactory;
+        Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn global_flags_before_subcommand_only() {
+        let c = Cli::try_parse_from(["berth", "-H", "unix:///x", "run", "-l", "a=b", "-v", "/d", "bb"]).unwrap();
+        assert_eq!(c.host.as_deref(), Some("unix:///x"));
+        match c.cmd {
+            Some(Cmd::Run(r)) => {
+                assert_eq!(r.opts.label, vec!["a=b"]);
+                assert_eq!(r.opts.volume, vec!["/d"]);
+                assert!(r.sig_proxy);
+            }
+            other => panic!("{other:?}"),
+        }
+        let c = Cli::try_parse_from(["berth", "run", "--sig-proxy=false", "-h", "box", "bb"]).unwrap();
+        match c.cmd {
+            Some(Cmd::Run(r)) => {
+                assert!(!r.sig_proxy);
+                assert_eq!(r.opts.hostname.as_deref(), Some("box"));
+            }
+            other => panic!("{other:?}"),
+        }
+        let c = Cli::try_parse_from(["berth", "container", "list", "-aq"]).unwrap();
+        assert!(matches!(
+            c.cmd,
+            Some(Cmd::Container(ContainerCmd::Ls(PsArgs {
+                all: true,
+                quiet: true,
+                ..
+            })))
+        ));
+        assert!(Cli::try_parse_from(["berth", "ps", "--bogus"]).is_err());
+        let c = Cli::try_parse_from(["berth", "stop", "-t", "0", "a", "b"]).unwrap();
+        assert!(matches!(c.cmd, Some(Cmd::Stop(StopArgs { time: Some(0), .. }))));
+    }
+}

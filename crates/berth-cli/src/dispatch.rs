@@ -1,0 +1,71 @@
+//! Runs a parsed command line: connects to the daemon and hands each command its arguments.
+
+use anyhow::Result;
+
+use crate::args::{Cli, Cmd, ContainerCmd, ImageCmd, SystemCmd};
+use crate::connect::{connect, ConnectOpts};
+use crate::{container, image, system};
+
+/// Runs the parsed command; the result is the process exit code.
+pub async fn dispatch(cli: Cli) -> Result<i32> {
+    let copts = ConnectOpts {
+        host: cli.host.clone(),
+        no_autostart: cli.no_autostart,
+    };
+    let Some(cmd) = cli.cmd else {
+        if cli.version {
+            outln!(
+                "berth version {}, build {}",
+                env!("CARGO_PKG_VERSION"),
+                option_env!("BERTH_GIT_COMMIT").unwrap_or("unknown")
+            );
+            return Ok(0);
+        }
+        use clap::CommandFactory;
+        let _ = Cli::command().print_help();
+        return Ok(0);
+    };
+    // `version` prints the client part even when the daemon is unreachable.
+    match cmd {
+        Cmd::Version(a) => return system::version(&copts, a).await,
+        Cmd::Info(a) | Cmd::System(SystemCmd::Info(a)) => return system::info(&copts, a).await,
+        _ => {}
+    }
+    let is_run = matches!(cmd, Cmd::Run(_) | Cmd::Container(ContainerCmd::Run(_)));
+    let client = match connect(&copts).await {
+        Ok(c) => c,
+        Err(e) if is_run => return Err(container::run_error("run", &e.to_string()).into()),
+        Err(e) => return Err(e),
+    };
+    let c = &client;
+    match cmd {
+        Cmd::Run(a) | Cmd::Container(ContainerCmd::Run(a)) => container::run(c, a).await,
+        Cmd::Create(a) | Cmd::Container(ContainerCmd::Create(a)) => container::create(c, a).await,
+        Cmd::Start(a) | Cmd::Container(ContainerCmd::Start(a)) => container::start(c, a).await,
+        Cmd::Stop(a) | Cmd::Container(ContainerCmd::Stop(a)) => container::stop(c, a, false).await,
+        Cmd::Restart(a) | Cmd::Container(ContainerCmd::Restart(a)) => container::stop(c, a, true).await,
+        Cmd::Kill(a) | Cmd::Container(ContainerCmd::Kill(a)) => container::kill(c, a).await,
+        Cmd::Rm(a) | Cmd::Container(ContainerCmd::Rm(a)) => container::rm(c, a).await,
+        Cmd::Ps(a) | Cmd::Container(ContainerCmd::Ls(a)) => container::ps(c, a).await,
+        Cmd::Logs(a) | Cmd::Container(ContainerCmd::Logs(a)) => container::logs(c, a).await,
+        Cmd::Wait(a) | Cmd::Container(ContainerCmd::Wait(a)) => container::wait(c, a).await,
+        Cmd::Rename(a) | Cmd::Container(ContainerCmd::Rename(a)) => container::rename(c, a).await,
+        Cmd::Attach(a) | Cmd::Container(ContainerCmd::Attach(a)) => container::attach(c, a).await,
+        Cmd::Container(ContainerCmd::Prune(a)) => container::prune(c, a).await,
+        Cmd::Container(ContainerCmd::Inspect(a)) => {
+            system::inspect(c, a.format, a.size, Some("container"), a.names, false).await
+        }
+        Cmd::Image(ImageCmd::Inspect(a)) => system::inspect(c, a.format, a.size, Some("image"), a.names, false).await,
+        Cmd::Inspect(a) => system::inspect(c, a.format, a.size, a.kind.as_deref(), a.names, true).await,
+        Cmd::Images(a) | Cmd::Image(ImageCmd::Ls(a)) => image::images(c, a).await,
+        Cmd::Rmi(a) | Cmd::Image(ImageCmd::Rm(a)) => image::rmi(c, a).await,
+        Cmd::Tag(a) | Cmd::Image(ImageCmd::Tag(a)) => image::tag(c, a).await,
+        Cmd::Import(a) | Cmd::Image(ImageCmd::Import(a)) => image::import(c, a).await,
+        Cmd::Load(a) | Cmd::Image(ImageCmd::Load(a)) => image::load(c, a).await,
+        Cmd::Save(a) | Cmd::Image(ImageCmd::Save(a)) => image::save(c, a).await,
+        Cmd::History(a) | Cmd::Image(ImageCmd::History(a)) => image::history(c, a).await,
+        Cmd::Image(ImageCmd::Prune(a)) => image::prune(c, a).await,
+        Cmd::Pull(a) | Cmd::Image(ImageCmd::Pull(a)) => image::pull(c, a).await,
+        Cmd::Version(_) | Cmd::Info(_) | Cmd::System(_) => Ok(0),
+    }
+}
