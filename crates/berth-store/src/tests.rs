@@ -1,5 +1,9 @@
 use super::*;
+use crate::remove::is_single_reference;
+use berth_types::{chain_ids, Digest, ErrorKind, HasErrorKind, Reference};
+use serde_json::{json, Value};
 use std::collections::BTreeMap;
+use std::io::Read;
 use std::io::Write;
 use std::os::unix::fs::{FileTypeExt, MetadataExt};
 
