@@ -85,8 +85,8 @@ pub struct LogReader {
 impl LogReader {
     /// Opens the log at `path`. A missing file is an error ([`LogError::is_not_found`]): the shim may
     /// not have created it yet.
-    pub fn open(path: &Path, filter: Filter) -> Result<LogReader, LogError> {
-        LogReader::open_files(vec![path.to_path_buf()], filter)
+    pub fn open(path: impl AsRef<Path>, filter: Filter) -> Result<LogReader, LogError> {
+        LogReader::open_files(vec![path.as_ref().to_path_buf()], filter)
     }
 
     /// Opens a log kept in several files, oldest first; the last one is the file being written.

@@ -235,7 +235,7 @@ fn several_files_read_oldest_first() {
 #[test]
 fn missing_log_is_not_found() {
     let d = tempfile::tempdir().unwrap();
-    let e = LogReader::open(&d.path().join("nope"), Filter::all()).unwrap_err();
+    let e = LogReader::open(d.path().join("nope"), Filter::all()).unwrap_err();
     assert!(e.is_not_found());
     assert!(e.to_string().contains("nope"));
     assert!(LogReader::open_files(Vec::new(), Filter::all()).is_err());
