@@ -1,5 +1,13 @@
 use super::*;
+use crate::layer::lgetxattr_vec;
+use berth_types::{Digest, ErrorKind, HasErrorKind, IdentityMapping};
+use rustix::fs::{FileType, Mode, XattrFlags};
+use std::collections::HashMap;
+use std::ffi::OsString;
+use std::io::{self, Read, Write};
 use std::os::unix::fs::PermissionsExt;
+use std::os::unix::fs::{FileTypeExt, MetadataExt};
+use std::path::Path;
 
 /// Builds tars byte by byte so hostile names (`..`, absolute) can be written: the `tar` crate's
 /// `set_path` refuses them, so names go straight into the header's name field.

@@ -1,12 +1,16 @@
-//! `GET /containers/{id}/logs`: reads the json-file log the shim writes, optionally following it.
+//! `GET /containers/{id}/logs`: the async glue over [`berth_log::LogReader`] (which parses, filters,
+//! tails and follows the json-file log the shim writes): a blocking task that streams frames into a
+//! channel, and the follow loop that polls until the container stops.
 
 use crate::containers::ContainerService;
 use crate::error::Result;
-use serde::Deserialize;
-use std::io::{BufRead, BufReader, Seek, SeekFrom};
+use berth_log::{Filter, LogEntry, LogError, LogReader};
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::mpsc;
+
+/// How often a follower looks for new lines (and for the log file to appear).
+const FOLLOW_POLL: Duration = Duration::from_millis(50);
 
 /// Options of a logs request.
 #[derive(Debug, Clone, Default)]
@@ -44,34 +48,30 @@ pub struct LogStream {
     pub tty: bool,
 }
 
-#[derive(Deserialize)]
-struct Line {
-    log: String,
-    stream: String,
-    time: String,
+/// The reader's filter for a request.
+fn filter_of(opts: &LogOptions) -> Filter {
+    Filter {
+        stdout: opts.stdout,
+        stderr: opts.stderr,
+        since: opts.since,
+        until: opts.until,
+    }
 }
 
-fn frame_of(line: &str, opts: &LogOptions) -> Option<LogFrame> {
-    let l: Line = serde_json::from_str(line).ok()?;
-    let stream = match l.stream.as_str() {
-        "stdout" if opts.stdout => 1,
-        "stderr" if opts.stderr => 2,
-        _ => return None,
-    };
-    if opts.since.is_some() || opts.until.is_some() {
-        let t = berth_types::time::parse_rfc3339(&l.time)
-            .map(|t| t.timestamp() as f64 + t.timestamp_subsec_nanos() as f64 / 1e9)
-            .unwrap_or(0.0);
-        if opts.since.is_some_and(|s| t < s) || opts.until.is_some_and(|u| t >= u) {
-            return None;
-        }
+fn frame_of(entry: LogEntry, timestamps: bool) -> LogFrame {
+    LogFrame {
+        stream: entry.stream.fd(),
+        data: entry.into_output(timestamps),
     }
-    let data = if opts.timestamps {
-        format!("{} {}", l.time, l.log).into_bytes()
-    } else {
-        l.log.into_bytes()
-    };
-    Some(LogFrame { stream, data })
+}
+
+/// Sends what a read returned as frames; false when the read failed or the client has gone.
+fn deliver(tx: &mpsc::Sender<LogFrame>, read: Result<Vec<LogEntry>, LogError>, timestamps: bool) -> bool {
+    read.is_ok_and(|entries| {
+        entries
+            .into_iter()
+            .all(|e| tx.blocking_send(frame_of(e, timestamps)).is_ok())
+    })
 }
 
 impl ContainerService {
@@ -84,80 +84,56 @@ impl ContainerService {
         let path = rec.log_path.clone();
         let events = c.events.subscribe();
         tokio::task::spawn_blocking(move || {
-            let file = match std::fs::File::open(&path) {
-                Ok(f) => f,
+            let filter = filter_of(&opts);
+            let mut reader = match LogReader::open(&path, filter) {
+                Ok(r) => r,
                 Err(_) if opts.follow && events.borrow().running => {
                     // Not written yet: wait for the shim to create it.
                     let mut found = None;
                     while events.borrow().running && !tx.is_closed() {
-                        if let Ok(f) = std::fs::File::open(&path) {
-                            found = Some(f);
+                        if let Ok(r) = LogReader::open(&path, filter) {
+                            found = Some(r);
                             break;
                         }
-                        std::thread::sleep(Duration::from_millis(50));
+                        std::thread::sleep(FOLLOW_POLL);
                     }
                     match found {
-                        Some(f) => f,
+                        Some(r) => r,
                         None => return,
                     }
                 }
                 Err(_) => return,
             };
-            let mut reader = BufReader::new(file);
-            // Backlog.
-            let mut backlog: std::collections::VecDeque<LogFrame> = std::collections::VecDeque::new();
-            let mut line = String::new();
-            let mut pos = 0u64;
-            loop {
-                line.clear();
-                match reader.read_line(&mut line) {
-                    Ok(0) | Err(_) => break,
-                    Ok(n) if line.ends_with('\n') => {
-                        pos += n as u64;
-                        if let Some(f) = frame_of(line.trim_end(), &opts) {
-                            backlog.push_back(f);
-                            if let Some(t) = opts.tail {
-                                while backlog.len() > t {
-                                    backlog.pop_front();
-                                }
-                            }
-                        }
+            // Backlog: the last n lines read from the end, or everything in steps.
+            match opts.tail {
+                Some(n) => {
+                    if !deliver(&tx, reader.tail(n), opts.timestamps) {
+                        return;
                     }
-                    Ok(_) => break, // partial line: the shim is still writing it
                 }
-            }
-            for f in backlog {
-                if tx.blocking_send(f).is_err() {
-                    return;
-                }
+                None => loop {
+                    let before = reader.consumed();
+                    if !deliver(&tx, reader.read_new(), opts.timestamps) {
+                        return;
+                    }
+                    if reader.consumed() == before {
+                        break;
+                    }
+                },
             }
             if !opts.follow {
                 return;
             }
             let mut idle_after_exit = 0;
             loop {
-                if reader.seek(SeekFrom::Start(pos)).is_err() {
+                let before = reader.consumed();
+                if !deliver(&tx, reader.read_new(), opts.timestamps) {
                     return;
-                }
-                let mut progressed = false;
-                loop {
-                    line.clear();
-                    match reader.read_line(&mut line) {
-                        Ok(n) if n > 0 && line.ends_with('\n') => {
-                            pos += n as u64;
-                            progressed = true;
-                            if let Some(f) = frame_of(line.trim_end(), &opts) {
-                                if tx.blocking_send(f).is_err() {
-                                    return;
-                                }
-                            }
-                        }
-                        _ => break,
-                    }
                 }
                 if tx.is_closed() {
                     return;
                 }
+                let progressed = reader.consumed() > before;
                 let running = events.borrow().running;
                 if !running && !progressed {
                     // One more pass after the exit so the last lines written are not lost.
@@ -167,7 +143,7 @@ impl ContainerService {
                     }
                 }
                 if !progressed {
-                    std::thread::sleep(Duration::from_millis(50));
+                    std::thread::sleep(FOLLOW_POLL);
                 }
             }
         });

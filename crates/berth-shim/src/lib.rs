@@ -6,7 +6,6 @@
 //! the loop: its queue is bounded and the client is dropped when it overflows.
 
 pub mod launch;
-mod log;
 pub mod protocol;
 
 /// The runtime the shim drives (re-exported so tools and tests that link the shim can build specs).
@@ -14,6 +13,7 @@ pub use berth_runtime as runtime;
 pub use launch::{launch, LaunchError};
 
 use berth_api::stream::{encode_header, StreamType};
+use berth_log as log;
 use berth_runtime::linux::{self, CreateError, CreateOptions, CreatedContainer, Stdio};
 use berth_runtime::{cgroups, external::ExternalRuntime, sys};
 use berth_types::{ErrorKind, HasErrorKind};

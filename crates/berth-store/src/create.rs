@@ -1,0 +1,192 @@
+//! Registering an image from its config and layer blobs (unpacking each layer into its snapshot), and
+//! the garbage collection that removes blobs and snapshots no record references, under leases held by
+//! in-flight registrations.
+
+use crate::content::write_atomic;
+use crate::record::{diff_ids_of, StoredImage};
+use crate::{ImageRecord, ImageStore, LayerBlob, Result, StoreError};
+use berth_snapshot::SnapshotError;
+use berth_types::{chain_ids, ChainId, Digest};
+use serde_json::Value;
+use std::collections::HashSet;
+
+impl ImageStore {
+    pub(crate) fn lease(&self, keys: &[String]) {
+        let mut l = self.leases.lock().unwrap_or_else(|e| e.into_inner());
+        for k in keys {
+            *l.entry(k.clone()).or_default() += 1;
+        }
+    }
+
+    pub(crate) fn unlease(&self, keys: &[String]) {
+        let mut l = self.leases.lock().unwrap_or_else(|e| e.into_inner());
+        for k in keys {
+            if let Some(n) = l.get_mut(k) {
+                *n -= 1;
+                if *n == 0 {
+                    l.remove(k);
+                }
+            }
+        }
+    }
+
+    fn leased(&self, key: &str) -> bool {
+        self.leases.lock().unwrap_or_else(|e| e.into_inner()).contains_key(key)
+    }
+
+    /// Registers an image from its config bytes (stored verbatim) and layer blobs already in the content
+    /// store, unpacking each missing layer into its snapshot (verifying each diff ID). On failure the
+    /// blobs and snapshots this call created are removed again unless another image uses them.
+    pub fn create_image(&self, config: &[u8], layers: &[LayerBlob]) -> Result<ImageRecord> {
+        let id = Digest::sha256(config);
+        let cfg: Value = serde_json::from_slice(config)
+            .map_err(|e| StoreError::InvalidArchive(format!("image config {id} is not valid JSON: {e}")))?;
+        let diff_ids = diff_ids_of(&cfg).map_err(|m| StoreError::InvalidArchive(format!("image config {id}: {m}")))?;
+        if diff_ids.len() != layers.len() {
+            return Err(StoreError::InvalidArchive(format!(
+                "image {id}: config lists {} layers but the manifest has {}",
+                diff_ids.len(),
+                layers.len()
+            )));
+        }
+        let chains = chain_ids(&diff_ids);
+        let mut keys: Vec<String> = chains.iter().map(|c| format!("snap:{c}")).collect();
+        keys.extend(layers.iter().map(|l| format!("blob:{}", l.digest)));
+        keys.push(format!("blob:{id}"));
+        self.lease(&keys);
+        let mut created_snaps = Vec::new();
+        let res = self.create_image_leased(config, &id, layers, &diff_ids, &chains, &mut created_snaps);
+        self.unlease(&keys);
+        if res.is_err() {
+            // Leave no trace of a failed image: remove what we created that nothing else references.
+            let _ = self.collect_garbage(&created_snaps, &[], &[]);
+        }
+        res
+    }
+
+    fn create_image_leased(
+        &self,
+        config: &[u8],
+        id: &Digest,
+        layers: &[LayerBlob],
+        diff_ids: &[Digest],
+        chains: &[ChainId],
+        created_snaps: &mut Vec<ChainId>,
+    ) -> Result<ImageRecord> {
+        let mut size = 0u64;
+        for (i, layer) in layers.iter().enumerate() {
+            let chain = &chains[i];
+            let parent = if i == 0 { None } else { Some(&chains[i - 1]) };
+            if self.snapshots.has(chain) {
+                if layer.digest != diff_ids[i] {
+                    // Known snapshot, compressed blob: still check the blob really is that layer.
+                    let f = self.blobs.open_blob(&layer.digest)?;
+                    let what = format!("layer {}", layer.digest);
+                    let r = berth_archive::decompress(f).map_err(|source| StoreError::Archive {
+                        what: what.clone(),
+                        source,
+                    })?;
+                    let (d, _) = berth_archive::DigestReader::new(r)
+                        .finish()
+                        .map_err(|source| StoreError::Read {
+                            what: what.clone(),
+                            source,
+                        })?;
+                    if d != diff_ids[i] {
+                        return Err(StoreError::DigestMismatch {
+                            what,
+                            expected: diff_ids[i].clone(),
+                            actual: d,
+                        });
+                    }
+                }
+                size += self.snapshots.usage(chain)?;
+            } else {
+                let f = self.blobs.open_blob(&layer.digest)?;
+                created_snaps.push(chain.clone());
+                size += self.snapshots.apply_layer(chain, parent, f).map_err(|e| match e {
+                    SnapshotError::LayerMismatch { diff_id, .. } => StoreError::DigestMismatch {
+                        what: format!("layer {} (uncompressed)", layer.digest),
+                        expected: diff_ids[i].clone(),
+                        actual: diff_id,
+                    },
+                    e => StoreError::Snapshot(e),
+                })?;
+            }
+        }
+        self.blobs.put(config, Some(id), "image config")?;
+        let stored = StoredImage {
+            id: id.clone(),
+            layers: layers.to_vec(),
+            size,
+        };
+        let data = serde_json::to_vec(&stored).map_err(|e| StoreError::Corrupt(e.to_string()))?;
+        let previous = {
+            let _l = self.meta_lock()?;
+            let previous = self.stored(id)?;
+            write_atomic(&self.record_path(id), &data)?;
+            previous
+        };
+        // The same image loaded again from other blobs (say gzip before, plain tar now): the old blobs
+        // are no longer referenced.
+        if let Some(prev) = previous {
+            let stale: Vec<Digest> = prev
+                .layers
+                .iter()
+                .map(|l| l.digest.clone())
+                .filter(|d| !layers.iter().any(|l| &l.digest == d))
+                .collect();
+            if !stale.is_empty() {
+                self.collect_garbage(&[], &stale, &[])?;
+            }
+        }
+        self.get(id)
+    }
+
+    /// Removes snapshots `chains` and blobs `blobs` that no image record references and no in-flight
+    /// operation holds. Returns the chains removed and the bytes they used.
+    pub(crate) fn collect_garbage(
+        &self,
+        chains: &[ChainId],
+        blobs: &[Digest],
+        keep: &[ChainId],
+    ) -> Result<(Vec<ChainId>, u64)> {
+        let _l = self.meta_lock()?;
+        let mut used_chains = HashSet::new();
+        let mut used_blobs = HashSet::new();
+        for s in self.all_stored()? {
+            used_blobs.insert(s.id.clone());
+            for l in &s.layers {
+                used_blobs.insert(l.digest.clone());
+            }
+            if let Ok(cfg) = self.blobs.read(&s.id) {
+                if let Ok(cfg) = serde_json::from_slice::<Value>(&cfg) {
+                    if let Ok(d) = diff_ids_of(&cfg) {
+                        used_chains.extend(chain_ids(&d));
+                    }
+                }
+            }
+        }
+        let mut removed = Vec::new();
+        let mut space = 0;
+        // Top first, as Docker lists released layers.
+        for c in chains.iter().rev() {
+            if used_chains.contains(c)
+                || keep.contains(c)
+                || self.leased(&format!("snap:{c}"))
+                || !self.snapshots.has(c)
+            {
+                continue;
+            }
+            space += self.snapshots.usage(c).unwrap_or(0);
+            self.snapshots.remove(c)?;
+            removed.push(c.clone());
+        }
+        for b in blobs {
+            if !used_blobs.contains(b) && !self.leased(&format!("blob:{b}")) {
+                self.blobs.delete(b)?;
+            }
+        }
+        Ok((removed, space))
+    }
+}
