@@ -1,5 +1,7 @@
 //! The Engine API as clients see it on the wire: status codes, error bodies, version prefixes.
 
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 mod common;
 use common::Daemon;
 use serde_json::Value;

@@ -2,6 +2,8 @@
 //! `--no-autostart`. The test runs in a private mount namespace with fresh tmpfs over /run/berth,
 //! /var/lib/berth and /var/log, so the default paths are its own.
 
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 mod common;
 use std::process::Command;
 

@@ -1,5 +1,7 @@
 //! End-to-end: the same scenarios driven by the `berth` CLI.
 
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 mod common;
 use common::{eventually, Daemon};
 use std::io::Write;

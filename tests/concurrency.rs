@@ -1,5 +1,7 @@
 //! Many containers created, started and removed at once leave nothing behind.
 
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 mod common;
 use common::Daemon;
 

@@ -62,7 +62,7 @@ fn dir_names(p: &std::path::Path) -> HashSet<String> {
 fn check_consistent(d: &Daemon, what: &str) {
     let list = containers(d);
     let ids: HashSet<String> = list.iter().map(|c| c.0.clone()).collect();
-    for (id, name, status, pid) in &list {
+    for (_, name, status, pid) in &list {
         if status == "running" {
             assert!(
                 *pid > 0 && std::path::Path::new(&format!("/proc/{pid}")).exists(),

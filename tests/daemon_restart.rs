@@ -1,6 +1,8 @@
 //! A running container survives `kill -9` of berthd; the restarted daemon re-adopts it and reports
 //! the real exit codes of containers that ended meanwhile.
 
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 mod common;
 use common::{eventually, Daemon};
 use std::time::Duration;

@@ -1,5 +1,7 @@
 //! End-to-end: the real `docker` CLI (client only) against berthd. What a Docker user sees.
 
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 mod common;
 use common::{eventually, Daemon};
 use std::time::Duration;

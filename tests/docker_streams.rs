@@ -1,6 +1,8 @@
 //! Streams as a Docker user sees them: `logs -f`, `start -a`, external
 //! OCI runtimes, and hostile archives sent to `load`.
 
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 mod common;
 use common::{eventually, Daemon};
 use std::time::Duration;

@@ -9,6 +9,8 @@
 //! The one thing outside it is containerd 1.6's compiled-in shim socket directory
 //! (`/run/containerd/s/<hash>`), whose sockets the shims remove when they exit.
 
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 mod common;
 
 use common::{eventually, Daemon, Run};

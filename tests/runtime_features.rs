@@ -1,6 +1,8 @@
 //! What a process sees inside a berth container: namespaces, Docker's default capabilities, masked
 //! paths, seccomp, users, limits, `--init`, read-only filesystems, OOM kills.
 
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 mod common;
 use common::Daemon;
 

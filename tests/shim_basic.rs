@@ -2,6 +2,8 @@
 //! Each test has its own temp dir, container ID, socket and cgroup, and checks that nothing is left
 //! behind (mounts, cgroup directories, processes) once the container exited.
 
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 use berth_runtime::{build_spec, RuntimeConfig};
 use berth_shim::protocol::{ExitStatus, Ready, RootfsMount, ShimConfig};
 use berth_shim::runtime as berth_runtime;

@@ -2,6 +2,8 @@
 //! pty from its devpts (`/dev/pts/0`, as with runc), sized from the client's terminal before the
 //! process runs, and the exit code comes back.
 
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 mod common;
 
 use common::Daemon;

@@ -2,6 +2,8 @@
 //! subordinate ranges (created as dockerd does), with image layers shifted so root inside owns its
 //! files and can write them.
 
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 mod common;
 use common::Daemon;
 

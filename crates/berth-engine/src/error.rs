@@ -31,15 +31,15 @@ pub enum EngineError {
         /// Docker's exit code for this failure.
         exit_code: i32,
     },
-    /// An image-store error.
+    /// An image-store error (boxed: it is large and rare, and every result carries the error's size).
     #[error(transparent)]
-    Store(#[from] berth_store::StoreError),
+    Store(Box<berth_store::StoreError>),
     /// A snapshotter error.
     #[error(transparent)]
-    Snapshot(#[from] berth_snapshot::SnapshotError),
+    Snapshot(Box<berth_snapshot::SnapshotError>),
     /// A runtime (spec or user resolution) error.
     #[error(transparent)]
-    Runtime(#[from] berth_runtime::Error),
+    Runtime(Box<berth_runtime::Error>),
     /// Talking to a container's shim failed.
     #[error("shim of container {id}: {message}")]
     Shim {
@@ -72,6 +72,24 @@ impl EngineError {
             path: path.as_ref().display().to_string(),
             source,
         }
+    }
+}
+
+impl From<berth_store::StoreError> for EngineError {
+    fn from(e: berth_store::StoreError) -> Self {
+        EngineError::Store(Box::new(e))
+    }
+}
+
+impl From<berth_snapshot::SnapshotError> for EngineError {
+    fn from(e: berth_snapshot::SnapshotError) -> Self {
+        EngineError::Snapshot(Box::new(e))
+    }
+}
+
+impl From<berth_runtime::Error> for EngineError {
+    fn from(e: berth_runtime::Error) -> Self {
+        EngineError::Runtime(Box::new(e))
     }
 }
 

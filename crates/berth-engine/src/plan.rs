@@ -148,7 +148,6 @@ pub(crate) fn build(inp: PlanInputs<'_>) -> Result<RunPlan> {
         oom_score_adj: hc.oom_score_adj.map(|v| v as i32),
         uid_mappings: id_map.as_ref().map(|m| m.uids.clone()).unwrap_or_default(),
         gid_mappings: id_map.as_ref().map(|m| m.gids.clone()).unwrap_or_default(),
-        ..Default::default()
     };
     let spec = berth_runtime::build_spec(&rc, &inp.bundle.join("rootfs"))?;
     let console_size = hc.console_size.as_ref().and_then(|v| match v.as_slice() {

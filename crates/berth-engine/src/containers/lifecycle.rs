@@ -509,11 +509,13 @@ mod tests {
     }
 
     fn rec_with(policy: Option<RestartPolicyNameEnum>, max: i64, exit: i64, count: i64) -> ContainerRecord {
-        let mut hc = berth_api::models::HostConfig::default();
-        hc.restart_policy = Some(berth_api::models::RestartPolicy {
-            name: policy,
-            maximum_retry_count: Some(max),
-        });
+        let hc = berth_api::models::HostConfig {
+            restart_policy: Some(berth_api::models::RestartPolicy {
+                name: policy,
+                maximum_retry_count: Some(max),
+            }),
+            ..Default::default()
+        };
         ContainerRecord {
             id: "x".into(),
             name: "x".into(),
