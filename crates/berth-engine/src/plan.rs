@@ -200,4 +200,102 @@ mod tests {
         assert!(parse_security_opts(&["bogus".into()]).is_err());
         assert!(parse_security_opts(&["seccomp=notjson".into()]).is_err());
     }
+
+    fn record() -> ContainerRecord {
+        ContainerRecord {
+            id: "0123456789ab".repeat(5) + "cdef",
+            name: "web".into(),
+            created: String::new(),
+            path: "sh".into(),
+            args: vec!["-c".into(), "echo hi".into()],
+            config: berth_api::models::ContainerConfig {
+                env: Some(vec!["A=1".into()]),
+                tty: Some(true),
+                working_dir: Some("/srv".into()),
+                ..Default::default()
+            },
+            host_config: berth_api::models::HostConfig {
+                security_opt: Some(vec!["no-new-privileges".into()]),
+                console_size: Some(vec![24, 80]),
+                ..Default::default()
+            },
+            image: "sha256:x".into(),
+            chain_ids: vec![],
+            state: Default::default(),
+            restart_count: 0,
+            log_path: "/data/c/log".into(),
+            runtime: "runc".into(),
+        }
+    }
+
+    #[test]
+    fn the_plan_is_made_from_its_inputs_alone() {
+        let rec = record();
+        let etc = BindMount {
+            source: "/data/c/hosts".into(),
+            destination: "/etc/hosts".into(),
+            readonly: false,
+            options: vec![],
+        };
+        let vol = BindMount {
+            source: "/srv/data".into(),
+            destination: "/data".into(),
+            readonly: true,
+            options: vec![],
+        };
+        let plan = build(PlanInputs {
+            rec: &rec,
+            bundle: Path::new("/run/b/bundles/x"),
+            user: ResolvedUser {
+                uid: 1000,
+                gid: 1000,
+                additional_gids: vec![],
+                home: "/home/u".into(),
+            },
+            rootfs: RootfsMount {
+                fstype: "overlay".into(),
+                source: "overlay".into(),
+                options: vec!["lowerdir=/l".into()],
+                cwd: None,
+            },
+            network: NetworkAttachment {
+                mode: berth_runtime::NetworkMode::Host,
+                mounts: vec![etc],
+            },
+            mounts: vec![vol],
+            runtime_path: Some(PathBuf::from("/usr/sbin/runc")),
+            init: None,
+            id_map: None,
+        })
+        .unwrap();
+        let process = plan.spec.process().as_ref().unwrap();
+        assert_eq!(process.args().as_ref().unwrap(), &["sh", "-c", "echo hi"]);
+        assert_eq!(process.cwd().to_str(), Some("/srv"));
+        assert_eq!(process.user().uid(), 1000);
+        assert!(process.env().as_ref().unwrap().iter().any(|e| e == "A=1"));
+        assert_eq!(process.no_new_privileges(), Some(true));
+        assert_eq!(plan.spec.hostname().as_deref(), Some("0123456789ab"));
+        let dests: Vec<_> = plan
+            .spec
+            .mounts()
+            .as_ref()
+            .unwrap()
+            .iter()
+            .map(|m| m.destination().display().to_string())
+            .collect();
+        assert!(dests.contains(&"/etc/hosts".to_string()) && dests.contains(&"/data".to_string()));
+        let namespaces = plan.spec.linux().as_ref().unwrap().namespaces().clone().unwrap();
+        assert!(
+            !namespaces
+                .iter()
+                .any(|n| n.typ() == berth_runtime::oci_spec::runtime::LinuxNamespaceType::Network),
+            "host network: no network namespace"
+        );
+        assert_eq!(plan.spec.root().as_ref().unwrap().path(), Path::new("/run/b/bundles/x/rootfs"));
+        assert!(plan.shim.tty);
+        assert_eq!(plan.shim.log_path, "/data/c/log");
+        assert_eq!(plan.shim.runtime_path.as_deref(), Some("/usr/sbin/runc"));
+        assert_eq!(plan.shim.console_size, Some((24, 80)));
+        assert_eq!(plan.shim.rootfs.options, ["lowerdir=/l"]);
+    }
 }
