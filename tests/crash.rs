@@ -54,7 +54,11 @@ fn shim_ids(d: &Daemon) -> HashSet<String> {
 
 fn dir_names(p: &std::path::Path) -> HashSet<String> {
     std::fs::read_dir(p)
-        .map(|d| d.flatten().map(|e| e.file_name().to_string_lossy().into_owned()).collect())
+        .map(|d| {
+            d.flatten()
+                .map(|e| e.file_name().to_string_lossy().into_owned())
+                .collect()
+        })
         .unwrap_or_default()
 }
 
@@ -87,7 +91,8 @@ fn check_consistent(d: &Daemon, what: &str) {
         assert!(data.join("containers").join(id).join("config.v2.json").exists());
     }
     assert!(
-        eventually(Duration::from_secs(10), || dir_names(&data.join("snapshots/rw")).is_subset(&ids)),
+        eventually(Duration::from_secs(10), || dir_names(&data.join("snapshots/rw"))
+            .is_subset(&ids)),
         "{what}: writable layers {:?} without a container ({ids:?})",
         dir_names(&data.join("snapshots/rw"))
     );
@@ -125,7 +130,11 @@ fn kill9_at_random_points_of_create_start_and_rm() {
     d.load_busybox("bb:latest");
     for trial in 0..TRIALS {
         let name = format!("c{trial}");
-        let acked = crash_during(&mut d, &["create", "--name", &name, "bb", "sleep", "1000"], delay(trial, 0));
+        let acked = crash_during(
+            &mut d,
+            &["create", "--name", &name, "bb", "sleep", "1000"],
+            delay(trial, 0),
+        );
         let what = format!("create trial {trial} (acknowledged: {acked})");
         if acked {
             assert_eq!(status_of(&d, &name).as_deref(), Some("created"), "{what}\n{}", d.log());
@@ -133,7 +142,11 @@ fn kill9_at_random_points_of_create_start_and_rm() {
         check_consistent(&d, &what);
 
         let name = format!("r{trial}");
-        let acked = crash_during(&mut d, &["run", "-d", "--name", &name, "bb", "sleep", "1000"], delay(trial, 1));
+        let acked = crash_during(
+            &mut d,
+            &["run", "-d", "--name", &name, "bb", "sleep", "1000"],
+            delay(trial, 1),
+        );
         let what = format!("run trial {trial} (acknowledged: {acked})");
         if acked {
             assert_eq!(status_of(&d, &name).as_deref(), Some("running"), "{what}\n{}", d.log());
@@ -174,7 +187,11 @@ fn kill9_at_random_points_of_create_start_and_rm() {
     let mounts: Vec<String> = d.own_mounts().into_iter().filter(|m| !m.contains(&exec_root)).collect();
     assert!(mounts.is_empty(), "mounts left: {mounts:?}");
     for id in &ids {
-        for cg in ["/sys/fs/cgroup/memory/berth", "/sys/fs/cgroup/pids/berth", "/sys/fs/cgroup/berth"] {
+        for cg in [
+            "/sys/fs/cgroup/memory/berth",
+            "/sys/fs/cgroup/pids/berth",
+            "/sys/fs/cgroup/berth",
+        ] {
             let p = std::path::Path::new(cg).join(id);
             assert!(
                 eventually(Duration::from_secs(5), || !p.exists()),
@@ -184,7 +201,8 @@ fn kill9_at_random_points_of_create_start_and_rm() {
         }
     }
     assert!(
-        eventually(Duration::from_secs(10), || dir_names(&d.root.join("data/trash")).is_empty()),
+        eventually(Duration::from_secs(10), || dir_names(&d.root.join("data/trash"))
+            .is_empty()),
         "trash not emptied"
     );
     assert!(dir_names(&d.root.join("run/bundles")).is_empty(), "bundles left");

@@ -18,7 +18,10 @@ fn a_second_daemon_on_the_same_roots_is_refused() {
     ] {
         let out = d.berthd_cmd(&other_sock, &data, &exec).output().unwrap();
         let err = String::from_utf8_lossy(&out.stderr);
-        assert!(!out.status.success(), "second daemon on {data:?} {exec:?} started: {err}");
+        assert!(
+            !out.status.success(),
+            "second daemon on {data:?} {exec:?} started: {err}"
+        );
         assert!(
             err.contains(&format!("in use by another berthd (pid {pid})")),
             "the refusal names the holder: {err}"
@@ -35,7 +38,10 @@ fn a_second_daemon_on_the_same_roots_is_refused() {
 fn a_refused_socket_leaves_the_exec_root_unmounted() {
     let d = Daemon::start();
     let exec = d.root.join("run-other");
-    let out = d.berthd_cmd(&d.sock, &d.root.join("data-other"), &exec).output().unwrap();
+    let out = d
+        .berthd_cmd(&d.sock, &d.root.join("data-other"), &exec)
+        .output()
+        .unwrap();
     assert!(!out.status.success());
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("already listening"), "{err}");

@@ -291,7 +291,10 @@ mod tests {
                 .any(|n| n.typ() == berth_runtime::oci_spec::runtime::LinuxNamespaceType::Network),
             "host network: no network namespace"
         );
-        assert_eq!(plan.spec.root().as_ref().unwrap().path(), Path::new("/run/b/bundles/x/rootfs"));
+        assert_eq!(
+            plan.spec.root().as_ref().unwrap().path(),
+            Path::new("/run/b/bundles/x/rootfs")
+        );
         assert!(plan.shim.tty);
         assert_eq!(plan.shim.log_path, "/data/c/log");
         assert_eq!(plan.shim.runtime_path.as_deref(), Some("/usr/sbin/runc"));

@@ -8,14 +8,14 @@
 //! `next-exit` waiter was registered stays claimable by one late waiter (10 s), and removed
 //! containers leave a tombstone (30 s) for late `removed` waiters.
 
+use super::runs::ready;
 use super::ContainerService;
 use crate::error::{EngineError, Result};
-use crate::registry::{Container, PendingAttach, RunEvent};
+use crate::registry::Container;
 use crate::shim;
 use crate::state::Operation;
 use berth_shim::protocol::Request;
 use std::sync::Arc;
-use std::time::Duration;
 use tokio::io::BufReader;
 use tokio::net::UnixStream;
 
@@ -63,31 +63,6 @@ impl WaitCondition {
             other => Err(EngineError::InvalidArgument(format!("invalid condition: \"{other}\""))),
         }
     }
-
-    /// Whether `now` satisfies a waiter that registered when `start` was current.
-    fn done(self, start: &RunEvent, now: &RunEvent) -> bool {
-        match self {
-            WaitCondition::NotRunning => !now.running,
-            WaitCondition::NextExit => now.exits > start.exits,
-            WaitCondition::Removed => now.removed,
-        }
-    }
-}
-
-/// Decrements the next-exit waiter count when a waiter goes away.
-struct WaiterGuard(Option<Arc<Container>>);
-
-impl Drop for WaiterGuard {
-    fn drop(&mut self) {
-        if let Some(c) = &self.0 {
-            let mut inner = crate::lock(&c.inner);
-            inner.next_exit_waiters = inner.next_exit_waiters.saturating_sub(1);
-        }
-    }
-}
-
-fn ready(code: i64, err: Option<String>) -> BoxFuture<(i64, Option<String>)> {
-    Box::pin(async move { (code, err) })
 }
 
 impl ContainerService {
@@ -104,34 +79,7 @@ impl ContainerService {
             }
             Err(e) => return Err(e),
         };
-        let mut rx = c.events.subscribe();
-        let start = rx.borrow_and_update().clone();
-        if condition == WaitCondition::NextExit && !start.running && start.claimable {
-            let recent = start.finished.is_some_and(|t| t.elapsed() < Duration::from_secs(10));
-            if recent {
-                c.events.send_modify(|e| e.claimable = false);
-                return Ok(ready(start.exit_code, start.error));
-            }
-        }
-        let guard = if condition == WaitCondition::NextExit {
-            crate::lock(&c.inner).next_exit_waiters += 1;
-            WaiterGuard(Some(c.clone()))
-        } else {
-            WaiterGuard(None)
-        };
-        Ok(Box::pin(async move {
-            let _guard = guard;
-            loop {
-                let now = rx.borrow_and_update().clone();
-                if condition.done(&start, &now) {
-                    return (now.exit_code, now.error);
-                }
-                if rx.changed().await.is_err() {
-                    let e = rx.borrow().clone();
-                    return (e.exit_code, e.error);
-                }
-            }
-        }))
+        Ok(c.waiter(condition))
     }
 
     /// `POST /containers/{id}/attach`, first half: registers the client now (so a `start` that follows
@@ -142,25 +90,18 @@ impl ContainerService {
         let tty = rec.config.tty.unwrap_or(false);
         rec.state.status.check(Operation::Attach, &c.id, &rec.name)?;
         self.publish(&c, "attach", &[]);
-        let mut inner = crate::lock(&c.inner);
-        if !inner.accepting_attaches {
-            drop(inner);
-            let ticket = AttachTicket::Now {
-                container: c,
-                stdin,
-                stdout,
-                stderr,
-            };
-            return Ok((ticket, tty));
+        match c.register_attach(stdin, stdout, stderr) {
+            Some(rx) => Ok((AttachTicket::Later(rx), tty)),
+            None => Ok((
+                AttachTicket::Now {
+                    container: c,
+                    stdin,
+                    stdout,
+                    stderr,
+                },
+                tty,
+            )),
         }
-        let (tx, rx) = tokio::sync::oneshot::channel();
-        inner.pending_attaches.push(PendingAttach {
-            stdin,
-            stdout,
-            stderr,
-            reply: tx,
-        });
-        Ok((AttachTicket::Later(rx), tty))
     }
 
     /// Second half of attach: the stream, once the container runs.

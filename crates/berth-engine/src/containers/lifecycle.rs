@@ -9,7 +9,7 @@ use crate::error::{EngineError, Result};
 use crate::network::{Endpoint, NetworkRequest};
 use crate::plan::{self, PlanInputs, RunPlan};
 use crate::record::{write_replace, ContainerRecord};
-use crate::registry::{Container, PendingAttach, RunEvent};
+use crate::registry::{Container, RunEvent};
 use crate::shim;
 use crate::state::{Operation, Status, Transition};
 use berth_api::models::RestartPolicyNameEnum;
@@ -130,22 +130,13 @@ impl ContainerService {
             return Err(self.fail_start(c, &rec, e).await);
         }
         // Hand the shim's stdio to clients that attached before the start, then let it exec.
-        let pending: Vec<PendingAttach> = {
-            let mut inner = crate::lock(&c.inner);
-            inner.accepting_attaches = false;
-            let pending = std::mem::take(&mut inner.pending_attaches);
-            // Exits of runs started for attached clients stay claimable by a late `next-exit` waiter.
-            inner.late_wait_ok = !pending.is_empty() && inner.next_exit_waiters == 0;
-            pending
-        };
-        for p in pending {
+        for p in c.begin_run() {
             let stream = self.attach_now(c, p.stdin, p.stdout, p.stderr).await;
             let _ = p.reply.send(stream);
         }
         if let Err(e) = shim::simple(&c.id, &c.socket, Request::Start).await {
             // The process could not exec (the runtime reports why); the shim records the exit and goes.
             shim::kill_and_wait(&c.id, &c.socket).await;
-            crate::lock(&c.inner).accepting_attaches = true;
             let message = match e {
                 EngineError::Shim { message, .. } => message,
                 other => other.to_string(),
@@ -165,10 +156,7 @@ impl ContainerService {
         // Saved in the background: a daemon killed before the save finds the shim running and
         // re-adopts the container (see `reconcile`), so `run` does not wait for the disk.
         c.save_later();
-        c.events.send_modify(|e| {
-            e.running = true;
-            e.error = None;
-        });
+        c.mark_running();
         self.publish(c, "start", &[]);
         self.spawn_monitor(c.clone());
         tracing::debug!(
@@ -263,10 +251,7 @@ impl ContainerService {
             tracing::warn!("recording the failed start of {}: {err}", c.id);
         }
         self.fail_pending_attaches(c, &msg);
-        c.events.send_modify(|ev| {
-            ev.exit_code = code as i64;
-            ev.error = Some(msg.clone());
-        });
+        c.end_run(code as i64, Some(msg.clone()), false);
         if rec.host_config.auto_remove.unwrap_or(false) {
             // `--rm` also applies to a container that could not start.
             let svc = self.clone();
@@ -293,8 +278,7 @@ impl ContainerService {
         if moved.is_ok() {
             c.save_later();
         }
-        crate::lock(&c.inner).accepting_attaches = false;
-        c.events.send_modify(|e| e.running = true);
+        c.mark_running();
         self.spawn_monitor(c.clone());
     }
 
@@ -331,19 +315,7 @@ impl ContainerService {
             Ok(()) => c.save_later(),
             Err(e) => tracing::error!("recording the exit of {}: {e}", c.id),
         }
-        let late_ok = {
-            let mut inner = crate::lock(&c.inner);
-            inner.accepting_attaches = true;
-            std::mem::take(&mut inner.late_wait_ok)
-        };
-        c.events.send_modify(|e| {
-            e.running = false;
-            e.exits += 1;
-            e.exit_code = st.exit_code as i64;
-            e.error = st.error.clone();
-            e.claimable = late_ok;
-            e.finished = Some(std::time::Instant::now());
-        });
+        c.end_run(st.exit_code as i64, st.error.clone(), true);
         if st.oom_killed {
             self.publish(&c, "oom", &[]);
         }

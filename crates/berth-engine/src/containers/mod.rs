@@ -13,6 +13,7 @@ mod inspect;
 mod lifecycle;
 mod reconcile;
 mod remove;
+mod runs;
 
 pub use attach::{AttachStream, AttachTicket, BoxFuture, WaitCondition};
 pub use inspect::{human_duration, human_status};

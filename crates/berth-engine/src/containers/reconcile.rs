@@ -35,8 +35,7 @@ impl ContainerService {
                 Some(st) if st.started => {
                     tracing::info!("re-adopted running container {}", berth_types::short_id(&c.id));
                     if status.is_running() {
-                        crate::lock(&c.inner).accepting_attaches = false;
-                        c.events.send_modify(|e| e.running = true);
+                        c.mark_running();
                         self.spawn_monitor(c.clone());
                     } else {
                         self.adopt(&c, st.pid.unwrap_or(0));

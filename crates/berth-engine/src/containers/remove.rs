@@ -47,7 +47,7 @@ impl ContainerService {
         let svc = self.clone();
         tokio::task::spawn_blocking(move || svc.empty_trash());
         self.registry.remove(&c);
-        c.events.send_modify(|e| e.removed = true);
+        c.mark_removed();
         self.publish(&c, "destroy", &[]);
         Ok(())
     }
