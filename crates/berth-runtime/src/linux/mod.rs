@@ -30,8 +30,8 @@ use console::setup_console;
 use namespaces::loopback_up;
 use oci_spec::runtime::Spec;
 use plan::Plan;
-use process::{final_caps, look_path, mark_cloexec_from, set_rlimit, setup_user_and_caps};
-use rootfs::{create_devices, do_mount, mask_and_readonly, mkdir_all_owned, mount, path_c, pivot_root, EMPTY};
+use process::{apply_limits, exec_when_started};
+use rootfs::{create_devices, do_mount, mask_and_readonly, mkdir_all_owned, mount, pivot_root, EMPTY};
 use std::ffi::CString;
 use std::io::{Read, Write};
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
@@ -39,7 +39,7 @@ use std::os::unix::ffi::OsStrExt;
 use std::path::Path;
 
 pub(crate) use console::send_fd;
-pub(crate) use plan::rlimit_resource;
+pub(crate) use process::rlimit_resource;
 
 pub use berth_types::RootfsMount;
 
@@ -396,15 +396,8 @@ fn child_setup(plan: &Plan, from_parent: &OwnedFd, to_parent: &OwnedFd) -> Step<
     if plan.new_net {
         loopback_up()?;
     }
-    for (res, soft, hard) in &plan.rlimits {
-        set_rlimit(*res, *soft, *hard)?;
-    }
-    if let Some(adj) = plan.oom_score_adj {
-        std::fs::write("/proc/self/oom_score_adj", adj.to_string())
-            .map_err(|e| (125, format!("writing oom_score_adj: {e}")))?;
-    }
-    let cwd = Path::new(if plan.cwd.is_empty() { "/" } else { &plan.cwd });
-    mkdir_all_owned(cwd, plan.root_ids)?;
+    apply_limits(&plan.process)?;
+    mkdir_all_owned(plan.process.cwd(), plan.root_ids)?;
     if plan.userns {
         // Everything above needed real root (an overlay of root-owned layers, mounts in namespaces
         // owned by the host); from here on the container's root is the mapped user.
@@ -418,58 +411,7 @@ fn child_setup(plan: &Plan, from_parent: &OwnedFd, to_parent: &OwnedFd) -> Step<
         }
     }
     read_byte(from_parent).ok_or((125, "parent went away".to_string()))?;
-    setup_user_and_caps(plan)?;
-    let cwd_c = path_c(cwd)?;
-    // SAFETY: cwd_c is a valid path.
-    if unsafe { libc::chdir(cwd_c.as_ptr()) } != 0 {
-        let e = errno();
-        return Err((
-            125,
-            format!("chdir to cwd ({:?}) set in config.json failed: {e}", plan.cwd),
-        ));
-    }
-    let exe = look_path(plan)?;
-    let mut argv: Vec<*const libc::c_char> = plan.args.iter().map(|a| a.as_ptr()).collect();
-    argv.push(std::ptr::null());
-    let mut envp: Vec<*const libc::c_char> = plan.env.iter().map(|a| a.as_ptr()).collect();
-    envp.push(std::ptr::null());
-    // SAFETY: umask only affects this process.
-    unsafe { libc::umask(0o022) };
-
-    // Ready; wait for start (EOF: the shim gave up on us).
-    // SAFETY: writing one byte from a static buffer.
-    if unsafe { libc::write(to_parent.as_raw_fd(), b"R".as_ptr().cast(), 1) } != 1 {
-        return Err((125, "reporting readiness".into()));
-    }
-    match read_byte(from_parent) {
-        Some(b'S') => {}
-        // SAFETY: nothing to clean up: exit quietly.
-        _ => unsafe { libc::_exit(0) },
-    }
-    // Only stdio crosses into the container: whatever else the engine or the shim inherited
-    // (descriptors leaked by whoever started berthd) is closed at exec, as runc does.
-    mark_cloexec_from(3);
-    if plan.nnp {
-        // SAFETY: prctl with integer arguments.
-        step(unsafe { libc::prctl(libc::PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) }, || {
-            "no_new_privs".into()
-        })?;
-    }
-    if let Some(bpf) = &seccomp_bpf {
-        crate::seccomp::load_bpf(bpf).map_err(|e| (125, format!("loading seccomp filter: {e}")))?;
-    }
-    final_caps(plan)?;
-    // SAFETY: exe, argv and envp are NUL-terminated and outlive the call.
-    unsafe { libc::execve(exe.as_ptr(), argv.as_ptr(), envp.as_ptr()) };
-    let e = errno();
-    let code = match e.raw_os_error() {
-        Some(libc::ENOENT) => 127,
-        Some(libc::EACCES) | Some(libc::EPERM) | Some(libc::ENOEXEC) => 126,
-        _ => 125,
-    };
-    let msg = e.to_string();
-    let msg = msg.split(" (os error").next().unwrap_or(&msg).to_lowercase();
-    Err((code, format!("exec {}: {msg}", plan.args[0].to_string_lossy())))
+    exec_when_started(&plan.process, seccomp_bpf.as_deref(), from_parent, to_parent)
 }
 
 #[cfg(test)]

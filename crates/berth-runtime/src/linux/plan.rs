@@ -1,12 +1,11 @@
 //! What the child does, computed in the parent before `clone(2)` so the child only makes syscalls.
 
 use super::idmap::{id_to_host, userns_mount_data, IdRanges};
+use super::process::ProcessPlan;
 use super::{cpath, cstr, CreateError, CreateOptions, Stdio};
-use caps::{Capability, CapsHashSet};
-use oci_spec::runtime::{LinuxNamespaceType, PosixRlimitType};
+use oci_spec::runtime::LinuxNamespaceType;
 use std::ffi::CString;
 use std::path::{Path, PathBuf};
-use std::str::FromStr;
 
 /// A mount of the spec, resolved.
 pub(super) struct MountOp {
@@ -55,23 +54,10 @@ pub(super) struct Plan {
     pub(super) masked: Vec<CString>,
     pub(super) readonly: Vec<CString>,
     pub(super) readonly_root: bool,
-    pub(super) rlimits: Vec<(libc::c_int, u64, u64)>,
-    pub(super) oom_score_adj: Option<i32>,
-    pub(super) uid: u32,
-    pub(super) gid: u32,
-    pub(super) gids: Vec<libc::gid_t>,
-    pub(super) bounding: Option<CapsHashSet>,
-    pub(super) effective: CapsHashSet,
-    pub(super) permitted: CapsHashSet,
-    pub(super) inheritable: CapsHashSet,
-    pub(super) ambient: CapsHashSet,
-    pub(super) nnp: bool,
+    /// The process to exec, with the user, capabilities and limits it runs with.
+    pub(super) process: ProcessPlan,
     pub(super) seccomp: Option<oci_spec::runtime::LinuxSeccomp>,
     pub(super) seccomp_cache: Option<PathBuf>,
-    pub(super) cwd: String,
-    pub(super) args: Vec<CString>,
-    pub(super) env: Vec<CString>,
-    pub(super) path_env: String,
 }
 
 pub(super) fn mount_flags(options: &[String]) -> (libc::c_ulong, libc::c_ulong, String) {
@@ -106,42 +92,6 @@ pub(super) fn mount_flags(options: &[String]) -> (libc::c_ulong, libc::c_ulong, 
         }
     }
     (flags, prop, data.join(","))
-}
-
-pub(crate) fn rlimit_resource(t: PosixRlimitType) -> libc::c_int {
-    (match t {
-        PosixRlimitType::RlimitCpu => libc::RLIMIT_CPU,
-        PosixRlimitType::RlimitFsize => libc::RLIMIT_FSIZE,
-        PosixRlimitType::RlimitData => libc::RLIMIT_DATA,
-        PosixRlimitType::RlimitStack => libc::RLIMIT_STACK,
-        PosixRlimitType::RlimitCore => libc::RLIMIT_CORE,
-        PosixRlimitType::RlimitRss => libc::RLIMIT_RSS,
-        PosixRlimitType::RlimitNproc => libc::RLIMIT_NPROC,
-        PosixRlimitType::RlimitNofile => libc::RLIMIT_NOFILE,
-        PosixRlimitType::RlimitMemlock => libc::RLIMIT_MEMLOCK,
-        PosixRlimitType::RlimitAs => libc::RLIMIT_AS,
-        PosixRlimitType::RlimitLocks => libc::RLIMIT_LOCKS,
-        PosixRlimitType::RlimitSigpending => libc::RLIMIT_SIGPENDING,
-        PosixRlimitType::RlimitMsgqueue => libc::RLIMIT_MSGQUEUE,
-        PosixRlimitType::RlimitNice => libc::RLIMIT_NICE,
-        PosixRlimitType::RlimitRtprio => libc::RLIMIT_RTPRIO,
-        PosixRlimitType::RlimitRttime => libc::RLIMIT_RTTIME,
-    }) as libc::c_int
-}
-
-pub(super) fn caps_set(set: Option<&oci_spec::runtime::Capabilities>) -> Result<CapsHashSet, CreateError> {
-    let mut out = CapsHashSet::new();
-    for c in set.into_iter().flatten() {
-        let name = format!("CAP_{c}");
-        match Capability::from_str(&name) {
-            Ok(c) => {
-                out.insert(c);
-            }
-            // A capability this kernel or crate does not know is skipped, as runc does.
-            Err(_) => continue,
-        }
-    }
-    Ok(out)
 }
 
 impl Plan {
@@ -240,18 +190,6 @@ impl Plan {
             });
         }
 
-        let caps = process.capabilities().as_ref();
-        let env: Vec<String> = process.env().clone().unwrap_or_default();
-        let path_env = env
-            .iter()
-            .find_map(|e| e.strip_prefix("PATH="))
-            .unwrap_or(crate::spec::DEFAULT_PATH)
-            .to_string();
-        let args: Vec<String> = process.args().clone().unwrap_or_default();
-        if args.is_empty() {
-            return Err(CreateError::other("no command specified"));
-        }
-        let user = process.user();
         Ok(Plan {
             clone_flags,
             join,
@@ -305,28 +243,9 @@ impl Plan {
                 .map(cstr)
                 .collect::<Result<_, _>>()?,
             readonly_root: root.readonly().unwrap_or(false),
-            rlimits: process
-                .rlimits()
-                .iter()
-                .flatten()
-                .map(|r| (rlimit_resource(r.typ()), r.soft(), r.hard()))
-                .collect(),
-            oom_score_adj: process.oom_score_adj(),
-            uid: user.uid(),
-            gid: user.gid(),
-            gids: user.additional_gids().clone().unwrap_or_default(),
-            bounding: caps.map(|c| caps_set(c.bounding().as_ref())).transpose()?,
-            effective: caps_set(caps.and_then(|c| c.effective().as_ref()))?,
-            permitted: caps_set(caps.and_then(|c| c.permitted().as_ref()))?,
-            inheritable: caps_set(caps.and_then(|c| c.inheritable().as_ref()))?,
-            ambient: caps_set(caps.and_then(|c| c.ambient().as_ref()))?,
-            nnp: process.no_new_privileges().unwrap_or(false),
+            process: ProcessPlan::new(process)?,
             seccomp: linux.and_then(|l| l.seccomp().clone()),
             seccomp_cache: o.seccomp_cache.map(Path::to_path_buf),
-            cwd: process.cwd().to_string_lossy().into_owned(),
-            args: args.iter().map(cstr).collect::<Result<_, _>>()?,
-            env: env.iter().map(cstr).collect::<Result<_, _>>()?,
-            path_env,
         })
     }
 }
