@@ -8,8 +8,15 @@ use std::path::Path;
 /// runc's `setupConsole`, in the container (after `pivot_root`, so `/dev/pts` is its own devpts): a
 /// new pty whose slave becomes stdio, the controlling terminal and `/dev/console`; the master goes to
 /// the shim over `socket`. The size is set before the shim or the process can see the pty, so the
-/// first `stty size` already reads it.
-pub(super) fn setup_console(socket: RawFd, rows: u16, cols: u16, owner: Option<(u32, u32)>) -> Step {
+/// first `stty size` already reads it. An exec'd process (`bind_console` false) gets its own pty the
+/// same way, but `/dev/console` stays the init's.
+pub(super) fn setup_console(
+    socket: RawFd,
+    rows: u16,
+    cols: u16,
+    owner: Option<(u32, u32)>,
+    bind_console: bool,
+) -> Step {
     // SAFETY: opening a fixed path; the descriptor is owned right below.
     let m = unsafe {
         libc::open(
@@ -54,10 +61,12 @@ pub(super) fn setup_console(socket: RawFd, rows: u16, cols: u16, owner: Option<(
         })?;
     }
     let slave_path = path_c(Path::new(&format!("/dev/pts/{n}")))?;
-    touch(Path::new("/dev/console"))?;
-    step(mount(&slave_path, c"/dev/console", EMPTY, libc::MS_BIND, EMPTY), || {
-        "binding /dev/console".into()
-    })?;
+    if bind_console {
+        touch(Path::new("/dev/console"))?;
+        step(mount(&slave_path, c"/dev/console", EMPTY, libc::MS_BIND, EMPTY), || {
+            "binding /dev/console".into()
+        })?;
+    }
     // SAFETY: new session (we are not a group leader: the shim's child), then the slave becomes its
     // controlling terminal.
     step(unsafe { libc::setsid() }, || "setsid".into())?;

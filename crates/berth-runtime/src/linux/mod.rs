@@ -19,6 +19,7 @@
 //! `clone`).
 
 mod console;
+mod exec;
 mod idmap;
 mod namespaces;
 mod plan;
@@ -39,6 +40,7 @@ use std::os::unix::ffi::OsStrExt;
 use std::path::Path;
 
 pub(crate) use console::send_fd;
+pub use exec::{exec, ExecOptions};
 pub(crate) use process::rlimit_resource;
 
 pub use berth_types::RootfsMount;
@@ -109,22 +111,25 @@ impl berth_types::HasErrorKind for CreateError {
     }
 }
 
-/// A container whose init is set up and waits to exec.
+/// A container's process (its init, or one started by [`exec`]) that is set up and waits to exec.
 #[derive(Debug)]
-pub struct CreatedContainer {
+pub struct CreatedProcess {
     pid: i32,
     to_child: OwnedFd,
     from_child: OwnedFd,
 }
 
-impl CreatedContainer {
-    /// The init process, as seen from the host.
+/// The container's init, set up and waiting to exec (what [`create`] returns).
+pub type CreatedContainer = CreatedProcess;
+
+impl CreatedProcess {
+    /// The process, as seen from the host.
     pub fn pid(&self) -> i32 {
         self.pid
     }
 
-    /// Lets the init exec its process; returns once the exec happened (or failed: the init then exits
-    /// with the error's exit code).
+    /// Lets the process exec; returns once the exec happened (or failed: the process then exits with
+    /// the error's exit code).
     pub fn start(self) -> Result<(), CreateError> {
         let mut w = std::fs::File::from(self.to_child);
         w.write_all(b"S")
@@ -375,7 +380,7 @@ fn child_setup(plan: &Plan, from_parent: &OwnedFd, to_parent: &OwnedFd) -> Step<
     create_devices(plan)?;
     pivot_root(plan)?;
     if let Stdio::Console { socket, rows, cols } = plan.stdio {
-        setup_console(socket, rows, cols, plan.root_ids)?;
+        setup_console(socket, rows, cols, plan.root_ids, true)?;
     }
     for (path, value) in &plan.sysctls {
         std::fs::write(path, value).map_err(|e| (125, format!("writing sysctl {path}: {e}")))?;
