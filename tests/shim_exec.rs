@@ -349,3 +349,67 @@ fn exec_in_a_user_namespace() {
     assert_eq!(lines[2], ns_of(init, "user"));
     stop(&f);
 }
+
+/// Prints the mappings of `pid` with private pages (`BERTH_SMAPS=1`).
+fn print_smaps(pid: i32) {
+    if std::env::var_os("BERTH_SMAPS").is_none() {
+        return;
+    }
+    let smaps = std::fs::read_to_string(format!("/proc/{pid}/smaps")).expect("smaps");
+    let mut name = String::new();
+    for l in smaps.lines() {
+        if l.split_whitespace()
+            .next()
+            .is_some_and(|w| w.contains('-') && !w.ends_with(':'))
+        {
+            name = l.to_string();
+        } else if l.starts_with("Private_") {
+            let kb: u64 = l.split_whitespace().nth(1).and_then(|v| v.parse().ok()).unwrap_or(0);
+            if kb > 0 {
+                eprintln!("{kb:>6} {l:.16} {name}");
+            }
+        }
+    }
+}
+
+/// Private memory of a running shim before and after execs (Private_Clean + Private_Dirty of
+/// `smaps_rollup`, KB). Run with the release build:
+/// `BERTH_SHIM_BIN=target/release/berth-shim cargo test --test shim_exec -- --ignored --nocapture`.
+#[test]
+#[ignore]
+fn measure_shim_private_memory() {
+    require_root!();
+    // A second shim maps the same binary and has run an exec too: the text pages are then shared,
+    // as on a host running containers, and not counted as this shim's private memory.
+    let other = running(|_| {});
+    exec_ok(&other, "warm", &["true"]);
+    start_exec(&other, "warm");
+    let f = running(|_| {});
+    let shim = f.shim_pid.expect("shim pid");
+    let private = || {
+        let s = std::fs::read_to_string(format!("/proc/{shim}/smaps_rollup")).expect("smaps_rollup");
+        s.lines()
+            .filter(|l| l.starts_with("Private_Clean:") || l.starts_with("Private_Dirty:"))
+            .filter_map(|l| l.split_whitespace().nth(1)?.parse::<u64>().ok())
+            .sum::<u64>()
+    };
+    std::thread::sleep(Duration::from_millis(200));
+    let idle = private();
+    print_smaps(shim);
+    for i in 0..5 {
+        let id = format!("m{i}");
+        exec_ok(&f, &id, &["sh", "-c", "echo hi"]);
+        let a = attach_exec(&f, &id, false);
+        start_exec(&f, &id);
+        assert_eq!(demux(a).0, "hi\n");
+    }
+    let _running = exec_ok(&f, "bg", &["sleep", "100"]);
+    start_exec(&f, "bg");
+    std::thread::sleep(Duration::from_millis(200));
+    let after = private();
+    print_smaps(shim);
+    eprintln!("shim private memory: {idle} KB idle, {after} KB after 6 execs (one running)");
+    assert!(after < 300, "shim private memory {after} KB");
+    stop(&f);
+    stop(&other);
+}

@@ -14,8 +14,9 @@ pub use std::path::{Path, PathBuf};
 pub use std::process::{Child, Command, Stdio};
 pub use std::time::{Duration, Instant};
 
+/// The shim under test; `BERTH_SHIM_BIN` points at another build (the release one, to measure it).
 pub fn shim_bin() -> String {
-    env!("CARGO_BIN_EXE_berth-shim").to_string()
+    std::env::var("BERTH_SHIM_BIN").unwrap_or_else(|_| env!("CARGO_BIN_EXE_berth-shim").to_string())
 }
 
 pub fn is_root() -> bool {

@@ -359,7 +359,11 @@ impl Shim {
                 Some(id) => self.exec(id, &process, stdin),
                 None => error("exec needs an exec_id"),
             };
-            return self.respond(i, &r);
+            drop(process);
+            self.respond(i, &r);
+            // The request, the spec read for it and the runtime's plan are freed: give the pages back.
+            sys::trim_heap();
+            return;
         }
         let target = call.exec_id;
         let Some(pi) = self.find(target.as_deref()) else {
@@ -531,7 +535,6 @@ impl Shim {
             }
         };
         self.procs.push(Proc::new(Some(exec_id), pid, pending, io, true));
-        sys::trim_heap();
         Response {
             ok: true,
             pid: Some(pid),
