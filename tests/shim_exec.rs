@@ -350,6 +350,32 @@ fn exec_in_a_user_namespace() {
     stop(&f);
 }
 
+#[test]
+fn exec_with_an_external_runtime() {
+    require_root!();
+    let runc = ["/usr/sbin/runc", "/usr/bin/runc", "/usr/local/sbin/runc"]
+        .into_iter()
+        .find(|p| Path::new(p).exists());
+    let Some(runc) = runc else {
+        eprintln!("SKIP: runc is not installed (apt-get install runc)");
+        return;
+    };
+    let mut f = Fixture::new();
+    f.write_bundle(&f.config(&["sleep", "300"]), |s| s.runtime_path = Some(runc.into()));
+    f.spawn_ok();
+    f.start();
+    exec_ok(&f, "r", &["sh", "-c", "echo via-runc-exec; hostname; exit 5"]);
+    let a = attach_exec(&f, "r", false);
+    let w = waiter_exec(&f, "r");
+    start_exec(&f, "r");
+    let (out, err) = demux(a);
+    assert_eq!(f.wait_on(w).exit_code, 5, "{out}\n{err}");
+    assert_eq!(out, format!("via-runc-exec\n{}\n", &f.id[..12]));
+    let r = exec_with(&f, "x", &process(&f, &["nosuchcmd"]), false);
+    assert_eq!(r["exit_code"], 127, "{r}");
+    stop(&f);
+}
+
 /// Prints the mappings of `pid` with private pages (`BERTH_SMAPS=1`).
 fn print_smaps(pid: i32) {
     if std::env::var_os("BERTH_SMAPS").is_none() {

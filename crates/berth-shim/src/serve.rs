@@ -79,6 +79,11 @@ impl Shim {
             fds.push(pfd(self.sigfd.as_raw_fd(), libc::POLLIN));
             fds.push(pfd(self.listener.as_raw_fd(), libc::POLLIN));
             for (pi, p) in self.procs.iter().enumerate() {
+                if !p.started && p.running() {
+                    // Not read before `start`: an exec an external runtime already runs keeps its
+                    // first output in the pipe until the client that attached before `start` is there.
+                    continue;
+                }
                 for (oi, o) in p.outputs.iter().enumerate() {
                     fds.push(pfd(o.fd.as_raw_fd(), libc::POLLIN));
                     self.out_map.push((pi, oi));
