@@ -11,11 +11,12 @@ use std::collections::HashSet;
 use std::process::Stdio;
 use std::time::Duration;
 
-const TRIALS: u64 = 8;
+const TRIALS: u64 = 16;
 
-/// A spread of kill delays (0 to ~45 ms), the same every run.
+/// A spread of kill delays over the first ~60 ms (a client's whole request), the same every run:
+/// each operation gets every 3.75 ms step once, shifted by a fraction of a millisecond per trial.
 fn delay(trial: u64, op: u64) -> Duration {
-    Duration::from_micros((trial * 7919 + op * 104_729) % 9 * 5_000 + (trial * 613) % 1000)
+    Duration::from_micros((trial * 3 + op * 5) % TRIALS * 3_750 + trial * 200)
 }
 
 /// What the restarted daemon reports: (id, name, status, pid) of every container.
@@ -112,6 +113,11 @@ fn crash_during(d: &mut Daemon, args: &[&str], after: Duration) -> bool {
     d.kill9();
     let out = child.wait_with_output().unwrap();
     d.restart();
+    eprintln!(
+        "berth {} killed after {after:?}: {}",
+        args.join(" "),
+        if out.status.success() { "answered" } else { "not answered" }
+    );
     out.status.success()
 }
 

@@ -1,4 +1,5 @@
-//! An external OCI runtime (runc, crun, youki) driven through its CLI: `create`, `start`, `delete`.
+//! An external OCI runtime (runc, crun, youki) driven through its CLI: `create`, `start`, `exec`,
+//! `delete`.
 //! The rootfs is mounted on the host at `<bundle>/rootfs` (the runtime expects it there) and
 //! unmounted by [`ExternalRuntime::delete`].
 
@@ -267,6 +268,67 @@ impl ExternalRuntime {
             return Err(err("the runtime sent no console".into()));
         }
         Ok(status)
+    }
+
+    /// `<runtime> exec --process <json> --detach --pid-file <file> [--console-socket] <id>`: starts an
+    /// extra process in the container and returns its pid. The runtime runs it at once (there is no
+    /// created-but-not-started exec in the OCI CLI), so output written before an attach is dropped.
+    pub fn exec(&self, exec_id: &str, process: &oci_spec::runtime::Process, stdio: Stdio) -> Result<i32, CreateError> {
+        let console = match stdio {
+            Stdio::Console { socket, rows, cols } => Some((socket, rows, cols)),
+            Stdio::Fds { .. } => None,
+        };
+        let mut process = process.clone();
+        process.set_terminal(Some(console.is_some()));
+        let safe_id: String = exec_id
+            .chars()
+            .filter(|c| c.is_ascii_alphanumeric() || *c == '-' || *c == '_')
+            .take(64)
+            .collect();
+        let process_file = self.bundle.join(format!("exec-{safe_id}.json"));
+        let pid_file = self.bundle.join(format!("exec-{safe_id}.pid"));
+        let json = serde_json::to_vec(&process).map_err(|e| err(format!("encoding the exec process: {e}")))?;
+        std::fs::write(&process_file, json).map_err(|e| err(format!("writing {}: {e}", process_file.display())))?;
+        let _ = std::fs::remove_file(&pid_file);
+        let mut cmd = self.command();
+        cmd.arg("exec")
+            .arg("--process")
+            .arg(&process_file)
+            .arg("--detach")
+            .arg("--pid-file")
+            .arg(&pid_file);
+        let status = match (stdio, console) {
+            (Stdio::Fds { stdin, stdout, stderr }, _) => cmd
+                .arg(&self.id)
+                .stdin(dup(stdin)?)
+                .stdout(dup(stdout)?)
+                .stderr(dup(stderr)?)
+                .status()
+                .map_err(|e| err(format!("running {}: {e}", self.runtime.display()))),
+            (Stdio::Console { .. }, Some((socket, rows, cols))) => self.create_with_console(cmd, socket, rows, cols),
+            (Stdio::Console { .. }, None) => Err(err("console without a socket".into())),
+        };
+        let _ = std::fs::remove_file(&process_file);
+        let status = status?;
+        if !status.success() {
+            let msg = self.last_error();
+            let code = if msg.contains("executable file not found") || msg.contains("no such file or directory") {
+                127
+            } else if msg.contains("permission denied") || msg.contains("is a directory") {
+                126
+            } else {
+                125
+            };
+            return Err(CreateError {
+                message: format!("OCI runtime exec failed: {msg}"),
+                exit_code: code,
+            });
+        }
+        let pid = std::fs::read_to_string(&pid_file).map_err(|e| err(format!("reading pid file: {e}")))?;
+        let _ = std::fs::remove_file(&pid_file);
+        pid.trim()
+            .parse()
+            .map_err(|_| err(format!("bad pid file content {pid:?}")))
     }
 
     /// `<runtime> start <id>`.

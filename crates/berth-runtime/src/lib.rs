@@ -15,7 +15,7 @@ pub mod user;
 
 pub use config::{BindMount, IdMap, NetworkMode, ResolvedUser, RuntimeConfig, SeccompMode, Ulimit};
 pub use error::{Error, Result};
-pub use linux::{CreateError, CreatedContainer, RootfsMount, Stdio};
+pub use linux::{CreateError, CreatedContainer, CreatedProcess, ExecOptions, RootfsMount, Stdio};
 pub use oci_spec;
 pub use spec::{build_spec, DEFAULT_CAPABILITIES, DEFAULT_MASKED_PATHS, DEFAULT_READONLY_PATHS};
 pub use user::resolve_user;

@@ -648,7 +648,7 @@ mod tests {
         let t = tempfile::tempdir().unwrap();
         let p = profile(crate::spec::DEFAULT_CAPABILITIES);
         let a = compile_bpf(&p, Some(t.path())).unwrap();
-        assert!(!a.is_empty() && a.len() % 8 == 0);
+        assert!(!a.is_empty() && a.len().is_multiple_of(8));
         assert_eq!(std::fs::read_dir(t.path()).unwrap().count(), 1);
         assert_eq!(compile_bpf(&p, Some(t.path())).unwrap(), a);
         assert_eq!(compile_bpf(&p, None).unwrap(), a);

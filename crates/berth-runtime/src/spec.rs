@@ -514,7 +514,8 @@ mod tests {
 
     #[test]
     fn capability_tweaks() {
-        let cases: &[(&[&str], &[&str], &[&str], &[&str])] = &[
+        type Case<'a> = (&'a [&'a str], &'a [&'a str], &'a [&'a str], &'a [&'a str]);
+        let cases: &[Case] = &[
             (&["net_admin"], &["CHOWN"], &["CAP_NET_ADMIN"], &["CAP_CHOWN"]),
             (&["CAP_SYS_ADMIN"], &[], &["CAP_SYS_ADMIN", "CAP_KILL"], &[]),
             (&["ALL"], &["MKNOD"], &["CAP_SYS_ADMIN", "CAP_BPF"], &["CAP_MKNOD"]),

@@ -135,7 +135,8 @@ mod tests {
 
     #[test]
     fn table() {
-        let cases: &[(&str, Result<(u32, u32, &[u32], &str), &str>)] = &[
+        type Case<'a> = (&'a str, Result<(u32, u32, &'a [u32], &'a str), &'a str>);
+        let cases: &[Case] = &[
             ("", Ok((0, 0, &[10], "/root"))),
             ("root", Ok((0, 0, &[10], "/root"))),
             ("0", Ok((0, 0, &[10], "/root"))),

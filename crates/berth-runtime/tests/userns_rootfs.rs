@@ -3,6 +3,8 @@
 //! created, and those files land in the upper dir owned by the mapped root. Runs without the test
 //! harness: `linux::create` clones like the single-threaded shim, which threads would make unsafe.
 
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 use berth_runtime::linux::{self, CreateOptions, RootfsMount, Stdio};
 use berth_runtime::{build_spec, IdMap, NetworkMode, ResolvedUser, RuntimeConfig, SeccompMode};
 use berth_snapshot::Snapshotter;
