@@ -116,7 +116,11 @@ fn crash_during(d: &mut Daemon, args: &[&str], after: Duration) -> bool {
     eprintln!(
         "berth {} killed after {after:?}: {}",
         args.join(" "),
-        if out.status.success() { "answered" } else { "not answered" }
+        if out.status.success() {
+            "answered"
+        } else {
+            "not answered"
+        }
     );
     out.status.success()
 }

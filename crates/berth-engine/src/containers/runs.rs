@@ -101,11 +101,10 @@ impl Container {
     pub(crate) fn waiter(self: &Arc<Self>, condition: WaitCondition) -> BoxFuture<(i64, Option<String>)> {
         let mut rx = self.events.subscribe();
         let start = rx.borrow_and_update().clone();
-        if condition == WaitCondition::NextExit && !start.running && start.claimable {
-            if start.finished.is_some_and(|t| t.elapsed() < LATE_WAIT) {
-                self.events.send_modify(|e| e.claimable = false);
-                return ready(start.exit_code, start.error);
-            }
+        let recent = start.finished.is_some_and(|t| t.elapsed() < LATE_WAIT);
+        if condition == WaitCondition::NextExit && !start.running && start.claimable && recent {
+            self.events.send_modify(|e| e.claimable = false);
+            return ready(start.exit_code, start.error);
         }
         let guard = if condition == WaitCondition::NextExit {
             crate::lock(&self.inner).next_exit_waiters += 1;
