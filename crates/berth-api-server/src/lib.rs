@@ -6,6 +6,7 @@ mod containers;
 mod error;
 mod images;
 mod params;
+mod resources;
 mod system;
 
 pub use error::ApiError;
@@ -27,6 +28,7 @@ pub fn router(services: Arc<Services>) -> Router {
     Router::new()
         .merge(system::routes())
         .merge(containers::routes())
+        .merge(resources::routes())
         .merge(images::routes())
         .with_state(services)
 }

@@ -24,12 +24,13 @@ mod registry;
 pub mod runtimes;
 mod shim;
 pub mod state;
+pub mod stats;
 mod system;
 pub mod volume;
 
 pub use containers::{
     human_duration, human_status, parse_signal, AttachStream, AttachTicket, BoxFuture, ContainerDeps, ContainerService,
-    ContainerServiceConfig, ListOptions, WaitCondition,
+    ContainerServiceConfig, ListOptions, TopResult, UpdateConfig, WaitCondition,
 };
 pub use error::{EngineError, Result};
 pub use events::{Event, EventBus, EventType};

@@ -17,7 +17,7 @@ use berth_api::ContainerCreateBody;
 use crate::args::ContainerOpts;
 use crate::units;
 use berth_api::models::PortMap;
-use host::{kv_map, memory_flag, non_empty, normalize_caps, parse_restart, parse_ulimit, security_opt};
+pub(crate) use host::{kv_map, memory_flag, non_empty, normalize_caps, parse_restart, parse_ulimit, security_opt};
 use ports::ExposedPorts;
 
 /// Environment and file access the mapping needs, injected for tests.

@@ -13,11 +13,14 @@ mod inspect;
 mod lifecycle;
 mod reconcile;
 mod remove;
+mod resources;
+mod restart;
 mod runs;
 
 pub use attach::{AttachStream, AttachTicket, BoxFuture, WaitCondition};
 pub use inspect::{human_duration, human_status};
 pub use lifecycle::parse_signal;
+pub use resources::{TopResult, UpdateConfig};
 
 use crate::error::{EngineError, Result};
 use crate::events::{Event, EventBus, EventType};
@@ -87,6 +90,7 @@ pub struct ContainerService {
     volumes: Arc<dyn VolumeService>,
     events: EventBus,
     trash_lock: Mutex<()>,
+    backoff: restart::Backoff,
 }
 
 impl ContainerService {
@@ -107,11 +111,13 @@ impl ContainerService {
             volumes: deps.volumes,
             events: deps.events,
             trash_lock: Mutex::new(()),
+            backoff: restart::Backoff::default(),
         });
         for d in [&svc.containers_dir, &svc.trash_dir, &svc.shims_dir, &svc.bundles_dir] {
             mkdir_all(d)?;
         }
         svc.reconcile().await?;
+        svc.restart_on_boot();
         Ok(svc)
     }
 
