@@ -40,12 +40,19 @@ fn run_counter(d: &Daemon, name: &str) -> PathBuf {
         "i=0; while true; do i=$((i+1)); echo $i > /out/n; sleep 0.1; done",
     ]);
     assert_eq!(r.code, 0, "{r:?}\n{}", d.log());
-    assert!(eventually(Duration::from_secs(10), || counter(&dir) > 0), "the counter never started");
+    assert!(
+        eventually(Duration::from_secs(10), || counter(&dir) > 0),
+        "the counter never started"
+    );
     dir
 }
 
 fn cgroup_file(controller: &str, id: &str, file: &str) -> PathBuf {
-    Path::new("/sys/fs/cgroup").join(controller).join("berth").join(id).join(file)
+    Path::new("/sys/fs/cgroup")
+        .join(controller)
+        .join("berth")
+        .join(id)
+        .join(file)
 }
 
 #[test]
@@ -56,7 +63,10 @@ fn pause_freezes_the_processes_and_unpause_thaws_them() {
     let r = d.docker(&["pause", "counter"]);
     assert_eq!(r.code, 0, "{r:?}\n{}", d.log());
     assert_eq!(r.stdout.trim(), "counter");
-    assert_eq!(inspect(&d, "counter", "{{.State.Status}} {{.State.Paused}} {{.State.Running}}"), "paused true true");
+    assert_eq!(
+        inspect(&d, "counter", "{{.State.Status}} {{.State.Paused}} {{.State.Running}}"),
+        "paused true true"
+    );
     let ps = d.docker(&["ps", "--format", "{{.Names}} {{.Status}}"]);
     assert!(ps.stdout.contains("(Paused)"), "{ps:?}");
     // Frozen: the counter stops moving.
@@ -72,13 +82,27 @@ fn pause_freezes_the_processes_and_unpause_thaws_them() {
     assert_eq!(status, 409);
     let r = d.berth(&["unpause", "counter"]);
     assert_eq!(r.code, 0, "{r:?}");
-    assert!(eventually(Duration::from_secs(5), || counter(&dir) > a + 2), "the counter did not move after unpause");
-    assert_eq!(inspect(&d, "counter", "{{.State.Status}} {{.State.Paused}}"), "running false");
+    assert!(
+        eventually(Duration::from_secs(5), || counter(&dir) > a + 2),
+        "the counter did not move after unpause"
+    );
+    assert_eq!(
+        inspect(&d, "counter", "{{.State.Status}} {{.State.Paused}}"),
+        "running false"
+    );
     let (status, body) = d.api("POST", "/containers/counter/unpause", None);
     assert_eq!(status, 409, "{}", String::from_utf8_lossy(&body));
     assert!(String::from_utf8_lossy(&body).contains("is not paused"));
     // Events: pause and unpause were published.
-    let ev = d.docker(&["events", "--since", "0", "--until", "0s", "--filter", "container=counter"]);
+    let ev = d.docker(&[
+        "events",
+        "--since",
+        "0",
+        "--until",
+        "0s",
+        "--filter",
+        "container=counter",
+    ]);
     if ev.code == 0 {
         assert!(ev.stdout.contains("pause"), "{ev:?}");
     }
@@ -99,9 +123,27 @@ fn pause_freezes_the_processes_and_unpause_thaws_them() {
 fn docker_stats_reads_the_stats_json() {
     let d = Daemon::start();
     d.load_busybox("bb:latest");
-    let r = d.docker(&["run", "-d", "--name", "st", "--memory", "64m", "--pids-limit", "40", "bb", "sleep", "1000"]);
+    let r = d.docker(&[
+        "run",
+        "-d",
+        "--name",
+        "st",
+        "--memory",
+        "64m",
+        "--pids-limit",
+        "40",
+        "bb",
+        "sleep",
+        "1000",
+    ]);
     assert_eq!(r.code, 0, "{r:?}\n{}", d.log());
-    let s = d.docker(&["stats", "--no-stream", "--format", "{{.Name}}|{{.MemUsage}}|{{.PIDs}}|{{.CPUPerc}}", "st"]);
+    let s = d.docker(&[
+        "stats",
+        "--no-stream",
+        "--format",
+        "{{.Name}}|{{.MemUsage}}|{{.PIDs}}|{{.CPUPerc}}",
+        "st",
+    ]);
     assert_eq!(s.code, 0, "{s:?}");
     let line = s.stdout.trim();
     let f: Vec<&str> = line.split('|').collect();
@@ -127,7 +169,16 @@ fn docker_stats_reads_the_stats_json() {
     let b = d.berth(&["stats", "--no-stream", "st"]);
     assert_eq!(b.code, 0, "{b:?}");
     let header = b.stdout.lines().next().unwrap_or("");
-    for col in ["CONTAINER ID", "NAME", "CPU %", "MEM USAGE / LIMIT", "MEM %", "NET I/O", "BLOCK I/O", "PIDS"] {
+    for col in [
+        "CONTAINER ID",
+        "NAME",
+        "CPU %",
+        "MEM USAGE / LIMIT",
+        "MEM %",
+        "NET I/O",
+        "BLOCK I/O",
+        "PIDS",
+    ] {
         assert!(header.contains(col), "{b:?}");
     }
     assert!(b.stdout.contains("/ 64MiB"), "{b:?}");
@@ -137,7 +188,10 @@ fn docker_stats_reads_the_stats_json() {
     std::thread::sleep(Duration::from_millis(2500));
     let _ = child.kill();
     let out = child.wait_with_output().unwrap();
-    assert!(String::from_utf8_lossy(&out.stdout).matches("st").count() >= 2, "{out:?}");
+    assert!(
+        String::from_utf8_lossy(&out.stdout).matches("st").count() >= 2,
+        "{out:?}"
+    );
 }
 
 #[test]
@@ -171,24 +225,50 @@ fn top_lists_the_containers_processes() {
 fn update_changes_the_live_cgroup_and_refuses_impossible_limits() {
     let d = Daemon::start();
     d.load_busybox("bb:latest");
-    assert_eq!(d.docker(&["run", "-d", "--name", "upd", "--memory", "64m", "bb", "sleep", "1000"]).code, 0);
+    assert_eq!(
+        d.docker(&["run", "-d", "--name", "upd", "--memory", "64m", "bb", "sleep", "1000"])
+            .code,
+        0
+    );
     let id = inspect(&d, "upd", "{{.Id}}");
     let mem = cgroup_file("memory", &id, "memory.limit_in_bytes");
     assert_eq!(common::read(&mem).trim(), (64u64 << 20).to_string());
-    let r = d.docker(&["update", "--memory", "128m", "--memory-swap", "256m", "--pids-limit", "30", "--cpus", "0.5", "upd"]);
+    let r = d.docker(&[
+        "update",
+        "--memory",
+        "128m",
+        "--memory-swap",
+        "256m",
+        "--pids-limit",
+        "30",
+        "--cpus",
+        "0.5",
+        "upd",
+    ]);
     assert_eq!(r.code, 0, "{r:?}\n{}", d.log());
     assert_eq!(common::read(&mem).trim(), (128u64 << 20).to_string());
     assert_eq!(common::read(&cgroup_file("pids", &id, "pids.max")).trim(), "30");
-    assert_eq!(common::read(&cgroup_file("cpu", &id, "cpu.cfs_quota_us")).trim(), "50000");
     assert_eq!(
-        inspect(&d, "upd", "{{.HostConfig.Memory}} {{.HostConfig.PidsLimit}} {{.HostConfig.NanoCpus}}"),
+        common::read(&cgroup_file("cpu", &id, "cpu.cfs_quota_us")).trim(),
+        "50000"
+    );
+    assert_eq!(
+        inspect(
+            &d,
+            "upd",
+            "{{.HostConfig.Memory}} {{.HostConfig.PidsLimit}} {{.HostConfig.NanoCpus}}"
+        ),
         format!("{} 30 500000000", 128u64 << 20)
     );
     // Impossible limits: 400 with Docker's words, nothing changed.
     let bad = d.docker(&["update", "--memory", "1m", "upd"]);
     assert_ne!(bad.code, 0);
     assert!(bad.stderr.contains("Minimum memory limit allowed is 6MB"), "{bad:?}");
-    let (status, _) = d.api("POST", "/containers/upd/update", Some(br#"{"NanoCpus": 1000000000000}"#));
+    let (status, _) = d.api(
+        "POST",
+        "/containers/upd/update",
+        Some(br#"{"NanoCpus": 1000000000000}"#),
+    );
     assert_eq!(status, 400);
     let (status, _) = d.api("POST", "/containers/upd/update", Some(br#"{"CpuPeriod": 10}"#));
     assert_eq!(status, 400);
@@ -198,7 +278,11 @@ fn update_changes_the_live_cgroup_and_refuses_impossible_limits() {
     let r = d.berth(&["update", "--restart", "on-failure:3", "upd"]);
     assert_eq!(r.code, 0, "{r:?}");
     assert_eq!(
-        inspect(&d, "upd", "{{.HostConfig.RestartPolicy.Name}}:{{.HostConfig.RestartPolicy.MaximumRetryCount}}"),
+        inspect(
+            &d,
+            "upd",
+            "{{.HostConfig.RestartPolicy.Name}}:{{.HostConfig.RestartPolicy.MaximumRetryCount}}"
+        ),
         "on-failure:3"
     );
     // Kept across a restart of the container.
@@ -211,33 +295,75 @@ fn update_changes_the_live_cgroup_and_refuses_impossible_limits() {
 fn on_failure_restarts_as_often_as_asked() {
     let d = Daemon::start();
     d.load_busybox("bb:latest");
-    let r = d.docker(&["run", "-d", "--name", "fail", "--restart", "on-failure:2", "bb", "sh", "-c", "exit 3"]);
+    let r = d.docker(&[
+        "run",
+        "-d",
+        "--name",
+        "fail",
+        "--restart",
+        "on-failure:2",
+        "bb",
+        "sh",
+        "-c",
+        "exit 3",
+    ]);
     assert_eq!(r.code, 0, "{r:?}");
     let done = eventually(Duration::from_secs(20), || {
         inspect(&d, "fail", "{{.RestartCount}} {{.State.Status}}") == "2 exited"
     });
-    assert!(done, "{}\n{}", inspect(&d, "fail", "{{.RestartCount}} {{.State.Status}}"), d.log());
+    assert!(
+        done,
+        "{}\n{}",
+        inspect(&d, "fail", "{{.RestartCount}} {{.State.Status}}"),
+        d.log()
+    );
     std::thread::sleep(Duration::from_secs(1));
-    assert_eq!(inspect(&d, "fail", "{{.RestartCount}} {{.State.Status}} {{.State.ExitCode}}"), "2 exited 3");
+    assert_eq!(
+        inspect(&d, "fail", "{{.RestartCount}} {{.State.Status}} {{.State.ExitCode}}"),
+        "2 exited 3"
+    );
     // `always` keeps going, through `restarting`, with a growing delay; a stop ends it.
-    let r = d.docker(&["run", "-d", "--name", "alw", "--restart", "always", "bb", "sh", "-c", "exit 1"]);
+    let r = d.docker(&[
+        "run",
+        "-d",
+        "--name",
+        "alw",
+        "--restart",
+        "always",
+        "bb",
+        "sh",
+        "-c",
+        "exit 1",
+    ]);
     assert_eq!(r.code, 0, "{r:?}");
     assert!(eventually(Duration::from_secs(20), || {
         inspect(&d, "alw", "{{.RestartCount}}").parse::<i64>().unwrap_or(0) >= 3
     }));
     let stop = d.docker(&["stop", "alw"]);
     assert_eq!(stop.code, 0, "{stop:?}");
-    assert!(eventually(Duration::from_secs(5), || inspect(&d, "alw", "{{.State.Status}}") == "exited"));
+    assert!(eventually(Duration::from_secs(5), || inspect(
+        &d,
+        "alw",
+        "{{.State.Status}}"
+    ) == "exited"));
     let n = inspect(&d, "alw", "{{.RestartCount}}");
     std::thread::sleep(Duration::from_secs(2));
-    assert_eq!(inspect(&d, "alw", "{{.RestartCount}} {{.State.Status}}"), format!("{n} exited"));
+    assert_eq!(
+        inspect(&d, "alw", "{{.RestartCount}} {{.State.Status}}"),
+        format!("{n} exited")
+    );
 }
 
 #[test]
 fn restart_policies_survive_a_daemon_restart() {
     let mut d = Daemon::start();
     d.load_busybox("bb:latest");
-    for (name, policy) in [("al", "always"), ("us", "unless-stopped"), ("us2", "unless-stopped"), ("no", "no")] {
+    for (name, policy) in [
+        ("al", "always"),
+        ("us", "unless-stopped"),
+        ("us2", "unless-stopped"),
+        ("no", "no"),
+    ] {
         let r = d.docker(&["run", "-d", "--name", name, "--restart", policy, "bb", "sleep", "1000"]);
         assert_eq!(r.code, 0, "{r:?}");
     }
@@ -249,12 +375,14 @@ fn restart_policies_survive_a_daemon_restart() {
     unsafe_kill(pid);
     d.restart();
     assert!(
-        eventually(Duration::from_secs(20), || inspect(&d, "al", "{{.State.Status}}") == "running"),
+        eventually(Duration::from_secs(20), || inspect(&d, "al", "{{.State.Status}}")
+            == "running"),
         "{}",
         d.log()
     );
     assert!(
-        eventually(Duration::from_secs(20), || inspect(&d, "us2", "{{.State.Status}}") == "running"),
+        eventually(Duration::from_secs(20), || inspect(&d, "us2", "{{.State.Status}}")
+            == "running"),
         "{}",
         d.log()
     );
@@ -266,7 +394,11 @@ fn restart_policies_survive_a_daemon_restart() {
 
 /// SIGKILL to a process (the container's init, while its daemon is down).
 fn unsafe_kill(pid: i32) {
-    let r = std::process::Command::new("kill").arg("-9").arg(pid.to_string()).status().unwrap();
+    let r = std::process::Command::new("kill")
+        .arg("-9")
+        .arg(pid.to_string())
+        .status()
+        .unwrap();
     assert!(r.success());
 }
 

@@ -9,14 +9,22 @@ use crate::{encode_component, flag, Client, Query, Result};
 impl Client {
     /// `POST /containers/{id}/pause`.
     pub async fn container_pause(&self, id: &str) -> Result<()> {
-        self.call(Method::POST, &format!("/containers/{}/pause", encode_component(id)), &vec![])
-            .await
+        self.call(
+            Method::POST,
+            &format!("/containers/{}/pause", encode_component(id)),
+            &vec![],
+        )
+        .await
     }
 
     /// `POST /containers/{id}/unpause`.
     pub async fn container_unpause(&self, id: &str) -> Result<()> {
-        self.call(Method::POST, &format!("/containers/{}/unpause", encode_component(id)), &vec![])
-            .await
+        self.call(
+            Method::POST,
+            &format!("/containers/{}/unpause", encode_component(id)),
+            &vec![],
+        )
+        .await
     }
 
     /// `GET /containers/{id}/stats`: one JSON object per line (one line unless `stream`).
@@ -40,8 +48,13 @@ impl Client {
         if let Some(a) = ps_args {
             q.push(("ps_args", a.to_string()));
         }
-        self.json(Method::GET, &format!("/containers/{}/top", encode_component(id)), &q, None)
-            .await
+        self.json(
+            Method::GET,
+            &format!("/containers/{}/top", encode_component(id)),
+            &q,
+            None,
+        )
+        .await
     }
 
     /// `POST /containers/{id}/update` with a body of `Resources` fields and `RestartPolicy`.

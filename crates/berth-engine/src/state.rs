@@ -303,7 +303,10 @@ mod tests {
             );
         }
         let e = Exited.check(Operation::Top, "abc", "web").unwrap_err();
-        assert_eq!((e.kind(), e.to_string()), (ErrorKind::Conflict, "Container abc is not running".into()));
+        assert_eq!(
+            (e.kind(), e.to_string()),
+            (ErrorKind::Conflict, "Container abc is not running".into())
+        );
         let e = Restarting.check(Operation::Top, "abc", "web").unwrap_err();
         assert_eq!(
             e.to_string(),
@@ -315,9 +318,18 @@ mod tests {
     fn pause_and_unpause_messages() {
         use berth_types::{ErrorKind, HasErrorKind};
         let e = apply(Exited, T::Pause).unwrap_err();
-        assert_eq!((e.kind(), e.to_string()), (ErrorKind::Conflict, "Container abc is not running".into()));
-        assert_eq!(apply(Paused, T::Pause).unwrap_err().to_string(), "Container abc is already paused");
-        assert_eq!(apply(Running, T::Unpause).unwrap_err().to_string(), "Container abc is not paused");
+        assert_eq!(
+            (e.kind(), e.to_string()),
+            (ErrorKind::Conflict, "Container abc is not running".into())
+        );
+        assert_eq!(
+            apply(Paused, T::Pause).unwrap_err().to_string(),
+            "Container abc is already paused"
+        );
+        assert_eq!(
+            apply(Running, T::Unpause).unwrap_err().to_string(),
+            "Container abc is not paused"
+        );
         // A paused container that is killed ends like a running one.
         assert_eq!(apply(Paused, T::Exit).unwrap(), Exited);
     }

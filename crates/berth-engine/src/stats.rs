@@ -155,7 +155,8 @@ mod tests {
 
     #[test]
     fn proc_stat() {
-        let s = "cpu  100 0 50 1000 10 0 5 7 0 0\ncpu0 50 0 25 500 5 0 2 3 0 0\ncpu1 50 0 25 500 5 0 3 4 0 0\nintr 1 2\n";
+        let s =
+            "cpu  100 0 50 1000 10 0 5 7 0 0\ncpu0 50 0 25 500 5 0 2 3 0 0\ncpu1 50 0 25 500 5 0 3 4 0 0\nintr 1 2\n";
         assert_eq!(parse_proc_stat(s), (1165 * 10_000_000, 2));
         assert_eq!(
             parse_meminfo_total("MemTotal:        8000000 kB\nMemFree: 1 kB\n"),
@@ -177,7 +178,11 @@ mod tests {
         w("cpuacct", "cpuacct.stat", "user 1\nsystem 2\n");
         w("pids", "pids.current", "2\n");
         w("pids", "pids.max", "50\n");
-        w("blkio", "blkio.throttle.io_service_bytes_recursive", "8:0 Read 4096\nTotal 4096\n");
+        w(
+            "blkio",
+            "blkio.throttle.io_service_bytes_recursive",
+            "8:0 Read 4096\nTotal 4096\n",
+        );
         let cg = berth_runtime::cgroups::open(t.path(), "/berth/c1").unwrap();
         Sample {
             read: "2026-01-01T00:00:01Z".into(),

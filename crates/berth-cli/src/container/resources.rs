@@ -98,7 +98,11 @@ pub async fn update(client: &Client, a: UpdateArgs) -> Result<i32> {
         }
     }
     if failed {
-        return Err(StatusError::new(1, format!("Error: failed to update container: {}", a.containers.join(", "))).into());
+        return Err(StatusError::new(
+            1,
+            format!("Error: failed to update container: {}", a.containers.join(", ")),
+        )
+        .into());
     }
     Ok(0)
 }
@@ -131,7 +135,11 @@ pub(crate) fn stats_row(v: &Value, no_trunc: bool) -> Value {
     let limit = u(&mem["limit"]);
     let mem_pct = if limit > 0.0 { used / limit * 100.0 } else { 0.0 };
     let (mut read, mut write) = (0.0, 0.0);
-    for e in v["blkio_stats"]["io_service_bytes_recursive"].as_array().into_iter().flatten() {
+    for e in v["blkio_stats"]["io_service_bytes_recursive"]
+        .as_array()
+        .into_iter()
+        .flatten()
+    {
         match e["op"].as_str().map(str::to_ascii_lowercase).as_deref() {
             Some("read") => read += u(&e["value"]),
             Some("write") => write += u(&e["value"]),
@@ -146,7 +154,11 @@ pub(crate) fn stats_row(v: &Value, no_trunc: bool) -> Value {
         }
     }
     let id = v["id"].as_str().unwrap_or("");
-    let id = if no_trunc { id.to_string() } else { id.chars().take(12).collect() };
+    let id = if no_trunc {
+        id.to_string()
+    } else {
+        id.chars().take(12).collect()
+    };
     let running = v["read"].as_str().is_some_and(|r| !r.starts_with("0001-"));
     let dash = |s: String| if running { s } else { "--".to_string() };
     json!({
@@ -238,7 +250,12 @@ pub async fn stats(client: &Client, a: StatsArgs) -> Result<i32> {
     }
     loop {
         tokio::time::sleep(std::time::Duration::from_millis(500)).await;
-        let rows: Vec<Value> = latest.lock().unwrap_or_else(|p| p.into_inner()).values().cloned().collect();
+        let rows: Vec<Value> = latest
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .values()
+            .cloned()
+            .collect();
         // Clear the screen and draw again, as the docker CLI does on a terminal.
         crate::write_out(&format!("\x1b[2J\x1b[H{}", render(&fmt, &rows)?));
     }

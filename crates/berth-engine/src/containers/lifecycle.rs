@@ -90,7 +90,8 @@ impl ContainerService {
         rec.state.status.apply(Transition::Start, &c.id, &rec.name)?;
         // Never a second shim on a bundle that has one (a crash between launch and record).
         if let Some(state) = shim::state(&c.id, &c.socket).await {
-            if state.started {
+            // A shim whose init has exited is only finishing up (a quick restart): wait for it.
+            if state.started && state.running {
                 tracing::info!("container {} already runs under its shim; re-adopting", c.id);
                 self.adopt(c, state.pid.unwrap_or(0));
                 return Err(EngineError::NotModified("container already started".into()));

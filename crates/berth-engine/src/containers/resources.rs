@@ -98,7 +98,9 @@ pub(crate) fn parse_ps(output: &str, pids: &[i32]) -> Result<TopResult> {
         if fields.len() <= pid_col || fields.len() < titles.len() {
             continue;
         }
-        let Ok(pid) = fields[pid_col].parse::<i32>() else { continue };
+        let Ok(pid) = fields[pid_col].parse::<i32>() else {
+            continue;
+        };
         if !pids.contains(&pid) {
             continue;
         }
@@ -112,7 +114,9 @@ pub(crate) fn parse_ps(output: &str, pids: &[i32]) -> Result<TopResult> {
 
 /// The host's CPU count, for Docker's `--cpus` range check.
 fn host_cpus() -> i64 {
-    std::thread::available_parallelism().map(|n| n.get() as i64).unwrap_or(1)
+    std::thread::available_parallelism()
+        .map(|n| n.get() as i64)
+        .unwrap_or(1)
 }
 
 const MIN_MEMORY: i64 = 6 * 1024 * 1024;
@@ -230,9 +234,7 @@ pub(crate) fn apply_update(hc: &HostConfig, u: &UpdateConfig, ncpu: i64) -> Resu
             return bad("invalid restart policy: maximum retry count cannot be negative");
         }
         if max > 0 && name != RestartPolicyNameEnum::ON_FAILURE {
-            return Err(EngineError::InvalidArgument(format!(
-                "invalid restart policy: maximum retry count can only be used with 'on-failure'"
-            )));
+            return bad("invalid restart policy: maximum retry count can only be used with 'on-failure'");
         }
         new.restart_policy = Some(p.clone());
     }
@@ -246,9 +248,9 @@ impl ContainerService {
         let _op = c.op.lock().await;
         let rec = c.record();
         rec.state.status.apply(Transition::Pause, &c.id, &rec.name)?;
-        freeze(&rec, true).await.map_err(|e| {
-            EngineError::Internal(format!("Cannot pause container {}: {e}", c.id))
-        })?;
+        freeze(&rec, true)
+            .await
+            .map_err(|e| EngineError::Internal(format!("Cannot pause container {}: {e}", c.id)))?;
         c.transition(Transition::Pause, |_| {})?;
         c.save().await?;
         self.publish(&c, "pause", &[]);
@@ -261,9 +263,9 @@ impl ContainerService {
         let _op = c.op.lock().await;
         let rec = c.record();
         rec.state.status.apply(Transition::Unpause, &c.id, &rec.name)?;
-        freeze(&rec, false).await.map_err(|e| {
-            EngineError::Internal(format!("Cannot unpause container {}: {e}", c.id))
-        })?;
+        freeze(&rec, false)
+            .await
+            .map_err(|e| EngineError::Internal(format!("Cannot unpause container {}: {e}", c.id)))?;
         c.transition(Transition::Unpause, |_| {})?;
         c.save().await?;
         self.publish(&c, "unpause", &[]);
@@ -396,7 +398,16 @@ mod tests {
         assert_eq!(t.titles, ["UID", "PID", "PPID", "C", "STIME", "TTY", "TIME", "CMD"]);
         assert_eq!(
             t.processes,
-            vec![vec!["root", "420", "400", "0", "08:01", "?", "00:00:00", "sleep 1000 --flag"]]
+            vec![vec![
+                "root",
+                "420",
+                "400",
+                "0",
+                "08:01",
+                "?",
+                "00:00:00",
+                "sleep 1000 --flag"
+            ]]
         );
         assert!(parse_ps("USER COMMAND\nroot x\n", &[1]).is_err());
     }
@@ -417,7 +428,10 @@ mod tests {
         assert_eq!(new.nano_cpus, Some(500000000));
         assert_eq!(res["cpu"]["quota"], 50000);
         let err = |v: serde_json::Value, hc: &HostConfig| apply_update(hc, &upd(v), 2).unwrap_err().to_string();
-        assert_eq!(err(serde_json::json!({"Memory": 1024}), &hc), "Minimum memory limit allowed is 6MB");
+        assert_eq!(
+            err(serde_json::json!({"Memory": 1024}), &hc),
+            "Minimum memory limit allowed is 6MB"
+        );
         assert_eq!(
             err(serde_json::json!({"NanoCpus": 3_000_000_000i64}), &hc),
             "Range of CPUs is from 0.01 to 2.00, as there are only 2 CPUs available"
@@ -440,7 +454,12 @@ mod tests {
             err(serde_json::json!({"RestartPolicy": {"Name": "always"}}), &rm),
             "Restart policy cannot be updated because AutoRemove is enabled for the container"
         );
-        let (new, res) = apply_update(&hc, &upd(serde_json::json!({"RestartPolicy": {"Name": "on-failure", "MaximumRetryCount": 3}})), 2).unwrap();
+        let (new, res) = apply_update(
+            &hc,
+            &upd(serde_json::json!({"RestartPolicy": {"Name": "on-failure", "MaximumRetryCount": 3}})),
+            2,
+        )
+        .unwrap();
         assert_eq!(new.restart_policy.unwrap().maximum_retry_count, Some(3));
         assert_eq!(res, serde_json::json!({}));
     }

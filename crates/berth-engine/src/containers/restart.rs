@@ -75,10 +75,7 @@ impl ContainerService {
         }
         c.save_later();
         let delay = self.backoff.next(&c.id, run_time(&rec));
-        tracing::debug!(
-            "restarting {} in {delay:?} (policy)",
-            berth_types::short_id(&c.id)
-        );
+        tracing::debug!("restarting {} in {delay:?} (policy)", berth_types::short_id(&c.id));
         let svc = self.clone();
         tokio::spawn(async move {
             tokio::time::sleep(delay).await;

@@ -56,7 +56,12 @@ pub(crate) fn parse_v1_blkio(s: &str) -> Vec<BlkioEntry> {
             let (major, minor) = device(f.next()?)?;
             let op = f.next()?.to_string();
             let value = f.next()?.parse().ok()?;
-            Some(BlkioEntry { major, minor, op, value })
+            Some(BlkioEntry {
+                major,
+                minor,
+                op,
+                value,
+            })
         })
         .collect()
 }
@@ -66,7 +71,9 @@ pub(crate) fn parse_v2_io(s: &str) -> Vec<BlkioEntry> {
     let mut out = Vec::new();
     for l in s.lines() {
         let mut f = l.split_whitespace();
-        let Some((major, minor)) = f.next().and_then(device) else { continue };
+        let Some((major, minor)) = f.next().and_then(device) else {
+            continue;
+        };
         for kv in f {
             let Some((k, v)) = kv.split_once('=') else { continue };
             let op = match k {
@@ -197,11 +204,19 @@ mod tests {
         put(&d("memory"), "memory.usage_in_bytes", "2097152\n");
         put(&d("memory"), "memory.max_usage_in_bytes", "3145728\n");
         put(&d("memory"), "memory.limit_in_bytes", "67108864\n");
-        put(&d("memory"), "memory.stat", "cache 4096\nrss 8192\ntotal_inactive_file 1024\n");
+        put(
+            &d("memory"),
+            "memory.stat",
+            "cache 4096\nrss 8192\ntotal_inactive_file 1024\n",
+        );
         put(&d("cpuacct"), "cpuacct.usage", "123456789\n");
         put(&d("cpuacct"), "cpuacct.usage_percpu", "100000000 23456789 \n");
         put(&d("cpuacct"), "cpuacct.stat", "user 7\nsystem 3\n");
-        put(&d("cpu"), "cpu.stat", "nr_periods 10\nnr_throttled 2\nthrottled_time 5000\n");
+        put(
+            &d("cpu"),
+            "cpu.stat",
+            "nr_periods 10\nnr_throttled 2\nthrottled_time 5000\n",
+        );
         put(&d("pids"), "pids.current", "3\n");
         put(&d("pids"), "pids.max", "max\n");
         put(&d("pids"), "cgroup.procs", "10\n11\n");
@@ -211,12 +226,18 @@ mod tests {
             "8:0 Read 4096\n8:0 Write 512\n8:0 Total 4608\nTotal 4608\n",
         );
         let s = cg.stats().unwrap();
-        assert_eq!((s.memory_usage, s.memory_max_usage, s.memory_limit), (2097152, 3145728, 67108864));
+        assert_eq!(
+            (s.memory_usage, s.memory_max_usage, s.memory_limit),
+            (2097152, 3145728, 67108864)
+        );
         assert_eq!(s.memory_stat.get("cache"), Some(&4096));
         assert_eq!(s.cpu_total_ns, 123456789);
         assert_eq!(s.cpu_percpu_ns, vec![100000000, 23456789]);
         assert_eq!((s.cpu_user_ns, s.cpu_system_ns), (70_000_000, 30_000_000));
-        assert_eq!((s.throttling_periods, s.throttled_periods, s.throttled_time_ns), (10, 2, 5000));
+        assert_eq!(
+            (s.throttling_periods, s.throttled_periods, s.throttled_time_ns),
+            (10, 2, 5000)
+        );
         assert_eq!((s.pids_current, s.pids_limit), (3, 0));
         assert_eq!(s.blkio.len(), 3);
         assert_eq!(
@@ -248,14 +269,27 @@ mod tests {
         );
         put(&d, "pids.current", "2\n");
         put(&d, "pids.max", "100\n");
-        put(&d, "io.stat", "8:0 rbytes=4096 wbytes=1024 rios=1 wios=1 dbytes=0 dios=0\n");
+        put(
+            &d,
+            "io.stat",
+            "8:0 rbytes=4096 wbytes=1024 rios=1 wios=1 dbytes=0 dios=0\n",
+        );
         put(&d, "cgroup.procs", "42\n");
         let s = cg.stats().unwrap();
-        assert_eq!((s.memory_usage, s.memory_max_usage, s.memory_limit), (1048576, 2097152, u64::MAX));
+        assert_eq!(
+            (s.memory_usage, s.memory_max_usage, s.memory_limit),
+            (1048576, 2097152, u64::MAX)
+        );
         assert_eq!(s.memory_stat.get("inactive_file"), Some(&100));
-        assert_eq!((s.cpu_total_ns, s.cpu_user_ns, s.cpu_system_ns), (2_000_000, 1_500_000, 500_000));
+        assert_eq!(
+            (s.cpu_total_ns, s.cpu_user_ns, s.cpu_system_ns),
+            (2_000_000, 1_500_000, 500_000)
+        );
         assert!(s.cpu_percpu_ns.is_empty());
-        assert_eq!((s.throttling_periods, s.throttled_periods, s.throttled_time_ns), (4, 1, 7000));
+        assert_eq!(
+            (s.throttling_periods, s.throttled_periods, s.throttled_time_ns),
+            (4, 1, 7000)
+        );
         assert_eq!((s.pids_current, s.pids_limit), (2, 100));
         let ops: Vec<_> = s.blkio.iter().map(|e| (e.op.as_str(), e.value)).collect();
         assert_eq!(ops, vec![("read", 4096), ("write", 1024)]);
