@@ -2,6 +2,7 @@
 //! into Docker's response shape. Connections are served by hyper with upgrades enabled, so `attach`
 //! can hijack the connection the way Docker clients expect.
 
+mod attach_logs;
 mod containers;
 mod error;
 mod images;

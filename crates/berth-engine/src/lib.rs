@@ -15,6 +15,7 @@ mod containers;
 mod error;
 pub mod events;
 mod images;
+pub mod logconfig;
 mod logs;
 mod names;
 pub mod network;
@@ -35,6 +36,7 @@ pub use containers::{
 pub use error::{EngineError, Result};
 pub use events::{Event, EventBus, EventType};
 pub use images::{ImageService, ImageUsers, ImportOptions, LoadOutput};
+pub use logconfig::LogDefaults;
 pub use logs::{LogFrame, LogOptions, LogStream};
 pub use network::{LoopbackNetworks, NetworkService};
 pub use record::ContainerRecord;

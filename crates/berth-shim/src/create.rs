@@ -25,7 +25,7 @@ impl Shim {
         let e125 = |e: ShimError| (e, 125);
         let cfg: ShimConfig = read_json(&args.bundle.join("shim.json")).map_err(e125)?;
         let spec: berth_runtime::oci_spec::runtime::Spec = read_json(&args.bundle.join("config.json")).map_err(e125)?;
-        let log = log::JsonLog::open(&cfg.log_path)
+        let log = log::JsonLog::open_rotating(&cfg.log_path, cfg.log_rotation)
             .map_err(io_err(format!("opening log {}", cfg.log_path)))
             .map_err(e125)?;
 

@@ -46,6 +46,8 @@ pub struct ContainerServiceConfig {
     pub runtimes: Runtimes,
     /// `--userns-remap`: containers run in a user namespace with this mapping.
     pub id_map: Option<IdentityMapping>,
+    /// `--log-driver`/`--log-opt`: the log config of containers that ask for none.
+    pub log_defaults: crate::logconfig::LogDefaults,
 }
 
 /// The services the container service calls.
@@ -91,6 +93,7 @@ pub struct ContainerService {
     events: EventBus,
     trash_lock: Mutex<()>,
     backoff: restart::Backoff,
+    log_defaults: crate::logconfig::LogDefaults,
 }
 
 impl ContainerService {
@@ -112,6 +115,7 @@ impl ContainerService {
             events: deps.events,
             trash_lock: Mutex::new(()),
             backoff: restart::Backoff::default(),
+            log_defaults: cfg.log_defaults,
         });
         for d in [&svc.containers_dir, &svc.trash_dir, &svc.shims_dir, &svc.bundles_dir] {
             mkdir_all(d)?;
