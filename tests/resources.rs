@@ -427,3 +427,51 @@ fn stop_signal_and_timeout_are_honoured() {
     assert!(t.elapsed() < Duration::from_secs(20), "stop waited for the timeout");
     assert_eq!(inspect(&d, "sig", "{{.State.ExitCode}}"), "7");
 }
+
+#[test]
+fn docker_py_sees_stats_top_pause_update_and_past_output() {
+    let d = Daemon::start();
+    d.load_busybox("bb:latest");
+    let script = r#"
+import sys, time, docker
+from docker.types import LogConfig
+c = docker.DockerClient(base_url=sys.argv[1])
+ct = c.containers.run("bb", ["sh", "-c", "echo hello; sleep 1000"], detach=True, name="py", mem_limit="64m")
+for _ in range(100):
+    if b"hello" in ct.logs():
+        break
+    time.sleep(0.05)
+s = ct.stats(stream=False)
+assert s["memory_stats"]["limit"] == 64 << 20, s
+assert s["name"] == "/py", s
+assert s["precpu_stats"]["cpu_usage"]["total_usage"] > 0, s
+t = ct.top()
+assert "PID" in t["Titles"] and any("sleep 1000" in " ".join(p) for p in t["Processes"]), t
+ct.pause(); ct.reload(); assert ct.status == "paused", ct.status
+ct.unpause(); ct.reload(); assert ct.status == "running", ct.status
+ct.update(mem_limit="128m", memswap_limit="256m")
+ct.reload(); assert ct.attrs["HostConfig"]["Memory"] == 128 << 20, ct.attrs["HostConfig"]
+out = ct.attach(stdout=True, stderr=True, logs=True, stream=False)
+assert out == b"hello\n", out
+q = c.containers.run("bb", ["true"], detach=True, log_config=LogConfig(type="none"))
+try:
+    q.logs()
+    raise SystemExit("logs of a none-driver container should fail")
+except docker.errors.APIError as e:
+    assert e.status_code == 501 and "does not support reading" in str(e), e
+print("ok")
+"#;
+    let out = std::process::Command::new("python3")
+        .arg("-c")
+        .arg(script)
+        .arg(d.host())
+        .output()
+        .unwrap();
+    let r = common::Run::from(out);
+    if r.stderr.contains("No module named 'docker'") {
+        eprintln!("SKIP: the Docker SDK for Python is missing (apt-get install python3-docker)");
+        return;
+    }
+    assert_eq!(r.code, 0, "{r:?}\n{}", d.log());
+    assert_eq!(r.stdout.trim(), "ok", "{r:?}");
+}

@@ -11,6 +11,9 @@ use berth_engine::LogOptions;
 use hyper_util::rt::TokioIo;
 use tokio::io::AsyncWriteExt;
 
+/// How long the past output waits after the `101` head (see `past_output`).
+const HEAD_FIRST: std::time::Duration = std::time::Duration::from_millis(100);
+
 /// Answers an attach that only wants the past output.
 pub(crate) async fn past_output(
     e: AppState,
@@ -44,6 +47,10 @@ pub(crate) async fn past_output(
             tokio::spawn(async move {
                 let Ok(upgraded) = on_upgrade.await else { return };
                 let mut conn = TokioIo::new(upgraded);
+                // docker-py reads the response head through a buffered reader and then reads the raw
+                // socket: bytes that arrive together with the head are lost to it. The output is
+                // all there already, so it goes a moment after the head.
+                tokio::time::sleep(HEAD_FIRST).await;
                 while let Some(f) = logs.frames.recv().await {
                     if conn.write_all(&encode(f)).await.is_err() {
                         return;
