@@ -233,3 +233,33 @@ fn attach_with_logs_and_no_stream_returns_the_past_output() {
     assert_eq!(status, 200);
     assert!(!String::from_utf8_lossy(&body).contains("two"));
 }
+
+#[test]
+fn logs_follow_goes_on_after_a_rotation() {
+    let d = Daemon::start();
+    d.load_busybox("bb:latest");
+    let r = d.docker(&[
+        "run",
+        "-d",
+        "--name",
+        "fol",
+        "--log-opt",
+        "max-size=1k",
+        "--log-opt",
+        "max-file=2",
+        "bb",
+        "sh",
+        "-c",
+        "sleep 1; for i in $(seq 1 120); do echo line-$i; sleep 0.02; done",
+    ]);
+    assert_eq!(r.code, 0, "{r:?}");
+    let logs = d.docker(&["logs", "-f", "fol"]);
+    assert_eq!(logs.code, 0, "{logs:?}");
+    let nums: Vec<usize> = logs
+        .stdout
+        .lines()
+        .map(|l| l.trim_start_matches("line-").parse().unwrap())
+        .collect();
+    assert_eq!(nums.last(), Some(&120), "the follower stopped at a rotation: {logs:?}");
+    assert!(nums.windows(2).all(|w| w[0] < w[1]), "{nums:?}");
+}

@@ -193,6 +193,8 @@ impl ContainerService {
             if !opts.follow {
                 return;
             }
+            let inode = |p: &str| std::os::unix::fs::MetadataExt::ino(&std::fs::metadata(p).ok()?).into();
+            let mut live_ino: Option<u64> = inode(&path);
             let mut idle_after_exit = 0;
             loop {
                 let before = reader.consumed();
@@ -203,6 +205,17 @@ impl ContainerService {
                     return;
                 }
                 let progressed = reader.consumed() > before;
+                // The writer rotated the file this reader follows: go on with the new live file.
+                if !progressed {
+                    let now = inode(&path);
+                    if now.is_some() && now != live_ino {
+                        if let Ok(r) = LogReader::open(&path, filter) {
+                            reader = r;
+                            live_ino = now;
+                            continue;
+                        }
+                    }
+                }
                 let running = events.borrow().running;
                 if !running && !progressed {
                     // One more pass after the exit so the last lines written are not lost.
