@@ -120,6 +120,10 @@ impl Status {
                 "Container {id} is restarting, wait until the container is running"
             ))),
             (O::Top, _) => Err(EngineError::Conflict(format!("Container {id} is not running"))),
+            (O::Update, Removing | Dead) => Err(EngineError::Conflict(format!(
+                "Cannot update container {id}: container is marked for removal and cannot be \"update\""
+            ))),
+            (O::Update, _) => Ok(()),
         }
     }
 }
@@ -160,6 +164,8 @@ pub enum Operation {
     Attach,
     /// List the container's processes (`docker top`).
     Top,
+    /// Change its resources or restart policy (any state but removal).
+    Update,
 }
 
 /// The mutable run state of a container.
@@ -312,6 +318,17 @@ mod tests {
             e.to_string(),
             "Container abc is restarting, wait until the container is running"
         );
+    }
+
+    #[test]
+    fn update_in_any_state_but_removal() {
+        for s in ALL {
+            assert_eq!(
+                s.check(Operation::Update, "abc", "web").is_ok(),
+                !matches!(s, Removing | Dead),
+                "{s:?}"
+            );
+        }
     }
 
     #[test]

@@ -357,12 +357,7 @@ impl ContainerService {
         let c = self.lookup(name)?;
         let _op = c.op.lock().await;
         let rec = c.record();
-        if matches!(rec.state.status, Status::Removing | Status::Dead) {
-            return Err(EngineError::Conflict(format!(
-                "Cannot update container {}: container is marked for removal",
-                c.id
-            )));
-        }
+        rec.state.status.check(Operation::Update, &c.id, &rec.name)?;
         let (new_hc, resources) = apply_update(&rec.host_config, &u, host_cpus())?;
         let running = matches!(rec.state.status, Status::Running | Status::Paused);
         let has_resources = resources.as_object().is_some_and(|m| !m.is_empty());
