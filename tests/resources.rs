@@ -475,3 +475,24 @@ print("ok")
     assert_eq!(r.code, 0, "{r:?}\n{}", d.log());
     assert_eq!(r.stdout.trim(), "ok", "{r:?}");
 }
+
+#[test]
+fn a_paused_container_stays_paused_across_a_daemon_restart() {
+    let mut d = Daemon::start();
+    d.load_busybox("bb:latest");
+    let dir = run_counter(&d, "frozen");
+    assert_eq!(d.docker(&["pause", "frozen"]).code, 0);
+    d.restart();
+    assert_eq!(
+        inspect(&d, "frozen", "{{.State.Status}} {{.State.Paused}}"),
+        "paused true"
+    );
+    let a = counter(&dir);
+    std::thread::sleep(Duration::from_millis(500));
+    assert_eq!(counter(&dir), a, "the counter moved while paused");
+    let r = d.docker(&["unpause", "frozen"]);
+    assert_eq!(r.code, 0, "{r:?}\n{}", d.log());
+    assert!(eventually(Duration::from_secs(5), || counter(&dir) > a + 2));
+    let r = d.docker(&["rm", "-f", "frozen"]);
+    assert_eq!(r.code, 0, "{r:?}");
+}
