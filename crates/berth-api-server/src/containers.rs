@@ -215,13 +215,12 @@ async fn attach(
 ) -> ApiResult<Response> {
     let p = Params::from_query(q.as_deref());
     let (stdin, stdout, stderr) = (p.flag("stdin"), p.flag("stdout"), p.flag("stderr"));
-    if !p.flag("stream") && p.flag("logs") {
-        return Err(ApiError::bad_request(
-            "attach with logs=1 and without stream=1 is not supported; use the logs endpoint",
-        ));
-    }
     let wants_upgrade = req.headers().get(header::UPGRADE).is_some();
     let on_upgrade = req.extensions_mut().remove::<hyper::upgrade::OnUpgrade>();
+    if !p.flag("stream") && p.flag("logs") {
+        let up = on_upgrade.filter(|_| wants_upgrade);
+        return crate::attach_logs::past_output(e, &id, stdout, stderr, up).await;
+    }
     // Registered before the response goes out, so a start that follows cannot miss this client.
     let stdin_wanted = stdin && wants_upgrade;
     let (ticket, tty) = e.containers.prepare_attach(&id, stdin_wanted, stdout, stderr)?;

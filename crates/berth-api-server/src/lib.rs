@@ -2,10 +2,12 @@
 //! into Docker's response shape. Connections are served by hyper with upgrades enabled, so `attach`
 //! can hijack the connection the way Docker clients expect.
 
+mod attach_logs;
 mod containers;
 mod error;
 mod images;
 mod params;
+mod resources;
 mod system;
 
 pub use error::ApiError;
@@ -27,6 +29,7 @@ pub fn router(services: Arc<Services>) -> Router {
     Router::new()
         .merge(system::routes())
         .merge(containers::routes())
+        .merge(resources::routes())
         .merge(images::routes())
         .with_state(services)
 }

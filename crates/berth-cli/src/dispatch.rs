@@ -52,6 +52,11 @@ pub async fn dispatch(cli: Cli) -> Result<i32> {
         Cmd::Rename(a) | Cmd::Container(ContainerCmd::Rename(a)) => container::rename(c, a).await,
         Cmd::Attach(a) | Cmd::Container(ContainerCmd::Attach(a)) => container::attach(c, a).await,
         Cmd::Container(ContainerCmd::Prune(a)) => container::prune(c, a).await,
+        Cmd::Pause(a) | Cmd::Container(ContainerCmd::Pause(a)) => container::resources::pause(c, a, true).await,
+        Cmd::Unpause(a) | Cmd::Container(ContainerCmd::Unpause(a)) => container::resources::pause(c, a, false).await,
+        Cmd::Stats(a) | Cmd::Container(ContainerCmd::Stats(a)) => container::resources::stats(c, a).await,
+        Cmd::Top(a) | Cmd::Container(ContainerCmd::Top(a)) => container::resources::top(c, a).await,
+        Cmd::Update(a) | Cmd::Container(ContainerCmd::Update(a)) => container::resources::update(c, a).await,
         Cmd::Container(ContainerCmd::Inspect(a)) => {
             system::inspect(c, a.format, a.size, Some("container"), a.names, false).await
         }

@@ -6,6 +6,7 @@ pub mod body;
 mod containers;
 pub mod host;
 mod images;
+mod resources;
 pub mod stream;
 
 use std::collections::BTreeMap;

@@ -62,6 +62,9 @@ pub enum EngineError {
     /// Anything else.
     #[error("{0}")]
     Internal(String),
+    /// Not supported for this container (HTTP 501), e.g. reading the log of the `none` driver.
+    #[error("{0}")]
+    NotImplemented(String),
 }
 
 impl EngineError {
@@ -111,6 +114,7 @@ impl HasErrorKind for EngineError {
             EngineError::Snapshot(e) => e.kind(),
             EngineError::Runtime(e) => e.kind(),
             EngineError::Shim { .. } | EngineError::Io { .. } | EngineError::Internal(_) => ErrorKind::Internal,
+            EngineError::NotImplemented(_) => ErrorKind::NotImplemented,
         }
     }
 }

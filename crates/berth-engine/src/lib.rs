@@ -15,6 +15,7 @@ mod containers;
 mod error;
 pub mod events;
 mod images;
+pub mod logconfig;
 mod logs;
 mod names;
 pub mod network;
@@ -24,16 +25,18 @@ mod registry;
 pub mod runtimes;
 mod shim;
 pub mod state;
+pub mod stats;
 mod system;
 pub mod volume;
 
 pub use containers::{
     human_duration, human_status, parse_signal, AttachStream, AttachTicket, BoxFuture, ContainerDeps, ContainerService,
-    ContainerServiceConfig, ListOptions, WaitCondition,
+    ContainerServiceConfig, ListOptions, TopResult, UpdateConfig, WaitCondition,
 };
 pub use error::{EngineError, Result};
 pub use events::{Event, EventBus, EventType};
 pub use images::{ImageService, ImageUsers, ImportOptions, LoadOutput};
+pub use logconfig::LogDefaults;
 pub use logs::{LogFrame, LogOptions, LogStream};
 pub use network::{LoopbackNetworks, NetworkService};
 pub use record::ContainerRecord;

@@ -163,6 +163,7 @@ pub(crate) fn build(inp: PlanInputs<'_>) -> Result<RunPlan> {
         rootfs: inp.rootfs,
         runtime_path: inp.runtime_path.map(|p| p.display().to_string()),
         console_size,
+        log_rotation: crate::logconfig::rotation(hc.log_config.as_ref()),
     };
     Ok(RunPlan { spec, shim })
 }

@@ -99,4 +99,12 @@ pub async fn state(id: &str, socket: &Path) -> Option<ShimState> {
 pub async fn kill_and_wait(id: &str, socket: &Path) {
     let _ = simple(id, socket, Request::Kill { signal: libc::SIGKILL }).await;
     let _ = tokio::time::timeout(std::time::Duration::from_secs(10), wait(id, socket)).await;
+    // The exit is answered before the shim finishes; let it finish (it removes its socket) so a shim
+    // started next for the same container owns the socket path alone.
+    let gone = async {
+        while state(id, socket).await.is_some() {
+            tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+        }
+    };
+    let _ = tokio::time::timeout(std::time::Duration::from_secs(6), gone).await;
 }

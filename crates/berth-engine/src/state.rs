@@ -115,6 +115,15 @@ impl Status {
             ))),
             (O::Attach, Removing | Dead) => Err(EngineError::Conflict(format!("container {id} is being removed"))),
             (O::Attach, _) => Ok(()),
+            (O::Top, Running | Paused) => Ok(()),
+            (O::Top, Restarting) => Err(EngineError::Conflict(format!(
+                "Container {id} is restarting, wait until the container is running"
+            ))),
+            (O::Top, _) => Err(EngineError::Conflict(format!("Container {id} is not running"))),
+            (O::Update, Removing | Dead) => Err(EngineError::Conflict(format!(
+                "Cannot update container {id}: container is marked for removal and cannot be \"update\""
+            ))),
+            (O::Update, _) => Ok(()),
         }
     }
 }
@@ -153,6 +162,10 @@ pub enum Operation {
     Exec,
     /// Attach to the container's stdio.
     Attach,
+    /// List the container's processes (`docker top`).
+    Top,
+    /// Change its resources or restart policy (any state but removal).
+    Update,
 }
 
 /// The mutable run state of a container.
@@ -288,5 +301,53 @@ mod tests {
         assert!(Created.check(Operation::Attach, "abc", "web").is_ok());
         let e = Paused.check(Operation::Exec, "abc", "web").unwrap_err();
         assert_eq!(e.kind(), ErrorKind::Conflict);
+        for s in ALL {
+            assert_eq!(
+                s.check(Operation::Top, "abc", "web").is_ok(),
+                matches!(s, Running | Paused),
+                "{s:?}"
+            );
+        }
+        let e = Exited.check(Operation::Top, "abc", "web").unwrap_err();
+        assert_eq!(
+            (e.kind(), e.to_string()),
+            (ErrorKind::Conflict, "Container abc is not running".into())
+        );
+        let e = Restarting.check(Operation::Top, "abc", "web").unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "Container abc is restarting, wait until the container is running"
+        );
+    }
+
+    #[test]
+    fn update_in_any_state_but_removal() {
+        for s in ALL {
+            assert_eq!(
+                s.check(Operation::Update, "abc", "web").is_ok(),
+                !matches!(s, Removing | Dead),
+                "{s:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn pause_and_unpause_messages() {
+        use berth_types::{ErrorKind, HasErrorKind};
+        let e = apply(Exited, T::Pause).unwrap_err();
+        assert_eq!(
+            (e.kind(), e.to_string()),
+            (ErrorKind::Conflict, "Container abc is not running".into())
+        );
+        assert_eq!(
+            apply(Paused, T::Pause).unwrap_err().to_string(),
+            "Container abc is already paused"
+        );
+        assert_eq!(
+            apply(Running, T::Unpause).unwrap_err().to_string(),
+            "Container abc is not paused"
+        );
+        // A paused container that is killed ends like a running one.
+        assert_eq!(apply(Paused, T::Exit).unwrap(), Exited);
     }
 }

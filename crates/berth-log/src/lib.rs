@@ -14,8 +14,9 @@
 //!   complete lines written since the last read (a line the shim is still writing is left for later).
 //!   Lines that are not valid entries are skipped.
 //!
-//! Rotation (`max-size`, `max-file`) is not implemented yet: the writer owns its path so it can rotate,
-//! and the reader already takes the list of files.
+//! Rotation (`max-size`, `max-file`, `compress`) is the writer's ([`Rotation`]): `<log>` moves to
+//! `<log>.1` (gzipped to `<log>.1.gz` with `compress`) and older files shift up, as Docker names them;
+//! [`log_files`] lists them oldest first for the reader.
 
 mod entry;
 mod error;
@@ -25,4 +26,19 @@ mod writer;
 pub use entry::{LogEntry, Stream};
 pub use error::LogError;
 pub use reader::{Filter, LogReader};
-pub use writer::JsonLog;
+pub use writer::{rotated_path, JsonLog, Rotation};
+
+/// The files of a (possibly rotated) log, oldest first, the live one last, whether compressed or not.
+pub fn log_files(path: &std::path::Path, max_files: u32) -> Vec<std::path::PathBuf> {
+    let mut out = Vec::new();
+    for n in (1..max_files.max(1)).rev() {
+        for gz in [true, false] {
+            let p = rotated_path(path, n, gz);
+            if p.exists() {
+                out.push(p);
+            }
+        }
+    }
+    out.push(path.to_path_buf());
+    out
+}

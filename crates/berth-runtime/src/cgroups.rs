@@ -6,18 +6,45 @@ use oci_spec::runtime::{LinuxDeviceCgroup, LinuxResources};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
+mod stats;
+pub use stats::BlkioEntry;
+
 /// The usual cgroup root.
 pub const DEFAULT_ROOT: &str = "/sys/fs/cgroup";
 
-/// Usage figures of a container's cgroup.
+/// Usage figures of a container's cgroup (what `docker stats` shows; see `cgroups/stats.rs`).
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct CgroupStats {
     /// Memory in use, bytes.
     pub memory_usage: u64,
+    /// Highest memory use seen, bytes (v1 `max_usage_in_bytes`, v2 `memory.peak`; 0 if unknown).
+    pub memory_max_usage: u64,
+    /// Times the limit was hit (v1 `failcnt`, v2 the `max` event).
+    pub memory_failcnt: u64,
     /// Memory limit, bytes (`u64::MAX` when unlimited or unknown).
     pub memory_limit: u64,
+    /// `memory.stat`, key by key.
+    pub memory_stat: std::collections::BTreeMap<String, u64>,
     /// Number of tasks.
     pub pids_current: u64,
+    /// `pids.max` (0 when unlimited).
+    pub pids_limit: u64,
+    /// CPU time used, nanoseconds.
+    pub cpu_total_ns: u64,
+    /// CPU time per CPU, nanoseconds (v1 only).
+    pub cpu_percpu_ns: Vec<u64>,
+    /// CPU time in user mode, nanoseconds.
+    pub cpu_user_ns: u64,
+    /// CPU time in kernel mode, nanoseconds.
+    pub cpu_system_ns: u64,
+    /// CFS periods elapsed.
+    pub throttling_periods: u64,
+    /// CFS periods in which the cgroup was throttled.
+    pub throttled_periods: u64,
+    /// Time throttled, nanoseconds.
+    pub throttled_time_ns: u64,
+    /// Bytes read and written per device.
+    pub blkio: Vec<BlkioEntry>,
 }
 
 /// One container's cgroup.
@@ -30,6 +57,8 @@ pub trait CgroupManager {
     fn oom_killed(&self) -> bool;
     /// Current usage.
     fn stats(&self) -> Result<CgroupStats>;
+    /// The processes in the cgroup (`docker top`).
+    fn pids(&self) -> Result<Vec<i32>>;
     /// Removes the cgroup, retrying briefly while exiting tasks drain.
     fn remove(&self) -> Result<()>;
     /// Freezes (`docker pause`) or thaws (`docker unpause`) every task of the cgroup; returns once the
@@ -244,14 +273,21 @@ impl CgroupManager for V1 {
         }
         let Some(r) = resources else { return Ok(()) };
         if let (Some(m), Some(dir)) = (r.memory(), self.dir("memory")) {
-            if let Some(limit) = m.limit() {
-                write(&dir.join("memory.limit_in_bytes"), &limit.to_string())?;
+            let mem = dir.join("memory.limit_in_bytes");
+            let memsw = dir.join("memory.memsw.limit_in_bytes");
+            let swap = m.swap().filter(|_| memsw.exists());
+            // The kernel keeps memory <= memory+swap at every write: when the limit grows (an
+            // update), memory+swap must grow first.
+            let current = read_u64(&mem).unwrap_or(u64::MAX);
+            let grows = m.limit().is_some_and(|l| l < 0 || l as u64 > current);
+            if let (true, Some(swap)) = (grows, swap) {
+                write(&memsw, &swap.to_string())?;
             }
-            if let Some(swap) = m.swap() {
-                let f = dir.join("memory.memsw.limit_in_bytes");
-                if f.exists() {
-                    write(&f, &swap.to_string())?;
-                }
+            if let Some(limit) = m.limit() {
+                write(&mem, &limit.to_string())?;
+            }
+            if let (false, Some(swap)) = (grows, swap) {
+                write(&memsw, &swap.to_string())?;
             }
         }
         if let (Some(c), Some(dir)) = (r.cpu(), self.dir("cpu")) {
@@ -319,18 +355,12 @@ impl CgroupManager for V1 {
     }
 
     fn stats(&self) -> Result<CgroupStats> {
-        let mut s = CgroupStats {
-            memory_limit: u64::MAX,
-            ..Default::default()
-        };
-        if let Some(dir) = self.dir("memory") {
-            s.memory_usage = read_u64(&dir.join("memory.usage_in_bytes")).unwrap_or(0);
-            s.memory_limit = read_u64(&dir.join("memory.limit_in_bytes")).unwrap_or(u64::MAX);
-        }
-        if let Some(dir) = self.dir("pids") {
-            s.pids_current = read_u64(&dir.join("pids.current")).unwrap_or(0);
-        }
-        Ok(s)
+        Ok(stats::v1(self))
+    }
+
+    fn pids(&self) -> Result<Vec<i32>> {
+        let f = stats::v1_procs_file(self).ok_or_else(|| Error::Invalid("no cgroup hierarchy".into()))?;
+        Ok(stats::read_procs(&f))
     }
 
     fn remove(&self) -> Result<()> {
@@ -448,12 +478,11 @@ impl CgroupManager for V2 {
     }
 
     fn stats(&self) -> Result<CgroupStats> {
-        let limit = std::fs::read_to_string(self.dir.join("memory.max")).ok();
-        Ok(CgroupStats {
-            memory_usage: read_u64(&self.dir.join("memory.current")).unwrap_or(0),
-            memory_limit: limit.and_then(|l| l.trim().parse().ok()).unwrap_or(u64::MAX),
-            pids_current: read_u64(&self.dir.join("pids.current")).unwrap_or(0),
-        })
+        Ok(stats::v2(self))
+    }
+
+    fn pids(&self) -> Result<Vec<i32>> {
+        Ok(stats::read_procs(&self.dir.join("cgroup.procs")))
     }
 
     fn remove(&self) -> Result<()> {

@@ -25,7 +25,7 @@ impl Shim {
         let e125 = |e: ShimError| (e, 125);
         let cfg: ShimConfig = read_json(&args.bundle.join("shim.json")).map_err(e125)?;
         let spec: berth_runtime::oci_spec::runtime::Spec = read_json(&args.bundle.join("config.json")).map_err(e125)?;
-        let log = log::JsonLog::open(&cfg.log_path)
+        let log = log::JsonLog::open_rotating(&cfg.log_path, cfg.log_rotation)
             .map_err(io_err(format!("opening log {}", cfg.log_path)))
             .map_err(e125)?;
 
@@ -111,10 +111,15 @@ impl Shim {
             .map_err(io_err(format!("listening on {}", args.socket.display())))
             .map_err(e125)?;
         listener.set_nonblocking(true).map_err(io_err("socket")).map_err(e125)?;
+        let socket_id = std::fs::symlink_metadata(&args.socket).ok().map(|m| {
+            use std::os::unix::fs::MetadataExt;
+            (m.dev(), m.ino())
+        });
         Ok(Shim {
             cfg,
             bundle: args.bundle.clone(),
             socket: args.socket.clone(),
+            socket_id,
             seccomp_cache,
             procs: vec![init],
             exited_at: None,

@@ -99,7 +99,13 @@ impl Shim {
             }
             Err(e) => eprintln!("berth-shim: encoding exit status: {e}"),
         }
-        let _ = std::fs::remove_file(&self.socket);
+        let ours = std::fs::symlink_metadata(&self.socket).ok().map(|m| {
+            use std::os::unix::fs::MetadataExt;
+            (m.dev(), m.ino())
+        });
+        if ours.is_some() && ours == self.socket_id {
+            let _ = std::fs::remove_file(&self.socket);
+        }
         let mut conns = std::mem::take(&mut self.conns);
         // Short answers (wait, replies) first, so a stalled attach client cannot delay them.
         conns.sort_by_key(|c| c.state == ConnState::Attached);

@@ -46,6 +46,9 @@ pub struct ShimConfig {
     pub runtime_path: Option<String>,
     /// Initial terminal size (rows, cols) when `tty`.
     pub console_size: Option<(u16, u16)>,
+    /// The log's rotation (`--log-opt max-size/max-file/compress`).
+    #[serde(default)]
+    pub log_rotation: berth_log::Rotation,
 }
 
 pub use berth_types::RootfsMount;

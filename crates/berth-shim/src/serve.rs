@@ -26,6 +26,9 @@ pub(crate) struct Shim {
     pub(crate) cfg: ShimConfig,
     pub(crate) bundle: PathBuf,
     pub(crate) socket: PathBuf,
+    /// The (device, inode) of the socket this shim bound: at the end it removes the path only if it
+    /// is still that socket, never the socket of a shim started after it for the same container.
+    pub(crate) socket_id: Option<(u64, u64)>,
     pub(crate) seccomp_cache: Option<PathBuf>,
     /// The init first, then the execs in creation order.
     pub(crate) procs: Vec<Proc>,

@@ -17,6 +17,8 @@ pub enum ErrorKind {
     Unavailable,
     /// Anything else (HTTP 500).
     Internal,
+    /// The operation is not supported for this object, e.g. reading a `none` log (HTTP 501).
+    NotImplemented,
 }
 
 impl ErrorKind {
@@ -30,6 +32,7 @@ impl ErrorKind {
             ErrorKind::NotModified => 304,
             ErrorKind::Unavailable => 503,
             ErrorKind::Internal => 500,
+            ErrorKind::NotImplemented => 501,
         }
     }
 }

@@ -51,6 +51,12 @@ struct Args {
     /// name, `user:group`, or `uid:gid`, with ranges from /etc/subuid and /etc/subgid, as dockerd.
     #[arg(long)]
     userns_remap: Option<String>,
+    /// The default log driver of containers (json-file, local, none).
+    #[arg(long = "log-driver")]
+    log_driver: Option<String>,
+    /// Default log driver options, KEY=VALUE (repeatable), e.g. max-size=10m.
+    #[arg(long = "log-opt")]
+    log_opt: Vec<String>,
     /// The berth-shim binary (default: next to berthd).
     #[arg(long, hide = true)]
     shim: Option<PathBuf>,
@@ -159,6 +165,7 @@ async fn open_services(
     exec_root: &Path,
     runtimes: Runtimes,
     id_map: Option<berth_types::IdentityMapping>,
+    log_defaults: berth_engine::LogDefaults,
 ) -> Result<Arc<Services>> {
     let events = EventBus::new();
     let snapshots = Arc::new(
@@ -175,6 +182,7 @@ async fn open_services(
             exec_root: exec_root.to_path_buf(),
             runtimes: runtimes.clone(),
             id_map,
+            log_defaults,
         },
         ContainerDeps {
             registry: registry.clone(),
@@ -240,6 +248,8 @@ async fn main() -> Result<()> {
             }
         }
     };
+    let log_defaults = berth_engine::LogDefaults::parse(args.log_driver.as_deref(), &args.log_opt)
+        .map_err(|e| anyhow::anyhow!("invalid log configuration: {e}"))?;
     let runtimes = Runtimes {
         shim: shim_path,
         init: args
@@ -272,7 +282,7 @@ async fn main() -> Result<()> {
     for host in &args.hosts {
         listeners.push(bind(host, args.group.as_deref()).await.map_err(unmount)?);
     }
-    let services = open_services(&data_root, &args.exec_root, runtimes, id_map)
+    let services = open_services(&data_root, &args.exec_root, runtimes, id_map, log_defaults)
         .await
         .map_err(unmount)?;
 

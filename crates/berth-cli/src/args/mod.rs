@@ -3,12 +3,14 @@
 
 mod container;
 mod image;
+mod resources;
 mod system;
 
 use clap::{Parser, Subcommand};
 
 pub use container::*;
 pub use image::*;
+pub use resources::*;
 pub use system::*;
 
 /// A self-sufficient runtime for containers
@@ -71,6 +73,16 @@ pub enum Cmd {
     Rename(RenameArgs),
     /// Attach local standard input, output, and error streams to a running container
     Attach(AttachArgs),
+    /// Pause all processes within one or more containers
+    Pause(PauseArgs),
+    /// Unpause all processes within one or more containers
+    Unpause(PauseArgs),
+    /// Display a live stream of container(s) resource usage statistics
+    Stats(StatsArgs),
+    /// Display the running processes of a container
+    Top(TopArgs),
+    /// Update configuration of one or more containers
+    Update(UpdateArgs),
     /// List images
     Images(ImagesArgs),
     /// Remove one or more images
@@ -136,6 +148,16 @@ pub enum ContainerCmd {
     Prune(PruneArgs),
     /// Attach local standard input, output, and error streams to a running container
     Attach(AttachArgs),
+    /// Pause all processes within one or more containers
+    Pause(PauseArgs),
+    /// Unpause all processes within one or more containers
+    Unpause(PauseArgs),
+    /// Display a live stream of container(s) resource usage statistics
+    Stats(StatsArgs),
+    /// Display the running processes of a container
+    Top(TopArgs),
+    /// Update configuration of one or more containers
+    Update(UpdateArgs),
 }
 
 #[derive(Subcommand, Debug)]

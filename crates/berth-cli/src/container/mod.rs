@@ -2,6 +2,7 @@
 //! attach, prune.
 
 mod ps;
+pub mod resources;
 mod session;
 
 pub use ps::ps;

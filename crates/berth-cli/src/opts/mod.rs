@@ -17,7 +17,7 @@ use berth_api::ContainerCreateBody;
 use crate::args::ContainerOpts;
 use crate::units;
 use berth_api::models::PortMap;
-use host::{kv_map, memory_flag, non_empty, normalize_caps, parse_restart, parse_ulimit, security_opt};
+pub(crate) use host::{kv_map, memory_flag, non_empty, normalize_caps, parse_restart, parse_ulimit, security_opt};
 use ports::ExposedPorts;
 
 /// Environment and file access the mapping needs, injected for tests.
@@ -111,12 +111,13 @@ pub fn create_body(o: &ContainerOpts, detach: bool, env: &Env<'_>) -> Result<Con
     };
 
     let restart_policy = parse_restart(o.restart.as_deref().unwrap_or("no"))?;
-    let log_config = match &o.log_driver {
-        Some(d) => Some(HostConfigLogConfig {
-            typ: Some(d.clone()),
+    // `--log-opt` alone applies to the daemon's default driver (the docker CLI sends an empty Type).
+    let log_config = match (&o.log_driver, o.log_opt.is_empty()) {
+        (None, true) => None,
+        (d, _) => Some(HostConfigLogConfig {
+            typ: Some(d.clone().unwrap_or_default()),
             config: Some(kv_map(&o.log_opt, "log-opt")?),
         }),
-        None => None,
     };
     let cgroupns_mode = match o.cgroupns.as_deref() {
         None => None,

@@ -86,6 +86,8 @@ impl ContainerService {
             return Err(EngineError::InvalidArgument("no command specified".into()));
         }
         validate_host_config(&host_config)?;
+        let mut host_config = host_config;
+        host_config.log_config = Some(self.log_defaults.resolve(host_config.log_config.as_ref())?);
         self.runtimes.validate(host_config.runtime.as_deref())?;
         self.volumes
             .validate(host_config.binds.as_deref().unwrap_or_default())?;
@@ -105,7 +107,7 @@ impl ContainerService {
             config,
             image: image.id.to_string(),
             chain_ids: image.chain_ids.clone(),
-            log_path: dir.join(format!("{id}-json.log")).display().to_string(),
+            log_path: crate::logconfig::log_path(&dir, &id, host_config.log_config.as_ref()),
             runtime: host_config
                 .runtime
                 .clone()

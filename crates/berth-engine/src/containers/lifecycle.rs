@@ -90,7 +90,8 @@ impl ContainerService {
         rec.state.status.apply(Transition::Start, &c.id, &rec.name)?;
         // Never a second shim on a bundle that has one (a crash between launch and record).
         if let Some(state) = shim::state(&c.id, &c.socket).await {
-            if state.started {
+            // A shim whose init has exited is only finishing up (a quick restart): wait for it.
+            if state.started && state.running {
                 tracing::info!("container {} already runs under its shim; re-adopting", c.id);
                 self.adopt(c, state.pid.unwrap_or(0));
                 return Err(EngineError::NotModified("container already started".into()));
@@ -330,20 +331,7 @@ impl ContainerService {
             return;
         }
         if should_restart(&rec) {
-            let svc = self.clone();
-            let delay = Duration::from_millis(100u64.saturating_mul(1 << rec.restart_count.clamp(0, 10)));
-            tokio::spawn(async move {
-                tokio::time::sleep(delay).await;
-                let _op = c.op.lock().await;
-                let r = c.record();
-                if r.state.status != Status::Exited || r.state.stopped_by_user {
-                    return;
-                }
-                c.modify(|r| r.restart_count += 1);
-                if let Err(e) = svc.start_locked(&c).await {
-                    tracing::warn!("restarting container {}: {e}", berth_types::short_id(&c.id));
-                }
-            });
+            self.schedule_restart(c);
         }
     }
 
@@ -370,9 +358,12 @@ impl ContainerService {
         // Durable before the signal: a restarted daemon must not apply the restart policy.
         c.modify(|r| r.state.stopped_by_user = true);
         c.save().await?;
+        self.cancel_restart(c);
         let mut rx = c.events.subscribe();
         self.publish(c, "kill", &[("signal", sig.to_string())]);
         let _ = shim::simple(&c.id, &c.socket, Request::Kill { signal: sig }).await;
+        // A frozen process gets the signal once thawed.
+        self.thaw_if_paused(c).await;
         let stopped = if timeout < 0 {
             wait_not_running(&mut rx).await;
             true
@@ -402,10 +393,16 @@ impl ContainerService {
             c.modify(|r| r.state.stopped_by_user = true);
             c.save().await?;
         }
+        if c.status() == Status::Restarting {
+            self.cancel_restart(&c);
+            return Ok(());
+        }
         let mut rx = c.events.subscribe();
         self.publish(&c, "kill", &[("signal", sig.to_string())]);
         shim::simple(&c.id, &c.socket, Request::Kill { signal: sig }).await?;
         if sig == libc::SIGKILL {
+            // dockerd thaws a paused container it kills; other signals wait for the unpause.
+            self.thaw_if_paused(&c).await;
             // Docker returns from a SIGKILL only once the container is gone.
             let _ = tokio::time::timeout(Duration::from_secs(10), wait_not_running(&mut rx)).await;
         }

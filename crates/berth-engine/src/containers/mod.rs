@@ -13,11 +13,14 @@ mod inspect;
 mod lifecycle;
 mod reconcile;
 mod remove;
+mod resources;
+mod restart;
 mod runs;
 
 pub use attach::{AttachStream, AttachTicket, BoxFuture, WaitCondition};
 pub use inspect::{human_duration, human_status};
 pub use lifecycle::parse_signal;
+pub use resources::{TopResult, UpdateConfig};
 
 use crate::error::{EngineError, Result};
 use crate::events::{Event, EventBus, EventType};
@@ -43,6 +46,8 @@ pub struct ContainerServiceConfig {
     pub runtimes: Runtimes,
     /// `--userns-remap`: containers run in a user namespace with this mapping.
     pub id_map: Option<IdentityMapping>,
+    /// `--log-driver`/`--log-opt`: the log config of containers that ask for none.
+    pub log_defaults: crate::logconfig::LogDefaults,
 }
 
 /// The services the container service calls.
@@ -87,6 +92,8 @@ pub struct ContainerService {
     volumes: Arc<dyn VolumeService>,
     events: EventBus,
     trash_lock: Mutex<()>,
+    backoff: restart::Backoff,
+    log_defaults: crate::logconfig::LogDefaults,
 }
 
 impl ContainerService {
@@ -107,11 +114,14 @@ impl ContainerService {
             volumes: deps.volumes,
             events: deps.events,
             trash_lock: Mutex::new(()),
+            backoff: restart::Backoff::default(),
+            log_defaults: cfg.log_defaults,
         });
         for d in [&svc.containers_dir, &svc.trash_dir, &svc.shims_dir, &svc.bundles_dir] {
             mkdir_all(d)?;
         }
         svc.reconcile().await?;
+        svc.restart_on_boot();
         Ok(svc)
     }
 

@@ -22,7 +22,9 @@ impl ContainerService {
             let mut rx = c.events.subscribe();
             c.modify(|r| r.state.stopped_by_user = true);
             self.publish(&c, "kill", &[("signal", libc::SIGKILL.to_string())]);
+            self.cancel_restart(&c);
             let _ = shim::simple(&c.id, &c.socket, Request::Kill { signal: libc::SIGKILL }).await;
+            self.thaw_if_paused(&c).await;
             if tokio::time::timeout(Duration::from_secs(15), wait_not_running(&mut rx))
                 .await
                 .is_err()
@@ -47,6 +49,7 @@ impl ContainerService {
         let svc = self.clone();
         tokio::task::spawn_blocking(move || svc.empty_trash());
         self.registry.remove(&c);
+        self.backoff.forget(&c.id);
         c.mark_removed();
         self.publish(&c, "destroy", &[]);
         Ok(())

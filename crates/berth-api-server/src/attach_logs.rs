@@ -1,0 +1,84 @@
+//! `POST /containers/{id}/attach?logs=1&stream=0`: Docker answers with the container's past output
+//! (from its log) and ends, over the hijacked connection when the client asked for an upgrade.
+
+use crate::error::ApiResult;
+use crate::AppState;
+use axum::body::{Body, Bytes};
+use axum::http::{header, StatusCode};
+use axum::response::Response;
+use berth_api::stream::{frame, StreamType};
+use berth_engine::LogOptions;
+use hyper_util::rt::TokioIo;
+use tokio::io::AsyncWriteExt;
+
+/// How long the past output waits after the `101` head (see `past_output`).
+const HEAD_FIRST: std::time::Duration = std::time::Duration::from_millis(100);
+
+/// Answers an attach that only wants the past output.
+pub(crate) async fn past_output(
+    e: AppState,
+    id: &str,
+    stdout: bool,
+    stderr: bool,
+    on_upgrade: Option<hyper::upgrade::OnUpgrade>,
+) -> ApiResult<Response> {
+    let opts = LogOptions {
+        stdout,
+        stderr,
+        ..Default::default()
+    };
+    let mut logs = e.containers.logs(id, opts).await?;
+    let tty = logs.tty;
+    let ctype = if tty {
+        "application/vnd.docker.raw-stream"
+    } else {
+        "application/vnd.docker.multiplexed-stream"
+    };
+    let encode = move |f: berth_engine::LogFrame| -> Bytes {
+        if tty {
+            Bytes::from(f.data)
+        } else {
+            let kind = StreamType::from_byte(f.stream).unwrap_or(StreamType::Stdout);
+            Bytes::from(frame(kind, &f.data))
+        }
+    };
+    match on_upgrade {
+        Some(on_upgrade) => {
+            tokio::spawn(async move {
+                let Ok(upgraded) = on_upgrade.await else { return };
+                let mut conn = TokioIo::new(upgraded);
+                // docker-py reads the response head through a buffered reader and then reads the raw
+                // socket: bytes that arrive together with the head are lost to it. The output is
+                // all there already, so it goes a moment after the head.
+                tokio::time::sleep(HEAD_FIRST).await;
+                while let Some(f) = logs.frames.recv().await {
+                    if conn.write_all(&encode(f)).await.is_err() {
+                        return;
+                    }
+                }
+                let _ = conn.shutdown().await;
+            });
+            Ok(Response::builder()
+                .status(StatusCode::SWITCHING_PROTOCOLS)
+                .header(header::CONNECTION, "Upgrade")
+                .header(header::UPGRADE, "tcp")
+                .header(header::CONTENT_TYPE, ctype)
+                .body(Body::empty())
+                .unwrap_or_default())
+        }
+        None => {
+            let stream = crate::containers::async_stream(move |tx| async move {
+                while let Some(f) = logs.frames.recv().await {
+                    if tx.send(Ok(encode(f))).await.is_err() {
+                        break;
+                    }
+                }
+            });
+            Ok(Response::builder()
+                .status(StatusCode::OK)
+                .header(header::CONTENT_TYPE, ctype)
+                .body(Body::from_stream(stream))
+                .unwrap_or_default())
+        }
+    }
+}
