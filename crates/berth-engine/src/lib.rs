@@ -14,6 +14,7 @@
 mod containers;
 mod error;
 pub mod events;
+pub mod filters;
 mod images;
 mod logs;
 mod names;
@@ -32,7 +33,7 @@ pub use containers::{
     ContainerServiceConfig, ListOptions, WaitCondition,
 };
 pub use error::{EngineError, Result};
-pub use events::{Event, EventBus, EventType};
+pub use events::{Event, EventBus, EventFilter, EventQuery, EventStream, EventType};
 pub use images::{ImageService, ImageUsers, ImportOptions, LoadOutput};
 pub use logs::{LogFrame, LogOptions, LogStream};
 pub use network::{LoopbackNetworks, NetworkService};
