@@ -127,13 +127,8 @@ async fn get_many(State(e): State<AppState>, RawQuery(q): RawQuery) -> ApiResult
 }
 
 async fn prune(State(e): State<AppState>, RawQuery(q): RawQuery) -> ApiResult<Response> {
-    let p = Params::from_query(q.as_deref());
-    let filters = p.filters()?;
-    let dangling_only = filters
-        .get("dangling")
-        .and_then(|v| v.first())
-        .is_none_or(|d| d != "false" && d != "0");
-    Ok(json(StatusCode::OK, &e.images.prune_images(dangling_only).await?))
+    let filters = Params::from_query(q.as_deref()).filters()?;
+    Ok(json(StatusCode::OK, &e.images.prune_images(filters).await?))
 }
 
 async fn by_name_get(

@@ -3,10 +3,12 @@
 
 use crate::error::{EngineError, Result};
 use crate::events::{Event, EventBus, EventType};
+use crate::filters::{check_keys, created_before, prune_labels_match, prune_until, Filters};
 use berth_api::models::ContainerConfig;
 use berth_snapshot::Snapshotter;
 use berth_store::{ImageRecord, ImageStore};
 use serde_json::{json, Value};
+use std::collections::{HashMap, HashSet};
 use std::io::{Read, Write};
 use std::sync::Arc;
 
@@ -111,6 +113,7 @@ impl ImageService {
         self: &Arc<Self>,
         filters: std::collections::HashMap<String, Vec<String>>,
     ) -> Result<Vec<Value>> {
+        check_keys(&filters, &["before", "dangling", "label", "reference", "since", "until"])?;
         let engine = self.clone();
         blocking(move || {
             let mut out = Vec::new();
@@ -238,13 +241,89 @@ impl ImageService {
         Ok(items)
     }
 
-    /// `POST /images/prune`.
-    pub async fn prune_images(self: &Arc<Self>, dangling_only: bool) -> Result<Value> {
+    /// `POST /images/prune`: images no container uses that are dangling (or all of them with
+    /// `dangling=false`), narrowed by `label`, `label!` and `until` as dockerd narrows them.
+    pub async fn prune_images(self: &Arc<Self>, filters: Filters) -> Result<Value> {
+        check_keys(&filters, &["dangling", "label", "label!", "until"])?;
+        let dangling_only = match filters.get("dangling").map(Vec::as_slice) {
+            None | Some([]) => true,
+            Some([v]) if matches!(v.to_ascii_lowercase().as_str(), "true" | "1") => true,
+            Some([v]) if matches!(v.to_ascii_lowercase().as_str(), "false" | "0") => false,
+            Some(v) => {
+                return Err(EngineError::InvalidArgument(format!(
+                    "invalid filter 'dangling={}'",
+                    v.join(",")
+                )))
+            }
+        };
+        let until = prune_until(&filters)?;
         let engine = self.clone();
-        blocking(move || {
-            let in_use = |id: &str| engine.users.container_using(id);
+        let items = blocking(move || {
+            // Images the filters leave out are spared the way images in use are.
+            let spared: HashSet<String> = engine
+                .store
+                .list()?
+                .into_iter()
+                .filter(|img| {
+                    let labels = image_container_config(img).labels.unwrap_or_default();
+                    !prune_labels_match(&filters, &labels) || !created_before(&img.created, until)
+                })
+                .map(|img| img.id.to_string())
+                .collect();
+            let in_use = |id: &str| {
+                engine
+                    .users
+                    .container_using(id)
+                    .or_else(|| spared.contains(id).then(String::new))
+            };
             let report = engine.store.prune(dangling_only, &in_use)?;
             Ok(json!({ "ImagesDeleted": report.deleted, "SpaceReclaimed": report.space_reclaimed }))
+        })
+        .await?;
+        self.publish_deletions(&items["ImagesDeleted"]);
+        Ok(items)
+    }
+
+    /// `GET /system/df`'s image part: every image with how many containers use it and the bytes it
+    /// shares with other images, and the size of all layers counted once (`LayersSize`).
+    pub async fn disk_usage(self: &Arc<Self>) -> Result<(Vec<Value>, u64)> {
+        let engine = self.clone();
+        blocking(move || {
+            let images = engine.store.list()?;
+            let mut users: HashMap<&berth_types::ChainId, usize> = HashMap::new();
+            for img in &images {
+                for c in img.chain_ids.iter().collect::<HashSet<_>>() {
+                    *users.entry(c).or_default() += 1;
+                }
+            }
+            let usage = |c: &berth_types::ChainId| engine.snapshots.usage(c).unwrap_or(0);
+            let layers_size: u64 = users.keys().map(|c| usage(c)).sum();
+            let mut out = Vec::new();
+            for img in &images {
+                let id = img.id.to_string();
+                let shared: u64 = img
+                    .chain_ids
+                    .iter()
+                    .collect::<HashSet<_>>()
+                    .into_iter()
+                    .filter(|c| users.get(c).copied().unwrap_or(0) > 1)
+                    .map(usage)
+                    .sum();
+                out.push(json!({
+                    "Id": id,
+                    "ParentId": "",
+                    "RepoTags": img.repo_tags,
+                    "RepoDigests": img.repo_digests,
+                    "Created": created_unix(img),
+                    "Size": img.size,
+                    "SharedSize": shared,
+                    "VirtualSize": img.size,
+                    "Labels": image_container_config(img).labels.unwrap_or_default(),
+                    "Containers": engine.users.containers_using(&id) as i64,
+                }));
+            }
+            out.sort_by_key(|v| std::cmp::Reverse(v["Created"].as_i64().unwrap_or(0)));
+            Ok((out, layers_size))
         })
         .await
     }

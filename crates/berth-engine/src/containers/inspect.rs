@@ -243,7 +243,7 @@ impl ContainerService {
             })
     }
 
-    fn summary(&self, rec: &ContainerRecord) -> ContainerSummary {
+    pub(super) fn summary(&self, rec: &ContainerRecord) -> ContainerSummary {
         let image = rec.config.image.clone().unwrap_or_default();
         ContainerSummary {
             id: Some(rec.id.clone()),

@@ -14,6 +14,8 @@ mod lifecycle;
 mod reconcile;
 mod remove;
 mod runs;
+mod usage;
+mod validate;
 
 pub use attach::{AttachStream, AttachTicket, BoxFuture, WaitCondition};
 pub use inspect::{human_duration, human_status};
