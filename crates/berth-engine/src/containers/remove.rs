@@ -37,7 +37,7 @@ impl ContainerService {
         c.transition(Transition::Remove, |_| {})?;
         self.fail_pending_attaches(&c, "the container is being removed");
         let trash = self.trash_dir.join(&c.id);
-        if let Err(e) = std::fs::rename(&c.dir, &trash) {
+        if let Err(e) = c.retire_dir(&trash) {
             let _ = c.transition(Transition::RemoveFailed, |_| {});
             return Err(EngineError::io("moving to the trash", &c.dir, e));
         }
