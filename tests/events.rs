@@ -13,6 +13,12 @@ fn now_secs() -> u64 {
     SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_secs()
 }
 
+/// Now as `seconds.nanoseconds`, the form the docker CLI sends.
+fn now_precise() -> String {
+    let d = SystemTime::now().duration_since(UNIX_EPOCH).unwrap();
+    format!("{}.{:09}", d.as_secs(), d.subsec_nanos())
+}
+
 const FMT: &str = "{{.Type}} {{.Action}} {{.Actor.Attributes.name}}";
 
 /// Kills and reaps a child on every exit path.
@@ -69,7 +75,7 @@ fn docker_events_sees_a_run_rm_live() {
 fn docker_events_since_replays_and_until_ends_the_stream() {
     let d = Daemon::start();
     d.load_busybox("bb:latest");
-    let t0 = (now_secs() - 1).to_string();
+    let t0 = now_precise();
     assert_eq!(d.docker(&["run", "--rm", "--name", "one", "--label", "tier=front", "bb", "true"]).code, 0);
     assert_eq!(d.docker(&["run", "--rm", "--name", "two", "bb", "sh", "-c", "exit 3"]).code, 3);
     assert_eq!(d.docker(&["tag", "bb", "bb:v2"]).code, 0);
@@ -116,7 +122,8 @@ fn events_on_the_wire_and_bad_filters() {
     let d = Daemon::start();
     d.load_busybox("bb:latest");
     let t0 = now_secs() - 1;
-    assert_eq!(d.docker(&["create", "--name", "w", "bb", "true"]).code, 0);
+    let r = d.docker(&["create", "--name", "wire", "bb", "true"]);
+    assert_eq!(r.code, 0, "{r:?}");
     let (status, body) = d.api(
         "GET",
         &format!("/v1.47/events?since={t0}&until={}", now_secs() + 1),
@@ -134,13 +141,13 @@ fn events_on_the_wire_and_bad_filters() {
     assert_eq!(create["from"], "bb");
     assert_eq!(create["Type"], "container");
     assert_eq!(create["scope"], "local");
-    assert_eq!(create["Actor"]["Attributes"]["name"], "w");
+    assert_eq!(create["Actor"]["Attributes"]["name"], "wire");
     assert!(create["timeNano"].as_i64().unwrap() > 0);
     // RFC 3339 and fractional seconds work too.
     let (status, body) = d.api("GET", "/events?since=2000-01-01T00:00:00Z&until=1.5", None);
     assert_eq!((status, body.len()), (200, 0), "{}", String::from_utf8_lossy(&body));
     // Unknown filters and bad times are a 400 with Docker's body.
-    let (status, body) = d.api("GET", "/events?filters=%7B%22contianer%22%3A%5B%22w%22%5D%7D", None);
+    let (status, body) = d.api("GET", "/events?filters=%7B%22contianer%22%3A%5B%22wire%22%5D%7D", None);
     assert_eq!(status, 400);
     let v: serde_json::Value = serde_json::from_slice(&body).unwrap();
     assert_eq!(v["message"], "invalid filter 'contianer'");

@@ -217,7 +217,7 @@ impl ImageService {
             berth_types::Reference::parse(&target).map_err(|e| EngineError::InvalidArgument(e.to_string()))?;
         let engine = self.clone();
         let name = name.to_string();
-        let target_name = target.clone();
+        let target_name = reference.familiar();
         let id = blocking(move || {
             engine.store.tag(&name, &reference)?;
             Ok(engine.store.resolve(&reference.to_string())?.id.to_string())
