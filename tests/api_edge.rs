@@ -11,9 +11,12 @@ use std::os::unix::net::UnixStream;
 use std::time::Duration;
 
 fn message(body: &[u8]) -> String {
-    let v: serde_json::Value = serde_json::from_slice(body)
-        .unwrap_or_else(|e| panic!("not JSON ({e}): {:?}", String::from_utf8_lossy(body)));
-    v["message"].as_str().unwrap_or_else(|| panic!("no message in {v}")).to_string()
+    let v: serde_json::Value =
+        serde_json::from_slice(body).unwrap_or_else(|e| panic!("not JSON ({e}): {:?}", String::from_utf8_lossy(body)));
+    v["message"]
+        .as_str()
+        .unwrap_or_else(|| panic!("no message in {v}"))
+        .to_string()
 }
 
 #[test]
@@ -21,8 +24,14 @@ fn bad_settings_are_refused_at_create() {
     let d = Daemon::start();
     d.load_busybox("bb:latest");
     for (body, want) in [
-        (r#"{"Image":"bb","HostConfig":{"MemorySwap":-2}}"#, "invalid MemorySwap -2"),
-        (r#"{"Image":"bb","HostConfig":{"PidsLimit":99999999999}}"#, "invalid PidsLimit 99999999999"),
+        (
+            r#"{"Image":"bb","HostConfig":{"MemorySwap":-2}}"#,
+            "invalid MemorySwap -2",
+        ),
+        (
+            r#"{"Image":"bb","HostConfig":{"PidsLimit":99999999999}}"#,
+            "invalid PidsLimit 99999999999",
+        ),
         (
             r#"{"Image":"bb","HostConfig":{"Sysctls":{"kernel.panic":"1"}}}"#,
             "sysctl 'kernel.panic' is not allowed",
@@ -35,7 +44,10 @@ fn bad_settings_are_refused_at_create() {
             r#"{"Image":"bb","HostConfig":{"NetworkMode":"host","Sysctls":{"net.ipv4.ip_forward":"1"}}}"#,
             "shares the host's network namespace",
         ),
-        (r#"{"Image":"bb","HostConfig":{"ShmSize":-1}}"#, "SHM size can not be less than 0"),
+        (
+            r#"{"Image":"bb","HostConfig":{"ShmSize":-1}}"#,
+            "SHM size can not be less than 0",
+        ),
         (
             &format!(r#"{{"Image":"bb","Hostname":"{}"}}"#, "h".repeat(64)),
             "longer than 63 characters",
@@ -71,8 +83,21 @@ fn bad_settings_are_refused_at_create() {
     assert!(r.stderr.contains("it needs to be an absolute path"), "{r:?}");
     // Good values still run.
     let r = d.docker(&[
-        "run", "--rm", "--sysctl", "net.ipv4.ip_forward=1", "--stop-signal", "SIGUSR1", "-w", "/tmp",
-        "--memory", "64m", "--memory-swap", "-1", "bb", "cat", "/proc/sys/net/ipv4/ip_forward",
+        "run",
+        "--rm",
+        "--sysctl",
+        "net.ipv4.ip_forward=1",
+        "--stop-signal",
+        "SIGUSR1",
+        "-w",
+        "/tmp",
+        "--memory",
+        "64m",
+        "--memory-swap",
+        "-1",
+        "bb",
+        "cat",
+        "/proc/sys/net/ipv4/ip_forward",
     ]);
     assert_eq!(r.code, 0, "{r:?}\n{}", d.log());
     assert_eq!(r.stdout.trim(), "1");
@@ -113,7 +138,10 @@ fn every_error_is_dockers_json() {
     assert_eq!(status, 413);
     assert_eq!(message(&body), "request body too large");
     // Oversized URI.
-    let long = format!("GET /containers/json?x={} HTTP/1.1\r\nHost: b\r\nConnection: close\r\n\r\n", "a".repeat(40_000));
+    let long = format!(
+        "GET /containers/json?x={} HTTP/1.1\r\nHost: b\r\nConnection: close\r\n\r\n",
+        "a".repeat(40_000)
+    );
     let (status, body) = raw(&d, long.as_bytes());
     assert_eq!(status, 414);
     assert!(message(&body).contains("request URI too long"));
@@ -150,7 +178,11 @@ fn runtime_in_inspect_is_the_one_asked_for() {
     d.load_busybox("bb:latest");
     assert_eq!(d.docker(&["create", "--name", "own", "bb", "true"]).code, 0);
     let r = d.docker(&["inspect", "-f", "{{.HostConfig.Runtime}}", "own"]);
-    assert_eq!(r.stdout.trim(), "berth", "the default runtime, as /info's DefaultRuntime: {r:?}");
+    assert_eq!(
+        r.stdout.trim(),
+        "berth",
+        "the default runtime, as /info's DefaultRuntime: {r:?}"
+    );
     let info = d.docker(&["info", "--format", "{{.DefaultRuntime}}"]);
     assert_eq!(info.stdout.trim(), "berth");
     if which("runc") {
@@ -211,7 +243,10 @@ print(len(c.images.list()))
     );
     assert_eq!(r.code, 0, "{r:?}");
     let lines: Vec<&str> = r.stdout.lines().collect();
-    assert!(lines[0].starts_with("ImageLoadError: ") && lines[0].len() > "ImageLoadError: ".len(), "{r:?}");
+    assert!(
+        lines[0].starts_with("ImageLoadError: ") && lines[0].len() > "ImageLoadError: ".len(),
+        "{r:?}"
+    );
     assert_eq!(lines[1..], ["runc", "1"], "{r:?}");
     // The docker CLI prints the error and fails.
     let bad = d.root.join("bad.tar");

@@ -120,7 +120,10 @@ fn hostile_archives_are_refused_and_leave_the_store_clean() {
         let msg = String::from_utf8_lossy(&body).to_string();
         assert_eq!(status, 200, "{what}: {msg}");
         let line: serde_json::Value = serde_json::from_str(msg.trim()).unwrap();
-        assert!(line["errorDetail"]["message"].as_str().is_some_and(|m| !m.is_empty()), "{what}: {msg}");
+        assert!(
+            line["errorDetail"]["message"].as_str().is_some_and(|m| !m.is_empty()),
+            "{what}: {msg}"
+        );
         assert_eq!(line["error"], line["errorDetail"]["message"], "{what}: {msg}");
         assert!(!std::path::Path::new("/etc/evil").exists());
     }

@@ -64,7 +64,12 @@ fn docker_events_sees_a_run_rm_live() {
             seen.push(l);
         }
     }
-    for want in ["container create ev", "container start ev", "container die ev", "container destroy ev"] {
+    for want in [
+        "container create ev",
+        "container start ev",
+        "container die ev",
+        "container destroy ev",
+    ] {
         assert!(seen.iter().any(|l| l == want), "{want:?} not in {seen:?}");
     }
     let pos = |w: &str| seen.iter().position(|l| l.contains(w)).unwrap();
@@ -76,8 +81,16 @@ fn docker_events_since_replays_and_until_ends_the_stream() {
     let d = Daemon::start();
     d.load_busybox("bb:latest");
     let t0 = now_precise();
-    assert_eq!(d.docker(&["run", "--rm", "--name", "one", "--label", "tier=front", "bb", "true"]).code, 0);
-    assert_eq!(d.docker(&["run", "--rm", "--name", "two", "bb", "sh", "-c", "exit 3"]).code, 3);
+    assert_eq!(
+        d.docker(&["run", "--rm", "--name", "one", "--label", "tier=front", "bb", "true"])
+            .code,
+        0
+    );
+    assert_eq!(
+        d.docker(&["run", "--rm", "--name", "two", "bb", "sh", "-c", "exit 3"])
+            .code,
+        3
+    );
     assert_eq!(d.docker(&["tag", "bb", "bb:v2"]).code, 0);
     let until = (now_secs() + 1).to_string();
     std::thread::sleep(Duration::from_millis(1100));
@@ -89,7 +102,10 @@ fn docker_events_since_replays_and_until_ends_the_stream() {
         let started = Instant::now();
         let r = d.docker(&args);
         assert_eq!(r.code, 0, "{r:?}");
-        assert!(started.elapsed() < Duration::from_secs(10), "an until in the past ends the stream");
+        assert!(
+            started.elapsed() < Duration::from_secs(10),
+            "an until in the past ends the stream"
+        );
         r.stdout.lines().map(str::to_string).collect::<Vec<_>>()
     };
     let all = replay(&[]);
@@ -103,16 +119,26 @@ fn docker_events_since_replays_and_until_ends_the_stream() {
     }
     assert_eq!(replay(&["container=two", "event=die"]), ["container die two"]);
     assert_eq!(replay(&["type=image"]), ["image tag bb:v2"]);
-    assert_eq!(
-        replay(&["label=tier=front", "event=start"]),
-        ["container start one"]
+    assert_eq!(replay(&["label=tier=front", "event=start"]), ["container start one"]);
+    assert!(
+        replay(&["image=bb", "event=create"]).len() == 2,
+        "{:?}",
+        replay(&["image=bb"])
     );
-    assert!(replay(&["image=bb", "event=create"]).len() == 2, "{:?}", replay(&["image=bb"]));
     assert!(replay(&["container=nomatch"]).is_empty());
     // The exit code is in the die event.
     let r = d.docker(&[
-        "events", "--since", &t0, "--until", &until, "--filter", "event=die", "--filter", "container=two",
-        "--format", "{{.Actor.Attributes.exitCode}}",
+        "events",
+        "--since",
+        &t0,
+        "--until",
+        &until,
+        "--filter",
+        "event=die",
+        "--filter",
+        "container=two",
+        "--format",
+        "{{.Actor.Attributes.exitCode}}",
     ]);
     assert_eq!(r.stdout.trim(), "3", "{r:?}");
 }
@@ -166,7 +192,10 @@ fn docker_events_until_in_the_future_ends_then() {
     let r = d.docker(&["events", "--until", &until]);
     assert_eq!(r.code, 0, "{r:?}");
     let took = started.elapsed();
-    assert!(took >= Duration::from_millis(900) && took < Duration::from_secs(10), "{took:?}");
+    assert!(
+        took >= Duration::from_millis(900) && took < Duration::from_secs(10),
+        "{took:?}"
+    );
 }
 
 #[test]
@@ -179,7 +208,16 @@ fn berth_events_replays_with_filters_and_format() {
     std::thread::sleep(Duration::from_millis(1100));
     for cmd in [&["events"][..], &["system", "events"][..]] {
         let mut args = cmd.to_vec();
-        args.extend(["--since", &t0, "--until", &until, "--filter", "event=die", "--format", FMT]);
+        args.extend([
+            "--since",
+            &t0,
+            "--until",
+            &until,
+            "--filter",
+            "event=die",
+            "--format",
+            FMT,
+        ]);
         let r = d.berth(&args);
         assert_eq!(r.code, 0, "{r:?}");
         assert_eq!(r.stdout, "container die b1\n", "{r:?}");
@@ -190,8 +228,15 @@ fn berth_events_replays_with_filters_and_format() {
     let line = r.stdout.lines().next().unwrap_or_default().to_string();
     let parts: Vec<&str> = line.splitn(5, ' ').collect();
     assert_eq!(parts.len(), 5, "{line}");
-    assert!(parts[0].contains('T') && parts[0].ends_with('Z') || parts[0].contains('+'), "{line}");
-    assert_eq!((parts[1], parts[2], parts[3].len()), ("container", "start", 64), "{line}");
+    assert!(
+        parts[0].contains('T') && parts[0].ends_with('Z') || parts[0].contains('+'),
+        "{line}"
+    );
+    assert_eq!(
+        (parts[1], parts[2], parts[3].len()),
+        ("container", "start", 64),
+        "{line}"
+    );
     assert!(parts[4].contains("name=b1") && parts[4].contains("image=bb"), "{line}");
     let r = d.berth(&["events", "--filter", "bogus=1", "--until", "1"]);
     assert_ne!(r.code, 0);

@@ -45,7 +45,11 @@ fn container_prune_honours_label_filters() {
     let r = d.docker(&["container", "prune", "-f", "--filter", "lable=x"]);
     assert_ne!(r.code, 0);
     assert!(r.stderr.contains("invalid filter 'lable'"), "{r:?}");
-    let (status, body) = d.api("POST", "/v1.47/containers/prune?filters=%7B%22lable%22%3A%5B%22x%22%5D%7D", None);
+    let (status, body) = d.api(
+        "POST",
+        "/v1.47/containers/prune?filters=%7B%22lable%22%3A%5B%22x%22%5D%7D",
+        None,
+    );
     assert_eq!(status, 400);
     let v: serde_json::Value = serde_json::from_slice(&body).unwrap();
     assert_eq!(v["message"], "invalid filter 'lable'");
@@ -56,7 +60,17 @@ fn container_prune_honours_label_filters() {
 fn container_prune_until_and_space_reclaimed() {
     let d = Daemon::start();
     d.load_busybox("bb:latest");
-    let r = d.docker(&["run", "--name", "old", "bb", "dd", "if=/dev/zero", "of=/blob", "bs=1024", "count=100"]);
+    let r = d.docker(&[
+        "run",
+        "--name",
+        "old",
+        "bb",
+        "dd",
+        "if=/dev/zero",
+        "of=/blob",
+        "bs=1024",
+        "count=100",
+    ]);
     assert_eq!(r.code, 0, "{r:?}");
     std::thread::sleep(Duration::from_millis(50));
     let between = now_precise();
@@ -74,7 +88,17 @@ fn container_prune_until_and_space_reclaimed() {
     assert!((100 * 1024..200 * 1024).contains(&space), "{v}");
     assert_eq!(ids(&d), ["new"]);
     // docker prints what it was told.
-    let r = d.docker(&["run", "--name", "again", "bb", "dd", "if=/dev/zero", "of=/blob", "bs=1000", "count=50"]);
+    let r = d.docker(&[
+        "run",
+        "--name",
+        "again",
+        "bb",
+        "dd",
+        "if=/dev/zero",
+        "of=/blob",
+        "bs=1000",
+        "count=50",
+    ]);
     assert_eq!(r.code, 0, "{r:?}");
     let r = d.docker(&["container", "prune", "-f"]);
     assert_eq!(r.code, 0, "{r:?}");
@@ -89,7 +113,13 @@ fn rootfs_tar(dir: &std::path::Path) -> String {
     std::fs::write(dir.join("fs/hello"), vec![b'x'; 4096]).unwrap();
     let tar = dir.join("rootfs.tar");
     let ok = std::process::Command::new("tar")
-        .args(["-C", &dir.join("fs").display().to_string(), "-cf", &tar.display().to_string(), "."])
+        .args([
+            "-C",
+            &dir.join("fs").display().to_string(),
+            "-cf",
+            &tar.display().to_string(),
+            ".",
+        ])
         .status()
         .unwrap()
         .success();
@@ -110,7 +140,11 @@ fn image_prune_honours_label_and_refuses_unknown_filters() {
     let d = Daemon::start();
     d.load_busybox("bb:latest");
     let tar = rootfs_tar(&d.root.join("img"));
-    for (name, change) in [("lab:1", "LABEL tier=x"), ("other:1", "LABEL tier=y"), ("plain:1", "ENV A=1")] {
+    for (name, change) in [
+        ("lab:1", "LABEL tier=x"),
+        ("other:1", "LABEL tier=y"),
+        ("plain:1", "ENV A=1"),
+    ] {
         let r = d.docker(&["import", "--change", change, &tar, name]);
         assert_eq!(r.code, 0, "{r:?}");
     }
@@ -124,7 +158,11 @@ fn image_prune_honours_label_and_refuses_unknown_filters() {
     assert!(r.stderr.contains("invalid filter 'lable'"), "{r:?}");
     let (status, body) = d.api("GET", "/images/json?filters=%7B%22lable%22%3A%5B%22x%22%5D%7D", None);
     assert_eq!(status, 400, "{}", String::from_utf8_lossy(&body));
-    let (status, _) = d.api("POST", "/images/prune?filters=%7B%22dangling%22%3A%5B%22maybe%22%5D%7D", None);
+    let (status, _) = d.api(
+        "POST",
+        "/images/prune?filters=%7B%22dangling%22%3A%5B%22maybe%22%5D%7D",
+        None,
+    );
     assert_eq!(status, 400);
     // bb is in use by a container: `-a` spares it, and removes the rest that is unused.
     created(&d, &["--name", "user", "bb", "true"]);
@@ -143,7 +181,17 @@ fn image_prune_honours_label_and_refuses_unknown_filters() {
 fn system_df_as_docker_prints_it() {
     let d = Daemon::start();
     d.load_busybox("bb:latest");
-    let r = d.docker(&["run", "--name", "writer", "bb", "dd", "if=/dev/zero", "of=/blob", "bs=1000", "count=20"]);
+    let r = d.docker(&[
+        "run",
+        "--name",
+        "writer",
+        "bb",
+        "dd",
+        "if=/dev/zero",
+        "of=/blob",
+        "bs=1000",
+        "count=20",
+    ]);
     assert_eq!(r.code, 0, "{r:?}");
     let df = d.api_json("/system/df");
     assert!(df["LayersSize"].as_i64().unwrap() > 0, "{df}");
@@ -156,16 +204,25 @@ fn system_df_as_docker_prints_it() {
     let docker = d.docker(&["system", "df"]);
     assert_eq!(docker.code, 0, "{docker:?}");
     let lines: Vec<&str> = docker.stdout.lines().collect();
-    assert!(lines[0].starts_with("TYPE") && lines[0].contains("RECLAIMABLE"), "{docker:?}");
+    assert!(
+        lines[0].starts_with("TYPE") && lines[0].contains("RECLAIMABLE"),
+        "{docker:?}"
+    );
     let containers: Vec<&str> = lines[2].split_whitespace().collect();
     assert_eq!(containers[..3], ["Containers", "1", "0"], "{docker:?}");
-    assert!(containers[3].starts_with("20.") && containers[5] == "(100%)", "{docker:?}");
+    assert!(
+        containers[3].starts_with("20.") && containers[5] == "(100%)",
+        "{docker:?}"
+    );
     // berth prints the same table.
     let berth = d.berth(&["system", "df"]);
     assert_eq!(berth.code, 0, "{berth:?}");
     assert_eq!(berth.stdout, docker.stdout);
     let r = d.berth(&["system", "df", "--format", "{{.Type}}={{.TotalCount}}"]);
-    assert_eq!(r.stdout, "Images=1\nContainers=1\nLocal Volumes=0\nBuild Cache=0\n", "{r:?}");
+    assert_eq!(
+        r.stdout, "Images=1\nContainers=1\nLocal Volumes=0\nBuild Cache=0\n",
+        "{r:?}"
+    );
 }
 
 #[test]
@@ -174,7 +231,17 @@ fn berth_system_prune_removes_stopped_containers_and_images() {
     d.load_busybox("bb:latest");
     let tar = rootfs_tar(&d.root.join("img"));
     assert_eq!(d.docker(&["import", &tar, "spare:1"]).code, 0);
-    let r = d.docker(&["run", "--name", "gone", "bb", "dd", "if=/dev/zero", "of=/blob", "bs=1000", "count=10"]);
+    let r = d.docker(&[
+        "run",
+        "--name",
+        "gone",
+        "bb",
+        "dd",
+        "if=/dev/zero",
+        "of=/blob",
+        "bs=1000",
+        "count=10",
+    ]);
     assert_eq!(r.code, 0, "{r:?}");
     created(&d, &["--name", "kept", "--label", "keep=1", "bb", "true"]);
     let r = d.berth(&["system", "prune", "-f", "--filter", "label!=keep"]);

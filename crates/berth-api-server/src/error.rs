@@ -89,11 +89,7 @@ pub fn check_head(parts: &axum::http::request::Parts) -> Option<Response> {
             &format!("request URI too long: {uri_len} bytes (the limit is {MAX_URI})"),
         ));
     }
-    let header_bytes: usize = parts
-        .headers
-        .iter()
-        .map(|(k, v)| k.as_str().len() + v.len() + 4)
-        .sum();
+    let header_bytes: usize = parts.headers.iter().map(|(k, v)| k.as_str().len() + v.len() + 4).sum();
     if header_bytes > MAX_HEADER_BYTES || parts.headers.len() > MAX_HEADERS {
         return Some(json_error(
             StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,

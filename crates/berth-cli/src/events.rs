@@ -40,7 +40,12 @@ fn pretty_event(e: &Value) -> String {
         line.push(' ');
     }
     let s = |v: &Value| v.as_str().unwrap_or("").to_string();
-    line.push_str(&format!("{} {} {}", s(&e["Type"]), s(&e["Action"]), s(&e["Actor"]["ID"])));
+    line.push_str(&format!(
+        "{} {} {}",
+        s(&e["Type"]),
+        s(&e["Action"]),
+        s(&e["Actor"]["ID"])
+    ));
     if let Some(attrs) = e["Actor"]["Attributes"].as_object().filter(|a| !a.is_empty()) {
         let mut kv: Vec<(&String, &Value)> = attrs.iter().collect();
         kv.sort_by(|a, b| a.0.cmp(b.0));
@@ -185,9 +190,7 @@ pub async fn prune(client: &Client, a: SystemPruneArgs) -> Result<i32> {
     } else {
         "all dangling images"
     };
-    let warning = format!(
-        "WARNING! This will remove:\n  - all stopped containers\n  - {images}\n"
-    );
+    let warning = format!("WARNING! This will remove:\n  - all stopped containers\n  - {images}\n");
     if !a.force && !confirm(&warning) {
         return Ok(0);
     }

@@ -107,7 +107,8 @@ fn parse_unix(s: &str) -> Option<i64> {
     } else {
         format!("{frac:0<9}").parse().ok()?
     };
-    sec.checked_mul(1_000_000_000)?.checked_add(if sec < 0 { -nanos } else { nanos })
+    sec.checked_mul(1_000_000_000)?
+        .checked_add(if sec < 0 { -nanos } else { nanos })
 }
 
 fn nanos(t: DateTime<Utc>) -> Option<i64> {
@@ -130,7 +131,12 @@ pub fn parse_timestamp(value: &str, now: DateTime<Utc>) -> Result<i64> {
     if let Ok(t) = DateTime::parse_from_rfc3339(v) {
         return nanos(t.with_timezone(&Utc)).ok_or_else(bad);
     }
-    for layout in ["%Y-%m-%dT%H:%M:%S%.f", "%Y-%m-%dT%H:%M:%S", "%Y-%m-%dT%H:%M", "%Y-%m-%d %H:%M:%S"] {
+    for layout in [
+        "%Y-%m-%dT%H:%M:%S%.f",
+        "%Y-%m-%dT%H:%M:%S",
+        "%Y-%m-%dT%H:%M",
+        "%Y-%m-%d %H:%M:%S",
+    ] {
         if let Ok(t) = NaiveDateTime::parse_from_str(v, layout) {
             return nanos(Utc.from_utc_datetime(&t)).ok_or_else(bad);
         }

@@ -113,7 +113,10 @@ impl ImageService {
         self: &Arc<Self>,
         filters: std::collections::HashMap<String, Vec<String>>,
     ) -> Result<Vec<Value>> {
-        check_keys(&filters, &["before", "dangling", "label", "reference", "since", "until"])?;
+        check_keys(
+            &filters,
+            &["before", "dangling", "label", "reference", "since", "until"],
+        )?;
         let engine = self.clone();
         blocking(move || {
             let mut out = Vec::new();

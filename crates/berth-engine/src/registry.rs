@@ -377,7 +377,12 @@ mod tests {
             let dir = root.join(format!("c{round}"));
             let trash = root.join(format!("trash{round}"));
             std::fs::create_dir_all(&dir).unwrap();
-            let c = Container::new(dir.clone(), root.join("b"), root.join("s"), record(&format!("id{round}")));
+            let c = Container::new(
+                dir.clone(),
+                root.join("b"),
+                root.join("s"),
+                record(&format!("id{round}")),
+            );
             let savers: Vec<_> = (0..4)
                 .map(|_| {
                     let c = c.clone();

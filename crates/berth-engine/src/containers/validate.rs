@@ -87,11 +87,7 @@ pub(super) fn validate_settings(
 }
 
 /// Only sysctls of a namespace the container has (runc's rules), and ones the kernel knows.
-fn validate_sysctls(
-    sysctls: &HashMap<String, String>,
-    host: &HostConfig,
-    exists: &dyn Fn(&str) -> bool,
-) -> Result<()> {
+fn validate_sysctls(sysctls: &HashMap<String, String>, host: &HostConfig, exists: &dyn Fn(&str) -> bool) -> Result<()> {
     let mut keys: Vec<&String> = sysctls.keys().collect();
     keys.sort();
     let host_net = host.network_mode.as_deref() == Some("host");
@@ -137,7 +133,10 @@ mod tests {
 
     fn check(config: ContainerConfig, host: HostConfig) -> std::result::Result<(), String> {
         validate_settings(&config, &host, &known).map_err(|e| {
-            assert_eq!(berth_types::HasErrorKind::kind(&e), berth_types::ErrorKind::InvalidArgument);
+            assert_eq!(
+                berth_types::HasErrorKind::kind(&e),
+                berth_types::ErrorKind::InvalidArgument
+            );
             e.to_string()
         })
     }
@@ -187,14 +186,26 @@ mod tests {
                 host(),
                 "longer than 63 characters",
             ),
-            (health(|h| h.interval = Some(-1)), host(), "Interval in Healthcheck cannot be less than 1ms"),
-            (health(|h| h.timeout = Some(999)), host(), "Timeout in Healthcheck cannot be less than 1ms"),
+            (
+                health(|h| h.interval = Some(-1)),
+                host(),
+                "Interval in Healthcheck cannot be less than 1ms",
+            ),
+            (
+                health(|h| h.timeout = Some(999)),
+                host(),
+                "Timeout in Healthcheck cannot be less than 1ms",
+            ),
             (
                 health(|h| h.start_period = Some(-5)),
                 host(),
                 "StartPeriod in Healthcheck cannot be less than 1ms",
             ),
-            (health(|h| h.retries = Some(-1)), host(), "Retries in Healthcheck cannot be negative"),
+            (
+                health(|h| h.retries = Some(-1)),
+                host(),
+                "Retries in Healthcheck cannot be negative",
+            ),
             (
                 cfg(),
                 HostConfig {

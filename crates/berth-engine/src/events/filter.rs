@@ -10,8 +10,20 @@ use crate::filters::{check_keys, match_kv_list, Filters};
 
 /// The keys `/events` accepts.
 const KEYS: &[&str] = &[
-    "config", "container", "daemon", "event", "image", "label", "network", "node", "plugin", "scope", "secret",
-    "service", "type", "volume",
+    "config",
+    "container",
+    "daemon",
+    "event",
+    "image",
+    "label",
+    "network",
+    "node",
+    "plugin",
+    "scope",
+    "secret",
+    "service",
+    "type",
+    "volume",
 ];
 
 /// A validated `/events` filter.
@@ -42,9 +54,7 @@ impl EventFilter {
 
     fn fuzzy_name(&self, key: &str, e: &Event) -> bool {
         let name = e.actor.attributes.get("name").map(String::as_str).unwrap_or("");
-        self.values(key).is_none()
-            || self.fuzzy(key, &e.actor.id)
-            || (!name.is_empty() && self.fuzzy(key, name))
+        self.values(key).is_none() || self.fuzzy(key, &e.actor.id) || (!name.is_empty() && self.fuzzy(key, name))
     }
 
     fn event(&self, e: &Event) -> bool {
@@ -90,7 +100,11 @@ impl EventFilter {
             && self.fuzzy_name("service", e)
             && self.fuzzy_name("secret", e)
             && self.fuzzy_name("config", e)
-            && match_kv_list(&self.filters, "label", &e.actor.attributes.clone().into_iter().collect())
+            && match_kv_list(
+                &self.filters,
+                "label",
+                &e.actor.attributes.clone().into_iter().collect(),
+            )
     }
 }
 
@@ -224,7 +238,10 @@ mod tests {
             until: Some(now),
             filter: filter(&[("type", &["container"])]),
         });
-        assert_eq!(done.past.iter().map(|e| e.action.as_str()).collect::<Vec<_>>(), ["create", "start"]);
+        assert_eq!(
+            done.past.iter().map(|e| e.action.as_str()).collect::<Vec<_>>(),
+            ["create", "start"]
+        );
         assert!(done.live.is_none());
         let future = bus.query(EventQuery {
             since: Some(now + 1_000_000_000),
