@@ -262,3 +262,45 @@ fn berth_system_prune_removes_stopped_containers_and_images() {
     assert_ne!(r.code, 0);
     assert!(r.stderr.contains("invalid filter 'lable'"), "{r:?}");
 }
+
+#[test]
+fn docker_system_prune_works_and_prunes_are_announced() {
+    let d = Daemon::start();
+    d.load_busybox("bb:latest");
+    let t0 = now_precise();
+    let r = d.docker(&[
+        "run",
+        "--name",
+        "gone",
+        "bb",
+        "dd",
+        "if=/dev/zero",
+        "of=/blob",
+        "bs=1000",
+        "count=10",
+    ]);
+    assert_eq!(r.code, 0, "{r:?}");
+    let r = d.docker(&["system", "prune", "-f"]);
+    assert_eq!(r.code, 0, "{r:?}");
+    assert!(r.stdout.starts_with("Deleted Containers:\n"), "{r:?}");
+    assert!(ids(&d).is_empty());
+    assert_eq!(tags(&d), ["bb:latest"]);
+    let until = now_precise();
+    let r = d.docker(&[
+        "events",
+        "--since",
+        &t0,
+        "--until",
+        &until,
+        "--filter",
+        "event=prune",
+        "--format",
+        "{{.Type}} {{.Actor.Attributes.reclaimed}}",
+    ]);
+    assert_eq!(r.code, 0, "{r:?}");
+    let lines: Vec<&str> = r.stdout.lines().collect();
+    assert_eq!(lines.len(), 2, "{r:?}");
+    let reclaimed: u64 = lines[0].strip_prefix("container ").unwrap().parse().unwrap();
+    assert!((10_000..14_096).contains(&reclaimed), "{r:?}");
+    assert_eq!(lines[1], "image 0", "{r:?}");
+}

@@ -55,6 +55,18 @@ async fn disk_usage(State(engine): State<AppState>) -> Response {
     )
 }
 
+/// `POST /networks/prune` and `POST /build/prune`: berth has no user networks and no build cache
+/// yet, so nothing to prune; answered so `docker system prune` works. (The network and build
+/// services take these routes over when they exist.)
+async fn nothing_to_prune(uri: axum::http::Uri) -> Response {
+    let body = if uri.path().ends_with("/networks/prune") {
+        serde_json::json!({ "NetworksDeleted": [] })
+    } else {
+        serde_json::json!({ "CachesDeleted": [], "SpaceReclaimed": 0 })
+    };
+    json(StatusCode::OK, &body)
+}
+
 /// `GET /plugins`: berth has no plugins.
 async fn plugins() -> Response {
     json(StatusCode::OK, &serde_json::json!([]))
@@ -67,4 +79,6 @@ pub(crate) fn routes() -> Router<AppState> {
         .route("/info", get(info))
         .route("/system/df", get(disk_usage))
         .route("/plugins", get(plugins))
+        .route("/networks/prune", axum::routing::post(nothing_to_prune))
+        .route("/build/prune", axum::routing::post(nothing_to_prune))
 }

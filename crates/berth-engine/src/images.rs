@@ -284,6 +284,9 @@ impl ImageService {
         })
         .await?;
         self.publish_deletions(&items["ImagesDeleted"]);
+        let reclaimed = items["SpaceReclaimed"].as_u64().unwrap_or(0);
+        self.events
+            .publish(Event::new(EventType::Image, "prune", "").attr("reclaimed", reclaimed.to_string()));
         Ok(items)
     }
 

@@ -6,6 +6,7 @@
 use super::lifecycle::wait_not_running;
 use super::ContainerService;
 use crate::error::{EngineError, Result};
+use crate::events::{Event, EventType};
 use crate::filters::{check_keys, created_before, prune_labels_match, prune_until, Filters};
 use crate::shim;
 use crate::state::{Status, Transition};
@@ -93,6 +94,9 @@ impl ContainerService {
                 space += size;
             }
         }
+        // dockerd announces a prune with what it reclaimed.
+        self.events
+            .publish(Event::new(EventType::Container, "prune", "").attr("reclaimed", space.to_string()));
         Ok((removed, space))
     }
 
