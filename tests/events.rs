@@ -170,7 +170,7 @@ fn events_on_the_wire_and_bad_filters() {
     assert_eq!(create["Actor"]["Attributes"]["name"], "wire");
     assert!(create["timeNano"].as_i64().unwrap() > 0);
     // RFC 3339 and fractional seconds work too.
-    let (status, body) = d.api("GET", "/events?since=2000-01-01T00:00:00Z&until=1.5", None);
+    let (status, body) = d.api("GET", "/events?since=1.5&until=2000-01-01T00:00:00Z", None);
     assert_eq!((status, body.len()), (200, 0), "{}", String::from_utf8_lossy(&body));
     // Unknown filters and bad times are a 400 with Docker's body.
     let (status, body) = d.api("GET", "/events?filters=%7B%22contianer%22%3A%5B%22wire%22%5D%7D", None);
@@ -179,6 +179,10 @@ fn events_on_the_wire_and_bad_filters() {
     assert_eq!(v["message"], "invalid filter 'contianer'");
     let (status, _) = d.api("GET", "/events?since=yesterday", None);
     assert_eq!(status, 400);
+    let (status, body) = d.api("GET", "/events?since=20&until=10", None);
+    assert_eq!(status, 400);
+    let v: serde_json::Value = serde_json::from_slice(&body).unwrap();
+    assert_eq!(v["message"], "`since` time (20) cannot be after `until` time (10)");
     let r = d.docker(&["events", "--filter", "lable=x", "--until", "1"]);
     assert_ne!(r.code, 0);
     assert!(r.stderr.contains("invalid filter 'lable'"), "{r:?}");

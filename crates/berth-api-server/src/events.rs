@@ -62,6 +62,15 @@ async fn events(State(e): State<AppState>, RawQuery(q): RawQuery) -> ApiResult<R
         until: timestamp(&p, "until")?,
         filter: EventFilter::new(p.filters()?)?,
     };
+    if let (Some(since), Some(until)) = (query.since, query.until) {
+        if until < since {
+            return Err(ApiError::bad_request(format!(
+                "`since` time ({}) cannot be after `until` time ({})",
+                p.get("since").unwrap_or(""),
+                p.get("until").unwrap_or("")
+            )));
+        }
+    }
     let mut stream = e.events.query(query);
     let body = async_stream(move |tx| async move {
         for ev in std::mem::take(&mut stream.past) {
