@@ -246,3 +246,37 @@ fn berth_events_replays_with_filters_and_format() {
     assert_ne!(r.code, 0);
     assert!(r.stderr.contains("invalid filter 'bogus'"), "{r:?}");
 }
+
+#[test]
+fn image_events_carry_the_image_labels() {
+    let d = Daemon::start();
+    let fs = d.root.join("fs");
+    std::fs::create_dir_all(&fs).unwrap();
+    std::fs::write(fs.join("hello"), b"hi").unwrap();
+    let tar = d.root.join("rootfs.tar");
+    let ok = std::process::Command::new("tar")
+        .args(["-C", fs.to_str().unwrap(), "-cf", tar.to_str().unwrap(), "."])
+        .status()
+        .unwrap()
+        .success();
+    assert!(ok);
+    let t0 = now_precise();
+    let r = d.docker(&["import", "--change", "LABEL tier=x", tar.to_str().unwrap(), "lab:1"]);
+    assert_eq!(r.code, 0, "{r:?}");
+    assert_eq!(d.docker(&["tag", "lab:1", "lab:2"]).code, 0);
+    let until = now_precise();
+    let r = d.docker(&[
+        "events",
+        "--since",
+        &t0,
+        "--until",
+        &until,
+        "--filter",
+        "label=tier=x",
+        "--format",
+        FMT,
+    ]);
+    assert_eq!(r.code, 0, "{r:?}");
+    assert!(r.stdout.lines().any(|l| l == "image tag lab:2"), "{r:?}");
+    assert!(r.stdout.lines().all(|l| l.starts_with("image ")), "{r:?}");
+}

@@ -89,9 +89,19 @@ impl ImageService {
         self.store.list().map(|l| l.len()).unwrap_or(0)
     }
 
+    /// Publishes an image event with the image's labels as attributes (as dockerd, so `label`
+    /// filters see image events too; a deleted image has none left).
     fn publish(&self, action: &str, id: &str, name: &str) {
-        self.events
-            .publish(Event::new(EventType::Image, action, id).attr("name", name));
+        let labels = self
+            .store
+            .resolve(id)
+            .map(|img| image_container_config(&img).labels.unwrap_or_default())
+            .unwrap_or_default();
+        self.events.publish(
+            Event::new(EventType::Image, action, id)
+                .attrs(&labels)
+                .attr("name", name),
+        );
     }
 
     /// Publishes `untag`/`delete` for what a removal or prune reported.
