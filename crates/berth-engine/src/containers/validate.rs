@@ -75,6 +75,19 @@ pub(super) fn validate_settings(
             "invalid MemorySwap {s}: use -1 for unlimited swap, or a limit of at least the memory limit"
         )));
     }
+    if host.memory.unwrap_or(0) == 0 && host.memory_swap.unwrap_or(0) > 0 {
+        return Err(invalid(
+            "You should always set the Memory limit when using Memoryswap limit, see usage",
+        ));
+    }
+    if let Some(o) = host.oom_score_adj.filter(|o| !(-1000..=1000).contains(o)) {
+        return Err(invalid(format!(
+            "Invalid value {o}, range for oom score adj is [-1000, 1000]"
+        )));
+    }
+    if host.blkio_weight.is_some_and(|w| w != 0 && !(10..=1000).contains(&w)) {
+        return Err(invalid("Range of blkio weight is from 10 to 1000"));
+    }
     if let Some(p) = host.pids_limit.filter(|p| *p > PID_MAX_LIMIT) {
         return Err(invalid(format!(
             "invalid PidsLimit {p}: the kernel allows at most {PID_MAX_LIMIT} (0 or -1 for unlimited)"
@@ -230,6 +243,30 @@ mod tests {
                 },
                 "invalid PidsLimit 4194305",
             ),
+            (
+                cfg(),
+                HostConfig {
+                    memory_swap: Some(1 << 30),
+                    ..host()
+                },
+                "You should always set the Memory limit when using Memoryswap limit, see usage",
+            ),
+            (
+                cfg(),
+                HostConfig {
+                    oom_score_adj: Some(1001),
+                    ..host()
+                },
+                "Invalid value 1001, range for oom score adj is [-1000, 1000]",
+            ),
+            (
+                cfg(),
+                HostConfig {
+                    blkio_weight: Some(5),
+                    ..host()
+                },
+                "Range of blkio weight is from 10 to 1000",
+            ),
             (cfg(), sysctl("kernel.panic"), "not in a separate kernel namespace"),
             (cfg(), sysctl("net.ipv4.nope"), "not supported by this kernel"),
             (cfg(), sysctl("net.ipv4.../x"), "not supported by this kernel"),
@@ -260,6 +297,9 @@ mod tests {
                 },
                 HostConfig {
                     shm_size: Some(0),
+                    memory: Some(64 << 20),
+                    oom_score_adj: Some(-1000),
+                    blkio_weight: Some(0),
                     memory_swap: Some(-1),
                     pids_limit: Some(-1),
                     ..Default::default()
