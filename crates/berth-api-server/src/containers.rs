@@ -302,11 +302,12 @@ where
     input.abort();
 }
 
-async fn prune(State(e): State<AppState>) -> ApiResult<Response> {
-    let removed = e.containers.prune().await?;
+async fn prune(State(e): State<AppState>, RawQuery(q): RawQuery) -> ApiResult<Response> {
+    let filters = Params::from_query(q.as_deref()).filters()?;
+    let (removed, space) = e.containers.prune(&filters).await?;
     Ok(json(
         StatusCode::OK,
-        &serde_json::json!({ "ContainersDeleted": removed, "SpaceReclaimed": 0 }),
+        &serde_json::json!({ "ContainersDeleted": removed, "SpaceReclaimed": space }),
     ))
 }
 

@@ -75,12 +75,19 @@ async fn create(State(e): State<AppState>, RawQuery(q): RawQuery, req: Request) 
 async fn load(State(e): State<AppState>, RawQuery(q): RawQuery, req: Request) -> ApiResult<Response> {
     let _quiet = Params::from_query(q.as_deref()).flag("quiet");
     let reader = body_reader(req);
-    let out = e.images.load_images(reader).await?;
-    let body: Vec<u8> = out
-        .lines
-        .iter()
-        .flat_map(|l| json_line(serde_json::json!({ "stream": format!("{l}\n") })).to_vec())
-        .collect();
+    // As dockerd: once the archive is being read the answer is 200, and a failure is reported inside
+    // the progress stream (docker-py raises `ImageLoadError` from it, the docker CLI prints it).
+    let body: Vec<u8> = match e.images.load_images(reader).await {
+        Ok(out) => out
+            .lines
+            .iter()
+            .flat_map(|l| json_line(serde_json::json!({ "stream": format!("{l}\n") })).to_vec())
+            .collect(),
+        Err(err) => {
+            let msg = err.to_string();
+            json_line(serde_json::json!({ "errorDetail": { "message": msg }, "error": msg })).to_vec()
+        }
+    };
     Ok(Response::builder()
         .status(StatusCode::OK)
         .header(header::CONTENT_TYPE, "application/json")
@@ -127,13 +134,8 @@ async fn get_many(State(e): State<AppState>, RawQuery(q): RawQuery) -> ApiResult
 }
 
 async fn prune(State(e): State<AppState>, RawQuery(q): RawQuery) -> ApiResult<Response> {
-    let p = Params::from_query(q.as_deref());
-    let filters = p.filters()?;
-    let dangling_only = filters
-        .get("dangling")
-        .and_then(|v| v.first())
-        .is_none_or(|d| d != "false" && d != "0");
-    Ok(json(StatusCode::OK, &e.images.prune_images(dangling_only).await?))
+    let filters = Params::from_query(q.as_deref()).filters()?;
+    Ok(json(StatusCode::OK, &e.images.prune_images(filters).await?))
 }
 
 async fn by_name_get(

@@ -5,6 +5,7 @@
 mod attach_logs;
 mod containers;
 mod error;
+mod events;
 mod images;
 mod params;
 mod resources;
@@ -31,6 +32,8 @@ pub fn router(services: Arc<Services>) -> Router {
         .merge(containers::routes())
         .merge(resources::routes())
         .merge(images::routes())
+        .merge(events::routes())
+        .fallback(error::page_not_found)
         .with_state(services)
 }
 
@@ -81,6 +84,9 @@ where
     B::Error: Into<axum::BoxError>,
 {
     let (mut parts, body) = req.into_parts();
+    if let Some(refused) = error::check_head(&parts) {
+        return Ok(refused);
+    }
     let (version, rest) = strip_version(parts.uri.path());
     if let Some(v) = &version {
         if let Err(msg) = check_version(v) {
@@ -102,10 +108,11 @@ where
         }
     }
     let req = Request::from_parts(parts, Body::new(body));
-    let mut resp = match router.oneshot(req).await {
+    let resp = match router.oneshot(req).await {
         Ok(r) => r,
         Err(never) => match never {},
     };
+    let mut resp = error::json_body(resp).await;
     let h = resp.headers_mut();
     h.insert("Api-Version", HeaderValue::from_static(berth_api::API_VERSION));
     h.insert("Docker-Experimental", HeaderValue::from_static("false"));
@@ -123,8 +130,12 @@ where
     IO: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
 {
     let svc = hyper::service::service_fn(move |req: Request<hyper::body::Incoming>| handle(router.clone(), req));
+    // hyper's own limits sit above berth's (error::check_head), so an oversized request gets
+    // Docker's JSON error from berth rather than hyper's empty one.
     let conn = hyper::server::conn::http1::Builder::new()
         .keep_alive(true)
+        .max_buf_size(error::HYPER_MAX_BUF)
+        .max_headers(error::HYPER_MAX_HEADERS)
         .serve_connection(TokioIo::new(io), svc)
         .with_upgrades();
     if let Err(e) = conn.await {

@@ -5,7 +5,7 @@ use crate::AppState;
 use axum::body::Body;
 use axum::extract::State;
 use axum::http::{header, StatusCode};
-use axum::response::Response;
+use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::Router;
 
@@ -32,9 +32,53 @@ async fn info(State(engine): State<AppState>) -> Response {
     }
 }
 
+/// `GET /system/df`: images, containers with their sizes; no volumes or build cache yet.
+async fn disk_usage(State(engine): State<AppState>) -> Response {
+    let images = match engine.images.disk_usage().await {
+        Ok(i) => i,
+        Err(err) => return crate::ApiError::from(err).into_response(),
+    };
+    let e = engine.clone();
+    let containers = match tokio::task::spawn_blocking(move || e.containers.disk_usage()).await {
+        Ok(c) => c,
+        Err(err) => return crate::error::json_error(StatusCode::INTERNAL_SERVER_ERROR, &err.to_string()),
+    };
+    json(
+        StatusCode::OK,
+        &serde_json::json!({
+            "LayersSize": images.1,
+            "Images": images.0,
+            "Containers": containers,
+            "Volumes": [],
+            "BuildCache": [],
+        }),
+    )
+}
+
+/// `POST /networks/prune` and `POST /build/prune`: berth has no user networks and no build cache
+/// yet, so nothing to prune; answered so `docker system prune` works. (The network and build
+/// services take these routes over when they exist.)
+async fn nothing_to_prune(uri: axum::http::Uri) -> Response {
+    let body = if uri.path().ends_with("/networks/prune") {
+        serde_json::json!({ "NetworksDeleted": [] })
+    } else {
+        serde_json::json!({ "CachesDeleted": [], "SpaceReclaimed": 0 })
+    };
+    json(StatusCode::OK, &body)
+}
+
+/// `GET /plugins`: berth has no plugins.
+async fn plugins() -> Response {
+    json(StatusCode::OK, &serde_json::json!([]))
+}
+
 pub(crate) fn routes() -> Router<AppState> {
     Router::new()
         .route("/_ping", get(ping).head(ping))
         .route("/version", get(version))
         .route("/info", get(info))
+        .route("/system/df", get(disk_usage))
+        .route("/plugins", get(plugins))
+        .route("/networks/prune", axum::routing::post(nothing_to_prune))
+        .route("/build/prune", axum::routing::post(nothing_to_prune))
 }

@@ -4,7 +4,7 @@ use anyhow::Result;
 
 use crate::args::{Cli, Cmd, ContainerCmd, ImageCmd, SystemCmd};
 use crate::connect::{connect, ConnectOpts};
-use crate::{container, image, system};
+use crate::{container, events, image, system};
 
 /// Runs the parsed command; the result is the process exit code.
 pub async fn dispatch(cli: Cli) -> Result<i32> {
@@ -71,6 +71,9 @@ pub async fn dispatch(cli: Cli) -> Result<i32> {
         Cmd::History(a) | Cmd::Image(ImageCmd::History(a)) => image::history(c, a).await,
         Cmd::Image(ImageCmd::Prune(a)) => image::prune(c, a).await,
         Cmd::Pull(a) | Cmd::Image(ImageCmd::Pull(a)) => image::pull(c, a).await,
-        Cmd::Version(_) | Cmd::Info(_) | Cmd::System(_) => Ok(0),
+        Cmd::Events(a) | Cmd::System(SystemCmd::Events(a)) => events::events(c, a).await,
+        Cmd::System(SystemCmd::Df(a)) => events::df(c, a).await,
+        Cmd::System(SystemCmd::Prune(a)) => events::prune(c, a).await,
+        Cmd::Version(_) | Cmd::Info(_) | Cmd::System(SystemCmd::Info(_)) => Ok(0),
     }
 }

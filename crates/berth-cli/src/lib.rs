@@ -16,6 +16,7 @@ mod attach;
 mod connect;
 mod container;
 mod dispatch;
+mod events;
 mod filters;
 mod format;
 mod image;

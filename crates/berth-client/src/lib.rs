@@ -4,6 +4,7 @@
 
 pub mod body;
 mod containers;
+mod events;
 pub mod host;
 mod images;
 mod resources;

@@ -8,6 +8,9 @@ use std::collections::{BTreeMap, VecDeque};
 use std::sync::{Arc, Mutex};
 use tokio::sync::broadcast;
 
+mod filter;
+pub use filter::{EventFilter, EventQuery, EventStream};
+
 /// How many past events are kept for subscribers that ask for `since`.
 pub const HISTORY: usize = 256;
 /// How many events a slow subscriber may fall behind before it misses some.

@@ -3,10 +3,12 @@
 
 use crate::error::{EngineError, Result};
 use crate::events::{Event, EventBus, EventType};
+use crate::filters::{check_keys, created_before, prune_labels_match, prune_until, Filters};
 use berth_api::models::ContainerConfig;
 use berth_snapshot::Snapshotter;
 use berth_store::{ImageRecord, ImageStore};
 use serde_json::{json, Value};
+use std::collections::{HashMap, HashSet};
 use std::io::{Read, Write};
 use std::sync::Arc;
 
@@ -87,9 +89,19 @@ impl ImageService {
         self.store.list().map(|l| l.len()).unwrap_or(0)
     }
 
+    /// Publishes an image event with the image's labels as attributes (as dockerd, so `label`
+    /// filters see image events too; a deleted image has none left).
     fn publish(&self, action: &str, id: &str, name: &str) {
-        self.events
-            .publish(Event::new(EventType::Image, action, id).attr("name", name));
+        let labels = self
+            .store
+            .resolve(id)
+            .map(|img| image_container_config(&img).labels.unwrap_or_default())
+            .unwrap_or_default();
+        self.events.publish(
+            Event::new(EventType::Image, action, id)
+                .attrs(&labels)
+                .attr("name", name),
+        );
     }
 
     /// Publishes `untag`/`delete` for what a removal or prune reported.
@@ -111,6 +123,10 @@ impl ImageService {
         self: &Arc<Self>,
         filters: std::collections::HashMap<String, Vec<String>>,
     ) -> Result<Vec<Value>> {
+        check_keys(
+            &filters,
+            &["before", "dangling", "label", "reference", "since", "until"],
+        )?;
         let engine = self.clone();
         blocking(move || {
             let mut out = Vec::new();
@@ -214,7 +230,7 @@ impl ImageService {
             berth_types::Reference::parse(&target).map_err(|e| EngineError::InvalidArgument(e.to_string()))?;
         let engine = self.clone();
         let name = name.to_string();
-        let target_name = target.clone();
+        let target_name = reference.familiar();
         let id = blocking(move || {
             engine.store.tag(&name, &reference)?;
             Ok(engine.store.resolve(&reference.to_string())?.id.to_string())
@@ -238,13 +254,92 @@ impl ImageService {
         Ok(items)
     }
 
-    /// `POST /images/prune`.
-    pub async fn prune_images(self: &Arc<Self>, dangling_only: bool) -> Result<Value> {
+    /// `POST /images/prune`: images no container uses that are dangling (or all of them with
+    /// `dangling=false`), narrowed by `label`, `label!` and `until` as dockerd narrows them.
+    pub async fn prune_images(self: &Arc<Self>, filters: Filters) -> Result<Value> {
+        check_keys(&filters, &["dangling", "label", "label!", "until"])?;
+        let dangling_only = match filters.get("dangling").map(Vec::as_slice) {
+            None | Some([]) => true,
+            Some([v]) if matches!(v.to_ascii_lowercase().as_str(), "true" | "1") => true,
+            Some([v]) if matches!(v.to_ascii_lowercase().as_str(), "false" | "0") => false,
+            Some(v) => {
+                return Err(EngineError::InvalidArgument(format!(
+                    "invalid filter 'dangling={}'",
+                    v.join(",")
+                )))
+            }
+        };
+        let until = prune_until(&filters)?;
         let engine = self.clone();
-        blocking(move || {
-            let in_use = |id: &str| engine.users.container_using(id);
+        let items = blocking(move || {
+            // Images the filters leave out are spared the way images in use are.
+            let spared: HashSet<String> = engine
+                .store
+                .list()?
+                .into_iter()
+                .filter(|img| {
+                    let labels = image_container_config(img).labels.unwrap_or_default();
+                    !prune_labels_match(&filters, &labels) || !created_before(&img.created, until)
+                })
+                .map(|img| img.id.to_string())
+                .collect();
+            let in_use = |id: &str| {
+                engine
+                    .users
+                    .container_using(id)
+                    .or_else(|| spared.contains(id).then(String::new))
+            };
             let report = engine.store.prune(dangling_only, &in_use)?;
             Ok(json!({ "ImagesDeleted": report.deleted, "SpaceReclaimed": report.space_reclaimed }))
+        })
+        .await?;
+        self.publish_deletions(&items["ImagesDeleted"]);
+        let reclaimed = items["SpaceReclaimed"].as_u64().unwrap_or(0);
+        self.events
+            .publish(Event::new(EventType::Image, "prune", "").attr("reclaimed", reclaimed.to_string()));
+        Ok(items)
+    }
+
+    /// `GET /system/df`'s image part: every image with how many containers use it and the bytes it
+    /// shares with other images, and the size of all layers counted once (`LayersSize`).
+    pub async fn disk_usage(self: &Arc<Self>) -> Result<(Vec<Value>, u64)> {
+        let engine = self.clone();
+        blocking(move || {
+            let images = engine.store.list()?;
+            let mut users: HashMap<&berth_types::ChainId, usize> = HashMap::new();
+            for img in &images {
+                for c in img.chain_ids.iter().collect::<HashSet<_>>() {
+                    *users.entry(c).or_default() += 1;
+                }
+            }
+            let usage = |c: &berth_types::ChainId| engine.snapshots.usage(c).unwrap_or(0);
+            let layers_size: u64 = users.keys().map(|c| usage(c)).sum();
+            let mut out = Vec::new();
+            for img in &images {
+                let id = img.id.to_string();
+                let shared: u64 = img
+                    .chain_ids
+                    .iter()
+                    .collect::<HashSet<_>>()
+                    .into_iter()
+                    .filter(|c| users.get(c).copied().unwrap_or(0) > 1)
+                    .map(usage)
+                    .sum();
+                out.push(json!({
+                    "Id": id,
+                    "ParentId": "",
+                    "RepoTags": img.repo_tags,
+                    "RepoDigests": img.repo_digests,
+                    "Created": created_unix(img),
+                    "Size": img.size,
+                    "SharedSize": shared,
+                    "VirtualSize": img.size,
+                    "Labels": image_container_config(img).labels.unwrap_or_default(),
+                    "Containers": engine.users.containers_using(&id) as i64,
+                }));
+            }
+            out.sort_by_key(|v| std::cmp::Reverse(v["Created"].as_i64().unwrap_or(0)));
+            Ok((out, layers_size))
         })
         .await
     }

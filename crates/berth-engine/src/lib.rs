@@ -14,6 +14,7 @@
 mod containers;
 mod error;
 pub mod events;
+pub mod filters;
 mod images;
 pub mod logconfig;
 mod logs;
@@ -34,7 +35,7 @@ pub use containers::{
     ContainerServiceConfig, ListOptions, TopResult, UpdateConfig, WaitCondition,
 };
 pub use error::{EngineError, Result};
-pub use events::{Event, EventBus, EventType};
+pub use events::{Event, EventBus, EventFilter, EventQuery, EventStream, EventType};
 pub use images::{ImageService, ImageUsers, ImportOptions, LoadOutput};
 pub use logconfig::LogDefaults;
 pub use logs::{LogFrame, LogOptions, LogStream};

@@ -141,6 +141,14 @@ impl Container {
         });
     }
 
+    /// Moves the container's directory to `to` (the trash) under the save lock, so a save running in
+    /// the background either finishes before the move or finds the directory gone and writes nothing
+    /// (no warning, no half-written file in the trash, no directory made again).
+    pub(crate) fn retire_dir(&self, to: &std::path::Path) -> std::io::Result<()> {
+        let _serial = lock(&self.save_lock);
+        std::fs::rename(&self.dir, to)
+    }
+
     /// Writes the current record. A removed container (its directory moved to the trash) is not
     /// written again.
     fn persist(&self) -> Result<()> {
@@ -337,5 +345,64 @@ impl crate::images::ImageUsers for Registry {
             .values()
             .filter(|c| c.record().image == image_id)
             .count()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn record(id: &str) -> ContainerRecord {
+        ContainerRecord {
+            id: id.into(),
+            name: "c".into(),
+            created: berth_types::time::now_rfc3339(),
+            path: "sh".into(),
+            args: Vec::new(),
+            config: Default::default(),
+            host_config: Default::default(),
+            image: String::new(),
+            chain_ids: Vec::new(),
+            state: Default::default(),
+            restart_count: 0,
+            log_path: String::new(),
+            runtime: String::new(),
+        }
+    }
+
+    #[test]
+    fn saves_racing_a_removal_write_nothing_and_make_no_directory() {
+        let root = std::env::temp_dir().join(format!("berth-registry-{}", berth_types::new_id()));
+        for round in 0..50 {
+            let dir = root.join(format!("c{round}"));
+            let trash = root.join(format!("trash{round}"));
+            std::fs::create_dir_all(&dir).unwrap();
+            let c = Container::new(
+                dir.clone(),
+                root.join("b"),
+                root.join("s"),
+                record(&format!("id{round}")),
+            );
+            let savers: Vec<_> = (0..4)
+                .map(|_| {
+                    let c = c.clone();
+                    std::thread::spawn(move || (0..5).map(|_| c.persist()).collect::<Vec<_>>())
+                })
+                .collect();
+            c.retire_dir(&trash).unwrap();
+            for s in savers {
+                for r in s.join().unwrap() {
+                    assert!(r.is_ok(), "a save racing the removal failed: {r:?}");
+                }
+            }
+            assert!(!dir.exists(), "a save made the removed directory again");
+            // Nothing half-written was left beside the record in the trash.
+            for e in std::fs::read_dir(&trash).unwrap().flatten() {
+                assert_eq!(e.file_name(), "config.v2.json");
+            }
+            assert!(c.persist().is_ok());
+            assert!(!dir.exists());
+        }
+        std::fs::remove_dir_all(&root).unwrap();
     }
 }

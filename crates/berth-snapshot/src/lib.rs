@@ -404,6 +404,14 @@ impl Snapshotter {
         (rw.upper.is_dir() && rw.work.is_dir()).then_some(rw)
     }
 
+    /// Bytes in a container's writable layer (`SizeRw`; what removing the container reclaims); 0 when
+    /// it has none.
+    pub fn rw_usage(&self, container_id: &str) -> u64 {
+        self.rw_layer(container_id)
+            .and_then(|rw| dir_usage(&rw.upper).ok())
+            .unwrap_or(0)
+    }
+
     /// The container IDs that have a writable layer (for the daemon's start-up reconciliation).
     pub fn rw_layer_ids(&self) -> Result<Vec<String>> {
         let dir = self.root.join("rw");

@@ -103,6 +103,8 @@ pub enum Cmd {
     Version(VersionArgs),
     /// Display system-wide information
     Info(InfoArgs),
+    /// Get real time events from the server
+    Events(EventsArgs),
     /// Manage containers
     #[command(subcommand)]
     Container(ContainerCmd),
@@ -190,6 +192,12 @@ pub enum ImageCmd {
 pub enum SystemCmd {
     /// Display system-wide information
     Info(InfoArgs),
+    /// Get real time events from the server
+    Events(EventsArgs),
+    /// Show docker disk usage
+    Df(DfArgs),
+    /// Remove unused data
+    Prune(SystemPruneArgs),
 }
 
 #[cfg(test)]

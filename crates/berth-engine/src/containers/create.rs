@@ -77,6 +77,7 @@ impl ContainerService {
                 "config cannot be empty in order to create a container".into(),
             ));
         }
+        super::validate::validate_settings(&config, &host_config, &super::validate::host_sysctl_exists)?;
         let image = self.images.resolve(&image_name).await?;
         let image_config = crate::images::image_container_config(&image);
         merge_image_config(&mut config, &image_config);

@@ -107,7 +107,8 @@ impl ContainerService {
             .unwrap_or_else(|| "bridge".into());
         let mut host_config = rec.host_config.clone();
         host_config.network_mode = Some(network_mode);
-        if host_config.runtime.is_none() {
+        // The runtime asked for (`runc` stays `runc`), else the default one (`DefaultRuntime` in /info).
+        if host_config.runtime.as_deref().is_none_or(str::is_empty) {
             host_config.runtime = Some(rec.runtime.clone());
         }
         Ok(ContainerInspectResponse {
@@ -243,7 +244,7 @@ impl ContainerService {
             })
     }
 
-    fn summary(&self, rec: &ContainerRecord) -> ContainerSummary {
+    pub(super) fn summary(&self, rec: &ContainerRecord) -> ContainerSummary {
         let image = rec.config.image.clone().unwrap_or_default();
         ContainerSummary {
             id: Some(rec.id.clone()),

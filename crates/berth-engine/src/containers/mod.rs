@@ -16,6 +16,8 @@ mod remove;
 mod resources;
 mod restart;
 mod runs;
+mod usage;
+mod validate;
 
 pub use attach::{AttachStream, AttachTicket, BoxFuture, WaitCondition};
 pub use inspect::{human_duration, human_status};

@@ -6,6 +6,8 @@
 use super::lifecycle::wait_not_running;
 use super::ContainerService;
 use crate::error::{EngineError, Result};
+use crate::events::{Event, EventType};
+use crate::filters::{check_keys, created_before, prune_labels_match, prune_until, Filters};
 use crate::shim;
 use crate::state::{Status, Transition};
 use berth_shim::protocol::Request;
@@ -38,7 +40,7 @@ impl ContainerService {
         c.transition(Transition::Remove, |_| {})?;
         self.fail_pending_attaches(&c, "the container is being removed");
         let trash = self.trash_dir.join(&c.id);
-        if let Err(e) = std::fs::rename(&c.dir, &trash) {
+        if let Err(e) = c.retire_dir(&trash) {
             let _ = c.transition(Transition::RemoveFailed, |_| {});
             return Err(EngineError::io("moving to the trash", &c.dir, e));
         }
@@ -74,17 +76,31 @@ impl ContainerService {
         }
     }
 
-    /// `POST /containers/prune`: removes stopped containers; returns their IDs.
-    pub async fn prune(self: &Arc<Self>) -> Result<Vec<String>> {
+    /// `POST /containers/prune`: removes stopped containers that pass `label`, `label!` and `until`
+    /// (an unknown filter is a 400); returns their IDs and the bytes of their writable layers.
+    pub async fn prune(self: &Arc<Self>, filters: &Filters) -> Result<(Vec<String>, u64)> {
+        check_keys(filters, &["label", "label!", "until"])?;
+        let until = prune_until(filters)?;
         let mut removed = Vec::new();
+        let mut space = 0;
         for c in self.registry.all() {
-            let st = c.status();
-            if matches!(st, Status::Exited | Status::Created | Status::Dead) && self.remove(&c.id, false).await.is_ok()
+            let rec = c.record();
+            if !matches!(rec.state.status, Status::Exited | Status::Created | Status::Dead)
+                || !prune_labels_match(filters, &rec.config.labels.clone().unwrap_or_default())
+                || !created_before(&rec.created, until)
             {
+                continue;
+            }
+            let size = self.snapshots.rw_usage(&c.id);
+            if self.remove(&c.id, false).await.is_ok() {
                 removed.push(c.id.clone());
+                space += size;
             }
         }
-        Ok(removed)
+        // dockerd announces a prune with what it reclaimed.
+        self.events
+            .publish(Event::new(EventType::Container, "prune", "").attr("reclaimed", space.to_string()));
+        Ok((removed, space))
     }
 
     /// `POST /containers/{id}/rename`: durable before it answers.

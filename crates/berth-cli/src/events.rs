@@ -1,0 +1,276 @@
+//! `events` (`system events`), `system df` and `system prune`, printed as the docker CLI prints them.
+
+use anyhow::Result;
+use berth_client::Client;
+use serde_json::{json, Map, Value};
+use std::io::Write;
+use tokio::io::AsyncBufReadExt;
+
+use crate::args::{DfArgs, EventsArgs, SystemPruneArgs};
+use crate::filters::parse_filters;
+use crate::format::Format;
+use crate::term::confirm;
+use crate::units::{human_size_prec, timestamp_arg};
+use crate::StatusError;
+
+fn fail(e: impl std::fmt::Display) -> StatusError {
+    StatusError::new(1, e.to_string())
+}
+
+/// Docker's `jsonmessage.RFC3339NanoFixed` of Unix nanoseconds, in local time.
+fn event_time(nanos: i64) -> String {
+    use chrono::TimeZone;
+    let t = chrono::Local.timestamp_nanos(nanos);
+    let zone = if t.offset().local_minus_utc() == 0 {
+        "Z".to_string()
+    } else {
+        t.format("%:z").to_string()
+    };
+    format!("{}{zone}", t.format("%Y-%m-%dT%H:%M:%S%.9f"))
+}
+
+/// docker's default line: `time type action id (k=v, ...)`, attributes sorted by key.
+fn pretty_event(e: &Value) -> String {
+    let mut line = String::new();
+    if let Some(n) = e["timeNano"].as_i64().filter(|n| *n != 0) {
+        line.push_str(&event_time(n));
+        line.push(' ');
+    } else if let Some(s) = e["time"].as_i64().filter(|s| *s != 0) {
+        line.push_str(&event_time(s.saturating_mul(1_000_000_000)));
+        line.push(' ');
+    }
+    let s = |v: &Value| v.as_str().unwrap_or("").to_string();
+    line.push_str(&format!(
+        "{} {} {}",
+        s(&e["Type"]),
+        s(&e["Action"]),
+        s(&e["Actor"]["ID"])
+    ));
+    if let Some(attrs) = e["Actor"]["Attributes"].as_object().filter(|a| !a.is_empty()) {
+        let mut kv: Vec<(&String, &Value)> = attrs.iter().collect();
+        kv.sort_by(|a, b| a.0.cmp(b.0));
+        let parts: Vec<String> = kv.iter().map(|(k, v)| format!("{k}={}", s(v))).collect();
+        line.push_str(&format!(" ({})", parts.join(", ")));
+    }
+    line
+}
+
+/// The event as docker's templates see it: Go field names (`.Status`, `.ID`, `.From`, `.Scope`,
+/// `.Time`, `.TimeNano`) beside `.Type`, `.Action` and `.Actor`.
+fn template_event(e: &Value) -> Value {
+    let mut out = Map::new();
+    for (wire, go) in [
+        ("status", "Status"),
+        ("id", "ID"),
+        ("from", "From"),
+        ("Type", "Type"),
+        ("Action", "Action"),
+        ("Actor", "Actor"),
+        ("scope", "Scope"),
+        ("time", "Time"),
+        ("timeNano", "TimeNano"),
+    ] {
+        out.insert(go.to_string(), e.get(wire).cloned().unwrap_or(json!("")));
+    }
+    Value::Object(out)
+}
+
+/// `docker events`: prints each event as it arrives until the daemon ends the stream.
+pub async fn events(client: &Client, a: EventsArgs) -> Result<i32> {
+    let filters = parse_filters(&a.filter).map_err(|e| StatusError::new(125, e))?;
+    let format = match a.format.as_deref().filter(|f| !f.is_empty()) {
+        Some(f) if f.trim() == "json" => Some(None),
+        Some(f) => Some(Some(Format::parse(f).map_err(fail)?)),
+        None => None,
+    };
+    let since = a.since.as_deref().map(timestamp_arg);
+    let until = a.until.as_deref().map(timestamp_arg);
+    let body = client
+        .events(since.as_deref(), until.as_deref(), &filters)
+        .await
+        .map_err(fail)?;
+    let mut lines = tokio::io::BufReader::new(body).lines();
+    let mut out = std::io::stdout();
+    while let Some(line) = lines.next_line().await.map_err(fail)? {
+        if line.trim().is_empty() {
+            continue;
+        }
+        let e: Value = serde_json::from_str(&line).map_err(fail)?;
+        let text = match &format {
+            None => pretty_event(&e),
+            Some(None) => line.trim().to_string(),
+            Some(Some(f)) => f.render(&template_event(&e)).map_err(fail)?,
+        };
+        if writeln!(out, "{text}").and_then(|_| out.flush()).is_err() {
+            break;
+        }
+    }
+    Ok(0)
+}
+
+fn percent(part: i64, total: i64) -> String {
+    if total > 0 {
+        format!("{} ({}%)", human_size_prec(part as f64, 4), part * 100 / total)
+    } else {
+        human_size_prec(part as f64, 4)
+    }
+}
+
+/// The rows of `docker system df`, computed as the docker CLI computes them.
+fn df_rows(df: &Value) -> Vec<Value> {
+    let empty = Vec::new();
+    let images = df["Images"].as_array().unwrap_or(&empty);
+    let containers = df["Containers"].as_array().unwrap_or(&empty);
+    let layers = df["LayersSize"].as_i64().unwrap_or(0);
+    let used: i64 = images
+        .iter()
+        .filter(|i| i["Containers"].as_i64().unwrap_or(0) != 0)
+        .filter_map(|i| Some(i["Size"].as_i64()? - i["SharedSize"].as_i64().filter(|s| *s >= 0)?))
+        .sum();
+    let active = |c: &&Value| {
+        let st = c["State"].as_str().unwrap_or("");
+        st.contains("running") || st.contains("paused") || st.contains("restarting")
+    };
+    let rw = |c: &Value| c["SizeRw"].as_i64().unwrap_or(0);
+    let total_rw: i64 = containers.iter().map(rw).sum();
+    let idle_rw: i64 = containers.iter().filter(|c| !active(c)).map(rw).sum();
+    vec![
+        json!({
+            "Type": "Images",
+            "TotalCount": images.len().to_string(),
+            "Active": images.iter().filter(|i| i["Containers"].as_i64().unwrap_or(0) > 0).count().to_string(),
+            "Size": human_size_prec(layers as f64, 4),
+            "Reclaimable": percent(layers - used, layers),
+        }),
+        json!({
+            "Type": "Containers",
+            "TotalCount": containers.len().to_string(),
+            "Active": containers.iter().filter(active).count().to_string(),
+            "Size": human_size_prec(total_rw as f64, 4),
+            "Reclaimable": percent(idle_rw, total_rw),
+        }),
+        json!({"Type": "Local Volumes", "TotalCount": "0", "Active": "0", "Size": "0B", "Reclaimable": "0B"}),
+        json!({"Type": "Build Cache", "TotalCount": "0", "Active": "0", "Size": "0B", "Reclaimable": "0B"}),
+    ]
+}
+
+/// `docker system df`.
+pub async fn df(client: &Client, a: DfArgs) -> Result<i32> {
+    if a.verbose {
+        return Err(StatusError::new(1, "berth: system df --verbose is not supported yet").into());
+    }
+    let df = client.system_df().await.map_err(fail)?;
+    let fmt = a
+        .format
+        .as_deref()
+        .filter(|f| !f.is_empty())
+        .unwrap_or("table {{.Type}}\t{{.TotalCount}}\t{{.Active}}\t{{.Size}}\t{{.Reclaimable}}");
+    let f = Format::parse(fmt).map_err(fail)?;
+    let text = f
+        .render_rows(
+            &df_rows(&df),
+            &[
+                ("Type", "TYPE"),
+                ("TotalCount", "TOTAL"),
+                ("Active", "ACTIVE"),
+                ("Size", "SIZE"),
+                ("Reclaimable", "RECLAIMABLE"),
+            ],
+        )
+        .map_err(fail)?;
+    print!("{text}");
+    Ok(0)
+}
+
+/// `docker system prune`: stopped containers, then dangling (or, with `-a`, unused) images.
+pub async fn prune(client: &Client, a: SystemPruneArgs) -> Result<i32> {
+    let filters = parse_filters(&a.filter).map_err(|e| StatusError::new(125, e))?;
+    let images = if a.all {
+        "all images without at least one container associated to them"
+    } else {
+        "all dangling images"
+    };
+    let warning = format!("WARNING! This will remove:\n  - all stopped containers\n  - {images}\n");
+    if !a.force && !confirm(&warning) {
+        return Ok(0);
+    }
+    let containers = client.containers_prune(&filters).await.map_err(fail)?;
+    let mut image_filters = filters.clone();
+    image_filters.insert("dangling".into(), vec![if a.all { "false" } else { "true" }.into()]);
+    let images = client.images_prune(&image_filters).await.map_err(fail)?;
+    let mut out = String::new();
+    let deleted: Vec<&str> = containers["ContainersDeleted"]
+        .as_array()
+        .map(|a| a.iter().filter_map(Value::as_str).collect())
+        .unwrap_or_default();
+    if !deleted.is_empty() {
+        out.push_str("Deleted Containers:\n");
+        for d in deleted {
+            out.push_str(&format!("{d}\n"));
+        }
+        out.push('\n');
+    }
+    let items = images["ImagesDeleted"].as_array().cloned().unwrap_or_default();
+    if !items.is_empty() {
+        out.push_str("Deleted Images:\n");
+        for it in items {
+            if let Some(u) = it["Untagged"].as_str() {
+                out.push_str(&format!("untagged: {u}\n"));
+            }
+            if let Some(d) = it["Deleted"].as_str() {
+                out.push_str(&format!("deleted: {d}\n"));
+            }
+        }
+        out.push('\n');
+    }
+    let space = containers["SpaceReclaimed"].as_f64().unwrap_or(0.0) + images["SpaceReclaimed"].as_f64().unwrap_or(0.0);
+    out.push_str(&format!("Total reclaimed space: {}\n", human_size_prec(space, 4)));
+    print!("{out}");
+    Ok(0)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn default_event_line_is_dockers() {
+        let e = json!({
+            "Type": "container", "Action": "start", "Actor": {"ID": "abc", "Attributes": {"name": "web", "image": "bb"}},
+            "time": 1, "timeNano": 1_000_000_000i64,
+        });
+        let line = pretty_event(&e);
+        let (time, rest) = line.split_once(' ').unwrap();
+        assert!(time.contains(".000000000"), "{time}");
+        assert_eq!(rest, "container start abc (image=bb, name=web)");
+        let t = template_event(&json!({"status": "start", "id": "abc", "Type": "container"}));
+        assert_eq!(t["Status"], "start");
+        assert_eq!(t["ID"], "abc");
+    }
+
+    #[test]
+    fn df_rows_as_docker_computes_them() {
+        let df = json!({
+            "LayersSize": 1000,
+            "Images": [
+                {"Size": 600, "SharedSize": 100, "Containers": 1},
+                {"Size": 500, "SharedSize": 100, "Containers": 0},
+            ],
+            "Containers": [
+                {"State": "running", "SizeRw": 30},
+                {"State": "exited", "SizeRw": 10},
+            ],
+        });
+        let rows = df_rows(&df);
+        assert_eq!(rows[0]["TotalCount"], "2");
+        assert_eq!(rows[0]["Active"], "1");
+        assert_eq!(rows[0]["Size"], "1kB");
+        assert_eq!(rows[0]["Reclaimable"], "500B (50%)");
+        assert_eq!(rows[1]["Active"], "1");
+        assert_eq!(rows[1]["Size"], "40B");
+        assert_eq!(rows[1]["Reclaimable"], "10B (25%)");
+        assert_eq!(rows[2]["Reclaimable"], "0B");
+        let empty = df_rows(&json!({"LayersSize": 0, "Images": [], "Containers": []}));
+        assert_eq!(empty[0]["Reclaimable"], "0B");
+    }
+}
