@@ -2,6 +2,7 @@
 //! into Docker's response shape. Connections are served by hyper with upgrades enabled, so `attach`
 //! can hijack the connection the way Docker clients expect.
 
+mod archive;
 mod containers;
 mod error;
 mod images;
@@ -27,6 +28,7 @@ pub fn router(services: Arc<Services>) -> Router {
     Router::new()
         .merge(system::routes())
         .merge(containers::routes())
+        .merge(archive::routes())
         .merge(images::routes())
         .with_state(services)
 }

@@ -307,6 +307,7 @@ fn plain_unpack_keeps_wh_files() {
             whiteouts: false,
             preserve_owners: true,
             id_map: None,
+            no_overwrite_dir_non_dir: false,
         },
     )
     .unwrap();

@@ -28,6 +28,7 @@ mod system;
 pub mod volume;
 
 pub use containers::{
+    go_file_mode, ExtractOptions, PathStat,
     human_duration, human_status, parse_signal, AttachStream, AttachTicket, BoxFuture, ContainerDeps, ContainerService,
     ContainerServiceConfig, ListOptions, WaitCondition,
 };

@@ -7,6 +7,7 @@
 //! across an await) and a `tokio::sync::Mutex` that serialises lifecycle operations (start, stop,
 //! remove). Exits are observed by one monitor task per running container, which talks to the shim.
 
+mod archive;
 mod attach;
 mod create;
 mod inspect;
@@ -15,6 +16,7 @@ mod reconcile;
 mod remove;
 mod runs;
 
+pub use archive::{go_file_mode, ExtractOptions, PathStat};
 pub use attach::{AttachStream, AttachTicket, BoxFuture, WaitCondition};
 pub use inspect::{human_duration, human_status};
 pub use lifecycle::parse_signal;

@@ -1,0 +1,371 @@
+//! Copying files out of (and resolving paths inside) a container root held as a directory fd: the
+//! archive API (`docker cp`) and `docker export`.
+//!
+//! Every path is resolved with `openat2(RESOLVE_IN_ROOT | RESOLVE_NO_MAGICLINKS)` relative to the
+//! root fd, so `..` and absolute symlinks stay inside the container whatever the container does to
+//! its files meanwhile (the CVE-2018-15664 class). Below the resolved object, the tar writer walks
+//! with `openat(O_NOFOLLOW)`, `statat(AT_SYMLINK_NOFOLLOW)` and `readlinkat`, never by path: a
+//! directory swapped for a symlink during the walk is archived as the symlink it became.
+
+use crate::error::{io_err, ArchiveError};
+use rustix::fs::{AtFlags, FileType, Mode, OFlags, ResolveFlags};
+use std::collections::HashMap;
+use std::ffi::{OsStr, OsString};
+use std::io::{self, Read, Write};
+use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
+use std::os::unix::ffi::{OsStrExt, OsStringExt};
+
+/// How many symlinks [`link_target_in_root`] follows before giving up (the kernel's limit).
+const MAX_LINKS: usize = 40;
+
+/// A container path split the way Docker's archive API reads it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ContainerPath {
+    /// Normal components from the root, `..` clamped at the root (Docker joins the path onto `/`).
+    pub comps: Vec<OsString>,
+    /// The path ends in `/` or `/.`: the last component must be a directory and a symlink there is
+    /// followed.
+    pub trailing_sep: bool,
+    /// The path ends in `/.`: a directory's contents are meant, not the directory itself.
+    pub trailing_dot: bool,
+}
+
+impl ContainerPath {
+    /// Parses a path given to the archive API; relative paths are relative to `/`.
+    pub fn parse(path: &str) -> ContainerPath {
+        let mut comps: Vec<OsString> = Vec::new();
+        for c in path.split('/') {
+            match c {
+                "" | "." => {}
+                ".." => {
+                    comps.pop();
+                }
+                c => comps.push(OsString::from(c)),
+            }
+        }
+        ContainerPath {
+            comps,
+            trailing_sep: path.ends_with('/') || path.ends_with("/.") || path == ".",
+            trailing_dot: path.ends_with("/.") || path == ".",
+        }
+    }
+
+    /// The absolute, cleaned path (`/` for the root).
+    pub fn absolute(&self) -> String {
+        let mut s = String::new();
+        for c in &self.comps {
+            s.push('/');
+            s.push_str(&c.to_string_lossy());
+        }
+        if s.is_empty() {
+            s.push('/');
+        }
+        s
+    }
+
+    /// The path relative to the root, for `openat2` (`.` for the root).
+    fn relative(&self) -> OsString {
+        if self.comps.is_empty() {
+            return OsString::from(".");
+        }
+        let mut out = Vec::new();
+        for (i, c) in self.comps.iter().enumerate() {
+            if i > 0 {
+                out.push(b'/');
+            }
+            out.extend_from_slice(c.as_bytes());
+        }
+        OsString::from_vec(out)
+    }
+
+    /// The name Docker gives the copied object: the last component, `.` for the contents of a
+    /// directory (`/dir/.`), `/` for the root.
+    pub fn base_name(&self) -> String {
+        if self.trailing_dot {
+            return ".".into();
+        }
+        match self.comps.last() {
+            Some(c) => c.to_string_lossy().into_owned(),
+            None => "/".into(),
+        }
+    }
+}
+
+fn resolve_flags() -> ResolveFlags {
+    ResolveFlags::IN_ROOT | ResolveFlags::NO_MAGICLINKS
+}
+
+/// Opens `path` inside `root` (`O_PATH`), following a symlink in the last component only when
+/// `follow` is set. Intermediate symlinks, `..` and absolute targets are resolved inside `root`.
+pub fn open_in_root(root: BorrowedFd<'_>, path: &ContainerPath, follow: bool) -> Result<OwnedFd, io::Error> {
+    let mut flags = OFlags::PATH | OFlags::CLOEXEC;
+    if !follow {
+        flags |= OFlags::NOFOLLOW;
+    }
+    loop {
+        match rustix::fs::openat2(root, path.relative(), flags, Mode::empty(), resolve_flags()) {
+            // The kernel asks to retry when a rename raced the lookup (RESOLVE_IN_ROOT's safety check).
+            Err(rustix::io::Errno::AGAIN) | Err(rustix::io::Errno::INTR) => continue,
+            r => return r.map_err(io::Error::from),
+        }
+    }
+}
+
+/// Opens the directory at `path` inside `root` for writing into it (`O_RDONLY | O_DIRECTORY`,
+/// symlinks followed inside the root).
+pub fn open_dir_in_root(root: BorrowedFd<'_>, path: &ContainerPath) -> Result<OwnedFd, io::Error> {
+    let flags = OFlags::RDONLY | OFlags::DIRECTORY | OFlags::CLOEXEC;
+    loop {
+        match rustix::fs::openat2(root, path.relative(), flags, Mode::empty(), resolve_flags()) {
+            Err(rustix::io::Errno::AGAIN) | Err(rustix::io::Errno::INTR) => continue,
+            r => return r.map_err(io::Error::from),
+        }
+    }
+}
+
+/// Where the symlink at `path` leads inside `root`, as an absolute container path (Docker's
+/// `linkTarget` in the path stat): each hop is read with `readlinkat` and joined lexically, `..`
+/// clamped at the root, until a non-symlink (or a missing file) is reached.
+pub fn link_target_in_root(root: BorrowedFd<'_>, path: &ContainerPath) -> Result<String, io::Error> {
+    let mut cur = ContainerPath {
+        comps: path.comps.clone(),
+        trailing_sep: false,
+        trailing_dot: false,
+    };
+    for _ in 0..MAX_LINKS {
+        let fd = match open_in_root(root, &cur, false) {
+            Ok(fd) => fd,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(cur.absolute()),
+            Err(e) => return Err(e),
+        };
+        let st = rustix::fs::fstat(&fd)?;
+        if FileType::from_raw_mode(st.st_mode) != FileType::Symlink {
+            return Ok(cur.absolute());
+        }
+        let target = rustix::fs::readlinkat(&fd, "", Vec::new())?;
+        let target = target.to_string_lossy().into_owned();
+        let joined = if target.starts_with('/') {
+            target
+        } else {
+            let mut parent = cur.absolute();
+            if let Some(i) = parent.rfind('/') {
+                parent.truncate(i);
+            }
+            format!("{parent}/{target}")
+        };
+        cur = ContainerPath::parse(&joined);
+        cur.trailing_sep = false;
+        cur.trailing_dot = false;
+    }
+    Err(io::Error::from(rustix::io::Errno::LOOP))
+}
+
+/// Options of [`tar_at`].
+#[derive(Debug, Clone, Copy, Default)]
+pub struct TarOptions {
+    /// Do not descend into directories on another device than the top object (mount points such as
+    /// `/proc` or volumes in a running container's root): `docker export` leaves them out.
+    pub one_file_system: bool,
+}
+
+struct FdTar<W: Write> {
+    builder: tar::Builder<W>,
+    links: HashMap<(u64, u64), String>,
+    dev: u64,
+    opts: TarOptions,
+}
+
+fn header_for(st: &rustix::fs::Stat, kind: tar::EntryType) -> tar::Header {
+    let mut h = tar::Header::new_gnu();
+    h.set_entry_type(kind);
+    h.set_mode(st.st_mode & 0o7777);
+    h.set_uid(u64::from(st.st_uid));
+    h.set_gid(u64::from(st.st_gid));
+    h.set_mtime(st.st_mtime.max(0) as u64);
+    h.set_size(0);
+    h
+}
+
+impl<W: Write> FdTar<W> {
+    fn werr(name: &str) -> impl FnOnce(io::Error) -> ArchiveError + '_ {
+        move |source| ArchiveError::Write {
+            entry: name.to_string(),
+            source,
+        }
+    }
+
+    /// Archives the object `fd` (opened `O_PATH | O_NOFOLLOW`, so a symlink is the link itself) as
+    /// `name` (empty: the root of an export, whose own entry is left out).
+    fn object(&mut self, fd: OwnedFd, name: &str) -> Result<(), ArchiveError> {
+        let st = rustix::fs::fstat(&fd).map_err(io_err("stat", name))?;
+        match FileType::from_raw_mode(st.st_mode) {
+            FileType::Directory => {
+                let dir = rustix::fs::openat(&fd, ".", OFlags::RDONLY | OFlags::DIRECTORY | OFlags::CLOEXEC, Mode::empty())
+                    .map_err(io_err("open directory", name))?;
+                self.directory(dir, &st, name)
+            }
+            FileType::RegularFile => {
+                // Reopen for reading through our own fd table (not a container path): the object
+                // stays the one resolved.
+                let file = rustix::fs::open(
+                    format!("/proc/self/fd/{}", std::os::fd::AsRawFd::as_raw_fd(&fd)),
+                    OFlags::RDONLY | OFlags::CLOEXEC | OFlags::NOCTTY,
+                    Mode::empty(),
+                )
+                .map_err(io_err("open", name))?;
+                self.file(file, name)
+            }
+            FileType::Symlink => {
+                let target = rustix::fs::readlinkat(&fd, "", Vec::new()).map_err(io_err("read symlink", name))?;
+                self.symlink(&st, name, target.as_bytes())
+            }
+            _ => self.special(&st, name),
+        }
+    }
+
+    fn file(&mut self, fd: OwnedFd, name: &str) -> Result<(), ArchiveError> {
+        let st = rustix::fs::fstat(&fd).map_err(io_err("stat", name))?;
+        if FileType::from_raw_mode(st.st_mode) != FileType::RegularFile {
+            return self.special(&st, name);
+        }
+        if st.st_nlink > 1 {
+            let key = (st.st_dev, st.st_ino);
+            if let Some(first) = self.links.get(&key).cloned() {
+                let mut h = header_for(&st, tar::EntryType::Link);
+                return self.builder.append_link(&mut h, name, first).map_err(Self::werr(name));
+            }
+            self.links.insert(key, name.to_string());
+        }
+        let size = st.st_size.max(0) as u64;
+        let mut h = header_for(&st, tar::EntryType::Regular);
+        h.set_size(size);
+        let mut file = std::fs::File::from(fd);
+        // A file that shrinks while it is read is padded, one that grows is cut: the header is
+        // already written and the archive must stay well formed.
+        let reader = (&mut file).take(size).chain(io::repeat(0)).take(size);
+        self.builder.append_data(&mut h, name, reader).map_err(Self::werr(name))
+    }
+
+    fn symlink(&mut self, st: &rustix::fs::Stat, name: &str, target: &[u8]) -> Result<(), ArchiveError> {
+        let mut h = header_for(st, tar::EntryType::Symlink);
+        self.builder
+            .append_link(&mut h, name, OsStr::from_bytes(target))
+            .map_err(Self::werr(name))
+    }
+
+    fn special(&mut self, st: &rustix::fs::Stat, name: &str) -> Result<(), ArchiveError> {
+        let kind = match FileType::from_raw_mode(st.st_mode) {
+            FileType::CharacterDevice => tar::EntryType::Char,
+            FileType::BlockDevice => tar::EntryType::Block,
+            FileType::Fifo => tar::EntryType::Fifo,
+            // Sockets cannot be archived; Docker skips them too.
+            _ => return Ok(()),
+        };
+        let mut h = header_for(st, kind);
+        h.set_device_major(rustix::fs::major(st.st_rdev)).map_err(Self::werr(name))?;
+        h.set_device_minor(rustix::fs::minor(st.st_rdev)).map_err(Self::werr(name))?;
+        self.builder.append_data(&mut h, name, io::empty()).map_err(Self::werr(name))
+    }
+
+    fn directory(&mut self, dir: OwnedFd, st: &rustix::fs::Stat, name: &str) -> Result<(), ArchiveError> {
+        if !name.is_empty() {
+            let mut h = header_for(st, tar::EntryType::Directory);
+            self.builder
+                .append_data(&mut h, format!("{}/", name.trim_end_matches('/')), io::empty())
+                .map_err(Self::werr(name))?;
+            if self.opts.one_file_system && st.st_dev != self.dev {
+                return Ok(());
+            }
+        }
+        let mut names: Vec<OsString> = Vec::new();
+        {
+            let mut d = rustix::fs::Dir::read_from(&dir).map_err(io_err("read directory", name))?;
+            while let Some(ent) = d.read() {
+                let ent = ent.map_err(io_err("read directory", name))?;
+                let n = ent.file_name().to_bytes();
+                if n != b"." && n != b".." {
+                    names.push(OsString::from_vec(n.to_vec()));
+                }
+            }
+        }
+        names.sort();
+        for n in names {
+            let child = if name.is_empty() {
+                n.to_string_lossy().into_owned()
+            } else {
+                format!("{}/{}", name.trim_end_matches('/'), n.to_string_lossy())
+            };
+            self.child(dir.as_fd(), &n, &child)?;
+        }
+        Ok(())
+    }
+
+    fn child(&mut self, dir: BorrowedFd<'_>, n: &OsStr, name: &str) -> Result<(), ArchiveError> {
+        let st = match rustix::fs::statat(dir, n, AtFlags::SYMLINK_NOFOLLOW) {
+            Ok(st) => st,
+            // Removed while we walk: nothing to archive.
+            Err(rustix::io::Errno::NOENT) => return Ok(()),
+            Err(e) => return Err(io_err("stat", name)(e)),
+        };
+        match FileType::from_raw_mode(st.st_mode) {
+            FileType::Directory => {
+                let flags = OFlags::RDONLY | OFlags::DIRECTORY | OFlags::NOFOLLOW | OFlags::CLOEXEC;
+                match rustix::fs::openat(dir, n, flags, Mode::empty()) {
+                    Ok(fd) => {
+                        let st = rustix::fs::fstat(&fd).map_err(io_err("stat", name))?;
+                        self.directory(fd, &st, name)
+                    }
+                    // Swapped for a symlink or a file meanwhile: archive what is there now.
+                    Err(rustix::io::Errno::LOOP) | Err(rustix::io::Errno::NOTDIR) => self.again(dir, n, name),
+                    Err(rustix::io::Errno::NOENT) => Ok(()),
+                    Err(e) => Err(io_err("open directory", name)(e)),
+                }
+            }
+            FileType::RegularFile => {
+                let flags = OFlags::RDONLY | OFlags::NOFOLLOW | OFlags::NONBLOCK | OFlags::NOCTTY | OFlags::CLOEXEC;
+                match rustix::fs::openat(dir, n, flags, Mode::empty()) {
+                    Ok(fd) => self.file(fd, name),
+                    Err(rustix::io::Errno::LOOP) => self.again(dir, n, name),
+                    Err(rustix::io::Errno::NOENT) => Ok(()),
+                    Err(e) => Err(io_err("open", name)(e)),
+                }
+            }
+            FileType::Symlink => match rustix::fs::readlinkat(dir, n, Vec::new()) {
+                Ok(t) => self.symlink(&st, name, t.as_bytes()),
+                Err(rustix::io::Errno::INVAL) => self.again(dir, n, name),
+                Err(rustix::io::Errno::NOENT) => Ok(()),
+                Err(e) => Err(io_err("read symlink", name)(e)),
+            },
+            _ => self.special(&st, name),
+        }
+    }
+
+    /// The entry changed type between `statat` and opening it: archive it from an `O_PATH` fd.
+    fn again(&mut self, dir: BorrowedFd<'_>, n: &OsStr, name: &str) -> Result<(), ArchiveError> {
+        match rustix::fs::openat(dir, n, OFlags::PATH | OFlags::NOFOLLOW | OFlags::CLOEXEC, Mode::empty()) {
+            Ok(fd) => self.object(fd, name),
+            Err(rustix::io::Errno::NOENT) => Ok(()),
+            Err(e) => Err(io_err("open", name)(e)),
+        }
+    }
+}
+
+/// Writes the object `fd` (an `O_PATH` fd from [`open_in_root`]) and, for a directory, everything
+/// below it as a tar named `name` (`name/child`, ...). An empty `name` archives a directory's
+/// contents without an entry for the directory itself (`docker export`).
+pub fn tar_at(fd: OwnedFd, name: &str, writer: impl Write, opts: TarOptions) -> Result<(), ArchiveError> {
+    let st = rustix::fs::fstat(&fd).map_err(io_err("stat", name))?;
+    let mut t = FdTar {
+        builder: tar::Builder::new(writer),
+        links: HashMap::new(),
+        dev: st.st_dev,
+        opts,
+    };
+    t.builder.follow_symlinks(false);
+    t.object(fd, name)?;
+    t.builder.into_inner().map_err(|source| ArchiveError::Write {
+        entry: "end of archive".into(),
+        source,
+    })?;
+    Ok(())
+}

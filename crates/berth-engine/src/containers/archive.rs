@@ -1,0 +1,324 @@
+//! A container's files: the archive API (`docker cp`: `HEAD`/`GET`/`PUT /containers/{id}/archive`)
+//! and `docker export`.
+//!
+//! Every path is resolved inside the container's root held as a directory fd, never by a host path:
+//! a running container's root is `/proc/<init pid>/root` (its rootfs is mounted only inside its own
+//! mount namespace); a stopped container's overlay is mounted *detached* with the new mount API
+//! (`fsopen`/`fsconfig`/`fsmount`): the mount is attached to no path on the host, nobody else can
+//! reach it, and it goes away when the fd is closed. Resolution below that fd is `openat2` with
+//! `RESOLVE_IN_ROOT` (berth-archive), so a symlink in the container pointing at `/`, `../../..` or a
+//! host path, even one swapped in while the copy runs, resolves inside the container (the
+//! CVE-2018-15664 class).
+//!
+//! While a stopped container's overlay is mounted its lifecycle lock is held, so it cannot start (and
+//! mount the same upper dir) until the copy ends.
+
+use super::{blocking, ContainerService};
+use crate::error::{EngineError, Result};
+use crate::registry::Container;
+use crate::state::Status;
+use berth_archive::{ContainerPath, TarOptions, UnpackOptions};
+use berth_types::RootfsMount;
+use rustix::fs::{FileType, Mode, OFlags};
+use rustix::mount::{FsMountFlags, FsOpenFlags, MountAttrFlags};
+use std::io::{Read, Seek, Write};
+use std::os::fd::{AsFd, OwnedFd};
+use std::sync::Arc;
+use tokio::sync::OwnedMutexGuard;
+
+/// What `X-Docker-Container-Path-Stat` carries (the Engine API's `ContainerPathStat`), with Go's
+/// `os.FileMode` bits in `mode` as the docker CLI decodes them.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct PathStat {
+    /// The base name of the path asked for.
+    pub name: String,
+    /// Size in bytes.
+    pub size: i64,
+    /// Go `os.FileMode`: permissions plus type bits (`1<<31` directory, `1<<27` symlink, ...).
+    pub mode: u32,
+    /// Modification time, RFC 3339 with nanoseconds.
+    pub mtime: String,
+    /// For a symlink, where it leads inside the container (absolute); empty otherwise.
+    #[serde(rename = "linkTarget")]
+    pub link_target: String,
+}
+
+/// Options of `PUT /containers/{id}/archive`.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct ExtractOptions {
+    /// Refuse to replace a directory with a non-directory or the reverse.
+    pub no_overwrite_dir_non_dir: bool,
+    /// Keep the archive's owners (`docker cp -a`); otherwise files belong to the container's root.
+    pub copy_uid_gid: bool,
+}
+
+/// Go's `os.FileMode` from a Unix mode (the docker CLI decodes the stat header with Go's types).
+pub fn go_file_mode(mode: u32) -> u32 {
+    let mut m = mode & 0o777;
+    match FileType::from_raw_mode(mode) {
+        FileType::Directory => m |= 1 << 31,
+        FileType::Symlink => m |= 1 << 27,
+        FileType::Fifo => m |= 1 << 25,
+        FileType::Socket => m |= 1 << 24,
+        FileType::BlockDevice => m |= 1 << 26,
+        FileType::CharacterDevice => m |= (1 << 26) | (1 << 21),
+        _ => {}
+    }
+    if mode & 0o4000 != 0 {
+        m |= 1 << 23;
+    }
+    if mode & 0o2000 != 0 {
+        m |= 1 << 22;
+    }
+    if mode & 0o1000 != 0 {
+        m |= 1 << 20;
+    }
+    m
+}
+
+/// A container's root directory, held open for one archive operation.
+struct ContainerFs {
+    /// The root: `/proc/<pid>/root` or the detached overlay mount.
+    root: OwnedFd,
+    /// The name the client used (Docker's error messages repeat it).
+    name: String,
+    /// Held while a stopped container's overlay is mounted.
+    _lock: Option<OwnedMutexGuard<()>>,
+}
+
+fn io_error(what: &'static str, path: &str, source: std::io::Error) -> EngineError {
+    EngineError::io(what, path, source)
+}
+
+/// Mounts an overlay detached (no mount point on the host) and returns its root fd.
+fn mount_detached(m: &RootfsMount) -> std::io::Result<OwnedFd> {
+    let fs = rustix::mount::fsopen("overlay", FsOpenFlags::FSOPEN_CLOEXEC)?;
+    let abs = |p: &str| -> String {
+        match &m.cwd {
+            Some(cwd) if !p.starts_with('/') => cwd.join(p).display().to_string(),
+            _ => p.to_string(),
+        }
+    };
+    for opt in &m.options {
+        let (key, value) = match opt.split_once('=') {
+            Some((k, v)) => (k, Some(v)),
+            None => (opt.as_str(), None),
+        };
+        match (key, value) {
+            // One layer at a time (`lowerdir+`, Linux 6.5): fsconfig takes at most 256 bytes a value.
+            ("lowerdir", Some(v)) => {
+                for l in v.split(':') {
+                    rustix::mount::fsconfig_set_string(&fs, "lowerdir+", abs(l))?;
+                }
+            }
+            ("upperdir" | "workdir", Some(v)) => rustix::mount::fsconfig_set_string(&fs, key, abs(v))?,
+            (k, Some(v)) => rustix::mount::fsconfig_set_string(&fs, k, v)?,
+            (k, None) => rustix::mount::fsconfig_set_flag(&fs, k)?,
+        }
+    }
+    rustix::mount::fsconfig_create(&fs)?;
+    let mnt = rustix::mount::fsmount(&fs, FsMountFlags::FSMOUNT_CLOEXEC, MountAttrFlags::empty())?;
+    Ok(mnt)
+}
+
+impl ContainerFs {
+    fn not_found(&self, path: &str) -> EngineError {
+        EngineError::NotFound(format!("Could not find the file {path} in container {}", self.name))
+    }
+
+    /// Opens `path` (the last component not followed unless the path ends in `/`), mapping a missing
+    /// file to Docker's 404.
+    fn open(&self, path: &str) -> Result<(ContainerPath, OwnedFd, rustix::fs::Stat)> {
+        let cp = ContainerPath::parse(path);
+        let fd = match berth_archive::open_in_root(self.root.as_fd(), &cp, cp.trailing_sep) {
+            Ok(fd) => fd,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Err(self.not_found(path)),
+            Err(e) if e.raw_os_error() == Some(libc::ENOTDIR) => {
+                return Err(EngineError::InvalidArgument(format!("{path}: not a directory")))
+            }
+            Err(e) => return Err(io_error("resolving", path, e)),
+        };
+        let st = rustix::fs::fstat(&fd).map_err(|e| io_error("stat", path, e.into()))?;
+        if cp.trailing_sep && FileType::from_raw_mode(st.st_mode) != FileType::Directory {
+            return Err(EngineError::InvalidArgument(format!("{path}: not a directory")));
+        }
+        Ok((cp, fd, st))
+    }
+
+    fn stat(&self, path: &str) -> Result<(PathStat, OwnedFd, ContainerPath)> {
+        let (cp, fd, st) = self.open(path)?;
+        let link_target = if FileType::from_raw_mode(st.st_mode) == FileType::Symlink {
+            berth_archive::link_target_in_root(self.root.as_fd(), &cp).map_err(|e| io_error("resolving", path, e))?
+        } else {
+            String::new()
+        };
+        let mtime = chrono::DateTime::from_timestamp(st.st_mtime, st.st_mtime_nsec as u32)
+            .unwrap_or_default()
+            .to_rfc3339_opts(chrono::SecondsFormat::Nanos, true);
+        let stat = PathStat {
+            name: cp.base_name(),
+            size: st.st_size,
+            mode: go_file_mode(st.st_mode),
+            mtime,
+            link_target,
+        };
+        Ok((stat, fd, cp))
+    }
+
+    fn extract(&self, path: &str, archive: std::fs::File, opts: ExtractOptions) -> Result<()> {
+        let (_, _, st) = self.open(path)?;
+        if FileType::from_raw_mode(st.st_mode) != FileType::Directory {
+            return Err(EngineError::InvalidArgument("extraction point is not a directory".into()));
+        }
+        let cp = ContainerPath::parse(path);
+        let dir = berth_archive::open_dir_in_root(self.root.as_fd(), &cp).map_err(|e| match e.kind() {
+            std::io::ErrorKind::NotFound => self.not_found(path),
+            _ => io_error("opening", path, e),
+        })?;
+        let uopts = UnpackOptions {
+            whiteouts: false,
+            preserve_owners: opts.copy_uid_gid,
+            id_map: None,
+            no_overwrite_dir_non_dir: opts.no_overwrite_dir_non_dir,
+        };
+        let reader = std::io::BufReader::new(archive);
+        berth_archive::unpack_at(reader, dir, path, &uopts)
+            .map_err(|e| EngineError::InvalidArgument(format!("extracting into {path}: {e}")))?;
+        Ok(())
+    }
+}
+
+impl ContainerService {
+    /// Opens the root of a container: its running init's root, or its overlay mounted detached.
+    async fn container_fs(&self, c: &Arc<Container>, name: &str) -> Result<ContainerFs> {
+        let guard = c.op.clone().lock_owned().await;
+        let rec = c.record();
+        let running = matches!(rec.state.status, Status::Running | Status::Paused) && rec.state.pid > 0;
+        if running {
+            let pid = rec.state.pid;
+            let root = blocking(move || {
+                let p = format!("/proc/{pid}/root");
+                rustix::fs::open(&p, OFlags::PATH | OFlags::DIRECTORY | OFlags::CLOEXEC, Mode::empty())
+                    .map_err(|e| io_error("opening", &p, e.into()))
+            })
+            .await?;
+            // The process may have exited between the check and the open; its root then belongs to
+            // nobody (or, after PID reuse, to another process): look again now that it is held.
+            if c.record().state.pid == pid {
+                return Ok(ContainerFs {
+                    root,
+                    name: name.to_string(),
+                    _lock: None,
+                });
+            }
+        }
+        if matches!(rec.state.status, Status::Removing | Status::Dead) {
+            return Err(EngineError::Conflict(format!(
+                "container {} is marked for removal and cannot be used",
+                berth_types::short_id(&c.id)
+            )));
+        }
+        let snapshots = self.snapshots.clone();
+        let id = c.id.clone();
+        let chains = rec.chain_ids.clone();
+        let root = blocking(move || {
+            let m = snapshots.rootfs_mount(&id, &chains)?;
+            mount_detached(&m).map_err(|e| io_error("mounting the root filesystem of", &id, e))
+        })
+        .await?;
+        Ok(ContainerFs {
+            root,
+            name: name.to_string(),
+            _lock: Some(guard),
+        })
+    }
+
+    /// `HEAD /containers/{id}/archive`: stat of a path inside the container.
+    pub async fn archive_stat(&self, name: &str, path: &str) -> Result<PathStat> {
+        let c = self.lookup(name)?;
+        let fs = self.container_fs(&c, name).await?;
+        let path = path.to_string();
+        blocking(move || fs.stat(&path).map(|(s, _, _)| s)).await
+    }
+
+    /// `GET /containers/{id}/archive`: the path's stat; a background task then writes the path as a
+    /// tar to `out` (named by its base name, `.` for `dir/.` and `/`), keeping the root open (and a
+    /// stopped container's lock held) until it is done. An error after the stat closes `out` early.
+    pub async fn archive_get<W: Write + Send + 'static>(self: &Arc<Self>, name: &str, path: &str, out: W) -> Result<PathStat> {
+        let c = self.lookup(name)?;
+        let fs = self.container_fs(&c, name).await?;
+        let p = path.to_string();
+        let (stat, fd, cp, fs) = blocking(move || {
+            let (s, fd, cp) = fs.stat(&p)?;
+            Ok((s, fd, cp, fs))
+        })
+        .await?;
+        let rebase = match cp.base_name().as_str() {
+            "/" => ".".to_string(),
+            b => b.to_string(),
+        };
+        let p = path.to_string();
+        tokio::task::spawn_blocking(move || {
+            let _fs = fs;
+            if let Err(e) = berth_archive::tar_at(fd, &rebase, out, TarOptions::default()) {
+                tracing::warn!("archiving {p}: {e}");
+            }
+        });
+        self.publish(&c, "archive-path", &[]);
+        Ok(stat)
+    }
+
+    /// `PUT /containers/{id}/archive`: extracts a tar into the directory `path`. The archive is
+    /// spooled and checked whole first, so a hostile or broken archive changes nothing.
+    pub async fn archive_put(
+        &self,
+        name: &str,
+        path: &str,
+        reader: impl Read + Send + 'static,
+        opts: ExtractOptions,
+    ) -> Result<()> {
+        let c = self.lookup(name)?;
+        let dir = self.containers_dir.clone();
+        let spool = blocking(move || {
+            let mut reader = reader;
+            let fd = rustix::fs::open(&dir, OFlags::TMPFILE | OFlags::RDWR | OFlags::CLOEXEC, Mode::from_raw_mode(0o600))
+                .map_err(|e| io_error("creating a temporary file in", &dir.display().to_string(), e.into()))?;
+            let mut f = std::fs::File::from(fd);
+            std::io::copy(&mut reader, &mut f)
+                .map_err(|e| EngineError::InvalidArgument(format!("reading the archive: {e}")))?;
+            f.rewind().map_err(|e| io_error("rewinding", "archive", e))?;
+            berth_archive::check_archive(std::io::BufReader::new(&mut f))
+                .map_err(|e| EngineError::InvalidArgument(e.to_string()))?;
+            f.rewind().map_err(|e| io_error("rewinding", "archive", e))?;
+            Ok(f)
+        })
+        .await?;
+        let fs = self.container_fs(&c, name).await?;
+        let p = path.to_string();
+        blocking(move || fs.extract(&p, spool, opts)).await?;
+        self.publish(&c, "extract-to-dir", &[]);
+        Ok(())
+    }
+
+    /// `GET /containers/{id}/export`: the container's whole filesystem as a tar (mounts inside a
+    /// running container, such as `/proc` and volumes, are left out as Docker does).
+    pub async fn export<W: Write + Send + 'static>(self: &Arc<Self>, name: &str, out: W) -> Result<()> {
+        let c = self.lookup(name)?;
+        let fs = self.container_fs(&c, name).await?;
+        tokio::task::spawn_blocking(move || {
+            let fd = match berth_archive::open_in_root(fs.root.as_fd(), &ContainerPath::parse("/"), false) {
+                Ok(fd) => fd,
+                Err(e) => {
+                    tracing::warn!("exporting container {}: {e}", fs.name);
+                    return;
+                }
+            };
+            let opts = TarOptions { one_file_system: true };
+            if let Err(e) = berth_archive::tar_at(fd, "", out, opts) {
+                tracing::warn!("exporting container {}: {e}", fs.name);
+            }
+        });
+        self.publish(&c, "export", &[]);
+        Ok(())
+    }
+}
