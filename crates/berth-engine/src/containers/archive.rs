@@ -126,11 +126,11 @@ impl ContainerFs {
         EngineError::NotFound(format!("Could not find the file {path} in container {}", self.name))
     }
 
-    /// Opens `path` (the last component not followed unless the path ends in `/`), mapping a missing
-    /// file to Docker's 404.
-    fn open(&self, path: &str) -> Result<(ContainerPath, OwnedFd, rustix::fs::Stat)> {
+    /// Opens `path` (the last component followed if `follow` or the path ends in `/`), mapping a
+    /// missing file to Docker's 404.
+    fn open(&self, path: &str, follow: bool) -> Result<(ContainerPath, OwnedFd, rustix::fs::Stat)> {
         let cp = ContainerPath::parse(path);
-        let fd = match berth_archive::open_in_root(self.root.as_fd(), &cp, cp.trailing_sep) {
+        let fd = match berth_archive::open_in_root(self.root.as_fd(), &cp, follow || cp.trailing_sep) {
             Ok(fd) => fd,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Err(self.not_found(path)),
             Err(e) if e.raw_os_error() == Some(libc::ENOTDIR) => {
@@ -146,7 +146,7 @@ impl ContainerFs {
     }
 
     fn stat(&self, path: &str) -> Result<(PathStat, OwnedFd, ContainerPath)> {
-        let (cp, fd, st) = self.open(path)?;
+        let (cp, fd, st) = self.open(path, false)?;
         let link_target = if FileType::from_raw_mode(st.st_mode) == FileType::Symlink {
             berth_archive::link_target_in_root(self.root.as_fd(), &cp).map_err(|e| io_error("resolving", path, e))?
         } else {
@@ -166,7 +166,9 @@ impl ContainerFs {
     }
 
     fn extract(&self, path: &str, archive: std::fs::File, opts: ExtractOptions) -> Result<()> {
-        let (_, _, st) = self.open(path)?;
+        // The extraction point is followed to the end, inside the container (Docker's
+        // `GetResourcePath`).
+        let (_, _, st) = self.open(path, true)?;
         if FileType::from_raw_mode(st.st_mode) != FileType::Directory {
             return Err(EngineError::InvalidArgument("extraction point is not a directory".into()));
         }
