@@ -1,18 +1,19 @@
-//! A container's files: `HEAD`/`GET`/`PUT /containers/{id}/archive` (`docker cp`) and
-//! `GET /containers/{id}/export`.
+//! A container's files: `HEAD`/`GET`/`PUT /containers/{id}/archive` (`docker cp`),
+//! `GET /containers/{id}/export`, `GET /containers/{id}/changes` (`docker diff`) and `POST /commit`.
 
 use crate::error::{ApiError, ApiResult};
 use crate::images::{body_reader, ChannelWriter};
-use crate::params::Params;
+use crate::params::{json, Params};
 use crate::AppState;
 use axum::body::Body;
 use axum::extract::{Path, RawQuery, Request, State};
 use axum::http::{header, StatusCode};
 use axum::response::Response;
-use axum::routing::get;
+use axum::routing::{get, post};
 use axum::Router;
 use base64::Engine as _;
-use berth_engine::{ExtractOptions, PathStat};
+use axum::body::Bytes;
+use berth_engine::{CommitRequest, ExtractOptions, PathStat};
 
 /// The header carrying a path's stat (base64 of its JSON, as dockerd sends it).
 const STAT_HEADER: &str = "X-Docker-Container-Path-Stat";
@@ -95,6 +96,38 @@ async fn export(State(e): State<AppState>, Path(id): Path<String>) -> ApiResult<
         .unwrap_or_default())
 }
 
+async fn changes(State(e): State<AppState>, Path(id): Path<String>) -> ApiResult<Response> {
+    let list = e.containers.changes(&id).await?;
+    Ok(json(StatusCode::OK, &list))
+}
+
+async fn commit(State(e): State<AppState>, RawQuery(q): RawQuery, body: Bytes) -> ApiResult<Response> {
+    let p = Params::from_query(q.as_deref());
+    let Some(container) = p.get("container").filter(|c| !c.is_empty()).map(str::to_string) else {
+        return Err(ApiError::bad_request("container is required"));
+    };
+    let config = if body.iter().all(u8::is_ascii_whitespace) {
+        serde_json::Map::new()
+    } else {
+        match serde_json::from_slice::<serde_json::Value>(&body) {
+            Ok(serde_json::Value::Object(m)) => m,
+            Ok(serde_json::Value::Null) => serde_json::Map::new(),
+            Ok(_) => return Err(ApiError::bad_request("the commit config must be a JSON object")),
+            Err(err) => return Err(ApiError::bad_request(format!("invalid JSON: {err}"))),
+        }
+    };
+    let req = CommitRequest {
+        repo: p.get("repo").map(str::to_string),
+        tag: p.get("tag").map(str::to_string),
+        comment: p.get("comment").unwrap_or_default().to_string(),
+        author: p.get("author").unwrap_or_default().to_string(),
+        changes: p.all("changes"),
+        config,
+    };
+    let id = e.containers.commit(&container, req).await?;
+    Ok(json(StatusCode::CREATED, &serde_json::json!({ "Id": id })))
+}
+
 /// The routes of this module.
 pub(crate) fn routes() -> Router<AppState> {
     Router::new()
@@ -103,4 +136,6 @@ pub(crate) fn routes() -> Router<AppState> {
             get(get_archive).head(head).put(put_archive),
         )
         .route("/containers/{id}/export", get(export))
+        .route("/containers/{id}/changes", get(changes))
+        .route("/commit", post(commit))
 }

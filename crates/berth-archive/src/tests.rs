@@ -308,6 +308,7 @@ fn plain_unpack_keeps_wh_files() {
             preserve_owners: true,
             id_map: None,
             no_overwrite_dir_non_dir: false,
+            rebase: None,
         },
     )
     .unwrap();

@@ -33,6 +33,9 @@ pub struct UnpackOptions {
     /// Refuse to replace a directory with a non-directory or the reverse (the archive API's
     /// `noOverwriteDirNonDir`).
     pub no_overwrite_dir_non_dir: bool,
+    /// Renames a member whose first component is `.0` to `.1` (and hard links to it): `docker cp`
+    /// giving a copied file or directory its destination's name.
+    pub rebase: Option<(OsString, OsString)>,
 }
 
 impl Default for UnpackOptions {
@@ -42,6 +45,7 @@ impl Default for UnpackOptions {
             preserve_owners: true,
             id_map: None,
             no_overwrite_dir_non_dir: false,
+            rebase: None,
         }
     }
 }
@@ -193,10 +197,11 @@ pub fn unpack_at(
         let name = display(&raw);
         last = name.clone();
         stats.entries += 1;
-        let comps = clean_path(&raw).map_err(|reason| ArchiveError::Unsafe {
+        let mut comps = clean_path(&raw).map_err(|reason| ArchiveError::Unsafe {
             entry: name.clone(),
             reason,
         })?;
+        rebase(&mut comps, opts);
         let hdr = e.header().clone();
         let etype = hdr.entry_type();
         let mode = hdr.mode().unwrap_or(0o644) & 0o7777;
@@ -350,10 +355,11 @@ pub fn unpack_at(
                         reason: "hard link without target".into(),
                     })?
                     .into_owned();
-                let tcomps = clean_path(&target_raw).map_err(|reason| ArchiveError::Unsafe {
+                let mut tcomps = clean_path(&target_raw).map_err(|reason| ArchiveError::Unsafe {
                     entry: name.clone(),
                     reason: format!("hard link target {:?}: {reason}", display(&target_raw)),
                 })?;
+                rebase(&mut tcomps, opts);
                 let Some((tbase, tparents)) = tcomps.split_last() else {
                     return Err(ArchiveError::Unsafe {
                         entry: name,
@@ -417,6 +423,15 @@ pub fn unpack_at(
         rustix::fs::futimens(&fd, &ts(d.mtime)).map_err(io_err("set times of", &entry))?;
     }
     Ok(stats)
+}
+
+/// Applies [`UnpackOptions::rebase`] to a cleaned member name.
+fn rebase(comps: &mut [OsString], opts: &UnpackOptions) {
+    if let (Some((from, to)), Some(first)) = (&opts.rebase, comps.first_mut()) {
+        if first == from {
+            first.clone_from(to);
+        }
+    }
 }
 
 /// `noOverwriteDirNonDir`: refuses to replace a directory with a non-directory or the reverse, with

@@ -52,6 +52,10 @@ pub async fn dispatch(cli: Cli) -> Result<i32> {
         Cmd::Rename(a) | Cmd::Container(ContainerCmd::Rename(a)) => container::rename(c, a).await,
         Cmd::Attach(a) | Cmd::Container(ContainerCmd::Attach(a)) => container::attach(c, a).await,
         Cmd::Container(ContainerCmd::Prune(a)) => container::prune(c, a).await,
+        Cmd::Cp(a) | Cmd::Container(ContainerCmd::Cp(a)) => container::cp(c, a).await,
+        Cmd::Export(a) | Cmd::Container(ContainerCmd::Export(a)) => container::export(c, a).await,
+        Cmd::Diff(a) | Cmd::Container(ContainerCmd::Diff(a)) => container::diff(c, a).await,
+        Cmd::Commit(a) | Cmd::Container(ContainerCmd::Commit(a)) => container::commit(c, a).await,
         Cmd::Container(ContainerCmd::Inspect(a)) => {
             system::inspect(c, a.format, a.size, Some("container"), a.names, false).await
         }

@@ -28,7 +28,7 @@ mod system;
 pub mod volume;
 
 pub use containers::{
-    go_file_mode, ExtractOptions, PathStat,
+    go_file_mode, CommitRequest, ExtractOptions, FilesystemChange, PathStat,
     human_duration, human_status, parse_signal, AttachStream, AttachTicket, BoxFuture, ContainerDeps, ContainerService,
     ContainerServiceConfig, ListOptions, WaitCondition,
 };

@@ -2,12 +2,14 @@
 //! command (see `dispatch`), so the command modules import these types and not the other way round.
 
 mod container;
+mod files;
 mod image;
 mod system;
 
 use clap::{Parser, Subcommand};
 
 pub use container::*;
+pub use files::*;
 pub use image::*;
 pub use system::*;
 
@@ -71,6 +73,14 @@ pub enum Cmd {
     Rename(RenameArgs),
     /// Attach local standard input, output, and error streams to a running container
     Attach(AttachArgs),
+    /// Copy files/folders between a container and the local filesystem
+    Cp(CpArgs),
+    /// Export a container's filesystem as a tar archive
+    Export(ExportArgs),
+    /// Inspect changes to files or directories on a container's filesystem
+    Diff(DiffArgs),
+    /// Create a new image from a container's changes
+    Commit(CommitArgs),
     /// List images
     Images(ImagesArgs),
     /// Remove one or more images
@@ -136,6 +146,14 @@ pub enum ContainerCmd {
     Prune(PruneArgs),
     /// Attach local standard input, output, and error streams to a running container
     Attach(AttachArgs),
+    /// Copy files/folders between a container and the local filesystem
+    Cp(CpArgs),
+    /// Export a container's filesystem as a tar archive
+    Export(ExportArgs),
+    /// Inspect changes to files or directories on a container's filesystem
+    Diff(DiffArgs),
+    /// Create a new image from a container's changes
+    Commit(CommitArgs),
 }
 
 #[derive(Subcommand, Debug)]

@@ -182,6 +182,7 @@ impl ContainerFs {
             preserve_owners: opts.copy_uid_gid,
             id_map: None,
             no_overwrite_dir_non_dir: opts.no_overwrite_dir_non_dir,
+            rebase: None,
         };
         let reader = std::io::BufReader::new(archive);
         berth_archive::unpack_at(reader, dir, path, &uopts)

@@ -9,6 +9,7 @@
 
 mod archive;
 mod attach;
+mod changes;
 mod create;
 mod inspect;
 mod lifecycle;
@@ -17,6 +18,7 @@ mod remove;
 mod runs;
 
 pub use archive::{go_file_mode, ExtractOptions, PathStat};
+pub use changes::{CommitRequest, FilesystemChange};
 pub use attach::{AttachStream, AttachTicket, BoxFuture, WaitCondition};
 pub use inspect::{human_duration, human_status};
 pub use lifecycle::parse_signal;
