@@ -277,3 +277,158 @@ fn a_symlink_swap_during_cp_never_touches_the_host() {
     assert_eq!(std::fs::read_to_string(hostdir.join("secret")).unwrap(), "HOST SECRET\n");
     eprintln!("{reads} reads of /w/secret succeeded, all from inside the container");
 }
+
+#[test]
+fn berth_cp_both_ways_with_trailing_slash_rules_and_stdio() {
+    let d = Daemon::start();
+    d.load_busybox("bb:latest");
+    run_detached(&d, "b1", "mkdir -p /src/in && echo one > /src/in/1 && echo f > /file && sleep 1000");
+    wait_for(&d, "b1", "/src/in/1");
+    let host = tmpdir(&d, "b");
+    let h = |p: &str| host.join(p).to_str().unwrap().to_string();
+    // Out: a file to a new name, a directory into an existing one, `dir/.` to a new name.
+    let r = d.berth(&["cp", "b1:/file", &h("renamed")]);
+    assert_eq!(r.code, 0, "{r:?}");
+    assert_eq!(std::fs::read_to_string(host.join("renamed")).unwrap(), "f\n");
+    let r = d.berth(&["cp", "b1:/src", &h("")]);
+    assert_eq!(r.code, 0, "{r:?}");
+    assert_eq!(std::fs::read_to_string(host.join("src/in/1")).unwrap(), "one\n");
+    let r = d.berth(&["cp", "b1:/src/.", &h("contents")]);
+    assert_eq!(r.code, 0, "{r:?}");
+    assert_eq!(std::fs::read_to_string(host.join("contents/in/1")).unwrap(), "one\n");
+    // A file to `missing/` is an error: the directory must exist.
+    let r = d.berth(&["cp", "b1:/file", &format!("{}/", h("missing"))]);
+    assert_ne!(r.code, 0, "{r:?}");
+    assert!(r.stderr.contains("does not exist"), "{r:?}");
+    // A missing path in the container.
+    let r = d.berth(&["cp", "b1:/nope", &h("x")]);
+    assert_eq!(r.code, 1);
+    assert!(r.stderr.contains("Could not find the file /nope in container b1"), "{r:?}");
+    // In: a file into a directory, a file to a new name, a directory to a new name.
+    std::fs::write(host.join("up.txt"), "up\n").unwrap();
+    let r = d.berth(&["cp", &h("up.txt"), "b1:/src/"]);
+    assert_eq!(r.code, 0, "{r:?}");
+    assert_eq!(read_in(&d, "b1", "/src/up.txt").as_deref(), Some("up\n"));
+    let r = d.berth(&["cp", &h("up.txt"), "b1:/src/other-name"]);
+    assert_eq!(r.code, 0, "{r:?}");
+    assert_eq!(read_in(&d, "b1", "/src/other-name").as_deref(), Some("up\n"));
+    let r = d.berth(&["cp", &h("contents"), "b1:/copied"]);
+    assert_eq!(r.code, 0, "{r:?}");
+    assert_eq!(read_in(&d, "b1", "/copied/in/1").as_deref(), Some("one\n"));
+    let r = d.berth(&["cp", &h("up.txt"), "b1:/no/such/"]);
+    assert_ne!(r.code, 0, "{r:?}");
+    // `-` out: a tar on stdout.
+    let out = d.berth_cmd(&["cp", "b1:/src/in", "-"]).output().unwrap();
+    assert!(out.status.success());
+    let mut names: Vec<String> = tar::Archive::new(&out.stdout[..])
+        .entries()
+        .unwrap()
+        .map(|e| e.unwrap().path().unwrap().display().to_string())
+        .collect();
+    names.sort();
+    assert_eq!(names, vec!["in/", "in/1"]);
+    // `-` in: a tar on stdin, extracted into the directory.
+    let tar = raw_tar(&[("from-stdin", b"piped\n")]);
+    let mut child = d
+        .berth_cmd(&["cp", "-", "b1:/src"])
+        .stdin(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    std::io::Write::write_all(child.stdin.as_mut().unwrap(), &tar).unwrap();
+    drop(child.stdin.take());
+    assert!(child.wait().unwrap().success());
+    assert_eq!(read_in(&d, "b1", "/src/from-stdin").as_deref(), Some("piped\n"));
+}
+
+#[test]
+fn berth_cp_archive_mode_and_follow_link() {
+    let d = Daemon::start();
+    d.load_busybox("bb:latest");
+    run_detached(&d, "b2", "echo target > /t && ln -s /t /link && sleep 1000");
+    wait_for(&d, "b2", "/link");
+    let host = tmpdir(&d, "l");
+    // Without -L the link itself is copied; with -L its target's content, under the link's name.
+    let r = d.berth(&["cp", "b2:/link", host.join("plain").to_str().unwrap()]);
+    assert_eq!(r.code, 0, "{r:?}");
+    let listing: Vec<_> = std::fs::read_dir(&host).unwrap().map(|e| e.unwrap().file_name()).collect();
+    assert_eq!(std::fs::read_link(host.join("plain")).ok().as_deref(), Some(Path::new("/t")), "{r:?} {listing:?}");
+    let r = d.berth(&["cp", "-L", "b2:/link", host.to_str().unwrap()]);
+    assert_eq!(r.code, 0, "{r:?}");
+    assert_eq!(std::fs::read_to_string(host.join("link")).unwrap(), "target\n");
+    // -a keeps the owner of the local file; without it the container's root owns the copy.
+    let f = host.join("owned");
+    std::fs::write(&f, "o").unwrap();
+    std::os::unix::fs::chown(&f, Some(1234), Some(5678)).unwrap();
+    let r = d.berth(&["cp", "-a", f.to_str().unwrap(), "b2:/kept"]);
+    assert_eq!(r.code, 0, "{r:?}");
+    let r = d.berth(&["cp", f.to_str().unwrap(), "b2:/rooted"]);
+    assert_eq!(r.code, 0, "{r:?}");
+    let owner = |p: &str| {
+        let (_, body) = d.api("GET", &format!("/containers/b2/archive?path={p}"), None);
+        let mut a = tar::Archive::new(&body[..]);
+        let e = a.entries().unwrap().next().unwrap().unwrap();
+        (e.header().uid().unwrap(), e.header().gid().unwrap())
+    };
+    assert_eq!(owner("/kept"), (1234, 5678));
+    assert_eq!(owner("/rooted"), (0, 0));
+}
+
+#[test]
+fn export_diff_and_commit() {
+    let d = Daemon::start();
+    d.load_busybox("bb:latest");
+    let r = d.berth(&["run", "--name", "e1", "bb", "sh", "-c", "echo new > /x && rm /bin/true && echo more >> /etc/passwd"]);
+    assert_eq!(r.code, 0, "{r:?}");
+    // diff: berth and the docker CLI agree with Docker's letters.
+    let want = "C /bin\nD /bin/true\nC /etc\nC /etc/passwd\nA /x\n";
+    let r = d.berth(&["diff", "e1"]);
+    assert_eq!(r.code, 0, "{r:?}");
+    assert_eq!(r.stdout, want);
+    let r = d.docker(&["diff", "e1"]);
+    assert_eq!(r.code, 0, "{r:?}");
+    assert_eq!(r.stdout, want);
+    // export: the whole filesystem, with the change and without the removed file.
+    let out = d.root.join("e1.tar");
+    let r = d.berth(&["export", "-o", out.to_str().unwrap(), "e1"]);
+    assert_eq!(r.code, 0, "{r:?}");
+    let data = std::fs::read(&out).unwrap();
+    let mut found = std::collections::BTreeMap::new();
+    for e in tar::Archive::new(&data[..]).entries().unwrap() {
+        let mut e = e.unwrap();
+        let p = e.path().unwrap().display().to_string();
+        let mut s = String::new();
+        if e.header().entry_type().is_file() {
+            std::io::Read::read_to_string(&mut e, &mut s).unwrap_or_default();
+        }
+        found.insert(p, s);
+    }
+    assert_eq!(found.get("x").map(String::as_str), Some("new\n"));
+    assert!(found.contains_key("bin/sh") || found.contains_key("bin/busybox"), "{:?}", found.keys());
+    assert!(!found.contains_key("bin/true"));
+    let r = d.docker(&["export", "e1", "-o", d.root.join("e1-docker.tar").to_str().unwrap()]);
+    assert_eq!(r.code, 0, "{r:?}");
+    // commit with a CMD change, then run the new image.
+    let r = d.berth(&["commit", "-m", "added x", "-a", "tester", "--change", r#"CMD ["cat","/x"]"#, "e1", "committed:v1"]);
+    assert_eq!(r.code, 0, "{r:?}\n{}", d.log());
+    assert!(r.stdout.trim().starts_with("sha256:"), "{r:?}");
+    let r = d.berth(&["run", "--rm", "committed:v1"]);
+    assert_eq!(r.code, 0, "{r:?}");
+    assert_eq!(r.stdout, "new\n");
+    let r = d.berth(&["run", "--rm", "committed:v1", "sh", "-c", "test -e /bin/true || echo gone; tail -n1 /etc/passwd"]);
+    assert_eq!(r.stdout, "gone\nmore\n", "{r:?}");
+    let r = d.docker(&["image", "inspect", "-f", "{{.Comment}} {{.Author}} {{json .Config.Cmd}}", "committed:v1"]);
+    assert_eq!(r.stdout.trim(), r#"added x tester ["cat","/x"]"#, "{r:?}");
+    // The docker CLI's commit against berthd.
+    let r = d.docker(&["commit", "--change", "ENV COMMITTED=yes", "e1", "committed:v2"]);
+    assert_eq!(r.code, 0, "{r:?}\n{}", d.log());
+    let r = d.docker(&["run", "--rm", "committed:v2", "sh", "-c", "cat /x; echo $COMMITTED"]);
+    assert_eq!(r.stdout, "new\nyes\n", "{r:?}");
+    // A removed container: 404.
+    let r = d.berth(&["rm", "e1"]);
+    assert_eq!(r.code, 0, "{r:?}");
+    let r = d.docker(&["commit", "e1", "committed:v3"]);
+    assert_ne!(r.code, 0);
+    assert!(r.stderr.contains("No such container: e1"), "{r:?}");
+    let (status, _) = d.api("POST", "/commit?container=e1", None);
+    assert_eq!(status, 404);
+}

@@ -76,7 +76,8 @@ async fn from_container(client: &Client, a: &CpArgs, id: &str, path: &str, dst: 
             // Copied under the link's name, with its target's content.
             let name = base_of(&src);
             let (stat, mut reader) = client.copy_from_container(id, &st.link_target).await.map_err(fail)?;
-            return extract_local(a, &stat, &name, &mut reader, dst).await;
+            let tar_name = stat.name.clone();
+            return extract_local(a, &stat, (&tar_name, &name), &mut reader, dst).await;
         }
     }
     let (stat, mut reader) = client.copy_from_container(id, &src).await.map_err(fail)?;
@@ -90,22 +91,26 @@ async fn from_container(client: &Client, a: &CpArgs, id: &str, path: &str, dst: 
         "/" => ".".to_string(),
         b => b.to_string(),
     };
-    extract_local(a, &stat, &name, &mut reader, dst).await
+    extract_local(a, &stat, (&name, &name), &mut reader, dst).await
 }
 
-/// Extracts the tar of a container path (members named `name/...`) at the local `dst`.
+/// Extracts the tar of a container path (members named `names.0/...`, to be copied as `names.1`)
+/// at the local `dst`.
 async fn extract_local(
     a: &CpArgs,
     stat: &ContainerPathStat,
-    name: &str,
+    (tar_name, name): (&str, &str),
     reader: &mut berth_client::BodyReader,
     dst: &str,
 ) -> Result<i32> {
     let dst_path = PathBuf::from(dst);
     let (into, rebase): (PathBuf, Option<(OsString, OsString)>) = match std::fs::metadata(&dst_path) {
-        Ok(md) if md.is_dir() => (dst_path.clone(), None),
+        Ok(md) if md.is_dir() => (
+            dst_path.clone(),
+            (tar_name != name).then(|| (tar_name.into(), name.into())),
+        ),
         Ok(_) if stat.is_dir() => return Err(fail("cannot copy a directory to a file").into()),
-        Ok(_) => (parent_of(&dst_path), Some((name.into(), file_name(&dst_path)))),
+        Ok(_) => (parent_of(&dst_path), Some((tar_name.into(), file_name(&dst_path)))),
         Err(_) => {
             if dst.ends_with('/') && !stat.is_dir() {
                 return Err(fail(format!("destination directory {dst} does not exist")).into());
@@ -118,7 +123,7 @@ async fn extract_local(
                 // The contents of a directory, into a new directory of that name.
                 (dst_path.clone(), None)
             } else {
-                (parent, Some((name.into(), file_name(&dst_path))))
+                (parent, Some((tar_name.into(), file_name(&dst_path))))
             }
         }
     };

@@ -194,27 +194,41 @@ impl ContainerFs {
 impl ContainerService {
     /// Opens the root of a container: its running init's root, or its overlay mounted detached.
     async fn container_fs(&self, c: &Arc<Container>, name: &str) -> Result<ContainerFs> {
-        let guard = c.op.clone().lock_owned().await;
-        let rec = c.record();
-        let running = matches!(rec.state.status, Status::Running | Status::Paused) && rec.state.pid > 0;
-        if running {
+        let mut tries = 0;
+        let (guard, rec) = loop {
+            let guard = c.op.clone().lock_owned().await;
+            let rec = c.record();
+            let running = matches!(rec.state.status, Status::Running | Status::Paused) && rec.state.pid > 0;
+            if !running {
+                break (guard, rec);
+            }
             let pid = rec.state.pid;
             let root = blocking(move || {
                 let p = format!("/proc/{pid}/root");
                 rustix::fs::open(&p, OFlags::PATH | OFlags::DIRECTORY | OFlags::CLOEXEC, Mode::empty())
                     .map_err(|e| io_error("opening", &p, e.into()))
             })
-            .await?;
-            // The process may have exited between the check and the open; its root then belongs to
-            // nobody (or, after PID reuse, to another process): look again now that it is held.
-            if c.record().state.pid == pid {
-                return Ok(ContainerFs {
-                    root,
-                    name: name.to_string(),
-                    _lock: None,
-                });
+            .await;
+            // The process may have exited between the check and the open (its root is then gone),
+            // or exited and its PID been reused: look again now that the root is held.
+            match root {
+                Ok(root) if c.record().state.pid == pid => {
+                    return Ok(ContainerFs {
+                        root,
+                        name: name.to_string(),
+                        _lock: None,
+                    })
+                }
+                Ok(_) | Err(_) if tries < 100 => {
+                    // Its exit is being recorded: let the monitor finish, then take the stopped path.
+                    drop(guard);
+                    tries += 1;
+                    tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+                }
+                Ok(_) => return Err(EngineError::Conflict(format!("container {name} is restarting"))),
+                Err(e) => return Err(e),
             }
-        }
+        };
         if matches!(rec.state.status, Status::Removing | Status::Dead) {
             return Err(EngineError::Conflict(format!(
                 "container {} is marked for removal and cannot be used",
