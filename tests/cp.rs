@@ -22,7 +22,9 @@ fn run_detached(d: &Daemon, name: &str, script: &str) {
 /// Waits until `path` exists in the container (its command is still setting up).
 fn wait_for(d: &Daemon, name: &str, path: &str) {
     let ok = common::eventually(Duration::from_secs(10), || {
-        d.api("HEAD", &format!("/containers/{name}/archive?path={path}"), None).0 == 200
+        d.api("HEAD", &format!("/containers/{name}/archive?path={path}"), None)
+            .0
+            == 200
     });
     assert!(ok, "{path} never appeared in {name}\n{}", d.log());
 }
@@ -59,7 +61,11 @@ fn raw_tar(entries: &[(&str, &[u8])]) -> Vec<u8> {
 fn docker_cp_round_trips_files_and_directories() {
     let d = Daemon::start();
     d.load_busybox("bb:latest");
-    run_detached(&d, "c1", "mkdir -p /data/sub && echo hello > /data/sub/f.txt && echo top > /data/a.txt && sleep 1000");
+    run_detached(
+        &d,
+        "c1",
+        "mkdir -p /data/sub && echo hello > /data/sub/f.txt && echo top > /data/a.txt && sleep 1000",
+    );
     let host = tmpdir(&d, "out");
     wait_for(&d, "c1", "/data/sub/f.txt");
     // A file out, to a new name and into an existing directory.
@@ -72,7 +78,10 @@ fn docker_cp_round_trips_files_and_directories() {
     // A directory: to a new name it becomes that name; into an existing directory it nests.
     let r = d.docker(&["cp", "c1:/data", host.join("newdir").to_str().unwrap()]);
     assert_eq!(r.code, 0, "{r:?}");
-    assert_eq!(std::fs::read_to_string(host.join("newdir/sub/f.txt")).unwrap(), "hello\n");
+    assert_eq!(
+        std::fs::read_to_string(host.join("newdir/sub/f.txt")).unwrap(),
+        "hello\n"
+    );
     let r = d.docker(&["cp", "c1:/data", host.to_str().unwrap()]);
     assert_eq!(r.code, 0, "{r:?}");
     assert_eq!(std::fs::read_to_string(host.join("data/sub/f.txt")).unwrap(), "hello\n");
@@ -101,7 +110,15 @@ fn docker_cp_round_trips_files_and_directories() {
 fn docker_cp_on_a_stopped_container_and_a_missing_path() {
     let d = Daemon::start();
     d.load_busybox("bb:latest");
-    let r = d.berth(&["run", "--name", "c2", "bb", "sh", "-c", "mkdir /out && echo done > /out/result"]);
+    let r = d.berth(&[
+        "run",
+        "--name",
+        "c2",
+        "bb",
+        "sh",
+        "-c",
+        "mkdir /out && echo done > /out/result",
+    ]);
     assert_eq!(r.code, 0, "{r:?}");
     let host = tmpdir(&d, "h");
     let r = d.docker(&["cp", "c2:/out/result", host.to_str().unwrap()]);
@@ -110,7 +127,10 @@ fn docker_cp_on_a_stopped_container_and_a_missing_path() {
     std::fs::write(host.join("new.txt"), "added while stopped\n").unwrap();
     let r = d.docker(&["cp", host.join("new.txt").to_str().unwrap(), "c2:/out/"]);
     assert_eq!(r.code, 0, "{r:?}\n{}", d.log());
-    assert_eq!(read_in(&d, "c2", "/out/new.txt").as_deref(), Some("added while stopped\n"));
+    assert_eq!(
+        read_in(&d, "c2", "/out/new.txt").as_deref(),
+        Some("added while stopped\n")
+    );
     // The file is in the container's writable layer: a restart sees it.
     let r = d.berth(&["start", "c2"]);
     assert_eq!(r.code, 0, "{r:?}");
@@ -120,10 +140,16 @@ fn docker_cp_on_a_stopped_container_and_a_missing_path() {
     // A missing path: Docker's 404 and message, both ways.
     let r = d.docker(&["cp", "c2:/nope", host.to_str().unwrap()]);
     assert_ne!(r.code, 0);
-    assert!(r.stderr.contains("Could not find the file /nope in container c2"), "{r:?}");
+    assert!(
+        r.stderr.contains("Could not find the file /nope in container c2"),
+        "{r:?}"
+    );
     let r = d.docker(&["cp", host.join("new.txt").to_str().unwrap(), "c2:/nope/dir/x"]);
     assert_ne!(r.code, 0);
-    assert!(r.stderr.contains("Could not find the file /nope/dir in container c2"), "{r:?}");
+    assert!(
+        r.stderr.contains("Could not find the file /nope/dir in container c2"),
+        "{r:?}"
+    );
     let (status, _) = d.api("HEAD", "/containers/c2/archive?path=/nope", None);
     assert_eq!(status, 404);
     let (status, body) = d.api("GET", "/containers/nosuch/archive?path=/", None);
@@ -137,7 +163,11 @@ fn docker_cp_on_a_stopped_container_and_a_missing_path() {
 fn archive_stat_header_is_dockers() {
     let d = Daemon::start();
     d.load_busybox("bb:latest");
-    run_detached(&d, "c3", "echo -n 12345 > /f && ln -s /f /lnk && mkdir /dir && sleep 1000");
+    run_detached(
+        &d,
+        "c3",
+        "echo -n 12345 > /f && ln -s /f /lnk && mkdir /dir && sleep 1000",
+    );
     wait_for(&d, "c3", "/dir");
     let mut s = std::os::unix::net::UnixStream::connect(&d.sock).unwrap();
     use std::io::{Read, Write};
@@ -188,7 +218,12 @@ fn symlinks_in_the_container_resolve_inside_it() {
     );
     run_detached(&d, "c4", &script);
     wait_for(&d, "c4", "/d/direct");
-    for p in ["/to-root/marker", "/up/marker", "/up/../../marker", "/d/../../../marker"] {
+    for p in [
+        "/to-root/marker",
+        "/up/marker",
+        "/up/../../marker",
+        "/d/../../../marker",
+    ] {
         assert_eq!(read_in(&d, "c4", p).as_deref(), Some("inside\n"), "{p}");
     }
     for p in ["/to-host/secret", "/d/direct/"] {
@@ -208,13 +243,20 @@ fn symlinks_in_the_container_resolve_inside_it() {
     // The host path does not exist inside the container.
     let r = d.docker(&["cp", out.join("pwned").to_str().unwrap(), "c4:/to-host/"]);
     assert_ne!(r.code, 0, "{r:?}");
-    let (status, _) = d.api("PUT", "/containers/c4/archive?path=/to-host", Some(&raw_tar(&[("pwned", b"x")])));
+    let (status, _) = d.api(
+        "PUT",
+        "/containers/c4/archive?path=/to-host",
+        Some(&raw_tar(&[("pwned", b"x")])),
+    );
     assert_eq!(status, 404);
     assert!(!hostdir.join("pwned").exists());
     assert!(!Path::new("/pwned").exists());
     assert_eq!(read_in(&d, "c4", "/tmp/pwned").as_deref(), Some("x"));
     assert_eq!(read_in(&d, "c4", "/pwned").as_deref(), Some("x"));
-    assert_eq!(std::fs::read_to_string(hostdir.join("secret")).unwrap(), "HOST SECRET\n");
+    assert_eq!(
+        std::fs::read_to_string(hostdir.join("secret")).unwrap(),
+        "HOST SECRET\n"
+    );
 }
 
 #[test]
@@ -242,7 +284,11 @@ fn an_archive_with_parent_entries_is_refused_and_changes_nothing() {
     assert_eq!(status, 400, "{}", String::from_utf8_lossy(&body));
     // noOverwriteDirNonDir: a file may not replace the directory `b`.
     let tar = raw_tar(&[("b", b"1")]);
-    let (status, _) = d.api("PUT", "/containers/c5/archive?path=/a&noOverwriteDirNonDir=1", Some(&tar));
+    let (status, _) = d.api(
+        "PUT",
+        "/containers/c5/archive?path=/a&noOverwriteDirNonDir=1",
+        Some(&tar),
+    );
     assert_eq!(status, 400);
 }
 
@@ -271,10 +317,20 @@ fn a_symlink_swap_during_cp_never_touches_the_host() {
         let tar = raw_tar(&[("dropped2", b"y")]);
         let _ = d.api("PUT", "/containers/c6/archive?path=/w", Some(&tar));
     }
-    let names: Vec<_> = std::fs::read_dir(&hostdir).unwrap().map(|e| e.unwrap().file_name()).collect();
-    assert_eq!(names, vec![std::ffi::OsString::from("secret")], "a write reached the host");
+    let names: Vec<_> = std::fs::read_dir(&hostdir)
+        .unwrap()
+        .map(|e| e.unwrap().file_name())
+        .collect();
+    assert_eq!(
+        names,
+        vec![std::ffi::OsString::from("secret")],
+        "a write reached the host"
+    );
     assert!(!Path::new("/dropped").exists() && !Path::new("/dropped2").exists());
-    assert_eq!(std::fs::read_to_string(hostdir.join("secret")).unwrap(), "HOST SECRET\n");
+    assert_eq!(
+        std::fs::read_to_string(hostdir.join("secret")).unwrap(),
+        "HOST SECRET\n"
+    );
     eprintln!("{reads} reads of /w/secret succeeded, all from inside the container");
 }
 
@@ -282,7 +338,11 @@ fn a_symlink_swap_during_cp_never_touches_the_host() {
 fn berth_cp_both_ways_with_trailing_slash_rules_and_stdio() {
     let d = Daemon::start();
     d.load_busybox("bb:latest");
-    run_detached(&d, "b1", "mkdir -p /src/in && echo one > /src/in/1 && echo f > /file && sleep 1000");
+    run_detached(
+        &d,
+        "b1",
+        "mkdir -p /src/in && echo one > /src/in/1 && echo f > /file && sleep 1000",
+    );
     wait_for(&d, "b1", "/src/in/1");
     let host = tmpdir(&d, "b");
     let h = |p: &str| host.join(p).to_str().unwrap().to_string();
@@ -303,7 +363,10 @@ fn berth_cp_both_ways_with_trailing_slash_rules_and_stdio() {
     // A missing path in the container.
     let r = d.berth(&["cp", "b1:/nope", &h("x")]);
     assert_eq!(r.code, 1);
-    assert!(r.stderr.contains("Could not find the file /nope in container b1"), "{r:?}");
+    assert!(
+        r.stderr.contains("Could not find the file /nope in container b1"),
+        "{r:?}"
+    );
     // In: a file into a directory, a file to a new name, a directory to a new name.
     std::fs::write(host.join("up.txt"), "up\n").unwrap();
     let r = d.berth(&["cp", &h("up.txt"), "b1:/src/"]);
@@ -350,8 +413,15 @@ fn berth_cp_archive_mode_and_follow_link() {
     // Without -L the link itself is copied; with -L its target's content, under the link's name.
     let r = d.berth(&["cp", "b2:/link", host.join("plain").to_str().unwrap()]);
     assert_eq!(r.code, 0, "{r:?}");
-    let listing: Vec<_> = std::fs::read_dir(&host).unwrap().map(|e| e.unwrap().file_name()).collect();
-    assert_eq!(std::fs::read_link(host.join("plain")).ok().as_deref(), Some(Path::new("/t")), "{r:?} {listing:?}");
+    let listing: Vec<_> = std::fs::read_dir(&host)
+        .unwrap()
+        .map(|e| e.unwrap().file_name())
+        .collect();
+    assert_eq!(
+        std::fs::read_link(host.join("plain")).ok().as_deref(),
+        Some(Path::new("/t")),
+        "{r:?} {listing:?}"
+    );
     let r = d.berth(&["cp", "-L", "b2:/link", host.to_str().unwrap()]);
     assert_eq!(r.code, 0, "{r:?}");
     assert_eq!(std::fs::read_to_string(host.join("link")).unwrap(), "target\n");
@@ -377,7 +447,15 @@ fn berth_cp_archive_mode_and_follow_link() {
 fn export_diff_and_commit() {
     let d = Daemon::start();
     d.load_busybox("bb:latest");
-    let r = d.berth(&["run", "--name", "e1", "bb", "sh", "-c", "echo new > /x && rm /bin/true && echo more >> /etc/passwd"]);
+    let r = d.berth(&[
+        "run",
+        "--name",
+        "e1",
+        "bb",
+        "sh",
+        "-c",
+        "echo new > /x && rm /bin/true && echo more >> /etc/passwd",
+    ]);
     assert_eq!(r.code, 0, "{r:?}");
     // diff: berth and the docker CLI agree with Docker's letters.
     let want = "C /bin\nD /bin/true\nC /etc\nC /etc/passwd\nA /x\n";
@@ -403,20 +481,47 @@ fn export_diff_and_commit() {
         found.insert(p, s);
     }
     assert_eq!(found.get("x").map(String::as_str), Some("new\n"));
-    assert!(found.contains_key("bin/sh") || found.contains_key("bin/busybox"), "{:?}", found.keys());
+    assert!(
+        found.contains_key("bin/sh") || found.contains_key("bin/busybox"),
+        "{:?}",
+        found.keys()
+    );
     assert!(!found.contains_key("bin/true"));
     let r = d.docker(&["export", "e1", "-o", d.root.join("e1-docker.tar").to_str().unwrap()]);
     assert_eq!(r.code, 0, "{r:?}");
     // commit with a CMD change, then run the new image.
-    let r = d.berth(&["commit", "-m", "added x", "-a", "tester", "--change", r#"CMD ["cat","/x"]"#, "e1", "committed:v1"]);
+    let r = d.berth(&[
+        "commit",
+        "-m",
+        "added x",
+        "-a",
+        "tester",
+        "--change",
+        r#"CMD ["cat","/x"]"#,
+        "e1",
+        "committed:v1",
+    ]);
     assert_eq!(r.code, 0, "{r:?}\n{}", d.log());
     assert!(r.stdout.trim().starts_with("sha256:"), "{r:?}");
     let r = d.berth(&["run", "--rm", "committed:v1"]);
     assert_eq!(r.code, 0, "{r:?}");
     assert_eq!(r.stdout, "new\n");
-    let r = d.berth(&["run", "--rm", "committed:v1", "sh", "-c", "test -e /bin/true || echo gone; tail -n1 /etc/passwd"]);
+    let r = d.berth(&[
+        "run",
+        "--rm",
+        "committed:v1",
+        "sh",
+        "-c",
+        "test -e /bin/true || echo gone; tail -n1 /etc/passwd",
+    ]);
     assert_eq!(r.stdout, "gone\nmore\n", "{r:?}");
-    let r = d.docker(&["image", "inspect", "-f", "{{.Comment}} {{.Author}} {{json .Config.Cmd}}", "committed:v1"]);
+    let r = d.docker(&[
+        "image",
+        "inspect",
+        "-f",
+        "{{.Comment}} {{.Author}} {{json .Config.Cmd}}",
+        "committed:v1",
+    ]);
     assert_eq!(r.stdout.trim(), r#"added x tester ["cat","/x"]"#, "{r:?}");
     // The docker CLI's commit against berthd.
     let r = d.docker(&["commit", "--change", "ENV COMMITTED=yes", "e1", "committed:v2"]);

@@ -6,13 +6,13 @@ use crate::images::{body_reader, ChannelWriter};
 use crate::params::{json, Params};
 use crate::AppState;
 use axum::body::Body;
+use axum::body::Bytes;
 use axum::extract::{Path, RawQuery, Request, State};
 use axum::http::{header, StatusCode};
 use axum::response::Response;
 use axum::routing::{get, post};
 use axum::Router;
 use base64::Engine as _;
-use axum::body::Bytes;
 use berth_engine::{CommitRequest, ExtractOptions, PathStat};
 
 /// The header carrying a path's stat (base64 of its JSON, as dockerd sends it).
@@ -48,11 +48,7 @@ fn tar_body() -> (ChannelWriter, Body) {
     (ChannelWriter(tx), Body::from_stream(stream))
 }
 
-async fn get_archive(
-    State(e): State<AppState>,
-    Path(id): Path<String>,
-    RawQuery(q): RawQuery,
-) -> ApiResult<Response> {
+async fn get_archive(State(e): State<AppState>, Path(id): Path<String>, RawQuery(q): RawQuery) -> ApiResult<Response> {
     let p = Params::from_query(q.as_deref());
     let path = path_param(&p)?;
     let (w, body) = tar_body();
@@ -131,10 +127,7 @@ async fn commit(State(e): State<AppState>, RawQuery(q): RawQuery, body: Bytes) -
 /// The routes of this module.
 pub(crate) fn routes() -> Router<AppState> {
     Router::new()
-        .route(
-            "/containers/{id}/archive",
-            get(get_archive).head(head).put(put_archive),
-        )
+        .route("/containers/{id}/archive", get(get_archive).head(head).put(put_archive))
         .route("/containers/{id}/export", get(export))
         .route("/containers/{id}/changes", get(changes))
         .route("/commit", post(commit))

@@ -200,8 +200,13 @@ impl<W: Write> FdTar<W> {
         let st = rustix::fs::fstat(&fd).map_err(io_err("stat", name))?;
         match FileType::from_raw_mode(st.st_mode) {
             FileType::Directory => {
-                let dir = rustix::fs::openat(&fd, ".", OFlags::RDONLY | OFlags::DIRECTORY | OFlags::CLOEXEC, Mode::empty())
-                    .map_err(io_err("open directory", name))?;
+                let dir = rustix::fs::openat(
+                    &fd,
+                    ".",
+                    OFlags::RDONLY | OFlags::DIRECTORY | OFlags::CLOEXEC,
+                    Mode::empty(),
+                )
+                .map_err(io_err("open directory", name))?;
                 self.directory(dir, &st, name)
             }
             FileType::RegularFile => {
@@ -262,9 +267,13 @@ impl<W: Write> FdTar<W> {
             _ => return Ok(()),
         };
         let mut h = header_for(st, kind);
-        h.set_device_major(rustix::fs::major(st.st_rdev)).map_err(Self::werr(name))?;
-        h.set_device_minor(rustix::fs::minor(st.st_rdev)).map_err(Self::werr(name))?;
-        self.builder.append_data(&mut h, name, io::empty()).map_err(Self::werr(name))
+        h.set_device_major(rustix::fs::major(st.st_rdev))
+            .map_err(Self::werr(name))?;
+        h.set_device_minor(rustix::fs::minor(st.st_rdev))
+            .map_err(Self::werr(name))?;
+        self.builder
+            .append_data(&mut h, name, io::empty())
+            .map_err(Self::werr(name))
     }
 
     fn directory(&mut self, dir: OwnedFd, st: &rustix::fs::Stat, name: &str) -> Result<(), ArchiveError> {

@@ -60,12 +60,21 @@ impl Client {
     /// daemon words it.
     pub async fn container_stat_path(&self, id: &str, path: &str) -> Result<ContainerPathStat> {
         let p = format!("/containers/{}/archive", encode_component(id));
-        match self.request(Method::HEAD, &p, &archive_query(path), body::empty(), None).await {
+        match self
+            .request(Method::HEAD, &p, &archive_query(path), body::empty(), None)
+            .await
+        {
             Ok(resp) => decode_stat(&resp),
             Err(Error::Daemon { status, .. }) if status == StatusCode::NOT_FOUND.as_u16() => {
                 // Tell a missing container from a missing path.
-                self.request_bytes(Method::GET, &format!("/containers/{}/json", encode_component(id)), &Vec::new(), body::empty(), None)
-                    .await?;
+                self.request_bytes(
+                    Method::GET,
+                    &format!("/containers/{}/json", encode_component(id)),
+                    &Vec::new(),
+                    body::empty(),
+                    None,
+                )
+                .await?;
                 Err(Error::Daemon {
                     status,
                     message: format!("Could not find the file {path} in container {id}"),
@@ -78,7 +87,9 @@ impl Client {
     /// `GET /containers/{id}/archive`: the path's stat and a tar stream of it.
     pub async fn copy_from_container(&self, id: &str, path: &str) -> Result<(ContainerPathStat, BodyReader)> {
         let p = format!("/containers/{}/archive", encode_component(id));
-        let resp = self.request(Method::GET, &p, &archive_query(path), body::empty(), None).await?;
+        let resp = self
+            .request(Method::GET, &p, &archive_query(path), body::empty(), None)
+            .await?;
         let stat = decode_stat(&resp)?;
         Ok((stat, BodyReader::new(resp.into_body())))
     }
@@ -96,7 +107,8 @@ impl Client {
         let mut q = archive_query(path);
         q.push(("noOverwriteDirNonDir", flag(no_overwrite_dir_non_dir)));
         q.push(("copyUIDGID", flag(copy_uid_gid)));
-        self.request_bytes(Method::PUT, &p, &q, tar, Some("application/x-tar")).await?;
+        self.request_bytes(Method::PUT, &p, &q, tar, Some("application/x-tar"))
+            .await?;
         Ok(())
     }
 
@@ -133,7 +145,10 @@ impl Client {
             q.push(("changes", c.clone()));
         }
         let v: serde_json::Value = self.json(Method::POST, "/commit", &q, Some(b"{}".to_vec())).await?;
-        Ok(v.get("Id").and_then(serde_json::Value::as_str).unwrap_or_default().to_string())
+        Ok(v.get("Id")
+            .and_then(serde_json::Value::as_str)
+            .unwrap_or_default()
+            .to_string())
     }
 }
 

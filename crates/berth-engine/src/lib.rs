@@ -28,9 +28,9 @@ mod system;
 pub mod volume;
 
 pub use containers::{
-    go_file_mode, CommitRequest, ExtractOptions, FilesystemChange, PathStat,
-    human_duration, human_status, parse_signal, AttachStream, AttachTicket, BoxFuture, ContainerDeps, ContainerService,
-    ContainerServiceConfig, ListOptions, WaitCondition,
+    go_file_mode, human_duration, human_status, parse_signal, AttachStream, AttachTicket, BoxFuture, CommitRequest,
+    ContainerDeps, ContainerService, ContainerServiceConfig, ExtractOptions, FilesystemChange, ListOptions, PathStat,
+    WaitCondition,
 };
 pub use error::{EngineError, Result};
 pub use events::{Event, EventBus, EventType};

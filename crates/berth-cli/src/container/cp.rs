@@ -62,14 +62,16 @@ pub async fn cp(client: &Client, a: CpArgs) -> Result<i32> {
         (Endpoint::Container(..), Endpoint::Container(..)) => {
             Err(fail("copying between containers is not supported").into())
         }
-        (Endpoint::Local(_), Endpoint::Local(_)) => {
-            Err(fail("must specify at least one container source").into())
-        }
+        (Endpoint::Local(_), Endpoint::Local(_)) => Err(fail("must specify at least one container source").into()),
     }
 }
 
 async fn from_container(client: &Client, a: &CpArgs, id: &str, path: &str, dst: &str) -> Result<i32> {
-    let src = if path.is_empty() { "/".to_string() } else { path.to_string() };
+    let src = if path.is_empty() {
+        "/".to_string()
+    } else {
+        path.to_string()
+    };
     if a.follow_link {
         let st = client.container_stat_path(id, &src).await.map_err(fail)?;
         if st.is_symlink() {
@@ -157,7 +159,11 @@ fn file_name(p: &Path) -> OsString {
 }
 
 async fn to_container(client: &Client, a: &CpArgs, src: &str, id: &str, path: &str) -> Result<i32> {
-    let mut dst = if path.is_empty() { "/".to_string() } else { path.to_string() };
+    let mut dst = if path.is_empty() {
+        "/".to_string()
+    } else {
+        path.to_string()
+    };
     if src == "-" {
         // A tar on stdin, extracted into the directory `dst` as it is.
         let tar = body::from_reader(tokio::io::stdin());
@@ -226,7 +232,11 @@ fn open_local(src: &str, follow: bool) -> Result<OwnedFd> {
     if !follow {
         flags |= OFlags::NOFOLLOW;
     }
-    let p = if src.ends_with("/.") { src.trim_end_matches('.') } else { src };
+    let p = if src.ends_with("/.") {
+        src.trim_end_matches('.')
+    } else {
+        src
+    };
     Ok(rustix::fs::open(p, flags, Mode::empty()).map_err(|e| fail(format!("open {src}: {e}")))?)
 }
 

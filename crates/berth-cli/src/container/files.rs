@@ -49,7 +49,10 @@ pub async fn diff(client: &Client, a: DiffArgs) -> Result<i32> {
             Some(2) => "D",
             _ => "?",
         };
-        outln!("{kind} {}", c.get("Path").and_then(serde_json::Value::as_str).unwrap_or_default());
+        outln!(
+            "{kind} {}",
+            c.get("Path").and_then(serde_json::Value::as_str).unwrap_or_default()
+        );
     }
     Ok(0)
 }

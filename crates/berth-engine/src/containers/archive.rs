@@ -170,7 +170,9 @@ impl ContainerFs {
         // `GetResourcePath`).
         let (_, _, st) = self.open(path, true)?;
         if FileType::from_raw_mode(st.st_mode) != FileType::Directory {
-            return Err(EngineError::InvalidArgument("extraction point is not a directory".into()));
+            return Err(EngineError::InvalidArgument(
+                "extraction point is not a directory".into(),
+            ));
         }
         let cp = ContainerPath::parse(path);
         let dir = berth_archive::open_dir_in_root(self.root.as_fd(), &cp).map_err(|e| match e.kind() {
@@ -261,7 +263,12 @@ impl ContainerService {
     /// `GET /containers/{id}/archive`: the path's stat; a background task then writes the path as a
     /// tar to `out` (named by its base name, `.` for `dir/.` and `/`), keeping the root open (and a
     /// stopped container's lock held) until it is done. An error after the stat closes `out` early.
-    pub async fn archive_get<W: Write + Send + 'static>(self: &Arc<Self>, name: &str, path: &str, out: W) -> Result<PathStat> {
+    pub async fn archive_get<W: Write + Send + 'static>(
+        self: &Arc<Self>,
+        name: &str,
+        path: &str,
+        out: W,
+    ) -> Result<PathStat> {
         let c = self.lookup(name)?;
         let fs = self.container_fs(&c, name).await?;
         let p = path.to_string();
@@ -298,8 +305,12 @@ impl ContainerService {
         let dir = self.containers_dir.clone();
         let spool = blocking(move || {
             let mut reader = reader;
-            let fd = rustix::fs::open(&dir, OFlags::TMPFILE | OFlags::RDWR | OFlags::CLOEXEC, Mode::from_raw_mode(0o600))
-                .map_err(|e| io_error("creating a temporary file in", &dir.display().to_string(), e.into()))?;
+            let fd = rustix::fs::open(
+                &dir,
+                OFlags::TMPFILE | OFlags::RDWR | OFlags::CLOEXEC,
+                Mode::from_raw_mode(0o600),
+            )
+            .map_err(|e| io_error("creating a temporary file in", &dir.display().to_string(), e.into()))?;
             let mut f = std::fs::File::from(fd);
             std::io::copy(&mut reader, &mut f)
                 .map_err(|e| EngineError::InvalidArgument(format!("reading the archive: {e}")))?;

@@ -50,7 +50,13 @@ const INIT_PARENTS: &[&str] = &["/etc", "/dev"];
 fn in_lowers(lowers: &[OwnedFd], rel: &[u8]) -> bool {
     let how = ResolveFlags::BENEATH | ResolveFlags::NO_SYMLINKS | ResolveFlags::NO_MAGICLINKS;
     for l in lowers {
-        match rustix::fs::openat2(l, rel, OFlags::PATH | OFlags::NOFOLLOW | OFlags::CLOEXEC, Mode::empty(), how) {
+        match rustix::fs::openat2(
+            l,
+            rel,
+            OFlags::PATH | OFlags::NOFOLLOW | OFlags::CLOEXEC,
+            Mode::empty(),
+            how,
+        ) {
             Ok(fd) => {
                 let Ok(st) = rustix::fs::fstat(&fd) else { return false };
                 let whiteout = FileType::from_raw_mode(st.st_mode) == FileType::CharacterDevice && st.st_rdev == 0;
@@ -111,7 +117,11 @@ fn walk(dir: BorrowedFd<'_>, rel: &[u8], lowers: &[OwnedFd], out: &mut Vec<Files
 fn without_init_paths(changes: Vec<FilesystemChange>) -> Vec<FilesystemChange> {
     let kept: Vec<FilesystemChange> = changes
         .into_iter()
-        .filter(|c| !INIT_PATHS.iter().any(|p| c.path == *p || c.path.starts_with(&format!("{p}/"))))
+        .filter(|c| {
+            !INIT_PATHS
+                .iter()
+                .any(|p| c.path == *p || c.path.starts_with(&format!("{p}/")))
+        })
         .collect();
     kept.iter()
         .filter(|c| {
@@ -150,9 +160,12 @@ impl ContainerService {
         let snapshots = self.snapshots.clone();
         let id = c.id.clone();
         blocking(move || {
-            let rw = snapshots
-                .rw_layer(&id)
-                .ok_or_else(|| EngineError::Conflict(format!("container {} has no writable layer", berth_types::short_id(&id))))?;
+            let rw = snapshots.rw_layer(&id).ok_or_else(|| {
+                EngineError::Conflict(format!(
+                    "container {} has no writable layer",
+                    berth_types::short_id(&id)
+                ))
+            })?;
             let open_dir = |p: &PathBuf| {
                 rustix::fs::open(p, OFlags::RDONLY | OFlags::DIRECTORY | OFlags::CLOEXEC, Mode::empty())
                     .map_err(|e| EngineError::io("opening", p, e.into()))
@@ -214,8 +227,12 @@ impl ContainerService {
         let image = blocking(move || {
             // The layer is written to an unnamed temporary file first: the store hashes it as it
             // copies, and nothing is left behind if either side fails.
-            let fd = rustix::fs::open(&dir, OFlags::TMPFILE | OFlags::RDWR | OFlags::CLOEXEC, Mode::from_raw_mode(0o600))
-                .map_err(|e| EngineError::io("creating a temporary file in", &dir, e.into()))?;
+            let fd = rustix::fs::open(
+                &dir,
+                OFlags::TMPFILE | OFlags::RDWR | OFlags::CLOEXEC,
+                Mode::from_raw_mode(0o600),
+            )
+            .map_err(|e| EngineError::io("creating a temporary file in", &dir, e.into()))?;
             let mut f = std::fs::File::from(fd);
             snapshots.write_diff(&id, std::io::BufWriter::new(&mut f))?;
             std::io::Seek::rewind(&mut f).map_err(|e| EngineError::io("rewinding", &dir, e))?;
@@ -241,7 +258,10 @@ mod tests {
 
     #[test]
     fn init_paths_are_hidden() {
-        let ch = |p: &str, k: u8| FilesystemChange { path: p.into(), kind: k };
+        let ch = |p: &str, k: u8| FilesystemChange {
+            path: p.into(),
+            kind: k,
+        };
         let got = without_init_paths(vec![
             ch("/dev", 0),
             ch("/dev/pts", 1),

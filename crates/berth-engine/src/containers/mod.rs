@@ -18,8 +18,8 @@ mod remove;
 mod runs;
 
 pub use archive::{go_file_mode, ExtractOptions, PathStat};
-pub use changes::{CommitRequest, FilesystemChange};
 pub use attach::{AttachStream, AttachTicket, BoxFuture, WaitCondition};
+pub use changes::{CommitRequest, FilesystemChange};
 pub use inspect::{human_duration, human_status};
 pub use lifecycle::parse_signal;
 
