@@ -300,37 +300,35 @@ fn a_symlink_swap_during_cp_never_touches_the_host() {
     std::fs::write(hostdir.join("secret"), "HOST SECRET\n").unwrap();
     let hd = hostdir.to_str().unwrap();
     // The container swaps /w between a real directory and symlinks to `/` and to the host dir as
-    // fast as it can.
+    // fast as it can: a path checked as a directory is a symlink a moment later.
     let script = format!(
-        "mkdir -p /real && echo inside > /real/secret && while true; do ln -sfn / /w; ln -sfn {hd} /w; rm -f /w; ln -s /real /w; done"
+        "while true; do rm -rf /w; mkdir /w; echo inside > /w/secret; rm -rf /w; ln -s / /w; rm -f /w; ln -s {hd} /w; rm -f /w; done"
     );
     run_detached(&d, "c6", &script);
     let src = tmpdir(&d, "src");
-    std::fs::write(src.join("dropped"), "x").unwrap();
+    let unique = format!("dropped-{}", std::process::id());
+    std::fs::write(src.join(&unique), "x").unwrap();
     let mut reads = 0;
     for _ in 0..40 {
         if let Some(s) = read_in(&d, "c6", "/w/secret") {
             assert_eq!(s, "inside\n");
             reads += 1;
         }
-        let _ = d.docker(&["cp", src.join("dropped").to_str().unwrap(), "c6:/w/"]);
-        let tar = raw_tar(&[("dropped2", b"y")]);
+        let _ = d.docker(&["cp", src.join(&unique).to_str().unwrap(), "c6:/w/"]);
+        let tar = raw_tar(&[(&format!("{unique}-2"), b"y")]);
         let _ = d.api("PUT", "/containers/c6/archive?path=/w", Some(&tar));
+        // A whole-directory read while it swaps: whatever it gets is the container's.
+        let (_, body) = d.api("GET", "/containers/c6/archive?path=/w/", None);
+        for mut e in tar::Archive::new(&body[..]).entries().into_iter().flatten().flatten() {
+            let mut content = String::new();
+            let _ = std::io::Read::read_to_string(&mut e, &mut content);
+            assert!(!content.contains("HOST SECRET"), "{:?}", e.path());
+        }
     }
-    let names: Vec<_> = std::fs::read_dir(&hostdir)
-        .unwrap()
-        .map(|e| e.unwrap().file_name())
-        .collect();
-    assert_eq!(
-        names,
-        vec![std::ffi::OsString::from("secret")],
-        "a write reached the host"
-    );
-    assert!(!Path::new("/dropped").exists() && !Path::new("/dropped2").exists());
-    assert_eq!(
-        std::fs::read_to_string(hostdir.join("secret")).unwrap(),
-        "HOST SECRET\n"
-    );
+    let names: Vec<_> = std::fs::read_dir(&hostdir).unwrap().map(|e| e.unwrap().file_name()).collect();
+    assert_eq!(names, vec![std::ffi::OsString::from("secret")], "a write reached the host");
+    assert!(!Path::new("/").join(&unique).exists() && !Path::new("/").join(format!("{unique}-2")).exists());
+    assert_eq!(std::fs::read_to_string(hostdir.join("secret")).unwrap(), "HOST SECRET\n");
     eprintln!("{reads} reads of /w/secret succeeded, all from inside the container");
 }
 

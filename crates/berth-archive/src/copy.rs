@@ -378,3 +378,123 @@ pub fn tar_at(fd: OwnedFd, name: &str, writer: impl Write, opts: TarOptions) -> 
     })?;
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::{check_archive, unpack_at, UnpackOptions};
+
+    fn root(dir: &std::path::Path) -> OwnedFd {
+        rustix::fs::open(dir, OFlags::PATH | OFlags::DIRECTORY | OFlags::CLOEXEC, Mode::empty()).unwrap()
+    }
+
+    #[test]
+    fn parses_paths_as_docker() {
+        for (p, abs, base, sep, dot) in [
+            ("/a/b", "/a/b", "b", false, false),
+            ("/a/b/", "/a/b", "b", true, false),
+            ("/a/b/.", "/a/b", ".", true, true),
+            ("a/../../b", "/b", "b", false, false),
+            ("/", "/", "/", true, false),
+            ("", "/", "/", false, false),
+        ] {
+            let cp = ContainerPath::parse(p);
+            assert_eq!(cp.absolute(), abs, "{p}");
+            assert_eq!(cp.base_name(), base, "{p}");
+            assert_eq!((cp.trailing_sep, cp.trailing_dot), (sep, dot), "{p}");
+        }
+    }
+
+    #[test]
+    fn symlinks_resolve_inside_the_root() {
+        let host = tempfile::tempdir().unwrap();
+        let outside = host.path().join("outside");
+        std::fs::create_dir(&outside).unwrap();
+        std::fs::write(outside.join("secret"), "host").unwrap();
+        let r = host.path().join("root");
+        std::fs::create_dir_all(r.join("etc")).unwrap();
+        std::fs::write(r.join("etc/marker"), "inside").unwrap();
+        std::os::unix::fs::symlink("/", r.join("to-root")).unwrap();
+        std::os::unix::fs::symlink("../../..", r.join("etc/up")).unwrap();
+        std::os::unix::fs::symlink(&outside, r.join("to-host")).unwrap();
+        std::os::unix::fs::symlink("../outside/secret", r.join("rel-out")).unwrap();
+        let fd = root(&r);
+        let open = |p: &str, follow: bool| open_in_root(fd.as_fd(), &ContainerPath::parse(p), follow);
+        assert!(open("/to-root/etc/marker", true).is_ok());
+        assert!(open("/etc/up/etc/marker", true).is_ok());
+        assert!(open("/to-host/secret", true).is_err());
+        assert!(open("/rel-out", true).is_err());
+        assert!(open("/../../outside/secret", true).is_err());
+        // Where the links lead, inside the container.
+        let target = |p: &str| link_target_in_root(fd.as_fd(), &ContainerPath::parse(p)).unwrap();
+        assert_eq!(target("/to-root"), "/");
+        assert_eq!(target("/etc/up"), "/");
+        assert_eq!(target("/to-host"), outside.display().to_string());
+        assert_eq!(target("/rel-out"), "/outside/secret");
+    }
+
+    #[test]
+    fn tar_at_names_entries_and_round_trips() {
+        let src = tempfile::tempdir().unwrap();
+        std::fs::create_dir_all(src.path().join("d/sub")).unwrap();
+        std::fs::write(src.path().join("d/sub/f"), "data").unwrap();
+        std::os::unix::fs::symlink("/etc/passwd", src.path().join("d/l")).unwrap();
+        let fd = open_in_root(root(src.path()).as_fd(), &ContainerPath::parse("/d"), false).unwrap();
+        let mut tar = Vec::new();
+        tar_at(fd, "renamed", &mut tar, TarOptions::default()).unwrap();
+        let names: Vec<String> = tar::Archive::new(&tar[..])
+            .entries()
+            .unwrap()
+            .map(|e| e.unwrap().path().unwrap().display().to_string())
+            .collect();
+        assert_eq!(names, vec!["renamed/", "renamed/l", "renamed/sub/", "renamed/sub/f"]);
+        assert_eq!(check_archive(&tar[..]).unwrap(), 4);
+        let dst = tempfile::tempdir().unwrap();
+        let opts = UnpackOptions {
+            whiteouts: false,
+            preserve_owners: false,
+            rebase: Some(("renamed".into(), "again".into())),
+            ..UnpackOptions::default()
+        };
+        let dfd = rustix::fs::open(dst.path(), OFlags::RDONLY | OFlags::DIRECTORY, Mode::empty()).unwrap();
+        unpack_at(&tar[..], dfd, "dst", &opts).unwrap();
+        assert_eq!(std::fs::read_to_string(dst.path().join("again/sub/f")).unwrap(), "data");
+        assert_eq!(
+            std::fs::read_link(dst.path().join("again/l")).unwrap(),
+            std::path::Path::new("/etc/passwd")
+        );
+        // noOverwriteDirNonDir: the directory `again/sub` may not become a file.
+        let mut b = tar::Builder::new(Vec::new());
+        let mut h = tar::Header::new_gnu();
+        h.set_size(1);
+        h.set_mode(0o644);
+        h.set_cksum();
+        b.append_data(&mut h, "again/sub", &b"x"[..]).unwrap();
+        let file_tar = b.into_inner().unwrap();
+        let opts = UnpackOptions {
+            whiteouts: false,
+            preserve_owners: false,
+            no_overwrite_dir_non_dir: true,
+            ..UnpackOptions::default()
+        };
+        let dfd = rustix::fs::open(dst.path(), OFlags::RDONLY | OFlags::DIRECTORY, Mode::empty()).unwrap();
+        let e = unpack_at(&file_tar[..], dfd, "dst", &opts).unwrap_err();
+        assert!(e.to_string().contains("cannot overwrite directory"), "{e}");
+        assert!(dst.path().join("again/sub/f").exists());
+    }
+
+    #[test]
+    fn check_archive_refuses_escapes() {
+        let mut b = tar::Builder::new(Vec::new());
+        let mut h = tar::Header::new_gnu();
+        h.as_gnu_mut().unwrap().name[..9].copy_from_slice(b"../escape");
+        h.set_size(0);
+        h.set_mode(0o644);
+        h.set_entry_type(tar::EntryType::Regular);
+        h.set_cksum();
+        b.append(&h, &b""[..]).unwrap();
+        let tar = b.into_inner().unwrap();
+        let e = check_archive(&tar[..]).unwrap_err();
+        assert!(e.to_string().contains("../escape"), "{e}");
+    }
+}
