@@ -311,7 +311,8 @@ fn a_symlink_swap_during_cp_never_touches_the_host() {
     let mut reads = 0;
     for _ in 0..40 {
         if let Some(s) = read_in(&d, "c6", "/w/secret") {
-            assert_eq!(s, "inside\n");
+            // The container may be half-way through writing it: a prefix of its content.
+            assert!("inside\n".starts_with(&s), "read {s:?}");
             reads += 1;
         }
         let _ = d.docker(&["cp", src.join(&unique).to_str().unwrap(), "c6:/w/"]);
