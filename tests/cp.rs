@@ -326,10 +326,20 @@ fn a_symlink_swap_during_cp_never_touches_the_host() {
             assert!(!content.contains("HOST SECRET"), "{:?}", e.path());
         }
     }
-    let names: Vec<_> = std::fs::read_dir(&hostdir).unwrap().map(|e| e.unwrap().file_name()).collect();
-    assert_eq!(names, vec![std::ffi::OsString::from("secret")], "a write reached the host");
+    let names: Vec<_> = std::fs::read_dir(&hostdir)
+        .unwrap()
+        .map(|e| e.unwrap().file_name())
+        .collect();
+    assert_eq!(
+        names,
+        vec![std::ffi::OsString::from("secret")],
+        "a write reached the host"
+    );
     assert!(!Path::new("/").join(&unique).exists() && !Path::new("/").join(format!("{unique}-2")).exists());
-    assert_eq!(std::fs::read_to_string(hostdir.join("secret")).unwrap(), "HOST SECRET\n");
+    assert_eq!(
+        std::fs::read_to_string(hostdir.join("secret")).unwrap(),
+        "HOST SECRET\n"
+    );
     eprintln!("{reads} reads of /w/secret succeeded, all from inside the container");
 }
 
@@ -535,4 +545,40 @@ fn export_diff_and_commit() {
     assert!(r.stderr.contains("No such container: e1"), "{r:?}");
     let (status, _) = d.api("POST", "/commit?container=e1", None);
     assert_eq!(status, 404);
+}
+
+#[test]
+fn cp_under_userns_remap_uses_container_ids() {
+    let d = Daemon::start_with(&["--userns-remap", "default"]);
+    d.load_busybox("bb:latest");
+    let r = d.docker(&[
+        "run",
+        "--name",
+        "u1",
+        "bb",
+        "sh",
+        "-c",
+        "mkdir /w && chown 5:6 /w && stat -c %u:%g /bin/busybox",
+    ]);
+    assert_eq!(r.code, 0, "{r:?}\n{}", d.log());
+    let host = tmpdir(&d, "u");
+    std::fs::write(host.join("f"), "remapped\n").unwrap();
+    // Without -a the container's root owns the copy, seen as 0:0 from inside; with -a the ids
+    // of the archive, inside the container's range.
+    let r = d.docker(&["cp", host.join("f").to_str().unwrap(), "u1:/w/plain"]);
+    assert_eq!(r.code, 0, "{r:?}\n{}", d.log());
+    std::os::unix::fs::chown(host.join("f"), Some(7), Some(8)).unwrap();
+    let r = d.docker(&["cp", "-a", host.join("f").to_str().unwrap(), "u1:/w/kept"]);
+    assert_eq!(r.code, 0, "{r:?}\n{}", d.log());
+    let owners = |p: &str| {
+        let (status, body) = d.api("GET", &format!("/containers/u1/archive?path={p}"), None);
+        assert_eq!(status, 200, "{p}");
+        let mut a = tar::Archive::new(&body[..]);
+        let e = a.entries().unwrap().next().unwrap().unwrap();
+        (e.header().uid().unwrap(), e.header().gid().unwrap())
+    };
+    assert_eq!(owners("/w"), (5, 6));
+    assert_eq!(owners("/w/plain"), (0, 0));
+    assert_eq!(owners("/w/kept"), (7, 8));
+    assert_eq!(owners("/bin/busybox"), (0, 0));
 }

@@ -8,6 +8,7 @@
 //! directory swapped for a symlink during the walk is archived as the symlink it became.
 
 use crate::error::{io_err, ArchiveError};
+use berth_types::IdentityMapping;
 use rustix::fs::{AtFlags, FileType, Mode, OFlags, ResolveFlags};
 use std::collections::HashMap;
 use std::ffi::{OsStr, OsString};
@@ -161,8 +162,11 @@ pub fn link_target_in_root(root: BorrowedFd<'_>, path: &ContainerPath) -> Result
 }
 
 /// Options of [`tar_at`].
-#[derive(Debug, Clone, Copy, Default)]
+#[derive(Debug, Clone, Default)]
 pub struct TarOptions {
+    /// `--userns-remap`: owners on disk are host ids; the archive gets container ids (an id outside
+    /// the mapping becomes 65534, the kernel's overflow id).
+    pub id_map: Option<IdentityMapping>,
     /// Do not descend into directories on another device than the top object (mount points such as
     /// `/proc` or volumes in a running container's root): `docker export` leaves them out.
     pub one_file_system: bool,
@@ -175,12 +179,16 @@ struct FdTar<W: Write> {
     opts: TarOptions,
 }
 
-fn header_for(st: &rustix::fs::Stat, kind: tar::EntryType) -> tar::Header {
+fn header_for(st: &rustix::fs::Stat, kind: tar::EntryType, map: Option<&IdentityMapping>) -> tar::Header {
     let mut h = tar::Header::new_gnu();
     h.set_entry_type(kind);
     h.set_mode(st.st_mode & 0o7777);
-    h.set_uid(u64::from(st.st_uid));
-    h.set_gid(u64::from(st.st_gid));
+    let (uid, gid) = match map {
+        Some(m) => m.to_container(st.st_uid, st.st_gid).unwrap_or((65534, 65534)),
+        None => (st.st_uid, st.st_gid),
+    };
+    h.set_uid(u64::from(uid));
+    h.set_gid(u64::from(gid));
     h.set_mtime(st.st_mtime.max(0) as u64);
     h.set_size(0);
     h
@@ -236,13 +244,13 @@ impl<W: Write> FdTar<W> {
         if st.st_nlink > 1 {
             let key = (st.st_dev, st.st_ino);
             if let Some(first) = self.links.get(&key).cloned() {
-                let mut h = header_for(&st, tar::EntryType::Link);
+                let mut h = header_for(&st, tar::EntryType::Link, self.opts.id_map.as_ref());
                 return self.builder.append_link(&mut h, name, first).map_err(Self::werr(name));
             }
             self.links.insert(key, name.to_string());
         }
         let size = st.st_size.max(0) as u64;
-        let mut h = header_for(&st, tar::EntryType::Regular);
+        let mut h = header_for(&st, tar::EntryType::Regular, self.opts.id_map.as_ref());
         h.set_size(size);
         let mut file = std::fs::File::from(fd);
         // A file that shrinks while it is read is padded, one that grows is cut: the header is
@@ -252,7 +260,7 @@ impl<W: Write> FdTar<W> {
     }
 
     fn symlink(&mut self, st: &rustix::fs::Stat, name: &str, target: &[u8]) -> Result<(), ArchiveError> {
-        let mut h = header_for(st, tar::EntryType::Symlink);
+        let mut h = header_for(st, tar::EntryType::Symlink, self.opts.id_map.as_ref());
         self.builder
             .append_link(&mut h, name, OsStr::from_bytes(target))
             .map_err(Self::werr(name))
@@ -266,7 +274,7 @@ impl<W: Write> FdTar<W> {
             // Sockets cannot be archived; Docker skips them too.
             _ => return Ok(()),
         };
-        let mut h = header_for(st, kind);
+        let mut h = header_for(st, kind, self.opts.id_map.as_ref());
         h.set_device_major(rustix::fs::major(st.st_rdev))
             .map_err(Self::werr(name))?;
         h.set_device_minor(rustix::fs::minor(st.st_rdev))
@@ -278,7 +286,7 @@ impl<W: Write> FdTar<W> {
 
     fn directory(&mut self, dir: OwnedFd, st: &rustix::fs::Stat, name: &str) -> Result<(), ArchiveError> {
         if !name.is_empty() {
-            let mut h = header_for(st, tar::EntryType::Directory);
+            let mut h = header_for(st, tar::EntryType::Directory, self.opts.id_map.as_ref());
             self.builder
                 .append_data(&mut h, format!("{}/", name.trim_end_matches('/')), io::empty())
                 .map_err(Self::werr(name))?;
@@ -368,7 +376,10 @@ pub fn tar_at(fd: OwnedFd, name: &str, writer: impl Write, opts: TarOptions) -> 
         builder: tar::Builder::new(writer),
         links: HashMap::new(),
         dev: st.st_dev,
-        opts,
+        opts: TarOptions {
+            id_map: opts.id_map.filter(|m| !m.is_empty()),
+            ..opts
+        },
     };
     t.builder.follow_symlinks(false);
     t.object(fd, name)?;

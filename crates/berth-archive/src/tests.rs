@@ -309,6 +309,7 @@ fn plain_unpack_keeps_wh_files() {
             id_map: None,
             no_overwrite_dir_non_dir: false,
             rebase: None,
+            chown_to: None,
         },
     )
     .unwrap();

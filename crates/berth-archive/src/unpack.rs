@@ -36,6 +36,9 @@ pub struct UnpackOptions {
     /// Renames a member whose first component is `.0` to `.1` (and hard links to it): `docker cp`
     /// giving a copied file or directory its destination's name.
     pub rebase: Option<(OsString, OsString)>,
+    /// Gives every member this owner (container ids, shifted by `id_map` like the archive's would
+    /// be) instead of the archive's: `docker cp` without `-a` makes the container's root own them.
+    pub chown_to: Option<(u32, u32)>,
 }
 
 impl Default for UnpackOptions {
@@ -46,6 +49,7 @@ impl Default for UnpackOptions {
             id_map: None,
             no_overwrite_dir_non_dir: false,
             rebase: None,
+            chown_to: None,
         }
     }
 }
@@ -155,6 +159,15 @@ pub fn unpack(reader: impl Read, dest: &Path, opts: &UnpackOptions) -> Result<Un
         Mode::empty(),
     )
     .map_err(io_err("open", &dest_s))?;
+    // A layer's root belongs to the container's root too (an existing directory `unpack_at` is
+    // given keeps its owner).
+    if let Some(m) = opts.id_map.as_ref().filter(|m| !m.is_empty()) {
+        let pair = m.root_pair().map_err(|source| ArchiveError::IdMap {
+            entry: dest_s.clone(),
+            source,
+        })?;
+        fchown(&root, pair.0, pair.1, &dest_s)?;
+    }
     unpack_at(reader, root, &dest_s, opts)
 }
 
@@ -169,17 +182,13 @@ pub fn unpack_at(
 ) -> Result<UnpackStats, ArchiveError> {
     let dest_s = dest_s.to_string();
     let id_map = opts.id_map.as_ref().filter(|m| !m.is_empty());
-    // Under `--userns-remap` the layer root and every directory the archive implies belong to the
-    // container's root, so it can write where the image's root could.
+    // Under `--userns-remap` every directory the archive implies belongs to the container's root,
+    // so it can write where the image's root could.
     let root_owner = match id_map {
-        Some(m) => {
-            let pair = m.root_pair().map_err(|source| ArchiveError::IdMap {
-                entry: dest_s.clone(),
-                source,
-            })?;
-            fchown(&root, pair.0, pair.1, &dest_s)?;
-            Some(pair)
-        }
+        Some(m) => Some(m.root_pair().map_err(|source| ArchiveError::IdMap {
+            entry: dest_s.clone(),
+            source,
+        })?),
         None => None,
     };
     let mut archive = tar::Archive::new(reader);
@@ -242,6 +251,10 @@ pub fn unpack_at(
         }
         let parent = open_dir_path_owned(&root, parents, true, root_owner, &name)?;
         // The owner to give this entry, already shifted (None: leave the caller's).
+        let (uid, gid) = match opts.chown_to {
+            Some((u, g)) => (u64::from(u), u64::from(g)),
+            None => (uid, gid),
+        };
         let ids = if opts.preserve_owners {
             Some(host_owner(uid, gid, id_map, &name)?)
         } else {

@@ -18,7 +18,7 @@ use crate::error::{EngineError, Result};
 use crate::registry::Container;
 use crate::state::Status;
 use berth_archive::{ContainerPath, TarOptions, UnpackOptions};
-use berth_types::RootfsMount;
+use berth_types::{IdentityMapping, RootfsMount};
 use rustix::fs::{FileType, Mode, OFlags};
 use rustix::mount::{FsMountFlags, FsOpenFlags, MountAttrFlags};
 use std::io::{Read, Seek, Write};
@@ -84,6 +84,8 @@ struct ContainerFs {
     name: String,
     /// Held while a stopped container's overlay is mounted.
     _lock: Option<OwnedMutexGuard<()>>,
+    /// `--userns-remap`: the container's files belong to shifted host ids.
+    id_map: Option<IdentityMapping>,
 }
 
 fn io_error(what: &'static str, path: &str, source: std::io::Error) -> EngineError {
@@ -181,8 +183,9 @@ impl ContainerFs {
         })?;
         let uopts = UnpackOptions {
             whiteouts: false,
-            preserve_owners: opts.copy_uid_gid,
-            id_map: None,
+            preserve_owners: true,
+            chown_to: (!opts.copy_uid_gid).then_some((0, 0)),
+            id_map: self.id_map.clone(),
             no_overwrite_dir_non_dir: opts.no_overwrite_dir_non_dir,
             rebase: None,
         };
@@ -196,6 +199,7 @@ impl ContainerFs {
 impl ContainerService {
     /// Opens the root of a container: its running init's root, or its overlay mounted detached.
     async fn container_fs(&self, c: &Arc<Container>, name: &str) -> Result<ContainerFs> {
+        let id_map = crate::plan::userns(&c.record(), self.id_map.as_ref())?;
         let mut tries = 0;
         let (guard, rec) = loop {
             let guard = c.op.clone().lock_owned().await;
@@ -219,6 +223,7 @@ impl ContainerService {
                         root,
                         name: name.to_string(),
                         _lock: None,
+                        id_map,
                     })
                 }
                 Ok(_) | Err(_) if tries < 100 => {
@@ -249,6 +254,7 @@ impl ContainerService {
             root,
             name: name.to_string(),
             _lock: Some(guard),
+            id_map,
         })
     }
 
@@ -284,7 +290,11 @@ impl ContainerService {
         let p = path.to_string();
         tokio::task::spawn_blocking(move || {
             let _fs = fs;
-            if let Err(e) = berth_archive::tar_at(fd, &rebase, out, TarOptions::default()) {
+            let opts = TarOptions {
+                id_map: _fs.id_map.clone(),
+                ..TarOptions::default()
+            };
+            if let Err(e) = berth_archive::tar_at(fd, &rebase, out, opts) {
                 tracing::warn!("archiving {p}: {e}");
             }
         });
@@ -341,7 +351,10 @@ impl ContainerService {
                     return;
                 }
             };
-            let opts = TarOptions { one_file_system: true };
+            let opts = TarOptions {
+                one_file_system: true,
+                id_map: fs.id_map.clone(),
+            };
             if let Err(e) = berth_archive::tar_at(fd, "", out, opts) {
                 tracing::warn!("exporting container {}: {e}", fs.name);
             }
