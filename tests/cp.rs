@@ -137,6 +137,15 @@ fn docker_cp_on_a_stopped_container_and_a_missing_path() {
     // Nothing stays mounted on the host.
     let overlays: Vec<_> = d.own_mounts().into_iter().filter(|m| m.contains("overlay")).collect();
     assert!(overlays.is_empty(), "{overlays:?}");
+    // A created, never started container: the file copied in is there when it runs.
+    let r = d.docker(&["create", "--name", "fresh", "bb", "cat", "/config/app.conf"]);
+    assert_eq!(r.code, 0, "{r:?}");
+    std::fs::create_dir_all(host.join("config")).unwrap();
+    std::fs::write(host.join("config/app.conf"), "setting=1\n").unwrap();
+    let r = d.docker(&["cp", host.join("config").to_str().unwrap(), "fresh:/"]);
+    assert_eq!(r.code, 0, "{r:?}\n{}", d.log());
+    let r = d.docker(&["start", "-a", "fresh"]);
+    assert_eq!((r.code, r.stdout.as_str()), (0, "setting=1\n"), "{r:?}");
     // A missing path: Docker's 404 and message, both ways.
     let r = d.docker(&["cp", "c2:/nope", host.to_str().unwrap()]);
     assert_ne!(r.code, 0);
