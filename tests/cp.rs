@@ -367,6 +367,10 @@ fn berth_cp_both_ways_with_trailing_slash_rules_and_stdio() {
     // Out: a file to a new name, a directory into an existing one, `dir/.` to a new name.
     let r = d.berth(&["cp", "b1:/file", &h("renamed")]);
     assert_eq!(r.code, 0, "{r:?}");
+    assert!(
+        r.stderr.starts_with("Successfully copied ") && r.stderr.trim_end().ends_with("renamed"),
+        "{r:?}"
+    );
     assert_eq!(std::fs::read_to_string(host.join("renamed")).unwrap(), "f\n");
     let r = d.berth(&["cp", "b1:/src", &h("")]);
     assert_eq!(r.code, 0, "{r:?}");
@@ -389,6 +393,7 @@ fn berth_cp_both_ways_with_trailing_slash_rules_and_stdio() {
     std::fs::write(host.join("up.txt"), "up\n").unwrap();
     let r = d.berth(&["cp", &h("up.txt"), "b1:/src/"]);
     assert_eq!(r.code, 0, "{r:?}");
+    assert!(r.stderr.trim_end().ends_with("to b1:/src/"), "{r:?}");
     assert_eq!(read_in(&d, "b1", "/src/up.txt").as_deref(), Some("up\n"));
     let r = d.berth(&["cp", &h("up.txt"), "b1:/src/other-name"]);
     assert_eq!(r.code, 0, "{r:?}");

@@ -383,10 +383,13 @@ pub fn tar_at(fd: OwnedFd, name: &str, writer: impl Write, opts: TarOptions) -> 
     };
     t.builder.follow_symlinks(false);
     t.object(fd, name)?;
-    t.builder.into_inner().map_err(|source| ArchiveError::Write {
+    let werr = |source| ArchiveError::Write {
         entry: "end of archive".into(),
         source,
-    })?;
+    };
+    // Flushed here, not on drop: a buffered writer would lose the error of its last write.
+    let mut w = t.builder.into_inner().map_err(werr)?;
+    w.flush().map_err(werr)?;
     Ok(())
 }
 

@@ -143,7 +143,10 @@ async fn extract_local(
     drop(w);
     let unpacked = job.await.map_err(fail)?;
     unpacked.map_err(fail)?;
-    copied.map_err(fail)?;
+    let n = copied.map_err(fail)?;
+    if !a.quiet {
+        eprintln!("Successfully copied {} to {dst}", crate::units::human_size(n as f64));
+    }
     Ok(0)
 }
 
@@ -211,8 +214,9 @@ async fn to_container(client: &Client, a: &CpArgs, src: &str, id: &str, path: &s
     let fd = open_local(src, follow)?;
     let (ours, theirs) = std::os::unix::net::UnixStream::pair().map_err(fail)?;
     let job = tokio::task::spawn_blocking(move || {
-        let w = std::io::BufWriter::with_capacity(128 * 1024, theirs);
-        berth_archive::tar_at(fd, &name, w, berth_archive::TarOptions::default())
+        let mut counted = Counting(theirs, 0);
+        let w = std::io::BufWriter::with_capacity(128 * 1024, &mut counted);
+        berth_archive::tar_at(fd, &name, w, berth_archive::TarOptions::default()).map(|()| counted.1)
     });
     ours.set_nonblocking(true).map_err(fail)?;
     let r = tokio::net::UnixStream::from_std(ours).map_err(fail)?;
@@ -221,8 +225,28 @@ async fn to_container(client: &Client, a: &CpArgs, src: &str, id: &str, path: &s
         .await;
     let tarred = job.await.map_err(fail)?;
     sent.map_err(fail)?;
-    tarred.map_err(fail)?;
+    let n = tarred.map_err(fail)?;
+    if !a.quiet {
+        eprintln!(
+            "Successfully copied {} to {id}:{into}",
+            crate::units::human_size(n as f64)
+        );
+    }
     Ok(0)
+}
+
+/// A writer that counts what passes through it.
+struct Counting<W>(W, u64);
+
+impl<W: std::io::Write> std::io::Write for Counting<W> {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        let n = self.0.write(buf)?;
+        self.1 += n as u64;
+        Ok(n)
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        self.0.flush()
+    }
 }
 
 /// Opens the local source as an `O_PATH` fd (the link itself unless `-L`).
