@@ -378,6 +378,15 @@ fn berth_cp_both_ways_with_trailing_slash_rules_and_stdio() {
     let r = d.berth(&["cp", "b1:/src/.", &h("contents")]);
     assert_eq!(r.code, 0, "{r:?}");
     assert_eq!(std::fs::read_to_string(host.join("contents/in/1")).unwrap(), "one\n");
+    // The root, to a new directory.
+    let r = d.berth(&["cp", "b1:/", &h("rootfs")]);
+    assert_eq!(r.code, 0, "{r:?}");
+    assert_eq!(std::fs::read_to_string(host.join("rootfs/src/in/1")).unwrap(), "one\n");
+    assert!(host.join("rootfs/proc").is_dir());
+    assert!(
+        std::fs::read_dir(host.join("rootfs/proc")).unwrap().next().is_none(),
+        "/proc's contents are not the container's"
+    );
     // A file to `missing/` is an error: the directory must exist.
     let r = d.berth(&["cp", "b1:/file", &format!("{}/", h("missing"))]);
     assert_ne!(r.code, 0, "{r:?}");
@@ -595,4 +604,40 @@ fn cp_under_userns_remap_uses_container_ids() {
     assert_eq!(owners("/w/plain"), (0, 0));
     assert_eq!(owners("/w/kept"), (7, 8));
     assert_eq!(owners("/bin/busybox"), (0, 0));
+}
+
+#[test]
+fn docker_cp_of_the_root_and_of_contents_to_a_new_directory() {
+    let d = Daemon::start();
+    d.load_busybox("bb:latest");
+    run_detached(&d, "r1", "mkdir -p /etc/app && echo a > /etc/app/a && sleep 1000");
+    wait_for(&d, "r1", "/etc/app/a");
+    let host = tmpdir(&d, "r");
+    let r = d.docker(&["cp", "r1:/etc/app/.", host.join("fresh").to_str().unwrap()]);
+    assert_eq!(r.code, 0, "{r:?}");
+    let listing = std::process::Command::new("find").arg(&host).output().unwrap();
+    assert_eq!(
+        std::fs::read_to_string(host.join("fresh/a")).ok().as_deref(),
+        Some("a\n"),
+        "{}",
+        String::from_utf8_lossy(&listing.stdout)
+    );
+    let r = d.docker(&["cp", "r1:/", host.join("rootfs").to_str().unwrap()]);
+    assert_eq!(r.code, 0, "{r:?}");
+    let listing = std::process::Command::new("find")
+        .arg(&host)
+        .arg("-maxdepth")
+        .arg("2")
+        .output()
+        .unwrap();
+    assert_eq!(
+        std::fs::read_to_string(host.join("rootfs/etc/app/a")).ok().as_deref(),
+        Some("a\n"),
+        "{r:?} {}\n{}",
+        String::from_utf8_lossy(&listing.stdout),
+        d.log()
+    );
+    let r = d.docker(&["cp", "r1:/etc/app/", host.to_str().unwrap()]);
+    assert_eq!(r.code, 0, "{r:?}");
+    assert_eq!(std::fs::read_to_string(host.join("app/a")).unwrap(), "a\n");
 }

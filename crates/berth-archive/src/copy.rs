@@ -194,7 +194,81 @@ fn header_for(st: &rustix::fs::Stat, kind: tar::EntryType, map: Option<&Identity
     h
 }
 
+/// Is `dir` on a kernel pseudo filesystem (`/proc`, `/sys`, cgroups, ...)? Seen through a
+/// running container's root they are mount points whose files are not the container's: their
+/// entries are archived, not their contents (dockerd never sees them, it reads the rootfs).
+fn is_pseudo_fs(dir: &OwnedFd) -> bool {
+    const PSEUDO: &[i64] = &[
+        0x9fa0,      // proc
+        0x6265_6572, // sysfs
+        0x0027_e0eb, // cgroup
+        0x6367_7270, // cgroup2
+        0x1cd1,      // devpts
+        0x1980_0202, // mqueue
+        0x6462_6720, // debugfs
+        0x7363_6673, // securityfs
+        0x7472_6163, // tracefs
+        0xcafe_4a11, // bpf
+        0x6165_676c, // pstore
+    ];
+    // `f_type` is i64 here but narrower on other architectures.
+    #[allow(clippy::unnecessary_cast)]
+    rustix::fs::fstatfs(dir).is_ok_and(|s| PSEUDO.contains(&(s.f_type as i64)))
+}
+
+/// Writes one GNU long-name (`L`) or long-link (`K`) entry carrying `value`.
+fn long_entry<W: Write>(b: &mut tar::Builder<W>, kind: tar::EntryType, value: &[u8]) -> io::Result<()> {
+    let mut h = tar::Header::new_gnu();
+    let magic = b"././@LongLink";
+    if let Some(g) = h.as_gnu_mut() {
+        g.name[..magic.len()].copy_from_slice(magic);
+    }
+    h.set_entry_type(kind);
+    h.set_mode(0o644);
+    let mut data = value.to_vec();
+    data.push(0);
+    h.set_size(data.len() as u64);
+    h.set_cksum();
+    b.append(&h, &data[..])
+}
+
 impl<W: Write> FdTar<W> {
+    /// Appends an entry with `name` (and `link`, the target of a symlink or hard link) written
+    /// byte for byte: the tar crate drops a leading `./`, which the docker CLI needs to rename the
+    /// contents of `dir/.` (it replaces the first `.` of each name with the destination's name).
+    fn append(
+        &mut self,
+        h: &mut tar::Header,
+        name: &str,
+        link: Option<&[u8]>,
+        data: impl Read,
+    ) -> Result<(), ArchiveError> {
+        let werr = Self::werr(name);
+        let raw = name.as_bytes();
+        let res = (|| -> io::Result<()> {
+            let old = h.as_old_mut();
+            if raw.len() > old.name.len() {
+                long_entry(&mut self.builder, tar::EntryType::GNULongName, raw)?;
+            }
+            let n = raw.len().min(h.as_old().name.len());
+            let old = h.as_old_mut();
+            old.name = [0; 100];
+            old.name[..n].copy_from_slice(&raw[..n]);
+            if let Some(l) = link {
+                if l.len() > old.linkname.len() {
+                    long_entry(&mut self.builder, tar::EntryType::GNULongLink, l)?;
+                }
+                let old = h.as_old_mut();
+                let n = l.len().min(old.linkname.len());
+                old.linkname = [0; 100];
+                old.linkname[..n].copy_from_slice(&l[..n]);
+            }
+            h.set_cksum();
+            self.builder.append(h, data)
+        })();
+        res.map_err(werr)
+    }
+
     fn werr(name: &str) -> impl FnOnce(io::Error) -> ArchiveError + '_ {
         move |source| ArchiveError::Write {
             entry: name.to_string(),
@@ -245,7 +319,7 @@ impl<W: Write> FdTar<W> {
             let key = (st.st_dev, st.st_ino);
             if let Some(first) = self.links.get(&key).cloned() {
                 let mut h = header_for(&st, tar::EntryType::Link, self.opts.id_map.as_ref());
-                return self.builder.append_link(&mut h, name, first).map_err(Self::werr(name));
+                return self.append(&mut h, name, Some(first.as_bytes()), io::empty());
             }
             self.links.insert(key, name.to_string());
         }
@@ -256,14 +330,12 @@ impl<W: Write> FdTar<W> {
         // A file that shrinks while it is read is padded, one that grows is cut: the header is
         // already written and the archive must stay well formed.
         let reader = (&mut file).take(size).chain(io::repeat(0)).take(size);
-        self.builder.append_data(&mut h, name, reader).map_err(Self::werr(name))
+        self.append(&mut h, name, None, reader)
     }
 
     fn symlink(&mut self, st: &rustix::fs::Stat, name: &str, target: &[u8]) -> Result<(), ArchiveError> {
         let mut h = header_for(st, tar::EntryType::Symlink, self.opts.id_map.as_ref());
-        self.builder
-            .append_link(&mut h, name, OsStr::from_bytes(target))
-            .map_err(Self::werr(name))
+        self.append(&mut h, name, Some(target), io::empty())
     }
 
     fn special(&mut self, st: &rustix::fs::Stat, name: &str) -> Result<(), ArchiveError> {
@@ -279,18 +351,14 @@ impl<W: Write> FdTar<W> {
             .map_err(Self::werr(name))?;
         h.set_device_minor(rustix::fs::minor(st.st_rdev))
             .map_err(Self::werr(name))?;
-        self.builder
-            .append_data(&mut h, name, io::empty())
-            .map_err(Self::werr(name))
+        self.append(&mut h, name, None, io::empty())
     }
 
     fn directory(&mut self, dir: OwnedFd, st: &rustix::fs::Stat, name: &str) -> Result<(), ArchiveError> {
         if !name.is_empty() {
             let mut h = header_for(st, tar::EntryType::Directory, self.opts.id_map.as_ref());
-            self.builder
-                .append_data(&mut h, format!("{}/", name.trim_end_matches('/')), io::empty())
-                .map_err(Self::werr(name))?;
-            if self.opts.one_file_system && st.st_dev != self.dev {
+            self.append(&mut h, &format!("{}/", name.trim_end_matches('/')), None, io::empty())?;
+            if st.st_dev != self.dev && (self.opts.one_file_system || is_pseudo_fs(&dir)) {
                 return Ok(());
             }
         }

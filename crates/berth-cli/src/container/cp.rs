@@ -67,10 +67,10 @@ pub async fn cp(client: &Client, a: CpArgs) -> Result<i32> {
 }
 
 async fn from_container(client: &Client, a: &CpArgs, id: &str, path: &str, dst: &str) -> Result<i32> {
-    let src = if path.is_empty() {
-        "/".to_string()
-    } else {
-        path.to_string()
+    // The root is asked for as `/.` (its contents, members named `./...`): the same copy.
+    let src = match path.trim_end_matches('/') {
+        "" => "/.".to_string(),
+        _ => path.to_string(),
     };
     if a.follow_link {
         let st = client.container_stat_path(id, &src).await.map_err(fail)?;
@@ -89,10 +89,7 @@ async fn from_container(client: &Client, a: &CpArgs, id: &str, path: &str, dst: 
         out.flush().await.map_err(fail)?;
         return Ok(0);
     }
-    let name = match base_of(&src).as_str() {
-        "/" => ".".to_string(),
-        b => b.to_string(),
-    };
+    let name = base_of(&src);
     extract_local(a, &stat, (&name, &name), &mut reader, dst).await
 }
 

@@ -283,10 +283,9 @@ impl ContainerService {
             Ok((s, fd, cp, fs))
         })
         .await?;
-        let rebase = match cp.base_name().as_str() {
-            "/" => ".".to_string(),
-            b => b.to_string(),
-        };
+        // Named by the base name (`.` for `dir/.`); the root's members are `/etc`, ... as dockerd
+        // names them (the docker CLI prefixes them with the destination's name).
+        let rebase = cp.base_name();
         let p = path.to_string();
         tokio::task::spawn_blocking(move || {
             let _fs = fs;

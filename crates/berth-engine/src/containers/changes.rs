@@ -203,8 +203,18 @@ impl ContainerService {
             Ok(serde_json::Value::Object(m)) => m,
             _ => serde_json::Map::new(),
         };
+        // The request's config wins where it sets something; its empty fields keep the container's
+        // (dockerd's `merge`), as the docker CLI sends every field.
         for (k, v) in req.config {
-            if !v.is_null() {
+            let empty = match &v {
+                serde_json::Value::Null => true,
+                serde_json::Value::String(s) => s.is_empty(),
+                serde_json::Value::Array(a) => a.is_empty(),
+                serde_json::Value::Object(o) => o.is_empty(),
+                serde_json::Value::Bool(b) => !b,
+                serde_json::Value::Number(_) => false,
+            };
+            if !empty {
                 config.insert(k, v);
             }
         }
