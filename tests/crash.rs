@@ -65,17 +65,21 @@ fn dir_names(p: &std::path::Path) -> HashSet<String> {
 
 /// Everything the daemon says agrees with what is on disk and what runs.
 fn check_consistent(d: &Daemon, what: &str) {
+    // A container killed just before the crash may still be reported running for the moment its
+    // shim needs to report the exit; the daemon must converge, quickly.
+    let live = |pid: i64| pid > 0 && std::path::Path::new(&format!("/proc/{pid}")).exists();
+    let converged = eventually(Duration::from_secs(5), || {
+        containers(d)
+            .iter()
+            .all(|(_, _, status, pid)| status != "running" || live(*pid))
+    });
     let list = containers(d);
+    assert!(
+        converged,
+        "{what}: containers reported running without a live process: {list:?}\n{}",
+        d.log()
+    );
     let ids: HashSet<String> = list.iter().map(|c| c.0.clone()).collect();
-    for (_, name, status, pid) in &list {
-        if status == "running" {
-            assert!(
-                *pid > 0 && std::path::Path::new(&format!("/proc/{pid}")).exists(),
-                "{what}: {name} is running with pid {pid}, which does not exist\n{}",
-                d.log()
-            );
-        }
-    }
     // Shims end a moment after their container; allow them that moment.
     let running: HashSet<String> = list.iter().filter(|c| c.2 == "running").map(|c| c.0.clone()).collect();
     assert!(

@@ -78,6 +78,8 @@ pub struct ShimState {
     pub pid: Option<i32>,
     /// The init was let exec.
     pub started: bool,
+    /// The init still runs (false while a shim finishes after its exit).
+    pub running: bool,
 }
 
 /// Asks the shim at `socket` for its state; `None` when no shim answers there.
@@ -89,6 +91,7 @@ pub async fn state(id: &str, socket: &Path) -> Option<ShimState> {
     Some(ShimState {
         pid: r.pid,
         started: r.started.unwrap_or(r.running.unwrap_or(false)),
+        running: r.running.unwrap_or(false),
     })
 }
 

@@ -31,6 +31,9 @@ pub(crate) struct Proc {
     pub(crate) pid: i32,
     pub(crate) pending: Option<Pending>,
     pub(crate) started: bool,
+    /// An exec an external runtime started before `start` (`runc exec --detach`): it may have
+    /// exited before the engine's `start`, which must still succeed and let its output flow.
+    pub(crate) runs_before_start: bool,
     pub(crate) exited: Option<ExitStatus>,
     pub(crate) start_error: Option<String>,
     pub(crate) tty: bool,
@@ -46,9 +49,11 @@ pub(crate) struct Proc {
 impl Proc {
     /// A process just created with `stdio` ([`StdioSetup::finish`] already applied).
     pub(crate) fn new(exec_id: Option<String>, pid: i32, pending: Pending, io: ProcIo, stdin_once: bool) -> Proc {
+        let runs_before_start = exec_id.is_some() && matches!(pending, Pending::External);
         Proc {
             exec_id,
             pid,
+            runs_before_start,
             pending: Some(pending),
             started: false,
             exited: None,

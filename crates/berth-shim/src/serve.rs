@@ -80,9 +80,9 @@ impl Shim {
             fds.push(pfd(self.sigfd.as_raw_fd(), libc::POLLIN));
             fds.push(pfd(self.listener.as_raw_fd(), libc::POLLIN));
             for (pi, p) in self.procs.iter().enumerate() {
-                if !p.started && p.running() {
-                    // Not read before `start`: an exec an external runtime already runs keeps its
-                    // first output in the pipe until the client that attached before `start` is there.
+                if !p.started && (p.running() || p.runs_before_start) {
+                    // Not read before `start`: an exec an external runtime already runs (or ran) keeps
+                    // its output in the pipe until the client that attaches before `start` is there.
                     continue;
                 }
                 for (oi, o) in p.outputs.iter().enumerate() {
@@ -384,9 +384,11 @@ impl Shim {
         let running = self.procs[pi].running();
         match call.request {
             Request::Start => {
+                // `runc exec --detach` runs the process before `start`: it may be done already, and
+                // its output waits in the pipe for this start.
                 let r = if self.procs[pi].started {
                     error(format!("{what} already started"))
-                } else if !running {
+                } else if !running && !self.procs[pi].runs_before_start {
                     error(format!("{what} is not running"))
                 } else {
                     self.start(pi)
@@ -464,8 +466,9 @@ impl Shim {
                 Some(ext) => ext.start(),
                 None => Ok(()),
             },
-            // `runc exec --detach` already started it.
+            // `runc exec --detach` already started it (it may even have exited).
             Some(Pending::External) => Ok(()),
+            None if p.runs_before_start => Ok(()),
             None => Err(CreateError {
                 message: "process is not running".into(),
                 exit_code: 125,

@@ -322,8 +322,10 @@ impl ContainerService {
         self.publish(&c, "die", &[("exitCode", st.exit_code.to_string())]);
         let rec = c.record();
         if rec.host_config.auto_remove.unwrap_or(false) {
-            if let Err(e) = self.remove(&c.id, true).await {
-                tracing::warn!("auto-removing container {}: {e}", berth_types::short_id(&c.id));
+            match self.remove(&c.id, true).await {
+                // An `rm -f` that caused this exit removed it already.
+                Ok(()) | Err(EngineError::NoSuchContainer(_)) => {}
+                Err(e) => tracing::warn!("auto-removing container {}: {e}", berth_types::short_id(&c.id)),
             }
             return;
         }

@@ -32,6 +32,17 @@ impl ContainerService {
             sockets.insert(c.socket.clone());
             let status = c.status();
             match shim::state(&c.id, &c.socket).await {
+                Some(st) if st.started && !st.running => {
+                    // It ran and just ended: the shim is finishing. Record the run and its exit.
+                    let exit = match shim::wait(&c.id, &c.socket).await {
+                        Ok(Some(exit)) => exit,
+                        _ => read_exit_file(&c.bundle).unwrap_or_else(lost_exit),
+                    };
+                    if !status.is_running() {
+                        let _ = c.transition(Transition::Start, |r| r.state.started_at = exit.finished_at.clone());
+                    }
+                    self.on_exit(c.clone(), exit).await;
+                }
                 Some(st) if st.started => {
                     tracing::info!("re-adopted running container {}", berth_types::short_id(&c.id));
                     if status.is_running() {
