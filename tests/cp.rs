@@ -14,8 +14,11 @@ fn tmpdir(d: &Daemon, name: &str) -> std::path::PathBuf {
     p
 }
 
+/// Runs `script` in a detached container; a script that ends in `&& sleep 1000` touches `/ready`
+/// first, so [`wait_for`] can wait until everything before it is written.
 fn run_detached(d: &Daemon, name: &str, script: &str) {
-    let r = d.berth(&["run", "-d", "--name", name, "bb", "sh", "-c", script]);
+    let script = script.replace("&& sleep 1000", "&& touch /ready && sleep 1000");
+    let r = d.berth(&["run", "-d", "--name", name, "bb", "sh", "-c", &script]);
     assert_eq!(r.code, 0, "{r:?}\n{}", d.log());
 }
 
@@ -67,7 +70,7 @@ fn docker_cp_round_trips_files_and_directories() {
         "mkdir -p /data/sub && echo hello > /data/sub/f.txt && echo top > /data/a.txt && sleep 1000",
     );
     let host = tmpdir(&d, "out");
-    wait_for(&d, "c1", "/data/sub/f.txt");
+    wait_for(&d, "c1", "/ready");
     // A file out, to a new name and into an existing directory.
     let r = d.docker(&["cp", "c1:/data/a.txt", host.join("a-copy").to_str().unwrap()]);
     assert_eq!(r.code, 0, "{r:?}\n{}", d.log());
@@ -177,7 +180,7 @@ fn archive_stat_header_is_dockers() {
         "c3",
         "echo -n 12345 > /f && ln -s /f /lnk && mkdir /dir && sleep 1000",
     );
-    wait_for(&d, "c3", "/dir");
+    wait_for(&d, "c3", "/ready");
     let mut s = std::os::unix::net::UnixStream::connect(&d.sock).unwrap();
     use std::io::{Read, Write};
     s.write_all(b"HEAD /containers/c3/archive?path=/lnk HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
@@ -226,7 +229,7 @@ fn symlinks_in_the_container_resolve_inside_it() {
         "echo inside > /marker && ln -s / /to-root && ln -s ../../.. /up && ln -s {hd} /to-host && mkdir -p /d && ln -s {hd}/secret /d/direct && sleep 1000"
     );
     run_detached(&d, "c4", &script);
-    wait_for(&d, "c4", "/d/direct");
+    wait_for(&d, "c4", "/ready");
     for p in [
         "/to-root/marker",
         "/up/marker",
@@ -273,7 +276,7 @@ fn an_archive_with_parent_entries_is_refused_and_changes_nothing() {
     let d = Daemon::start();
     d.load_busybox("bb:latest");
     run_detached(&d, "c5", "mkdir -p /a/b && sleep 1000");
-    wait_for(&d, "c5", "/a/b");
+    wait_for(&d, "c5", "/ready");
     let tar = raw_tar(&[("ok.txt", b"fine"), ("../../escaped.txt", b"bad")]);
     let (status, body) = d.api("PUT", "/containers/c5/archive?path=/a/b", Some(&tar));
     assert_eq!(status, 400, "{}", String::from_utf8_lossy(&body));
@@ -361,7 +364,7 @@ fn berth_cp_both_ways_with_trailing_slash_rules_and_stdio() {
         "b1",
         "mkdir -p /src/in && echo one > /src/in/1 && echo f > /file && sleep 1000",
     );
-    wait_for(&d, "b1", "/src/in/1");
+    wait_for(&d, "b1", "/ready");
     let host = tmpdir(&d, "b");
     let h = |p: &str| host.join(p).to_str().unwrap().to_string();
     // Out: a file to a new name, a directory into an existing one, `dir/.` to a new name.
@@ -440,7 +443,7 @@ fn berth_cp_archive_mode_and_follow_link() {
     let d = Daemon::start();
     d.load_busybox("bb:latest");
     run_detached(&d, "b2", "echo target > /t && ln -s /t /link && sleep 1000");
-    wait_for(&d, "b2", "/link");
+    wait_for(&d, "b2", "/ready");
     let host = tmpdir(&d, "l");
     // Without -L the link itself is copied; with -L its target's content, under the link's name.
     let r = d.berth(&["cp", "b2:/link", host.join("plain").to_str().unwrap()]);
@@ -611,7 +614,7 @@ fn docker_cp_of_the_root_and_of_contents_to_a_new_directory() {
     let d = Daemon::start();
     d.load_busybox("bb:latest");
     run_detached(&d, "r1", "mkdir -p /etc/app && echo a > /etc/app/a && sleep 1000");
-    wait_for(&d, "r1", "/etc/app/a");
+    wait_for(&d, "r1", "/ready");
     let host = tmpdir(&d, "r");
     let r = d.docker(&["cp", "r1:/etc/app/.", host.join("fresh").to_str().unwrap()]);
     assert_eq!(r.code, 0, "{r:?}");
