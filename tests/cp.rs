@@ -294,6 +294,16 @@ fn an_archive_with_parent_entries_is_refused_and_changes_nothing() {
     assert_eq!(status, 200);
     let (status, body) = d.api("PUT", "/containers/c5/archive?path=/a/x", Some(&tar));
     assert_eq!(status, 400, "{}", String::from_utf8_lossy(&body));
+    // A read-only root filesystem: 403, as dockerd.
+    let r = d.berth(&["create", "--name", "ro", "--read-only", "bb", "true"]);
+    assert_eq!(r.code, 0, "{r:?}");
+    let (status, body) = d.api(
+        "PUT",
+        "/containers/ro/archive?path=/tmp",
+        Some(&raw_tar(&[("x", b"1")])),
+    );
+    assert_eq!(status, 403, "{}", String::from_utf8_lossy(&body));
+    assert!(String::from_utf8_lossy(&body).contains("container rootfs is marked read-only"));
     // noOverwriteDirNonDir: a file may not replace the directory `b`.
     let tar = raw_tar(&[("b", b"1")]);
     let (status, _) = d.api(

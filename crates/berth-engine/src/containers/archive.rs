@@ -311,6 +311,10 @@ impl ContainerService {
         opts: ExtractOptions,
     ) -> Result<()> {
         let c = self.lookup(name)?;
+        if c.record().host_config.readonly_rootfs == Some(true) {
+            // dockerd's ErrRootFSReadOnly (volumes below a read-only root are not told apart yet).
+            return Err(EngineError::Forbidden("container rootfs is marked read-only".into()));
+        }
         let dir = self.containers_dir.clone();
         let spool = blocking(move || {
             let mut reader = reader;
