@@ -654,3 +654,69 @@ fn docker_cp_of_the_root_and_of_contents_to_a_new_directory() {
     assert_eq!(r.code, 0, "{r:?}");
     assert_eq!(std::fs::read_to_string(host.join("app/a")).unwrap(), "a\n");
 }
+
+#[test]
+fn docker_sdk_for_python_archive_diff_and_commit() {
+    if std::process::Command::new("python3")
+        .args(["-c", "import docker"])
+        .status()
+        .map(|s| !s.success())
+        .unwrap_or(true)
+    {
+        panic!("the Docker SDK for Python is missing: apt-get install python3-docker (scripts/deps.sh)");
+    }
+    let d = Daemon::start();
+    d.load_busybox("bb:latest");
+    run_detached(&d, "p1", "mkdir -p /data && sleep 1000");
+    wait_for(&d, "p1", "/ready");
+    let script = r#"
+import io, sys, tarfile, docker
+client = docker.DockerClient(base_url=sys.argv[1])
+c = client.containers.get("p1")
+buf = io.BytesIO()
+with tarfile.open(fileobj=buf, mode="w") as t:
+    data = b"from python\n"
+    info = tarfile.TarInfo("py.txt")
+    info.size = len(data)
+    t.addfile(info, io.BytesIO(data))
+assert c.put_archive("/data", buf.getvalue()) is True
+bits, stat = c.get_archive("/data/py.txt")
+raw = b"".join(bits)
+with tarfile.open(fileobj=io.BytesIO(raw)) as t:
+    print(t.getnames(), t.extractfile("py.txt").read().decode().strip())
+print(stat["name"], stat["size"], stat["linkTarget"] == "")
+try:
+    c.get_archive("/nope")
+except docker.errors.NotFound as e:
+    print("404", e.explanation)
+changes = sorted((x["Kind"], x["Path"]) for x in c.diff())
+print(changes)
+img = c.commit(repository="pyimg", tag="1", message="py", changes=['CMD ["cat","/data/py.txt"]'])
+print(img.attrs["Config"]["Cmd"], img.attrs["Comment"])
+fresh = client.containers.create(img.id)
+bits, _ = fresh.get_archive("/data/py.txt")
+with tarfile.open(fileobj=io.BytesIO(b"".join(bits))) as t:
+    print(t.extractfile("py.txt").read().decode().strip())
+"#;
+    let out = std::process::Command::new("python3")
+        .args(["-c", script, &d.host()])
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{stdout}\n{}\n{}",
+        String::from_utf8_lossy(&out.stderr),
+        d.log()
+    );
+    let lines: Vec<&str> = stdout.lines().collect();
+    assert_eq!(lines[0], "['py.txt'] from python");
+    assert_eq!(lines[1], "py.txt 12 True");
+    assert!(
+        lines[2].starts_with("404 Could not find the file /nope in container "),
+        "{stdout}"
+    );
+    assert_eq!(lines[3], "[(1, '/data'), (1, '/data/py.txt'), (1, '/ready')]");
+    assert_eq!(lines[4], "['cat', '/data/py.txt'] py");
+    assert_eq!(lines[5], "from python");
+}
