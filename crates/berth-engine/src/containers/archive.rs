@@ -18,7 +18,7 @@ use crate::error::{EngineError, Result};
 use crate::registry::Container;
 use crate::state::Status;
 use berth_archive::{ContainerPath, TarOptions, UnpackOptions};
-use berth_types::{IdentityMapping, RootfsMount};
+use berth_types::{HasErrorKind, IdentityMapping, RootfsMount};
 use rustix::fs::{FileType, Mode, OFlags};
 use rustix::mount::{FsMountFlags, FsOpenFlags, MountAttrFlags};
 use std::io::{Read, Seek, Write};
@@ -190,8 +190,14 @@ impl ContainerFs {
             rebase: None,
         };
         let reader = std::io::BufReader::new(archive);
-        berth_archive::unpack_at(reader, dir, path, &uopts)
-            .map_err(|e| EngineError::InvalidArgument(format!("extracting into {path}: {e}")))?;
+        berth_archive::unpack_at(reader, dir, path, &uopts).map_err(|e| {
+            let message = format!("extracting into {path}: {e}");
+            // A bad archive is the client's (400); a failing disk is ours (500).
+            match e.kind() {
+                berth_types::ErrorKind::InvalidArgument => EngineError::InvalidArgument(message),
+                _ => EngineError::Internal(message),
+            }
+        })?;
         Ok(())
     }
 }
@@ -267,8 +273,9 @@ impl ContainerService {
     }
 
     /// `GET /containers/{id}/archive`: the path's stat; a background task then writes the path as a
-    /// tar to `out` (named by its base name, `.` for `dir/.` and `/`), keeping the root open (and a
-    /// stopped container's lock held) until it is done. An error after the stat closes `out` early.
+    /// tar to `out` (members named by its base name: `name/...`, `./...` for `dir/.`, `/...` for the
+    /// root), keeping the root open (and a stopped container's lock held) until it is done. An error
+    /// after the stat ends `out` early (the client sees a truncated archive, as with dockerd).
     pub async fn archive_get<W: Write + Send + 'static>(
         self: &Arc<Self>,
         name: &str,
@@ -283,19 +290,20 @@ impl ContainerService {
             Ok((s, fd, cp, fs))
         })
         .await?;
-        // Named by the base name (`.` for `dir/.`); the root's members are `/etc`, ... as dockerd
-        // names them (the docker CLI prefixes them with the destination's name).
+        // The root's members are `/etc`, ... as dockerd names them (the docker CLI prefixes them
+        // with the destination's name).
         let rebase = cp.base_name();
         let p = path.to_string();
         tokio::task::spawn_blocking(move || {
-            let _fs = fs;
+            // `fs` moves here: the root stays open until the tar is written.
             let opts = TarOptions {
-                id_map: _fs.id_map.clone(),
+                id_map: fs.id_map.clone(),
                 ..TarOptions::default()
             };
             if let Err(e) = berth_archive::tar_at(fd, &rebase, out, opts) {
                 tracing::warn!("archiving {p}: {e}");
             }
+            drop(fs);
         });
         self.publish(&c, "archive-path", &[]);
         Ok(stat)
