@@ -318,11 +318,8 @@ impl ContainerService {
         reader: impl Read + Send + 'static,
         opts: ExtractOptions,
     ) -> Result<()> {
-        let c = self.lookup(name)?;
-        if c.record().host_config.readonly_rootfs == Some(true) {
-            // dockerd's ErrRootFSReadOnly (volumes below a read-only root are not told apart yet).
-            return Err(EngineError::Forbidden("container rootfs is marked read-only".into()));
-        }
+        // The body is read whole before any answer: a server that answers early and closes the
+        // connection with unread data makes the client see a reset instead of the error.
         let dir = self.containers_dir.clone();
         let spool = blocking(move || {
             let mut reader = reader;
@@ -342,6 +339,11 @@ impl ContainerService {
             Ok(f)
         })
         .await?;
+        let c = self.lookup(name)?;
+        if c.record().host_config.readonly_rootfs == Some(true) {
+            // dockerd's ErrRootFSReadOnly (volumes below a read-only root are not told apart yet).
+            return Err(EngineError::Forbidden("container rootfs is marked read-only".into()));
+        }
         let fs = self.container_fs(&c, name).await?;
         let p = path.to_string();
         blocking(move || fs.extract(&p, spool, opts)).await?;
