@@ -548,6 +548,18 @@ fn export_diff_and_commit() {
     ]);
     assert_eq!(r.code, 0, "{r:?}\n{}", d.log());
     assert!(r.stdout.trim().starts_with("sha256:"), "{r:?}");
+    // The new layer holds the changes, not the runtime's mount points (/etc/hosts, ...).
+    let r = d.docker(&["image", "inspect", "-f", "{{json .RootFS.Layers}}", "committed:v1"]);
+    let layers: Vec<String> = serde_json::from_str(r.stdout.trim()).unwrap();
+    let top = layers.last().unwrap().trim_start_matches("sha256:").to_string();
+    let blob = std::fs::read(d.data_root().join("image/blobs/sha256").join(top)).unwrap();
+    let mut names: Vec<String> = tar::Archive::new(&blob[..])
+        .entries()
+        .unwrap()
+        .map(|e| e.unwrap().path().unwrap().display().to_string())
+        .collect();
+    names.sort();
+    assert_eq!(names, vec!["bin/", "bin/.wh.true", "etc/", "etc/passwd", "x"]);
     let r = d.berth(&["run", "--rm", "committed:v1"]);
     assert_eq!(r.code, 0, "{r:?}");
     assert_eq!(r.stdout, "new\n");

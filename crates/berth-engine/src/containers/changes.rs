@@ -244,7 +244,11 @@ impl ContainerService {
             )
             .map_err(|e| EngineError::io("creating a temporary file in", &dir, e.into()))?;
             let mut f = std::fs::File::from(fd);
-            snapshots.write_diff(&id, std::io::BufWriter::new(&mut f))?;
+            let exclude: Vec<&str> = INIT_PATHS.iter().map(|p| p.trim_start_matches('/')).collect();
+            let mut w = std::io::BufWriter::new(&mut f);
+            snapshots.write_diff_excluding(&id, &mut w, &exclude)?;
+            std::io::Write::flush(&mut w).map_err(|e| EngineError::io("writing the layer in", &dir, e))?;
+            drop(w);
             std::io::Seek::rewind(&mut f).map_err(|e| EngineError::io("rewinding", &dir, e))?;
             Ok(store.commit(&parent, std::io::BufReader::new(f), opts)?)
         })
