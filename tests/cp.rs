@@ -732,3 +732,29 @@ with tarfile.open(fileobj=io.BytesIO(b"".join(bits))) as t:
     assert_eq!(lines[4], "['cat', '/data/py.txt'] py");
     assert_eq!(lines[5], "from python");
 }
+
+#[test]
+fn large_files_stream_both_ways() {
+    let d = Daemon::start();
+    d.load_busybox("bb:latest");
+    run_detached(
+        &d,
+        "big",
+        "dd if=/dev/urandom of=/big bs=1M count=24 2>/dev/null && sleep 1000",
+    );
+    wait_for(&d, "big", "/ready");
+    let host = tmpdir(&d, "big");
+    let r = d.docker(&["cp", "big:/big", host.to_str().unwrap()]);
+    assert_eq!(r.code, 0, "{r:?}");
+    let data = std::fs::read(host.join("big")).unwrap();
+    assert_eq!(data.len(), 24 << 20);
+    // And back in under another name, then out again: the same bytes.
+    let r = d.berth(&["cp", host.join("big").to_str().unwrap(), "big:/big2"]);
+    assert_eq!(r.code, 0, "{r:?}");
+    let r = d.berth(&["cp", "big:/big2", host.join("again").to_str().unwrap()]);
+    assert_eq!(r.code, 0, "{r:?}");
+    assert!(
+        std::fs::read(host.join("again")).unwrap() == data,
+        "content differs after a round trip"
+    );
+}
