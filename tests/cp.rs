@@ -423,6 +423,12 @@ fn berth_cp_both_ways_with_trailing_slash_rules_and_stdio() {
     let r = d.berth(&["cp", &h("contents"), "b1:/copied"]);
     assert_eq!(r.code, 0, "{r:?}");
     assert_eq!(read_in(&d, "b1", "/copied/in/1").as_deref(), Some("one\n"));
+    // A file may not replace a directory.
+    std::fs::create_dir_all(host.join("clash")).unwrap();
+    std::fs::write(host.join("clash/in"), "file\n").unwrap();
+    let r = d.berth(&["cp", &h("clash/."), "b1:/src"]);
+    assert_ne!(r.code, 0, "{r:?}");
+    assert!(r.stderr.contains("cannot overwrite directory"), "{r:?}");
     let r = d.berth(&["cp", &h("up.txt"), "b1:/no/such/"]);
     assert_ne!(r.code, 0, "{r:?}");
     // `-` out: a tar on stdout.

@@ -218,7 +218,8 @@ async fn to_container(client: &Client, a: &CpArgs, src: &str, id: &str, path: &s
     ours.set_nonblocking(true).map_err(fail)?;
     let r = tokio::net::UnixStream::from_std(ours).map_err(fail)?;
     let sent = client
-        .copy_to_container(id, &into, body::from_reader(r), false, a.archive)
+        // As the docker CLI: a directory is never replaced by a file or the reverse.
+        .copy_to_container(id, &into, body::from_reader(r), true, a.archive)
         .await;
     let tarred = job.await.map_err(fail)?;
     sent.map_err(fail)?;
