@@ -764,3 +764,66 @@ fn large_files_stream_both_ways() {
         "content differs after a round trip"
     );
 }
+
+#[test]
+fn cp_reaches_volumes_of_stopped_and_running_containers() {
+    let d = Daemon::start();
+    d.load_busybox("bb:latest");
+    let vol = tmpdir(&d, "vol");
+    let rovol = tmpdir(&d, "rovol");
+    std::fs::write(rovol.join("kept"), "ro\n").unwrap();
+    let v = format!("{}:/vol", vol.display());
+    let ro = format!("{}:/ro:ro", rovol.display());
+    let r = d.berth(&[
+        "run",
+        "--name",
+        "v1",
+        "-v",
+        &v,
+        "-v",
+        &ro,
+        "bb",
+        "sh",
+        "-c",
+        "echo in-volume > /vol/a",
+    ]);
+    assert_eq!(r.code, 0, "{r:?}");
+    // Stopped: reads and writes go to the volume, not to the mount point under it.
+    assert_eq!(read_in(&d, "v1", "/vol/a").as_deref(), Some("in-volume\n"));
+    assert_eq!(read_in(&d, "v1", "/ro/kept").as_deref(), Some("ro\n"));
+    let (status, body) = d.api(
+        "PUT",
+        "/containers/v1/archive?path=/vol",
+        Some(&raw_tar(&[("b", b"copied\n")])),
+    );
+    assert_eq!(status, 200, "{}", String::from_utf8_lossy(&body));
+    assert_eq!(std::fs::read_to_string(vol.join("b")).unwrap(), "copied\n");
+    let (status, body) = d.api(
+        "PUT",
+        "/containers/v1/archive?path=/ro",
+        Some(&raw_tar(&[("c", b"no\n")])),
+    );
+    assert_eq!(status, 403, "{}", String::from_utf8_lossy(&body));
+    assert!(!rovol.join("c").exists());
+    // Running: the same through the container's own mounts.
+    let r = d.berth(&["run", "-d", "--name", "v3", "-v", &v, "-v", &ro, "bb", "sleep", "1000"]);
+    assert_eq!(r.code, 0, "{r:?}");
+    assert!(common::eventually(Duration::from_secs(10), || read_in(
+        &d, "v3", "/vol/b"
+    )
+    .is_some()));
+    let (status, body) = d.api(
+        "PUT",
+        "/containers/v3/archive?path=/vol",
+        Some(&raw_tar(&[("d", b"live\n")])),
+    );
+    assert_eq!(status, 200, "{}", String::from_utf8_lossy(&body));
+    assert_eq!(std::fs::read_to_string(vol.join("d")).unwrap(), "live\n");
+    let (status, body) = d.api(
+        "PUT",
+        "/containers/v3/archive?path=/ro",
+        Some(&raw_tar(&[("e", b"no\n")])),
+    );
+    assert_eq!(status, 403, "{}", String::from_utf8_lossy(&body));
+    assert!(!rovol.join("e").exists());
+}

@@ -86,6 +86,14 @@ struct ContainerFs {
     _lock: Option<OwnedMutexGuard<()>>,
     /// `--userns-remap`: the container's files belong to shifted host ids.
     id_map: Option<IdentityMapping>,
+    /// Mount IDs of read-only volumes attached to a stopped container's detached root (a running
+    /// container's are read-only mounts the kernel enforces).
+    readonly_mounts: Vec<u64>,
+}
+
+/// dockerd's answer to a write into a read-only volume.
+fn read_only() -> EngineError {
+    EngineError::Forbidden("Permission denied: the volume is marked read-only".into())
 }
 
 fn io_error(what: &'static str, path: &str, source: std::io::Error) -> EngineError {
@@ -121,6 +129,53 @@ fn mount_detached(m: &RootfsMount) -> std::io::Result<OwnedFd> {
     rustix::mount::fsconfig_create(&fs)?;
     let mnt = rustix::mount::fsmount(&fs, FsMountFlags::FSMOUNT_CLOEXEC, MountAttrFlags::empty())?;
     Ok(mnt)
+}
+
+/// Attaches a stopped container's volumes to its detached root, as a run would mount them, so a
+/// copy into `/data` reaches the volume and not the mount point hidden under it. Each source is
+/// cloned with `open_tree` and moved onto its destination resolved inside the root; a destination
+/// that does not exist yet (never started) or a kernel that refuses is left as it is (logged).
+/// Returns the mount IDs of the read-only ones.
+fn attach_binds(root: &OwnedFd, binds: &[berth_runtime::BindMount]) -> Vec<u64> {
+    use rustix::mount::{MoveMountFlags, OpenTreeFlags};
+    let mut sorted: Vec<&berth_runtime::BindMount> = binds.iter().collect();
+    sorted.sort_by_key(|b| b.destination.len());
+    let mut readonly = Vec::new();
+    for b in sorted {
+        let attach = || -> std::io::Result<u64> {
+            let tree = rustix::mount::open_tree(
+                rustix::fs::CWD,
+                &b.source,
+                OpenTreeFlags::OPEN_TREE_CLONE | OpenTreeFlags::OPEN_TREE_CLOEXEC | OpenTreeFlags::AT_RECURSIVE,
+            )?;
+            let target = berth_archive::open_in_root(root.as_fd(), &ContainerPath::parse(&b.destination), true)?;
+            rustix::mount::move_mount(
+                &tree,
+                "",
+                &target,
+                "",
+                MoveMountFlags::MOVE_MOUNT_F_EMPTY_PATH | MoveMountFlags::MOVE_MOUNT_T_EMPTY_PATH,
+            )?;
+            let st = rustix::fs::statx(
+                &tree,
+                "",
+                rustix::fs::AtFlags::EMPTY_PATH,
+                rustix::fs::StatxFlags::MNT_ID,
+            )?;
+            Ok(st.stx_mnt_id)
+        };
+        match attach() {
+            Ok(mnt) if b.readonly => readonly.push(mnt),
+            Ok(_) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(e) => tracing::warn!(
+                "attaching volume {} at {} for a copy: {e}",
+                b.source.display(),
+                b.destination
+            ),
+        }
+    }
+    readonly
 }
 
 impl ContainerFs {
@@ -181,6 +236,18 @@ impl ContainerFs {
             std::io::ErrorKind::NotFound => self.not_found(path),
             _ => io_error("opening", path, e),
         })?;
+        if !self.readonly_mounts.is_empty() {
+            let st = rustix::fs::statx(
+                &dir,
+                "",
+                rustix::fs::AtFlags::EMPTY_PATH,
+                rustix::fs::StatxFlags::MNT_ID,
+            )
+            .map_err(|e| io_error("stat", path, e.into()))?;
+            if self.readonly_mounts.contains(&st.stx_mnt_id) {
+                return Err(read_only());
+            }
+        }
         let uopts = UnpackOptions {
             whiteouts: false,
             preserve_owners: true,
@@ -192,9 +259,13 @@ impl ContainerFs {
         let reader = std::io::BufReader::new(archive);
         berth_archive::unpack_at(reader, dir, path, &uopts).map_err(|e| {
             let message = format!("extracting into {path}: {e}");
-            // A bad archive is the client's (400); a failing disk is ours (500).
-            match e.kind() {
-                berth_types::ErrorKind::InvalidArgument => EngineError::InvalidArgument(message),
+            // A bad archive is the client's (400); a read-only volume or root is a 403 as in dockerd;
+            // a failing disk is ours (500).
+            match &e {
+                berth_archive::ArchiveError::Io { source, .. } if source.raw_os_error() == Some(libc::EROFS) => {
+                    read_only()
+                }
+                _ if e.kind() == berth_types::ErrorKind::InvalidArgument => EngineError::InvalidArgument(message),
                 _ => EngineError::Internal(message),
             }
         })?;
@@ -230,6 +301,7 @@ impl ContainerService {
                         name: name.to_string(),
                         _lock: None,
                         id_map,
+                        readonly_mounts: Vec::new(),
                     })
                 }
                 Ok(_) | Err(_) if tries < 100 => {
@@ -251,9 +323,14 @@ impl ContainerService {
         let snapshots = self.snapshots.clone();
         let id = c.id.clone();
         let chains = rec.chain_ids.clone();
-        let root = blocking(move || {
+        let binds = self
+            .volumes
+            .mounts(&c.id, rec.host_config.binds.as_deref().unwrap_or_default())?;
+        let (root, readonly_mounts) = blocking(move || {
             let m = snapshots.rootfs_mount(&id, &chains)?;
-            mount_detached(&m).map_err(|e| io_error("mounting the root filesystem of", &id, e))
+            let root = mount_detached(&m).map_err(|e| io_error("mounting the root filesystem of", &id, e))?;
+            let ro = attach_binds(&root, &binds);
+            Ok((root, ro))
         })
         .await?;
         Ok(ContainerFs {
@@ -261,6 +338,7 @@ impl ContainerService {
             name: name.to_string(),
             _lock: Some(guard),
             id_map,
+            readonly_mounts,
         })
     }
 
