@@ -805,6 +805,14 @@ fn cp_reaches_volumes_of_stopped_and_running_containers() {
     );
     assert_eq!(status, 403, "{}", String::from_utf8_lossy(&body));
     assert!(!rovol.join("c").exists());
+    // An archive that enters the read-only volume from above is refused by the kernel.
+    let (status, body) = d.api(
+        "PUT",
+        "/containers/v1/archive?path=/",
+        Some(&raw_tar(&[("ro/sneaky", b"no\n")])),
+    );
+    assert_eq!(status, 403, "{}", String::from_utf8_lossy(&body));
+    assert!(!rovol.join("sneaky").exists());
     // Running: the same through the container's own mounts.
     let r = d.berth(&["run", "-d", "--name", "v3", "-v", &v, "-v", &ro, "bb", "sleep", "1000"]);
     assert_eq!(r.code, 0, "{r:?}");

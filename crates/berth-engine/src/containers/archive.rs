@@ -86,9 +86,35 @@ struct ContainerFs {
     _lock: Option<OwnedMutexGuard<()>>,
     /// `--userns-remap`: the container's files belong to shifted host ids.
     id_map: Option<IdentityMapping>,
-    /// Mount IDs of read-only volumes attached to a stopped container's detached root (a running
+    /// Roots of the read-only volumes attached to a stopped container's detached root (a running
     /// container's are read-only mounts the kernel enforces).
-    readonly_mounts: Vec<u64>,
+    readonly_mounts: Vec<OwnedFd>,
+}
+
+/// Is `a` the directory `b` or one of its ancestors, walking `..` up from `b` (across mount points,
+/// as `..` does) until the tree's `root`?
+fn is_ancestor(a: &OwnedFd, b: &OwnedFd, root: &OwnedFd) -> std::io::Result<bool> {
+    let id = |fd: &OwnedFd| rustix::fs::fstat(fd).map(|st| (st.st_dev, st.st_ino));
+    let want = id(a)?;
+    let top = id(root)?;
+    let flags = OFlags::PATH | OFlags::DIRECTORY | OFlags::CLOEXEC;
+    let mut cur = rustix::fs::openat(b, ".", flags, Mode::empty())?;
+    // Bounded: a path has at most PATH_MAX/2 components.
+    for _ in 0..2048 {
+        let here = id(&cur)?;
+        if here == want {
+            return Ok(true);
+        }
+        if here == top {
+            return Ok(false);
+        }
+        let up = rustix::fs::openat(&cur, "..", flags, Mode::empty())?;
+        if id(&up)? == here {
+            return Ok(false);
+        }
+        cur = up;
+    }
+    Ok(false)
 }
 
 /// dockerd's answer to a write into a read-only volume.
@@ -135,14 +161,15 @@ fn mount_detached(m: &RootfsMount) -> std::io::Result<OwnedFd> {
 /// copy into `/data` reaches the volume and not the mount point hidden under it. Each source is
 /// cloned with `open_tree` and moved onto its destination resolved inside the root; a destination
 /// that does not exist yet (never started) or a kernel that refuses is left as it is (logged).
-/// Returns the mount IDs of the read-only ones.
-fn attach_binds(root: &OwnedFd, binds: &[berth_runtime::BindMount]) -> Vec<u64> {
+/// Returns the roots of the read-only ones (a clone cannot be made read-only without
+/// `mount_setattr`, so writes below them are refused by [`ContainerFs::extract`]).
+fn attach_binds(root: &OwnedFd, binds: &[berth_runtime::BindMount]) -> Vec<OwnedFd> {
     use rustix::mount::{MoveMountFlags, OpenTreeFlags};
     let mut sorted: Vec<&berth_runtime::BindMount> = binds.iter().collect();
     sorted.sort_by_key(|b| b.destination.len());
     let mut readonly = Vec::new();
     for b in sorted {
-        let attach = || -> std::io::Result<u64> {
+        let attach = || -> std::io::Result<OwnedFd> {
             let tree = rustix::mount::open_tree(
                 rustix::fs::CWD,
                 &b.source,
@@ -156,16 +183,10 @@ fn attach_binds(root: &OwnedFd, binds: &[berth_runtime::BindMount]) -> Vec<u64> 
                 "",
                 MoveMountFlags::MOVE_MOUNT_F_EMPTY_PATH | MoveMountFlags::MOVE_MOUNT_T_EMPTY_PATH,
             )?;
-            let st = rustix::fs::statx(
-                &tree,
-                "",
-                rustix::fs::AtFlags::EMPTY_PATH,
-                rustix::fs::StatxFlags::MNT_ID,
-            )?;
-            Ok(st.stx_mnt_id)
+            Ok(tree)
         };
         match attach() {
-            Ok(mnt) if b.readonly => readonly.push(mnt),
+            Ok(tree) if b.readonly => readonly.push(tree),
             Ok(_) => {}
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
             Err(e) => tracing::warn!(
@@ -236,15 +257,11 @@ impl ContainerFs {
             std::io::ErrorKind::NotFound => self.not_found(path),
             _ => io_error("opening", path, e),
         })?;
-        if !self.readonly_mounts.is_empty() {
-            let st = rustix::fs::statx(
-                &dir,
-                "",
-                rustix::fs::AtFlags::EMPTY_PATH,
-                rustix::fs::StatxFlags::MNT_ID,
-            )
-            .map_err(|e| io_error("stat", path, e.into()))?;
-            if self.readonly_mounts.contains(&st.stx_mnt_id) {
+        // Into a read-only volume, or into a directory above one (the archive could enter it).
+        for ro in &self.readonly_mounts {
+            let inside = is_ancestor(ro, &dir, &self.root).map_err(|e| io_error("resolving", path, e))?;
+            let above = is_ancestor(&dir, ro, &self.root).map_err(|e| io_error("resolving", path, e))?;
+            if inside || above {
                 return Err(read_only());
             }
         }
