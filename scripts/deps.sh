@@ -4,6 +4,7 @@
 set -euo pipefail
 # docker.io: the real docker CLI for the end-to-end tests, and dockerd + containerd + runc for the
 # interop test (tests/dockerd_interop.rs) and the benchmark, which start private daemons of their own.
+# python3-docker: the Docker SDK for Python, driven against berthd by tests/cp.rs.
 # (Debian's policy-rc.d / a non-systemd init keep the package from starting a system dockerd.)
 # python3-docker: the Docker SDK for Python, a real client the end-to-end tests drive.
 need=()

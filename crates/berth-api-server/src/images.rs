@@ -16,7 +16,7 @@ use futures_util::TryStreamExt;
 use tokio_util::io::{StreamReader, SyncIoBridge};
 
 /// The request body as a blocking reader, for the store's synchronous archive code.
-fn body_reader(req: Request) -> impl std::io::Read + Send + 'static {
+pub(crate) fn body_reader(req: Request) -> impl std::io::Read + Send + 'static {
     let stream = req.into_body().into_data_stream().map_err(std::io::Error::other);
     SyncIoBridge::new(StreamReader::new(stream))
 }
@@ -96,7 +96,7 @@ async fn load(State(e): State<AppState>, RawQuery(q): RawQuery, req: Request) ->
 }
 
 /// A `Write` that forwards chunks to the response body.
-struct ChannelWriter(tokio::sync::mpsc::Sender<Result<Bytes, std::io::Error>>);
+pub(crate) struct ChannelWriter(pub(crate) tokio::sync::mpsc::Sender<Result<Bytes, std::io::Error>>);
 
 impl std::io::Write for ChannelWriter {
     fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {

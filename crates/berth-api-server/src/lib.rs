@@ -2,6 +2,7 @@
 //! into Docker's response shape. Connections are served by hyper with upgrades enabled, so `attach`
 //! can hijack the connection the way Docker clients expect.
 
+mod archive;
 mod attach_logs;
 mod containers;
 mod error;
@@ -31,6 +32,7 @@ pub fn router(services: Arc<Services>) -> Router {
         .merge(system::routes())
         .merge(containers::routes())
         .merge(resources::routes())
+        .merge(archive::routes())
         .merge(images::routes())
         .merge(events::routes())
         .fallback(error::page_not_found)

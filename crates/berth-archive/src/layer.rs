@@ -46,6 +46,8 @@ struct LayerWriter<'m, W: Write> {
     builder: tar::Builder<W>,
     links: HashMap<(u64, u64), String>,
     id_map: Option<&'m IdentityMapping>,
+    /// Paths (relative, no leading `/`) left out with everything below them.
+    exclude: &'m [&'m str],
 }
 
 impl<W: Write> LayerWriter<'_, W> {
@@ -119,6 +121,9 @@ impl<W: Write> LayerWriter<'_, W> {
         for n in names {
             let path = dir.join(&n);
             let name = format!("{rel}{}", n.to_string_lossy());
+            if self.exclude.contains(&name.as_str()) {
+                continue;
+            }
             let werr = |source: io::Error| ArchiveError::Write {
                 entry: name.clone(),
                 source,
@@ -211,10 +216,22 @@ pub fn layer_from_dir_idmap(
     writer: impl Write,
     id_map: Option<&IdentityMapping>,
 ) -> Result<(), ArchiveError> {
+    layer_from_dir_excluding(upper, writer, id_map, &[])
+}
+
+/// [`layer_from_dir_idmap`] leaving out `exclude` (paths relative to `upper`, such as `etc/hosts`)
+/// and everything below them: `docker commit` leaves out the mount points the runtime made.
+pub fn layer_from_dir_excluding(
+    upper: &Path,
+    writer: impl Write,
+    id_map: Option<&IdentityMapping>,
+    exclude: &[&str],
+) -> Result<(), ArchiveError> {
     let mut lw = LayerWriter {
         builder: tar::Builder::new(writer),
         links: HashMap::new(),
         id_map: id_map.filter(|m| !m.is_empty()),
+        exclude,
     };
     lw.builder.follow_symlinks(false);
     lw.walk(upper, "")?;

@@ -15,6 +15,8 @@
 //! `UnpackOptions::id_map` (for `--userns-remap`) shifts every owner into the host range (container id
 //! `u` becomes the mapped host id; an id outside the mapping is an error naming the entry, as moby's
 //! `idtools`); directories created implicitly and the destination itself belong to the mapped root.
+//! - [`open_in_root`], [`tar_at`], [`unpack_at`], [`check_archive`]: the container archive API (`docker
+//!   cp`, `docker export`): paths resolved inside a container root fd with `openat2(RESOLVE_IN_ROOT)`.
 //! - [`DigestReader`]: a reader that sha256-hashes and counts what passes through it.
 //! - [`clean_path`]: lexical cleaning of an archive member name, refusing absolute and escaping paths.
 //!
@@ -22,6 +24,7 @@
 //! `O_NOFOLLOW | O_DIRECTORY` (openat-style resolution), so a symlink inside the layer cannot redirect a
 //! write outside `dest`.
 
+mod copy;
 mod decompress;
 mod digest;
 mod error;
@@ -29,12 +32,13 @@ mod layer;
 mod path;
 mod unpack;
 
+pub use copy::{link_target_in_root, open_dir_in_root, open_in_root, tar_at, ContainerPath, TarOptions};
 pub use decompress::decompress;
 pub use digest::DigestReader;
 pub use error::{ArchiveError, MAX_ENTRY_SIZE};
-pub use layer::{layer_from_dir, layer_from_dir_idmap};
+pub use layer::{layer_from_dir, layer_from_dir_excluding, layer_from_dir_idmap};
 pub use path::{clean_path, join_clean};
-pub use unpack::{unpack, unpack_layer, UnpackOptions, UnpackStats};
+pub use unpack::{check_archive, unpack, unpack_at, unpack_layer, UnpackOptions, UnpackStats};
 
 /// The overlayfs xattr marking a directory opaque (hides lower layers' contents).
 pub const OPAQUE_XATTR: &str = "trusted.overlay.opaque";

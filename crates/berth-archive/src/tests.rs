@@ -307,6 +307,9 @@ fn plain_unpack_keeps_wh_files() {
             whiteouts: false,
             preserve_owners: true,
             id_map: None,
+            no_overwrite_dir_non_dir: false,
+            rebase: None,
+            chown_to: None,
         },
     )
     .unwrap();

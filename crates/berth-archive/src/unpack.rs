@@ -30,6 +30,15 @@ pub struct UnpackOptions {
     pub preserve_owners: bool,
     /// `--userns-remap`: shift owners from container ids to host ids (with `preserve_owners`).
     pub id_map: Option<IdentityMapping>,
+    /// Refuse to replace a directory with a non-directory or the reverse (the archive API's
+    /// `noOverwriteDirNonDir`).
+    pub no_overwrite_dir_non_dir: bool,
+    /// Renames a member whose first component is `.0` to `.1` (and hard links to it): `docker cp`
+    /// giving a copied file or directory its destination's name.
+    pub rebase: Option<(OsString, OsString)>,
+    /// Gives every member this owner (container ids, shifted by `id_map` like the archive's would
+    /// be) instead of the archive's: `docker cp` without `-a` makes the container's root own them.
+    pub chown_to: Option<(u32, u32)>,
 }
 
 impl Default for UnpackOptions {
@@ -38,6 +47,9 @@ impl Default for UnpackOptions {
             whiteouts: true,
             preserve_owners: true,
             id_map: None,
+            no_overwrite_dir_non_dir: false,
+            rebase: None,
+            chown_to: None,
         }
     }
 }
@@ -147,18 +159,36 @@ pub fn unpack(reader: impl Read, dest: &Path, opts: &UnpackOptions) -> Result<Un
         Mode::empty(),
     )
     .map_err(io_err("open", &dest_s))?;
+    // A layer's root belongs to the container's root too (an existing directory `unpack_at` is
+    // given keeps its owner).
+    if let Some(m) = opts.id_map.as_ref().filter(|m| !m.is_empty()) {
+        let pair = m.root_pair().map_err(|source| ArchiveError::IdMap {
+            entry: dest_s.clone(),
+            source,
+        })?;
+        fchown(&root, pair.0, pair.1, &dest_s)?;
+    }
+    unpack_at(reader, root, &dest_s, opts)
+}
+
+/// Unpacks a tar below the directory `root` (an open directory fd, e.g. one resolved inside a
+/// container's root): every write is relative to it and never follows a symlink. `dest_s` names the
+/// destination in errors.
+pub fn unpack_at(
+    reader: impl Read,
+    root: OwnedFd,
+    dest_s: &str,
+    opts: &UnpackOptions,
+) -> Result<UnpackStats, ArchiveError> {
+    let dest_s = dest_s.to_string();
     let id_map = opts.id_map.as_ref().filter(|m| !m.is_empty());
-    // Under `--userns-remap` the layer root and every directory the archive implies belong to the
-    // container's root, so it can write where the image's root could.
+    // Under `--userns-remap` every directory the archive implies belongs to the container's root,
+    // so it can write where the image's root could.
     let root_owner = match id_map {
-        Some(m) => {
-            let pair = m.root_pair().map_err(|source| ArchiveError::IdMap {
-                entry: dest_s.clone(),
-                source,
-            })?;
-            fchown(&root, pair.0, pair.1, &dest_s)?;
-            Some(pair)
-        }
+        Some(m) => Some(m.root_pair().map_err(|source| ArchiveError::IdMap {
+            entry: dest_s.clone(),
+            source,
+        })?),
         None => None,
     };
     let mut archive = tar::Archive::new(reader);
@@ -176,10 +206,11 @@ pub fn unpack(reader: impl Read, dest: &Path, opts: &UnpackOptions) -> Result<Un
         let name = display(&raw);
         last = name.clone();
         stats.entries += 1;
-        let comps = clean_path(&raw).map_err(|reason| ArchiveError::Unsafe {
+        let mut comps = clean_path(&raw).map_err(|reason| ArchiveError::Unsafe {
             entry: name.clone(),
             reason,
         })?;
+        rebase(&mut comps, opts);
         let hdr = e.header().clone();
         let etype = hdr.entry_type();
         let mode = hdr.mode().unwrap_or(0o644) & 0o7777;
@@ -220,6 +251,10 @@ pub fn unpack(reader: impl Read, dest: &Path, opts: &UnpackOptions) -> Result<Un
         }
         let parent = open_dir_path_owned(&root, parents, true, root_owner, &name)?;
         // The owner to give this entry, already shifted (None: leave the caller's).
+        let (uid, gid) = match opts.chown_to {
+            Some((u, g)) => (u64::from(u), u64::from(g)),
+            None => (uid, gid),
+        };
         let ids = if opts.preserve_owners {
             Some(host_owner(uid, gid, id_map, &name)?)
         } else {
@@ -265,6 +300,9 @@ pub fn unpack(reader: impl Read, dest: &Path, opts: &UnpackOptions) -> Result<Un
             continue;
         }
 
+        if opts.no_overwrite_dir_non_dir {
+            check_overwrite(&parent, base, etype == tar::EntryType::Directory, &name)?;
+        }
         match etype {
             tar::EntryType::Directory => {
                 let kept = clear_slot(&parent, base, true, &name)?;
@@ -330,10 +368,11 @@ pub fn unpack(reader: impl Read, dest: &Path, opts: &UnpackOptions) -> Result<Un
                         reason: "hard link without target".into(),
                     })?
                     .into_owned();
-                let tcomps = clean_path(&target_raw).map_err(|reason| ArchiveError::Unsafe {
+                let mut tcomps = clean_path(&target_raw).map_err(|reason| ArchiveError::Unsafe {
                     entry: name.clone(),
                     reason: format!("hard link target {:?}: {reason}", display(&target_raw)),
                 })?;
+                rebase(&mut tcomps, opts);
                 let Some((tbase, tparents)) = tcomps.split_last() else {
                     return Err(ArchiveError::Unsafe {
                         entry: name,
@@ -397,4 +436,85 @@ pub fn unpack(reader: impl Read, dest: &Path, opts: &UnpackOptions) -> Result<Un
         rustix::fs::futimens(&fd, &ts(d.mtime)).map_err(io_err("set times of", &entry))?;
     }
     Ok(stats)
+}
+
+/// Applies [`UnpackOptions::rebase`] to a cleaned member name.
+fn rebase(comps: &mut [OsString], opts: &UnpackOptions) {
+    if let (Some((from, to)), Some(first)) = (&opts.rebase, comps.first_mut()) {
+        if first == from {
+            first.clone_from(to);
+        }
+    }
+}
+
+/// `noOverwriteDirNonDir`: refuses to replace a directory with a non-directory or the reverse, with
+/// Docker's messages.
+fn check_overwrite(parent: &OwnedFd, base: &OsStr, is_dir: bool, entry: &str) -> Result<(), ArchiveError> {
+    let st = match rustix::fs::statat(parent, base, AtFlags::SYMLINK_NOFOLLOW) {
+        Ok(st) => st,
+        Err(rustix::io::Errno::NOENT) => return Ok(()),
+        Err(e) => return Err(io_err("stat", entry)(e)),
+    };
+    let existing_dir = FileType::from_raw_mode(st.st_mode) == FileType::Directory;
+    let reason = match (existing_dir, is_dir) {
+        (true, false) => "cannot overwrite directory with non-directory",
+        (false, true) => "cannot overwrite non-directory with directory",
+        _ => return Ok(()),
+    };
+    Err(ArchiveError::Unsafe {
+        entry: entry.to_string(),
+        reason: reason.into(),
+    })
+}
+
+/// Reads a whole archive and checks every member as [`unpack`] would before writing anything: names
+/// and hard link targets stay inside the destination, sizes are sane, the stream is well formed.
+/// Returns the number of members. Used to refuse a bad archive before touching a container's files.
+pub fn check_archive(reader: impl Read) -> Result<u64, ArchiveError> {
+    let mut archive = tar::Archive::new(reader);
+    let mut last = String::new();
+    let mut n = 0u64;
+    for item in archive.entries().map_err(ArchiveError::Read)? {
+        let mut e = item.map_err(|source| ArchiveError::Malformed {
+            after: last.clone(),
+            source,
+        })?;
+        let raw = e.path_bytes().into_owned();
+        let name = display(&raw);
+        last = name.clone();
+        n += 1;
+        clean_path(&raw).map_err(|reason| ArchiveError::Unsafe {
+            entry: name.clone(),
+            reason,
+        })?;
+        if e.size() > MAX_ENTRY_SIZE {
+            return Err(ArchiveError::TooLarge {
+                entry: name,
+                size: e.size(),
+                max: MAX_ENTRY_SIZE,
+            });
+        }
+        if e.header().entry_type() == tar::EntryType::Link {
+            if let Some(t) = e.link_name_bytes() {
+                clean_path(&t).map_err(|reason| ArchiveError::Unsafe {
+                    entry: name.clone(),
+                    reason: format!("hard link target {:?}: {reason}", display(&t)),
+                })?;
+            }
+        }
+        // Drain the data so a truncated archive is found now.
+        let size = e.size();
+        let got = io::copy(&mut (&mut e).take(size), &mut io::sink()).map_err(|source| ArchiveError::Malformed {
+            after: name.clone(),
+            source,
+        })?;
+        if got != size {
+            return Err(ArchiveError::Truncated {
+                entry: name,
+                expected: size,
+                got,
+            });
+        }
+    }
+    Ok(n)
 }

@@ -57,6 +57,10 @@ pub async fn dispatch(cli: Cli) -> Result<i32> {
         Cmd::Stats(a) | Cmd::Container(ContainerCmd::Stats(a)) => container::resources::stats(c, a).await,
         Cmd::Top(a) | Cmd::Container(ContainerCmd::Top(a)) => container::resources::top(c, a).await,
         Cmd::Update(a) | Cmd::Container(ContainerCmd::Update(a)) => container::resources::update(c, a).await,
+        Cmd::Cp(a) | Cmd::Container(ContainerCmd::Cp(a)) => container::cp(c, a).await,
+        Cmd::Export(a) | Cmd::Container(ContainerCmd::Export(a)) => container::export(c, a).await,
+        Cmd::Diff(a) | Cmd::Container(ContainerCmd::Diff(a)) => container::diff(c, a).await,
+        Cmd::Commit(a) | Cmd::Container(ContainerCmd::Commit(a)) => container::commit(c, a).await,
         Cmd::Container(ContainerCmd::Inspect(a)) => {
             system::inspect(c, a.format, a.size, Some("container"), a.names, false).await
         }

@@ -2,6 +2,7 @@
 //! local socket, and it keeps hijacked attach connections independent), API version negotiated via
 //! `GET /_ping` and sent as the `/v1.NN` path prefix as Docker's client does.
 
+mod archive;
 pub mod body;
 mod containers;
 mod events;
@@ -24,6 +25,7 @@ use serde::de::DeserializeOwned;
 use serde_json::Value;
 use tokio::io::{AsyncRead, AsyncWrite};
 
+pub use archive::{CommitOptions, ContainerPathStat};
 pub use berth_api::models;
 pub use body::{BodyReader, ReqBody};
 pub use host::{select_host, Host, HostSource, InvalidHost, DEFAULT_HOST};

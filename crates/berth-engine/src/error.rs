@@ -23,6 +23,9 @@ pub enum EngineError {
     /// Something the client named was not found (with Docker's message).
     #[error("{0}")]
     NotFound(String),
+    /// The operation is not allowed on this object (HTTP 403).
+    #[error("{0}")]
+    Forbidden(String),
     /// The container's process could not be started; `exit_code` follows Docker (126, 127, 125).
     #[error("{message}")]
     StartFailed {
@@ -102,6 +105,7 @@ impl HasErrorKind for EngineError {
             EngineError::NoSuchContainer(_) | EngineError::NotFound(_) => ErrorKind::NotFound,
             EngineError::Ambiguous(_) | EngineError::InvalidArgument(_) => ErrorKind::InvalidArgument,
             EngineError::Conflict(_) => ErrorKind::Conflict,
+            EngineError::Forbidden(_) => ErrorKind::Forbidden,
             EngineError::NotModified(_) => ErrorKind::NotModified,
             EngineError::StartFailed { exit_code, .. } => {
                 if *exit_code == 126 || *exit_code == 127 {

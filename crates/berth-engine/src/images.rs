@@ -84,6 +84,11 @@ impl ImageService {
         Ok(self.store.resolve(name)?)
     }
 
+    /// The image store (for `commit`, which makes an image from a container's layer).
+    pub(crate) fn store(&self) -> &Arc<ImageStore> {
+        &self.store
+    }
+
     /// How many images the store holds.
     pub fn count(&self) -> usize {
         self.store.list().map(|l| l.len()).unwrap_or(0)

@@ -31,8 +31,9 @@ mod system;
 pub mod volume;
 
 pub use containers::{
-    human_duration, human_status, parse_signal, AttachStream, AttachTicket, BoxFuture, ContainerDeps, ContainerService,
-    ContainerServiceConfig, ListOptions, TopResult, UpdateConfig, WaitCondition,
+    go_file_mode, human_duration, human_status, parse_signal, AttachStream, AttachTicket, BoxFuture, CommitRequest,
+    ContainerDeps, ContainerService, ContainerServiceConfig, ExtractOptions, FilesystemChange, ListOptions, PathStat,
+    TopResult, UpdateConfig, WaitCondition,
 };
 pub use error::{EngineError, Result};
 pub use events::{Event, EventBus, EventFilter, EventQuery, EventStream, EventType};

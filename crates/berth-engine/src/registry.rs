@@ -64,7 +64,7 @@ pub struct Container {
     pub(crate) socket: PathBuf,
     pub(crate) inner: Mutex<Inner>,
     /// Serialises lifecycle operations (start, stop, remove); held across awaits.
-    pub(crate) op: tokio::sync::Mutex<()>,
+    pub(crate) op: Arc<tokio::sync::Mutex<()>>,
     /// Run observers (wait, logs -f, stop).
     pub(crate) events: watch::Sender<RunEvent>,
     /// Serialises record saves so the file ends with the latest state.
@@ -91,7 +91,7 @@ impl Container {
                 next_exit_waiters: 0,
                 late_wait_ok: false,
             }),
-            op: tokio::sync::Mutex::new(()),
+            op: Arc::new(tokio::sync::Mutex::new(())),
             events,
             save_lock: Mutex::new(()),
         })

@@ -458,6 +458,20 @@ impl Snapshotter {
         })
     }
 
+    /// [`Snapshotter::write_diff`] leaving out `exclude` (paths relative to the root, no leading `/`)
+    /// and everything below them (`docker commit` leaves out the runtime's mount points).
+    pub fn write_diff_excluding(&self, container_id: &str, out: impl Write, exclude: &[&str]) -> Result<()> {
+        let rw = self
+            .rw_layer(container_id)
+            .ok_or_else(|| SnapshotError::RwNotFound(container_id.to_string()))?;
+        berth_archive::layer_from_dir_excluding(&rw.upper, out, self.id_map.as_ref(), exclude).map_err(|source| {
+            SnapshotError::Diff {
+                container_id: container_id.to_string(),
+                source,
+            }
+        })
+    }
+
     /// Removes a container's writable layer; nothing to do if it does not exist.
     pub fn remove_rw(&self, container_id: &str) -> Result<()> {
         let dir = self.rw_dir(container_id)?;

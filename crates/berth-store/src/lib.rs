@@ -30,6 +30,7 @@
 //! so `save` and pushes are unchanged. [`userns`] also resolves the flag and creates `dockremap`.
 mod archive_io;
 mod changes;
+mod commit;
 mod content;
 mod create;
 mod error;
@@ -41,6 +42,7 @@ mod resolve;
 pub mod userns;
 
 pub use changes::apply_changes;
+pub use commit::CommitOptions;
 pub use content::ContentStore;
 pub use error::{Result, StoreError};
 pub use import::{host_architecture, ImportOptions};

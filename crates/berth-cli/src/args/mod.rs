@@ -2,6 +2,7 @@
 //! command (see `dispatch`), so the command modules import these types and not the other way round.
 
 mod container;
+mod files;
 mod image;
 mod resources;
 mod system;
@@ -9,6 +10,7 @@ mod system;
 use clap::{Parser, Subcommand};
 
 pub use container::*;
+pub use files::*;
 pub use image::*;
 pub use resources::*;
 pub use system::*;
@@ -83,6 +85,14 @@ pub enum Cmd {
     Top(TopArgs),
     /// Update configuration of one or more containers
     Update(UpdateArgs),
+    /// Copy files/folders between a container and the local filesystem
+    Cp(CpArgs),
+    /// Export a container's filesystem as a tar archive
+    Export(ExportArgs),
+    /// Inspect changes to files or directories on a container's filesystem
+    Diff(DiffArgs),
+    /// Create a new image from a container's changes
+    Commit(CommitArgs),
     /// List images
     Images(ImagesArgs),
     /// Remove one or more images
@@ -160,6 +170,14 @@ pub enum ContainerCmd {
     Top(TopArgs),
     /// Update configuration of one or more containers
     Update(UpdateArgs),
+    /// Copy files/folders between a container and the local filesystem
+    Cp(CpArgs),
+    /// Export a container's filesystem as a tar archive
+    Export(ExportArgs),
+    /// Inspect changes to files or directories on a container's filesystem
+    Diff(DiffArgs),
+    /// Create a new image from a container's changes
+    Commit(CommitArgs),
 }
 
 #[derive(Subcommand, Debug)]

@@ -1,10 +1,14 @@
 //! Container commands: run, create, start, stop/restart, kill, rm, ps, logs, wait, rename,
 //! attach, prune.
 
+mod cp;
+mod files;
 mod ps;
 pub mod resources;
 mod session;
 
+pub use cp::cp;
+pub use files::{commit, diff, export};
 pub use ps::ps;
 use session::{AttachError, ContainerAttach};
 

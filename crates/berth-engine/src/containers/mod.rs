@@ -7,7 +7,9 @@
 //! across an await) and a `tokio::sync::Mutex` that serialises lifecycle operations (start, stop,
 //! remove). Exits are observed by one monitor task per running container, which talks to the shim.
 
+mod archive;
 mod attach;
+mod changes;
 mod create;
 mod inspect;
 mod lifecycle;
@@ -19,7 +21,9 @@ mod runs;
 mod usage;
 mod validate;
 
+pub use archive::{go_file_mode, ExtractOptions, PathStat};
 pub use attach::{AttachStream, AttachTicket, BoxFuture, WaitCondition};
+pub use changes::{CommitRequest, FilesystemChange};
 pub use inspect::{human_duration, human_status};
 pub use lifecycle::parse_signal;
 pub use resources::{TopResult, UpdateConfig};

@@ -263,6 +263,9 @@ impl ImageStore {
             whiteouts: false,
             preserve_owners: false,
             id_map: None,
+            no_overwrite_dir_non_dir: false,
+            rebase: None,
+            chown_to: None,
         };
         berth_archive::unpack(reader, &tmp.0, &opts).map_err(archive_err)?;
         let root = tmp.0.as_path();
