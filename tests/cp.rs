@@ -599,6 +599,45 @@ fn export_diff_and_commit() {
     assert!(r.stderr.contains("No such container: e1"), "{r:?}");
     let (status, _) = d.api("POST", "/commit?container=e1", None);
     assert_eq!(status, 404);
+
+    // A running container is frozen while it is committed (pause and unpause events), and runs on.
+    let r = d.berth(&[
+        "run",
+        "-d",
+        "--name",
+        "live",
+        "bb",
+        "sh",
+        "-c",
+        "echo hot > /h; sleep 300",
+    ]);
+    assert_eq!(r.code, 0, "{r:?}");
+    let r = d.docker(&["commit", "live", "committed:live"]);
+    assert_eq!(r.code, 0, "{r:?}\n{}", d.log());
+    let r = d.docker(&["inspect", "-f", "{{.State.Status}}", "live"]);
+    assert_eq!(r.stdout.trim(), "running", "{r:?}");
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs()
+        + 1;
+    let (_, body) = d.api("GET", &format!("/events?since=0&until={now}"), None);
+    let body = String::from_utf8_lossy(&body).into_owned();
+    let live_events: Vec<serde_json::Value> = body
+        .lines()
+        .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+        .filter(|e| e["Actor"]["Attributes"]["name"] == "live")
+        .collect();
+    let actions: Vec<&str> = live_events.iter().filter_map(|e| e["Action"].as_str()).collect();
+    let pos = |a: &str| actions.iter().position(|x| *x == a);
+    assert!(
+        pos("pause") < pos("commit") && pos("commit") < pos("unpause") && pos("pause").is_some(),
+        "{actions:?}"
+    );
+    let r = d.docker(&["run", "--rm", "committed:live", "cat", "/h"]);
+    assert_eq!(r.stdout, "hot\n", "{r:?}");
+    let (_, body) = d.api("POST", "/commit?container=live&pause=0", None);
+    assert!(String::from_utf8_lossy(&body).contains("sha256:"));
 }
 
 #[test]

@@ -119,6 +119,8 @@ async fn commit(State(e): State<AppState>, RawQuery(q): RawQuery, body: Bytes) -
         author: p.get("author").unwrap_or_default().to_string(),
         changes: p.all("changes"),
         config,
+        // Docker pauses a running container while it commits unless told not to.
+        pause: p.get("pause").is_none_or(|v| !matches!(v, "0" | "false" | "False")),
     };
     let id = e.containers.commit(&container, req).await?;
     Ok(json(StatusCode::CREATED, &serde_json::json!({ "Id": id })))

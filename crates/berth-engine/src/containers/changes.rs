@@ -8,6 +8,7 @@
 use super::{blocking, ContainerService};
 use crate::error::{EngineError, Result};
 use crate::events::{Event, EventType};
+use crate::registry::Container;
 use berth_store::CommitOptions;
 use berth_types::Reference;
 use rustix::fs::{AtFlags, FileType, Mode, OFlags, ResolveFlags};
@@ -150,6 +151,8 @@ pub struct CommitRequest {
     pub changes: Vec<String>,
     /// The request body: a container config whose set fields override the container's.
     pub config: serde_json::Map<String, serde_json::Value>,
+    /// Freeze a running container while its changes are read (`pause`, default true).
+    pub pause: bool,
 }
 
 impl ContainerService {
@@ -188,6 +191,21 @@ impl ContainerService {
     /// Answers the new image ID.
     pub async fn commit(self: &Arc<Self>, name: &str, req: CommitRequest) -> Result<String> {
         let c = self.lookup(name)?;
+        // A consistent layer: the container's processes are frozen while its changes are read.
+        let paused = req.pause && c.status() == crate::state::Status::Running;
+        if paused {
+            self.pause(&c.id).await?;
+        }
+        let result = self.commit_unpaused(&c, req).await;
+        if paused {
+            if let Err(e) = self.unpause(&c.id).await {
+                tracing::warn!("unpausing {} after the commit: {e}", berth_types::short_id(&c.id));
+            }
+        }
+        result
+    }
+
+    async fn commit_unpaused(self: &Arc<Self>, c: &Arc<Container>, req: CommitRequest) -> Result<String> {
         let rec = c.record();
         let tag = match &req.repo {
             Some(repo) if !repo.is_empty() => {
