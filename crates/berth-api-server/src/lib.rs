@@ -4,6 +4,7 @@
 
 mod containers;
 mod error;
+mod exec;
 mod images;
 mod params;
 mod system;
@@ -27,6 +28,7 @@ pub fn router(services: Arc<Services>) -> Router {
     Router::new()
         .merge(system::routes())
         .merge(containers::routes())
+        .merge(exec::routes())
         .merge(images::routes())
         .with_state(services)
 }

@@ -4,6 +4,7 @@
 
 pub mod body;
 mod containers;
+mod exec;
 pub mod host;
 mod images;
 pub mod stream;

@@ -29,7 +29,7 @@ pub mod volume;
 
 pub use containers::{
     human_duration, human_status, parse_signal, AttachStream, AttachTicket, BoxFuture, ContainerDeps, ContainerService,
-    ContainerServiceConfig, ListOptions, WaitCondition,
+    ContainerServiceConfig, ExecTicket, ListOptions, WaitCondition,
 };
 pub use error::{EngineError, Result};
 pub use events::{Event, EventBus, EventType};

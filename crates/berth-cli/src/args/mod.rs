@@ -71,6 +71,8 @@ pub enum Cmd {
     Rename(RenameArgs),
     /// Attach local standard input, output, and error streams to a running container
     Attach(AttachArgs),
+    /// Execute a command in a running container
+    Exec(ExecArgs),
     /// List images
     Images(ImagesArgs),
     /// Remove one or more images
@@ -136,6 +138,8 @@ pub enum ContainerCmd {
     Prune(PruneArgs),
     /// Attach local standard input, output, and error streams to a running container
     Attach(AttachArgs),
+    /// Execute a command in a running container
+    Exec(ExecArgs),
 }
 
 #[derive(Subcommand, Debug)]

@@ -1,9 +1,11 @@
 //! Container commands: run, create, start, stop/restart, kill, rm, ps, logs, wait, rename,
 //! attach, prune.
 
+mod exec;
 mod ps;
 mod session;
 
+pub use exec::exec;
 pub use ps::ps;
 use session::{AttachError, ContainerAttach};
 

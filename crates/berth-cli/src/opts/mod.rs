@@ -2,7 +2,7 @@
 //! the Engine API models), as the docker CLI's `parse()` does. Each concept has its module:
 //! environment, ports, mounts and volumes, host settings.
 
-mod env;
+pub(crate) mod env;
 mod host;
 mod mounts;
 mod ports;

@@ -128,7 +128,7 @@ impl ContainerService {
             mount_label: Some(String::new()),
             process_label: Some(String::new()),
             app_armor_profile: Some(String::new()),
-            exec_ids: None,
+            exec_ids: self.exec_ids(&rec.id),
             host_config: Some(host_config),
             graph_driver: Some(DriverData {
                 name: "overlay2".into(),

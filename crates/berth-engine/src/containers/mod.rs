@@ -9,6 +9,7 @@
 
 mod attach;
 mod create;
+mod exec;
 mod inspect;
 mod lifecycle;
 mod reconcile;
@@ -16,6 +17,7 @@ mod remove;
 mod runs;
 
 pub use attach::{AttachStream, AttachTicket, BoxFuture, WaitCondition};
+pub use exec::ExecTicket;
 pub use inspect::{human_duration, human_status};
 pub use lifecycle::parse_signal;
 
@@ -87,6 +89,7 @@ pub struct ContainerService {
     volumes: Arc<dyn VolumeService>,
     events: EventBus,
     trash_lock: Mutex<()>,
+    execs: exec::Execs,
 }
 
 impl ContainerService {
@@ -107,6 +110,7 @@ impl ContainerService {
             volumes: deps.volumes,
             events: deps.events,
             trash_lock: Mutex::new(()),
+            execs: Default::default(),
         });
         for d in [&svc.containers_dir, &svc.trash_dir, &svc.shims_dir, &svc.bundles_dir] {
             mkdir_all(d)?;
