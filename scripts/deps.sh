@@ -5,8 +5,9 @@ set -euo pipefail
 # docker.io: the real docker CLI for the end-to-end tests, and dockerd + containerd + runc for the
 # interop test (tests/dockerd_interop.rs) and the benchmark, which start private daemons of their own.
 # (Debian's policy-rc.d / a non-systemd init keep the package from starting a system dockerd.)
+# python3-docker: the Docker SDK for Python (docker-py) for the SDK tests (tests/exec.rs).
 need=()
-for p in busybox-static libseccomp-dev pkg-config iproute2 util-linux curl docker.io tini runc; do
+for p in busybox-static libseccomp-dev pkg-config iproute2 util-linux curl docker.io tini runc python3-docker; do
   dpkg -s "$p" >/dev/null 2>&1 || need+=("$p")
 done
 if [ "${#need[@]}" -gt 0 ]; then
