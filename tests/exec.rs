@@ -39,7 +39,11 @@ fn cap_eff(r: &Run) -> u64 {
 fn berth_exec_output_exit_codes_and_flags() {
     let (d, _) = running();
     let r = d.berth(&["exec", "box1", "sh", "-c", "echo out; echo err >&2"]);
-    assert_eq!((r.code, r.stdout.as_str(), r.stderr.as_str()), (0, "out\n", "err\n"), "{r:?}");
+    assert_eq!(
+        (r.code, r.stdout.as_str(), r.stderr.as_str()),
+        (0, "out\n", "err\n"),
+        "{r:?}"
+    );
     assert_eq!(d.berth(&["exec", "box1", "sh", "-c", "exit 3"]).code, 3);
     let r = d.berth(&["exec", "box1", "/etc/passwd"]);
     assert_eq!(r.code, 126, "not executable: {r:?}");
@@ -48,7 +52,19 @@ fn berth_exec_output_exit_codes_and_flags() {
     assert_eq!(r.code, 127, "not found: {r:?}");
     assert!(r.stdout.contains("executable file not found"), "{r:?}");
 
-    let r = d.berth(&["exec", "-u", "nobody", "-w", "/tmp", "-e", "GREETING=hello", "box1", "sh", "-c", "id -u; id -g; pwd; echo $GREETING"]);
+    let r = d.berth(&[
+        "exec",
+        "-u",
+        "nobody",
+        "-w",
+        "/tmp",
+        "-e",
+        "GREETING=hello",
+        "box1",
+        "sh",
+        "-c",
+        "id -u; id -g; pwd; echo $GREETING",
+    ]);
     assert_eq!((r.code, r.stdout.as_str()), (0, "65534\n65534\n/tmp\nhello\n"), "{r:?}");
     let r = d.berth(&["exec", "-u", "1234:5678", "box1", "sh", "-c", "id -u; id -g"]);
     assert_eq!(r.stdout, "1234\n5678\n", "{r:?}");
@@ -58,7 +74,15 @@ fn berth_exec_output_exit_codes_and_flags() {
 
     let env_file = d.root.join("exec.env");
     std::fs::write(&env_file, "# a comment\nFROM_FILE=yes\n").unwrap();
-    let r = d.berth(&["exec", "--env-file", env_file.to_str().unwrap(), "box1", "sh", "-c", "echo $FROM_FILE"]);
+    let r = d.berth(&[
+        "exec",
+        "--env-file",
+        env_file.to_str().unwrap(),
+        "box1",
+        "sh",
+        "-c",
+        "echo $FROM_FILE",
+    ]);
     assert_eq!(r.stdout, "yes\n", "{r:?}");
 
     // The container's capabilities by default; every capability with --privileged.
@@ -88,11 +112,27 @@ fn berth_exec_output_exit_codes_and_flags() {
 fn docker_cli_exec() {
     let (d, _) = running();
     let r = d.docker(&["exec", "box1", "sh", "-c", "echo out; echo err >&2"]);
-    assert_eq!((r.code, r.stdout.as_str(), r.stderr.as_str()), (0, "out\n", "err\n"), "{r:?}");
+    assert_eq!(
+        (r.code, r.stdout.as_str(), r.stderr.as_str()),
+        (0, "out\n", "err\n"),
+        "{r:?}"
+    );
     assert_eq!(d.docker(&["exec", "box1", "sh", "-c", "exit 3"]).code, 3);
     assert_eq!(d.docker(&["exec", "box1", "/etc/passwd"]).code, 126);
     assert_eq!(d.docker(&["exec", "box1", "no-such-command"]).code, 127);
-    let r = d.docker(&["exec", "-u", "nobody", "-w", "/tmp", "-e", "A=1", "box1", "sh", "-c", "id -u; pwd; echo $A"]);
+    let r = d.docker(&[
+        "exec",
+        "-u",
+        "nobody",
+        "-w",
+        "/tmp",
+        "-e",
+        "A=1",
+        "box1",
+        "sh",
+        "-c",
+        "id -u; pwd; echo $A",
+    ]);
     assert_eq!((r.code, r.stdout.as_str()), (0, "65534\n/tmp\n1\n"), "{r:?}");
     let mut child = d
         .docker_cmd(&["exec", "-i", "box1", "cat"])
@@ -120,8 +160,13 @@ fn detached_exec_is_inspected_through_the_api() {
     assert!(e["Pid"].as_i64().unwrap() > 0, "{e}");
     assert_eq!(e["ContainerID"], cid.as_str());
     assert_eq!(e["ProcessConfig"]["entrypoint"], "sh");
-    assert_eq!(e["ProcessConfig"]["arguments"], serde_json::json!(["-c", "sleep 1; exit 7"]));
-    assert!(common::eventually(Duration::from_secs(10), || exec_json(&d, &id)["Running"] == false));
+    assert_eq!(
+        e["ProcessConfig"]["arguments"],
+        serde_json::json!(["-c", "sleep 1; exit 7"])
+    );
+    assert!(common::eventually(Duration::from_secs(10), || exec_json(&d, &id)
+        ["Running"]
+        == false));
     let e = exec_json(&d, &id);
     assert_eq!(e["ExitCode"], 7, "{e}");
     assert!(d.api_json("/v1.47/containers/box1/json")["ExecIDs"].is_null());
@@ -131,7 +176,10 @@ fn detached_exec_is_inspected_through_the_api() {
     assert_eq!(status, 409, "{}", String::from_utf8_lossy(&body));
     assert!(String::from_utf8_lossy(&body).contains("has already run"));
     let (status, body) = d.api("GET", "/v1.47/exec/nope/json", None);
-    assert_eq!((status, String::from_utf8_lossy(&body).as_ref()), (404, r#"{"message":"No such exec instance: nope"}"#));
+    assert_eq!(
+        (status, String::from_utf8_lossy(&body).as_ref()),
+        (404, r#"{"message":"No such exec instance: nope"}"#)
+    );
     let (status, _) = d.api("POST", "/v1.47/containers/box1/exec", Some(br#"{"Cmd":[]}"#));
     assert_eq!(status, 400);
 }
@@ -189,7 +237,10 @@ fn exec_it_gets_a_sized_pty() {
     let (d, _) = running();
     let berth = common::bin("berth");
     for client in [berth.to_str().unwrap(), "docker"] {
-        let (code, out) = in_terminal(&d, &format!("{client} exec -it box1 sh -c 'tty; stty size; echo $TERM; exit 5'"));
+        let (code, out) = in_terminal(
+            &d,
+            &format!("{client} exec -it box1 sh -c 'tty; stty size; echo $TERM; exit 5'"),
+        );
         assert_eq!(code, 5, "{client}: {out:?}");
         let lines: Vec<&str> = out.split("\r\n").collect();
         assert!(lines[0].starts_with("/dev/pts/"), "{client}: {out:?}");
@@ -220,7 +271,11 @@ print(json.dumps(r))
         .output()
         .expect("python3 (scripts/deps.sh installs python3-docker)");
     let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(out.status.success(), "{stdout}\n{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let r: serde_json::Value = serde_json::from_str(stdout.trim()).unwrap();
     assert_eq!(r["plain"], serde_json::json!([3, "hi\n"]));
     assert_eq!(r["flags"], serde_json::json!([0, "65534\n/tmp\ny\n"]));

@@ -96,6 +96,8 @@ pub(crate) struct Exec {
     /// The request as created (Cmd, Env, User, WorkingDir, Tty, Privileged, attach flags…).
     pub config: ExecConfig,
     pub state: watch::Sender<ExecState>,
+    /// Creation order, to forget the oldest finished execs first.
+    created: std::time::Instant,
 }
 
 impl Exec {
@@ -114,6 +116,9 @@ impl Exec {
         format!("{entry} {}", args.join(" "))
     }
 }
+
+/// How many finished execs of one container stay inspectable.
+const MAX_FINISHED_PER_CONTAINER: usize = 256;
 
 /// The exec records of a container service.
 #[derive(Default)]
@@ -219,6 +224,44 @@ fn spec_process(bundle: &std::path::Path) -> Result<Process> {
         .ok_or_else(|| EngineError::Internal(format!("{} has no process", path.display())))
 }
 
+/// Reads multiplexed frames until the stream ends, keeping the first `max` payload bytes.
+async fn read_frames(stream: &mut AttachStream, out: &mut Vec<u8>, max: usize) {
+    use tokio::io::AsyncReadExt;
+    let mut header = [0u8; berth_api::stream::HEADER_LEN];
+    let mut buf = vec![0u8; 8 * 1024];
+    while stream.read_exact(&mut header).await.is_ok() {
+        let Ok(h) = berth_api::stream::parse_header(&header) else {
+            return;
+        };
+        let mut left = h.len as usize;
+        while left > 0 {
+            let want = left.min(buf.len());
+            match stream.read(&mut buf[..want]).await {
+                Ok(0) | Err(_) => return,
+                Ok(n) => {
+                    let room = max.saturating_sub(out.len()).min(n);
+                    out.extend_from_slice(&buf[..room]);
+                    left -= n;
+                }
+            }
+        }
+    }
+}
+
+/// A duration as Go prints the round ones (`30s`, `500ms`, `1m30s`), for dockerd's messages.
+pub(crate) fn go_duration(d: Duration) -> String {
+    let ms = d.as_millis();
+    if ms % 1000 != 0 || ms == 0 {
+        return format!("{ms}ms");
+    }
+    let secs = ms / 1000;
+    match (secs / 3600, secs / 60 % 60, secs % 60) {
+        (0, 0, s) => format!("{s}s"),
+        (0, m, s) => format!("{m}m{s}s"),
+        (h, m, s) => format!("{h}h{m}m{s}s"),
+    }
+}
+
 fn no_such_exec(id: &str) -> EngineError {
     EngineError::NotFound(format!("No such exec instance: {id}"))
 }
@@ -249,11 +292,23 @@ impl ContainerService {
                 console_size,
                 ..Default::default()
             }),
+            created: std::time::Instant::now(),
         });
         {
             let mut map = lock(&self.execs.map);
             // Execs of removed containers are forgotten here (dockerd drops them at removal).
             map.retain(|_, e| self.registry.contains(&e.container_id));
+            let mut finished: Vec<(std::time::Instant, String)> = map
+                .values()
+                .filter(|e| e.container_id == c.id && e.state.borrow().status == ExecStatus::Exited)
+                .map(|e| (e.created, e.id.clone()))
+                .collect();
+            if finished.len() >= MAX_FINISHED_PER_CONTAINER {
+                finished.sort();
+                for (_, id) in &finished[..=finished.len() - MAX_FINISHED_PER_CONTAINER] {
+                    map.remove(id);
+                }
+            }
             map.insert(exec.id.clone(), exec.clone());
         }
         let action = format!("exec_create: {}", exec.command_line());
@@ -472,6 +527,48 @@ impl ContainerService {
         })
     }
 
+    /// Runs `cmd` in the container as an exec (with its events, as dockerd's health probes) and
+    /// returns its exit code and combined output (the first `max_output` bytes). A process still
+    /// running after `timeout` is killed: exit code -1 and dockerd's timeout message.
+    pub(crate) async fn exec_capture(
+        self: &Arc<Self>,
+        c: &Arc<Container>,
+        cmd: Vec<String>,
+        timeout: Duration,
+        max_output: usize,
+    ) -> Result<(i64, String)> {
+        let cfg = ExecConfig {
+            cmd: Some(cmd),
+            attach_stdout: Some(true),
+            attach_stderr: Some(true),
+            ..Default::default()
+        };
+        let id = self.exec_create(&c.id, cfg)?;
+        // Forgotten once done, as dockerd forgets its health probes.
+        struct Forget<'a>(&'a Execs, &'a str);
+        impl Drop for Forget<'_> {
+            fn drop(&mut self) {
+                lock(&self.0.map).remove(self.1);
+            }
+        }
+        let _forget = Forget(&self.execs, &id);
+        let ticket = self.exec_prepare_start(&id, None)?;
+        let exec = ticket.exec.clone();
+        let Some(mut stream) = self.exec_start(ticket, true).await? else {
+            return Ok((-1, String::new()));
+        };
+        let mut output = Vec::new();
+        let read = read_frames(&mut stream, &mut output, max_output);
+        if tokio::time::timeout(timeout, read).await.is_err() {
+            let kill = Request::Kill { signal: libc::SIGKILL };
+            let _ = shim::call_exec(&c.id, &c.socket, Some(&exec.id), kill).await;
+            return Ok((-1, format!("Health check exceeded timeout ({})", go_duration(timeout))));
+        }
+        self.exec_exited(&id).await;
+        let code = exec.state.borrow().exit_code.unwrap_or(-1);
+        Ok((code, String::from_utf8_lossy(&output).into_owned()))
+    }
+
     /// `POST /exec/{id}/resize`: before the process exists the size is kept for its start.
     pub async fn exec_resize(&self, id: &str, height: u16, width: u16) -> Result<()> {
         let exec = self.exec_get(id)?;
@@ -529,6 +626,14 @@ mod tests {
         for s in [Created, Running, Exited] {
             assert_eq!(s.apply(T::Exit, "e").unwrap(), Exited);
         }
+    }
+
+    #[test]
+    fn durations_as_go_prints_them() {
+        assert_eq!(go_duration(Duration::from_secs(30)), "30s");
+        assert_eq!(go_duration(Duration::from_millis(500)), "500ms");
+        assert_eq!(go_duration(Duration::from_secs(90)), "1m30s");
+        assert_eq!(go_duration(Duration::from_secs(3600)), "1h0m0s");
     }
 
     #[test]

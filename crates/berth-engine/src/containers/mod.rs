@@ -10,6 +10,7 @@
 mod attach;
 mod create;
 mod exec;
+mod health;
 mod inspect;
 mod lifecycle;
 mod reconcile;
@@ -90,6 +91,7 @@ pub struct ContainerService {
     events: EventBus,
     trash_lock: Mutex<()>,
     execs: exec::Execs,
+    health: health::HealthMonitors,
 }
 
 impl ContainerService {
@@ -111,6 +113,7 @@ impl ContainerService {
             events: deps.events,
             trash_lock: Mutex::new(()),
             execs: Default::default(),
+            health: Default::default(),
         });
         for d in [&svc.containers_dir, &svc.trash_dir, &svc.shims_dir, &svc.bundles_dir] {
             mkdir_all(d)?;
