@@ -84,6 +84,14 @@ fn healthy_and_unhealthy_through_inspect_and_ps() {
         "{}",
         ps_status(&d, "bad")
     );
+    let r = d.docker(&["ps", "-q", "--no-trunc", "--filter", "health=unhealthy"]);
+    assert_eq!(
+        r.stdout.trim(),
+        d.api_json("/v1.47/containers/bad/json")["Id"].as_str().unwrap(),
+        "{r:?}"
+    );
+    let r = d.docker(&["ps", "-q", "--filter", "health=none"]);
+    assert_eq!(r.stdout.trim(), "", "{r:?}");
     let r = d.docker(&["inspect", "--format", "{{.State.Health.Status}}", "bad"]);
     assert_eq!(r.stdout.trim(), "unhealthy", "{r:?}");
     // Only the last five results are kept.

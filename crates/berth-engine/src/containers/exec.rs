@@ -251,7 +251,7 @@ async fn read_frames(stream: &mut AttachStream, out: &mut Vec<u8>, max: usize) {
 /// A duration as Go prints the round ones (`30s`, `500ms`, `1m30s`), for dockerd's messages.
 pub(crate) fn go_duration(d: Duration) -> String {
     let ms = d.as_millis();
-    if ms % 1000 != 0 || ms == 0 {
+    if !ms.is_multiple_of(1000) || ms == 0 {
         return format!("{ms}ms");
     }
     let secs = ms / 1000;

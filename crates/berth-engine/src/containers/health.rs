@@ -151,6 +151,16 @@ impl ContainerService {
         }
     }
 
+    /// The container's health as `ps --filter health=` names it (`none` without a health check).
+    pub(crate) fn health_filter_value(&self, id: &str) -> &'static str {
+        match self.health(id).and_then(|h| h.status) {
+            Some(HealthStatusEnum::STARTING) => "starting",
+            Some(HealthStatusEnum::HEALTHY) => "healthy",
+            Some(HealthStatusEnum::UNHEALTHY) => "unhealthy",
+            _ => "none",
+        }
+    }
+
     /// Starts the health monitor of a run that just began (or was re-adopted), if the container
     /// has a health check. It ends when the run ends.
     pub(crate) fn spawn_health(self: &Arc<Self>, c: &Arc<Container>) {

@@ -231,6 +231,7 @@ impl ContainerService {
                     None => labels.contains_key(v.as_str()),
                 })
             })
+            && any("health", &|v| v == self.health_filter_value(&rec.id))
             && any("ancestor", &|v| {
                 let image = rec.config.image.clone().unwrap_or_default();
                 image == v
