@@ -157,6 +157,7 @@ fn detached_exec_is_inspected_through_the_api() {
     let id = ids[0].as_str().unwrap().to_string();
     let e = exec_json(&d, &id);
     assert_eq!(e["Running"], true, "{e}");
+    assert!(e.as_object().unwrap()["ExitCode"].is_null(), "{e}");
     assert!(e["Pid"].as_i64().unwrap() > 0, "{e}");
     assert_eq!(e["ContainerID"], cid.as_str());
     assert_eq!(e["ProcessConfig"]["entrypoint"], "sh");

@@ -47,7 +47,13 @@ async fn create(State(e): State<AppState>, Path(id): Path<String>, body: Bytes) 
 }
 
 async fn inspect(State(e): State<AppState>, Path(id): Path<String>) -> ApiResult<Response> {
-    Ok(json(StatusCode::OK, &e.containers.exec_inspect(&id)?))
+    let mut v = serde_json::to_value(e.containers.exec_inspect(&id)?)
+        .map_err(|err| ApiError::internal(format!("encoding exec inspect: {err}")))?;
+    // dockerd sends `"ExitCode": null` while the process runs; clients index it unconditionally.
+    if let Some(o) = v.as_object_mut() {
+        o.entry("ExitCode").or_insert(serde_json::Value::Null);
+    }
+    Ok(json(StatusCode::OK, &v))
 }
 
 async fn resize(State(e): State<AppState>, Path(id): Path<String>, RawQuery(q): RawQuery) -> ApiResult<Response> {
