@@ -183,6 +183,45 @@ fn detached_exec_is_inspected_through_the_api() {
     );
     let (status, _) = d.api("POST", "/v1.47/containers/box1/exec", Some(br#"{"Cmd":[]}"#));
     assert_eq!(status, 400);
+    let (status, _) = d.api("POST", "/v1.47/exec/nope/resize?h=10&w=10", None);
+    assert_eq!(status, 404);
+
+    // A resize before the start sizes the terminal the process starts with; one after resizes it.
+    let (status, body) = d.api(
+        "POST",
+        "/v1.47/containers/box1/exec",
+        Some(br#"{"Cmd":["sh","-c","stty size > /tmp/before; sleep 2; stty size > /tmp/after"],"Tty":true}"#),
+    );
+    assert_eq!(status, 201, "{}", String::from_utf8_lossy(&body));
+    let id = serde_json::from_slice::<serde_json::Value>(&body).unwrap()["Id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let (status, _) = d.api("POST", &format!("/v1.47/exec/{id}/resize?h=20&w=70"), None);
+    assert_eq!(status, 200);
+    let (status, _) = d.api(
+        "POST",
+        &format!("/v1.47/exec/{id}/start"),
+        Some(br#"{"Detach":true,"Tty":true}"#),
+    );
+    assert_eq!(status, 200);
+    assert!(common::eventually(Duration::from_secs(10), || d
+        .berth(&["exec", "box1", "test", "-s", "/tmp/before"])
+        .code
+        == 0));
+    let (status, _) = d.api("POST", &format!("/v1.47/exec/{id}/resize?h=40&w=120"), None);
+    assert_eq!(status, 200);
+    assert!(common::eventually(Duration::from_secs(10), || exec_json(&d, &id)
+        ["Running"]
+        == false));
+    let r = d.berth(&["exec", "box1", "cat", "/tmp/before", "/tmp/after"]);
+    assert_eq!(
+        r.stdout,
+        "20 70
+40 120
+",
+        "{r:?}"
+    );
 }
 
 #[test]

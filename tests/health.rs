@@ -155,3 +155,50 @@ fn a_container_turns_unhealthy_and_back_and_the_check_stops_with_it() {
     assert!(health(&d, "plain").is_null());
     assert!(!ps_status(&d, "plain").contains("health"));
 }
+
+#[test]
+fn the_images_healthcheck_runs_with_the_containers_settings_over_it() {
+    let d = Daemon::start();
+    // HEALTHCHECK --interval=1h --retries=1 CMD-SHELL echo from-image; exit 1
+    let tar = berth_testkit::busybox_image_tar_with(
+        "hc:latest",
+        serde_json::json!({"Healthcheck": {
+            "Test": ["CMD-SHELL", "echo from-image; exit 1"],
+            "Interval": 3_600_000_000_000i64,
+            "Retries": 1,
+        }}),
+    )
+    .unwrap();
+    let (status, body) = d.api("POST", "/v1.41/images/load?quiet=1", Some(&tar));
+    assert_eq!(status, 200, "{}", String::from_utf8_lossy(&body));
+    // The container's interval replaces the image's hour; the image's test and retries stay.
+    let r = d.docker(&[
+        "run",
+        "-d",
+        "--name",
+        "img",
+        "--health-interval",
+        "200ms",
+        "hc",
+        "sleep",
+        "1000",
+    ]);
+    assert_eq!(r.code, 0, "{r:?}");
+    let hc = d.api_json("/v1.47/containers/img/json")["Config"]["Healthcheck"].clone();
+    assert_eq!(
+        hc["Test"],
+        serde_json::json!(["CMD-SHELL", "echo from-image; exit 1"]),
+        "{hc}"
+    );
+    assert_eq!(
+        (hc["Interval"].as_i64(), hc["Retries"].as_i64()),
+        (Some(200_000_000), Some(1))
+    );
+    assert!(status_is(&d, "img", "unhealthy"), "{}", health(&d, "img"));
+    assert_eq!(health(&d, "img")["Log"][0]["Output"], "from-image\n");
+    // --no-healthcheck turns the image's off.
+    let r = d.berth(&["run", "-d", "--name", "off", "--no-healthcheck", "hc", "sleep", "1000"]);
+    assert_eq!(r.code, 0, "{r:?}");
+    std::thread::sleep(Duration::from_millis(300));
+    assert!(health(&d, "off").is_null());
+}
