@@ -324,3 +324,34 @@ print(json.dumps(r))
     assert_eq!(r["tty"][0], 0);
     assert!(r["tty"][1].as_str().unwrap().starts_with("/dev/pts/"), "{r}");
 }
+
+#[test]
+fn exec_in_a_container_run_by_runc() {
+    let d = Daemon::start();
+    d.load_busybox("bb:latest");
+    let r = d.berth(&[
+        "run",
+        "-d",
+        "--name",
+        "byrunc",
+        "--runtime",
+        "runc",
+        "bb",
+        "sleep",
+        "1000",
+    ]);
+    assert_eq!(r.code, 0, "runc is installed by scripts/deps.sh: {r:?}");
+    let r = d.berth(&[
+        "exec",
+        "-u",
+        "nobody",
+        "-w",
+        "/tmp",
+        "byrunc",
+        "sh",
+        "-c",
+        "id -u; pwd; exit 3",
+    ]);
+    assert_eq!((r.code, r.stdout.as_str()), (3, "65534\n/tmp\n"), "{r:?}");
+    assert_eq!(d.docker(&["exec", "byrunc", "no-such-command"]).code, 127);
+}
