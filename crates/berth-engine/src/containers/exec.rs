@@ -277,7 +277,9 @@ impl ContainerService {
         }
         let console_size = match cfg.console_size.as_deref() {
             None | Some([]) => None,
-            Some([h, w]) if *h >= 0 && *w >= 0 => Some((*h as u16, *w as u16)),
+            Some([h, w]) if *h >= 0 && *w >= 0 => {
+                Some(((*h).min(u16::MAX.into()) as u16, (*w).min(u16::MAX.into()) as u16))
+            }
             Some(_) => {
                 return Err(EngineError::InvalidArgument(
                     "ConsoleSize must be [height, width] of non-negative numbers".into(),
@@ -626,6 +628,23 @@ mod tests {
         for s in [Created, Running, Exited] {
             assert_eq!(s.apply(T::Exit, "e").unwrap(), Exited);
         }
+    }
+
+    #[test]
+    fn events_name_the_command_as_dockerd() {
+        let exec = |cmd: &[&str]| Exec {
+            id: "e".into(),
+            container_id: "c".into(),
+            config: ExecConfig {
+                cmd: Some(cmd.iter().map(|s| s.to_string()).collect()),
+                ..Default::default()
+            },
+            state: watch::Sender::new(ExecState::default()),
+            created: std::time::Instant::now(),
+        };
+        assert_eq!(exec(&["sh", "-c", "echo hi"]).command_line(), "sh -c echo hi");
+        // dockerd joins entrypoint and arguments with a space even when there are none.
+        assert_eq!(exec(&["true"]).command_line(), "true ");
     }
 
     #[test]
