@@ -355,3 +355,48 @@ fn exec_in_a_container_run_by_runc() {
     assert_eq!((r.code, r.stdout.as_str()), (3, "65534\n/tmp\n"), "{r:?}");
     assert_eq!(d.docker(&["exec", "byrunc", "no-such-command"]).code, 127);
 }
+
+#[test]
+fn detach_keys_leave_an_exec_running() {
+    let (d, _) = running();
+    let berth = common::bin("berth");
+    let mut child = Command::new("script")
+        .args([
+            "-q",
+            "-e",
+            "-c",
+            &format!(
+                "{} exec -it --detach-keys ctrl-a,x box1 sh -c 'sleep 30'",
+                berth.display()
+            ),
+            "/dev/null",
+        ])
+        .env("BERTH_HOST", d.host())
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    // Wait until the exec runs, then type the detach sequence.
+    let id = || {
+        d.api_json("/v1.47/containers/box1/json")["ExecIDs"][0]
+            .as_str()
+            .map(str::to_string)
+    };
+    assert!(common::eventually(Duration::from_secs(10), || id()
+        .is_some_and(|id| exec_json(&d, &id)["Pid"].as_i64() > Some(0))));
+    std::thread::sleep(Duration::from_millis(300));
+    let mut stdin = child.stdin.take().unwrap();
+    use std::io::Write;
+    stdin.write_all(&[0x01, b'x']).unwrap();
+    stdin.flush().unwrap();
+    let start = std::time::Instant::now();
+    let status = child.wait().unwrap();
+    drop(stdin);
+    assert_eq!(status.code(), Some(0));
+    assert!(
+        start.elapsed() < Duration::from_secs(10),
+        "detached, not waited for the process"
+    );
+    let e = exec_json(&d, &id().unwrap());
+    assert_eq!(e["Running"], true, "the exec keeps running: {e}");
+}

@@ -94,6 +94,11 @@ fn healthy_and_unhealthy_through_inspect_and_ps() {
     assert_eq!(r.stdout.trim(), "", "{r:?}");
     let r = d.docker(&["inspect", "--format", "{{.State.Health.Status}}", "bad"]);
     assert_eq!(r.stdout.trim(), "unhealthy", "{r:?}");
+    // The monitors come back with a restarted daemon that re-adopts the containers.
+    let mut d = d;
+    d.restart();
+    assert!(status_is(&d, "good", "healthy"), "{}", health(&d, "good"));
+    assert!(status_is(&d, "bad", "unhealthy"), "{}", health(&d, "bad"));
     // Only the last five results are kept.
     assert!(eventually(Duration::from_secs(20), || health(&d, "bad")["Log"]
         .as_array()
@@ -139,6 +144,28 @@ fn a_container_turns_unhealthy_and_back_and_the_check_stops_with_it() {
     let before = ends(&d);
     std::thread::sleep(Duration::from_millis(800));
     assert_eq!(ends(&d), before, "no probe runs after the container stopped");
+
+    // A check that has not run yet: starting.
+    let r = d.berth(&[
+        "run",
+        "-d",
+        "--name",
+        "slow",
+        "--health-cmd",
+        "true",
+        "--health-interval",
+        "1h",
+        "bb",
+        "sleep",
+        "1000",
+    ]);
+    assert_eq!(r.code, 0, "{r:?}");
+    assert_eq!(health(&d, "slow")["Status"], "starting");
+    assert!(
+        ps_status(&d, "slow").ends_with("(health: starting)"),
+        "{}",
+        ps_status(&d, "slow")
+    );
 
     // --no-healthcheck: no health at all.
     let r = d.berth(&[
