@@ -79,10 +79,12 @@ impl Shim {
             let pfd = |fd: RawFd, events: libc::c_short| libc::pollfd { fd, events, revents: 0 };
             fds.push(pfd(self.sigfd.as_raw_fd(), libc::POLLIN));
             fds.push(pfd(self.listener.as_raw_fd(), libc::POLLIN));
+            let external = self.external.is_some();
             for (pi, p) in self.procs.iter().enumerate() {
-                if !p.started && p.running() {
+                if !p.started && (p.running() || (pi > 0 && external)) {
                     // Not read before `start`: an exec an external runtime already runs keeps its
-                    // first output in the pipe until the client that attached before `start` is there.
+                    // first output in the pipe until the client that attached before `start` is there,
+                    // even when it has exited by then.
                     continue;
                 }
                 for (oi, o) in p.outputs.iter().enumerate() {
@@ -384,8 +386,14 @@ impl Shim {
         let running = self.procs[pi].running();
         match call.request {
             Request::Start => {
+                // An exec an external runtime created already runs (`runc exec --detach`), and a
+                // fast one may have exited before `start`: its start is only the engine's go-ahead.
+                let external_exec = pi > 0 && self.external.is_some();
                 let r = if self.procs[pi].started {
                     error(format!("{what} already started"))
+                } else if !running && external_exec {
+                    self.procs[pi].started = true;
+                    ok()
                 } else if !running {
                     error(format!("{what} is not running"))
                 } else {
