@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Side-by-side benchmark of berth and Docker (Debian's docker.io) on this machine: container start
-# times and engine memory per running container, with berth/Docker ratios.
+# and exec times and engine memory per running container, with berth/Docker ratios.
 #
 # Usage: bash bench/run.sh [iterations]      (as root; NCONT=<n> sets the containers of the memory row,
 #                                              SKIP_BUILD=1 uses the release binaries already built)
@@ -190,6 +190,14 @@ pair "run -d --network none bb true"
 rm_all berth; rm_all dock
 B=(dock_on_berthd run --rm --network none bb true) K=(dock run --rm --network none bb true)
 pair "docker CLI for both: run --rm --network none bb true"
+# exec into a running container (the target: <= 8 ms for berth).
+berth run -d --name bexec --network none bb sleep 600 >/dev/null
+dock run -d --name bexec --network none bb sleep 600 >/dev/null
+B=(berth exec bexec true) K=(dock exec bexec true)
+pair "exec c true"
+B=(dock_on_berthd exec bexec true) K=(dock exec bexec true)
+pair "docker CLI for both: exec c true"
+rm_all berth; rm_all dock
 # berth's own runtime against runc, the proven one, under the same engine (both columns are berth).
 if command -v runc >/dev/null 2>&1; then
   B=(berth run --rm --network none bb true) K=(berth run --rm --network none --runtime runc bb true)

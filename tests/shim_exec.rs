@@ -371,6 +371,15 @@ fn exec_with_an_external_runtime() {
     let (out, err) = demux(a);
     assert_eq!(f.wait_on(w).exit_code, 5, "{out}\n{err}");
     assert_eq!(out, format!("via-runc-exec\n{}\n", &f.id[..12]));
+    // `runc exec --detach` runs the process at once: one that exits before the client attaches and
+    // starts it still has its start answered and its output delivered.
+    exec_ok(&f, "fast", &["sh", "-c", "echo early; exit 4"]);
+    std::thread::sleep(Duration::from_millis(300));
+    let a = attach_exec(&f, "fast", false);
+    start_exec(&f, "fast");
+    let (out, err) = demux(a);
+    assert_eq!(f.wait_on(waiter_exec(&f, "fast")).exit_code, 4, "{out}\n{err}");
+    assert_eq!(out, "early\n");
     let r = exec_with(&f, "x", &process(&f, &["nosuchcmd"]), false);
     assert_eq!(r["exit_code"], 127, "{r}");
     stop(&f);

@@ -14,7 +14,7 @@ use berth_engine::{ListOptions, LogOptions, WaitCondition};
 use hyper_util::rt::TokioIo;
 use tokio::io::AsyncWriteExt;
 
-fn parse_json<T: serde::de::DeserializeOwned>(body: &Bytes) -> ApiResult<T> {
+pub(crate) fn parse_json<T: serde::de::DeserializeOwned>(body: &Bytes) -> ApiResult<T> {
     if body.is_empty() {
         return serde_json::from_slice(b"{}").map_err(|e| ApiError::bad_request(format!("invalid JSON: {e}")));
     }
@@ -242,7 +242,7 @@ async fn attach(
                 };
                 let client = TokioIo::new(upgraded);
                 match shim {
-                    Ok(s) => pipe(client, s, stdin_wanted).await,
+                    Ok(s) => pipe(client, s, stdin_wanted, async {}).await,
                     Err(err) => tracing::debug!("attach to {id}: {err}"),
                 }
             });
@@ -281,9 +281,15 @@ async fn attach(
     }
 }
 
-/// Copies the shim's output to the client until the container ends, and the client's input to the shim.
-async fn pipe<C>(client: C, shim: berth_engine::AttachStream, stdin: bool)
-where
+/// Copies the shim's output to the client until the process ends, and the client's input to the
+/// shim; `finished` is awaited before the client's connection is closed (an exec's exit is recorded
+/// first, so the client's inspect that follows sees it).
+pub(crate) async fn pipe<C>(
+    client: C,
+    shim: berth_engine::AttachStream,
+    stdin: bool,
+    finished: impl std::future::Future<Output = ()>,
+) where
     C: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
 {
     let (mut cr, mut cw) = tokio::io::split(client);
@@ -298,6 +304,7 @@ where
         let _ = sw.shutdown().await;
     });
     let _ = tokio::io::copy(&mut sr, &mut cw).await;
+    finished.await;
     let _ = cw.shutdown().await;
     input.abort();
 }

@@ -7,6 +7,7 @@ mod attach_logs;
 mod containers;
 mod error;
 mod events;
+mod exec;
 mod images;
 mod params;
 mod resources;
@@ -33,6 +34,7 @@ pub fn router(services: Arc<Services>) -> Router {
         .merge(containers::routes())
         .merge(resources::routes())
         .merge(archive::routes())
+        .merge(exec::routes())
         .merge(images::routes())
         .merge(events::routes())
         .fallback(error::page_not_found)

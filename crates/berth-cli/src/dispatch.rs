@@ -51,6 +51,7 @@ pub async fn dispatch(cli: Cli) -> Result<i32> {
         Cmd::Wait(a) | Cmd::Container(ContainerCmd::Wait(a)) => container::wait(c, a).await,
         Cmd::Rename(a) | Cmd::Container(ContainerCmd::Rename(a)) => container::rename(c, a).await,
         Cmd::Attach(a) | Cmd::Container(ContainerCmd::Attach(a)) => container::attach(c, a).await,
+        Cmd::Exec(a) | Cmd::Container(ContainerCmd::Exec(a)) => container::exec(c, a).await,
         Cmd::Container(ContainerCmd::Prune(a)) => container::prune(c, a).await,
         Cmd::Pause(a) | Cmd::Container(ContainerCmd::Pause(a)) => container::resources::pause(c, a, true).await,
         Cmd::Unpause(a) | Cmd::Container(ContainerCmd::Unpause(a)) => container::resources::pause(c, a, false).await,

@@ -6,6 +6,7 @@ mod archive;
 pub mod body;
 mod containers;
 mod events;
+mod exec;
 pub mod host;
 mod images;
 mod resources;

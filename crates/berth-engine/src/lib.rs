@@ -32,8 +32,8 @@ pub mod volume;
 
 pub use containers::{
     go_file_mode, human_duration, human_status, parse_signal, AttachStream, AttachTicket, BoxFuture, CommitRequest,
-    ContainerDeps, ContainerService, ContainerServiceConfig, ExtractOptions, FilesystemChange, ListOptions, PathStat,
-    TopResult, UpdateConfig, WaitCondition,
+    ContainerDeps, ContainerService, ContainerServiceConfig, ExecTicket, ExtractOptions, FilesystemChange, ListOptions,
+    PathStat, TopResult, UpdateConfig, WaitCondition,
 };
 pub use error::{EngineError, Result};
 pub use events::{Event, EventBus, EventFilter, EventQuery, EventStream, EventType};

@@ -1,7 +1,7 @@
 //! The engine's side of the shim control socket (see `berth_shim::protocol`).
 
 use crate::error::{EngineError, Result};
-use berth_shim::protocol::{ExitStatus, Request, Response};
+use berth_shim::protocol::{Call, ExitStatus, Request, Response};
 use std::path::Path;
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
 use tokio::net::UnixStream;
@@ -16,6 +16,39 @@ fn shim_err(id: &str, message: impl Into<String>) -> EngineError {
 /// Opens a connection, sends `req` and reads the one-line answer. Returns the answer and the stream
 /// (positioned right after the answer line, for `attach`).
 pub async fn call(id: &str, socket: &Path, req: &Request) -> Result<(Response, BufReader<UnixStream>)> {
+    let (resp, stream) = call_raw(id, socket, req).await?;
+    if let Some(err) = resp.error.clone() {
+        return Err(shim_err(id, err));
+    }
+    Ok((resp, stream))
+}
+
+/// Sends `req` for the exec `exec_id` (`None`: the init) as a [`Call`]; the answer is returned as
+/// is, errors included (a failed `exec` carries Docker's exit code beside its message).
+pub async fn call_exec(
+    id: &str,
+    socket: &Path,
+    exec_id: Option<&str>,
+    request: Request,
+) -> Result<(Response, BufReader<UnixStream>)> {
+    let call = Call {
+        exec_id: exec_id.map(str::to_string),
+        request,
+    };
+    call_raw(id, socket, &call).await
+}
+
+/// Waits for the exit of the exec `exec_id`. `None` when the shim went away without saying.
+pub async fn wait_exec(id: &str, socket: &Path, exec_id: &str) -> Result<Option<ExitStatus>> {
+    let call = Call {
+        exec_id: Some(exec_id.to_string()),
+        request: Request::Wait,
+    };
+    wait_for(id, socket, &call).await
+}
+
+/// Sends one request line and reads the one-line answer, without judging it.
+async fn call_raw<T: serde::Serialize>(id: &str, socket: &Path, req: &T) -> Result<(Response, BufReader<UnixStream>)> {
     let stream = UnixStream::connect(socket)
         .await
         .map_err(|e| shim_err(id, format!("connecting to {}: {e}", socket.display())))?;
@@ -37,9 +70,6 @@ pub async fn call(id: &str, socket: &Path, req: &Request) -> Result<(Response, B
     }
     let resp: Response =
         serde_json::from_str(answer.trim_end()).map_err(|e| shim_err(id, format!("bad answer {answer:?}: {e}")))?;
-    if let Some(err) = resp.error.clone() {
-        return Err(shim_err(id, err));
-    }
     Ok((resp, stream))
 }
 
@@ -50,11 +80,15 @@ pub async fn simple(id: &str, socket: &Path, req: Request) -> Result<Response> {
 
 /// Waits for the container's exit. `None` when the shim went away without saying (crashed or killed).
 pub async fn wait(id: &str, socket: &Path) -> Result<Option<ExitStatus>> {
+    wait_for(id, socket, &Request::Wait).await
+}
+
+async fn wait_for<T: serde::Serialize>(id: &str, socket: &Path, req: &T) -> Result<Option<ExitStatus>> {
     let stream = UnixStream::connect(socket)
         .await
         .map_err(|e| shim_err(id, format!("connecting to {}: {e}", socket.display())))?;
     let mut stream = BufReader::new(stream);
-    let mut line = serde_json::to_vec(&Request::Wait).map_err(|e| shim_err(id, e.to_string()))?;
+    let mut line = serde_json::to_vec(req).map_err(|e| shim_err(id, e.to_string()))?;
     line.push(b'\n');
     stream
         .get_mut()

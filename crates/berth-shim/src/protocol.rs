@@ -9,7 +9,8 @@
 //! - `start`, `attach`, `wait`, `kill`, `resize` and `state` target the init, or the exec named by
 //!   `exec_id` when present (so requests without it, today's engine, work unchanged):
 //!   - `{"op":"start"}` -> `{"ok":true}`: the process execs (an exec created by an external runtime
-//!     already runs: `runc exec --detach` has no created state).
+//!     already runs: `runc exec --detach` has no created state; it may even have exited, and its
+//!     output waits in its pipe for `start`).
 //!   - `{"op":"attach","stdin":b,"stdout":b,"stderr":b}` -> `{"ok":true}`, then the output stream
 //!     (Docker's 8-byte frame headers unless the process has a tty) until the process exited and its
 //!     output is drained; client bytes go to its stdin, a client half-close closes it (`stdin_once`;

@@ -31,9 +31,14 @@ fn unique() -> u128 {
 /// A `docker save` (legacy layout) archive holding one image `tag` (e.g. `bb:latest`) with the busybox
 /// rootfs as its only layer and `Cmd ["sh"]`.
 pub fn busybox_image_tar(tag: &str) -> Result<Vec<u8>> {
+    busybox_image_tar_with(tag, serde_json::json!({}))
+}
+
+/// [`busybox_image_tar`] with more settings in the image's `config` (`{"Healthcheck": {...}}`).
+pub fn busybox_image_tar_with(tag: &str, extra_config: serde_json::Value) -> Result<Vec<u8>> {
     let layer = busybox_rootfs_tar()?;
     let diff_id = format!("sha256:{}", sha256_hex(&layer));
-    let config = serde_json::json!({
+    let mut config = serde_json::json!({
         "architecture": "amd64",
         "os": "linux",
         "created": "2026-01-01T00:00:00Z",
@@ -44,6 +49,9 @@ pub fn busybox_image_tar(tag: &str) -> Result<Vec<u8>> {
         "rootfs": {"type": "layers", "diff_ids": [diff_id]},
         "history": [{"created": "2026-01-01T00:00:00Z", "created_by": "berth-testkit busybox"}],
     });
+    if let (Some(c), Some(extra)) = (config["config"].as_object_mut(), extra_config.as_object()) {
+        c.extend(extra.clone());
+    }
     let config_bytes = serde_json::to_vec(&config)?;
     let config_hex = sha256_hex(&config_bytes);
     let layer_hex = sha256_hex(&layer);

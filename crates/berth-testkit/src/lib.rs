@@ -4,5 +4,5 @@
 pub mod image;
 pub mod rootfs;
 
-pub use image::{busybox_image_tar, busybox_rootfs_tar};
+pub use image::{busybox_image_tar, busybox_image_tar_with, busybox_rootfs_tar};
 pub use rootfs::{busybox_path, busybox_rootfs};

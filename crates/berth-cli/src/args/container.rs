@@ -258,6 +258,27 @@ pub struct ContainerOpts {
     /// Timeout (in seconds) to stop a container
     #[arg(long = "stop-timeout", allow_hyphen_values = true)]
     pub stop_timeout: Option<i64>,
+    /// Command to run to check health
+    #[arg(long = "health-cmd")]
+    pub health_cmd: Option<String>,
+    /// Time between running the check (ms|s|m|h) (default 0s)
+    #[arg(long = "health-interval", allow_hyphen_values = true)]
+    pub health_interval: Option<String>,
+    /// Maximum time to allow one check to run (ms|s|m|h) (default 0s)
+    #[arg(long = "health-timeout", allow_hyphen_values = true)]
+    pub health_timeout: Option<String>,
+    /// Start period for the container to initialize before starting health-retries countdown (ms|s|m|h) (default 0s)
+    #[arg(long = "health-start-period", allow_hyphen_values = true)]
+    pub health_start_period: Option<String>,
+    /// Time between running the check during the start period (ms|s|m|h) (default 0s)
+    #[arg(long = "health-start-interval", allow_hyphen_values = true)]
+    pub health_start_interval: Option<String>,
+    /// Consecutive failures needed to report unhealthy
+    #[arg(long = "health-retries", allow_hyphen_values = true)]
+    pub health_retries: Option<i64>,
+    /// Disable any container-specified HEALTHCHECK
+    #[arg(long = "no-healthcheck")]
+    pub no_healthcheck: bool,
     /// Mount a tmpfs directory
     #[arg(long)]
     pub tmpfs: Vec<String>,
@@ -339,4 +360,46 @@ impl ContainerOpts {
     pub fn image(&self) -> &str {
         self.args.first().map(String::as_str).unwrap_or("")
     }
+}
+
+#[derive(Args, Debug)]
+pub struct ExecArgs {
+    /// Detached mode: run command in the background
+    #[arg(short = 'd', long)]
+    pub detach: bool,
+    /// Override the key sequence for detaching a container
+    #[arg(long = "detach-keys")]
+    pub detach_keys: Option<String>,
+    /// Set environment variables
+    #[arg(short = 'e', long = "env")]
+    pub env: Vec<String>,
+    /// Read in a file of environment variables
+    #[arg(long = "env-file")]
+    pub env_file: Vec<String>,
+    /// Keep STDIN open even if not attached
+    #[arg(short = 'i', long)]
+    pub interactive: bool,
+    /// Give extended privileges to the command
+    #[arg(long)]
+    pub privileged: bool,
+    /// Allocate a pseudo-TTY
+    #[arg(short = 't', long)]
+    pub tty: bool,
+    /// Username or UID (format: "<name|uid>[:<group|gid>]")
+    #[arg(short = 'u', long)]
+    pub user: Option<String>,
+    /// Working directory inside the container
+    #[arg(short = 'w', long)]
+    pub workdir: Option<String>,
+    /// The container
+    #[arg(value_name = "CONTAINER")]
+    pub container: String,
+    /// The command and its arguments
+    #[arg(
+        value_name = "COMMAND",
+        required = true,
+        trailing_var_arg = true,
+        allow_hyphen_values = true
+    )]
+    pub command: Vec<String>,
 }

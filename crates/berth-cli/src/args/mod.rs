@@ -93,6 +93,8 @@ pub enum Cmd {
     Diff(DiffArgs),
     /// Create a new image from a container's changes
     Commit(CommitArgs),
+    /// Execute a command in a running container
+    Exec(ExecArgs),
     /// List images
     Images(ImagesArgs),
     /// Remove one or more images
@@ -178,6 +180,8 @@ pub enum ContainerCmd {
     Diff(DiffArgs),
     /// Create a new image from a container's changes
     Commit(CommitArgs),
+    /// Execute a command in a running container
+    Exec(ExecArgs),
 }
 
 #[derive(Subcommand, Debug)]

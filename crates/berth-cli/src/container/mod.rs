@@ -2,12 +2,14 @@
 //! attach, prune.
 
 mod cp;
+mod exec;
 mod files;
 mod ps;
 pub mod resources;
 mod session;
 
 pub use cp::cp;
+pub use exec::exec;
 pub use files::{commit, diff, export};
 pub use ps::ps;
 use session::{AttachError, ContainerAttach};

@@ -2,7 +2,8 @@
 //! the Engine API models), as the docker CLI's `parse()` does. Each concept has its module:
 //! environment, ports, mounts and volumes, host settings.
 
-mod env;
+pub(crate) mod env;
+mod health;
 mod host;
 mod mounts;
 mod ports;
@@ -107,6 +108,7 @@ pub fn create_body(o: &ContainerOpts, detach: bool, env: &Env<'_>) -> Result<Con
         labels: Some(kv_map(&o.label, "label")?),
         stop_signal: o.stop_signal.clone(),
         stop_timeout: o.stop_timeout,
+        healthcheck: health::health_config(o)?,
         ..ContainerConfig::default()
     };
 

@@ -55,9 +55,7 @@ fn merge_image_config(c: &mut ContainerConfig, image: &ContainerConfig) {
     if c.stop_signal.is_none() {
         c.stop_signal = image.stop_signal.clone();
     }
-    if c.healthcheck.is_none() {
-        c.healthcheck = image.healthcheck.clone();
-    }
+    super::health::merge_config(&mut c.healthcheck, image.healthcheck.as_ref());
     if c.shell.is_none() {
         c.shell = image.shell.clone();
     }

@@ -91,7 +91,7 @@ impl ContainerService {
             error: Some(s.error.clone()),
             started_at: Some(or_zero(&s.started_at)),
             finished_at: Some(or_zero(&s.finished_at)),
-            health: None,
+            health: self.health(&rec.id),
         };
         let mut graph = HashMap::new();
         if let Some(rw) = self.snapshots.rw_layer(&rec.id) {
@@ -129,7 +129,7 @@ impl ContainerService {
             mount_label: Some(String::new()),
             process_label: Some(String::new()),
             app_armor_profile: Some(String::new()),
-            exec_ids: None,
+            exec_ids: self.exec_ids(&rec.id),
             host_config: Some(host_config),
             graph_driver: Some(DriverData {
                 name: "overlay2".into(),
@@ -232,6 +232,7 @@ impl ContainerService {
                     None => labels.contains_key(v.as_str()),
                 })
             })
+            && any("health", &|v| v == self.health_filter_value(&rec.id))
             && any("ancestor", &|v| {
                 let image = rec.config.image.clone().unwrap_or_default();
                 image == v
@@ -258,7 +259,10 @@ impl ContainerService {
             size_root_fs: None,
             labels: Some(rec.config.labels.clone().unwrap_or_default()),
             state: Some(rec.state.status.as_str().to_string()),
-            status: Some(human_status(rec)),
+            status: Some(match rec.state.status {
+                Status::Running => human_status(rec) + &self.health_suffix(&rec.id),
+                _ => human_status(rec),
+            }),
             host_config: Some(ContainerSummaryHostConfig {
                 network_mode: Some(
                     rec.host_config

@@ -285,6 +285,7 @@ impl ContainerService {
 
     /// Watches a running container until its shim reports the exit.
     pub(crate) fn spawn_monitor(self: &Arc<Self>, c: Arc<Container>) {
+        self.spawn_health(&c);
         let svc = self.clone();
         tokio::spawn(async move {
             let status = match shim::wait(&c.id, &c.socket).await {

@@ -11,6 +11,8 @@ mod archive;
 mod attach;
 mod changes;
 mod create;
+mod exec;
+mod health;
 mod inspect;
 mod lifecycle;
 mod reconcile;
@@ -24,6 +26,7 @@ mod validate;
 pub use archive::{go_file_mode, ExtractOptions, PathStat};
 pub use attach::{AttachStream, AttachTicket, BoxFuture, WaitCondition};
 pub use changes::{CommitRequest, FilesystemChange};
+pub use exec::ExecTicket;
 pub use inspect::{human_duration, human_status};
 pub use lifecycle::parse_signal;
 pub use resources::{TopResult, UpdateConfig};
@@ -100,6 +103,8 @@ pub struct ContainerService {
     trash_lock: Mutex<()>,
     backoff: restart::Backoff,
     log_defaults: crate::logconfig::LogDefaults,
+    execs: exec::Execs,
+    health: health::HealthMonitors,
 }
 
 impl ContainerService {
@@ -122,6 +127,8 @@ impl ContainerService {
             trash_lock: Mutex::new(()),
             backoff: restart::Backoff::default(),
             log_defaults: cfg.log_defaults,
+            execs: Default::default(),
+            health: Default::default(),
         });
         for d in [&svc.containers_dir, &svc.trash_dir, &svc.shims_dir, &svc.bundles_dir] {
             mkdir_all(d)?;
