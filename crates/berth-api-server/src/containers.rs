@@ -223,7 +223,10 @@ async fn attach(
     }
     // Registered before the response goes out, so a start that follows cannot miss this client.
     let stdin_wanted = stdin && wants_upgrade;
+    let keys = detach_keys(p.get("detachKeys"))?;
     let (ticket, tty) = e.containers.prepare_attach(&id, stdin_wanted, stdout, stderr)?;
+    // dockerd watches for the detach keys on TTY attaches only.
+    let detach = tty.then_some(keys);
     let ctype = if tty {
         "application/vnd.docker.raw-stream"
     } else {
@@ -242,7 +245,7 @@ async fn attach(
                 };
                 let client = TokioIo::new(upgraded);
                 match shim {
-                    Ok(s) => pipe(client, s, stdin_wanted, async {}).await,
+                    Ok(s) => pipe(client, s, stdin_wanted, detach, async {}).await,
                     Err(err) => tracing::debug!("attach to {id}: {err}"),
                 }
             });
@@ -283,30 +286,66 @@ async fn attach(
 
 /// Copies the shim's output to the client until the process ends, and the client's input to the
 /// shim; `finished` is awaited before the client's connection is closed (an exec's exit is recorded
-/// first, so the client's inspect that follows sees it).
+/// first, so the client's inspect that follows sees it). With `detach` (a TTY attach), the client's
+/// input is watched for the detach keys, as dockerd does: on them the connection ends and the
+/// process runs on.
 pub(crate) async fn pipe<C>(
     client: C,
     shim: berth_engine::AttachStream,
     stdin: bool,
+    detach: Option<Vec<u8>>,
     finished: impl std::future::Future<Output = ()>,
 ) where
     C: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
 {
+    use tokio::io::AsyncReadExt;
     let (mut cr, mut cw) = tokio::io::split(client);
     let (mut sr, mut sw) = tokio::io::split(shim);
+    let (detached_tx, detached_rx) = tokio::sync::oneshot::channel::<()>();
     let input = tokio::spawn(async move {
-        if stdin {
-            let _ = tokio::io::copy(&mut cr, &mut sw).await;
-        } else {
+        if !stdin {
             // Drain and ignore whatever the client sends.
             let _ = tokio::io::copy(&mut cr, &mut tokio::io::sink()).await;
+            return;
+        }
+        let mut scanner = detach.map(berth_api::detach::DetachScanner::new);
+        let mut buf = vec![0u8; 16 * 1024];
+        loop {
+            let n = match cr.read(&mut buf).await {
+                Ok(0) | Err(_) => break,
+                Ok(n) => n,
+            };
+            let data = match scanner.as_mut() {
+                Some(s) => match s.feed(&buf[..n]) {
+                    Some(d) => d,
+                    None => {
+                        let _ = detached_tx.send(());
+                        return;
+                    }
+                },
+                None => buf[..n].to_vec(),
+            };
+            if sw.write_all(&data).await.is_err() {
+                break;
+            }
         }
         let _ = sw.shutdown().await;
     });
-    let _ = tokio::io::copy(&mut sr, &mut cw).await;
-    finished.await;
+    tokio::select! {
+        _ = tokio::io::copy(&mut sr, &mut cw) => finished.await,
+        Ok(()) = detached_rx => tracing::debug!("client detached with the detach keys"),
+    }
     let _ = cw.shutdown().await;
     input.abort();
+}
+
+/// The `detachKeys` query (Docker's default when absent); a bad list is a 400 as dockerd words it.
+pub(crate) fn detach_keys(q: Option<&str>) -> ApiResult<Vec<u8>> {
+    match q.filter(|k| !k.is_empty()) {
+        None => Ok(berth_api::detach::DEFAULT_DETACH_KEYS.to_vec()),
+        Some(k) => berth_api::detach::parse_detach_keys(k)
+            .map_err(|e| ApiError::bad_request(format!("Invalid detach keys ({k}) provided: {e}"))),
+    }
 }
 
 async fn prune(State(e): State<AppState>, RawQuery(q): RawQuery) -> ApiResult<Response> {

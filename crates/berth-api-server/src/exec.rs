@@ -89,6 +89,12 @@ async fn start(State(e): State<AppState>, Path(id): Path<String>, mut req: Reque
     }
     let tty = ticket.tty();
     let stdin = ticket.stdin() && wants_upgrade;
+    // dockerd watches a TTY exec's input for its detach keys (the exec's own, else the default).
+    let detach = if tty {
+        Some(crate::containers::detach_keys(Some(ticket.detach_keys()))?)
+    } else {
+        None
+    };
     let ctype = if tty {
         "application/vnd.docker.raw-stream"
     } else {
@@ -106,7 +112,7 @@ async fn start(State(e): State<AppState>, Path(id): Path<String>, mut req: Reque
                 };
                 let mut client = TokioIo::new(upgraded);
                 match e.containers.exec_start(ticket, true).await {
-                    Ok(Some(shim)) => pipe(client, shim, stdin, e.containers.exec_exited(&id)).await,
+                    Ok(Some(shim)) => pipe(client, shim, stdin, detach, e.containers.exec_exited(&id)).await,
                     Ok(None) => {
                         let _ = client.shutdown().await;
                     }

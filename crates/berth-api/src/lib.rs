@@ -3,6 +3,7 @@
 
 pub use bollard_stubs::models;
 
+pub mod detach;
 pub mod stream;
 
 /// The newest Engine API version berth speaks.

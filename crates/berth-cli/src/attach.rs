@@ -25,38 +25,8 @@ pub enum Ended {
     Detached,
 }
 
-/// Docker's default detach keys: Ctrl-P, Ctrl-Q.
-pub const DEFAULT_DETACH_KEYS: [u8; 2] = [0x10, 0x11];
-
-/// Parses `--detach-keys` as docker's `term.ToBytes`: comma-separated `ctrl-<x>` or single
-/// characters (`ctrl-p,ctrl-q`, `ctrl-a,x`).
-pub fn parse_detach_keys(s: &str) -> Result<Vec<u8>, String> {
-    let mut out = Vec::new();
-    for key in s.split(',') {
-        let k = key.trim();
-        if let Some(c) = k.to_lowercase().strip_prefix("ctrl-") {
-            let b = match c.as_bytes() {
-                [x @ b'a'..=b'z'] => x - b'a' + 1,
-                [b'@'] => 0,
-                [b'['] => 27,
-                [b'\\'] => 28,
-                [b']'] => 29,
-                [b'^'] => 30,
-                [b'_'] => 31,
-                _ => return Err(format!("Unknown character: '{k}'")),
-            };
-            out.push(b);
-        } else if k.len() == 1 {
-            out.push(k.as_bytes()[0]);
-        } else {
-            return Err(format!("Unknown character: '{k}'"));
-        }
-    }
-    if out.is_empty() {
-        return Err("empty detach keys".into());
-    }
-    Ok(out)
-}
+use berth_api::detach::DetachScanner;
+pub use berth_api::detach::{parse_detach_keys, DEFAULT_DETACH_KEYS};
 
 /// Copies output to stdout/stderr until the stream ends; a closed local pipe ends it quietly.
 pub async fn copy_output<R: AsyncRead + Unpin>(reader: R, tty: bool) -> io::Result<()> {
@@ -115,36 +85,6 @@ fn stdin_chunks() -> mpsc::Receiver<Vec<u8>> {
         }
     });
     rx
-}
-
-/// Tracks the detach sequence across reads; returns the bytes to forward, or `None` on detach.
-struct DetachScanner {
-    keys: Vec<u8>,
-    matched: usize,
-}
-
-impl DetachScanner {
-    fn feed(&mut self, chunk: &[u8]) -> Option<Vec<u8>> {
-        let mut out = Vec::with_capacity(chunk.len());
-        for &b in chunk {
-            if b == self.keys[self.matched] {
-                self.matched += 1;
-                if self.matched == self.keys.len() {
-                    return None;
-                }
-                continue;
-            }
-            // A partial match that failed is passed through as typed.
-            out.extend_from_slice(&self.keys[..self.matched]);
-            self.matched = 0;
-            if b == self.keys[0] {
-                self.matched = 1;
-            } else {
-                out.push(b);
-            }
-        }
-        Some(out)
-    }
 }
 
 /// The terminal side of an attach: what to copy and how, independent of what is attached.
@@ -245,10 +185,7 @@ async fn pump(conn: AttachConn, tty: bool, stdin: bool, detach_keys: Vec<u8>) ->
             return std::future::pending::<()>().await;
         };
         let mut rx = stdin_chunks();
-        let mut scan = DetachScanner {
-            keys: detach_keys,
-            matched: 0,
-        };
+        let mut scan = DetachScanner::new(detach_keys);
         while let Some(chunk) = rx.recv().await {
             let data = if tty {
                 match scan.feed(&chunk) {
@@ -305,15 +242,6 @@ pub fn forward_signals(client: Client, id: String) {
 mod tests {
     use super::*;
 
-    #[test]
-    fn detach_keys() {
-        assert_eq!(parse_detach_keys("ctrl-p,ctrl-q"), Ok(vec![0x10, 0x11]));
-        assert_eq!(parse_detach_keys("ctrl-a,x"), Ok(vec![1, b'x']));
-        assert_eq!(parse_detach_keys("ctrl-@,ctrl-_"), Ok(vec![0, 31]));
-        assert!(parse_detach_keys("ctrl-1").is_err());
-        assert!(parse_detach_keys("abc").is_err());
-    }
-
     fn session() -> AttachSession {
         AttachSession {
             tty: false,
@@ -369,23 +297,5 @@ mod tests {
             .run(Some(conn), async { Ok::<(), ()>(()) }, |_, _| async {})
             .await;
         assert_eq!(r, Ok(Ended::Closed));
-    }
-
-    #[test]
-    fn detach_sequence() {
-        let mut s = DetachScanner {
-            keys: DEFAULT_DETACH_KEYS.to_vec(),
-            matched: 0,
-        };
-        assert_eq!(s.feed(b"ab"), Some(b"ab".to_vec()));
-        assert_eq!(s.feed(&[0x10]), Some(vec![]));
-        assert_eq!(s.feed(b"x"), Some(vec![0x10, b'x']));
-        assert_eq!(s.feed(&[b'y', 0x10]), Some(vec![b'y']));
-        assert_eq!(s.feed(&[0x11]), None);
-        let mut s = DetachScanner {
-            keys: DEFAULT_DETACH_KEYS.to_vec(),
-            matched: 0,
-        };
-        assert_eq!(s.feed(&[0x10, 0x10, 0x11]), None);
     }
 }

@@ -167,13 +167,32 @@ fn set_console_size(body: &mut ContainerCreateBody, tty: bool) {
     }
 }
 
-/// `--detach-keys`, Docker's default when unset or empty.
+/// `--detach-keys`, else `detachKeys` in the CLI's config file (`$DOCKER_CONFIG/config.json` or
+/// `~/.docker/config.json`, as the docker CLI reads it), else Docker's default.
 fn detach_keys(flag: Option<&str>) -> Result<Vec<u8>, StatusError> {
-    match flag.filter(|k| !k.is_empty()) {
+    let configured = flag
+        .filter(|k| !k.is_empty())
+        .map(str::to_string)
+        .or_else(configured_detach_keys);
+    match configured.as_deref() {
         Some(k) => attach::parse_detach_keys(k)
             .map_err(|e| StatusError::new(125, format!("invalid detach keys ({k}) provided: {e}"))),
         None => Ok(attach::DEFAULT_DETACH_KEYS.to_vec()),
     }
+}
+
+/// `detachKeys` from the docker CLI's config file, if set.
+fn configured_detach_keys() -> Option<String> {
+    let dir = match std::env::var_os("DOCKER_CONFIG") {
+        Some(d) => std::path::PathBuf::from(d),
+        None => std::path::PathBuf::from(std::env::var_os("HOME")?).join(".docker"),
+    };
+    let data = std::fs::read(dir.join("config.json")).ok()?;
+    let v: serde_json::Value = serde_json::from_slice(&data).ok()?;
+    v.get("detachKeys")?
+        .as_str()
+        .filter(|k| !k.is_empty())
+        .map(str::to_string)
 }
 
 /// `docker run`.

@@ -142,6 +142,11 @@ impl ExecTicket {
     pub fn stdin(&self) -> bool {
         self.exec.config.attach_stdin.unwrap_or(false)
     }
+
+    /// The exec's `DetachKeys` as given at create (empty: Docker's default).
+    pub fn detach_keys(&self) -> &str {
+        self.exec.config.detach_keys.as_deref().unwrap_or("")
+    }
 }
 
 /// Docker's `ReplaceOrAppendEnvValues`: `KEY=V` replaces or appends, a bare `KEY` removes.
