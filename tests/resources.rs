@@ -496,3 +496,20 @@ fn a_paused_container_stays_paused_across_a_daemon_restart() {
     let r = d.docker(&["rm", "-f", "frozen"]);
     assert_eq!(r.code, 0, "{r:?}");
 }
+
+#[test]
+fn port_lists_what_is_published_as_docker_does() {
+    let d = Daemon::start();
+    d.load_busybox("bb:latest");
+    let r = d.berth(&["run", "-d", "--name", "np", "bb", "sleep", "300"]);
+    assert_eq!(r.code, 0, "{r:?}");
+    // Nothing is published (port publishing comes with bridge networking): berth and docker agree.
+    for out in [d.berth(&["port", "np"]), d.docker(&["port", "np"])] {
+        assert_eq!((out.code, out.stdout.as_str()), (0, ""), "{out:?}");
+    }
+    let b = d.berth(&["port", "np", "80"]);
+    let k = d.docker(&["port", "np", "80"]);
+    assert_eq!(b.code, 1, "{b:?}");
+    assert!(b.stderr.contains("No public port '80' published for np"), "{b:?}");
+    assert!(k.stderr.contains("No public port '80' published for np"), "{k:?}");
+}

@@ -57,6 +57,7 @@ pub async fn dispatch(cli: Cli) -> Result<i32> {
         Cmd::Unpause(a) | Cmd::Container(ContainerCmd::Unpause(a)) => container::resources::pause(c, a, false).await,
         Cmd::Stats(a) | Cmd::Container(ContainerCmd::Stats(a)) => container::resources::stats(c, a).await,
         Cmd::Top(a) | Cmd::Container(ContainerCmd::Top(a)) => container::resources::top(c, a).await,
+        Cmd::Port(a) | Cmd::Container(ContainerCmd::Port(a)) => container::resources::port(c, a).await,
         Cmd::Update(a) | Cmd::Container(ContainerCmd::Update(a)) => container::resources::update(c, a).await,
         Cmd::Cp(a) | Cmd::Container(ContainerCmd::Cp(a)) => container::cp(c, a).await,
         Cmd::Export(a) | Cmd::Container(ContainerCmd::Export(a)) => container::export(c, a).await,

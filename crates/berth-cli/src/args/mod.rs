@@ -83,6 +83,8 @@ pub enum Cmd {
     Stats(StatsArgs),
     /// Display the running processes of a container
     Top(TopArgs),
+    /// List port mappings or a specific mapping for the container
+    Port(PortArgs),
     /// Update configuration of one or more containers
     Update(UpdateArgs),
     /// Copy files/folders between a container and the local filesystem
@@ -170,6 +172,8 @@ pub enum ContainerCmd {
     Stats(StatsArgs),
     /// Display the running processes of a container
     Top(TopArgs),
+    /// List port mappings or a specific mapping for the container
+    Port(PortArgs),
     /// Update configuration of one or more containers
     Update(UpdateArgs),
     /// Copy files/folders between a container and the local filesystem

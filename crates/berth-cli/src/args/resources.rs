@@ -36,6 +36,15 @@ pub struct TopArgs {
 }
 
 #[derive(Args, Debug)]
+pub struct PortArgs {
+    #[arg(value_name = "CONTAINER")]
+    pub container: String,
+    /// PRIVATE_PORT[/PROTO]
+    #[arg(value_name = "PRIVATE_PORT[/PROTO]")]
+    pub port: Option<String>,
+}
+
+#[derive(Args, Debug)]
 pub struct UpdateArgs {
     /// Limit CPU CFS (Completely Fair Scheduler) period
     #[arg(long = "cpu-period")]

@@ -8,7 +8,7 @@ use berth_client::{Client, Filters};
 use serde_json::{json, Value};
 use tokio::io::AsyncBufReadExt;
 
-use crate::args::{PauseArgs, StatsArgs, TopArgs, UpdateArgs};
+use crate::args::{PauseArgs, PortArgs, StatsArgs, TopArgs, UpdateArgs};
 use crate::format::{tabwrite, Format};
 use crate::opts::{memory_flag, parse_restart};
 use crate::units;
@@ -44,6 +44,61 @@ pub async fn top(client: &Client, a: TopArgs) -> Result<i32> {
         text.push('\n');
     }
     crate::write_out(&tabwrite(&text));
+    Ok(0)
+}
+
+/// `docker port`: the container's published ports from inspect (`NetworkSettings.Ports`), as
+/// `80/tcp -> 0.0.0.0:8080`; with a port, only its host addresses, or Docker's error when it has none.
+pub async fn port(client: &Client, a: PortArgs) -> Result<i32> {
+    let v = client.container_inspect(&a.container).await?;
+    let ports = v["NetworkSettings"]["Ports"].as_object().cloned().unwrap_or_default();
+    let bindings = |key: &str| -> Vec<String> {
+        ports
+            .get(key)
+            .and_then(Value::as_array)
+            .into_iter()
+            .flatten()
+            .map(|b| {
+                let ip = b["HostIp"].as_str().filter(|s| !s.is_empty()).unwrap_or("0.0.0.0");
+                let port = b["HostPort"].as_str().unwrap_or("");
+                if ip.contains(':') {
+                    format!("[{ip}]:{port}")
+                } else {
+                    format!("{ip}:{port}")
+                }
+            })
+            .collect()
+    };
+    let mut out = String::new();
+    match a.port.as_deref() {
+        Some(p) => {
+            let key = if p.contains('/') {
+                p.to_string()
+            } else {
+                format!("{p}/tcp")
+            };
+            let found = bindings(&key);
+            if found.is_empty() {
+                // The docker CLI names the port and the container as the user typed them.
+                let msg = format!("Error: No public port '{p}' published for {}", a.container);
+                return Err(StatusError::new(1, msg).into());
+            }
+            for b in found {
+                out.push_str(&b);
+                out.push('\n');
+            }
+        }
+        None => {
+            let mut keys: Vec<&String> = ports.keys().collect();
+            keys.sort();
+            for k in keys {
+                for b in bindings(k) {
+                    out.push_str(&format!("{k} -> {b}\n"));
+                }
+            }
+        }
+    }
+    crate::write_out(&out);
     Ok(0)
 }
 
