@@ -312,7 +312,12 @@ impl ContainerService {
                 r.state.error = e.clone();
             }
         });
+        let auto_remove = c.record().host_config.auto_remove.unwrap_or(false);
         match moved {
+            // A `--rm` container is removed next: a save now would only delay the removal (which
+            // waits for a save in flight). A crash before the removal finds the exit in the shim's
+            // exit.json and removes the container then.
+            Ok(()) if auto_remove => {}
             // The shim's exit.json keeps the exit across a daemon crash until the record is saved.
             Ok(()) => c.save_later(),
             Err(e) => tracing::error!("recording the exit of {}: {e}", c.id),
