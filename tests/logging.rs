@@ -212,6 +212,11 @@ fn daemon_wide_log_driver_and_options() {
     n.load_busybox("bb:latest");
     assert_eq!(n.docker(&["create", "--name", "nolog", "bb", "true"]).code, 0);
     assert_eq!(inspect(&n, "nolog", "{{.HostConfig.LogConfig.Type}}"), "none");
+    // `docker info` reports the daemon's default driver.
+    let r = n.docker(&["info", "-f", "{{.LoggingDriver}}"]);
+    assert_eq!(r.stdout.trim(), "none", "{r:?}");
+    let r = d.docker(&["info", "-f", "{{.LoggingDriver}}"]);
+    assert_eq!(r.stdout.trim(), "json-file", "{r:?}");
 }
 
 #[test]

@@ -56,6 +56,8 @@ fn go_arch(machine: &str) -> String {
 /// The system service: `/version`, `/info` and the daemon's identity, from what the other services
 /// report.
 pub struct SystemService {
+    /// The daemon-wide default log driver (`--log-driver`).
+    logging_driver: String,
     data_root: std::path::PathBuf,
     runtimes: Runtimes,
     registry: Arc<Registry>,
@@ -72,8 +74,10 @@ impl SystemService {
         registry: Arc<Registry>,
         images: Arc<ImageService>,
         events: EventBus,
+        logging_driver: String,
     ) -> Arc<SystemService> {
         Arc::new(SystemService {
+            logging_driver,
             data_root,
             runtimes,
             registry,
@@ -165,7 +169,7 @@ impl SystemService {
             ),
             n_goroutines: Some(0),
             system_time: Some(berth_types::time::now_rfc3339()),
-            logging_driver: Some("json-file".into()),
+            logging_driver: Some(self.logging_driver.clone()),
             cgroup_driver: Some(SystemInfoCgroupDriverEnum::CGROUPFS),
             cgroup_version: Some(if v2 {
                 SystemInfoCgroupVersionEnum::_2

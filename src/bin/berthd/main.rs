@@ -168,6 +168,7 @@ async fn open_services(
     log_defaults: berth_engine::LogDefaults,
 ) -> Result<Arc<Services>> {
     let events = EventBus::new();
+    let log_driver = log_defaults.driver.clone();
     let snapshots = Arc::new(
         Snapshotter::open_with_idmap(&data_root.join("snapshots"), id_map.clone())
             .context("opening the layer snapshots")?,
@@ -201,6 +202,7 @@ async fn open_services(
         registry,
         images.clone(),
         events.clone(),
+        log_driver,
     );
     Ok(Arc::new(Services {
         containers,
