@@ -1,6 +1,6 @@
 //! Detach keys on the daemon's side, as dockerd: a TTY attach whose client types the detach
 //! sequence (Ctrl-P Ctrl-Q, or the `detachKeys` query) ends, and the container runs on; a bad key
-//! list is a 400.
+//! list is a 400. And `logs=1&stream=1` replays the past output before the live stream.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
@@ -10,7 +10,7 @@ use std::io::{Read, Write};
 use std::os::unix::net::UnixStream;
 use std::time::Duration;
 
-/// Opens a hijacked attach; returns the stream after the 101 head.
+/// Opens a hijacked attach to the container `tt`; returns the stream after the 101 head.
 fn hijack(d: &Daemon, query: &str) -> UnixStream {
     let mut s = UnixStream::connect(&d.sock).unwrap();
     write!(
@@ -69,4 +69,27 @@ fn a_tty_attach_ends_on_the_detach_keys_and_the_container_runs_on() {
     let (status, body) = d.api("POST", "/containers/tt/attach?stream=1&stdin=1&detachKeys=ctrl-1", None);
     assert_eq!(status, 400, "{}", String::from_utf8_lossy(&body));
     assert!(String::from_utf8_lossy(&body).contains("Invalid detach keys"));
+}
+
+#[test]
+fn attach_with_logs_and_stream_replays_the_past_then_streams() {
+    let d = Daemon::start();
+    d.load_busybox("bb:latest");
+    // A first run leaves output in the log; the container then runs again and is attached with
+    // logs=1&stream=1 before its second start.
+    let r = d.berth(&["run", "--name", "tt", "bb", "sh", "-c", "echo from-the-past"]);
+    assert_eq!(r.code, 0, "{r:?}");
+    let mut s = hijack(&d, "stdout=1&stderr=1&stream=1&logs=1");
+    let r = d.berth(&["start", "tt"]);
+    assert_eq!(r.code, 0, "{r:?}");
+    let out = read_to_close(&mut s);
+    // Multiplexed frames: the payloads in order.
+    let mut payload = Vec::new();
+    let mut rest = &out[..];
+    while rest.len() >= 8 {
+        let len = u32::from_be_bytes([rest[4], rest[5], rest[6], rest[7]]) as usize;
+        payload.extend_from_slice(&rest[8..8 + len]);
+        rest = &rest[8 + len..];
+    }
+    assert_eq!(String::from_utf8_lossy(&payload), "from-the-past\nfrom-the-past\n");
 }

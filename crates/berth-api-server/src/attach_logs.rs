@@ -14,6 +14,41 @@ use tokio::io::AsyncWriteExt;
 /// How long the past output waits after the `101` head (see `past_output`).
 const HEAD_FIRST: std::time::Duration = std::time::Duration::from_millis(100);
 
+/// Writes the container's past output to an attached connection before its live output
+/// (`attach?logs=1&stream=1`, as dockerd: the log up to now, then the stream).
+pub(crate) async fn replay<W: tokio::io::AsyncWrite + Unpin>(
+    e: &AppState,
+    id: &str,
+    stdout: bool,
+    stderr: bool,
+    conn: &mut W,
+) -> std::io::Result<()> {
+    let opts = LogOptions {
+        stdout,
+        stderr,
+        ..Default::default()
+    };
+    let Ok(mut logs) = e.containers.logs(id, opts).await else {
+        return Ok(());
+    };
+    let tty = logs.tty;
+    let mut first = true;
+    while let Some(f) = logs.frames.recv().await {
+        if first {
+            // See `past_output`: docker-py loses bytes that arrive together with the head.
+            tokio::time::sleep(HEAD_FIRST).await;
+            first = false;
+        }
+        let bytes = if tty {
+            f.data
+        } else {
+            frame(StreamType::from_byte(f.stream).unwrap_or(StreamType::Stdout), &f.data)
+        };
+        conn.write_all(&bytes).await?;
+    }
+    Ok(())
+}
+
 /// Answers an attach that only wants the past output.
 pub(crate) async fn past_output(
     e: AppState,

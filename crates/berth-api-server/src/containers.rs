@@ -227,6 +227,7 @@ async fn attach(
     let (ticket, tty) = e.containers.prepare_attach(&id, stdin_wanted, stdout, stderr)?;
     // dockerd watches for the detach keys on TTY attaches only.
     let detach = tty.then_some(keys);
+    let replay_logs = p.flag("logs");
     let ctype = if tty {
         "application/vnd.docker.raw-stream"
     } else {
@@ -235,15 +236,29 @@ async fn attach(
     match (wants_upgrade, on_upgrade) {
         (true, Some(on_upgrade)) => {
             tokio::spawn(async move {
-                let shim = e.containers.finish_attach(ticket).await;
-                let upgraded = match on_upgrade.await {
-                    Ok(u) => u,
-                    Err(err) => {
-                        tracing::debug!("attach upgrade failed: {err}");
+                // With `logs=1` the past output goes first and the live stream is taken after it
+                // (the attach is registered already: nothing of a run that starts meanwhile is lost).
+                let (client, shim) = if replay_logs {
+                    let Ok(upgraded) = on_upgrade.await else { return };
+                    let mut client = TokioIo::new(upgraded);
+                    if crate::attach_logs::replay(&e, &id, stdout, stderr, &mut client)
+                        .await
+                        .is_err()
+                    {
                         return;
                     }
+                    (client, e.containers.finish_attach(ticket).await)
+                } else {
+                    let shim = e.containers.finish_attach(ticket).await;
+                    let upgraded = match on_upgrade.await {
+                        Ok(u) => u,
+                        Err(err) => {
+                            tracing::debug!("attach upgrade failed: {err}");
+                            return;
+                        }
+                    };
+                    (TokioIo::new(upgraded), shim)
                 };
-                let client = TokioIo::new(upgraded);
                 match shim {
                     Ok(s) => pipe(client, s, stdin_wanted, detach, async {}).await,
                     Err(err) => tracing::debug!("attach to {id}: {err}"),
