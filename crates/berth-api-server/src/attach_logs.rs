@@ -64,11 +64,7 @@ pub(crate) async fn past_output(
     };
     let mut logs = e.containers.logs(id, opts).await?;
     let tty = logs.tty;
-    let ctype = if tty {
-        "application/vnd.docker.raw-stream"
-    } else {
-        "application/vnd.docker.multiplexed-stream"
-    };
+    let ctype = crate::params::stream_content_type(tty);
     let encode = move |f: berth_engine::LogFrame| -> Bytes {
         if tty {
             Bytes::from(f.data)
@@ -93,13 +89,7 @@ pub(crate) async fn past_output(
                 }
                 let _ = conn.shutdown().await;
             });
-            Ok(Response::builder()
-                .status(StatusCode::SWITCHING_PROTOCOLS)
-                .header(header::CONNECTION, "Upgrade")
-                .header(header::UPGRADE, "tcp")
-                .header(header::CONTENT_TYPE, ctype)
-                .body(Body::empty())
-                .unwrap_or_default())
+            Ok(crate::params::switching_protocols(ctype))
         }
         None => {
             let stream = crate::containers::async_stream(move |tx| async move {

@@ -167,11 +167,7 @@ async fn logs(State(e): State<AppState>, Path(id): Path<String>, RawQuery(q): Ra
             }
         }
     });
-    let ctype = if tty {
-        "application/vnd.docker.raw-stream"
-    } else {
-        "application/vnd.docker.multiplexed-stream"
-    };
+    let ctype = crate::params::stream_content_type(tty);
     Ok(Response::builder()
         .status(StatusCode::OK)
         .header(header::CONTENT_TYPE, ctype)
@@ -228,11 +224,7 @@ async fn attach(
     // dockerd watches for the detach keys on TTY attaches only.
     let detach = tty.then_some(keys);
     let replay_logs = p.flag("logs");
-    let ctype = if tty {
-        "application/vnd.docker.raw-stream"
-    } else {
-        "application/vnd.docker.multiplexed-stream"
-    };
+    let ctype = crate::params::stream_content_type(tty);
     match (wants_upgrade, on_upgrade) {
         (true, Some(on_upgrade)) => {
             tokio::spawn(async move {
@@ -264,13 +256,7 @@ async fn attach(
                     Err(err) => tracing::debug!("attach to {id}: {err}"),
                 }
             });
-            Ok(Response::builder()
-                .status(StatusCode::SWITCHING_PROTOCOLS)
-                .header(header::CONNECTION, "Upgrade")
-                .header(header::UPGRADE, "tcp")
-                .header(header::CONTENT_TYPE, ctype)
-                .body(Body::empty())
-                .unwrap_or_default())
+            Ok(crate::params::switching_protocols(ctype))
         }
         _ => {
             // No upgrade: stream the output as the response body (stdin cannot be sent this way).

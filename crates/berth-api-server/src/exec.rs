@@ -95,11 +95,7 @@ async fn start(State(e): State<AppState>, Path(id): Path<String>, mut req: Reque
     } else {
         None
     };
-    let ctype = if tty {
-        "application/vnd.docker.raw-stream"
-    } else {
-        "application/vnd.docker.multiplexed-stream"
-    };
+    let ctype = crate::params::stream_content_type(tty);
     match (wants_upgrade, on_upgrade) {
         (true, Some(on_upgrade)) => {
             tokio::spawn(async move {
@@ -123,13 +119,7 @@ async fn start(State(e): State<AppState>, Path(id): Path<String>, mut req: Reque
                     }
                 }
             });
-            Ok(Response::builder()
-                .status(StatusCode::SWITCHING_PROTOCOLS)
-                .header(header::CONNECTION, "Upgrade")
-                .header(header::UPGRADE, "tcp")
-                .header(header::CONTENT_TYPE, ctype)
-                .body(Body::empty())
-                .unwrap_or_default())
+            Ok(crate::params::switching_protocols(ctype))
         }
         _ => {
             // No upgrade: the output is the response body (no stdin this way).

@@ -136,6 +136,26 @@ pub fn empty(status: StatusCode) -> Response {
         .unwrap_or_default()
 }
 
+/// The content type of an attach or exec stream: raw with a TTY, else Docker's multiplexed frames.
+pub fn stream_content_type(tty: bool) -> &'static str {
+    if tty {
+        "application/vnd.docker.raw-stream"
+    } else {
+        "application/vnd.docker.multiplexed-stream"
+    }
+}
+
+/// The `101 Switching Protocols` answer of a hijacked attach or exec (`Upgrade: tcp`).
+pub fn switching_protocols(content_type: &str) -> Response {
+    Response::builder()
+        .status(StatusCode::SWITCHING_PROTOCOLS)
+        .header(header::CONNECTION, "Upgrade")
+        .header(header::UPGRADE, "tcp")
+        .header(header::CONTENT_TYPE, content_type)
+        .body(Body::empty())
+        .unwrap_or_default()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
