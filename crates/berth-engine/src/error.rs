@@ -67,7 +67,7 @@ pub enum EngineError {
     Internal(String),
     /// Not supported for this container (HTTP 501), e.g. reading the log of the `none` driver.
     #[error("{0}")]
-    NotImplemented(String),
+    Unsupported(String),
 }
 
 impl EngineError {
@@ -118,7 +118,7 @@ impl HasErrorKind for EngineError {
             EngineError::Snapshot(e) => e.kind(),
             EngineError::Runtime(e) => e.kind(),
             EngineError::Shim { .. } | EngineError::Io { .. } | EngineError::Internal(_) => ErrorKind::Internal,
-            EngineError::NotImplemented(_) => ErrorKind::NotImplemented,
+            EngineError::Unsupported(_) => ErrorKind::Unsupported,
         }
     }
 }

@@ -143,7 +143,7 @@ impl ContainerService {
         let tty = rec.config.tty.unwrap_or(false);
         let lc = rec.host_config.log_config.as_ref();
         if rec.log_path.is_empty() || crate::logconfig::driver(lc) == "none" {
-            return Err(EngineError::NotImplemented(
+            return Err(EngineError::Unsupported(
                 "configured logging driver does not support reading".into(),
             ));
         }

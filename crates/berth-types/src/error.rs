@@ -18,7 +18,7 @@ pub enum ErrorKind {
     /// Anything else (HTTP 500).
     Internal,
     /// The operation is not supported for this object, e.g. reading a `none` log (HTTP 501).
-    NotImplemented,
+    Unsupported,
 }
 
 impl ErrorKind {
@@ -32,7 +32,7 @@ impl ErrorKind {
             ErrorKind::NotModified => 304,
             ErrorKind::Unavailable => 503,
             ErrorKind::Internal => 500,
-            ErrorKind::NotImplemented => 501,
+            ErrorKind::Unsupported => 501,
         }
     }
 }
