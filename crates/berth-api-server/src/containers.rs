@@ -186,6 +186,24 @@ where
     tokio_stream_shim::ReceiverStream(rx)
 }
 
+/// Forwards a shim's output into a response body stream until the output ends or the client goes.
+pub(crate) async fn forward_output(
+    shim: &mut berth_engine::AttachStream,
+    tx: &tokio::sync::mpsc::Sender<Result<Bytes, std::io::Error>>,
+) {
+    let mut buf = vec![0u8; 16 * 1024];
+    loop {
+        match tokio::io::AsyncReadExt::read(shim, &mut buf).await {
+            Ok(0) | Err(_) => break,
+            Ok(n) => {
+                if tx.send(Ok(Bytes::copy_from_slice(&buf[..n]))).await.is_err() {
+                    break;
+                }
+            }
+        }
+    }
+}
+
 /// A minimal `Stream` over an mpsc receiver (what tokio-stream's wrapper does).
 pub(crate) mod tokio_stream_shim {
     use axum::body::Bytes;
@@ -264,17 +282,7 @@ async fn attach(
                 let Ok(mut shim) = e.containers.finish_attach(ticket).await else {
                     return;
                 };
-                let mut buf = vec![0u8; 16 * 1024];
-                loop {
-                    match tokio::io::AsyncReadExt::read(&mut shim, &mut buf).await {
-                        Ok(0) | Err(_) => break,
-                        Ok(n) => {
-                            if tx.send(Ok(Bytes::copy_from_slice(&buf[..n]))).await.is_err() {
-                                break;
-                            }
-                        }
-                    }
-                }
+                crate::containers::forward_output(&mut shim, &tx).await;
             });
             Ok(Response::builder()
                 .status(StatusCode::OK)

@@ -132,17 +132,7 @@ async fn start(State(e): State<AppState>, Path(id): Path<String>, mut req: Reque
                         return;
                     }
                 };
-                let mut buf = vec![0u8; 16 * 1024];
-                loop {
-                    match tokio::io::AsyncReadExt::read(&mut shim, &mut buf).await {
-                        Ok(0) | Err(_) => break,
-                        Ok(n) => {
-                            if tx.send(Ok(Bytes::copy_from_slice(&buf[..n]))).await.is_err() {
-                                break;
-                            }
-                        }
-                    }
-                }
+                crate::containers::forward_output(&mut shim, &tx).await;
                 e.containers.exec_exited(&id).await;
             });
             Ok(Response::builder()

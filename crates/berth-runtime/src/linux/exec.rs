@@ -15,7 +15,10 @@
 
 use super::console::setup_console;
 use super::process::{apply_limits, exec_when_started, ProcessPlan};
-use super::{child_error, cstr, errno, parse_report, pipe, report, step, CreateError, CreatedProcess, Stdio, Step};
+use super::{
+    abandon_child, child_error, cstr, errno, join_cgroup, parse_report, pipe, report, step, CreateError,
+    CreatedProcess, Stdio, Step,
+};
 use crate::cgroups::CgroupManager;
 use oci_spec::runtime::{LinuxNamespaceType, Process, Spec};
 use std::ffi::CString;
@@ -136,19 +139,8 @@ pub fn exec(o: &ExecOptions) -> Result<CreatedProcess, CreateError> {
         Ok(_) => return Err(CreateError::other("exec helper exited during setup")),
         Err(e) => return Err(CreateError::other(format!("reading exec helper report: {e}"))),
     };
-    let fail = |msg: String| -> CreateError {
-        // SAFETY: pid is our child (CLONE_PARENT); killing and reaping it is what we want on failure.
-        unsafe {
-            libc::kill(pid, libc::SIGKILL);
-            libc::waitpid(pid, std::ptr::null_mut(), 0);
-        }
-        CreateError::other(msg)
-    };
-    if let Some(cg) = o.cgroup {
-        if let Err(e) = cg.add_process(pid) {
-            return Err(fail(format!("joining cgroup: {e}")));
-        }
-    }
+    let fail = |msg: String| abandon_child(pid, msg);
+    join_cgroup(o.cgroup, pid)?;
     let mut w = std::fs::File::from(p2c_w);
     if let Err(e) = w.write_all(b"G") {
         return Err(fail(format!("signalling exec process: {e}")));

@@ -187,19 +187,8 @@ pub fn create(o: &CreateOptions) -> Result<CreatedContainer, CreateError> {
     let pid = pid as i32;
     drop(p2c_r);
     drop(c2p_w);
-    let fail = |msg: String| -> CreateError {
-        // SAFETY: pid is our own child; killing and reaping it is what we want on failure.
-        unsafe {
-            libc::kill(pid, libc::SIGKILL);
-            libc::waitpid(pid, std::ptr::null_mut(), 0);
-        }
-        CreateError::other(msg)
-    };
-    if let Some(cg) = o.cgroup {
-        if let Err(e) = cg.add_process(pid) {
-            return Err(fail(format!("joining cgroup: {e}")));
-        }
-    }
+    let fail = |msg: String| abandon_child(pid, msg);
+    join_cgroup(o.cgroup, pid)?;
     let mut r = std::fs::File::from(c2p_r);
     let mut first = [0u8; 1];
     if plan.userns {
@@ -230,6 +219,25 @@ pub fn create(o: &CreateOptions) -> Result<CreatedContainer, CreateError> {
         Ok(1) => Err(child_error(pid, first[0], &mut r)),
         Ok(_) => Err(fail("container init exited during setup".into())),
         Err(e) => Err(fail(format!("reading container init report: {e}"))),
+    }
+}
+
+/// Kills and reaps a child whose setup failed; the error says what failed.
+fn abandon_child(pid: i32, msg: String) -> CreateError {
+    // SAFETY: pid is our own child (or, for an exec, ours through CLONE_PARENT); killing and reaping
+    // it is what we want on failure.
+    unsafe {
+        libc::kill(pid, libc::SIGKILL);
+        libc::waitpid(pid, std::ptr::null_mut(), 0);
+    }
+    CreateError::other(msg)
+}
+
+/// Puts a just-created child into the container's cgroup, or abandons it.
+fn join_cgroup(cgroup: Option<&dyn crate::cgroups::CgroupManager>, pid: i32) -> Result<(), CreateError> {
+    match cgroup.map(|cg| cg.add_process(pid)) {
+        Some(Err(e)) => Err(abandon_child(pid, format!("joining cgroup: {e}"))),
+        _ => Ok(()),
     }
 }
 
