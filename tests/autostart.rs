@@ -1,6 +1,7 @@
 //! `berth` starts berthd by itself when nothing answers on the default socket, and refuses to with
 //! `--no-autostart`. The test runs in a private mount namespace with fresh tmpfs over /run/berth,
-//! /var/lib/berth and /var/log, so the default paths are its own.
+//! /var/lib/berth and /var/log, so the default paths are its own, and in a network namespace of its
+//! own, so the default bridge it makes is too.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
@@ -21,6 +22,7 @@ fn cli_autostarts_the_daemon_on_the_default_socket() {
         r#"
 set -u
 for d in /run/berth /var/lib/berth /var/log; do mkdir -p $d && mount -t tmpfs tmpfs $d || exit 90; done
+ip link set lo up || exit 89
 export PATH={bindir}:$PATH
 unset DOCKER_HOST BERTH_HOST
 if berth --no-autostart ps 2>refusal.txt; then echo "--no-autostart started a daemon"; exit 91; fi
@@ -35,7 +37,7 @@ exit $code
         rootfs = rootfs.display()
     );
     let out = Command::new("unshare")
-        .args(["--mount", "--propagation", "private", "sh", "-c", &script])
+        .args(["--mount", "--net", "--propagation", "private", "sh", "-c", &script])
         .current_dir(&dir)
         .output()
         .expect("running unshare");

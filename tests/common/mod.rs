@@ -20,6 +20,9 @@ pub struct Daemon {
     pub sock: PathBuf,
     child: Option<Child>,
     extra_args: Vec<String>,
+    /// The network namespace the daemon (and so its bridges, NAT rules and published ports) lives
+    /// in: one per test, so tests never touch the host's network nor each other's.
+    pub netns: String,
 }
 
 /// Result of running a client command.
@@ -83,11 +86,21 @@ impl Daemon {
         let _ = std::fs::remove_dir_all(&root);
         std::fs::create_dir_all(&root).expect("creating the test root");
         let sock = root.join("berth.sock");
+        let netns = format!("bt-{}-{n}", std::process::id());
+        let _ = Command::new("ip").args(["netns", "del", &netns]).status();
+        let ok = Command::new("ip").args(["netns", "add", &netns]).status().expect("running ip");
+        assert!(ok.success(), "creating network namespace {netns}");
+        let ok = Command::new("ip")
+            .args(["-n", &netns, "link", "set", "lo", "up"])
+            .status()
+            .expect("running ip");
+        assert!(ok.success(), "bringing lo up in {netns}");
         let mut d = Daemon {
             root,
             sock,
             child: None,
             extra_args: extra.iter().map(|s| s.to_string()).collect(),
+            netns,
         };
         d.spawn();
         d
@@ -99,7 +112,9 @@ impl Daemon {
             .append(true)
             .open(self.root.join("berthd.log"))
             .expect("opening the daemon log");
-        let child = Command::new(bin("berthd"))
+        let mut cmd = Command::new(bin("berthd"));
+        in_netns(&mut cmd, &self.netns);
+        let child = cmd
             .arg("--host")
             .arg(format!("unix://{}", self.sock.display()))
             .arg("--data-root")
@@ -221,6 +236,7 @@ impl Daemon {
     /// A `berthd` command on this test's roots (for tests that start a second daemon by hand).
     pub fn berthd_cmd(&self, sock: &Path, data_root: &Path, exec_root: &Path) -> Command {
         let mut c = Command::new(bin("berthd"));
+        in_netns(&mut c, &self.netns);
         c.arg("--host")
             .arg(format!("unix://{}", sock.display()))
             .arg("--data-root")
@@ -321,6 +337,55 @@ impl Drop for Daemon {
             }
         }
         let _ = std::fs::remove_dir_all(&self.root);
+        let _ = Command::new("ip").args(["netns", "del", &self.netns]).status();
+    }
+}
+
+/// Makes `cmd` start inside the named network namespace (only the network: the mounts stay the
+/// host's, unlike `ip netns exec`).
+pub fn in_netns(cmd: &mut Command, netns: &str) {
+    use std::os::unix::process::CommandExt;
+    let path = std::ffi::CString::new(format!("/run/netns/{netns}")).expect("netns path");
+    // SAFETY: between fork and exec only async-signal-safe calls are made (open, setns, close).
+    unsafe {
+        cmd.pre_exec(move || {
+            let fd = libc::open(path.as_ptr(), libc::O_RDONLY | libc::O_CLOEXEC);
+            if fd < 0 {
+                return Err(std::io::Error::last_os_error());
+            }
+            let r = libc::setns(fd, libc::CLONE_NEWNET);
+            libc::close(fd);
+            if r != 0 {
+                return Err(std::io::Error::last_os_error());
+            }
+            Ok(())
+        });
+    }
+}
+
+impl Daemon {
+    /// A command run in the daemon's network namespace (where its published ports are).
+    pub fn netns_cmd(&self, program: &str) -> Command {
+        let mut c = Command::new(program);
+        in_netns(&mut c, &self.netns);
+        c
+    }
+
+    /// Runs `f` on a thread inside the daemon's network namespace (to connect to published ports).
+    pub fn in_netns<T: Send>(&self, f: impl FnOnce() -> T + Send) -> T {
+        let path = format!("/run/netns/{}", self.netns);
+        std::thread::scope(|s| {
+            s.spawn(|| {
+                let f_ns = std::fs::File::open(&path).expect("opening the test's netns");
+                use std::os::fd::AsRawFd;
+                // SAFETY: setns on this thread only, with a valid namespace fd.
+                let r = unsafe { libc::setns(f_ns.as_raw_fd(), libc::CLONE_NEWNET) };
+                assert_eq!(r, 0, "setns into {path}");
+                f()
+            })
+            .join()
+            .expect("the netns thread panicked")
+        })
     }
 }
 

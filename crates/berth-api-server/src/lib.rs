@@ -9,6 +9,7 @@ mod error;
 mod events;
 mod exec;
 mod images;
+mod networks;
 mod params;
 mod resources;
 mod system;
@@ -37,6 +38,7 @@ pub fn router(services: Arc<Services>) -> Router {
         .merge(exec::routes())
         .merge(images::routes())
         .merge(events::routes())
+        .merge(networks::routes())
         .fallback(error::page_not_found)
         .with_state(services)
 }

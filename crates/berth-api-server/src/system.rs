@@ -55,16 +55,10 @@ async fn disk_usage(State(engine): State<AppState>) -> Response {
     )
 }
 
-/// `POST /networks/prune` and `POST /build/prune`: berth has no user networks and no build cache
-/// yet, so nothing to prune; answered so `docker system prune` works. (The network and build
-/// services take these routes over when they exist.)
-async fn nothing_to_prune(uri: axum::http::Uri) -> Response {
-    let body = if uri.path().ends_with("/networks/prune") {
-        serde_json::json!({ "NetworksDeleted": [] })
-    } else {
-        serde_json::json!({ "CachesDeleted": [], "SpaceReclaimed": 0 })
-    };
-    json(StatusCode::OK, &body)
+/// `POST /build/prune`: berth has no build cache yet, so nothing to prune; answered so `docker
+/// system prune` works. (The build service takes this route over when it exists.)
+async fn nothing_to_prune() -> Response {
+    json(StatusCode::OK, &serde_json::json!({ "CachesDeleted": [], "SpaceReclaimed": 0 }))
 }
 
 /// `GET /plugins`: berth has no plugins.
@@ -79,6 +73,5 @@ pub(crate) fn routes() -> Router<AppState> {
         .route("/info", get(info))
         .route("/system/df", get(disk_usage))
         .route("/plugins", get(plugins))
-        .route("/networks/prune", axum::routing::post(nothing_to_prune))
         .route("/build/prune", axum::routing::post(nothing_to_prune))
 }

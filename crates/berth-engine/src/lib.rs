@@ -3,7 +3,7 @@
 //! - [`ContainerService`]: container records (`containers/`), writable layers, bundles and shims,
 //!   the lifecycle state machine ([`state`]) and the run plan ([`plan`]);
 //! - [`ImageService`]: the image store (`image/`) and the snapshotter's layers;
-//! - [`NetworkService`]: a run's network namespace ([`LoopbackNetworks`] today);
+//! - [`Networks`]: networks (bridge, user-defined, macvlan, ipvlan), a run's addresses, ports and DNS;
 //! - [`VolumeService`]: a run's mounts ([`HostBinds`] today);
 //! - [`SystemService`]: `/info` and `/version`;
 //! - the [`EventBus`] every service publishes Docker-shaped events on.
@@ -40,7 +40,7 @@ pub use events::{Event, EventBus, EventFilter, EventQuery, EventStream, EventTyp
 pub use images::{ImageService, ImageUsers, ImportOptions, LoadOutput};
 pub use logconfig::LogDefaults;
 pub use logs::{LogFrame, LogOptions, LogStream};
-pub use network::{LoopbackNetworks, NetworkService};
+pub use network::{DefaultBridge, Networks, NetworksConfig};
 pub use record::ContainerRecord;
 pub use registry::{Container, Registry, RunEvent};
 pub use runtimes::Runtimes;
@@ -59,6 +59,8 @@ pub struct Services {
     pub images: Arc<ImageService>,
     /// `/info`, `/version`.
     pub system: Arc<SystemService>,
+    /// Networks.
+    pub networks: Arc<Networks>,
     /// The event bus.
     pub events: EventBus,
 }

@@ -103,7 +103,12 @@ pub(crate) fn build(inp: PlanInputs<'_>) -> Result<RunPlan> {
     let rc = RuntimeConfig {
         id: rec.id.clone(),
         args,
-        env: cfg.env.clone().unwrap_or_default(),
+        env: {
+            // Docker puts the link variables before the container's own.
+            let mut env = inp.network.env.clone();
+            env.extend(cfg.env.clone().unwrap_or_default());
+            env
+        },
         cwd: cfg
             .working_dir
             .clone()
@@ -224,6 +229,7 @@ mod tests {
             chain_ids: vec![],
             state: Default::default(),
             restart_count: 0,
+            networks: Default::default(),
             log_path: "/data/c/log".into(),
             runtime: "runc".into(),
         }
@@ -262,6 +268,7 @@ mod tests {
             network: NetworkAttachment {
                 mode: berth_runtime::NetworkMode::Host,
                 mounts: vec![etc],
+                env: vec![],
             },
             mounts: vec![vol],
             runtime_path: Some(PathBuf::from("/usr/sbin/runc")),

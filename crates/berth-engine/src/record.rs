@@ -37,6 +37,10 @@ pub struct ContainerRecord {
     /// Runtime name (`berth`, `runc`, ...).
     #[serde(default)]
     pub runtime: String,
+    /// The networks it is connected to, by name, with the endpoint settings asked for
+    /// (`NetworkingConfig.EndpointsConfig`, `network connect`); addresses are the run's.
+    #[serde(default)]
+    pub networks: crate::network::EndpointsConfig,
 }
 
 /// Writes `data` to `path` atomically; `durable` adds the fsyncs. Files regenerated at every start

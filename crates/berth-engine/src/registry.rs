@@ -365,6 +365,7 @@ mod tests {
             chain_ids: Vec::new(),
             state: Default::default(),
             restart_count: 0,
+            networks: Default::default(),
             log_path: String::new(),
             runtime: String::new(),
         }

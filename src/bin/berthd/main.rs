@@ -7,8 +7,8 @@ mod lock;
 
 use anyhow::{bail, Context, Result};
 use berth_engine::{
-    ContainerDeps, ContainerService, ContainerServiceConfig, EventBus, HostBinds, ImageService, LoopbackNetworks,
-    Registry, Runtimes, Services, SystemService,
+    ContainerDeps, ContainerService, ContainerServiceConfig, EventBus, HostBinds, ImageService, Networks,
+    NetworksConfig, Registry, Runtimes, Services, SystemService,
 };
 use berth_snapshot::Snapshotter;
 use berth_store::ImageStore;
@@ -57,6 +57,36 @@ struct Args {
     /// Default log driver options, KEY=VALUE (repeatable), e.g. max-size=10m.
     #[arg(long = "log-opt")]
     log_opt: Vec<String>,
+    /// The default bridge's interface, or `none` for no default bridge network.
+    #[arg(short = 'b', long = "bridge", default_value = "berth0")]
+    bridge: String,
+    /// The default bridge's address and subnet, e.g. 172.17.0.1/16 (default: a free pool).
+    #[arg(long)]
+    bip: Option<String>,
+    /// Restricts the default bridge's container addresses to this subnet of it.
+    #[arg(long = "fixed-cidr")]
+    fixed_cidr: Option<String>,
+    /// Pools new networks take their subnets from: base=CIDR,size=PREFIX (repeatable).
+    #[arg(long = "default-address-pool")]
+    default_address_pool: Vec<String>,
+    /// Program NAT and filter rules (published ports, masquerade, isolation).
+    #[arg(long, default_value_t = true, action = clap::ArgAction::Set)]
+    iptables: bool,
+    /// DNS servers for containers (repeatable).
+    #[arg(long)]
+    dns: Vec<String>,
+    /// DNS search domains for containers (repeatable).
+    #[arg(long = "dns-search")]
+    dns_search: Vec<String>,
+    /// DNS options for containers (repeatable).
+    #[arg(long = "dns-opt")]
+    dns_opt: Vec<String>,
+    /// MTU of the bridges' container interfaces.
+    #[arg(long)]
+    mtu: Option<u32>,
+    /// The resolver configuration containers' DNS is derived from.
+    #[arg(long, hide = true, default_value = "/etc/resolv.conf")]
+    resolv_conf: PathBuf,
     /// The berth-shim binary (default: next to berthd).
     #[arg(long, hide = true)]
     shim: Option<PathBuf>,
@@ -159,6 +189,46 @@ fn ensure_tmpfs(dir: &Path) -> Result<bool> {
     Ok(true)
 }
 
+/// The network service's settings from the daemon's flags.
+fn network_config(args: &Args) -> Result<NetworksConfig> {
+    let mut cfg = NetworksConfig::new(args.data_root.join("network"));
+    let cidr = |flag: &str, v: &str| -> Result<ipnet::IpNet> {
+        v.parse().with_context(|| format!("--{flag}: invalid CIDR address: {v}"))
+    };
+    cfg.default_bridge = if args.bridge == "none" {
+        None
+    } else {
+        Some(berth_engine::DefaultBridge {
+            name: args.bridge.clone(),
+            bip: args.bip.as_deref().map(|b| cidr("bip", b)).transpose()?,
+            fixed_cidr: args.fixed_cidr.as_deref().map(|b| cidr("fixed-cidr", b)).transpose()?,
+        })
+    };
+    for p in &args.default_address_pool {
+        let (mut base, mut size) = (None, None);
+        for kv in p.split(',') {
+            match kv.split_once('=') {
+                Some(("base", v)) => base = Some(cidr("default-address-pool", v)?),
+                Some(("size", v)) => size = Some(v.parse::<u8>().with_context(|| format!("--default-address-pool: invalid size {v}"))?),
+                _ => bail!("--default-address-pool: expected base=CIDR,size=N, got {p}"),
+            }
+        }
+        match (base, size) {
+            (Some(b), Some(s)) if s >= b.prefix_len() && s <= b.max_prefix_len() => cfg.default_pools.push((b, s)),
+            _ => bail!("--default-address-pool: expected base=CIDR,size=N with N not shorter than the base's prefix, got {p}"),
+        }
+    }
+    cfg.firewall = args.iptables;
+    cfg.dns = berth_engine::network::etc::DnsSettings {
+        servers: args.dns.clone(),
+        search: args.dns_search.clone(),
+        options: args.dns_opt.clone(),
+    };
+    cfg.mtu = args.mtu;
+    cfg.resolv_conf = args.resolv_conf.clone();
+    Ok(cfg)
+}
+
 /// Builds the services over the data root and wires them.
 async fn open_services(
     data_root: &Path,
@@ -166,8 +236,11 @@ async fn open_services(
     runtimes: Runtimes,
     id_map: Option<berth_types::IdentityMapping>,
     log_defaults: berth_engine::LogDefaults,
+    mut net_cfg: NetworksConfig,
 ) -> Result<Arc<Services>> {
     let events = EventBus::new();
+    net_cfg.root = data_root.join("network");
+    let net_events = events.clone();
     let log_driver = log_defaults.driver.clone();
     let snapshots = Arc::new(
         Snapshotter::open_with_idmap(&data_root.join("snapshots"), id_map.clone())
@@ -176,6 +249,11 @@ async fn open_services(
     let store =
         Arc::new(ImageStore::open(&data_root.join("image"), (*snapshots).clone()).context("opening the image store")?);
     let registry = Arc::new(Registry::default());
+    let networks_root = net_cfg.root.clone();
+    let networks = tokio::task::spawn_blocking(move || Networks::open(net_cfg, net_events))
+        .await
+        .context("opening the networks")?
+        .with_context(|| format!("opening the networks in {}", networks_root.display()))?;
     let images = ImageService::new(store, snapshots.clone(), registry.clone(), events.clone());
     let containers = ContainerService::open(
         ContainerServiceConfig {
@@ -189,7 +267,7 @@ async fn open_services(
             registry: registry.clone(),
             images: images.clone(),
             snapshots,
-            networks: Arc::new(LoopbackNetworks),
+            networks: networks.clone(),
             volumes: Arc::new(HostBinds),
             events: events.clone(),
         },
@@ -208,6 +286,7 @@ async fn open_services(
         containers,
         images,
         system,
+        networks,
         events,
     }))
 }
@@ -284,7 +363,7 @@ async fn main() -> Result<()> {
     for host in &args.hosts {
         listeners.push(bind(host, args.group.as_deref()).await.map_err(unmount)?);
     }
-    let services = open_services(&data_root, &args.exec_root, runtimes, id_map, log_defaults)
+    let services = open_services(&data_root, &args.exec_root, runtimes, id_map, log_defaults, network_config(&args)?)
         .await
         .map_err(unmount)?;
 

@@ -46,8 +46,12 @@ fn merge_image_config(c: &mut ContainerConfig, image: &ContainerConfig) {
     let mut labels = image.labels.clone().unwrap_or_default();
     labels.extend(c.labels.clone().unwrap_or_default());
     c.labels = Some(labels);
-    if c.exposed_ports.is_none() {
-        c.exposed_ports = image.exposed_ports.clone();
+    // Exposed ports: the image's and the request's together, as Docker merges them.
+    if let Some(img) = &image.exposed_ports {
+        let ports = c.exposed_ports.get_or_insert_with(Default::default);
+        for k in img.keys() {
+            ports.entry(k.clone()).or_default();
+        }
     }
     if c.volumes.is_none() {
         c.volumes = image.volumes.clone();
@@ -86,6 +90,7 @@ impl ContainerService {
         }
         validate_host_config(&host_config)?;
         let mut host_config = host_config;
+        let (networks, links) = self.create_networking(&mut host_config, &config, body.networking_config.as_ref())?;
         host_config.log_config = Some(self.log_defaults.resolve(host_config.log_config.as_ref())?);
         self.runtimes.validate(host_config.runtime.as_deref())?;
         self.volumes
@@ -96,6 +101,9 @@ impl ContainerService {
             config.hostname = Some(berth_types::short_id(&id).to_string());
         }
         let name = self.registry.reserve_name(name, &id)?;
+        if !links.is_empty() {
+            host_config.links = Some(links.iter().map(|(t, a)| format!("/{t}:/{name}/{a}")).collect());
+        }
         let dir = self.containers_dir.join(&id);
         let rec = ContainerRecord {
             id: id.clone(),
@@ -115,6 +123,7 @@ impl ContainerService {
             host_config,
             state: State::default(),
             restart_count: 0,
+            networks,
         };
         // The directory, then the writable layer, then the record: a crash before the record is
         // committed leaves a directory without one, which the next start removes with its layer.
@@ -136,6 +145,63 @@ impl ContainerService {
         self.publish(&c, "create", &[]);
         Ok(id)
     }
+}
+
+impl ContainerService {
+    /// The container's networks (the `NetworkMode` one first) with their settings checked, and its
+    /// legacy links in Docker's `/target:/container/alias` form. `default` is the `bridge` network.
+    fn create_networking(
+        &self,
+        hc: &mut HostConfig,
+        config: &ContainerConfig,
+        nc: Option<&berth_api::models::NetworkingConfig>,
+    ) -> Result<(crate::network::EndpointsConfig, Vec<(String, String)>)> {
+        let mode = hc.network_mode.clone().filter(|m| !m.is_empty() && m != "default");
+        let mode = mode.unwrap_or_else(|| "bridge".into());
+        if let Some(other) = mode.strip_prefix("container:") {
+            self.lookup(other)?;
+        }
+        let mut endpoints = nc.and_then(|n| n.endpoints_config.clone()).unwrap_or_default();
+        // Before API 1.44 the MAC address was a container setting; it applies to the main network.
+        #[allow(deprecated)]
+        if let Some(mac) = config.mac_address.clone().filter(|m| !m.is_empty()) {
+            let e = endpoints.entry(mode.clone()).or_default();
+            if e.mac_address.as_deref().unwrap_or("").is_empty() {
+                e.mac_address = Some(mac);
+            }
+        }
+        let list = self.networks.validate_endpoints(&mode, &endpoints)?;
+        if let Some(hosts) = &hc.extra_hosts {
+            crate::network::validate_extra_hosts(hosts)?;
+        }
+        crate::network::ports::requests(
+            hc.port_bindings.as_ref(),
+            config.exposed_ports.as_ref(),
+            hc.publish_all_ports.unwrap_or(false),
+        )?;
+        let mut links = Vec::new();
+        for l in hc.links.clone().unwrap_or_default() {
+            let (target, alias) = parse_link(&l)?;
+            let t = self
+                .lookup(&target)
+                .map_err(|_| EngineError::InvalidArgument(format!("could not get container for {target}")))?;
+            let name = t.record().name;
+            links.push((name, alias));
+        }
+        hc.network_mode = Some(mode);
+        Ok((list.into_iter().collect(), links))
+    }
+}
+
+/// Parses a `--link` entry: `name`, `name:alias` or Docker's stored `/name:/container/alias`.
+pub(crate) fn parse_link(l: &str) -> Result<(String, String)> {
+    let (target, alias) = l.split_once(':').unwrap_or((l, l));
+    let target = target.trim_start_matches('/');
+    let alias = alias.rsplit('/').next().unwrap_or(alias);
+    if target.is_empty() || alias.is_empty() {
+        return Err(EngineError::InvalidArgument(format!("invalid link: {l}")));
+    }
+    Ok((target.to_string(), alias.to_string()))
 }
 
 /// Rejects host configs Docker would reject.

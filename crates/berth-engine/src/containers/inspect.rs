@@ -139,15 +139,13 @@ impl ContainerService {
             size_root_fs: None,
             mounts: Some(Vec::new()),
             config: Some(rec.config.clone()),
-            network_settings: Some(NetworkSettings {
-                networks: Some(HashMap::new()),
-                ports: Some(HashMap::new()),
-                sandbox_key: Some(if rec.state.pid > 0 {
-                    format!("/proc/{}/ns/net", rec.state.pid)
-                } else {
-                    String::new()
-                }),
-                ..Default::default()
+            network_settings: Some({
+                let running = rec.state.status.is_running();
+                let mut ns = self.networks.settings(&rec, running);
+                if running && rec.state.pid > 0 {
+                    ns.sandbox_key = Some(format!("/proc/{}/ns/net", rec.state.pid));
+                }
+                ns
             }),
         })
     }
@@ -254,7 +252,7 @@ impl ContainerService {
             image_id: Some(rec.image.clone()),
             command: Some(rec.command()),
             created: Some(unix_seconds(&rec.created)),
-            ports: Some(Vec::new()),
+            ports: Some(self.networks.summary_ports(rec, rec.state.status.is_running())),
             size_rw: None,
             size_root_fs: None,
             labels: Some(rec.config.labels.clone().unwrap_or_default()),
@@ -274,7 +272,7 @@ impl ContainerService {
                 annotations: None,
             }),
             network_settings: Some(ContainerSummaryNetworkSettings {
-                networks: Some(HashMap::new()),
+                networks: self.networks.settings(rec, rec.state.status.is_running()).networks,
             }),
             mounts: Some(Vec::new()),
         }

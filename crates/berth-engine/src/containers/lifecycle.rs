@@ -126,7 +126,8 @@ impl ContainerService {
         };
         let t_ready = t0.elapsed();
         // The namespaces exist and the process waits before exec: the network goes in now.
-        if let Err(e) = self.networks.setup(&c.id, pid) {
+        let (nets, nid) = (self.networks.clone(), c.id.clone());
+        if let Err(e) = super::blocking(move || nets.setup(&nid, pid)).await {
             shim::kill_and_wait(&c.id, &c.socket).await;
             return Err(self.fail_start(c, &rec, e).await);
         }
@@ -209,11 +210,29 @@ impl ContainerService {
         })?;
         let hostname = plan::hostname(rec);
         let dir = self.containers_dir.join(&rec.id);
+        let networks = self.run_networks(rec);
+        let links = self.resolve_links(rec, &networks)?;
+        let ports = crate::network::ports::requests(
+            hc.port_bindings.as_ref(),
+            rec.config.exposed_ports.as_ref(),
+            hc.publish_all_ports.unwrap_or(false),
+        )?;
         let network = self.networks.attach(&Endpoint {
             id: &rec.id,
+            name: &rec.name,
             hostname: &hostname,
+            domainname: rec.config.domainname.as_deref().unwrap_or(""),
             dir: &dir,
             request,
+            networks,
+            ports,
+            dns: crate::network::etc::DnsSettings {
+                servers: hc.dns.clone().unwrap_or_default(),
+                search: hc.dns_search.clone().unwrap_or_default(),
+                options: hc.dns_options.clone().unwrap_or_default(),
+            },
+            extra_hosts: hc.extra_hosts.as_deref().unwrap_or_default(),
+            links,
             owner,
         })?;
         let mounts = self.volumes.mounts(&rec.id, hc.binds.as_deref().unwrap_or_default())?;
@@ -243,7 +262,7 @@ impl ContainerService {
             _ => 125,
         };
         let msg = e.to_string();
-        self.networks.teardown(&c.id);
+        self.teardown_network(&c.id).await;
         let moved = c.transition(Transition::StartFailed, |r| {
             r.state.exit_code = code as i64;
             r.state.error = msg.clone();
@@ -298,7 +317,7 @@ impl ContainerService {
 
     /// Records an exit, wakes waiters, and applies `--rm` and the restart policy.
     pub(crate) async fn on_exit(self: &Arc<Self>, c: Arc<Container>, st: ExitStatus) {
-        self.networks.teardown(&c.id);
+        self.teardown_network(&c.id).await;
         let moved = c.transition(Transition::Exit, |r| {
             r.state.pid = 0;
             r.state.exit_code = st.exit_code as i64;

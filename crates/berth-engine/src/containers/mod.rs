@@ -15,6 +15,7 @@ mod exec;
 mod health;
 mod inspect;
 mod lifecycle;
+mod networking;
 mod reconcile;
 mod remove;
 mod resources;
@@ -34,7 +35,7 @@ pub use resources::{TopResult, UpdateConfig};
 use crate::error::{EngineError, Result};
 use crate::events::{Event, EventBus, EventType};
 use crate::images::ImageService;
-use crate::network::NetworkService;
+use crate::network::Networks;
 use crate::record::ContainerRecord;
 use crate::registry::{Container, Registry};
 use crate::runtimes::Runtimes;
@@ -67,8 +68,8 @@ pub struct ContainerDeps {
     pub images: Arc<ImageService>,
     /// Writable layers and rootfs mounts.
     pub snapshots: Arc<Snapshotter>,
-    /// A run's network namespace.
-    pub networks: Arc<dyn NetworkService>,
+    /// Networks: a run's namespace, addresses and ports.
+    pub networks: Arc<Networks>,
     /// A run's mounts.
     pub volumes: Arc<dyn VolumeService>,
     /// Where container events go.
@@ -97,7 +98,7 @@ pub struct ContainerService {
     registry: Arc<Registry>,
     images: Arc<ImageService>,
     snapshots: Arc<Snapshotter>,
-    networks: Arc<dyn NetworkService>,
+    networks: Arc<Networks>,
     volumes: Arc<dyn VolumeService>,
     events: EventBus,
     trash_lock: Mutex<()>,
@@ -180,6 +181,14 @@ pub(crate) fn mkdir_all(p: &std::path::Path) -> Result<()> {
 }
 
 /// Runs blocking work (file system, snapshotter) off the async executor.
+impl ContainerService {
+    /// Releases what the container's run holds on its networks, off the executor.
+    pub(crate) async fn teardown_network(&self, id: &str) {
+        let (nets, id) = (self.networks.clone(), id.to_string());
+        let _ = tokio::task::spawn_blocking(move || nets.teardown(&id)).await;
+    }
+}
+
 pub(crate) async fn blocking<T: Send + 'static>(f: impl FnOnce() -> Result<T> + Send + 'static) -> Result<T> {
     tokio::task::spawn_blocking(f)
         .await

@@ -27,6 +27,7 @@ const RECORD: &str = "config.v2.json";
 impl ContainerService {
     pub(crate) async fn reconcile(self: &Arc<Self>) -> Result<()> {
         self.load_records()?;
+        self.networks.preload();
         let mut sockets = HashSet::new();
         for c in self.registry.all() {
             sockets.insert(c.socket.clone());
@@ -92,6 +93,16 @@ impl ContainerService {
             }
         }
         self.stop_orphan_shims(&sockets).await;
+        let live: Vec<(String, i32)> = self
+            .registry
+            .all()
+            .iter()
+            .map(|c| c.record())
+            .filter(|r| r.state.status.is_running() && r.state.pid > 0)
+            .map(|r| (r.id, r.state.pid as i32))
+            .collect();
+        let nets = self.networks.clone();
+        let _ = tokio::task::spawn_blocking(move || nets.restore(&live)).await;
         self.remove_orphans()?;
         let svc = self.clone();
         tokio::task::spawn_blocking(move || svc.empty_trash());

@@ -46,7 +46,7 @@ impl ContainerService {
         }
         let _ = std::fs::remove_dir_all(&c.bundle);
         let _ = std::fs::remove_file(&c.socket);
-        self.networks.teardown(&c.id);
+        self.teardown_network(&c.id).await;
         self.volumes.release(&c.id);
         let svc = self.clone();
         tokio::task::spawn_blocking(move || svc.empty_trash());

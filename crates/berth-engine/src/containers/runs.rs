@@ -158,6 +158,7 @@ mod tests {
             chain_ids: vec![],
             state: Default::default(),
             restart_count: 0,
+            networks: Default::default(),
             log_path: String::new(),
             runtime: String::new(),
         };
