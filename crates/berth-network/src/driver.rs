@@ -229,8 +229,12 @@ fn configure_in_container(
     ipv6: bool,
 ) -> Result<[u8; 6], NetError> {
     let nl = Netlink::open_in(ns)?;
+    // The name our link has right now: only that one may be deleted on failure (the ifname may
+    // belong to another endpoint when the rename is what failed).
+    let mut current = temp;
     let res = (|| {
         nl.rename(temp, &ep.ifname)?;
+        current = &ep.ifname;
         if let Some(m) = mac {
             nl.set_mac(&ep.ifname, m)?;
         }
@@ -259,10 +263,9 @@ fn configure_in_container(
             })
     })();
     if res.is_err() {
-        // The link is in the container now; deleting either name there removes it (and a veth's
-        // host side with it).
-        for n in [temp, ep.ifname.as_str()] {
-            let _ = nl.delete_link(n);
+        // Deleting our link in the container also removes a veth's host side.
+        if let Err(e) = nl.delete_link(current) {
+            tracing::warn!(link = %current, error = %e, "rollback: could not delete link");
         }
     }
     res

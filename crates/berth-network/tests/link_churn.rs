@@ -1,0 +1,62 @@
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+//! Join/leave churn: 100 endpoints come and go and leave no link behind; prints the CPU one
+//! join+leave costs (this binary has one test, so the process's CPU time is its own).
+
+mod link_support;
+
+use std::time::Instant;
+
+use berth_network::driver::{BridgeDriver, NetworkDriver};
+use berth_network::netlink::Netlink;
+use link_support::{endpoint, network, TestNs};
+
+fn cpu_micros() -> u64 {
+    let mut ru = std::mem::MaybeUninit::<libc::rusage>::zeroed();
+    // SAFETY: getrusage writes a full rusage into the pointer it is given.
+    let ru = unsafe {
+        libc::getrusage(libc::RUSAGE_SELF, ru.as_mut_ptr());
+        ru.assume_init()
+    };
+    let us = |t: libc::timeval| t.tv_sec as u64 * 1_000_000 + t.tv_usec as u64;
+    us(ru.ru_utime) + us(ru.ru_stime)
+}
+
+#[test]
+fn join_leave_100_times_leaves_no_links() {
+    const N: usize = 100;
+    let host = TestNs::new("churn-host");
+    let driver = BridgeDriver::in_netns(host.handle()).unwrap();
+    let net = network("eeeeeeeeeeeeeeee", &[("10.217.0.0/24", None)], &[]);
+    driver.create(&net).unwrap();
+    let containers: Vec<TestNs> = (0..N).map(|i| TestNs::new(&format!("churn-c{i}"))).collect();
+
+    let (cpu0, t0) = (cpu_micros(), Instant::now());
+    for (i, c) in containers.iter().enumerate() {
+        let addr = format!("10.217.0.{}/24", i + 2);
+        let ep = endpoint(&net, &format!("container-{i}"), &[&addr], &["10.217.0.1"]);
+        driver.join(&net, &ep, &c.ns).unwrap();
+        driver.leave(&net, &ep).unwrap();
+    }
+    let (cpu, wall) = (cpu_micros() - cpu0, t0.elapsed());
+    println!(
+        "join+leave: {} us CPU, {} us wall per endpoint (user+sys of the whole process, debug build)",
+        cpu / N as u64,
+        wall.as_micros() / N as u128
+    );
+
+    let hnl = Netlink::open_in(&host.ns).unwrap();
+    let names: Vec<String> = hnl.links("").unwrap().into_iter().map(|l| l.name).collect();
+    assert_eq!(
+        names
+            .iter()
+            .filter(|n| n.starts_with("veth") || n.starts_with("bvp"))
+            .count(),
+        0,
+        "{names:?}"
+    );
+    for c in &containers {
+        let nl = Netlink::open_in(&c.ns).unwrap();
+        assert!(nl.link("eth0").unwrap().is_none());
+    }
+    driver.delete(&net).unwrap();
+}
