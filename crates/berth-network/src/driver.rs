@@ -17,7 +17,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::error::NetError;
 use crate::ipam::Pool;
-use crate::netlink::{format_mac, parse_mac, IpvlanMode, MacvlanMode, Netlink};
+use crate::netlink::{format_mac, parse_mac, IpvlanMode, MacvlanMode, Netlink, VethOptions};
 use crate::netns::{run_in, sysctl_key, write_sysctl, Netns};
 
 /// Docker's option naming a bridge's Linux interface.
@@ -160,7 +160,7 @@ pub fn host_veth_name(ep: &EndpointSpec) -> String {
 }
 
 /// The temporary name of an endpoint's container-side link while it is still in the host
-/// namespace (`kind` is a 3-letter tag: `bvp` veth peer, `bmv` macvlan, `biv` ipvlan).
+/// namespace (`kind` is a 3-letter tag: `bmv` macvlan, `biv` ipvlan).
 fn temp_name(kind: &str, ep: &EndpointSpec) -> String {
     format!("{kind}{}", endpoint_hash(ep))
 }
@@ -211,7 +211,7 @@ fn with_rollback<T>(nl: &Netlink, cleanup: &[&str], f: impl FnOnce() -> Result<T
     let res = f();
     if res.is_err() {
         for l in cleanup {
-            if let Err(e) = nl.delete_link(l) {
+            if let Err(e) = nl.delete_link(*l) {
                 tracing::warn!(link = %l, error = %e, "rollback: could not delete link");
             }
         }
@@ -219,56 +219,73 @@ fn with_rollback<T>(nl: &Netlink, cleanup: &[&str], f: impl FnOnce() -> Result<T
     res
 }
 
-/// The container-side setup shared by every driver, for a link already moved into `ns` under
-/// `temp`: rename to the endpoint's ifname, MAC, MTU, IPv6 switch, addresses, up, default routes.
+/// The container-side setup shared by every driver, on one thread inside `ns`: for a link already
+/// there under `temp` (moved in), rename it to the endpoint's ifname first; then MAC, MTU, the IPv6
+/// switch, addresses, up, default routes. Returns the interface's MAC. On failure the link is
+/// deleted (and a veth's host end with it).
 fn configure_in_container(
     ns: &Netns,
-    temp: &str,
+    temp: Option<&str>,
     ep: &EndpointSpec,
-    mac: Option<[u8; 6]>,
+    set_mac: Option<[u8; 6]>,
+    known_mac: Option<[u8; 6]>,
     ipv6: bool,
 ) -> Result<[u8; 6], NetError> {
-    let nl = Netlink::open_in(ns)?;
-    // The name our link has right now: only that one may be deleted on failure (the ifname may
-    // belong to another endpoint when the rename is what failed).
-    let mut current = temp;
-    let res = (|| {
-        nl.rename(temp, &ep.ifname)?;
-        current = &ep.ifname;
-        if let Some(m) = mac {
-            nl.set_mac(&ep.ifname, m)?;
+    let label = ns.label().to_string();
+    run_in(ns, || {
+        let nl = Netlink::open_labelled(&label)?;
+        // Only our own link may be deleted on failure: when a rename fails, the ifname may belong
+        // to another endpoint.
+        let index = match temp {
+            Some(t) => match nl.rename(t, &ep.ifname) {
+                Ok(i) => i,
+                Err(e) => {
+                    let _ = nl.delete_link(t);
+                    return Err(e);
+                }
+            },
+            None => nl.require_index(ep.ifname.as_str())?,
+        };
+        let res = (|| {
+            if let Some(m) = set_mac {
+                nl.set_mac(index, m)?;
+            }
+            if let Some(mtu) = ep.mtu {
+                nl.set_mtu(index, mtu)?;
+            }
+            // Docker: a container gets IPv6 on a network only when the network has it; otherwise
+            // the kernel's link-local address would make the interface look dual-stack. This
+            // thread is inside `ns`, so /proc/sys/net is the container's.
+            let key = sysctl_key("net.ipv6.conf", &ep.ifname, "disable_ipv6");
+            match write_sysctl(None, &key, if ipv6 { "0" } else { "1" }) {
+                Err(e) if e.is_not_found() => {} // kernel without IPv6
+                other => other?,
+            }
+            for a in &ep.addresses {
+                nl.add_address(index, *a)?;
+            }
+            nl.set_up(index)?;
+            for g in &ep.gateways {
+                nl.add_default_route(index, *g)?;
+            }
+            match set_mac.or(known_mac) {
+                Some(m) => Ok(m),
+                None => nl
+                    .link(index)?
+                    .and_then(|l| l.mac)
+                    .ok_or_else(|| NetError::LinkNotFound {
+                        name: ep.ifname.clone(),
+                        netns: label.clone(),
+                    }),
+            }
+        })();
+        if res.is_err() {
+            if let Err(e) = nl.delete_link(index) {
+                tracing::warn!(link = %ep.ifname, error = %e, "rollback: could not delete link");
+            }
         }
-        if let Some(mtu) = ep.mtu {
-            nl.set_mtu(&ep.ifname, mtu)?;
-        }
-        // Docker: a container gets IPv6 on a network only when the network has it; otherwise the
-        // kernel's link-local address would make the interface look dual-stack.
-        let key = sysctl_key("net.ipv6.conf", &ep.ifname, "disable_ipv6");
-        match write_sysctl(Some(ns), &key, if ipv6 { "0" } else { "1" }) {
-            Err(e) if e.is_not_found() => {} // kernel without IPv6
-            other => other?,
-        }
-        for a in &ep.addresses {
-            nl.add_address(&ep.ifname, *a)?;
-        }
-        nl.set_up(&ep.ifname)?;
-        for g in &ep.gateways {
-            nl.add_default_route(&ep.ifname, *g)?;
-        }
-        nl.link(&ep.ifname)?
-            .and_then(|l| l.mac)
-            .ok_or_else(|| NetError::LinkNotFound {
-                name: ep.ifname.clone(),
-                netns: ns.label().to_string(),
-            })
-    })();
-    if res.is_err() {
-        // Deleting our link in the container also removes a veth's host side.
-        if let Err(e) = nl.delete_link(current) {
-            tracing::warn!(link = %current, error = %e, "rollback: could not delete link");
-        }
-    }
-    res
+        res
+    })?
 }
 
 /// Docker's `bridge` driver: a Linux bridge per network, a veth per endpoint.
@@ -350,7 +367,6 @@ impl NetworkDriver for BridgeDriver {
         let nl = &self.host.nl;
         let br = Self::bridge_name(net);
         let host_if = host_veth_name(ep);
-        let peer = temp_name("bvp", ep);
         let mac = endpoint_mac(ep)?;
         let mtu = match ep.mtu {
             Some(m) => Some(m),
@@ -360,19 +376,28 @@ impl NetworkDriver for BridgeDriver {
             name: br.clone(),
             netns: nl.netns_label().to_string(),
         })?;
-        // Leftovers of a join that crashed half-way.
-        nl.delete_link(&host_if)?;
-        nl.delete_link(&peer)?;
-        nl.create_veth(&host_if, &peer, mtu)?;
+        // One request: the host end enslaved and up, the container end made directly in the
+        // container's namespace under its final name with its MAC.
+        let opts = VethOptions {
+            mtu,
+            master: Some(br_index),
+            up: true,
+            peer_mac: Some(mac),
+        };
+        match nl.create_veth_into(&host_if, &ep.ifname, ns, opts) {
+            // A join of this endpoint that crashed half-way left the pair: remove it, try again.
+            // (When the host end is not ours to remove, the ifname is taken: a Conflict.)
+            Err(e) if e.is_exists() && nl.delete_link(&host_if)? => {
+                nl.create_veth_into(&host_if, &ep.ifname, ns, opts)?
+            }
+            other => other?,
+        }
+        let ep_cfg = EndpointSpec {
+            mtu: None,
+            ..ep.clone()
+        };
         let got = with_rollback(nl, &[&host_if], || {
-            nl.set_master_index(&host_if, br_index)?;
-            nl.set_up(&host_if)?;
-            nl.move_to_netns(&peer, ns)?;
-            let ep = EndpointSpec {
-                mtu: None,
-                ..ep.clone()
-            };
-            configure_in_container(ns, &peer, &ep, Some(mac), net.has_ipv6())
+            configure_in_container(ns, None, &ep_cfg, None, Some(mac), net.has_ipv6())
         })?;
         Ok(EndpointInfo {
             mac: format_mac(got),
@@ -381,10 +406,8 @@ impl NetworkDriver for BridgeDriver {
     }
 
     fn leave(&self, _net: &NetworkSpec, ep: &EndpointSpec) -> Result<(), NetError> {
-        // Deleting the host side removes the peer wherever it is; the peer's temporary name is
-        // only there when a join crashed before moving it.
+        // Deleting the host end removes the container end wherever it is.
         self.host.nl.delete_link(&host_veth_name(ep))?;
-        self.host.nl.delete_link(&temp_name("bvp", ep))?;
         Ok(())
     }
 }
@@ -460,11 +483,14 @@ impl NetworkDriver for MacvlanDriver {
         let mode = macvlan_mode(net)?;
         let mac = endpoint_mac(ep)?;
         let temp = temp_name("bmv", ep);
-        nl.delete_link(&temp)?;
-        nl.create_macvlan(&temp, &parent, mode)?;
+        match nl.create_macvlan(&temp, parent.as_str(), mode) {
+            // Left by a join that crashed before moving it.
+            Err(e) if e.is_exists() && nl.delete_link(&temp)? => nl.create_macvlan(&temp, parent.as_str(), mode)?,
+            other => other?,
+        }
         let got = with_rollback(nl, &[&temp], || {
             nl.move_to_netns(&temp, ns)?;
-            configure_in_container(ns, &temp, ep, Some(mac), net.has_ipv6())
+            configure_in_container(ns, Some(&temp), ep, Some(mac), None, net.has_ipv6())
         })?;
         Ok(EndpointInfo {
             mac: format_mac(got),
@@ -522,12 +548,15 @@ impl NetworkDriver for IpvlanDriver {
         let parent = require_parent(nl, net)?;
         let mode = ipvlan_mode(net)?;
         let temp = temp_name("biv", ep);
-        nl.delete_link(&temp)?;
-        nl.create_ipvlan(&temp, &parent, mode)?;
+        match nl.create_ipvlan(&temp, parent.as_str(), mode) {
+            // Left by a join that crashed before moving it.
+            Err(e) if e.is_exists() && nl.delete_link(&temp)? => nl.create_ipvlan(&temp, parent.as_str(), mode)?,
+            other => other?,
+        }
         let got = with_rollback(nl, &[&temp], || {
             nl.move_to_netns(&temp, ns)?;
             // ipvlan links carry the parent's MAC; it cannot be set.
-            configure_in_container(ns, &temp, ep, None, net.has_ipv6())
+            configure_in_container(ns, Some(&temp), ep, None, None, net.has_ipv6())
         })?;
         Ok(EndpointInfo {
             mac: format_mac(got),
@@ -572,7 +601,7 @@ mod tests {
         assert_ne!(host_veth_name(&a), host_veth_name(&ep("c2", "n1", &[])));
         assert_ne!(host_veth_name(&a), host_veth_name(&ep("c1", "n2", &[])));
         assert_eq!(host_veth_name(&a).len(), 11);
-        assert!(temp_name("bvp", &a).len() <= 15);
+        assert!(temp_name("bmv", &a).len() <= 15);
     }
 
     #[test]

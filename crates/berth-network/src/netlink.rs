@@ -14,9 +14,11 @@ use std::os::fd::{AsFd, AsRawFd};
 use futures_util::TryStreamExt;
 use ipnet::IpNet;
 use netlink_packet_route::address::{AddressAttribute, AddressFlags};
-use netlink_packet_route::link::{IpVlanMode, LinkAttribute, LinkMessage, MacVlanMode};
+use netlink_packet_route::link::{InfoData, InfoVeth, IpVlanMode, LinkAttribute, LinkMessage, MacVlanMode};
 use netlink_packet_route::route::{RouteAddress, RouteAttribute, RouteHeader};
-use rtnetlink::{Handle, LinkBridge, LinkIpVlan, LinkMacVlan, LinkUnspec, LinkVeth, RouteMessageBuilder};
+use rtnetlink::{
+    Handle, LinkBridge, LinkIpVlan, LinkMacVlan, LinkMessageBuilder, LinkUnspec, LinkVeth, RouteMessageBuilder,
+};
 
 use crate::error::NetError;
 use crate::netns::{run_in, Netns};
@@ -93,6 +95,65 @@ impl IpvlanMode {
     }
 }
 
+/// Options of [`Netlink::create_veth_into`].
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct VethOptions {
+    /// MTU of both ends.
+    pub mtu: Option<u32>,
+    /// Index of the bridge the local end is attached to.
+    pub master: Option<u32>,
+    /// Bring the local end up.
+    pub up: bool,
+    /// MAC address of the peer end.
+    pub peer_mac: Option<[u8; 6]>,
+}
+
+/// A link named by its name or by its index (an index saves a lookup round trip).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LinkRef<'a> {
+    /// By interface name.
+    Name(&'a str),
+    /// By interface index.
+    Index(u32),
+}
+
+impl<'a> From<&'a str> for LinkRef<'a> {
+    fn from(n: &'a str) -> Self {
+        LinkRef::Name(n)
+    }
+}
+
+impl<'a> From<&'a String> for LinkRef<'a> {
+    fn from(n: &'a String) -> Self {
+        LinkRef::Name(n)
+    }
+}
+
+impl From<u32> for LinkRef<'_> {
+    fn from(i: u32) -> Self {
+        LinkRef::Index(i)
+    }
+}
+
+impl std::fmt::Display for LinkRef<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            LinkRef::Name(n) => f.write_str(n),
+            LinkRef::Index(i) => write!(f, "index {i}"),
+        }
+    }
+}
+
+impl LinkRef<'_> {
+    /// A request naming this link: the kernel resolves `IFLA_IFNAME` when the index is 0.
+    fn builder(self) -> LinkMessageBuilder<LinkUnspec> {
+        match self {
+            LinkRef::Name(n) => LinkUnspec::new_with_name(n),
+            LinkRef::Index(i) => LinkUnspec::new_with_index(i),
+        }
+    }
+}
+
 /// What [`Netlink::links`] reports about one link.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct LinkSummary {
@@ -162,6 +223,12 @@ impl Netlink {
         run_in(ns, || Netlink::open_here(&label))?
     }
 
+    /// A handle in the calling thread's namespace, labelled `label` in errors (for code already
+    /// running inside [`run_in`]).
+    pub fn open_labelled(label: &str) -> Result<Netlink, NetError> {
+        Netlink::open_here(label)
+    }
+
     fn open_here(label: &str) -> Result<Netlink, NetError> {
         let io = |source| NetError::Io {
             op: "open netlink socket",
@@ -202,16 +269,22 @@ impl Netlink {
         }
     }
 
-    fn not_found(&self, name: &str) -> NetError {
+    fn not_found(&self, link: LinkRef<'_>) -> NetError {
         NetError::LinkNotFound {
-            name: name.to_string(),
+            name: link.to_string(),
             netns: self.netns.clone(),
         }
     }
 
-    /// The link called `name`, or `None`.
-    pub fn link(&self, name: &str) -> Result<Option<LinkSummary>, NetError> {
-        let req = self.handle.link().get().match_name(name.to_string()).execute();
+    /// The link, or `None` when it does not exist.
+    pub fn link<'a>(&self, link: impl Into<LinkRef<'a>>) -> Result<Option<LinkSummary>, NetError> {
+        let link = link.into();
+        let get = self.handle.link().get();
+        let req = match link {
+            LinkRef::Name(n) => get.match_name(n.to_string()),
+            LinkRef::Index(i) => get.match_index(i),
+        }
+        .execute();
         let res = self.rt.block_on(async {
             futures_util::pin_mut!(req);
             req.try_next().await
@@ -219,7 +292,7 @@ impl Netlink {
         match res {
             Ok(m) => Ok(m.as_ref().map(LinkSummary::from_message)),
             Err(e) if matches!(errno_of(&e), Some(libc::ENODEV) | Some(libc::ENOENT)) => Ok(None),
-            Err(e) => Err(self.err("get link", name)(e)),
+            Err(e) => Err(self.err("get link", &link.to_string())(e)),
         }
     }
 
@@ -228,8 +301,12 @@ impl Netlink {
         Ok(self.link(name)?.map(|l| l.index))
     }
 
-    fn require_index(&self, name: &str) -> Result<u32, NetError> {
-        self.link_index(name)?.ok_or_else(|| self.not_found(name))
+    /// The index of a link that must exist (an index is returned as is, without a request).
+    pub fn require_index<'a>(&self, link: impl Into<LinkRef<'a>>) -> Result<u32, NetError> {
+        match link.into() {
+            LinkRef::Index(i) => Ok(i),
+            l @ LinkRef::Name(n) => self.link_index(n)?.ok_or_else(|| self.not_found(l)),
+        }
     }
 
     /// All links whose name starts with `prefix` (empty: all), to reconcile leaked veths.
@@ -246,10 +323,10 @@ impl Netlink {
             .collect())
     }
 
-    fn set(&self, op: &'static str, name: &str, msg: LinkMessage) -> Result<(), NetError> {
+    fn set(&self, op: &'static str, link: LinkRef<'_>, msg: LinkMessage) -> Result<(), NetError> {
         self.rt
             .block_on(self.handle.link().set(msg).execute())
-            .map_err(self.err(op, name))
+            .map_err(self.err(op, &link.to_string()))
     }
 
     fn add(&self, op: &'static str, name: &str, msg: LinkMessage) -> Result<(), NetError> {
@@ -273,12 +350,12 @@ impl Netlink {
         }
         let index = self.require_index(name)?;
         if let Some(m) = mtu {
-            self.set_mtu(name, m)?;
+            self.set_mtu(index, m)?;
         }
         for a in addrs {
-            self.ensure_address(name, *a)?;
+            self.ensure_address(index, *a)?;
         }
-        self.set_up(name)?;
+        self.set_up(index)?;
         Ok(index)
     }
 
@@ -295,61 +372,95 @@ impl Netlink {
         Ok(())
     }
 
-    /// Attaches `name` to bridge `master`.
-    pub fn set_master(&self, name: &str, master: &str) -> Result<(), NetError> {
+    /// Creates a veth pair whose `peer` end is made directly inside `peer_ns` (so its final name,
+    /// `eth0` say, never exists in this namespace), in one request: MTU on both ends, the local end
+    /// attached to `master` and up when asked, the peer's MAC set. An `EEXIST` (either name taken)
+    /// is a Conflict.
+    pub fn create_veth_into(&self, name: &str, peer: &str, peer_ns: &Netns, opts: VethOptions) -> Result<(), NetError> {
+        let mut p = LinkUnspec::new_with_name(peer).setns_by_fd(peer_ns.as_fd().as_raw_fd());
+        let mut v = LinkMessageBuilder::<LinkVeth>::new(name, peer);
+        if let Some(m) = opts.mtu {
+            p = p.mtu(m);
+            v = v.mtu(m);
+        }
+        if let Some(mac) = opts.peer_mac {
+            p = p.address(mac.to_vec());
+        }
+        if let Some(master) = opts.master {
+            v = v.controller(master);
+        }
+        if opts.up {
+            v = v.up();
+        }
+        let msg = v.set_info_data(InfoData::Veth(InfoVeth::Peer(p.build()))).build();
+        self.add(
+            "create veth",
+            &format!("{name} (peer {peer} in {})", peer_ns.label()),
+            msg,
+        )
+    }
+
+    /// Attaches `link` to bridge `master`.
+    pub fn set_master<'a, 'b>(
+        &self,
+        link: impl Into<LinkRef<'a>>,
+        master: impl Into<LinkRef<'b>>,
+    ) -> Result<(), NetError> {
+        let link = link.into();
         let mi = self.require_index(master)?;
-        self.set_master_index(name, mi)
+        let msg = link.builder().controller(mi).build();
+        self.set("set master", link, msg)
     }
 
-    /// Attaches `name` to the bridge with index `master`.
-    pub fn set_master_index(&self, name: &str, master: u32) -> Result<(), NetError> {
-        let msg = LinkUnspec::new_with_name(name).controller(master).build();
-        self.set("set master", name, msg)
+    /// Moves `link` into namespace `ns` (it disappears from this one).
+    pub fn move_to_netns<'a>(&self, link: impl Into<LinkRef<'a>>, ns: &Netns) -> Result<(), NetError> {
+        let link = link.into();
+        let msg = link.builder().setns_by_fd(ns.as_fd().as_raw_fd()).build();
+        self.rt
+            .block_on(self.handle.link().set(msg).execute())
+            .map_err(self.err("move link to netns", &format!("{link} (to {})", ns.label())))
     }
 
-    /// Moves `name` into namespace `ns` (it disappears from this one).
-    pub fn move_to_netns(&self, name: &str, ns: &Netns) -> Result<(), NetError> {
-        let msg = LinkUnspec::new_with_name(name)
-            .setns_by_fd(ns.as_fd().as_raw_fd())
-            .build();
-        self.set("move link to netns", &format!("{name} (to {})", ns.label()), msg)
-    }
-
-    /// Renames `old` to `new` (the link must be down).
-    pub fn rename(&self, old: &str, new: &str) -> Result<(), NetError> {
-        let i = self.require_index(old)?;
+    /// Renames `link` to `new` (the link must be down); returns its index.
+    pub fn rename<'a>(&self, link: impl Into<LinkRef<'a>>, new: &str) -> Result<u32, NetError> {
+        let link = link.into();
+        let i = self.require_index(link)?;
         let msg = LinkUnspec::new_with_index(i).name(new.to_string()).build();
-        self.set("rename link", &format!("{old} to {new}"), msg)
+        self.rt
+            .block_on(self.handle.link().set(msg).execute())
+            .map_err(self.err("rename link", &format!("{link} to {new}")))?;
+        Ok(i)
     }
 
-    /// Sets the hardware address of `name`.
-    pub fn set_mac(&self, name: &str, mac: [u8; 6]) -> Result<(), NetError> {
-        let msg = LinkUnspec::new_with_name(name).address(mac.to_vec()).build();
-        self.set("set mac address", name, msg)
+    /// Sets the hardware address of `link`.
+    pub fn set_mac<'a>(&self, link: impl Into<LinkRef<'a>>, mac: [u8; 6]) -> Result<(), NetError> {
+        let link = link.into();
+        self.set("set mac address", link, link.builder().address(mac.to_vec()).build())
     }
 
-    /// Sets the MTU of `name`.
-    pub fn set_mtu(&self, name: &str, mtu: u32) -> Result<(), NetError> {
-        let msg = LinkUnspec::new_with_name(name).mtu(mtu).build();
-        self.set("set mtu", name, msg)
+    /// Sets the MTU of `link`.
+    pub fn set_mtu<'a>(&self, link: impl Into<LinkRef<'a>>, mtu: u32) -> Result<(), NetError> {
+        let link = link.into();
+        self.set("set mtu", link, link.builder().mtu(mtu).build())
     }
 
-    /// Brings `name` up.
-    pub fn set_up(&self, name: &str) -> Result<(), NetError> {
-        let msg = LinkUnspec::new_with_name(name).up().build();
-        self.set("set link up", name, msg)
+    /// Brings `link` up.
+    pub fn set_up<'a>(&self, link: impl Into<LinkRef<'a>>) -> Result<(), NetError> {
+        let link = link.into();
+        self.set("set link up", link, link.builder().up().build())
     }
 
-    /// Brings `name` down.
-    pub fn set_down(&self, name: &str) -> Result<(), NetError> {
-        let msg = LinkUnspec::new_with_name(name).down().build();
-        self.set("set link down", name, msg)
+    /// Brings `link` down.
+    pub fn set_down<'a>(&self, link: impl Into<LinkRef<'a>>) -> Result<(), NetError> {
+        let link = link.into();
+        self.set("set link down", link, link.builder().down().build())
     }
 
-    /// Adds `addr` (address with prefix) to `name`; an address already there is a Conflict. IPv6
+    /// Adds `addr` (address with prefix) to `link`; an address already there is a Conflict. IPv6
     /// addresses skip duplicate address detection, as Docker does, so they are usable at once.
-    pub fn add_address(&self, name: &str, addr: IpNet) -> Result<(), NetError> {
-        let i = self.require_index(name)?;
+    pub fn add_address<'a>(&self, link: impl Into<LinkRef<'a>>, addr: IpNet) -> Result<(), NetError> {
+        let link = link.into();
+        let i = self.require_index(link)?;
         let mut req = self.handle.address().add(i, addr.addr(), addr.prefix_len());
         if addr.addr().is_ipv6() {
             req.message_mut()
@@ -358,20 +469,21 @@ impl Netlink {
         }
         self.rt
             .block_on(req.execute())
-            .map_err(self.err("add address", &format!("{addr} on {name}")))
+            .map_err(self.err("add address", &format!("{addr} on {link}")))
     }
 
-    /// Adds `addr` to `name` unless it is already there.
-    pub fn ensure_address(&self, name: &str, addr: IpNet) -> Result<(), NetError> {
-        match self.add_address(name, addr) {
+    /// Adds `addr` to `link` unless it is already there.
+    pub fn ensure_address<'a>(&self, link: impl Into<LinkRef<'a>>, addr: IpNet) -> Result<(), NetError> {
+        match self.add_address(link, addr) {
             Err(e) if e.is_exists() => Ok(()),
             other => other,
         }
     }
 
-    /// Adds a default route through `gateway` (IPv4 or IPv6) out of `name`.
-    pub fn add_default_route(&self, name: &str, gateway: IpAddr) -> Result<(), NetError> {
-        let i = self.require_index(name)?;
+    /// Adds a default route through `gateway` (IPv4 or IPv6) out of `link`.
+    pub fn add_default_route<'a>(&self, link: impl Into<LinkRef<'a>>, gateway: IpAddr) -> Result<(), NetError> {
+        let link = link.into();
+        let i = self.require_index(link)?;
         let msg = match gateway {
             IpAddr::V4(g) => RouteMessageBuilder::<Ipv4Addr>::new()
                 .output_interface(i)
@@ -384,16 +496,20 @@ impl Netlink {
         };
         self.rt
             .block_on(self.handle.route().add(msg).execute())
-            .map_err(self.err("add default route", &format!("via {gateway} dev {name}")))
+            .map_err(self.err("add default route", &format!("via {gateway} dev {link}")))
     }
 
-    /// Deletes `name`; returns false when it did not exist (which is not an error).
-    pub fn delete_link(&self, name: &str) -> Result<bool, NetError> {
-        let msg = LinkUnspec::new_with_name(name).build();
+    /// Deletes `link`; returns false when it did not exist (which is not an error).
+    pub fn delete_link<'a>(&self, link: impl Into<LinkRef<'a>>) -> Result<bool, NetError> {
+        let link = link.into();
+        let req = match link {
+            LinkRef::Name(_) => self.handle.link().del_with_message(link.builder().build()),
+            LinkRef::Index(i) => self.handle.link().del(i),
+        };
         match self
             .rt
-            .block_on(self.handle.link().del_with_message(msg).execute())
-            .map_err(self.err("delete link", name))
+            .block_on(req.execute())
+            .map_err(self.err("delete link", &link.to_string()))
         {
             Ok(()) => Ok(true),
             Err(e) if e.is_not_found() => Ok(false),
@@ -402,7 +518,12 @@ impl Netlink {
     }
 
     /// Creates macvlan `name` on `parent` in this namespace.
-    pub fn create_macvlan(&self, name: &str, parent: &str, mode: MacvlanMode) -> Result<(), NetError> {
+    pub fn create_macvlan<'a>(
+        &self,
+        name: &str,
+        parent: impl Into<LinkRef<'a>>,
+        mode: MacvlanMode,
+    ) -> Result<(), NetError> {
         let p = self.require_index(parent)?;
         let msg = LinkMacVlan::new(name, p, mode.to_netlink()).build();
         self.add("create macvlan", name, msg)
@@ -410,7 +531,12 @@ impl Netlink {
     }
 
     /// Creates ipvlan `name` on `parent` in this namespace.
-    pub fn create_ipvlan(&self, name: &str, parent: &str, mode: IpvlanMode) -> Result<(), NetError> {
+    pub fn create_ipvlan<'a>(
+        &self,
+        name: &str,
+        parent: impl Into<LinkRef<'a>>,
+        mode: IpvlanMode,
+    ) -> Result<(), NetError> {
         let p = self.require_index(parent)?;
         let msg = LinkIpVlan::new(name, p, mode.to_netlink()).build();
         self.add("create ipvlan", name, msg)

@@ -30,18 +30,27 @@ fn join_leave_100_times_leaves_no_links() {
     driver.create(&net).unwrap();
     let containers: Vec<TestNs> = (0..N).map(|i| TestNs::new(&format!("churn-c{i}"))).collect();
 
-    let (cpu0, t0) = (cpu_micros(), Instant::now());
+    let (mut join_cpu, mut leave_cpu) = (0, 0);
+    let (mut join_wall, mut leave_wall) = (0, 0);
     for (i, c) in containers.iter().enumerate() {
         let addr = format!("10.217.0.{}/24", i + 2);
         let ep = endpoint(&net, &format!("container-{i}"), &[&addr], &["10.217.0.1"]);
+        let (cpu0, t0) = (cpu_micros(), Instant::now());
         driver.join(&net, &ep, &c.ns).unwrap();
+        let (cpu1, t1) = (cpu_micros(), Instant::now());
         driver.leave(&net, &ep).unwrap();
+        join_cpu += cpu1 - cpu0;
+        leave_cpu += cpu_micros() - cpu1;
+        join_wall += (t1 - t0).as_micros();
+        leave_wall += t1.elapsed().as_micros();
     }
-    let (cpu, wall) = (cpu_micros() - cpu0, t0.elapsed());
     println!(
-        "join+leave: {} us CPU, {} us wall per endpoint (user+sys of the whole process, debug build)",
-        cpu / N as u64,
-        wall.as_micros() / N as u128
+        "per endpoint: join {} us CPU / {} us wall, leave {} us CPU / {} us wall (user+sys of the \
+         whole process)",
+        join_cpu / N as u64,
+        join_wall / N as u128,
+        leave_cpu / N as u64,
+        leave_wall / N as u128,
     );
 
     let hnl = Netlink::open_in(&host.ns).unwrap();
