@@ -135,6 +135,17 @@ pub fn remove_interface(ns: &Netns, ifname: &str) -> Result<bool, NetError> {
     Netlink::open_in(ns)?.delete_link(ifname)
 }
 
+/// The built-in driver called `name` (`bridge`, `macvlan`, `ipvlan`) acting in the caller's
+/// namespace, or `None` for a name this crate does not implement.
+pub fn builtin(name: &str) -> Result<Option<Box<dyn NetworkDriver>>, NetError> {
+    Ok(match name {
+        "bridge" => Some(Box::new(BridgeDriver::new()?)),
+        "macvlan" => Some(Box::new(MacvlanDriver::new()?)),
+        "ipvlan" => Some(Box::new(IpvlanDriver::new()?)),
+        _ => None,
+    })
+}
+
 /// FNV-1a, 64 bits: stable across builds and platforms (std's hasher is not promised to be), so
 /// names derived from ids are found again after an upgrade.
 fn fnv1a(parts: &[&str]) -> u64 {
@@ -316,6 +327,30 @@ impl BridgeDriver {
             Some(n) if !n.is_empty() => n.clone(),
             _ => format!("br-{}", net.id.chars().take(12).collect::<String>()),
         }
+    }
+}
+
+impl BridgeDriver {
+    /// Deletes leaked host veths after a crash: links named `veth…` attached to one of `nets`'
+    /// bridges whose name belongs to none of the `live` endpoints. Veths on other bridges (another
+    /// engine's, Docker's) are left alone. Returns the names deleted.
+    pub fn reconcile(&self, nets: &[NetworkSpec], live: &[EndpointSpec]) -> Result<Vec<String>, NetError> {
+        let nl = &self.host.nl;
+        let mut bridges = Vec::new();
+        for n in nets {
+            if let Some(i) = nl.link_index(&Self::bridge_name(n))? {
+                bridges.push(i);
+            }
+        }
+        let keep: std::collections::BTreeSet<String> = live.iter().map(host_veth_name).collect();
+        let mut deleted = Vec::new();
+        for l in nl.links("veth")? {
+            let ours = l.master.is_some_and(|m| bridges.contains(&m));
+            if ours && !keep.contains(&l.name) && nl.delete_link(l.index)? {
+                deleted.push(l.name);
+            }
+        }
+        Ok(deleted)
     }
 }
 

@@ -4,7 +4,7 @@
 
 mod link_support;
 
-use berth_network::driver::{BridgeDriver, NetworkDriver, OPT_BRIDGE_NAME};
+use berth_network::driver::{host_veth_name, BridgeDriver, NetworkDriver, OPT_BRIDGE_NAME};
 use berth_network::netlink::Netlink;
 use berth_types::{ErrorKind, HasErrorKind};
 use link_support::{endpoint, network, read_sysctl, tcp_roundtrip, TestNs};
@@ -139,4 +139,61 @@ fn static_mac_mtu_and_errors() {
     let err = driver.create(&bad).unwrap_err();
     assert_eq!(err.to_string(), "no matching subnet for gateway 10.1.0.1");
     assert_eq!(err.kind(), ErrorKind::InvalidArgument);
+}
+
+#[test]
+fn concurrent_joins_share_one_driver() {
+    let host = TestNs::new("brc-host");
+    let driver = BridgeDriver::in_netns(host.handle()).unwrap();
+    let net = network("abababababababab", &[("10.224.0.0/24", None)], &[]);
+    driver.create(&net).unwrap();
+    std::thread::scope(|s| {
+        for t in 0..6u8 {
+            let (driver, net, host) = (&driver, &net, &host);
+            s.spawn(move || {
+                for round in 0..5u8 {
+                    let c = TestNs::new(&format!("brc-{t}-{round}"));
+                    let addr = format!("10.224.0.{}/24", 2 + t * 10 + round);
+                    let ep = endpoint(net, &format!("cc-{t}-{round}"), &[&addr], &["10.224.0.1"]);
+                    driver.join(net, &ep, &c.ns).unwrap();
+                    tcp_roundtrip(&host.ns, "10.224.0.1".parse().unwrap(), &c.ns);
+                    driver.leave(net, &ep).unwrap();
+                }
+            });
+        }
+    });
+    let hnl = Netlink::open_in(&host.ns).unwrap();
+    assert!(hnl.links("veth").unwrap().is_empty());
+}
+
+#[test]
+fn reconcile_removes_only_leaked_veths_of_our_bridges() {
+    let host = TestNs::new("brr-host");
+    let c1 = TestNs::new("brr-c1");
+    let c2 = TestNs::new("brr-c2");
+    let driver = BridgeDriver::in_netns(host.handle()).unwrap();
+    let net = network("cdcdcdcdcdcdcdcd", &[("10.225.0.0/24", None)], &[]);
+    driver.create(&net).unwrap();
+    let e1 = endpoint(&net, "keep-me", &["10.225.0.2/24"], &[]);
+    let e2 = endpoint(&net, "leaked", &["10.225.0.3/24"], &[]);
+    driver.join(&net, &e1, &c1.ns).unwrap();
+    let leaked = driver.join(&net, &e2, &c2.ns).unwrap().host_ifname.unwrap();
+    // A veth on no bridge of ours (someone else's) must survive.
+    let hnl = Netlink::open_in(&host.ns).unwrap();
+    hnl.create_veth("vethforeign", "vethforeignp", None).unwrap();
+
+    let deleted = driver
+        .reconcile(std::slice::from_ref(&net), std::slice::from_ref(&e1))
+        .unwrap();
+    assert_eq!(deleted, vec![leaked]);
+    let mut names: Vec<String> = hnl.links("veth").unwrap().into_iter().map(|l| l.name).collect();
+    names.sort();
+    let mut want = vec![
+        host_veth_name(&e1),
+        "vethforeign".to_string(),
+        "vethforeignp".to_string(),
+    ];
+    want.sort();
+    assert_eq!(names, want);
+    tcp_roundtrip(&host.ns, "10.225.0.1".parse().unwrap(), &c1.ns);
 }
