@@ -56,15 +56,38 @@ pub enum NetError {
     /// A pool overlaps another one: Docker's text.
     #[error("Pool overlaps with other one on this address space")]
     PoolOverlap,
-    /// The gateway is not inside the subnet: Docker's text.
-    #[error("no matching subnet for gateway {0}")]
-    GatewayOutsideSubnet(std::net::IpAddr),
+    /// The gateway is not inside the subnet: Docker's text (API `ValidateIPAM`).
+    #[error("invalid gateway {gateway}: parent subnet {subnet} doesn't contain this address")]
+    GatewayOutsideSubnet {
+        /// The gateway given.
+        gateway: std::net::IpAddr,
+        /// The subnet.
+        subnet: ipnet::IpNet,
+    },
     /// The ip-range is not inside the subnet: Docker's text.
-    #[error("no matching subnet for range {0}")]
-    RangeOutsideSubnet(ipnet::IpNet),
+    #[error("invalid ip-range {range}: parent subnet {subnet} doesn't contain ip-range")]
+    RangeOutsideSubnet {
+        /// The ip-range given.
+        range: ipnet::IpNet,
+        /// The subnet.
+        subnet: ipnet::IpNet,
+    },
+    /// The ip-range has host bits set: Docker's text.
+    #[error("invalid ip-range {given}: it should be {network}")]
+    RangeHostBits {
+        /// What was given.
+        given: ipnet::IpNet,
+        /// The network it should have been.
+        network: ipnet::IpNet,
+    },
     /// An auxiliary address is not inside the subnet: Docker's text.
-    #[error("no matching subnet for aux-address {0}")]
-    AuxOutsideSubnet(std::net::IpAddr),
+    #[error("invalid auxiliary address {addr}: parent subnet {subnet} doesn't contain this address")]
+    AuxOutsideSubnet {
+        /// The address given.
+        addr: std::net::IpAddr,
+        /// The subnet.
+        subnet: ipnet::IpNet,
+    },
     /// A static address outside the subnet or ip-range: Docker's text.
     #[error("no configured subnet or ip-range contain the IP address {0}")]
     AddressOutOfRange(std::net::IpAddr),
@@ -75,8 +98,14 @@ pub enum NetError {
     #[error("no available addresses on this pool")]
     PoolExhausted(ipnet::IpNet),
     /// No default pool is left for a new network: Docker's text.
-    #[error("all predefined address pools have been fully subnetted")]
-    NoFreeSubnet,
+    #[error(
+        "could not find an available, non-overlapping IPv{} address pool among the defaults to assign to the network",
+        if *.ipv6 { 6 } else { 4 }
+    )]
+    NoFreeSubnet {
+        /// Whether an IPv6 subnet was asked for.
+        ipv6: bool,
+    },
     /// A default address pool (`--default-address-pool`) that cannot be used.
     #[error("invalid default address pool base={base} size={size}: {reason}")]
     InvalidDefaultPool {
@@ -165,17 +194,20 @@ impl HasErrorKind for NetError {
             NetError::LinkNotFound { .. } => ErrorKind::NotFound,
             NetError::InvalidCidr(_)
             | NetError::SubnetHostBits { .. }
-            | NetError::GatewayOutsideSubnet(_)
-            | NetError::RangeOutsideSubnet(_)
-            | NetError::AuxOutsideSubnet(_)
+            | NetError::GatewayOutsideSubnet { .. }
+            | NetError::RangeOutsideSubnet { .. }
+            | NetError::RangeHostBits { .. }
+            | NetError::AuxOutsideSubnet { .. }
             | NetError::AddressOutOfRange(_)
             | NetError::InvalidDefaultPool { .. }
             | NetError::InvalidOption(_)
             | NetError::InvalidMac(_) => ErrorKind::InvalidArgument,
-            NetError::PoolOverlap | NetError::AddressInUse(_) => ErrorKind::Conflict,
-            // Docker answers 403 (its "no available addresses" is a Forbidden/Unavailable class);
-            // Unavailable keeps it retryable for clients.
-            NetError::PoolExhausted(_) | NetError::NoFreeSubnet => ErrorKind::Unavailable,
+            // The kinds of libnetwork's ipamapi errors: ErrIPAlreadyAllocated and ErrPoolOverlap
+            // are Forbidden, ErrNoAvailableIPs Unavailable; the default-pool search answers
+            // NotFound.
+            NetError::PoolOverlap | NetError::AddressInUse(_) => ErrorKind::Forbidden,
+            NetError::PoolExhausted(_) => ErrorKind::Unavailable,
+            NetError::NoFreeSubnet { .. } => ErrorKind::NotFound,
             NetError::UnsupportedLinkKind { .. } => ErrorKind::Unsupported,
             NetError::ThreadPanicked(_) => ErrorKind::Internal,
         }

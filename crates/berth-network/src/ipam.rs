@@ -87,8 +87,14 @@ impl Pool {
         let subnet = subnet.trunc();
         let v6 = matches!(subnet, IpNet::V6(_));
         if let Some(r) = ip_range {
-            if r.addr().is_ipv6() != v6 || !subnet.contains(&r.trunc()) {
-                return Err(NetError::RangeOutsideSubnet(r));
+            if r.addr() != r.network() {
+                return Err(NetError::RangeHostBits {
+                    given: r,
+                    network: r.trunc(),
+                });
+            }
+            if r.addr().is_ipv6() != v6 || !subnet.contains(&r) {
+                return Err(NetError::RangeOutsideSubnet { range: r, subnet });
             }
         }
         let (s_lo, s_hi) = usable_bounds(&subnet);
@@ -102,7 +108,7 @@ impl Pool {
         let gateway = match gateway {
             Some(g) => {
                 if !subnet.contains(&g) {
-                    return Err(NetError::GatewayOutsideSubnet(g));
+                    return Err(NetError::GatewayOutsideSubnet { gateway: g, subnet });
                 }
                 g
             }
@@ -112,7 +118,7 @@ impl Pool {
         reserved.insert(to_u128(gateway));
         for a in aux {
             if !subnet.contains(a) {
-                return Err(NetError::AuxOutsideSubnet(*a));
+                return Err(NetError::AuxOutsideSubnet { addr: *a, subnet });
             }
             reserved.insert(to_u128(*a));
         }
@@ -367,7 +373,7 @@ impl AddressPools {
                 return Ok(net);
             }
         }
-        Err(NetError::NoFreeSubnet)
+        Err(NetError::NoFreeSubnet { ipv6 })
     }
 }
 
@@ -477,7 +483,7 @@ mod tests {
                 Some("10.0.0.1"),
                 None,
                 &[],
-                Err("no matching subnet for gateway 10.0.0.1"),
+                Err("invalid gateway 10.0.0.1: parent subnet 172.18.0.0/16 doesn't contain this address"),
             ),
             ("172.18.0.0/16", None, Some("172.18.5.0/24"), &[], Ok("172.18.5.0")),
             ("10.0.0.0/24", None, Some("10.0.0.0/25"), &[], Ok("10.0.0.1")),
@@ -486,16 +492,23 @@ mod tests {
                 None,
                 Some("10.0.0.0/24"),
                 &[],
-                Err("no matching subnet for range 10.0.0.0/24"),
+                Err("invalid ip-range 10.0.0.0/24: parent subnet 172.18.0.0/16 doesn't contain ip-range"),
             ),
             (
                 "172.18.0.0/16",
                 None,
                 None,
                 &["10.0.0.9"],
-                Err("no matching subnet for aux-address 10.0.0.9"),
+                Err("invalid auxiliary address 10.0.0.9: parent subnet 172.18.0.0/16 doesn't contain this address"),
             ),
             ("fd00:1::/64", None, None, &[], Ok("fd00:1::1")),
+            (
+                "10.0.0.0/8",
+                None,
+                Some("10.10.10.0/16"),
+                &[],
+                Err("invalid ip-range 10.10.10.0/16: it should be 10.10.0.0/16"),
+            ),
         ];
         for (subnet, gw, range, aux, want) in cases {
             let aux: Vec<IpAddr> = aux.iter().map(|a| ip(a)).collect();
@@ -623,7 +636,7 @@ mod tests {
             (vec!["172.16.0.0/12", "192.168.0.0/19"], Ok("192.168.32.0/20")),
             (
                 vec!["172.16.0.0/12", "192.168.0.0/16"],
-                Err("all predefined address pools have been fully subnetted"),
+                Err("could not find an available, non-overlapping IPv4 address pool among the defaults to assign to the network"),
             ),
         ] {
             let taken: Vec<IpNet> = taken.iter().map(|t| net(t)).collect();

@@ -137,7 +137,10 @@ fn static_mac_mtu_and_errors() {
     // Gateway outside the subnet: Docker's message.
     let bad = network("dddddddddddddddd", &[("10.216.0.0/24", Some("10.1.0.1"))], &[]);
     let err = driver.create(&bad).unwrap_err();
-    assert_eq!(err.to_string(), "no matching subnet for gateway 10.1.0.1");
+    assert_eq!(
+        err.to_string(),
+        "invalid gateway 10.1.0.1: parent subnet 10.216.0.0/24 doesn't contain this address"
+    );
     assert_eq!(err.kind(), ErrorKind::InvalidArgument);
 }
 
