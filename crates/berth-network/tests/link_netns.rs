@@ -69,3 +69,27 @@ fn host_routes_steer_default_pools() {
         "deleting one end of a veth removes both"
     );
 }
+
+#[test]
+fn netlink_works_from_the_engines_blocking_threads() {
+    // berthd calls this crate through spawn_blocking; the handle's own runtime must not clash
+    // with the engine's.
+    let t = TestNs::new("blocking");
+    let ns = t.handle();
+    let engine = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .build()
+        .unwrap();
+    let lo = engine
+        .block_on(async move {
+            tokio::task::spawn_blocking(move || {
+                let nl = Netlink::open_in(&ns).unwrap();
+                nl.set_up("lo").unwrap();
+                nl.link("lo").unwrap()
+            })
+            .await
+        })
+        .unwrap()
+        .expect("lo exists in every namespace");
+    assert_eq!(lo.name, "lo");
+}
