@@ -12,7 +12,10 @@
 
 pub mod dns;
 pub mod driver;
+mod error;
 pub mod firewall;
 pub mod ipam;
 pub mod netlink;
 pub mod netns;
+
+pub use error::NetError;
