@@ -33,6 +33,12 @@ pub struct ContainerView {
     pub search: Vec<String>,
     /// Its own upstreams (`--dns`); empty means the server's (the host's resolv.conf).
     pub upstreams: Vec<SocketAddr>,
+    /// The user set `ndots` (`--dns-option ndots:N`): an unknown single-label A/AAAA name is not
+    /// forwarded but answered empty, so the client goes on with its search domains (as Docker).
+    pub ndots_set: bool,
+    /// Nothing is forwarded for this container (it is only on `--internal` networks): unknown names
+    /// get SERVFAIL, as Docker's resolver without a proxy answers.
+    pub no_forward: bool,
 }
 
 /// The address family of an A (v4) or AAAA (v6) question.
@@ -48,6 +54,17 @@ impl Family {
     fn matches(self, ip: &IpAddr) -> bool {
         matches!((self, ip), (Family::V4, IpAddr::V4(_)) | (Family::V6, IpAddr::V6(_)))
     }
+}
+
+/// What to do with a name the container does not know.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Unknown {
+    /// Ask the upstreams.
+    Forward,
+    /// NOERROR, no answers.
+    Empty,
+    /// SERVFAIL.
+    Fail,
 }
 
 #[derive(Debug)]
@@ -276,6 +293,21 @@ impl DnsRecords {
         None
     }
 
+    /// What happens to a name the container does not know: forward, answer empty or fail.
+    pub(crate) fn unknown_policy(&self, container_id: &str, name: &str, family: Option<Family>) -> Unknown {
+        let inner = self.read();
+        let Some(view) = inner.views.get(container_id) else {
+            return Unknown::Forward;
+        };
+        if view.no_forward {
+            Unknown::Fail
+        } else if view.ndots_set && family.is_some() && !normalize(name).contains('.') {
+            Unknown::Empty
+        } else {
+            Unknown::Forward
+        }
+    }
+
     /// The upstreams of the container's own view (`--dns`), empty when it uses the server's.
     pub fn upstreams_of(&self, container_id: &str) -> Vec<SocketAddr> {
         self.read()
@@ -344,7 +376,7 @@ mod tests {
                 networks: vec!["net1".into()],
                 links: vec![("legacy".into(), v4("172.19.0.2"))],
                 search: vec!["corp.example".into()],
-                upstreams: vec![],
+                ..Default::default()
             },
         );
         r.set_view(OTHER, vec!["net2".into()], vec![]);

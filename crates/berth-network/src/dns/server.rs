@@ -24,7 +24,7 @@ use tokio::net::{TcpListener, TcpStream, UdpSocket};
 use tokio::task::{JoinHandle, JoinSet};
 
 use super::error::DnsError;
-use super::records::{DnsRecords, Family};
+use super::records::{DnsRecords, Family, Unknown};
 
 /// The embedded server's address inside every container, as Docker's.
 pub const DNS_ADDR: Ipv4Addr = Ipv4Addr::new(127, 0, 0, 11);
@@ -85,18 +85,19 @@ pub fn answer_query(records: &DnsRecords, container_id: &str, query: &[u8], udp:
     let [question] = request.queries.as_slice() else {
         return error_reply(id, ResponseCode::FormErr);
     };
-    if question.query_class != DNSClass::IN {
-        return Reply::Forward;
-    }
     let qname = &question.name;
+    let family = match question.query_type {
+        RecordType::A => Some(Family::V4),
+        RecordType::AAAA => Some(Family::V6),
+        _ => None,
+    };
+    if question.query_class != DNSClass::IN {
+        return unknown(records, container_id, &request, family, udp);
+    }
     let answers: Option<Vec<Record>> = match question.query_type {
-        RecordType::A | RecordType::AAAA => {
-            let family = if question.query_type == RecordType::A {
-                Family::V4
-            } else {
-                Family::V6
-            };
-            records.lookup(container_id, &qname.to_ascii(), family).map(|ips| {
+        RecordType::A | RecordType::AAAA => family
+            .and_then(|family| records.lookup(container_id, &qname.to_ascii(), family))
+            .map(|ips| {
                 ips.into_iter()
                     .map(|ip| {
                         let data = match ip {
@@ -106,8 +107,7 @@ pub fn answer_query(records: &DnsRecords, container_id: &str, query: &[u8], udp:
                         Record::from_rdata(qname.clone(), TTL, data)
                     })
                     .collect()
-            })
-        }
+            }),
         RecordType::PTR => qname
             .parse_arpa_name()
             .ok()
@@ -117,12 +117,30 @@ pub fn answer_query(records: &DnsRecords, container_id: &str, query: &[u8], udp:
             .map(|target| vec![Record::from_rdata(qname.clone(), TTL, RData::PTR(PTR(target)))]),
         _ => None,
     };
-    let Some(answers) = answers else { return Reply::Forward };
+    let Some(answers) = answers else {
+        return unknown(records, container_id, &request, family, udp);
+    };
+    respond(&request, answers, ResponseCode::NoError, udp)
+}
 
+/// A name the container does not know: forwarded, or answered as its view says.
+fn unknown(records: &DnsRecords, container_id: &str, request: &Message, family: Option<Family>, udp: bool) -> Reply {
+    let name = request.queries.first().map(|q| q.name.to_ascii()).unwrap_or_default();
+    match records.unknown_policy(container_id, &name, family) {
+        Unknown::Forward => Reply::Forward,
+        Unknown::Empty => respond(request, Vec::new(), ResponseCode::NoError, udp),
+        Unknown::Fail => respond(request, Vec::new(), ResponseCode::ServFail, udp),
+    }
+}
+
+/// The response to `request` with these answers.
+fn respond(request: &Message, answers: Vec<Record>, code: ResponseCode, udp: bool) -> Reply {
+    let id = request.metadata.id;
     let mut response = Message::response(id, OpCode::Query);
     response.metadata = Metadata::response_from_request(&request.metadata);
     response.metadata.authoritative = true;
     response.metadata.recursion_available = true;
+    response.metadata.response_code = code;
     response.queries = request.queries.clone();
     response.answers = answers;
     if request.edns.is_some() {
@@ -130,7 +148,7 @@ pub fn answer_query(records: &DnsRecords, container_id: &str, query: &[u8], udp:
         edns.set_max_payload(EDNS_PAYLOAD);
         response.edns = Some(edns);
     }
-    match encode_for(&response, &request, udp) {
+    match encode_for(&response, request, udp) {
         Some(bytes) => Reply::Answer(bytes),
         None => error_reply(id, ResponseCode::ServFail),
     }
@@ -622,6 +640,30 @@ mod tests {
             answer_query(&r, WEB, &query("web.", RecordType::MX), true),
             Reply::Forward
         );
+    }
+
+    #[test]
+    fn ndots_set_and_no_forward_views() {
+        let r = records();
+        let mut view = r.view(WEB).unwrap();
+        view.ndots_set = true;
+        r.set_container_view(WEB, view.clone());
+        let m = answer(&r, &query("unknown.", RecordType::A));
+        assert_eq!(m.metadata.response_code, ResponseCode::NoError);
+        assert!(m.answers.is_empty());
+        assert_eq!(
+            answer_query(&r, WEB, &query("unknown.example.", RecordType::A), true),
+            Reply::Forward
+        );
+        assert_eq!(
+            answer_query(&r, WEB, &query("unknown.", RecordType::MX), true),
+            Reply::Forward
+        );
+        view.no_forward = true;
+        r.set_container_view(WEB, view);
+        let m = answer(&r, &query("unknown.example.", RecordType::A));
+        assert_eq!(m.metadata.response_code, ResponseCode::ServFail);
+        assert_eq!(answer(&r, &query("web.", RecordType::A)).answers.len(), 1);
     }
 
     #[test]
