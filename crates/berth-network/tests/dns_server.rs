@@ -433,3 +433,60 @@ async fn listen_on_a_missing_namespace_fails() {
         .unwrap_err();
     assert!(err.to_string().contains("berth-dns-no-such-namespace"), "{err}");
 }
+
+/// What busybox's `nslookup` (a real resolver client) prints inside the namespace.
+async fn nslookup(ns: &Netns, args: &[&str]) -> String {
+    let out = tokio::process::Command::new("ip")
+        .args(["netns", "exec", &ns.name, "busybox", "nslookup"])
+        .args(args)
+        .arg("127.0.0.11")
+        .output()
+        .await
+        .unwrap();
+    String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn busybox_nslookup_resolves() {
+    if !Path::new("/bin/busybox").exists() {
+        eprintln!("SKIP: /bin/busybox is not installed");
+        return;
+    }
+    let Some((server, ns)) = serve(records(), vec![], WEB, "busybox").await else {
+        return;
+    };
+    let out = nslookup(&ns, &["database"]).await;
+    assert!(out.contains("172.30.0.3"), "{out}");
+    let out = nslookup(&ns, &["-type=aaaa", "web.front"]).await;
+    assert!(out.contains("fd30::2"), "{out}");
+    let out = nslookup(&ns, &["172.30.0.2"]).await;
+    assert!(out.contains("name = web.front"), "{out}");
+    server.stop_all().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn stop_cancels_forwards_in_flight_and_frees_the_port() {
+    let silent = FakeUpstream::start(Fake::Silent).await;
+    let Some((server, ns)) = serve(records(), vec![silent.addr], WEB, "inflight").await else {
+        return;
+    };
+    server.set_forward_timeout(Duration::from_secs(30));
+    let path = ns.path();
+    let pending = tokio::spawn(async move { ask(&path, "forwarded.example", RecordType::A, false).await });
+    for _ in 0..100 {
+        if silent.queries.load(Ordering::SeqCst) > 0 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert_eq!(
+        silent.queries.load(Ordering::SeqCst),
+        1,
+        "the query reached the upstream"
+    );
+    assert!(server.stop(WEB).await);
+    // The forward held the UDP socket; stop waited for it, so binding again works at once.
+    server.listen(WEB, &ns.path()).await.unwrap();
+    assert!(pending.await.unwrap().is_none(), "a cancelled forward is not answered");
+    server.stop_all().await;
+}

@@ -21,6 +21,7 @@ use hickory_proto::rr::{DNSClass, Name, RData, Record, RecordType};
 use nix::sched::CloneFlags;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream, UdpSocket};
+use tokio::sync::watch;
 use tokio::task::{JoinHandle, JoinSet};
 
 use super::error::DnsError;
@@ -211,6 +212,8 @@ impl Shared {
 
 #[derive(Debug)]
 struct Listener {
+    /// Tells the tasks to close their sockets and cancel what they have in flight.
+    stop: watch::Sender<bool>,
     tasks: Vec<JoinHandle<()>>,
 }
 
@@ -298,11 +301,17 @@ impl DnsServer {
                 container: container_id.to_string(),
             });
         }
+        let (stop, stopped) = watch::channel(false);
         let tasks = vec![
-            tokio::spawn(serve_udp(self.shared.clone(), container_id.to_string(), Arc::new(udp))),
-            tokio::spawn(serve_tcp(self.shared.clone(), container_id.to_string(), tcp)),
+            tokio::spawn(serve_udp(
+                self.shared.clone(),
+                container_id.to_string(),
+                Arc::new(udp),
+                stopped.clone(),
+            )),
+            tokio::spawn(serve_tcp(self.shared.clone(), container_id.to_string(), tcp, stopped)),
         ];
-        listeners.insert(container_id.to_string(), Listener { tasks });
+        listeners.insert(container_id.to_string(), Listener { stop, tasks });
         tracing::debug!(container = container_id, netns = %netns.display(), "dns: listening on 127.0.0.11:53");
         Ok(())
     }
@@ -327,10 +336,9 @@ impl DnsServer {
 }
 
 async fn close(listener: Listener) {
-    for task in &listener.tasks {
-        task.abort();
-    }
-    // Awaiting the aborted tasks means their futures, and so the sockets they own, are dropped.
+    let _ = listener.stop.send(true);
+    // Each task returns only after its socket and its children (which share the UDP socket) are
+    // gone, so the port is free when this returns.
     for task in listener.tasks {
         let _ = task.await;
     }
@@ -387,13 +395,22 @@ fn bind_in_netns_blocking(
     Ok((udp, tcp))
 }
 
-async fn serve_udp(shared: Arc<Shared>, container_id: String, socket: Arc<UdpSocket>) {
+async fn serve_udp(
+    shared: Arc<Shared>,
+    container_id: String,
+    socket: Arc<UdpSocket>,
+    mut stopped: watch::Receiver<bool>,
+) {
     // Owned here so that stopping the listener cancels the forwards in flight too.
     let mut in_flight = JoinSet::new();
     let mut buf = vec![0u8; 65535];
     loop {
         while in_flight.try_join_next().is_some() {}
-        let (len, peer) = match socket.recv_from(&mut buf).await {
+        let received = tokio::select! {
+            _ = stopped.changed() => break,
+            received = socket.recv_from(&mut buf) => received,
+        };
+        let (len, peer) = match received {
             Ok(got) => got,
             Err(e) => {
                 tracing::debug!(container = %container_id, error = %e, "dns: udp receive failed");
@@ -420,13 +437,23 @@ async fn serve_udp(shared: Arc<Shared>, container_id: String, socket: Arc<UdpSoc
             }
         }
     }
+    in_flight.shutdown().await;
 }
 
-async fn serve_tcp(shared: Arc<Shared>, container_id: String, listener: TcpListener) {
+async fn serve_tcp(
+    shared: Arc<Shared>,
+    container_id: String,
+    listener: TcpListener,
+    mut stopped: watch::Receiver<bool>,
+) {
     let mut connections = JoinSet::new();
     loop {
         while connections.try_join_next().is_some() {}
-        let stream = match listener.accept().await {
+        let accepted = tokio::select! {
+            _ = stopped.changed() => break,
+            accepted = listener.accept() => accepted,
+        };
+        let stream = match accepted {
             Ok((stream, _)) => stream,
             Err(e) => {
                 tracing::debug!(container = %container_id, error = %e, "dns: tcp accept failed");
@@ -439,6 +466,7 @@ async fn serve_tcp(shared: Arc<Shared>, container_id: String, listener: TcpListe
         }
         connections.spawn(serve_tcp_connection(shared.clone(), container_id.clone(), stream));
     }
+    connections.shutdown().await;
 }
 
 /// DNS over TCP: each message prefixed by its length (RFC 1035 4.2.2); several per connection.
