@@ -12,7 +12,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-use berth_network::dns::{ContainerView, DnsRecords, DnsServer, EndpointRecord};
+use berth_network::dns::{DnsRecords, DnsServer, EndpointRecord};
 use hickory_proto::op::{Message, Query, ResponseCode};
 use hickory_proto::rr::rdata::{A, PTR};
 use hickory_proto::rr::{Name, RData, Record, RecordType};
@@ -163,14 +163,32 @@ fn fake_answer(query: &[u8], tcp: bool) -> Vec<u8> {
 }
 
 impl FakeUpstream {
+    /// On 127.0.0.1 of the host namespace.
     async fn start(mode: Fake) -> FakeUpstream {
+        Self::start_in(mode, None).await
+    }
+
+    /// On 127.0.0.1 of `netns` (the host's if None).
+    async fn start_in(mode: Fake, netns: Option<PathBuf>) -> FakeUpstream {
         // Same port for UDP and TCP; retry if another test holds the TCP one.
         for _ in 0..20 {
-            let udp = tokio::net::UdpSocket::bind("127.0.0.1:0").await.unwrap();
+            let ns = netns.clone();
+            let bound = std::thread::spawn(move || {
+                if let Some(ns) = ns {
+                    nix::sched::setns(File::open(ns).unwrap(), CloneFlags::CLONE_NEWNET).unwrap();
+                }
+                let udp = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+                let tcp = std::net::TcpListener::bind(udp.local_addr().unwrap()).ok()?;
+                udp.set_nonblocking(true).unwrap();
+                tcp.set_nonblocking(true).unwrap();
+                Some((udp, tcp))
+            })
+            .join()
+            .unwrap();
+            let Some((udp, tcp)) = bound else { continue };
+            let udp = tokio::net::UdpSocket::from_std(udp).unwrap();
+            let tcp = tokio::net::TcpListener::from_std(tcp).unwrap();
             let addr = udp.local_addr().unwrap();
-            let Ok(tcp) = tokio::net::TcpListener::bind(addr).await else {
-                continue;
-            };
             let queries = Arc::new(AtomicUsize::new(0));
             let counter = queries.clone();
             tokio::spawn(async move {
@@ -371,25 +389,26 @@ async fn servfail_when_the_upstream_is_silent() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn per_container_upstreams_win() {
-    let silent = FakeUpstream::start(Fake::Silent).await;
-    let own = FakeUpstream::start(Fake::Answer).await;
+async fn own_upstreams_win_and_loopback_ones_are_asked_inside_the_namespace() {
+    let Some(ns) = Netns::new("own") else { return };
+    let host_default = FakeUpstream::start(Fake::Silent).await;
+    // `--dns 127.0.0.1`: a resolver in the container's own namespace, not the host's.
+    let inside = FakeUpstream::start_in(Fake::Answer, Some(ns.path())).await;
     let r = records();
     let mut view = r.view(WEB).unwrap();
-    view.upstreams = vec![own.addr];
-    r.set_container_view(WEB, ContainerView { ..view });
-    let Some((server, ns)) = serve(r, vec![silent.addr], WEB, "own").await else {
-        return;
-    };
-    assert_eq!(
-        addrs(
-            &ask(&ns.path(), "forwarded.example", RecordType::A, false)
-                .await
-                .unwrap()
-        ),
-        vec![ip("192.0.2.7")]
-    );
-    assert_eq!(silent.queries.load(Ordering::SeqCst), 0);
+    view.upstreams = vec![inside.addr];
+    r.set_container_view(WEB, view);
+    let server = DnsServer::start(r, vec![host_default.addr]);
+    server.set_forward_timeout(Duration::from_millis(400));
+    server.listen(WEB, &ns.path()).await.unwrap();
+    let m = ask(&ns.path(), "forwarded.example", RecordType::A, false)
+        .await
+        .unwrap();
+    assert_eq!(addrs(&m), vec![ip("192.0.2.7")]);
+    let m = ask(&ns.path(), "forwarded.example", RecordType::A, true).await.unwrap();
+    assert_eq!(addrs(&m), vec![ip("192.0.2.7")]);
+    assert_eq!(inside.queries.load(Ordering::SeqCst), 2);
+    assert_eq!(host_default.queries.load(Ordering::SeqCst), 0);
     server.stop_all().await;
 }
 

@@ -31,7 +31,9 @@ pub struct ContainerView {
     pub links: Vec<(String, IpAddr)>,
     /// Its search domains (`--dns-search` or the host's), stripped from asked names.
     pub search: Vec<String>,
-    /// Its own upstreams (`--dns`); empty means the server's (the host's resolv.conf).
+    /// Its own upstreams (`--dns`); empty means the server's (the host's resolv.conf). A loopback
+    /// one is asked from inside the container's namespace (its 127.0.0.1 is the container's, as
+    /// Docker does); the others, like the server's, from the daemon's.
     pub upstreams: Vec<SocketAddr>,
     /// The user set `ndots` (`--dns-option ndots:N`): an unknown single-label A/AAAA name is not
     /// forwarded but answered empty, so the client goes on with its search domains (as Docker).

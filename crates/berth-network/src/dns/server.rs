@@ -192,6 +192,13 @@ struct Config {
     timeout: Duration,
 }
 
+/// Where a query is forwarded, and from which namespace (None: the daemon's).
+#[derive(Debug, Clone)]
+struct Upstream {
+    addr: SocketAddr,
+    netns: Option<Arc<PathBuf>>,
+}
+
 #[derive(Debug)]
 struct Shared {
     records: DnsRecords,
@@ -199,14 +206,27 @@ struct Shared {
 }
 
 impl Shared {
-    /// The upstreams for a container (its `--dns` ones, else the server's) and the timeout.
-    fn forwarding(&self, container_id: &str) -> (Vec<SocketAddr>, Duration) {
+    /// The upstreams for a container and the timeout: its own (`--dns`) ones, a loopback one
+    /// reached from inside its namespace (127.0.0.1 there is the container's); else the server's,
+    /// all reached from the daemon's namespace (the host's 127.0.0.53 included).
+    fn forwarding(&self, container_id: &str, netns: &Arc<PathBuf>) -> (Vec<Upstream>, Duration) {
         let own = self.records.upstreams_of(container_id);
         let config = self.config.read().unwrap_or_else(PoisonError::into_inner);
-        (
-            if own.is_empty() { config.upstreams.clone() } else { own },
-            config.timeout,
-        )
+        let upstreams = if own.is_empty() {
+            config
+                .upstreams
+                .iter()
+                .map(|&addr| Upstream { addr, netns: None })
+                .collect()
+        } else {
+            own.into_iter()
+                .map(|addr| Upstream {
+                    addr,
+                    netns: addr.ip().is_loopback().then(|| netns.clone()),
+                })
+                .collect()
+        };
+        (upstreams, config.timeout)
     }
 }
 
@@ -302,14 +322,14 @@ impl DnsServer {
             });
         }
         let (stop, stopped) = watch::channel(false);
+        let ctx = Arc::new(Ctx {
+            shared: self.shared.clone(),
+            container_id: container_id.to_string(),
+            netns: Arc::new(netns.to_path_buf()),
+        });
         let tasks = vec![
-            tokio::spawn(serve_udp(
-                self.shared.clone(),
-                container_id.to_string(),
-                Arc::new(udp),
-                stopped.clone(),
-            )),
-            tokio::spawn(serve_tcp(self.shared.clone(), container_id.to_string(), tcp, stopped)),
+            tokio::spawn(serve_udp(ctx.clone(), Arc::new(udp), stopped.clone())),
+            tokio::spawn(serve_tcp(ctx, tcp, stopped)),
         ];
         listeners.insert(container_id.to_string(), Listener { stop, tasks });
         tracing::debug!(container = container_id, netns = %netns.display(), "dns: listening on 127.0.0.11:53");
@@ -395,12 +415,15 @@ fn bind_in_netns_blocking(
     Ok((udp, tcp))
 }
 
-async fn serve_udp(
+/// What a container's listener tasks share.
+#[derive(Debug)]
+struct Ctx {
     shared: Arc<Shared>,
     container_id: String,
-    socket: Arc<UdpSocket>,
-    mut stopped: watch::Receiver<bool>,
-) {
+    netns: Arc<PathBuf>,
+}
+
+async fn serve_udp(ctx: Arc<Ctx>, socket: Arc<UdpSocket>, mut stopped: watch::Receiver<bool>) {
     // Owned here so that stopping the listener cancels the forwards in flight too.
     let mut in_flight = JoinSet::new();
     let mut buf = vec![0u8; 65535];
@@ -413,7 +436,7 @@ async fn serve_udp(
         let (len, peer) = match received {
             Ok(got) => got,
             Err(e) => {
-                tracing::debug!(container = %container_id, error = %e, "dns: udp receive failed");
+                tracing::debug!(container = %ctx.container_id, error = %e, "dns: udp receive failed");
                 tokio::time::sleep(Duration::from_millis(10)).await;
                 continue;
             }
@@ -421,16 +444,16 @@ async fn serve_udp(
         let Some(query) = buf.get(..len).map(<[u8]>::to_vec) else {
             continue;
         };
-        match answer_query(&shared.records, &container_id, &query, true) {
+        match answer_query(&ctx.shared.records, &ctx.container_id, &query, true) {
             Reply::Answer(bytes) => {
                 let _ = socket.send_to(&bytes, peer).await;
             }
             Reply::Drop => {}
             Reply::Forward if in_flight.len() >= MAX_IN_FLIGHT => {}
             Reply::Forward => {
-                let (shared, socket, container_id) = (shared.clone(), socket.clone(), container_id.clone());
+                let (ctx, socket) = (ctx.clone(), socket.clone());
                 in_flight.spawn(async move {
-                    if let Some(bytes) = forward_reply(&shared, &container_id, &query, true).await {
+                    if let Some(bytes) = forward_reply(&ctx, &query, true).await {
                         let _ = socket.send_to(&bytes, peer).await;
                     }
                 });
@@ -440,12 +463,7 @@ async fn serve_udp(
     in_flight.shutdown().await;
 }
 
-async fn serve_tcp(
-    shared: Arc<Shared>,
-    container_id: String,
-    listener: TcpListener,
-    mut stopped: watch::Receiver<bool>,
-) {
+async fn serve_tcp(ctx: Arc<Ctx>, listener: TcpListener, mut stopped: watch::Receiver<bool>) {
     let mut connections = JoinSet::new();
     loop {
         while connections.try_join_next().is_some() {}
@@ -456,7 +474,7 @@ async fn serve_tcp(
         let stream = match accepted {
             Ok((stream, _)) => stream,
             Err(e) => {
-                tracing::debug!(container = %container_id, error = %e, "dns: tcp accept failed");
+                tracing::debug!(container = %ctx.container_id, error = %e, "dns: tcp accept failed");
                 tokio::time::sleep(Duration::from_millis(10)).await;
                 continue;
             }
@@ -464,13 +482,13 @@ async fn serve_tcp(
         if connections.len() >= MAX_TCP_CONNECTIONS {
             continue;
         }
-        connections.spawn(serve_tcp_connection(shared.clone(), container_id.clone(), stream));
+        connections.spawn(serve_tcp_connection(ctx.clone(), stream));
     }
     connections.shutdown().await;
 }
 
 /// DNS over TCP: each message prefixed by its length (RFC 1035 4.2.2); several per connection.
-async fn serve_tcp_connection(shared: Arc<Shared>, container_id: String, mut stream: TcpStream) {
+async fn serve_tcp_connection(ctx: Arc<Ctx>, mut stream: TcpStream) {
     loop {
         let Ok(Ok(len)) = tokio::time::timeout(TCP_IDLE, stream.read_u16()).await else {
             return;
@@ -479,10 +497,10 @@ async fn serve_tcp_connection(shared: Arc<Shared>, container_id: String, mut str
         let Ok(Ok(_)) = tokio::time::timeout(TCP_IDLE, stream.read_exact(&mut query)).await else {
             return;
         };
-        let bytes = match answer_query(&shared.records, &container_id, &query, false) {
+        let bytes = match answer_query(&ctx.shared.records, &ctx.container_id, &query, false) {
             Reply::Answer(bytes) => bytes,
             Reply::Drop => return,
-            Reply::Forward => match forward_reply(&shared, &container_id, &query, false).await {
+            Reply::Forward => match forward_reply(&ctx, &query, false).await {
                 Some(bytes) => bytes,
                 None => return,
             },
@@ -498,10 +516,10 @@ async fn serve_tcp_connection(shared: Arc<Shared>, container_id: String, mut str
 }
 
 /// The upstream's answer to a query, or SERVFAIL when none answers; sized for a UDP client.
-async fn forward_reply(shared: &Shared, container_id: &str, query: &[u8], udp: bool) -> Option<Vec<u8>> {
-    let (upstreams, timeout) = shared.forwarding(container_id);
+async fn forward_reply(ctx: &Ctx, query: &[u8], udp: bool) -> Option<Vec<u8>> {
+    let (upstreams, timeout) = ctx.shared.forwarding(&ctx.container_id, &ctx.netns);
     let Some(response) = forward(&upstreams, query, !udp, timeout).await else {
-        tracing::debug!(container = container_id, "dns: no upstream answered; SERVFAIL");
+        tracing::debug!(container = %ctx.container_id, "dns: no upstream answered; SERVFAIL");
         return servfail(query);
     };
     let limit = Message::from_vec(query).map_or(512, |m| usize::from(m.max_payload()));
@@ -517,21 +535,21 @@ async fn forward_reply(shared: &Shared, container_id: &str, query: &[u8], udp: b
 
 /// Tries each upstream in turn: over TCP for a TCP query, else UDP and TCP when the answer is
 /// truncated (keeping the truncated one if TCP fails).
-async fn forward(upstreams: &[SocketAddr], query: &[u8], tcp: bool, timeout: Duration) -> Option<Vec<u8>> {
+async fn forward(upstreams: &[Upstream], query: &[u8], tcp: bool, timeout: Duration) -> Option<Vec<u8>> {
     for upstream in upstreams {
         let result = if tcp {
-            tcp_exchange(*upstream, query, timeout).await
+            tcp_exchange(upstream, query, timeout).await
         } else {
-            match udp_exchange(*upstream, query, timeout).await {
+            match udp_exchange(upstream, query, timeout).await {
                 Ok(response) if response.get(2).is_some_and(|flags| flags & 0x02 != 0) => {
-                    Ok(tcp_exchange(*upstream, query, timeout).await.unwrap_or(response))
+                    Ok(tcp_exchange(upstream, query, timeout).await.unwrap_or(response))
                 }
                 other => other,
             }
         };
         match result {
             Ok(response) => return Some(response),
-            Err(e) => tracing::debug!(%upstream, error = %e, "dns: forwarding failed"),
+            Err(e) => tracing::debug!(upstream = %upstream.addr, error = %e, "dns: forwarding failed"),
         }
     }
     None
@@ -548,14 +566,45 @@ fn answers(query: &[u8], response: &[u8]) -> bool {
         && response.get(2).is_some_and(|f| f & 0x80 != 0)
 }
 
-async fn udp_exchange(upstream: SocketAddr, query: &[u8], timeout: Duration) -> io::Result<Vec<u8>> {
-    let local: SocketAddr = match upstream {
+/// Runs `make` on a fresh thread inside the network namespace `netns`, for a socket that must live
+/// there (the thread is thrown away: it never leaves the namespace).
+async fn in_netns<T: Send + 'static>(
+    netns: &Path,
+    make: impl FnOnce() -> io::Result<T> + Send + 'static,
+) -> io::Result<T> {
+    let (tx, rx) = tokio::sync::oneshot::channel();
+    let path = netns.to_path_buf();
+    std::thread::Builder::new()
+        .name("berth-dns-netns".into())
+        .spawn(move || {
+            let made = File::open(&path).and_then(|file| {
+                nix::sched::setns(&file, CloneFlags::CLONE_NEWNET).map_err(io::Error::from)?;
+                make()
+            });
+            let _ = tx.send(made);
+        })?;
+    rx.await
+        .map_err(|_| io::Error::other("the namespace thread ended without an answer"))?
+}
+
+async fn udp_exchange(upstream: &Upstream, query: &[u8], timeout: Duration) -> io::Result<Vec<u8>> {
+    let local: SocketAddr = match upstream.addr {
         SocketAddr::V4(_) => (Ipv4Addr::UNSPECIFIED, 0).into(),
         SocketAddr::V6(_) => (Ipv6Addr::UNSPECIFIED, 0).into(),
     };
     // A fresh socket (random port) per query, connected so only the upstream's datagrams arrive.
-    let socket = UdpSocket::bind(local).await?;
-    socket.connect(upstream).await?;
+    let socket = match &upstream.netns {
+        None => UdpSocket::bind(local).await?,
+        Some(netns) => UdpSocket::from_std(
+            in_netns(netns, move || {
+                let socket = std::net::UdpSocket::bind(local)?;
+                socket.set_nonblocking(true)?;
+                Ok(socket)
+            })
+            .await?,
+        )?,
+    };
+    socket.connect(upstream.addr).await?;
     socket.send(query).await?;
     let deadline = tokio::time::Instant::now() + timeout;
     let mut buf = vec![0u8; 65535];
@@ -570,11 +619,22 @@ async fn udp_exchange(upstream: SocketAddr, query: &[u8], timeout: Duration) -> 
     }
 }
 
-async fn tcp_exchange(upstream: SocketAddr, query: &[u8], timeout: Duration) -> io::Result<Vec<u8>> {
+async fn tcp_exchange(upstream: &Upstream, query: &[u8], timeout: Duration) -> io::Result<Vec<u8>> {
     let exchange = async {
         let len =
             u16::try_from(query.len()).map_err(|_| io::Error::new(io::ErrorKind::InvalidInput, "query too long"))?;
-        let mut stream = TcpStream::connect(upstream).await?;
+        let addr = upstream.addr;
+        let mut stream = match &upstream.netns {
+            None => TcpStream::connect(addr).await?,
+            Some(netns) => TcpStream::from_std(
+                in_netns(netns, move || {
+                    let stream = std::net::TcpStream::connect_timeout(&addr, timeout)?;
+                    stream.set_nonblocking(true)?;
+                    Ok(stream)
+                })
+                .await?,
+            )?,
+        };
         let mut framed = Vec::with_capacity(query.len() + 2);
         framed.extend_from_slice(&len.to_be_bytes());
         framed.extend_from_slice(query);
