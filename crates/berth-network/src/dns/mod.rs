@@ -20,6 +20,22 @@
 //! works too; a name known with no address of the asked family answers NOERROR with no answers (not
 //! NXDOMAIN); several containers sharing an alias all answer, in rotating order; a PTR for a
 //! container's address answers `<container-name>.<network-name>`.
+//!
+//! How the engine wires it (the order matters only in that `listen` needs the namespace with `lo`
+//! up):
+//!
+//! ```text
+//! daemon start:    records = DnsRecords::new();
+//!                  host = ResolvConf::parse(&read("/etc/resolv.conf"));
+//!                  dns = DnsServer::start(records.clone(), host.upstreams());
+//! network create:  records.set_network_name(&net_id, &net_name);
+//! endpoint join:   records.add_endpoint(&net_id, EndpointRecord { container_id, names, v4, v6 });
+//!                  records.set_container_view(&cid, ContainerView { networks, links, search,
+//!                      upstreams: upstreams_from_ips(&dns), ndots_set, no_forward });
+//! container start: write container_resolv_conf(&host, &dns_search, &dns_options) as its
+//!                  /etc/resolv.conf; dns.listen(&cid, &netns_path_of_pid(pid)).await?;
+//! container stop:  dns.stop(&cid).await; records.remove_endpoint(..); records.remove_view(&cid);
+//! ```
 
 mod error;
 mod records;

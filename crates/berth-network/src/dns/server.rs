@@ -43,6 +43,8 @@ const MAX_TCP_CONNECTIONS: usize = 64;
 const TCP_IDLE: Duration = Duration::from_secs(10);
 /// EDNS payload size we advertise (the DNS flag day's 1232).
 const EDNS_PAYLOAD: u16 = 1232;
+/// The longest UDP query read (the usual EDNS buffer size); kept small, one buffer per container.
+const UDP_QUERY_MAX: usize = 4096;
 /// Size of a DNS header.
 const HEADER_LEN: usize = 12;
 
@@ -426,7 +428,8 @@ struct Ctx {
 async fn serve_udp(ctx: Arc<Ctx>, socket: Arc<UdpSocket>, mut stopped: watch::Receiver<bool>) {
     // Owned here so that stopping the listener cancels the forwards in flight too.
     let mut in_flight = JoinSet::new();
-    let mut buf = vec![0u8; 65535];
+    // Queries are small; a datagram longer than this is cut and answered FORMERR.
+    let mut buf = vec![0u8; UDP_QUERY_MAX];
     loop {
         while in_flight.try_join_next().is_some() {}
         let received = tokio::select! {
