@@ -509,3 +509,45 @@ async fn stop_cancels_forwards_in_flight_and_frees_the_port() {
     assert!(pending.await.unwrap().is_none(), "a cancelled forward is not answered");
     server.stop_all().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn garbage_on_the_wire_does_not_stop_the_server() {
+    let Some((server, ns)) = serve(records(), vec![], WEB, "garbage").await else {
+        return;
+    };
+    let path = ns.path();
+    tokio::task::spawn_blocking(move || {
+        std::thread::spawn(move || {
+            nix::sched::setns(File::open(&path).unwrap(), CloneFlags::CLONE_NEWNET).unwrap();
+            let server: SocketAddr = "127.0.0.11:53".parse().unwrap();
+            let udp = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+            let mut valid = query_bytes("db.", RecordType::A);
+            valid[2] |= 0x80; // a "response": must be ignored, not answered
+            let datagrams: Vec<Vec<u8>> = vec![
+                vec![],
+                vec![0xff],
+                vec![0u8; 11],
+                vec![0xab; 600],
+                valid,
+                (0..=255u8).collect(),
+            ];
+            for d in &datagrams {
+                udp.send_to(d, server).unwrap();
+            }
+            // TCP: a length longer than what follows, then a close; and a zero length.
+            for bytes in [&[0x10u8, 0x00, 1, 2, 3][..], &[0, 0][..]] {
+                let mut s = std::net::TcpStream::connect(server).unwrap();
+                s.write_all(bytes).unwrap();
+            }
+        })
+        .join()
+        .unwrap()
+    })
+    .await
+    .unwrap();
+    let m = ask(&ns.path(), "db", RecordType::A, false).await.unwrap();
+    assert_eq!(addrs(&m), vec![ip("172.30.0.3")]);
+    let m = ask(&ns.path(), "db", RecordType::A, true).await.unwrap();
+    assert_eq!(addrs(&m), vec![ip("172.30.0.3")]);
+    server.stop_all().await;
+}
