@@ -20,7 +20,9 @@ mod events;
 mod filters;
 mod format;
 mod image;
+mod network;
 mod opts;
+mod sortorder;
 mod system;
 mod term;
 mod units;
@@ -104,7 +106,7 @@ fn command_path(args: &[String]) -> String {
             continue;
         }
         parts.push(a.clone());
-        if !matches!(a.as_str(), "container" | "image" | "system") {
+        if !matches!(a.as_str(), "container" | "image" | "network" | "system") {
             break;
         }
         i += 1;
