@@ -135,7 +135,7 @@ fn route(st: &mut State, method: &str, path: &str, body: &Value) -> (&'static st
                           {"PrivatePort": 443, "Type": "tcp"}]}]);
             ("200 OK", c.to_string())
         }
-        ("GET", ["containers", "web", "json"]) => {
+        ("GET", ["containers", "app", "json"]) => {
             let c = json!({"Id": "c".repeat(64), "NetworkSettings": {"Ports": {
                 "80/tcp": [{"HostIp": "0.0.0.0", "HostPort": "8080"}, {"HostIp": "::", "HostPort": "8080"}],
                 "443/tcp": null}}});
@@ -365,6 +365,19 @@ fn network_create_ls_inspect_rm() {
         seen("[]\n", "Error response from daemon: network nope not found\n", 1)
     );
 
+    // The generic `inspect` finds networks after containers and images.
+    assert_eq!(
+        berth(&d.sock, &["inspect", "-f", "{{.Name}}", "web"]),
+        seen("web\n", "", 0)
+    );
+    assert_eq!(
+        berth(
+            &d.sock,
+            &["inspect", "--type", "network", "-f", "{{.Driver}}", "bridge"]
+        ),
+        seen("bridge\n", "", 0)
+    );
+
     assert_eq!(
         berth(&d.sock, &["network", "rm", "nope", "web", "bridge"]),
         seen(
@@ -480,12 +493,12 @@ fn run_network_flags_ports_and_ps() {
     );
 
     assert_eq!(
-        berth(&d.sock, &["port", "web"]),
+        berth(&d.sock, &["port", "app"]),
         seen("80/tcp -> 0.0.0.0:8080\n80/tcp -> [::]:8080\n", "", 0)
     );
     assert_eq!(
-        berth(&d.sock, &["port", "web", "443"]),
-        seen("", "Error: No public port '443' published for web\n", 1)
+        berth(&d.sock, &["port", "app", "443"]),
+        seen("", "Error: No public port '443' published for app\n", 1)
     );
     let ps = berth(&d.sock, &["ps", "--format", "{{.Ports}}"]);
     assert_eq!(ps, seen("443/tcp, 0.0.0.0:8080->80/tcp, :::8080->80/tcp\n", "", 0));
