@@ -224,5 +224,9 @@ mod tests {
         assert_eq!(command_path(&a(&["berth", "container", "ls", "x"])), "container ls");
         assert_eq!(command_path(&a(&["berth", "--debug", "image", "rm"])), "image rm");
         assert_eq!(command_path(&a(&["berth"])), "");
+        assert_eq!(
+            command_path(&a(&["berth", "network", "create", "-d", "x"])),
+            "network create"
+        );
     }
 }

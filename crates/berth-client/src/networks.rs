@@ -51,8 +51,16 @@ impl Client {
     }
 
     /// `POST /networks/create`: the new network's ID and the daemon's warning (empty if none).
+    /// Below API 1.44 the body also carries `CheckDuplicate: true`, as Docker's client sends it.
     pub async fn network_create(&self, req: &models::NetworkCreateRequest) -> Result<models::NetworkCreateResponse> {
-        let body = serde_json::to_vec(req)?;
+        let mut body = serde_json::to_value(req)?;
+        // Daemons before API 1.44 allow duplicate names unless asked not to (Docker's client asks).
+        if crate::version_less(self.api_version(), "1.44") {
+            if let Value::Object(m) = &mut body {
+                m.insert("CheckDuplicate".into(), Value::Bool(true));
+            }
+        }
+        let body = serde_json::to_vec(&body)?;
         // Read leniently: a daemon may leave `Warning` out (Docker's own answers always carry it).
         let v: Value = self.json(Method::POST, "/networks/create", &vec![], Some(body)).await?;
         let text = |k: &str| v[k].as_str().unwrap_or_default().to_string();

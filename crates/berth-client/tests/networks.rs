@@ -119,7 +119,10 @@ async fn handle(mut s: UnixStream, st: Shared) {
     let target = words.next().unwrap_or_default().to_string();
     let body: Value = serde_json::from_slice(&body).unwrap_or(Value::Null);
     let path = target.split('?').next().unwrap_or_default();
-    let path = path.strip_prefix("/v1.47").unwrap_or(path);
+    let path = path
+        .strip_prefix("/v1.47")
+        .or_else(|| path.strip_prefix("/v1.43"))
+        .unwrap_or(path);
     let path = path.replace("%20", " ");
     let parts: Vec<&str> = path.trim_start_matches('/').split('/').collect();
     let (status, answer) = {
@@ -201,6 +204,19 @@ async fn create_list_inspect_remove() {
     };
     let e = c.network_create(&bridge).await.unwrap_err();
     assert!(e.is_forbidden(), "{e}");
+
+    // An older API: Docker's client asks the daemon to refuse duplicate names.
+    let mut old = c.clone();
+    old.set_api_version("1.43");
+    let other = NetworkCreateRequest {
+        name: "old".into(),
+        ..Default::default()
+    };
+    old.network_create(&other).await.unwrap();
+    let (line, body) = last(&st);
+    assert_eq!(line, "POST /v1.43/networks/create");
+    assert_eq!(body, json!({"Name": "old", "CheckDuplicate": true}));
+    old.network_remove("old").await.unwrap();
 
     let mut f = Filters::new();
     f.insert("name".into(), vec!["web".into()]);
