@@ -532,6 +532,55 @@ mod tests {
         }
     }
 
+    /// Every key of the create body is a property of the spec's `NetworkCreateRequest` / `IPAM` /
+    /// `IPAMConfig` (names checked against engine-api-v1.47.yaml).
+    #[test]
+    fn create_field_names_match_spec() {
+        let Ok(spec) = std::fs::read_to_string("/work/shared/specs/engine-api-v1.47.yaml") else {
+            eprintln!("skipping: engine API spec not present");
+            return;
+        };
+        let Some(start) = spec.find("title: \"NetworkCreateRequest\"") else {
+            panic!("NetworkCreateRequest not in spec");
+        };
+        let section = &spec[start..start + 4000];
+        let b = create_body(&[
+            "--ipv4",
+            "--ipv6",
+            "--config-from",
+            "c",
+            "--config-only",
+            "--ingress",
+            "--scope",
+            "local",
+            "--subnet",
+            "10.0.0.0/24",
+            "--gateway",
+            "10.0.0.1",
+            "--ip-range",
+            "10.0.0.0/25",
+            "--aux-address",
+            "a=10.0.0.3",
+            "n",
+        ])
+        .unwrap();
+        for k in b.as_object().unwrap().keys() {
+            assert!(
+                section.contains(&format!("\n              {k}:")),
+                "{k} not in NetworkCreateRequest"
+            );
+        }
+        let ipam = &b["IPAM"];
+        for k in ipam
+            .as_object()
+            .unwrap()
+            .keys()
+            .chain(ipam["Config"][0].as_object().unwrap().keys())
+        {
+            assert!(spec.contains(&format!("\n      {k}:")), "{k} not in IPAM/IPAMConfig");
+        }
+    }
+
     #[test]
     fn create_ipam_errors_like_docker() {
         let cases: &[(&[&str], &str)] = &[

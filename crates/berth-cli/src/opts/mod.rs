@@ -714,12 +714,30 @@ mod tests {
             "json-file",
             "--cgroupns",
             "host",
+            "-P",
+            "--dns-search",
+            "example.com",
+            "--dns-option",
+            "ndots:1",
+            "--link",
+            "db",
+            "--network",
+            "n",
+            "--mac-address",
+            "02:42:ac:11:00:04",
             "bb",
         ])
         .unwrap();
         let obj = b.as_object().unwrap();
         let mut keys: Vec<&String> = obj.keys().collect();
         keys.extend(obj["HostConfig"].as_object().unwrap().keys());
+        keys.extend(obj["NetworkingConfig"].as_object().unwrap().keys());
+        keys.extend(
+            b["NetworkingConfig"]["EndpointsConfig"]["n"]
+                .as_object()
+                .unwrap()
+                .keys(),
+        );
         for k in keys {
             assert!(
                 spec.contains(&format!("\n        {k}:")) || spec.contains(&format!(" {k}:")),
