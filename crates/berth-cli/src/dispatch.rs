@@ -2,9 +2,9 @@
 
 use anyhow::Result;
 
-use crate::args::{Cli, Cmd, ContainerCmd, ImageCmd, SystemCmd};
+use crate::args::{Cli, Cmd, ContainerCmd, ImageCmd, NetworkCmd, SystemCmd};
 use crate::connect::{connect, ConnectOpts};
-use crate::{container, events, image, system};
+use crate::{container, events, image, network, system};
 
 /// Runs the parsed command; the result is the process exit code.
 pub async fn dispatch(cli: Cli) -> Result<i32> {
@@ -77,6 +77,13 @@ pub async fn dispatch(cli: Cli) -> Result<i32> {
         Cmd::History(a) | Cmd::Image(ImageCmd::History(a)) => image::history(c, a).await,
         Cmd::Image(ImageCmd::Prune(a)) => image::prune(c, a).await,
         Cmd::Pull(a) | Cmd::Image(ImageCmd::Pull(a)) => image::pull(c, a).await,
+        Cmd::Network(NetworkCmd::Create(a)) => network::create(c, a).await,
+        Cmd::Network(NetworkCmd::Ls(a)) => network::ls(c, a).await,
+        Cmd::Network(NetworkCmd::Inspect(a)) => network::inspect(c, a).await,
+        Cmd::Network(NetworkCmd::Rm(a)) => network::rm(c, a).await,
+        Cmd::Network(NetworkCmd::Connect(a)) => network::connect(c, a).await,
+        Cmd::Network(NetworkCmd::Disconnect(a)) => network::disconnect(c, a).await,
+        Cmd::Network(NetworkCmd::Prune(a)) => network::prune(c, a).await,
         Cmd::Events(a) | Cmd::System(SystemCmd::Events(a)) => events::events(c, a).await,
         Cmd::System(SystemCmd::Df(a)) => events::df(c, a).await,
         Cmd::System(SystemCmd::Prune(a)) => events::prune(c, a).await,

@@ -20,7 +20,9 @@ mod events;
 mod filters;
 mod format;
 mod image;
+mod network;
 mod opts;
+mod sortorder;
 mod system;
 mod term;
 mod units;
@@ -104,7 +106,7 @@ fn command_path(args: &[String]) -> String {
             continue;
         }
         parts.push(a.clone());
-        if !matches!(a.as_str(), "container" | "image" | "system") {
+        if !matches!(a.as_str(), "container" | "image" | "network" | "system") {
             break;
         }
         i += 1;
@@ -222,5 +224,9 @@ mod tests {
         assert_eq!(command_path(&a(&["berth", "container", "ls", "x"])), "container ls");
         assert_eq!(command_path(&a(&["berth", "--debug", "image", "rm"])), "image rm");
         assert_eq!(command_path(&a(&["berth"])), "");
+        assert_eq!(
+            command_path(&a(&["berth", "network", "create", "-d", "x"])),
+            "network create"
+        );
     }
 }

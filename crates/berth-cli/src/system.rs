@@ -85,7 +85,7 @@ pub async fn inspect(
     generic: bool,
 ) -> Result<i32> {
     if let Some(k) = kind {
-        if k != "container" && k != "image" {
+        if !matches!(k, "container" | "image" | "network") {
             return Err(fail(format!("\"{k}\" is not a valid value for --type")).into());
         }
     }
@@ -99,8 +99,13 @@ pub async fn inspect(
         let res = match kind {
             Some("container") => client.container_inspect_raw(name, size).await,
             Some("image") => client.image_inspect_raw(name).await,
+            Some("network") => client.network_inspect_raw(name, &Default::default()).await,
+            // Docker's order for an untyped `inspect`: container, image, then network.
             _ => match client.container_inspect_raw(name, size).await {
-                Err(e) if e.is_not_found() => client.image_inspect_raw(name).await,
+                Err(e) if e.is_not_found() => match client.image_inspect_raw(name).await {
+                    Err(e) if e.is_not_found() => client.network_inspect_raw(name, &Default::default()).await,
+                    other => other,
+                },
                 other => other,
             },
         };
@@ -109,6 +114,7 @@ pub async fn inspect(
             Err(e) if e.is_not_found() && generic => errors.push(match kind {
                 Some("container") => format!("Error: No such container: {name}"),
                 Some("image") => format!("Error: No such image: {name}"),
+                Some("network") => format!("Error: No such network: {name}"),
                 _ => format!("Error: No such object: {name}"),
             }),
             Err(e) => errors.push(e.to_string()),

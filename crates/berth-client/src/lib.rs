@@ -9,6 +9,7 @@ mod events;
 mod exec;
 pub mod host;
 mod images;
+mod networks;
 mod resources;
 pub mod stream;
 
@@ -30,6 +31,7 @@ pub use archive::{CommitOptions, ContainerPathStat};
 pub use berth_api::models;
 pub use body::{BodyReader, ReqBody};
 pub use host::{select_host, Host, HostSource, InvalidHost, DEFAULT_HOST};
+pub use networks::NetworkInspectOptions;
 
 /// The newest API version this client speaks.
 pub const CLIENT_API_VERSION: &str = "1.47";
@@ -83,6 +85,16 @@ impl Error {
     /// A 404 from the daemon.
     pub fn is_not_found(&self) -> bool {
         self.status() == Some(404)
+    }
+
+    /// A 409 from the daemon (a name in use, a network with active endpoints).
+    pub fn is_conflict(&self) -> bool {
+        self.status() == Some(409)
+    }
+
+    /// A 403 from the daemon (an operation on a predefined network such as `bridge`).
+    pub fn is_forbidden(&self) -> bool {
+        self.status() == Some(403)
     }
 
     /// The daemon's message without the `Error response from daemon: ` prefix.

@@ -243,9 +243,27 @@ pub struct ContainerOpts {
     /// Ulimit options
     #[arg(long)]
     pub ulimit: Vec<String>,
-    /// Connect a container to a network
+    /// Connect a container to a network (repeat to attach several)
     #[arg(long, visible_alias = "net")]
-    pub network: Option<String>,
+    pub network: Vec<String>,
+    /// Add network-scoped alias for the container
+    #[arg(long = "network-alias", visible_alias = "net-alias")]
+    pub network_alias: Vec<String>,
+    /// IPv4 address (e.g., 172.30.100.104)
+    #[arg(long)]
+    pub ip: Option<String>,
+    /// IPv6 address (e.g., 2001:db8::33)
+    #[arg(long)]
+    pub ip6: Option<String>,
+    /// Add link to another container
+    #[arg(long)]
+    pub link: Vec<String>,
+    /// Container IPv4/IPv6 link-local addresses
+    #[arg(long = "link-local-ip")]
+    pub link_local_ip: Vec<String>,
+    /// Container MAC address (e.g., 92:d0:c6:0a:29:33)
+    #[arg(long = "mac-address")]
+    pub mac_address: Option<String>,
     /// Runtime to use for this container
     #[arg(long)]
     pub runtime: Option<String>,
@@ -300,6 +318,15 @@ pub struct ContainerOpts {
     /// Set custom DNS servers
     #[arg(long)]
     pub dns: Vec<String>,
+    /// Set custom DNS search domains
+    #[arg(long = "dns-search")]
+    pub dns_search: Vec<String>,
+    /// Set DNS options
+    #[arg(long = "dns-option", visible_alias = "dns-opt")]
+    pub dns_option: Vec<String>,
+    /// Publish all exposed ports to random ports
+    #[arg(short = 'P', long = "publish-all")]
+    pub publish_all: bool,
     /// Add additional groups to join
     #[arg(long = "group-add")]
     pub group_add: Vec<String>,

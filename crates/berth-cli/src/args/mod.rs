@@ -4,6 +4,7 @@
 mod container;
 mod files;
 mod image;
+mod network;
 mod resources;
 mod system;
 
@@ -12,6 +13,7 @@ use clap::{Parser, Subcommand};
 pub use container::*;
 pub use files::*;
 pub use image::*;
+pub use network::*;
 pub use resources::*;
 pub use system::*;
 
@@ -125,6 +127,9 @@ pub enum Cmd {
     /// Manage images
     #[command(subcommand)]
     Image(ImageCmd),
+    /// Manage networks
+    #[command(subcommand)]
+    Network(NetworkCmd),
     /// Manage Docker
     #[command(subcommand)]
     System(SystemCmd),

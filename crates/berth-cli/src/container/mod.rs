@@ -210,6 +210,7 @@ pub async fn run(client: &Client, a: RunArgs) -> Result<i32> {
     )
     .map_err(|e| opts_error("run", &e))?;
     let mut body = body;
+    crate::opts::adapt_to_api(&mut body, client.api_version());
     set_console_size(&mut body, o.tty && !a.detach);
     let attach_in = body.config.attach_stdin.unwrap_or(false);
     let attach_out = body.config.attach_stdout.unwrap_or(false);
@@ -267,6 +268,8 @@ pub async fn create(client: &Client, a: CreateArgs) -> Result<i32> {
         },
     )
     .map_err(|e| opts_error("create", &e))?;
+    let mut body = body;
+    crate::opts::adapt_to_api(&mut body, client.api_version());
     let id = create_container(client, &a.opts, &body, "create").await?;
     outln!("{id}");
     Ok(0)

@@ -28,8 +28,9 @@ const PS_HEADERS: &[(&str, &str)] = &[
     ("LocalVolumes", "LOCAL VOLUMES"),
 ];
 
-/// Docker's `DisplayablePorts`: sorted, consecutive ports folded into ranges, host mappings last
-/// (`0.0.0.0:8080->80/tcp, 443/tcp`, `8000-8002/tcp`).
+/// Docker's `DisplayablePorts` (docker CLI up to 27, matching API 1.47): sorted, consecutive
+/// ports folded into ranges, host mappings last (`443/tcp, 0.0.0.0:8080->80/tcp, :::8080->80/tcp`,
+/// `8000-8002/tcp`). The input is the spec's `Port` list (`IP`, `PrivatePort`, `PublicPort`, `Type`).
 pub fn display_ports(ports: &[Value]) -> String {
     struct P {
         ip: String,
@@ -68,12 +69,8 @@ pub fn display_ports(ports: &[Value]) -> String {
         let mut key = p.kind.clone();
         if !p.ip.is_empty() {
             if p.public != p.private {
-                let host = if p.ip.contains(':') {
-                    format!("[{}]", p.ip)
-                } else {
-                    p.ip.clone()
-                };
-                host_mappings.push(format!("{host}:{}->{}/{}", p.public, p.private, p.kind));
+                // Docker through 27 prints the IP as is (`:::8080->80/tcp`), no brackets.
+                host_mappings.push(format!("{}:{}->{}/{}", p.ip, p.public, p.private, p.kind));
                 continue;
             }
             key = format!("{}/{}", p.ip, p.kind);
@@ -251,7 +248,28 @@ mod tests {
                 "443/tcp, 0.0.0.0:8080->80/tcp",
             ),
             (vec![p("0.0.0.0", 80, 80, "tcp")], "0.0.0.0:80->80/tcp"),
-            (vec![p("::", 80, 8080, "tcp")], "[::]:8080->80/tcp"),
+            (vec![p("::", 80, 8080, "tcp")], ":::8080->80/tcp"),
+            (
+                vec![p("::", 80, 8080, "tcp"), p("0.0.0.0", 80, 8080, "tcp")],
+                "0.0.0.0:8080->80/tcp, :::8080->80/tcp",
+            ),
+            (
+                vec![
+                    p("0.0.0.0", 80, 80, "tcp"),
+                    p("::", 80, 80, "tcp"),
+                    p("0.0.0.0", 81, 81, "tcp"),
+                    p("::", 81, 81, "tcp"),
+                ],
+                "0.0.0.0:80-81->80-81/tcp, :::80-81->80-81/tcp",
+            ),
+            (
+                vec![
+                    p("0.0.0.0", 53, 53, "udp"),
+                    p("0.0.0.0", 53, 53, "tcp"),
+                    p("", 7, 0, "sctp"),
+                ],
+                "7/sctp, 0.0.0.0:53->53/tcp, 0.0.0.0:53->53/udp",
+            ),
             (vec![p("", 53, 0, "udp"), p("", 53, 0, "tcp")], "53/tcp, 53/udp"),
             (vec![p("", 1, 0, "tcp"), p("", 3, 0, "tcp")], "1/tcp, 3/tcp"),
         ];

@@ -47,56 +47,74 @@ pub async fn top(client: &Client, a: TopArgs) -> Result<i32> {
     Ok(0)
 }
 
-/// `docker port`: the container's published ports from inspect (`NetworkSettings.Ports`), as
-/// `80/tcp -> 0.0.0.0:8080`; with a port, only its host addresses, or Docker's error when it has none.
-pub async fn port(client: &Client, a: PortArgs) -> Result<i32> {
-    let v = client.container_inspect(&a.container).await?;
-    let ports = v["NetworkSettings"]["Ports"].as_object().cloned().unwrap_or_default();
-    let bindings = |key: &str| -> Vec<String> {
-        ports
-            .get(key)
-            .and_then(Value::as_array)
+/// Go's `net.JoinHostPort`: brackets around an IPv6 host.
+fn join_host_port(host: &str, port: &str) -> String {
+    if host.contains(':') {
+        format!("[{host}]:{port}")
+    } else {
+        format!("{host}:{port}")
+    }
+}
+
+/// The lines `docker port` prints for `NetworkSettings.Ports` (the spec's `PortMap`):
+/// `80/tcp -> 0.0.0.0:8080` for every binding, or with `port` only its host addresses; in
+/// natural order, as the docker CLI sorts them. The error is Docker's wording.
+pub fn port_lines(
+    ports: &serde_json::Map<String, Value>,
+    port: Option<&str>,
+    container: &str,
+) -> Result<Vec<String>, String> {
+    let bindings = |v: &Value| -> Vec<String> {
+        v.as_array()
             .into_iter()
             .flatten()
             .map(|b| {
-                let ip = b["HostIp"].as_str().filter(|s| !s.is_empty()).unwrap_or("0.0.0.0");
-                let port = b["HostPort"].as_str().unwrap_or("");
-                if ip.contains(':') {
-                    format!("[{ip}]:{port}")
-                } else {
-                    format!("{ip}:{port}")
-                }
+                join_host_port(
+                    b["HostIp"].as_str().unwrap_or_default(),
+                    b["HostPort"].as_str().unwrap_or_default(),
+                )
             })
             .collect()
     };
-    let mut out = String::new();
-    match a.port.as_deref() {
+    let mut out = Vec::new();
+    match port {
         Some(p) => {
-            let key = if p.contains('/') {
-                p.to_string()
-            } else {
-                format!("{p}/tcp")
-            };
-            let found = bindings(&key);
-            if found.is_empty() {
-                // The docker CLI names the port and the container as the user typed them.
-                let msg = format!("Error: No public port '{p}' published for {}", a.container);
-                return Err(StatusError::new(1, msg).into());
+            let (num, proto) = p.split_once('/').unwrap_or((p, ""));
+            let proto = if proto.is_empty() { "tcp" } else { proto };
+            if let Err(e) = num.parse::<u16>() {
+                let why = match e.kind() {
+                    std::num::IntErrorKind::PosOverflow => "value out of range",
+                    _ => "invalid syntax",
+                };
+                return Err(format!(
+                    "Error: invalid port ({num}): strconv.ParseUint: parsing \"{num}\": {why}"
+                ));
             }
-            for b in found {
-                out.push_str(&b);
-                out.push('\n');
+            match ports.get(&format!("{num}/{proto}")) {
+                Some(v) if !v.is_null() => out.extend(bindings(v)),
+                // The docker CLI names the port and the container as the user typed them.
+                _ => return Err(format!("Error: No public port '{p}' published for {container}")),
             }
         }
         None => {
-            let mut keys: Vec<&String> = ports.keys().collect();
-            keys.sort();
-            for k in keys {
-                for b in bindings(k) {
-                    out.push_str(&format!("{k} -> {b}\n"));
-                }
+            for (k, v) in ports {
+                out.extend(bindings(v).into_iter().map(|b| format!("{k} -> {b}")));
             }
         }
+    }
+    out.sort_by(|a, b| crate::sortorder::natural_cmp(a, b));
+    Ok(out)
+}
+
+/// `docker port`: the container's published ports from inspect (`NetworkSettings.Ports`).
+pub async fn port(client: &Client, a: PortArgs) -> Result<i32> {
+    let v = client.container_inspect(&a.container).await?;
+    let ports = v["NetworkSettings"]["Ports"].as_object().cloned().unwrap_or_default();
+    let lines = port_lines(&ports, a.port.as_deref(), &a.container).map_err(|e| StatusError::new(1, e))?;
+    let mut out = String::new();
+    for l in lines {
+        out.push_str(&l);
+        out.push('\n');
     }
     crate::write_out(&out);
     Ok(0)
@@ -319,6 +337,52 @@ pub async fn stats(client: &Client, a: StatsArgs) -> Result<i32> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn port_lines_like_docker() {
+        let ports = json!({
+            "443/tcp": [{"HostIp": "0.0.0.0", "HostPort": "8443"}],
+            "80/tcp": [{"HostIp": "0.0.0.0", "HostPort": "8080"}, {"HostIp": "::", "HostPort": "8080"}],
+            "53/udp": [{"HostIp": "127.0.0.1", "HostPort": "5353"}],
+            "9000/tcp": null
+        });
+        let ports = ports.as_object().unwrap();
+        assert_eq!(
+            port_lines(ports, None, "web").unwrap(),
+            [
+                "53/udp -> 127.0.0.1:5353",
+                "80/tcp -> 0.0.0.0:8080",
+                "80/tcp -> [::]:8080",
+                "443/tcp -> 0.0.0.0:8443"
+            ]
+        );
+        assert_eq!(
+            port_lines(ports, Some("80"), "web").unwrap(),
+            ["0.0.0.0:8080", "[::]:8080"]
+        );
+        assert_eq!(port_lines(ports, Some("53/udp"), "web").unwrap(), ["127.0.0.1:5353"]);
+        assert_eq!(
+            port_lines(ports, Some("53"), "web").unwrap_err(),
+            "Error: No public port '53' published for web"
+        );
+        assert_eq!(
+            port_lines(ports, Some("9000"), "web").unwrap_err(),
+            "Error: No public port '9000' published for web"
+        );
+        assert_eq!(
+            port_lines(ports, Some("http"), "web").unwrap_err(),
+            "Error: invalid port (http): strconv.ParseUint: parsing \"http\": invalid syntax"
+        );
+        assert_eq!(
+            port_lines(ports, Some("70000/tcp"), "web").unwrap_err(),
+            "Error: invalid port (70000): strconv.ParseUint: parsing \"70000\": value out of range"
+        );
+        let empty_ip = json!({"80/tcp": [{"HostIp": "", "HostPort": "8080"}]});
+        assert_eq!(
+            port_lines(empty_ip.as_object().unwrap(), None, "w").unwrap(),
+            ["80/tcp -> :8080"]
+        );
+    }
 
     #[test]
     fn a_row_as_docker_computes_it() {

@@ -6,9 +6,9 @@ pub(crate) mod env;
 mod health;
 mod host;
 mod mounts;
+pub(crate) mod netaddr;
+mod network;
 mod ports;
-
-use std::collections::HashMap;
 
 use berth_api::models::{
     ContainerConfig, HostConfig, HostConfigCgroupnsModeEnum, HostConfigLogConfig, NetworkingConfig,
@@ -19,6 +19,8 @@ use crate::args::ContainerOpts;
 use crate::units;
 use berth_api::models::PortMap;
 pub(crate) use host::{kv_map, memory_flag, non_empty, normalize_caps, parse_restart, parse_ulimit, security_opt};
+pub(crate) use netaddr::validate_link;
+pub use network::adapt_to_api;
 use ports::ExposedPorts;
 
 /// Environment and file access the mapping needs, injected for tests.
@@ -87,6 +89,17 @@ pub fn create_body(o: &ContainerOpts, detach: bool, env: &Env<'_>) -> Result<Con
         ports::parse_expose(e, &mut exposed)?;
     }
     let (binds, volumes) = mounts::split_volumes(&o.volume);
+    let net = network::networking(o)?;
+    // Flag values the docker CLI validates as it reads them (`invalid argument ... flag`).
+    let checked = |items: &[String], flag: &str, check: fn(&str) -> Result<String, String>| {
+        items
+            .iter()
+            .map(|v| check(v).map_err(|e| format!("invalid argument \"{v}\" for \"--{flag}\" flag: {e}")))
+            .collect::<Result<Vec<_>, _>>()
+    };
+    let dns = checked(&o.dns, "dns", netaddr::validate_ip)?;
+    let dns_search = checked(&o.dns_search, "dns-search", netaddr::validate_dns_search)?;
+    let extra_hosts = checked(&o.add_host, "add-host", netaddr::validate_extra_host)?;
 
     let config = ContainerConfig {
         hostname: Some(o.hostname.clone().unwrap_or_default()),
@@ -159,7 +172,9 @@ pub fn create_body(o: &ContainerOpts, detach: bool, env: &Env<'_>) -> Result<Con
     };
     let host_config = HostConfig {
         binds: non_empty(binds),
-        network_mode: Some(o.network.clone().unwrap_or_else(|| "default".into())),
+        network_mode: Some(net.mode),
+        links: non_empty(o.link.clone()),
+        publish_all_ports: Some(o.publish_all),
         port_bindings: Some(bindings),
         restart_policy: Some(restart_policy),
         auto_remove: Some(o.rm),
@@ -167,8 +182,10 @@ pub fn create_body(o: &ContainerOpts, detach: bool, env: &Env<'_>) -> Result<Con
         cap_add: non_empty(normalize_caps(&o.cap_add)),
         cap_drop: non_empty(normalize_caps(&o.cap_drop)),
         cgroupns_mode,
-        dns: Some(o.dns.clone()),
-        extra_hosts: non_empty(o.add_host.clone()),
+        dns: Some(dns),
+        dns_options: Some(o.dns_option.clone()),
+        dns_search: Some(dns_search),
+        extra_hosts: non_empty(extra_hosts),
         group_add: non_empty(o.group_add.clone()),
         ipc_mode: Some(o.ipc.clone().unwrap_or_default()),
         pid_mode: Some(o.pid.clone().unwrap_or_default()),
@@ -204,7 +221,7 @@ pub fn create_body(o: &ContainerOpts, detach: bool, env: &Env<'_>) -> Result<Con
         config,
         host_config: Some(host_config),
         networking_config: Some(NetworkingConfig {
-            endpoints_config: Some(HashMap::new()),
+            endpoints_config: Some(net.endpoints),
         }),
     })
 }
@@ -435,6 +452,208 @@ mod tests {
     }
 
     #[test]
+    fn network_flags_to_create_body() {
+        // (args, JSON pointer, expected value)
+        let cases: &[(&[&str], &str, Value)] = &[
+            (&["bb"], "/NetworkingConfig", json!({"EndpointsConfig": {}})),
+            (&["--network", "net1", "bb"], "/HostConfig/NetworkMode", json!("net1")),
+            // A lone network without endpoint options gets no entry, as with Docker.
+            (
+                &["--network", "net1", "bb"],
+                "/NetworkingConfig/EndpointsConfig",
+                json!({}),
+            ),
+            (
+                &["--network", "front", "--net", "back", "bb"],
+                "/NetworkingConfig/EndpointsConfig",
+                json!({"front": {}, "back": {}}),
+            ),
+            (
+                &["--network", "front", "--net", "back", "bb"],
+                "/HostConfig/NetworkMode",
+                json!("front"),
+            ),
+            (
+                &[
+                    "--network",
+                    "front",
+                    "--network-alias",
+                    "web",
+                    "--ip",
+                    "10.1.0.5",
+                    "--ip6",
+                    "fd00::5",
+                    "--link",
+                    "db:database",
+                    "--link-local-ip",
+                    "169.254.7.7",
+                    "--mac-address",
+                    "02:42:ac:11:00:04",
+                    "bb",
+                ],
+                "/NetworkingConfig/EndpointsConfig/front",
+                json!({"Aliases": ["web"], "Links": ["db:database"], "MacAddress": "02:42:ac:11:00:04",
+                       "IPAMConfig": {"IPv4Address": "10.1.0.5", "IPv6Address": "fd00::5", "LinkLocalIPs": ["169.254.7.7"]}}),
+            ),
+            // The single-network flags apply to the first network only.
+            (
+                &["--network", "a", "--network", "b", "--network-alias", "x", "bb"],
+                "/NetworkingConfig/EndpointsConfig",
+                json!({"a": {"Aliases": ["x"]}, "b": {}}),
+            ),
+            (
+                &[
+                    "--network",
+                    "name=a,alias=x,ip=10.0.0.9,driver-opt=k=v",
+                    "--network",
+                    "b",
+                    "bb",
+                ],
+                "/NetworkingConfig/EndpointsConfig/a",
+                json!({"Aliases": ["x"], "IPAMConfig": {"IPv4Address": "10.0.0.9"}, "DriverOpts": {"k": "v"}}),
+            ),
+            // `--ip` without a user network: accepted here, the daemon decides.
+            (
+                &["--ip", "172.17.0.9", "bb"],
+                "/NetworkingConfig/EndpointsConfig/default",
+                json!({"IPAMConfig": {"IPv4Address": "172.17.0.9"}}),
+            ),
+            // On the default bridge `--link` is a legacy link: HostConfig only.
+            (&["--link", "db", "bb"], "/HostConfig/Links", json!(["db"])),
+            (&["--link", "db", "bb"], "/NetworkingConfig/EndpointsConfig", json!({})),
+            (
+                &["--network", "n", "--link", "db:d", "bb"],
+                "/HostConfig/Links",
+                json!(["db:d"]),
+            ),
+            (&["bb"], "/HostConfig/Links", Value::Null),
+            (&["-P", "bb"], "/HostConfig/PublishAllPorts", json!(true)),
+            (&["--publish-all", "bb"], "/HostConfig/PublishAllPorts", json!(true)),
+            (&["bb"], "/HostConfig/PublishAllPorts", json!(false)),
+            (
+                &["--dns", "1.1.1.1", "--dns", "0:0::1", "bb"],
+                "/HostConfig/Dns",
+                json!(["1.1.1.1", "::1"]),
+            ),
+            (&["bb"], "/HostConfig/Dns", json!([])),
+            (
+                &["--dns-search", "example.com", "--dns-search", ".", "bb"],
+                "/HostConfig/DnsSearch",
+                json!(["example.com", "."]),
+            ),
+            (
+                &["--dns-option", "ndots:2", "--dns-opt", "use-vc", "bb"],
+                "/HostConfig/DnsOptions",
+                json!(["ndots:2", "use-vc"]),
+            ),
+            (
+                &[
+                    "--add-host",
+                    "db:10.0.0.2",
+                    "--add-host",
+                    "gw=host-gateway",
+                    "--add-host",
+                    "v6=[::1]",
+                    "bb",
+                ],
+                "/HostConfig/ExtraHosts",
+                json!(["db:10.0.0.2", "gw:host-gateway", "v6:::1"]),
+            ),
+            (
+                &["--domainname", "example.org", "bb"],
+                "/Domainname",
+                json!("example.org"),
+            ),
+            (
+                &["-p", "8080:80", "-P", "--expose", "443", "bb"],
+                "/ExposedPorts",
+                json!({"80/tcp": {}, "443/tcp": {}}),
+            ),
+        ];
+        for (args, pointer, want) in cases {
+            let b = body(args).unwrap_or_else(|e| panic!("{args:?}: {e}"));
+            assert_eq!(
+                b.pointer(pointer).unwrap_or(&Value::Null),
+                want,
+                "{args:?} {pointer}: {b}"
+            );
+        }
+    }
+
+    #[test]
+    fn mac_address_follows_the_api_version() {
+        let mut b = typed_body(&["--network", "n", "--mac-address", "02:42:ac:11:00:04", "bb"]).unwrap();
+        let mut old = b.clone();
+        adapt_to_api(&mut b, "1.47");
+        let v = serde_json::to_value(&b).unwrap();
+        assert_eq!(v.get("MacAddress"), None);
+        assert_eq!(
+            v["NetworkingConfig"]["EndpointsConfig"]["n"]["MacAddress"],
+            "02:42:ac:11:00:04"
+        );
+        adapt_to_api(&mut old, "1.43");
+        let v = serde_json::to_value(&old).unwrap();
+        assert_eq!(v["MacAddress"], "02:42:ac:11:00:04");
+        assert_eq!(v["NetworkingConfig"]["EndpointsConfig"]["n"].get("MacAddress"), None);
+    }
+
+    #[test]
+    fn network_flag_errors() {
+        let cases: &[(&[&str], &str)] = &[
+            (
+                &["--network", "host", "--network", "mynet", "bb"],
+                "conflicting options: cannot attach both user-defined and non-user-defined network-modes",
+            ),
+            (&["--network", "a", "--network", "a", "bb"], "network \"a\" is specified multiple times"),
+            (
+                &["--network-alias", "x", "bb"],
+                "network-scoped aliases are only supported for user-defined networks",
+            ),
+            (
+                &["--network", "bridge", "--network-alias", "x", "bb"],
+                "network-scoped aliases are only supported for user-defined networks",
+            ),
+            (
+                &["--network", "name=a,alias=y", "--network-alias", "x", "bb"],
+                "conflicting options: cannot specify both --network-alias and per-network alias",
+            ),
+            (
+                &["--network", "name=a,ip=10.0.0.1", "--ip", "10.0.0.2", "bb"],
+                "conflicting options: cannot specify both --ip and per-network IPv4 address",
+            ),
+            (
+                &["--network", "name=a,bogus=1", "bb"],
+                "invalid argument \"name=a,bogus=1\" for \"--network\" flag: invalid field key bogus",
+            ),
+            (&["--mac-address", "nope", "bb"], "nope is not a valid mac address"),
+            (
+                &["--link", "a:b:c", "bb"],
+                "invalid argument \"a:b:c\" for \"--link\" flag: bad format for links: a:b:c",
+            ),
+            (
+                &["--dns", "dns.example", "bb"],
+                "invalid argument \"dns.example\" for \"--dns\" flag: IP address is not correctly formatted: dns.example",
+            ),
+            (
+                &["--add-host", "nohost", "bb"],
+                "invalid argument \"nohost\" for \"--add-host\" flag: bad format for add-host: \"nohost\"",
+            ),
+            (
+                &["--add-host", "h:1.2.3", "bb"],
+                "invalid argument \"h:1.2.3\" for \"--add-host\" flag: invalid IP address in add-host: \"1.2.3\"",
+            ),
+            (
+                &["--dns-search=-x", "bb"],
+                "invalid argument \"-x\" for \"--dns-search\" flag: -x is not a valid domain",
+            ),
+        ];
+        for (args, want) in cases {
+            let e = body(args).unwrap_err();
+            assert_eq!(&e, want, "{args:?}");
+        }
+    }
+
+    #[test]
     fn run_flag_errors() {
         let cases: &[(&[&str], &str)] = &[
             (
@@ -495,12 +714,30 @@ mod tests {
             "json-file",
             "--cgroupns",
             "host",
+            "-P",
+            "--dns-search",
+            "example.com",
+            "--dns-option",
+            "ndots:1",
+            "--link",
+            "db",
+            "--network",
+            "n",
+            "--mac-address",
+            "02:42:ac:11:00:04",
             "bb",
         ])
         .unwrap();
         let obj = b.as_object().unwrap();
         let mut keys: Vec<&String> = obj.keys().collect();
         keys.extend(obj["HostConfig"].as_object().unwrap().keys());
+        keys.extend(obj["NetworkingConfig"].as_object().unwrap().keys());
+        keys.extend(
+            b["NetworkingConfig"]["EndpointsConfig"]["n"]
+                .as_object()
+                .unwrap()
+                .keys(),
+        );
         for k in keys {
             assert!(
                 spec.contains(&format!("\n        {k}:")) || spec.contains(&format!(" {k}:")),
