@@ -1,0 +1,406 @@
+//! Kernel NAT and filtering for container networks, in berth's own nftables table (`inet berth`), so
+//! the host's rules and Docker's (iptables-nft or legacy) are never touched.
+//!
+//! The table holds six chains:
+//! - `prerouting`/`output` (nat, priority dstnat): `fib daddr type local jump ports`, i.e. Docker's
+//!   `-m addrtype --dst-type LOCAL -j DOCKER`, for locally generated traffic too, 127.0.0.1 included
+//!   (kernel NAT, no userland proxy; the bridge needs `route_localnet=1`);
+//! - `ports`: one DNAT rule per published port, tagged `container:<id>`;
+//! - `postrouting` (nat, srcnat): per network, masquerade of its subnets leaving through another
+//!   interface (`ip-masq`), of 127.0.0.0/8 entering the bridge, and of hairpin traffic (a container
+//!   reaching a published port on its own bridge);
+//! - `forward` (filter): established/related and DNATed connections accepted first (so published
+//!   ports work across networks), then per network: internal networks cut off, `icc=false`, and a
+//!   jump to `isolation`, which drops traffic from one berth bridge to another (Docker's
+//!   DOCKER-ISOLATION chains).
+//!
+//! Every rule carries its owner in its comment (`network:<id>`, `container:<id>`), so the rules of a
+//! container are found again by listing the table, also after a daemon crash; [`Firewall::sync`]
+//! replaces the whole table in one transaction at daemon start.
+//!
+//! The backend speaks nf_tables over netlink directly (one datagram per change, no `nft` process);
+//! see [`nft`]. Kernels without nf_tables are reported as [`FirewallError::Unsupported`].
+//!
+//! Host ports are held by [`PortReservation`]s: a bound (not listening) socket per published port,
+//! as Docker's port allocator does, so nothing else takes the port while the container runs.
+
+pub mod nft;
+mod reserve;
+pub mod rule;
+
+pub use reserve::{local_port_range, PortReservation};
+
+use berth_types::{ErrorKind, HasErrorKind};
+use ipnet::IpNet;
+use nft::{ListedRule, Nft, NftError, Op};
+use rule::{Owner, Rule};
+use std::collections::HashSet;
+use std::fmt;
+use std::io;
+use std::net::IpAddr;
+use std::sync::{Mutex, MutexGuard};
+
+/// A transport protocol of a published port.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Proto {
+    /// TCP.
+    Tcp,
+    /// UDP.
+    Udp,
+    /// SCTP.
+    Sctp,
+}
+
+impl Proto {
+    /// The IP protocol number.
+    pub fn number(self) -> u8 {
+        match self {
+            Proto::Tcp => 6,
+            Proto::Udp => 17,
+            Proto::Sctp => 132,
+        }
+    }
+
+    /// Docker's name: `tcp`, `udp`, `sctp`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Proto::Tcp => "tcp",
+            Proto::Udp => "udp",
+            Proto::Sctp => "sctp",
+        }
+    }
+}
+
+impl fmt::Display for Proto {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// What the firewall needs to know about one network.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NetworkRules {
+    /// The network id (tags its rules).
+    pub id: String,
+    /// The bridge interface.
+    pub bridge: String,
+    /// Its subnets, IPv4 and/or IPv6.
+    pub subnets: Vec<IpNet>,
+    /// `--internal`: no traffic to or from outside the bridge.
+    pub internal: bool,
+    /// `com.docker.network.bridge.enable_ip_masquerade`.
+    pub masquerade: bool,
+    /// `com.docker.network.bridge.enable_icc`: containers on the bridge may talk to each other.
+    pub icc: bool,
+}
+
+/// One published port (`-p [host_ip:]host_port:container_port[/proto]`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PortMapping {
+    /// Protocol.
+    pub proto: Proto,
+    /// The host address it is published on; `None` (or 0.0.0.0/::) for all of the family.
+    pub host_ip: Option<IpAddr>,
+    /// The host port.
+    pub host_port: u16,
+    /// The container's address on `bridge`.
+    pub container_ip: IpAddr,
+    /// The port inside the container.
+    pub container_port: u16,
+    /// The bridge the container is attached to.
+    pub bridge: String,
+}
+
+/// Errors of the firewall; each names the operation and the object.
+#[derive(Debug, thiserror::Error)]
+pub enum FirewallError {
+    /// A netlink change or query failed.
+    #[error("firewall: failed to {op}: {source}")]
+    Netlink {
+        /// The operation and object, e.g. `add rule inet berth ports for container:abc`.
+        op: String,
+        /// The kernel's error.
+        #[source]
+        source: io::Error,
+    },
+    /// The kernel has no nf_tables.
+    #[error("firewall: nf_tables is not available in this kernel: {source}")]
+    Unsupported {
+        /// The kernel's answer to the probe.
+        #[source]
+        source: io::Error,
+    },
+    /// A network or port mapping that cannot be expressed.
+    #[error("firewall: invalid {object}: {reason}")]
+    Invalid {
+        /// What was invalid, e.g. `port mapping 8080:80/tcp of container abc`.
+        object: String,
+        /// Why.
+        reason: String,
+    },
+    /// The host port is held by another container or program (Docker's message, word for word).
+    #[error("Bind for {addr} failed: port is already allocated")]
+    PortAllocated {
+        /// `host_ip:host_port`.
+        addr: String,
+    },
+    /// Binding the host port failed otherwise.
+    #[error("failed to reserve {proto} port {addr}: {source}")]
+    Reserve {
+        /// The protocol.
+        proto: Proto,
+        /// `host_ip:host_port`.
+        addr: String,
+        /// The OS error.
+        #[source]
+        source: io::Error,
+    },
+    /// No port of the ephemeral range is free.
+    #[error("no free {proto} port on {host_ip} in the range {low}-{high}")]
+    NoFreePort {
+        /// The protocol.
+        proto: Proto,
+        /// The host address.
+        host_ip: IpAddr,
+        /// Range start.
+        low: u16,
+        /// Range end.
+        high: u16,
+    },
+}
+
+impl From<NftError> for FirewallError {
+    fn from(e: NftError) -> Self {
+        FirewallError::Netlink {
+            op: e.op,
+            source: e.source,
+        }
+    }
+}
+
+impl HasErrorKind for FirewallError {
+    fn kind(&self) -> ErrorKind {
+        match self {
+            FirewallError::Invalid { .. } => ErrorKind::InvalidArgument,
+            FirewallError::PortAllocated { .. } | FirewallError::NoFreePort { .. } => ErrorKind::Conflict,
+            FirewallError::Unsupported { .. } => ErrorKind::Unsupported,
+            FirewallError::Netlink { .. } | FirewallError::Reserve { .. } => ErrorKind::Internal,
+        }
+    }
+}
+
+/// A rule as found in berth's table.
+pub type FirewallRule = ListedRule;
+
+struct State {
+    nft: Nft,
+    /// The table is known to exist (with its chains and fixed rules).
+    ready: bool,
+}
+
+/// berth's firewall in one network namespace: the one the constructor ran in.
+///
+/// Methods are synchronous (one netlink round trip or two) and may be called from any thread;
+/// calls are serialised. Each change is one atomic nf_tables transaction.
+pub struct Firewall {
+    state: Mutex<State>,
+}
+
+fn check_ifname(object: &str, name: &str) -> Result<(), FirewallError> {
+    if name.is_empty() || name.len() >= 16 || name.contains('\0') {
+        return Err(FirewallError::Invalid {
+            object: object.to_string(),
+            reason: format!("bad interface name {name:?}"),
+        });
+    }
+    Ok(())
+}
+
+fn check_network(net: &NetworkRules) -> Result<(), FirewallError> {
+    check_ifname(&format!("network {}", net.id), &net.bridge)
+}
+
+fn check_ports(container_id: &str, ports: &[PortMapping]) -> Result<(), FirewallError> {
+    for p in ports {
+        let object = || {
+            format!(
+                "port mapping {}:{}/{} of container {container_id}",
+                p.host_port, p.container_port, p.proto
+            )
+        };
+        check_ifname(&object(), &p.bridge)?;
+        if let Some(h) = p.host_ip {
+            if !h.is_unspecified() && h.is_ipv4() != p.container_ip.is_ipv4() {
+                return Err(FirewallError::Invalid {
+                    object: object(),
+                    reason: format!(
+                        "host address {h} and container address {} differ in family",
+                        p.container_ip
+                    ),
+                });
+            }
+        }
+        if p.host_port == 0 || p.container_port == 0 {
+            return Err(FirewallError::Invalid {
+                object: object(),
+                reason: "port 0".into(),
+            });
+        }
+    }
+    Ok(())
+}
+
+impl Firewall {
+    /// Opens the firewall of the calling thread's network namespace, probing for nf_tables.
+    pub fn new() -> Result<Firewall, FirewallError> {
+        let mut nft = Nft::open()?;
+        let ready = match nft.table_exists() {
+            Ok(exists) => exists,
+            Err(e) => {
+                let errno = e.source.raw_os_error();
+                if errno == Some(libc::EOPNOTSUPP) || errno == Some(libc::EPROTONOSUPPORT) {
+                    return Err(FirewallError::Unsupported { source: e.source });
+                }
+                return Err(e.into());
+            }
+        };
+        Ok(Firewall {
+            state: Mutex::new(State { nft, ready }),
+        })
+    }
+
+    fn lock(&self) -> MutexGuard<'_, State> {
+        // A panic while holding the lock leaves nothing half-done in the kernel (batches are
+        // atomic), so a poisoned lock is still usable.
+        self.state.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Commits `ops`, creating the table first (in the same batch) if it does not exist.
+    fn commit(state: &mut State, ops: Vec<Op>) -> Result<(), FirewallError> {
+        let ops = if state.ready {
+            ops
+        } else {
+            let mut all = nft::skeleton();
+            all.extend(ops);
+            all
+        };
+        state.nft.commit(&ops)?;
+        state.ready = true;
+        Ok(())
+    }
+
+    /// Deletions of the rules of `owner` found in the table.
+    fn delete_ops(state: &mut State, owner: &Owner) -> Result<Vec<Op>, FirewallError> {
+        if !state.ready {
+            return Ok(Vec::new());
+        }
+        Ok(state
+            .nft
+            .list_rules()?
+            .into_iter()
+            .filter(|r| r.owner.as_ref() == Some(owner))
+            .map(|r| Op::DeleteRule {
+                chain: r.chain,
+                handle: r.handle,
+            })
+            .collect())
+    }
+
+    fn replace(&self, owner: Owner, rules: Vec<Rule>) -> Result<(), FirewallError> {
+        let mut state = self.lock();
+        let mut ops = Self::delete_ops(&mut state, &owner)?;
+        ops.extend(rules.into_iter().map(Op::AddRule));
+        Self::commit(&mut state, ops)
+    }
+
+    /// Installs a network's rules (masquerade, isolation, icc, internal), replacing earlier ones
+    /// of the same id.
+    pub fn setup_network(&self, net: &NetworkRules) -> Result<(), FirewallError> {
+        check_network(net)?;
+        self.replace(Owner::Network(net.id.clone()), rule::network_rules(net))
+    }
+
+    /// Removes a network's rules (nothing to do if it has none).
+    pub fn remove_network(&self, id: &str) -> Result<(), FirewallError> {
+        self.replace(Owner::Network(id.to_string()), Vec::new())
+    }
+
+    /// Publishes a container's ports (DNAT from the host's addresses, 127.0.0.1 included),
+    /// replacing any earlier mappings of the same container.
+    pub fn add_ports(&self, container_id: &str, ports: &[PortMapping]) -> Result<(), FirewallError> {
+        check_ports(container_id, ports)?;
+        self.replace(
+            Owner::Container(container_id.to_string()),
+            rule::port_rules(container_id, ports),
+        )
+    }
+
+    /// Removes a container's published ports.
+    pub fn remove_ports(&self, container_id: &str) -> Result<(), FirewallError> {
+        self.replace(Owner::Container(container_id.to_string()), Vec::new())
+    }
+
+    /// Replaces berth's whole table with exactly these networks and ports, in one transaction
+    /// (daemon start: whatever a crashed daemon left behind is gone).
+    pub fn sync(
+        &self,
+        networks: &[NetworkRules],
+        containers: &[(String, Vec<PortMapping>)],
+    ) -> Result<(), FirewallError> {
+        let mut seen = HashSet::new();
+        for n in networks {
+            check_network(n)?;
+            if !seen.insert(n.id.as_str()) {
+                return Err(FirewallError::Invalid {
+                    object: format!("network {}", n.id),
+                    reason: "listed twice".into(),
+                });
+            }
+        }
+        for (id, ports) in containers {
+            check_ports(id, ports)?;
+        }
+        // `add table; delete table; add table ...`: the delete never fails on a missing table.
+        let mut ops = vec![Op::AddTable, Op::DeleteTable];
+        ops.extend(nft::skeleton());
+        for n in networks {
+            ops.extend(rule::network_rules(n).into_iter().map(Op::AddRule));
+        }
+        for (id, ports) in containers {
+            ops.extend(rule::port_rules(id, ports).into_iter().map(Op::AddRule));
+        }
+        let mut state = self.lock();
+        state.nft.commit(&ops)?;
+        state.ready = true;
+        Ok(())
+    }
+
+    /// An empty table: no networks, no ports.
+    pub fn reset(&self) -> Result<(), FirewallError> {
+        self.sync(&[], &[])
+    }
+
+    /// Deletes berth's table (uninstall, tests).
+    pub fn remove_all(&self) -> Result<(), FirewallError> {
+        let mut state = self.lock();
+        state.nft.commit(&[Op::AddTable, Op::DeleteTable])?;
+        state.ready = false;
+        Ok(())
+    }
+
+    /// Every rule in berth's table, with its owner (diagnostics, tests).
+    pub fn list(&self) -> Result<Vec<FirewallRule>, FirewallError> {
+        Ok(self.lock().nft.list_rules()?)
+    }
+}
+
+/// Sets `net.ipv4.conf.<bridge>.route_localnet=1` (in the calling thread's namespace), which
+/// DNAT from 127.0.0.1 into the bridge needs.
+pub fn enable_route_localnet(bridge: &str) -> Result<(), FirewallError> {
+    check_ifname("route_localnet", bridge)?;
+    let path = format!("/proc/sys/net/ipv4/conf/{bridge}/route_localnet");
+    std::fs::write(&path, "1").map_err(|source| FirewallError::Netlink {
+        op: format!("write {path}"),
+        source,
+    })
+}
