@@ -4,7 +4,7 @@
 //! host's real ruleset and links are never touched; all traffic stays inside the namespaces.
 
 use berth_network::firewall::{
-    enable_route_localnet, Firewall, FirewallError, NetworkRules, PortMapping, PortReservation, Proto,
+    enable_route_localnet, Backend, Firewall, FirewallError, NetworkRules, PortMapping, PortReservation, Proto,
 };
 use std::fs::File;
 use std::io::{Read, Write};
@@ -149,10 +149,11 @@ struct Lab {
 }
 
 impl Lab {
-    fn new() -> Lab {
+    fn new(backend: Backend) -> Lab {
         let host = Netns::new("host");
         host.sysctl("net.ipv4.ip_forward", "1");
-        let fw = host.run(|| Firewall::new().unwrap());
+        let fw = host.run(|| Firewall::with_backend(backend).unwrap());
+        assert_eq!(fw.backend(), backend);
         Lab {
             host,
             containers: Vec::new(),
@@ -226,9 +227,8 @@ fn owners(fw: &Firewall) -> Vec<String> {
     v
 }
 
-#[test]
-fn published_port_reaches_the_container_from_loopback_and_the_bridge_address() {
-    let mut lab = Lab::new();
+fn published_port_reaches_the_container_from_loopback_and_the_bridge_address(backend: Backend) {
+    let mut lab = Lab::new(backend);
     let net = lab.bridge(1);
     let c = lab.container(1, 2);
     let _srv = Server::start(&lab.containers[c], 80, "c1");
@@ -256,9 +256,8 @@ fn published_port_reaches_the_container_from_loopback_and_the_bridge_address() {
     assert!(lab.fw.list().unwrap().is_empty());
 }
 
-#[test]
-fn sync_after_a_crash_drops_stale_rules_and_installs_the_wanted_ones() {
-    let mut lab = Lab::new();
+fn sync_after_a_crash_drops_stale_rules_and_installs_the_wanted_ones(backend: Backend) {
+    let mut lab = Lab::new(backend);
     let net = lab.bridge(1);
     let c = lab.container(1, 2);
     let _srv = Server::start(&lab.containers[c], 80, "c1");
@@ -268,7 +267,7 @@ fn sync_after_a_crash_drops_stale_rules_and_installs_the_wanted_ones() {
     // "kill -9": a new daemon (a new Firewall) starts and syncs what its records say.
     drop(std::mem::replace(
         &mut lab.fw,
-        lab.host.run(|| Firewall::new().unwrap()),
+        lab.host.run(|| Firewall::with_backend(backend).unwrap()),
     ));
     lab.fw
         .sync(
@@ -285,9 +284,8 @@ fn sync_after_a_crash_drops_stale_rules_and_installs_the_wanted_ones() {
     lab.fw.remove_all().unwrap();
 }
 
-#[test]
-fn two_bridges_are_isolated_but_published_ports_cross() {
-    let mut lab = Lab::new();
+fn two_bridges_are_isolated_but_published_ports_cross(backend: Backend) {
+    let mut lab = Lab::new(backend);
     let (n1, n2) = (lab.bridge(1), lab.bridge(2));
     let a = lab.container(1, 2);
     let b = lab.container(2, 2);
@@ -305,9 +303,8 @@ fn two_bridges_are_isolated_but_published_ports_cross() {
     lab.fw.remove_all().unwrap();
 }
 
-#[test]
-fn masquerade_to_the_outside_and_internal_networks_cut_off() {
-    let mut lab = Lab::new();
+fn masquerade_to_the_outside_and_internal_networks_cut_off(backend: Backend) {
+    let mut lab = Lab::new(backend);
     let n1 = lab.bridge(1);
     let mut n2 = lab.bridge(2);
     n2.internal = true;
@@ -371,9 +368,8 @@ fn a_held_port_gives_dockers_error_and_is_freed_on_drop() {
     });
 }
 
-#[test]
-fn a_hundred_add_remove_cycles_leave_no_rule_behind() {
-    let mut lab = Lab::new();
+fn a_hundred_add_remove_cycles_leave_no_rule_behind(backend: Backend) {
+    let mut lab = Lab::new(backend);
     let net = lab.bridge(1);
     let c = lab.container(1, 2);
     let _srv = Server::start(&lab.containers[c], 80, "c1");
@@ -403,4 +399,64 @@ fn a_hundred_add_remove_cycles_leave_no_rule_behind() {
     lab.fw.add_ports("last", &[tcp(8080, "10.88.1.2", 80, "br1")]).unwrap();
     assert_eq!(fetch(&lab.host, "127.0.0.1:8080").as_deref(), Some("c1"));
     lab.fw.remove_all().unwrap();
+}
+
+/// The scenarios against the Nftables backend.
+mod nftables {
+    use super::*;
+
+    #[test]
+    fn published_port_reaches_the_container_from_loopback_and_the_bridge_address() {
+        super::published_port_reaches_the_container_from_loopback_and_the_bridge_address(Backend::Nftables);
+    }
+
+    #[test]
+    fn sync_after_a_crash_drops_stale_rules_and_installs_the_wanted_ones() {
+        super::sync_after_a_crash_drops_stale_rules_and_installs_the_wanted_ones(Backend::Nftables);
+    }
+
+    #[test]
+    fn two_bridges_are_isolated_but_published_ports_cross() {
+        super::two_bridges_are_isolated_but_published_ports_cross(Backend::Nftables);
+    }
+
+    #[test]
+    fn masquerade_to_the_outside_and_internal_networks_cut_off() {
+        super::masquerade_to_the_outside_and_internal_networks_cut_off(Backend::Nftables);
+    }
+
+    #[test]
+    fn a_hundred_add_remove_cycles_leave_no_rule_behind() {
+        super::a_hundred_add_remove_cycles_leave_no_rule_behind(Backend::Nftables);
+    }
+}
+
+/// The scenarios against the Iptables backend.
+mod iptables {
+    use super::*;
+
+    #[test]
+    fn published_port_reaches_the_container_from_loopback_and_the_bridge_address() {
+        super::published_port_reaches_the_container_from_loopback_and_the_bridge_address(Backend::Iptables);
+    }
+
+    #[test]
+    fn sync_after_a_crash_drops_stale_rules_and_installs_the_wanted_ones() {
+        super::sync_after_a_crash_drops_stale_rules_and_installs_the_wanted_ones(Backend::Iptables);
+    }
+
+    #[test]
+    fn two_bridges_are_isolated_but_published_ports_cross() {
+        super::two_bridges_are_isolated_but_published_ports_cross(Backend::Iptables);
+    }
+
+    #[test]
+    fn masquerade_to_the_outside_and_internal_networks_cut_off() {
+        super::masquerade_to_the_outside_and_internal_networks_cut_off(Backend::Iptables);
+    }
+
+    #[test]
+    fn a_hundred_add_remove_cycles_leave_no_rule_behind() {
+        super::a_hundred_add_remove_cycles_leave_no_rule_behind(Backend::Iptables);
+    }
 }

@@ -24,6 +24,7 @@
 //! Host ports are held by [`PortReservation`]s: a bound (not listening) socket per published port,
 //! as Docker's port allocator does, so nothing else takes the port while the container runs.
 
+mod iptables;
 pub mod nft;
 mod reserve;
 pub mod rule;
@@ -192,10 +193,22 @@ impl HasErrorKind for FirewallError {
 /// A rule as found in berth's table.
 pub type FirewallRule = ListedRule;
 
-struct State {
-    nft: Nft,
-    /// The table is known to exist (with its chains and fixed rules).
-    ready: bool,
+/// The kernel interface a [`Firewall`] uses.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    /// nf_tables over netlink: berth's `inet berth` table.
+    Nftables,
+    /// `iptables-restore`/`ip6tables-restore` (legacy tools first): `BERTH-*` chains.
+    Iptables,
+}
+
+enum State {
+    Nft {
+        nft: Nft,
+        /// The table is known to exist (with its chains and fixed rules).
+        ready: bool,
+    },
+    Iptables(iptables::Iptables),
 }
 
 /// berth's firewall in one network namespace: the one the constructor ran in.
@@ -251,22 +264,48 @@ fn check_ports(container_id: &str, ports: &[PortMapping]) -> Result<(), Firewall
 }
 
 impl Firewall {
-    /// Opens the firewall of the calling thread's network namespace, probing for nf_tables.
+    /// Opens the firewall of the calling thread's network namespace: nf_tables if the kernel has
+    /// it, else iptables.
     pub fn new() -> Result<Firewall, FirewallError> {
-        let mut nft = Nft::open()?;
-        let ready = match nft.table_exists() {
-            Ok(exists) => exists,
-            Err(e) => {
-                let errno = e.source.raw_os_error();
-                if errno == Some(libc::EOPNOTSUPP) || errno == Some(libc::EPROTONOSUPPORT) {
-                    return Err(FirewallError::Unsupported { source: e.source });
-                }
-                return Err(e.into());
+        match Self::with_backend(Backend::Nftables) {
+            Err(FirewallError::Unsupported { source }) => {
+                tracing::warn!(error = %source, "nf_tables unavailable, falling back to iptables");
+                Self::with_backend(Backend::Iptables)
             }
+            r => r,
+        }
+    }
+
+    /// Opens the firewall with a given backend (in the calling thread's network namespace).
+    pub fn with_backend(backend: Backend) -> Result<Firewall, FirewallError> {
+        let state = match backend {
+            Backend::Nftables => {
+                let mut nft = Nft::open()?;
+                let ready = match nft.table_exists() {
+                    Ok(exists) => exists,
+                    Err(e) => {
+                        let errno = e.source.raw_os_error();
+                        if errno == Some(libc::EOPNOTSUPP) || errno == Some(libc::EPROTONOSUPPORT) {
+                            return Err(FirewallError::Unsupported { source: e.source });
+                        }
+                        return Err(e.into());
+                    }
+                };
+                State::Nft { nft, ready }
+            }
+            Backend::Iptables => State::Iptables(iptables::Iptables::open()?),
         };
         Ok(Firewall {
-            state: Mutex::new(State { nft, ready }),
+            state: Mutex::new(state),
         })
+    }
+
+    /// The backend in use.
+    pub fn backend(&self) -> Backend {
+        match &*self.lock() {
+            State::Nft { .. } => Backend::Nftables,
+            State::Iptables(_) => Backend::Iptables,
+        }
     }
 
     fn lock(&self) -> MutexGuard<'_, State> {
@@ -275,42 +314,32 @@ impl Firewall {
         self.state.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    /// Commits `ops`, creating the table first (in the same batch) if it does not exist.
-    fn commit(state: &mut State, ops: Vec<Op>) -> Result<(), FirewallError> {
-        let ops = if state.ready {
-            ops
-        } else {
-            let mut all = nft::skeleton();
-            all.extend(ops);
-            all
-        };
-        state.nft.commit(&ops)?;
-        state.ready = true;
-        Ok(())
-    }
-
-    /// Deletions of the rules of `owner` found in the table.
-    fn delete_ops(state: &mut State, owner: &Owner) -> Result<Vec<Op>, FirewallError> {
-        if !state.ready {
-            return Ok(Vec::new());
-        }
-        Ok(state
-            .nft
-            .list_rules()?
-            .into_iter()
-            .filter(|r| r.owner.as_ref() == Some(owner))
-            .map(|r| Op::DeleteRule {
-                chain: r.chain,
-                handle: r.handle,
-            })
-            .collect())
-    }
-
+    /// Replaces the rules of `owner` with `rules` in one transaction, creating the table first (in
+    /// the same batch) if it does not exist.
     fn replace(&self, owner: Owner, rules: Vec<Rule>) -> Result<(), FirewallError> {
         let mut state = self.lock();
-        let mut ops = Self::delete_ops(&mut state, &owner)?;
+        let (nft, ready) = match &mut *state {
+            State::Iptables(ipt) => return ipt.replace(&owner, &rules),
+            State::Nft { nft, ready } => (nft, ready),
+        };
+        let mut ops = if *ready { Vec::new() } else { nft::skeleton() };
+        if *ready {
+            // A container's rules are all in `ports`: list only that chain.
+            let chain = matches!(owner, Owner::Container(_)).then_some(rule::Chain::Ports);
+            ops.extend(
+                nft.list_rules(chain)?
+                    .into_iter()
+                    .filter(|r| r.owner.as_ref() == Some(&owner))
+                    .map(|r| Op::DeleteRule {
+                        chain: r.chain,
+                        handle: r.handle,
+                    }),
+            );
+        }
         ops.extend(rules.into_iter().map(Op::AddRule));
-        Self::commit(&mut state, ops)
+        nft.commit(&ops)?;
+        *ready = true;
+        Ok(())
     }
 
     /// Installs a network's rules (masquerade, isolation, icc, internal), replacing earlier ones
@@ -360,19 +389,23 @@ impl Firewall {
         for (id, ports) in containers {
             check_ports(id, ports)?;
         }
-        // `add table; delete table; add table ...`: the delete never fails on a missing table.
-        let mut ops = vec![Op::AddTable, Op::DeleteTable];
-        ops.extend(nft::skeleton());
-        for n in networks {
-            ops.extend(rule::network_rules(n).into_iter().map(Op::AddRule));
-        }
-        for (id, ports) in containers {
-            ops.extend(rule::port_rules(id, ports).into_iter().map(Op::AddRule));
-        }
+        let rules = networks
+            .iter()
+            .flat_map(rule::network_rules)
+            .chain(containers.iter().flat_map(|(id, ports)| rule::port_rules(id, ports)));
         let mut state = self.lock();
-        state.nft.commit(&ops)?;
-        state.ready = true;
-        Ok(())
+        match &mut *state {
+            State::Iptables(ipt) => ipt.sync(&rules.collect::<Vec<_>>()),
+            State::Nft { nft, ready } => {
+                // `add table; delete table; add table ...`: the delete never fails on a missing table.
+                let mut ops = vec![Op::AddTable, Op::DeleteTable];
+                ops.extend(nft::skeleton());
+                ops.extend(rules.map(Op::AddRule));
+                nft.commit(&ops)?;
+                *ready = true;
+                Ok(())
+            }
+        }
     }
 
     /// An empty table: no networks, no ports.
@@ -380,17 +413,24 @@ impl Firewall {
         self.sync(&[], &[])
     }
 
-    /// Deletes berth's table (uninstall, tests).
+    /// Deletes berth's table, or chains (uninstall, tests).
     pub fn remove_all(&self) -> Result<(), FirewallError> {
-        let mut state = self.lock();
-        state.nft.commit(&[Op::AddTable, Op::DeleteTable])?;
-        state.ready = false;
-        Ok(())
+        match &mut *self.lock() {
+            State::Iptables(ipt) => ipt.remove_all(),
+            State::Nft { nft, ready } => {
+                nft.commit(&[Op::AddTable, Op::DeleteTable])?;
+                *ready = false;
+                Ok(())
+            }
+        }
     }
 
     /// Every rule in berth's table, with its owner (diagnostics, tests).
     pub fn list(&self) -> Result<Vec<FirewallRule>, FirewallError> {
-        Ok(self.lock().nft.list_rules()?)
+        match &mut *self.lock() {
+            State::Iptables(ipt) => ipt.list(),
+            State::Nft { nft, .. } => Ok(nft.list_rules(None)?),
+        }
     }
 }
 

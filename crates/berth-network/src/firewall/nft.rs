@@ -631,13 +631,16 @@ impl Nft {
         }
     }
 
-    /// Every rule in berth's table (empty when the table does not exist).
-    pub fn list_rules(&mut self) -> Result<Vec<ListedRule>, NftError> {
+    /// Every rule in berth's table, or in one of its chains (empty when the table does not exist).
+    pub fn list_rules(&mut self, chain: Option<Chain>) -> Result<Vec<ListedRule>, NftError> {
         let op = format!("list rules of table inet {TABLE}");
         let seq = self.next_seq();
         let ty = (NFNL_SUBSYS_NFTABLES << 8) | NFT_MSG_GETRULE;
         let mut m = Msg::new(ty, NLM_F_REQUEST | NLM_F_DUMP, seq, NFPROTO_INET, 0);
         m.str(NFTA_RULE_TABLE, TABLE);
+        if let Some(chain) = chain {
+            m.str(NFTA_RULE_CHAIN, chain.name());
+        }
         self.send(&op, &m.finish())?;
         let mut out = Vec::new();
         loop {
