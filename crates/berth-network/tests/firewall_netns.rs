@@ -98,7 +98,7 @@ struct Server {
 
 impl Server {
     fn start(ns: &Netns, port: u16, answer: &str) -> Server {
-        let listener = ns.run(|| TcpListener::bind(("0.0.0.0", port)).unwrap());
+        let listener = ns.run(|| TcpListener::bind(("::", port)).unwrap()); // dual-stack
         listener.set_nonblocking(true).unwrap();
         let stop = Arc::new(AtomicBool::new(false));
         let (stop2, answer) = (stop.clone(), answer.to_string());
@@ -106,7 +106,7 @@ impl Server {
             while !stop2.load(Ordering::SeqCst) {
                 match listener.accept() {
                     Ok((mut s, peer)) => {
-                        let text = answer.replace("{peer}", &peer.ip().to_string());
+                        let text = answer.replace("{peer}", &peer.ip().to_canonical().to_string());
                         let _ = s.write_all(text.as_bytes());
                     }
                     Err(_) => std::thread::sleep(Duration::from_millis(5)),
@@ -401,9 +401,79 @@ fn a_hundred_add_remove_cycles_leave_no_rule_behind(backend: Backend) {
     lab.fw.remove_all().unwrap();
 }
 
+#[test]
+fn a_failed_batch_names_the_change_and_changes_nothing() {
+    use berth_network::firewall::nft::{Nft, Op};
+    let host = Netns::new("fail");
+    let fw = host.run(|| Firewall::with_backend(Backend::Nftables).unwrap());
+    fw.reset().unwrap();
+    let before = fw.list().unwrap();
+    let err = host
+        .run(|| {
+            let mut nft = Nft::open().unwrap();
+            nft.commit(&[
+                Op::DeleteTable,
+                Op::DeleteRule {
+                    chain: "ports".into(),
+                    handle: 999_999,
+                },
+            ])
+        })
+        .unwrap_err();
+    assert!(err.op.contains("handle 999999"), "{}", err.op);
+    assert_eq!(err.source.raw_os_error(), Some(libc::ENOENT));
+    // the table deleted by the first op of the failed batch is still there
+    assert_eq!(fw.list().unwrap(), before);
+    fw.remove_all().unwrap();
+}
+
+#[test]
+fn a_large_sync_is_one_transaction() {
+    let host = Netns::new("big");
+    let fw = host.run(|| Firewall::with_backend(Backend::Nftables).unwrap());
+    let containers: Vec<(String, Vec<PortMapping>)> = (0..3000u16)
+        .map(|i| (format!("c{i}"), vec![tcp(10000 + i, "10.88.1.2", 80, "br1")]))
+        .collect();
+    let t = Instant::now();
+    fw.sync(&[], &containers).unwrap();
+    eprintln!("sync of 3000 containers: {:?}", t.elapsed());
+    assert_eq!(owners(&fw).len(), 3000);
+    let t = Instant::now();
+    fw.add_ports("one-more", &[tcp(8080, "10.88.1.2", 80, "br1")]).unwrap();
+    fw.remove_ports("one-more").unwrap();
+    eprintln!("add+remove with 3000 containers published: {:?}", t.elapsed());
+    fw.reset().unwrap();
+    assert!(owners(&fw).is_empty());
+    fw.remove_all().unwrap();
+}
+
+fn ipv6_published_port(backend: Backend) {
+    let mut lab = Lab::new(backend);
+    let mut net = lab.bridge(1);
+    lab.host.ip("addr add fd88:1::1/64 dev br1 nodad");
+    net.subnets.push("fd88:1::/64".parse().unwrap());
+    let c = lab.container(1, 2);
+    lab.containers[c].ip("addr add fd88:1::2/64 dev eth0 nodad");
+    let _srv = Server::start(&lab.containers[c], 80, "c6");
+    lab.fw.sync(&[net], &[]).unwrap();
+    let p = tcp(8080, "fd88:1::2", 80, "br1");
+    lab.fw.add_ports("c1", &[p]).unwrap();
+    assert_eq!(fetch(&lab.host, "[fd88:1::1]:8080").as_deref(), Some("c6"));
+    assert_eq!(fetch(&lab.host, "127.0.0.1:8080"), None); // an IPv6 mapping only
+    lab.fw.remove_ports("c1").unwrap();
+    assert_eq!(fetch(&lab.host, "[fd88:1::1]:8080"), None);
+    lab.fw.remove_all().unwrap();
+}
+
 /// The scenarios against the Nftables backend.
 mod nftables {
+    const BACKEND: super::Backend = super::Backend::Nftables;
     use super::*;
+
+    #[test]
+    fn ipv6_published_port() {
+        super::ipv6_published_port(BACKEND);
+    }
 
     #[test]
     fn published_port_reaches_the_container_from_loopback_and_the_bridge_address() {
@@ -433,7 +503,13 @@ mod nftables {
 
 /// The scenarios against the Iptables backend.
 mod iptables {
+    const BACKEND: super::Backend = super::Backend::Iptables;
     use super::*;
+
+    #[test]
+    fn ipv6_published_port() {
+        super::ipv6_published_port(BACKEND);
+    }
 
     #[test]
     fn published_port_reaches_the_container_from_loopback_and_the_bridge_address() {

@@ -380,9 +380,10 @@ impl Op {
         }
     }
 
-    fn encode(&self, seq: u32) -> Vec<u8> {
+    /// The message; `ack` asks the kernel to answer even on success.
+    fn encode(&self, seq: u32, ack: bool) -> Vec<u8> {
         let ty = |t: u16| (NFNL_SUBSYS_NFTABLES << 8) | t;
-        let req = NLM_F_REQUEST | NLM_F_ACK;
+        let req = if ack { NLM_F_REQUEST | NLM_F_ACK } else { NLM_F_REQUEST };
         match self {
             Op::AddTable | Op::DeleteTable => {
                 let (t, flags) = match self {
@@ -535,35 +536,17 @@ impl Nft {
         if ops.is_empty() {
             return Ok(());
         }
-        let batch_ty = |t| t;
         let mut data = Vec::new();
         let begin_seq = self.next_seq();
-        data.extend(
-            Msg::new(
-                batch_ty(NFNL_MSG_BATCH_BEGIN),
-                NLM_F_REQUEST,
-                begin_seq,
-                0,
-                NFNL_SUBSYS_NFTABLES,
-            )
-            .finish(),
-        );
+        data.extend(Msg::new(NFNL_MSG_BATCH_BEGIN, NLM_F_REQUEST, begin_seq, 0, NFNL_SUBSYS_NFTABLES).finish());
         let first = self.seq.wrapping_add(1);
-        for op in ops {
+        for (i, op) in ops.iter().enumerate() {
             let seq = self.next_seq();
-            data.extend(op.encode(seq));
+            data.extend(op.encode(seq, i + 1 == ops.len()));
         }
+        let last = self.seq;
         let end_seq = self.next_seq();
-        data.extend(
-            Msg::new(
-                batch_ty(NFNL_MSG_BATCH_END),
-                NLM_F_REQUEST,
-                end_seq,
-                0,
-                NFNL_SUBSYS_NFTABLES,
-            )
-            .finish(),
-        );
+        data.extend(Msg::new(NFNL_MSG_BATCH_END, NLM_F_REQUEST, end_seq, 0, NFNL_SUBSYS_NFTABLES).finish());
         let what = || {
             if ops.len() == 1 {
                 ops[0].describe()
@@ -572,10 +555,14 @@ impl Nft {
             }
         };
         self.send(&what(), &data)?;
-        // One ack (or error) per message, errors for the whole batch once it has been processed.
-        let mut pending = ops.len();
+        // The kernel processes the batch inside send(2) and then queues its answers, in order: an
+        // error for each failed message and an ack for the last one (the only one asking for an
+        // ack on success). Acking every message would queue one skb per rule, enough to overflow
+        // the receive buffer on a large `sync`. A refused batch (e.g. EPERM) is answered on the
+        // BATCH_BEGIN message alone.
         let mut failure: Option<NftError> = None;
-        while pending > 0 {
+        let mut done = false;
+        while !done {
             let flags = if failure.is_some() {
                 MsgFlags::MSG_DONTWAIT
             } else {
@@ -584,20 +571,26 @@ impl Nft {
             let replies = match self.recv(&what(), flags) {
                 Ok(r) => r,
                 Err(e) if failure.is_none() => return Err(e),
-                Err(_) => break,
+                Err(_) => break, // drained
             };
             for r in replies {
                 if r.ty != NLMSG_ERROR || r.payload.len() < 4 {
                     continue;
                 }
-                let idx = r.seq.wrapping_sub(first) as usize;
-                if idx >= ops.len() {
-                    continue; // not ours (a late answer to an earlier request)
-                }
-                pending = pending.saturating_sub(1);
                 let code = i32::from_ne_bytes([r.payload[0], r.payload[1], r.payload[2], r.payload[3]]);
+                let what_failed = if r.seq == begin_seq || r.seq == end_seq {
+                    done = true;
+                    what()
+                } else {
+                    let idx = r.seq.wrapping_sub(first) as usize;
+                    if idx >= ops.len() {
+                        continue; // not ours (a late answer to an earlier request)
+                    }
+                    done |= r.seq == last;
+                    ops[idx].describe()
+                };
                 if code != 0 && failure.is_none() {
-                    failure = Some(err(ops[idx].describe(), io::Error::from_raw_os_error(-code)));
+                    failure = Some(err(what_failed, io::Error::from_raw_os_error(-code)));
                 }
             }
         }
@@ -766,7 +759,7 @@ mod tests {
             }],
         )
         .remove(0);
-        let msg = Op::AddRule(rule).encode(9);
+        let msg = Op::AddRule(rule).encode(9, true);
         // parse_rule needs a handle, which the kernel adds; append one.
         let mut payload = msg[16..].to_vec();
         payload.extend_from_slice(&12u16.to_ne_bytes());
