@@ -441,10 +441,36 @@ fn a_large_sync_is_one_transaction() {
     let t = Instant::now();
     fw.add_ports("one-more", &[tcp(8080, "10.88.1.2", 80, "br1")]).unwrap();
     fw.remove_ports("one-more").unwrap();
+    eprintln!("first add+remove after sync (lists the table once): {:?}", t.elapsed());
+    let t = Instant::now();
+    fw.add_ports("one-more", &[tcp(8080, "10.88.1.2", 80, "br1")]).unwrap();
+    fw.remove_ports("one-more").unwrap();
     eprintln!("add+remove with 3000 containers published: {:?}", t.elapsed());
+    assert_eq!(owners(&fw).len(), 3000);
     fw.reset().unwrap();
     assert!(owners(&fw).is_empty());
     fw.remove_all().unwrap();
+}
+
+#[test]
+fn a_table_deleted_behind_our_back_is_recreated() {
+    let mut lab = Lab::new(Backend::Nftables);
+    let net = lab.bridge(1);
+    let c = lab.container(1, 2);
+    let _srv = Server::start(&lab.containers[c], 80, "c1");
+    lab.fw.setup_network(&net).unwrap();
+    lab.fw.add_ports("c1", &[tcp(8080, "10.88.1.2", 80, "br1")]).unwrap();
+    let other = lab.host.run(|| Firewall::with_backend(Backend::Nftables).unwrap());
+    other.remove_all().unwrap();
+    lab.fw.remove_ports("c1").unwrap();
+    lab.fw.setup_network(&net).unwrap();
+    lab.fw.add_ports("c2", &[tcp(8080, "10.88.1.2", 80, "br1")]).unwrap();
+    assert_eq!(fetch(&lab.host, "127.0.0.1:8080").as_deref(), Some("c1"));
+    assert_eq!(
+        owners(&lab.fw).iter().filter(|o| o.starts_with("container:")).count(),
+        1
+    );
+    lab.fw.remove_all().unwrap();
 }
 
 fn ipv6_published_port(backend: Backend) {

@@ -19,7 +19,11 @@
 //! replaces the whole table in one transaction at daemon start.
 //!
 //! The backend speaks nf_tables over netlink directly (one datagram per change, no `nft` process);
-//! see [`nft`]. Kernels without nf_tables are reported as [`FirewallError::Unsupported`].
+//! see [`nft`]. On kernels without nf_tables, [`Firewall::new`] falls back to iptables: the same
+//! rules in `BERTH-*` chains written with `iptables-restore` (a few milliseconds per change instead
+//! of tens of microseconds). The nftables backend keeps an index of each owner's rule handles
+//! (learned from the kernel's echo of each added rule, rebuilt by one listing after `sync` or when
+//! a deletion finds the table changed), so berthd is assumed to be the table's only writer.
 //!
 //! Host ports are held by [`PortReservation`]s: a bound (not listening) socket per published port,
 //! as Docker's port allocator does, so nothing else takes the port while the container runs.
@@ -35,7 +39,7 @@ use berth_types::{ErrorKind, HasErrorKind};
 use ipnet::IpNet;
 use nft::{ListedRule, Nft, NftError, Op};
 use rule::{Owner, Rule};
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::fmt;
 use std::io;
 use std::net::IpAddr;
@@ -202,11 +206,16 @@ pub enum Backend {
     Iptables,
 }
 
+/// The rules of each owner: chain and kernel handle.
+type Index = HashMap<Owner, Vec<(String, u64)>>;
+
 enum State {
     Nft {
         nft: Nft,
         /// The table is known to exist (with its chains and fixed rules).
         ready: bool,
+        /// Where each owner's rules are (chain, handle); `None` until rebuilt by one listing.
+        index: Option<Index>,
     },
     Iptables(iptables::Iptables),
 }
@@ -291,7 +300,11 @@ impl Firewall {
                         return Err(e.into());
                     }
                 };
-                State::Nft { nft, ready }
+                State::Nft {
+                    nft,
+                    ready,
+                    index: None,
+                }
             }
             Backend::Iptables => State::Iptables(iptables::Iptables::open()?),
         };
@@ -318,27 +331,46 @@ impl Firewall {
     /// the same batch) if it does not exist.
     fn replace(&self, owner: Owner, rules: Vec<Rule>) -> Result<(), FirewallError> {
         let mut state = self.lock();
-        let (nft, ready) = match &mut *state {
+        let (nft, ready, index) = match &mut *state {
             State::Iptables(ipt) => return ipt.replace(&owner, &rules),
-            State::Nft { nft, ready } => (nft, ready),
+            State::Nft { nft, ready, index } => (nft, ready, index),
         };
-        let mut ops = if *ready { Vec::new() } else { nft::skeleton() };
-        if *ready {
-            // A container's rules are all in `ports`: list only that chain.
-            let chain = matches!(owner, Owner::Container(_)).then_some(rule::Chain::Ports);
-            ops.extend(
-                nft.list_rules(chain)?
-                    .into_iter()
-                    .filter(|r| r.owner.as_ref() == Some(&owner))
-                    .map(|r| Op::DeleteRule {
-                        chain: r.chain,
-                        handle: r.handle,
-                    }),
-            );
+        for attempt in 0..2 {
+            if !*ready {
+                *index = Some(Index::new());
+            }
+            let ix = match index {
+                Some(ix) => ix,
+                None => index.insert(build_index(nft.list_rules(None)?)),
+            };
+            let old = ix.get(&owner).cloned().unwrap_or_default();
+            let mut ops = if *ready { Vec::new() } else { nft::skeleton() };
+            ops.extend(old.iter().map(|(chain, handle)| Op::DeleteRule {
+                chain: chain.clone(),
+                handle: *handle,
+            }));
+            ops.extend(rules.iter().cloned().map(Op::AddRule));
+            match nft.commit_echo(&ops) {
+                Ok(added) => {
+                    *ready = true;
+                    ix.remove(&owner);
+                    for (o, place) in index_entries(added) {
+                        ix.entry(o).or_default().push(place);
+                    }
+                    return Ok(());
+                }
+                // The table changed behind our back (deleted, or rules removed by hand): look
+                // again, once.
+                Err(e) if attempt == 0 && e.source.raw_os_error() == Some(libc::ENOENT) => {
+                    *index = None;
+                    *ready = nft.table_exists()?;
+                }
+                Err(e) => {
+                    *index = None;
+                    return Err(e.into());
+                }
+            }
         }
-        ops.extend(rules.into_iter().map(Op::AddRule));
-        nft.commit(&ops)?;
-        *ready = true;
         Ok(())
     }
 
@@ -396,8 +428,9 @@ impl Firewall {
         let mut state = self.lock();
         match &mut *state {
             State::Iptables(ipt) => ipt.sync(&rules.collect::<Vec<_>>()),
-            State::Nft { nft, ready } => {
-                // `add table; delete table; add table ...`: the delete never fails on a missing table.
+            State::Nft { nft, ready, index } => {
+                *index = None; // rebuilt by one listing when next needed
+                               // `add table; delete table; add table ...`: the delete never fails on a missing table.
                 let mut ops = vec![Op::AddTable, Op::DeleteTable];
                 ops.extend(nft::skeleton());
                 ops.extend(rules.map(Op::AddRule));
@@ -417,7 +450,8 @@ impl Firewall {
     pub fn remove_all(&self) -> Result<(), FirewallError> {
         match &mut *self.lock() {
             State::Iptables(ipt) => ipt.remove_all(),
-            State::Nft { nft, ready } => {
+            State::Nft { nft, ready, index } => {
+                *index = None;
                 nft.commit(&[Op::AddTable, Op::DeleteTable])?;
                 *ready = false;
                 Ok(())
@@ -432,6 +466,20 @@ impl Firewall {
             State::Nft { nft, .. } => Ok(nft.list_rules(None)?),
         }
     }
+}
+
+fn index_entries(rules: Vec<ListedRule>) -> impl Iterator<Item = (Owner, (String, u64))> {
+    rules
+        .into_iter()
+        .filter_map(|r| r.owner.map(|o| (o, (r.chain, r.handle))))
+}
+
+fn build_index(rules: Vec<ListedRule>) -> Index {
+    let mut ix = Index::new();
+    for (o, place) in index_entries(rules) {
+        ix.entry(o).or_default().push(place);
+    }
+    ix
 }
 
 /// Sets `net.ipv4.conf.<bridge>.route_localnet=1` (in the calling thread's namespace), which

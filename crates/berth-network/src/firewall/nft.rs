@@ -34,6 +34,7 @@ const NLMSG_ERROR: u16 = 2;
 const NLMSG_DONE: u16 = 3;
 const NLM_F_REQUEST: u16 = 0x1;
 const NLM_F_ACK: u16 = 0x4;
+const NLM_F_ECHO: u16 = 0x8;
 const NLM_F_DUMP: u16 = 0x300;
 const NLM_F_CREATE: u16 = 0x400;
 const NLM_F_APPEND: u16 = 0x800;
@@ -380,10 +381,16 @@ impl Op {
         }
     }
 
-    /// The message; `ack` asks the kernel to answer even on success.
-    fn encode(&self, seq: u32, ack: bool) -> Vec<u8> {
+    /// The message; `ack` asks the kernel to answer even on success, `echo` to send an added rule
+    /// back (with the handle it was given).
+    fn encode(&self, seq: u32, ack: bool, echo: bool) -> Vec<u8> {
         let ty = |t: u16| (NFNL_SUBSYS_NFTABLES << 8) | t;
-        let req = if ack { NLM_F_REQUEST | NLM_F_ACK } else { NLM_F_REQUEST };
+        let req = match (ack, echo && matches!(self, Op::AddRule(_))) {
+            (true, true) => NLM_F_REQUEST | NLM_F_ACK | NLM_F_ECHO,
+            (true, false) => NLM_F_REQUEST | NLM_F_ACK,
+            (false, true) => NLM_F_REQUEST | NLM_F_ECHO,
+            (false, false) => NLM_F_REQUEST,
+        };
         match self {
             Op::AddTable | Op::DeleteTable => {
                 let (t, flags) = match self {
@@ -533,8 +540,18 @@ impl Nft {
 
     /// Commits `ops` as one transaction: all or nothing.
     pub fn commit(&mut self, ops: &[Op]) -> Result<(), NftError> {
+        self.commit_inner(ops, false).map(drop)
+    }
+
+    /// Commits `ops` as one transaction and returns the rules it added, with their handles.
+    pub fn commit_echo(&mut self, ops: &[Op]) -> Result<Vec<ListedRule>, NftError> {
+        self.commit_inner(ops, true)
+    }
+
+    fn commit_inner(&mut self, ops: &[Op], echo: bool) -> Result<Vec<ListedRule>, NftError> {
+        let mut added = Vec::new();
         if ops.is_empty() {
-            return Ok(());
+            return Ok(added);
         }
         let mut data = Vec::new();
         let begin_seq = self.next_seq();
@@ -542,7 +559,7 @@ impl Nft {
         let first = self.seq.wrapping_add(1);
         for (i, op) in ops.iter().enumerate() {
             let seq = self.next_seq();
-            data.extend(op.encode(seq, i + 1 == ops.len()));
+            data.extend(op.encode(seq, i + 1 == ops.len(), echo));
         }
         let last = self.seq;
         let end_seq = self.next_seq();
@@ -574,6 +591,10 @@ impl Nft {
                 Err(_) => break, // drained
             };
             for r in replies {
+                if r.ty == (NFNL_SUBSYS_NFTABLES << 8) | NFT_MSG_NEWRULE {
+                    added.extend(parse_rule(&r.payload));
+                    continue;
+                }
                 if r.ty != NLMSG_ERROR || r.payload.len() < 4 {
                     continue;
                 }
@@ -596,7 +617,7 @@ impl Nft {
         }
         match failure {
             Some(e) => Err(e),
-            None => Ok(()),
+            None => Ok(added),
         }
     }
 
@@ -759,7 +780,7 @@ mod tests {
             }],
         )
         .remove(0);
-        let msg = Op::AddRule(rule).encode(9, true);
+        let msg = Op::AddRule(rule).encode(9, true, false);
         // parse_rule needs a handle, which the kernel adds; append one.
         let mut payload = msg[16..].to_vec();
         payload.extend_from_slice(&12u16.to_ne_bytes());
