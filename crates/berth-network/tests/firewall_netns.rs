@@ -321,6 +321,21 @@ fn masquerade_to_the_outside_and_internal_networks_cut_off(backend: Backend) {
     outside.ip("route add 10.88.0.0/16 via 10.99.0.1");
     let _s = Server::start(&outside, 80, "out {peer}");
     let _sb = Server::start(&lab.containers[b], 80, "b");
+    if backend == Backend::Iptables {
+        // As dockerd leaves it: berth's chains must accept their bridges' traffic themselves.
+        run(
+            "ip",
+            &[
+                "netns",
+                "exec",
+                &lab.host.name,
+                "iptables-legacy",
+                "-P",
+                "FORWARD",
+                "DROP",
+            ],
+        );
+    }
     lab.fw.sync(&[n1, n2], &[]).unwrap();
     // masqueraded: the outside sees the host's uplink address, and needs no route back
     assert_eq!(

@@ -23,6 +23,9 @@ fn place(chain: Chain) -> (&'static str, &'static str, Option<&'static str>) {
         Chain::Ports => ("nat", "BERTH-PORTS", None),
         Chain::Forward => ("filter", "BERTH-FORWARD", Some("FORWARD")),
         Chain::Isolation => ("filter", "BERTH-ISOLATION", None),
+        Chain::ForwardCt => ("filter", "BERTH-FORWARD-CT", None),
+        Chain::ForwardNetworks => ("filter", "BERTH-FORWARD-NETWORKS", None),
+        Chain::ForwardAccept => ("filter", "BERTH-FORWARD-ACCEPT", None),
     }
 }
 
@@ -254,9 +257,12 @@ impl Iptables {
                 out.push_str(&format!(":{name} - [0:0]\n"));
             }
             if let Some(from) = from {
+                // Appended: Docker's chains (and the host's) see their traffic first, and ours
+                // only decide what they left alone.
                 let jump = format!("-A {from} -j {name}");
                 if !saved.has_line(&jump) {
-                    out.push_str(&format!("-I {from} 1 -j {name}\n"));
+                    out.push_str(&jump);
+                    out.push('\n');
                 }
             }
         }

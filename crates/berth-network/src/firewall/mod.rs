@@ -1,18 +1,21 @@
 //! Kernel NAT and filtering for container networks, in berth's own nftables table (`inet berth`), so
 //! the host's rules and Docker's (iptables-nft or legacy) are never touched.
 //!
-//! The table holds six chains:
+//! The table holds these chains:
 //! - `prerouting`/`output` (nat, priority dstnat): `fib daddr type local jump ports`, i.e. Docker's
 //!   `-m addrtype --dst-type LOCAL -j DOCKER`, for locally generated traffic too, 127.0.0.1 included
-//!   (kernel NAT, no userland proxy; the bridge needs `route_localnet=1`);
+//!   (kernel NAT, no userland proxy; the bridge needs `route_localnet=1`, and its ports hairpin
+//!   mode for a container to reach its own published port);
 //! - `ports`: one DNAT rule per published port, tagged `container:<id>`;
 //! - `postrouting` (nat, srcnat): per network, masquerade of its subnets leaving through another
 //!   interface (`ip-masq`), of 127.0.0.0/8 entering the bridge, and of hairpin traffic (a container
 //!   reaching a published port on its own bridge);
-//! - `forward` (filter): established/related and DNATed connections accepted first (so published
-//!   ports work across networks), then per network: internal networks cut off, `icc=false`, and a
-//!   jump to `isolation`, which drops traffic from one berth bridge to another (Docker's
-//!   DOCKER-ISOLATION chains).
+//! - `forward` (filter) jumps, in this order, to `forward-ct` (replies and DNATed connections into
+//!   a bridge: accepted, so published ports work across networks), `forward-networks` (internal
+//!   networks cut off, `icc=false`, and a jump to `isolation`, which drops traffic from one berth
+//!   bridge to another: Docker's DOCKER-ISOLATION chains) and `forward-accept` (the rest of the
+//!   bridges' traffic). Each network adds rules to the three, so no network's accept comes before
+//!   another's drop.
 //!
 //! Every rule carries its owner in its comment (`network:<id>`, `container:<id>`), so the rules of a
 //! container are found again by listing the table, also after a daemon crash; [`Firewall::sync`]

@@ -18,8 +18,17 @@ pub enum Chain {
     Output,
     /// nat, postrouting: masquerade of the networks' subnets, of 127.0.0.0/8 and of hairpin traffic.
     Postrouting,
-    /// filter, forward: conntrack accepts, then the networks' isolation and icc rules.
+    /// filter, forward: jumps to [`Chain::ForwardCt`], [`Chain::ForwardNetworks`] and
+    /// [`Chain::ForwardAccept`], in that order (each network adds rules to all three).
     Forward,
+    /// Replies, and DNATed connections (published ports), into a bridge: accepted before any
+    /// isolation (Docker's DOCKER-CT comes before DOCKER-ISOLATION).
+    ForwardCt,
+    /// Per network: internal networks cut off, `icc=false`, the jump to [`Chain::Isolation`].
+    ForwardNetworks,
+    /// Per network: whatever enters or leaves the bridge and was not dropped before is accepted
+    /// (explicitly, for iptables, where the host's FORWARD policy may be DROP).
+    ForwardAccept,
     /// The published ports: one DNAT rule per mapping.
     Ports,
     /// Docker's isolation: `oifname <bridge> drop` for every berth bridge.
@@ -28,9 +37,12 @@ pub enum Chain {
 
 impl Chain {
     /// Every chain, base chains first (the order they are created in).
-    pub const ALL: [Chain; 6] = [
+    pub const ALL: [Chain; 9] = [
         Chain::Ports,
         Chain::Isolation,
+        Chain::ForwardCt,
+        Chain::ForwardNetworks,
+        Chain::ForwardAccept,
         Chain::Prerouting,
         Chain::Output,
         Chain::Postrouting,
@@ -46,6 +58,9 @@ impl Chain {
             Chain::Forward => "forward",
             Chain::Ports => "ports",
             Chain::Isolation => "isolation",
+            Chain::ForwardCt => "forward-ct",
+            Chain::ForwardNetworks => "forward-networks",
+            Chain::ForwardAccept => "forward-accept",
         }
     }
 
@@ -77,7 +92,7 @@ impl Chain {
                 nat: false,
                 priority: 0,
             }),
-            Chain::Ports | Chain::Isolation => None,
+            Chain::Ports | Chain::Isolation | Chain::ForwardCt | Chain::ForwardNetworks | Chain::ForwardAccept => None,
         }
     }
 }
@@ -239,10 +254,11 @@ pub fn base_rules() -> Vec<Rule> {
         // itself (127.0.0.1 included: kernel NAT, no userland proxy).
         rule(Chain::Prerouting, vec![Match::DstLocal], Action::Jump(Chain::Ports)),
         rule(Chain::Output, vec![Match::DstLocal], Action::Jump(Chain::Ports)),
-        // Replies, and connections to a published port, pass before isolation (Docker's DOCKER-CT
-        // comes before DOCKER-ISOLATION): a container reaches another network's published port.
-        rule(Chain::Forward, vec![Match::CtEstablished], Action::Accept),
-        rule(Chain::Forward, vec![Match::CtDnat], Action::Accept),
+        // The order of the forward chains is what keeps a network's rules from overriding another
+        // network's: all conntrack accepts, then all drops, then all accepts.
+        rule(Chain::Forward, vec![], Action::Jump(Chain::ForwardCt)),
+        rule(Chain::Forward, vec![], Action::Jump(Chain::ForwardNetworks)),
+        rule(Chain::Forward, vec![], Action::Jump(Chain::ForwardAccept)),
     ]
 }
 
@@ -291,21 +307,50 @@ pub fn network_rules(net: &NetworkRules) -> Vec<Rule> {
             );
         }
     }
-    if net.internal {
-        push(Chain::Forward, None, vec![iif(br, false), oif(br, true)], Action::Drop);
-        push(Chain::Forward, None, vec![oif(br, false), iif(br, true)], Action::Drop);
+    if !net.internal {
+        // Replies, and connections to published ports (from another network too), get in.
+        push(
+            Chain::ForwardCt,
+            None,
+            vec![oif(br, false), Match::CtEstablished],
+            Action::Accept,
+        );
+        push(
+            Chain::ForwardCt,
+            None,
+            vec![oif(br, false), Match::CtDnat],
+            Action::Accept,
+        );
+    } else {
+        push(
+            Chain::ForwardNetworks,
+            None,
+            vec![iif(br, false), oif(br, true)],
+            Action::Drop,
+        );
+        push(
+            Chain::ForwardNetworks,
+            None,
+            vec![oif(br, false), iif(br, true)],
+            Action::Drop,
+        );
     }
     push(
-        Chain::Forward,
+        Chain::ForwardNetworks,
         None,
         vec![iif(br, false), oif(br, true)],
         Action::Jump(Chain::Isolation),
     );
     if !net.icc {
-        push(Chain::Forward, None, vec![iif(br, false), oif(br, false)], Action::Drop);
+        push(
+            Chain::ForwardNetworks,
+            None,
+            vec![iif(br, false), oif(br, false)],
+            Action::Drop,
+        );
     }
-    // Everything else is accepted by the chain's policy. No explicit `oifname <bridge> accept`
-    // here: it would let another bridge's traffic in before that bridge's isolation jump.
+    push(Chain::ForwardAccept, None, vec![iif(br, false)], Action::Accept);
+    push(Chain::ForwardAccept, None, vec![oif(br, false)], Action::Accept);
     push(Chain::Isolation, None, vec![oif(br, false)], Action::Drop);
     out
 }
@@ -357,8 +402,14 @@ mod tests {
         let rules = network_rules(&net(false, true, true));
         // subnet masquerade x2, hairpin x2, 127.0.0.0/8 x1
         assert_eq!(count(&rules, Chain::Postrouting, &Action::Masquerade), 5);
-        assert_eq!(count(&rules, Chain::Forward, &Action::Jump(Chain::Isolation)), 1);
-        assert_eq!(count(&rules, Chain::Forward, &Action::Drop), 0);
+        assert_eq!(
+            count(&rules, Chain::ForwardNetworks, &Action::Jump(Chain::Isolation)),
+            1
+        );
+        assert_eq!(count(&rules, Chain::ForwardNetworks, &Action::Drop), 0);
+        assert_eq!(count(&rules, Chain::ForwardCt, &Action::Accept), 2);
+        assert_eq!(count(&rules, Chain::ForwardAccept, &Action::Accept), 2);
+        assert!(!rules.iter().any(|r| r.chain == Chain::Forward));
         assert_eq!(count(&rules, Chain::Isolation, &Action::Drop), 1);
         assert!(rules.iter().all(|r| r.owner == Owner::Network("n1".into())));
         let v6 = rules.iter().find(|r| r.family == Some(Family::V6)).unwrap();
@@ -373,7 +424,8 @@ mod tests {
                 name: "br-n1".into(),
                 negate: true
             })));
-        assert_eq!(count(&rules, Chain::Forward, &Action::Drop), 2);
+        assert_eq!(count(&rules, Chain::ForwardNetworks, &Action::Drop), 2);
+        assert_eq!(count(&rules, Chain::ForwardCt, &Action::Accept), 0);
     }
 
     #[test]
@@ -381,7 +433,7 @@ mod tests {
         let rules = network_rules(&net(false, false, false));
         let drop = rules
             .iter()
-            .find(|r| r.chain == Chain::Forward && r.action == Action::Drop)
+            .find(|r| r.chain == Chain::ForwardNetworks && r.action == Action::Drop)
             .unwrap();
         assert_eq!(
             drop.matches,
