@@ -495,3 +495,32 @@ pub fn enable_route_localnet(bridge: &str) -> Result<(), FirewallError> {
         source,
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_firewall_is_shared_between_threads() {
+        fn shared<T: Send + Sync>() {}
+        shared::<Firewall>();
+        shared::<PortReservation>();
+    }
+
+    #[test]
+    fn mappings_are_checked_before_any_kernel_call() {
+        let p = |host_ip: &str, bridge: &str| PortMapping {
+            proto: Proto::Tcp,
+            host_ip: Some(host_ip.parse().unwrap()),
+            host_port: 8080,
+            container_ip: "10.0.0.2".parse().unwrap(),
+            container_port: 80,
+            bridge: bridge.into(),
+        };
+        assert!(check_ports("c", &[p("127.0.0.1", "br0"), p("::", "br0")]).is_ok());
+        let e = check_ports("c", &[p("::1", "br0")]).unwrap_err();
+        assert_eq!(e.kind(), ErrorKind::InvalidArgument);
+        assert!(e.to_string().contains("8080:80/tcp of container c"), "{e}");
+        assert!(check_ports("c", &[p("127.0.0.1", "a-very-long-bridge-name")]).is_err());
+    }
+}
