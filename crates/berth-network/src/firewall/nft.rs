@@ -38,6 +38,9 @@ const NLM_F_ECHO: u16 = 0x8;
 const NLM_F_DUMP: u16 = 0x300;
 const NLM_F_CREATE: u16 = 0x400;
 const NLM_F_APPEND: u16 = 0x800;
+const NLM_F_CAPPED: u16 = 0x100;
+const NLM_F_ACK_TLVS: u16 = 0x200;
+const NLMSGERR_ATTR_MSG: u16 = 1;
 const NLA_F_NESTED: u16 = 0x8000;
 const NLA_TYPE_MASK: u16 = 0x3fff;
 
@@ -469,8 +472,54 @@ pub struct Nft {
 /// One message read back: type, sequence number, payload after the `nlmsghdr`.
 struct Reply {
     ty: u16,
+    flags: u16,
     seq: u32,
     payload: Vec<u8>,
+}
+
+impl Reply {
+    /// The kernel's explanation of an error (`NLMSGERR_ATTR_MSG` with `NETLINK_EXT_ACK`).
+    fn ext_ack_message(&self) -> Option<String> {
+        if self.flags & NLM_F_ACK_TLVS == 0 {
+            return None;
+        }
+        let orig_len = if self.flags & NLM_F_CAPPED != 0 {
+            16
+        } else {
+            let b = self.payload.get(4..8)?;
+            u32::from_ne_bytes([b[0], b[1], b[2], b[3]]) as usize
+        };
+        let mut tlvs = self.payload.get(4 + orig_len..)?;
+        while tlvs.len() >= 4 {
+            let len = u16::from_ne_bytes([tlvs[0], tlvs[1]]) as usize;
+            let ty = u16::from_ne_bytes([tlvs[2], tlvs[3]]) & NLA_TYPE_MASK;
+            if len < 4 || len > tlvs.len() {
+                break;
+            }
+            if ty == NLMSGERR_ATTR_MSG {
+                let v = &tlvs[4..len];
+                let end = v.iter().position(|&b| b == 0).unwrap_or(v.len());
+                return Some(String::from_utf8_lossy(&v[..end]).into_owned());
+            }
+            tlvs = &tlvs[((len + 3) & !3).min(tlvs.len())..];
+        }
+        None
+    }
+}
+
+/// Sets an int option at `SOL_NETLINK`; failure is ignored (older kernels lack the option).
+fn set_netlink_flag(fd: &OwnedFd, option: libc::c_int) {
+    let one: libc::c_int = 1;
+    // SAFETY: the pointer and length describe `one`, a live c_int; `fd` is an open socket.
+    let _ = unsafe {
+        libc::setsockopt(
+            fd.as_raw_fd(),
+            libc::SOL_NETLINK,
+            option,
+            (&one as *const libc::c_int).cast(),
+            std::mem::size_of::<libc::c_int>() as libc::socklen_t,
+        )
+    };
 }
 
 impl Nft {
@@ -487,6 +536,9 @@ impl Nft {
         bind(fd.as_raw_fd(), &NetlinkAddr::new(0, 0)).map_err(|e| err(op, e))?;
         // A kernel that never answers must not hang the daemon.
         setsockopt(&fd, sockopt::ReceiveTimeout, &TimeVal::new(10, 0)).map_err(|e| err(op, e))?;
+        // Errors without the whole failed message echoed back, but with the kernel's reason.
+        set_netlink_flag(&fd, libc::NETLINK_CAP_ACK);
+        set_netlink_flag(&fd, libc::NETLINK_EXT_ACK);
         let seq = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
             .map(|d| d.as_secs() as u32)
@@ -530,6 +582,7 @@ impl Nft {
             }
             out.push(Reply {
                 ty: u16::from_ne_bytes([data[4], data[5]]),
+                flags: u16::from_ne_bytes([data[6], data[7]]),
                 seq: u32::from_ne_bytes([data[8], data[9], data[10], data[11]]),
                 payload: data[16..len].to_vec(),
             });
@@ -611,6 +664,10 @@ impl Nft {
                     ops[idx].describe()
                 };
                 if code != 0 && failure.is_none() {
+                    let what_failed = match r.ext_ack_message() {
+                        Some(msg) => format!("{what_failed} ({msg})"),
+                        None => what_failed,
+                    };
                     failure = Some(err(what_failed, io::Error::from_raw_os_error(-code)));
                 }
             }
