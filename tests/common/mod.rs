@@ -88,7 +88,10 @@ impl Daemon {
         let sock = root.join("berth.sock");
         let netns = format!("bt-{}-{n}", std::process::id());
         let _ = Command::new("ip").args(["netns", "del", &netns]).status();
-        let ok = Command::new("ip").args(["netns", "add", &netns]).status().expect("running ip");
+        let ok = Command::new("ip")
+            .args(["netns", "add", &netns])
+            .status()
+            .expect("running ip");
         assert!(ok.success(), "creating network namespace {netns}");
         let ok = Command::new("ip")
             .args(["-n", &netns, "link", "set", "lo", "up"])

@@ -58,7 +58,10 @@ async fn disk_usage(State(engine): State<AppState>) -> Response {
 /// `POST /build/prune`: berth has no build cache yet, so nothing to prune; answered so `docker
 /// system prune` works. (The build service takes this route over when it exists.)
 async fn nothing_to_prune() -> Response {
-    json(StatusCode::OK, &serde_json::json!({ "CachesDeleted": [], "SpaceReclaimed": 0 }))
+    json(
+        StatusCode::OK,
+        &serde_json::json!({ "CachesDeleted": [], "SpaceReclaimed": 0 }),
+    )
 }
 
 /// `GET /plugins`: berth has no plugins.

@@ -193,7 +193,8 @@ fn ensure_tmpfs(dir: &Path) -> Result<bool> {
 fn network_config(args: &Args) -> Result<NetworksConfig> {
     let mut cfg = NetworksConfig::new(args.data_root.join("network"));
     let cidr = |flag: &str, v: &str| -> Result<ipnet::IpNet> {
-        v.parse().with_context(|| format!("--{flag}: invalid CIDR address: {v}"))
+        v.parse()
+            .with_context(|| format!("--{flag}: invalid CIDR address: {v}"))
     };
     cfg.default_bridge = if args.bridge == "none" {
         None
@@ -209,13 +210,20 @@ fn network_config(args: &Args) -> Result<NetworksConfig> {
         for kv in p.split(',') {
             match kv.split_once('=') {
                 Some(("base", v)) => base = Some(cidr("default-address-pool", v)?),
-                Some(("size", v)) => size = Some(v.parse::<u8>().with_context(|| format!("--default-address-pool: invalid size {v}"))?),
+                Some(("size", v)) => {
+                    size = Some(
+                        v.parse::<u8>()
+                            .with_context(|| format!("--default-address-pool: invalid size {v}"))?,
+                    )
+                }
                 _ => bail!("--default-address-pool: expected base=CIDR,size=N, got {p}"),
             }
         }
         match (base, size) {
             (Some(b), Some(s)) if s >= b.prefix_len() && s <= b.max_prefix_len() => cfg.default_pools.push((b, s)),
-            _ => bail!("--default-address-pool: expected base=CIDR,size=N with N not shorter than the base's prefix, got {p}"),
+            _ => bail!(
+                "--default-address-pool: expected base=CIDR,size=N with N not shorter than the base's prefix, got {p}"
+            ),
         }
     }
     cfg.firewall = args.iptables;
@@ -363,9 +371,16 @@ async fn main() -> Result<()> {
     for host in &args.hosts {
         listeners.push(bind(host, args.group.as_deref()).await.map_err(unmount)?);
     }
-    let services = open_services(&data_root, &args.exec_root, runtimes, id_map, log_defaults, network_config(&args)?)
-        .await
-        .map_err(unmount)?;
+    let services = open_services(
+        &data_root,
+        &args.exec_root,
+        runtimes,
+        id_map,
+        log_defaults,
+        network_config(&args)?,
+    )
+    .await
+    .map_err(unmount)?;
 
     let mut servers = tokio::task::JoinSet::new();
     for (host, l) in args.hosts.iter().zip(listeners) {

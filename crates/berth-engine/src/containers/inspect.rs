@@ -6,7 +6,7 @@ use crate::record::ContainerRecord;
 use crate::state::Status;
 use berth_api::models::{
     ContainerInspectResponse, ContainerState, ContainerStateStatusEnum, ContainerSummary, ContainerSummaryHostConfig,
-    ContainerSummaryNetworkSettings, DriverData, NetworkSettings,
+    ContainerSummaryNetworkSettings, DriverData,
 };
 use berth_types::time::{parse_rfc3339, unix_seconds, ZERO_TIME};
 use std::collections::HashMap;

@@ -527,6 +527,7 @@ mod tests {
                 ..Default::default()
             },
             restart_count: count,
+            networks: Default::default(),
             log_path: String::new(),
             runtime: String::new(),
         }

@@ -84,7 +84,11 @@ impl ContainerService {
         if mode == "host" || mode == "none" || mode.starts_with("container:") {
             return Err(EngineError::InvalidArgument(format!(
                 "container cannot be connected to network {network}: it uses the {} network mode",
-                if mode.starts_with("container:") { "container" } else { mode.as_str() }
+                if mode.starts_with("container:") {
+                    "container"
+                } else {
+                    mode.as_str()
+                }
             )));
         }
         let net = self.networks.network_record(network)?;

@@ -64,6 +64,12 @@ pub struct RunEndpoints {
     /// Servers the embedded DNS forwards to for this container (`--dns`); empty is the host's.
     #[serde(default)]
     pub dns_servers: Vec<String>,
+    /// Its search domains (`--dns-search`); empty is the host's.
+    #[serde(default)]
+    pub dns_search: Vec<String>,
+    /// Its resolver options (`--dns-option`).
+    #[serde(default)]
+    pub dns_options: Vec<String>,
     /// Whether the container resolves through the embedded DNS server.
     #[serde(default)]
     pub embedded_dns: bool,

@@ -73,10 +73,7 @@ pub fn parse_resolv(text: &str) -> DnsSettings {
 }
 
 fn is_local(server: &str) -> bool {
-    server
-        .parse::<IpAddr>()
-        .map(|ip| ip.is_loopback())
-        .unwrap_or(false)
+    server.parse::<IpAddr>().map(|ip| ip.is_loopback()).unwrap_or(false)
 }
 
 /// `/etc/resolv.conf` for the container: `asked` replaces the host's values field by field, as
@@ -134,7 +131,10 @@ mod tests {
             "",
             &["172.17.0.2".parse().unwrap()],
             &[("db.local".into(), "10.0.0.5".parse().unwrap())],
-            &[("172.17.0.3".parse().unwrap(), vec!["db".into(), "0123456789ab".into(), "mydb".into()])],
+            &[(
+                "172.17.0.3".parse().unwrap(),
+                vec!["db".into(), "0123456789ab".into(), "mydb".into()],
+            )],
         );
         assert!(h.starts_with("127.0.0.1\tlocalhost\n"));
         assert!(h.contains("10.0.0.5\tdb.local\n"));

@@ -50,8 +50,14 @@ mod tests {
             id: "0123456789abcdef".into(),
             ip: Some("172.17.0.3".parse().unwrap()),
             exposed: vec![
-                ContainerPort { port: 5432, proto: Proto::Tcp },
-                ContainerPort { port: 53, proto: Proto::Udp },
+                ContainerPort {
+                    port: 5432,
+                    proto: Proto::Tcp,
+                },
+                ContainerPort {
+                    port: 53,
+                    proto: Proto::Udp,
+                },
             ],
             env: vec!["PATH=/bin".into(), "PGDATA=/data".into()],
         };

@@ -138,9 +138,7 @@ pub fn parse_extra_hosts(
         let ip = ip.trim_start_matches('[').trim_end_matches(']');
         let ip = if ip == "host-gateway" {
             host_gateway.ok_or_else(|| {
-                EngineError::InvalidArgument(
-                    "unable to derive the IP value for host-gateway: no default bridge".into(),
-                )
+                EngineError::InvalidArgument("unable to derive the IP value for host-gateway: no default bridge".into())
             })?
         } else {
             ip.parse()
@@ -180,15 +178,20 @@ mod tests {
 
     #[test]
     fn extra_hosts() {
-        let gw = Some("172.17.0.1".parse().unwrap());
+        let gw_ip: std::net::IpAddr = "172.17.0.1".parse().unwrap();
+        let gw = Some(gw_ip);
         let h = parse_extra_hosts(
-            &["db:10.0.0.2".into(), "v6=[::1]".into(), "host.docker.internal:host-gateway".into()],
+            &[
+                "db:10.0.0.2".into(),
+                "v6=[::1]".into(),
+                "host.docker.internal:host-gateway".into(),
+            ],
             gw,
         )
         .unwrap();
         assert_eq!(h[0], ("db".into(), "10.0.0.2".parse().unwrap()));
         assert_eq!(h[1], ("v6".into(), "::1".parse().unwrap()));
-        assert_eq!(h[2].1, gw.unwrap());
+        assert_eq!(h[2].1, gw_ip);
         assert!(parse_extra_hosts(&["nocolon".into()], gw).is_err());
         assert!(parse_extra_hosts(&["a:b".into()], gw).is_err());
         assert!(parse_extra_hosts(&["a:host-gateway".into()], None).is_err());

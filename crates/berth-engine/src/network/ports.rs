@@ -144,7 +144,11 @@ fn parse_host_ip(ip: Option<&str>) -> Result<Option<IpAddr>> {
             let ip: IpAddr = s
                 .parse()
                 .map_err(|_| EngineError::InvalidArgument(format!("invalid host IP address: {s}")))?;
-            Ok(if ip.is_unspecified() && ip.is_ipv4() { None } else { Some(ip) })
+            Ok(if ip.is_unspecified() && ip.is_ipv4() {
+                None
+            } else {
+                Some(ip)
+            })
         }
     }
 }
@@ -174,7 +178,10 @@ pub fn port_map(exposed: Option<&HashMap<String, HashMap<(), ()>>>, published: &
         }
     }
     for p in published {
-        let e = map.entry(p.container.key()).or_insert(None).get_or_insert_with(Vec::new);
+        let e = map
+            .entry(p.container.key())
+            .or_insert(None)
+            .get_or_insert_with(Vec::new);
         let ip = p.host_ip.map(|i| i.to_string()).unwrap_or_else(|| "0.0.0.0".into());
         e.push(PortBinding {
             host_ip: Some(ip),
@@ -204,7 +211,13 @@ mod tests {
         b.insert("22/tcp".into(), None);
         let r = requests(Some(&b), None, false).unwrap();
         assert_eq!(r.len(), 3);
-        assert_eq!(r[0].container, ContainerPort { port: 443, proto: Proto::Tcp });
+        assert_eq!(
+            r[0].container,
+            ContainerPort {
+                port: 443,
+                proto: Proto::Tcp
+            }
+        );
         assert_eq!(r[0].host_ports, Some((9000, 9010)));
         assert_eq!(r[1].host_ip, Some("127.0.0.1".parse().unwrap()));
         assert_eq!(r[1].container.proto, Proto::Udp);
@@ -222,7 +235,12 @@ mod tests {
 
     #[test]
     fn bad_specs_are_refused() {
-        for (k, ip, port) in [("0/tcp", "", "80"), ("80/foo", "", "1"), ("80", "x.y", "1"), ("80", "", "9-3")] {
+        for (k, ip, port) in [
+            ("0/tcp", "", "80"),
+            ("80/foo", "", "1"),
+            ("80", "x.y", "1"),
+            ("80", "", "9-3"),
+        ] {
             let mut b: PortMap = HashMap::new();
             b.insert(k.into(), Some(vec![bind(ip, port)]));
             assert!(requests(Some(&b), None, false).is_err(), "{k} {ip} {port}");
@@ -236,7 +254,10 @@ mod tests {
         let m = port_map(
             Some(&exposed),
             &[PublishedPort {
-                container: ContainerPort { port: 80, proto: Proto::Tcp },
+                container: ContainerPort {
+                    port: 80,
+                    proto: Proto::Tcp,
+                },
                 host_ip: None,
                 host_port: 8080,
             }],

@@ -92,7 +92,7 @@ impl NetworkRecord {
     pub fn delete(dir: &Path, id: &str) -> Result<()> {
         match std::fs::remove_file(Self::path(dir, id)) {
             Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
-                Err(EngineError::io("removing", &Self::path(dir, id), e))
+                Err(EngineError::io("removing", Self::path(dir, id), e))
             }
             _ => Ok(()),
         }
@@ -110,7 +110,10 @@ impl NetworkRecord {
             let p = e.path();
             if p.extension().and_then(|x| x.to_str()) != Some("json") {
                 // Temporary files of an interrupted write.
-                if p.file_name().and_then(|n| n.to_str()).is_some_and(|n| n.starts_with('.')) {
+                if p.file_name()
+                    .and_then(|n| n.to_str())
+                    .is_some_and(|n| n.starts_with('.'))
+                {
                     let _ = std::fs::remove_file(&p);
                 }
                 continue;
@@ -227,7 +230,10 @@ mod tests {
         let all = NetworkRecord::load_all(dir.path()).unwrap();
         assert_eq!(all, vec![r.clone()]);
         let api = r.to_api(HashMap::new());
-        assert_eq!(api.ipam.unwrap().config.unwrap()[0].subnet.as_deref(), Some("10.9.0.0/24"));
+        assert_eq!(
+            api.ipam.unwrap().config.unwrap()[0].subnet.as_deref(),
+            Some("10.9.0.0/24")
+        );
         NetworkRecord::delete(dir.path(), &r.id).unwrap();
         NetworkRecord::delete(dir.path(), &r.id).unwrap();
     }

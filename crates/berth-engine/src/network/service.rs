@@ -1,6 +1,6 @@
 //! [`Networks`]: the network records, the address pools, and the run hooks.
 
-use super::endpoints::{EndpointState, LinkTarget, RunEndpoints};
+use super::endpoints::{EndpointState, RunEndpoints};
 use super::etc::{self, DnsSettings, Resolver};
 use super::ports::{PortRequest, Proto, PublishedPort};
 use super::record::{validate_name, NetworkRecord, SubnetRecord, PREDEFINED};
@@ -13,10 +13,13 @@ use berth_api::models::{
     EndpointIpamConfig, EndpointSettings, Network, NetworkContainer, NetworkCreateRequest, NetworkSettings, Port,
     PortTypeEnum,
 };
-use berth_network::dns::{DnsServer, EndpointRecord};
-use berth_network::driver::{BridgeDriver, EndpointSpec, IpvlanDriver, MacvlanDriver, NetworkDriver, NetworkSpec, SubnetSpec};
+use berth_network::dns::{ContainerView, DnsRecords, DnsServer, EndpointRecord, ResolvConf};
+use berth_network::driver::{
+    BridgeDriver, EndpointSpec, IpvlanDriver, MacvlanDriver, NetworkDriver, NetworkSpec, SubnetSpec,
+};
 use berth_network::firewall::{Firewall, NetworkRules, PortMapping, PortReservation};
-use berth_network::ipam::{AddressPools, Pool};
+use berth_network::ipam::{AddressPools, DefaultPool, Pool};
+use berth_network::netlink::Netlink;
 use berth_network::netns::Netns;
 use berth_runtime::NetworkMode;
 use berth_types::HasErrorKind;
@@ -99,8 +102,8 @@ impl Net {
                 })
                 .collect(),
             internal: self.rec.internal,
+            enable_ipv6: self.rec.enable_ipv6,
             options: self.rec.options.clone(),
-            mtu: None,
         }
     }
 
@@ -134,6 +137,10 @@ pub struct Networks {
     drivers: BTreeMap<&'static str, Arc<dyn NetworkDriver>>,
     firewall: Option<Firewall>,
     dns: DnsServer,
+    records: DnsRecords,
+    /// The daemon's runtime: the DNS server's sockets live on it (the service's methods run on
+    /// blocking threads and enter it with `block_on`).
+    rt: tokio::runtime::Handle,
     events: EventBus,
 }
 
@@ -171,13 +178,8 @@ fn pools_of(rec: &NetworkRecord) -> Result<Vec<Pool>> {
                 Some(parse_ip(&s.gateway, "gateway")?)
             };
             let range = s.ip_range.as_deref().map(parse_net).transpose()?;
-            let mut pool = Pool::new(subnet, gw, range).map_err(net_err)?;
-            for ip in s.aux_addresses.values() {
-                if let Ok(ip) = ip.parse() {
-                    let _ = pool.reserve(ip);
-                }
-            }
-            Ok(pool)
+            let aux: Vec<IpAddr> = s.aux_addresses.values().filter_map(|ip| ip.parse().ok()).collect();
+            Pool::new(subnet, gw, range, &aux).map_err(net_err)
         })
         .collect()
 }
@@ -204,16 +206,26 @@ impl Networks {
             std::fs::create_dir_all(&p).map_err(|e| EngineError::io("creating", &p, e))?;
         }
         let firewall = if cfg.firewall {
-            Some(Firewall::open().map_err(net_err)?)
+            Some(Firewall::new().map_err(net_err)?)
         } else {
             None
         };
         let mut drivers: BTreeMap<&'static str, Arc<dyn NetworkDriver>> = BTreeMap::new();
-        drivers.insert("bridge", Arc::new(BridgeDriver::new(cfg.mtu)));
-        drivers.insert("macvlan", Arc::new(MacvlanDriver::new()));
-        drivers.insert("ipvlan", Arc::new(IpvlanDriver::new()));
+        drivers.insert("bridge", Arc::new(BridgeDriver::new().map_err(net_err)?));
+        drivers.insert("macvlan", Arc::new(MacvlanDriver::new().map_err(net_err)?));
+        drivers.insert("ipvlan", Arc::new(IpvlanDriver::new().map_err(net_err)?));
+        let host = ResolvConf::parse(&std::fs::read_to_string(&cfg.resolv_conf).unwrap_or_default());
+        let records = DnsRecords::new();
+        let rt = tokio::runtime::Handle::try_current()
+            .map_err(|e| EngineError::Internal(format!("the network service needs the daemon's runtime: {e}")))?;
+        let dns = {
+            let _enter = rt.enter();
+            DnsServer::start(records.clone(), host.upstreams())
+        };
         let svc = Networks {
-            dns: DnsServer::start(Vec::new()).map_err(net_err)?,
+            dns,
+            records,
+            rt,
             cfg,
             inner: Mutex::new(Inner::default()),
             reservations: Mutex::new(HashMap::new()),
@@ -314,7 +326,7 @@ impl Networks {
             Some(bip) => (bip.trunc(), bip.addr()),
             None => {
                 let subnet = self.free_subnet(inner, false)?;
-                let gw = Pool::new(subnet, None, None).map_err(net_err)?.gateway();
+                let gw = Pool::new(subnet, None, None, &[]).map_err(net_err)?.gateway();
                 (subnet, gw)
             }
         };
@@ -367,13 +379,20 @@ impl Networks {
             .values()
             .flat_map(|n| n.pools.iter().map(|p| p.subnet()))
             .collect();
-        taken.extend(berth_network::ipam::host_routes().unwrap_or_default());
+        taken.extend(Netlink::open().and_then(|n| n.route_destinations()).unwrap_or_default());
         let pools = if self.cfg.default_pools.is_empty() {
             AddressPools::docker_default()
         } else {
-            AddressPools::new(self.cfg.default_pools.clone()).map_err(net_err)?
+            AddressPools::new(
+                self.cfg
+                    .default_pools
+                    .iter()
+                    .map(|(b, s)| DefaultPool::new(*b, *s))
+                    .collect::<std::result::Result<Vec<_>, _>>()
+                    .map_err(net_err)?,
+            )
         };
-        pools.next_subnet(&taken).map_err(|_| {
+        pools.next_subnet(&taken, false).map_err(|_| {
             EngineError::Forbidden(
                 "could not find an available, non-overlapping IPv4 address pool among the defaults to assign to the network"
                     .into(),
@@ -443,13 +462,20 @@ impl Networks {
     pub fn host_gateway(&self) -> Option<IpAddr> {
         let inner = lock(&self.inner);
         let n = inner.nets.values().find(|n| n.rec.name == "bridge")?;
-        n.pools.iter().find(|p| p.subnet().addr().is_ipv4()).map(|p| p.gateway())
+        n.pools
+            .iter()
+            .find(|p| p.subnet().addr().is_ipv4())
+            .map(|p| p.gateway())
     }
 
     /// `POST /networks/create`.
     pub fn create(&self, req: NetworkCreate) -> Result<(String, String)> {
         validate_name(&req.name)?;
-        let driver = req.driver.clone().filter(|d| !d.is_empty()).unwrap_or_else(|| "bridge".into());
+        let driver = req
+            .driver
+            .clone()
+            .filter(|d| !d.is_empty())
+            .unwrap_or_else(|| "bridge".into());
         if PREDEFINED.contains(&req.name.as_str()) {
             return Err(EngineError::Forbidden(format!(
                 "{} is a pre-defined network and cannot be created",
@@ -467,22 +493,36 @@ impl Networks {
             }
             _ => {}
         }
-        if req.config_only.unwrap_or(false) || req.config_from.as_ref().and_then(|c| c.network.as_ref()).is_some_and(|n| !n.is_empty()) {
-            return Err(EngineError::Unsupported("config-only networks are not supported".into()));
+        if req.config_only.unwrap_or(false)
+            || req
+                .config_from
+                .as_ref()
+                .and_then(|c| c.network.as_ref())
+                .is_some_and(|n| !n.is_empty())
+        {
+            return Err(EngineError::Unsupported(
+                "config-only networks are not supported".into(),
+            ));
         }
         let ipam = req.ipam.clone().unwrap_or_default();
-        let ipam_driver = ipam.driver.clone().filter(|d| !d.is_empty()).unwrap_or_else(|| "default".into());
+        let ipam_driver = ipam
+            .driver
+            .clone()
+            .filter(|d| !d.is_empty())
+            .unwrap_or_else(|| "default".into());
         if ipam_driver != "default" {
             return Err(EngineError::NotFound(format!("plugin \"{ipam_driver}\" not found")));
         }
         let enable_ipv6 = req.enable_ipv6.unwrap_or(false);
         let mut inner = lock(&self.inner);
         if inner.nets.values().any(|n| n.rec.name == req.name) {
-            return Err(EngineError::Conflict(format!("network with name {} already exists", req.name)));
+            return Err(EngineError::Conflict(format!(
+                "network with name {} already exists",
+                req.name
+            )));
         }
         let mut subnets = Vec::new();
-        let mut labels: BTreeMap<String, String> =
-            req.labels.clone().unwrap_or_default().into_iter().collect();
+        let mut labels: BTreeMap<String, String> = req.labels.clone().unwrap_or_default().into_iter().collect();
         for c in ipam.config.clone().unwrap_or_default() {
             let subnet = match c.subnet.as_deref().filter(|s| !s.is_empty()) {
                 Some(s) => {
@@ -507,7 +547,12 @@ impl Networks {
                 .filter(|g| !g.is_empty())
                 .map(|g| parse_ip(g, "gateway address"))
                 .transpose()?;
-            let range = c.ip_range.as_deref().filter(|r| !r.is_empty()).map(parse_net).transpose()?;
+            let range = c
+                .ip_range
+                .as_deref()
+                .filter(|r| !r.is_empty())
+                .map(parse_net)
+                .transpose()?;
             let mut aux = BTreeMap::new();
             for (k, v) in c.auxiliary_addresses.clone().unwrap_or_default() {
                 let ip = parse_ip(&v, "auxiliary address")?;
@@ -518,7 +563,8 @@ impl Networks {
                 }
                 aux.insert(k, v);
             }
-            let pool = Pool::new(subnet, gw, range).map_err(net_err)?;
+            let aux_ips: Vec<IpAddr> = aux.values().filter_map(|v| v.parse().ok()).collect();
+            let pool = Pool::new(subnet, gw, range, &aux_ips).map_err(net_err)?;
             subnets.push(SubnetRecord {
                 subnet: subnet.to_string(),
                 gateway: pool.gateway().to_string(),
@@ -530,7 +576,9 @@ impl Networks {
         let mut seen: Vec<IpNet> = Vec::new();
         for s in &subnets {
             let n = parse_net(&s.subnet)?;
-            let clash = seen.iter().any(|o| o.contains(&n.network()) || n.contains(&o.network()))
+            let clash = seen
+                .iter()
+                .any(|o| o.contains(&n.network()) || n.contains(&o.network()))
                 || (driver == "bridge"
                     && inner.nets.values().any(|other| {
                         other.rec.driver == "bridge"
@@ -549,7 +597,7 @@ impl Networks {
         let mut auto = false;
         if !subnets.iter().any(|s| s.subnet.contains('.')) {
             let subnet = self.free_subnet(&inner, false)?;
-            let gw = Pool::new(subnet, None, None).map_err(net_err)?.gateway();
+            let gw = Pool::new(subnet, None, None, &[]).map_err(net_err)?.gateway();
             subnets.insert(
                 0,
                 SubnetRecord {
@@ -563,7 +611,7 @@ impl Networks {
         }
         if enable_ipv6 && !subnets.iter().any(|s| s.subnet.contains(':')) {
             let subnet = self.free_subnet(&inner, true)?;
-            let gw = Pool::new(subnet, None, None).map_err(net_err)?.gateway();
+            let gw = Pool::new(subnet, None, None, &[]).map_err(net_err)?.gateway();
             subnets.push(SubnetRecord {
                 subnet: subnet.to_string(),
                 gateway: gw.to_string(),
@@ -587,7 +635,9 @@ impl Networks {
                     return Err(EngineError::InvalidArgument(format!("invalid bridge name \"{b}\"")));
                 }
                 if inner.nets.values().any(|n| bridge_name(&n.rec) == *b) {
-                    return Err(EngineError::Conflict(format!("bridge name {b} is already used by another network")));
+                    return Err(EngineError::Conflict(format!(
+                        "bridge name {b} is already used by another network"
+                    )));
                 }
             }
         } else if (driver == "macvlan" || driver == "ipvlan") && !options.contains_key("parent") {
@@ -704,7 +754,9 @@ impl Networks {
             }
         };
         let inner = lock(&self.inner);
-        let any = |key: &str, f: &dyn Fn(&str) -> bool| filters.get(key).is_none_or(|v| v.is_empty() || v.iter().any(|x| f(x)));
+        let any = |key: &str, f: &dyn Fn(&str) -> bool| {
+            filters.get(key).is_none_or(|v| v.is_empty() || v.iter().any(|x| f(x)))
+        };
         let mut out = Vec::new();
         for n in inner.nets.values() {
             let r = &n.rec;
@@ -744,7 +796,7 @@ impl Networks {
         NetworkRecord::delete(&self.networks_dir(), &id)?;
         if let Some(net) = inner.nets.remove(&id) {
             self.bring_down(&net);
-            self.dns.remove_network(&id);
+            self.records.remove_network(&id);
             self.events.publish(
                 Event::new(EventType::Network, "destroy", &id)
                     .attr("name", &net.rec.name)
@@ -803,9 +855,9 @@ impl Networks {
         };
         if primary.is_none() {
             if !endpoints.is_empty() && !endpoints.keys().all(|k| k == mode) {
-                return Err(EngineError::InvalidArgument(format!(
-                    "container sharing network namespace with another container or host cannot be connected to any other network"
-                )));
+                return Err(EngineError::InvalidArgument(
+                    "container sharing network namespace with another container or host cannot be connected to any other network".into(),
+                ));
             }
             return Ok(out);
         }
@@ -868,7 +920,10 @@ impl Networks {
             let Some(a) = a.filter(|a| !a.is_empty()) else { continue };
             let ip = parse_ip(a, if v6 { "IPv6 address" } else { "IPv4 address" })?;
             if ip.is_ipv6() != v6 {
-                return Err(EngineError::InvalidArgument(format!("invalid IPv{} address: {a}", if v6 { 6 } else { 4 })));
+                return Err(EngineError::InvalidArgument(format!(
+                    "invalid IPv{} address: {a}",
+                    if v6 { 6 } else { 4 }
+                )));
             }
             if !n.pools.iter().any(|p| p.subnet().contains(&ip)) {
                 return Err(EngineError::InvalidArgument(format!(
@@ -934,7 +989,11 @@ impl Networks {
                     links.push((ip, names));
                     env.extend(super::links::link_env(ep.name, l));
                 }
-                let resolver = if run.embedded_dns { Resolver::Embedded } else { Resolver::Direct };
+                let resolver = if run.embedded_dns {
+                    Resolver::Embedded
+                } else {
+                    Resolver::Direct
+                };
                 (
                     NetworkMode::New,
                     etc::hosts(ep.hostname, ep.domainname, &own, &extra, &links),
@@ -989,6 +1048,8 @@ impl Networks {
         let mut run = RunEndpoints {
             container_name: ep.name.to_string(),
             dns_servers: dns.servers.clone(),
+            dns_search: dns.search.clone(),
+            dns_options: dns.options.clone(),
             ..Default::default()
         };
         let mut inner = lock(&self.inner);
@@ -1028,7 +1089,8 @@ impl Networks {
                         })?;
                         pool.reserve(ip).map_err(net_err)?;
                         return Ok(Some((
-                            IpNet::new(ip, pool.subnet().prefix_len()).map_err(|e| EngineError::Internal(e.to_string()))?,
+                            IpNet::new(ip, pool.subnet().prefix_len())
+                                .map_err(|e| EngineError::Internal(e.to_string()))?,
                             pool.gateway(),
                         )));
                     }
@@ -1143,12 +1205,15 @@ impl Networks {
     fn reserve(&self, req: &PortRequest) -> Result<(PublishedPort, PortReservation)> {
         let proto = fw_proto(req.container.proto);
         let (port, r) = match req.host_ports {
-            None => PortReservation::ephemeral(proto, req.host_ip).map_err(net_err)?,
+            None => {
+                let r = PortReservation::allocate_ephemeral(proto, req.host_ip).map_err(net_err)?;
+                (r.port(), r)
+            }
             Some((a, b)) => {
                 let mut last = None;
                 let mut found = None;
                 for p in a..=b {
-                    match PortReservation::bind(proto, req.host_ip, p) {
+                    match PortReservation::reserve(proto, req.host_ip, p) {
                         Ok(r) => {
                             found = Some((p, r));
                             break;
@@ -1163,9 +1228,7 @@ impl Networks {
                             "driver failed programming external connectivity on endpoint: {e}"
                         )))
                     }
-                    (None, None) => {
-                        return Err(EngineError::InvalidArgument("empty host port range".into()))
-                    }
+                    (None, None) => return Err(EngineError::InvalidArgument("empty host port range".into())),
                 }
             }
         };
@@ -1215,13 +1278,17 @@ impl Networks {
                 None => return Ok(()),
             }
         };
-        let netns = Netns::from_pid(pid).map_err(net_err)?;
+        let netns = Netns::from_pid(pid as u32).map_err(net_err)?;
         let mut joined = Vec::new();
         for e in &run.endpoints {
             let (spec, driver) = {
                 let inner = lock(&self.inner);
-                let Some(net) = inner.nets.get(&e.network_id) else { continue };
-                let Some(d) = self.drivers.get(net.rec.driver.as_str()) else { continue };
+                let Some(net) = inner.nets.get(&e.network_id) else {
+                    continue;
+                };
+                let Some(d) = self.drivers.get(net.rec.driver.as_str()) else {
+                    continue;
+                };
                 (net.spec(), d.clone())
             };
             let ep = endpoint_spec(id, e);
@@ -1250,7 +1317,7 @@ impl Networks {
         }
         if run.embedded_dns {
             self.dns_records(id, &run);
-            if let Err(e) = self.dns.listen(id, &netns).map_err(net_err) {
+            if let Err(e) = self.dns_listen(id, pid) {
                 self.teardown(id);
                 return Err(e);
             }
@@ -1268,13 +1335,20 @@ impl Networks {
                 continue;
             }
             nets.push(e.network_id.clone());
-            self.dns.add_endpoint(
+            self.records.set_network_name(&e.network_id, &e.network_name);
+            self.records.add_endpoint(
                 &e.network_id,
                 EndpointRecord {
                     container_id: id.to_string(),
                     names: e.dns_names.clone(),
-                    v4: e.ipv4.map(|a| a.addr()),
-                    v6: e.ipv6.map(|a| a.addr()),
+                    v4: match e.ipv4.map(|a| a.addr()) {
+                        Some(IpAddr::V4(a)) => Some(a),
+                        _ => None,
+                    },
+                    v6: match e.ipv6.map(|a| a.addr()) {
+                        Some(IpAddr::V6(a)) => Some(a),
+                        _ => None,
+                    },
                 },
             );
         }
@@ -1283,7 +1357,35 @@ impl Networks {
             .iter()
             .filter_map(|s| s.parse::<IpAddr>().ok().map(|ip| SocketAddr::new(ip, 53)))
             .collect();
-        self.dns.set_view(id, nets, run.links.clone(), upstreams);
+        let search = if run.dns_search.is_empty() {
+            ResolvConf::parse(&std::fs::read_to_string(&self.cfg.resolv_conf).unwrap_or_default()).search
+        } else {
+            run.dns_search.clone()
+        };
+        let no_forward = {
+            let inner = lock(&self.inner);
+            run.endpoints
+                .iter()
+                .all(|e| inner.nets.get(&e.network_id).is_none_or(|n| n.rec.internal))
+        };
+        self.records.set_container_view(
+            id,
+            ContainerView {
+                networks: nets,
+                links: run.links.clone(),
+                search,
+                upstreams,
+                ndots_set: run.dns_options.iter().any(|o| o.starts_with("ndots:")),
+                no_forward,
+            },
+        );
+    }
+
+    fn dns_listen(&self, id: &str, pid: i32) -> Result<()> {
+        let path = berth_network::dns::netns_path_of_pid(pid as u32);
+        self.rt
+            .block_on(self.dns.listen(id, &path))
+            .map_err(|e| EngineError::Internal(format!("starting the embedded DNS server: {e}")))
     }
 
     fn publish(&self, id: &str, run: &RunEndpoints) -> Result<()> {
@@ -1330,10 +1432,13 @@ impl Networks {
             .or_else(|| RunEndpoints::load(&self.endpoints_dir(), id));
         let Some(run) = run else { return };
         RunEndpoints::delete(&self.endpoints_dir(), id);
-        self.dns.stop(id);
+        if run.embedded_dns {
+            self.rt.block_on(self.dns.stop(id));
+            self.records.remove_view(id);
+        }
         for e in &run.endpoints {
             if !e.dns_names.is_empty() {
-                self.dns.remove_endpoint(&e.network_id, id);
+                self.records.remove_endpoint(&e.network_id, id);
             }
         }
         if let Some(fw) = &self.firewall {
@@ -1346,12 +1451,20 @@ impl Networks {
         for e in &run.endpoints {
             let (spec, driver) = {
                 let inner = lock(&self.inner);
-                let Some(net) = inner.nets.get(&e.network_id) else { continue };
-                let Some(d) = self.drivers.get(net.rec.driver.as_str()) else { continue };
+                let Some(net) = inner.nets.get(&e.network_id) else {
+                    continue;
+                };
+                let Some(d) = self.drivers.get(net.rec.driver.as_str()) else {
+                    continue;
+                };
                 (net.spec(), d.clone())
             };
             if let Err(err) = driver.leave(&spec, &endpoint_spec(id, e)) {
-                tracing::warn!("leaving network {} for {}: {err}", e.network_name, berth_types::short_id(id));
+                tracing::warn!(
+                    "leaving network {} for {}: {err}",
+                    e.network_name,
+                    berth_types::short_id(id)
+                );
             }
         }
     }
@@ -1363,7 +1476,9 @@ impl Networks {
         let dir = self.endpoints_dir();
         let mut inner = lock(&self.inner);
         for id in RunEndpoints::list(&dir) {
-            let Some(run) = RunEndpoints::load(&dir, &id) else { continue };
+            let Some(run) = RunEndpoints::load(&dir, &id) else {
+                continue;
+            };
             for e in &run.endpoints {
                 if let Some(net) = inner.nets.get_mut(&e.network_id) {
                     for a in e.ipv4.iter().chain(e.ipv6.iter()) {
@@ -1399,7 +1514,7 @@ impl Networks {
             };
             let mut held = Vec::new();
             for p in &run.ports {
-                match PortReservation::bind(fw_proto(p.container.proto), p.host_ip, p.host_port) {
+                match PortReservation::reserve(fw_proto(p.container.proto), p.host_ip, p.host_port) {
                     Ok(r) => held.push(r),
                     Err(e) => tracing::warn!("holding host port {} again: {e}", p.host_port),
                 }
@@ -1407,13 +1522,8 @@ impl Networks {
             lock(&self.reservations).insert(id.clone(), held);
             if run.embedded_dns {
                 self.dns_records(&id, &run);
-                match Netns::from_pid(pid) {
-                    Ok(ns) => {
-                        if let Err(e) = self.dns.listen(&id, &ns) {
-                            tracing::warn!("embedded DNS for {}: {e}", berth_types::short_id(&id));
-                        }
-                    }
-                    Err(e) => tracing::warn!("embedded DNS for {}: {e}", berth_types::short_id(&id)),
+                if let Err(e) = self.dns_listen(&id, pid) {
+                    tracing::warn!("embedded DNS for {}: {e}", berth_types::short_id(&id));
                 }
             }
         }
@@ -1476,10 +1586,15 @@ impl Networks {
                 Some(a) => {
                     let ip = parse_ip(a, "IP address")?;
                     let pool = net.pool_for(ip).ok_or_else(|| {
-                        EngineError::InvalidArgument(format!("no configured subnet or ip-range contain the IP address {a}"))
+                        EngineError::InvalidArgument(format!(
+                            "no configured subnet or ip-range contain the IP address {a}"
+                        ))
                     })?;
                     pool.reserve(ip).map_err(net_err)?;
-                    return Ok(Some((IpNet::new(ip, pool.subnet().prefix_len()).map_err(|e| EngineError::Internal(e.to_string()))?, pool.gateway())));
+                    return Ok(Some((
+                        IpNet::new(ip, pool.subnet().prefix_len()).map_err(|e| EngineError::Internal(e.to_string()))?,
+                        pool.gateway(),
+                    )));
                 }
                 None => match net.pool_v(v6) {
                     Some(p) => p,
@@ -1487,7 +1602,10 @@ impl Networks {
                 },
             };
             let ip = pool.allocate().map_err(net_err)?;
-            Ok(Some((IpNet::new(ip, pool.subnet().prefix_len()).map_err(|e| EngineError::Internal(e.to_string()))?, pool.gateway())))
+            Ok(Some((
+                IpNet::new(ip, pool.subnet().prefix_len()).map_err(|e| EngineError::Internal(e.to_string()))?,
+                pool.gateway(),
+            )))
         };
         let v4 = take(false, cfg.ipv4_address.as_ref())?;
         let v6 = match take(true, cfg.ipv6_address.as_ref()) {
@@ -1546,7 +1664,7 @@ impl Networks {
         };
         let mut e = e;
         if let Some(d) = driver {
-            let netns = match Netns::from_pid(pid) {
+            let netns = match Netns::from_pid(pid as u32) {
                 Ok(n) => n,
                 Err(err) => {
                     undo(&e);
@@ -1569,7 +1687,7 @@ impl Networks {
                 run.embedded_dns = true;
                 self.dns_records(id, &run);
                 if !had_dns {
-                    if let Err(err) = self.dns.listen(id, &netns) {
+                    if let Err(err) = self.dns_listen(id, pid) {
                         tracing::warn!("embedded DNS for {}: {err}", berth_types::short_id(id));
                     }
                 }
@@ -1610,7 +1728,7 @@ impl Networks {
             }
         }
         if !e.dns_names.is_empty() {
-            self.dns.remove_endpoint(&nid, id);
+            self.records.remove_endpoint(&nid, id);
         }
         {
             let mut inner = lock(&self.inner);
@@ -1750,7 +1868,10 @@ impl Networks {
 
     /// Whether a container is attached to a network in its current run.
     pub fn is_connected(&self, id: &str, network_id: &str) -> bool {
-        lock(&self.inner).runs.get(id).is_some_and(|r| r.on(network_id).is_some())
+        lock(&self.inner)
+            .runs
+            .get(id)
+            .is_some_and(|r| r.on(network_id).is_some())
     }
 
     /// The network's record, for the container service (validation at connect).
