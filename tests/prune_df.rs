@@ -299,8 +299,9 @@ fn docker_system_prune_works_and_prunes_are_announced() {
     ]);
     assert_eq!(r.code, 0, "{r:?}");
     let lines: Vec<&str> = r.stdout.lines().collect();
-    assert_eq!(lines.len(), 2, "{r:?}");
+    assert_eq!(lines.len(), 3, "{r:?}");
     let reclaimed: u64 = lines[0].strip_prefix("container ").unwrap().parse().unwrap();
     assert!((10_000..14_096).contains(&reclaimed), "{r:?}");
-    assert_eq!(lines[1], "image 0", "{r:?}");
+    assert_eq!(lines[1], "network 0", "{r:?}");
+    assert_eq!(lines[2], "image 0", "{r:?}");
 }

@@ -27,11 +27,14 @@ const DOCKER_DEFAULT_CAPS: &str = "00000000a80425fb";
 fn namespaces_and_identity() {
     let d = Daemon::start();
     d.load_busybox("bb:latest");
-    // PID 1 is the command itself; the hostname is the short ID; only lo exists.
+    // PID 1 is the command itself; the hostname is the short ID; lo and the bridge's eth0 exist
+    // (only lo with --network none).
     assert_eq!(run(&d, &["bb", "sh", "-c", "echo $$"]).trim(), "1");
     let out = run(&d, &["--hostname", "box", "bb", "hostname"]);
     assert_eq!(out.trim(), "box");
     let ifaces = run(&d, &["bb", "ls", "/sys/class/net"]);
+    assert_eq!(ifaces.split_whitespace().collect::<Vec<_>>(), vec!["eth0", "lo"]);
+    let ifaces = run(&d, &["--network", "none", "bb", "ls", "/sys/class/net"]);
     assert_eq!(ifaces.split_whitespace().collect::<Vec<_>>(), vec!["lo"]);
     let user = run(&d, &["--user", "nobody", "bb", "id"]);
     assert!(user.starts_with("uid=65534(nobody) gid=65534(nogroup)"), "{user}");

@@ -87,7 +87,10 @@ impl Daemon {
         std::fs::create_dir_all(&root).expect("creating the test root");
         let sock = root.join("berth.sock");
         let netns = format!("bt-{}-{n}", std::process::id());
-        let _ = Command::new("ip").args(["netns", "del", &netns]).status();
+        let _ = Command::new("ip")
+            .args(["netns", "del", &netns])
+            .stderr(Stdio::null())
+            .status();
         let ok = Command::new("ip")
             .args(["netns", "add", &netns])
             .status()

@@ -76,6 +76,7 @@ pub const APPLETS: &[&str] = &[
     "basename",
     "dirname",
     "nslookup",
+    "httpd",
     "ping",
     "su",
     "stty",

@@ -832,7 +832,9 @@ impl Networks {
                 removed.push(name);
             }
         }
-        self.events.publish(Event::new(EventType::Network, "prune", ""));
+        // dockerd announces a network prune with nothing reclaimed (networks take no space).
+        self.events
+            .publish(Event::new(EventType::Network, "prune", "").attr("reclaimed", "0"));
         Ok(removed)
     }
 
@@ -854,13 +856,19 @@ impl Networks {
             m => Some(m),
         };
         if primary.is_none() {
-            if !endpoints.is_empty() && !endpoints.keys().all(|k| k == mode) {
+            if !endpoints.is_empty() && !endpoints.keys().all(|k| k == mode || k == "default") {
                 return Err(EngineError::InvalidArgument(
                     "container sharing network namespace with another container or host cannot be connected to any other network".into(),
                 ));
             }
             return Ok(out);
         }
+        // Docker's CLI names the default network `default`.
+        let endpoints: HashMap<String, EndpointSettings> = endpoints
+            .iter()
+            .map(|(k, v)| (if k == "default" { "bridge".to_string() } else { k.clone() }, v.clone()))
+            .collect();
+        let endpoints = &endpoints;
         let mut names: Vec<&String> = endpoints.keys().collect();
         names.sort();
         let mut order: Vec<String> = primary.into_iter().map(str::to_string).collect();
