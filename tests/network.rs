@@ -27,7 +27,8 @@ fn http_get(d: &Daemon, addr: &str, path: &str) -> Result<String, String> {
     let (addr, path) = (addr.to_string(), path.to_string());
     d.in_netns(move || {
         let mut s = std::net::TcpStream::connect(&addr).map_err(|e| e.to_string())?;
-        s.set_read_timeout(Some(Duration::from_secs(5))).map_err(|e| e.to_string())?;
+        s.set_read_timeout(Some(Duration::from_secs(5)))
+            .map_err(|e| e.to_string())?;
         write!(s, "GET {path} HTTP/1.0\r\nHost: x\r\n\r\n").map_err(|e| e.to_string())?;
         let mut out = String::new();
         s.read_to_string(&mut out).map_err(|e| e.to_string())?;
@@ -36,7 +37,11 @@ fn http_get(d: &Daemon, addr: &str, path: &str) -> Result<String, String> {
 }
 
 fn veths(d: &Daemon) -> usize {
-    let out = d.netns_cmd("ip").args(["-o", "link", "show", "type", "veth"]).output().unwrap();
+    let out = d
+        .netns_cmd("ip")
+        .args(["-o", "link", "show", "type", "veth"])
+        .output()
+        .unwrap();
     String::from_utf8_lossy(&out.stdout).lines().count()
 }
 
@@ -46,7 +51,16 @@ fn default_bridge_gives_an_address_a_route_and_etc_files() {
     d.load_busybox("bb");
     let out = ok(
         &d,
-        &["run", "--rm", "--hostname", "box", "bb", "sh", "-c", "ip -4 -o addr show eth0; ip route; cat /etc/hosts"],
+        &[
+            "run",
+            "--rm",
+            "--hostname",
+            "box",
+            "bb",
+            "sh",
+            "-c",
+            "ip -4 -o addr show eth0; ip route; cat /etc/hosts",
+        ],
     );
     assert!(out.contains("inet 172.17.0.2/16"), "{out}");
     assert!(out.contains("default via 172.17.0.1 dev eth0"), "{out}");
@@ -60,12 +74,19 @@ fn default_bridge_gives_an_address_a_route_and_etc_files() {
     assert_eq!(ns["Gateway"], "172.17.0.1");
     assert_eq!(ns["IPPrefixLen"], 16);
     let octets: Vec<u8> = ip.split('.').map(|o| o.parse().unwrap()).collect();
-    let mac = format!("02:42:{:02x}:{:02x}:{:02x}:{:02x}", octets[0], octets[1], octets[2], octets[3]);
+    let mac = format!(
+        "02:42:{:02x}:{:02x}:{:02x}:{:02x}",
+        octets[0], octets[1], octets[2], octets[3]
+    );
     assert_eq!(ns["MacAddress"], mac.as_str());
     assert_eq!(ns["Networks"]["bridge"]["IPAddress"], ip);
     assert_eq!(c["HostConfig"]["NetworkMode"], "bridge");
     // The host (the daemon's namespace) reaches the container on the bridge.
-    let ping = d.netns_cmd("busybox").args(["ping", "-c", "1", "-W", "2", ip]).output().unwrap();
+    let ping = d
+        .netns_cmd("busybox")
+        .args(["ping", "-c", "1", "-W", "2", ip])
+        .output()
+        .unwrap();
     assert!(ping.status.success(), "{}", String::from_utf8_lossy(&ping.stdout));
     // Stopped: the address is given back and no longer shown.
     ok(&d, &["stop", "-t", "0", "web"]);
@@ -83,12 +104,53 @@ fn user_networks_resolve_names_aliases_and_ids_and_stay_apart() {
     d.load_busybox("bb");
     let id = ok(&d, &["network", "create", "--label", "team=a", "front"]);
     assert_eq!(id.trim().len(), 64);
-    ok(&d, &["network", "create", "--subnet", "10.77.0.0/24", "--gateway", "10.77.0.254", "back"]);
-    let web = ok(&d, &["run", "-d", "--name", "web", "--network", "front", "--network-alias", "www", "bb", "httpd", "-f", "-p", "80", "-h", "/etc"]);
+    ok(
+        &d,
+        &[
+            "network",
+            "create",
+            "--subnet",
+            "10.77.0.0/24",
+            "--gateway",
+            "10.77.0.254",
+            "back",
+        ],
+    );
+    let web = ok(
+        &d,
+        &[
+            "run",
+            "-d",
+            "--name",
+            "web",
+            "--network",
+            "front",
+            "--network-alias",
+            "www",
+            "bb",
+            "httpd",
+            "-f",
+            "-p",
+            "80",
+            "-h",
+            "/etc",
+        ],
+    );
     let short = &web.trim()[..12];
     let out = ok(
         &d,
-        &["run", "--rm", "--network", "front", "bb", "sh", "-c", &format!("cat /etc/resolv.conf; nslookup web; nslookup www; nslookup {short}; wget -qO- http://www/hostname")],
+        &[
+            "run",
+            "--rm",
+            "--network",
+            "front",
+            "bb",
+            "sh",
+            "-c",
+            &format!(
+                "cat /etc/resolv.conf; nslookup web; nslookup www; nslookup {short}; wget -qO- http://www/hostname"
+            ),
+        ],
     );
     assert!(out.contains("nameserver 127.0.0.11"), "{out}");
     assert_eq!(out.matches("Address: 172.").count(), 3, "{out}");
@@ -96,11 +158,35 @@ fn user_networks_resolve_names_aliases_and_ids_and_stay_apart() {
     // Another network does not see it.
     let r = d.berth(&["run", "--rm", "--network", "back", "bb", "nslookup", "web"]);
     assert_ne!(r.code, 0, "{r:?}");
-    let ip = ok(&d, &["run", "--rm", "--network", "back", "--ip", "10.77.0.9", "bb", "sh", "-c", "ip -4 -o addr show eth0; ip route"]);
+    let ip = ok(
+        &d,
+        &[
+            "run",
+            "--rm",
+            "--network",
+            "back",
+            "--ip",
+            "10.77.0.9",
+            "bb",
+            "sh",
+            "-c",
+            "ip -4 -o addr show eth0; ip route",
+        ],
+    );
     assert!(ip.contains("10.77.0.9/24"), "{ip}");
     assert!(ip.contains("default via 10.77.0.254"), "{ip}");
     // ls, filters and inspect as Docker shows them.
-    let ls = ok(&d, &["network", "ls", "--filter", "label=team=a", "--format", "{{.Name}} {{.Driver}} {{.Scope}}"]);
+    let ls = ok(
+        &d,
+        &[
+            "network",
+            "ls",
+            "--filter",
+            "label=team=a",
+            "--format",
+            "{{.Name}} {{.Driver}} {{.Scope}}",
+        ],
+    );
     assert_eq!(ls, "front bridge local\n");
     let builtin = ok(&d, &["network", "ls", "-f", "type=builtin", "--format", "{{.Name}}"]);
     assert_eq!(builtin, "bridge\nhost\nnone\n");
@@ -120,7 +206,13 @@ fn user_networks_resolve_names_aliases_and_ids_and_stay_apart() {
 fn published_ports_answer_on_loopback_and_go_away_with_the_container() {
     let d = Daemon::start();
     d.load_busybox("bb");
-    ok(&d, &["run", "-d", "--name", "pub", "-p", "18080:80", "--expose", "9999", "bb", "httpd", "-f", "-p", "80", "-h", "/etc"]);
+    ok(
+        &d,
+        &[
+            "run", "-d", "--name", "pub", "-p", "18080:80", "--expose", "9999", "bb", "httpd", "-f", "-p", "80", "-h",
+            "/etc",
+        ],
+    );
     let hostname = inspect(&d, "pub")["Config"]["Hostname"].as_str().unwrap().to_string();
     let mut body = Err(String::new());
     assert!(eventually(Duration::from_secs(5), || {
@@ -136,18 +228,31 @@ fn published_ports_answer_on_loopback_and_go_away_with_the_container() {
     assert_eq!(ports["80/tcp"][0]["HostPort"], "18080");
     assert_eq!(ports["9999/tcp"], serde_json::Value::Null);
     // Another container reaches it through the host's address on the bridge (hairpin through NAT).
-    let out = ok(&d, &["run", "--rm", "bb", "wget", "-qO-", "http://172.17.0.1:18080/hostname"]);
+    let out = ok(
+        &d,
+        &["run", "--rm", "bb", "wget", "-qO-", "http://172.17.0.1:18080/hostname"],
+    );
     assert!(out.contains(&hostname), "{out}");
     // The port is taken while it runs.
     let r = d.berth(&["run", "-d", "-p", "18080:80", "bb", "sleep", "60"]);
     assert_ne!(r.code, 0);
     assert!(r.stderr.contains("port is already allocated"), "{r:?}");
     // -P picks free host ports for the exposed ones.
-    ok(&d, &["run", "-d", "--name", "all", "-P", "--expose", "80", "bb", "httpd", "-f", "-p", "80", "-h", "/etc"]);
+    ok(
+        &d,
+        &[
+            "run", "-d", "--name", "all", "-P", "--expose", "80", "bb", "httpd", "-f", "-p", "80", "-h", "/etc",
+        ],
+    );
     let port = ok(&d, &["port", "all", "80"]);
     let host_port = port.trim().rsplit(':').next().unwrap().to_string();
     assert!(host_port.parse::<u16>().unwrap() >= 1024, "{port}");
-    assert!(eventually(Duration::from_secs(5), || http_get(&d, &format!("127.0.0.1:{host_port}"), "/hostname").is_ok()));
+    assert!(eventually(Duration::from_secs(5), || http_get(
+        &d,
+        &format!("127.0.0.1:{host_port}"),
+        "/hostname"
+    )
+    .is_ok()));
     // Stopped: nothing answers any more, and the port is free again.
     ok(&d, &["stop", "-t", "0", "pub"]);
     assert!(http_get(&d, "127.0.0.1:18080", "/hostname").is_err());
@@ -159,22 +264,73 @@ fn addresses_ports_and_names_survive_a_daemon_crash() {
     let mut d = Daemon::start();
     d.load_busybox("bb");
     ok(&d, &["network", "create", "app"]);
-    ok(&d, &["run", "-d", "--name", "one", "--network", "app", "-p", "18081:80", "bb", "httpd", "-f", "-p", "80", "-h", "/etc"]);
-    let ip1 = inspect(&d, "one")["NetworkSettings"]["Networks"]["app"]["IPAddress"].as_str().unwrap().to_string();
+    ok(
+        &d,
+        &[
+            "run",
+            "-d",
+            "--name",
+            "one",
+            "--network",
+            "app",
+            "-p",
+            "18081:80",
+            "bb",
+            "httpd",
+            "-f",
+            "-p",
+            "80",
+            "-h",
+            "/etc",
+        ],
+    );
+    let ip1 = inspect(&d, "one")["NetworkSettings"]["Networks"]["app"]["IPAddress"]
+        .as_str()
+        .unwrap()
+        .to_string();
     d.kill9();
     d.restart();
     // The running container keeps its address; a new one gets another.
-    let again = inspect(&d, "one")["NetworkSettings"]["Networks"]["app"]["IPAddress"].as_str().unwrap().to_string();
+    let again = inspect(&d, "one")["NetworkSettings"]["Networks"]["app"]["IPAddress"]
+        .as_str()
+        .unwrap()
+        .to_string();
     assert_eq!(again, ip1);
-    ok(&d, &["run", "-d", "--name", "two", "--network", "app", "bb", "sleep", "600"]);
-    let ip2 = inspect(&d, "two")["NetworkSettings"]["Networks"]["app"]["IPAddress"].as_str().unwrap().to_string();
+    ok(
+        &d,
+        &["run", "-d", "--name", "two", "--network", "app", "bb", "sleep", "600"],
+    );
+    let ip2 = inspect(&d, "two")["NetworkSettings"]["Networks"]["app"]["IPAddress"]
+        .as_str()
+        .unwrap()
+        .to_string();
     assert_ne!(ip1, ip2);
     // Its port and its name still work.
-    assert!(eventually(Duration::from_secs(5), || http_get(&d, "127.0.0.1:18081", "/hostname").is_ok()));
+    assert!(eventually(Duration::from_secs(5), || http_get(
+        &d,
+        "127.0.0.1:18081",
+        "/hostname"
+    )
+    .is_ok()));
     let out = ok(&d, &["exec", "two", "nslookup", "one"]);
     assert!(out.contains(&ip1), "{out}");
     // A container that ended while the daemon was away gives everything back.
-    ok(&d, &["run", "-d", "--name", "three", "--network", "app", "-p", "18082:80", "bb", "sleep", "1"]);
+    ok(
+        &d,
+        &[
+            "run",
+            "-d",
+            "--name",
+            "three",
+            "--network",
+            "app",
+            "-p",
+            "18082:80",
+            "bb",
+            "sleep",
+            "1",
+        ],
+    );
     d.kill9();
     std::thread::sleep(Duration::from_millis(1500));
     d.restart();
@@ -192,10 +348,29 @@ fn a_hundred_runs_leave_no_veth_rule_or_address_behind() {
     // A /28 has 13 addresses for containers: 100 runs only fit if every one is given back.
     for i in 0..100 {
         let name = format!("c{i}");
-        ok(&d, &["run", "-d", "--name", &name, "--network", "small", "-p", "18090:80", "bb", "sleep", "60"]);
+        ok(
+            &d,
+            &[
+                "run",
+                "-d",
+                "--name",
+                &name,
+                "--network",
+                "small",
+                "-p",
+                "18090:80",
+                "bb",
+                "sleep",
+                "60",
+            ],
+        );
         ok(&d, &["rm", "-f", &name]);
     }
-    assert!(eventually(Duration::from_secs(10), || veths(&d) == 0), "veths left: {}", veths(&d));
+    assert!(
+        eventually(Duration::from_secs(10), || veths(&d) == 0),
+        "veths left: {}",
+        veths(&d)
+    );
     let endpoints = d.data_root().join("network/endpoints");
     assert_eq!(std::fs::read_dir(&endpoints).unwrap().count(), 0);
     let rules = d.in_netns(|| {
@@ -213,9 +388,41 @@ fn a_hundred_runs_leave_no_veth_rule_or_address_behind() {
 fn links_give_hosts_entries_and_docker_variables() {
     let d = Daemon::start();
     d.load_busybox("bb");
-    ok(&d, &["run", "-d", "--name", "db", "-e", "PGDATA=/data", "--expose", "5432", "bb", "sleep", "600"]);
-    let ip = inspect(&d, "db")["NetworkSettings"]["IPAddress"].as_str().unwrap().to_string();
-    let out = ok(&d, &["run", "--rm", "--name", "web", "--link", "db:mydb", "bb", "sh", "-c", "env; cat /etc/hosts; ping -c1 -W2 mydb >/dev/null && echo pinged"]);
+    ok(
+        &d,
+        &[
+            "run",
+            "-d",
+            "--name",
+            "db",
+            "-e",
+            "PGDATA=/data",
+            "--expose",
+            "5432",
+            "bb",
+            "sleep",
+            "600",
+        ],
+    );
+    let ip = inspect(&d, "db")["NetworkSettings"]["IPAddress"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let out = ok(
+        &d,
+        &[
+            "run",
+            "--rm",
+            "--name",
+            "web",
+            "--link",
+            "db:mydb",
+            "bb",
+            "sh",
+            "-c",
+            "env; cat /etc/hosts; ping -c1 -W2 mydb >/dev/null && echo pinged",
+        ],
+    );
     assert!(out.contains(&format!("MYDB_PORT_5432_TCP_ADDR={ip}")), "{out}");
     assert!(out.contains("MYDB_ENV_PGDATA=/data"), "{out}");
     assert!(out.contains("MYDB_NAME=/web/mydb"), "{out}");
@@ -231,7 +438,24 @@ fn dns_options_extra_hosts_and_namespace_modes() {
     d.load_busybox("bb");
     let out = ok(
         &d,
-        &["run", "--rm", "--dns", "10.1.2.3", "--dns-search", "corp.example", "--dns-option", "ndots:3", "--add-host", "gw:host-gateway", "--add-host", "db.local:10.0.0.7", "bb", "sh", "-c", "cat /etc/resolv.conf /etc/hosts"],
+        &[
+            "run",
+            "--rm",
+            "--dns",
+            "10.1.2.3",
+            "--dns-search",
+            "corp.example",
+            "--dns-option",
+            "ndots:3",
+            "--add-host",
+            "gw:host-gateway",
+            "--add-host",
+            "db.local:10.0.0.7",
+            "bb",
+            "sh",
+            "-c",
+            "cat /etc/resolv.conf /etc/hosts",
+        ],
     );
     assert!(out.contains("nameserver 10.1.2.3\n"), "{out}");
     assert!(out.contains("search corp.example\n"), "{out}");
@@ -241,8 +465,24 @@ fn dns_options_extra_hosts_and_namespace_modes() {
     let none = ok(&d, &["run", "--rm", "--network", "none", "bb", "ip", "-o", "link"]);
     assert_eq!(none.lines().count(), 1, "{none}");
     ok(&d, &["run", "-d", "--name", "base", "bb", "sleep", "600"]);
-    let ip = inspect(&d, "base")["NetworkSettings"]["IPAddress"].as_str().unwrap().to_string();
-    let shared = ok(&d, &["run", "--rm", "--network", "container:base", "bb", "ip", "-4", "-o", "addr"]);
+    let ip = inspect(&d, "base")["NetworkSettings"]["IPAddress"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let shared = ok(
+        &d,
+        &[
+            "run",
+            "--rm",
+            "--network",
+            "container:base",
+            "bb",
+            "ip",
+            "-4",
+            "-o",
+            "addr",
+        ],
+    );
     assert!(shared.contains(&ip), "{shared}");
     let host = ok(&d, &["run", "--rm", "--network", "host", "bb", "ip", "-o", "link"]);
     assert!(host.contains("berth0"), "{host}");
@@ -254,12 +494,28 @@ fn connect_and_disconnect_a_running_container() {
     d.load_busybox("bb");
     ok(&d, &["network", "create", "extra"]);
     ok(&d, &["run", "-d", "--name", "c1", "bb", "sleep", "600"]);
-    ok(&d, &["run", "-d", "--name", "peer", "--network", "extra", "bb", "sleep", "600"]);
+    ok(
+        &d,
+        &[
+            "run",
+            "-d",
+            "--name",
+            "peer",
+            "--network",
+            "extra",
+            "bb",
+            "sleep",
+            "600",
+        ],
+    );
     ok(&d, &["network", "connect", "--alias", "one", "extra", "c1"]);
     let links = ok(&d, &["exec", "c1", "ip", "-o", "link"]);
     assert!(links.contains("eth1"), "{links}");
     let out = ok(&d, &["exec", "peer", "nslookup", "one"]);
-    let ip = inspect(&d, "c1")["NetworkSettings"]["Networks"]["extra"]["IPAddress"].as_str().unwrap().to_string();
+    let ip = inspect(&d, "c1")["NetworkSettings"]["Networks"]["extra"]["IPAddress"]
+        .as_str()
+        .unwrap()
+        .to_string();
     assert!(out.contains(&ip), "{out}");
     let r = d.berth(&["network", "connect", "extra", "c1"]);
     assert_ne!(r.code, 0, "{r:?}");
@@ -282,23 +538,102 @@ fn macvlan_and_ipv6_networks() {
     let d = Daemon::start();
     d.load_busybox("bb");
     // A parent interface of the test's own, in the daemon's namespace.
-    let st = d.netns_cmd("ip").args(["link", "add", "mvp0", "type", "veth", "peer", "name", "mvp1"]).status().unwrap();
+    let st = d
+        .netns_cmd("ip")
+        .args(["link", "add", "mvp0", "type", "veth", "peer", "name", "mvp1"])
+        .status()
+        .unwrap();
     assert!(st.success());
     d.netns_cmd("ip").args(["link", "set", "mvp0", "up"]).status().unwrap();
     d.netns_cmd("ip").args(["link", "set", "mvp1", "up"]).status().unwrap();
-    ok(&d, &["network", "create", "-d", "macvlan", "-o", "parent=mvp0", "--subnet", "10.79.0.0/24", "mv"]);
-    ok(&d, &["run", "-d", "--name", "m1", "--network", "mv", "--ip", "10.79.0.10", "bb", "sleep", "600"]);
-    let out = ok(&d, &["run", "--rm", "--network", "mv", "bb", "ping", "-c", "1", "-W", "2", "10.79.0.10"]);
+    ok(
+        &d,
+        &[
+            "network",
+            "create",
+            "-d",
+            "macvlan",
+            "-o",
+            "parent=mvp0",
+            "--subnet",
+            "10.79.0.0/24",
+            "mv",
+        ],
+    );
+    ok(
+        &d,
+        &[
+            "run",
+            "-d",
+            "--name",
+            "m1",
+            "--network",
+            "mv",
+            "--ip",
+            "10.79.0.10",
+            "bb",
+            "sleep",
+            "600",
+        ],
+    );
+    let out = ok(
+        &d,
+        &[
+            "run",
+            "--rm",
+            "--network",
+            "mv",
+            "bb",
+            "ping",
+            "-c",
+            "1",
+            "-W",
+            "2",
+            "10.79.0.10",
+        ],
+    );
     assert!(out.contains("1 packets received"), "{out}");
-    let r = d.berth(&["network", "create", "-d", "macvlan", "-o", "parent=nosuch0", "--subnet", "10.80.0.0/24", "bad"]);
+    let r = d.berth(&[
+        "network",
+        "create",
+        "-d",
+        "macvlan",
+        "-o",
+        "parent=nosuch0",
+        "--subnet",
+        "10.80.0.0/24",
+        "bad",
+    ]);
     assert_ne!(r.code, 0, "{r:?}");
 
     ok(&d, &["network", "create", "--ipv6", "--subnet", "fd00:77::/64", "v6"]);
-    ok(&d, &["run", "-d", "--name", "six", "--network", "v6", "bb", "sleep", "600"]);
+    ok(
+        &d,
+        &["run", "-d", "--name", "six", "--network", "v6", "bb", "sleep", "600"],
+    );
     let c = inspect(&d, "six");
-    let v6 = c["NetworkSettings"]["Networks"]["v6"]["GlobalIPv6Address"].as_str().unwrap().to_string();
+    let v6 = c["NetworkSettings"]["Networks"]["v6"]["GlobalIPv6Address"]
+        .as_str()
+        .unwrap()
+        .to_string();
     assert!(v6.starts_with("fd00:77::"), "{c}");
-    let out = ok(&d, &["run", "--rm", "--network", "v6", "bb", "ping", "-6", "-c", "1", "-W", "3", &v6]);
+    let out = ok(
+        &d,
+        &[
+            "run",
+            "--rm",
+            "--network",
+            "v6",
+            "bb",
+            "ping",
+            "-6",
+            "-c",
+            "1",
+            "-W",
+            "3",
+            &v6,
+        ],
+    );
     assert!(out.contains("1 packets received"), "{out}");
 }
 
@@ -308,10 +643,18 @@ fn bad_network_input_is_refused_with_nothing_made() {
     d.load_busybox("bb");
     let api = |method: &str, path: &str, body: &str| d.api(method, path, Some(body.as_bytes()));
     ok(&d, &["network", "create", "--subnet", "10.81.0.0/16", "a"]);
-    let (s, b) = api("POST", "/networks/create", r#"{"Name":"b","IPAM":{"Config":[{"Subnet":"10.81.5.0/24"}]}}"#);
+    let (s, b) = api(
+        "POST",
+        "/networks/create",
+        r#"{"Name":"b","IPAM":{"Config":[{"Subnet":"10.81.5.0/24"}]}}"#,
+    );
     assert_eq!(s, 403, "{}", String::from_utf8_lossy(&b));
     assert!(String::from_utf8_lossy(&b).contains("overlaps"));
-    let (s, _) = api("POST", "/networks/create", r#"{"Name":"c","IPAM":{"Config":[{"Subnet":"10.300.0.0/16"}]}}"#);
+    let (s, _) = api(
+        "POST",
+        "/networks/create",
+        r#"{"Name":"c","IPAM":{"Config":[{"Subnet":"10.300.0.0/16"}]}}"#,
+    );
     assert_eq!(s, 400);
     let (s, _) = api("POST", "/networks/create", r#"{"Name":"../etc"}"#);
     assert_eq!(s, 400);
@@ -343,17 +686,46 @@ fn docker_cli_and_sdk_drive_networks() {
     d.load_busybox("bb");
     let r = d.docker(&["network", "create", "--subnet", "10.82.0.0/24", "dnet"]);
     assert_eq!(r.code, 0, "{r:?}");
-    let r = d.docker(&["run", "-d", "--name", "dweb", "--network", "dnet", "-p", "18083:80", "bb", "httpd", "-f", "-p", "80", "-h", "/etc"]);
+    let r = d.docker(&[
+        "run",
+        "-d",
+        "--name",
+        "dweb",
+        "--network",
+        "dnet",
+        "-p",
+        "18083:80",
+        "bb",
+        "httpd",
+        "-f",
+        "-p",
+        "80",
+        "-h",
+        "/etc",
+    ]);
     assert_eq!(r.code, 0, "{r:?}");
     let r = d.docker(&["port", "dweb"]);
     assert!(r.stdout.contains("80/tcp -> 0.0.0.0:18083"), "{r:?}");
-    let r = d.docker(&["network", "inspect", "-f", "{{range .Containers}}{{.Name}} {{.IPv4Address}}{{end}}", "dnet"]);
+    let r = d.docker(&[
+        "network",
+        "inspect",
+        "-f",
+        "{{range .Containers}}{{.Name}} {{.IPv4Address}}{{end}}",
+        "dnet",
+    ]);
     assert!(r.stdout.starts_with("dweb 10.82.0."), "{r:?}");
-    assert!(eventually(Duration::from_secs(5), || http_get(&d, "127.0.0.1:18083", "/hostname").is_ok()));
+    assert!(eventually(Duration::from_secs(5), || http_get(
+        &d,
+        "127.0.0.1:18083",
+        "/hostname"
+    )
+    .is_ok()));
     let r = d.docker(&["ps", "--format", "{{.Ports}} {{.Networks}}"]);
     assert!(r.stdout.contains("0.0.0.0:18083->80/tcp dnet"), "{r:?}");
 
-    let probe = std::process::Command::new("/usr/bin/python3").args(["-c", "import docker"]).output();
+    let probe = std::process::Command::new("/usr/bin/python3")
+        .args(["-c", "import docker"])
+        .output();
     if !probe.is_ok_and(|o| o.status.success()) {
         eprintln!("SKIP: the Docker SDK for Python is missing (apt-get install python3-docker)");
         return;
@@ -381,6 +753,84 @@ print("names", sorted(x.name for x in c.networks.list()))
         .output()
         .unwrap();
     let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(out.status.success(), "{stdout}\n{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     assert!(stdout.contains("names ['bridge', 'dnet', 'host', 'none']"), "{stdout}");
+}
+
+#[test]
+fn rename_link_removal_filters_internal_networks_and_events() {
+    let d = Daemon::start();
+    d.load_busybox("bb");
+    ok(&d, &["network", "create", "--internal", "inside"]);
+    ok(
+        &d,
+        &[
+            "run",
+            "-d",
+            "--name",
+            "old",
+            "--network",
+            "inside",
+            "bb",
+            "sleep",
+            "600",
+        ],
+    );
+    // Internal: no default route, and names still resolve.
+    let routes = ok(&d, &["exec", "old", "ip", "route"]);
+    assert!(!routes.contains("default"), "{routes}");
+    ok(&d, &["rename", "old", "renamed"]);
+    let out = ok(&d, &["run", "--rm", "--network", "inside", "bb", "nslookup", "renamed"]);
+    assert!(out.contains("Address: 172."), "{out}");
+    // ps filters by network, published and exposed ports.
+    ok(
+        &d,
+        &[
+            "run", "-d", "--name", "pub", "-p", "18084:80", "--expose", "81", "bb", "sleep", "600",
+        ],
+    );
+    assert_eq!(
+        ok(&d, &["ps", "--filter", "network=inside", "--format", "{{.Names}}"]),
+        "renamed\n"
+    );
+    assert_eq!(
+        ok(&d, &["ps", "--filter", "publish=80", "--format", "{{.Names}}"]),
+        "pub\n"
+    );
+    assert_eq!(
+        ok(&d, &["ps", "--filter", "expose=81/tcp", "--format", "{{.Names}}"]),
+        "pub\n"
+    );
+    // A legacy link is removed with `rm --link`.
+    ok(&d, &["create", "--name", "child", "--link", "pub:alias", "bb", "true"]);
+    let links = inspect(&d, "child")["HostConfig"]["Links"].clone();
+    assert_eq!(links, serde_json::json!(["/pub:/child/alias"]));
+    let (status, body) = d.api("DELETE", "/containers//child/alias?link=1", None);
+    assert_eq!(status, 204, "{}", String::from_utf8_lossy(&body));
+    assert_eq!(inspect(&d, "child")["HostConfig"]["Links"], serde_json::Value::Null);
+    // Starting and stopping a container announces its network connects and disconnects.
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs()
+        + 1;
+    let until = now.to_string();
+    let r = d.docker(&[
+        "events",
+        "--since",
+        "1",
+        "--until",
+        &until,
+        "--filter",
+        "type=network",
+        "--format",
+        "{{.Action}} {{.Actor.Attributes.name}}",
+    ]);
+    assert!(r.stdout.contains("create inside"), "{r:?}");
+    assert!(r.stdout.contains("connect inside"), "{r:?}");
+    assert!(r.stdout.contains("connect bridge"), "{r:?}");
 }

@@ -75,10 +75,28 @@ async fn kill(State(e): State<AppState>, Path(id): Path<String>, RawQuery(q): Ra
 async fn remove(State(e): State<AppState>, Path(id): Path<String>, RawQuery(q): RawQuery) -> ApiResult<Response> {
     let p = Params::from_query(q.as_deref());
     if p.flag("link") {
-        return Err(ApiError::bad_request("legacy links are not supported"));
+        e.containers.remove_link(&id).await?;
+        return Ok(empty(StatusCode::NO_CONTENT));
     }
     e.containers.remove(&id, p.flag("force")).await?;
     Ok(empty(StatusCode::NO_CONTENT))
+}
+
+/// Routes nothing else matched. `DELETE /containers/{name}?link=1` names a link as
+/// `/<container>/<alias>`, with slashes a path parameter cannot hold (dockerd's route is
+/// `/containers/{name:.*}`); everything else is a 404.
+pub(crate) async fn fallback(State(e): State<AppState>, method: axum::http::Method, uri: axum::http::Uri) -> Response {
+    let path = crate::strip_version(uri.path()).1.to_string();
+    let p = Params::from_query(uri.query());
+    if method == axum::http::Method::DELETE && p.flag("link") {
+        if let Some(link) = path.strip_prefix("/containers/") {
+            return match e.containers.remove_link(link).await {
+                Ok(()) => empty(StatusCode::NO_CONTENT),
+                Err(err) => axum::response::IntoResponse::into_response(ApiError::from(err)),
+            };
+        }
+    }
+    crate::error::page_not_found().await
 }
 
 async fn rename(State(e): State<AppState>, Path(id): Path<String>, RawQuery(q): RawQuery) -> ApiResult<Response> {

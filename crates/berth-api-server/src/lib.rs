@@ -39,7 +39,7 @@ pub fn router(services: Arc<Services>) -> Router {
         .merge(images::routes())
         .merge(events::routes())
         .merge(networks::routes())
-        .fallback(error::page_not_found)
+        .fallback(containers::fallback)
         .with_state(services)
 }
 

@@ -206,6 +206,16 @@ impl SystemService {
             ),
             security_options: Some(vec!["name=seccomp,profile=builtin".into()]),
             warnings: Some(Vec::new()),
+            plugins: Some(berth_api::models::PluginsInfo {
+                volume: Some(vec!["local".into()]),
+                network: Some(
+                    ["bridge", "host", "ipvlan", "macvlan", "null"]
+                        .map(String::from)
+                        .to_vec(),
+                ),
+                authorization: None,
+                log: Some(["json-file", "local", "none"].map(String::from).to_vec()),
+            }),
             ..Default::default()
         }
     }

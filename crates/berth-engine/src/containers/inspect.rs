@@ -231,6 +231,20 @@ impl ContainerService {
                 })
             })
             && any("health", &|v| v == self.health_filter_value(&rec.id))
+            && any("network", &|v| {
+                rec.networks.iter().any(|(name, s)| {
+                    name == v
+                        || s.network_id
+                            .as_deref()
+                            .is_some_and(|id| id == v || (v.len() >= 12 && id.starts_with(v)))
+                })
+            })
+            && any("publish", &|v| {
+                port_key_in(v, rec.host_config.port_bindings.as_ref().map(|b| b.keys()))
+            })
+            && any("expose", &|v| {
+                port_key_in(v, rec.config.exposed_ports.as_ref().map(|e| e.keys()))
+            })
             && any("ancestor", &|v| {
                 let image = rec.config.image.clone().unwrap_or_default();
                 image == v
@@ -277,6 +291,16 @@ impl ContainerService {
             mounts: Some(Vec::new()),
         }
     }
+}
+
+/// Whether the `publish`/`expose` filter value (`80`, `80/udp`) names one of the ports.
+fn port_key_in<'a>(v: &str, keys: Option<impl Iterator<Item = &'a String>>) -> bool {
+    let Ok(want) = crate::network::ports::ContainerPort::parse(v) else {
+        return false;
+    };
+    keys.into_iter()
+        .flatten()
+        .any(|k| crate::network::ports::ContainerPort::parse(k).is_ok_and(|p| p == want))
 }
 
 #[cfg(test)]

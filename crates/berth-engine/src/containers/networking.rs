@@ -151,4 +151,27 @@ impl ContainerService {
         });
         c.save().await
     }
+
+    /// `DELETE /containers/{name}?link=1`: removes the legacy link `/<container>/<alias>` from the
+    /// container's record (the running container keeps its `/etc/hosts`, as with Docker).
+    pub async fn remove_link(self: &Arc<Self>, link: &str) -> Result<()> {
+        let trimmed = link.trim_start_matches('/');
+        let (parent, alias) = trimmed.rsplit_once('/').ok_or_else(|| {
+            EngineError::InvalidArgument(format!("Conflict, cannot remove the default link name: {link}"))
+        })?;
+        let c = self.lookup(parent)?;
+        let _op = c.op.lock().await;
+        let rec = c.record();
+        let links = rec.host_config.links.clone().unwrap_or_default();
+        let keep: Vec<String> = links
+            .iter()
+            .filter(|l| parse_link(l).map(|(_, a)| a != alias).unwrap_or(true))
+            .cloned()
+            .collect();
+        if keep.len() == links.len() {
+            return Err(EngineError::NotFound(format!("Could not find link {link}")));
+        }
+        c.modify(|r| r.host_config.links = (!keep.is_empty()).then_some(keep));
+        c.save().await
+    }
 }

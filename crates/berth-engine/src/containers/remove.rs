@@ -116,6 +116,9 @@ impl ContainerService {
             let _ = self.registry.rename(&c.id, new_name, &old);
             return Err(e);
         }
+        let (nets, id, new) = (self.networks.clone(), c.id.clone(), new_name.to_string());
+        let old_dns = old.clone();
+        let _ = tokio::task::spawn_blocking(move || nets.rename(&id, &old_dns, &new)).await;
         self.publish(&c, "rename", &[("oldName", format!("/{old}"))]);
         Ok(())
     }
