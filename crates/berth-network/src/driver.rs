@@ -431,6 +431,7 @@ impl NetworkDriver for BridgeDriver {
             mtu: None,
             ..ep.clone()
         };
+        with_rollback(nl, &[&host_if], || nl.set_hairpin(host_if.as_str(), true))?;
         let got = with_rollback(nl, &[&host_if], || {
             configure_in_container(ns, None, &ep_cfg, None, Some(mac), net.has_ipv6())
         })?;

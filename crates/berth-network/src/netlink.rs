@@ -14,7 +14,10 @@ use std::os::fd::{AsFd, AsRawFd};
 use futures_util::TryStreamExt;
 use ipnet::IpNet;
 use netlink_packet_route::address::{AddressAttribute, AddressFlags};
-use netlink_packet_route::link::{InfoData, InfoVeth, IpVlanMode, LinkAttribute, LinkMessage, MacVlanMode};
+use netlink_packet_route::link::{
+    InfoBridgePort, InfoData, InfoPortData, InfoPortKind, InfoVeth, IpVlanMode, LinkAttribute, LinkInfo, LinkMessage,
+    MacVlanMode,
+};
 use netlink_packet_route::route::{RouteAddress, RouteAttribute, RouteHeader};
 use rtnetlink::{
     Handle, LinkBridge, LinkIpVlan, LinkMacVlan, LinkMessageBuilder, LinkUnspec, LinkVeth, RouteMessageBuilder,
@@ -410,6 +413,19 @@ impl Netlink {
         let mi = self.require_index(master)?;
         let msg = link.builder().controller(mi).build();
         self.set("set master", link, msg)
+    }
+
+    /// Sets hairpin mode on a bridge port: frames may leave through the port they came in by, so a
+    /// container reaches its own published port through the host's NAT (Docker sets it when the
+    /// kernel does the NAT instead of its userland proxy).
+    pub fn set_hairpin<'a>(&self, link: impl Into<LinkRef<'a>>, on: bool) -> Result<(), NetError> {
+        let link = link.into();
+        let mut msg = link.builder().build();
+        msg.attributes.push(LinkAttribute::LinkInfo(vec![
+            LinkInfo::PortKind(InfoPortKind::Bridge),
+            LinkInfo::PortData(InfoPortData::BridgePort(vec![InfoBridgePort::HairpinMode(on)])),
+        ]));
+        self.set("set hairpin mode", link, msg)
     }
 
     /// Moves `link` into namespace `ns` (it disappears from this one).
