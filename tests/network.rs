@@ -834,3 +834,91 @@ fn rename_link_removal_filters_internal_networks_and_events() {
     assert!(r.stdout.contains("connect inside"), "{r:?}");
     assert!(r.stdout.contains("connect bridge"), "{r:?}");
 }
+
+#[test]
+fn daemon_and_network_address_options() {
+    let d = Daemon::start_with(&[
+        "--bip",
+        "10.84.0.1/24",
+        "--fixed-cidr",
+        "10.84.0.128/25",
+        "--default-address-pool",
+        "base=10.85.0.0/16,size=24",
+    ]);
+    d.load_busybox("bb");
+    let out = ok(&d, &["run", "--rm", "bb", "ip", "-4", "-o", "addr", "show", "eth0"]);
+    assert!(
+        out.contains("inet 10.84.0.128/24") || out.contains("inet 10.84.0.129/24"),
+        "{out}"
+    );
+    ok(&d, &["network", "create", "auto"]);
+    let net: serde_json::Value = serde_json::from_str(&ok(&d, &["network", "inspect", "auto"])).unwrap();
+    assert_eq!(net[0]["IPAM"]["Config"][0]["Subnet"], "10.85.0.0/24", "{net}");
+    ok(
+        &d,
+        &[
+            "network",
+            "create",
+            "--subnet",
+            "10.83.0.0/24",
+            "--ip-range",
+            "10.83.0.128/25",
+            "-o",
+            "com.docker.network.bridge.name=brtest",
+            "rng",
+        ],
+    );
+    let out = ok(
+        &d,
+        &[
+            "run",
+            "--rm",
+            "--network",
+            "rng",
+            "bb",
+            "ip",
+            "-4",
+            "-o",
+            "addr",
+            "show",
+            "eth0",
+        ],
+    );
+    assert!(
+        out.contains("inet 10.83.0.12") || out.contains("inet 10.83.0.13"),
+        "{out}"
+    );
+    let links = d
+        .netns_cmd("ip")
+        .args(["-o", "link", "show", "brtest"])
+        .output()
+        .unwrap();
+    assert!(links.status.success(), "no bridge brtest");
+    ok(&d, &["network", "create", "--ipv6", "--subnet", "fd00:88::/64", "six"]);
+    let out = ok(
+        &d,
+        &[
+            "run",
+            "--rm",
+            "--network",
+            "six",
+            "--ip6",
+            "fd00:88::99",
+            "bb",
+            "ip",
+            "-6",
+            "-o",
+            "addr",
+            "show",
+            "eth0",
+        ],
+    );
+    assert!(out.contains("fd00:88::99/64"), "{out}");
+    ok(&d, &["network", "rm", "rng"]);
+    let links = d
+        .netns_cmd("ip")
+        .args(["-o", "link", "show", "brtest"])
+        .output()
+        .unwrap();
+    assert!(!links.status.success(), "bridge brtest left behind");
+}

@@ -16,8 +16,25 @@ impl ContainerService {
     /// name.
     pub(crate) fn run_networks(&self, rec: &ContainerRecord) -> Vec<(String, EndpointSettings)> {
         let mode = rec.host_config.network_mode.clone().unwrap_or_default();
-        let primary = self.networks.resolve(&mode).map(|(_, name)| name).ok();
+        let mode = if mode.is_empty() || mode == "default" {
+            "bridge".to_string()
+        } else {
+            mode
+        };
+        let primary = self.networks.resolve(&mode).ok();
         let mut out: Vec<(String, EndpointSettings)> = Vec::new();
+        // A record from before networks were kept joins its NetworkMode network with defaults.
+        if rec.networks.is_empty() {
+            if let Some((id, name)) = primary {
+                let s = EndpointSettings {
+                    network_id: Some(id),
+                    ..Default::default()
+                };
+                out.push((name, s));
+            }
+            return out;
+        }
+        let primary = primary.map(|(_, name)| name);
         if let Some(p) = &primary {
             if let Some(s) = rec.networks.get(p) {
                 out.push((p.clone(), s.clone()));

@@ -215,8 +215,15 @@ impl Net {
         })
     }
 
-    fn user_subnets(&self) -> bool {
-        !self.rec.labels.contains_key(AUTO_SUBNET_LABEL) && !self.rec.subnets.is_empty()
+    /// Whether the subnet a static address (`--ip`, `--ip6`) belongs to was configured by the user
+    /// (Docker refuses static addresses on subnets it chose itself).
+    fn user_subnet_for(&self, addr: &str) -> bool {
+        let auto_v4 = self.rec.labels.contains_key(AUTO_SUBNET_LABEL);
+        match addr.parse::<IpAddr>() {
+            Ok(IpAddr::V4(_)) => !auto_v4 && !self.rec.subnets.is_empty(),
+            Ok(IpAddr::V6(_)) => self.rec.subnets.iter().any(|s| s.subnet.contains(':')),
+            Err(_) => true,
+        }
     }
 }
 

@@ -93,7 +93,7 @@ impl Networks {
                 ));
             }
         }
-        if !statics.is_empty() && !n.user_subnets() {
+        if statics.iter().any(|a| !n.user_subnet_for(a)) {
             return Err(EngineError::InvalidArgument(
                 "user specified IP address is supported only when connecting to networks with user configured subnets"
                     .into(),
