@@ -78,7 +78,7 @@ async fn remove(State(e): State<AppState>, Path(id): Path<String>, RawQuery(q): 
         e.containers.remove_link(&id).await?;
         return Ok(empty(StatusCode::NO_CONTENT));
     }
-    e.containers.remove(&id, p.flag("force")).await?;
+    e.containers.remove(&id, p.flag("force"), p.flag("v")).await?;
     Ok(empty(StatusCode::NO_CONTENT))
 }
 

@@ -13,6 +13,7 @@ mod networks;
 mod params;
 mod resources;
 mod system;
+mod volumes;
 
 pub use error::ApiError;
 
@@ -39,6 +40,7 @@ pub fn router(services: Arc<Services>) -> Router {
         .merge(images::routes())
         .merge(events::routes())
         .merge(networks::routes())
+        .merge(volumes::routes())
         .fallback(containers::fallback)
         .with_state(services)
 }

@@ -43,13 +43,18 @@ async fn disk_usage(State(engine): State<AppState>) -> Response {
         Ok(c) => c,
         Err(err) => return crate::error::json_error(StatusCode::INTERNAL_SERVER_ERROR, &err.to_string()),
     };
+    let e = engine.clone();
+    let volumes = match tokio::task::spawn_blocking(move || e.volumes.disk_usage()).await {
+        Ok(v) => v,
+        Err(err) => return crate::error::json_error(StatusCode::INTERNAL_SERVER_ERROR, &err.to_string()),
+    };
     json(
         StatusCode::OK,
         &serde_json::json!({
             "LayersSize": images.1,
             "Images": images.0,
             "Containers": containers,
-            "Volumes": [],
+            "Volumes": volumes,
             "BuildCache": [],
         }),
     )

@@ -4,7 +4,7 @@
 //!   the lifecycle state machine ([`state`]) and the run plan ([`plan`]);
 //! - [`ImageService`]: the image store (`image/`) and the snapshotter's layers;
 //! - [`Networks`]: networks (bridge, user-defined, macvlan, ipvlan), a run's addresses, ports and DNS;
-//! - [`VolumeService`]: a run's mounts ([`HostBinds`] today);
+//! - [`Volumes`]: volumes (`/volumes`) and a run's mounts (binds, volumes, tmpfs);
 //! - [`SystemService`]: `/info` and `/version`;
 //! - the [`EventBus`] every service publishes Docker-shaped events on.
 //!
@@ -46,7 +46,7 @@ pub use registry::{Container, Registry, RunEvent};
 pub use runtimes::Runtimes;
 pub use state::{State, Status};
 pub use system::{SystemService, VERSION};
-pub use volume::{HostBinds, VolumeService};
+pub use volume::{RunMounts, Volumes};
 
 use std::sync::{Arc, Mutex, RwLock};
 
@@ -61,6 +61,8 @@ pub struct Services {
     pub system: Arc<SystemService>,
     /// Networks.
     pub networks: Arc<Networks>,
+    /// Volumes.
+    pub volumes: Arc<Volumes>,
     /// The event bus.
     pub events: EventBus,
 }

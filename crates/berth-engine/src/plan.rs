@@ -7,7 +7,7 @@ use crate::error::{EngineError, Result};
 use crate::network::NetworkAttachment;
 use crate::record::ContainerRecord;
 use berth_runtime::oci_spec::runtime::Spec;
-use berth_runtime::{BindMount, ResolvedUser, RuntimeConfig, SeccompMode, Ulimit};
+use berth_runtime::{ResolvedUser, RuntimeConfig, SeccompMode, Ulimit};
 use berth_shim::protocol::{RootfsMount, ShimConfig};
 use berth_types::userns::IdentityMapping;
 use std::path::{Path, PathBuf};
@@ -72,7 +72,7 @@ pub(crate) struct PlanInputs<'a> {
     /// Network namespace and the files the network service wrote (`/etc/hosts`…).
     pub network: NetworkAttachment,
     /// Volumes and binds (from the volume service).
-    pub mounts: Vec<BindMount>,
+    pub mounts: crate::volume::RunMounts,
     /// The external runtime binary, or `None` for berth's own.
     pub runtime_path: Option<PathBuf>,
     /// The static init for `--init`, when the container asks for it.
@@ -96,7 +96,8 @@ pub(crate) fn build(inp: PlanInputs<'_>) -> Result<RunPlan> {
     let cfg = &rec.config;
     let sec = parse_security_opts(hc.security_opt.as_deref().unwrap_or_default())?;
     let mut mounts = inp.network.mounts;
-    mounts.extend(inp.mounts);
+    mounts.extend(inp.mounts.binds);
+    let tmpfs = inp.mounts.tmpfs;
     let mut args = vec![rec.path.clone()];
     args.extend(rec.args.iter().cloned());
     let id_map = inp.id_map;
@@ -145,6 +146,7 @@ pub(crate) fn build(inp: PlanInputs<'_>) -> Result<RunPlan> {
         init: inp.init,
         network: inp.network.mode,
         mounts,
+        tmpfs,
         cgroup_parent: hc.cgroup_parent.clone().filter(|p| !p.is_empty()),
         masked_paths: sec.unconfined_paths.then(Vec::new),
         readonly_paths: sec.unconfined_paths.then(Vec::new),
@@ -230,6 +232,7 @@ mod tests {
             state: Default::default(),
             restart_count: 0,
             networks: Default::default(),
+            mounts: Vec::new(),
             log_path: "/data/c/log".into(),
             runtime: "runc".into(),
         }
@@ -270,7 +273,10 @@ mod tests {
                 mounts: vec![etc],
                 env: vec![],
             },
-            mounts: vec![vol],
+            mounts: crate::volume::RunMounts {
+                binds: vec![vol],
+                tmpfs: vec![],
+            },
             runtime_path: Some(PathBuf::from("/usr/sbin/runc")),
             init: None,
             id_map: None,

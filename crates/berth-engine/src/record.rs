@@ -41,6 +41,10 @@ pub struct ContainerRecord {
     /// (`NetworkingConfig.EndpointsConfig`, `network connect`); addresses are the run's.
     #[serde(default)]
     pub networks: crate::network::EndpointsConfig,
+    /// Its mounts (binds, volumes, tmpfs), resolved at create: what inspect's `Mounts` shows and
+    /// what each run mounts.
+    #[serde(default)]
+    pub mounts: Vec<crate::volume::spec::MountPoint>,
 }
 
 /// Writes `data` to `path` atomically; `durable` adds the fsyncs. Files regenerated at every start

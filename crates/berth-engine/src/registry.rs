@@ -366,6 +366,7 @@ mod tests {
             state: Default::default(),
             restart_count: 0,
             networks: Default::default(),
+            mounts: Vec::new(),
             log_path: String::new(),
             runtime: String::new(),
         }

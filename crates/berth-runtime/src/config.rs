@@ -70,6 +70,17 @@ pub struct BindMount {
     pub options: Vec<String>,
 }
 
+/// A tmpfs mounted into the container (`--tmpfs`, `--mount type=tmpfs`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TmpfsMount {
+    /// Path in the container.
+    pub destination: String,
+    /// Mount options (`size=64m`, `mode=1777`, `ro`, `noexec`...), after Docker's defaults
+    /// (`nosuid`, `nodev`, `noexec`).
+    #[serde(default)]
+    pub options: Vec<String>,
+}
+
 /// Everything the runtime needs to know about one container run.
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 pub struct RuntimeConfig {
@@ -127,6 +138,9 @@ pub struct RuntimeConfig {
     pub network: NetworkMode,
     /// Extra bind mounts, applied after the defaults (a mount on a default destination replaces it).
     pub mounts: Vec<BindMount>,
+    /// tmpfs mounts, applied after the bind mounts.
+    #[serde(default)]
+    pub tmpfs: Vec<TmpfsMount>,
     /// `--cgroup-parent` (default `/berth`).
     pub cgroup_parent: Option<String>,
     /// `--security-opt systempaths=unconfined` or an explicit list: replaces Docker's masked paths.

@@ -13,7 +13,7 @@ pub mod spec;
 pub mod sys;
 pub mod user;
 
-pub use config::{BindMount, IdMap, NetworkMode, ResolvedUser, RuntimeConfig, SeccompMode, Ulimit};
+pub use config::{BindMount, IdMap, NetworkMode, ResolvedUser, RuntimeConfig, SeccompMode, TmpfsMount, Ulimit};
 pub use error::{Error, Result};
 pub use linux::{CreateError, CreatedContainer, CreatedProcess, ExecOptions, RootfsMount, Stdio};
 pub use oci_spec;

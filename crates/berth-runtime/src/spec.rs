@@ -128,6 +128,23 @@ pub fn build_spec(c: &RuntimeConfig, rootfs: &Path) -> Result<Spec> {
         options.extend(m.options.iter().cloned());
         mounts.push(json!({"destination": m.destination, "type": "bind", "source": m.source, "options": options}));
     }
+    for t in &c.tmpfs {
+        mounts.retain(|d| d["destination"] != t.destination.as_str());
+        let mut options: Vec<String> = ["nosuid", "nodev", "noexec"].map(String::from).to_vec();
+        for o in &t.options {
+            // An explicit exec/suid/dev undoes the default.
+            match o.as_str() {
+                "exec" => options.retain(|x| x != "noexec"),
+                "suid" => options.retain(|x| x != "nosuid"),
+                "dev" => options.retain(|x| x != "nodev"),
+                _ => {}
+            }
+            if !options.contains(o) {
+                options.push(o.clone());
+            }
+        }
+        mounts.push(json!({"destination": t.destination, "type": "tmpfs", "source": "tmpfs", "options": options}));
+    }
 
     let mut namespaces = vec![
         json!({"type": "pid"}),

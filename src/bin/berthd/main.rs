@@ -7,8 +7,8 @@ mod lock;
 
 use anyhow::{bail, Context, Result};
 use berth_engine::{
-    ContainerDeps, ContainerService, ContainerServiceConfig, EventBus, HostBinds, ImageService, Networks,
-    NetworksConfig, Registry, Runtimes, Services, SystemService,
+    ContainerDeps, ContainerService, ContainerServiceConfig, EventBus, ImageService, Networks,
+    NetworksConfig, Registry, Volumes, Runtimes, Services, SystemService,
 };
 use berth_snapshot::Snapshotter;
 use berth_store::ImageStore;
@@ -262,6 +262,15 @@ async fn open_services(
         .await
         .context("opening the networks")?
         .with_context(|| format!("opening the networks in {}", networks_root.display()))?;
+    let owner = match &id_map {
+        Some(m) => Some(m.root_pair().context("the remapped root of --userns-remap")?),
+        None => None,
+    };
+    let (vol_root, vol_events) = (data_root.join("volumes"), events.clone());
+    let volumes = tokio::task::spawn_blocking(move || Volumes::open(&vol_root, owner, vol_events))
+        .await
+        .context("opening the volumes")?
+        .context("opening the volumes")?;
     let images = ImageService::new(store, snapshots.clone(), registry.clone(), events.clone());
     let containers = ContainerService::open(
         ContainerServiceConfig {
@@ -276,7 +285,7 @@ async fn open_services(
             images: images.clone(),
             snapshots,
             networks: networks.clone(),
-            volumes: Arc::new(HostBinds),
+            volumes: volumes.clone(),
             events: events.clone(),
         },
     )
@@ -295,6 +304,7 @@ async fn open_services(
         images,
         system,
         networks,
+        volumes,
         events,
     }))
 }

@@ -340,9 +340,7 @@ impl ContainerService {
         let snapshots = self.snapshots.clone();
         let id = c.id.clone();
         let chains = rec.chain_ids.clone();
-        let binds = self
-            .volumes
-            .mounts(&c.id, rec.host_config.binds.as_deref().unwrap_or_default())?;
+        let binds = self.volumes.paths(&rec.mounts);
         let (root, readonly_mounts) = blocking(move || {
             let m = snapshots.rootfs_mount(&id, &chains)?;
             let root = mount_detached(&m).map_err(|e| io_error("mounting the root filesystem of", &id, e))?;

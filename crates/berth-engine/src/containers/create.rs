@@ -93,8 +93,7 @@ impl ContainerService {
         let (networks, links) = self.create_networking(&mut host_config, &config, body.networking_config.as_ref())?;
         host_config.log_config = Some(self.log_defaults.resolve(host_config.log_config.as_ref())?);
         self.runtimes.validate(host_config.runtime.as_deref())?;
-        self.volumes
-            .validate(host_config.binds.as_deref().unwrap_or_default())?;
+        let points = self.mount_points(&config, &host_config)?;
 
         let id = berth_types::new_id();
         if config.hostname.as_deref().unwrap_or("").is_empty() {
@@ -124,9 +123,20 @@ impl ContainerService {
             state: State::default(),
             restart_count: 0,
             networks,
+            mounts: Vec::new(),
         };
         // The directory, then the writable layer, then the record: a crash before the record is
         // committed leaves a directory without one, which the next start removes with its layer.
+        // Volumes first (named ones that do not exist yet, anonymous ones): the record names them.
+        let mut rec = rec;
+        let (vols, vid) = (self.volumes.clone(), id.clone());
+        rec.mounts = match blocking(move || vols.prepare(&vid, points)).await {
+            Ok(m) => m,
+            Err(e) => {
+                self.registry.release_name(&name);
+                return Err(e);
+            }
+        };
         let (snapshots, d, r) = (self.snapshots.clone(), dir.clone(), rec.clone());
         let made = blocking(move || {
             mkdir_all(&d)?;
@@ -136,6 +146,7 @@ impl ContainerService {
         .await;
         if let Err(e) = made {
             self.registry.release_name(&name);
+            self.volumes.release(&id, &rec.mounts, true);
             let _ = std::fs::remove_dir_all(&dir);
             let _ = self.snapshots.remove_rw(&id);
             return Err(e);

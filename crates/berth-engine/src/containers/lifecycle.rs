@@ -235,7 +235,7 @@ impl ContainerService {
             links,
             owner,
         })?;
-        let mounts = self.volumes.mounts(&rec.id, hc.binds.as_deref().unwrap_or_default())?;
+        let mounts = self.run_mounts(rec).await?;
         let init = if hc.init.unwrap_or(false) {
             Some(self.runtimes.init()?)
         } else {
@@ -277,7 +277,7 @@ impl ContainerService {
             let svc = self.clone();
             let id = c.id.clone();
             tokio::spawn(async move {
-                let _ = svc.remove(&id, true).await;
+                let _ = svc.remove(&id, true, true).await;
             });
         } else if let Err(err) = c.save().await {
             tracing::warn!("recording the failed start of {}: {err}", c.id);
@@ -318,6 +318,10 @@ impl ContainerService {
     /// Records an exit, wakes waiters, and applies `--rm` and the restart policy.
     pub(crate) async fn on_exit(self: &Arc<Self>, c: Arc<Container>, st: ExitStatus) {
         self.teardown_network(&c.id).await;
+        {
+            let (vols, id, mounts) = (self.volumes.clone(), c.id.clone(), c.record().mounts);
+            let _ = tokio::task::spawn_blocking(move || vols.unmount(&id, &mounts)).await;
+        }
         let moved = c.transition(Transition::Exit, |r| {
             r.state.pid = 0;
             r.state.exit_code = st.exit_code as i64;
@@ -348,7 +352,7 @@ impl ContainerService {
         self.publish(&c, "die", &[("exitCode", st.exit_code.to_string())]);
         let rec = c.record();
         if rec.host_config.auto_remove.unwrap_or(false) {
-            match self.remove(&c.id, true).await {
+            match self.remove(&c.id, true, true).await {
                 // An `rm -f` that caused this exit removed it already.
                 Ok(()) | Err(EngineError::NoSuchContainer(_)) => {}
                 Err(e) => tracing::warn!("auto-removing container {}: {e}", berth_types::short_id(&c.id)),
@@ -528,6 +532,7 @@ mod tests {
             },
             restart_count: count,
             networks: Default::default(),
+            mounts: Vec::new(),
             log_path: String::new(),
             runtime: String::new(),
         }

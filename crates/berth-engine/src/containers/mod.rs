@@ -23,6 +23,7 @@ mod restart;
 mod runs;
 mod usage;
 mod validate;
+mod volumes;
 
 pub use archive::{go_file_mode, ExtractOptions, PathStat};
 pub use attach::{AttachStream, AttachTicket, BoxFuture, WaitCondition};
@@ -39,7 +40,7 @@ use crate::network::Networks;
 use crate::record::ContainerRecord;
 use crate::registry::{Container, Registry};
 use crate::runtimes::Runtimes;
-use crate::volume::VolumeService;
+use crate::volume::Volumes;
 use berth_snapshot::Snapshotter;
 use berth_types::userns::IdentityMapping;
 use std::path::PathBuf;
@@ -71,7 +72,7 @@ pub struct ContainerDeps {
     /// Networks: a run's namespace, addresses and ports.
     pub networks: Arc<Networks>,
     /// A run's mounts.
-    pub volumes: Arc<dyn VolumeService>,
+    pub volumes: Arc<Volumes>,
     /// Where container events go.
     pub events: EventBus,
 }
@@ -99,7 +100,7 @@ pub struct ContainerService {
     images: Arc<ImageService>,
     snapshots: Arc<Snapshotter>,
     networks: Arc<Networks>,
-    volumes: Arc<dyn VolumeService>,
+    volumes: Arc<Volumes>,
     events: EventBus,
     trash_lock: Mutex<()>,
     backoff: restart::Backoff,

@@ -85,7 +85,7 @@ impl ContainerService {
                             self.on_exit(c.clone(), st).await;
                         }
                     } else if rec.host_config.auto_remove.unwrap_or(false) && status != Status::Removing {
-                        if let Err(e) = self.remove(&c.id, true).await {
+                        if let Err(e) = self.remove(&c.id, true, true).await {
                             tracing::warn!("removing --rm container {}: {e}", berth_types::short_id(&c.id));
                         }
                     }
@@ -102,7 +102,16 @@ impl ContainerService {
             .map(|r| (r.id, r.state.pid as i32))
             .collect();
         let nets = self.networks.clone();
+        let running: Vec<(String, Vec<crate::volume::spec::MountPoint>)> = self
+            .registry
+            .all()
+            .iter()
+            .map(|c| c.record())
+            .filter(|r| r.state.status.is_running())
+            .map(|r| (r.id, r.mounts))
+            .collect();
         let _ = tokio::task::spawn_blocking(move || nets.restore(&live)).await;
+        self.volumes.restore(&running);
         self.remove_orphans()?;
         let svc = self.clone();
         tokio::task::spawn_blocking(move || svc.empty_trash());
@@ -128,7 +137,10 @@ impl ContainerService {
                 continue;
             }
             match ContainerRecord::load(&cdir) {
-                Ok(rec) => self.registry.insert(self.container(cdir, rec)),
+                Ok(rec) => {
+                    self.volumes.register(&rec.id, &rec.mounts);
+                    self.registry.insert(self.container(cdir, rec))
+                }
                 Err(e) => tracing::warn!("skipping container directory {}: {e}", cdir.display()),
             }
         }

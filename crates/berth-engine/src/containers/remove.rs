@@ -15,8 +15,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 impl ContainerService {
-    /// `DELETE /containers/{id}`.
-    pub async fn remove(self: &Arc<Self>, name: &str, force: bool) -> Result<()> {
+    /// `DELETE /containers/{id}`; `volumes` (`rm -v`, and `--rm`) removes its anonymous volumes too.
+    pub async fn remove(self: &Arc<Self>, name: &str, force: bool, volumes: bool) -> Result<()> {
         let c = self.lookup(name)?;
         let _op = c.op.lock().await;
         let rec = c.record();
@@ -47,7 +47,7 @@ impl ContainerService {
         let _ = std::fs::remove_dir_all(&c.bundle);
         let _ = std::fs::remove_file(&c.socket);
         self.teardown_network(&c.id).await;
-        self.volumes.release(&c.id);
+        self.volumes.release(&c.id, &rec.mounts, volumes);
         let svc = self.clone();
         tokio::task::spawn_blocking(move || svc.empty_trash());
         self.registry.remove(&c);
@@ -92,7 +92,7 @@ impl ContainerService {
                 continue;
             }
             let size = self.snapshots.rw_usage(&c.id);
-            if self.remove(&c.id, false).await.is_ok() {
+            if self.remove(&c.id, false, false).await.is_ok() {
                 removed.push(c.id.clone());
                 space += size;
             }
