@@ -118,7 +118,7 @@ impl Copier {
             if ft != FileType::Directory && st.st_nlink > 1 {
                 let key = (st.st_dev, st.st_ino);
                 if let Some(first) = self.links.get(&key) {
-                    rfs::linkat(&self.dst_root, first, dst, name.as_c_str(), AtFlags::empty()).map_err(at())?;
+                    self.link(first, dst, &name).map_err(at())?;
                     continue;
                 }
                 self.links.insert(key, path.clone());
@@ -172,6 +172,25 @@ impl Copier {
             }
         }
         Ok(())
+    }
+
+    /// Hard-links `first` (a copy made earlier, relative to the destination's top) as `name` in
+    /// `dir`. The directory of `first` is opened beneath the top without symlinks, so a symlink that
+    /// a container sharing the volume swapped in cannot make us link a file from elsewhere.
+    fn link(&self, first: &Path, dir: &OwnedFd, name: &CStr) -> Result<(), Errno> {
+        let parent = first.parent().filter(|p| !p.as_os_str().is_empty());
+        let file = first.file_name().ok_or(Errno::INVAL)?;
+        let parent_fd = match parent {
+            Some(p) => rfs::openat2(
+                &self.dst_root,
+                p,
+                OFlags::PATH | OFlags::DIRECTORY | OFlags::CLOEXEC,
+                Mode::empty(),
+                rfs::ResolveFlags::BENEATH | rfs::ResolveFlags::NO_SYMLINKS,
+            )?,
+            None => self.dst_root.try_clone().map_err(|_| Errno::MFILE)?,
+        };
+        rfs::linkat(&parent_fd, file, dir, name, AtFlags::empty())
     }
 
     /// Owner, mode (not for symlinks, which have none) and times of an entry that cannot be opened.
@@ -307,6 +326,8 @@ mod tests {
         std::os::unix::fs::chown(src.join("sub"), Some(42), Some(43)).unwrap();
         std::fs::set_permissions(src.join("sub"), std::fs::Permissions::from_mode(0o710)).unwrap();
         std::fs::hard_link(src.join("file"), src.join("sub/hardlink")).unwrap();
+        std::fs::create_dir(src.join("sub2")).unwrap();
+        std::fs::hard_link(src.join("sub/deep/data"), src.join("sub2/data-link")).unwrap();
         // Symlinks pointing outside the tree, to a directory and to a file: copied as links.
         std::os::unix::fs::symlink(&outside, src.join("escape")).unwrap();
         std::os::unix::fs::symlink(outside.join("secret"), src.join("sub/secret-link")).unwrap();
@@ -326,6 +347,11 @@ mod tests {
         let h = std::fs::metadata(dst.join("sub/hardlink")).unwrap();
         assert_eq!(h.ino(), f.ino(), "hard link kept");
         assert_eq!(f.nlink(), 2);
+        let nested = std::fs::metadata(dst.join("sub/deep/data")).unwrap();
+        assert_eq!(
+            nested.ino(),
+            std::fs::metadata(dst.join("sub2/data-link")).unwrap().ino()
+        );
         let sub = std::fs::metadata(dst.join("sub")).unwrap();
         assert_eq!((sub.uid(), sub.gid(), sub.mode() & 0o7777), (42, 43, 0o710));
         assert_eq!(std::fs::metadata(dst.join("sub/deep/data")).unwrap().mtime(), mtime);
@@ -345,7 +371,7 @@ mod tests {
             .map(|e| e.unwrap().file_name().into_string().unwrap())
             .collect();
         top.sort();
-        assert_eq!(top, ["escape", "fifo", "file", "sub"]);
+        assert_eq!(top, ["escape", "fifo", "file", "sub", "sub2"]);
         assert!(std::fs::symlink_metadata(dst.join("fifo"))
             .unwrap()
             .file_type()

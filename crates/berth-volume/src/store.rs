@@ -180,11 +180,11 @@ impl VolumeStore {
         Ok(volume)
     }
 
-    /// Builds `<root>/.create-…` completely, then renames it to `<root>/<name>`.
+    /// Builds `<root>/.create-<pid>-<n>` (not named after the volume, so a name near NAME_MAX
+    /// still fits) completely, then renames it to `<root>/<name>`.
     fn make(&self, v: &Volume) -> Result<()> {
         let tmp = self.root.join(format!(
-            ".create-{}-{}-{}",
-            v.name,
+            ".create-{}-{}",
             std::process::id(),
             COUNTER.fetch_add(1, Ordering::Relaxed)
         ));
@@ -293,7 +293,7 @@ impl VolumeStore {
             )));
         }
         let tmp = self.root.join(format!(
-            ".remove-{name}-{}-{}",
+            ".remove-{}-{}",
             std::process::id(),
             COUNTER.fetch_add(1, Ordering::Relaxed)
         ));
@@ -435,7 +435,12 @@ fn mount_volume(v: &Volume) -> Result<()> {
         name: v.name.clone(),
         source: e.into(),
     };
-    let data = (!o.data.is_empty()).then_some(o.data.as_str());
+    let resolved = resolve_addr(fstype, &o.data).map_err(|source| VolumeError::Mount {
+        op: "mount",
+        name: v.name.clone(),
+        source,
+    })?;
+    let data = (!resolved.is_empty()).then_some(resolved.as_str());
     let fstype = (!fstype.is_empty()).then_some(fstype);
     if !o.flags.contains(MsFlags::MS_REMOUNT) || data.is_some() {
         nix::mount::mount(Some(device), target, fstype, o.flags, data).map_err(fail)?;
@@ -461,6 +466,31 @@ fn mount_volume(v: &Volume) -> Result<()> {
         return Err(fail(e));
     }
     Ok(())
+}
+
+/// The kernel's nfs and cifs clients take an IP address in `addr=`, so dockerd resolves a host name
+/// there before mounting (IPv4 first, as Go's `ResolveIPAddr("ip", …)`).
+fn resolve_addr(fstype: &str, data: &str) -> std::io::Result<String> {
+    if !matches!(fstype, "nfs" | "nfs4" | "cifs") {
+        return Ok(data.to_string());
+    }
+    let Some(addr) = data.split(',').find_map(|o| o.strip_prefix("addr=")) else {
+        return Ok(data.to_string());
+    };
+    if addr.parse::<std::net::Ipv4Addr>().is_ok() {
+        return Ok(data.to_string());
+    }
+    let resolve_error = |detail: String| format!("error resolving passed in network volume address {addr}: {detail}");
+    let ips: Vec<std::net::IpAddr> = std::net::ToSocketAddrs::to_socket_addrs(&(addr, 0))
+        .map_err(|e| std::io::Error::new(e.kind(), resolve_error(e.to_string())))?
+        .map(|a| a.ip())
+        .collect();
+    let ip = ips
+        .iter()
+        .find(|ip| ip.is_ipv4())
+        .or(ips.first())
+        .ok_or_else(|| std::io::Error::new(std::io::ErrorKind::NotFound, resolve_error("no address".into())))?;
+    Ok(data.replacen(&format!("addr={addr}"), &format!("addr={ip}"), 1))
 }
 
 fn unmount_volume(v: &Volume) -> Result<()> {
@@ -618,8 +648,8 @@ mod tests {
 
         // A crash mid-create and mid-remove left temporary directories; a dockerd volume has no
         // volume.json.
-        std::fs::create_dir_all(root.join(".create-x-1-1/_data")).unwrap();
-        std::fs::create_dir_all(root.join(".remove-y-1-1/_data")).unwrap();
+        std::fs::create_dir_all(root.join(".create-1-1/_data")).unwrap();
+        std::fs::create_dir_all(root.join(".remove-1-1/_data")).unwrap();
         std::fs::create_dir_all(root.join("fromdocker/_data")).unwrap();
         std::fs::write(
             root.join("fromdocker/opts.json"),
@@ -637,8 +667,8 @@ mod tests {
             map(&[("type", "none"), ("o", "bind"), ("device", "/srv")])
         );
         assert_eq!(docker.driver, "local");
-        assert!(!root.join(".create-x-1-1").exists());
-        assert!(!root.join(".remove-y-1-1").exists());
+        assert!(!root.join(".create-1-1").exists());
+        assert!(!root.join(".remove-1-1").exists());
         let names: Vec<String> = store.list().into_iter().map(|v| v.name).collect();
         assert_eq!(names, ["data", "fromdocker", "plain"]);
     }
@@ -783,6 +813,33 @@ mod tests {
             .unwrap();
         let m = std::fs::metadata(&v.mountpoint).unwrap();
         assert_eq!((m.uid(), m.gid()), (100000, 100000));
+    }
+
+    #[test]
+    fn network_addresses_are_resolved_for_nfs_and_cifs() {
+        assert_eq!(resolve_addr("tmpfs", "addr=localhost").unwrap(), "addr=localhost");
+        assert_eq!(resolve_addr("nfs", "rw,addr=10.0.0.1").unwrap(), "rw,addr=10.0.0.1");
+        assert_eq!(resolve_addr("nfs", "rw,vers=4").unwrap(), "rw,vers=4");
+        let r = resolve_addr("nfs", "addr=localhost,rw").unwrap();
+        assert!(r == "addr=127.0.0.1,rw" || r == "addr=::1,rw", "{r}");
+        assert!(resolve_addr("cifs", "addr=no-such-host.invalid").is_err());
+    }
+
+    #[test]
+    fn store_is_shared_across_threads() {
+        fn send_sync<T: Send + Sync>() {}
+        send_sync::<VolumeStore>();
+    }
+
+    #[test]
+    fn long_names_fit_in_the_temporary_directory() {
+        let t = tmp();
+        let store = VolumeStore::open(t.path(), None).unwrap();
+        let name = "a".repeat(255);
+        store
+            .create(Some(&name), "local", BTreeMap::new(), BTreeMap::new())
+            .unwrap();
+        assert!(store.get(&name).is_ok());
     }
 
     #[test]
