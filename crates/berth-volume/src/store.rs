@@ -92,7 +92,9 @@ impl VolumeStore {
                 remove_leftover(&path, &points);
                 continue;
             }
-            if options::validate_name(&name).is_err() || !path.is_dir() {
+            // Not `path.is_dir()`: a symlink in the volumes directory is not a volume.
+            let is_dir = entry.file_type().is_ok_and(|t| t.is_dir());
+            if options::validate_name(&name).is_err() || !is_dir {
                 continue;
             }
             match load(&name, &path, owner) {
@@ -657,6 +659,7 @@ mod tests {
         )
         .unwrap();
         std::fs::write(root.join("not-a-dir"), b"").unwrap();
+        std::os::unix::fs::symlink(t.path(), root.join("symlinked")).unwrap();
 
         let store = VolumeStore::open(&root, None).unwrap();
         let again = store.get("data").unwrap();

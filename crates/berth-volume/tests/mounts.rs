@@ -234,3 +234,29 @@ fn remove_unmounts_and_deletes() {
     store.remove("plain").unwrap();
     assert!(store.list().is_empty());
 }
+
+#[test]
+fn copy_up_lands_in_the_mounted_volume() {
+    let Some(t) = TestRoot::new("fill") else { return };
+    let src = t.0.join("rootfs/var/lib/app");
+    std::fs::create_dir_all(&src).unwrap();
+    std::fs::write(src.join("seed"), b"from image").unwrap();
+    std::os::unix::fs::symlink("/etc/passwd", src.join("outside")).unwrap();
+    std::os::unix::fs::chown(src.join("seed"), Some(999), Some(999)).unwrap();
+    let store = VolumeStore::open(&t.volumes(), None).unwrap();
+    store
+        .create(Some("seeded"), "local", tmpfs("1m"), BTreeMap::new())
+        .unwrap();
+    let p = store.mount("seeded", "c1").unwrap();
+    assert!(store.fill_from("seeded", &src).unwrap());
+    assert_eq!(std::fs::read(p.join("seed")).unwrap(), b"from image");
+    assert_eq!(std::fs::metadata(p.join("seed")).unwrap().uid(), 999);
+    assert!(std::fs::symlink_metadata(p.join("outside"))
+        .unwrap()
+        .file_type()
+        .is_symlink());
+    assert!(!store.fill_from("seeded", &src).unwrap(), "only into an empty volume");
+    store.unmount("seeded", "c1").unwrap();
+    // The copy was in the tmpfs: the directory under it stayed empty.
+    assert_eq!(std::fs::read_dir(&p).unwrap().count(), 0);
+}
