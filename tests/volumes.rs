@@ -31,17 +31,38 @@ fn named_volumes_persist_across_containers_and_restarts() {
     let mut d = Daemon::start();
     d.load_busybox("bb");
     assert_eq!(ok(&d, &["volume", "create", "--label", "k=v", "store"]), "store\n");
-    ok(&d, &["run", "--rm", "-v", "store:/data", "bb", "sh", "-c", "echo hello > /data/f"]);
-    assert_eq!(ok(&d, &["run", "--rm", "-v", "store:/x:ro", "bb", "cat", "/x/f"]), "hello\n");
+    ok(
+        &d,
+        &[
+            "run",
+            "--rm",
+            "-v",
+            "store:/data",
+            "bb",
+            "sh",
+            "-c",
+            "echo hello > /data/f",
+        ],
+    );
+    assert_eq!(
+        ok(&d, &["run", "--rm", "-v", "store:/x:ro", "bb", "cat", "/x/f"]),
+        "hello\n"
+    );
     let r = d.berth(&["run", "--rm", "-v", "store:/x:ro", "bb", "sh", "-c", "echo no > /x/f"]);
     assert_ne!(r.code, 0, "read-only volume was written: {r:?}");
     // Auto-created by -v, listed, inspected as Docker shows it.
-    ok(&d, &["run", "-d", "--name", "user", "-v", "auto:/a", "bb", "sleep", "600"]);
+    ok(
+        &d,
+        &["run", "-d", "--name", "user", "-v", "auto:/a", "bb", "sleep", "600"],
+    );
     let ls = ok(&d, &["volume", "ls", "--format", "{{.Driver}} {{.Name}}"]);
     assert!(ls.contains("local store\n") && ls.contains("local auto\n"), "{ls}");
     let v: serde_json::Value = serde_json::from_str(&ok(&d, &["volume", "inspect", "store"])).unwrap();
     assert_eq!(v[0]["Labels"]["k"], "v");
-    assert!(v[0]["Mountpoint"].as_str().unwrap().ends_with("/volumes/store/_data"), "{v}");
+    assert!(
+        v[0]["Mountpoint"].as_str().unwrap().ends_with("/volumes/store/_data"),
+        "{v}"
+    );
     let m = &inspect(&d, "user")["Mounts"][0];
     assert_eq!(m["Type"], "volume");
     assert_eq!(m["Name"], "auto");
@@ -57,7 +78,10 @@ fn named_volumes_persist_across_containers_and_restarts() {
     d.restart();
     let (status, _) = d.api("DELETE", "/volumes/auto", None);
     assert_eq!(status, 409, "in-use count lost across a restart");
-    assert_eq!(ok(&d, &["run", "--rm", "-v", "store:/data", "bb", "cat", "/data/f"]), "hello\n");
+    assert_eq!(
+        ok(&d, &["run", "--rm", "-v", "store:/data", "bb", "cat", "/data/f"]),
+        "hello\n"
+    );
     ok(&d, &["rm", "user"]);
     assert_eq!(ok(&d, &["volume", "rm", "auto"]), "auto\n");
     let r = d.berth(&["volume", "rm", "nosuch"]);
@@ -80,13 +104,40 @@ fn anonymous_volumes_copy_up_and_rm_v() {
     let anon = m["Name"].as_str().unwrap().to_string();
     assert_eq!(anon.len(), 64);
     // Copy-up: the image's content, owners and modes are in the new volume.
-    let out = ok(&d, &["run", "--rm", "--volumes-from", "c1", "bb", "sh", "-c", "cat /data/seed /data/sub/f; stat -c '%u:%g %a' /data/seed"]);
+    let out = ok(
+        &d,
+        &[
+            "run",
+            "--rm",
+            "--volumes-from",
+            "c1",
+            "bb",
+            "sh",
+            "-c",
+            "cat /data/seed /data/sub/f; stat -c '%u:%g %a' /data/seed",
+        ],
+    );
     assert_eq!(out, "seed\ndeep\n1000:1000 640\n");
     // nocopy: an empty volume.
-    let out = ok(&d, &["run", "--rm", "-v", "fresh:/data:nocopy", "withvol", "ls", "-A", "/data"]);
+    let out = ok(
+        &d,
+        &[
+            "run",
+            "--rm",
+            "-v",
+            "fresh:/data:nocopy",
+            "withvol",
+            "ls",
+            "-A",
+            "/data",
+        ],
+    );
     assert_eq!(out, "");
     // rm -v removes the anonymous volume, named ones stay.
-    ok(&d, &["create", "--name", "c2", "-v", "keep:/k", "-v", "/anon", "bb", "true"]);
+    ok(
+        &d,
+        &["create", "--name", "c2", "-v", "keep:/k", "-v", "/anon", "bb", "true"],
+    );
     let names: Vec<String> = inspect(&d, "c2")["Mounts"]
         .as_array()
         .unwrap()
@@ -116,27 +167,83 @@ fn binds_tmpfs_and_mount_flags() {
     std::fs::create_dir_all(&host).unwrap();
     std::fs::write(host.join("in"), "from host\n").unwrap();
     let spec = format!("{}:/h", host.display());
-    assert_eq!(ok(&d, &["run", "--rm", "-v", &spec, "bb", "cat", "/h/in"]), "from host\n");
-    ok(&d, &["run", "--rm", "-v", &spec, "bb", "sh", "-c", "echo back > /h/out"]);
+    assert_eq!(
+        ok(&d, &["run", "--rm", "-v", &spec, "bb", "cat", "/h/in"]),
+        "from host\n"
+    );
+    ok(
+        &d,
+        &["run", "--rm", "-v", &spec, "bb", "sh", "-c", "echo back > /h/out"],
+    );
     assert_eq!(std::fs::read_to_string(host.join("out")).unwrap(), "back\n");
     // -v creates a missing host directory; --mount refuses it.
     let missing = d.root.join("made-by-v");
-    ok(&d, &["run", "--rm", "-v", &format!("{}:/m", missing.display()), "bb", "true"]);
+    ok(
+        &d,
+        &["run", "--rm", "-v", &format!("{}:/m", missing.display()), "bb", "true"],
+    );
     assert!(missing.is_dir());
-    let r = d.berth(&["run", "--rm", "--mount", &format!("type=bind,source={}/nope,target=/m", d.root.display()), "bb", "true"]);
+    let r = d.berth(&[
+        "run",
+        "--rm",
+        "--mount",
+        &format!("type=bind,source={}/nope,target=/m", d.root.display()),
+        "bb",
+        "true",
+    ]);
     assert_ne!(r.code, 0);
     assert!(r.stderr.contains("bind source path does not exist"), "{r:?}");
-    let ro = ok(&d, &["run", "-d", "--name", "robind", "--mount", &format!("type=bind,source={},target=/h,readonly", host.display()), "bb", "sleep", "600"]);
+    let ro = ok(
+        &d,
+        &[
+            "run",
+            "-d",
+            "--name",
+            "robind",
+            "--mount",
+            &format!("type=bind,source={},target=/h,readonly", host.display()),
+            "bb",
+            "sleep",
+            "600",
+        ],
+    );
     assert!(!ro.is_empty());
     let m = &inspect(&d, "robind")["Mounts"][0];
-    assert_eq!((m["Type"].as_str(), m["RW"].as_bool(), m["Propagation"].as_str()), (Some("bind"), Some(false), Some("rprivate")));
+    assert_eq!(
+        (m["Type"].as_str(), m["RW"].as_bool(), m["Propagation"].as_str()),
+        (Some("bind"), Some(false), Some("rprivate"))
+    );
     let r = d.berth(&["exec", "robind", "sh", "-c", "echo x > /h/in"]);
     assert_ne!(r.code, 0);
     // tmpfs with a size limit and a mode.
-    let out = ok(&d, &["run", "--rm", "--tmpfs", "/t:size=1m,mode=1777", "bb", "sh", "-c", "stat -c %a /t; dd if=/dev/zero of=/t/big bs=1k count=2048 2>/dev/null; echo rc=$?"]);
+    let out = ok(
+        &d,
+        &[
+            "run",
+            "--rm",
+            "--tmpfs",
+            "/t:size=1m,mode=1777",
+            "bb",
+            "sh",
+            "-c",
+            "stat -c %a /t; dd if=/dev/zero of=/t/big bs=1k count=2048 2>/dev/null; echo rc=$?",
+        ],
+    );
     assert!(out.starts_with("1777\n"), "{out}");
     assert!(out.contains("rc=1"), "tmpfs size not enforced: {out}");
-    let out = ok(&d, &["run", "--rm", "--mount", "type=tmpfs,target=/tm,tmpfs-size=65536", "bb", "sh", "-c", "grep ' /tm ' /proc/mounts"]);
+    let out = ok(
+        &d,
+        &[
+            "run",
+            "--rm",
+            "--mount",
+            "type=tmpfs,target=/tm,tmpfs-size=65536",
+            "bb",
+            "sh",
+            "-c",
+            "grep ' /tm ' /proc/mounts",
+        ],
+    );
     assert!(out.contains("tmpfs") && out.contains("size=64k"), "{out}");
     let r = d.berth(&["run", "--rm", "-v", "/a:/x", "-v", "/b:/x", "bb", "true"]);
     assert!(r.stderr.contains("Duplicate mount point"), "{r:?}");
@@ -156,7 +263,9 @@ fn docker_cli_and_sdk_drive_volumes() {
     assert_eq!(r.stdout, "dv\n", "{r:?}");
     let r = d.docker(&["system", "df", "--format", "{{.Type}} {{.TotalCount}}"]);
     assert!(r.stdout.contains("Local Volumes 1"), "{r:?}");
-    let probe = std::process::Command::new("/usr/bin/python3").args(["-c", "import docker"]).output();
+    let probe = std::process::Command::new("/usr/bin/python3")
+        .args(["-c", "import docker"])
+        .output();
     if !probe.is_ok_and(|o| o.status.success()) {
         eprintln!("SKIP: the Docker SDK for Python is missing (apt-get install python3-docker)");
         return;
@@ -184,6 +293,10 @@ print(sorted(x.name for x in c.volumes.list()))
         .output()
         .unwrap();
     let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(out.status.success(), "{stdout}\n{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     assert_eq!(stdout, "py\n{'a': 'b'}\nrefused 409\n['dv']\n");
 }

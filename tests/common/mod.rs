@@ -21,8 +21,9 @@ pub struct Daemon {
     child: Option<Child>,
     extra_args: Vec<String>,
     /// The network namespace the daemon (and so its bridges, NAT rules and published ports) lives
-    /// in: one per test, so tests never touch the host's network nor each other's.
-    pub netns: String,
+    /// in: one per test, so tests never touch the host's network nor each other's. Held by this fd
+    /// (no name under /run/netns: `ip netns add` races with itself when tests run in parallel).
+    pub netns: std::fs::File,
 }
 
 /// Result of running a client command.
@@ -86,21 +87,11 @@ impl Daemon {
         let _ = std::fs::remove_dir_all(&root);
         std::fs::create_dir_all(&root).expect("creating the test root");
         let sock = root.join("berth.sock");
-        let netns = format!("bt-{}-{n}", std::process::id());
-        let _ = Command::new("ip")
-            .args(["netns", "del", &netns])
-            .stderr(Stdio::null())
-            .status();
-        let ok = Command::new("ip")
-            .args(["netns", "add", &netns])
-            .status()
-            .expect("running ip");
-        assert!(ok.success(), "creating network namespace {netns}");
-        let ok = Command::new("ip")
-            .args(["-n", &netns, "link", "set", "lo", "up"])
-            .status()
-            .expect("running ip");
-        assert!(ok.success(), "bringing lo up in {netns}");
+        let netns = new_netns();
+        let mut up = Command::new("ip");
+        in_netns(&mut up, &netns);
+        let ok = up.args(["link", "set", "lo", "up"]).status().expect("running ip");
+        assert!(ok.success(), "bringing lo up in the test's network namespace");
         let mut d = Daemon {
             root,
             sock,
@@ -343,25 +334,32 @@ impl Drop for Daemon {
             }
         }
         let _ = std::fs::remove_dir_all(&self.root);
-        let _ = Command::new("ip").args(["netns", "del", &self.netns]).status();
     }
 }
 
-/// Makes `cmd` start inside the named network namespace (only the network: the mounts stay the
+/// A new network namespace, held by the returned fd (it goes away with the fd and its processes).
+pub fn new_netns() -> std::fs::File {
+    std::thread::spawn(|| {
+        // SAFETY: unshare on this short-lived thread only moves this thread.
+        let r = unsafe { libc::unshare(libc::CLONE_NEWNET) };
+        assert_eq!(r, 0, "unshare(CLONE_NEWNET): {}", std::io::Error::last_os_error());
+        std::fs::File::open("/proc/thread-self/ns/net").expect("opening the new network namespace")
+    })
+    .join()
+    .expect("the netns thread panicked")
+}
+
+/// Makes `cmd` start inside the given network namespace (only the network: the mounts stay the
 /// host's, unlike `ip netns exec`).
-pub fn in_netns(cmd: &mut Command, netns: &str) {
+pub fn in_netns(cmd: &mut Command, netns: &std::fs::File) {
+    use std::os::fd::AsRawFd;
     use std::os::unix::process::CommandExt;
-    let path = std::ffi::CString::new(format!("/run/netns/{netns}")).expect("netns path");
-    // SAFETY: between fork and exec only async-signal-safe calls are made (open, setns, close).
+    let fd = netns.as_raw_fd();
+    // SAFETY: between fork and exec only setns, async-signal-safe, is called, on an fd the parent
+    // keeps open.
     unsafe {
         cmd.pre_exec(move || {
-            let fd = libc::open(path.as_ptr(), libc::O_RDONLY | libc::O_CLOEXEC);
-            if fd < 0 {
-                return Err(std::io::Error::last_os_error());
-            }
-            let r = libc::setns(fd, libc::CLONE_NEWNET);
-            libc::close(fd);
-            if r != 0 {
+            if libc::setns(fd, libc::CLONE_NEWNET) != 0 {
                 return Err(std::io::Error::last_os_error());
             }
             Ok(())
@@ -379,14 +377,12 @@ impl Daemon {
 
     /// Runs `f` on a thread inside the daemon's network namespace (to connect to published ports).
     pub fn in_netns<T: Send>(&self, f: impl FnOnce() -> T + Send) -> T {
-        let path = format!("/run/netns/{}", self.netns);
         std::thread::scope(|s| {
             s.spawn(|| {
-                let f_ns = std::fs::File::open(&path).expect("opening the test's netns");
                 use std::os::fd::AsRawFd;
                 // SAFETY: setns on this thread only, with a valid namespace fd.
-                let r = unsafe { libc::setns(f_ns.as_raw_fd(), libc::CLONE_NEWNET) };
-                assert_eq!(r, 0, "setns into {path}");
+                let r = unsafe { libc::setns(self.netns.as_raw_fd(), libc::CLONE_NEWNET) };
+                assert_eq!(r, 0, "setns into the test's network namespace");
                 f()
             })
             .join()

@@ -25,11 +25,18 @@ async fn list(State(e): State<AppState>, RawQuery(q): RawQuery) -> ApiResult<Res
     let filters = Params::from_query(q.as_deref()).filters()?;
     let vols = e.volumes.clone();
     let list = off(move || vols.list(&filters)).await?;
-    Ok(json(StatusCode::OK, &serde_json::json!({ "Volumes": list, "Warnings": [] })))
+    Ok(json(
+        StatusCode::OK,
+        &serde_json::json!({ "Volumes": list, "Warnings": [] }),
+    ))
 }
 
 async fn create(State(e): State<AppState>, body: Bytes) -> ApiResult<Response> {
-    let req: VolumeCreateOptions = if body.is_empty() { Default::default() } else { parse_json(&body)? };
+    let req: VolumeCreateOptions = if body.is_empty() {
+        Default::default()
+    } else {
+        parse_json(&body)?
+    };
     let vols = e.volumes.clone();
     let v = off(move || vols.create(req)).await?;
     Ok(json(StatusCode::CREATED, &v))

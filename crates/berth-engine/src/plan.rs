@@ -241,13 +241,13 @@ mod tests {
     #[test]
     fn the_plan_is_made_from_its_inputs_alone() {
         let rec = record();
-        let etc = BindMount {
+        let etc = berth_runtime::BindMount {
             source: "/data/c/hosts".into(),
             destination: "/etc/hosts".into(),
             readonly: false,
             options: vec![],
         };
-        let vol = BindMount {
+        let vol = berth_runtime::BindMount {
             source: "/srv/data".into(),
             destination: "/data".into(),
             readonly: true,

@@ -7,8 +7,8 @@ mod lock;
 
 use anyhow::{bail, Context, Result};
 use berth_engine::{
-    ContainerDeps, ContainerService, ContainerServiceConfig, EventBus, ImageService, Networks,
-    NetworksConfig, Registry, Volumes, Runtimes, Services, SystemService,
+    ContainerDeps, ContainerService, ContainerServiceConfig, EventBus, ImageService, Networks, NetworksConfig,
+    Registry, Runtimes, Services, SystemService, Volumes,
 };
 use berth_snapshot::Snapshotter;
 use berth_store::ImageStore;

@@ -70,11 +70,11 @@ impl ContainerService {
 /// run: a read-only overlay of its writable layer over the image's layers, mounted on a private
 /// directory for the copy and unmounted after.
 fn copy_up(
-snapshots: &berth_snapshot::Snapshotter,
-volumes: &Volumes,
-view_dir: &std::path::Path,
-rec: &ContainerRecord,
-copies: &[(String, String)],
+    snapshots: &berth_snapshot::Snapshotter,
+    volumes: &Volumes,
+    view_dir: &std::path::Path,
+    rec: &ContainerRecord,
+    copies: &[(String, String)],
 ) -> Result<()> {
     let mut lowers = Vec::new();
     if let Some(rw) = snapshots.rw_layer(&rec.id) {

@@ -70,7 +70,10 @@ impl Volumes {
     /// Counts container `id` as a user of the volumes in `points` (at create and when records load).
     pub fn register(&self, id: &str, points: &[MountPoint]) {
         let mut users = lock(&self.users);
-        for p in points.iter().filter(|p| p.kind == MountKind::Volume && !p.name.is_empty()) {
+        for p in points
+            .iter()
+            .filter(|p| p.kind == MountKind::Volume && !p.name.is_empty())
+        {
             users.entry(p.name.clone()).or_default().insert(id.to_string());
         }
     }
@@ -92,7 +95,11 @@ impl Volumes {
             }
         };
         for p in points.iter_mut().filter(|p| p.kind == MountKind::Volume) {
-            let existing = if p.name.is_empty() { None } else { self.store.get(&p.name).ok() };
+            let existing = if p.name.is_empty() {
+                None
+            } else {
+                self.store.get(&p.name).ok()
+            };
             let v = match existing {
                 Some(v) => v,
                 None => {
@@ -107,9 +114,8 @@ impl Volumes {
                     match self.store.create(name, &p.driver, p.driver_opts.clone(), labels) {
                         Ok(v) => {
                             created.push(v.name.clone());
-                            self.events.publish(
-                                Event::new(EventType::Volume, "create", &v.name).attr("driver", &v.driver),
-                            );
+                            self.events
+                                .publish(Event::new(EventType::Volume, "create", &v.name).attr("driver", &v.driver));
                             v
                         }
                         Err(e) => {
@@ -227,7 +233,11 @@ impl Volumes {
                 MountKind::Bind => Some(bind(PathBuf::from(&p.source), p)),
                 MountKind::Volume => {
                     let root = self.store.get(&p.name).ok()?.mountpoint;
-                    let src = if p.subpath.is_empty() { root } else { subpath(&root, &p.subpath).ok()? };
+                    let src = if p.subpath.is_empty() {
+                        root
+                    } else {
+                        subpath(&root, &p.subpath).ok()?
+                    };
                     Some(bind(src, p))
                 }
                 MountKind::Tmpfs => None,
@@ -273,12 +283,19 @@ impl Volumes {
 
     /// `POST /volumes/create`.
     pub fn create(&self, req: VolumeCreateOptions) -> Result<Volume> {
-        let driver = req.driver.clone().filter(|d| !d.is_empty()).unwrap_or_else(|| "local".into());
+        let driver = req
+            .driver
+            .clone()
+            .filter(|d| !d.is_empty())
+            .unwrap_or_else(|| "local".into());
         let name = req.name.clone().filter(|n| !n.is_empty());
         let opts: BTreeMap<String, String> = req.driver_opts.clone().unwrap_or_default().into_iter().collect();
         let labels: BTreeMap<String, String> = req.labels.clone().unwrap_or_default().into_iter().collect();
         let existed = name.as_deref().is_some_and(|n| self.store.get(n).is_ok());
-        let v = self.store.create(name.as_deref(), &driver, opts, labels).map_err(vol_err)?;
+        let v = self
+            .store
+            .create(name.as_deref(), &driver, opts, labels)
+            .map_err(vol_err)?;
         if !existed {
             self.events
                 .publish(Event::new(EventType::Volume, "create", &v.name).attr("driver", &v.driver));
@@ -352,7 +369,10 @@ impl Volumes {
             Some([v]) if v == "true" || v == "1" => true,
             Some([v]) if v == "false" || v == "0" => false,
             Some(v) => {
-                return Err(EngineError::InvalidArgument(format!("invalid filter 'all={}'", v.join(","))))
+                return Err(EngineError::InvalidArgument(format!(
+                    "invalid filter 'all={}'",
+                    v.join(",")
+                )))
             }
         };
         let mut removed = Vec::new();
@@ -408,14 +428,11 @@ fn bind(source: PathBuf, p: &MountPoint) -> BindMount {
 /// The volume's `subpath`, which must exist and stay inside the volume (no symlink out).
 fn subpath(root: &Path, sub: &str) -> Result<PathBuf> {
     let p = root.join(sub);
-    let real = std::fs::canonicalize(&p).map_err(|e| {
-        EngineError::InvalidArgument(format!("cannot access path {}: {e}", p.display()))
-    })?;
+    let real = std::fs::canonicalize(&p)
+        .map_err(|e| EngineError::InvalidArgument(format!("cannot access path {}: {e}", p.display())))?;
     let real_root = std::fs::canonicalize(root).map_err(|e| EngineError::io("resolving", root, e))?;
     if !real.starts_with(&real_root) {
-        return Err(EngineError::InvalidArgument(format!(
-            "subpath {sub} leaves the volume"
-        )));
+        return Err(EngineError::InvalidArgument(format!("subpath {sub} leaves the volume")));
     }
     Ok(real)
 }

@@ -111,7 +111,10 @@ fn invalid(spec: &str, why: &str) -> EngineError {
 
 fn check_destination(spec: &str, dst: &str) -> Result<String> {
     if !dst.starts_with('/') {
-        return Err(invalid(spec, "invalid mount config: destination must be an absolute path"));
+        return Err(invalid(
+            spec,
+            "invalid mount config: destination must be an absolute path",
+        ));
     }
     let clean = clean_path(dst);
     if clean == "/" {
@@ -216,13 +219,17 @@ pub fn parse_bind(spec: &str, volume_driver: Option<&str>) -> Result<MountPoint>
 pub fn parse_mount(m: &Mount, volume_driver: Option<&str>) -> Result<MountPoint> {
     let target = m.target.clone().unwrap_or_default();
     if target.is_empty() {
-        return Err(EngineError::InvalidArgument("invalid mount config: Target must not be empty".into()));
+        return Err(EngineError::InvalidArgument(
+            "invalid mount config: Target must not be empty".into(),
+        ));
     }
     let kind = m.typ.unwrap_or(MountTypeEnum::VOLUME);
     let type_name = format!("{kind}");
     let bad = |why: &str| EngineError::InvalidArgument(format!("invalid mount config for type \"{type_name}\": {why}"));
     if !target.starts_with('/') {
-        return Err(bad(&format!("invalid mount path: '{target}' mount path must be absolute")));
+        return Err(bad(&format!(
+            "invalid mount path: '{target}' mount path must be absolute"
+        )));
     }
     let destination = clean_path(&target);
     let source = m.source.clone().unwrap_or_default();
@@ -233,7 +240,9 @@ pub fn parse_mount(m: &Mount, volume_driver: Option<&str>) -> Result<MountPoint>
                 return Err(bad("field Source must not be empty"));
             }
             if !source.starts_with('/') {
-                return Err(bad(&format!("invalid mount path: '{source}' mount path must be absolute")));
+                return Err(bad(&format!(
+                    "invalid mount path: '{source}' mount path must be absolute"
+                )));
             }
             if m.volume_options.is_some() || m.tmpfs_options.is_some() {
                 return Err(bad("field VolumeOptions/TmpfsOptions must not be specified"));
@@ -270,7 +279,9 @@ pub fn parse_mount(m: &Mount, volume_driver: Option<&str>) -> Result<MountPoint>
             let dc = vo.driver_config.clone().unwrap_or_default();
             let subpath = vo.subpath.clone().unwrap_or_default();
             if subpath.starts_with('/') || subpath.split('/').any(|c| c == "..") {
-                return Err(bad(&format!("invalid subpath {subpath}: must be relative and stay inside the volume")));
+                return Err(bad(&format!(
+                    "invalid subpath {subpath}: must be relative and stay inside the volume"
+                )));
             }
             Ok(MountPoint {
                 kind: MountKind::Volume,
@@ -322,7 +333,9 @@ pub fn parse_mount(m: &Mount, volume_driver: Option<&str>) -> Result<MountPoint>
                 ..Default::default()
             })
         }
-        other => Err(EngineError::InvalidArgument(format!("mount type unknown or not supported: {other}"))),
+        other => Err(EngineError::InvalidArgument(format!(
+            "mount type unknown or not supported: {other}"
+        ))),
     }
 }
 
@@ -338,7 +351,21 @@ pub fn parse_tmpfs(dst: &str, opts: &str) -> Result<MountPoint> {
             || o.starts_with("gid=")
             || o.starts_with("nr_inodes=")
             || o.starts_with("nr_blocks=")
-            || matches!(o, "ro" | "rw" | "exec" | "noexec" | "suid" | "nosuid" | "dev" | "nodev" | "sync" | "async" | "atime" | "noatime" | "relatime");
+            || matches!(
+                o,
+                "ro" | "rw"
+                    | "exec"
+                    | "noexec"
+                    | "suid"
+                    | "nosuid"
+                    | "dev"
+                    | "nodev"
+                    | "sync"
+                    | "async"
+                    | "atime"
+                    | "noatime"
+                    | "relatime"
+            );
         if !known {
             return Err(EngineError::InvalidArgument(format!("invalid tmpfs option \"{o}\"")));
         }
@@ -364,7 +391,9 @@ pub fn parse_volumes_from(spec: &str) -> Result<(String, Option<bool>)> {
     match spec.rsplit_once(':') {
         Some((name, "ro")) => Ok((name.to_string(), Some(true))),
         Some((name, "rw")) => Ok((name.to_string(), Some(false))),
-        Some((_, mode)) => Err(EngineError::InvalidArgument(format!("invalid mode for volumes-from: {mode}"))),
+        Some((_, mode)) => Err(EngineError::InvalidArgument(format!(
+            "invalid mode for volumes-from: {mode}"
+        ))),
         None => Ok((spec.to_string(), None)),
     }
 }
@@ -376,7 +405,10 @@ pub fn plan(req: &MountRequest<'_>) -> Result<Vec<MountPoint>> {
     let mut out: Vec<MountPoint> = Vec::new();
     let push = |out: &mut Vec<MountPoint>, m: MountPoint| -> Result<()> {
         if out.iter().any(|o| o.destination == m.destination) {
-            return Err(EngineError::InvalidArgument(format!("Duplicate mount point: {}", m.destination)));
+            return Err(EngineError::InvalidArgument(format!(
+                "Duplicate mount point: {}",
+                m.destination
+            )));
         }
         out.push(m);
         Ok(())
@@ -407,7 +439,11 @@ pub fn plan(req: &MountRequest<'_>) -> Result<Vec<MountPoint>> {
         out.push(MountPoint {
             kind: MountKind::Volume,
             destination,
-            driver: req.volume_driver.filter(|d| !d.is_empty()).unwrap_or("local").to_string(),
+            driver: req
+                .volume_driver
+                .filter(|d| !d.is_empty())
+                .unwrap_or("local")
+                .to_string(),
             rw: true,
             copy: true,
             anonymous: true,
@@ -425,11 +461,27 @@ mod tests {
     #[test]
     fn binds_as_docker_reads_them() {
         let b = parse_bind("/src:/data:ro,rshared", None).unwrap();
-        assert_eq!((b.kind, b.rw, b.propagation.as_str(), b.mode.as_str()), (MountKind::Bind, false, "rshared", "ro,rshared"));
+        assert_eq!(
+            (b.kind, b.rw, b.propagation.as_str(), b.mode.as_str()),
+            (MountKind::Bind, false, "rshared", "ro,rshared")
+        );
         let v = parse_bind("cache:/var/cache:nocopy", None).unwrap();
-        assert_eq!((v.kind, v.name.as_str(), v.copy, v.driver.as_str()), (MountKind::Volume, "cache", false, "local"));
+        assert_eq!(
+            (v.kind, v.name.as_str(), v.copy, v.driver.as_str()),
+            (MountKind::Volume, "cache", false, "local")
+        );
         assert_eq!(parse_bind("cache:/x", None).unwrap().mode, "z");
-        for bad in ["a:/x:bogus", "/a:x", "/a:/", "../x:/y", "a/b:/y", ":/y", "/a:/b:ro,rw", "v:/b:rshared", "/a"] {
+        for bad in [
+            "a:/x:bogus",
+            "/a:x",
+            "/a:/",
+            "../x:/y",
+            "a/b:/y",
+            ":/y",
+            "/a:/b:ro,rw",
+            "v:/b:rshared",
+            "/a",
+        ] {
             assert!(parse_bind(bad, None).is_err(), "{bad}");
         }
     }
@@ -458,7 +510,10 @@ mod tests {
             }),
             ..Default::default()
         };
-        assert_eq!(parse_mount(&t, None).unwrap().tmpfs_options, ["size=1048576", "mode=1777"]);
+        assert_eq!(
+            parse_mount(&t, None).unwrap().tmpfs_options,
+            ["size=1048576", "mode=1777"]
+        );
         let missing = Mount {
             target: Some("/x".into()),
             source: Some("/no/such/dir/anywhere".into()),
