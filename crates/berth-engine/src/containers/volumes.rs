@@ -82,7 +82,7 @@ fn copy_up(
     }
     let mut image = snapshots.lower_dirs(&rec.chain_ids)?;
     lowers.append(&mut image);
-    std::fs::create_dir_all(&view_dir).map_err(|e| EngineError::io("creating", &view_dir, e))?;
+    std::fs::create_dir_all(view_dir).map_err(|e| EngineError::io("creating", view_dir, e))?;
     let root = match lowers.as_slice() {
         [] => return Ok(()),
         // One layer is its own view.
@@ -121,7 +121,7 @@ fn copy_up(
     if root == view_dir {
         let _ = nix::mount::umount2(view_dir, nix::mount::MntFlags::MNT_DETACH);
     }
-    let _ = std::fs::remove_dir(&view_dir);
+    let _ = std::fs::remove_dir(view_dir);
     result
 }
 
