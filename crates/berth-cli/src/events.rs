@@ -149,17 +149,19 @@ fn df_rows(df: &Value) -> Vec<Value> {
             "Size": human_size_prec(total_rw as f64, 4),
             "Reclaimable": percent(idle_rw, total_rw),
         }),
-        json!({"Type": "Local Volumes", "TotalCount": "0", "Active": "0", "Size": "0B", "Reclaimable": "0B"}),
+        crate::df::volumes_row(df["Volumes"].as_array().unwrap_or(&empty)),
         json!({"Type": "Build Cache", "TotalCount": "0", "Active": "0", "Size": "0B", "Reclaimable": "0B"}),
     ]
 }
 
 /// `docker system df`.
 pub async fn df(client: &Client, a: DfArgs) -> Result<i32> {
-    if a.verbose {
-        return Err(StatusError::new(1, "berth: system df --verbose is not supported yet").into());
-    }
     let df = client.system_df().await.map_err(fail)?;
+    if a.verbose {
+        let out = crate::df::render_verbose(&df, a.format.as_deref()).map_err(fail)?;
+        crate::write_out(&out);
+        return Ok(0);
+    }
     let fmt = a
         .format
         .as_deref()

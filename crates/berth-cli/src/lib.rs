@@ -15,6 +15,7 @@ mod args;
 mod attach;
 mod connect;
 mod container;
+mod df;
 mod dispatch;
 mod events;
 mod filters;
@@ -26,6 +27,7 @@ mod sortorder;
 mod system;
 mod term;
 mod units;
+mod volume;
 
 use std::fmt;
 use std::io::Write;
@@ -106,7 +108,7 @@ fn command_path(args: &[String]) -> String {
             continue;
         }
         parts.push(a.clone());
-        if !matches!(a.as_str(), "container" | "image" | "network" | "system") {
+        if !matches!(a.as_str(), "container" | "image" | "network" | "system" | "volume") {
             break;
         }
         i += 1;

@@ -11,7 +11,7 @@ mod session;
 pub use cp::cp;
 pub use exec::exec;
 pub use files::{commit, diff, export};
-pub use ps::ps;
+pub use ps::{ps, ps_row};
 use session::{AttachError, ContainerAttach};
 
 use anyhow::Result;
