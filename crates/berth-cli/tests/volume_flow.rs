@@ -141,6 +141,15 @@ fn route(st: &mut State, method: &str, path: &str, query: &str, body: &Value) ->
             ("201 Created", json!({"Id": "c".repeat(64), "Warnings": []}).to_string())
         }
         ("DELETE", ["containers", _]) => ("204 No Content", String::new()),
+        ("POST", ["containers", "prune"]) => (
+            "200 OK",
+            json!({"ContainersDeleted": null, "SpaceReclaimed": 0}).to_string(),
+        ),
+        ("POST", ["networks", "prune"]) => ("200 OK", json!({"NetworksDeleted": null}).to_string()),
+        ("POST", ["images", "prune"]) => (
+            "200 OK",
+            json!({"ImagesDeleted": null, "SpaceReclaimed": 0}).to_string(),
+        ),
         ("GET", ["system", "df"]) => {
             let mut vols = st.vols.clone();
             for (i, v) in vols.iter_mut().enumerate() {
@@ -430,13 +439,13 @@ fn volume_prune_prompts_and_reports() {
     let anon = format!("{:064x}", 0xabc);
     let prompt = "WARNING! This will remove anonymous local volumes not used by at least one container.\n\
                   Are you sure you want to continue? [y/N] ";
-    assert_eq!(berth_in(&d.sock, &["volume", "prune"], "n\n"), seen("", prompt, 0));
+    assert_eq!(berth_in(&d.sock, &["volume", "prune"], "n\n"), seen(prompt, "", 0));
     assert_eq!(last_request(&d).0, "POST /v1.47/volumes/create");
     assert_eq!(
         berth_in(&d.sock, &["volume", "prune"], "y\n"),
         seen(
-            &format!("Deleted Volumes:\n{anon}\n\nTotal reclaimed space: 1.024kB\n"),
-            prompt,
+            &format!("{prompt}Deleted Volumes:\n{anon}\n\nTotal reclaimed space: 1.024kB\n"),
+            "",
             0
         )
     );
@@ -450,14 +459,60 @@ fn volume_prune_prompts_and_reports() {
     assert_eq!(
         berth_in(&d.sock, &["volume", "prune", "--all", "--filter", "label=x"], "y\n"),
         seen(
-            "Deleted Volumes:\nnamed\n\nTotal reclaimed space: 1.024kB\n",
-            all_prompt,
+            &format!("{all_prompt}Deleted Volumes:\nnamed\n\nTotal reclaimed space: 1.024kB\n"),
+            "",
             0
         )
     );
     assert_eq!(
         last_request(&d).0,
         "POST /v1.47/volumes/prune?filters=%7B%22all%22%3A%7B%22true%22%3Atrue%7D%2C%22label%22%3A%7B%22x%22%3Atrue%7D%7D"
+    );
+    // `system prune --volumes` prunes anonymous volumes only, even with `-a`.
+    assert_eq!(berth(&d.sock, &["volume", "create"]).code, 0);
+    assert_eq!(berth(&d.sock, &["volume", "create", "kept"]).code, 0);
+    let anon = format!("{:064x}", 0xabc);
+    let sys = berth_in(&d.sock, &["system", "prune", "--volumes", "-a"], "y\n");
+    assert_eq!(
+        sys,
+        seen(
+            &format!(
+                "WARNING! This will remove:\n  - all stopped containers\n  \
+                 - all networks not used by at least one container\n  \
+                 - all anonymous volumes not used by at least one container\n  \
+                 - all images without at least one container associated to them\n\n\
+                 Are you sure you want to continue? [y/N] \
+                 Deleted Volumes:\n{anon}\n\nTotal reclaimed space: 1.024kB\n"
+            ),
+            "",
+            0
+        )
+    );
+    let log: Vec<String> =
+        d.st.lock()
+            .unwrap()
+            .log
+            .iter()
+            .rev()
+            .take(4)
+            .map(|(l, _)| l.clone())
+            .collect();
+    assert_eq!(
+        log,
+        [
+            "POST /v1.47/images/prune?filters=%7B%22dangling%22%3A%7B%22false%22%3Atrue%7D%7D",
+            "POST /v1.47/volumes/prune",
+            "POST /v1.47/networks/prune",
+            "POST /v1.47/containers/prune",
+        ]
+    );
+    assert_eq!(
+        berth(&d.sock, &["system", "prune", "-f", "--volumes", "--filter", "until=1h"]),
+        seen(
+            "",
+            "ERROR: The \"until\" filter is not supported with \"--volumes\"\n",
+            1
+        )
     );
     assert_eq!(
         berth(&d.sock, &["volume", "prune", "-af", "--filter", "all=1"]),

@@ -97,9 +97,11 @@ pub fn parse_mount(spec: &str) -> Result<Mount, String> {
                     "disabled" => b.non_recursive = Some(true),
                     "writable" => b.read_only_non_recursive = Some(true),
                     "readonly" => b.read_only_force_recursive = Some(true),
-                    _ => return Err(bad(&format!(
+                    _ => {
+                        return Err(bad(&format!(
                         "invalid value for {k}: {v} (must be \"enabled\", \"disabled\", \"writable\", or \"readonly\")"
-                    ))),
+                    )))
+                    }
                 }
             }
             "volume-subpath" => volume.get_or_insert_with(Default::default).subpath = Some(v.clone()),
