@@ -142,6 +142,11 @@ fn usage_error(e: &clap::Error, args: &[String]) -> (i32, Option<String>) {
                 Some(format!("unknown shorthand flag: '{c}' in {invalid}\n\n{hint}")),
             )
         }
+        // `volume create [VOLUME]` takes one optional argument (cobra's `RequiresMaxArgs(1)`).
+        ErrorKind::UnknownArgument if path == "volume create" => (
+            1,
+            Some(format!("{p}: '{p} {path}' requires at most 1 argument\n\n{hint}")),
+        ),
         ErrorKind::UnknownArgument => (1, Some(format!("{p}: '{p} {path}' accepts no arguments\n\n{hint}"))),
         ErrorKind::MissingRequiredArgument | ErrorKind::TooFewValues | ErrorKind::WrongNumberOfValues => (
             1,

@@ -84,15 +84,25 @@ pub fn volume_row(v: &Value) -> Value {
         .and_then(|u| u.get("Size"))
         .and_then(Value::as_i64)
         .map_or("N/A".to_string(), |n| human_size_prec(n as f64, 4));
+    // Cluster (swarm) volumes only; `N/A` otherwise, as the docker CLI's volume context.
+    let c = &v["ClusterVolume"];
     let cluster = |k: &str| {
-        let c = &v["ClusterVolume"];
         if c.is_null() {
-            json!("N/A")
-        } else {
-            match k {
-                "Group" => json!(c["Spec"]["Group"].as_str().unwrap_or_default()),
-                "Availability" => json!(c["Spec"]["AccessMode"]["Availability"].as_str().unwrap_or_default()),
-                _ => json!(c["PublishStatus"].as_array().map_or(0, Vec::len).to_string()),
+            return json!("N/A");
+        }
+        match k {
+            "Group" => json!(c["Spec"]["Group"].as_str().unwrap_or_default()),
+            "Availability" => json!(c["Spec"]["AccessMode"]["Availability"].as_str().unwrap_or_default()),
+            _ => {
+                let published = c["PublishStatus"].as_array().map_or(0, Vec::len);
+                json!(match published {
+                    _ if c["Info"]["VolumeID"].as_str().unwrap_or_default().is_empty() => {
+                        "pending creation".to_string()
+                    }
+                    0 => "created".to_string(),
+                    1 => "in use (1 node)".to_string(),
+                    n => format!("in use ({n} nodes)"),
+                })
             }
         }
     };
@@ -474,6 +484,21 @@ mod tests {
         assert!(Cli::try_parse_from(["berth", "volume", "rm"]).is_err());
         assert!(Cli::try_parse_from(["berth", "volume", "inspect"]).is_err());
         assert!(Cli::try_parse_from(["berth", "volume", "ls", "x"]).is_err());
+    }
+
+    #[test]
+    fn cluster_fields() {
+        let row = |c: Value| volume_row(&json!({"Name": "c", "ClusterVolume": c}));
+        let r = row(json!({"Spec": {"Group": "g", "AccessMode": {"Availability": "active"}},
+                           "Info": {"VolumeID": "x"}, "PublishStatus": [{}, {}]}));
+        assert_eq!(
+            (r["Group"].as_str(), r["Availability"].as_str()),
+            (Some("g"), Some("active"))
+        );
+        assert_eq!(r["Status"], "in use (2 nodes)");
+        assert_eq!(row(json!({"Spec": {}}))["Status"], "pending creation");
+        assert_eq!(row(json!({"Info": {"VolumeID": "x"}}))["Status"], "created");
+        assert_eq!(volume_row(&json!({"Name": "l"}))["Status"], "N/A");
     }
 
     #[test]

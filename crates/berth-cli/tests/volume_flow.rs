@@ -421,6 +421,13 @@ fn volume_create_ls_inspect_rm() {
     assert_eq!(last_request(&d).0, "DELETE /v1.47/volumes/nope?force=1");
     assert_eq!(berth(&d.sock, &["volume", "rm", "vol10"]), seen("vol10\n", "", 0));
     assert_eq!(last_request(&d).0, "DELETE /v1.47/volumes/vol10");
+    let usage = berth(&d.sock, &["volume", "create", "a", "b"]);
+    assert_eq!(usage.code, 1);
+    assert!(
+        usage.err.contains(" volume create' requires at most 1 argument\n"),
+        "{}",
+        usage.err
+    );
     let usage = berth(&d.sock, &["volume", "rm"]);
     assert_eq!(usage.code, 1);
     assert!(
