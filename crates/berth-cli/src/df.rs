@@ -262,5 +262,10 @@ mod tests {
         assert!(row.ends_with("Up 2 minutes   web"), "{row}");
         let names = render_verbose(&df(), Some("{{range .Volumes}}{{.Name}}={{.Links}} {{end}}")).unwrap();
         assert_eq!(names, "data=1 old=0 remote=0 \n");
+        let j: Value = serde_json::from_str(&render_verbose(&df(), Some("json")).unwrap()).unwrap();
+        assert_eq!(j["Volumes"][1]["Name"], "old");
+        assert_eq!(j["Volumes"][1]["Size"], "2MB");
+        assert!(j["Volumes"][1].get("__berthLabels").is_none());
+        assert_eq!(j["BuildCache"], json!([]));
     }
 }
