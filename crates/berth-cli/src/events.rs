@@ -243,8 +243,8 @@ pub async fn prune(client: &Client, a: SystemPruneArgs) -> Result<i32> {
                 out.push_str(&format!("{v}\n"));
             }
             out.push('\n');
+            space += report.space_reclaimed as f64;
         }
-        space += report.space_reclaimed as f64;
     }
     let mut image_filters = filters.clone();
     image_filters.insert("dangling".into(), vec![if a.all { "false" } else { "true" }.into()]);

@@ -92,7 +92,11 @@ pub fn volume_row(v: &Value) -> Value {
         }
         match k {
             "Group" => json!(c["Spec"]["Group"].as_str().unwrap_or_default()),
-            "Availability" => json!(c["Spec"]["AccessMode"]["Availability"].as_str().unwrap_or_default()),
+            // Docker's Go type has it in `Spec`; the swagger under `Spec.AccessMode`.
+            "Availability" => json!(c["Spec"]["Availability"]
+                .as_str()
+                .or(c["Spec"]["AccessMode"]["Availability"].as_str())
+                .unwrap_or_default()),
             _ => {
                 let published = c["PublishStatus"].as_array().map_or(0, Vec::len);
                 json!(match published {
@@ -245,8 +249,10 @@ pub fn prune_plan(a: &VolumePruneArgs, api_version: &str) -> Result<(Filters, &'
     Ok((filters, ALL_VOLUMES_WARNING))
 }
 
-/// The text `volume prune` prints for the daemon's report.
+/// The text `volume prune` prints for the daemon's report (the docker CLI counts the space only
+/// when volumes were deleted).
 pub fn prune_output(deleted: &[String], reclaimed: u64) -> String {
+    let reclaimed = if deleted.is_empty() { 0 } else { reclaimed };
     let mut out = String::new();
     if !deleted.is_empty() {
         out.push_str("Deleted Volumes:\n");
@@ -454,6 +460,7 @@ mod tests {
             "WARNING! This will remove all local volumes not used by at least one container."
         );
         assert_eq!(prune_output(&[], 0), "Total reclaimed space: 0B\n");
+        assert_eq!(prune_output(&[], 512), "Total reclaimed space: 0B\n");
         assert_eq!(
             prune_output(&["a".into(), "b".into()], 1_500_000),
             "Deleted Volumes:\na\nb\n\nTotal reclaimed space: 1.5MB\n"
