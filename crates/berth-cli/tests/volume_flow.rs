@@ -557,7 +557,15 @@ fn run_and_create_volume_flags() {
             "bb",
         ],
     );
-    assert_eq!(created, seen(&format!("{}\n", "c".repeat(64)), "", 0));
+    assert_eq!(
+        created,
+        seen(
+            &format!("{}\n", "c".repeat(64)),
+            "WARN[0000] `--volume-driver` is ignored for volumes specified via `--mount`. \
+             Use `--mount type=volume,volume-driver=...` instead.\n",
+            0
+        )
+    );
     let (line, body) = last_request(&d);
     assert_eq!(line, "POST /v1.47/containers/create");
     assert_eq!(body["Volumes"], json!({"/anon": {}}));
