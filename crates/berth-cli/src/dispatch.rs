@@ -2,9 +2,9 @@
 
 use anyhow::Result;
 
-use crate::args::{Cli, Cmd, ContainerCmd, ImageCmd, NetworkCmd, SystemCmd};
+use crate::args::{Cli, Cmd, ContainerCmd, ImageCmd, NetworkCmd, SystemCmd, VolumeCmd};
 use crate::connect::{connect, ConnectOpts};
-use crate::{container, events, image, network, system};
+use crate::{container, events, image, network, system, volume};
 
 /// Runs the parsed command; the result is the process exit code.
 pub async fn dispatch(cli: Cli) -> Result<i32> {
@@ -84,6 +84,11 @@ pub async fn dispatch(cli: Cli) -> Result<i32> {
         Cmd::Network(NetworkCmd::Connect(a)) => network::connect(c, a).await,
         Cmd::Network(NetworkCmd::Disconnect(a)) => network::disconnect(c, a).await,
         Cmd::Network(NetworkCmd::Prune(a)) => network::prune(c, a).await,
+        Cmd::Volume(VolumeCmd::Create(a)) => volume::create(c, a).await,
+        Cmd::Volume(VolumeCmd::Ls(a)) => volume::ls(c, a).await,
+        Cmd::Volume(VolumeCmd::Inspect(a)) => volume::inspect(c, a).await,
+        Cmd::Volume(VolumeCmd::Rm(a)) => volume::rm(c, a).await,
+        Cmd::Volume(VolumeCmd::Prune(a)) => volume::prune(c, a).await,
         Cmd::Events(a) | Cmd::System(SystemCmd::Events(a)) => events::events(c, a).await,
         Cmd::System(SystemCmd::Df(a)) => events::df(c, a).await,
         Cmd::System(SystemCmd::Prune(a)) => events::prune(c, a).await,

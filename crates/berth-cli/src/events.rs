@@ -149,17 +149,19 @@ fn df_rows(df: &Value) -> Vec<Value> {
             "Size": human_size_prec(total_rw as f64, 4),
             "Reclaimable": percent(idle_rw, total_rw),
         }),
-        json!({"Type": "Local Volumes", "TotalCount": "0", "Active": "0", "Size": "0B", "Reclaimable": "0B"}),
+        crate::df::volumes_row(df["Volumes"].as_array().unwrap_or(&empty)),
         json!({"Type": "Build Cache", "TotalCount": "0", "Active": "0", "Size": "0B", "Reclaimable": "0B"}),
     ]
 }
 
 /// `docker system df`.
 pub async fn df(client: &Client, a: DfArgs) -> Result<i32> {
-    if a.verbose {
-        return Err(StatusError::new(1, "berth: system df --verbose is not supported yet").into());
-    }
     let df = client.system_df().await.map_err(fail)?;
+    if a.verbose {
+        let out = crate::df::render_verbose(&df, a.format.as_deref()).map_err(fail)?;
+        crate::write_out(&out);
+        return Ok(0);
+    }
     let fmt = a
         .format
         .as_deref()
@@ -182,23 +184,40 @@ pub async fn df(client: &Client, a: DfArgs) -> Result<i32> {
     Ok(0)
 }
 
-/// `docker system prune`: stopped containers, then dangling (or, with `-a`, unused) images.
+/// The confirmation text of `system prune`, as the docker CLI's `confirmationMessage` (without
+/// the question `confirm` adds).
+pub fn system_prune_warning(all: bool, volumes: bool, filters: &[String]) -> String {
+    let mut w = String::from("WARNING! This will remove:\n  - all stopped containers\n");
+    w.push_str("  - all networks not used by at least one container\n");
+    if volumes {
+        w.push_str("  - all anonymous volumes not used by at least one container\n");
+    }
+    if all {
+        w.push_str("  - all images without at least one container associated to them\n");
+    } else {
+        w.push_str("  - all dangling images\n");
+    }
+    if !filters.is_empty() {
+        w.push_str("\n  Items to be pruned will be filtered with:\n");
+        for f in filters {
+            w.push_str(&format!("  - {f}\n"));
+        }
+    }
+    w
+}
+
+/// `docker system prune`: stopped containers, unused networks, anonymous volumes (`--volumes`),
+/// then dangling (or, with `-a`, unused) images; each report as its own prune prints it.
 pub async fn prune(client: &Client, a: SystemPruneArgs) -> Result<i32> {
     let filters = parse_filters(&a.filter).map_err(|e| StatusError::new(125, e))?;
-    let images = if a.all {
-        "all images without at least one container associated to them"
-    } else {
-        "all dangling images"
-    };
-    let warning = format!("WARNING! This will remove:\n  - all stopped containers\n  - {images}\n");
-    if !a.force && !confirm(&warning) {
+    if a.volumes && filters.contains_key("until") {
+        return Err(fail(r#"ERROR: The "until" filter is not supported with "--volumes""#).into());
+    }
+    if !a.force && !confirm(&system_prune_warning(a.all, a.volumes, &a.filter)) {
         return Ok(0);
     }
-    let containers = client.containers_prune(&filters).await.map_err(fail)?;
-    let mut image_filters = filters.clone();
-    image_filters.insert("dangling".into(), vec![if a.all { "false" } else { "true" }.into()]);
-    let images = client.images_prune(&image_filters).await.map_err(fail)?;
     let mut out = String::new();
+    let containers = client.containers_prune(&filters).await.map_err(fail)?;
     let deleted: Vec<&str> = containers["ContainersDeleted"]
         .as_array()
         .map(|a| a.iter().filter_map(Value::as_str).collect())
@@ -210,6 +229,26 @@ pub async fn prune(client: &Client, a: SystemPruneArgs) -> Result<i32> {
         }
         out.push('\n');
     }
+    let mut space = containers["SpaceReclaimed"].as_f64().unwrap_or(0.0);
+    let networks = client.networks_prune(&filters).await.map_err(fail)?;
+    out.push_str(&crate::network::prune_output(
+        &networks.networks_deleted.unwrap_or_default(),
+    ));
+    if a.volumes {
+        // As the docker CLI's `volume.RunPrune`: anonymous volumes only, whatever `-a` says.
+        let report = client.volumes_prune(&filters).await.map_err(fail)?;
+        if !report.volumes_deleted.is_empty() {
+            out.push_str("Deleted Volumes:\n");
+            for v in &report.volumes_deleted {
+                out.push_str(&format!("{v}\n"));
+            }
+            out.push('\n');
+            space += report.space_reclaimed as f64;
+        }
+    }
+    let mut image_filters = filters.clone();
+    image_filters.insert("dangling".into(), vec![if a.all { "false" } else { "true" }.into()]);
+    let images = client.images_prune(&image_filters).await.map_err(fail)?;
     let items = images["ImagesDeleted"].as_array().cloned().unwrap_or_default();
     if !items.is_empty() {
         out.push_str("Deleted Images:\n");
@@ -223,9 +262,9 @@ pub async fn prune(client: &Client, a: SystemPruneArgs) -> Result<i32> {
         }
         out.push('\n');
     }
-    let space = containers["SpaceReclaimed"].as_f64().unwrap_or(0.0) + images["SpaceReclaimed"].as_f64().unwrap_or(0.0);
+    space += images["SpaceReclaimed"].as_f64().unwrap_or(0.0);
     out.push_str(&format!("Total reclaimed space: {}\n", human_size_prec(space, 4)));
-    print!("{out}");
+    crate::write_out(&out);
     Ok(0)
 }
 
@@ -246,6 +285,21 @@ mod tests {
         let t = template_event(&json!({"status": "start", "id": "abc", "Type": "container"}));
         assert_eq!(t["Status"], "start");
         assert_eq!(t["ID"], "abc");
+    }
+
+    #[test]
+    fn system_prune_warnings() {
+        assert_eq!(
+            system_prune_warning(false, false, &[]),
+            "WARNING! This will remove:\n  - all stopped containers\n  - all networks not used by at least one container\n  - all dangling images\n"
+        );
+        assert_eq!(
+            system_prune_warning(true, true, &["label=a".into()]),
+            "WARNING! This will remove:\n  - all stopped containers\n  - all networks not used by at least one container\n  \
+             - all anonymous volumes not used by at least one container\n  \
+             - all images without at least one container associated to them\n\n  \
+             Items to be pruned will be filtered with:\n  - label=a\n"
+        );
     }
 
     #[test]

@@ -15,6 +15,7 @@ mod args;
 mod attach;
 mod connect;
 mod container;
+mod df;
 mod dispatch;
 mod events;
 mod filters;
@@ -26,6 +27,7 @@ mod sortorder;
 mod system;
 mod term;
 mod units;
+mod volume;
 
 use std::fmt;
 use std::io::Write;
@@ -106,7 +108,7 @@ fn command_path(args: &[String]) -> String {
             continue;
         }
         parts.push(a.clone());
-        if !matches!(a.as_str(), "container" | "image" | "network" | "system") {
+        if !matches!(a.as_str(), "container" | "image" | "network" | "system" | "volume") {
             break;
         }
         i += 1;
@@ -140,6 +142,11 @@ fn usage_error(e: &clap::Error, args: &[String]) -> (i32, Option<String>) {
                 Some(format!("unknown shorthand flag: '{c}' in {invalid}\n\n{hint}")),
             )
         }
+        // `volume create [VOLUME]` takes one optional argument (cobra's `RequiresMaxArgs(1)`).
+        ErrorKind::UnknownArgument if path == "volume create" => (
+            1,
+            Some(format!("{p}: '{p} {path}' requires at most 1 argument\n\n{hint}")),
+        ),
         ErrorKind::UnknownArgument => (1, Some(format!("{p}: '{p} {path}' accepts no arguments\n\n{hint}"))),
         ErrorKind::MissingRequiredArgument | ErrorKind::TooFewValues | ErrorKind::WrongNumberOfValues => (
             1,

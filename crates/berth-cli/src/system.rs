@@ -85,7 +85,7 @@ pub async fn inspect(
     generic: bool,
 ) -> Result<i32> {
     if let Some(k) = kind {
-        if !matches!(k, "container" | "image" | "network") {
+        if !matches!(k, "container" | "image" | "network" | "volume") {
             return Err(fail(format!("\"{k}\" is not a valid value for --type")).into());
         }
     }
@@ -100,10 +100,14 @@ pub async fn inspect(
             Some("container") => client.container_inspect_raw(name, size).await,
             Some("image") => client.image_inspect_raw(name).await,
             Some("network") => client.network_inspect_raw(name, &Default::default()).await,
-            // Docker's order for an untyped `inspect`: container, image, then network.
+            Some("volume") => client.volume_inspect_raw(name).await,
+            // Docker's order for an untyped `inspect`: container, image, network, then volume.
             _ => match client.container_inspect_raw(name, size).await {
                 Err(e) if e.is_not_found() => match client.image_inspect_raw(name).await {
-                    Err(e) if e.is_not_found() => client.network_inspect_raw(name, &Default::default()).await,
+                    Err(e) if e.is_not_found() => match client.network_inspect_raw(name, &Default::default()).await {
+                        Err(e) if e.is_not_found() => client.volume_inspect_raw(name).await,
+                        other => other,
+                    },
                     other => other,
                 },
                 other => other,
@@ -115,6 +119,8 @@ pub async fn inspect(
                 Some("container") => format!("Error: No such container: {name}"),
                 Some("image") => format!("Error: No such image: {name}"),
                 Some("network") => format!("Error: No such network: {name}"),
+                // Docker passes the daemon's error through for a typed volume lookup.
+                Some("volume") => e.to_string(),
                 _ => format!("Error: No such object: {name}"),
             }),
             Err(e) => errors.push(e.to_string()),
@@ -126,6 +132,9 @@ pub async fn inspect(
             for raw in &found {
                 let mut v: Value = serde_json::from_str(raw).map_err(fail)?;
                 fill_go_zero_values(&mut v);
+                if v.get("Mountpoint").is_some() {
+                    crate::volume::fill_volume_zero_values(&mut v);
+                }
                 out.push_str(&t.render(&v).map_err(fail)?);
                 out.push('\n');
             }

@@ -1,6 +1,6 @@
 //! The local terminal: raw mode while attached to a TTY container, its size for `/resize`.
 
-use std::io::{BufRead, IsTerminal, Write};
+use std::io::{BufRead, IsTerminal};
 use std::os::fd::AsFd;
 
 use nix::sys::termios::{self, SetArg, Termios};
@@ -60,10 +60,9 @@ pub fn size() -> Option<(u16, u16)> {
     Some((h, w))
 }
 
-/// Asks `question [y/N]` on the terminal.
+/// Asks `question [y/N]`, on stdout as the docker CLI's `PromptForConfirmation` does.
 pub fn confirm(question: &str) -> bool {
-    eprint!("{question}\nAre you sure you want to continue? [y/N] ");
-    let _ = std::io::stderr().flush();
+    crate::write_out(&format!("{question}\nAre you sure you want to continue? [y/N] "));
     let mut line = String::new();
     if std::io::stdin().lock().read_line(&mut line).is_err() {
         return false;

@@ -12,6 +12,7 @@ mod images;
 mod networks;
 mod resources;
 pub mod stream;
+mod volumes;
 
 use std::collections::BTreeMap;
 use std::io;
@@ -32,6 +33,7 @@ pub use berth_api::models;
 pub use body::{BodyReader, ReqBody};
 pub use host::{select_host, Host, HostSource, InvalidHost, DEFAULT_HOST};
 pub use networks::NetworkInspectOptions;
+pub use volumes::{VolumeList, VolumePruneReport};
 
 /// The newest API version this client speaks.
 pub const CLIENT_API_VERSION: &str = "1.47";

@@ -7,6 +7,7 @@ mod image;
 mod network;
 mod resources;
 mod system;
+mod volume;
 
 use clap::{Parser, Subcommand};
 
@@ -16,6 +17,7 @@ pub use image::*;
 pub use network::*;
 pub use resources::*;
 pub use system::*;
+pub use volume::*;
 
 /// A self-sufficient runtime for containers
 #[derive(Parser, Debug)]
@@ -133,6 +135,9 @@ pub enum Cmd {
     /// Manage Docker
     #[command(subcommand)]
     System(SystemCmd),
+    /// Manage volumes
+    #[command(subcommand)]
+    Volume(VolumeCmd),
 }
 
 #[derive(Subcommand, Debug)]

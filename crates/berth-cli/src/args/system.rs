@@ -80,7 +80,7 @@ pub struct SystemPruneArgs {
     /// Provide filter values (e.g. "label=<key>=<value>")
     #[arg(long = "filter")]
     pub filter: Vec<String>,
-    /// Prune anonymous volumes (berth has no volumes yet: accepted, nothing to do)
+    /// Prune anonymous volumes
     #[arg(long)]
     pub volumes: bool,
 }

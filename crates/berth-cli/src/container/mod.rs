@@ -11,7 +11,7 @@ mod session;
 pub use cp::cp;
 pub use exec::exec;
 pub use files::{commit, diff, export};
-pub use ps::ps;
+pub use ps::{ps, ps_row};
 use session::{AttachError, ContainerAttach};
 
 use anyhow::Result;
@@ -130,6 +130,13 @@ async fn create_container(
 ) -> Result<String, StatusError> {
     let image = o.image();
     let platform = o.platform.as_deref();
+    if !o.mount.is_empty() && o.volume_driver.as_deref().is_some_and(|d| !d.is_empty()) {
+        // The docker CLI's warning (logged through logrus as it parses the flags).
+        eprintln!(
+            "WARN[0000] `--volume-driver` is ignored for volumes specified via `--mount`. \
+             Use `--mount type=volume,volume-driver=...` instead."
+        );
+    }
     if o.pull == "always" {
         pull(client, image, platform, o.quiet)
             .await

@@ -190,7 +190,11 @@ pub fn ps_row(c: &Value, trunc: bool) -> Value {
     );
     row.insert("Mounts".into(), json!(mounts.join(",")));
     row.insert("Networks".into(), json!(networks.join(",")));
-    row.insert("LocalVolumes".into(), json!(mounts.len().to_string()));
+    // Docker counts the mounts of `local` volumes.
+    let local_volumes = c["Mounts"]
+        .as_array()
+        .map_or(0, |a| a.iter().filter(|m| m["Driver"] == "local").count());
+    row.insert("LocalVolumes".into(), json!(local_volumes.to_string()));
     row.insert("Platform".into(), Value::Null);
     Value::Object(row)
 }

@@ -88,7 +88,7 @@ pub fn create_body(o: &ContainerOpts, detach: bool, env: &Env<'_>) -> Result<Con
     for e in &o.expose {
         ports::parse_expose(e, &mut exposed)?;
     }
-    let (binds, volumes) = mounts::split_volumes(&o.volume);
+    let (binds, volumes) = mounts::split_volumes(&o.volume)?;
     let net = network::networking(o)?;
     // Flag values the docker CLI validates as it reads them (`invalid argument ... flag`).
     let checked = |items: &[String], flag: &str, check: fn(&str) -> Result<String, String>| {
@@ -172,6 +172,8 @@ pub fn create_body(o: &ContainerOpts, detach: bool, env: &Env<'_>) -> Result<Con
     };
     let host_config = HostConfig {
         binds: non_empty(binds),
+        volumes_from: non_empty(o.volumes_from.clone()),
+        volume_driver: Some(o.volume_driver.clone().unwrap_or_default()),
         network_mode: Some(net.mode),
         links: non_empty(o.link.clone()),
         publish_all_ports: Some(o.publish_all),
@@ -408,6 +410,34 @@ mod tests {
                 &["--mount", "type=tmpfs,target=/t,tmpfs-size=1m,tmpfs-mode=1777", "bb"],
                 "/HostConfig/Mounts",
                 json!([{"Type": "tmpfs", "Target": "/t", "TmpfsOptions": {"SizeBytes": 1048576, "Mode": 1023}}]),
+            ),
+            (
+                &["-v", "data:/d:ro,nocopy", "-v", "/h:/c:rshared", "-v", "/anon", "bb"],
+                "/HostConfig/Binds",
+                json!(["data:/d:ro,nocopy", "/h:/c:rshared"]),
+            ),
+            (
+                &["-v", "data:/d", "-v", "/anon", "bb"],
+                "/Volumes",
+                json!({"/anon": {}}),
+            ),
+            (&["-v", "data:/d", "bb"], "/Volumes", Value::Null),
+            (
+                &["--volumes-from", "db:ro", "--volumes-from", "cache", "bb"],
+                "/HostConfig/VolumesFrom",
+                json!(["db:ro", "cache"]),
+            ),
+            (&["bb"], "/HostConfig/VolumesFrom", Value::Null),
+            (
+                &["--volume-driver", "nfs", "bb"],
+                "/HostConfig/VolumeDriver",
+                json!("nfs"),
+            ),
+            (&["bb"], "/HostConfig/VolumeDriver", json!("")),
+            (
+                &["--mount", "source=data,target=/d,volume-subpath=s", "bb"],
+                "/HostConfig/Mounts",
+                json!([{"Type": "volume", "Source": "data", "Target": "/d", "VolumeOptions": {"Subpath": "s"}}]),
             ),
             // Flags after the image belong to the command.
             (&["bb", "-l", "--rm"], "/Cmd", json!(["-l", "--rm"])),
@@ -672,6 +702,10 @@ mod tests {
             (&["-a", "stdfoo", "bb"], "valid streams"),
             (&["--mount", "type=bind,src=/a", "bb"], "target is required"),
             (&["--mount", "type=bind,bogus=1,target=/b", "bb"], "unexpected key"),
+            (
+                &["-v", "a::/b", "bb"],
+                "invalid spec: a::/b: empty section between colons",
+            ),
         ];
         for (args, want) in cases {
             let e = body(args).unwrap_err();
