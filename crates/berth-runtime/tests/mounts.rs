@@ -6,6 +6,7 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+use berth_runtime::cgroups::{self, CgroupManager};
 use berth_runtime::linux::{self, CreateError, CreateOptions, RootfsMount, Stdio};
 use berth_runtime::{build_spec, BindMount, NetworkMode, ResolvedUser, RuntimeConfig, SeccompMode};
 use std::ffi::CString;
@@ -95,6 +96,17 @@ struct Run {
 /// Runs `script` with busybox's sh in a container on the plain-directory rootfs `rootfs`, with the
 /// binds of `binds` and the extra spec mounts `extra` (tmpfs).
 fn run(rootfs: &Path, binds: Vec<BindMount>, extra: Vec<serde_json::Value>, script: &str) -> Run {
+    run_in(rootfs, binds, extra, script, None)
+}
+
+/// [`run`] in the cgroup `cgroup` (its directories mounted at `/sys/fs/cgroup`).
+fn run_in(
+    rootfs: &Path,
+    binds: Vec<BindMount>,
+    extra: Vec<serde_json::Value>,
+    script: &str,
+    cgroup: Option<&dyn CgroupManager>,
+) -> Run {
     let rc = RuntimeConfig {
         id: format!("mounts{}", std::process::id()),
         args: ["/bin/busybox", "sh", "-c", script]
@@ -138,7 +150,7 @@ fn run(rootfs: &Path, binds: Vec<BindMount>, extra: Vec<serde_json::Value>, scri
             stdout: out_w.as_raw_fd(),
             stderr: out_w.as_raw_fd(),
         },
-        cgroup: None,
+        cgroup,
         seccomp_cache: None,
     };
     let created = match linux::create(&opts) {
@@ -429,6 +441,43 @@ fn propagation(dir: &Path, cleanup: &mut Cleanup) {
     println!("propagation: ok");
 }
 
+/// (f) `/sys/fs/cgroup`: the container's own cgroup directories, mounted (through the same safe
+/// resolution) read-only.
+fn cgroup_mount(dir: &Path) {
+    let root = Path::new(cgroups::DEFAULT_ROOT);
+    let cg = match cgroups::open(root, &format!("/berth-test/mounts-{}", unique())) {
+        Ok(cg) => cg,
+        Err(e) => {
+            println!("cgroup mount: skipped ({e})");
+            return;
+        }
+    };
+    cg.create(None).expect("create cgroup");
+    let rootfs = busybox_rootfs(&dir.join("f"));
+    let v2 = root.join("cgroup.controllers").exists();
+    let probe = if v2 {
+        "/sys/fs/cgroup/cgroup.procs"
+    } else {
+        "/sys/fs/cgroup/memory/cgroup.procs"
+    };
+    let script = format!(
+        "B=/bin/busybox; $B cat {probe} >/dev/null && echo readable; $B touch /sys/fs/cgroup/x 2>/dev/null && echo writable; echo done"
+    );
+    let r = run_in(&rootfs, vec![], vec![], &script, Some(cg.as_ref()));
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+    while cg.remove().is_err() && std::time::Instant::now() < deadline {
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    }
+    r.started.as_ref().expect("start");
+    assert_eq!(
+        r.out.split_whitespace().collect::<Vec<_>>(),
+        ["readable", "done"],
+        "{}",
+        r.out
+    );
+    println!("cgroup mount: ok");
+}
+
 fn main() {
     // SAFETY: geteuid has no preconditions.
     if unsafe { libc::geteuid() } != 0 {
@@ -459,6 +508,9 @@ fn main() {
     }
     if want("propagation") {
         propagation(dir.path(), &mut cleanup);
+    }
+    if want("cgroup") {
+        cgroup_mount(dir.path());
     }
     if want("race") {
         race_with_a_symlink_swap(dir.path(), &mut cleanup);
