@@ -203,9 +203,28 @@ pub fn build_spec(c: &RuntimeConfig, rootfs: &Path) -> Result<Spec> {
             "seccomp": seccomp,
             "maskedPaths": masked,
             "readonlyPaths": readonly,
+            "rootfsPropagation": rootfs_propagation(&c.mounts),
         },
     });
     serde_json::from_value(strip_nulls(spec)).map_err(Error::Spec)
+}
+
+/// Docker's `linux.rootfsPropagation`: `rshared` when a bind is `shared`/`rshared` (so mounts made in
+/// the container under it reach the host), `rslave` when one is `slave`/`rslave`, else unset (the
+/// runtime's default, `rslave`).
+fn rootfs_propagation(mounts: &[crate::config::BindMount]) -> Option<&'static str> {
+    let has = |names: &[&str]| {
+        mounts
+            .iter()
+            .any(|m| m.options.iter().any(|o| names.contains(&o.as_str())))
+    };
+    if has(&["shared", "rshared"]) {
+        Some("rshared")
+    } else if has(&["slave", "rslave"]) {
+        Some("rslave")
+    } else {
+        None
+    }
 }
 
 /// Removes `null` members so optional fields deserialize as absent.
@@ -557,6 +576,30 @@ mod tests {
             .unwrap()
             .seccomp()
             .is_none());
+    }
+
+    #[test]
+    fn rootfs_propagation_follows_the_binds() {
+        let bind = |opts: &[&str]| BindMount {
+            source: "/v".into(),
+            destination: "/d".into(),
+            readonly: false,
+            options: opts.iter().map(|s| s.to_string()).collect(),
+        };
+        for (binds, want) in [
+            (vec![], None),
+            (vec![bind(&["rprivate"])], None),
+            (vec![bind(&["rslave"])], Some("rslave")),
+            (vec![bind(&["slave"]), bind(&[])], Some("rslave")),
+            (vec![bind(&["rslave"]), bind(&["shared"])], Some("rshared")),
+            (vec![bind(&["rshared"])], Some("rshared")),
+        ] {
+            let mut c = base();
+            c.mounts = binds;
+            let spec = build_spec(&c, Path::new("/r")).unwrap();
+            let got = spec.linux().as_ref().unwrap().rootfs_propagation().clone();
+            assert_eq!(got.as_deref(), want, "{:?}", c.mounts);
+        }
     }
 
     #[test]

@@ -96,7 +96,7 @@ struct Run {
 /// Runs `script` with busybox's sh in a container on the plain-directory rootfs `rootfs`, with the
 /// binds of `binds` and the extra spec mounts `extra` (tmpfs).
 fn run(rootfs: &Path, binds: Vec<BindMount>, extra: Vec<serde_json::Value>, script: &str) -> Run {
-    run_in(rootfs, binds, extra, script, None)
+    run_in(rootfs, binds, extra, script, None, &[])
 }
 
 /// [`run`] in the cgroup `cgroup` (its directories mounted at `/sys/fs/cgroup`).
@@ -106,6 +106,7 @@ fn run_in(
     extra: Vec<serde_json::Value>,
     script: &str,
     cgroup: Option<&dyn CgroupManager>,
+    cap_add: &[&str],
 ) -> Run {
     let rc = RuntimeConfig {
         id: format!("mounts{}", std::process::id()),
@@ -122,6 +123,7 @@ fn run_in(
         network: NetworkMode::New,
         seccomp: SeccompMode::Unconfined,
         mounts: binds,
+        cap_add: cap_add.iter().map(|s| s.to_string()).collect(),
         ..Default::default()
     };
     let mut spec = build_spec(&rc, rootfs).expect("spec");
@@ -386,8 +388,9 @@ fn readonly_bind(dir: &Path) {
     println!("read-only bind: ok");
 }
 
-/// (e) An `rshared` bind sees a mount made later on the host under its source; an `rprivate` bind of
-/// the same source does not.
+/// (e) An `rshared` bind sees a mount made later on the host under its source (so does an `rslave`
+/// one), an `rprivate` bind of the same source does not; a mount made in the container under the
+/// `rshared` bind reaches the host (Docker's `rootfsPropagation: rshared`), the rootfs mount does not.
 fn propagation(dir: &Path, cleanup: &mut Cleanup) {
     let rootfs = busybox_rootfs(&dir.join("e"));
     let src = dir.join("e-src");
@@ -396,7 +399,8 @@ fn propagation(dir: &Path, cleanup: &mut Cleanup) {
     cleanup.mounts.push(src.clone());
     make_shared(&src);
     let script = "B=/bin/busybox; i=0; while [ ! -e /shared/sub/marker ] && [ $i -lt 100 ]; do $B sleep 0.1; i=$((i+1)); done; \
-        $B cat /shared/sub/marker; [ -e /slave/sub/marker ] && echo slave-sees; [ -e /private/sub/marker ] && echo private-sees; true";
+        $B cat /shared/sub/marker; [ -e /slave/sub/marker ] && echo slave-sees; [ -e /private/sub/marker ] && echo private-sees; \
+        $B mkdir /shared/up && $B mount -t tmpfs -o size=64k tmpfs /shared/up && echo mounted-inside; true";
     let rc_binds = vec![
         bind(&src, "/shared", false, &["rshared"]),
         bind(&src, "/slave", false, &["rslave"]),
@@ -427,7 +431,8 @@ fn propagation(dir: &Path, cleanup: &mut Cleanup) {
     }
     cleanup.pids.push(pid);
     cleanup.mounts.push(src.join("sub"));
-    let r = run(&rootfs2, rc_binds, vec![], script);
+    cleanup.mounts.push(src.join("up"));
+    let r = run_in(&rootfs2, rc_binds, vec![], script, None, &["SYS_ADMIN"]);
     let mut status = 0;
     // SAFETY: reaping the child forked above.
     unsafe { libc::waitpid(pid, &mut status, 0) };
@@ -437,7 +442,17 @@ fn propagation(dir: &Path, cleanup: &mut Cleanup) {
         "host mount failed"
     );
     r.started.as_ref().expect("start");
-    assert_eq!(r.out, "propagated\nslave-sees\n");
+    assert_eq!(r.out, "propagated\nslave-sees\nmounted-inside\n");
+    let points = host_mount_points();
+    let up = src.join("up");
+    assert!(
+        points.iter().any(|m| Path::new(m) == up),
+        "the container's mount under the rshared bind reached the host"
+    );
+    assert!(
+        !points.iter().any(|m| m.starts_with(rootfs.to_str().unwrap())),
+        "the rootfs mount leaked to the host"
+    );
     println!("propagation: ok");
 }
 
@@ -463,7 +478,7 @@ fn cgroup_mount(dir: &Path) {
     let script = format!(
         "B=/bin/busybox; $B cat {probe} >/dev/null && echo readable; $B touch /sys/fs/cgroup/x 2>/dev/null && echo writable; echo done"
     );
-    let r = run_in(&rootfs, vec![], vec![], &script, Some(cg.as_ref()));
+    let r = run_in(&rootfs, vec![], vec![], &script, Some(cg.as_ref()), &[]);
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
     while cg.remove().is_err() && std::time::Instant::now() < deadline {
         std::thread::sleep(std::time::Duration::from_millis(10));

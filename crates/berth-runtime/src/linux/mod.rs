@@ -366,6 +366,9 @@ fn child_setup(plan: &Plan, from_parent: &OwnedFd, to_parent: &OwnedFd) -> Step<
     step(mount(EMPTY, c"/", EMPTY, plan.root_propagation, EMPTY), || {
         "setting the propagation of /".into()
     })?;
+    if plan.root_propagation & libc::MS_SHARED != 0 {
+        rootfs::rootfs_parent_private(&plan.rootfs_c)?;
+    }
     let (src, fstype, data) = &plan.overlay;
     if let Some(cwd) = &plan.overlay_cwd {
         // SAFETY: cwd is a valid path; relative layer paths resolve from here.

@@ -121,13 +121,16 @@ pub(super) fn mount_flags(options: &[String]) -> (libc::c_ulong, libc::c_ulong, 
     (flags, prop, data.join(","))
 }
 
-/// `linux.rootfsPropagation`: how `/` is remounted first in the container's mount namespace. Shared
-/// kinds are not honoured (the mounts made for the container would reach the host): `rslave`.
+/// `linux.rootfsPropagation`: how `/` is remounted first in the container's mount namespace (runc's
+/// default `rslave`). With a shared kind the rootfs's parent mount is made private before the rootfs
+/// is mounted (as runc does), so only binds of shared sources propagate back to the host.
 pub(super) fn root_propagation(p: Option<&str>) -> libc::c_ulong {
     match p {
         Some("private") => libc::MS_PRIVATE,
         Some("rprivate") => libc::MS_PRIVATE | libc::MS_REC,
         Some("slave") => libc::MS_SLAVE,
+        Some("shared") => libc::MS_SHARED,
+        Some("rshared") => libc::MS_SHARED | libc::MS_REC,
         _ => libc::MS_SLAVE | libc::MS_REC,
     }
 }
@@ -391,7 +394,9 @@ mod tests {
             (Some("slave"), MS_SLAVE),
             (Some("private"), MS_PRIVATE),
             (Some("rprivate"), MS_PRIVATE | MS_REC),
-            (Some("rshared"), MS_SLAVE | MS_REC),
+            (Some("rshared"), MS_SHARED | MS_REC),
+            (Some("shared"), MS_SHARED),
+            (Some("bogus"), MS_SLAVE | MS_REC),
         ] {
             assert_eq!(root_propagation(spec), want, "{spec:?}");
         }

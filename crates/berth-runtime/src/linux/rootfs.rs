@@ -1,7 +1,7 @@
 //! The container's root filesystem, built inside its mount namespace: spec mounts (onto destinations
 //! resolved inside the root, see [`super::inroot`]), `/sys/fs/cgroup`, devices, `pivot_root`, masked and read-only paths.
 
-use super::inroot::{proc_fd, split_last, Create, Root};
+use super::inroot::{mount_id, proc_fd, split_last, Create, Root};
 use super::plan::{MountOp, Plan};
 use super::{errno, step, Step};
 use std::ffi::{CStr, CString};
@@ -237,6 +237,56 @@ fn create_devices_masked(plan: &Plan, root: &Root) -> Step {
     Ok(())
 }
 
+/// Makes the mount the rootfs directory is on private (in the container's namespace), as runc does
+/// when `/` is shared: the rootfs mount then does not propagate to the host, and `pivot_root` accepts
+/// it (it refuses a new root whose parent mount is shared).
+pub(super) fn rootfs_parent_private(rootfs: &CStr) -> Step {
+    let what = || format!("making the mount of {rootfs:?} private");
+    // SAFETY: rootfs is NUL-terminated; the descriptor is owned below.
+    let fd = unsafe { libc::open(rootfs.as_ptr(), libc::O_PATH | libc::O_DIRECTORY | libc::O_CLOEXEC) };
+    step(fd, what)?;
+    // SAFETY: open returned a new descriptor that nothing else owns.
+    let fd = unsafe { <OwnedFd as std::os::fd::FromRawFd>::from_raw_fd(fd) };
+    let id = mount_id(&fd).map_err(|e| (125, format!("{}: {e}", what())))?;
+    let info = std::fs::read_to_string("/proc/self/mountinfo").map_err(|e| (125, format!("{}: {e}", what())))?;
+    let point = info
+        .lines()
+        .find_map(|l| {
+            let f: Vec<&str> = l.split(' ').collect();
+            let point = f.get(4)?;
+            (f.first()?.parse::<u64>().ok()? == id).then(|| unescape_mountinfo(point))
+        })
+        .ok_or_else(|| (125, format!("{}: mount {id} not in mountinfo", what())))?;
+    step(
+        mount(
+            EMPTY,
+            &path_c(Path::new(std::ffi::OsStr::from_bytes(&point)))?,
+            EMPTY,
+            libc::MS_PRIVATE,
+            EMPTY,
+        ),
+        what,
+    )
+}
+
+/// A mountinfo path field: `\040`-style octal escapes decoded.
+fn unescape_mountinfo(s: &str) -> Vec<u8> {
+    let b = s.as_bytes();
+    let mut out = Vec::with_capacity(b.len());
+    let mut i = 0;
+    while i < b.len() {
+        if b[i] == b'\\' && i + 4 <= b.len() && b[i + 1..i + 4].iter().all(|c| (b'0'..=b'7').contains(c)) {
+            let d = |k: usize| u32::from(b[i + k] - b'0');
+            out.push((d(1) * 64 + d(2) * 8 + d(3)) as u8);
+            i += 4;
+        } else {
+            out.push(b[i]);
+            i += 1;
+        }
+    }
+    out
+}
+
 pub(super) fn pivot_root(plan: &Plan) -> Step {
     let what = |s: &'static str| move || format!("pivot_root: {s}");
     // SAFETY: rootfs_c is a valid path.
@@ -290,6 +340,12 @@ pub(super) fn mask_and_readonly(plan: &Plan) -> Step {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn mountinfo_escapes() {
+        assert_eq!(unescape_mountinfo("/a\\040b\\011c\\134d"), b"/a b\tc\\d");
+        assert_eq!(unescape_mountinfo("/plain\\04"), b"/plain\\04");
+    }
 
     #[test]
     fn mkdir_all_owned_chowns_only_what_it_creates() {
