@@ -82,6 +82,22 @@ pub(super) fn proc_fd(fd: &OwnedFd) -> CString {
     CString::new(format!("/proc/self/fd/{}", fd.as_raw_fd())).unwrap_or_default()
 }
 
+/// `name` (one component, no `/`) in `dir`, not followed: a symlink is opened as itself.
+fn open_component(dir: RawFd, name: &CStr) -> std::io::Result<OwnedFd> {
+    loop {
+        // SAFETY: name is NUL-terminated; the result is checked below.
+        let fd = unsafe { libc::openat(dir, name.as_ptr(), libc::O_PATH | libc::O_NOFOLLOW | libc::O_CLOEXEC) };
+        if fd >= 0 {
+            // SAFETY: openat returned a new descriptor that nothing else owns.
+            return Ok(unsafe { OwnedFd::from_raw_fd(fd) });
+        }
+        let e = errno();
+        if e.raw_os_error() != Some(libc::EINTR) {
+            return Err(e);
+        }
+    }
+}
+
 /// The mount id of the mount `fd` is on (`statx(STATX_MNT_ID)`).
 pub(super) fn mount_id(fd: &OwnedFd) -> std::io::Result<u64> {
     // SAFETY: statx is plain data; zeroed is a valid value to be filled.
@@ -96,13 +112,18 @@ pub(super) fn mount_id(fd: &OwnedFd) -> std::io::Result<u64> {
             &mut st,
         )
     };
-    if r != 0 {
-        return Err(errno());
+    if r == 0 && st.stx_mask & libc::STATX_MNT_ID != 0 {
+        return Ok(st.stx_mnt_id);
     }
-    if st.stx_mask & libc::STATX_MNT_ID == 0 {
-        return Err(std::io::Error::from_raw_os_error(libc::ENOSYS));
-    }
-    Ok(st.stx_mnt_id)
+    fdinfo_mount_id(fd)
+}
+
+/// [`mount_id`] before Linux 5.8: the `mnt_id` line of the descriptor's fdinfo.
+fn fdinfo_mount_id(fd: &OwnedFd) -> std::io::Result<u64> {
+    let info = std::fs::read_to_string(format!("/proc/self/fdinfo/{}", fd.as_raw_fd()))?;
+    info.lines()
+        .find_map(|l| l.strip_prefix("mnt_id:").and_then(|v| v.trim().parse().ok()))
+        .ok_or_else(|| std::io::Error::from_raw_os_error(libc::ENOSYS))
 }
 
 /// The parent mount id of mount `id`, from `/proc/self/mountinfo`.
@@ -199,6 +220,8 @@ impl Root {
         let resolve = libc::RESOLVE_IN_ROOT | libc::RESOLVE_NO_MAGICLINKS;
         match openat2(self.fd.as_raw_fd(), &relative(dest)?, libc::O_PATH, resolve) {
             Err(e) if e.raw_os_error() == Some(libc::ENOENT) && create != Create::No => self.walk(dest, create),
+            // Before Linux 5.6: the walk resolves the same way, one component at a time.
+            Err(e) if e.raw_os_error() == Some(libc::ENOSYS) => self.walk(dest, create),
             r => r,
         }
     }
@@ -221,8 +244,7 @@ impl Root {
             let name = name_c(&c)?;
             let last = queue.is_empty();
             // One component, not followed: the result is a child of `dir`, never anything else.
-            let flags = libc::O_PATH | libc::O_NOFOLLOW;
-            match openat2(dir, &name, flags, libc::RESOLVE_BENEATH | libc::RESOLVE_NO_MAGICLINKS) {
+            match open_component(dir, &name) {
                 Ok(fd) => {
                     let mode = file_mode(&fd)?;
                     if mode == libc::S_IFLNK {
@@ -400,6 +422,15 @@ mod tests {
         assert!(r.resolve("/missing", Create::No).is_err());
         let e = r.resolve("/etc/hosts/x", Create::Dir).unwrap_err();
         assert!(e.1.contains("/etc/hosts/x"), "{e:?}");
+    }
+
+    #[test]
+    fn mount_id_from_statx_and_fdinfo_agree() {
+        let r = root(Path::new("/proc"));
+        let t = tempfile::tempdir().unwrap();
+        let tmp = root(t.path());
+        assert_eq!(mount_id(&r.fd).unwrap(), fdinfo_mount_id(&r.fd).unwrap());
+        assert_ne!(mount_id(&r.fd).unwrap(), mount_id(&tmp.fd).unwrap());
     }
 
     #[test]
