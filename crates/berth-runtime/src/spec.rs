@@ -227,6 +227,54 @@ fn rootfs_propagation(mounts: &[crate::config::BindMount]) -> Option<&'static st
     }
 }
 
+/// Docker's options of a tmpfs mount (`--tmpfs /run:rw,size=64m,mode=1777`, or `--mount
+/// type=tmpfs,tmpfs-size=..,tmpfs-mode=..` already written as `size=`/`mode=`): `noexec`, `nosuid`,
+/// `nodev` and `rprivate`, then the user's, merged as Docker's `MergeTmpfsOptions` does (the last of a
+/// flag pair such as `exec`/`noexec` or of a `key=` wins; `defaults` is dropped).
+pub fn tmpfs_options(user: &[String]) -> Vec<String> {
+    let pair = |o: &str| -> String {
+        match o {
+            "ro" | "rw" => "rw".into(),
+            "sync" | "async" => "sync".into(),
+            "private" | "rprivate" | "shared" | "rshared" | "slave" | "rslave" | "unbindable" | "runbindable" => {
+                "propagation".into()
+            }
+            _ => match o.split_once('=') {
+                Some((k, _)) => format!("{k}="),
+                None => o.strip_prefix("no").unwrap_or(o).to_string(),
+            },
+        }
+    };
+    let all: Vec<&str> = ["noexec", "nosuid", "nodev", "rprivate"]
+        .into_iter()
+        .chain(user.iter().map(String::as_str))
+        .filter(|o| !o.is_empty() && *o != "defaults")
+        .collect();
+    let mut seen = std::collections::HashSet::new();
+    let mut out: Vec<String> = all
+        .iter()
+        .rev()
+        .filter(|o| seen.insert(pair(o)))
+        .map(|o| o.to_string())
+        .collect();
+    out.reverse();
+    out
+}
+
+/// Adds a tmpfs mount at `destination` to `spec` (replacing any mount there, as a bind does), with
+/// `options` as they are (see [`tmpfs_options`] for Docker's).
+pub fn add_tmpfs(spec: &mut Spec, destination: &str, options: Vec<String>) -> Result<()> {
+    let m: oci_spec::runtime::Mount = serde_json::from_value(
+        json!({"destination": destination, "type": "tmpfs", "source": "tmpfs", "options": options}),
+    )
+    .map_err(Error::Spec)?;
+    let mut mounts = spec.mounts().clone().unwrap_or_default();
+    mounts.retain(|x| x.destination() != Path::new(destination));
+    mounts.push(m);
+    spec.set_mounts(Some(mounts));
+    Ok(())
+}
+
 /// Removes `null` members so optional fields deserialize as absent.
 fn strip_nulls(v: Value) -> Value {
     match v {
@@ -576,6 +624,48 @@ mod tests {
             .unwrap()
             .seccomp()
             .is_none());
+    }
+
+    #[test]
+    fn tmpfs_options_merge_like_docker() {
+        let v = |s: &[&str]| s.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+        for (user, want) in [
+            (v(&[]), v(&["noexec", "nosuid", "nodev", "rprivate"])),
+            (
+                v(&["rw", "size=64m", "mode=1777"]),
+                v(&["noexec", "nosuid", "nodev", "rprivate", "rw", "size=64m", "mode=1777"]),
+            ),
+            (
+                v(&["exec", "size=1m", "size=2m"]),
+                v(&["nosuid", "nodev", "rprivate", "exec", "size=2m"]),
+            ),
+            (
+                v(&["ro", "defaults", "rw", "suid"]),
+                v(&["noexec", "nodev", "rprivate", "rw", "suid"]),
+            ),
+            (
+                v(&["rshared", "uid=1000", "gid=1000"]),
+                v(&["noexec", "nosuid", "nodev", "rshared", "uid=1000", "gid=1000"]),
+            ),
+        ] {
+            assert_eq!(tmpfs_options(&user), want, "{user:?}");
+        }
+    }
+
+    #[test]
+    fn add_tmpfs_replaces_the_destination() {
+        let mut spec = build_spec(&base(), Path::new("/r")).unwrap();
+        add_tmpfs(&mut spec, "/dev/shm", tmpfs_options(&["size=1g".into()])).unwrap();
+        add_tmpfs(&mut spec, "/run", vec!["size=64m".into()]).unwrap();
+        let mounts = spec.mounts().as_ref().unwrap();
+        let shm: Vec<_> = mounts
+            .iter()
+            .filter(|m| m.destination() == Path::new("/dev/shm"))
+            .collect();
+        assert_eq!(shm.len(), 1);
+        assert!(shm[0].options().as_ref().unwrap().contains(&"size=1g".to_string()));
+        let run = mounts.iter().find(|m| m.destination() == Path::new("/run")).unwrap();
+        assert_eq!(run.typ().as_deref(), Some("tmpfs"));
     }
 
     #[test]
