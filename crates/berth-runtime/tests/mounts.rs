@@ -268,6 +268,13 @@ fn race_with_a_symlink_swap(dir: &Path, cleanup: &mut Cleanup) {
     let rootfs = busybox_rootfs(&dir.join("b"));
     let host = dir.join("b-host");
     std::fs::create_dir(&host).unwrap();
+    // The host dir is a shared mount and the containers get an `rshared` bind (so their `/` is
+    // rshared): a mount landing on the host dir in a container's namespace would show on the host.
+    host_mount(&host, &host, "", libc::MS_BIND);
+    cleanup.mounts.push(host.clone());
+    make_shared(&host);
+    let shared_vol = dir.join("b-shared");
+    std::fs::create_dir(&shared_vol).unwrap();
     std::fs::create_dir(rootfs.join("race/d")).unwrap();
     symlink(&host, rootfs.join("race/alt")).unwrap();
     let vol = dir.join("b-vol");
@@ -297,16 +304,19 @@ fn race_with_a_symlink_swap(dir: &Path, cleanup: &mut Cleanup) {
     for i in 0..50 {
         let r = run(
             &rootfs,
-            vec![bind(&vol, &format!("/race/d/sub{i}/vol"), false, &[])],
+            vec![
+                bind(&shared_vol, "/shared", false, &["rshared"]),
+                bind(&vol, &format!("/race/d/sub{i}/vol"), false, &[]),
+            ],
             vec![
                 serde_json::json!({"destination": format!("/race/d/t{i}/tmp"), "type": "tmpfs", "source": "tmpfs", "options": ["size=1m"]}),
             ],
             "true",
         );
         assert!(is_empty_dir(&host), "start {i}: something was created in the host dir");
-        let h = host.to_str().unwrap();
+        let h = format!("{}/", host.display());
         assert!(
-            !host_mount_points().iter().any(|m| m.starts_with(h)),
+            !host_mount_points().iter().any(|m| m.starts_with(&h)),
             "start {i}: a mount landed on the host dir"
         );
         match r.started {
@@ -330,9 +340,9 @@ fn race_with_a_symlink_swap(dir: &Path, cleanup: &mut Cleanup) {
         libc::waitpid(pid, std::ptr::null_mut(), 0);
     }
     cleanup.pids.retain(|p| *p != pid);
-    let h = host.to_str().unwrap();
+    let h = format!("{}/", host.display());
     assert!(
-        !host_mount_points().iter().any(|m| m.starts_with(h)),
+        !host_mount_points().iter().any(|m| m.starts_with(&h)),
         "a mount landed on the host dir"
     );
     assert!(is_empty_dir(&host), "something was created in the host dir");
