@@ -207,6 +207,23 @@ fn bind(source: &Path, destination: &str, readonly: bool, options: &[&str]) -> B
     }
 }
 
+/// Every path under `p`, sorted.
+fn tree(p: &Path) -> Vec<PathBuf> {
+    let mut out = Vec::new();
+    let mut todo = vec![p.to_path_buf()];
+    while let Some(d) = todo.pop() {
+        for e in std::fs::read_dir(&d).unwrap() {
+            let e = e.unwrap();
+            if e.file_type().unwrap().is_dir() {
+                todo.push(e.path());
+            }
+            out.push(e.path());
+        }
+    }
+    out.sort();
+    out
+}
+
 fn is_empty_dir(p: &Path) -> bool {
     std::fs::read_dir(p).map(|mut d| d.next().is_none()).unwrap_or(false)
 }
@@ -273,6 +290,12 @@ fn race_with_a_symlink_swap(dir: &Path, cleanup: &mut Cleanup) {
     host_mount(&host, &host, "", libc::MS_BIND);
     cleanup.mounts.push(host.clone());
     make_shared(&host);
+    // The attacker prepared the targets on the host side, so a mount that follows the symlink lands.
+    for i in 0..50 {
+        std::fs::create_dir_all(host.join(format!("sub{i}/vol"))).unwrap();
+        std::fs::create_dir_all(host.join(format!("t{i}/tmp"))).unwrap();
+    }
+    let before = tree(&host);
     let shared_vol = dir.join("b-shared");
     std::fs::create_dir(&shared_vol).unwrap();
     std::fs::create_dir(rootfs.join("race/d")).unwrap();
@@ -313,7 +336,8 @@ fn race_with_a_symlink_swap(dir: &Path, cleanup: &mut Cleanup) {
             ],
             "true",
         );
-        assert!(is_empty_dir(&host), "start {i}: something was created in the host dir");
+        let new: Vec<_> = tree(&host).into_iter().filter(|p| !before.contains(p)).collect();
+        assert!(new.is_empty(), "start {i}: appeared in the host dir: {new:?}");
         let h = format!("{}/", host.display());
         assert!(
             !host_mount_points().iter().any(|m| m.starts_with(&h)),
@@ -345,7 +369,7 @@ fn race_with_a_symlink_swap(dir: &Path, cleanup: &mut Cleanup) {
         !host_mount_points().iter().any(|m| m.starts_with(&h)),
         "a mount landed on the host dir"
     );
-    assert!(is_empty_dir(&host), "something was created in the host dir");
+    assert_eq!(tree(&host), before, "the host dir changed");
     assert!(std::fs::read_dir(&vol).unwrap().count() == 1, "volume untouched");
     println!("race with a symlink swap: ok ({ok} started, {refused} refused)");
 }
