@@ -14,7 +14,8 @@
 //!   succeeded (the pipe is close-on-exec), `E...` that it failed.
 //!
 //! The modules follow youki's libcontainer: [`rootfs`] (overlay, mounts, devices, `pivot_root`, masked
-//! and read-only paths), [`namespaces`], [`process`] (user, capabilities, rlimits, exec), [`console`]
+//! and read-only paths), [`inroot`] (mount destinations resolved and created inside the rootfs through
+//! descriptors, mounted through `/proc/self/fd` and verified: no symlink race sends a mount out), [`namespaces`], [`process`] (user, capabilities, rlimits, exec), [`console`]
 //! (the pty), [`idmap`] (user namespace id mappings) and `plan` (what the child does, computed before
 //! `clone`).
 

@@ -1,5 +1,6 @@
 //! The container's root filesystem, built inside its mount namespace: spec mounts (onto destinations
-//! resolved inside the root, see [`super::inroot`]), `/sys/fs/cgroup`, devices, `pivot_root`, masked and read-only paths.
+//! resolved inside the root, see [`super::inroot`]), `/sys/fs/cgroup`, devices, `pivot_root`, masked
+//! and read-only paths.
 
 use super::inroot::{mount_id, proc_fd, split_last, Create, Root};
 use super::plan::{MountOp, Plan};
