@@ -220,9 +220,76 @@ pub fn build_spec(c: &RuntimeConfig, rootfs: &Path) -> Result<Spec> {
             "seccomp": seccomp,
             "maskedPaths": masked,
             "readonlyPaths": readonly,
+            "rootfsPropagation": rootfs_propagation(&c.mounts),
         },
     });
     serde_json::from_value(strip_nulls(spec)).map_err(Error::Spec)
+}
+
+/// Docker's `linux.rootfsPropagation`: `rshared` when a bind is `shared`/`rshared` (so mounts made in
+/// the container under it reach the host), `rslave` when one is `slave`/`rslave`, else unset (the
+/// runtime's default, `rslave`).
+fn rootfs_propagation(mounts: &[crate::config::BindMount]) -> Option<&'static str> {
+    let has = |names: &[&str]| {
+        mounts
+            .iter()
+            .any(|m| m.options.iter().any(|o| names.contains(&o.as_str())))
+    };
+    if has(&["shared", "rshared"]) {
+        Some("rshared")
+    } else if has(&["slave", "rslave"]) {
+        Some("rslave")
+    } else {
+        None
+    }
+}
+
+/// Docker's options of a tmpfs mount (`--tmpfs /run:rw,size=64m,mode=1777`, or `--mount
+/// type=tmpfs,tmpfs-size=..,tmpfs-mode=..` already written as `size=`/`mode=`): `noexec`, `nosuid`,
+/// `nodev` and `rprivate`, then the user's, merged as Docker's `MergeTmpfsOptions` does (the last of a
+/// flag pair such as `exec`/`noexec` or of a `key=` wins; `defaults` is dropped).
+pub fn tmpfs_options(user: &[String]) -> Vec<String> {
+    let pair = |o: &str| -> String {
+        match o {
+            "ro" | "rw" => "rw".into(),
+            "sync" | "async" => "sync".into(),
+            "private" | "rprivate" | "shared" | "rshared" | "slave" | "rslave" | "unbindable" | "runbindable" => {
+                "propagation".into()
+            }
+            _ => match o.split_once('=') {
+                Some((k, _)) => format!("{k}="),
+                None => o.strip_prefix("no").unwrap_or(o).to_string(),
+            },
+        }
+    };
+    let all: Vec<&str> = ["noexec", "nosuid", "nodev", "rprivate"]
+        .into_iter()
+        .chain(user.iter().map(String::as_str))
+        .filter(|o| !o.is_empty() && *o != "defaults")
+        .collect();
+    let mut seen = std::collections::HashSet::new();
+    let mut out: Vec<String> = all
+        .iter()
+        .rev()
+        .filter(|o| seen.insert(pair(o)))
+        .map(|o| o.to_string())
+        .collect();
+    out.reverse();
+    out
+}
+
+/// Adds a tmpfs mount at `destination` to `spec` (replacing any mount there, as a bind does), with
+/// `options` as they are (see [`tmpfs_options`] for Docker's).
+pub fn add_tmpfs(spec: &mut Spec, destination: &str, options: Vec<String>) -> Result<()> {
+    let m: oci_spec::runtime::Mount = serde_json::from_value(
+        json!({"destination": destination, "type": "tmpfs", "source": "tmpfs", "options": options}),
+    )
+    .map_err(Error::Spec)?;
+    let mut mounts = spec.mounts().clone().unwrap_or_default();
+    mounts.retain(|x| x.destination() != Path::new(destination));
+    mounts.push(m);
+    spec.set_mounts(Some(mounts));
+    Ok(())
 }
 
 /// Removes `null` members so optional fields deserialize as absent.
@@ -574,6 +641,72 @@ mod tests {
             .unwrap()
             .seccomp()
             .is_none());
+    }
+
+    #[test]
+    fn tmpfs_options_merge_like_docker() {
+        let v = |s: &[&str]| s.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+        for (user, want) in [
+            (v(&[]), v(&["noexec", "nosuid", "nodev", "rprivate"])),
+            (
+                v(&["rw", "size=64m", "mode=1777"]),
+                v(&["noexec", "nosuid", "nodev", "rprivate", "rw", "size=64m", "mode=1777"]),
+            ),
+            (
+                v(&["exec", "size=1m", "size=2m"]),
+                v(&["nosuid", "nodev", "rprivate", "exec", "size=2m"]),
+            ),
+            (
+                v(&["ro", "defaults", "rw", "suid"]),
+                v(&["noexec", "nodev", "rprivate", "rw", "suid"]),
+            ),
+            (
+                v(&["rshared", "uid=1000", "gid=1000"]),
+                v(&["noexec", "nosuid", "nodev", "rshared", "uid=1000", "gid=1000"]),
+            ),
+        ] {
+            assert_eq!(tmpfs_options(&user), want, "{user:?}");
+        }
+    }
+
+    #[test]
+    fn add_tmpfs_replaces_the_destination() {
+        let mut spec = build_spec(&base(), Path::new("/r")).unwrap();
+        add_tmpfs(&mut spec, "/dev/shm", tmpfs_options(&["size=1g".into()])).unwrap();
+        add_tmpfs(&mut spec, "/run", vec!["size=64m".into()]).unwrap();
+        let mounts = spec.mounts().as_ref().unwrap();
+        let shm: Vec<_> = mounts
+            .iter()
+            .filter(|m| m.destination() == Path::new("/dev/shm"))
+            .collect();
+        assert_eq!(shm.len(), 1);
+        assert!(shm[0].options().as_ref().unwrap().contains(&"size=1g".to_string()));
+        let run = mounts.iter().find(|m| m.destination() == Path::new("/run")).unwrap();
+        assert_eq!(run.typ().as_deref(), Some("tmpfs"));
+    }
+
+    #[test]
+    fn rootfs_propagation_follows_the_binds() {
+        let bind = |opts: &[&str]| BindMount {
+            source: "/v".into(),
+            destination: "/d".into(),
+            readonly: false,
+            options: opts.iter().map(|s| s.to_string()).collect(),
+        };
+        for (binds, want) in [
+            (vec![], None),
+            (vec![bind(&["rprivate"])], None),
+            (vec![bind(&["rslave"])], Some("rslave")),
+            (vec![bind(&["slave"]), bind(&[])], Some("rslave")),
+            (vec![bind(&["rslave"]), bind(&["shared"])], Some("rshared")),
+            (vec![bind(&["rshared"])], Some("rshared")),
+        ] {
+            let mut c = base();
+            c.mounts = binds;
+            let spec = build_spec(&c, Path::new("/r")).unwrap();
+            let got = spec.linux().as_ref().unwrap().rootfs_propagation().clone();
+            assert_eq!(got.as_deref(), want, "{:?}", c.mounts);
+        }
     }
 
     #[test]

@@ -14,13 +14,15 @@
 //!   succeeded (the pipe is close-on-exec), `E...` that it failed.
 //!
 //! The modules follow youki's libcontainer: [`rootfs`] (overlay, mounts, devices, `pivot_root`, masked
-//! and read-only paths), [`namespaces`], [`process`] (user, capabilities, rlimits, exec), [`console`]
+//! and read-only paths), [`inroot`] (mount destinations resolved and created inside the rootfs through
+//! descriptors, mounted through `/proc/self/fd` and verified: no symlink race sends a mount out), [`namespaces`], [`process`] (user, capabilities, rlimits, exec), [`console`]
 //! (the pty), [`idmap`] (user namespace id mappings) and `plan` (what the child does, computed before
 //! `clone`).
 
 mod console;
 mod exec;
 mod idmap;
+mod inroot;
 mod namespaces;
 mod plan;
 mod process;
@@ -208,6 +210,10 @@ pub fn create(o: &CreateOptions) -> Result<CreatedContainer, CreateError> {
     }
     let mut w = std::fs::File::from(p2c_w);
     if let Err(e) = w.write_all(b"G") {
+        // The init fails its setup (mounts) without waiting for `G`: its report says why.
+        if let Ok(1) = r.read(&mut first) {
+            return Err(child_error(pid, first[0], &mut r));
+        }
         return Err(fail(format!("signalling container init: {e}")));
     }
     match r.read(&mut first) {
@@ -356,11 +362,14 @@ fn child_setup(plan: &Plan, from_parent: &OwnedFd, to_parent: &OwnedFd) -> Step<
         }
         None => None,
     };
-    // Mounts: private, so nothing we do propagates to the host.
-    step(
-        mount(EMPTY, c"/", EMPTY, libc::MS_REC | libc::MS_PRIVATE, EMPTY),
-        || "making / rprivate".into(),
-    )?;
+    // Mounts: `rslave` by default (runc's default), so nothing we do propagates to the host while
+    // mounts made later on the host still reach binds that ask for it (`rshared`/`rslave`).
+    step(mount(EMPTY, c"/", EMPTY, plan.root_propagation, EMPTY), || {
+        "setting the propagation of /".into()
+    })?;
+    if plan.root_propagation & libc::MS_SHARED != 0 {
+        rootfs::rootfs_parent_private(&plan.rootfs_c)?;
+    }
     let (src, fstype, data) = &plan.overlay;
     if let Some(cwd) = &plan.overlay_cwd {
         // SAFETY: cwd is a valid path; relative layer paths resolve from here.
@@ -382,10 +391,13 @@ fn child_setup(plan: &Plan, from_parent: &OwnedFd, to_parent: &OwnedFd) -> Step<
             || "binding rootfs".into(),
         )?;
     }
-    for m in &plan.mounts {
-        do_mount(plan, m)?;
+    {
+        let root = inroot::Root::open(&plan.rootfs_c, plan.root_ids)?;
+        for m in &plan.mounts {
+            do_mount(plan, &root, m)?;
+        }
+        create_devices(plan, &root)?;
     }
-    create_devices(plan)?;
     pivot_root(plan)?;
     if let Stdio::Console { socket, rows, cols } = plan.stdio {
         setup_console(socket, rows, cols, plan.root_ids, true)?;

@@ -40,6 +40,9 @@ pub(super) struct Plan {
     /// namespace, so the container's root owns them and `commit` can map them back.
     pub(super) root_ids: Option<(u32, u32)>,
     pub(super) new_net: bool,
+    /// Propagation of `/` in the container's mount namespace before anything is mounted
+    /// (`linux.rootfsPropagation`; runc's default `rslave`).
+    pub(super) root_propagation: libc::c_ulong,
     pub(super) rootfs: PathBuf,
     pub(super) rootfs_c: CString,
     pub(super) overlay: (CString, CString, CString),
@@ -60,23 +63,40 @@ pub(super) struct Plan {
     pub(super) seccomp_cache: Option<PathBuf>,
 }
 
+/// Splits OCI mount options into `mount(2)` flags, a propagation change and the filesystem data.
+/// Docker's `--mount type=tmpfs` names (`tmpfs-size=`, `tmpfs-mode=`) become tmpfs's own (`size=`,
+/// `mode=`); everything unknown is data (`size=64m`, `mode=1777`, `uid=`, `gid=`, ...).
 pub(super) fn mount_flags(options: &[String]) -> (libc::c_ulong, libc::c_ulong, String) {
     let mut flags = 0;
     let mut prop = 0;
-    let mut data = Vec::new();
+    let mut data: Vec<String> = Vec::new();
     for o in options {
         match o.as_str() {
             "ro" => flags |= libc::MS_RDONLY,
             "rw" => flags &= !libc::MS_RDONLY,
             "nosuid" => flags |= libc::MS_NOSUID,
+            "suid" => flags &= !libc::MS_NOSUID,
             "nodev" => flags |= libc::MS_NODEV,
+            "dev" => flags &= !libc::MS_NODEV,
             "noexec" => flags |= libc::MS_NOEXEC,
+            "exec" => flags &= !libc::MS_NOEXEC,
             "sync" => flags |= libc::MS_SYNCHRONOUS,
+            "async" => flags &= !libc::MS_SYNCHRONOUS,
             "dirsync" => flags |= libc::MS_DIRSYNC,
+            "mand" => flags |= libc::MS_MANDLOCK,
+            "nomand" => flags &= !libc::MS_MANDLOCK,
             "noatime" => flags |= libc::MS_NOATIME,
+            "atime" => flags &= !libc::MS_NOATIME,
             "nodiratime" => flags |= libc::MS_NODIRATIME,
+            "diratime" => flags &= !libc::MS_NODIRATIME,
             "relatime" => flags |= libc::MS_RELATIME,
+            "norelatime" => flags &= !libc::MS_RELATIME,
             "strictatime" => flags |= libc::MS_STRICTATIME,
+            "nostrictatime" => flags &= !libc::MS_STRICTATIME,
+            "lazytime" => flags |= libc::MS_LAZYTIME,
+            "nolazytime" => flags &= !libc::MS_LAZYTIME,
+            "nosymfollow" => flags |= libc::MS_NOSYMFOLLOW,
+            "symfollow" => flags &= !libc::MS_NOSYMFOLLOW,
             "bind" => flags |= libc::MS_BIND,
             "rbind" => flags |= libc::MS_BIND | libc::MS_REC,
             "private" => prop = libc::MS_PRIVATE,
@@ -87,11 +107,62 @@ pub(super) fn mount_flags(options: &[String]) -> (libc::c_ulong, libc::c_ulong, 
             "rshared" => prop = libc::MS_SHARED | libc::MS_REC,
             "unbindable" => prop = libc::MS_UNBINDABLE,
             "runbindable" => prop = libc::MS_UNBINDABLE | libc::MS_REC,
-            "suid" | "dev" | "exec" | "async" | "atime" | "diratime" | "norelatime" | "nostrictatime" | "defaults" => {}
-            other => data.push(other),
+            "defaults" | "" => {}
+            other => {
+                let other = match other.split_once('=') {
+                    Some(("tmpfs-size", v)) => format!("size={v}"),
+                    Some(("tmpfs-mode", v)) => format!("mode={v}"),
+                    _ => other.to_string(),
+                };
+                data.push(other);
+            }
         }
     }
     (flags, prop, data.join(","))
+}
+
+/// `linux.rootfsPropagation`: how `/` is remounted first in the container's mount namespace (runc's
+/// default `rslave`). With a shared kind the rootfs's parent mount is made private before the rootfs
+/// is mounted (as runc does), so only binds of shared sources propagate back to the host.
+pub(super) fn root_propagation(p: Option<&str>) -> libc::c_ulong {
+    match p {
+        Some("private") => libc::MS_PRIVATE,
+        Some("rprivate") => libc::MS_PRIVATE | libc::MS_REC,
+        Some("slave") => libc::MS_SLAVE,
+        Some("shared") => libc::MS_SHARED,
+        Some("rshared") => libc::MS_SHARED | libc::MS_REC,
+        _ => libc::MS_SLAVE | libc::MS_REC,
+    }
+}
+
+/// One spec mount as the child performs it. Binds (`type: bind`, or `bind`/`rbind` options) have no
+/// filesystem type; other kinds get their data shifted to the user namespace's ids.
+pub(super) fn mount_op(
+    m: &oci_spec::runtime::Mount,
+    userns: bool,
+    uid_ranges: &IdRanges,
+    gid_ranges: &IdRanges,
+) -> Result<MountOp, CreateError> {
+    let options = m.options().clone().unwrap_or_default();
+    let (mut flags, propagation, mut data) = mount_flags(&options);
+    let kind = m.typ().clone().unwrap_or_default();
+    if kind == "bind" {
+        flags |= libc::MS_BIND;
+    }
+    if userns && flags & libc::MS_BIND == 0 {
+        data = userns_mount_data(&kind, &data, uid_ranges, gid_ranges);
+    }
+    let source_path = m.source().clone().unwrap_or_default();
+    Ok(MountOp {
+        dest: m.destination().to_string_lossy().into_owned(),
+        source: cpath(&source_path)?,
+        source_path,
+        fstype: cstr(if flags & libc::MS_BIND != 0 { "" } else { kind.as_str() })?,
+        kind,
+        flags,
+        propagation,
+        data: cstr(data)?,
+    })
 }
 
 impl Plan {
@@ -149,29 +220,12 @@ impl Plan {
             _ => None,
         };
 
-        let mut mounts = Vec::new();
-        for m in spec.mounts().iter().flatten() {
-            let options = m.options().clone().unwrap_or_default();
-            let (mut flags, propagation, mut data) = mount_flags(&options);
-            let kind = m.typ().clone().unwrap_or_default();
-            if kind == "bind" {
-                flags |= libc::MS_BIND;
-            }
-            if userns && flags & libc::MS_BIND == 0 {
-                data = userns_mount_data(&kind, &data, &uid_ranges, &gid_ranges);
-            }
-            let source_path = m.source().clone().unwrap_or_default();
-            mounts.push(MountOp {
-                dest: m.destination().to_string_lossy().into_owned(),
-                source: cpath(&source_path)?,
-                source_path,
-                fstype: cstr(if flags & libc::MS_BIND != 0 { "" } else { kind.as_str() })?,
-                kind,
-                flags,
-                propagation,
-                data: cstr(data)?,
-            });
-        }
+        let mounts = spec
+            .mounts()
+            .iter()
+            .flatten()
+            .map(|m| mount_op(m, userns, &uid_ranges, &gid_ranges))
+            .collect::<Result<Vec<_>, _>>()?;
 
         let mut devices = Vec::new();
         for d in linux.and_then(|l| l.devices().as_ref()).into_iter().flatten() {
@@ -198,6 +252,7 @@ impl Plan {
             gid_map: idmap(linux.and_then(|l| l.gid_mappings().as_ref())),
             root_ids,
             new_net,
+            root_propagation: root_propagation(linux.and_then(|l| l.rootfs_propagation().as_deref())),
             rootfs_c: cpath(&rootfs)?,
             rootfs,
             overlay: (
@@ -254,17 +309,171 @@ impl Plan {
 mod tests {
     use super::*;
 
+    const NONE: libc::c_ulong = 0;
+
     #[test]
     fn flags() {
-        let (f, p, d) = mount_flags(&[
-            "nosuid".into(),
-            "ro".into(),
-            "mode=755".into(),
-            "size=1k".into(),
-            "rprivate".into(),
-        ]);
-        assert_eq!(f, libc::MS_NOSUID | libc::MS_RDONLY);
-        assert_eq!(p, libc::MS_PRIVATE | libc::MS_REC);
-        assert_eq!(d, "mode=755,size=1k");
+        use libc::*;
+        // (options, flags, propagation, data)
+        let table: &[(&[&str], c_ulong, c_ulong, &str)] = &[
+            (
+                &["nosuid", "ro", "mode=755", "size=1k", "rprivate"],
+                MS_NOSUID | MS_RDONLY,
+                MS_PRIVATE | MS_REC,
+                "mode=755,size=1k",
+            ),
+            (&["rbind", "ro"], MS_BIND | MS_REC | MS_RDONLY, NONE, ""),
+            (
+                &["bind", "rw", "nosuid", "nodev", "noexec"],
+                MS_BIND | MS_NOSUID | MS_NODEV | MS_NOEXEC,
+                NONE,
+                "",
+            ),
+            (&["rbind", "private"], MS_BIND | MS_REC, MS_PRIVATE, ""),
+            (&["rbind", "rprivate"], MS_BIND | MS_REC, MS_PRIVATE | MS_REC, ""),
+            (&["rbind", "shared"], MS_BIND | MS_REC, MS_SHARED, ""),
+            (&["rbind", "rshared"], MS_BIND | MS_REC, MS_SHARED | MS_REC, ""),
+            (&["rbind", "slave"], MS_BIND | MS_REC, MS_SLAVE, ""),
+            (&["rbind", "rslave"], MS_BIND | MS_REC, MS_SLAVE | MS_REC, ""),
+            (&["rbind", "unbindable"], MS_BIND | MS_REC, MS_UNBINDABLE, ""),
+            (&["rbind", "runbindable"], MS_BIND | MS_REC, MS_UNBINDABLE | MS_REC, ""),
+            // docker run --tmpfs /run:rw,size=64m,mode=1777 (the engine adds noexec,nosuid,nodev)
+            (
+                &["noexec", "nosuid", "nodev", "rw", "size=64m", "mode=1777"],
+                MS_NOEXEC | MS_NOSUID | MS_NODEV,
+                NONE,
+                "size=64m,mode=1777",
+            ),
+            // docker run --mount type=tmpfs,dst=/x,tmpfs-size=1048576,tmpfs-mode=1770
+            (
+                &["tmpfs-size=1048576", "tmpfs-mode=1770"],
+                NONE,
+                NONE,
+                "size=1048576,mode=1770",
+            ),
+            (
+                &["size=10%", "uid=1000", "gid=1000", "nr_inodes=1k"],
+                NONE,
+                NONE,
+                "size=10%,uid=1000,gid=1000,nr_inodes=1k",
+            ),
+            (&["ro", "rw"], NONE, NONE, ""),
+            (&["noexec", "exec", "nosuid", "suid", "nodev", "dev"], NONE, NONE, ""),
+            (
+                &["noatime", "nodiratime", "strictatime", "lazytime", "nosymfollow"],
+                MS_NOATIME | MS_NODIRATIME | MS_STRICTATIME | MS_LAZYTIME | MS_NOSYMFOLLOW,
+                NONE,
+                "",
+            ),
+            (
+                &["relatime", "norelatime", "sync", "async", "dirsync", "defaults"],
+                MS_DIRSYNC,
+                NONE,
+                "",
+            ),
+            (
+                &["newinstance", "ptmxmode=0666", "mode=0620", "gid=5"],
+                NONE,
+                NONE,
+                "newinstance,ptmxmode=0666,mode=0620,gid=5",
+            ),
+        ];
+        for (opts, flags, prop, data) in table {
+            let opts: Vec<String> = opts.iter().map(|s| s.to_string()).collect();
+            let (f, p, d) = mount_flags(&opts);
+            assert_eq!((f, p, d.as_str()), (*flags, *prop, *data), "{opts:?}");
+        }
+    }
+
+    #[test]
+    fn root_propagation_defaults_to_rslave() {
+        use libc::*;
+        for (spec, want) in [
+            (None, MS_SLAVE | MS_REC),
+            (Some("rslave"), MS_SLAVE | MS_REC),
+            (Some("slave"), MS_SLAVE),
+            (Some("private"), MS_PRIVATE),
+            (Some("rprivate"), MS_PRIVATE | MS_REC),
+            (Some("rshared"), MS_SHARED | MS_REC),
+            (Some("shared"), MS_SHARED),
+            (Some("bogus"), MS_SLAVE | MS_REC),
+        ] {
+            assert_eq!(root_propagation(spec), want, "{spec:?}");
+        }
+    }
+
+    #[test]
+    fn mount_ops() {
+        use libc::*;
+        let ranges: IdRanges = vec![(0, 100_000, 65_536)];
+        // (mount, userns, fstype, flags, propagation, data)
+        let table: &[(serde_json::Value, bool, &str, c_ulong, c_ulong, &str)] = &[
+            (
+                serde_json::json!({"destination": "/data", "type": "bind", "source": "/v/_data", "options": ["rbind", "ro", "rshared"]}),
+                false,
+                "",
+                MS_BIND | MS_REC | MS_RDONLY,
+                MS_SHARED | MS_REC,
+                "",
+            ),
+            (
+                serde_json::json!({"destination": "/data", "type": "none", "source": "/v/_data", "options": ["bind", "nosuid", "rslave"]}),
+                false,
+                "",
+                MS_BIND | MS_NOSUID,
+                MS_SLAVE | MS_REC,
+                "",
+            ),
+            (
+                serde_json::json!({"destination": "/run", "type": "tmpfs", "source": "tmpfs", "options": ["noexec", "nosuid", "nodev", "size=64m", "mode=1777"]}),
+                false,
+                "tmpfs",
+                MS_NOEXEC | MS_NOSUID | MS_NODEV,
+                NONE,
+                "size=64m,mode=1777",
+            ),
+            (
+                serde_json::json!({"destination": "/run", "type": "tmpfs", "source": "tmpfs", "options": ["tmpfs-size=65536", "tmpfs-mode=700", "rprivate"]}),
+                false,
+                "tmpfs",
+                NONE,
+                MS_PRIVATE | MS_REC,
+                "size=65536,mode=700",
+            ),
+            (
+                serde_json::json!({"destination": "/data", "type": "bind", "source": "/v/_data", "options": ["rbind"]}),
+                true,
+                "",
+                MS_BIND | MS_REC,
+                NONE,
+                "",
+            ),
+        ];
+        for (m, userns, fstype, flags, prop, data) in table {
+            let mount: oci_spec::runtime::Mount = serde_json::from_value(m.clone()).unwrap();
+            let op = mount_op(&mount, *userns, &ranges, &ranges).unwrap();
+            assert_eq!(op.fstype.to_str().unwrap(), *fstype, "{m}");
+            assert_eq!((op.flags, op.propagation), (*flags, *prop), "{m}");
+            assert_eq!(op.data.to_str().unwrap(), *data, "{m}");
+            assert_eq!(op.dest, m["destination"].as_str().unwrap());
+            assert_eq!(op.source_path, Path::new(m["source"].as_str().unwrap()));
+        }
+        // Under a user namespace a tmpfs gets the mapped root as owner unless it names one.
+        let m: oci_spec::runtime::Mount = serde_json::from_value(
+            serde_json::json!({"destination": "/run", "type": "tmpfs", "source": "tmpfs", "options": ["size=1m"]}),
+        )
+        .unwrap();
+        let op = mount_op(&m, true, &ranges, &ranges).unwrap();
+        let d = op.data.to_str().unwrap();
+        assert!(
+            d.starts_with("size=1m") && d.contains("uid=100000") && d.contains("gid=100000"),
+            "{d}"
+        );
+        let m: oci_spec::runtime::Mount = serde_json::from_value(
+            serde_json::json!({"destination": "/run", "type": "tmpfs", "source": "tmpfs", "options": ["uid=1000", "gid=1000"]}),
+        )
+        .unwrap();
+        let op = mount_op(&m, true, &ranges, &ranges).unwrap();
+        assert_eq!(op.data.to_str().unwrap(), "uid=101000,gid=101000");
     }
 }

@@ -1,12 +1,14 @@
-//! The container's root filesystem, built inside its mount namespace: spec mounts (resolved with
-//! `secure_join`), `/sys/fs/cgroup`, devices, `pivot_root`, masked and read-only paths.
+//! The container's root filesystem, built inside its mount namespace: spec mounts (onto destinations
+//! resolved inside the root, see [`super::inroot`]), `/sys/fs/cgroup`, devices, `pivot_root`, masked
+//! and read-only paths.
 
+use super::inroot::{mount_id, proc_fd, split_last, Create, Root};
 use super::plan::{MountOp, Plan};
 use super::{errno, step, Step};
-use std::collections::VecDeque;
 use std::ffi::{CStr, CString};
+use std::os::fd::{AsRawFd, OwnedFd};
 use std::os::unix::ffi::OsStrExt;
-use std::path::{Component, Path, PathBuf};
+use std::path::Path;
 
 pub(super) fn mount(src: &CStr, dst: &CStr, fstype: &CStr, flags: libc::c_ulong, data: &CStr) -> libc::c_int {
     let p = |c: &CStr| if c.is_empty() { std::ptr::null() } else { c.as_ptr() };
@@ -18,44 +20,6 @@ pub(super) const EMPTY: &CStr = c"";
 
 pub(super) fn path_c(p: &Path) -> Step<CString> {
     CString::new(p.as_os_str().as_bytes()).map_err(|_| (125, format!("path with a NUL byte: {}", p.display())))
-}
-
-/// Joins `unsafe_path` to `root` resolving symlinks as if `root` were `/` (runc's `securejoin`), so a
-/// symlink in the image cannot send a mount outside the rootfs.
-pub(super) fn secure_join(root: &Path, unsafe_path: &str) -> Step<PathBuf> {
-    let mut resolved = PathBuf::new();
-    let mut queue: VecDeque<std::ffi::OsString> = Path::new(unsafe_path)
-        .components()
-        .map(|c| c.as_os_str().to_os_string())
-        .collect();
-    let mut links = 0;
-    while let Some(c) = queue.pop_front() {
-        match Path::new(&c).components().next() {
-            None | Some(Component::RootDir) | Some(Component::CurDir) => continue,
-            Some(Component::ParentDir) => {
-                resolved.pop();
-                continue;
-            }
-            _ => {}
-        }
-        let cand = resolved.join(&c);
-        match std::fs::read_link(root.join(&cand)) {
-            Ok(target) => {
-                links += 1;
-                if links > 255 {
-                    return Err((125, format!("too many symlinks resolving {unsafe_path}")));
-                }
-                if target.is_absolute() {
-                    resolved = PathBuf::new();
-                }
-                for (i, tc) in target.components().map(|c| c.as_os_str().to_os_string()).enumerate() {
-                    queue.insert(i, tc);
-                }
-            }
-            Err(_) => resolved = cand,
-        }
-    }
-    Ok(root.join(resolved))
 }
 
 pub(super) fn mkdir_all(p: &Path) -> Step {
@@ -80,22 +44,6 @@ pub(super) fn mkdir_all_owned(p: &Path, owner: Option<(u32, u32)>) -> Step {
     mkdir_all(p)?;
     for m in missing.iter().rev() {
         std::os::unix::fs::lchown(m, Some(uid), Some(gid)).map_err(|e| (125, format!("chown {}: {e}", m.display())))?;
-    }
-    Ok(())
-}
-
-/// [`touch`] whose new file and parents belong to `owner`.
-pub(super) fn touch_owned(p: &Path, owner: Option<(u32, u32)>) -> Step {
-    let Some((uid, gid)) = owner else {
-        return touch(p);
-    };
-    if let Some(parent) = p.parent() {
-        mkdir_all_owned(parent, owner)?;
-    }
-    let existed = std::fs::symlink_metadata(p).is_ok();
-    touch(p)?;
-    if !existed {
-        std::os::unix::fs::lchown(p, Some(uid), Some(gid)).map_err(|e| (125, format!("chown {}: {e}", p.display())))?;
     }
     Ok(())
 }
@@ -138,136 +86,206 @@ pub(super) fn locked_flags(p: &CStr) -> libc::c_ulong {
     f
 }
 
-pub(super) fn do_mount(plan: &Plan, m: &MountOp) -> Step {
+/// One spec mount, onto a destination resolved inside the root (see [`super::inroot`]): bind mounts
+/// are bound, then remounted with their extra flags (keeping the locked ones); other kinds are
+/// mounted with their flags and data; then the propagation is applied.
+pub(super) fn do_mount(plan: &Plan, root: &Root, m: &MountOp) -> Step {
     if m.kind == "cgroup" {
-        return mount_cgroup(plan, m);
+        return mount_cgroup(plan, root, m);
     }
-    let dest = secure_join(&plan.rootfs, &m.dest)?;
     let is_bind = m.flags & libc::MS_BIND != 0;
-    if is_bind && !m.source_path.is_dir() {
-        touch_owned(&dest, plan.root_ids)?;
+    let create = if is_bind && !m.source_path.is_dir() {
+        Create::File
     } else {
-        mkdir_all_owned(&dest, plan.root_ids)?;
-    }
-    let dest_c = path_c(&dest)?;
+        Create::Dir
+    };
     let what = || format!("error mounting {:?} to rootfs at {:?}", m.source_path, m.dest);
-    if is_bind {
-        step(
-            mount(
-                &m.source,
-                &dest_c,
-                EMPTY,
-                m.flags & (libc::MS_BIND | libc::MS_REC),
-                EMPTY,
-            ),
-            what,
+    let target = root
+        .resolve(&m.dest, create)
+        .map_err(|(c, e)| (c, format!("{}: {e}", what())))?;
+    let mounted = if is_bind {
+        let mounted = root.mount(
+            &m.dest,
+            &target,
+            (&m.source, EMPTY, m.flags & (libc::MS_BIND | libc::MS_REC), EMPTY),
+            &what,
         )?;
         let extra = m.flags & !(libc::MS_BIND | libc::MS_REC);
         if extra != 0 {
-            let f = libc::MS_BIND | libc::MS_REMOUNT | extra | locked_flags(&dest_c);
-            step(mount(EMPTY, &dest_c, EMPTY, f, EMPTY), what)?;
+            let p = proc_fd(&mounted);
+            let f = libc::MS_BIND | libc::MS_REMOUNT | extra | locked_flags(&p);
+            step(mount(EMPTY, &p, EMPTY, f, EMPTY), what)?;
         }
+        mounted
     } else {
-        step(mount(&m.source, &dest_c, &m.fstype, m.flags, &m.data), what)?;
-    }
+        root.mount(&m.dest, &target, (&m.source, &m.fstype, m.flags, &m.data), &what)?
+    };
     if m.propagation != 0 {
-        step(mount(EMPTY, &dest_c, EMPTY, m.propagation, EMPTY), what)?;
+        step(mount(EMPTY, &proc_fd(&mounted), EMPTY, m.propagation, EMPTY), what)?;
     }
     Ok(())
 }
 
 /// `/sys/fs/cgroup`: the container's own cgroup directories, bind-mounted (v1: a tmpfs with one
 /// directory per hierarchy; v2: the directory itself).
-pub(super) fn mount_cgroup(plan: &Plan, m: &MountOp) -> Step {
+pub(super) fn mount_cgroup(plan: &Plan, root: &Root, m: &MountOp) -> Step {
     if plan.cgroup_mounts.is_empty() {
         return Ok(());
     }
-    let dest = secure_join(&plan.rootfs, &m.dest)?;
-    mkdir_all(&dest)?;
-    let dest_c = path_c(&dest)?;
     let what = || "error mounting cgroup to rootfs at \"/sys/fs/cgroup\"".to_string();
+    let target = root.resolve(&m.dest, Create::Dir)?;
     let ro = m.flags & libc::MS_RDONLY;
     let bind_flags = libc::MS_NOSUID | libc::MS_NODEV | libc::MS_NOEXEC | ro;
-    let bind = |src: &Path, dst: &CStr| -> Step {
-        step(mount(&path_c(src)?, dst, EMPTY, libc::MS_BIND, EMPTY), what)?;
+    let bind = |src: &Path, dest: &str, target: &OwnedFd| -> Step {
+        let mounted = root.mount(dest, target, (&path_c(src)?, EMPTY, libc::MS_BIND, EMPTY), &what)?;
         step(
-            mount(EMPTY, dst, EMPTY, libc::MS_BIND | libc::MS_REMOUNT | bind_flags, EMPTY),
+            mount(
+                EMPTY,
+                &proc_fd(&mounted),
+                EMPTY,
+                libc::MS_BIND | libc::MS_REMOUNT | bind_flags,
+                EMPTY,
+            ),
             what,
         )
     };
     if let [(name, dir)] = plan.cgroup_mounts.as_slice() {
         if name.is_empty() {
-            return bind(dir, &dest_c);
+            return bind(dir, &m.dest, &target);
         }
     }
     let tmpfs_flags = libc::MS_NOSUID | libc::MS_NODEV | libc::MS_NOEXEC;
-    step(mount(c"tmpfs", &dest_c, c"tmpfs", tmpfs_flags, c"mode=755"), what)?;
+    let tmpfs = root.mount(&m.dest, &target, (c"tmpfs", c"tmpfs", tmpfs_flags, c"mode=755"), &what)?;
     for (name, dir) in &plan.cgroup_mounts {
-        let sub = dest.join(name);
-        mkdir_all(&sub)?;
-        bind(dir, &path_c(&sub)?)?;
+        let dest = format!("{}/{name}", m.dest.trim_end_matches('/'));
+        let sub = root.resolve(&dest, Create::Dir)?;
+        bind(dir, &dest, &sub)?;
         // Co-mounted controllers (`cpu,cpuacct`) are also reachable by each name, as on the host.
         if name.contains(',') {
+            let target = path_c(Path::new(name))?;
             for part in name.split(',') {
-                let _ = std::os::unix::fs::symlink(name, dest.join(part));
+                let link = path_c(Path::new(part))?;
+                // SAFETY: both strings are NUL-terminated; the link is made in the new tmpfs.
+                unsafe { libc::symlinkat(target.as_ptr(), tmpfs.as_raw_fd(), link.as_ptr()) };
             }
         }
     }
     if ro != 0 {
         step(
-            mount(EMPTY, &dest_c, EMPTY, libc::MS_REMOUNT | tmpfs_flags | ro, EMPTY),
+            mount(
+                EMPTY,
+                &proc_fd(&tmpfs),
+                EMPTY,
+                libc::MS_REMOUNT | tmpfs_flags | ro,
+                EMPTY,
+            ),
             what,
         )?;
     }
     Ok(())
 }
 
-pub(super) fn create_devices(plan: &Plan) -> Step {
+/// The spec's devices: `mknodat` in their directory (resolved inside the root), or, without
+/// `CAP_MKNOD` (user namespace), a bind of the host's node; then the `/dev` symlinks.
+pub(super) fn create_devices(plan: &Plan, root: &Root) -> Step {
     // SAFETY: umask only changes this process's file creation mask.
     let old = unsafe { libc::umask(0) };
+    let r = create_devices_masked(plan, root);
+    // SAFETY: restores the mask.
+    unsafe { libc::umask(old) };
+    r
+}
+
+fn create_devices_masked(plan: &Plan, root: &Root) -> Step {
     for d in &plan.devices {
-        let p = secure_join(&plan.rootfs, &d.path)?;
-        if let Some(parent) = p.parent() {
-            mkdir_all(parent)?;
-        }
-        let pc = path_c(&p)?;
-        // SAFETY: pc is a valid path; mknod creates a node or fails.
-        let r = unsafe { libc::mknod(pc.as_ptr(), d.mode, d.dev) };
+        let (parent, name) = split_last(&d.path).ok_or_else(|| (125, format!("bad device path {:?}", d.path)))?;
+        let dir = root.resolve(&parent, Create::Dir)?;
+        let name = path_c(Path::new(&name))?;
+        // SAFETY: name is NUL-terminated; mknodat never follows a symlink.
+        let r = unsafe { libc::mknodat(dir.as_raw_fd(), name.as_ptr(), d.mode, d.dev) };
         if r != 0 {
             let e = errno();
             if e.raw_os_error() == Some(libc::EEXIST) {
                 continue;
             }
             // No CAP_MKNOD (user namespace): bind the host's node instead.
-            touch(&p)?;
-            step(mount(&d.host_path, &pc, EMPTY, libc::MS_BIND, EMPTY), || {
-                format!("creating device {}", d.path)
-            })?;
+            let what = || format!("creating device {}", d.path);
+            let target = root.resolve(&d.path, Create::File)?;
+            root.mount(&d.path, &target, (&d.host_path, EMPTY, libc::MS_BIND, EMPTY), &what)?;
             continue;
         }
-        // SAFETY: pc is a valid path.
-        step(unsafe { libc::chown(pc.as_ptr(), d.uid, d.gid) }, || {
-            format!("chown device {}", d.path)
-        })?;
+        // SAFETY: name is NUL-terminated; AT_SYMLINK_NOFOLLOW never changes a link's target.
+        let r = unsafe { libc::fchownat(dir.as_raw_fd(), name.as_ptr(), d.uid, d.gid, libc::AT_SYMLINK_NOFOLLOW) };
+        step(r, || format!("chown device {}", d.path))?;
     }
-    // SAFETY: restores the mask.
-    unsafe { libc::umask(old) };
-    let dev = plan.rootfs.join("dev");
+    let dev = root.resolve("/dev", Create::Dir)?;
     for (link, target) in [
-        ("fd", "/proc/self/fd"),
-        ("stdin", "/proc/self/fd/0"),
-        ("stdout", "/proc/self/fd/1"),
-        ("stderr", "/proc/self/fd/2"),
-        ("ptmx", "pts/ptmx"),
-        ("core", "/proc/kcore"),
+        (c"fd", c"/proc/self/fd"),
+        (c"stdin", c"/proc/self/fd/0"),
+        (c"stdout", c"/proc/self/fd/1"),
+        (c"stderr", c"/proc/self/fd/2"),
+        (c"ptmx", c"pts/ptmx"),
+        (c"core", c"/proc/kcore"),
     ] {
-        match std::os::unix::fs::symlink(target, dev.join(link)) {
-            Ok(()) => {}
-            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {}
-            Err(e) => return Err((125, format!("creating symlink /dev/{link}: {e}"))),
+        // SAFETY: both strings are NUL-terminated; symlinkat creates the link in `dev`.
+        if unsafe { libc::symlinkat(target.as_ptr(), dev.as_raw_fd(), link.as_ptr()) } != 0 {
+            let e = errno();
+            if e.raw_os_error() != Some(libc::EEXIST) {
+                return Err((125, format!("creating symlink /dev/{}: {e}", link.to_string_lossy())));
+            }
         }
     }
     Ok(())
+}
+
+/// Makes the mount the rootfs directory is on private (in the container's namespace), as runc does
+/// when `/` is shared: the rootfs mount then does not propagate to the host, and `pivot_root` accepts
+/// it (it refuses a new root whose parent mount is shared).
+pub(super) fn rootfs_parent_private(rootfs: &CStr) -> Step {
+    let what = || format!("making the mount of {rootfs:?} private");
+    // SAFETY: rootfs is NUL-terminated; the descriptor is owned below.
+    let fd = unsafe { libc::open(rootfs.as_ptr(), libc::O_PATH | libc::O_DIRECTORY | libc::O_CLOEXEC) };
+    step(fd, what)?;
+    // SAFETY: open returned a new descriptor that nothing else owns.
+    let fd = unsafe { <OwnedFd as std::os::fd::FromRawFd>::from_raw_fd(fd) };
+    let id = mount_id(&fd).map_err(|e| (125, format!("{}: {e}", what())))?;
+    let info = std::fs::read_to_string("/proc/self/mountinfo").map_err(|e| (125, format!("{}: {e}", what())))?;
+    let point = info
+        .lines()
+        .find_map(|l| {
+            let f: Vec<&str> = l.split(' ').collect();
+            let point = f.get(4)?;
+            (f.first()?.parse::<u64>().ok()? == id).then(|| unescape_mountinfo(point))
+        })
+        .ok_or_else(|| (125, format!("{}: mount {id} not in mountinfo", what())))?;
+    step(
+        mount(
+            EMPTY,
+            &path_c(Path::new(std::ffi::OsStr::from_bytes(&point)))?,
+            EMPTY,
+            libc::MS_PRIVATE,
+            EMPTY,
+        ),
+        what,
+    )
+}
+
+/// A mountinfo path field: `\040`-style octal escapes decoded.
+fn unescape_mountinfo(s: &str) -> Vec<u8> {
+    let b = s.as_bytes();
+    let mut out = Vec::with_capacity(b.len());
+    let mut i = 0;
+    while i < b.len() {
+        if b[i] == b'\\' && i + 4 <= b.len() && b[i + 1..i + 4].iter().all(|c| (b'0'..=b'7').contains(c)) {
+            let d = |k: usize| u32::from(b[i + k] - b'0');
+            out.push((d(1) * 64 + d(2) * 8 + d(3)) as u8);
+            i += 4;
+        } else {
+            out.push(b[i]);
+            i += 1;
+        }
+    }
+    out
 }
 
 pub(super) fn pivot_root(plan: &Plan) -> Step {
@@ -325,7 +343,13 @@ mod tests {
     use super::*;
 
     #[test]
-    fn mkdir_and_touch_owned_chown_only_what_they_create() {
+    fn mountinfo_escapes() {
+        assert_eq!(unescape_mountinfo("/a\\040b\\011c\\134d"), b"/a b\tc\\d");
+        assert_eq!(unescape_mountinfo("/plain\\04"), b"/plain\\04");
+    }
+
+    #[test]
+    fn mkdir_all_owned_chowns_only_what_it_creates() {
         let dir = tempfile::tempdir().expect("tmp");
         let existing = dir.path().join("a");
         std::fs::create_dir(&existing).expect("mkdir");
@@ -333,7 +357,6 @@ mod tests {
         let root = unsafe { libc::geteuid() } == 0;
         let owner = if root { Some((4242, 4343)) } else { None };
         mkdir_all_owned(&existing.join("b/c"), owner).expect("mkdir");
-        touch_owned(&existing.join("d/e"), owner).expect("touch");
         use std::os::unix::fs::MetadataExt;
         let ids = |p: &Path| {
             let md = std::fs::symlink_metadata(p).expect("stat");
@@ -341,23 +364,9 @@ mod tests {
         };
         if root {
             assert_eq!(ids(&existing), (0, 0), "existing dirs keep their owner");
-            for p in ["a/b", "a/b/c", "a/d", "a/d/e"] {
+            for p in ["a/b", "a/b/c"] {
                 assert_eq!(ids(&dir.path().join(p)), (4242, 4343), "{p}");
             }
         }
-        assert!(dir.path().join("a/d/e").is_file());
-    }
-
-    #[test]
-    fn secure_join_stays_inside() {
-        let t = tempfile::tempdir().unwrap();
-        let r = t.path();
-        std::fs::create_dir_all(r.join("a/b")).unwrap();
-        std::os::unix::fs::symlink("/etc", r.join("a/abs")).unwrap();
-        std::os::unix::fs::symlink("../../../..", r.join("a/b/up")).unwrap();
-        assert_eq!(secure_join(r, "/a/abs/hosts").unwrap(), r.join("etc/hosts"));
-        assert_eq!(secure_join(r, "/a/b/up/x").unwrap(), r.join("x"));
-        assert_eq!(secure_join(r, "../../x").unwrap(), r.join("x"));
-        assert_eq!(secure_join(r, "/a/b/c").unwrap(), r.join("a/b/c"));
     }
 }
