@@ -87,14 +87,32 @@ pids_named() {
     echo "$p"
   done
 }
-# Whether a berthd other than ours runs (its executable's name, not its command line).
+# Whether a berthd other than ours started after ours (by its executable's name and start time,
+# field 22 of /proc/PID/stat; the command name in field 2 has no spaces here). A berthd already
+# running when ours started, with ip_forward still 0, had no bridge then; one that makes a network
+# later sets ip_forward again (it writes it at each network's creation), but not if that happens
+# while this script runs and before it restores the value: a window this check cannot close.
+BERTHD_START=
 other_berthd() {
-  local p
+  local p t
   for p in /proc/[0-9]*; do
     [ "${p#/proc/}" = "$BERTHD_PID" ] && continue
-    case "$(basename "$(readlink "$p/exe" 2>/dev/null)")" in berthd | "berthd (deleted)") return 0 ;; esac
+    case "$(basename "$(readlink "$p/exe" 2>/dev/null)")" in berthd | "berthd (deleted)") ;; *) continue ;; esac
+    t=$(awk '{print $22}' "$p/stat" 2>/dev/null) || continue
+    [ -n "$BERTHD_START" ] && [ "${t:-0}" -lt "$BERTHD_START" ] && continue
+    return 0
   done
   return 1
+}
+# Whether berth's nftables table holds only what the bench's berthd put there: the fixed rules
+# (comment "berth") and rules naming our uniquely named bridge. Another berthd that started
+# meanwhile would have replaced the table with rules naming its own bridges.
+nft_only_ours() {
+  local rules
+  rules=$(nft list table inet berth 2>/dev/null) || return 1
+  # (No grep -q at the end: its early exit could SIGPIPE the greps before it, a failure under
+  # pipefail that would read as "nothing foreign".)
+  [ -z "$(grep -vE '^table |^[[:space:]]*(chain |type |}|$)' <<<"$rules" | grep -v 'comment "berth"$' | grep -vF "\"$BBRIDGE\"")" ]
 }
 stop_pid() { # stop_pid PID SECONDS: SIGTERM, then SIGKILL when it outlives the grace period
   local pid=$1 i
@@ -125,8 +143,15 @@ cleanup() {
   [ -n "$MADE_KBRIDGE" ] && ip link del "$KBRIDGE" 2>/dev/null
   # berthd keeps its default bridge when it stops (as dockerd keeps docker0): ours has a unique name.
   [ -n "$STARTED_BERTHD" ] && ip link del "$BBRIDGE" 2>/dev/null
-  if [ -n "$STARTED_BERTHD" ] && [ "$IP_FORWARD" = 0 ] && ! other_berthd; then
-    echo 0 >/proc/sys/net/ipv4/ip_forward
+  if [ -n "$STARTED_BERTHD" ] && [ "$IP_FORWARD" = 0 ]; then
+    if other_berthd; then echo "note: left net.ipv4.ip_forward=1: another berthd started meanwhile" >&2
+    else echo 0 >/proc/sys/net/ipv4/ip_forward; fi
+  fi
+  # The table did not exist when we started (checked above, unless BENCH_SHARE_NFT): delete it when
+  # nothing but our berthd's rules are in it; otherwise the next berthd to start resets it.
+  if [ -n "$STARTED_BERTHD" ] && [ -z "${BENCH_SHARE_NFT:-}" ] && command -v nft >/dev/null 2>&1; then
+    if nft_only_ours; then nft delete table inet berth 2>/dev/null
+    elif nft list table inet berth >/dev/null 2>&1; then echo "note: left nftables table inet berth: rules of another berthd are in it" >&2; fi
   fi
   rm -rf "$WORK"
 }
@@ -175,6 +200,7 @@ STARTED_BERTHD=1
 "$BIN/berthd" --host "unix://$BERTH_SOCK" --data-root "$WORK/berth-data" --exec-root "$WORK/berth-run" \
   --bridge "$BBRIDGE" --bip "${BNET}1/24" >"$WORK/berthd.log" 2>&1 &
 BERTHD_PID=$!
+BERTHD_START=$(awk '{print $22}' "/proc/$BERTHD_PID/stat" 2>/dev/null || true)
 wait_for 30 curl -sf --unix-socket "$BERTH_SOCK" http://berth/_ping || { echo "berthd did not start:" >&2; cat "$WORK/berthd.log" >&2; exit 1; }
 BERTH_HOST=unix://$BERTH_SOCK bash scripts/busybox-image.sh "$BIN/berth" bb:latest >/dev/null
 
