@@ -10,7 +10,8 @@
 #
 # Usage: bash bench/net.sh [runs]    (as root; runs of each `run --rm` row, default 20;
 #        ROUNDS=<n> wrk rounds per target, default 3; WRK_ARGS, default "-t2 -c32 -d5s";
-#        SKIP_BUILD=1 uses the release binaries already built)
+#        SKIP_BUILD=1 uses the release binaries already built; PERF_DIR=<dir> also profiles one more
+#        wrk run per target with `perf record -a` and keeps the CPU share per command there)
 #
 # Like bench/run.sh, everything of the private berthd and containerd + dockerd lives under one temp
 # dir. Each engine gets a bridge of its own with a unique name on an unused 10.213.x.0/24, so nothing
@@ -285,6 +286,25 @@ done
 for ((r = 0; r < ROUNDS; r++)); do
   wrk_once host "$HPORT"; wrk_once berth "$BPORT"; wrk_once docker "$KPORT"
 done
+# One sequential connection at a time: the latency of the path itself, the machine not saturated.
+LAT_ARGS="-t1 -c1 -d3s"
+for ((r = 0; r < ROUNDS; r++)); do
+  for t in "host:$HPORT" "berth:$BPORT" "docker:$KPORT"; do
+    out=$(wrk $LAT_ARGS --latency "http://127.0.0.1:${t#*:}/index.html" 2>&1) || { echo "$out" >&2; exit 1; }
+    awk '$1 == "50%" {print $2}' <<<"$out" | to_ms >>"$WORK/lat.${t%%:*}"
+  done
+done
+# Where the CPU goes on each path (optional): the share of samples per command, all CPUs.
+if [ -n "${PERF_DIR:-}" ] && command -v perf >/dev/null 2>&1; then
+  mkdir -p "$PERF_DIR"
+  for t in "host:$HPORT" "berth:$BPORT" "docker:$KPORT"; do
+    perf record -q -a -F 999 -o "$WORK/perf.data" -- wrk $WRK_ARGS "http://127.0.0.1:${t#*:}/index.html" >"$PERF_DIR/wrk.${t%%:*}" 2>&1 || true
+    perf report -q -i "$WORK/perf.data" --sort comm --stdio 2>/dev/null | head -15 >"$PERF_DIR/comm.${t%%:*}" || true
+    perf report -q -i "$WORK/perf.data" --sort sym --stdio 2>/dev/null | head -40 >"$PERF_DIR/sym.${t%%:*}" || true
+  done
+  rm -f "$WORK/perf.data"
+fi
+lat() { median <"$WORK/lat.$1"; }
 col() { awk -v c="$2" '{print $c}' "$WORK/wrk.$1" | median; }
 errsum() { awk '{s += $4} END {print s + 0}' "$WORK/wrk.$1"; }
 echo
@@ -296,6 +316,8 @@ printf '%-44s %12s %10s %10s %8s\n' "docker -p 127.0.0.1:P:80 (docker-proxy x$np
 rb=$(col berth 1) rk=$(col docker 1) rh=$(col host 1)
 echo "berth/docker req/s: $(ratio "$rb" "$rk") (target >= 2)   berth/host req/s: $(ratio "$rb" "$rh") (target >= 0.9)"
 echo "berth/docker p50 latency: $(ratio "$(col berth 2)" "$(col docker 2)")   berth/host p50 latency: $(ratio "$(col berth 2)" "$(col host 2)")"
+echo "one connection at a time (wrk $LAT_ARGS), p50 ms: host $(lat host), berth $(lat berth), docker $(lat docker);" \
+  "berth/docker $(ratio "$(lat berth)" "$(lat docker)"), berth/host $(ratio "$(lat berth)" "$(lat host)")"
 stop_pid "$HTTPD_PID" 5; HTTPD_PID=
 rm_all berth; rm_all dock
 
