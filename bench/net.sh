@@ -128,6 +128,9 @@ rm_all() { local ids; ids=$("$@" ps -aq 2>/dev/null) || return 0; [ -z "$ids" ] 
 cleanup() {
   set +e
   [ -n "$HTTPD_PID" ] && stop_pid "$HTTPD_PID" 5
+  if [ -n "${BENCH_CG:-}" ] && [ -d "$BENCH_CG" ]; then # empty once wrk and httpd (and its children) are gone
+    for i in 1 2 3 4 5; do rmdir "$BENCH_CG"/* "$BENCH_CG" 2>/dev/null && break; sleep 0.2; done
+  fi
   [ -n "$BERTHD_PID" ] && rm_all berth
   [ -n "$DOCKERD_PID" ] && rm_all dock
   local leftover; leftover=$(proxies)
@@ -257,26 +260,48 @@ head -c 1024 /dev/zero | tr '\0' x >"$WORK/www/index.html"
 SERVE='mkdir -p /www && head -c 1024 /dev/zero | tr "\0" x >/www/index.html && exec httpd -f -p 80 -h /www'
 berth run -d --name bnet-httpd -p "127.0.0.1:$BPORT:80" bb sh -c "$SERVE" >/dev/null
 dock run -d --name bnet-httpd -p "127.0.0.1:$KPORT:80" bb sh -c "$SERVE" >/dev/null
-"$BUSYBOX" httpd -f -p "127.0.0.1:$HPORT" -h "$WORK/www" &
+# CPU time per request, so that the load of others on this shared machine does not decide the
+# comparison: the CPU of the server's cgroup (the container's, or one made here for the host httpd),
+# of wrk (in a cgroup made here) and, for Docker, of its docker-proxy, over the requests served.
+# cgroup v1 (cpuacct.usage, ns) or v2 (cpu.stat usage_usec), read in microseconds.
+CG_V1=$(awk '$3 == "cgroup" && $4 ~ /(^|,)cpuacct(,|$)/ {print $2; exit}' /proc/mounts)
+CG_V2=$(awk '$3 == "cgroup2" {print $2; exit}' /proc/mounts)
+cg_of() { # cg_of PID: the cgroup directory that accounts PID's CPU time
+  if [ -n "$CG_V1" ]; then echo "$CG_V1$(awk -F: '$2 ~ /(^|,)cpuacct(,|$)/ {print $3}' "/proc/$1/cgroup")"
+  else echo "$CG_V2$(awk -F: '$1 == "0" {print $3}' "/proc/$1/cgroup")"; fi
+}
+cg_us() { if [ -f "$1/cpuacct.usage" ]; then echo $(($(cat "$1/cpuacct.usage") / 1000)); else awk '/^usage_usec/ {print $2}' "$1/cpu.stat"; fi; }
+proxy_us() { local t=0 p; for p in $(proxies); do t=$((t + $(awk '{print $14 + $15}' "/proc/$p/stat"))); done; echo $((t * 1000000 / $(getconf CLK_TCK))); }
+BENCH_CG=${CG_V1:-$CG_V2}/$NAME-bench
+mkdir -p "$BENCH_CG/wrk" "$BENCH_CG/httpd"
+( echo "$BASHPID" >"$BENCH_CG/httpd/cgroup.procs"; exec "$BUSYBOX" httpd -f -p "127.0.0.1:$HPORT" -h "$WORK/www" ) &
 HTTPD_PID=$!
+declare -A SRV_CG=([host]="$BENCH_CG/httpd")
+SRV_CG[berth]=$(cg_of "$(berth inspect -f '{{.State.Pid}}' bnet-httpd)")
+SRV_CG[docker]=$(cg_of "$(dock inspect -f '{{.State.Pid}}' bnet-httpd)")
 for p in "$BPORT" "$KPORT" "$HPORT"; do
   wait_for 20 curl -sf -o /dev/null "http://127.0.0.1:$p/index.html" || { echo "no HTTP answer on 127.0.0.1:$p" >&2; exit 1; }
 done
 # Docker really publishes through its proxy here: one docker-proxy process listens on the port.
 nproxy=$(proxies | wc -l)
 
-to_ms() { awk '{v = $1 + 0; u = $1; sub(/^[0-9.]+/, "", u); if (u == "us") v /= 1000; else if (u == "s") v *= 1000; printf "%.3f", v}'; }
-# wrk_once TARGET PORT: one wrk run; appends "req/s p50-ms p99-ms errors" to $WORK/wrk.TARGET.
+to_ms() { awk '{v = $1 + 0; u = $1; sub(/^[0-9.]+/, "", u); if (u == "us") v /= 1000; else if (u == "s") v *= 1000; printf "%.3f\n", v}'; }
+# wrk_once TARGET PORT: one wrk run; appends "req/s p50-ms p99-ms errors cpu-us/request" to
+# $WORK/wrk.TARGET.
 wrk_once() {
-  local out rps p50 p99 errs
-  out=$(wrk $WRK_ARGS --latency "http://127.0.0.1:$2/index.html" 2>&1) || { echo "$out" >&2; return 1; }
+  local out rps p50 p99 errs s0 w0 x0 cpu
+  s0=$(cg_us "${SRV_CG[$1]}") w0=$(cg_us "$BENCH_CG/wrk") x0=$(proxy_us)
+  out=$(echo "$BASHPID" >"$BENCH_CG/wrk/cgroup.procs" && exec wrk $WRK_ARGS --latency "http://127.0.0.1:$2/index.html" 2>&1) || { echo "$out" >&2; return 1; }
+  cpu=$(($(cg_us "${SRV_CG[$1]}") - s0 + $(cg_us "$BENCH_CG/wrk") - w0))
+  [ "$1" != docker ] || cpu=$((cpu + $(proxy_us) - x0))
   echo "$out" >>"$WORK/wrk.log"
   rps=$(awk '/^Requests\/sec:/ {print $2}' <<<"$out")
   p50=$(awk '$1 == "50%" {print $2}' <<<"$out" | to_ms)
   p99=$(awk '$1 == "99%" {print $2}' <<<"$out" | to_ms)
   # Socket errors and non-2xx answers, summed: a path that drops requests must not look fast.
   errs=$(awk '/Socket errors:/ {gsub(",", ""); s += $4 + $6 + $8 + $10} /Non-2xx/ {s += $NF} END {print s + 0}' <<<"$out")
-  echo "$rps $p50 $p99 $errs" >>"$WORK/wrk.$1"
+  cpu=$(awk -v c="$cpu" '/requests in/ {printf "%.1f", c / $1}' <<<"$out")
+  echo "$rps $p50 $p99 $errs $cpu" >>"$WORK/wrk.$1"
 }
 # A short warm-up of each path, then ROUNDS rounds, the three targets in turn in each round, so
 # drift of this shared machine hits all three alike.
@@ -309,12 +334,14 @@ col() { awk -v c="$2" '{print $c}' "$WORK/wrk.$1" | median; }
 errsum() { awk '{s += $4} END {print s + 0}' "$WORK/wrk.$1"; }
 echo
 echo "1. HTTP GET of a 1 KiB file from busybox httpd on 127.0.0.1 (wrk $WRK_ARGS --latency; median of $ROUNDS rounds, targets interleaved)"
-printf '%-44s %12s %10s %10s %8s\n' "path" "requests/s" "p50 ms" "p99 ms" "errors"
-printf '%-44s %12s %10s %10s %8s\n' "host loopback (httpd on the host)" "$(col host 1)" "$(col host 2)" "$(col host 3)" "$(errsum host)"
-printf '%-44s %12s %10s %10s %8s\n' "berth -p 127.0.0.1:P:80 (kernel NAT)" "$(col berth 1)" "$(col berth 2)" "$(col berth 3)" "$(errsum berth)"
-printf '%-44s %12s %10s %10s %8s\n' "docker -p 127.0.0.1:P:80 (docker-proxy x$nproxy)" "$(col docker 1)" "$(col docker 2)" "$(col docker 3)" "$(errsum docker)"
+printf '%-44s %12s %10s %10s %8s %11s\n' "path" "requests/s" "p50 ms" "p99 ms" "errors" "CPU us/req"
+printf '%-44s %12s %10s %10s %8s %11s\n' "host loopback (httpd on the host)" "$(col host 1)" "$(col host 2)" "$(col host 3)" "$(errsum host)" "$(col host 5)"
+printf '%-44s %12s %10s %10s %8s %11s\n' "berth -p 127.0.0.1:P:80 (kernel NAT)" "$(col berth 1)" "$(col berth 2)" "$(col berth 3)" "$(errsum berth)" "$(col berth 5)"
+printf '%-44s %12s %10s %10s %8s %11s\n' "docker -p 127.0.0.1:P:80 (docker-proxy x$nproxy)" "$(col docker 1)" "$(col docker 2)" "$(col docker 3)" "$(errsum docker)" "$(col docker 5)"
 rb=$(col berth 1) rk=$(col docker 1) rh=$(col host 1)
 echo "berth/docker req/s: $(ratio "$rb" "$rk") (target >= 2)   berth/host req/s: $(ratio "$rb" "$rh") (target >= 0.9)"
+echo "CPU per request (server + wrk + docker-proxy), berth/docker: $(ratio "$(col berth 5)" "$(col docker 5)"), berth/host: $(ratio "$(col berth 5)" "$(col host 5)");" \
+  "requests per CPU-second, berth/docker: $(ratio "$(col docker 5)" "$(col berth 5)"), berth/host: $(ratio "$(col host 5)" "$(col berth 5)")"
 echo "berth/docker p50 latency: $(ratio "$(col berth 2)" "$(col docker 2)")   berth/host p50 latency: $(ratio "$(col berth 2)" "$(col host 2)")"
 echo "one connection at a time (wrk $LAT_ARGS), p50 ms: host $(lat host), berth $(lat berth), docker $(lat docker);" \
   "berth/docker $(ratio "$(lat berth)" "$(lat docker)"), berth/host $(ratio "$(lat berth)" "$(lat host)")"
