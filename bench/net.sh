@@ -11,7 +11,9 @@
 # Usage: bash bench/net.sh [runs]    (as root; runs of each `run --rm` row, default 20;
 #        ROUNDS=<n> wrk rounds per target, default 3; WRK_ARGS, default "-t2 -c32 -d5s";
 #        SKIP_BUILD=1 uses the release binaries already built; PERF_DIR=<dir> also profiles one more
-#        wrk run per target with `perf record -a` and keeps the CPU share per command there)
+#        wrk run per target with `perf record -a` and keeps the CPU share per command there;
+#        HOST_CPU_CGROUP=1 puts the host httpd in a cgroup v1 `cpu` group of its own, as a
+#        container is, for a CPU weight like the containers' when other load competes for the CPUs)
 #
 # Like bench/run.sh, everything of the private berthd and containerd + dockerd lives under one temp
 # dir. Each engine gets a bridge of its own with a unique name on an unused 10.213.x.0/24, so nothing
@@ -130,6 +132,9 @@ cleanup() {
   [ -n "$HTTPD_PID" ] && stop_pid "$HTTPD_PID" 5
   if [ -n "${BENCH_CG:-}" ] && [ -d "$BENCH_CG" ]; then # empty once wrk and httpd (and its children) are gone
     for i in 1 2 3 4 5; do rmdir "$BENCH_CG"/* "$BENCH_CG" 2>/dev/null && break; sleep 0.2; done
+  fi
+  if [ -n "${CPU_CG:-}" ] && [ -d "$CPU_CG" ]; then
+    for i in 1 2 3 4 5; do rmdir "$CPU_CG" 2>/dev/null && break; sleep 0.2; done
   fi
   [ -n "$BERTHD_PID" ] && rm_all berth
   [ -n "$DOCKERD_PID" ] && rm_all dock
@@ -274,7 +279,17 @@ cg_us() { if [ -f "$1/cpuacct.usage" ]; then echo $(($(cat "$1/cpuacct.usage") /
 proxy_us() { local t=0 p; for p in $(proxies); do t=$((t + $(awk '{print $14 + $15}' "/proc/$p/stat"))); done; echo $((t * 1000000 / $(getconf CLK_TCK))); }
 BENCH_CG=${CG_V1:-$CG_V2}/$NAME-bench
 mkdir -p "$BENCH_CG/wrk" "$BENCH_CG/httpd"
-( echo "$BASHPID" >"$BENCH_CG/httpd/cgroup.procs"; exec "$BUSYBOX" httpd -f -p "127.0.0.1:$HPORT" -h "$WORK/www" ) &
+# A container's processes share one CPU weight (its cgroup's, under berth's or dockerd's parent),
+# while processes in the root cpu group each weigh as much on their own: with other load on the
+# machine the host httpd and its per-connection children get more CPU than a container does.
+CPU_CG=
+if [ -n "${HOST_CPU_CGROUP:-}" ]; then
+  cpu_v1=$(awk '$3 == "cgroup" && $4 ~ /(^|,)cpu(,|$)/ {print $2; exit}' /proc/mounts)
+  [ -n "$cpu_v1" ] || { echo "HOST_CPU_CGROUP=1 needs a cgroup v1 cpu hierarchy" >&2; exit 1; }
+  if [ "$cpu_v1" != "$CG_V1" ]; then CPU_CG=$cpu_v1/$NAME-bench-cpu; mkdir -p "$CPU_CG"; fi
+fi
+( echo "$BASHPID" >"$BENCH_CG/httpd/cgroup.procs"; [ -z "$CPU_CG" ] || echo "$BASHPID" >"$CPU_CG/cgroup.procs"
+  exec "$BUSYBOX" httpd -f -p "127.0.0.1:$HPORT" -h "$WORK/www" ) &
 HTTPD_PID=$!
 declare -A SRV_CG=([host]="$BENCH_CG/httpd")
 SRV_CG[berth]=$(cg_of "$(berth inspect -f '{{.State.Pid}}' bnet-httpd)")
