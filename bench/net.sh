@@ -4,7 +4,8 @@
 #     published on 127.0.0.1: berth (kernel NAT: DNAT in its nftables table, route_localnet on its
 #     bridge), Docker (its default for 127.0.0.1: the userland proxy docker-proxy), and the same
 #     httpd run straight on the host loopback (the baseline). Targets: berth >= 2x Docker's req/s,
-#     berth >= 0.9x the host loopback's.
+#     berth >= 0.9x the host loopback's. Also the CPU time per request (server + wrk + docker-proxy),
+#     which other load on a shared machine moves less than req/s, and p50 at one connection.
 #  2. `run --rm bb true` on the default bridge against `--network none` for berth (target: bridge
 #     <= 1.3x none), and Docker's `run --rm` on its bridge for reference; medians, interleaved.
 #
@@ -24,10 +25,10 @@
 # berthd's kernel NAT lives in the nftables table `inet berth`, one per host, not per daemon: a
 # second berthd on the host with networking would share it, and each berthd replaces the whole table
 # when it starts. So the script refuses to run while the table exists (another berthd may be using
-# it; BENCH_SHARE_NFT=1 overrides), and never deletes it: the next berthd to start resets it. What
-# the bench's berthd leaves there after it stops are rules of a bridge that no longer exists.
-# berthd also sets net.ipv4.ip_forward=1; the script puts back the value it found when no other
-# berthd runs at the end.
+# it; BENCH_SHARE_NFT=1 overrides), and at the end deletes it only when nothing but its berthd's
+# rules are in it (the fixed ones and those naming its bridge); otherwise the next berthd to start
+# resets it. berthd also sets net.ipv4.ip_forward=1; the script puts back the value it found unless
+# another berthd started meanwhile.
 # On exit it removes its containers, stops the daemons, shims and httpd it started (by PID, or by the
 # temp dir in their command line), unmounts, removes its cgroups, both bridges and the temp dir.
 set -euo pipefail

@@ -14,9 +14,10 @@
 # --bip instead of berth0.
 # berthd's kernel NAT lives in the nftables table `inet berth`, one per host, not per daemon: another
 # berthd on the host with networking would share it, and each berthd replaces the whole table when it
-# starts. So the script refuses to run while the table exists (BENCH_SHARE_NFT=1 overrides) and
-# never deletes it (the next berthd resets it); berthd also sets net.ipv4.ip_forward=1, which the
-# script puts back when no other berthd runs at the end. (bench/net.sh measures the networking.)
+# starts. So the script refuses to run while the table exists (BENCH_SHARE_NFT=1 overrides), and at
+# the end deletes it only when nothing but its berthd's rules are in it (else the next berthd resets
+# it); berthd also sets net.ipv4.ip_forward=1, which the script puts back unless another berthd
+# started meanwhile. (bench/net.sh measures the networking.)
 # On exit it removes its containers, stops the daemons and shims it started (by PID, or by the temp
 # dir in their command line), unmounts, removes its cgroups, both bridges and the temp dir.
 set -euo pipefail
