@@ -8,11 +8,18 @@
 # It builds berth in release mode (honouring CARGO_TARGET_DIR), then starts a private berthd and a
 # private containerd + dockerd pair, everything of theirs under one temp dir (data and exec roots,
 # sockets, pid file, dockerd's trust key, containerd's root/state/plugins, a cgroup parent named after
-# the dir). Docker's default network is a bridge: the script makes one of its own (unique name, unused
-# /24, no iptables, no forwarding) for dockerd instead of letting it make docker0. berth has no bridge
-# networking yet; its default network is a loopback-only network namespace, which the table says.
+# the dir). Both engines' default network is a bridge, and each gets one of its own, with a unique
+# name on an unused /24, so nothing collides with the host's networks: the script makes dockerd's (no
+# iptables, no forwarding) instead of letting it make docker0; berthd makes its own from --bridge and
+# --bip instead of berth0.
+# berthd's kernel NAT lives in the nftables table `inet berth`, one per host, not per daemon: another
+# berthd on the host with networking would share it, and each berthd replaces the whole table when it
+# starts. So the script refuses to run while the table exists (BENCH_SHARE_NFT=1 overrides), and at
+# the end deletes it only when nothing but its berthd's rules are in it (else the next berthd resets
+# it); berthd also sets net.ipv4.ip_forward=1, which the script puts back unless another berthd
+# started meanwhile. (bench/net.sh measures the networking.)
 # On exit it removes its containers, stops the daemons and shims it started (by PID, or by the temp
-# dir in their command line), unmounts, removes its cgroups, its bridge and the temp dir.
+# dir in their command line), unmounts, removes its cgroups, both bridges and the temp dir.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 N=${1:-20}
@@ -22,6 +29,13 @@ bash scripts/deps.sh
 [ -n "${SKIP_BUILD:-}" ] || cargo build --release --bins -q   # SKIP_BUILD=1: use the binaries as built
 BIN=${CARGO_TARGET_DIR:-$PWD/target}/release
 [ -x "$BIN/berthd" ] || { echo "no $BIN/berthd after the build" >&2; exit 1; }
+# The bench's berthd would replace another berthd's NAT table at its start (see above).
+if [ -z "${BENCH_SHARE_NFT:-}" ] && command -v nft >/dev/null 2>&1 && nft list table inet berth >/dev/null 2>&1; then
+  echo "run.sh: nftables table 'inet berth' exists: another berthd may be using it, and the bench's" >&2
+  echo "  berthd would replace it. Stop that berthd (or 'nft delete table inet berth' if it is stale)," >&2
+  echo "  or set BENCH_SHARE_NFT=1 to go on anyway." >&2
+  exit 1
+fi
 
 # Our berth commands name our berthd; never let them start one elsewhere.
 export BERTH_NO_AUTOSTART=1
@@ -30,8 +44,10 @@ NAME=$(basename "$WORK")
 BERTH_SOCK=$WORK/berth.sock
 DOCKER_SOCK=$WORK/docker.sock
 CTD=$WORK/ctd
-BRIDGE=bb${NAME#bbench.}          # 8 characters, fits IFNAMSIZ, unique with the temp dir
-BERTHD_PID= DOCKERD_PID= CONTAINERD_PID= MADE_BRIDGE=
+BRIDGE=bb${NAME#bbench.}          # dockerd's; 8 characters, fits IFNAMSIZ, unique with the temp dir
+BBRIDGE=bt${NAME#bbench.}         # berthd's default bridge
+BERTHD_PID= DOCKERD_PID= CONTAINERD_PID= MADE_BRIDGE= STARTED_BERTHD=
+IP_FORWARD=$(cat /proc/sys/net/ipv4/ip_forward)
 
 # Debian's docker client with Debian's dockerd (another docker CLI may come first in PATH).
 DOCKER=/usr/bin/docker
@@ -58,6 +74,33 @@ stop_pid() {
   for ((i = 0; i < $2 * 20; i++)); do kill -0 "$pid" 2>/dev/null || return 0; sleep 0.05; done
   kill -9 "$pid" 2>/dev/null || true
 }
+# Whether a berthd other than ours started after ours (by its executable's name and start time,
+# field 22 of /proc/PID/stat; the command name in field 2 has no spaces here). A berthd already
+# running when ours started, with ip_forward still 0, had no bridge then; one that makes a network
+# later sets ip_forward again (it writes it at each network's creation), but not if that happens
+# while this script runs and before it restores the value: a window this check cannot close.
+BERTHD_START=
+other_berthd() {
+  local p t
+  for p in /proc/[0-9]*; do
+    [ "${p#/proc/}" = "$BERTHD_PID" ] && continue
+    case "$(basename "$(readlink "$p/exe" 2>/dev/null)")" in berthd | "berthd (deleted)") ;; *) continue ;; esac
+    t=$(awk '{print $22}' "$p/stat" 2>/dev/null) || continue
+    [ -n "$BERTHD_START" ] && [ "${t:-0}" -lt "$BERTHD_START" ] && continue
+    return 0
+  done
+  return 1
+}
+# Whether berth's nftables table holds only what the bench's berthd put there: the fixed rules
+# (comment "berth") and rules naming our uniquely named bridge. Another berthd that started
+# meanwhile would have replaced the table with rules naming its own bridges.
+nft_only_ours() {
+  local rules
+  rules=$(nft list table inet berth 2>/dev/null) || return 1
+  # (No grep -q at the end: its early exit could SIGPIPE the greps before it, a failure under
+  # pipefail that would read as "nothing foreign".)
+  [ -z "$(grep -vE '^table |^[[:space:]]*(chain |type |}|$)' <<<"$rules" | grep -v 'comment "berth"$' | grep -vF "\"$BBRIDGE\"")" ]
+}
 rm_all() { local ids; ids=$("$@" ps -aq 2>/dev/null) || return 0; [ -z "$ids" ] || "$@" rm -f $ids >/dev/null 2>&1 || true; }
 
 cleanup() {
@@ -73,6 +116,18 @@ cleanup() {
     [ -d "$c" ] && find "$c" -depth -type d -exec rmdir {} + 2>/dev/null
   done
   [ -n "$MADE_BRIDGE" ] && ip link del "$BRIDGE" 2>/dev/null
+  # berthd keeps its default bridge when it stops (as dockerd keeps docker0): ours has a unique name.
+  [ -n "$STARTED_BERTHD" ] && ip link del "$BBRIDGE" 2>/dev/null
+  if [ -n "$STARTED_BERTHD" ] && [ "$IP_FORWARD" = 0 ]; then
+    if other_berthd; then echo "note: left net.ipv4.ip_forward=1: another berthd started meanwhile" >&2
+    else echo 0 >/proc/sys/net/ipv4/ip_forward; fi
+  fi
+  # The table did not exist when we started (checked above, unless BENCH_SHARE_NFT): delete it when
+  # nothing but our berthd's rules are in it; otherwise the next berthd to start resets it.
+  if [ -n "$STARTED_BERTHD" ] && [ -z "${BENCH_SHARE_NFT:-}" ] && command -v nft >/dev/null 2>&1; then
+    if nft_only_ours; then nft delete table inet berth 2>/dev/null
+    elif nft list table inet berth >/dev/null 2>&1; then echo "note: left nftables table inet berth: rules of another berthd are in it" >&2; fi
+  fi
   rm -rf "$WORK"
 }
 trap cleanup EXIT
@@ -86,10 +141,28 @@ wait_for() { # wait_for SECONDS cmd...: polls until cmd succeeds
   done
 }
 
-# --- berth
+# Two unused /24s, one per engine's bridge: no route or address of the host in them.
+free_24() { # free_24 TAKEN: prints a prefix "10.213.N." not in use and not TAKEN
+  local i s
+  for i in $(seq 0 249); do
+    s=10.213.$((($$ + i) % 250)).
+    [ "$s" = "${1:-}" ] && continue
+    if ! ip -4 route | grep -qF "$s" && ! ip -4 addr | grep -qF "$s"; then echo "$s"; return 0; fi
+  done
+  return 1
+}
+subnet=$(free_24) || { echo "no free /24 for the benchmark bridges" >&2; exit 1; }
+bsubnet=$(free_24 "$subnet") || { echo "no free /24 for the benchmark bridges" >&2; exit 1; }
+for b in "$BRIDGE" "$BBRIDGE"; do
+  ! ip link show "$b" >/dev/null 2>&1 || { echo "interface $b exists already" >&2; exit 1; }
+done
+
+# --- berth, with its own default bridge on its own subnet.
+STARTED_BERTHD=1
 "$BIN/berthd" --host "unix://$BERTH_SOCK" --data-root "$WORK/berth-data" --exec-root "$WORK/berth-run" \
-  >"$WORK/berthd.log" 2>&1 &
+  --bridge "$BBRIDGE" --bip "${bsubnet}1/24" >"$WORK/berthd.log" 2>&1 &
 BERTHD_PID=$!
+BERTHD_START=$(awk '{print $22}' "/proc/$BERTHD_PID/stat" 2>/dev/null || true)
 wait_for 30 curl -sf --unix-socket "$BERTH_SOCK" http://berth/_ping || { echo "berthd did not start:" >&2; cat "$WORK/berthd.log" >&2; exit 1; }
 BERTH_HOST=unix://$BERTH_SOCK bash scripts/busybox-image.sh "$BIN/berth" bb:latest >/dev/null
 
@@ -113,13 +186,7 @@ containerd --config "$CTD/config.toml" >"$WORK/containerd.log" 2>&1 &
 CONTAINERD_PID=$!
 wait_for 30 test -S "$CTD/containerd.sock" || { echo "containerd did not start:" >&2; cat "$WORK/containerd.log" >&2; exit 1; }
 
-# A bridge of our own for Docker's default network, on a /24 no route uses yet.
-subnet=
-for i in $(seq 0 249); do
-  s=10.213.$((($$ + i) % 250)).
-  if ! ip -4 route | grep -qF "$s" && ! ip -4 addr | grep -qF "$s"; then subnet=$s; break; fi
-done
-[ -n "$subnet" ] || { echo "no free /24 for the benchmark bridge" >&2; exit 1; }
+# A bridge of our own for Docker's default network, on the /24 picked above.
 ip link add name "$BRIDGE" type bridge
 MADE_BRIDGE=1
 ip addr add "${subnet}1/24" dev "$BRIDGE"
@@ -231,8 +298,8 @@ printf '%-58s %10s %10s %7s\n' "idle engine" "$(mb "$b0")" "$(mb "$k0")" "$(rati
 printf '%-58s %10s %10s %7s\n' "with $NCONT running containers ($bshims / $kshims shims)" "$(mb "$b1")" "$(mb "$k1")" "$(ratio "$b1" "$k1")"
 printf '%-58s %10s %10s %7s\n' "per running container" "$bper" "$kper" "$(ratio "$bper" "$kper")"
 echo
-echo "* berth has no bridge networking yet: its default network is a loopback-only network namespace;"
-echo "  Docker's is a bridge (veth pair + IPAM + /etc/hosts, on a bridge this script made; no iptables)."
+echo "* both default networks are bridges (veth pair + IPAM + /etc/hosts): berthd's $BBRIDGE with its"
+echo "  nftables table, dockerd's $BRIDGE made by this script (no iptables); bench/net.sh measures networking."
 if [ -s "$WORK/errors" ]; then
   echo
   echo "failures:"
