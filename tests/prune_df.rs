@@ -103,7 +103,7 @@ fn container_prune_until_and_space_reclaimed() {
     let r = d.docker(&["container", "prune", "-f"]);
     assert_eq!(r.code, 0, "{r:?}");
     assert!(r.stdout.contains("Deleted Containers:"), "{r:?}");
-    assert!(r.stdout.contains("Total reclaimed space: 50."), "{r:?}");
+    assert!(r.stdout.contains("Total reclaimed space: 50"), "{r:?}");
     assert!(ids(&d).is_empty());
 }
 
@@ -211,7 +211,7 @@ fn system_df_as_docker_prints_it() {
     let containers: Vec<&str> = lines[2].split_whitespace().collect();
     assert_eq!(containers[..3], ["Containers", "1", "0"], "{docker:?}");
     assert!(
-        containers[3].starts_with("20.") && containers[5] == "(100%)",
+        containers[3].starts_with("20") && containers[5] == "(100%)",
         "{docker:?}"
     );
     // berth prints the same table.
@@ -247,7 +247,7 @@ fn berth_system_prune_removes_stopped_containers_and_images() {
     let r = d.berth(&["system", "prune", "-f", "--filter", "label!=keep"]);
     assert_eq!(r.code, 0, "{r:?}");
     assert!(r.stdout.starts_with("Deleted Containers:\n"), "{r:?}");
-    assert!(r.stdout.contains("Total reclaimed space: 10."), "{r:?}");
+    assert!(r.stdout.contains("Total reclaimed space: 10"), "{r:?}");
     assert_eq!(ids(&d), ["kept"]);
     // Nothing dangling: both images stay.
     assert_eq!(tags(&d), ["bb:latest", "spare:1"]);

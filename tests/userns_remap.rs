@@ -60,3 +60,23 @@ fn remapped_containers_are_root_inside_and_unprivileged_outside() {
     let r = d.docker(&["run", "--rm", "--userns", "host", "bb", "cat", "/proc/self/uid_map"]);
     assert!(r.stdout.split_whitespace().nth(1) == Some("0"), "{r:?}");
 }
+
+#[test]
+fn remapped_root_can_use_volumes() {
+    let d = Daemon::start_with(&["--userns-remap", "default"]);
+    d.load_busybox("bb:latest");
+    let r = d.docker(&[
+        "run",
+        "--rm",
+        "-v",
+        "remapped:/v",
+        "bb",
+        "sh",
+        "-c",
+        "echo ok > /v/f && stat -c %u /v/f",
+    ]);
+    assert_eq!(r.code, 0, "{r:?}\n{}", d.log());
+    assert_eq!(r.stdout, "0\n", "{r:?}");
+    let r = d.docker(&["run", "--rm", "-v", "remapped:/v", "bb", "cat", "/v/f"]);
+    assert_eq!(r.stdout, "ok\n", "{r:?}");
+}

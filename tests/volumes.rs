@@ -300,3 +300,41 @@ print(sorted(x.name for x in c.volumes.list()))
     );
     assert_eq!(stdout, "py\n{'a': 'b'}\nrefused 409\n['dv']\n");
 }
+
+#[test]
+fn a_symlink_in_the_image_cannot_send_a_mount_outside() {
+    let d = Daemon::start();
+    d.load_busybox("bb");
+    // A host directory the image's symlink points at (through enough `..` to leave any root).
+    let host = std::path::PathBuf::from(format!("/tmp/berth-escape-{}", std::process::id()));
+    std::fs::create_dir_all(&host).unwrap();
+    let target = format!("/../../../../../../..{}", host.display());
+    ok(&d, &["run", "--name", "evil", "bb", "ln", "-s", &target, "/escape"]);
+    ok(&d, &["commit", "evil", "evil:1"]);
+    let vol = d.root.join("vsrc");
+    std::fs::create_dir_all(&vol).unwrap();
+    std::fs::write(vol.join("payload"), "x").unwrap();
+    // The bind lands inside the container (the symlink resolved in its root), never on the host.
+    let r = d.berth(&[
+        "run",
+        "--rm",
+        "-v",
+        &format!("{}:/escape/sub", vol.display()),
+        "evil:1",
+        "ls",
+        "/escape/sub",
+    ]);
+    assert_eq!(r.code, 0, "{r:?}");
+    assert_eq!(r.stdout, "payload\n", "{r:?}");
+    assert_eq!(
+        std::fs::read_dir(&host).unwrap().count(),
+        0,
+        "something was made on the host"
+    );
+    let mounts = std::fs::read_to_string("/proc/self/mountinfo").unwrap();
+    assert!(
+        !mounts.contains(&host.display().to_string()),
+        "a mount reached the host"
+    );
+    std::fs::remove_dir_all(&host).unwrap();
+}

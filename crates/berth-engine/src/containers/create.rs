@@ -151,6 +151,12 @@ impl ContainerService {
             let _ = self.snapshots.remove_rw(&id);
             return Err(e);
         }
+        if let Err(e) = self.copy_up_volumes(&rec, &rec.mounts).await {
+            tracing::warn!(
+                "filling the new volumes of {} from its image: {e}",
+                berth_types::short_id(&id)
+            );
+        }
         let c = self.container(dir, rec);
         self.registry.insert(c.clone());
         self.publish(&c, "create", &[]);

@@ -43,6 +43,18 @@ impl ContainerService {
         spec::plan(&req)
     }
 
+    /// Fills the container's new, empty volumes with the image's content at their destination
+    /// (Docker does it at create, and again at start for a volume still empty).
+    pub(crate) async fn copy_up_volumes(&self, rec: &ContainerRecord, points: &[MountPoint]) -> Result<()> {
+        let copies = self.volumes.needs_copy(points);
+        if copies.is_empty() {
+            return Ok(());
+        }
+        let (snapshots, vols, r) = (self.snapshots.clone(), self.volumes.clone(), rec.clone());
+        let view_dir = self.shims_dir.with_file_name("copyup").join(&rec.id);
+        blocking(move || copy_up(&snapshots, &vols, &view_dir, &r, &copies)).await
+    }
+
     /// The mounts of the next run: new volumes are first filled from the image (copy-up), then
     /// everything is made ready for the runtime.
     pub(crate) async fn run_mounts(&self, rec: &ContainerRecord) -> Result<RunMounts> {
@@ -55,12 +67,7 @@ impl ContainerService {
         } else {
             rec.mounts.clone()
         };
-        let copies = self.volumes.needs_copy(&points);
-        if !copies.is_empty() {
-            let (snapshots, vols, r) = (self.snapshots.clone(), self.volumes.clone(), rec.clone());
-            let view_dir = self.shims_dir.with_file_name("copyup").join(&rec.id);
-            blocking(move || copy_up(&snapshots, &vols, &view_dir, &r, &copies)).await?;
-        }
+        self.copy_up_volumes(rec, &points).await?;
         let (vols, id) = (self.volumes.clone(), rec.id.clone());
         blocking(move || vols.mounts(&id, &points)).await
     }
