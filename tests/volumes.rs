@@ -338,3 +338,71 @@ fn a_symlink_in_the_image_cannot_send_a_mount_outside() {
     );
     std::fs::remove_dir_all(&host).unwrap();
 }
+
+#[test]
+fn typed_local_volumes_and_subpaths() {
+    let d = Daemon::start();
+    d.load_busybox("bb");
+    ok(
+        &d,
+        &[
+            "volume",
+            "create",
+            "-o",
+            "type=tmpfs",
+            "-o",
+            "device=tmpfs",
+            "-o",
+            "o=size=1m",
+            "tv",
+        ],
+    );
+    let out = ok(
+        &d,
+        &[
+            "run",
+            "--rm",
+            "-v",
+            "tv:/t",
+            "bb",
+            "sh",
+            "-c",
+            "grep ' /t ' /proc/mounts; dd if=/dev/zero of=/t/big bs=1k count=2048 2>/dev/null; echo rc=$?",
+        ],
+    );
+    assert!(out.contains("tmpfs /t tmpfs"), "{out}");
+    assert!(out.contains("rc=1"), "size option not applied: {out}");
+    // Unmounted again once no container uses it.
+    let mp = serde_json::from_str::<serde_json::Value>(&ok(&d, &["volume", "inspect", "tv"])).unwrap()[0]["Mountpoint"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let mounts = std::fs::read_to_string("/proc/self/mountinfo").unwrap();
+    assert!(!mounts.contains(&mp), "tmpfs volume still mounted at {mp}");
+    ok(
+        &d,
+        &[
+            "run",
+            "--rm",
+            "-v",
+            "data:/d",
+            "bb",
+            "sh",
+            "-c",
+            "mkdir -p /d/sub && echo in-sub > /d/sub/f",
+        ],
+    );
+    let out = ok(
+        &d,
+        &[
+            "run",
+            "--rm",
+            "--mount",
+            "type=volume,source=data,target=/s,volume-subpath=sub",
+            "bb",
+            "cat",
+            "/s/f",
+        ],
+    );
+    assert_eq!(out, "in-sub\n");
+}
