@@ -82,6 +82,11 @@ fn named_volumes_persist_across_containers_and_restarts() {
         ok(&d, &["run", "--rm", "-v", "store:/data", "bb", "cat", "/data/f"]),
         "hello\n"
     );
+    assert_eq!(ok(&d, &["volume", "ls", "-q", "--filter", "dangling=true"]), "store\n");
+    assert_eq!(ok(&d, &["volume", "ls", "-q", "--filter", "dangling=false"]), "auto\n");
+    assert_eq!(ok(&d, &["volume", "ls", "-q", "--filter", "label=k=v", "--filter", "driver=local"]), "store\n");
+    let (status, _) = d.api("GET", "/volumes?filters=%7B%22bogus%22%3A%5B%22x%22%5D%7D", None);
+    assert_eq!(status, 400);
     ok(&d, &["rm", "user"]);
     assert_eq!(ok(&d, &["volume", "rm", "auto"]), "auto\n");
     let r = d.berth(&["volume", "rm", "nosuch"]);
