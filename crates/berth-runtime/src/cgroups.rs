@@ -67,6 +67,15 @@ pub trait CgroupManager {
     /// What the container sees at `/sys/fs/cgroup`: `(name, host directory)` pairs; the name is empty for
     /// v2 (the directory itself is mounted there) and the hierarchy's mount name for v1.
     fn container_mounts(&self) -> Vec<(String, PathBuf)>;
+    /// Files a single-threaded process writes `0` to, each, to move itself into the cgroup; empty
+    /// when the cgroup has none (then [`CgroupManager::add_process`] is the way in).
+    ///
+    /// On v1 these are the hierarchies' `tasks` files: a thread moving itself there does not take the
+    /// kernel's global threadgroup lock, whose write side waits for an RCU grace period (several
+    /// milliseconds per `cgroup.procs` write of a pid); its children are born in the cgroup.
+    fn self_join_files(&self) -> Vec<PathBuf> {
+        Vec::new()
+    }
 }
 
 /// Picks v2 when `root/cgroup.controllers` exists, else v1; `path` is the spec's `cgroupsPath`.
@@ -346,6 +355,10 @@ impl CgroupManager for V1 {
         Ok(())
     }
 
+    fn self_join_files(&self) -> Vec<PathBuf> {
+        self.hierarchies.iter().map(|h| h.dir.join("tasks")).collect()
+    }
+
     fn oom_killed(&self) -> bool {
         let Some(dir) = self.dir("memory") else { return false };
         match keyed(&dir.join("memory.oom_control"), "oom_kill") {
@@ -546,6 +559,7 @@ mod tests {
         assert_eq!(read(dir.join("cpu.max")), "150000 100000");
         assert_eq!(read(dir.join("pids.max")), "50");
         cg.add_process(42).unwrap();
+        assert!(cg.self_join_files().is_empty(), "v2: moved by pid");
         assert_eq!(read(dir.join("cgroup.procs")), "42");
         assert!(!cg.oom_killed());
         std::fs::write(dir.join("memory.events"), "low 0\nhigh 0\nmax 3\noom 1\noom_kill 1\n").unwrap();
@@ -608,6 +622,16 @@ mod tests {
         assert_eq!(read(t.path().join("cpuset/berth/c1/cpuset.mems")), "0");
         cg.add_process(7).unwrap();
         assert_eq!(read(t.path().join("pids/berth/c1/cgroup.procs")), "7");
+        let mut tasks = cg.self_join_files();
+        tasks.sort();
+        let want: Vec<PathBuf> = ["cpu,cpuacct", "cpuset", "devices", "memory", "pids"]
+            .iter()
+            .map(|h| t.path().join(h).join("berth/c1/tasks"))
+            .collect();
+        assert_eq!(
+            tasks, want,
+            "a process moves itself through every hierarchy's tasks file"
+        );
         assert!(cg.set_frozen(true).is_err(), "no freezer hierarchy in this fake root");
         assert!(!cg.oom_killed());
         std::fs::write(

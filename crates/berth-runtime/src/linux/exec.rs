@@ -16,7 +16,7 @@
 use super::console::setup_console;
 use super::process::{apply_limits, exec_when_started, ProcessPlan};
 use super::{
-    abandon_child, child_error, cstr, errno, join_cgroup, parse_report, pipe, report, step, CreateError,
+    abandon_child, child_error, cpath, cstr, errno, join_cgroup, parse_report, pipe, report, step, CreateError,
     CreatedProcess, Stdio, Step,
 };
 use crate::cgroups::CgroupManager;
@@ -96,6 +96,10 @@ struct ExecPlan {
     stdio: Stdio,
     seccomp: Option<oci_spec::runtime::LinuxSeccomp>,
     seccomp_cache: Option<std::path::PathBuf>,
+    /// The cgroup files the helper writes `0` to before it clones the process, so the process is
+    /// born in the container's cgroup ([`CgroupManager::self_join_files`]); empty: the parent
+    /// moves the process by pid.
+    cgroup_tasks: Vec<CString>,
 }
 
 /// Starts `o.process` in the container of `o.init_pid`; it waits for [`CreatedProcess::start`] to
@@ -107,6 +111,13 @@ pub fn exec(o: &ExecOptions) -> Result<CreatedProcess, CreateError> {
         stdio: o.stdio,
         seccomp: o.spec.linux().as_ref().and_then(|l| l.seccomp().clone()),
         seccomp_cache: o.seccomp_cache.map(Path::to_path_buf),
+        cgroup_tasks: o
+            .cgroup
+            .map(|c| c.self_join_files())
+            .unwrap_or_default()
+            .iter()
+            .map(|p| cpath(p))
+            .collect::<Result<_, _>>()?,
     };
     let (p2c_r, p2c_w) = pipe()?;
     let (c2p_r, c2p_w) = pipe()?;
@@ -140,7 +151,9 @@ pub fn exec(o: &ExecOptions) -> Result<CreatedProcess, CreateError> {
         Err(e) => return Err(CreateError::other(format!("reading exec helper report: {e}"))),
     };
     let fail = |msg: String| abandon_child(pid, msg);
-    join_cgroup(o.cgroup, pid)?;
+    if plan.cgroup_tasks.is_empty() {
+        join_cgroup(o.cgroup, pid)?;
+    }
     let mut w = std::fs::File::from(p2c_w);
     if let Err(e) = w.write_all(b"G") {
         return Err(fail(format!("signalling exec process: {e}")));
@@ -208,6 +221,11 @@ fn helper_setup(plan: &ExecPlan, from_parent: &OwnedFd, to_parent: &OwnedFd) -> 
     // The shim's other descriptors (other processes' pipes and ptys, its sockets) must not be held
     // by this process until it execs: an EOF the shim waits for would never come.
     close_fds_except(&keep);
+    // Into the container's cgroup while the host's cgroup files are visible: the process cloned
+    // below is born there.
+    for path in &plan.cgroup_tasks {
+        join_cgroup_self(path).map_err(|e| (125, format!("joining cgroup: {path:?}: {e}")))?;
+    }
     // Compiled here, while the host's cache directory is still visible.
     let seccomp_bpf = match &plan.seccomp {
         Some(p) => {
@@ -288,6 +306,23 @@ fn process_setup(
     }
     apply_limits(&plan.process)?;
     exec_when_started(&plan.process, seccomp_bpf, from_parent, to_parent)
+}
+
+/// Moves this (single-threaded) process into a v1 cgroup by writing `0` to its `tasks` file.
+fn join_cgroup_self(path: &CString) -> std::io::Result<()> {
+    // SAFETY: path is a valid C string.
+    let fd = unsafe { libc::open(path.as_ptr(), libc::O_WRONLY | libc::O_CLOEXEC) };
+    if fd < 0 {
+        return Err(std::io::Error::last_os_error());
+    }
+    // SAFETY: fd is a fresh descriptor nothing else owns.
+    let fd = unsafe { OwnedFd::from_raw_fd(fd) };
+    // SAFETY: writing a static buffer to a descriptor we own.
+    let n = unsafe { libc::write(fd.as_raw_fd(), b"0".as_ptr().cast(), 1) };
+    if n != 1 {
+        return Err(std::io::Error::last_os_error());
+    }
+    Ok(())
 }
 
 /// Whether `fd` (a namespace) is the one this process is already in.
