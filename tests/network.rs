@@ -13,7 +13,12 @@ use std::time::Duration;
 
 fn ok(d: &Daemon, args: &[&str]) -> String {
     let r = d.berth(args);
-    assert_eq!(r.code, 0, "berth {args:?}: {r:?}");
+    if r.code != 0 {
+        let log = d.log();
+        let tail: Vec<&str> = log.lines().rev().take(40).collect();
+        let tail: Vec<&str> = tail.into_iter().rev().collect();
+        panic!("berth {args:?}: {r:?}\n--- daemon log (end)\n{}", tail.join("\n"));
+    }
     r.stdout
 }
 

@@ -10,7 +10,12 @@ use common::Daemon;
 
 fn ok(d: &Daemon, args: &[&str]) -> String {
     let r = d.berth(args);
-    assert_eq!(r.code, 0, "berth {args:?}: {r:?}");
+    if r.code != 0 {
+        let log = d.log();
+        let tail: Vec<&str> = log.lines().rev().take(40).collect();
+        let tail: Vec<&str> = tail.into_iter().rev().collect();
+        panic!("berth {args:?}: {r:?}\n--- daemon log (end)\n{}", tail.join("\n"));
+    }
     r.stdout
 }
 
@@ -84,7 +89,21 @@ fn named_volumes_persist_across_containers_and_restarts() {
     );
     assert_eq!(ok(&d, &["volume", "ls", "-q", "--filter", "dangling=true"]), "store\n");
     assert_eq!(ok(&d, &["volume", "ls", "-q", "--filter", "dangling=false"]), "auto\n");
-    assert_eq!(ok(&d, &["volume", "ls", "-q", "--filter", "label=k=v", "--filter", "driver=local"]), "store\n");
+    assert_eq!(
+        ok(
+            &d,
+            &[
+                "volume",
+                "ls",
+                "-q",
+                "--filter",
+                "label=k=v",
+                "--filter",
+                "driver=local"
+            ]
+        ),
+        "store\n"
+    );
     let (status, _) = d.api("GET", "/volumes?filters=%7B%22bogus%22%3A%5B%22x%22%5D%7D", None);
     assert_eq!(status, 400);
     ok(&d, &["rm", "user"]);
