@@ -260,7 +260,8 @@ impl Daemon {
 
     /// PIDs of processes whose command line mentions this test's root (the shims it started).
     pub fn own_processes(&self) -> Vec<i32> {
-        let needle = self.root.display().to_string();
+        // With the slash: /tmp/bt-1-1 must not match /tmp/bt-1-10 (another test's daemon).
+        let needle = format!("{}/", self.root.display());
         let mut out = Vec::new();
         if let Ok(rd) = std::fs::read_dir("/proc") {
             for e in rd.flatten() {
@@ -282,7 +283,8 @@ impl Daemon {
 
     /// Mount points under this test's root.
     pub fn own_mounts(&self) -> Vec<String> {
-        let needle = self.root.display().to_string();
+        // With the slash: /tmp/bt-1-1 must not match /tmp/bt-1-10 (another test's daemon).
+        let needle = format!("{}/", self.root.display());
         std::fs::read_to_string("/proc/self/mountinfo")
             .unwrap_or_default()
             .lines()
