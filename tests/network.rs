@@ -7,25 +7,9 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod common;
-use common::{eventually, Daemon};
+use common::{eventually, inspect, ok, Daemon};
 use std::io::{Read, Write};
 use std::time::Duration;
-
-fn ok(d: &Daemon, args: &[&str]) -> String {
-    let r = d.berth(args);
-    if r.code != 0 {
-        let log = d.log();
-        let tail: Vec<&str> = log.lines().rev().take(40).collect();
-        let tail: Vec<&str> = tail.into_iter().rev().collect();
-        panic!("berth {args:?}: {r:?}\n--- daemon log (end)\n{}", tail.join("\n"));
-    }
-    r.stdout
-}
-
-fn inspect(d: &Daemon, name: &str) -> serde_json::Value {
-    let v: serde_json::Value = serde_json::from_str(&ok(d, &["inspect", name])).unwrap();
-    v[0].clone()
-}
 
 /// An HTTP GET from the daemon's namespace (the "host" of the test), body or the error.
 fn http_get(d: &Daemon, addr: &str, path: &str) -> Result<String, String> {

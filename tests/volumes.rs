@@ -6,23 +6,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod common;
-use common::Daemon;
-
-fn ok(d: &Daemon, args: &[&str]) -> String {
-    let r = d.berth(args);
-    if r.code != 0 {
-        let log = d.log();
-        let tail: Vec<&str> = log.lines().rev().take(40).collect();
-        let tail: Vec<&str> = tail.into_iter().rev().collect();
-        panic!("berth {args:?}: {r:?}\n--- daemon log (end)\n{}", tail.join("\n"));
-    }
-    r.stdout
-}
-
-fn inspect(d: &Daemon, name: &str) -> serde_json::Value {
-    let v: serde_json::Value = serde_json::from_str(&ok(d, &["inspect", name])).unwrap();
-    v[0].clone()
-}
+use common::{inspect, ok, Daemon};
 
 /// An image with a `VOLUME /data` whose directory has content (for copy-up).
 fn image_with_volume(d: &Daemon) {

@@ -397,6 +397,25 @@ fn kill_pid(pid: i32) {
     let _ = Command::new("kill").arg("-9").arg(pid.to_string()).status();
 }
 
+/// Runs `berth` against the daemon and returns its stdout; a failure panics with the command's
+/// output and the end of the daemon's log.
+pub fn ok(d: &Daemon, args: &[&str]) -> String {
+    let r = d.berth(args);
+    if r.code != 0 {
+        let log = d.log();
+        let tail: Vec<&str> = log.lines().rev().take(40).collect();
+        let tail: Vec<&str> = tail.into_iter().rev().collect();
+        panic!("berth {args:?}: {r:?}\n--- daemon log (end)\n{}", tail.join("\n"));
+    }
+    r.stdout
+}
+
+/// `berth inspect NAME`, the first object.
+pub fn inspect(d: &Daemon, name: &str) -> serde_json::Value {
+    let v: serde_json::Value = serde_json::from_str(&ok(d, &["inspect", name])).unwrap();
+    v[0].clone()
+}
+
 /// Reads a file, or an empty string.
 pub fn read(p: &Path) -> String {
     std::fs::read_to_string(p).unwrap_or_default()

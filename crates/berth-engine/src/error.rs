@@ -71,6 +71,21 @@ pub enum EngineError {
 }
 
 impl EngineError {
+    /// A subsystem's error (network, volume) as the engine reports it: same message, and the
+    /// variant that gives the HTTP status of its kind.
+    pub fn from_kind<E: berth_types::HasErrorKind + std::fmt::Display>(e: E) -> Self {
+        use berth_types::ErrorKind as K;
+        let m = e.to_string();
+        match e.kind() {
+            K::NotFound => EngineError::NotFound(m),
+            K::Conflict => EngineError::Conflict(m),
+            K::InvalidArgument => EngineError::InvalidArgument(m),
+            K::Forbidden => EngineError::Forbidden(m),
+            K::NotModified => EngineError::NotModified(m),
+            _ => EngineError::Internal(m),
+        }
+    }
+
     /// An I/O error with the operation and the path it concerned.
     pub fn io(what: &'static str, path: impl AsRef<std::path::Path>, source: std::io::Error) -> Self {
         EngineError::Io {

@@ -37,15 +37,7 @@ pub struct RunMounts {
 }
 
 fn vol_err<E: HasErrorKind + std::fmt::Display>(e: E) -> EngineError {
-    use berth_types::ErrorKind as K;
-    let m = e.to_string();
-    match e.kind() {
-        K::NotFound => EngineError::NotFound(m),
-        K::Conflict => EngineError::Conflict(m),
-        K::InvalidArgument => EngineError::InvalidArgument(m),
-        K::Forbidden => EngineError::Forbidden(m),
-        _ => EngineError::Internal(m),
-    }
+    EngineError::from_kind(e)
 }
 
 /// The volume service.

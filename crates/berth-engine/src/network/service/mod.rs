@@ -252,16 +252,7 @@ pub struct Networks {
 }
 
 fn net_err<E: HasErrorKind + std::fmt::Display>(e: E) -> EngineError {
-    use berth_types::ErrorKind as K;
-    let m = e.to_string();
-    match e.kind() {
-        K::NotFound => EngineError::NotFound(m),
-        K::Conflict => EngineError::Conflict(m),
-        K::InvalidArgument => EngineError::InvalidArgument(m),
-        K::Forbidden => EngineError::Forbidden(m),
-        K::NotModified => EngineError::NotModified(m),
-        _ => EngineError::Internal(m),
-    }
+    EngineError::from_kind(e)
 }
 
 fn parse_net(s: &str) -> Result<IpNet> {
@@ -505,6 +496,14 @@ impl Networks {
                     .into(),
             )
         })
+    }
+
+    /// The network's spec and driver, for a join or a leave.
+    pub(super) fn driver_for(&self, network_id: &str) -> Option<(NetworkSpec, Arc<dyn NetworkDriver>)> {
+        let inner = lock(&self.inner);
+        let net = inner.nets.get(network_id)?;
+        let d = self.drivers.get(net.rec.driver.as_str())?;
+        Some((net.spec(), d.clone()))
     }
 
     /// Creates the network's links (a bridge) and its firewall rules.

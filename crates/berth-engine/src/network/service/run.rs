@@ -387,15 +387,8 @@ impl Networks {
         let netns = Netns::from_pid(pid as u32).map_err(net_err)?;
         let mut joined = Vec::new();
         for e in &run.endpoints {
-            let (spec, driver) = {
-                let inner = lock(&self.inner);
-                let Some(net) = inner.nets.get(&e.network_id) else {
-                    continue;
-                };
-                let Some(d) = self.drivers.get(net.rec.driver.as_str()) else {
-                    continue;
-                };
-                (net.spec(), d.clone())
+            let Some((spec, driver)) = self.driver_for(&e.network_id) else {
+                continue;
             };
             let ep = endpoint_spec(id, e);
             match driver.join(&spec, &ep, &netns) {
@@ -558,15 +551,8 @@ impl Networks {
             }
         }
         for e in &run.endpoints {
-            let (spec, driver) = {
-                let inner = lock(&self.inner);
-                let Some(net) = inner.nets.get(&e.network_id) else {
-                    continue;
-                };
-                let Some(d) = self.drivers.get(net.rec.driver.as_str()) else {
-                    continue;
-                };
-                (net.spec(), d.clone())
+            let Some((spec, driver)) = self.driver_for(&e.network_id) else {
+                continue;
             };
             if let Err(err) = driver.leave(&spec, &endpoint_spec(id, e)) {
                 tracing::warn!(
