@@ -114,13 +114,9 @@ fn route(st: &mut State, method: &str, path: &str, body: &Value) -> (&'static st
 }
 
 async fn handle(mut s: UnixStream, st: Shared) {
-    let Some((line, body)) = common::read_request(&mut s).await else {
+    let Some((method, target, body)) = common::read_json_request(&mut s).await else {
         return;
     };
-    let mut words = line.split(' ');
-    let method = words.next().unwrap_or_default().to_string();
-    let target = words.next().unwrap_or_default().to_string();
-    let body: Value = serde_json::from_slice(&body).unwrap_or(Value::Null);
     let path = target.split('?').next().unwrap_or_default();
     let path = path.strip_prefix("/v1.47").unwrap_or(path).to_string();
     let (status, answer) = {
@@ -130,11 +126,7 @@ async fn handle(mut s: UnixStream, st: Shared) {
         }
         route(&mut g, &method, &path, &body)
     };
-    let msg = if status.starts_with("204") {
-        "HTTP/1.1 204 No Content\r\n\r\n".to_string()
-    } else {
-        common::response(status, &answer)
-    };
+    let msg = common::response_or_no_content(status, &answer);
     let _ = s.write_all(msg.as_bytes()).await;
 }
 

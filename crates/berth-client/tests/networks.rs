@@ -79,13 +79,9 @@ fn route(st: &mut State, method: &str, parts: &[&str], body: &Value) -> (&'stati
 }
 
 async fn handle(mut s: UnixStream, st: Shared) {
-    let Some((line, body)) = common::read_request(&mut s).await else {
+    let Some((method, target, body)) = common::read_json_request(&mut s).await else {
         return;
     };
-    let mut words = line.split(' ');
-    let method = words.next().unwrap_or_default().to_string();
-    let target = words.next().unwrap_or_default().to_string();
-    let body: Value = serde_json::from_slice(&body).unwrap_or(Value::Null);
     let path = target.split('?').next().unwrap_or_default();
     let path = path
         .strip_prefix("/v1.47")

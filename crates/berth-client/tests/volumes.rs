@@ -70,13 +70,9 @@ fn route(st: &mut State, method: &str, parts: &[&str], query: &str, body: &Value
 }
 
 async fn handle(mut s: UnixStream, st: Shared) {
-    let Some((line, body)) = common::read_request(&mut s).await else {
+    let Some((method, target, body)) = common::read_json_request(&mut s).await else {
         return;
     };
-    let mut words = line.split(' ');
-    let method = words.next().unwrap_or_default().to_string();
-    let target = words.next().unwrap_or_default().to_string();
-    let body: Value = serde_json::from_slice(&body).unwrap_or(Value::Null);
     let (path, query) = target.split_once('?').unwrap_or((&target, ""));
     let path = path.strip_prefix("/v1.47").unwrap_or(path).replace("%20", " ");
     let parts: Vec<&str> = path.trim_start_matches('/').split('/').collect();
@@ -85,11 +81,7 @@ async fn handle(mut s: UnixStream, st: Shared) {
         g.log.push((format!("{method} {target}"), body.clone()));
         route(&mut g, &method, &parts, query, &body)
     };
-    let msg = if status.starts_with("204") {
-        "HTTP/1.1 204 No Content\r\n\r\n".to_string()
-    } else {
-        common::response("1.47", status, &answer)
-    };
+    let msg = common::response_or_no_content(status, &answer);
     let _ = s.write_all(msg.as_bytes()).await;
 }
 

@@ -55,6 +55,26 @@ pub async fn read_request(s: &mut UnixStream) -> Option<(String, Vec<u8>)> {
     Some((head.lines().next().unwrap_or_default().to_string(), body))
 }
 
+/// Reads one request as its method, its target (`/path?query`) and its JSON body (`null` when
+/// there is none or it is not JSON).
+pub async fn read_json_request(s: &mut UnixStream) -> Option<(String, String, serde_json::Value)> {
+    let (line, body) = read_request(s).await?;
+    let mut words = line.split(' ');
+    let method = words.next().unwrap_or_default().to_string();
+    let target = words.next().unwrap_or_default().to_string();
+    let body = serde_json::from_slice(&body).unwrap_or(serde_json::Value::Null);
+    Some((method, target, body))
+}
+
+/// [`response`] (API 1.47), or a bare `204 No Content` for a 204 `status`.
+pub fn response_or_no_content(status: &str, body: &str) -> String {
+    if status.starts_with("204") {
+        "HTTP/1.1 204 No Content\r\n\r\n".to_string()
+    } else {
+        response(status, body)
+    }
+}
+
 /// A JSON response with `status` (e.g. `200 OK`) and `body`.
 pub fn response(status: &str, body: &str) -> String {
     format!(
