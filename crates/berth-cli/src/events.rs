@@ -243,20 +243,9 @@ pub async fn prune(client: &Client, a: SystemPruneArgs) -> Result<i32> {
     image_filters.insert("dangling".into(), vec![if a.all { "false" } else { "true" }.into()]);
     let images = client.images_prune(&image_filters).await.map_err(fail)?;
     let items = images["ImagesDeleted"].as_array().cloned().unwrap_or_default();
-    if !items.is_empty() {
-        out.push_str("Deleted Images:\n");
-        for it in items {
-            if let Some(u) = it["Untagged"].as_str() {
-                out.push_str(&format!("untagged: {u}\n"));
-            }
-            if let Some(d) = it["Deleted"].as_str() {
-                out.push_str(&format!("deleted: {d}\n"));
-            }
-        }
-        out.push('\n');
-    }
+    out.push_str(&crate::objects::images_deleted_section(&items));
     space += images["SpaceReclaimed"].as_f64().unwrap_or(0.0);
-    out.push_str(&format!("Total reclaimed space: {}\n", human_size_prec(space, 4)));
+    out.push_str(&crate::objects::reclaimed_line(space));
     crate::write_out(&out);
     Ok(0)
 }

@@ -54,6 +54,30 @@ pub fn deleted_section<S: AsRef<str>>(title: &str, deleted: &[S]) -> String {
     out
 }
 
+/// `image prune`'s list of deleted images: `untagged: ref` and `deleted: id` lines under
+/// `Deleted Images:`, then a blank line; nothing when the report lists no image.
+pub fn images_deleted_section(items: &[Value]) -> String {
+    if items.is_empty() {
+        return String::new();
+    }
+    let mut out = String::from("Deleted Images:\n");
+    for it in items {
+        if let Some(u) = it["Untagged"].as_str() {
+            out.push_str(&format!("untagged: {u}\n"));
+        }
+        if let Some(d) = it["Deleted"].as_str() {
+            out.push_str(&format!("deleted: {d}\n"));
+        }
+    }
+    out.push('\n');
+    out
+}
+
+/// The last line of a prune: `Total reclaimed space: 1.5MB`.
+pub fn reclaimed_line(space: f64) -> String {
+    format!("Total reclaimed space: {}\n", crate::units::human_size_prec(space, 4))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -65,5 +89,19 @@ mod tests {
             deleted_section("Deleted Things", &["a", "b"]),
             "Deleted Things:\na\nb\n\n"
         );
+    }
+
+    #[test]
+    fn images_deleted_and_reclaimed() {
+        assert_eq!(images_deleted_section(&[]), "");
+        let items = [
+            serde_json::json!({"Untagged": "bb:1"}),
+            serde_json::json!({"Deleted": "sha256:ab"}),
+        ];
+        assert_eq!(
+            images_deleted_section(&items),
+            "Deleted Images:\nuntagged: bb:1\ndeleted: sha256:ab\n\n"
+        );
+        assert_eq!(reclaimed_line(1_500_000.0), "Total reclaimed space: 1.5MB\n");
     }
 }

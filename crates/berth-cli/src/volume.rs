@@ -238,10 +238,7 @@ pub fn prune_plan(a: &VolumePruneArgs, api_version: &str) -> Result<(Filters, &'
 pub fn prune_output(deleted: &[String], reclaimed: u64) -> String {
     let reclaimed = if deleted.is_empty() { 0 } else { reclaimed };
     let mut out = crate::objects::deleted_section("Deleted Volumes", deleted);
-    out.push_str(&format!(
-        "Total reclaimed space: {}\n",
-        human_size_prec(reclaimed as f64, 4)
-    ));
+    out.push_str(&crate::objects::reclaimed_line(reclaimed as f64));
     out
 }
 

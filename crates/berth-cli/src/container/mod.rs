@@ -526,7 +526,7 @@ pub async fn prune(client: &Client, a: PruneArgs) -> Result<i32> {
         .unwrap_or_default();
     crate::write_out(&crate::objects::deleted_section("Deleted Containers", &deleted));
     let space = report["SpaceReclaimed"].as_f64().unwrap_or(0.0);
-    outln!("Total reclaimed space: {}", units::human_size_prec(space, 4));
+    crate::write_out(&crate::objects::reclaimed_line(space));
     Ok(0)
 }
 
