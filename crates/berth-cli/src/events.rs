@@ -222,13 +222,7 @@ pub async fn prune(client: &Client, a: SystemPruneArgs) -> Result<i32> {
         .as_array()
         .map(|a| a.iter().filter_map(Value::as_str).collect())
         .unwrap_or_default();
-    if !deleted.is_empty() {
-        out.push_str("Deleted Containers:\n");
-        for d in deleted {
-            out.push_str(&format!("{d}\n"));
-        }
-        out.push('\n');
-    }
+    out.push_str(&crate::objects::deleted_section("Deleted Containers", &deleted));
     let mut space = containers["SpaceReclaimed"].as_f64().unwrap_or(0.0);
     let networks = client.networks_prune(&filters).await.map_err(fail)?;
     out.push_str(&crate::network::prune_output(
@@ -237,12 +231,11 @@ pub async fn prune(client: &Client, a: SystemPruneArgs) -> Result<i32> {
     if a.volumes {
         // As the docker CLI's `volume.RunPrune`: anonymous volumes only, whatever `-a` says.
         let report = client.volumes_prune(&filters).await.map_err(fail)?;
+        out.push_str(&crate::objects::deleted_section(
+            "Deleted Volumes",
+            &report.volumes_deleted,
+        ));
         if !report.volumes_deleted.is_empty() {
-            out.push_str("Deleted Volumes:\n");
-            for v in &report.volumes_deleted {
-                out.push_str(&format!("{v}\n"));
-            }
-            out.push('\n');
             space += report.space_reclaimed as f64;
         }
     }
@@ -250,20 +243,9 @@ pub async fn prune(client: &Client, a: SystemPruneArgs) -> Result<i32> {
     image_filters.insert("dangling".into(), vec![if a.all { "false" } else { "true" }.into()]);
     let images = client.images_prune(&image_filters).await.map_err(fail)?;
     let items = images["ImagesDeleted"].as_array().cloned().unwrap_or_default();
-    if !items.is_empty() {
-        out.push_str("Deleted Images:\n");
-        for it in items {
-            if let Some(u) = it["Untagged"].as_str() {
-                out.push_str(&format!("untagged: {u}\n"));
-            }
-            if let Some(d) = it["Deleted"].as_str() {
-                out.push_str(&format!("deleted: {d}\n"));
-            }
-        }
-        out.push('\n');
-    }
+    out.push_str(&crate::objects::images_deleted_section(&items));
     space += images["SpaceReclaimed"].as_f64().unwrap_or(0.0);
-    out.push_str(&format!("Total reclaimed space: {}\n", human_size_prec(space, 4)));
+    out.push_str(&crate::objects::reclaimed_line(space));
     crate::write_out(&out);
     Ok(0)
 }

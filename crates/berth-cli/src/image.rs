@@ -437,20 +437,9 @@ pub async fn prune(client: &Client, a: ImagePruneArgs) -> Result<i32> {
     filters.insert("dangling".into(), vec![if a.all { "false" } else { "true" }.into()]);
     let report = client.images_prune(&filters).await.map_err(fail)?;
     let items = report["ImagesDeleted"].as_array().cloned().unwrap_or_default();
-    if !items.is_empty() {
-        outln!("Deleted Images:");
-        for it in items {
-            if let Some(u) = it["Untagged"].as_str() {
-                outln!("untagged: {u}");
-            }
-            if let Some(d) = it["Deleted"].as_str() {
-                outln!("deleted: {d}");
-            }
-        }
-        outln!();
-    }
+    crate::write_out(&crate::objects::images_deleted_section(&items));
     let space = report["SpaceReclaimed"].as_f64().unwrap_or(0.0);
-    outln!("Total reclaimed space: {}", units::human_size_prec(space, 4));
+    crate::write_out(&crate::objects::reclaimed_line(space));
     Ok(0)
 }
 

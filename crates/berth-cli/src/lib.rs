@@ -22,6 +22,7 @@ mod filters;
 mod format;
 mod image;
 mod network;
+mod objects;
 mod opts;
 mod sortorder;
 mod system;

@@ -16,7 +16,7 @@ use crate::args::{
     NetworkRmArgs,
 };
 use crate::filters::parse_filters;
-use crate::format::{json_indent, Format};
+use crate::format::Format;
 use crate::opts::{kv_map, netaddr, validate_link};
 use crate::sortorder::natural_cmp;
 use crate::term::confirm;
@@ -328,22 +328,7 @@ pub async fn inspect(client: &Client, a: NetworkInspectArgs) -> Result<i32> {
             Err(e) => errors.push(e.to_string()),
         }
     }
-    match tmpl {
-        Some(t) => {
-            let mut out = String::new();
-            for raw in &found {
-                let v: Value = serde_json::from_str(raw).map_err(fail)?;
-                out.push_str(&t.render(&v).map_err(fail)?);
-                out.push('\n');
-            }
-            crate::write_out(&out);
-        }
-        None => outln!("{}", json_indent(&format!("[{}]", found.join(",")), "    ")),
-    }
-    for e in &errors {
-        eprintln!("{e}");
-    }
-    Ok(if errors.is_empty() { 0 } else { 1 })
+    crate::objects::print_inspected(&found, &errors, tmpl, |_| {})
 }
 
 /// `docker network rm`: each name on success, each error on stderr; exit 1 if any failed
@@ -385,17 +370,7 @@ pub async fn disconnect(client: &Client, a: NetworkDisconnectArgs) -> Result<i32
 
 /// The text `network prune` prints for the daemon's report.
 pub fn prune_output(deleted: &[String]) -> String {
-    if deleted.is_empty() {
-        return String::new();
-    }
-    let mut out = String::from("Deleted Networks:\n");
-    for d in deleted {
-        out.push_str(d);
-        out.push('\n');
-    }
-    // The docker CLI prints the report with Println, hence the blank line.
-    out.push('\n');
-    out
+    crate::objects::deleted_section("Deleted Networks", deleted)
 }
 
 /// `docker network prune`.

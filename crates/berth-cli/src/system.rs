@@ -6,7 +6,7 @@ use serde_json::{json, Value};
 
 use crate::args::{InfoArgs, VersionArgs};
 use crate::connect::{connect, ConnectOpts};
-use crate::format::{json_indent, Format};
+use crate::format::Format;
 use crate::units;
 use crate::StatusError;
 
@@ -126,26 +126,12 @@ pub async fn inspect(
             Err(e) => errors.push(e.to_string()),
         }
     }
-    match tmpl {
-        Some(t) => {
-            let mut out = String::new();
-            for raw in &found {
-                let mut v: Value = serde_json::from_str(raw).map_err(fail)?;
-                fill_go_zero_values(&mut v);
-                if v.get("Mountpoint").is_some() {
-                    crate::volume::fill_volume_zero_values(&mut v);
-                }
-                out.push_str(&t.render(&v).map_err(fail)?);
-                out.push('\n');
-            }
-            crate::write_out(&out);
+    crate::objects::print_inspected(&found, &errors, tmpl, |v| {
+        fill_go_zero_values(v);
+        if v.get("Mountpoint").is_some() {
+            crate::volume::fill_volume_zero_values(v);
         }
-        None => outln!("{}", json_indent(&format!("[{}]", found.join(",")), "    ")),
-    }
-    for e in &errors {
-        eprintln!("{e}");
-    }
-    Ok(if errors.is_empty() { 0 } else { 1 })
+    })
 }
 
 /// An RFC 3339 build time as Go's `time.ANSIC` (`Thu Jan  1 00:00:00 2026`), as docker prints it.

@@ -8,7 +8,7 @@ use serde_json::{json, Map, Value};
 
 use crate::args::{VolumeCreateArgs, VolumeInspectArgs, VolumeLsArgs, VolumePruneArgs, VolumeRmArgs};
 use crate::filters::parse_filters;
-use crate::format::{json_indent, Format};
+use crate::format::Format;
 use crate::opts::kv_map;
 use crate::sortorder::natural_cmp;
 use crate::term::confirm;
@@ -190,23 +190,7 @@ pub async fn inspect(client: &Client, a: VolumeInspectArgs) -> Result<i32> {
             Err(e) => errors.push(e.to_string()),
         }
     }
-    match tmpl {
-        Some(t) => {
-            let mut out = String::new();
-            for raw in &found {
-                let mut v: Value = serde_json::from_str(raw).map_err(fail)?;
-                fill_volume_zero_values(&mut v);
-                out.push_str(&t.render(&v).map_err(fail)?);
-                out.push('\n');
-            }
-            crate::write_out(&out);
-        }
-        None => outln!("{}", json_indent(&format!("[{}]", found.join(",")), "    ")),
-    }
-    for e in &errors {
-        eprintln!("{e}");
-    }
-    Ok(if errors.is_empty() { 0 } else { 1 })
+    crate::objects::print_inspected(&found, &errors, tmpl, fill_volume_zero_values)
 }
 
 /// `docker volume rm`: each name removed on stdout, the errors on stderr; exit 1 if any failed.
@@ -253,20 +237,8 @@ pub fn prune_plan(a: &VolumePruneArgs, api_version: &str) -> Result<(Filters, &'
 /// when volumes were deleted).
 pub fn prune_output(deleted: &[String], reclaimed: u64) -> String {
     let reclaimed = if deleted.is_empty() { 0 } else { reclaimed };
-    let mut out = String::new();
-    if !deleted.is_empty() {
-        out.push_str("Deleted Volumes:\n");
-        for d in deleted {
-            out.push_str(d);
-            out.push('\n');
-        }
-        // The docker CLI prints the list with Fprintln, hence the blank line.
-        out.push('\n');
-    }
-    out.push_str(&format!(
-        "Total reclaimed space: {}\n",
-        human_size_prec(reclaimed as f64, 4)
-    ));
+    let mut out = crate::objects::deleted_section("Deleted Volumes", deleted);
+    out.push_str(&crate::objects::reclaimed_line(reclaimed as f64));
     out
 }
 

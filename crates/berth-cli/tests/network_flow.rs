@@ -4,31 +4,23 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use std::path::{Path, PathBuf};
-use std::process::Command;
+use std::path::Path;
 use std::sync::{Arc, Mutex};
 
+use common::{seen, Seen};
 use serde_json::{json, Value};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::{UnixListener, UnixStream};
+use tokio::io::AsyncWriteExt;
+use tokio::net::UnixStream;
+
+mod common;
 
 const CHILD_ENV: &str = "BERTH_NETWORK_FLOW_CHILD_ARGS";
-const MARK: &str = "\u{1}BERTH-OUTPUT\u{1}\n";
 
 /// Not a test of its own: when the parent sets `CHILD_ENV`, runs berth with those arguments and
 /// exits with its code (the markers separate berth's output from the test harness's).
 #[test]
 fn child_berth() {
-    let Ok(args) = std::env::var(CHILD_ENV) else {
-        return;
-    };
-    let args: Vec<String> = serde_json::from_str(&args).unwrap();
-    print!("{MARK}");
-    eprint!("{MARK}");
-    use std::io::Write;
-    let _ = std::io::stdout().flush();
-    let code = berth_cli::run(args);
-    std::process::exit(code);
+    common::child_main(CHILD_ENV);
 }
 
 #[derive(Default)]
@@ -39,30 +31,6 @@ struct State {
 }
 
 type Shared = Arc<Mutex<State>>;
-
-async fn read_request(s: &mut UnixStream) -> Option<(String, Vec<u8>)> {
-    let mut head = Vec::new();
-    let mut b = [0u8; 1];
-    while !head.ends_with(b"\r\n\r\n") {
-        if s.read(&mut b).await.ok()? == 0 {
-            return None;
-        }
-        head.push(b[0]);
-    }
-    let head = String::from_utf8_lossy(&head).into_owned();
-    let len = head
-        .lines()
-        .find_map(|l| {
-            l.to_lowercase()
-                .strip_prefix("content-length:")
-                .map(|v| v.trim().to_string())
-        })
-        .and_then(|v| v.parse::<usize>().ok())
-        .unwrap_or(0);
-    let mut body = vec![0u8; len];
-    s.read_exact(&mut body).await.ok()?;
-    Some((head.lines().next().unwrap_or_default().to_string(), body))
-}
 
 fn net(name: &str, id: &str, driver: &str) -> Value {
     json!({"Name": name, "Id": id, "Created": "2026-01-02T03:04:05.5Z", "Scope": "local", "Driver": driver,
@@ -146,13 +114,9 @@ fn route(st: &mut State, method: &str, path: &str, body: &Value) -> (&'static st
 }
 
 async fn handle(mut s: UnixStream, st: Shared) {
-    let Some((line, body)) = read_request(&mut s).await else {
+    let Some((method, target, body)) = common::read_json_request(&mut s).await else {
         return;
     };
-    let mut words = line.split(' ');
-    let method = words.next().unwrap_or_default().to_string();
-    let target = words.next().unwrap_or_default().to_string();
-    let body: Value = serde_json::from_slice(&body).unwrap_or(Value::Null);
     let path = target.split('?').next().unwrap_or_default();
     let path = path.strip_prefix("/v1.47").unwrap_or(path).to_string();
     let (status, answer) = {
@@ -162,35 +126,13 @@ async fn handle(mut s: UnixStream, st: Shared) {
         }
         route(&mut g, &method, &path, &body)
     };
-    let msg = if status.starts_with("204") {
-        "HTTP/1.1 204 No Content\r\n\r\n".to_string()
-    } else {
-        format!(
-            "HTTP/1.1 {status}\r\nApi-Version: 1.47\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{answer}",
-            answer.len()
-        )
-    };
+    let msg = common::response_or_no_content(status, &answer);
     let _ = s.write_all(msg.as_bytes()).await;
 }
 
-struct Daemon {
-    sock: PathBuf,
-    st: Shared,
-}
-
-impl Drop for Daemon {
-    fn drop(&mut self) {
-        if let Some(dir) = self.sock.parent() {
-            let _ = std::fs::remove_dir_all(dir);
-        }
-    }
-}
+type Daemon = common::Daemon<State>;
 
 fn start_daemon(name: &str) -> Daemon {
-    let dir = std::env::temp_dir().join(format!("berth-cli-net-{}-{name}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
-    let sock = dir.join("d.sock");
-    let _ = std::fs::remove_file(&sock);
     let st: Shared = Arc::default();
     {
         let mut g = st.lock().unwrap();
@@ -198,66 +140,11 @@ fn start_daemon(name: &str) -> Daemon {
         g.nets.push(net("host", &"4".repeat(64), "host"));
         g.nets.push(net("none", &"0".repeat(64), "null"));
     }
-    let (st2, sock2) = (st.clone(), sock.clone());
-    let (ready_tx, ready_rx) = std::sync::mpsc::channel();
-    std::thread::spawn(move || {
-        let rt = tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-            .unwrap();
-        rt.block_on(async move {
-            let listener = UnixListener::bind(&sock2).unwrap();
-            ready_tx.send(()).unwrap();
-            loop {
-                let (s, _) = listener.accept().await.unwrap();
-                tokio::spawn(handle(s, st2.clone()));
-            }
-        });
-    });
-    ready_rx.recv().unwrap();
-    Daemon { sock, st }
-}
-
-/// What a user sees: stdout, stderr, exit code.
-#[derive(Debug, PartialEq)]
-struct Seen {
-    out: String,
-    err: String,
-    code: i32,
-}
-
-fn after_mark(s: &[u8]) -> String {
-    let s = String::from_utf8_lossy(s);
-    match s.split_once(MARK) {
-        Some((_, rest)) => rest.to_string(),
-        None => s.into_owned(),
-    }
+    common::start_daemon("berth-cli-net", name, st, handle)
 }
 
 fn berth(sock: &Path, args: &[&str]) -> Seen {
-    let host = format!("unix://{}", sock.display());
-    let mut argv = vec!["berth", "-H", host.as_str()];
-    argv.extend_from_slice(args);
-    let out = Command::new(std::env::current_exe().unwrap())
-        .args(["--exact", "child_berth", "--nocapture", "--test-threads=1"])
-        .env(CHILD_ENV, serde_json::to_string(&argv).unwrap())
-        .env("BERTH_NO_AUTOSTART", "1")
-        .env_remove("DOCKER_API_VERSION")
-        .output()
-        .unwrap();
-    Seen {
-        out: after_mark(&out.stdout),
-        err: after_mark(&out.stderr),
-        code: out.status.code().unwrap_or(-1),
-    }
-}
-
-fn seen(out: &str, err: &str, code: i32) -> Seen {
-    Seen {
-        out: out.into(),
-        err: err.into(),
-        code,
-    }
+    common::berth_in(CHILD_ENV, sock, args, "")
 }
 
 fn last_body(d: &Daemon) -> (String, Value) {

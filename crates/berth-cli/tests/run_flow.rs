@@ -8,9 +8,11 @@ use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 
 use serde_json::Value;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::{UnixListener, UnixStream};
+use tokio::io::AsyncWriteExt;
+use tokio::net::UnixStream;
 use tokio::sync::{watch, Notify};
+
+mod common;
 
 struct Ctr {
     cmd: Vec<String>,
@@ -27,36 +29,8 @@ struct State {
 
 type Shared = Arc<Mutex<State>>;
 
-async fn read_request(s: &mut UnixStream) -> Option<(String, Vec<u8>)> {
-    let mut head = Vec::new();
-    let mut b = [0u8; 1];
-    while !head.ends_with(b"\r\n\r\n") {
-        if s.read(&mut b).await.ok()? == 0 {
-            return None;
-        }
-        head.push(b[0]);
-    }
-    let head = String::from_utf8_lossy(&head).into_owned();
-    let len = head
-        .lines()
-        .find_map(|l| {
-            l.to_lowercase()
-                .strip_prefix("content-length:")
-                .map(|v| v.trim().to_string())
-        })
-        .and_then(|v| v.parse::<usize>().ok())
-        .unwrap_or(0);
-    let mut body = vec![0u8; len];
-    s.read_exact(&mut body).await.ok()?;
-    Some((head.lines().next().unwrap_or_default().to_string(), body))
-}
-
 async fn reply(s: &mut UnixStream, status: &str, body: &str) {
-    let msg = format!(
-        "HTTP/1.1 {status}\r\nApi-Version: 1.47\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
-        body.len()
-    );
-    let _ = s.write_all(msg.as_bytes()).await;
+    let _ = s.write_all(common::response(status, body).as_bytes()).await;
 }
 
 fn frame(stream: u8, data: &[u8]) -> Vec<u8> {
@@ -67,7 +41,7 @@ fn frame(stream: u8, data: &[u8]) -> Vec<u8> {
 }
 
 async fn handle(mut s: UnixStream, st: Shared) {
-    let Some((line, body)) = read_request(&mut s).await else {
+    let Some((line, body)) = common::read_request(&mut s).await else {
         return;
     };
     let path = line.split(' ').nth(1).unwrap_or_default().to_string();
@@ -181,39 +155,10 @@ async fn handle(mut s: UnixStream, st: Shared) {
     }
 }
 
-/// Removes the fake daemon's directory when the test ends.
-struct DirGuard(PathBuf);
-
-impl Drop for DirGuard {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
-}
-
-fn start_daemon(name: &str) -> (PathBuf, Shared, DirGuard) {
-    let dir = std::env::temp_dir().join(format!("berth-cli-test-{}-{name}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
-    let sock = dir.join("d.sock");
-    let _ = std::fs::remove_file(&sock);
-    let st: Shared = Arc::default();
-    let (st2, sock2) = (st.clone(), sock.clone());
-    let (ready_tx, ready_rx) = std::sync::mpsc::channel();
-    std::thread::spawn(move || {
-        let rt = tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-            .unwrap();
-        rt.block_on(async move {
-            let listener = UnixListener::bind(&sock2).unwrap();
-            ready_tx.send(()).unwrap();
-            loop {
-                let (s, _) = listener.accept().await.unwrap();
-                tokio::spawn(handle(s, st2.clone()));
-            }
-        });
-    });
-    ready_rx.recv().unwrap();
-    (sock, st, DirGuard(dir))
+/// The socket, the state, and the daemon (its directory is removed when dropped).
+fn start_daemon(name: &str) -> (PathBuf, Shared, common::Daemon<State>) {
+    let d = common::start_daemon("berth-cli-test", name, Arc::default(), handle);
+    (d.sock.clone(), d.st.clone(), d)
 }
 
 fn berth(sock: &std::path::Path, args: &[&str]) -> i32 {

@@ -3,12 +3,12 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use std::path::PathBuf;
-
 use berth_client::stream::{read_frame, StreamType};
 use berth_client::{AttachOptions, Client, Host};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{UnixListener, UnixStream};
+
+mod common;
 
 async fn read_head(s: &mut UnixStream) -> String {
     let mut head = Vec::new();
@@ -23,11 +23,9 @@ async fn read_head(s: &mut UnixStream) -> String {
 }
 
 async fn respond(s: &mut UnixStream, status: &str, body: &str) {
-    let msg = format!(
-        "HTTP/1.1 {status}\r\nApi-Version: 1.45\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
-        body.len()
-    );
-    s.write_all(msg.as_bytes()).await.unwrap();
+    s.write_all(common::response("1.45", status, body).as_bytes())
+        .await
+        .unwrap();
 }
 
 async fn serve(listener: UnixListener, log: tokio::sync::mpsc::UnboundedSender<String>) {
@@ -78,17 +76,9 @@ async fn serve(listener: UnixListener, log: tokio::sync::mpsc::UnboundedSender<S
     }
 }
 
-fn socket_path(name: &str) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("berth-client-test-{}-{name}", std::process::id()));
-    let _ = std::fs::create_dir_all(&dir);
-    let p = dir.join("d.sock");
-    let _ = std::fs::remove_file(&p);
-    p
-}
-
 #[tokio::test(flavor = "current_thread")]
 async fn negotiation_errors_attach_and_wait() {
-    let path = socket_path("main");
+    let path = common::socket_path("berth-client-test", "main");
     let listener = UnixListener::bind(&path).unwrap();
     let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
     tokio::spawn(serve(listener, tx));

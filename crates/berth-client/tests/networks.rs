@@ -5,15 +5,15 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::collections::HashMap;
-use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 
 use berth_client::models::{EndpointIpamConfig, EndpointSettings, Ipam, IpamConfig};
 use berth_client::models::{NetworkConnectRequest, NetworkCreateRequest};
 use berth_client::{Client, Filters, Host, NetworkInspectOptions};
 use serde_json::{json, Value};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::{UnixListener, UnixStream};
+use tokio::net::UnixStream;
+
+mod common;
 
 #[derive(Default)]
 struct State {
@@ -24,38 +24,6 @@ struct State {
 }
 
 type Shared = Arc<Mutex<State>>;
-
-async fn read_request(s: &mut UnixStream) -> Option<(String, Vec<u8>)> {
-    let mut head = Vec::new();
-    let mut b = [0u8; 1];
-    while !head.ends_with(b"\r\n\r\n") {
-        if s.read(&mut b).await.ok()? == 0 {
-            return None;
-        }
-        head.push(b[0]);
-    }
-    let head = String::from_utf8_lossy(&head).into_owned();
-    let len = head
-        .lines()
-        .find_map(|l| {
-            l.to_lowercase()
-                .strip_prefix("content-length:")
-                .map(|v| v.trim().to_string())
-        })
-        .and_then(|v| v.parse::<usize>().ok())
-        .unwrap_or(0);
-    let mut body = vec![0u8; len];
-    s.read_exact(&mut body).await.ok()?;
-    Some((head.lines().next().unwrap_or_default().to_string(), body))
-}
-
-async fn reply(s: &mut UnixStream, status: &str, body: &str) {
-    let msg = format!(
-        "HTTP/1.1 {status}\r\nApi-Version: 1.47\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
-        body.len()
-    );
-    let _ = s.write_all(msg.as_bytes()).await;
-}
 
 fn not_found(id: &str) -> String {
     json!({"message": format!("network {id} not found")}).to_string()
@@ -111,13 +79,9 @@ fn route(st: &mut State, method: &str, parts: &[&str], body: &Value) -> (&'stati
 }
 
 async fn handle(mut s: UnixStream, st: Shared) {
-    let Some((line, body)) = read_request(&mut s).await else {
+    let Some((method, target, body)) = common::read_json_request(&mut s).await else {
         return;
     };
-    let mut words = line.split(' ');
-    let method = words.next().unwrap_or_default().to_string();
-    let target = words.next().unwrap_or_default().to_string();
-    let body: Value = serde_json::from_slice(&body).unwrap_or(Value::Null);
     let path = target.split('?').next().unwrap_or_default();
     let path = path
         .strip_prefix("/v1.47")
@@ -130,32 +94,13 @@ async fn handle(mut s: UnixStream, st: Shared) {
         g.log.push((format!("{method} {target}"), body.clone()));
         route(&mut g, &method, &parts, &body)
     };
-    reply(&mut s, status, &answer).await;
+    common::reply(&mut s, status, &answer).await;
 }
 
-struct DirGuard(PathBuf);
-
-impl Drop for DirGuard {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
-}
-
-fn start(name: &str) -> (Client, Shared, DirGuard) {
-    let dir = std::env::temp_dir().join(format!("berth-client-net-{}-{name}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
-    let sock = dir.join("d.sock");
-    let _ = std::fs::remove_file(&sock);
-    let listener = UnixListener::bind(&sock).unwrap();
+fn start(name: &str) -> (Client, Shared, common::DirGuard) {
     let st: Shared = Arc::default();
-    let st2 = st.clone();
-    tokio::spawn(async move {
-        loop {
-            let (s, _) = listener.accept().await.unwrap();
-            tokio::spawn(handle(s, st2.clone()));
-        }
-    });
-    (Client::new(Host::Unix(sock)), st, DirGuard(dir))
+    let (sock, dir) = common::serve("berth-client-net", name, st.clone(), handle);
+    (Client::new(Host::Unix(sock)), st, dir)
 }
 
 fn last(st: &Shared) -> (String, Value) {

@@ -524,15 +524,9 @@ pub async fn prune(client: &Client, a: PruneArgs) -> Result<i32> {
         .as_array()
         .map(|a| a.iter().filter_map(Value::as_str).collect())
         .unwrap_or_default();
-    if !deleted.is_empty() {
-        outln!("Deleted Containers:");
-        for d in deleted {
-            outln!("{d}");
-        }
-        outln!();
-    }
+    crate::write_out(&crate::objects::deleted_section("Deleted Containers", &deleted));
     let space = report["SpaceReclaimed"].as_f64().unwrap_or(0.0);
-    outln!("Total reclaimed space: {}", units::human_size_prec(space, 4));
+    crate::write_out(&crate::objects::reclaimed_line(space));
     Ok(0)
 }
 
