@@ -137,7 +137,7 @@ impl ContainerService {
             }),
             size_rw: None,
             size_root_fs: None,
-            mounts: Some(rec.mounts.iter().map(|m| m.to_api()).collect()),
+            mounts: Some(rec.mounts.iter().filter(|m| m.listed()).map(|m| m.to_api()).collect()),
             config: Some(rec.config.clone()),
             network_settings: Some({
                 let running = rec.state.status.is_running();
@@ -288,7 +288,7 @@ impl ContainerService {
             network_settings: Some(ContainerSummaryNetworkSettings {
                 networks: self.networks.settings(rec, rec.state.status.is_running()).networks,
             }),
-            mounts: Some(rec.mounts.iter().map(|m| m.to_api()).collect()),
+            mounts: Some(rec.mounts.iter().filter(|m| m.listed()).map(|m| m.to_api()).collect()),
         }
     }
 }

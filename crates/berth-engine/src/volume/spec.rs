@@ -66,9 +66,17 @@ pub struct MountPoint {
     /// Labels for a volume created by this mount.
     #[serde(default)]
     pub labels: BTreeMap<String, String>,
+    /// From `--tmpfs` (`HostConfig.Tmpfs`): mounted, but not listed in inspect's `Mounts`, as Docker.
+    #[serde(default)]
+    pub tmpfs_flag: bool,
 }
 
 impl MountPoint {
+    /// Whether inspect's and ps's `Mounts` list it (Docker leaves `--tmpfs` mounts out).
+    pub fn listed(&self) -> bool {
+        !self.tmpfs_flag
+    }
+
     /// The API's `MountPoint` (inspect's `Mounts`).
     pub fn to_api(&self) -> berth_api::models::MountPoint {
         berth_api::models::MountPoint {
@@ -382,6 +390,7 @@ pub fn parse_tmpfs(dst: &str, opts: &str) -> Result<MountPoint> {
         rw,
         mode: opts.to_string(),
         tmpfs_options: options,
+        tmpfs_flag: true,
         ..Default::default()
     })
 }
