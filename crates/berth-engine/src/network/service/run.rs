@@ -550,16 +550,30 @@ impl Networks {
                 }
             }
         }
-        for e in &run.endpoints {
-            let Some((spec, driver)) = self.driver_for(&e.network_id) else {
-                continue;
-            };
-            if let Err(err) = driver.leave(&spec, &endpoint_spec(id, e)) {
-                tracing::warn!(
-                    "leaving network {} for {}: {err}",
-                    e.network_name,
-                    berth_types::short_id(id)
-                );
+        // The links go in the background: deleting a veth waits for an RCU grace period (tens of
+        // milliseconds), and `run --rm` would wait for it. The addresses are already free; a start
+        // that finds its old veth still there replaces it (the bridge driver's join does).
+        let leaves: Vec<_> = run
+            .endpoints
+            .iter()
+            .filter_map(|e| {
+                let (spec, driver) = self.driver_for(&e.network_id)?;
+                Some((spec, driver, endpoint_spec(id, e), e.network_name.clone()))
+            })
+            .collect();
+        if !leaves.is_empty() {
+            let short = berth_types::short_id(id).to_string();
+            let spawned = std::thread::Builder::new()
+                .name("berth-net-leave".into())
+                .spawn(move || {
+                    for (spec, driver, ep, name) in leaves {
+                        if let Err(err) = driver.leave(&spec, &ep) {
+                            tracing::warn!("leaving network {name} for {short}: {err}");
+                        }
+                    }
+                });
+            if let Err(e) = spawned {
+                tracing::warn!("leaving the networks of {}: {e}", berth_types::short_id(id));
             }
         }
         for e in &run.endpoints {
