@@ -493,6 +493,32 @@ fn macvlan_mode(net: &NetworkSpec) -> Result<MacvlanMode, NetError> {
     MacvlanMode::parse(net.options.get(OPT_MACVLAN_MODE).map_or("", String::as_str))
 }
 
+/// A macvlan or ipvlan join: the sub-interface is made in the host's namespace under a temporary
+/// name by `create`, moved into the container's and set up there (or removed if that fails).
+fn join_sub_interface(
+    nl: &Netlink,
+    temp: &str,
+    create: impl Fn() -> Result<(), NetError>,
+    ns: &Netns,
+    ep: &EndpointSpec,
+    mac: Option<[u8; 6]>,
+    net: &NetworkSpec,
+) -> Result<EndpointInfo, NetError> {
+    match create() {
+        // Left by a join that crashed before moving it.
+        Err(e) if e.is_exists() && nl.delete_link(temp)? => create()?,
+        other => other?,
+    }
+    let got = with_rollback(nl, &[temp], || {
+        nl.move_to_netns(temp, ns)?;
+        configure_in_container(ns, Some(temp), ep, mac, None, net.has_ipv6())
+    })?;
+    Ok(EndpointInfo {
+        mac: format_mac(got),
+        host_ifname: None,
+    })
+}
+
 fn ipvlan_mode(net: &NetworkSpec) -> Result<IpvlanMode, NetError> {
     IpvlanMode::parse(net.options.get(OPT_IPVLAN_MODE).map_or("", String::as_str))
 }
@@ -519,19 +545,15 @@ impl NetworkDriver for MacvlanDriver {
         let mode = macvlan_mode(net)?;
         let mac = endpoint_mac(ep)?;
         let temp = temp_name("bmv", ep);
-        match nl.create_macvlan(&temp, parent.as_str(), mode) {
-            // Left by a join that crashed before moving it.
-            Err(e) if e.is_exists() && nl.delete_link(&temp)? => nl.create_macvlan(&temp, parent.as_str(), mode)?,
-            other => other?,
-        }
-        let got = with_rollback(nl, &[&temp], || {
-            nl.move_to_netns(&temp, ns)?;
-            configure_in_container(ns, Some(&temp), ep, Some(mac), None, net.has_ipv6())
-        })?;
-        Ok(EndpointInfo {
-            mac: format_mac(got),
-            host_ifname: None,
-        })
+        join_sub_interface(
+            nl,
+            &temp,
+            || nl.create_macvlan(&temp, parent.as_str(), mode),
+            ns,
+            ep,
+            Some(mac),
+            net,
+        )
     }
 
     fn leave(&self, _net: &NetworkSpec, ep: &EndpointSpec) -> Result<(), NetError> {
@@ -584,20 +606,16 @@ impl NetworkDriver for IpvlanDriver {
         let parent = require_parent(nl, net)?;
         let mode = ipvlan_mode(net)?;
         let temp = temp_name("biv", ep);
-        match nl.create_ipvlan(&temp, parent.as_str(), mode) {
-            // Left by a join that crashed before moving it.
-            Err(e) if e.is_exists() && nl.delete_link(&temp)? => nl.create_ipvlan(&temp, parent.as_str(), mode)?,
-            other => other?,
-        }
-        let got = with_rollback(nl, &[&temp], || {
-            nl.move_to_netns(&temp, ns)?;
-            // ipvlan links carry the parent's MAC; it cannot be set.
-            configure_in_container(ns, Some(&temp), ep, None, None, net.has_ipv6())
-        })?;
-        Ok(EndpointInfo {
-            mac: format_mac(got),
-            host_ifname: None,
-        })
+        // ipvlan links carry the parent's MAC; it cannot be set.
+        join_sub_interface(
+            nl,
+            &temp,
+            || nl.create_ipvlan(&temp, parent.as_str(), mode),
+            ns,
+            ep,
+            None,
+            net,
+        )
     }
 
     fn leave(&self, _net: &NetworkSpec, ep: &EndpointSpec) -> Result<(), NetError> {

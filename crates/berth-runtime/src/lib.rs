@@ -17,7 +17,5 @@ pub use config::{BindMount, IdMap, NetworkMode, ResolvedUser, RuntimeConfig, Sec
 pub use error::{Error, Result};
 pub use linux::{CreateError, CreatedContainer, CreatedProcess, ExecOptions, RootfsMount, Stdio};
 pub use oci_spec;
-pub use spec::{
-    add_tmpfs, build_spec, tmpfs_options, DEFAULT_CAPABILITIES, DEFAULT_MASKED_PATHS, DEFAULT_READONLY_PATHS,
-};
+pub use spec::{build_spec, tmpfs_options, DEFAULT_CAPABILITIES, DEFAULT_MASKED_PATHS, DEFAULT_READONLY_PATHS};
 pub use user::resolve_user;

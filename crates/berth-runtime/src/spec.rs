@@ -130,19 +130,7 @@ pub fn build_spec(c: &RuntimeConfig, rootfs: &Path) -> Result<Spec> {
     }
     for t in &c.tmpfs {
         mounts.retain(|d| d["destination"] != t.destination.as_str());
-        let mut options: Vec<String> = ["nosuid", "nodev", "noexec"].map(String::from).to_vec();
-        for o in &t.options {
-            // An explicit exec/suid/dev undoes the default.
-            match o.as_str() {
-                "exec" => options.retain(|x| x != "noexec"),
-                "suid" => options.retain(|x| x != "nosuid"),
-                "dev" => options.retain(|x| x != "nodev"),
-                _ => {}
-            }
-            if !options.contains(o) {
-                options.push(o.clone());
-            }
-        }
+        let options = tmpfs_options(&t.options);
         mounts.push(json!({"destination": t.destination, "type": "tmpfs", "source": "tmpfs", "options": options}));
     }
 
@@ -276,20 +264,6 @@ pub fn tmpfs_options(user: &[String]) -> Vec<String> {
         .collect();
     out.reverse();
     out
-}
-
-/// Adds a tmpfs mount at `destination` to `spec` (replacing any mount there, as a bind does), with
-/// `options` as they are (see [`tmpfs_options`] for Docker's).
-pub fn add_tmpfs(spec: &mut Spec, destination: &str, options: Vec<String>) -> Result<()> {
-    let m: oci_spec::runtime::Mount = serde_json::from_value(
-        json!({"destination": destination, "type": "tmpfs", "source": "tmpfs", "options": options}),
-    )
-    .map_err(Error::Spec)?;
-    let mut mounts = spec.mounts().clone().unwrap_or_default();
-    mounts.retain(|x| x.destination() != Path::new(destination));
-    mounts.push(m);
-    spec.set_mounts(Some(mounts));
-    Ok(())
 }
 
 /// Removes `null` members so optional fields deserialize as absent.
@@ -667,22 +641,6 @@ mod tests {
         ] {
             assert_eq!(tmpfs_options(&user), want, "{user:?}");
         }
-    }
-
-    #[test]
-    fn add_tmpfs_replaces_the_destination() {
-        let mut spec = build_spec(&base(), Path::new("/r")).unwrap();
-        add_tmpfs(&mut spec, "/dev/shm", tmpfs_options(&["size=1g".into()])).unwrap();
-        add_tmpfs(&mut spec, "/run", vec!["size=64m".into()]).unwrap();
-        let mounts = spec.mounts().as_ref().unwrap();
-        let shm: Vec<_> = mounts
-            .iter()
-            .filter(|m| m.destination() == Path::new("/dev/shm"))
-            .collect();
-        assert_eq!(shm.len(), 1);
-        assert!(shm[0].options().as_ref().unwrap().contains(&"size=1g".to_string()));
-        let run = mounts.iter().find(|m| m.destination() == Path::new("/run")).unwrap();
-        assert_eq!(run.typ().as_deref(), Some("tmpfs"));
     }
 
     #[test]

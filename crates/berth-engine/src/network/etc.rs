@@ -57,19 +57,14 @@ pub fn hosts(
     s
 }
 
-/// The host's name servers, search domains and options, parsed from `resolv.conf`.
+/// The host's name servers, search domains and options, read by the DNS server's parser.
 pub fn parse_resolv(text: &str) -> DnsSettings {
-    let mut d = DnsSettings::default();
-    for line in text.lines() {
-        let mut w = line.split_whitespace();
-        match w.next() {
-            Some("nameserver") => d.servers.extend(w.next().map(str::to_string)),
-            Some("search") | Some("domain") => d.search = w.map(str::to_string).collect(),
-            Some("options") => d.options.extend(w.map(str::to_string)),
-            _ => {}
-        }
+    let r = berth_network::dns::ResolvConf::parse(text);
+    DnsSettings {
+        servers: r.nameservers.iter().map(|ip| ip.to_string()).collect(),
+        search: r.search,
+        options: r.options,
     }
-    d
 }
 
 fn is_local(server: &str) -> bool {

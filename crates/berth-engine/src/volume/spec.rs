@@ -150,10 +150,7 @@ const PROPAGATIONS: [&str; 6] = ["private", "rprivate", "shared", "rshared", "sl
 
 /// Docker's rule for named volumes (`[a-zA-Z0-9][a-zA-Z0-9_.-]+`).
 pub fn valid_volume_name(name: &str) -> bool {
-    let mut c = name.chars();
-    c.next().is_some_and(|x| x.is_ascii_alphanumeric())
-        && name.len() >= 2
-        && c.all(|x| x.is_ascii_alphanumeric() || matches!(x, '_' | '.' | '-'))
+    berth_volume::validate_name(name).is_ok()
 }
 
 /// Parses one `-v` entry: `/host:/dst[:opts]` (a bind) or `name:/dst[:opts]` (a named volume).

@@ -20,8 +20,7 @@ use crate::events::{Event, EventBus, EventType};
 use crate::filters::{check_keys, created_before, match_kv_list, prune_labels_match, prune_until, Filters};
 use crate::{lock, ContainerRecord};
 use berth_api::models::{
-    EndpointIpamConfig, EndpointSettings, Network, NetworkContainer, NetworkCreateRequest, NetworkSettings, Port,
-    PortTypeEnum,
+    EndpointSettings, Network, NetworkContainer, NetworkCreateRequest, NetworkSettings, Port, PortTypeEnum,
 };
 use berth_network::dns::{ContainerView, DnsRecords, DnsServer, EndpointRecord, ResolvConf};
 use berth_network::driver::{
@@ -36,7 +35,7 @@ use berth_types::HasErrorKind;
 use ipnet::IpNet;
 use std::collections::{BTreeMap, HashMap};
 use std::net::{IpAddr, SocketAddr};
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 
 /// The default bridge (`bridge` network, `docker0` in Docker) as the daemon's flags describe it.

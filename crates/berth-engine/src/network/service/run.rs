@@ -126,6 +126,11 @@ impl Networks {
     pub fn attach(&self, ep: &Endpoint<'_>) -> Result<NetworkAttachment> {
         let host_resolv = std::fs::read_to_string(&self.cfg.resolv_conf).unwrap_or_default();
         let dns = self.merge_dns(&ep.dns);
+        // `--add-host` entries, checked before anything is taken (the host's namespace keeps its file).
+        let extra = match ep.request {
+            NetworkRequest::Host => Vec::new(),
+            _ => parse_extra_hosts(ep.extra_hosts, self.host_gateway())?,
+        };
         let (mode, hosts, resolv, env) = match &ep.request {
             NetworkRequest::Host => (
                 NetworkMode::Host,
@@ -135,26 +140,18 @@ impl Networks {
             ),
             NetworkRequest::Container { pid } => (
                 NetworkMode::Path(PathBuf::from(format!("/proc/{pid}/ns/net"))),
-                etc::hosts(ep.hostname, ep.domainname, &[], &[], &[]),
+                etc::hosts(ep.hostname, ep.domainname, &[], &extra, &[]),
                 etc::resolv_conf(Resolver::Direct, &host_resolv, &dns),
                 Vec::new(),
             ),
             NetworkRequest::None => (
                 NetworkMode::New,
-                etc::hosts(ep.hostname, ep.domainname, &[], &[], &[]),
+                etc::hosts(ep.hostname, ep.domainname, &[], &extra, &[]),
                 etc::resolv_conf(Resolver::Direct, &host_resolv, &dns),
                 Vec::new(),
             ),
             NetworkRequest::Networks => {
                 let run = self.allocate(ep, &dns)?;
-                let extra = parse_extra_hosts(ep.extra_hosts, self.host_gateway());
-                let extra = match extra {
-                    Ok(e) => e,
-                    Err(e) => {
-                        self.release(ep.id);
-                        return Err(e);
-                    }
-                };
                 let own: Vec<IpAddr> = run
                     .endpoints
                     .first()
@@ -185,19 +182,6 @@ impl Networks {
                 )
             }
         };
-        if let NetworkRequest::Host = ep.request {
-        } else if let Err(e) = parse_extra_hosts(ep.extra_hosts, self.host_gateway()) {
-            self.release(ep.id);
-            return Err(e);
-        }
-        let mut hosts = hosts;
-        if matches!(ep.request, NetworkRequest::None | NetworkRequest::Container { .. }) {
-            if let Ok(extra) = parse_extra_hosts(ep.extra_hosts, self.host_gateway()) {
-                for (name, ip) in extra {
-                    hosts.push_str(&format!("{ip}\t{name}\n"));
-                }
-            }
-        }
         let mounts = match write_etc_files(ep.dir, ep.hostname, hosts, resolv) {
             Ok(m) => m,
             Err(e) => {

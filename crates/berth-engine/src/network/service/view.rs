@@ -115,11 +115,6 @@ impl Networks {
         let inner = lock(&self.inner);
         Ok(Self::find(&inner, name)?.rec.clone())
     }
-
-    /// The root of the network service's files (for tests and diagnostics).
-    pub fn root(&self) -> &Path {
-        &self.cfg.root
-    }
 }
 
 fn fill_endpoint(s: &mut EndpointSettings, e: &EndpointState) {
@@ -145,8 +140,5 @@ fn clear_endpoint(s: &mut EndpointSettings) {
     s.global_ipv6_prefix_len = Some(0);
     if s.mac_address.is_none() {
         s.mac_address = Some(String::new());
-    }
-    if s.ipam_config.is_none() {
-        s.ipam_config = None::<EndpointIpamConfig>;
     }
 }
