@@ -132,6 +132,49 @@ fn exec_output_exit_code_and_state() {
 }
 
 #[test]
+fn exec_attached_and_started_in_one_request() {
+    require_root!();
+    let f = running(|_| {});
+    // Create, attach and start on one connection: the answer line, then the output stream.
+    let req = serde_json::json!({
+        "op": "exec", "exec_id": "one", "process": process(&f, &["sh", "-c", "read l; echo got $l; echo e >&2; exit 3"]),
+        "stdin": true, "attach": {"stdin": true, "stdout": true, "stderr": true}, "start": true,
+    });
+    let s = f.connect(&req.to_string());
+    s.set_read_timeout(Some(Duration::from_secs(30))).expect("timeout");
+    let mut line = Vec::new();
+    let mut b = [0u8; 1];
+    while b[0] != b'\n' {
+        (&s).read_exact(&mut b).expect("exec answer");
+        line.push(b[0]);
+    }
+    let r: serde_json::Value = serde_json::from_slice(&line).expect("answer json");
+    assert_eq!(
+        (r["ok"].clone(), r["started"].clone()),
+        (true.into(), true.into()),
+        "{r}"
+    );
+    assert!(r["pid"].as_i64().unwrap_or(0) > 0, "{r}");
+    let w = waiter_exec(&f, "one");
+    (&s).write_all(b"hi\n").expect("stdin");
+    s.shutdown(std::net::Shutdown::Write).expect("half-close");
+    let (out, err) = demux(s);
+    assert_eq!((out.as_str(), err.as_str()), ("got hi\n", "e\n"));
+    assert_eq!(f.wait_on(w).exit_code, 3);
+    // Started without an attach: the answer closes the connection, the process runs on its own.
+    let req = serde_json::json!({"op": "exec", "exec_id": "bg", "process": process(&f, &["true"]), "start": true});
+    let r = f.call(&req.to_string());
+    assert_eq!(r["started"], true, "{r}");
+    assert_eq!(f.wait_on(waiter_exec(&f, "bg")).exit_code, 0);
+    // A start that cannot exec still answers with Docker's code, nothing left running.
+    let req = serde_json::json!({"op": "exec", "exec_id": "bad", "process": process(&f, &["/nope"]), "start": true,
+        "attach": {"stdout": true}});
+    let r = f.call(&req.to_string());
+    assert_eq!(r["exit_code"], 127, "{r}");
+    stop(&f);
+}
+
+#[test]
 fn exec_with_a_pty_is_sized_and_resized() {
     require_root!();
     let f = running(|_| {});

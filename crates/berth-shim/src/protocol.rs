@@ -6,6 +6,11 @@
 //!   the container, set up and blocked before exec (stdio: pipes, or a pty made in the container's
 //!   devpts when `process.terminal`, sized from `process.consoleSize`). Answers `{"ok":true,"pid":N}`,
 //!   or `{"error":"..","exit_code":127|126|125}` with Docker's wording. Needs a started, running init.
+//!   With `"attach":{"stdin":b,"stdout":b,"stderr":b}` the connection is attached right away (as
+//!   `attach` below, after the answer line), and with `"start":true` the process execs at once: the
+//!   answer then says `"started":true`. One round trip instead of three; a shim that predates these
+//!   fields ignores them and answers without `started`, which tells the engine to send `attach` and
+//!   `start` itself.
 //! - `start`, `attach`, `wait`, `kill`, `resize` and `state` target the init, or the exec named by
 //!   `exec_id` when present (so requests without it, today's engine, work unchanged):
 //!   - `{"op":"start"}` -> `{"ok":true}`: the process execs (an exec created by an external runtime
@@ -141,7 +146,27 @@ pub enum Request {
         /// Give the process a stdin the attached client writes to (`-i`).
         #[serde(default)]
         stdin: bool,
+        /// Attach this connection to the process once it is created (see [`Request::Attach`]).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        attach: Option<Streams>,
+        /// Let the process exec at once (as a following [`Request::Start`] would).
+        #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+        start: bool,
     },
+}
+
+/// The streams an attached connection carries.
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq, Default)]
+pub struct Streams {
+    /// Forward the client's bytes to the process's stdin.
+    #[serde(default)]
+    pub stdin: bool,
+    /// Send the process's stdout.
+    #[serde(default)]
+    pub stdout: bool,
+    /// Send the process's stderr.
+    #[serde(default)]
+    pub stderr: bool,
 }
 
 /// One exec in the answer to `state`.
@@ -247,7 +272,7 @@ mod tests {
         )
         .unwrap();
         assert_eq!(c.exec_id.as_deref(), Some("e2"));
-        let Request::Exec { process, stdin } = &c.request else {
+        let Request::Exec { process, stdin, .. } = &c.request else {
             panic!("not an exec: {c:?}");
         };
         assert!(stdin);

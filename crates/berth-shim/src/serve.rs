@@ -3,7 +3,7 @@
 
 use crate::conn::{flush_conn, Conn, ConnState};
 use crate::process::{Pending, Proc, StdioSetup};
-use crate::protocol::{Call, Request, Response, ShimConfig, MAX_FINISHED_EXECS};
+use crate::protocol::{Call, Request, Response, ShimConfig, Streams, MAX_FINISHED_EXECS};
 use crate::{io_err, log, read_json, ShimError};
 use berth_api::stream::{encode_header, StreamType};
 use berth_runtime::linux::{self, CreateError, ExecOptions};
@@ -366,16 +366,39 @@ impl Shim {
             Ok(r) => r,
             Err(e) => return self.respond(i, &error(format!("bad request: {e}"))),
         };
-        if let Request::Exec { process, stdin } = call.request {
-            let r = match call.exec_id {
-                Some(id) => self.exec(id, &process, stdin),
-                None => error("exec needs an exec_id"),
+        if let Request::Exec {
+            process,
+            stdin,
+            attach,
+            start,
+        } = call.request
+        {
+            let Some(id) = call.exec_id else {
+                return self.respond(i, &error("exec needs an exec_id"));
             };
+            let mut r = self.exec(id.clone(), &process, stdin, start);
             drop(process);
-            self.respond(i, &r);
             // The request, the spec read for it and the runtime's plan are freed: give the pages back.
             sys::trim_heap();
-            return;
+            if !r.ok {
+                return self.respond(i, &r);
+            }
+            let pi = self.procs.len() - 1;
+            if start {
+                let s = self.start(pi);
+                if !s.ok {
+                    let _ = sys::kill(self.procs[pi].pid, libc::SIGKILL);
+                    return self.respond(i, &s);
+                }
+                r.started = Some(true);
+            }
+            return match attach {
+                Some(streams) => {
+                    self.conns[i].target = Some(id);
+                    self.attach(i, pi, &r, streams, rest)
+                }
+                None => self.respond(i, &r),
+            };
         }
         let target = call.exec_id;
         let Some(pi) = self.find(target.as_deref()) else {
@@ -399,21 +422,8 @@ impl Shim {
                 self.respond(i, &r);
             }
             Request::Attach { stdin, stdout, stderr } => {
-                let p = &mut self.procs[pi];
-                let c = &mut self.conns[i];
-                if let Ok(mut line) = serde_json::to_vec(&ok()) {
-                    line.push(b'\n');
-                    c.send(&line);
-                }
-                c.stdin = stdin && p.stdin.is_some();
-                c.stdout = stdout;
-                c.stderr = stderr;
-                c.state = ConnState::Attached;
-                if !running && p.outputs.is_empty() {
-                    c.state = ConnState::Closing;
-                } else if c.stdin && !rest.is_empty() {
-                    p.push_stdin(rest);
-                }
+                let streams = Streams { stdin, stdout, stderr };
+                self.attach(i, pi, &ok(), streams, rest)
             }
             Request::Wait => match self.procs[pi].exit_line() {
                 Some(line) => {
@@ -460,6 +470,27 @@ impl Shim {
         }
     }
 
+    /// Answers `answer`, then turns connection `i` into an attached stream of process `pi`; bytes
+    /// the client sent after its request line (`rest`) are the first of its stdin.
+    fn attach(&mut self, i: usize, pi: usize, answer: &Response, streams: Streams, rest: &[u8]) {
+        let running = self.procs[pi].running();
+        let p = &mut self.procs[pi];
+        let c = &mut self.conns[i];
+        if let Ok(mut line) = serde_json::to_vec(answer) {
+            line.push(b'\n');
+            c.send(&line);
+        }
+        c.stdin = streams.stdin && p.stdin.is_some();
+        c.stdout = streams.stdout;
+        c.stderr = streams.stderr;
+        c.state = ConnState::Attached;
+        if !running && p.outputs.is_empty() {
+            c.state = ConnState::Closing;
+        } else if c.stdin && !rest.is_empty() {
+            p.push_stdin(rest);
+        }
+    }
+
     fn start(&mut self, pi: usize) -> Response {
         let p = &mut self.procs[pi];
         p.started = true;
@@ -487,7 +518,15 @@ impl Shim {
     }
 
     /// Creates the exec `exec_id`, blocked before exec until `start`.
-    fn exec(&mut self, exec_id: String, process: &berth_runtime::oci_spec::runtime::Process, stdin: bool) -> Response {
+    /// Creates the exec; with `start` it is told to exec as soon as it is set up (the caller still
+    /// calls [`Shim::start`], which reports the outcome).
+    fn exec(
+        &mut self,
+        exec_id: String,
+        process: &berth_runtime::oci_spec::runtime::Process,
+        stdin: bool,
+        start: bool,
+    ) -> Response {
         let failed = |e: CreateError| Response {
             error: Some(e.message),
             exit_code: Some(e.exit_code),
@@ -531,6 +570,7 @@ impl Shim {
                     stdio: io.stdio,
                     cgroup: self.cgroup.as_deref(),
                     seccomp_cache: self.seccomp_cache.as_deref(),
+                    start,
                 })
                 .map(|c| (c.pid(), Pending::Own(c)))
             }

@@ -4,8 +4,8 @@
 //! then started once (`POST /exec/{id}/start`): the engine builds the OCI process from the one in
 //! the bundle's `config.json` (so it has the container's capabilities, rlimits, no-new-privileges
 //! and environment) with the exec's command, environment, user, working directory and terminal, and
-//! asks the shim for it (`exec`, then `attach` with the exec's ID when a client is attached, then
-//! `start`). A task waits for the exit through the shim and records it (`exec_die`). The shim
+//! asks the shim for it in one request (`exec` with `attach` when a client is attached and `start`;
+//! an older shim gets `attach` and `start` as requests of their own). A task waits for the exit through the shim and records it (`exec_die`). The shim
 //! survives a daemon restart, so a re-adopted container takes execs like any other.
 //!
 //! Exec records live in memory, as dockerd's do: they are inspectable until their container is
@@ -21,7 +21,7 @@ use crate::state::Operation;
 use berth_api::models::{ExecConfig, ExecInspectResponse, ProcessConfig};
 use berth_runtime::oci_spec::runtime::{LinuxCapabilities, Process};
 use berth_runtime::ResolvedUser;
-use berth_shim::protocol::Request;
+use berth_shim::protocol::{Request, Streams};
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -423,11 +423,20 @@ impl ContainerService {
     ) -> Result<Option<AttachStream>> {
         let process = self.exec_process(exec, c).await?;
         let stdin = attach && exec.config.attach_stdin.unwrap_or(false);
+        let streams = Streams {
+            stdin,
+            stdout: exec.config.attach_stdout.unwrap_or(false),
+            stderr: exec.config.attach_stderr.unwrap_or(false),
+        };
+        // One round trip: create, attach and start together (a shim that predates this answers
+        // without `started`, and gets the attach and the start as requests of their own).
         let request = Request::Exec {
             process: Box::new(process),
             stdin,
+            attach: attach.then_some(streams),
+            start: true,
         };
-        let (resp, _) = shim::call_exec(&c.id, &c.socket, Some(&exec.id), request).await?;
+        let (resp, stream) = shim::call_exec(&c.id, &c.socket, Some(&exec.id), request).await?;
         if let Some(message) = resp.error {
             let exit_code = resp
                 .exit_code
@@ -436,11 +445,15 @@ impl ContainerService {
         }
         let pid = resp.pid.unwrap_or(0);
         exec.state.send_modify(|s| s.pid = pid as i64);
+        if resp.started == Some(true) {
+            self.spawn_exec_monitor(exec.clone(), c.clone());
+            return Ok(attach.then_some(stream));
+        }
         let stream = if attach {
             let req = Request::Attach {
-                stdin,
-                stdout: exec.config.attach_stdout.unwrap_or(false),
-                stderr: exec.config.attach_stderr.unwrap_or(false),
+                stdin: streams.stdin,
+                stdout: streams.stdout,
+                stderr: streams.stderr,
             };
             let (resp, stream) = shim::call_exec(&c.id, &c.socket, Some(&exec.id), req).await?;
             if let Some(err) = resp.error {
@@ -481,6 +494,11 @@ impl ContainerService {
         let snapshots = self.snapshots.clone();
         let cfg = exec.config.clone();
         let console_size = exec.state.borrow().console_size;
+        if user_spec.is_none() {
+            // A small file in the page cache: read here rather than on a blocking thread, whose
+            // hand-off costs more than the read.
+            return build_process(spec_process(&bundle)?, &cfg, None, console_size);
+        }
         super::blocking(move || {
             let base = spec_process(&bundle)?;
             let user = match user_spec {

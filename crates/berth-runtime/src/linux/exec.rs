@@ -40,6 +40,10 @@ pub struct ExecOptions<'a> {
     pub cgroup: Option<&'a dyn CgroupManager>,
     /// Where compiled seccomp filters are cached (see [`crate::seccomp::compile_bpf`]).
     pub seccomp_cache: Option<&'a Path>,
+    /// Let the process exec as soon as it is set up, without waiting for
+    /// [`CreatedProcess::start`] (which must still be called: it reports how the exec went).
+    /// Saves a round trip when the caller has nothing to do in between.
+    pub start: bool,
 }
 
 /// The kernel's name of a namespace under `/proc/<pid>/ns/`.
@@ -102,8 +106,8 @@ struct ExecPlan {
     cgroup_tasks: Vec<CString>,
 }
 
-/// Starts `o.process` in the container of `o.init_pid`; it waits for [`CreatedProcess::start`] to
-/// exec, so its stdio can be attached first.
+/// Starts `o.process` in the container of `o.init_pid`; unless `o.start`, it waits for
+/// [`CreatedProcess::start`] to exec, so its stdio can be attached first.
 pub fn exec(o: &ExecOptions) -> Result<CreatedProcess, CreateError> {
     let plan = ExecPlan {
         join: namespaces(o.spec, o.init_pid)?,
@@ -155,7 +159,9 @@ pub fn exec(o: &ExecOptions) -> Result<CreatedProcess, CreateError> {
         join_cgroup(o.cgroup, pid)?;
     }
     let mut w = std::fs::File::from(p2c_w);
-    if let Err(e) = w.write_all(b"G") {
+    // `G`: go on with the set-up; `S` right behind it: exec once ready, without a round trip.
+    let go: &[u8] = if o.start { b"GS" } else { b"G" };
+    if let Err(e) = w.write_all(go) {
         return Err(fail(format!("signalling exec process: {e}")));
     }
     let mut first = [0u8; 1];
@@ -164,6 +170,7 @@ pub fn exec(o: &ExecOptions) -> Result<CreatedProcess, CreateError> {
             pid,
             to_child: w.into(),
             from_child: r.into(),
+            start_sent: o.start,
         }),
         Ok(1) => Err(child_error(pid, first[0], &mut r)),
         Ok(_) => Err(fail("exec process exited during setup".into())),

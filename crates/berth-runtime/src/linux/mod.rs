@@ -119,6 +119,8 @@ pub struct CreatedProcess {
     pid: i32,
     to_child: OwnedFd,
     from_child: OwnedFd,
+    /// The start byte went with the go-ahead ([`ExecOptions::start`]).
+    start_sent: bool,
 }
 
 /// The container's init, set up and waiting to exec (what [`create`] returns).
@@ -134,8 +136,10 @@ impl CreatedProcess {
     /// the error's exit code).
     pub fn start(self) -> Result<(), CreateError> {
         let mut w = std::fs::File::from(self.to_child);
-        w.write_all(b"S")
-            .map_err(|e| CreateError::other(format!("starting container process: {e}")))?;
+        if !self.start_sent {
+            w.write_all(b"S")
+                .map_err(|e| CreateError::other(format!("starting container process: {e}")))?;
+        }
         let mut r = std::fs::File::from(self.from_child);
         let mut buf = Vec::new();
         r.read_to_end(&mut buf)
@@ -218,6 +222,7 @@ pub fn create(o: &CreateOptions) -> Result<CreatedContainer, CreateError> {
     }
     match r.read(&mut first) {
         Ok(1) if first[0] == b'R' => Ok(CreatedContainer {
+            start_sent: false,
             pid,
             to_child: w.into(),
             from_child: r.into(),
