@@ -1,5 +1,7 @@
 //! The distribution API end to end over HTTP on 127.0.0.1, written from the OCI distribution spec.
 
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 mod common;
 
 use berth_registry::ServerConfig;
@@ -37,11 +39,25 @@ async fn monolithic_push_then_pull_with_ranges() {
     assert_eq!(&r.body[..], &data[..]);
     assert_eq!(r.header("docker-content-digest"), Some(d.to_string().as_str()));
 
-    let r = s.req("GET", &format!("/v2/a/b/blobs/{d}"), &[("range", "bytes=2-4")], Bytes::new()).await;
+    let r = s
+        .req(
+            "GET",
+            &format!("/v2/a/b/blobs/{d}"),
+            &[("range", "bytes=2-4")],
+            Bytes::new(),
+        )
+        .await;
     assert_eq!(r.status, StatusCode::PARTIAL_CONTENT);
     assert_eq!(&r.body[..], b"234");
     assert_eq!(r.header("content-range"), Some("bytes 2-4/10"));
-    let r = s.req("GET", &format!("/v2/a/b/blobs/{d}"), &[("range", "bytes=20-")], Bytes::new()).await;
+    let r = s
+        .req(
+            "GET",
+            &format!("/v2/a/b/blobs/{d}"),
+            &[("range", "bytes=20-")],
+            Bytes::new(),
+        )
+        .await;
     assert_eq!(r.status, StatusCode::RANGE_NOT_SATISFIABLE);
 
     // Another repository was not given the blob.
@@ -65,12 +81,16 @@ async fn monolithic_push_then_pull_with_ranges() {
 async fn post_then_put_and_chunked_upload() {
     let s = start().await;
     // POST, then PUT with the whole body.
-    let r = s.req("POST", "/v2/r/blobs/uploads/", &[("content-length", "0")], Bytes::new()).await;
+    let r = s
+        .req("POST", "/v2/r/blobs/uploads/", &[("content-length", "0")], Bytes::new())
+        .await;
     assert_eq!(r.status, StatusCode::ACCEPTED);
     let loc = r.header("location").unwrap().to_string();
     assert!(r.header("docker-upload-uuid").is_some());
     let d = Digest::sha256(b"whole");
-    let r = s.req("PUT", &format!("{loc}?digest={d}"), &[], Bytes::from_static(b"whole")).await;
+    let r = s
+        .req("PUT", &format!("{loc}?digest={d}"), &[], Bytes::from_static(b"whole"))
+        .await;
     assert_eq!(r.status, StatusCode::CREATED, "{r:?}");
     assert_eq!(r.header("location"), Some(format!("/v2/r/blobs/{d}").as_str()));
 
@@ -80,25 +100,46 @@ async fn post_then_put_and_chunked_upload() {
     let r = s.req("POST", "/v2/r/blobs/uploads/", &[], Bytes::new()).await;
     let loc = r.header("location").unwrap().to_string();
     let r = s
-        .req("PATCH", &loc, &[("content-range", "0-4"), ("content-type", "application/octet-stream")], Bytes::from_static(b"aaaaa"))
+        .req(
+            "PATCH",
+            &loc,
+            &[("content-range", "0-4"), ("content-type", "application/octet-stream")],
+            Bytes::from_static(b"aaaaa"),
+        )
         .await;
     assert_eq!(r.status, StatusCode::ACCEPTED, "{r:?}");
     assert_eq!(r.header("range"), Some("0-4"));
     let loc = r.header("location").unwrap().to_string();
-    let r = s.req("PATCH", &loc, &[("content-range", "10-14")], Bytes::from_static(b"ccccc")).await;
+    let r = s
+        .req(
+            "PATCH",
+            &loc,
+            &[("content-range", "10-14")],
+            Bytes::from_static(b"ccccc"),
+        )
+        .await;
     assert_eq!(r.status, StatusCode::RANGE_NOT_SATISFIABLE);
     let r = s.get(&loc).await;
     assert_eq!(r.status, StatusCode::NO_CONTENT);
     assert_eq!(r.header("range"), Some("0-4"));
-    let r = s.req("PATCH", &loc, &[("content-range", "5-9")], Bytes::from_static(b"bbbbb")).await;
+    let r = s
+        .req("PATCH", &loc, &[("content-range", "5-9")], Bytes::from_static(b"bbbbb"))
+        .await;
     assert_eq!(r.status, StatusCode::ACCEPTED);
     assert_eq!(r.header("range"), Some("0-9"));
     // A chunk whose Content-Range does not match its length is refused and changes nothing.
-    let r = s.req("PATCH", &loc, &[("content-range", "10-19")], Bytes::from_static(b"xx")).await;
+    let r = s
+        .req("PATCH", &loc, &[("content-range", "10-19")], Bytes::from_static(b"xx"))
+        .await;
     assert_eq!(r.status, StatusCode::BAD_REQUEST);
     assert_eq!(s.get(&loc).await.header("range"), Some("0-9"));
     let r = s
-        .req("PUT", &format!("{loc}?digest={d}"), &[("content-range", "10-14")], Bytes::from_static(b"ccccc"))
+        .req(
+            "PUT",
+            &format!("{loc}?digest={d}"),
+            &[("content-range", "10-14")],
+            Bytes::from_static(b"ccccc"),
+        )
         .await;
     assert_eq!(r.status, StatusCode::CREATED, "{r:?}");
     let r = s.get(&format!("/v2/r/blobs/{d}")).await;
@@ -110,7 +151,10 @@ async fn post_then_put_and_chunked_upload() {
     // Cancel.
     let r = s.req("POST", "/v2/r/blobs/uploads/", &[], Bytes::new()).await;
     let loc = r.header("location").unwrap().to_string();
-    assert_eq!(s.req("DELETE", &loc, &[], Bytes::new()).await.status, StatusCode::NO_CONTENT);
+    assert_eq!(
+        s.req("DELETE", &loc, &[], Bytes::new()).await.status,
+        StatusCode::NO_CONTENT
+    );
     let r = s.get(&loc).await;
     assert_eq!(r.status, StatusCode::NOT_FOUND);
     assert_eq!(r.code(), "BLOB_UPLOAD_UNKNOWN");
@@ -125,7 +169,12 @@ async fn cross_repository_mount() {
     let s = start().await;
     let d = s.push_blob("src", b"shared layer").await;
     let r = s
-        .req("POST", &format!("/v2/dst/blobs/uploads/?mount={d}&from=src"), &[], Bytes::new())
+        .req(
+            "POST",
+            &format!("/v2/dst/blobs/uploads/?mount={d}&from=src"),
+            &[],
+            Bytes::new(),
+        )
         .await;
     assert_eq!(r.status, StatusCode::CREATED);
     assert_eq!(r.header("location"), Some(format!("/v2/dst/blobs/{d}").as_str()));
@@ -133,13 +182,23 @@ async fn cross_repository_mount() {
     // Not in the source repository: an upload session starts instead.
     let other = Digest::sha256(b"absent");
     let r = s
-        .req("POST", &format!("/v2/dst2/blobs/uploads/?mount={other}&from=src"), &[], Bytes::new())
+        .req(
+            "POST",
+            &format!("/v2/dst2/blobs/uploads/?mount={other}&from=src"),
+            &[],
+            Bytes::new(),
+        )
         .await;
     assert_eq!(r.status, StatusCode::ACCEPTED);
     assert!(r.header("location").unwrap().starts_with("/v2/dst2/blobs/uploads/"));
     // Knowing the digest is not enough: mounting from a repo that was never given it falls back.
     let r = s
-        .req("POST", &format!("/v2/dst3/blobs/uploads/?mount={d}&from=nobody"), &[], Bytes::new())
+        .req(
+            "POST",
+            &format!("/v2/dst3/blobs/uploads/?mount={d}&from=nobody"),
+            &[],
+            Bytes::new(),
+        )
         .await;
     assert_eq!(r.status, StatusCode::ACCEPTED);
 }
@@ -151,7 +210,10 @@ async fn manifests_by_tag_and_digest() {
     let r = s.put_manifest("lib/app", "v1", OCI_MANIFEST, &m).await;
     assert_eq!(r.status, StatusCode::CREATED, "{r:?}");
     assert_eq!(r.header("docker-content-digest"), Some(d.to_string().as_str()));
-    assert_eq!(r.header("location"), Some(format!("/v2/lib/app/manifests/{d}").as_str()));
+    assert_eq!(
+        r.header("location"),
+        Some(format!("/v2/lib/app/manifests/{d}").as_str())
+    );
 
     for reference in ["v1".to_string(), d.to_string()] {
         let r = s.get(&format!("/v2/lib/app/manifests/{reference}")).await;
@@ -159,13 +221,18 @@ async fn manifests_by_tag_and_digest() {
         assert_eq!(&r.body[..], &m[..], "stored verbatim");
         assert_eq!(r.header("content-type"), Some(OCI_MANIFEST));
         assert_eq!(r.header("docker-content-digest"), Some(d.to_string().as_str()));
-        let r = s.req("HEAD", &format!("/v2/lib/app/manifests/{reference}"), &[], Bytes::new()).await;
+        let r = s
+            .req("HEAD", &format!("/v2/lib/app/manifests/{reference}"), &[], Bytes::new())
+            .await;
         assert_eq!(r.status, StatusCode::OK);
         assert_eq!(r.header("content-length"), Some(m.len().to_string().as_str()));
         assert!(r.body.is_empty());
     }
     let r = s.get("/v2/lib/app/manifests/nope").await;
-    assert_eq!((r.status, r.code().as_str()), (StatusCode::NOT_FOUND, "MANIFEST_UNKNOWN"));
+    assert_eq!(
+        (r.status, r.code().as_str()),
+        (StatusCode::NOT_FOUND, "MANIFEST_UNKNOWN")
+    );
     let r = s.get("/v2/lib/none/manifests/v1").await;
     assert_eq!((r.status, r.code().as_str()), (StatusCode::NOT_FOUND, "NAME_UNKNOWN"));
     let r = s.get("/v2/lib/app/manifests/-bad").await;
@@ -174,35 +241,74 @@ async fn manifests_by_tag_and_digest() {
     // Push by digest with extra tags.
     let (m2, d2) = s.push_image("lib/app", "2").await;
     let r = s
-        .req("PUT", &format!("/v2/lib/app/manifests/{d2}?tag=a&tag=b"), &[("content-type", OCI_MANIFEST)], m2.clone())
+        .req(
+            "PUT",
+            &format!("/v2/lib/app/manifests/{d2}?tag=a&tag=b"),
+            &[("content-type", OCI_MANIFEST)],
+            m2.clone(),
+        )
         .await;
     assert_eq!(r.status, StatusCode::CREATED, "{r:?}");
-    let tags: Vec<_> = r.headers.get_all("oci-tag").iter().map(|v| v.to_str().unwrap().to_string()).collect();
+    let tags: Vec<_> = r
+        .headers
+        .get_all("oci-tag")
+        .iter()
+        .map(|v| v.to_str().unwrap().to_string())
+        .collect();
     assert_eq!(tags, vec!["a", "b"]);
-    assert_eq!(s.get("/v2/lib/app/tags/list").await.json()["tags"], serde_json::json!(["a", "b", "v1"]));
+    assert_eq!(
+        s.get("/v2/lib/app/tags/list").await.json()["tags"],
+        serde_json::json!(["a", "b", "v1"])
+    );
 
     // Delete a tag, then a manifest by digest (its tags go with it).
-    assert_eq!(s.req("DELETE", "/v2/lib/app/manifests/v1", &[], Bytes::new()).await.status, StatusCode::ACCEPTED);
+    assert_eq!(
+        s.req("DELETE", "/v2/lib/app/manifests/v1", &[], Bytes::new())
+            .await
+            .status,
+        StatusCode::ACCEPTED
+    );
     assert_eq!(s.get("/v2/lib/app/manifests/v1").await.status, StatusCode::NOT_FOUND);
-    assert_eq!(s.get(&format!("/v2/lib/app/manifests/{d}")).await.status, StatusCode::OK);
-    let r = s.req("DELETE", &format!("/v2/lib/app/manifests/{d2}"), &[], Bytes::new()).await;
+    assert_eq!(
+        s.get(&format!("/v2/lib/app/manifests/{d}")).await.status,
+        StatusCode::OK
+    );
+    let r = s
+        .req("DELETE", &format!("/v2/lib/app/manifests/{d2}"), &[], Bytes::new())
+        .await;
     assert_eq!(r.status, StatusCode::ACCEPTED);
-    assert_eq!(s.get(&format!("/v2/lib/app/manifests/{d2}")).await.status, StatusCode::NOT_FOUND);
+    assert_eq!(
+        s.get(&format!("/v2/lib/app/manifests/{d2}")).await.status,
+        StatusCode::NOT_FOUND
+    );
     assert_eq!(s.get("/v2/lib/app/manifests/a").await.status, StatusCode::NOT_FOUND);
-    assert_eq!(s.get("/v2/lib/app/tags/list").await.json()["tags"], serde_json::json!([]));
-    let r = s.req("DELETE", &format!("/v2/lib/app/manifests/{d2}"), &[], Bytes::new()).await;
+    assert_eq!(
+        s.get("/v2/lib/app/tags/list").await.json()["tags"],
+        serde_json::json!([])
+    );
+    let r = s
+        .req("DELETE", &format!("/v2/lib/app/manifests/{d2}"), &[], Bytes::new())
+        .await;
     assert_eq!(r.status, StatusCode::NOT_FOUND);
 
     // An index over the remaining manifest.
     let idx = serde_json::json!({"schemaVersion": 2, "mediaType": OCI_INDEX,
         "manifests": [{"mediaType": OCI_MANIFEST, "digest": d.to_string(), "size": m.len()}]});
     let idx = serde_json::to_vec(&idx).unwrap();
-    assert_eq!(s.put_manifest("lib/app", "multi", OCI_INDEX, &idx).await.status, StatusCode::CREATED);
+    assert_eq!(
+        s.put_manifest("lib/app", "multi", OCI_INDEX, &idx).await.status,
+        StatusCode::CREATED
+    );
     // An index whose child is not in the repository.
     let idx2 = serde_json::json!({"schemaVersion": 2, "mediaType": OCI_INDEX,
         "manifests": [{"mediaType": OCI_MANIFEST, "digest": d2.to_string(), "size": m2.len()}]});
-    let r = s.put_manifest("lib/app", "multi2", OCI_INDEX, &serde_json::to_vec(&idx2).unwrap()).await;
-    assert_eq!((r.status, r.code().as_str()), (StatusCode::BAD_REQUEST, "MANIFEST_BLOB_UNKNOWN"));
+    let r = s
+        .put_manifest("lib/app", "multi2", OCI_INDEX, &serde_json::to_vec(&idx2).unwrap())
+        .await;
+    assert_eq!(
+        (r.status, r.code().as_str()),
+        (StatusCode::BAD_REQUEST, "MANIFEST_BLOB_UNKNOWN")
+    );
 }
 
 #[tokio::test]
@@ -220,32 +326,63 @@ async fn invalid_manifests_are_refused() {
     let missing = Digest::sha256(b"never pushed");
     let bad = serde_json::json!({"schemaVersion": 2, "mediaType": OCI_MANIFEST,
         "config": {"mediaType": OCI_CONFIG, "digest": missing.to_string(), "size": 12}, "layers": []});
-    let r = s.put_manifest("x", "t", OCI_MANIFEST, &serde_json::to_vec(&bad).unwrap()).await;
-    assert_eq!((r.status, r.code().as_str()), (StatusCode::BAD_REQUEST, "MANIFEST_BLOB_UNKNOWN"));
+    let r = s
+        .put_manifest("x", "t", OCI_MANIFEST, &serde_json::to_vec(&bad).unwrap())
+        .await;
+    assert_eq!(
+        (r.status, r.code().as_str()),
+        (StatusCode::BAD_REQUEST, "MANIFEST_BLOB_UNKNOWN")
+    );
     // Blob present in another repository only.
     let r = s.put_manifest("y", "t", OCI_MANIFEST, &m).await;
     assert_eq!(r.code(), "MANIFEST_BLOB_UNKNOWN");
     // Too big (413), by Content-Length.
     let mut huge = serde_json::json!({"schemaVersion": 2, "mediaType": OCI_MANIFEST});
     huge["annotations"] = serde_json::json!({"pad": "x".repeat(100 * 1024)});
-    let r = s.put_manifest("x", "t", OCI_MANIFEST, &serde_json::to_vec(&huge).unwrap()).await;
-    assert_eq!((r.status, r.code().as_str()), (StatusCode::PAYLOAD_TOO_LARGE, "MANIFEST_INVALID"));
+    let r = s
+        .put_manifest("x", "t", OCI_MANIFEST, &serde_json::to_vec(&huge).unwrap())
+        .await;
+    assert_eq!(
+        (r.status, r.code().as_str()),
+        (StatusCode::PAYLOAD_TOO_LARGE, "MANIFEST_INVALID")
+    );
     // Schema 1, not JSON, Content-Type mismatch.
     let s1 = br#"{"schemaVersion":1,"name":"x","tag":"t","fsLayers":[],"history":[]}"#;
-    let r = s.put_manifest("x", "t", "application/vnd.docker.distribution.manifest.v1+prettyjws", s1).await;
-    assert_eq!((r.status, r.code().as_str()), (StatusCode::BAD_REQUEST, "MANIFEST_INVALID"));
+    let r = s
+        .put_manifest(
+            "x",
+            "t",
+            "application/vnd.docker.distribution.manifest.v1+prettyjws",
+            s1,
+        )
+        .await;
+    assert_eq!(
+        (r.status, r.code().as_str()),
+        (StatusCode::BAD_REQUEST, "MANIFEST_INVALID")
+    );
     let r = s.put_manifest("x", "t", OCI_MANIFEST, b"{not json").await;
     assert_eq!(r.code(), "MANIFEST_INVALID");
-    let r = s.put_manifest("x", "t", "application/vnd.docker.distribution.manifest.v2+json", &m).await;
+    let r = s
+        .put_manifest("x", "t", "application/vnd.docker.distribution.manifest.v2+json", &m)
+        .await;
     assert_eq!(r.code(), "MANIFEST_INVALID");
     // Digest-addressed PUT must match.
     let wrong = Digest::sha256(b"other");
     let r = s.put_manifest("x", &wrong.to_string(), OCI_MANIFEST, &m).await;
-    assert_eq!((r.status, r.code().as_str()), (StatusCode::BAD_REQUEST, "DIGEST_INVALID"));
+    assert_eq!(
+        (r.status, r.code().as_str()),
+        (StatusCode::BAD_REQUEST, "DIGEST_INVALID")
+    );
     // None of it was stored.
     assert_eq!(s.get("/v2/x/tags/list").await.json()["tags"], serde_json::json!([]));
-    assert_eq!(s.get(&format!("/v2/x/manifests/{d}")).await.status, StatusCode::NOT_FOUND);
-    assert_eq!(s.put_manifest("x", &d.to_string(), OCI_MANIFEST, &m).await.status, StatusCode::CREATED);
+    assert_eq!(
+        s.get(&format!("/v2/x/manifests/{d}")).await.status,
+        StatusCode::NOT_FOUND
+    );
+    assert_eq!(
+        s.put_manifest("x", &d.to_string(), OCI_MANIFEST, &m).await.status,
+        StatusCode::CREATED
+    );
 }
 
 #[tokio::test]
@@ -253,7 +390,10 @@ async fn tag_and_catalog_pagination() {
     let s = start().await;
     let (m, _) = s.push_image("p", "1").await;
     for t in ["t3", "t1", "T0", "t2", "t4"] {
-        assert_eq!(s.put_manifest("p", t, OCI_MANIFEST, &m).await.status, StatusCode::CREATED);
+        assert_eq!(
+            s.put_manifest("p", t, OCI_MANIFEST, &m).await.status,
+            StatusCode::CREATED
+        );
     }
     let mut seen = Vec::new();
     let mut next = Some("/v2/p/tags/list?n=2".to_string());
@@ -298,7 +438,10 @@ async fn tag_and_catalog_pagination() {
 async fn referrers_api() {
     let s = start().await;
     let (m, d) = s.push_image("r", "img").await;
-    assert_eq!(s.put_manifest("r", "v1", OCI_MANIFEST, &m).await.status, StatusCode::CREATED);
+    assert_eq!(
+        s.put_manifest("r", "v1", OCI_MANIFEST, &m).await.status,
+        StatusCode::CREATED
+    );
     let empty = s.push_blob("r", b"{}").await;
     let sig = s.push_blob("r", b"signature").await;
     let art = serde_json::json!({
@@ -326,17 +469,23 @@ async fn referrers_api() {
     assert_eq!(list[0]["annotations"]["org.example"], "yes");
     assert_eq!(list[0]["size"], art.len());
 
-    let r = s.get(&format!("/v2/r/referrers/{d}?artifactType=application/vnd.example.sig")).await;
+    let r = s
+        .get(&format!("/v2/r/referrers/{d}?artifactType=application/vnd.example.sig"))
+        .await;
     assert_eq!(r.header("oci-filters-applied"), Some("artifactType"));
     assert_eq!(r.json()["manifests"].as_array().unwrap().len(), 1);
     let r = s.get(&format!("/v2/r/referrers/{d}?artifactType=other")).await;
     assert_eq!(r.json()["manifests"].as_array().unwrap().len(), 0);
     // The subject need not exist; unknown subjects give an empty list, bad digests 400.
     let r = s.get(&format!("/v2/r/referrers/{}", Digest::sha256(b"z"))).await;
-    assert_eq!((r.status, r.json()["manifests"].as_array().unwrap().len()), (StatusCode::OK, 0));
+    assert_eq!(
+        (r.status, r.json()["manifests"].as_array().unwrap().len()),
+        (StatusCode::OK, 0)
+    );
     assert_eq!(s.get("/v2/r/referrers/sha256:zz").await.status, StatusCode::BAD_REQUEST);
     // Deleting the referrer takes it off the list.
-    s.req("DELETE", &format!("/v2/r/manifests/{ad}"), &[], Bytes::new()).await;
+    s.req("DELETE", &format!("/v2/r/manifests/{ad}"), &[], Bytes::new())
+        .await;
     let r = s.get(&format!("/v2/r/referrers/{d}")).await;
     assert_eq!(r.json()["manifests"].as_array().unwrap().len(), 0);
 }
@@ -346,9 +495,17 @@ async fn digest_mismatch_stores_nothing() {
     let s = start().await;
     let wrong = Digest::sha256(b"something else");
     let r = s
-        .req("POST", &format!("/v2/m/blobs/uploads/?digest={wrong}"), &[], Bytes::from_static(b"payload"))
+        .req(
+            "POST",
+            &format!("/v2/m/blobs/uploads/?digest={wrong}"),
+            &[],
+            Bytes::from_static(b"payload"),
+        )
         .await;
-    assert_eq!((r.status, r.code().as_str()), (StatusCode::BAD_REQUEST, "DIGEST_INVALID"));
+    assert_eq!(
+        (r.status, r.code().as_str()),
+        (StatusCode::BAD_REQUEST, "DIGEST_INVALID")
+    );
     // Chunked, wrong digest at the PUT.
     let r = s.req("POST", "/v2/m/blobs/uploads/", &[], Bytes::new()).await;
     let loc = r.header("location").unwrap().to_string();
@@ -357,7 +514,12 @@ async fn digest_mismatch_stores_nothing() {
     assert_eq!(r.code(), "DIGEST_INVALID");
     assert!(s.files_under("blobs").is_empty(), "{:?}", s.files_under("blobs"));
     assert!(s.files_under("uploads").is_empty(), "{:?}", s.files_under("uploads"));
-    assert_eq!(s.get(&format!("/v2/m/blobs/{}", Digest::sha256(b"payload"))).await.status, StatusCode::NOT_FOUND);
+    assert_eq!(
+        s.get(&format!("/v2/m/blobs/{}", Digest::sha256(b"payload")))
+            .await
+            .status,
+        StatusCode::NOT_FOUND
+    );
 }
 
 #[tokio::test]
@@ -432,14 +594,18 @@ async fn cut_off_upload_leaves_nothing() {
         tokio::time::sleep(std::time::Duration::from_millis(50)).await;
         let r = s.get(&loc).await;
         range = r.header("range").map(String::from);
-        let len = std::fs::metadata(s.files_under("uploads").iter().find(|p| p.ends_with("data")).unwrap()).unwrap().len();
+        let len = std::fs::metadata(s.files_under("uploads").iter().find(|p| p.ends_with("data")).unwrap())
+            .unwrap()
+            .len();
         if range.as_deref() == Some("0-4") && len == 5 {
             break;
         }
     }
     assert_eq!(range.as_deref(), Some("0-4"));
     let d = Digest::sha256(b"1234567");
-    let r = s.req("PUT", &format!("{loc}?digest={d}"), &[], Bytes::from_static(b"67")).await;
+    let r = s
+        .req("PUT", &format!("{loc}?digest={d}"), &[], Bytes::from_static(b"67"))
+        .await;
     assert_eq!(r.status, StatusCode::CREATED, "{r:?}");
 }
 
@@ -457,7 +623,10 @@ async fn deletes_can_be_disabled() {
     s.put_manifest("n", "v", OCI_MANIFEST, &m).await;
     for path in [format!("/v2/n/manifests/{d}"), "/v2/n/manifests/v".into()] {
         let r = s.req("DELETE", &path, &[], Bytes::new()).await;
-        assert_eq!((r.status, r.code().as_str()), (StatusCode::METHOD_NOT_ALLOWED, "UNSUPPORTED"));
+        assert_eq!(
+            (r.status, r.code().as_str()),
+            (StatusCode::METHOD_NOT_ALLOWED, "UNSUPPORTED")
+        );
     }
     assert_eq!(s.get("/v2/n/manifests/v").await.status, StatusCode::OK);
 }

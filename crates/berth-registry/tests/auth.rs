@@ -1,5 +1,7 @@
 //! Basic (htpasswd) and bearer token auth, driven as a Docker client would.
 
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 mod common;
 
 use base64::engine::general_purpose::STANDARD;
@@ -48,7 +50,12 @@ async fn basic_auth() {
     assert_eq!(r.status, StatusCode::UNAUTHORIZED);
     let d = berth_types::Digest::sha256(b"x");
     let r = s
-        .req("POST", &format!("/v2/a/blobs/uploads/?digest={d}"), &[("authorization", &good)], Bytes::from_static(b"x"))
+        .req(
+            "POST",
+            &format!("/v2/a/blobs/uploads/?digest={d}"),
+            &[("authorization", &good)],
+            Bytes::from_static(b"x"),
+        )
         .await;
     assert_eq!(r.status, StatusCode::CREATED);
 }
@@ -104,12 +111,16 @@ async fn bearer_token_flow() {
 
     // 2. Wrong password, or none: no token.
     let q = "/token?service=berth-test&scope=repository:lib/app:pull,push";
-    let r = s.req("GET", q, &[("authorization", &basic("alice", "nope"))], Bytes::new()).await;
+    let r = s
+        .req("GET", q, &[("authorization", &basic("alice", "nope"))], Bytes::new())
+        .await;
     assert_eq!(r.status, StatusCode::UNAUTHORIZED);
     assert_eq!(s.get(q).await.status, StatusCode::UNAUTHORIZED);
 
     // 3. A token, and the request succeeds with it.
-    let r = s.req("GET", q, &[("authorization", &basic("alice", "s3cret"))], Bytes::new()).await;
+    let r = s
+        .req("GET", q, &[("authorization", &basic("alice", "s3cret"))], Bytes::new())
+        .await;
     assert_eq!(r.status, StatusCode::OK);
     let j = r.json();
     let token = j["token"].as_str().unwrap().to_string();
@@ -127,18 +138,37 @@ async fn bearer_token_flow() {
         )
         .await;
     assert_eq!(r.status, StatusCode::CREATED, "{r:?}");
-    let r = s.req("GET", &format!("/v2/lib/app/blobs/{d}"), &[("authorization", &bearer)], Bytes::new()).await;
+    let r = s
+        .req(
+            "GET",
+            &format!("/v2/lib/app/blobs/{d}"),
+            &[("authorization", &bearer)],
+            Bytes::new(),
+        )
+        .await;
     assert_eq!(r.status, StatusCode::OK);
     let r = s.req("GET", "/v2/", &[("authorization", &bearer)], Bytes::new()).await;
     assert_eq!(r.status, StatusCode::OK);
 
     // 4. The token is scoped: another repository, or the catalog, is refused.
-    let r = s.req("GET", &format!("/v2/lib/other/blobs/{d}"), &[("authorization", &bearer)], Bytes::new()).await;
+    let r = s
+        .req(
+            "GET",
+            &format!("/v2/lib/other/blobs/{d}"),
+            &[("authorization", &bearer)],
+            Bytes::new(),
+        )
+        .await;
     assert_eq!(r.status, StatusCode::UNAUTHORIZED);
     assert!(r.header("www-authenticate").unwrap().contains("insufficient_scope"));
-    let r = s.req("GET", "/v2/_catalog", &[("authorization", &bearer)], Bytes::new()).await;
+    let r = s
+        .req("GET", "/v2/_catalog", &[("authorization", &bearer)], Bytes::new())
+        .await;
     assert_eq!(r.status, StatusCode::UNAUTHORIZED);
-    assert!(r.header("www-authenticate").unwrap().contains("scope=\"registry:catalog:*\""));
+    assert!(r
+        .header("www-authenticate")
+        .unwrap()
+        .contains("scope=\"registry:catalog:*\""));
 
     // 5. A pull-only token cannot push; a tampered token is refused.
     let r = s
@@ -150,25 +180,47 @@ async fn bearer_token_flow() {
         )
         .await;
     let pull_only = format!("Bearer {}", r.json()["token"].as_str().unwrap());
-    let r = s.req("POST", "/v2/lib/app/blobs/uploads/", &[("authorization", &pull_only)], Bytes::new()).await;
+    let r = s
+        .req(
+            "POST",
+            "/v2/lib/app/blobs/uploads/",
+            &[("authorization", &pull_only)],
+            Bytes::new(),
+        )
+        .await;
     assert_eq!(r.status, StatusCode::UNAUTHORIZED);
     let mut forged = token.clone();
     forged.pop();
     forged.push(if token.ends_with('A') { 'B' } else { 'A' });
     let r = s
-        .req("GET", &format!("/v2/lib/app/blobs/{d}"), &[("authorization", &format!("Bearer {forged}"))], Bytes::new())
+        .req(
+            "GET",
+            &format!("/v2/lib/app/blobs/{d}"),
+            &[("authorization", &format!("Bearer {forged}"))],
+            Bytes::new(),
+        )
         .await;
     assert_eq!(r.status, StatusCode::UNAUTHORIZED);
 
     // 6. containerd's OAuth2 password grant.
     let form = "grant_type=password&username=alice&password=s3cret&service=berth-test&scope=repository%3Alib%2Fapp%3Apull&client_id=containerd";
     let r = s
-        .req("POST", "/token", &[("content-type", "application/x-www-form-urlencoded")], Bytes::from_static(form.as_bytes()))
+        .req(
+            "POST",
+            "/token",
+            &[("content-type", "application/x-www-form-urlencoded")],
+            Bytes::from_static(form.as_bytes()),
+        )
         .await;
     assert_eq!(r.status, StatusCode::OK, "{r:?}");
     let t = r.json()["access_token"].as_str().unwrap().to_string();
     let r = s
-        .req("GET", &format!("/v2/lib/app/blobs/{d}"), &[("authorization", &format!("Bearer {t}"))], Bytes::new())
+        .req(
+            "GET",
+            &format!("/v2/lib/app/blobs/{d}"),
+            &[("authorization", &format!("Bearer {t}"))],
+            Bytes::new(),
+        )
         .await;
     assert_eq!(r.status, StatusCode::OK);
     let bad = form.replace("s3cret", "wrong");
@@ -186,8 +238,17 @@ async fn anonymous_tokens_are_pull_only_without_htpasswd() {
     let r = s.get("/token?service=berth-test&scope=repository:a:pull,push").await;
     assert_eq!(r.status, StatusCode::OK);
     let bearer = format!("Bearer {}", r.json()["token"].as_str().unwrap());
-    let r = s.req("GET", "/v2/a/tags/list", &[("authorization", &bearer)], Bytes::new()).await;
+    let r = s
+        .req("GET", "/v2/a/tags/list", &[("authorization", &bearer)], Bytes::new())
+        .await;
     assert_eq!(r.status, StatusCode::NOT_FOUND, "authorized, but no such repository");
-    let r = s.req("POST", "/v2/a/blobs/uploads/", &[("authorization", &bearer)], Bytes::new()).await;
+    let r = s
+        .req(
+            "POST",
+            "/v2/a/blobs/uploads/",
+            &[("authorization", &bearer)],
+            Bytes::new(),
+        )
+        .await;
     assert_eq!(r.status, StatusCode::UNAUTHORIZED);
 }

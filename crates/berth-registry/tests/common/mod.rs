@@ -1,5 +1,5 @@
 //! Test helpers: a registry on 127.0.0.1:0 in a temp dir, and a small hyper client.
-#![allow(dead_code)]
+#![allow(dead_code, clippy::unwrap_used, clippy::expect_used)]
 
 use berth_registry::{Registry, ServerConfig};
 use berth_types::Digest;
