@@ -1112,7 +1112,12 @@ where
     let svc = hyper::service::service_fn(move |req: hyper::Request<hyper::body::Incoming>| {
         router.clone().oneshot(req.map(Body::new))
     });
-    let conn = hyper::server::conn::http1::Builder::new().serve_connection(hyper_util::rt::TokioIo::new(io), svc);
+    // A client gets 30 s to send a request's headers (slowloris); bodies may take as long as
+    // they need (layers are large).
+    let conn = hyper::server::conn::http1::Builder::new()
+        .timer(hyper_util::rt::TokioTimer::new())
+        .header_read_timeout(Duration::from_secs(30))
+        .serve_connection(hyper_util::rt::TokioIo::new(io), svc);
     tokio::pin!(conn);
     tokio::select! {
         res = conn.as_mut() => {

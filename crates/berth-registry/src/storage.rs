@@ -293,9 +293,11 @@ impl Store {
         self.repo_dir(name).join("_layers").join(d.algorithm()).join(d.hex())
     }
 
-    /// Whether `name` may read blob `d` (it has a link and the content exists).
+    /// The size of blob `d` if `name` may read it: it has a link to it (pushed or mounted, or it is
+    /// one of the repository's manifests, which Docker's registry also serves as blobs) and the
+    /// content exists.
     pub fn has_blob(&self, name: &str, d: &Digest) -> Result<Option<u64>, RegistryError> {
-        if !self.layer_link(name, d).exists() {
+        if !self.layer_link(name, d).exists() && !self.revision_link(name, d).exists() {
             return Ok(None);
         }
         self.blob_size(d)

@@ -228,6 +228,8 @@ async fn manifests_by_tag_and_digest() {
         assert_eq!(r.header("content-length"), Some(m.len().to_string().as_str()));
         assert!(r.body.is_empty());
     }
+    // Manifests are also served by the blobs endpoint, as Docker's registry does.
+    assert_eq!(&s.get(&format!("/v2/lib/app/blobs/{d}")).await.body[..], &m[..]);
     let r = s.get("/v2/lib/app/manifests/nope").await;
     assert_eq!(
         (r.status, r.code().as_str()),
