@@ -60,10 +60,13 @@ async fn add_api_version(mut resp: Response) -> Response {
 }
 
 async fn dispatch(State(reg): State<Registry>, req: Request) -> Response {
-    match handle(&reg, req).await {
+    let (method, path) = (req.method().clone(), req.uri().path().to_string());
+    let resp = match handle(&reg, req).await {
         Ok(r) => r,
         Err(e) => e.into_response(),
-    }
+    };
+    tracing::debug!(target: "berth_registry::access", "{method} {path} {}", resp.status().as_u16());
+    resp
 }
 
 /// Runs blocking store work off the executor.

@@ -617,5 +617,23 @@ mod tests {
         assert!(s.upload_dir(&id2).exists(), "dry run keeps it");
         assert_eq!(s.remove_expired_uploads(Duration::ZERO, false).unwrap(), 1);
         assert!(!s.upload_dir(&id2).exists());
+
+        // Opening the store removes sessions older than the expiry, and only those.
+        let (old, fresh) = (
+            crate::names::new_upload_id().unwrap(),
+            crate::names::new_upload_id().unwrap(),
+        );
+        s.create_upload(&old, "r").unwrap();
+        s.create_upload(&fresh, "r").unwrap();
+        let two_days_ago = SystemTime::now() - 2 * UPLOAD_EXPIRY;
+        fs::File::options()
+            .write(true)
+            .open(s.upload_data(&old))
+            .unwrap()
+            .set_modified(two_days_ago)
+            .unwrap();
+        let s = Store::open(dir.path()).unwrap();
+        assert!(!s.upload_dir(&old).exists());
+        assert!(s.upload_dir(&fresh).exists());
     }
 }

@@ -666,3 +666,49 @@ async fn http_keep_alive_and_raw_head() {
     assert!(out.to_ascii_lowercase().contains("content-length: 6\r\n"), "{out}");
     assert!(out.ends_with("\r\n\r\n"), "{out}");
 }
+
+#[tokio::test]
+async fn upload_survives_a_restart_and_shutdown_is_graceful() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path().join("root");
+    let s = start_with(ServerConfig::new(&root), None).await;
+    let r = s.req("POST", "/v2/re/blobs/uploads/", &[], Bytes::new()).await;
+    let loc = r.header("location").unwrap().to_string();
+    let r = s
+        .req("PATCH", &loc, &[("content-range", "0-4")], Bytes::from_static(b"hello"))
+        .await;
+    assert_eq!(r.status, StatusCode::ACCEPTED);
+    drop(s);
+
+    // A new server on the same root picks the session up (its hash state is rebuilt from disk).
+    let s = start_with(ServerConfig::new(&root), None).await;
+    assert_eq!(s.get(&loc).await.header("range"), Some("0-4"));
+    let d = Digest::sha256(b"hello world");
+    let r = s
+        .req(
+            "PUT",
+            &format!("{loc}?digest={d}"),
+            &[("content-range", "5-10")],
+            Bytes::from_static(b" world"),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::CREATED, "{r:?}");
+    assert_eq!(&s.get(&format!("/v2/re/blobs/{d}")).await.body[..], b"hello world");
+
+    // serve() returns once shutdown resolves, even with an idle keep-alive connection open.
+    let reg = berth_registry::Registry::open(ServerConfig::new(&root)).unwrap();
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+    let task = tokio::spawn(berth_registry::serve(reg, listener, async move {
+        let _ = rx.await;
+    }));
+    let mut idle = tokio::net::TcpStream::connect(addr).await.unwrap();
+    idle.write_all(b"GET /v2/ HTTP/1.1\r\nHost: x\r\n\r\n").await.unwrap();
+    let mut buf = [0u8; 12];
+    idle.read_exact(&mut buf).await.unwrap();
+    assert_eq!(&buf, b"HTTP/1.1 200");
+    tx.send(()).unwrap();
+    let res = tokio::time::timeout(std::time::Duration::from_secs(5), task).await;
+    assert!(matches!(res, Ok(Ok(Ok(())))), "{res:?}");
+}
