@@ -39,14 +39,11 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     cfg.htpasswd = opt("--htpasswd").map(Into::into);
     cfg.delete_enabled = !args.iter().any(|a| a == "--no-delete");
     if let Some(realm) = opt("--token-realm") {
-        let mut key = vec![0u8; 32];
-        getrandom::getrandom(&mut key).map_err(|e| e.to_string())?;
-        cfg.token = Some(TokenConfig {
+        cfg.token = Some(TokenConfig::with_random_key(
             realm,
-            service: addr.clone(),
-            key,
-            ttl: Duration::from_secs(300),
-        });
+            addr.clone(),
+            Duration::from_secs(300),
+        )?);
     }
     if let (Some(cert), Some(key)) = (opt("--tls-cert"), opt("--tls-key")) {
         cfg.tls = Some(TlsConfig {

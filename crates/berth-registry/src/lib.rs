@@ -94,6 +94,25 @@ pub struct TokenConfig {
     pub ttl: Duration,
 }
 
+impl TokenConfig {
+    /// A token config with a fresh random 32-byte signing key (tokens then die with the process,
+    /// which is fine: clients fetch a new one on the next 401).
+    pub fn with_random_key(
+        realm: impl Into<String>,
+        service: impl Into<String>,
+        ttl: Duration,
+    ) -> Result<TokenConfig, RegistryError> {
+        let mut key = vec![0u8; 32];
+        getrandom::getrandom(&mut key).map_err(|e| RegistryError::Random(e.to_string()))?;
+        Ok(TokenConfig {
+            realm: realm.into(),
+            service: service.into(),
+            key,
+            ttl,
+        })
+    }
+}
+
 impl fmt::Debug for TokenConfig {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("TokenConfig")

@@ -712,3 +712,33 @@ async fn upload_survives_a_restart_and_shutdown_is_graceful() {
     let res = tokio::time::timeout(std::time::Duration::from_secs(5), task).await;
     assert!(matches!(res, Ok(Ok(Ok(())))), "{res:?}");
 }
+
+#[tokio::test]
+async fn oversized_chunked_manifest_is_refused() {
+    // No Content-Length: the cap is enforced while reading.
+    let s = start_with(
+        ServerConfig {
+            max_manifest_bytes: 1024,
+            ..ServerConfig::default()
+        },
+        None,
+    )
+    .await;
+    let mut tcp = tokio::net::TcpStream::connect(s.addr).await.unwrap();
+    let head = format!(
+        "PUT /v2/big/manifests/t HTTP/1.1\r\nHost: x\r\nContent-Type: {OCI_MANIFEST}\r\nTransfer-Encoding: chunked\r\n\r\n"
+    );
+    tcp.write_all(head.as_bytes()).await.unwrap();
+    for _ in 0..4 {
+        let chunk = vec![b' '; 512];
+        tcp.write_all(format!("{:x}\r\n", chunk.len()).as_bytes())
+            .await
+            .unwrap();
+        tcp.write_all(&chunk).await.unwrap();
+        tcp.write_all(b"\r\n").await.unwrap();
+    }
+    tcp.write_all(b"0\r\n\r\n").await.unwrap();
+    let mut buf = vec![0u8; 12];
+    tcp.read_exact(&mut buf).await.unwrap();
+    assert_eq!(&buf, b"HTTP/1.1 413");
+}
