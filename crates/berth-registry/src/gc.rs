@@ -7,7 +7,7 @@
 //! whose `subject` is a kept manifest (signatures, SBOMs); the other revisions are deleted first.
 //!
 //! Marked: each root manifest and every digest its JSON references through a `digest` field (config,
-//! layers, child manifests, recursively), except `subject`. Swept: every other blob, the repository
+//! layers, child manifests), except `subject`. Swept: every other blob, the repository
 //! links to swept blobs, and upload sessions older than the expiry.
 //!
 //! Run it while the registry is stopped (or read-only): blobs of a push in flight have no manifest
@@ -152,14 +152,14 @@ pub fn gc_with(root: &Path, opts: &GcOptions) -> Result<GcReport, RegistryError>
         } else {
             revisions
         };
-        let mut stack: Vec<Digest> = roots.into_iter().collect();
-        while let Some(d) = stack.pop() {
-            if !marked.insert(d.clone()) {
-                continue;
-            }
+        // Every kept manifest is a root of its own (an index's children are revisions of the
+        // same repository, checked at push), so one level suffices: the manifest and what it
+        // references. Only manifests are read; never a layer.
+        for d in roots {
             if let Some(data) = store.read_blob(&d)? {
-                stack.extend(references(&data).into_iter().filter(|r| !marked.contains(r)));
+                marked.extend(references(&data));
             }
+            marked.insert(d);
         }
     }
     for (d, size) in store.all_blobs()? {
