@@ -138,6 +138,20 @@ async fn gc_delete_untagged_keeps_referrers_of_tagged() {
     let sd = Digest::sha256(&sig);
     s.put_manifest("u", &sd.to_string(), OCI_MANIFEST, &sig).await;
 
+    // In another repository, an untagged manifest kept alive by a tagged index.
+    let (cm, cd) = s.push_image("ix", "child").await;
+    s.put_manifest("ix", &cd.to_string(), OCI_MANIFEST, &cm).await;
+    let idx = serde_json::json!({"schemaVersion": 2, "mediaType": OCI_INDEX,
+        "manifests": [{"mediaType": OCI_MANIFEST, "digest": cd.to_string(), "size": cm.len()}]});
+    let r = s
+        .put_manifest("ix", "multi", OCI_INDEX, &serde_json::to_vec(&idx).unwrap())
+        .await;
+    assert_eq!(r.status, StatusCode::CREATED);
+    let child_layer = serde_json::from_slice::<serde_json::Value>(&cm).unwrap()["layers"][0]["digest"]
+        .as_str()
+        .unwrap()
+        .to_string();
+
     // Default: untagged manifests stay.
     assert!(gc(&s.root, false).unwrap().blobs_removed.is_empty());
     let r = gc_with(
@@ -156,4 +170,9 @@ async fn gc_delete_untagged_keeps_referrers_of_tagged() {
     assert_eq!(s.get(&format!("/v2/u/manifests/{sd}")).await.status, StatusCode::OK);
     assert_eq!(s.get(&format!("/v2/u/manifests/{md}")).await.status, StatusCode::OK);
     assert_eq!(s.get(&format!("/v2/u/blobs/{empty}")).await.status, StatusCode::OK);
+    assert_eq!(s.get(&format!("/v2/ix/manifests/{cd}")).await.status, StatusCode::OK);
+    assert_eq!(
+        s.get(&format!("/v2/ix/blobs/{child_layer}")).await.status,
+        StatusCode::OK
+    );
 }
