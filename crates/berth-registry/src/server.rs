@@ -352,15 +352,19 @@ async fn handle(reg: &Registry, req: Request) -> Result<Response, ApiError> {
         Route::Catalog if read => catalog(reg, &q).await,
         Route::Blob { name, digest } if read => get_blob(reg, &name, &digest, h, m == Method::HEAD).await,
         Route::Blob { name, digest } if m == Method::DELETE => delete_blob(reg, &name, &digest).await,
-        Route::UploadStart { name } if m == Method::POST => start_upload(reg, &id, &name, &q, h, body).await,
+        Route::UploadStart { name } if m == Method::POST => {
+            let (reg, h) = (reg.clone(), h.clone());
+            detached(async move { start_upload(&reg, &id, &name, &q, &h, body).await }).await
+        }
         Route::Upload { name, id: uid } => {
             if !names::is_valid_upload_id(&uid) {
                 return Err(ApiError::new(Code::BlobUploadUnknown, "unknown upload"));
             }
+            let (reg2, h2) = (reg.clone(), h.clone());
             match *m {
                 Method::GET | Method::HEAD => upload_status(reg, &name, &uid).await,
-                Method::PATCH => patch_upload(reg, &name, &uid, h, body).await,
-                Method::PUT => put_upload(reg, &name, &uid, &q, h, body).await,
+                Method::PATCH => detached(async move { patch_upload(&reg2, &name, &uid, &h2, body).await }).await,
+                Method::PUT => detached(async move { put_upload(&reg2, &name, &uid, &q, &h2, body).await }).await,
                 Method::DELETE => cancel_upload(reg, &name, &uid).await,
                 _ => Err(not_allowed()),
             }
@@ -374,6 +378,17 @@ async fn handle(reg: &Registry, req: Request) -> Result<Response, ApiError> {
         Route::Referrers { name, digest } if read => referrers(reg, &name, &digest, &q).await,
         _ => Err(not_allowed()),
     }
+}
+
+/// Runs an upload handler as its own task, so that it runs to completion (and cleans up after a
+/// body cut off midway) even when hyper drops the request future because the connection died.
+async fn detached<F>(fut: F) -> Result<Response, ApiError>
+where
+    F: Future<Output = Result<Response, ApiError>> + Send + 'static,
+{
+    tokio::spawn(fut)
+        .await
+        .unwrap_or_else(|e| Err(ApiError::internal(format!("upload task failed: {e}"))))
 }
 
 fn json_response(status: StatusCode, body: String, mut headers: Vec<(HeaderName, String)>) -> Response {
@@ -672,16 +687,19 @@ async fn start_upload(
         // Single-POST monolithic upload.
         let d = parse_digest(digest)?;
         let (id, st) = new_session(reg, name, d.algorithm()).await?;
+        // The session is internal to this request: it goes whether the request fails or is
+        // dropped mid-body (hyper drops the handler when the connection dies).
+        let mut guard = DropSession {
+            reg: reg.clone(),
+            id: Some(id.clone()),
+        };
         let mut st = st.lock().await;
         let res = match append(reg, &id, &mut st, body, content_length(h)).await {
             Ok(()) => finish(reg, name, &id, &mut st, &d).await,
             Err(e) => Err(e),
         };
-        if res.is_err() {
-            let store = reg.inner.store.clone();
-            let i = id.clone();
-            let _ = blocking(move || store.remove_upload(&i)).await;
-            forget_session(reg, &id);
+        if res.is_ok() {
+            guard.id = None;
         }
         return res;
     }
@@ -690,6 +708,29 @@ async fn start_upload(
     let mut headers = session_headers(name, &id, 0);
     headers.push((header::CONTENT_LENGTH, "0".into()));
     Ok(response(StatusCode::ACCEPTED, headers, Body::empty()))
+}
+
+/// Removes an upload session when dropped, unless disarmed (`id` taken).
+struct DropSession {
+    reg: Registry,
+    id: Option<String>,
+}
+
+impl Drop for DropSession {
+    fn drop(&mut self) {
+        let Some(id) = self.id.take() else { return };
+        forget_session(&self.reg, &id);
+        let store = self.reg.inner.store.clone();
+        let remove = move || {
+            if let Err(e) = store.remove_upload(&id) {
+                tracing::warn!("registry: removing upload session {id}: {e}");
+            }
+        };
+        match tokio::runtime::Handle::try_current() {
+            Ok(h) => drop(h.spawn_blocking(remove)),
+            Err(_) => remove(),
+        }
+    }
 }
 
 async fn upload_status(reg: &Registry, name: &str, id: &str) -> Result<Response, ApiError> {
