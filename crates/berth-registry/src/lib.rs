@@ -4,7 +4,7 @@
 //! - [`Registry::open`] opens (creating) a filesystem store and loads the auth and TLS material;
 //! - [`Registry::router`] is the axum router of the `/v2/` API (plus `/token` when token auth is on);
 //! - [`serve`] runs it on a listener (TLS when configured) until `shutdown` resolves;
-//! - [`gc`] removes blobs no manifest references (run it while the server is stopped, as with
+//! - [`gc()`] removes blobs no manifest references (run it while the server is stopped, as with
 //!   Docker's registry: a push in flight has blobs no manifest references yet).
 //!
 //! Storage layout and atomicity rules are described in [`storage`]; auth policy in [`auth`].
