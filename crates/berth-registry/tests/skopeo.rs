@@ -51,10 +51,22 @@ fn write_layout(dir: &Path) -> (Vec<u8>, Digest, Vec<u8>) {
     });
     let manifest = serde_json::to_vec(&manifest).unwrap();
     let md = put(&manifest);
+    // A one-platform image index over the same manifest, tagged `multi` in the layout.
+    let image_index = serde_json::json!({
+        "schemaVersion": 2, "mediaType": OCI_INDEX,
+        "manifests": [{"mediaType": OCI_MANIFEST, "digest": md.to_string(), "size": manifest.len(),
+            "platform": {"architecture": "amd64", "os": "linux"}}]
+    });
+    let image_index = serde_json::to_vec(&image_index).unwrap();
+    let id = put(&image_index);
     let index = serde_json::json!({
         "schemaVersion": 2,
-        "manifests": [{"mediaType": OCI_MANIFEST, "digest": md.to_string(), "size": manifest.len(),
-            "annotations": {"org.opencontainers.image.ref.name": "t"}}]
+        "manifests": [
+            {"mediaType": OCI_MANIFEST, "digest": md.to_string(), "size": manifest.len(),
+                "annotations": {"org.opencontainers.image.ref.name": "t"}},
+            {"mediaType": OCI_INDEX, "digest": id.to_string(), "size": image_index.len(),
+                "annotations": {"org.opencontainers.image.ref.name": "multi"}}
+        ]
     });
     std::fs::write(dir.join("index.json"), serde_json::to_vec(&index).unwrap()).unwrap();
     std::fs::write(dir.join("oci-layout"), br#"{"imageLayoutVersion":"1.0.0"}"#).unwrap();
@@ -158,4 +170,25 @@ async fn skopeo_push_copy_pull_delete() {
     skopeo(&["delete", "--tls-verify=false", &dest]).await;
     assert_eq!(s.get("/v2/x/y/manifests/t").await.status, StatusCode::NOT_FOUND);
     assert_eq!(s.get("/v2/x/z/manifests/copy").await.status, StatusCode::OK);
+
+    // A multi-platform copy: the child manifest goes first, then the index, both verbatim.
+    let multi = format!("docker://{host}/x/multi:all");
+    let src_multi = format!("oci:{}:multi", layout.display());
+    skopeo(&[
+        "copy",
+        "--all",
+        "--preserve-digests",
+        "--dest-tls-verify=false",
+        &src_multi,
+        &multi,
+    ])
+    .await;
+    let r = s.get("/v2/x/multi/manifests/all").await;
+    assert_eq!(r.header("content-type"), Some(OCI_INDEX));
+    let idx: serde_json::Value = serde_json::from_slice(&r.body).unwrap();
+    assert_eq!(idx["manifests"][0]["digest"], md.to_string());
+    assert_eq!(
+        s.get(&format!("/v2/x/multi/manifests/{md}")).await.status,
+        StatusCode::OK
+    );
 }
