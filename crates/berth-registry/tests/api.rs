@@ -742,3 +742,47 @@ async fn oversized_chunked_manifest_is_refused() {
     tcp.read_exact(&mut buf).await.unwrap();
     assert_eq!(&buf, b"HTTP/1.1 413");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn concurrent_pushes_of_the_same_and_different_blobs() {
+    let s = std::sync::Arc::new(start().await);
+    let mut tasks = Vec::new();
+    for i in 0..40u32 {
+        let s = s.clone();
+        tasks.push(tokio::spawn(async move {
+            // Half push the same content (deduplicated), half their own.
+            let data = if i % 2 == 0 {
+                vec![42u8; 200_000]
+            } else {
+                vec![i as u8; 100_000 + i as usize]
+            };
+            let d = Digest::sha256(&data);
+            let repo = format!("c/r{}", i % 5);
+            let r = s
+                .req("POST", &format!("/v2/{repo}/blobs/uploads/"), &[], Bytes::new())
+                .await;
+            let loc = r.header("location").unwrap().to_string();
+            let (a, b) = data.split_at(data.len() / 2);
+            let r = s
+                .req(
+                    "PATCH",
+                    &loc,
+                    &[("content-range", &format!("0-{}", a.len() - 1))],
+                    Bytes::copy_from_slice(a),
+                )
+                .await;
+            assert_eq!(r.status, StatusCode::ACCEPTED);
+            let r = s
+                .req("PUT", &format!("{loc}?digest={d}"), &[], Bytes::copy_from_slice(b))
+                .await;
+            assert_eq!(r.status, StatusCode::CREATED, "{r:?}");
+            let got = s.get(&format!("/v2/{repo}/blobs/{d}")).await;
+            assert_eq!(Digest::sha256(&got.body), d);
+        }));
+    }
+    for t in tasks {
+        t.await.unwrap();
+    }
+    assert!(s.files_under("uploads").is_empty());
+    assert_eq!(s.files_under("blobs").len(), 21);
+}
