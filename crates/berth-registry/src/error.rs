@@ -110,8 +110,6 @@ pub enum Code {
     Unsupported,
     /// invalid tag (legacy Docker code)
     TagInvalid,
-    /// range not satisfiable (Docker's code for 416 on uploads)
-    RangeInvalid,
     /// an internal error
     Unknown,
 }
@@ -134,7 +132,6 @@ impl Code {
             Code::Denied => "DENIED",
             Code::Unsupported => "UNSUPPORTED",
             Code::TagInvalid => "TAG_INVALID",
-            Code::RangeInvalid => "RANGE_INVALID",
             Code::Unknown => "UNKNOWN",
         }
     }
@@ -155,7 +152,6 @@ impl Code {
             Code::Unauthorized => StatusCode::UNAUTHORIZED,
             Code::Denied => StatusCode::FORBIDDEN,
             Code::Unsupported => StatusCode::METHOD_NOT_ALLOWED,
-            Code::RangeInvalid => StatusCode::RANGE_NOT_SATISFIABLE,
             Code::Unknown => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }

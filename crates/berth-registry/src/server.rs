@@ -749,7 +749,7 @@ fn check_chunk(h: &HeaderMap, name: &str, id: &str, size: u64) -> Result<Option<
         return Ok(None);
     };
     let out_of_order = || {
-        ApiError::new(Code::RangeInvalid, "chunk out of order")
+        ApiError::new(Code::BlobUploadInvalid, "chunk out of order")
             .with_status(StatusCode::RANGE_NOT_SATISFIABLE)
             .with_header(header::LOCATION, upload_location(name, id))
             .with_header(header::RANGE, range_header(size))
