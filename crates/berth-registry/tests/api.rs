@@ -119,6 +119,8 @@ async fn post_then_put_and_chunked_upload() {
         )
         .await;
     assert_eq!(r.status, StatusCode::RANGE_NOT_SATISFIABLE);
+    assert_eq!(r.code(), "BLOB_UPLOAD_INVALID");
+    assert_eq!(r.header("range"), Some("0-4"), "tells where to resume");
     let r = s.get(&loc).await;
     assert_eq!(r.status, StatusCode::NO_CONTENT);
     assert_eq!(r.header("range"), Some("0-4"));
