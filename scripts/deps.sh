@@ -7,8 +7,9 @@ set -euo pipefail
 # python3-docker: the Docker SDK for Python, driven against berthd by tests/cp.rs.
 # (Debian's policy-rc.d / a non-systemd init keep the package from starting a system dockerd.)
 # python3-docker: the Docker SDK for Python, a real client the end-to-end tests drive.
+# skopeo, docker-registry (distribution 2.8): registry clients and a registry the registry tests use.
 need=()
-for p in busybox-static libseccomp-dev pkg-config iproute2 util-linux curl docker.io tini runc python3-docker; do
+for p in busybox-static libseccomp-dev pkg-config iproute2 util-linux curl docker.io tini runc python3-docker skopeo docker-registry; do
   dpkg -s "$p" >/dev/null 2>&1 || need+=("$p")
 done
 if [ "${#need[@]}" -gt 0 ]; then

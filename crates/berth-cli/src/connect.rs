@@ -72,17 +72,17 @@ fn autostart_disabled() -> bool {
     env(NO_AUTOSTART_ENV).is_some_and(|v| !v.is_empty() && v != "0" && v != "false")
 }
 
-/// The `berthd` next to this executable, else the one on PATH.
-fn daemon_binary() -> PathBuf {
+/// The program `name` (`berthd`, `berth-registry`) next to this executable, else the one on PATH.
+pub(crate) fn sibling_binary(name: &str) -> PathBuf {
     if let Ok(exe) = std::env::current_exe() {
         if let Some(dir) = exe.parent() {
-            let candidate = dir.join("berthd");
+            let candidate = dir.join(name);
             if candidate.is_file() {
                 return candidate;
             }
         }
     }
-    PathBuf::from("berthd")
+    PathBuf::from(name)
 }
 
 /// Starts `berthd` in its own process group with output to a log file, not waiting for it;
@@ -103,7 +103,7 @@ fn spawn_daemon() -> Result<(std::process::Child, String)> {
         Some((f, g)) => (Stdio::from(f), Stdio::from(g)),
         None => (Stdio::null(), Stdio::null()),
     };
-    let bin = daemon_binary();
+    let bin = sibling_binary("berthd");
     let mut cmd = Command::new(&bin);
     cmd.stdin(Stdio::null()).stdout(out).stderr(err);
     {

@@ -28,6 +28,7 @@ pub async fn dispatch(cli: Cli) -> Result<i32> {
     // `version` prints the client part even when the daemon is unreachable.
     match cmd {
         Cmd::Version(a) => return system::version(&copts, a).await,
+        Cmd::Registry(a) => return system::registry(a),
         Cmd::Info(a) | Cmd::System(SystemCmd::Info(a)) => return system::info(&copts, a).await,
         _ => {}
     }
@@ -92,6 +93,6 @@ pub async fn dispatch(cli: Cli) -> Result<i32> {
         Cmd::Events(a) | Cmd::System(SystemCmd::Events(a)) => events::events(c, a).await,
         Cmd::System(SystemCmd::Df(a)) => events::df(c, a).await,
         Cmd::System(SystemCmd::Prune(a)) => events::prune(c, a).await,
-        Cmd::Version(_) | Cmd::Info(_) | Cmd::System(SystemCmd::Info(_)) => Ok(0),
+        Cmd::Version(_) | Cmd::Info(_) | Cmd::System(SystemCmd::Info(_)) | Cmd::Registry(_) => Ok(0),
     }
 }

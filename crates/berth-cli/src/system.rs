@@ -4,7 +4,7 @@ use anyhow::Result;
 use berth_client::{Client, CLIENT_API_VERSION};
 use serde_json::{json, Value};
 
-use crate::args::{InfoArgs, VersionArgs};
+use crate::args::{InfoArgs, RegistryArgs, VersionArgs};
 use crate::connect::{connect, ConnectOpts};
 use crate::format::Format;
 use crate::units;
@@ -174,6 +174,20 @@ fn s(v: &Value, k: &str) -> String {
 }
 
 /// `docker version`.
+/// `berth registry ...`: runs `berth-registry` with the same arguments (as docker runs its CLI
+/// plugins) and answers with its exit code.
+pub fn registry(a: RegistryArgs) -> Result<i32> {
+    let bin = crate::connect::sibling_binary("berth-registry");
+    let status = std::process::Command::new(&bin).args(&a.args).status().map_err(|e| {
+        StatusError::new(
+            1,
+            format!("berth registry: cannot run {}: {e} (is berth installed completely?)", bin.display()),
+        )
+    })?;
+    use std::os::unix::process::ExitStatusExt;
+    Ok(status.code().unwrap_or_else(|| 128 + status.signal().unwrap_or(0)))
+}
+
 pub async fn version(copts: &ConnectOpts, a: VersionArgs) -> Result<i32> {
     let conn = connect(copts).await;
     let server = match &conn {

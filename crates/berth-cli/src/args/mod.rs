@@ -117,6 +117,9 @@ pub enum Cmd {
     History(HistoryArgs),
     /// Download an image from a registry
     Pull(PullArgs),
+    /// Run a registry server, or collect its garbage (berth-registry)
+    #[command(disable_help_flag = true)]
+    Registry(RegistryArgs),
     /// Show the Docker version information
     Version(VersionArgs),
     /// Display system-wide information
@@ -279,4 +282,11 @@ mod tests {
         let c = Cli::try_parse_from(["berth", "stop", "-t", "0", "a", "b"]).unwrap();
         assert!(matches!(c.cmd, Some(Cmd::Stop(StopArgs { time: Some(0), .. }))));
     }
+}
+
+/// `berth registry ...`: everything after the verb goes to the `berth-registry` binary.
+#[derive(clap::Args, Debug)]
+pub struct RegistryArgs {
+    #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
+    pub args: Vec<String>,
 }
