@@ -305,7 +305,12 @@ impl RegistryClient {
         let resp = self
             .send_once(&Req::get(url.clone()), &url, None, ep.verify, attempts)
             .await?;
-        let challenge = if resp.status() == StatusCode::UNAUTHORIZED {
+        let status = resp.status();
+        // Only a registry answers /v2/ with 200 or 401 (a TLS server asked in plain HTTP says 400).
+        if !(status.is_success() || status == StatusCode::UNAUTHORIZED || status == StatusCode::FORBIDDEN) {
+            return Err(status_error(resp, "pinging registry", &url).await);
+        }
+        let challenge = if status == StatusCode::UNAUTHORIZED {
             resp.headers()
                 .get_all(header::WWW_AUTHENTICATE)
                 .iter()

@@ -156,7 +156,8 @@ impl Transport {
         };
         let cert = dir.join("client.cert");
         let key = dir.join("client.key");
-        let mut cfg = match (cert.exists(), key.exists()) {
+        // hyper-rustls sets ALPN (http/1.1) itself.
+        let cfg = match (cert.exists(), key.exists()) {
             (true, true) => {
                 let chain = read_certs(&cert).map_err(|e| tls_err(&cert, e))?;
                 let key_der = read_key(&key).map_err(|e| tls_err(&key, e))?;
@@ -169,7 +170,6 @@ impl Transport {
             (true, false) => return Err(tls_err(&key, "client.cert without client.key".into())),
             (false, true) => return Err(tls_err(&cert, "client.key without client.cert".into())),
         };
-        cfg.alpn_protocols = vec![b"http/1.1".to_vec()];
         Ok(cfg)
     }
 
