@@ -35,6 +35,8 @@ pub const BACKOFF_START: Duration = Duration::from_millis(100);
 pub const CHUNK_SIZE: u64 = 8 << 20;
 /// Time allowed for a response's headers.
 const RESPONSE_TIMEOUT: Duration = Duration::from_secs(120);
+/// Time allowed for a ping that has a fallback endpoint (HTTPS before HTTP).
+const PING_TIMEOUT: Duration = Duration::from_secs(15);
 
 /// A manifest resolved for a platform: what `pull` needs to fetch the image.
 #[derive(Debug, Clone)]
@@ -242,6 +244,20 @@ impl RegistryClient {
         verify: bool,
         attempts: u32,
     ) -> Result<Response<Incoming>> {
+        self.send_once_within(req, url, authorization, verify, attempts, RESPONSE_TIMEOUT)
+            .await
+    }
+
+    /// [`Self::send_once`] with its own wait for the response headers.
+    async fn send_once_within(
+        &self,
+        req: &Req,
+        url: &str,
+        authorization: Option<&str>,
+        verify: bool,
+        attempts: u32,
+        timeout: Duration,
+    ) -> Result<Response<Incoming>> {
         let (_, authority) = split_url(url)?;
         let client = self.inner.transport.client(authority, verify)?;
         let mut delay = BACKOFF_START;
@@ -264,13 +280,13 @@ impl RegistryClient {
             let request = b
                 .body(Full::new(req.body.clone()))
                 .map_err(|e| DistributionError::InvalidArgument(format!("building request {url}: {e}")))?;
-            let result = tokio::time::timeout(RESPONSE_TIMEOUT, client.request(request)).await;
+            let result = tokio::time::timeout(timeout, client.request(request)).await;
             let (retry, outcome) = match result {
                 Err(_) => (
                     req.idempotent,
                     Err(DistributionError::Connect {
                         registry: authority.into(),
-                        reason: format!("no response to {} {url} within {RESPONSE_TIMEOUT:?}", req.method),
+                        reason: format!("no response to {} {url} within {timeout:?}", req.method),
                     }),
                 ),
                 Ok(Err(e)) => (
@@ -302,8 +318,10 @@ impl RegistryClient {
             return Ok(c.clone());
         }
         let url = format!("{base}/v2/");
+        // Before a fallback, a TLS handshake that hangs must not hold the pull for long.
+        let timeout = if attempts == 1 { PING_TIMEOUT } else { RESPONSE_TIMEOUT };
         let resp = self
-            .send_once(&Req::get(url.clone()), &url, None, ep.verify, attempts)
+            .send_once_within(&Req::get(url.clone()), &url, None, ep.verify, attempts, timeout)
             .await?;
         let status = resp.status();
         // Only a registry answers /v2/ with 200 or 401 (a TLS server asked in plain HTTP says 400).

@@ -1,5 +1,6 @@
 //! Against Debian's docker-registry (distribution 2.8): push, resolve, fetch, mount, tags, errors,
 //! basic auth, TLS with a certs.d CA.
+#![allow(clippy::unwrap_used, clippy::expect_used)] // test helpers outside #[test] fns
 
 mod common;
 

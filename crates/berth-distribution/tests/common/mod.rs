@@ -1,6 +1,6 @@
 //! Test fixtures: Debian's `docker-registry` (distribution 2.8) on a free 127.0.0.1 port, killed
 //! by PID on drop; small axum servers; images built from the OCI image spec.
-#![allow(dead_code)]
+#![allow(dead_code, clippy::unwrap_used, clippy::expect_used)]
 
 use berth_distribution::manifest::{DOCKER_CONFIG, DOCKER_MANIFEST, OCI_CONFIG, OCI_MANIFEST};
 use berth_distribution::{ClientConfig, Descriptor, RegistryClient};
