@@ -56,7 +56,8 @@ impl Hasher {
 
 struct State {
     client: RegistryClient,
-    ep: Endpoint,
+    /// The endpoint that served the first request (None when nothing is left to fetch).
+    ep: Option<Endpoint>,
     reference: Reference,
     desc: Descriptor,
     auth: Option<AuthConfig>,
@@ -104,34 +105,20 @@ impl BlobStream {
             Some(h) => (Hasher::Sha256(h), offset),
             None => (Hasher::for_digest(&desc.digest), 0),
         };
-        // The first request picks the endpoint (a mirror, or the registry).
-        let (ep, body, skip) = {
-            let eps = client.endpoints(r.domain(), true).await?;
-            let mut last = None;
-            let mut found = None;
-            for ep in eps {
-                if start == desc.size {
-                    found = Some((ep, None, 0));
-                    break;
-                }
-                match client.open_blob(&ep, r, desc, start, auth).await {
-                    Ok((b, skip)) => {
-                        found = Some((ep, Some(b), skip));
-                        break;
+        // The first request picks the endpoint (a mirror, or the registry); resumes stay on it.
+        let (ep, body, skip) = if start == desc.size {
+            (None, None, 0)
+        } else {
+            let (ep, b, skip) = client
+                .on_endpoints(r.domain(), true, |ep| {
+                    let client = &client;
+                    async move {
+                        let (b, skip) = client.open_blob(&ep, r, desc, start, auth).await?;
+                        Ok((ep, b, skip))
                     }
-                    Err(e) if ep.mirror => last = Some(e),
-                    Err(e) => return Err(e),
-                }
-            }
-            match found {
-                Some(f) => f,
-                None => {
-                    return Err(last.unwrap_or_else(|| DistributionError::Connect {
-                        registry: r.domain().into(),
-                        reason: "no endpoint".into(),
-                    }))
-                }
-            }
+                })
+                .await?;
+            (Some(ep), Some(b), skip)
         };
         let state = State {
             client,
@@ -190,9 +177,16 @@ impl State {
                     }
                     return None;
                 }
+                let Some(ep) = self.ep.as_ref() else {
+                    self.done = true;
+                    return Some(Err(DistributionError::InvalidArgument(format!(
+                        "blob {}: no endpoint to fetch from",
+                        self.desc.digest
+                    ))));
+                };
                 match self
                     .client
-                    .open_blob(&self.ep, &self.reference, &self.desc, self.pos, self.auth.as_ref())
+                    .open_blob(ep, &self.reference, &self.desc, self.pos, self.auth.as_ref())
                     .await
                 {
                     Ok((b, skip)) => {

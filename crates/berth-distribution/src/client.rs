@@ -369,21 +369,14 @@ impl RegistryClient {
         }))
     }
 
-    /// The endpoints to try, in order: docker.io mirrors first for pulls, then the registry.
-    pub(crate) async fn endpoints(&self, domain: &str, for_pull: bool) -> Result<Vec<Endpoint>> {
-        let mut eps: Vec<Endpoint> = self
-            .inner
+    /// The docker.io mirrors to try before the registry, for pulls.
+    fn mirrors(&self, domain: &str, for_pull: bool) -> Vec<Endpoint> {
+        self.inner
             .transport
             .endpoints(domain, for_pull)
             .into_iter()
             .filter(|e| e.mirror)
-            .collect();
-        match self.registry_endpoint(domain).await {
-            Ok(ep) => eps.push(ep),
-            Err(e) if eps.is_empty() => return Err(e),
-            Err(e) => tracing::warn!("registry {domain} unreachable, using mirrors only: {e}"),
-        }
-        Ok(eps)
+            .collect()
     }
 
     /// The `Authorization` value for `scopes` under `challenge`; `refresh` skips the cache.
@@ -587,30 +580,22 @@ impl RegistryClient {
         }
     }
 
-    /// Runs `op` on each endpoint in turn (mirrors first); a mirror's error falls through to the next.
-    async fn on_endpoints<T, F, Fut>(&self, domain: &str, for_pull: bool, op: F) -> Result<T>
+    /// Runs `op` on each mirror in turn, then on the registry, which is only contacted when no
+    /// mirror served the request (as Docker does); a mirror's error falls through to the next.
+    pub(crate) async fn on_endpoints<T, F, Fut>(&self, domain: &str, for_pull: bool, op: F) -> Result<T>
     where
         F: Fn(Endpoint) -> Fut,
         Fut: std::future::Future<Output = Result<T>>,
     {
-        let eps = self.endpoints(domain, for_pull).await?;
-        let mut last = None;
-        for ep in eps {
-            let mirror = ep.mirror;
+        for ep in self.mirrors(domain, for_pull) {
             let base = ep.base();
             match op(ep).await {
                 Ok(v) => return Ok(v),
-                Err(e) if mirror => {
-                    tracing::info!("mirror {base} failed, trying the next endpoint: {e}");
-                    last = Some(e);
-                }
-                Err(e) => return Err(e),
+                Err(e) => tracing::info!("mirror {base} failed, trying the next endpoint: {e}"),
             }
         }
-        Err(last.unwrap_or_else(|| DistributionError::Connect {
-            registry: domain.into(),
-            reason: "no endpoint".into(),
-        }))
+        let ep = self.registry_endpoint(domain).await?;
+        op(ep).await
     }
 
     // ---- login -----------------------------------------------------------------------------
@@ -768,8 +753,8 @@ impl RegistryClient {
             async move {
                 let (body, ct, digest) = self.fetch_manifest(&ep, r, &reference, auth).await?;
                 let (mt, kind) = classify(&shown, ct.as_deref(), &body)?;
-                let (digest, mt, body, ct, index) = match kind {
-                    ManifestKind::Image => (digest, mt, body, ct, None),
+                let (digest, mt, body, index) = match kind {
+                    ManifestKind::Image => (digest, mt, body, None),
                     ManifestKind::Index => {
                         let entries = parse_index(&shown, &body)?;
                         let desc = select_platform(&shown, &entries, platform)?;
@@ -781,18 +766,16 @@ impl RegistryClient {
                                 actual: m.len() as u64,
                             });
                         }
-                        let (mmt, _) = classify(&shown, mct.as_deref().or(Some(desc.media_type.as_str())), &m)?;
-                        (mdigest, mmt, m, mct, Some((digest, body)))
+                        let (mmt, mkind) = classify(&shown, mct.as_deref().or(Some(desc.media_type.as_str())), &m)?;
+                        if mkind != ManifestKind::Image {
+                            return Err(DistributionError::InvalidManifest {
+                                reference: shown,
+                                reason: format!("the index entry for {platform} is itself an index ({mmt})"),
+                            });
+                        }
+                        (mdigest, mmt, m, Some((digest, body)))
                     }
                 };
-                let _ = ct;
-                let (kind_mt, kind2) = classify(&shown, Some(&mt), &body)?;
-                if kind2 != ManifestKind::Image {
-                    return Err(DistributionError::InvalidManifest {
-                        reference: shown,
-                        reason: format!("the index entry for {platform} is itself an index ({kind_mt})"),
-                    });
-                }
                 let (config, layers) = parse_image_manifest(&shown, &body)?;
                 Ok(Resolved {
                     digest,
