@@ -5,7 +5,8 @@
 //! to [`crate::client::MAX_ATTEMPTS`] failures in a row; a server that ignores `Range` answers 200
 //! and the bytes already received are skipped. At the end the bytes from 0 are checked against
 //! `desc.digest` and `desc.size`; a mismatch is the stream's last item, an error, so a caller
-//! writing to a temp file never commits tampered content.
+//! writing to a temp file never commits tampered content. A body that stalls for
+//! [`BODY_IDLE_TIMEOUT`] is resumed the same way.
 
 use crate::auth::AuthConfig;
 use crate::client::{RegistryClient, BACKOFF_START, MAX_ATTEMPTS};
@@ -21,6 +22,9 @@ use sha2::Digest as _;
 use std::pin::Pin;
 use std::task::{Context, Poll};
 use std::time::Duration;
+
+/// How long a blob body may deliver nothing before the download is resumed on a new connection.
+pub const BODY_IDLE_TIMEOUT: Duration = Duration::from_secs(60);
 
 /// A running hash of a blob, in the algorithm of its digest.
 pub(crate) enum Hasher {
@@ -203,7 +207,27 @@ impl State {
                 }
                 continue;
             };
-            match body.frame().await {
+            let frame = match tokio::time::timeout(BODY_IDLE_TIMEOUT, body.frame()).await {
+                Ok(f) => f,
+                Err(_) => {
+                    // A stalled connection: drop it and resume like a broken one.
+                    self.body = None;
+                    tracing::debug!(digest = %self.desc.digest, pos = self.pos, "blob download stalled");
+                    if self.failures >= MAX_ATTEMPTS {
+                        self.done = true;
+                        return Some(Err(DistributionError::Connect {
+                            registry: self.reference.domain().into(),
+                            reason: format!(
+                                "blob {} stalled at byte {} for {BODY_IDLE_TIMEOUT:?}",
+                                self.desc.digest, self.pos
+                            ),
+                        }));
+                    }
+                    self.backoff().await;
+                    continue;
+                }
+            };
+            match frame {
                 None => {
                     self.body = None;
                     if self.pos < self.desc.size {

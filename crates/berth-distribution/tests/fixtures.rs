@@ -443,13 +443,24 @@ async fn bearer_flow_login_tokens_redirect_and_tags() {
 #[derive(Clone)]
 struct Odd {
     kind: &'static str,
+    hits: Arc<AtomicUsize>,
 }
 
 async fn odd_handler(State(s): State<Odd>, req: Request) -> Response {
     if req.uri().path() == "/v2/" {
         return resp(StatusCode::OK, &[], "{}");
     }
+    let hit = s.hits.fetch_add(1, Ordering::SeqCst);
     match s.kind {
+        "flaky" if hit < 2 => resp(StatusCode::SERVICE_UNAVAILABLE, &[], "busy"),
+        "flaky" => {
+            let img = Image::new(false, "amd64", vec![bytes(52, 10)]);
+            resp(
+                StatusCode::OK,
+                &[("content-type", DOCKER_MANIFEST.into())],
+                img.manifest,
+            )
+        }
         "schema1" => resp(
             StatusCode::OK,
             &[(
@@ -484,7 +495,11 @@ async fn odd_handler(State(s): State<Odd>, req: Request) -> Response {
 async fn refuses_schema1_huge_and_mismatched_manifests() {
     let host = Platform::parse("linux/amd64").unwrap();
     for kind in ["schema1", "huge", "mismatch"] {
-        let addr = serve(Router::new().fallback(odd_handler).with_state(Odd { kind })).await;
+        let addr = serve(Router::new().fallback(odd_handler).with_state(Odd {
+            kind,
+            hits: Arc::default(),
+        }))
+        .await;
         let r = Reference::parse(&format!("{addr}/x:1")).unwrap();
         let e = client().resolve(&r, &host, None).await.unwrap_err();
         match kind {
@@ -493,4 +508,104 @@ async fn refuses_schema1_huge_and_mismatched_manifests() {
             _ => assert!(matches!(e, DistributionError::DigestMismatch { .. }), "{e}"),
         }
     }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn retries_503_with_backoff() {
+    let hits = Arc::new(AtomicUsize::new(0));
+    let addr = serve(Router::new().fallback(odd_handler).with_state(Odd {
+        kind: "flaky",
+        hits: hits.clone(),
+    }))
+    .await;
+    let r = Reference::parse(&format!("{addr}/x:1")).unwrap();
+    let start = std::time::Instant::now();
+    let res = client()
+        .resolve(&r, &Platform::parse("linux/amd64").unwrap(), None)
+        .await
+        .unwrap();
+    assert_eq!(res.layers.len(), 1);
+    // 2 refusals then the manifest (pings are not counted); waited 100 ms + 200 ms.
+    assert_eq!(hits.load(Ordering::SeqCst), 3);
+    assert!(start.elapsed() >= std::time::Duration::from_millis(300));
+}
+
+/// An upload endpoint that asks for 10 MiB chunks and answers with relative Locations.
+#[derive(Default)]
+struct Upload {
+    patches: Mutex<Vec<(String, usize)>>,
+    data: Mutex<Vec<u8>>,
+    put: Mutex<Option<(String, usize)>>,
+}
+
+async fn upload_handler(State(s): State<Arc<Upload>>, req: Request) -> Response {
+    let path = req.uri().path().to_string();
+    let method = req.method().clone();
+    let q = query(&req);
+    let range = req
+        .headers()
+        .get(header::CONTENT_RANGE)
+        .map(|v| v.to_str().unwrap().to_string());
+    match (method, path.as_str()) {
+        (_, "/v2/") => resp(StatusCode::OK, &[], "{}"),
+        (Method::POST, "/v2/up/blobs/uploads/") => resp(
+            StatusCode::ACCEPTED,
+            &[
+                ("location", "/v2/up/blobs/uploads/s1?_state=0".into()),
+                ("oci-chunk-min-length", (10usize << 20).to_string()),
+            ],
+            "",
+        ),
+        (Method::PATCH, "/v2/up/blobs/uploads/s1") => {
+            let body = axum::body::to_bytes(req.into_body(), 64 << 20).await.unwrap();
+            s.patches.lock().unwrap().push((range.unwrap_or_default(), body.len()));
+            s.data.lock().unwrap().extend_from_slice(&body);
+            let n = s.patches.lock().unwrap().len();
+            resp(StatusCode::ACCEPTED, &[("location", format!("s1?_state={n}"))], "")
+        }
+        (Method::PUT, "/v2/up/blobs/uploads/s1") => {
+            let digest = q
+                .iter()
+                .find(|(k, _)| k == "digest")
+                .map(|(_, v)| v.clone())
+                .unwrap_or_default();
+            let state = q
+                .iter()
+                .find(|(k, _)| k == "_state")
+                .map(|(_, v)| v.clone())
+                .unwrap_or_default();
+            let body = axum::body::to_bytes(req.into_body(), 64 << 20).await.unwrap();
+            s.data.lock().unwrap().extend_from_slice(&body);
+            *s.put.lock().unwrap() = Some((format!("{digest} state={state}"), body.len()));
+            resp(StatusCode::CREATED, &[], "")
+        }
+        _ => resp(StatusCode::NOT_FOUND, &[], ""),
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn chunked_upload_honours_min_chunk_and_relative_locations() {
+    let st = Arc::new(Upload::default());
+    let addr = serve(Router::new().fallback(upload_handler).with_state(st.clone())).await;
+    let r = Reference::parse(&format!("{addr}/up:1")).unwrap();
+    let blob = bytes(71, 25 << 20);
+    let desc = Descriptor::of("application/vnd.oci.image.layer.v1.tar", &blob);
+    let sent = Arc::new(Mutex::new(Vec::new()));
+    let s2 = sent.clone();
+    client()
+        .push_blob(&r, &desc, blob.as_slice(), &move |n| s2.lock().unwrap().push(n), None)
+        .await
+        .unwrap();
+    const M: usize = 10 << 20;
+    assert_eq!(
+        *st.patches.lock().unwrap(),
+        vec![
+            (format!("0-{}", M - 1), M),
+            (format!("{}-{}", M, 2 * M - 1), M),
+            (format!("{}-{}", 2 * M, blob.len() - 1), blob.len() - 2 * M),
+        ]
+    );
+    assert_eq!(*st.put.lock().unwrap(), Some((format!("{} state=3", desc.digest), 0)));
+    assert!(*st.data.lock().unwrap() == blob);
+    assert_eq!(*sent.lock().unwrap(), vec![M as u64, 2 * M as u64, blob.len() as u64]);
 }

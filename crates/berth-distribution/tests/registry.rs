@@ -259,27 +259,15 @@ async fn basic_auth_login_and_push() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn tls_with_certs_d_ca() {
     need_registry!();
-    use rcgen::{BasicConstraints, CertificateParams, IsCa, KeyPair};
-    let ca_key = KeyPair::generate().unwrap();
-    let mut ca_params = CertificateParams::new(Vec::<String>::new()).unwrap();
-    ca_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
-    ca_params
-        .distinguished_name
-        .push(rcgen::DnType::CommonName, "berth test CA");
-    let ca = ca_params.self_signed(&ca_key).unwrap();
-    let leaf_key = KeyPair::generate().unwrap();
-    let leaf = CertificateParams::new(vec!["127.0.0.1".to_string(), "localhost".to_string()])
-        .unwrap()
-        .signed_by(&leaf_key, &ca, &ca_key)
-        .unwrap();
+    let pki = common::TestPki::new();
     let reg = Registry::start(RegistryOptions {
-        tls: Some((leaf.pem(), leaf_key.serialize_pem())),
+        tls: Some((pki.server_pem.clone(), pki.server_key_pem.clone())),
         ..Default::default()
     });
     let certs = tempfile::tempdir().unwrap();
     let host_dir = certs.path().join(reg.domain());
     std::fs::create_dir_all(&host_dir).unwrap();
-    std::fs::write(host_dir.join("ca.crt"), ca.pem()).unwrap();
+    std::fs::write(host_dir.join("ca.crt"), &pki.ca_pem).unwrap();
 
     let c = common::client_with_certs(certs.path());
     let r = reg.reference("secure/app:1");
@@ -301,4 +289,57 @@ async fn tls_with_certs_d_ca() {
         .await
         .unwrap_err();
     assert!(e.to_string().to_lowercase().contains("certificate"), "{e}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tls_client_certificate_and_insecure_registries() {
+    need_registry!();
+    let pki = common::TestPki::new();
+    let reg = Registry::start(RegistryOptions {
+        tls: Some((pki.server_pem.clone(), pki.server_key_pem.clone())),
+        client_ca: Some(pki.ca_pem.clone()),
+        ..Default::default()
+    });
+    let r = reg.reference("mtls/app:1");
+    let img = Image::new(false, "amd64", vec![bytes(61, 700)]);
+    let host = Platform::parse("linux/amd64").unwrap();
+
+    // certs.d with the CA and a client certificate (Docker's client.cert / client.key).
+    let certs = tempfile::tempdir().unwrap();
+    let host_dir = certs.path().join(reg.domain());
+    std::fs::create_dir_all(&host_dir).unwrap();
+    std::fs::write(host_dir.join("ca.crt"), &pki.ca_pem).unwrap();
+    let (cert, key) = pki.client_cert();
+    std::fs::write(host_dir.join("client.cert"), cert).unwrap();
+    std::fs::write(host_dir.join("client.key"), key).unwrap();
+    let c = common::client_with_certs(certs.path());
+    let d = push_image(&c, &r, &img, "1", None).await;
+    assert_eq!(c.resolve(&r, &host, None).await.unwrap().digest, d);
+
+    // Without the client certificate the handshake is refused.
+    let no_client = tempfile::tempdir().unwrap();
+    let dir = no_client.path().join(reg.domain());
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::write(dir.join("ca.crt"), &pki.ca_pem).unwrap();
+    let res = common::client_with_certs(no_client.path())
+        .resolve(&r, &host, None)
+        .await;
+    assert!(res.is_err(), "{:?} {}", res.map(|r| r.digest), reg.log());
+
+    // A half pair is a configuration error naming the file.
+    std::fs::write(dir.join("client.cert"), pki.client_cert().0).unwrap();
+    let e = common::client_with_certs(no_client.path())
+        .resolve(&r, &host, None)
+        .await
+        .unwrap_err();
+    assert!(e.to_string().contains("client.cert without client.key"), "{e}");
+
+    // An insecure registry (by CIDR) skips verification: no CA needed, the client cert still is.
+    let insecure = RegistryClient::new(berth_distribution::ClientConfig {
+        insecure_registries: vec!["127.0.0.0/8".into()],
+        certs_dir: certs.path().to_path_buf(),
+        ..Default::default()
+    });
+    std::fs::remove_file(host_dir.join("ca.crt")).unwrap();
+    assert_eq!(insecure.resolve(&r, &host, None).await.unwrap().digest, d);
 }

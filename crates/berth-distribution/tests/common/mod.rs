@@ -43,6 +43,8 @@ pub struct RegistryOptions {
     pub htpasswd: Option<(String, String)>,
     /// (cert PEM, key PEM) for TLS.
     pub tls: Option<(String, String)>,
+    /// A CA PEM whose client certificates the registry requires.
+    pub client_ca: Option<String>,
 }
 
 impl Registry {
@@ -65,6 +67,11 @@ impl Registry {
                 c.display(),
                 k.display()
             ));
+            if let Some(ca) = &opts.client_ca {
+                let p = dir.path().join("client-ca.crt");
+                std::fs::write(&p, ca).unwrap();
+                cfg.push_str(&format!("    clientcas:\n      - {}\n", p.display()));
+            }
         }
         if let Some((user, pass)) = &opts.htpasswd {
             let h = dir.path().join("htpasswd");
@@ -129,6 +136,53 @@ pub fn client() -> RegistryClient {
         certs_dir: PathBuf::from("/nonexistent/berth-test-certs.d"),
         ..Default::default()
     })
+}
+
+/// A CA and a server certificate for 127.0.0.1/localhost signed by it: (CA cert PEM, CA params and
+/// key for signing more, leaf cert PEM, leaf key PEM).
+pub struct TestPki {
+    pub ca_pem: String,
+    pub ca: rcgen::Certificate,
+    pub ca_key: rcgen::KeyPair,
+    pub server_pem: String,
+    pub server_key_pem: String,
+}
+
+impl TestPki {
+    pub fn new() -> TestPki {
+        use rcgen::{BasicConstraints, CertificateParams, IsCa, KeyPair};
+        let ca_key = KeyPair::generate().unwrap();
+        let mut ca_params = CertificateParams::new(Vec::<String>::new()).unwrap();
+        ca_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+        ca_params
+            .distinguished_name
+            .push(rcgen::DnType::CommonName, "berth test CA");
+        let ca = ca_params.self_signed(&ca_key).unwrap();
+        let leaf_key = KeyPair::generate().unwrap();
+        let leaf = CertificateParams::new(vec!["127.0.0.1".to_string(), "localhost".to_string()])
+            .unwrap()
+            .signed_by(&leaf_key, &ca, &ca_key)
+            .unwrap();
+        TestPki {
+            ca_pem: ca.pem(),
+            ca,
+            ca_key,
+            server_pem: leaf.pem(),
+            server_key_pem: leaf_key.serialize_pem(),
+        }
+    }
+
+    /// A client certificate (clientAuth) signed by the CA: (cert PEM, key PEM).
+    pub fn client_cert(&self) -> (String, String) {
+        use rcgen::{CertificateParams, ExtendedKeyUsagePurpose, KeyPair};
+        let key = KeyPair::generate().unwrap();
+        let mut p = CertificateParams::new(Vec::<String>::new()).unwrap();
+        p.distinguished_name
+            .push(rcgen::DnType::CommonName, "berth test client");
+        p.extended_key_usages = vec![ExtendedKeyUsagePurpose::ClientAuth];
+        let cert = p.signed_by(&key, &self.ca, &self.ca_key).unwrap();
+        (cert.pem(), key.serialize_pem())
+    }
 }
 
 pub fn client_with_certs(dir: &Path) -> RegistryClient {
