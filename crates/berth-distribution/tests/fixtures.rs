@@ -609,3 +609,31 @@ async fn chunked_upload_honours_min_chunk_and_relative_locations() {
     assert!(*st.data.lock().unwrap() == blob);
     assert_eq!(*sent.lock().unwrap(), vec![M as u64, 2 * M as u64, blob.len() as u64]);
 }
+
+async fn search_handler(req: Request) -> Response {
+    match req.uri().path() {
+        "/v2/" => resp(StatusCode::OK, &[], "{}"),
+        "/v1/search" => {
+            let q = query(&req);
+            assert!(q.contains(&("q".into(), "busy box".into())), "{q:?}");
+            assert!(q.contains(&("n".into(), "5".into())), "{q:?}");
+            resp(
+                StatusCode::OK,
+                &[("content-type", "application/json".into())],
+                r#"{"num_results":1,"query":"busy box","results":[{"name":"busybox","description":"tiny","star_count":3,"is_official":true,"is_automated":false}]}"#,
+            )
+        }
+        _ => resp(StatusCode::NOT_FOUND, &[], ""),
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn search_uses_v1_search_when_present() {
+    let addr = serve(Router::new().fallback(search_handler)).await;
+    let found = client().search(&addr.to_string(), "busy box", 5, None).await.unwrap();
+    assert_eq!(found.len(), 1);
+    assert_eq!(
+        (found[0].name.as_str(), found[0].star_count, found[0].is_official),
+        ("busybox", 3, true)
+    );
+}

@@ -147,6 +147,9 @@ async fn push_resolve_fetch_mount_tags() {
     assert_eq!(res.layers[0].size, 500);
     let res = c.resolve(&multi, &host, None).await.unwrap();
     assert_eq!(res.digest, amd_digest);
+    // `manifest inspect` sees the index itself.
+    let (raw, mt, d) = c.get_manifest(&r, "multi", None).await.unwrap();
+    assert_eq!((raw, mt.as_str(), d), (index.clone(), OCI_INDEX, index_digest.clone()));
     let e = c
         .resolve(&multi, &Platform::parse("linux/s390x").unwrap(), None)
         .await
