@@ -63,6 +63,9 @@ impl AuthConfig {
             .iter()
             .find_map(|e| e.decode(trimmed).ok())
             .ok_or_else(|| DistributionError::InvalidArgument("invalid X-Registry-Auth header: not base64".into()))?;
+        if bytes.trim_ascii() == b"null" {
+            return Ok(AuthConfig::default());
+        }
         let mut a: AuthConfig = serde_json::from_slice(&bytes)
             .map_err(|e| DistributionError::InvalidArgument(format!("invalid X-Registry-Auth header: {e}")))?;
         a.fill_from_auth()?;

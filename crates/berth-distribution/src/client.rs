@@ -1337,13 +1337,13 @@ async fn pull_error(resp: Response<Incoming>, shown: &str, r: &Reference) -> Dis
         },
         (404, Some(c)) | (401 | 403, Some(c)) => DistributionError::RepositoryNotFound {
             repository: r.familiar_repository(),
-            code: c.to_lowercase(),
+            code: c.to_string(),
             message,
             status,
         },
         (401 | 403, None) => DistributionError::RepositoryNotFound {
             repository: r.familiar_repository(),
-            code: "denied".into(),
+            code: "DENIED".into(),
             message: "requested access to the resource is denied".into(),
             status,
         },

@@ -16,7 +16,7 @@ pub enum DistributionError {
         message: String,
     },
     /// The repository does not exist, or the credentials may not read it (dockerd's wording).
-    #[error("pull access denied for {repository}, repository does not exist or may require 'docker login': {code}: {message}")]
+    #[error("pull access denied for {repository}, repository does not exist or may require 'docker login': {}: {message}", code.to_lowercase())]
     RepositoryNotFound {
         /// The repository (`docker.io/library/foo`).
         repository: String,
@@ -308,6 +308,20 @@ mod tests {
         assert_eq!(
             e.to_string(),
             "login to r: unauthorized: incorrect username or password"
+        );
+        let e = DistributionError::RepositoryNotFound {
+            repository: "foo".into(),
+            code: "DENIED".into(),
+            message: "requested access to the resource is denied".into(),
+            status: 401,
+        };
+        assert_eq!(
+            e.to_string(),
+            "pull access denied for foo, repository does not exist or may require 'docker login': denied: requested access to the resource is denied"
+        );
+        assert_eq!(
+            (e.kind().http_status(), e.status(), e.registry_code()),
+            (404, Some(401), Some("DENIED"))
         );
     }
 }
