@@ -7,8 +7,9 @@ set -euo pipefail
 # python3-docker: the Docker SDK for Python, driven against berthd by tests/cp.rs.
 # (Debian's policy-rc.d / a non-systemd init keep the package from starting a system dockerd.)
 # python3-docker: the Docker SDK for Python, a real client the end-to-end tests drive.
+# docker-registry: Debian's distribution 2.8 registry, run on 127.0.0.1 by berth-distribution's tests.
 need=()
-for p in busybox-static libseccomp-dev pkg-config iproute2 util-linux curl docker.io tini runc python3-docker; do
+for p in busybox-static libseccomp-dev pkg-config iproute2 util-linux curl docker.io tini runc python3-docker docker-registry; do
   dpkg -s "$p" >/dev/null 2>&1 || need+=("$p")
 done
 if [ "${#need[@]}" -gt 0 ]; then
