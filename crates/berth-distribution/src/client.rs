@@ -950,6 +950,30 @@ impl RegistryClient {
         BlobStream::open(self.clone(), r, desc, offset, prefix, auth).await
     }
 
+    /// Fetches a small blob (an image config) into memory, verified; refuses descriptors larger
+    /// than `limit`.
+    pub async fn fetch_blob_bytes(
+        &self,
+        r: &Reference,
+        desc: &Descriptor,
+        limit: u64,
+        auth: Option<&AuthConfig>,
+    ) -> Result<Vec<u8>> {
+        use futures_util::StreamExt;
+        if desc.size > limit {
+            return Err(DistributionError::TooLarge {
+                what: format!("blob {}", desc.digest),
+                limit,
+            });
+        }
+        let mut s = self.fetch_blob(r, desc, 0, auth).await?;
+        let mut out = Vec::with_capacity(desc.size as usize);
+        while let Some(chunk) = s.next().await {
+            out.extend_from_slice(&chunk?);
+        }
+        Ok(out)
+    }
+
     /// Opens a GET of a blob at `pos` on one endpoint; returns the body and how many leading bytes
     /// to drop (a server that ignores `Range` answers 200 from byte 0).
     pub(crate) async fn open_blob(

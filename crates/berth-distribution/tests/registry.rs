@@ -84,6 +84,9 @@ async fn push_resolve_fetch_mount_tags() {
     assert!(res.index.is_none());
     let by_digest = r.with_digest(digest.clone());
     assert_eq!(c.resolve(&by_digest, &host, None).await.unwrap().digest, digest);
+    let cfg = c.fetch_blob_bytes(&r, &res.config, 1 << 20, None).await.unwrap();
+    assert_eq!(cfg, img.config);
+    assert!(c.fetch_blob_bytes(&r, &res.config, 10, None).await.is_err());
     let (raw, mt, d) = c.get_manifest(&r, "v1", None).await.unwrap();
     assert_eq!(
         (raw, mt.as_str(), d),
