@@ -97,8 +97,13 @@ struct Inner {
     /// Endpoint base → the challenge its `/v2/` answered (None: no auth).
     challenges: Mutex<HashMap<String, Option<Challenge>>>,
     /// (realm, service, scopes, credentials fingerprint) → token.
-    tokens: Mutex<HashMap<(String, String, String, String), CachedToken>>,
+    tokens: Mutex<HashMap<TokenKey, CachedToken>>,
+    /// One fetch at a time per token key, so parallel layer downloads share one token request.
+    token_fetches: Mutex<HashMap<TokenKey, Arc<tokio::sync::Mutex<()>>>>,
 }
+
+/// (realm, service, scopes, credentials fingerprint).
+type TokenKey = (String, String, String, String);
 
 /// A registry client. Cheap to clone; clones share the connection pools and the token cache.
 #[derive(Clone)]
@@ -223,6 +228,7 @@ impl RegistryClient {
                 chosen: Mutex::new(HashMap::new()),
                 challenges: Mutex::new(HashMap::new()),
                 tokens: Mutex::new(HashMap::new()),
+                token_fetches: Mutex::new(HashMap::new()),
             }),
         }
     }
@@ -401,11 +407,23 @@ impl RegistryClient {
             scopes.join(" "),
             credentials_fingerprint(auth),
         );
+        let cached = |inner: &Inner| {
+            lock(&inner.tokens)
+                .get(&key)
+                .filter(|t| t.expires > Instant::now())
+                .map(|t| t.header.clone())
+        };
         if !refresh {
-            if let Some(t) = lock(&self.inner.tokens).get(&key) {
-                if t.expires > Instant::now() {
-                    return Ok(Some(t.header.clone()));
-                }
+            if let Some(h) = cached(&self.inner) {
+                return Ok(Some(h));
+            }
+        }
+        let gate = lock(&self.inner.token_fetches).entry(key.clone()).or_default().clone();
+        let _fetching = gate.lock().await;
+        // Another task may have fetched it while this one waited.
+        if !refresh {
+            if let Some(h) = cached(&self.inner) {
+                return Ok(Some(h));
             }
         }
         let resp = self.fetch_token(realm, service.as_deref(), scopes, auth, false).await?;

@@ -411,6 +411,20 @@ async fn bearer_flow_login_tokens_redirect_and_tags() {
         "a clone shares the token cache"
     );
 
+    // Parallel pulls on a fresh client share one token request.
+    let fresh = client();
+    let gets = st.token_gets.load(Ordering::SeqCst);
+    let tasks: Vec<_> = (0..4)
+        .map(|_| {
+            let (fresh, r, host, creds) = (fresh.clone(), r.clone(), host.clone(), creds.clone());
+            tokio::spawn(async move { fresh.resolve(&r, &host, Some(&creds)).await.map(|x| x.digest) })
+        })
+        .collect();
+    for t in tasks {
+        t.await.unwrap().unwrap();
+    }
+    assert_eq!(st.token_gets.load(Ordering::SeqCst), gets + 1);
+
     // The blob is redirected to another host, which never sees the registry's token.
     let got = collect(c.fetch_blob(&r, &res.layers[0], 0, Some(&creds)).await.unwrap())
         .await
