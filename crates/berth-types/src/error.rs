@@ -11,6 +11,8 @@ pub enum ErrorKind {
     InvalidArgument,
     /// The operation is refused by policy (HTTP 403).
     Forbidden,
+    /// Credentials are missing or wrong, e.g. a registry login (HTTP 401).
+    Unauthorized,
     /// Nothing to do: the object is already in the requested state (HTTP 304).
     NotModified,
     /// A dependency (runtime, shim, registry) is not reachable (HTTP 503).
@@ -29,6 +31,7 @@ impl ErrorKind {
             ErrorKind::Conflict => 409,
             ErrorKind::InvalidArgument => 400,
             ErrorKind::Forbidden => 403,
+            ErrorKind::Unauthorized => 401,
             ErrorKind::NotModified => 304,
             ErrorKind::Unavailable => 503,
             ErrorKind::Internal => 500,
