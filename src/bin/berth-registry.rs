@@ -14,6 +14,7 @@ const DEFAULT_ROOT: &str = "/var/lib/berth-registry";
 #[derive(Parser, Debug)]
 #[command(
     name = "berth registry",
+    bin_name = "berth registry",
     about = "Run an OCI distribution registry, and collect its garbage",
     version
 )]

@@ -181,7 +181,10 @@ pub fn registry(a: RegistryArgs) -> Result<i32> {
     let status = std::process::Command::new(&bin).args(&a.args).status().map_err(|e| {
         StatusError::new(
             1,
-            format!("berth registry: cannot run {}: {e} (is berth installed completely?)", bin.display()),
+            format!(
+                "berth registry: cannot run {}: {e} (is berth installed completely?)",
+                bin.display()
+            ),
         )
     })?;
     use std::os::unix::process::ExitStatusExt;
