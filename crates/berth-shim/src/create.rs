@@ -121,6 +121,7 @@ impl Shim {
             socket: args.socket.clone(),
             socket_id,
             seccomp_cache,
+            seccomp_bpf: None,
             procs: vec![init],
             exited_at: None,
             external,

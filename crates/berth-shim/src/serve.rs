@@ -30,6 +30,8 @@ pub(crate) struct Shim {
     /// is still that socket, never the socket of a shim started after it for the same container.
     pub(crate) socket_id: Option<(u64, u64)>,
     pub(crate) seccomp_cache: Option<PathBuf>,
+    /// The container's seccomp filter, compiled at the first exec.
+    pub(crate) seccomp_bpf: Option<Vec<u8>>,
     /// The init first, then the execs in creation order.
     pub(crate) procs: Vec<Proc>,
     /// When the init exited.
@@ -563,6 +565,16 @@ impl Shim {
                     Ok(s) => s,
                     Err(e) => return other(e.to_string()),
                 };
+                // The filter is compiled once per shim and kept (a few KB): execs skip the cache
+                // lookup (which hashes the whole profile).
+                if self.seccomp_bpf.is_none() {
+                    if let Some(profile) = spec.linux().as_ref().and_then(|l| l.seccomp().as_ref()) {
+                        match berth_runtime::seccomp::compile_bpf(profile, self.seccomp_cache.as_deref()) {
+                            Ok(bpf) => self.seccomp_bpf = Some(bpf),
+                            Err(e) => return other(e.to_string()),
+                        }
+                    }
+                }
                 linux::exec(&ExecOptions {
                     init_pid,
                     spec: &spec,
@@ -570,6 +582,7 @@ impl Shim {
                     stdio: io.stdio,
                     cgroup: self.cgroup.as_deref(),
                     seccomp_cache: self.seccomp_cache.as_deref(),
+                    seccomp_bpf: self.seccomp_bpf.as_deref(),
                     start,
                 })
                 .map(|c| (c.pid(), Pending::Own(c)))

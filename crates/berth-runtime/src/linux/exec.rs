@@ -40,6 +40,9 @@ pub struct ExecOptions<'a> {
     pub cgroup: Option<&'a dyn CgroupManager>,
     /// Where compiled seccomp filters are cached (see [`crate::seccomp::compile_bpf`]).
     pub seccomp_cache: Option<&'a Path>,
+    /// The spec's seccomp profile already compiled by [`crate::seccomp::compile_bpf`] (a caller
+    /// that execs often keeps it); `None` compiles it (through the cache).
+    pub seccomp_bpf: Option<&'a [u8]>,
     /// Let the process exec as soon as it is set up, without waiting for
     /// [`CreatedProcess::start`] (which must still be called: it reports how the exec went).
     /// Saves a round trip when the caller has nothing to do in between.
@@ -100,6 +103,7 @@ struct ExecPlan {
     stdio: Stdio,
     seccomp: Option<oci_spec::runtime::LinuxSeccomp>,
     seccomp_cache: Option<std::path::PathBuf>,
+    seccomp_bpf: Option<Vec<u8>>,
     /// The cgroup files the helper writes `0` to before it clones the process, so the process is
     /// born in the container's cgroup ([`CgroupManager::self_join_files`]); empty: the parent
     /// moves the process by pid.
@@ -115,6 +119,7 @@ pub fn exec(o: &ExecOptions) -> Result<CreatedProcess, CreateError> {
         stdio: o.stdio,
         seccomp: o.spec.linux().as_ref().and_then(|l| l.seccomp().clone()),
         seccomp_cache: o.seccomp_cache.map(Path::to_path_buf),
+        seccomp_bpf: o.seccomp_bpf.map(<[u8]>::to_vec),
         cgroup_tasks: o
             .cgroup
             .map(|c| c.self_join_files())
@@ -235,6 +240,7 @@ fn helper_setup(plan: &ExecPlan, from_parent: &OwnedFd, to_parent: &OwnedFd) -> 
     }
     // Compiled here, while the host's cache directory is still visible.
     let seccomp_bpf = match &plan.seccomp {
+        Some(_) if plan.seccomp_bpf.is_some() => plan.seccomp_bpf.clone(),
         Some(p) => {
             Some(crate::seccomp::compile_bpf(p, plan.seccomp_cache.as_deref()).map_err(|e| (125, e.to_string()))?)
         }
