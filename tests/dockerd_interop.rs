@@ -1,6 +1,7 @@
 //! Interop with a real dockerd (Debian's docker.io): a `docker save` archive made by dockerd loads
 //! into berthd and runs there, and berthd's `docker save` loads into dockerd with the same image ID
-//! and runs there.
+//! and runs there; dockerd pushes to and pulls from berth's registry server (`berth registry
+//! serve`), anonymously and after `docker login`.
 //!
 //! Each test starts a private containerd + dockerd pair of its own: every path they write (data
 //! root, exec root, sockets, pid file, trust key, containerd's root and state) lives under a fresh
@@ -508,4 +509,114 @@ fn private_dockerd_leaves_nothing_behind() {
             e.file_name()
         );
     }
+}
+
+/// `berth registry serve` on a free port of 127.0.0.1, its storage under `dir`; stopped on drop.
+struct RegistryServer {
+    child: Child,
+    addr: String,
+}
+
+impl RegistryServer {
+    fn start(dir: &Path, extra: &[&str]) -> RegistryServer {
+        let mut child = Command::new(common::bin("berth"))
+            .args(["registry", "serve", "--addr", "127.0.0.1:0", "--root"])
+            .arg(dir.join("storage"))
+            .args(extra)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("starting berth registry serve");
+        // "berth registry: serving DIR on 127.0.0.1:PORT"
+        let mut line = String::new();
+        let mut err = std::io::BufReader::new(child.stderr.take().expect("stderr"));
+        std::io::BufRead::read_line(&mut err, &mut line).expect("reading the registry's first line");
+        let addr = line.rsplit(' ').next().unwrap_or("").trim().to_string();
+        assert!(addr.starts_with("127.0.0.1:"), "berth registry serve said: {line:?}");
+        RegistryServer { child, addr }
+    }
+}
+
+impl Drop for RegistryServer {
+    fn drop(&mut self) {
+        stop_child(&mut self.child, Duration::from_secs(5));
+    }
+}
+
+#[test]
+fn dockerd_pushes_to_and_pulls_from_berths_registry() {
+    let k = Dockerd::start();
+    import_busybox(&k, "bb:v1");
+    let reg = RegistryServer::start(&k.root, &[]);
+    let name = format!("{}/team/bb:v1", reg.addr);
+    let r = k.docker(&["tag", "bb:v1", &name]);
+    assert_eq!(r.code, 0, "{r:?}");
+    let r = k.docker(&["push", &name]);
+    assert_eq!(r.code, 0, "docker push to berth's registry: {r:?}\n{}", k.logs());
+    assert!(r.stdout.contains("v1: digest: sha256:"), "{r:?}");
+    // Pushed again: the registry already has the layer.
+    let r = k.docker(&["push", &name]);
+    assert_eq!(r.code, 0, "{r:?}");
+    assert!(r.stdout.contains("Layer already exists"), "{r:?}");
+    let r = k.docker(&["rmi", &name, "bb:v1"]);
+    assert_eq!(r.code, 0, "{r:?}");
+    let r = k.docker(&["pull", &name]);
+    assert_eq!(r.code, 0, "docker pull from berth's registry: {r:?}\n{}", k.logs());
+    assert!(r.stdout.contains("Downloaded newer image"), "{r:?}");
+    let r = k.docker(&["run", "--rm", "--network", "none", &name, "echo", "pulled"]);
+    assert_eq!(r.code, 0, "{r:?}\n{}", k.logs());
+    assert_eq!(r.stdout, "pulled\n");
+    // A repository that is not there: dockerd reports the registry's 404.
+    let r = k.docker(&["pull", &format!("{}/team/nope:v1", reg.addr)]);
+    assert_ne!(r.code, 0, "{r:?}");
+    assert!(r.stderr.contains("not found") || r.stderr.contains("unknown"), "{r:?}");
+}
+
+#[test]
+fn dockerd_logs_in_to_berths_registry_with_htpasswd() {
+    let k = Dockerd::start();
+    import_busybox(&k, "bb:v2");
+    // `berth registry htpasswd` makes the bcrypt line from the password on stdin.
+    let mut h = Command::new(common::bin("berth"))
+        .args(["registry", "htpasswd", "alice"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .expect("berth registry htpasswd");
+    h.stdin.take().expect("stdin").write_all(b"s3cret\n").expect("password");
+    let out = h.wait_with_output().expect("htpasswd output");
+    assert!(out.status.success());
+    let line = String::from_utf8_lossy(&out.stdout).to_string();
+    assert!(line.starts_with("alice:$2"), "{line:?}");
+    let htpasswd = k.root.join("htpasswd");
+    std::fs::write(&htpasswd, line).expect("writing htpasswd");
+    let reg = RegistryServer::start(&k.root, &["--htpasswd", &htpasswd.display().to_string()]);
+    let name = format!("{}/alice/bb:v2", reg.addr);
+    assert_eq!(k.docker(&["tag", "bb:v2", &name]).code, 0);
+    let r = k.docker(&["push", &name]);
+    assert_ne!(r.code, 0, "a push without login must be refused: {r:?}");
+    assert!(r.stderr.contains("no basic auth credentials") || r.stderr.contains("unauthorized"), "{r:?}");
+    let login = |pass: &str| {
+        let mut c = Command::new("docker")
+            .args(["login", "-u", "alice", "--password-stdin", &reg.addr])
+            .env("DOCKER_HOST", format!("unix://{}", k.sock.display()))
+            .env("DOCKER_CONFIG", k.root.join("docker-config"))
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("docker login");
+        c.stdin.take().expect("stdin").write_all(pass.as_bytes()).expect("password");
+        c.wait_with_output().expect("docker login output")
+    };
+    let bad = login("wrong");
+    assert!(!bad.status.success(), "a wrong password must be refused");
+    let good = login("s3cret");
+    assert!(good.status.success(), "docker login: {}", String::from_utf8_lossy(&good.stderr));
+    let r = k.docker(&["push", &name]);
+    assert_eq!(r.code, 0, "docker push after login: {r:?}\n{}", k.logs());
+    assert_eq!(k.docker(&["rmi", &name, "bb:v2"]).code, 0);
+    let r = k.docker(&["pull", &name]);
+    assert_eq!(r.code, 0, "docker pull after login: {r:?}");
 }

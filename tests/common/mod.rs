@@ -58,6 +58,7 @@ pub fn bin(name: &str) -> PathBuf {
         "berth" => PathBuf::from(env!("CARGO_BIN_EXE_berth")),
         "berthd" => PathBuf::from(env!("CARGO_BIN_EXE_berthd")),
         "berth-shim" => PathBuf::from(env!("CARGO_BIN_EXE_berth-shim")),
+        "berth-registry" => PathBuf::from(env!("CARGO_BIN_EXE_berth-registry")),
         other => panic!("unknown binary {other}"),
     }
 }
