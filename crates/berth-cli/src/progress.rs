@@ -284,7 +284,7 @@ mod tests {
         };
         assert_eq!(bar(&d(0, 0), 200), "");
         assert_eq!(bar(&d(2048, 0), 80), " 2.048kB");
-        assert_eq!(bar(&d(30, 20), 80), "      30B");
+        assert_eq!(bar(&d(30, 20), 80), "     30B");
         assert_eq!(
             bar(&d(10, 20), 120),
             format!("[{}>{}]      10B/20B", "=".repeat(25), " ".repeat(25))
