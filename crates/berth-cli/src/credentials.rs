@@ -3,12 +3,25 @@
 //! client, without its TLS stack).
 
 use std::path::PathBuf;
+use std::sync::OnceLock;
 
 use anyhow::{Context, Result};
 use berth_credentials::{AuthConfig, DockerConfig};
 
-/// The CLI's config.json path (`$DOCKER_CONFIG/config.json`, else `~/.docker/config.json`).
+/// The directory given with the global `--config` flag, if any.
+static CONFIG_DIR: OnceLock<PathBuf> = OnceLock::new();
+
+/// Uses `dir` (the global `--config` flag) instead of `$DOCKER_CONFIG` or `~/.docker`.
+pub fn set_config_dir(dir: impl Into<PathBuf>) {
+    let _ = CONFIG_DIR.set(dir.into());
+}
+
+/// The CLI's config.json path: `--config DIR/config.json`, else `$DOCKER_CONFIG/config.json`,
+/// else `~/.docker/config.json`, as the docker CLI looks it up.
 pub fn config_path() -> Result<PathBuf> {
+    if let Some(d) = CONFIG_DIR.get() {
+        return Ok(d.join("config.json"));
+    }
     berth_credentials::default_config_path()
         .context("cannot find the client config: neither DOCKER_CONFIG nor HOME is set")
 }

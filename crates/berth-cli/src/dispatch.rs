@@ -12,6 +12,9 @@ pub async fn dispatch(cli: Cli) -> Result<i32> {
         host: cli.host.clone(),
         no_autostart: cli.no_autostart,
     };
+    if let Some(dir) = cli.config.as_deref().filter(|d| !d.is_empty()) {
+        crate::credentials::set_config_dir(dir);
+    }
     let Some(cmd) = cli.cmd else {
         if cli.version {
             outln!(

@@ -106,7 +106,21 @@ pub async fn login(client: &Client, a: LoginArgs) -> Result<i32> {
     }
     let username = match a.username.clone() {
         Some(u) => u,
-        None => read_line("Username: ", false)?,
+        None => {
+            // docker offers the stored user name as the default.
+            let default_user = config.get(&key).map(|c| c.username).filter(|u| !u.is_empty());
+            match default_user {
+                Some(d) => {
+                    let typed = read_line(&format!("Username ({d}): "), false)?;
+                    if typed.trim().is_empty() {
+                        d
+                    } else {
+                        typed
+                    }
+                }
+                None => read_line("Username: ", false)?,
+            }
+        }
     };
     let username = username.trim().to_string();
     if username.is_empty() {

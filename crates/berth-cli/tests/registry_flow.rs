@@ -267,6 +267,18 @@ fn login_stores_credentials_and_logout_removes_them() {
     assert_eq!(c["psFormat"], "table {{.ID}}");
     let r = env.berth(&["logout", "localhost:5000"], "");
     assert_eq!(r, seen("Not logged in to localhost:5000\n", "", 0));
+
+    // The global --config flag wins over DOCKER_CONFIG.
+    let other = tempfile::tempdir().unwrap();
+    let dir = other.path().to_str().unwrap();
+    let r = env.berth(
+        &["--config", dir, "login", "-u", "cfg", "--password-stdin", "c:1"],
+        "pw",
+    );
+    assert_eq!(r.code, 0, "{r:?}");
+    let c: Value = serde_json::from_slice(&std::fs::read(other.path().join("config.json")).unwrap()).unwrap();
+    assert_eq!(c["auths"]["c:1"]["auth"], b64("cfg:pw"));
+    assert!(env.read_config()["auths"].get("c:1").is_none());
 }
 
 #[test]

@@ -40,7 +40,7 @@ pub struct Cli {
     /// Do not start berthd when nothing answers on the default socket
     #[arg(long = "no-autostart")]
     pub no_autostart: bool,
-    /// Location of client config files (accepted for compatibility)
+    /// Location of client config files
     #[arg(long)]
     pub config: Option<String>,
     /// Name of the context to use (accepted for compatibility; only the default exists)

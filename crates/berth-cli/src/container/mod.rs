@@ -184,7 +184,7 @@ fn detach_keys(flag: Option<&str>) -> Result<Vec<u8>, StatusError> {
 
 /// `detachKeys` from the docker CLI's config file, if set.
 fn configured_detach_keys() -> Option<String> {
-    let data = std::fs::read(berth_credentials::default_config_path()?).ok()?;
+    let data = std::fs::read(crate::credentials::config_path().ok()?).ok()?;
     let v: serde_json::Value = serde_json::from_slice(&data).ok()?;
     v.get("detachKeys")?
         .as_str()
