@@ -76,7 +76,11 @@ pub async fn login(client: &Client, a: LoginArgs) -> Result<i32> {
             .map_err(|e| fail(format!("Error: reading the password from stdin: {e}")))?;
         password = Some(s.trim_end_matches('\n').trim_end_matches('\r').to_string());
     }
-    let server = a.server.clone().unwrap_or_else(|| DOCKER_HUB_KEY.to_string());
+    // docker treats `docker.io` as Docker Hub's index server too.
+    let server = match a.server.clone() {
+        Some(s) if !s.is_empty() && s != berth_credentials::DOCKER_HUB_DOMAIN => s,
+        _ => DOCKER_HUB_KEY.to_string(),
+    };
     let key = config_key(&server);
     let mut config = load_config()?;
 

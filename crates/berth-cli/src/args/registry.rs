@@ -55,6 +55,7 @@ pub struct SearchArgs {
     /// Don't truncate output
     #[arg(long = "no-trunc")]
     pub no_trunc: bool,
+    /// What to search for (`busybox`, `localhost:5000/app` for another registry)
     pub term: String,
 }
 
