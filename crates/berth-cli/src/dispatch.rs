@@ -2,9 +2,9 @@
 
 use anyhow::Result;
 
-use crate::args::{Cli, Cmd, ContainerCmd, ImageCmd, NetworkCmd, SystemCmd, VolumeCmd};
+use crate::args::{Cli, Cmd, ContainerCmd, ImageCmd, ManifestCmd, NetworkCmd, SystemCmd, VolumeCmd};
 use crate::connect::{connect, ConnectOpts};
-use crate::{container, events, image, network, system, volume};
+use crate::{container, events, image, network, registry, system, volume};
 
 /// Runs the parsed command; the result is the process exit code.
 pub async fn dispatch(cli: Cli) -> Result<i32> {
@@ -12,6 +12,9 @@ pub async fn dispatch(cli: Cli) -> Result<i32> {
         host: cli.host.clone(),
         no_autostart: cli.no_autostart,
     };
+    if let Some(dir) = cli.config.as_deref().filter(|d| !d.is_empty()) {
+        crate::credentials::set_config_dir(dir);
+    }
     let Some(cmd) = cli.cmd else {
         if cli.version {
             outln!(
@@ -29,6 +32,8 @@ pub async fn dispatch(cli: Cli) -> Result<i32> {
     match cmd {
         Cmd::Version(a) => return system::version(&copts, a).await,
         Cmd::Registry(a) => return system::registry(a),
+        // Logging out only edits the client's config: no daemon needed.
+        Cmd::Logout(a) => return registry::logout(a),
         Cmd::Info(a) | Cmd::System(SystemCmd::Info(a)) => return system::info(&copts, a).await,
         _ => {}
     }
@@ -78,6 +83,10 @@ pub async fn dispatch(cli: Cli) -> Result<i32> {
         Cmd::History(a) | Cmd::Image(ImageCmd::History(a)) => image::history(c, a).await,
         Cmd::Image(ImageCmd::Prune(a)) => image::prune(c, a).await,
         Cmd::Pull(a) | Cmd::Image(ImageCmd::Pull(a)) => image::pull(c, a).await,
+        Cmd::Push(a) | Cmd::Image(ImageCmd::Push(a)) => registry::push(c, a).await,
+        Cmd::Login(a) => registry::login(c, a).await,
+        Cmd::Search(a) => registry::search(c, a).await,
+        Cmd::Manifest(ManifestCmd::Inspect(a)) => registry::manifest_inspect(c, a).await,
         Cmd::Network(NetworkCmd::Create(a)) => network::create(c, a).await,
         Cmd::Network(NetworkCmd::Ls(a)) => network::ls(c, a).await,
         Cmd::Network(NetworkCmd::Inspect(a)) => network::inspect(c, a).await,
@@ -93,6 +102,6 @@ pub async fn dispatch(cli: Cli) -> Result<i32> {
         Cmd::Events(a) | Cmd::System(SystemCmd::Events(a)) => events::events(c, a).await,
         Cmd::System(SystemCmd::Df(a)) => events::df(c, a).await,
         Cmd::System(SystemCmd::Prune(a)) => events::prune(c, a).await,
-        Cmd::Version(_) | Cmd::Info(_) | Cmd::System(SystemCmd::Info(_)) | Cmd::Registry(_) => Ok(0),
+        Cmd::Version(_) | Cmd::Info(_) | Cmd::System(SystemCmd::Info(_)) | Cmd::Registry(_) | Cmd::Logout(_) => Ok(0),
     }
 }

@@ -3,7 +3,6 @@
 use std::io::{IsTerminal, Write};
 
 use anyhow::Result;
-use berth_client::stream::JsonMessages;
 use berth_client::{body, Client, ImportOptions};
 use serde_json::{json, Map, Value};
 use tokio::io::AsyncReadExt;
@@ -213,27 +212,7 @@ pub async fn tag(client: &Client, a: TagArgs) -> Result<i32> {
 
 /// Prints a JSON message stream as the docker CLI does; an error message ends it.
 async fn print_messages<R: tokio::io::AsyncRead + Unpin>(reader: R) -> Result<(), StatusError> {
-    let mut msgs = JsonMessages::new(reader);
-    let mut out = std::io::stdout();
-    while let Some(m) = msgs.next().await.map_err(fail)? {
-        if let Some(err) = m.error_detail.and_then(|d| d.message).or(m.error) {
-            return Err(fail(err));
-        }
-        if let Some(s) = &m.stream {
-            let _ = out.write_all(s.as_bytes());
-        } else if let Some(s) = &m.status {
-            match &m.id {
-                Some(id) => {
-                    let _ = writeln!(out, "{id}: {s}");
-                }
-                None => {
-                    let _ = writeln!(out, "{s}");
-                }
-            }
-        }
-        let _ = out.flush();
-    }
-    Ok(())
+    crate::progress::display_stream(reader, crate::progress::Target::Stdout, |_| {}).await
 }
 
 /// `docker import`.
@@ -405,20 +384,17 @@ pub async fn pull(client: &Client, a: PullArgs) -> Result<i32> {
     } else {
         reference.tag().map(str::to_string)
     };
+    let auth = crate::credentials::auth_for(reference.domain());
     let body = client
-        .image_pull(&reference.repository(), tag.as_deref(), a.platform.as_deref())
+        .image_pull(&reference.repository(), tag.as_deref(), a.platform.as_deref(), &auth)
         .await
         .map_err(fail)?;
-    if a.quiet {
-        let mut msgs = JsonMessages::new(body);
-        while let Some(m) = msgs.next().await.map_err(fail)? {
-            if let Some(err) = m.error_detail.and_then(|d| d.message).or(m.error) {
-                return Err(fail(err).into());
-            }
-        }
+    let target = if a.quiet {
+        crate::progress::Target::Discard
     } else {
-        print_messages(body).await?;
-    }
+        crate::progress::Target::Stdout
+    };
+    crate::progress::display_stream(body, target, |_| {}).await?;
     outln!("{}", reference);
     Ok(0)
 }

@@ -15,6 +15,7 @@ mod args;
 mod attach;
 mod connect;
 mod container;
+mod credentials;
 mod df;
 mod dispatch;
 mod events;
@@ -24,6 +25,8 @@ mod image;
 mod network;
 mod objects;
 mod opts;
+mod progress;
+mod registry;
 mod sortorder;
 mod system;
 mod term;
@@ -109,7 +112,10 @@ fn command_path(args: &[String]) -> String {
             continue;
         }
         parts.push(a.clone());
-        if !matches!(a.as_str(), "container" | "image" | "network" | "system" | "volume") {
+        if !matches!(
+            a.as_str(),
+            "container" | "image" | "manifest" | "network" | "system" | "volume"
+        ) {
             break;
         }
         i += 1;

@@ -207,7 +207,17 @@ impl Client {
             ("logs", flag(o.logs)),
         ];
         let path = format!("/containers/{}/attach{}", encode_component(id), build_query(&q));
-        let resp = self.send(Method::POST, path, body::empty(), None, true).await?;
+        let resp = self
+            .send(
+                Method::POST,
+                path,
+                body::empty(),
+                &crate::SendOpts {
+                    upgrade: true,
+                    ..Default::default()
+                },
+            )
+            .await?;
         if resp.status() == StatusCode::SWITCHING_PROTOCOLS {
             let upgraded = hyper::upgrade::on(resp).await?;
             let (r, w) = tokio::io::split(TokioIo::new(upgraded));

@@ -38,7 +38,16 @@ impl Client {
         })?;
         let path = format!("/exec/{}/start", encode_component(id));
         let resp = self
-            .send(Method::POST, path, body::full(body), Some("application/json"), true)
+            .send(
+                Method::POST,
+                path,
+                body::full(body),
+                &crate::SendOpts {
+                    content_type: Some("application/json"),
+                    registry_auth: None,
+                    upgrade: true,
+                },
+            )
             .await?;
         if resp.status() == StatusCode::SWITCHING_PROTOCOLS {
             let upgraded = hyper::upgrade::on(resp).await?;

@@ -6,7 +6,7 @@ use serde_json::Value;
 
 use crate::body::{self, BodyReader, ReqBody};
 use crate::{encode_component, flag, push_filters};
-use crate::{Client, Filters, ImportOptions, Query, Result};
+use crate::{AuthConfig, Client, Filters, ImportOptions, Query, Result};
 
 impl Client {
     /// `GET /images/json`.
@@ -76,8 +76,15 @@ impl Client {
         Ok(BodyReader::new(resp.into_body()))
     }
 
-    /// `POST /images/create?fromImage=` (pull): the JSON progress stream.
-    pub async fn image_pull(&self, image: &str, tag: Option<&str>, platform: Option<&str>) -> Result<BodyReader> {
+    /// `POST /images/create?fromImage=` (pull): the JSON progress stream. `X-Registry-Auth` is
+    /// always sent (`{}` without credentials), as Docker's CLI does.
+    pub async fn image_pull(
+        &self,
+        image: &str,
+        tag: Option<&str>,
+        platform: Option<&str>,
+        auth: &AuthConfig,
+    ) -> Result<BodyReader> {
         let mut q = vec![("fromImage", image.to_string())];
         if let Some(t) = tag {
             q.push(("tag", t.to_string()));
@@ -86,7 +93,7 @@ impl Client {
             q.push(("platform", p.to_string()));
         }
         let resp = self
-            .request(Method::POST, "/images/create", &q, body::empty(), None)
+            .request_with_auth(Method::POST, "/images/create", &q, body::empty(), None, auth)
             .await?;
         Ok(BodyReader::new(resp.into_body()))
     }

@@ -10,6 +10,7 @@ mod exec;
 pub mod host;
 mod images;
 mod networks;
+mod registry;
 mod resources;
 pub mod stream;
 mod volumes;
@@ -30,13 +31,26 @@ use tokio::io::{AsyncRead, AsyncWrite};
 
 pub use archive::{CommitOptions, ContainerPathStat};
 pub use berth_api::models;
+pub use berth_credentials::AuthConfig;
 pub use body::{BodyReader, ReqBody};
 pub use host::{select_host, Host, HostSource, InvalidHost, DEFAULT_HOST};
 pub use networks::NetworkInspectOptions;
+pub use registry::{AuthResponse, SearchItem};
 pub use volumes::{VolumeList, VolumePruneReport};
 
 /// The newest API version this client speaks.
 pub const CLIENT_API_VERSION: &str = "1.47";
+
+/// The header carrying registry credentials (base64url of [`AuthConfig`]'s JSON).
+pub const REGISTRY_AUTH_HEADER: &str = "X-Registry-Auth";
+
+/// Per-request options of [`Client::send`].
+#[derive(Default)]
+pub(crate) struct SendOpts<'a> {
+    pub(crate) content_type: Option<&'a str>,
+    pub(crate) registry_auth: Option<&'a AuthConfig>,
+    pub(crate) upgrade: bool,
+}
 
 /// Host header for unix sockets (Docker's client sends the same dummy name).
 const UNIX_HOST_HEADER: &str = "api.moby.localhost";
@@ -279,7 +293,7 @@ impl Client {
     /// `GET /_ping`.
     pub async fn ping(&self) -> Result<Ping> {
         let resp = self
-            .send(Method::GET, "/_ping".to_string(), body::empty(), None, false)
+            .send(Method::GET, "/_ping".to_string(), body::empty(), &SendOpts::default())
             .await?;
         let header = |name: &str| {
             resp.headers()
@@ -311,14 +325,7 @@ impl Client {
         }
     }
 
-    fn build(
-        &self,
-        method: Method,
-        path_and_query: &str,
-        body: ReqBody,
-        content_type: Option<&str>,
-        upgrade: bool,
-    ) -> Result<Request<ReqBody>> {
+    fn build(&self, method: Method, path_and_query: &str, body: ReqBody, o: &SendOpts<'_>) -> Result<Request<ReqBody>> {
         let host_header = match &self.host {
             Host::Unix(_) => UNIX_HOST_HEADER.to_string(),
             Host::Tcp(a) => a.clone(),
@@ -333,10 +340,13 @@ impl Client {
             .uri(uri)
             .header("Host", host_header)
             .header("User-Agent", concat!("berth-cli/", env!("CARGO_PKG_VERSION")));
-        if let Some(ct) = content_type {
+        if let Some(ct) = o.content_type {
             req = req.header("Content-Type", ct);
         }
-        if upgrade {
+        if let Some(auth) = o.registry_auth {
+            req = req.header(REGISTRY_AUTH_HEADER, auth.to_header());
+        }
+        if o.upgrade {
             req = req.header("Connection", "Upgrade").header("Upgrade", "tcp");
         }
         Ok(req.body(body)?)
@@ -348,10 +358,9 @@ impl Client {
         method: Method,
         path_and_query: String,
         body: ReqBody,
-        content_type: Option<&str>,
-        upgrade: bool,
+        o: &SendOpts<'_>,
     ) -> Result<Response<Incoming>> {
-        let req = self.build(method, &path_and_query, body, content_type, upgrade)?;
+        let req = self.build(method, &path_and_query, body, o)?;
         let mut sender = self.connect().await?;
         let resp = sender.send_request(req).await?;
         let status = resp.status();
@@ -371,14 +380,32 @@ impl Client {
         body: ReqBody,
         content_type: Option<&str>,
     ) -> Result<Response<Incoming>> {
-        self.send(
-            method,
-            format!("{path}{}", build_query(query)),
-            body,
+        let o = SendOpts {
             content_type,
-            false,
-        )
-        .await
+            ..Default::default()
+        };
+        self.send(method, format!("{path}{}", build_query(query)), body, &o)
+            .await
+    }
+
+    /// [`Client::request`] with an `X-Registry-Auth` header (registry operations; Docker's CLI
+    /// always sends one, `{}` when it has no credentials).
+    pub async fn request_with_auth(
+        &self,
+        method: Method,
+        path: &str,
+        query: &Query<'_>,
+        body: ReqBody,
+        content_type: Option<&str>,
+        auth: &AuthConfig,
+    ) -> Result<Response<Incoming>> {
+        let o = SendOpts {
+            content_type,
+            registry_auth: Some(auth),
+            upgrade: false,
+        };
+        self.send(method, format!("{path}{}", build_query(query)), body, &o)
+            .await
     }
 
     /// Sends a request and returns the whole response body.
@@ -406,6 +433,20 @@ impl Client {
             None => (body::empty(), None),
         };
         let bytes = self.request_bytes(method, path, query, b, ct).await?;
+        Ok(serde_json::from_slice(&bytes)?)
+    }
+
+    async fn json_with_auth<T: DeserializeOwned>(
+        &self,
+        method: Method,
+        path: &str,
+        query: &Query<'_>,
+        auth: &AuthConfig,
+    ) -> Result<T> {
+        let resp = self
+            .request_with_auth(method, path, query, body::empty(), None, auth)
+            .await?;
+        let bytes = resp.into_body().collect().await?.to_bytes();
         Ok(serde_json::from_slice(&bytes)?)
     }
 

@@ -1275,21 +1275,7 @@ async fn read_up_to(body: &mut (impl AsyncRead + Unpin), want: u64, target: &str
     }
 }
 
-/// `server` as a registry domain: strips a scheme and path; Docker Hub's names become `docker.io`.
-pub fn registry_domain(server: &str) -> String {
-    let s = server.trim();
-    let s = s
-        .strip_prefix("https://")
-        .or_else(|| s.strip_prefix("http://"))
-        .unwrap_or(s);
-    let host = s.split('/').next().unwrap_or(s).to_lowercase();
-    match host.as_str() {
-        "" | "index.docker.io" | "registry-1.docker.io" | "registry.hub.docker.com" | "docker.io" => {
-            DOCKER_HUB_DOMAIN.into()
-        }
-        _ => host,
-    }
-}
+pub use berth_credentials::registry_domain;
 
 fn parse_link_next(link: &str) -> Option<String> {
     link.split(',').find_map(|part| {

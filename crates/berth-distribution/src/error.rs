@@ -173,6 +173,14 @@ pub enum DistributionError {
     },
 }
 
+impl From<berth_credentials::CredentialsError> for DistributionError {
+    // Malformed credentials are the caller's mistake (400); a broken config file or helper too,
+    // from the registry client's point of view: it only ever reads what the caller handed it.
+    fn from(e: berth_credentials::CredentialsError) -> Self {
+        DistributionError::InvalidArgument(e.to_string())
+    }
+}
+
 impl DistributionError {
     /// The HTTP status the registry answered, when the error comes from an answer.
     pub fn status(&self) -> Option<u16> {

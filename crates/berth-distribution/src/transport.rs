@@ -31,7 +31,7 @@ pub(crate) type Body = Full<Bytes>;
 pub(crate) type HttpClient = Client<hyper_rustls::HttpsConnector<HttpConnector>, Body>;
 
 /// Docker Hub's canonical registry name and the host that serves its API.
-pub const DOCKER_HUB_DOMAIN: &str = "docker.io";
+pub const DOCKER_HUB_DOMAIN: &str = berth_credentials::DOCKER_HUB_DOMAIN;
 /// The host that serves Docker Hub's registry API.
 pub const DOCKER_HUB_REGISTRY: &str = "registry-1.docker.io";
 /// Default certs.d directory.

@@ -5,6 +5,7 @@ mod container;
 mod files;
 mod image;
 mod network;
+mod registry;
 mod resources;
 mod system;
 mod volume;
@@ -15,6 +16,7 @@ pub use container::*;
 pub use files::*;
 pub use image::*;
 pub use network::*;
+pub use registry::*;
 pub use resources::*;
 pub use system::*;
 pub use volume::*;
@@ -38,7 +40,7 @@ pub struct Cli {
     /// Do not start berthd when nothing answers on the default socket
     #[arg(long = "no-autostart")]
     pub no_autostart: bool,
-    /// Location of client config files (accepted for compatibility)
+    /// Location of client config files
     #[arg(long)]
     pub config: Option<String>,
     /// Name of the context to use (accepted for compatibility; only the default exists)
@@ -117,6 +119,17 @@ pub enum Cmd {
     History(HistoryArgs),
     /// Download an image from a registry
     Pull(PullArgs),
+    /// Upload an image to a registry
+    Push(PushArgs),
+    /// Authenticate to a registry (defaults to Docker Hub)
+    Login(LoginArgs),
+    /// Log out from a registry (defaults to Docker Hub)
+    Logout(LogoutArgs),
+    /// Search Docker Hub for images
+    Search(SearchArgs),
+    /// Manage Docker image manifests
+    #[command(subcommand)]
+    Manifest(ManifestCmd),
     /// Run a registry server, or collect its garbage (berth-registry)
     #[command(disable_help_flag = true)]
     Registry(RegistryArgs),
@@ -212,6 +225,8 @@ pub enum ImageCmd {
     History(HistoryArgs),
     /// Download an image from a registry
     Pull(PullArgs),
+    /// Upload an image to a registry
+    Push(PushArgs),
     /// Create a tag TARGET_IMAGE that refers to SOURCE_IMAGE
     Tag(TagArgs),
     /// Remove one or more images

@@ -16,7 +16,6 @@ use session::{AttachError, ContainerAttach};
 
 use anyhow::Result;
 use berth_api::ContainerCreateBody;
-use berth_client::stream::JsonMessages;
 use berth_client::{AttachOptions, Client, Error, LogsOptions};
 use serde_json::Value;
 
@@ -92,24 +91,19 @@ async fn pull(client: &Client, image: &str, platform: Option<&str>, quiet: bool)
     // docker sends the full name (`docker.io/library/busybox`).
     let repo = reference.repository();
     let tag = reference.tag().map(str::to_string);
+    let auth = crate::credentials::auth_for(reference.domain());
     let body = client
-        .image_pull(&repo, tag.as_deref(), platform)
+        .image_pull(&repo, tag.as_deref(), platform, &auth)
         .await
         .map_err(|e| e.to_string())?;
-    let mut msgs = JsonMessages::new(body);
-    while let Some(m) = msgs.next().await.map_err(|e| e.to_string())? {
-        if let Some(err) = m.error.or(m.error_detail.and_then(|d| d.message)) {
-            return Err(err);
-        }
-        if !quiet {
-            match (&m.id, &m.status) {
-                (Some(id), Some(s)) => eprintln!("{id}: {s}"),
-                (None, Some(s)) => eprintln!("{s}"),
-                _ => {}
-            }
-        }
-    }
-    Ok(())
+    let target = if quiet {
+        crate::progress::Target::Discard
+    } else {
+        crate::progress::Target::Stderr
+    };
+    crate::progress::display_stream(body, target, |_| {})
+        .await
+        .map_err(|e| e.to_string())
 }
 
 /// A daemon error during `run` (`<prog>: ...`, 125) or `create` (plain, exit 1), as docker does.
@@ -190,11 +184,7 @@ fn detach_keys(flag: Option<&str>) -> Result<Vec<u8>, StatusError> {
 
 /// `detachKeys` from the docker CLI's config file, if set.
 fn configured_detach_keys() -> Option<String> {
-    let dir = match std::env::var_os("DOCKER_CONFIG") {
-        Some(d) => std::path::PathBuf::from(d),
-        None => std::path::PathBuf::from(std::env::var_os("HOME")?).join(".docker"),
-    };
-    let data = std::fs::read(dir.join("config.json")).ok()?;
+    let data = std::fs::read(crate::credentials::config_path().ok()?).ok()?;
     let v: serde_json::Value = serde_json::from_slice(&data).ok()?;
     v.get("detachKeys")?
         .as_str()

@@ -55,6 +55,36 @@ pub async fn read_request(s: &mut UnixStream) -> Option<(String, Vec<u8>)> {
     Some((head.lines().next().unwrap_or_default().to_string(), body))
 }
 
+/// Reads one request as its method, its target, its headers (names lower-cased) and its body.
+pub async fn read_request_with_headers(s: &mut UnixStream) -> Option<(String, String, Vec<(String, String)>, Vec<u8>)> {
+    let mut head = Vec::new();
+    let mut b = [0u8; 1];
+    while !head.ends_with(b"\r\n\r\n") {
+        if s.read(&mut b).await.ok()? == 0 {
+            return None;
+        }
+        head.push(b[0]);
+    }
+    let head = String::from_utf8_lossy(&head).into_owned();
+    let mut lines = head.lines();
+    let first = lines.next().unwrap_or_default().to_string();
+    let headers: Vec<(String, String)> = lines
+        .filter_map(|l| l.split_once(':'))
+        .map(|(k, v)| (k.trim().to_lowercase(), v.trim().to_string()))
+        .collect();
+    let len = headers
+        .iter()
+        .find(|(k, _)| k == "content-length")
+        .and_then(|(_, v)| v.parse::<usize>().ok())
+        .unwrap_or(0);
+    let mut body = vec![0u8; len];
+    s.read_exact(&mut body).await.ok()?;
+    let mut words = first.split(' ');
+    let method = words.next().unwrap_or_default().to_string();
+    let target = words.next().unwrap_or_default().to_string();
+    Some((method, target, headers, body))
+}
+
 /// Reads one request as its method, its target (`/path?query`) and its JSON body (`null` when
 /// there is none or it is not JSON).
 pub async fn read_json_request(s: &mut UnixStream) -> Option<(String, String, serde_json::Value)> {
@@ -157,6 +187,11 @@ fn after_mark(s: &[u8]) -> String {
 /// Runs berth against `sock` with `args` and `input` on its stdin, in a child process (this test
 /// binary re-executed with `env` set, see [`child_main`]).
 pub fn berth_in(env: &str, sock: &Path, args: &[&str], input: &str) -> Seen {
+    berth_in_env(env, sock, args, input, &[])
+}
+
+/// [`berth_in`] with extra environment variables (`DOCKER_CONFIG`, `PATH`).
+pub fn berth_in_env(env: &str, sock: &Path, args: &[&str], input: &str, vars: &[(&str, &str)]) -> Seen {
     let host = format!("unix://{}", sock.display());
     let mut argv = vec!["berth", "-H", host.as_str()];
     argv.extend_from_slice(args);
@@ -165,6 +200,7 @@ pub fn berth_in(env: &str, sock: &Path, args: &[&str], input: &str) -> Seen {
         .env(env, serde_json::to_string(&argv).unwrap())
         .env("BERTH_NO_AUTOSTART", "1")
         .env_remove("DOCKER_API_VERSION")
+        .envs(vars.iter().copied())
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
