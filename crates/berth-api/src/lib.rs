@@ -32,7 +32,19 @@ pub struct ContainerCreateBody {
     pub networking_config: Option<models::NetworkingConfig>,
 }
 
-/// A progress message in a JSON stream (`/images/create`, `/images/load`).
+/// `progressDetail` of a [`JsonMessage`] (moby `jsonmessage.JSONProgress`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct ProgressDetail {
+    /// Bytes done.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub current: Option<i64>,
+    /// Bytes expected (absent or 0 when unknown).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub total: Option<i64>,
+}
+
+/// A progress message in a JSON stream (`/images/create`, `/images/load`, `/images/{name}/push`;
+/// moby `jsonmessage.JSONMessage`).
 #[derive(Debug, Clone, Default, serde::Serialize, serde::Deserialize)]
 pub struct JsonMessage {
     /// Text output (`Loaded image: ...\n`).
@@ -47,6 +59,9 @@ pub struct JsonMessage {
     /// Progress bar text.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub progress: Option<String>,
+    /// Bytes done and expected (what clients draw their own bars from).
+    #[serde(rename = "progressDetail", default, skip_serializing_if = "Option::is_none")]
+    pub progress_detail: Option<ProgressDetail>,
     /// Error text; the stream ends after it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub error: Option<String>,
@@ -56,6 +71,16 @@ pub struct JsonMessage {
     /// Extra data of the operation (`{"ID": "sha256:..."}` after a build or import).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub aux: Option<serde_json::Value>,
+}
+
+impl JsonMessage {
+    /// The error this message reports, if any (`errorDetail.message`, else `error`).
+    pub fn error_message(&self) -> Option<&str> {
+        self.error_detail
+            .as_ref()
+            .and_then(|d| d.message.as_deref())
+            .or(self.error.as_deref())
+    }
 }
 
 /// `errorDetail` of a [`JsonMessage`] (moby `jsonmessage.JSONError`).

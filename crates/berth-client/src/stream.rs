@@ -6,61 +6,12 @@ use std::io;
 
 pub use berth_api::stream::StreamType;
 use berth_api::stream::{parse_header, HEADER_LEN};
-pub use berth_api::{JsonError, JsonMessage};
+pub use berth_api::{JsonError, JsonMessage, ProgressDetail};
 use serde::de::DeserializeOwned;
-use serde::{Deserialize, Serialize};
 use tokio::io::{AsyncRead, AsyncReadExt};
 
-/// One message of a pull/push/load progress stream, as the CLI renders it: [`JsonMessage`] with
-/// `progressDetail` (moby `jsonmessage.JSONMessage`).
-#[derive(Debug, Clone, Default, Serialize, Deserialize)]
-pub struct ProgressMessage {
-    /// Text output (`Loaded image: ...\n`).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub stream: Option<String>,
-    /// Status line (`Downloading`, `Pull complete`, `Digest: ...`).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub status: Option<String>,
-    /// The layer (short id) or tag the status is about.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub id: Option<String>,
-    /// The daemon's own progress bar text.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub progress: Option<String>,
-    /// Bytes done and expected.
-    #[serde(rename = "progressDetail", default, skip_serializing_if = "Option::is_none")]
-    pub progress_detail: Option<ProgressDetail>,
-    /// Error text; the stream ends after it.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub error: Option<String>,
-    /// Structured error.
-    #[serde(rename = "errorDetail", default, skip_serializing_if = "Option::is_none")]
-    pub error_detail: Option<JsonError>,
-    /// Extra data (`{"Tag","Digest","Size"}` after a push).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub aux: Option<serde_json::Value>,
-}
-
-impl ProgressMessage {
-    /// The error this message reports, if any (`errorDetail.message`, else `error`).
-    pub fn error_message(&self) -> Option<&str> {
-        self.error_detail
-            .as_ref()
-            .and_then(|d| d.message.as_deref())
-            .or(self.error.as_deref())
-    }
-}
-
-/// `progressDetail` of a [`ProgressMessage`] (moby `jsonmessage.JSONProgress`).
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
-pub struct ProgressDetail {
-    /// Bytes done.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub current: Option<i64>,
-    /// Bytes expected (absent or 0 when unknown).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub total: Option<i64>,
-}
+/// One message of a pull/push/load progress stream, as the CLI renders it.
+pub type ProgressMessage = JsonMessage;
 
 /// Reads one frame (`[stream,0,0,0,len_be32]` then `len` bytes) into `buf`; `None` at a clean EOF.
 pub async fn read_frame<R: AsyncRead + Unpin>(reader: &mut R, buf: &mut Vec<u8>) -> io::Result<Option<StreamType>> {
