@@ -31,6 +31,7 @@
 # another berthd started meanwhile.
 # On exit it removes its containers, stops the daemons, shims and httpd it started (by PID, or by the
 # temp dir in their command line), unmounts, removes its cgroups, both bridges and the temp dir.
+# (The setup and cleanup shared with the other benchmarks are in bench/lib.sh.)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 N=${1:-20}
@@ -55,78 +56,16 @@ BIN=${CARGO_TARGET_DIR:-$PWD/target}/release
 BUSYBOX=/bin/busybox
 [ -x "$BUSYBOX" ] || BUSYBOX=$(command -v busybox)
 
+. bench/lib.sh
 # The bench's berthd would replace another berthd's NAT table at its start (see above).
-if [ -z "${BENCH_SHARE_NFT:-}" ] && command -v nft >/dev/null 2>&1 && nft list table inet berth >/dev/null 2>&1; then
-  echo "net.sh: nftables table 'inet berth' exists: another berthd may be using it, and the bench's" >&2
-  echo "  berthd would replace it. Stop that berthd (or 'nft delete table inet berth' if it is stale)," >&2
-  echo "  or set BENCH_SHARE_NFT=1 to go on anyway." >&2
-  exit 1
-fi
+bench_check_nft net.sh
 
-export BERTH_NO_AUTOSTART=1 # our berth commands name our berthd; never let them start one elsewhere
-WORK=$(mktemp -d /tmp/bnet.XXXXXX)
-NAME=$(basename "$WORK")
-BERTH_SOCK=$WORK/berth.sock
-DOCKER_SOCK=$WORK/docker.sock
-CTD=$WORK/ctd
-SUFFIX=${NAME#bnet.}
+bench_init bnet
 KBRIDGE=bk$SUFFIX   # dockerd's bridge; 8 characters, fits IFNAMSIZ, unique with the temp dir
 BBRIDGE=bb$SUFFIX   # berthd's default bridge
-BERTHD_PID= DOCKERD_PID= CONTAINERD_PID= HTTPD_PID= MADE_KBRIDGE= STARTED_BERTHD=
-IP_FORWARD=$(cat /proc/sys/net/ipv4/ip_forward)
-
-DOCKER=/usr/bin/docker
-[ -x "$DOCKER" ] || DOCKER=$(command -v docker)
-berth() { BERTH_HOST=unix://$BERTH_SOCK "$BIN/berth" "$@"; }
-dock() { DOCKER_HOST=unix://$DOCKER_SOCK DOCKER_CONFIG=$WORK/docker-config "$DOCKER" "$@"; }
-
-# PIDs whose command line names $WORK/$1 and whose executable is $2 (the shims of one engine).
-pids_named() {
-  local p
-  for p in /proc/[0-9]*; do
-    p=${p#/proc/}
-    [ "$p" = "$$" ] && continue
-    tr '\0' ' ' 2>/dev/null <"/proc/$p/cmdline" | grep -qF "$WORK/$1" || continue
-    [ -z "${2:-}" ] || [ "$(basename "$(readlink "/proc/$p/exe" 2>/dev/null)")" = "$2" ] || continue
-    echo "$p"
-  done
-}
-# Whether a berthd other than ours started after ours (by its executable's name and start time,
-# field 22 of /proc/PID/stat; the command name in field 2 has no spaces here). A berthd already
-# running when ours started, with ip_forward still 0, had no bridge then; one that makes a network
-# later sets ip_forward again (it writes it at each network's creation), but not if that happens
-# while this script runs and before it restores the value: a window this check cannot close.
-BERTHD_START=
-other_berthd() {
-  local p t
-  for p in /proc/[0-9]*; do
-    [ "${p#/proc/}" = "$BERTHD_PID" ] && continue
-    case "$(basename "$(readlink "$p/exe" 2>/dev/null)")" in berthd | "berthd (deleted)") ;; *) continue ;; esac
-    t=$(awk '{print $22}' "$p/stat" 2>/dev/null) || continue
-    [ -n "$BERTHD_START" ] && [ "${t:-0}" -lt "$BERTHD_START" ] && continue
-    return 0
-  done
-  return 1
-}
-# Whether berth's nftables table holds only what the bench's berthd put there: the fixed rules
-# (comment "berth") and rules naming our uniquely named bridge. Another berthd that started
-# meanwhile would have replaced the table with rules naming its own bridges.
-nft_only_ours() {
-  local rules
-  rules=$(nft list table inet berth 2>/dev/null) || return 1
-  # (No grep -q at the end: its early exit could SIGPIPE the greps before it, a failure under
-  # pipefail that would read as "nothing foreign".)
-  [ -z "$(grep -vE '^table |^[[:space:]]*(chain |type |}|$)' <<<"$rules" | grep -v 'comment "berth"$' | grep -vF "\"$BBRIDGE\"")" ]
-}
-stop_pid() { # stop_pid PID SECONDS: SIGTERM, then SIGKILL when it outlives the grace period
-  local pid=$1 i
-  kill "$pid" 2>/dev/null || return 0
-  for ((i = 0; i < $2 * 20; i++)); do kill -0 "$pid" 2>/dev/null || return 0; sleep 0.05; done
-  kill -9 "$pid" 2>/dev/null || true
-}
+HTTPD_PID=
 # The docker-proxy processes of our dockerd: its children (their command lines do not name $WORK).
 proxies() { [ -z "$DOCKERD_PID" ] || pgrep -P "$DOCKERD_PID" -x docker-proxy || true; }
-rm_all() { local ids; ids=$("$@" ps -aq 2>/dev/null) || return 0; [ -z "$ids" ] || "$@" rm -f $ids >/dev/null 2>&1 || true; }
 
 cleanup() {
   set +e
@@ -137,125 +76,39 @@ cleanup() {
   if [ -n "${CPU_CG:-}" ] && [ -d "$CPU_CG" ]; then
     for i in 1 2 3 4 5; do rmdir "$CPU_CG" 2>/dev/null && break; sleep 0.2; done
   fi
-  [ -n "$BERTHD_PID" ] && rm_all berth
-  [ -n "$DOCKERD_PID" ] && rm_all dock
+  bench_cleanup_containers
   local leftover; leftover=$(proxies)
-  [ -n "$BERTHD_PID" ] && stop_pid "$BERTHD_PID" 10
-  [ -n "$DOCKERD_PID" ] && stop_pid "$DOCKERD_PID" 20
-  [ -n "$CONTAINERD_PID" ] && stop_pid "$CONTAINERD_PID" 10
+  bench_cleanup_daemons
   for p in $leftover; do kill -9 "$p" 2>/dev/null; done
-  # Shims name the temp dir (or a file under it) in their command line.
-  for p in $(pids_named ""); do kill -9 "$p" 2>/dev/null; done
-  grep -F " $WORK/" /proc/self/mountinfo | awk '{print $5}' | sort -r | xargs -r -n1 umount -l 2>/dev/null
-  for c in /sys/fs/cgroup/"$NAME" /sys/fs/cgroup/*/"$NAME"; do
-    [ -d "$c" ] && find "$c" -depth -type d -exec rmdir {} + 2>/dev/null
-  done
-  [ -n "$MADE_KBRIDGE" ] && ip link del "$KBRIDGE" 2>/dev/null
-  # berthd keeps its default bridge when it stops (as dockerd keeps docker0): ours has a unique name.
-  [ -n "$STARTED_BERTHD" ] && ip link del "$BBRIDGE" 2>/dev/null
-  if [ -n "$STARTED_BERTHD" ] && [ "$IP_FORWARD" = 0 ]; then
-    if other_berthd; then echo "note: left net.ipv4.ip_forward=1: another berthd started meanwhile" >&2
-    else echo 0 >/proc/sys/net/ipv4/ip_forward; fi
-  fi
-  # The table did not exist when we started (checked above, unless BENCH_SHARE_NFT): delete it when
-  # nothing but our berthd's rules are in it; otherwise the next berthd to start resets it.
-  if [ -n "$STARTED_BERTHD" ] && [ -z "${BENCH_SHARE_NFT:-}" ] && command -v nft >/dev/null 2>&1; then
-    if nft_only_ours; then nft delete table inet berth 2>/dev/null
-    elif nft list table inet berth >/dev/null 2>&1; then echo "note: left nftables table inet berth: rules of another berthd are in it" >&2; fi
-  fi
-  rm -rf "$WORK"
+  bench_cleanup_rest
 }
 trap cleanup EXIT
 trap 'exit 130' INT TERM
 
-wait_for() { # wait_for SECONDS cmd...: polls until cmd succeeds
-  local deadline=$((SECONDS + $1)); shift
-  until "$@" >/dev/null 2>&1; do
-    [ "$SECONDS" -lt "$deadline" ] || return 1
-    sleep 0.05
-  done
-}
-
-# Two unused /24s, one per engine's bridge: no route or address of the host in them.
-free_24() { # free_24 TAKEN: prints a prefix "10.213.N." not in use and not TAKEN
-  local i s
-  for i in $(seq 0 249); do
-    s=10.213.$((($$ + i) % 250)).
-    [ "$s" = "${1:-}" ] && continue
-    if ! ip -4 route | grep -qF "$s" && ! ip -4 addr | grep -qF "$s"; then echo "$s"; return 0; fi
-  done
-  return 1
-}
+# Two unused /24s, one per engine's bridge.
 KNET=$(free_24) || { echo "no free /24 for the benchmark bridges" >&2; exit 1; }
 BNET=$(free_24 "$KNET") || { echo "no free /24 for the benchmark bridges" >&2; exit 1; }
-for b in "$KBRIDGE" "$BBRIDGE"; do
-  ! ip link show "$b" >/dev/null 2>&1 || { echo "interface $b exists already" >&2; exit 1; }
-done
+bridges_unused "$KBRIDGE" "$BBRIDGE" || exit 1
 
 # Three free TCP ports on 127.0.0.1 (berth, docker, host httpd): nothing listens or is bound there.
-free_ports() {
-  local p n=0 used
-  used=$(ss -Htan | awk '{print $4}' | sed 's/.*://' | sort -u)
-  for p in $(seq 18080 18999); do
-    grep -qx "$p" <<<"$used" && continue
-    echo "$p"; n=$((n + 1)); [ "$n" -lt 3 ] || return 0
-  done
-  return 1
-}
-read -r BPORT KPORT HPORT <<<"$(free_ports | tr '\n' ' ')"
+read -r BPORT KPORT HPORT <<<"$(free_ports 3 | tr '\n' ' ')"
 [ -n "$HPORT" ] || { echo "no free ports on 127.0.0.1" >&2; exit 1; }
 
 # --- berth, with its own default bridge on its own subnet.
-STARTED_BERTHD=1
-"$BIN/berthd" --host "unix://$BERTH_SOCK" --data-root "$WORK/berth-data" --exec-root "$WORK/berth-run" \
-  --bridge "$BBRIDGE" --bip "${BNET}1/24" >"$WORK/berthd.log" 2>&1 &
-BERTHD_PID=$!
-BERTHD_START=$(awk '{print $22}' "/proc/$BERTHD_PID/stat" 2>/dev/null || true)
-wait_for 30 curl -sf --unix-socket "$BERTH_SOCK" http://berth/_ping || { echo "berthd did not start:" >&2; cat "$WORK/berthd.log" >&2; exit 1; }
+start_berthd --bridge "$BBRIDGE" --bip "${BNET}1/24"
 BERTH_HOST=unix://$BERTH_SOCK bash scripts/busybox-image.sh "$BIN/berth" bb:latest >/dev/null
 
-# --- docker: our own containerd (dockerd would use a system one at /run/containerd if it ran)
-mkdir -p "$CTD"
-cat >"$CTD/config.toml" <<EOF
-version = 2
-root = "$CTD/root"
-state = "$CTD/state"
-disabled_plugins = ["io.containerd.grpc.v1.cri", "io.containerd.snapshotter.v1.btrfs", "io.containerd.snapshotter.v1.zfs", "io.containerd.snapshotter.v1.devmapper", "io.containerd.snapshotter.v1.aufs"]
-[grpc]
-  address = "$CTD/containerd.sock"
-[ttrpc]
-  address = "$CTD/containerd.sock.ttrpc"
-[debug]
-  address = "$CTD/debug.sock"
-[plugins."io.containerd.internal.v1.opt"]
-  path = "$CTD/opt"
-EOF
-containerd --config "$CTD/config.toml" >"$WORK/containerd.log" 2>&1 &
-CONTAINERD_PID=$!
-wait_for 30 test -S "$CTD/containerd.sock" || { echo "containerd did not start:" >&2; cat "$WORK/containerd.log" >&2; exit 1; }
-
-ip link add name "$KBRIDGE" type bridge
-MADE_KBRIDGE=1
-ip addr add "${KNET}1/24" dev "$KBRIDGE"
-ip link set "$KBRIDGE" up
-
+# --- docker: our own containerd and bridge.
+start_containerd
+make_bridge "$KNET"
 # No --userland-proxy=false here (unlike bench/run.sh): ports published the default way, through
 # docker-proxy; --iptables=false keeps dockerd out of the host's rules (the proxy needs none).
-echo "{\"deprecated-key-path\": \"$WORK/docker-key.json\", \"userland-proxy-path\": \"$DOCKER_PROXY\"}" >"$WORK/daemon.json"
-dockerd --config-file "$WORK/daemon.json" --containerd "$CTD/containerd.sock" \
-  --host "unix://$DOCKER_SOCK" --data-root "$WORK/docker-data" --exec-root "$WORK/docker-run" \
-  --pidfile "$WORK/docker.pid" --cgroup-parent "/$NAME" --storage-driver overlay2 \
-  --bridge "$KBRIDGE" --iptables=false --ip-forward=false --ip-masq=false \
-  >"$WORK/dockerd.log" 2>&1 &
-DOCKERD_PID=$!
-wait_for 60 curl -sf --unix-socket "$DOCKER_SOCK" http://docker/_ping || { echo "dockerd did not start:" >&2; cat "$WORK/dockerd.log" >&2; exit 1; }
+start_dockerd ", \"userland-proxy-path\": \"$DOCKER_PROXY\"" --bridge "$KBRIDGE" --iptables=false --ip-forward=false --ip-masq=false
 
 if berth save -o "$WORK/bb.tar" bb:latest 2>/dev/null && dock load -q -i "$WORK/bb.tar" >/dev/null 2>&1; then :; else
   DOCKER_HOST=unix://$DOCKER_SOCK bash scripts/busybox-image.sh "$DOCKER" bb:latest >/dev/null
 fi
 
-ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (a + 0 > 0 && b + 0 > 0) printf "%.2f", a / b; else print "n/a" }'; }
-median() { sort -n | awk '{a[NR] = $1} END {if (NR == 0) print "n/a"; else print (NR % 2 ? a[(NR + 1) / 2] : (a[NR / 2] + a[NR / 2 + 1]) / 2)}'; }
 echo "berth $("$BIN/berth" --version 2>/dev/null | head -1) vs dockerd $(dockerd --version | sed 's/Docker version //') (docker-proxy $DOCKER_PROXY); $(nproc) CPUs, $(uname -r)"
 
 # ---------------------------------------------------------------- 1. HTTP through a published port
