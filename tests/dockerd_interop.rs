@@ -596,7 +596,10 @@ fn dockerd_logs_in_to_berths_registry_with_htpasswd() {
     assert_eq!(k.docker(&["tag", "bb:v2", &name]).code, 0);
     let r = k.docker(&["push", &name]);
     assert_ne!(r.code, 0, "a push without login must be refused: {r:?}");
-    assert!(r.stderr.contains("no basic auth credentials") || r.stderr.contains("unauthorized"), "{r:?}");
+    assert!(
+        r.stderr.contains("no basic auth credentials") || r.stderr.contains("unauthorized"),
+        "{r:?}"
+    );
     let login = |pass: &str| {
         let mut c = Command::new("docker")
             .args(["login", "-u", "alice", "--password-stdin", &reg.addr])
@@ -607,13 +610,21 @@ fn dockerd_logs_in_to_berths_registry_with_htpasswd() {
             .stderr(Stdio::piped())
             .spawn()
             .expect("docker login");
-        c.stdin.take().expect("stdin").write_all(pass.as_bytes()).expect("password");
+        c.stdin
+            .take()
+            .expect("stdin")
+            .write_all(pass.as_bytes())
+            .expect("password");
         c.wait_with_output().expect("docker login output")
     };
     let bad = login("wrong");
     assert!(!bad.status.success(), "a wrong password must be refused");
     let good = login("s3cret");
-    assert!(good.status.success(), "docker login: {}", String::from_utf8_lossy(&good.stderr));
+    assert!(
+        good.status.success(),
+        "docker login: {}",
+        String::from_utf8_lossy(&good.stderr)
+    );
     let r = k.docker(&["push", &name]);
     assert_eq!(r.code, 0, "docker push after login: {r:?}\n{}", k.logs());
     assert_eq!(k.docker(&["rmi", &name, "bb:v2"]).code, 0);

@@ -204,17 +204,9 @@ pub struct Client {
     version: String,
 }
 
-/// Percent-encodes a query component (RFC 3986 unreserved characters pass through).
+/// Percent-encodes a URL component (see [`berth_types::percent_encode`]).
 pub fn encode_component(s: &str) -> String {
-    let mut out = String::with_capacity(s.len());
-    for b in s.bytes() {
-        if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b'~') {
-            out.push(b as char);
-        } else {
-            out.push_str(&format!("%{b:02X}"));
-        }
-    }
-    out
+    berth_types::percent_encode(s)
 }
 
 fn build_query(query: &Query<'_>) -> String {

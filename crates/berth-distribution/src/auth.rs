@@ -102,17 +102,9 @@ fn parse_params(s: &str) -> Vec<(String, String)> {
     out
 }
 
-/// Percent-encodes a query or form value (RFC 3986 unreserved characters kept).
+/// Percent-encodes a URL component (see [`berth_types::percent_encode`]).
 pub(crate) fn url_encode(s: &str) -> String {
-    let mut out = String::with_capacity(s.len());
-    for b in s.bytes() {
-        if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b'~') {
-            out.push(b as char);
-        } else {
-            out.push_str(&format!("%{b:02X}"));
-        }
-    }
-    out
+    berth_types::percent_encode(s)
 }
 
 /// A token server's answer (distribution token spec: `token` or OAuth2's `access_token`).

@@ -1462,17 +1462,4 @@ mod tests {
         );
         assert_eq!(parse_link_next(r#"</x>; rel="prev""#), None);
     }
-
-    #[test]
-    fn server_names() {
-        for (s, want) in [
-            ("https://index.docker.io/v1/", "docker.io"),
-            ("docker.io", "docker.io"),
-            ("localhost:5000", "localhost:5000"),
-            ("http://127.0.0.1:5000/", "127.0.0.1:5000"),
-            ("Quay.IO", "quay.io"),
-        ] {
-            assert_eq!(registry_domain(s), want);
-        }
-    }
 }
