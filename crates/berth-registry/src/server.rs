@@ -447,7 +447,8 @@ async fn get_blob(reg: &Registry, name: &str, digest: &str, h: &HeaderMap, head:
             .map_err(|e| ApiError::internal(format!("seek {}: {e}", path.display())))?;
     }
     headers.push((header::CONTENT_LENGTH, len.to_string()));
-    let stream = tokio_util::io::ReaderStream::with_capacity(tokio::io::AsyncReadExt::take(file, len), 64 * 1024);
+    // 1 MiB reads: each read of a tokio file is a trip to the blocking pool.
+    let stream = tokio_util::io::ReaderStream::with_capacity(tokio::io::AsyncReadExt::take(file, len), 1024 * 1024);
     Ok(response(status, headers, Body::from_stream(stream)))
 }
 
