@@ -162,7 +162,9 @@ pub struct PruneArgs {
     pub filter: Vec<String>,
 }
 
-/// Flags shared by `docker run` and `docker create`.
+// Flags shared by `docker run` and `docker create`. (Not a doc comment: clap would make it the
+// `about` of `run` and `create`, whose arguments are built lazily, after their own `about`.)
+#[allow(missing_docs)]
 #[derive(Args, Debug, Clone, Default)]
 pub struct ContainerOpts {
     /// Keep STDIN open even if not attached

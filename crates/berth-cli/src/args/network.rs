@@ -4,6 +4,7 @@
 use clap::{ArgAction, Args, Subcommand};
 
 #[derive(Subcommand, Debug)]
+#[command(defer = true)]
 pub enum NetworkCmd {
     /// Create a network
     Create(NetworkCreateArgs),

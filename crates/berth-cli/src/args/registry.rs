@@ -60,6 +60,7 @@ pub struct SearchArgs {
 }
 
 #[derive(Subcommand, Debug)]
+#[command(defer = true)]
 pub enum ManifestCmd {
     /// Display an image manifest's descriptor and platforms, as the daemon resolves them.
     ///
