@@ -50,24 +50,32 @@ where
         r.unwrap_or_else(|e| Err(EngineError::Internal(format!("operation failed: {e}"))))
     };
     let mut pending = Vec::new();
-    let mut finished: Option<Result<(), String>> = None;
-    tokio::select! {
-        m = rx.recv() => pending.extend(m),
+    let mut finished: Option<berth_engine::Result<()>> = None;
+    // The first message, or the end of the operation (its progress sink then closes too).
+    let first = tokio::select! {
+        m = rx.recv() => m,
         r = &mut task => {
-            let r = joined(r);
-            while let Ok(m) = rx.try_recv() {
-                pending.push(m);
-            }
-            if pending.is_empty() {
-                if let Err(e) = r {
-                    return Err(e.into());
-                }
-                finished = Some(Ok(()));
-            } else {
-                finished = Some(r.map_err(|e| e.to_string()));
-            }
+            finished = Some(joined(r));
+            None
+        }
+    };
+    pending.extend(first);
+    if pending.is_empty() {
+        let r = match finished.take() {
+            Some(r) => r,
+            None => joined((&mut task).await),
+        };
+        while let Ok(m) = rx.try_recv() {
+            pending.push(m);
+        }
+        if pending.is_empty() {
+            r?;
+            finished = Some(Ok(()));
+        } else {
+            finished = Some(r);
         }
     }
+    let finished: Option<Result<(), String>> = finished.map(|r| r.map_err(|e| e.to_string()));
     let stream = async_stream(move |tx| async move {
         let send = |b: Bytes| {
             let tx = tx.clone();
