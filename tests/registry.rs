@@ -96,7 +96,9 @@ fn pushed_digest(out: &str) -> String {
 }
 
 fn image_id(d: &Daemon, name: &str) -> String {
-    docker_ok(d, &["image", "inspect", "--format", "{{.Id}}", name]).trim().to_string()
+    docker_ok(d, &["image", "inspect", "--format", "{{.Id}}", name])
+        .trim()
+        .to_string()
 }
 
 fn blob_file(d: &Daemon, digest: &str) -> PathBuf {
@@ -114,7 +116,10 @@ fn docker_push_then_pull_back_and_run() {
     docker_ok(&d, &["tag", "bb", &target]);
 
     let out = docker_ok(&d, &["push", &target]);
-    assert!(out.contains(&format!("The push refers to repository [{REG}/bb]")), "{out}");
+    assert!(
+        out.contains(&format!("The push refers to repository [{REG}/bb]")),
+        "{out}"
+    );
     assert!(out.contains("Pushed"), "{out}");
     let digest = pushed_digest(&out);
     let again = docker_ok(&d, &["push", &target]);
@@ -134,7 +139,10 @@ fn docker_push_then_pull_back_and_run() {
     let out = docker_ok(&d, &["pull", &target]);
     assert!(out.contains("Pull complete"), "{out}");
     assert!(out.contains(&format!("Digest: {digest}")), "{out}");
-    assert!(out.contains(&format!("Status: Downloaded newer image for {target}")), "{out}");
+    assert!(
+        out.contains(&format!("Status: Downloaded newer image for {target}")),
+        "{out}"
+    );
     assert_eq!(image_id(&d, &target), id, "the pulled image has the pushed config");
     let img = inspect(&d, &target);
     assert_eq!(img["RepoTags"], serde_json::json!([target.clone()]));
@@ -145,7 +153,10 @@ fn docker_push_then_pull_back_and_run() {
     assert_eq!(r.stdout, "pulled and running\n");
 
     let out = docker_ok(&d, &["pull", &target]);
-    assert!(out.contains(&format!("Status: Image is up to date for {target}")), "{out}");
+    assert!(
+        out.contains(&format!("Status: Image is up to date for {target}")),
+        "{out}"
+    );
 
     // By digest.
     let by_digest = format!("{REG}/bb@{digest}");
@@ -164,7 +175,10 @@ fn docker_push_then_pull_back_and_run() {
     assert_eq!(v["Platforms"][0]["os"], "linux", "{v}");
     let (status, body) = d.api("GET", &format!("/v1.47/images/search?term={REG}/bb"), None);
     let body = String::from_utf8_lossy(&body);
-    assert!(status >= 400 && body.contains("does not support search"), "{status} {body}");
+    assert!(
+        status >= 400 && body.contains("does not support search"),
+        "{status} {body}"
+    );
 }
 
 /// docker-py's `images.pull`; prints the exception class it raised, or `ok`.
@@ -173,7 +187,11 @@ fn docker_py_pull(d: &Daemon, repo: &str, tag: &str) -> String {
         "import docker\nc = docker.DockerClient(base_url='{}')\ntry:\n    c.images.pull('{repo}', tag='{tag}')\n    print('ok')\nexcept docker.errors.APIError as e:\n    print(type(e).__name__)\n",
         d.host()
     );
-    let out = std::process::Command::new("python3").arg("-c").arg(&py).output().unwrap();
+    let out = std::process::Command::new("python3")
+        .arg("-c")
+        .arg(&py)
+        .output()
+        .unwrap();
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     String::from_utf8_lossy(&out.stdout).trim().to_string()
 }
@@ -187,12 +205,15 @@ fn pull_of_a_missing_repository_is_not_found() {
     let r = d.docker(&["pull", &format!("{REG}/nope:latest")]);
     assert_ne!(r.code, 0);
     assert!(
-        r.stderr.contains(&format!(
-            "manifest for {REG}/nope:latest not found: manifest unknown"
-        )),
+        r.stderr
+            .contains(&format!("manifest for {REG}/nope:latest not found: manifest unknown")),
         "{r:?}"
     );
-    let (status, body) = d.api("POST", &format!("/v1.47/images/create?fromImage={REG}/nope&tag=latest"), None);
+    let (status, body) = d.api(
+        "POST",
+        &format!("/v1.47/images/create?fromImage={REG}/nope&tag=latest"),
+        None,
+    );
     assert_eq!(status, 404, "{}", String::from_utf8_lossy(&body));
     assert_eq!(docker_py_pull(&d, &format!("{REG}/nope"), "latest"), "NotFound");
     // Nothing was created for it.
@@ -223,7 +244,11 @@ fn tampered_blob_is_refused_and_leaves_nothing() {
     assert!(r.stderr.contains("verification failed"), "{r:?}");
     assert_ne!(d.docker(&["image", "inspect", &target]).code, 0);
     assert!(!blob_file(&d, &layer).exists(), "the tampered blob was kept");
-    assert!(!d.data_root().join("snapshots").join(layer.trim_start_matches("sha256:")).exists());
+    assert!(!d
+        .data_root()
+        .join("snapshots")
+        .join(layer.trim_start_matches("sha256:"))
+        .exists());
     let tmp: Vec<_> = std::fs::read_dir(d.data_root().join("image/tmp")).unwrap().collect();
     assert!(tmp.is_empty(), "temp files left: {tmp:?}");
 }
@@ -279,12 +304,7 @@ fn login(d: &Daemon, password: &str) -> (i32, String) {
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
-    child
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(password.as_bytes())
-        .unwrap();
+    child.stdin.take().unwrap().write_all(password.as_bytes()).unwrap();
     let out = child.wait_with_output().unwrap();
     let text = format!(
         "{}{}",

@@ -113,10 +113,8 @@ where
 /// `POST /images/create?fromImage=&tag=&platform=`.
 pub(crate) async fn pull(e: AppState, p: &Params, headers: &HeaderMap) -> ApiResult<Response> {
     let auth = registry_auth(headers)?;
-    let (reference, all_tags) = berth_engine::distribution::pull_reference(
-        p.get("fromImage").unwrap_or(""),
-        p.get("tag").unwrap_or(""),
-    )?;
+    let (reference, all_tags) =
+        berth_engine::distribution::pull_reference(p.get("fromImage").unwrap_or(""), p.get("tag").unwrap_or(""))?;
     let platform = p.get("platform").filter(|s| !s.is_empty()).map(String::from);
     let (progress, rx) = Progress::channel();
     let svc = e.distribution.clone();
@@ -133,10 +131,7 @@ pub(crate) async fn pull(e: AppState, p: &Params, headers: &HeaderMap) -> ApiRes
 /// `POST /images/{name}/push?tag=`.
 pub(crate) async fn push(e: AppState, name: &str, p: &Params, headers: &HeaderMap) -> ApiResult<Response> {
     let auth = registry_auth(headers)?;
-    let targets = e
-        .distribution
-        .push_targets(name, p.get("tag").unwrap_or(""))
-        .await?;
+    let targets = e.distribution.push_targets(name, p.get("tag").unwrap_or("")).await?;
     let (progress, rx) = Progress::channel();
     let svc = e.distribution.clone();
     progress_response(async move { svc.push(&targets, &auth, &progress).await }, rx).await
@@ -146,7 +141,8 @@ async fn auth(State(e): State<AppState>, body: Bytes) -> ApiResult<Response> {
     let cfg: AuthConfig = if body.is_empty() {
         AuthConfig::default()
     } else {
-        serde_json::from_slice(&body).map_err(|err| ApiError::bad_request(format!("invalid auth configuration: {err}")))?
+        serde_json::from_slice(&body)
+            .map_err(|err| ApiError::bad_request(format!("invalid auth configuration: {err}")))?
     };
     let (status, token) = e.distribution.login(&cfg).await?;
     Ok(json(StatusCode::OK, &j!({ "Status": status, "IdentityToken": token })))
@@ -174,7 +170,10 @@ async fn inspect(State(e): State<AppState>, Path(rest): Path<String>, headers: H
         return Err(ApiError::from(EngineError::NotFound("page not found".into())));
     };
     let auth = registry_auth(&headers)?;
-    Ok(json(StatusCode::OK, &e.distribution.inspect_distribution(name, &auth).await?))
+    Ok(json(
+        StatusCode::OK,
+        &e.distribution.inspect_distribution(name, &auth).await?,
+    ))
 }
 
 pub(crate) fn routes() -> Router<AppState> {

@@ -51,6 +51,12 @@ const MT_OCI_MANIFEST: &str = "application/vnd.oci.image.manifest.v1+json";
 const MT_OCI_CONFIG: &str = "application/vnd.oci.image.config.v1+json";
 const MT_OCI_LAYER_ZSTD: &str = "application/vnd.oci.image.layer.v1.tar+zstd";
 
+async fn blocking<T: Send + 'static>(f: impl FnOnce() -> Result<T> + Send + 'static) -> Result<T> {
+    tokio::task::spawn_blocking(f)
+        .await
+        .map_err(|e| EngineError::Internal(format!("registry task failed: {e}")))?
+}
+
 fn dist(e: DistributionError) -> EngineError {
     EngineError::Distribution(Box::new(e))
 }
@@ -98,7 +104,10 @@ impl Progress {
 /// Docker's progress string: `[=====>      ]  1.2MB/3.4MB`.
 fn progress_bar(current: u64, total: u64) -> String {
     const WIDTH: u64 = 50;
-    let filled = if total == 0 { 0 } else { (current.min(total) * WIDTH / total).min(WIDTH) };
+    let filled = match current.min(total).saturating_mul(WIDTH).checked_div(total) {
+        Some(f) => f.min(WIDTH),
+        None => 0,
+    };
     let mut bar = "=".repeat(filled as usize);
     if filled < WIDTH {
         bar.push('>');
@@ -142,7 +151,10 @@ struct Throttle {
 
 impl Throttle {
     fn new() -> Throttle {
-        Throttle { last: None, last_pct: 0 }
+        Throttle {
+            last: None,
+            last_pct: 0,
+        }
     }
 
     fn due(&mut self, current: u64, total: u64) -> bool {
@@ -168,11 +180,8 @@ pub fn pull_reference(from_image: &str, tag: &str) -> Result<(Reference, bool)> 
         let all = name.tag().is_none() && name.digest().is_none();
         return Ok((name, all));
     }
-    if name.tag().is_some() || name.digest().is_some() {
-        return Err(EngineError::InvalidArgument(format!(
-            "invalid reference format: {from_image} already has a tag or digest, and tag={tag} was given"
-        )));
-    }
+    // As dockerd: `tag` replaces a tag or digest `fromImage` carries.
+    let name = Reference::parse_name_only(&name.familiar_repository()).map_err(bad)?;
     if tag.contains(':') {
         let d: Digest = tag
             .parse()
@@ -240,7 +249,9 @@ pub struct DistributionService {
 
 impl std::fmt::Debug for DistributionService {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("DistributionService").field("store", &self.store).finish()
+        f.debug_struct("DistributionService")
+            .field("store", &self.store)
+            .finish()
     }
 }
 
@@ -299,7 +310,11 @@ impl DistributionService {
         };
         if !all_tags {
             let newer = self.pull_one(r, &platform, auth, progress).await?;
-            let what = if newer { "Downloaded newer image for" } else { "Image is up to date for" };
+            let what = if newer {
+                "Downloaded newer image for"
+            } else {
+                "Image is up to date for"
+            };
             progress.status(&format!("Status: {what} {}", r.familiar()));
             return Ok(());
         }
@@ -311,7 +326,11 @@ impl DistributionService {
                 .map_err(|e| EngineError::InvalidArgument(format!("registry tag {t:?}: {e}")))?;
             newer |= self.pull_one(&tagged, &platform, auth, progress).await?;
         }
-        let what = if newer { "Downloaded newer image for" } else { "Image is up to date for" };
+        let what = if newer {
+            "Downloaded newer image for"
+        } else {
+            "Image is up to date for"
+        };
         progress.status(&format!("Status: {what} {}", r.familiar_repository()));
         Ok(())
     }
@@ -403,9 +422,8 @@ impl DistributionService {
             Ok(id_now) => {
                 let newer = id_now.0;
                 self.sources.add(&created_blobs, &r.repository());
-                self.events.publish(
-                    Event::new(EventType::Image, "pull", r.familiar()).attr("name", r.familiar_repository()),
-                );
+                self.events
+                    .publish(Event::new(EventType::Image, "pull", r.familiar()).attr("name", r.familiar_repository()));
                 Ok(newer)
             }
             Err(e) => {
@@ -413,7 +431,7 @@ impl DistributionService {
                 let blobs: &[Digest] = if transient { &[] } else { &created_blobs };
                 let store = self.store.clone();
                 let (chains, blobs) = (created_chains.clone(), blobs.to_vec());
-                let _ = tokio::task::spawn_blocking(move || store.discard(&chains, &blobs)).await;
+                let _ = blocking(move || Ok(store.discard(&chains, &blobs)?)).await;
                 Err(e)
             }
         }
@@ -532,10 +550,8 @@ impl DistributionService {
             };
             // The tar may end before the compressed stream does: read to the end, which is where the
             // download's digest is checked.
-            io::copy(&mut tee, &mut io::sink()).map_err(|e| EngineError::Internal(format!(
-                "downloading layer {}: {e}",
-                j.desc.digest
-            )))?;
+            io::copy(&mut tee, &mut io::sink())
+                .map_err(|e| EngineError::Internal(format!("downloading layer {}: {e}", j.desc.digest)))?;
             tee.writer.commit(Some(&j.desc.digest))?;
             Ok(prepared)
         });
@@ -590,14 +606,24 @@ impl DistributionService {
     /// repository when neither `name` nor `tag` has one. Called before the progress stream starts, so
     /// a missing image is answered with dockerd's 404.
     pub async fn push_targets(self: &Arc<Self>, name: &str, tag: &str) -> Result<Vec<Reference>> {
-        let bad = |e: berth_types::ReferenceError| EngineError::InvalidArgument(format!("invalid reference format: {e}"));
+        let bad =
+            |e: berth_types::ReferenceError| EngineError::InvalidArgument(format!("invalid reference format: {e}"));
         let r = Reference::parse_name_only(name).map_err(bad)?;
         let store = self.store.clone();
         let tag = tag.to_string();
         tokio::task::spawn_blocking(move || {
-            let missing = || EngineError::NotFound(format!("An image does not exist locally with the tag: {}", r.familiar_repository()));
+            let missing = || {
+                EngineError::NotFound(format!(
+                    "An image does not exist locally with the tag: {}",
+                    r.familiar_repository()
+                ))
+            };
             if !tag.is_empty() || r.tag().is_some() {
-                let t = if tag.is_empty() { r.clone() } else { r.with_tag(&tag).map_err(bad)? };
+                let t = if tag.is_empty() {
+                    r.clone()
+                } else {
+                    r.with_tag(&tag).map_err(bad)?
+                };
                 store.resolve(&t.familiar()).map_err(|_| missing())?;
                 return Ok(vec![t]);
             }
@@ -638,9 +664,7 @@ impl DistributionService {
         let a = auth_opt(auth);
         let store = self.store.clone();
         let name = r.familiar();
-        let img: ImageRecord = tokio::task::spawn_blocking(move || store.resolve(&name))
-            .await
-            .map_err(|e| EngineError::Internal(format!("push task failed: {e}")))??;
+        let img: ImageRecord = blocking(move || Ok(store.resolve(&name)?)).await?;
         // Layer media types from the stored bytes, not from labels: the blob is pushed as is.
         let store = self.store.clone();
         let blobs: Vec<Digest> = img.layers.iter().map(|l| l.digest.clone()).collect();
@@ -650,7 +674,8 @@ impl DistributionService {
                 .map(|d| {
                     let mut head = [0u8; 4];
                     let mut f = store.blobs().open_blob(d)?;
-                    let n = read_head(&mut f, &mut head).map_err(|e| EngineError::io("read", store.blobs().path(d), e))?;
+                    let n =
+                        read_head(&mut f, &mut head).map_err(|e| EngineError::io("read", store.blobs().path(d), e))?;
                     Ok((Compression::sniff(&head[..n]), store.blobs().size(d)?))
                 })
                 .collect()
@@ -727,9 +752,7 @@ impl DistributionService {
             .map_err(|e| EngineError::Internal(e.to_string()))?
             .with_digest(digest);
         let id = img.id.clone();
-        tokio::task::spawn_blocking(move || store.set_reference(&by_digest, &id))
-            .await
-            .map_err(|e| EngineError::Internal(format!("push task failed: {e}")))??;
+        blocking(move || Ok(store.set_reference(&by_digest, &id)?)).await?;
         self.events
             .publish(Event::new(EventType::Image, "push", r.familiar()).attr("name", r.familiar()));
         Ok(())
@@ -753,7 +776,13 @@ impl DistributionService {
                     .map_err(|e| EngineError::Internal(format!("upload slots: {e}")))?
             }
         };
-        if self.client.blob_exists(r, &desc.digest, auth).await.map_err(dist)?.is_some() {
+        if self
+            .client
+            .blob_exists(r, &desc.digest, auth)
+            .await
+            .map_err(dist)?
+            .is_some()
+        {
             progress.layer(id, "Layer already exists");
             return Ok(());
         }
@@ -841,7 +870,8 @@ impl DistributionService {
     /// `GET /distribution/{name}/json`: the descriptor the reference resolves to and the platforms
     /// it offers.
     pub async fn inspect_distribution(&self, name: &str, auth: &AuthConfig) -> Result<Value> {
-        let r = Reference::parse(name).map_err(|e| EngineError::InvalidArgument(format!("invalid reference format: {e}")))?;
+        let r = Reference::parse(name)
+            .map_err(|e| EngineError::InvalidArgument(format!("invalid reference format: {e}")))?;
         let a = auth_opt(auth);
         let reference = match (r.digest(), r.tag()) {
             (Some(d), _) => d.to_string(),
@@ -868,7 +898,11 @@ impl DistributionService {
                 .map_err(|e| EngineError::InvalidArgument(format!("image config of {shown}: {e}")))?;
             let s = |k: &str| v.get(k).and_then(Value::as_str).unwrap_or("").to_string();
             let variant = s("variant");
-            vec![platform_json(&s("os"), &s("architecture"), (!variant.is_empty()).then_some(variant.as_str()))]
+            vec![platform_json(
+                &s("os"),
+                &s("architecture"),
+                (!variant.is_empty()).then_some(variant.as_str()),
+            )]
         };
         Ok(json!({
             "Descriptor": { "mediaType": media_type, "digest": digest.to_string(), "size": bytes.len() },
@@ -1009,7 +1043,10 @@ mod tests {
         let (r, a) = pull_reference("bb", &d).unwrap();
         assert_eq!(r.digest().map(|x| x.to_string()), Some(d.clone()));
         assert!(!a);
-        assert!(pull_reference("bb:1", "2").is_err());
+        assert_eq!(
+            pull_reference("bb:1", "2").unwrap().0.to_string(),
+            "docker.io/library/bb:2"
+        );
         assert!(pull_reference("bb", "sha256:zz").is_err());
     }
 

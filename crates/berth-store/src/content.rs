@@ -188,14 +188,20 @@ pub struct BlobWriter {
 
 impl std::fmt::Debug for BlobWriter {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("BlobWriter").field("what", &self.what).field("size", &self.size).finish()
+        f.debug_struct("BlobWriter")
+            .field("what", &self.what)
+            .field("size", &self.size)
+            .finish()
     }
 }
 
 impl io::Write for BlobWriter {
     fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
         use sha2::Digest as _;
-        let f = self.file.as_mut().ok_or_else(|| io::Error::other("blob writer already finished"))?;
+        let f = self
+            .file
+            .as_mut()
+            .ok_or_else(|| io::Error::other("blob writer already finished"))?;
         let n = f.write(buf)?;
         self.hasher.update(&buf[..n]);
         self.size += n as u64;
@@ -220,11 +226,12 @@ impl BlobWriter {
     pub fn commit(mut self, expected: Option<&Digest>) -> Result<(Digest, u64)> {
         use sha2::Digest as _;
         let Some(f) = self.file.take() else {
-            return Err(StoreError::Corrupt(format!("{}: blob writer already finished", self.what)));
+            return Err(StoreError::Corrupt(format!(
+                "{}: blob writer already finished",
+                self.what
+            )));
         };
-        let f = f
-            .into_inner()
-            .map_err(|e| io_err("write", &self.tmp)(e.into_error()))?;
+        let f = f.into_inner().map_err(|e| io_err("write", &self.tmp)(e.into_error()))?;
         f.sync_all().map_err(io_err("sync", &self.tmp))?;
         drop(f);
         let hex = hex_lower(&self.hasher.clone().finalize());
