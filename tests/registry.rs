@@ -169,6 +169,39 @@ fn docker_push_then_pull_back_and_run() {
     assert_eq!(r.code, 0, "{r:?}\n{}", tail(&d.log()));
     assert_eq!(image_id(&d, &format!("{REG}/other/bb:v1")), id);
 
+    // The progress messages, as dockerd streams them.
+    docker_ok(&d, &["rmi", "-f", &id]);
+    let (status, body) = d.api(
+        "POST",
+        &format!("/v1.47/images/create?fromImage={REG}/bb&tag=latest"),
+        None,
+    );
+    assert_eq!(status, 200);
+    let msgs: Vec<serde_json::Value> = String::from_utf8_lossy(&body)
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    let layer_id = &img["RootFS"]["Layers"][0].as_str().unwrap()[7..19];
+    let statuses: Vec<String> = msgs
+        .iter()
+        .filter(|m| m["id"] == *layer_id)
+        .map(|m| m["status"].as_str().unwrap().to_string())
+        .collect();
+    let mut want = vec!["Pulling fs layer", "Downloading", "Verifying Checksum", "Download complete"];
+    want.extend(["Extracting", "Pull complete"]);
+    let mut dedup = statuses.clone();
+    dedup.dedup();
+    assert_eq!(dedup, want, "{msgs:?}");
+    assert_eq!(msgs[0], serde_json::json!({"status": "Pulling from bb", "id": "latest"}));
+    let dl = msgs.iter().find(|m| m["status"] == "Downloading").unwrap();
+    assert!(dl["progressDetail"]["total"].as_u64().unwrap() > 0, "{dl}");
+    assert!(dl["progress"].as_str().unwrap().starts_with('['), "{dl}");
+    assert_eq!(msgs[msgs.len() - 2]["status"], format!("Digest: {digest}"));
+    assert_eq!(
+        msgs[msgs.len() - 1]["status"],
+        format!("Status: Downloaded newer image for {target}")
+    );
+
     // The registry as the API sees it.
     let v = d.api_json(&format!("/v1.47/distribution/{REG}/bb:latest/json"));
     assert_eq!(v["Descriptor"]["digest"], digest.as_str(), "{v}");
