@@ -187,12 +187,20 @@ fn docker_push_then_pull_back_and_run() {
         .filter(|m| m["id"] == *layer_id)
         .map(|m| m["status"].as_str().unwrap().to_string())
         .collect();
-    let mut want = vec!["Pulling fs layer", "Downloading", "Verifying Checksum", "Download complete"];
+    let mut want = vec![
+        "Pulling fs layer",
+        "Downloading",
+        "Verifying Checksum",
+        "Download complete",
+    ];
     want.extend(["Extracting", "Pull complete"]);
     let mut dedup = statuses.clone();
     dedup.dedup();
     assert_eq!(dedup, want, "{msgs:?}");
-    assert_eq!(msgs[0], serde_json::json!({"status": "Pulling from bb", "id": "latest"}));
+    assert_eq!(
+        msgs[0],
+        serde_json::json!({"status": "Pulling from bb", "id": "latest"})
+    );
     let dl = msgs.iter().find(|m| m["status"] == "Downloading").unwrap();
     assert!(dl["progressDetail"]["total"].as_u64().unwrap() > 0, "{dl}");
     assert!(dl["progress"].as_str().unwrap().starts_with('['), "{dl}");
@@ -345,4 +353,27 @@ fn login(d: &Daemon, password: &str) -> (i32, String) {
         String::from_utf8_lossy(&out.stderr)
     );
     (out.status.code().unwrap_or(-1), text)
+}
+
+#[test]
+fn registry_flags_show_in_info() {
+    let d = Daemon::start_with(&[
+        "--insecure-registry",
+        "reg.local:5000",
+        "--insecure-registry",
+        "10.9.0.0/16",
+        "--registry-mirror",
+        "https://mirror.example",
+    ]);
+    let info = d.api_json("/v1.47/info");
+    let rc = &info["RegistryConfig"];
+    assert_eq!(rc["Mirrors"], serde_json::json!(["https://mirror.example/"]), "{rc}");
+    assert!(rc["InsecureRegistryCIDRs"]
+        .as_array()
+        .unwrap()
+        .contains(&serde_json::json!("10.9.0.0/16")));
+    assert_eq!(rc["IndexConfigs"]["reg.local:5000"]["Secure"], false, "{rc}");
+    let out = docker_ok(&d, &["info"]);
+    assert!(out.contains("reg.local:5000"), "{out}");
+    assert!(out.contains("https://mirror.example/"), "{out}");
 }

@@ -287,9 +287,15 @@ impl DistributionService {
         }))
     }
 
-    /// The registry client's configuration (for `/info`).
+    /// The registry client's configuration.
     pub fn client_config(&self) -> &berth_distribution::ClientConfig {
         self.client.config()
+    }
+
+    /// `/info`'s `RegistryConfig`, shaped as dockerd's (`--insecure-registry` CIDRs and hosts,
+    /// `--registry-mirror`s; loopback is always insecure, as in dockerd).
+    pub fn registry_config(&self) -> Value {
+        registry_config_json(self.client.config())
     }
 
     // ---- pull ----------------------------------------------------------------------------------
@@ -911,6 +917,39 @@ impl DistributionService {
     }
 }
 
+fn registry_config_json(cfg: &berth_distribution::ClientConfig) -> Value {
+    let mirrors: Vec<String> = cfg
+        .mirrors
+        .iter()
+        .map(|m| if m.ends_with('/') { m.clone() } else { format!("{m}/") })
+        .collect();
+    let mut cidrs = vec!["::1/128".to_string(), "127.0.0.0/8".to_string()];
+    let mut index = serde_json::Map::new();
+    index.insert(
+        "docker.io".into(),
+        json!({ "Name": "docker.io", "Mirrors": mirrors, "Secure": true, "Official": true }),
+    );
+    for r in &cfg.insecure_registries {
+        if r.parse::<ipnet::IpNet>().is_ok() {
+            if !cidrs.contains(r) {
+                cidrs.push(r.clone());
+            }
+        } else {
+            index.insert(
+                r.clone(),
+                json!({ "Name": r, "Mirrors": [], "Secure": false, "Official": false }),
+            );
+        }
+    }
+    json!({
+        "AllowNondistributableArtifactsCIDRs": null,
+        "AllowNondistributableArtifactsHostnames": null,
+        "InsecureRegistryCIDRs": cidrs,
+        "IndexConfigs": index,
+        "Mirrors": mirrors,
+    })
+}
+
 fn platform_json(os: &str, arch: &str, variant: Option<&str>) -> Value {
     let mut p = json!({ "architecture": arch, "os": os });
     if let Some(v) = variant {
@@ -1060,6 +1099,26 @@ mod tests {
         assert!(b.starts_with("[=========================>"), "{b}");
         assert!(b.ends_with("50B/100B"), "{b}");
         assert!(progress_bar(100, 100).starts_with(&format!("[{}]", "=".repeat(50))));
+    }
+
+    #[test]
+    fn registry_config_reads_like_dockerd() {
+        let cfg = berth_distribution::ClientConfig {
+            insecure_registries: vec!["10.0.0.0/8".into(), "reg.local:5000".into()],
+            mirrors: vec!["https://mirror.example".into()],
+            ..Default::default()
+        };
+        let v = registry_config_json(&cfg);
+        assert_eq!(
+            v["InsecureRegistryCIDRs"],
+            json!(["::1/128", "127.0.0.0/8", "10.0.0.0/8"])
+        );
+        assert_eq!(v["IndexConfigs"]["reg.local:5000"]["Secure"], false);
+        assert_eq!(
+            v["IndexConfigs"]["docker.io"]["Mirrors"],
+            json!(["https://mirror.example/"])
+        );
+        assert_eq!(v["Mirrors"], json!(["https://mirror.example/"]));
     }
 
     #[test]
