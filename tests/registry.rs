@@ -377,3 +377,44 @@ fn registry_flags_show_in_info() {
     assert!(out.contains("reg.local:5000"), "{out}");
     assert!(out.contains("https://mirror.example/"), "{out}");
 }
+
+#[test]
+fn multi_layer_image_and_all_tags_round_trip() {
+    let d = Daemon::start();
+    let _reg = Registry::start(&d, None);
+    d.load_busybox("bb");
+    docker_ok(&d, &["run", "--name", "ctr", "bb", "sh", "-c", "echo layered > /hello"]);
+    let v1 = format!("{REG}/multi:1");
+    let v2 = format!("{REG}/multi:2");
+    docker_ok(&d, &["commit", "ctr", &v1]);
+    docker_ok(&d, &["rm", "ctr"]);
+    docker_ok(&d, &["tag", &v1, &v2]);
+    let out = docker_ok(&d, &["push", &v1]);
+    assert_eq!(out.matches("Pushed").count(), 2, "{out}");
+    let out = docker_ok(&d, &["push", &v2]);
+    assert_eq!(out.matches("Layer already exists").count(), 2, "{out}");
+
+    let id = image_id(&d, &v1);
+    let bb = image_id(&d, "bb");
+    docker_ok(&d, &["rmi", "-f", &id, &bb]);
+    assert_eq!(d.api_json("/v1.47/images/json"), serde_json::json!([]));
+
+    let out = docker_ok(&d, &["pull", &v1]);
+    assert_eq!(out.matches("Pull complete").count(), 2, "{out}");
+    assert_eq!(image_id(&d, &v1), id);
+    let r = d.docker(&["run", "--rm", &v1, "cat", "/hello"]);
+    assert_eq!(r.code, 0, "{r:?}");
+    assert_eq!(r.stdout, "layered\n");
+
+    // Every tag of the repository.
+    docker_ok(&d, &["rmi", "-f", &id]);
+    let out = docker_ok(&d, &["pull", "--all-tags", &format!("{REG}/multi")]);
+    assert!(
+        out.contains(&format!("Status: Downloaded newer image for {REG}/multi")),
+        "{out}"
+    );
+    let img = inspect(&d, &v2);
+    let mut tags: Vec<String> = serde_json::from_value(img["RepoTags"].clone()).unwrap();
+    tags.sort();
+    assert_eq!(tags, vec![v1.clone(), v2.clone()]);
+}

@@ -615,6 +615,12 @@ impl DistributionService {
         let bad =
             |e: berth_types::ReferenceError| EngineError::InvalidArgument(format!("invalid reference format: {e}"));
         let r = Reference::parse_name_only(name).map_err(bad)?;
+        if r.digest().is_some() {
+            return Err(EngineError::InvalidArgument(format!(
+                "cannot push a digest reference: {}",
+                r.familiar()
+            )));
+        }
         let store = self.store.clone();
         let tag = tag.to_string();
         tokio::task::spawn_blocking(move || {
@@ -760,7 +766,7 @@ impl DistributionService {
         let id = img.id.clone();
         blocking(move || Ok(store.set_reference(&by_digest, &id)?)).await?;
         self.events
-            .publish(Event::new(EventType::Image, "push", r.familiar()).attr("name", r.familiar()));
+            .publish(Event::new(EventType::Image, "push", r.familiar()).attr("name", r.familiar_repository()));
         Ok(())
     }
 
