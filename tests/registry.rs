@@ -406,9 +406,15 @@ fn multi_layer_image_and_all_tags_round_trip() {
     assert_eq!(r.code, 0, "{r:?}");
     assert_eq!(r.stdout, "layered\n");
 
-    // Every tag of the repository.
+    // An interrupted pull keeps the layers it verified: simulate one that completed the base layer
+    // (its blob is in the content store, nothing else), then pull every tag of the repository.
+    let base = inspect(&d, &v1)["RootFS"]["Layers"][0].as_str().unwrap().to_string();
+    let base_blob = std::fs::read(blob_file(&d, &base)).unwrap();
     docker_ok(&d, &["rmi", "-f", &id]);
+    assert!(!blob_file(&d, &base).exists());
+    std::fs::write(blob_file(&d, &base), &base_blob).unwrap();
     let out = docker_ok(&d, &["pull", "--all-tags", &format!("{REG}/multi")]);
+    assert!(out.contains(&format!("{}: Already exists", &base[7..19])), "{out}");
     assert!(
         out.contains(&format!("Status: Downloaded newer image for {REG}/multi")),
         "{out}"
@@ -417,4 +423,6 @@ fn multi_layer_image_and_all_tags_round_trip() {
     let mut tags: Vec<String> = serde_json::from_value(img["RepoTags"].clone()).unwrap();
     tags.sort();
     assert_eq!(tags, vec![v1.clone(), v2.clone()]);
+    let r = d.docker(&["run", "--rm", &v2, "cat", "/hello"]);
+    assert_eq!(r.stdout, "layered\n", "{r:?}");
 }
