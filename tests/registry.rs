@@ -290,8 +290,10 @@ fn tampered_blob_is_refused_and_leaves_nothing() {
         .join("snapshots")
         .join(layer.trim_start_matches("sha256:"))
         .exists());
-    let tmp: Vec<_> = std::fs::read_dir(d.data_root().join("image/tmp")).unwrap().collect();
-    assert!(tmp.is_empty(), "temp files left: {tmp:?}");
+    for dir in ["image/tmp", "snapshots/tmp"] {
+        let tmp: Vec<_> = std::fs::read_dir(d.data_root().join(dir)).unwrap().collect();
+        assert!(tmp.is_empty(), "temp files left in {dir}: {tmp:?}");
+    }
 }
 
 #[test]
@@ -425,4 +427,71 @@ fn multi_layer_image_and_all_tags_round_trip() {
     assert_eq!(tags, vec![v1.clone(), v2.clone()]);
     let r = d.docker(&["run", "--rm", &v2, "cat", "/hello"]);
     assert_eq!(r.stdout, "layered\n", "{r:?}");
+}
+
+#[test]
+fn gzip_layers_pull_streaming_and_push_as_they_are() {
+    let d = Daemon::start();
+    let _reg = Registry::start(&d, None);
+    // skopeo compresses the layer (gzip) on its way to the registry, as a real image has it.
+    let dir = d.data_root().parent().unwrap().join("skopeo");
+    std::fs::create_dir_all(&dir).unwrap();
+    let archive = dir.join("bb.tar");
+    std::fs::write(&archive, berth_testkit::busybox_image_tar("bb:latest").unwrap()).unwrap();
+    let out = d
+        .netns_cmd("skopeo")
+        .args(["copy", "--quiet", "--dest-tls-verify=false", "--dest-compress"])
+        .arg(format!("docker-archive:{}", archive.display()))
+        .arg(format!("docker://{REG}/gz:1"))
+        .env("TMPDIR", &dir)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "skopeo: {}", String::from_utf8_lossy(&out.stderr));
+
+    let v = d.api_json(&format!("/v1.47/distribution/{REG}/gz:1/json"));
+    let out = docker_ok(&d, &["pull", &format!("{REG}/gz:1")]);
+    assert!(out.contains("Pull complete"), "{out}");
+    assert!(
+        out.contains(&format!("Digest: {}", v["Descriptor"]["digest"].as_str().unwrap())),
+        "{out}"
+    );
+    let r = d.docker(&["run", "--rm", &format!("{REG}/gz:1"), "echo", "from gzip"]);
+    assert_eq!(r.stdout, "from gzip\n", "{r:?}");
+    let img = inspect(&d, &format!("{REG}/gz:1"));
+    let diff_id = img["RootFS"]["Layers"][0].as_str().unwrap().to_string();
+
+    // Pushed elsewhere as stored: the same gzip blob (mounted), so the same manifest digest.
+    let copy = format!("{REG}/copy/gz:1");
+    docker_ok(&d, &["tag", &format!("{REG}/gz:1"), &copy]);
+    let out = docker_ok(&d, &["push", &copy]);
+    assert!(out.contains("Mounted from gz"), "{out}");
+    let m = d.api_json(&format!("/v1.47/distribution/{copy}/json"));
+    assert_eq!(
+        m["Descriptor"]["mediaType"],
+        "application/vnd.docker.distribution.manifest.v2+json"
+    );
+    let src = raw_manifest(&d, &format!("{REG}/gz:1"));
+    let dst = raw_manifest(&d, &copy);
+    assert_eq!(dst["layers"][0]["digest"], src["layers"][0]["digest"], "{dst}");
+    assert_ne!(dst["layers"][0]["digest"], diff_id.as_str(), "the layer is compressed");
+    assert_eq!(
+        dst["layers"][0]["mediaType"],
+        "application/vnd.docker.image.rootfs.diff.tar.gzip"
+    );
+}
+
+/// A manifest as the registry stores it (read with skopeo in the daemon's namespace).
+fn raw_manifest(d: &Daemon, reference: &str) -> serde_json::Value {
+    let out = d
+        .netns_cmd("skopeo")
+        .args(["inspect", "--raw", "--tls-verify=false"])
+        .arg(format!("docker://{reference}"))
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "skopeo inspect: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_slice(&out.stdout).unwrap()
 }
