@@ -460,7 +460,7 @@ fn gzip_layers_pull_streaming_and_push_as_they_are() {
     let img = inspect(&d, &format!("{REG}/gz:1"));
     let diff_id = img["RootFS"]["Layers"][0].as_str().unwrap().to_string();
 
-    // Pushed elsewhere as stored: the same gzip blob (mounted), so the same manifest digest.
+    // Pushed elsewhere as stored: the same gzip blob (mounted), not a recompressed one.
     let copy = format!("{REG}/copy/gz:1");
     docker_ok(&d, &["tag", &format!("{REG}/gz:1"), &copy]);
     let out = docker_ok(&d, &["push", &copy]);
