@@ -33,14 +33,8 @@ async fn list(State(e): State<AppState>, RawQuery(q): RawQuery) -> ApiResult<Res
 
 async fn create(State(e): State<AppState>, RawQuery(q): RawQuery, req: Request) -> ApiResult<Response> {
     let p = Params::from_query(q.as_deref());
-    if let Some(image) = p.get("fromImage").filter(|s| !s.is_empty()) {
-        // Docker names the repository in its familiar form (`bb`, not `docker.io/library/bb`).
-        let repo = berth_types::Reference::parse_name_only(image)
-            .map(|r| r.familiar_repository())
-            .unwrap_or_else(|_| image.to_string());
-        return Err(ApiError::from(berth_engine::EngineError::NotFound(format!(
-            "pull access denied for {repo}: this berth daemon has no registry access yet; load the image with `docker load` or `docker import`"
-        ))));
+    if p.get("fromImage").is_some_and(|s| !s.is_empty()) {
+        return crate::distribution::pull(e, &p, req.headers()).await;
     }
     if p.get("fromSrc") != Some("-") {
         return Err(ApiError::bad_request(
@@ -162,6 +156,7 @@ async fn by_name_post(
     State(e): State<AppState>,
     Path(rest): Path<String>,
     RawQuery(q): RawQuery,
+    headers: axum::http::HeaderMap,
 ) -> ApiResult<Response> {
     let p = Params::from_query(q.as_deref());
     if let Some(name) = rest.strip_suffix("/tag") {
@@ -172,10 +167,8 @@ async fn by_name_post(
         e.images.tag_image(name, repo, p.get("tag")).await?;
         return Ok(crate::params::empty(StatusCode::CREATED));
     }
-    if rest.ends_with("/push") {
-        return Err(ApiError::from(berth_engine::EngineError::NotFound(
-            "pushing is not available yet: this berth daemon has no registry client".into(),
-        )));
+    if let Some(name) = rest.strip_suffix("/push") {
+        return crate::distribution::push(e, name, &p, &headers).await;
     }
     Err(ApiError::from(berth_engine::EngineError::NotFound(
         "page not found".into(),

@@ -5,6 +5,7 @@
 mod archive;
 mod attach_logs;
 mod containers;
+mod distribution;
 mod error;
 mod events;
 mod exec;
@@ -37,6 +38,7 @@ pub fn router(services: Arc<Services>) -> Router {
         .merge(resources::routes())
         .merge(archive::routes())
         .merge(exec::routes())
+        .merge(distribution::routes())
         .merge(images::routes())
         .merge(events::routes())
         .merge(networks::routes())

@@ -27,7 +27,14 @@ async fn version(State(engine): State<AppState>) -> Response {
 async fn info(State(engine): State<AppState>) -> Response {
     let e = engine.clone();
     match tokio::task::spawn_blocking(move || e.system.info()).await {
-        Ok(info) => json(StatusCode::OK, &info),
+        Ok(info) => {
+            // The API model has no RegistryConfig yet: add dockerd's object to the JSON.
+            let mut v = serde_json::to_value(&info).unwrap_or_default();
+            if let Some(obj) = v.as_object_mut() {
+                obj.insert("RegistryConfig".into(), engine.distribution.registry_config());
+            }
+            json(StatusCode::OK, &v)
+        }
         Err(e) => crate::error::json_error(StatusCode::INTERNAL_SERVER_ERROR, &e.to_string()),
     }
 }

@@ -65,6 +65,13 @@ pub enum EngineError {
     /// Anything else.
     #[error("{0}")]
     Internal(String),
+    /// Credentials are missing or wrong (HTTP 401).
+    #[error("{0}")]
+    Unauthorized(String),
+    /// A registry error (pull, push, login, search), with the registry's code and dockerd's wording
+    /// (boxed: it is large and rare).
+    #[error(transparent)]
+    Distribution(Box<berth_distribution::DistributionError>),
     /// Not supported for this container (HTTP 501), e.g. reading the log of the `none` driver.
     #[error("{0}")]
     Unsupported(String),
@@ -82,6 +89,8 @@ impl EngineError {
             K::InvalidArgument => EngineError::InvalidArgument(m),
             K::Forbidden => EngineError::Forbidden(m),
             K::NotModified => EngineError::NotModified(m),
+            K::Unauthorized => EngineError::Unauthorized(m),
+            K::Unsupported => EngineError::Unsupported(m),
             _ => EngineError::Internal(m),
         }
     }
@@ -134,6 +143,8 @@ impl HasErrorKind for EngineError {
             EngineError::Runtime(e) => e.kind(),
             EngineError::Shim { .. } | EngineError::Io { .. } | EngineError::Internal(_) => ErrorKind::Internal,
             EngineError::Unsupported(_) => ErrorKind::Unsupported,
+            EngineError::Unauthorized(_) => ErrorKind::Unauthorized,
+            EngineError::Distribution(e) => e.kind(),
         }
     }
 }

@@ -5,6 +5,7 @@
 //! - [`ImageService`]: the image store (`image/`) and the snapshotter's layers;
 //! - [`Networks`]: networks (bridge, user-defined, macvlan, ipvlan), a run's addresses, ports and DNS;
 //! - [`Volumes`]: volumes (`/volumes`) and a run's mounts (binds, volumes, tmpfs);
+//! - [`DistributionService`]: pull, push, login and search against registries;
 //! - [`SystemService`]: `/info` and `/version`;
 //! - the [`EventBus`] every service publishes Docker-shaped events on.
 //!
@@ -12,6 +13,7 @@
 //! takes the whole engine: each service holds only the services it calls.
 
 mod containers;
+pub mod distribution;
 mod error;
 pub mod events;
 pub mod filters;
@@ -35,6 +37,7 @@ pub use containers::{
     ContainerDeps, ContainerService, ContainerServiceConfig, ExecTicket, ExtractOptions, FilesystemChange, ListOptions,
     PathStat, TopResult, UpdateConfig, WaitCondition,
 };
+pub use distribution::{DistributionService, Progress};
 pub use error::{EngineError, Result};
 pub use events::{Event, EventBus, EventFilter, EventQuery, EventStream, EventType};
 pub use images::{ImageService, ImageUsers, ImportOptions, LoadOutput};
@@ -57,6 +60,8 @@ pub struct Services {
     pub containers: Arc<ContainerService>,
     /// Images.
     pub images: Arc<ImageService>,
+    /// Pull, push, login, search.
+    pub distribution: Arc<DistributionService>,
     /// `/info`, `/version`.
     pub system: Arc<SystemService>,
     /// Networks.

@@ -18,6 +18,8 @@
 //!   (`chain == diff_id` for a base layer, `sha256(parent + " " + diff_id)` otherwise). Unpacked to
 //!   `tmp/` then renamed into place; idempotent; concurrent callers for the same chain are safe (the loser
 //!   drops its copy). Returns the snapshot's size in bytes.
+//! - `prepare_layer(&self, chain, parent, layer_tar) -> Result<PreparedLayer>`: the same unpack and
+//!   diff-ID check without the parent having to exist, committed later with `PreparedLayer::commit`.
 //! - `lower_dirs(&self, chains_bottom_first: &[ChainId]) -> Result<Vec<PathBuf>>` (top first)
 //! - `create_rw(&self, container_id) -> Result<RwLayer>`, `remove_rw(&self, container_id) -> Result<()>`,
 //!   `rw_layer(&self, container_id) -> Option<RwLayer>`, `write_diff(&self, container_id, out: impl Write)`
@@ -173,6 +175,53 @@ impl Drop for TempDir {
 
 static TMP_COUNTER: AtomicU64 = AtomicU64::new(0);
 
+/// An unpacked, verified layer not yet visible as a snapshot (see [`Snapshotter::prepare_layer`]);
+/// dropping it removes the unpacked files.
+pub struct PreparedLayer {
+    snapshots: Snapshotter,
+    chain: ChainId,
+    tmp: TempDir,
+    size: u64,
+}
+
+impl std::fmt::Debug for PreparedLayer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PreparedLayer").field("chain", &self.chain).finish()
+    }
+}
+
+impl PreparedLayer {
+    /// The chain ID the layer will be committed as.
+    pub fn chain(&self) -> &ChainId {
+        &self.chain
+    }
+
+    /// Size of the unpacked layer in bytes.
+    pub fn size(&self) -> u64 {
+        self.size
+    }
+
+    /// Renames the layer into place as snapshot `chain`; returns its size. A snapshot another caller
+    /// committed first is kept (same chain, same content).
+    pub fn commit(mut self) -> Result<u64> {
+        let Some(tmp_path) = self.tmp.0.clone() else {
+            return self.snapshots.usage(&self.chain);
+        };
+        let target = self.snapshots.dir(&self.chain);
+        match std::fs::rename(&tmp_path, &target) {
+            Ok(()) => {
+                self.tmp.0 = None;
+                Ok(self.size)
+            }
+            // Someone else finished the same chain first: theirs is as good as ours (same digest).
+            Err(e) if target.exists() && e.raw_os_error().is_some_and(is_exists_errno) => {
+                self.snapshots.usage(&self.chain)
+            }
+            Err(e) => Err(io_err("rename snapshot into", &target)(e)),
+        }
+    }
+}
+
 /// Overlay snapshots keyed by chain ID.
 #[derive(Debug, Clone)]
 pub struct Snapshotter {
@@ -314,6 +363,20 @@ impl Snapshotter {
                 return Err(SnapshotError::NotFound(p.clone()));
             }
         }
+        self.prepare_layer(chain, parent, layer_tar)?.commit()
+    }
+
+    /// Unpacks a layer into a temporary directory and checks its diff ID against `chain`, without
+    /// making it visible: [`PreparedLayer::commit`] renames it into place, dropping it removes it.
+    /// The parent need not exist yet (a layer unpacks independently of its parent's content; only the
+    /// chain ID depends on it), so a pull can unpack its layers in parallel while they download and
+    /// commit them once every digest is verified.
+    pub fn prepare_layer(
+        &self,
+        chain: &ChainId,
+        parent: Option<&ChainId>,
+        layer_tar: impl Read + Send,
+    ) -> Result<PreparedLayer> {
         let tmp = self.tmp_dir()?;
         let tmp_path = tmp.0.clone().unwrap_or_default();
         let fs = tmp_path.join("fs");
@@ -350,20 +413,12 @@ impl Snapshotter {
         f.write_all(&bytes)
             .and_then(|_| f.sync_all())
             .map_err(io_err("write", &meta_path))?;
-        let target = self.dir(chain);
-        match std::fs::rename(&tmp_path, &target) {
-            Ok(()) => {
-                let mut tmp = tmp;
-                tmp.0 = None;
-                Ok(size)
-            }
-            // Someone else finished the same chain first: theirs is as good as ours (same digest).
-            Err(e) if target.exists() && e.raw_os_error().is_some_and(is_exists_errno) => {
-                drop(tmp);
-                self.usage(chain)
-            }
-            Err(e) => Err(io_err("rename snapshot into", &target)(e)),
-        }
+        Ok(PreparedLayer {
+            snapshots: self.clone(),
+            chain: chain.clone(),
+            tmp,
+            size,
+        })
     }
 
     /// Lower dirs for overlay, top first. An empty stack gets the shared empty directory.

@@ -502,3 +502,32 @@ fn rw_layers_are_listed_for_reconciliation() {
     s.remove_rw("c1").unwrap();
     assert_eq!(s.rw_layer_ids().unwrap(), ["c2"]);
 }
+
+#[test]
+fn prepared_layer_needs_no_parent_and_is_invisible_until_committed() {
+    let (dir, s) = setup();
+    let base = tar_of(&[("a", Some("1"))]);
+    let top = tar_of(&[("b", Some("2"))]);
+    let base_chain = Digest::sha256(&base);
+    let top_diff = Digest::sha256(&top);
+    let top_chain = Digest::sha256(format!("{base_chain} {top_diff}").as_bytes());
+    // The top layer unpacks before its parent exists.
+    let p = s.prepare_layer(&top_chain, Some(&base_chain), &top[..]).unwrap();
+    assert!(!s.has(&top_chain));
+    assert_eq!(p.chain(), &top_chain);
+    p.commit().unwrap();
+    assert!(s.has(&top_chain));
+    // A dropped preparation leaves nothing behind.
+    let p = s.prepare_layer(&base_chain, None, &base[..]).unwrap();
+    drop(p);
+    assert!(!s.has(&base_chain));
+    let tmp = std::fs::read_dir(dir.path().join("snapshots/tmp")).unwrap().count();
+    assert_eq!(tmp, 0);
+    // A wrong chain is refused before anything is visible.
+    let wrong = Digest::sha256(b"other");
+    assert!(matches!(
+        s.prepare_layer(&wrong, None, &base[..]),
+        Err(SnapshotError::LayerMismatch { .. })
+    ));
+    assert!(!s.has(&wrong));
+}

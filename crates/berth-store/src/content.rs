@@ -97,6 +97,22 @@ impl ContentStore {
         res
     }
 
+    /// A writer that stores a blob as its bytes pass through (for a pull that unpacks a layer while it
+    /// downloads): hashes while writing to a temp file; [`BlobWriter::commit`] checks the digest, fsyncs
+    /// and renames; dropping it uncommitted removes the temp file.
+    pub fn writer(&self, what: &str) -> Result<BlobWriter> {
+        let tmp = tmp_name(&self.tmp, "blob");
+        let file = std::fs::File::create(&tmp).map_err(io_err("create", &tmp))?;
+        Ok(BlobWriter {
+            store: self.clone(),
+            tmp,
+            file: Some(io::BufWriter::with_capacity(256 * 1024, file)),
+            hasher: sha2::Sha256::default(),
+            size: 0,
+            what: what.to_string(),
+        })
+    }
+
     /// Stores an existing file (on the same filesystem) by hard-linking it into the store after hashing
     /// it, so a load does not copy layer data twice. The source file is left in place.
     pub fn put_file(&self, src: &Path, expected: Option<&Digest>, what: &str) -> Result<(Digest, u64)> {
@@ -158,4 +174,85 @@ impl ContentStore {
             Err(e) => Err(io_err("remove", &p)(e)),
         }
     }
+}
+
+/// A blob being written into the [`ContentStore`] (see [`ContentStore::writer`]).
+pub struct BlobWriter {
+    store: ContentStore,
+    tmp: PathBuf,
+    file: Option<io::BufWriter<std::fs::File>>,
+    hasher: sha2::Sha256,
+    size: u64,
+    what: String,
+}
+
+impl std::fmt::Debug for BlobWriter {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("BlobWriter")
+            .field("what", &self.what)
+            .field("size", &self.size)
+            .finish()
+    }
+}
+
+impl io::Write for BlobWriter {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        use sha2::Digest as _;
+        let f = self
+            .file
+            .as_mut()
+            .ok_or_else(|| io::Error::other("blob writer already finished"))?;
+        let n = f.write(buf)?;
+        self.hasher.update(&buf[..n]);
+        self.size += n as u64;
+        Ok(n)
+    }
+    fn flush(&mut self) -> io::Result<()> {
+        match self.file.as_mut() {
+            Some(f) => f.flush(),
+            None => Ok(()),
+        }
+    }
+}
+
+impl BlobWriter {
+    /// Bytes written so far.
+    pub fn written(&self) -> u64 {
+        self.size
+    }
+
+    /// Checks the bytes written against `expected` (when given), syncs and stores the blob. A mismatch
+    /// stores nothing. Returns the digest and size.
+    pub fn commit(mut self, expected: Option<&Digest>) -> Result<(Digest, u64)> {
+        use sha2::Digest as _;
+        let Some(f) = self.file.take() else {
+            return Err(StoreError::Corrupt(format!(
+                "{}: blob writer already finished",
+                self.what
+            )));
+        };
+        let f = f.into_inner().map_err(|e| io_err("write", &self.tmp)(e.into_error()))?;
+        f.sync_all().map_err(io_err("sync", &self.tmp))?;
+        drop(f);
+        let hex = hex_lower(&self.hasher.clone().finalize());
+        let d: Digest = format!("sha256:{hex}")
+            .parse()
+            .map_err(|_| StoreError::Corrupt(format!("{}: computed digest does not parse", self.what)))?;
+        self.store.commit(&self.tmp, d, self.size, expected, &self.what)
+    }
+}
+
+impl Drop for BlobWriter {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_file(&self.tmp);
+    }
+}
+
+fn hex_lower(bytes: &[u8]) -> String {
+    use std::fmt::Write as _;
+    let mut s = String::with_capacity(bytes.len() * 2);
+    for b in bytes {
+        let _ = write!(s, "{b:02x}");
+    }
+    s
 }

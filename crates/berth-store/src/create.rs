@@ -34,10 +34,40 @@ impl ImageStore {
         self.leases.lock().unwrap_or_else(|e| e.into_inner()).contains_key(key)
     }
 
+    /// Protects the blobs `blobs` and snapshots `chains` an operation (a pull) is creating from garbage
+    /// collection until the returned guard is dropped.
+    pub fn lease_for(self: &std::sync::Arc<Self>, blobs: &[Digest], chains: &[ChainId]) -> Lease {
+        let mut keys: Vec<String> = chains.iter().map(|c| format!("snap:{c}")).collect();
+        keys.extend(blobs.iter().map(|b| format!("blob:{b}")));
+        self.lease(&keys);
+        Lease {
+            store: self.clone(),
+            keys,
+        }
+    }
+
+    /// Removes the snapshots `chains` and blobs `blobs` that no image references and no lease holds
+    /// (what a failed pull created). Drop the operation's own [`Lease`] first.
+    pub fn discard(&self, chains: &[ChainId], blobs: &[Digest]) -> Result<()> {
+        self.collect_garbage(chains, blobs, &[]).map(|_| ())
+    }
+
     /// Registers an image from its config bytes (stored verbatim) and layer blobs already in the content
     /// store, unpacking each missing layer into its snapshot (verifying each diff ID). On failure the
     /// blobs and snapshots this call created are removed again unless another image uses them.
     pub fn create_image(&self, config: &[u8], layers: &[LayerBlob]) -> Result<ImageRecord> {
+        self.create_image_trusting(config, layers, &HashSet::new())
+    }
+
+    /// [`ImageStore::create_image`], trusting that the blobs in `verified` (whose snapshots the caller
+    /// unpacked and checked against the config's diff IDs, as a pull does) are those layers, so they
+    /// are not decompressed again.
+    pub fn create_image_trusting(
+        &self,
+        config: &[u8],
+        layers: &[LayerBlob],
+        verified: &HashSet<Digest>,
+    ) -> Result<ImageRecord> {
         let id = Digest::sha256(config);
         let cfg: Value = serde_json::from_slice(config)
             .map_err(|e| StoreError::InvalidArchive(format!("image config {id} is not valid JSON: {e}")))?;
@@ -55,7 +85,7 @@ impl ImageStore {
         keys.push(format!("blob:{id}"));
         self.lease(&keys);
         let mut created_snaps = Vec::new();
-        let res = self.create_image_leased(config, &id, layers, &diff_ids, &chains, &mut created_snaps);
+        let res = self.create_image_leased(config, &id, layers, &diff_ids, &chains, verified, &mut created_snaps);
         self.unlease(&keys);
         if res.is_err() {
             // Leave no trace of a failed image: remove what we created that nothing else references.
@@ -64,6 +94,7 @@ impl ImageStore {
         res
     }
 
+    #[allow(clippy::too_many_arguments)]
     fn create_image_leased(
         &self,
         config: &[u8],
@@ -71,6 +102,7 @@ impl ImageStore {
         layers: &[LayerBlob],
         diff_ids: &[Digest],
         chains: &[ChainId],
+        verified: &HashSet<Digest>,
         created_snaps: &mut Vec<ChainId>,
     ) -> Result<ImageRecord> {
         let mut size = 0u64;
@@ -78,7 +110,7 @@ impl ImageStore {
             let chain = &chains[i];
             let parent = if i == 0 { None } else { Some(&chains[i - 1]) };
             if self.snapshots.has(chain) {
-                if layer.digest != diff_ids[i] {
+                if layer.digest != diff_ids[i] && !verified.contains(&layer.digest) {
                     // Known snapshot, compressed blob: still check the blob really is that layer.
                     let f = self.blobs.open_blob(&layer.digest)?;
                     let what = format!("layer {}", layer.digest);
@@ -188,5 +220,23 @@ impl ImageStore {
             }
         }
         Ok((removed, space))
+    }
+}
+
+/// Blobs and snapshots protected from garbage collection (see [`ImageStore::lease_for`]).
+pub struct Lease {
+    store: std::sync::Arc<ImageStore>,
+    keys: Vec<String>,
+}
+
+impl std::fmt::Debug for Lease {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Lease").field("keys", &self.keys).finish()
+    }
+}
+
+impl Drop for Lease {
+    fn drop(&mut self) {
+        self.store.unlease(&self.keys);
     }
 }

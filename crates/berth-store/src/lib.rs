@@ -7,13 +7,14 @@
 //!
 //! Public API (`ImageStore`):
 //! - `open(root: &Path, snapshots: Snapshotter) -> Result<ImageStore>`; `snapshotter(&self) -> &Snapshotter`;
-//!   `blobs(&self) -> &ContentStore` (`put`, `put_file`, `read`, `open_blob`, `path`, `has`, `size`)
+//!   `blobs(&self) -> &ContentStore` (`put`, `writer` (hash while writing), `put_file`, `read`, `open_blob`, `path`, `has`, `size`)
 //! - `import(&self, rootfs_tar: impl Read + Send, opts: ImportOptions) -> Result<ImageRecord>`
 //! - `load(&self, tar: impl Read + Send, on_progress: &mut dyn FnMut(&str)) -> Result<Vec<LoadedImage>>`
 //!   (`docker save` legacy and Docker 25+ formats, OCI image layout); progress lines read like Docker's.
 //! - `save(&self, names: &[String], out: impl Write) -> Result<()>` (OCI layout + manifest.json + repositories)
 //! - `create_image(&self, config: &[u8], layers: &[LayerBlob]) -> Result<ImageRecord>`: registers an image
-//!   whose layer blobs are already in `blobs()` (for pull/commit/build).
+//!   whose layer blobs are already in `blobs()` (for pull/commit/build); `lease_for(blobs, chains) -> Lease`
+//!   guards what a pull is creating, `discard(chains, blobs)` removes it again after a failure.
 //! - `resolve(&self, name_or_id) -> Result<ImageRecord>`, `get(&self, id: &Digest) -> Result<ImageRecord>`,
 //!   `list(&self) -> Result<Vec<ImageRecord>>`
 //! - `tag(&self, source: &str, target: &Reference) -> Result<()>`;
@@ -43,7 +44,8 @@ pub mod userns;
 
 pub use changes::apply_changes;
 pub use commit::CommitOptions;
-pub use content::ContentStore;
+pub use content::{BlobWriter, ContentStore};
+pub use create::Lease;
 pub use error::{Result, StoreError};
 pub use import::{host_architecture, ImportOptions};
 pub use record::{HistoryItem, ImageRecord, LayerBlob, LoadedImage};

@@ -90,6 +90,16 @@ struct Args {
     /// The berth-shim binary (default: next to berthd).
     #[arg(long, hide = true)]
     shim: Option<PathBuf>,
+    /// A registry reached without verified TLS (and over plain HTTP when it has no TLS): host:port,
+    /// host, or a CIDR (repeatable), as dockerd's --insecure-registry.
+    #[arg(long = "insecure-registry")]
+    insecure_registry: Vec<String>,
+    /// A Docker Hub mirror URL tried before Docker Hub for pulls (repeatable).
+    #[arg(long = "registry-mirror")]
+    registry_mirror: Vec<String>,
+    /// Per-registry TLS material: DIR/HOST:PORT/{ca.crt, client.cert, client.key}.
+    #[arg(long = "registry-certs-dir", hide = true, default_value = berth_distribution::transport::DEFAULT_CERTS_DIR)]
+    registry_certs_dir: PathBuf,
 }
 
 fn sibling(name: &str) -> Option<PathBuf> {
@@ -245,6 +255,7 @@ async fn open_services(
     id_map: Option<berth_types::IdentityMapping>,
     log_defaults: berth_engine::LogDefaults,
     mut net_cfg: NetworksConfig,
+    registry_cfg: berth_distribution::ClientConfig,
 ) -> Result<Arc<Services>> {
     let events = EventBus::new();
     net_cfg.root = data_root.join("network");
@@ -271,6 +282,13 @@ async fn open_services(
         .await
         .context("opening the volumes")?
         .context("opening the volumes")?;
+    let distribution = berth_engine::DistributionService::new(
+        berth_distribution::RegistryClient::new(registry_cfg),
+        store.clone(),
+        events.clone(),
+        data_root.join("image").join("distribution"),
+    )
+    .context("opening the distribution metadata")?;
     let images = ImageService::new(store, snapshots.clone(), registry.clone(), events.clone());
     let containers = ContainerService::open(
         ContainerServiceConfig {
@@ -302,6 +320,7 @@ async fn open_services(
     Ok(Arc::new(Services {
         containers,
         images,
+        distribution,
         system,
         networks,
         volumes,
@@ -388,6 +407,12 @@ async fn main() -> Result<()> {
         id_map,
         log_defaults,
         network_config(&args)?,
+        berth_distribution::ClientConfig {
+            insecure_registries: args.insecure_registry.clone(),
+            mirrors: args.registry_mirror.clone(),
+            certs_dir: args.registry_certs_dir.clone(),
+            user_agent: format!("berthd/{}", berth_engine::VERSION),
+        },
     )
     .await
     .map_err(unmount)?;

@@ -189,3 +189,27 @@ fn load(store: &ImageStore, tar: &[u8]) -> Result<(Vec<LoadedImage>, Vec<String>
     let imgs = store.load(tar, &mut |l: &str| lines.push(l.to_string()))?;
     Ok((imgs, lines))
 }
+
+#[test]
+fn blob_writer_stores_only_what_matches() {
+    let e = env();
+    let data = b"layer bytes".to_vec();
+    let d = Digest::sha256(&data);
+    let mut w = e.store.blobs().writer("test blob").unwrap();
+    w.write_all(&data).unwrap();
+    assert_eq!(w.written(), data.len() as u64);
+    assert_eq!(w.commit(Some(&d)).unwrap(), (d.clone(), data.len() as u64));
+    assert_eq!(e.store.blobs().read(&d).unwrap(), data);
+
+    let other = Digest::sha256(b"something else");
+    let mut w = e.store.blobs().writer("test blob").unwrap();
+    w.write_all(b"tampered").unwrap();
+    assert!(w.commit(Some(&other)).is_err());
+    assert!(!e.store.blobs().has(&other));
+    assert_eq!(std::fs::read_dir(e.root.join("image/tmp")).unwrap().count(), 0);
+    // Dropped uncommitted: no temp file either.
+    let mut w = e.store.blobs().writer("test blob").unwrap();
+    w.write_all(b"partial").unwrap();
+    drop(w);
+    assert_eq!(std::fs::read_dir(e.root.join("image/tmp")).unwrap().count(), 0);
+}
