@@ -39,9 +39,13 @@ fn run_in_never_moves_the_caller() {
 fn sysctls_are_per_namespace() {
     let a = TestNs::new("sysctl-a");
     let b = TestNs::new("sysctl-b");
-    write_sysctl(Some(&a.ns), "net.ipv4.ip_forward", "1").unwrap();
-    assert_eq!(read_sysctl(&a.ns, "/proc/sys/net/ipv4/ip_forward"), "1");
-    assert_eq!(read_sysctl(&b.ns, "/proc/sys/net/ipv4/ip_forward"), "0");
+    // A new namespace starts from the host's IPv4 settings (devconf_inherit_init_net), whatever
+    // they are: flip `a`'s and check that `b` keeps its own.
+    let before = read_sysctl(&b.ns, "/proc/sys/net/ipv4/ip_forward");
+    let flipped = if before == "1" { "0" } else { "1" };
+    write_sysctl(Some(&a.ns), "net.ipv4.ip_forward", flipped).unwrap();
+    assert_eq!(read_sysctl(&a.ns, "/proc/sys/net/ipv4/ip_forward"), flipped);
+    assert_eq!(read_sysctl(&b.ns, "/proc/sys/net/ipv4/ip_forward"), before);
     let err = write_sysctl(Some(&a.ns), "net.ipv4.conf.nosuch0.route_localnet", "1").unwrap_err();
     assert!(err.is_not_found(), "{err}");
 }
