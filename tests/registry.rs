@@ -495,3 +495,120 @@ fn raw_manifest(d: &Daemon, reference: &str) -> serde_json::Value {
     );
     serde_json::from_slice(&out.stdout).unwrap()
 }
+
+/// `berth` with its docker config (credentials) in `cfg`, and the password (if any) on stdin.
+fn berth_with(d: &Daemon, cfg: &std::path::Path, args: &[&str], stdin: Option<&str>) -> common::Run {
+    let mut c = d.berth_cmd(args);
+    c.env("DOCKER_CONFIG", cfg)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    let mut child = c.spawn().expect("running berth");
+    let mut input = child.stdin.take().expect("stdin");
+    if let Some(s) = stdin {
+        input.write_all(s.as_bytes()).expect("writing stdin");
+    }
+    drop(input);
+    child.wait_with_output().expect("berth output").into()
+}
+
+#[test]
+fn berth_cli_logs_in_pushes_and_pulls() {
+    let d = Daemon::start();
+    let _reg = Registry::start(&d, Some(("carol", "pw-9")));
+    d.load_busybox("bb");
+    let cfg = d.data_root().parent().unwrap().join("docker-config");
+    let target = format!("{REG}/team/bb:v1");
+    assert_eq!(d.berth(&["tag", "bb", &target]).code, 0);
+    // Not logged in: the registry refuses, berth says so and fails.
+    let r = berth_with(&d, &cfg, &["push", &target], None);
+    assert_ne!(r.code, 0, "{r:?}");
+    let r = berth_with(
+        &d,
+        &cfg,
+        &["login", "-u", "carol", "--password-stdin", REG],
+        Some("wrong\n"),
+    );
+    assert_ne!(r.code, 0, "a wrong password must fail: {r:?}");
+    let r = berth_with(
+        &d,
+        &cfg,
+        &["login", "-u", "carol", "--password-stdin", REG],
+        Some("pw-9\n"),
+    );
+    assert_eq!(r.code, 0, "{r:?}\n{}", tail(&d.log()));
+    assert!(r.stdout.contains("Login Succeeded"), "{r:?}");
+    let saved = std::fs::read_to_string(cfg.join("config.json")).unwrap();
+    assert!(saved.contains(REG), "credentials stored in config.json: {saved}");
+
+    // Not a TTY: plain lines, one per layer status change, then the digest line.
+    let r = berth_with(&d, &cfg, &["push", &target], None);
+    assert_eq!(r.code, 0, "{r:?}\n{}", tail(&d.log()));
+    assert!(
+        r.stdout
+            .contains(&format!("The push refers to repository [{REG}/team/bb]")),
+        "{r:?}"
+    );
+    assert!(
+        r.stdout.contains("Pushed") && r.stdout.contains("v1: digest: sha256:"),
+        "{r:?}"
+    );
+    assert!(!r.stdout.contains("\x1b["), "no cursor moves without a TTY: {r:?}");
+    let r = berth_with(&d, &cfg, &["manifest", "inspect", &target], None);
+    assert_eq!(r.code, 0, "{r:?}");
+    assert!(
+        r.stdout
+            .contains("application/vnd.docker.distribution.manifest.v2+json"),
+        "{r:?}"
+    );
+
+    assert_eq!(d.berth(&["rmi", &target, "bb"]).code, 0);
+    let r = berth_with(&d, &cfg, &["pull", &target], None);
+    assert_eq!(r.code, 0, "{r:?}\n{}", tail(&d.log()));
+    assert!(r.stdout.contains("Pull complete"), "{r:?}");
+    assert!(
+        r.stdout
+            .contains(&format!("Status: Downloaded newer image for {target}")),
+        "{r:?}"
+    );
+    let r = d.berth(&["run", "--rm", "--network", "none", &target, "echo", "from the registry"]);
+    assert_eq!((r.code, r.stdout.as_str()), (0, "from the registry\n"), "{r:?}");
+    let r = berth_with(&d, &cfg, &["pull", "-q", &target], None);
+    assert_eq!((r.code, r.stdout.trim()), (0, target.as_str()), "{r:?}");
+
+    let r = berth_with(&d, &cfg, &["logout", REG], None);
+    assert_eq!(r.code, 0, "{r:?}");
+    let saved = std::fs::read_to_string(cfg.join("config.json")).unwrap();
+    assert!(!saved.contains(REG), "credentials removed: {saved}");
+}
+
+#[test]
+fn berth_pushes_to_and_pulls_from_berths_own_registry() {
+    let d = Daemon::start();
+    d.load_busybox("bb");
+    let dir = d.data_root().parent().unwrap().join("berth-registry");
+    let mut server = d
+        .netns_cmd(common::bin("berth-registry").to_str().unwrap())
+        .args(["serve", "--addr", "127.0.0.1:5001", "--root"])
+        .arg(&dir)
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("starting berth-registry");
+    let up = eventually(Duration::from_secs(20), || {
+        d.in_netns(|| std::net::TcpStream::connect("127.0.0.1:5001").is_ok())
+    });
+    assert!(up, "berth-registry did not listen");
+    let target = "127.0.0.1:5001/own/bb:latest";
+    assert_eq!(d.berth(&["tag", "bb", target]).code, 0);
+    let r = d.berth(&["push", target]);
+    assert_eq!(r.code, 0, "{r:?}\n{}", tail(&d.log()));
+    assert_eq!(d.berth(&["rmi", target, "bb"]).code, 0);
+    let r = d.berth(&["pull", target]);
+    assert_eq!(r.code, 0, "{r:?}\n{}", tail(&d.log()));
+    let r = d.berth(&["run", "--rm", "--network", "none", target, "echo", "round trip"]);
+    assert_eq!((r.code, r.stdout.as_str()), (0, "round trip\n"), "{r:?}");
+    let _ = server.kill();
+    let _ = server.wait();
+}
