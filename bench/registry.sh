@@ -118,7 +118,9 @@ import_both
 sfx() { if [ "$ITER" -ge 0 ]; then echo "$ITER"; else echo w; fi; }
 # dockerd remembers which registry repositories hold a layer and mounts it from there instead of
 # uploading it again: forget that before each push (the store is read from disk at each push).
+# berthd keeps the same record (image/distribution/sources.json); it is forgotten the same way.
 forget_pushes() { rm -rf "$WORK/docker-data/image/overlay2/distribution"; }
+forget_berth_pushes() { rm -f "$WORK/berth-data/image/distribution/sources.json"; }
 # A push that mounted a layer from another repository or found it there is not what the rows time.
 not_skipped() {
   ! grep -qE 'Mounted from|Layer already exists' <<<"$1" || { echo "a layer was not uploaded: $(tr '\n' ' ' <<<"$1" | head -c 300)" >&2; return 1; }
@@ -138,7 +140,11 @@ else
   }
   push_note="berth: POST /images/NAME/push (the CLI has no push)"
 fi
-berth_pull() { berth pull "$1"; }
+# A pull that found a layer already there is not what the rows time either.
+not_present() {
+  ! grep -q 'Already exists' <<<"$1" || { echo "a layer was already there: $(tr '\n' ' ' <<<"$1" | head -c 300)" >&2; return 1; }
+}
+berth_pull() { local out; out=$(berth pull "$1") && not_present "$out"; }
 no_images() { # no_images ENGINE-FUNCTION: removes all its images, and checks that none is left
   local ids
   ids=$("$1" images -q | sort -u) || return 1
@@ -148,13 +154,13 @@ no_images() { # no_images ENGINE-FUNCTION: removes all its images, and checks th
 }
 no_breg() { [ -n "$BREG_PID" ] || { echo "$breg_note" >&2; return 1; }; }
 
-prep_bt_push() { berth tag "$IMG" "$DIST/bench/bt-$(sfx):latest"; }
+prep_bt_push() { forget_berth_pushes; berth tag "$IMG" "$DIST/bench/bt-$(sfx):latest"; }
 prep_dk_push() { forget_pushes; dock tag "$IMG" "$1/bench/$2-$(sfx):latest"; }
 bt_push() { berth_push "$DIST/bench/bt-$(sfx)" latest; }
 dk_push() { local out; out=$(dock push "$1/bench/$2-$(sfx):latest") && not_skipped "$out"; }
 breg_push() { no_breg && dk_push "$BREG" sk; }
 bt_pull() { berth_pull "$DIST/bench/dk-$(sfx):latest"; }
-dk_pull() { dock pull "$1/bench/$2-$(sfx):latest"; }
+dk_pull() { local out; out=$(dock pull "$1/bench/$2-$(sfx):latest") && not_present "$out"; }
 breg_pull() { no_breg && dk_pull "$BREG" sk; }
 
 tar_mb=$(awk -v s="$(stat -c %s "$WORK/rootfs.tar")" 'BEGIN {printf "%.1f", s / 1048576}')

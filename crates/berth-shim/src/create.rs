@@ -121,7 +121,7 @@ impl Shim {
             socket: args.socket.clone(),
             socket_id,
             seccomp_cache,
-            seccomp_bpf: None,
+            exec_base: None,
             procs: vec![init],
             exited_at: None,
             external,

@@ -30,8 +30,8 @@ pub(crate) struct Shim {
     /// is still that socket, never the socket of a shim started after it for the same container.
     pub(crate) socket_id: Option<(u64, u64)>,
     pub(crate) seccomp_cache: Option<PathBuf>,
-    /// The container's seccomp filter, compiled at the first exec.
-    pub(crate) seccomp_bpf: Option<Vec<u8>>,
+    /// What execs need of the container's spec, loaded at the first exec.
+    pub(crate) exec_base: Option<ExecBase>,
     /// The init first, then the execs in creation order.
     pub(crate) procs: Vec<Proc>,
     /// When the init exited.
@@ -560,29 +560,25 @@ impl Shim {
         };
         let created = match &self.external {
             None => {
-                // The spec is read again rather than kept: the shim stays small between execs.
-                let spec: berth_runtime::oci_spec::runtime::Spec = match read_json(&self.bundle.join("config.json")) {
-                    Ok(s) => s,
-                    Err(e) => return other(e.to_string()),
-                };
-                // The filter is compiled once per shim and kept (a few KB): execs skip the cache
-                // lookup (which hashes the whole profile).
-                if self.seccomp_bpf.is_none() {
-                    if let Some(profile) = spec.linux().as_ref().and_then(|l| l.seccomp().as_ref()) {
-                        match berth_runtime::seccomp::compile_bpf(profile, self.seccomp_cache.as_deref()) {
-                            Ok(bpf) => self.seccomp_bpf = Some(bpf),
-                            Err(e) => return other(e.to_string()),
-                        }
+                // What an exec needs of the spec (the namespaces, the compiled seccomp filter) is
+                // read once and kept; the rest of the spec is not: the shim stays small.
+                if self.exec_base.is_none() {
+                    match ExecBase::load(&self.bundle.join("config.json"), self.seccomp_cache.as_deref()) {
+                        Ok(b) => self.exec_base = Some(b),
+                        Err(e) => return other(e),
                     }
                 }
+                let Some(base) = self.exec_base.as_ref() else {
+                    return other("the container's spec is not loaded".into());
+                };
                 linux::exec(&ExecOptions {
                     init_pid,
-                    spec: &spec,
+                    spec: &base.spec,
                     process,
                     stdio: io.stdio,
                     cgroup: self.cgroup.as_deref(),
                     seccomp_cache: self.seccomp_cache.as_deref(),
-                    seccomp_bpf: self.seccomp_bpf.as_deref(),
+                    seccomp_bpf: base.seccomp_bpf.as_deref(),
                     start,
                 })
                 .map(|c| (c.pid(), Pending::Own(c)))
@@ -608,5 +604,32 @@ impl Shim {
             pid: Some(pid),
             ..Default::default()
         }
+    }
+}
+
+/// What an exec needs of the container's spec, kept by the shim after the first exec: a spec with
+/// only the namespaces, and the seccomp profile compiled (a few KB).
+pub(crate) struct ExecBase {
+    spec: berth_runtime::oci_spec::runtime::Spec,
+    seccomp_bpf: Option<Vec<u8>>,
+}
+
+impl ExecBase {
+    fn load(config: &std::path::Path, seccomp_cache: Option<&std::path::Path>) -> Result<ExecBase, String> {
+        use berth_runtime::oci_spec::runtime::{Linux, Spec};
+        let full: Spec = read_json(config).map_err(|e| e.to_string())?;
+        let full_linux = full.linux().as_ref();
+        let seccomp_bpf = match full_linux.and_then(|l| l.seccomp().as_ref()) {
+            Some(profile) => {
+                Some(berth_runtime::seccomp::compile_bpf(profile, seccomp_cache).map_err(|e| e.to_string())?)
+            }
+            None => None,
+        };
+        let mut linux = Linux::default();
+        linux.set_namespaces(full_linux.and_then(|l| l.namespaces().clone()));
+        linux.set_seccomp(None);
+        let mut spec = Spec::default();
+        spec.set_linux(Some(linux));
+        Ok(ExecBase { spec, seccomp_bpf })
     }
 }

@@ -41,7 +41,8 @@ pub struct ExecOptions<'a> {
     /// Where compiled seccomp filters are cached (see [`crate::seccomp::compile_bpf`]).
     pub seccomp_cache: Option<&'a Path>,
     /// The spec's seccomp profile already compiled by [`crate::seccomp::compile_bpf`] (a caller
-    /// that execs often keeps it); `None` compiles it (through the cache).
+    /// that execs often keeps it, and may then pass a spec without the profile); `None` compiles
+    /// the spec's (through the cache).
     pub seccomp_bpf: Option<&'a [u8]>,
     /// Let the process exec as soon as it is set up, without waiting for
     /// [`CreatedProcess::start`] (which must still be called: it reports how the exec went).
@@ -111,13 +112,18 @@ struct ExecPlan {
 }
 
 /// Starts `o.process` in the container of `o.init_pid`; unless `o.start`, it waits for
-/// [`CreatedProcess::start`] to exec, so its stdio can be attached first.
+/// [`CreatedProcess::start`] to exec, so its stdio can be attached first. A short-lived helper
+/// child (which joins the namespaces) is left for the caller to reap with its other children.
 pub fn exec(o: &ExecOptions) -> Result<CreatedProcess, CreateError> {
     let plan = ExecPlan {
         join: namespaces(o.spec, o.init_pid)?,
         process: ProcessPlan::new(o.process)?,
         stdio: o.stdio,
-        seccomp: o.spec.linux().as_ref().and_then(|l| l.seccomp().clone()),
+        // A filter compiled by the caller stands for the spec's profile (which need not be kept).
+        seccomp: match o.seccomp_bpf {
+            Some(_) => None,
+            None => o.spec.linux().as_ref().and_then(|l| l.seccomp().clone()),
+        },
         seccomp_cache: o.seccomp_cache.map(Path::to_path_buf),
         seccomp_bpf: o.seccomp_bpf.map(<[u8]>::to_vec),
         cgroup_tasks: o
@@ -146,9 +152,8 @@ pub fn exec(o: &ExecOptions) -> Result<CreatedProcess, CreateError> {
     let mut r = std::fs::File::from(c2p_r);
     let mut head = [0u8; 5];
     let got = read_full(&mut r, &mut head);
-    // The helper exits right after reporting.
-    // SAFETY: reaping our own child.
-    unsafe { libc::waitpid(helper_pid, std::ptr::null_mut(), 0) };
+    // The helper exits right after reporting; it is not waited for here (its exit would sit on the
+    // exec's critical path): the caller's SIGCHLD reaping collects it, as any child of its.
     let pid = match got {
         Ok(5) if head[0] == b'P' => i32::from_le_bytes([head[1], head[2], head[3], head[4]]),
         Ok(n) if n > 0 && head[0] == b'E' => {
@@ -240,7 +245,7 @@ fn helper_setup(plan: &ExecPlan, from_parent: &OwnedFd, to_parent: &OwnedFd) -> 
     }
     // Compiled here, while the host's cache directory is still visible.
     let seccomp_bpf = match &plan.seccomp {
-        Some(_) if plan.seccomp_bpf.is_some() => plan.seccomp_bpf.clone(),
+        _ if plan.seccomp_bpf.is_some() => plan.seccomp_bpf.clone(),
         Some(p) => {
             Some(crate::seccomp::compile_bpf(p, plan.seccomp_cache.as_deref()).map_err(|e| (125, e.to_string()))?)
         }
