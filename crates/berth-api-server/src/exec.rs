@@ -99,15 +99,19 @@ async fn start(State(e): State<AppState>, Path(id): Path<String>, mut req: Reque
     match (wants_upgrade, on_upgrade) {
         (true, Some(on_upgrade)) => {
             tokio::spawn(async move {
-                let upgraded = match on_upgrade.await {
+                // The process starts while the 101 goes out (its output waits in the shim's
+                // stream): the upgrade and the start overlap instead of following each other.
+                let (upgraded, started) = tokio::join!(on_upgrade, e.containers.exec_start(ticket, true));
+                let upgraded = match upgraded {
                     Ok(u) => u,
                     Err(err) => {
+                        // The client went away: the exec runs on without it, as with dockerd.
                         tracing::debug!("exec upgrade failed: {err}");
                         return;
                     }
                 };
                 let mut client = TokioIo::new(upgraded);
-                match e.containers.exec_start(ticket, true).await {
+                match started {
                     Ok(Some(shim)) => pipe(client, shim, stdin, detach, e.containers.exec_exited(&id)).await,
                     Ok(None) => {
                         let _ = client.shutdown().await;
