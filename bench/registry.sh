@@ -3,6 +3,8 @@
 #  1. push of a ~62 MB image (busybox + 40 MiB random + 20 MiB text: one layer of ~41 MiB gzipped)
 #     to a distribution registry (Debian's docker-registry, 2.8): `berth push` (or, while the CLI has
 #     no push, the API: POST /images/NAME/push) against `docker push`. Target: berth <= 400 ms.
+#     1b. the same for the image as pulled in 2.: berth sends the registry's gzip layer as it keeps
+#     it, dockerd compresses again.
 #  2. pull of the image Docker pushed (its gzip layer) from that registry: `berth pull` against
 #     `docker pull`, with the floor: `gunzip -c LAYER | sha256sum` on the layer blob in the
 #     registry's storage (target: berth <= 1.3x it), and `sha256sum LAYER` (the compressed blob is
@@ -205,12 +207,22 @@ else
   echo "layer of $DIST/bench/dk-w not found (${#layer} characters of digests): no floor" >>"$WORK/errors"
 fi
 
+# 1b. push of the image as pulled in 2. (to a fresh repository, records forgotten): berth keeps the
+# registry's gzip layer and sends it as it is; dockerd compresses the layer again.
+PULLED="$DIST/bench/dk-$((N - 1)):latest"
+prep_bt_repush() { forget_berth_pushes; berth tag "$PULLED" "$DIST/bench/br-$(sfx):latest"; }
+prep_dk_repush() { forget_pushes; dock tag "$PULLED" "$DIST/bench/dr-$(sfx):latest"; }
+bt_repush() { berth_push "$DIST/bench/br-$(sfx)" latest; }
+BP=(prep_bt_repush) KP=(prep_dk_repush) B=(bt_repush) K=(dk_push "$DIST" dr)
+pair "push of the image as pulled (its gzip layer)"
+brepush=$(stats "" "${TIMES_B[@]:-}" | awk '{print $1}'); [ "${#TIMES_B[@]}" -eq "$N" ] || brepush=FAILED
+
 # 3b. the same docker client pulling from each server.
 BP=(no_images dock) KP=(no_images dock) B=(breg_pull) K=(dk_pull "$DIST" sk)
 pull3=$(pair "docker pull: berth-registry vs distribution")
 
 echo
-echo "berth push to distribution: median $bpush ms (target <= 400)"
+echo "berth push to distribution: median $bpush ms (target <= 400); of the image as pulled (gzip): $brepush ms"
 echo "pull / floor (gunzip | sha256sum): berth $(ratio "$bpull" "$floor") (target <= 1.3), docker $(ratio "$kpull" "$floor");" \
   "pull / both floors: berth $(ratio "$bpull" "$floor2"), docker $(ratio "$kpull" "$floor2")"
 echo
