@@ -372,12 +372,7 @@ impl Client {
         body: ReqBody,
         content_type: Option<&str>,
     ) -> Result<Response<Incoming>> {
-        let o = SendOpts {
-            content_type,
-            ..Default::default()
-        };
-        self.send(method, format!("{path}{}", build_query(query)), body, &o)
-            .await
+        self.request_as(method, path, query, body, content_type, None).await
     }
 
     /// [`Client::request`] with an `X-Registry-Auth` header (registry operations; Docker's CLI
@@ -391,9 +386,22 @@ impl Client {
         content_type: Option<&str>,
         auth: &AuthConfig,
     ) -> Result<Response<Incoming>> {
+        self.request_as(method, path, query, body, content_type, Some(auth))
+            .await
+    }
+
+    async fn request_as(
+        &self,
+        method: Method,
+        path: &str,
+        query: &Query<'_>,
+        body: ReqBody,
+        content_type: Option<&str>,
+        registry_auth: Option<&AuthConfig>,
+    ) -> Result<Response<Incoming>> {
         let o = SendOpts {
             content_type,
-            registry_auth: Some(auth),
+            registry_auth,
             upgrade: false,
         };
         self.send(method, format!("{path}{}", build_query(query)), body, &o)

@@ -32,27 +32,8 @@ pub fn child_main(env: &str) {
 
 /// Reads one HTTP request: its first line (`METHOD /target HTTP/1.1`) and its body.
 pub async fn read_request(s: &mut UnixStream) -> Option<(String, Vec<u8>)> {
-    let mut head = Vec::new();
-    let mut b = [0u8; 1];
-    while !head.ends_with(b"\r\n\r\n") {
-        if s.read(&mut b).await.ok()? == 0 {
-            return None;
-        }
-        head.push(b[0]);
-    }
-    let head = String::from_utf8_lossy(&head).into_owned();
-    let len = head
-        .lines()
-        .find_map(|l| {
-            l.to_lowercase()
-                .strip_prefix("content-length:")
-                .map(|v| v.trim().to_string())
-        })
-        .and_then(|v| v.parse::<usize>().ok())
-        .unwrap_or(0);
-    let mut body = vec![0u8; len];
-    s.read_exact(&mut body).await.ok()?;
-    Some((head.lines().next().unwrap_or_default().to_string(), body))
+    let (method, target, _, body) = read_request_with_headers(s).await?;
+    Some((format!("{method} {target} HTTP/1.1"), body))
 }
 
 /// Reads one request as its method, its target, its headers (names lower-cased) and its body.
