@@ -14,10 +14,10 @@ use crate::manifest::{
     classify, parse_image_manifest, parse_index, select_platform, Descriptor, ManifestKind, Platform, MANIFEST_ACCEPT,
     MAX_MANIFEST_SIZE,
 };
-use crate::transport::{ClientConfig, Endpoint, Transport, DOCKER_HUB_DOMAIN};
+use crate::transport::{channel_body, full_body, Body, ClientConfig, Endpoint, Transport, DOCKER_HUB_DOMAIN, MONOLITHIC_MAX};
 use berth_types::{Digest, Reference};
 use bytes::{Bytes, BytesMut};
-use http_body_util::{BodyExt, Full};
+use http_body_util::BodyExt;
 use hyper::body::Incoming;
 use hyper::header::{self, HeaderMap, HeaderName, HeaderValue};
 use hyper::{Method, Response, StatusCode};
@@ -32,7 +32,6 @@ pub const MAX_ATTEMPTS: u32 = 5;
 /// First retry delay; doubled at each attempt (100, 200, 400, 800 ms).
 pub const BACKOFF_START: Duration = Duration::from_millis(100);
 /// Blobs up to this size are pushed in one PUT; larger ones in PATCH chunks of this size.
-pub const CHUNK_SIZE: u64 = 8 << 20;
 /// Time allowed for a response's headers.
 const RESPONSE_TIMEOUT: Duration = Duration::from_secs(120);
 /// Time allowed for a ping that has a fallback endpoint (HTTPS before HTTP).
@@ -284,7 +283,7 @@ impl RegistryClient {
                 b = b.header(header::CONTENT_LENGTH, req.body.len());
             }
             let request = b
-                .body(Full::new(req.body.clone()))
+                .body(full_body(req.body.clone()))
                 .map_err(|e| DistributionError::InvalidArgument(format!("building request {url}: {e}")))?;
             let result = tokio::time::timeout(timeout, client.request(request)).await;
             let (retry, outcome) = match result {
@@ -1118,9 +1117,11 @@ impl RegistryClient {
         }
     }
 
-    /// Pushes a blob read from `body` (exactly `desc.size` bytes, hashing to `desc.digest`): one
-    /// PUT up to [`CHUNK_SIZE`], PATCH chunks (at least the registry's `OCI-Chunk-Min-Length`)
-    /// beyond. `progress` gets the bytes sent so far after each request.
+    /// Pushes a blob read from `body` (exactly `desc.size` bytes, hashing to `desc.digest`): up
+    /// to [`MONOLITHIC_MAX`] in one PUT; beyond, PATCH requests of up to the configured
+    /// `upload_chunk_size` (at least the registry's `OCI-Chunk-Min-Length`) whose bodies stream
+    /// from `body`, then a PUT with the digest once the content is verified, so the registry never
+    /// commits bytes that are not what the descriptor says. `progress` gets the bytes sent so far.
     pub async fn push_blob(
         &self,
         r: &Reference,
@@ -1146,77 +1147,187 @@ impl RegistryClient {
         let min_chunk = header_str(resp.headers(), "oci-chunk-min-length")
             .and_then(|v| v.parse::<u64>().ok())
             .unwrap_or(0);
-        let chunk = CHUNK_SIZE.max(min_chunk);
+        let chunk = self.config().upload_chunk_size.max(min_chunk).max(1);
         let mut hasher = crate::blob::Hasher::for_digest(&desc.digest);
         let result = async {
-            let mut sent: u64 = 0;
-            let monolithic = desc.size <= chunk;
-            loop {
-                let want = if monolithic { desc.size + 1 } else { chunk };
-                let data = read_up_to(&mut body, want, &target).await?;
-                let n = data.len() as u64;
-                if sent + n > desc.size {
-                    return Err(DistributionError::SizeMismatch {
-                        digest: desc.digest.to_string(),
-                        expected: desc.size,
-                        actual: sent + n,
-                    });
+            let size_mismatch = |actual| DistributionError::SizeMismatch {
+                digest: desc.digest.to_string(),
+                expected: desc.size,
+                actual,
+            };
+            let data = if desc.size <= MONOLITHIC_MAX {
+                let data = read_up_to(&mut body, desc.size + 1, &target).await?;
+                if data.len() as u64 != desc.size {
+                    return Err(size_mismatch(data.len() as u64));
                 }
                 hasher.update(&data);
-                let last = sent + n == desc.size;
-                if last {
-                    // The content must be what the descriptor says before the registry commits it.
-                    let actual = hasher.finish();
-                    if actual != desc.digest {
-                        return Err(DistributionError::DigestMismatch {
-                            what: format!("blob to push {target}"),
-                            expected: desc.digest.to_string(),
-                            actual: actual.to_string(),
-                        });
-                    }
-                }
-                if monolithic || (last && n == 0) {
-                    self.finish_upload(&ep, &location, desc, data, &scopes, auth, &target)
+                data
+            } else {
+                let mut sent = 0;
+                while sent < desc.size {
+                    let len = chunk.min(desc.size - sent);
+                    let chunk = UploadChunk {
+                        location: &location,
+                        offset: sent,
+                        len,
+                        target: &target,
+                        digest: &desc.digest,
+                    };
+                    location = self
+                        .patch_streamed(&ep, chunk, &mut body, &mut hasher, progress, &scopes, auth)
                         .await?;
-                    progress(sent + n);
-                    return Ok(());
+                    sent += len;
                 }
-                if n == 0 {
-                    return Err(DistributionError::SizeMismatch {
-                        digest: desc.digest.to_string(),
-                        expected: desc.size,
-                        actual: sent,
-                    });
+                let extra = read_up_to(&mut body, 1, &target).await?;
+                if !extra.is_empty() {
+                    return Err(size_mismatch(desc.size + 1));
                 }
-                let req = Req {
-                    method: Method::PATCH,
-                    url: location.clone(),
-                    headers: vec![
-                        (header::CONTENT_TYPE, "application/octet-stream".into()),
-                        (header::CONTENT_RANGE, format!("{}-{}", sent, sent + n - 1)),
-                    ],
-                    body: data,
-                    idempotent: false,
-                };
-                let resp = self.send(&ep, req, &scopes, auth).await?;
-                if resp.status() != StatusCode::ACCEPTED {
-                    return Err(push_error(resp, "uploading blob chunk to", &target).await);
-                }
-                location = upload_location(&resp, &location, &target)?;
-                sent += n;
-                progress(sent);
-                if last {
-                    self.finish_upload(&ep, &location, desc, Bytes::new(), &scopes, auth, &target)
-                        .await?;
-                    return Ok(());
-                }
+                Bytes::new()
+            };
+            // The content must be what the descriptor says before the registry commits it.
+            let actual = hasher.finish();
+            if actual != desc.digest {
+                return Err(DistributionError::DigestMismatch {
+                    what: format!("blob to push {target}"),
+                    expected: desc.digest.to_string(),
+                    actual: actual.to_string(),
+                });
             }
+            self.finish_upload(&ep, &location, desc, data, &scopes, auth, &target)
+                .await?;
+            progress(desc.size);
+            Ok(())
         }
         .await;
         if result.is_err() {
             self.cancel_upload(&ep, &location, &scopes, auth).await;
         }
         result
+    }
+
+    /// One PATCH of an upload whose body streams `chunk.len` bytes from `body` as they are read
+    /// (hashed on the way); answers the upload's next location.
+    #[allow(clippy::too_many_arguments)]
+    async fn patch_streamed(
+        &self,
+        ep: &Endpoint,
+        chunk: UploadChunk<'_>,
+        body: &mut (impl AsyncRead + Send + Unpin),
+        hasher: &mut crate::blob::Hasher,
+        progress: &(dyn Fn(u64) + Send + Sync),
+        scopes: &[String],
+        auth: Option<&AuthConfig>,
+    ) -> Result<String> {
+        const READ: u64 = 1 << 20;
+        let UploadChunk {
+            location,
+            offset,
+            len,
+            target,
+            digest,
+        } = chunk;
+        let (tx, req_body) = channel_body(4);
+        let produce = async {
+            let mut done = 0u64;
+            while done < len {
+                let want = READ.min(len - done);
+                let mut buf = BytesMut::with_capacity(want as usize);
+                let got = (&mut *body)
+                    .take(want)
+                    .read_buf(&mut buf)
+                    .await
+                    .map_err(|source| DistributionError::Read {
+                        what: format!("blob to push {target}"),
+                        source,
+                    });
+                let got = match got {
+                    Ok(0) => Err(DistributionError::SizeMismatch {
+                        digest: digest.to_string(),
+                        expected: offset + len,
+                        actual: offset + done,
+                    }),
+                    other => other,
+                };
+                let got = match got {
+                    Ok(n) => n as u64,
+                    Err(e) => {
+                        // Abort the request: the registry must not see a short chunk as whole.
+                        let _ = tx.send(Err(std::io::Error::other(e.to_string()))).await;
+                        return Err(e);
+                    }
+                };
+                hasher.update(&buf);
+                done += got;
+                if tx.send(Ok(buf.freeze())).await.is_err() {
+                    // The request ended early; its answer says why.
+                    return Ok(false);
+                }
+                progress(offset + done);
+            }
+            drop(tx);
+            Ok(true)
+        };
+        let req = Req {
+            method: Method::PATCH,
+            url: location.to_string(),
+            headers: vec![
+                (header::CONTENT_TYPE, "application/octet-stream".into()),
+                (header::CONTENT_RANGE, format!("{}-{}", offset, offset + len - 1)),
+            ],
+            body: Bytes::new(),
+            idempotent: false,
+        };
+        let (produced, resp) = tokio::join!(produce, self.send_streamed(ep, &req, req_body, len, scopes, auth));
+        let complete = produced?;
+        let resp = resp?;
+        if resp.status() != StatusCode::ACCEPTED {
+            return Err(push_error(resp, "uploading blob chunk to", target).await);
+        }
+        if !complete {
+            return Err(DistributionError::Status {
+                op: "uploading blob chunk to",
+                target: target.into(),
+                status: resp.status().as_u16(),
+                code: None,
+                message: "the registry answered before the chunk was sent".into(),
+            });
+        }
+        upload_location(&resp, location, target)
+    }
+
+    /// Sends `req` once with a streamed body of `len` bytes (which cannot be sent again, so a
+    /// failure is not retried); credentials as [`Self::send`] has them.
+    async fn send_streamed(
+        &self,
+        ep: &Endpoint,
+        req: &Req,
+        body: Body,
+        len: u64,
+        scopes: &[String],
+        auth: Option<&AuthConfig>,
+    ) -> Result<Response<Incoming>> {
+        let challenge = self.ping(ep, MAX_ATTEMPTS).await?;
+        let authz = self.authorization(challenge.as_ref(), scopes, auth, false).await?;
+        let (_, authority) = split_url(&req.url)?;
+        let client = self.inner.transport.client(authority, ep.verify)?;
+        let mut b = hyper::Request::builder()
+            .method(req.method.clone())
+            .uri(req.url.as_str())
+            .header(header::USER_AGENT, self.config().user_agent.as_str())
+            .header(header::CONTENT_LENGTH, len);
+        if let Some(a) = authz.filter(|_| authority == ep.authority) {
+            b = b.header(header::AUTHORIZATION, a);
+        }
+        for (n, v) in &req.headers {
+            b = b.header(n, v.as_str());
+        }
+        let request = b
+            .body(body)
+            .map_err(|e| DistributionError::InvalidArgument(format!("building request {}: {e}", req.url)))?;
+        client.request(request).await.map_err(|e| DistributionError::Connect {
+            registry: authority.into(),
+            reason: error_chain(&e),
+        })
     }
 
     #[allow(clippy::too_many_arguments)]
@@ -1246,6 +1357,15 @@ impl RegistryClient {
     }
 }
 
+/// Where one PATCH of an upload goes and which bytes of the blob it carries.
+struct UploadChunk<'a> {
+    location: &'a str,
+    offset: u64,
+    len: u64,
+    target: &'a str,
+    digest: &'a Digest,
+}
+
 fn upload_location(resp: &Response<Incoming>, base: &str, target: &str) -> Result<String> {
     header_str(resp.headers(), "location")
         .map(|l| resolve_url(base, l))
@@ -1259,7 +1379,7 @@ fn upload_location(resp: &Response<Incoming>, base: &str, target: &str) -> Resul
 }
 
 async fn read_up_to(body: &mut (impl AsyncRead + Unpin), want: u64, target: &str) -> Result<Bytes> {
-    let mut buf = BytesMut::with_capacity(want.min(CHUNK_SIZE + 1) as usize);
+    let mut buf = BytesMut::with_capacity(want.min(MONOLITHIC_MAX + 1) as usize);
     let mut limited = body.take(want);
     loop {
         let n = limited

@@ -15,7 +15,8 @@
 
 use crate::error::{DistributionError, Result};
 use bytes::Bytes;
-use http_body_util::Full;
+use http_body_util::{combinators::BoxBody, BodyExt, Full};
+use hyper::body::Frame;
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::client::legacy::Client;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer, ServerName, UnixTime};
@@ -25,8 +26,34 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
 
-/// The request body type of every request: pushes send bounded chunks.
-pub(crate) type Body = Full<Bytes>;
+/// The request body type: whole bytes, or a stream fed through a channel (a blob upload).
+pub(crate) type Body = BoxBody<Bytes, std::io::Error>;
+
+/// A request body holding `data`.
+pub(crate) fn full_body(data: Bytes) -> Body {
+    Full::new(data).map_err(|never| match never {}).boxed()
+}
+
+/// A streamed request body and the sender that feeds it; an `Err` sent aborts the request, and
+/// dropping the sender ends the body.
+pub(crate) fn channel_body(depth: usize) -> (tokio::sync::mpsc::Sender<std::io::Result<Bytes>>, Body) {
+    let (tx, rx) = tokio::sync::mpsc::channel(depth);
+    (tx, ChannelBody(rx).boxed())
+}
+
+struct ChannelBody(tokio::sync::mpsc::Receiver<std::io::Result<Bytes>>);
+
+impl hyper::body::Body for ChannelBody {
+    type Data = Bytes;
+    type Error = std::io::Error;
+
+    fn poll_frame(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Option<std::result::Result<Frame<Bytes>, std::io::Error>>> {
+        self.0.poll_recv(cx).map(|item| item.map(|r| r.map(Frame::data)))
+    }
+}
 /// A pooled HTTP/1.1 client that speaks both http and https.
 pub(crate) type HttpClient = Client<hyper_rustls::HttpsConnector<HttpConnector>, Body>;
 
@@ -48,7 +75,13 @@ pub struct ClientConfig {
     pub certs_dir: PathBuf,
     /// The `User-Agent` of every request.
     pub user_agent: String,
+    /// The most bytes one PATCH of a blob upload carries (each is streamed, not buffered); a
+    /// blob up to [`MONOLITHIC_MAX`] goes in one PUT instead.
+    pub upload_chunk_size: u64,
 }
+
+/// The largest blob pushed in one buffered PUT; larger blobs stream in PATCH requests.
+pub const MONOLITHIC_MAX: u64 = 8 << 20;
 
 impl Default for ClientConfig {
     fn default() -> Self {
@@ -57,6 +90,7 @@ impl Default for ClientConfig {
             mirrors: Vec::new(),
             certs_dir: PathBuf::from(DEFAULT_CERTS_DIR),
             user_agent: format!("berth/{}", env!("CARGO_PKG_VERSION")),
+            upload_chunk_size: 256 << 20,
         }
     }
 }

@@ -11,9 +11,9 @@ use axum::http::{header, HeaderMap, Method, StatusCode};
 use axum::response::Response;
 use axum::Router;
 use berth_distribution::manifest::DOCKER_MANIFEST;
-use berth_distribution::{AuthConfig, Descriptor, DistributionError, Platform};
+use berth_distribution::{AuthConfig, ClientConfig, Descriptor, DistributionError, Platform, RegistryClient};
 use berth_types::{HasErrorKind, Reference};
-use common::{bytes, client, collect, serve, Image};
+use common::{bytes, client, collect, config, serve, Image};
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
@@ -571,7 +571,9 @@ async fn upload_handler(State(s): State<Arc<Upload>>, req: Request) -> Response 
             "",
         ),
         (Method::PATCH, "/v2/up/blobs/uploads/s1") => {
-            let body = axum::body::to_bytes(req.into_body(), 64 << 20).await.unwrap();
+            let Ok(body) = axum::body::to_bytes(req.into_body(), 64 << 20).await else {
+                return resp(StatusCode::BAD_REQUEST, &[], "the chunk was cut off");
+            };
             s.patches.lock().unwrap().push((range.unwrap_or_default(), body.len()));
             s.data.lock().unwrap().extend_from_slice(&body);
             let n = s.patches.lock().unwrap().len();
@@ -606,8 +608,12 @@ async fn chunked_upload_honours_min_chunk_and_relative_locations() {
     let desc = Descriptor::of("application/vnd.oci.image.layer.v1.tar", &blob);
     let sent = Arc::new(Mutex::new(Vec::new()));
     let s2 = sent.clone();
-    client()
-        .push_blob(&r, &desc, blob.as_slice(), &move |n| s2.lock().unwrap().push(n), None)
+    // The client would send 4 MiB per PATCH; the registry asks for at least 10.
+    let c = RegistryClient::new(ClientConfig {
+        upload_chunk_size: 4 << 20,
+        ..config()
+    });
+    c.push_blob(&r, &desc, blob.as_slice(), &move |n| s2.lock().unwrap().push(n), None)
         .await
         .unwrap();
     const M: usize = 10 << 20;
@@ -621,7 +627,39 @@ async fn chunked_upload_honours_min_chunk_and_relative_locations() {
     );
     assert_eq!(*st.put.lock().unwrap(), Some((format!("{} state=3", desc.digest), 0)));
     assert!(*st.data.lock().unwrap() == blob);
-    assert_eq!(*sent.lock().unwrap(), vec![M as u64, 2 * M as u64, blob.len() as u64]);
+    // Progress moves while each chunk streams, never backwards, and ends at the size.
+    let sent = sent.lock().unwrap();
+    assert!(sent.len() >= 25, "{sent:?}");
+    assert!(sent.windows(2).all(|w| w[0] <= w[1]), "{sent:?}");
+    assert!(sent.contains(&(M as u64)) && sent.contains(&(2 * M as u64)), "{sent:?}");
+    assert_eq!(sent.last(), Some(&(blob.len() as u64)));
+}
+
+/// A blob that is not what its descriptor says is refused before the registry commits it: the
+/// final PUT never comes and the upload is cancelled.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn streamed_upload_of_wrong_content_never_commits() {
+    let st = Arc::new(Upload::default());
+    let addr = serve(Router::new().fallback(upload_handler).with_state(st.clone())).await;
+    let r = Reference::parse(&format!("{addr}/up:1")).unwrap();
+    let blob = bytes(72, 12 << 20);
+    let desc = Descriptor::of("application/vnd.oci.image.layer.v1.tar", &blob);
+    let mut tampered = blob.clone();
+    tampered[5 << 20] ^= 1;
+    let err = client()
+        .push_blob(&r, &desc, tampered.as_slice(), &|_| {}, None)
+        .await
+        .unwrap_err();
+    assert!(err.to_string().contains("verification failed"), "{err}");
+    assert_eq!(*st.put.lock().unwrap(), None);
+    // A short source aborts its PATCH instead of sending a chunk the registry would take as whole.
+    let short = &blob[..11 << 20];
+    let err = client()
+        .push_blob(&r, &desc, short, &|_| {}, None)
+        .await
+        .unwrap_err();
+    assert!(err.to_string().contains("expected 12582912 bytes"), "{err}");
+    assert_eq!(*st.put.lock().unwrap(), None);
 }
 
 async fn search_handler(req: Request) -> Response {

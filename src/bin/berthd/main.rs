@@ -412,6 +412,7 @@ async fn main() -> Result<()> {
             mirrors: args.registry_mirror.clone(),
             certs_dir: args.registry_certs_dir.clone(),
             user_agent: format!("berthd/{}", berth_engine::VERSION),
+            ..Default::default()
         },
     )
     .await

@@ -131,11 +131,16 @@ impl Drop for Registry {
     }
 }
 
-pub fn client() -> RegistryClient {
-    RegistryClient::new(ClientConfig {
+/// A client configuration that reads no host certs.d.
+pub fn config() -> ClientConfig {
+    ClientConfig {
         certs_dir: PathBuf::from("/nonexistent/berth-test-certs.d"),
         ..Default::default()
-    })
+    }
+}
+
+pub fn client() -> RegistryClient {
+    RegistryClient::new(config())
 }
 
 /// A CA and a server certificate for 127.0.0.1/localhost signed by it: (CA cert PEM, CA params and
