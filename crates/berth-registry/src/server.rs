@@ -433,7 +433,7 @@ async fn get_blob(reg: &Registry, name: &str, digest: &str, h: &HeaderMap, head:
         }
     };
     let path = reg.inner.store.blob_path(&d);
-    let mut file = match tokio::fs::File::open(&path).await {
+    let mut file = match std::fs::File::open(&path) {
         Ok(f) => f,
         // Removed by gc between the stat and the open.
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
@@ -442,14 +442,41 @@ async fn get_blob(reg: &Registry, name: &str, digest: &str, h: &HeaderMap, head:
         Err(e) => return Err(ApiError::internal(format!("open {}: {e}", path.display()))),
     };
     if start > 0 {
-        file.seek(std::io::SeekFrom::Start(start))
-            .await
+        std::io::Seek::seek(&mut file, std::io::SeekFrom::Start(start))
             .map_err(|e| ApiError::internal(format!("seek {}: {e}", path.display())))?;
     }
     headers.push((header::CONTENT_LENGTH, len.to_string()));
-    // 1 MiB reads: each read of a tokio file is a trip to the blocking pool.
-    let stream = tokio_util::io::ReaderStream::with_capacity(tokio::io::AsyncReadExt::take(file, len), 1024 * 1024);
-    Ok(response(status, headers, Body::from_stream(stream)))
+    Ok(response(status, headers, Body::from_stream(read_ahead(file, len))))
+}
+
+/// The next `len` bytes of `file` as a stream, read by one blocking thread a few MiB ahead of
+/// the socket, so reading the disk and sending overlap (a tokio file reads, then waits for the
+/// send, then reads again). The thread stops when the client goes away.
+fn read_ahead(file: std::fs::File, len: u64) -> impl futures_util::Stream<Item = std::io::Result<bytes::Bytes>> {
+    const CHUNK: u64 = 1 << 20;
+    let (tx, rx) = tokio::sync::mpsc::channel::<std::io::Result<bytes::Bytes>>(4);
+    tokio::task::spawn_blocking(move || {
+        let mut reader = std::io::Read::take(file, len);
+        let mut left = len;
+        while left > 0 {
+            let mut buf = vec![0u8; CHUNK.min(left) as usize];
+            let item = match std::io::Read::read(&mut reader, &mut buf) {
+                Ok(0) => Err(std::io::Error::new(std::io::ErrorKind::UnexpectedEof, "blob shorter than its size")),
+                Ok(n) => {
+                    buf.truncate(n);
+                    left -= n as u64;
+                    Ok(bytes::Bytes::from(buf))
+                }
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+                Err(e) => Err(e),
+            };
+            let failed = item.is_err();
+            if tx.blocking_send(item).is_err() || failed {
+                return;
+            }
+        }
+    });
+    futures_util::stream::unfold(rx, |mut rx| async move { rx.recv().await.map(|item| (item, rx)) })
 }
 
 async fn delete_blob(reg: &Registry, name: &str, digest: &str) -> Result<Response, ApiError> {
