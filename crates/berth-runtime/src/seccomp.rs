@@ -499,6 +499,10 @@ pub fn compile(profile: &LinuxSeccomp) -> Result<ScmpFilterContext> {
     let default = action(profile.default_action(), profile.default_errno_ret())?;
     let mut ctx = ScmpFilterContext::new(default).map_err(|e| err("new filter", e))?;
     ctx.set_ctl_nnp(false).map_err(|e| err("nnp attribute", e))?;
+    // A binary tree of syscall numbers instead of a list: the kernel takes a third of the time to
+    // load it (its JIT settles in fewer passes), which every container start and exec pays, and
+    // each filtered syscall takes O(log n) comparisons. libseccomp before 2.5 has only the list.
+    let _ = ctx.set_ctl_optimize(2);
     let native = ScmpArch::native();
     for a in profile.architectures().iter().flatten() {
         if let Some(a) = arch(*a) {
@@ -560,7 +564,8 @@ pub fn compile_bpf(profile: &LinuxSeccomp, cache_dir: Option<&Path>) -> Result<V
         .map(|v| (v.major, v.minor, v.micro))
         .unwrap_or((0, 0, 0));
     v.hash(&mut h);
-    let name = format!("{:016x}-{}.bpf", h.finish(), json.len());
+    // "t": filters compiled as a binary tree (see `compile`), not to be mixed with older lists.
+    let name = format!("{:016x}-{}t.bpf", h.finish(), json.len());
     if let Some(dir) = cache_dir {
         if let Ok(b) = std::fs::read(dir.join(&name)) {
             if !b.is_empty() && b.len() % 8 == 0 {
@@ -641,6 +646,45 @@ mod tests {
         let p = profile(crate::spec::DEFAULT_CAPABILITIES);
         compile(&p).unwrap();
         assert_eq!(p.default_errno_ret(), Some(libc::EPERM as u32));
+    }
+
+    /// The compiled default profile, loaded in a child: ordinary syscalls pass, the ones Docker's
+    /// profile denies without the capability answer EPERM (the binary tree decides as the list did).
+    #[test]
+    fn default_filter_allows_and_denies() {
+        if unsafe { libc::geteuid() } != 0 {
+            return;
+        }
+        let p = profile(crate::spec::DEFAULT_CAPABILITIES);
+        let bpf = compile_bpf(&p, None).unwrap();
+        // SAFETY: the child only makes raw syscalls and exits.
+        let pid = unsafe { libc::fork() };
+        assert!(pid >= 0);
+        if pid == 0 {
+            unsafe {
+                libc::prctl(libc::PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0);
+                if load_bpf(&bpf).is_err() {
+                    libc::_exit(10);
+                }
+                if libc::getppid() <= 0 || libc::syscall(libc::SYS_uname, [0u8; 390].as_mut_ptr()) != 0 {
+                    libc::_exit(11);
+                }
+                // Harmless if it were let through: only this child would be in a new namespace.
+                let r = libc::unshare(libc::CLONE_NEWUTS);
+                if r == 0 || *libc::__errno_location() != libc::EPERM {
+                    libc::_exit(12);
+                }
+                let r = libc::syscall(libc::SYS_keyctl, 0, 0, 0, 0, 0);
+                if r == 0 || *libc::__errno_location() != libc::EPERM {
+                    libc::_exit(13);
+                }
+                libc::_exit(0);
+            }
+        }
+        let mut status = 0;
+        unsafe { libc::waitpid(pid, &mut status, 0) };
+        assert!(libc::WIFEXITED(status), "child died: {status:#x}");
+        assert_eq!(libc::WEXITSTATUS(status), 0, "10 load, 11 allowed call failed, 12 unshare, 13 keyctl");
     }
 
     #[test]
