@@ -247,6 +247,9 @@ bench_cleanup() { bench_cleanup_containers; bench_cleanup_daemons; bench_cleanup
 # arrays BP and KP run untimed when set (e.g. removing what the timed command would find). A
 # failing command is reported as FAILED, its error kept for the end ($WORK/errors). The iteration
 # number is in ITER for the commands (0-based; -1 in the warm-up). Prints the row with FMT.
+# Each timed command starts after SETTLE seconds (default 0.1) of quiet, so work an engine does
+# after its command returned (dockerd and containerd finishing an exec, berthd writing state) is
+# not timed as part of the other engine's next command; SETTLE=0 times them back to back.
 note_error() { echo "$1: $(head -c 300 "$WORK/err" | tr '\n' ' ')" >>"$WORK/errors"; }
 timed() { # timed ARRAY-NAME: runs the command, appends "start end" to the array TIMES_<name>
   local -n cmd=$1 times=TIMES_$1
@@ -264,6 +267,7 @@ untimed() { # untimed ARRAY-NAME: runs the preparation command in it, if any
   local -n cmd=$1
   [ "${#cmd[@]}" -eq 0 ] || "${cmd[@]}" >/dev/null 2>"$WORK/err"
 }
+settle() { [ "${SETTLE:-0.1}" = 0 ] || sleep "${SETTLE:-0.1}"; }
 BP=() KP=()
 pair() {
   local bfail= kfail=
@@ -274,8 +278,8 @@ pair() {
     untimed KP && "${K[@]}" >/dev/null 2>"$WORK/err" || { note_error "${K[*]}"; kfail=1; }
   fi
   for ((ITER = 0; ITER < N; ITER++)); do
-    [ -n "$bfail" ] || { untimed BP && timed B; } || { note_error "${B[*]}"; bfail=1; }
-    [ -n "$kfail" ] || { untimed KP && timed K; } || { note_error "${K[*]}"; kfail=1; }
+    [ -n "$bfail" ] || { untimed BP && settle && timed B; } || { note_error "${B[*]}"; bfail=1; }
+    [ -n "$kfail" ] || { untimed KP && settle && timed K; } || { note_error "${K[*]}"; kfail=1; }
   done
   row "$1" "$(stats "$bfail" "${TIMES_B[@]}")" "$(stats "$kfail" "${TIMES_K[@]}")"
 }
