@@ -14,7 +14,9 @@ use crate::manifest::{
     classify, parse_image_manifest, parse_index, select_platform, Descriptor, ManifestKind, Platform, MANIFEST_ACCEPT,
     MAX_MANIFEST_SIZE,
 };
-use crate::transport::{channel_body, full_body, Body, ClientConfig, Endpoint, Transport, DOCKER_HUB_DOMAIN, MONOLITHIC_MAX};
+use crate::transport::{
+    channel_body, full_body, Body, ClientConfig, Endpoint, Transport, DOCKER_HUB_DOMAIN, MONOLITHIC_MAX,
+};
 use berth_types::{Digest, Reference};
 use bytes::{Bytes, BytesMut};
 use http_body_util::BodyExt;

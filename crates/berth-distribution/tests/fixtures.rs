@@ -654,10 +654,7 @@ async fn streamed_upload_of_wrong_content_never_commits() {
     assert_eq!(*st.put.lock().unwrap(), None);
     // A short source aborts its PATCH instead of sending a chunk the registry would take as whole.
     let short = &blob[..11 << 20];
-    let err = client()
-        .push_blob(&r, &desc, short, &|_| {}, None)
-        .await
-        .unwrap_err();
+    let err = client().push_blob(&r, &desc, short, &|_| {}, None).await.unwrap_err();
     assert!(err.to_string().contains("expected 12582912 bytes"), "{err}");
     assert_eq!(*st.put.lock().unwrap(), None);
 }

@@ -196,6 +196,36 @@ impl Lab {
     }
 }
 
+impl Lab {
+    /// "outside": a namespace behind the host's uplink (10.99.0.2), with a server answering with
+    /// the peer's address.
+    fn outside(&self) -> (Netns, Server) {
+        let outside = Netns::new("out");
+        self.host
+            .ip(&format!("link add up0 type veth peer name eth0 netns {}", outside.name));
+        self.host.ip("addr add 10.99.0.1/24 dev up0");
+        self.host.ip("link set up0 up");
+        outside.ip("addr add 10.99.0.2/24 dev eth0");
+        outside.ip("link set eth0 up");
+        outside.ip("route add 10.88.0.0/16 via 10.99.0.1");
+        let server = Server::start(&outside, 80, "out {peer}");
+        (outside, server)
+    }
+
+    /// `iptables-nft` in the host namespace (what dockerd runs on Debian 12).
+    fn iptables(&self, args: &[&str]) -> String {
+        let mut all = vec!["netns", "exec", &self.host.name, "iptables-nft", "-w"];
+        all.extend_from_slice(args);
+        let out = Command::new("ip").args(&all).output().unwrap();
+        assert!(
+            out.status.success(),
+            "iptables {args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+}
+
 impl Drop for Lab {
     fn drop(&mut self) {
         if std::thread::panicking() {
@@ -310,16 +340,7 @@ fn masquerade_to_the_outside_and_internal_networks_cut_off(backend: Backend) {
     n2.internal = true;
     let a = lab.container(1, 2);
     let b = lab.container(2, 2);
-    // "outside": a namespace behind the host's uplink, which answers with the peer's address.
-    let outside = Netns::new("out");
-    lab.host
-        .ip(&format!("link add up0 type veth peer name eth0 netns {}", outside.name));
-    lab.host.ip("addr add 10.99.0.1/24 dev up0");
-    lab.host.ip("link set up0 up");
-    outside.ip("addr add 10.99.0.2/24 dev eth0");
-    outside.ip("link set eth0 up");
-    outside.ip("route add 10.88.0.0/16 via 10.99.0.1");
-    let _s = Server::start(&outside, 80, "out {peer}");
+    let (outside, _s) = lab.outside();
     let _sb = Server::start(&lab.containers[b], 80, "b");
     if backend == Backend::Iptables {
         // As dockerd leaves it: berth's chains must accept their bridges' traffic themselves.
@@ -540,6 +561,66 @@ mod nftables {
     fn a_hundred_add_remove_cycles_leave_no_rule_behind() {
         super::a_hundred_add_remove_cycles_leave_no_rule_behind(Backend::Nftables);
     }
+}
+
+/// dockerd sets iptables' FORWARD policy to DROP and puts DOCKER-USER first in FORWARD: berth's
+/// bridges get accepts there (an accept in berth's own table cannot undo another table's drop),
+/// written with iptables-nft so dockerd still reads its table, and taken away with the network;
+/// berth's own drops (internal networks) still apply.
+#[test]
+fn dockers_forward_drop_policy_lets_berths_bridges_through() {
+    if Command::new("iptables-nft").arg("-V").output().is_err() {
+        eprintln!("skipping: no iptables-nft");
+        return;
+    }
+    let mut lab = Lab::new(Backend::Nftables);
+    let n1 = lab.bridge(1);
+    let mut n2 = lab.bridge(2);
+    n2.internal = true;
+    let a = lab.container(1, 2);
+    let b = lab.container(2, 2);
+    let (_outside, _s) = lab.outside();
+    lab.iptables(&["-P", "FORWARD", "DROP"]);
+    lab.iptables(&["-N", "DOCKER-USER"]);
+    lab.iptables(&["-A", "DOCKER-USER", "-j", "RETURN"]);
+    lab.iptables(&["-I", "FORWARD", "-j", "DOCKER-USER"]);
+    lab.fw.sync(&[n1.clone(), n2.clone()], &[]).unwrap();
+    assert_eq!(
+        fetch(&lab.containers[a], "10.99.0.2:80").as_deref(),
+        Some("out 10.99.0.1")
+    );
+    assert_eq!(
+        fetch(&lab.containers[b], "10.99.0.2:80"),
+        None,
+        "internal stays cut off"
+    );
+    let listing = lab.iptables(&["-S", "DOCKER-USER"]);
+    for line in [
+        "-A DOCKER-USER -i br1 -m comment --comment \"berth network net1\" -j ACCEPT",
+        "-A DOCKER-USER -o br1 -m comment --comment \"berth network net1\" -j ACCEPT",
+    ] {
+        assert!(listing.contains(line), "{listing}");
+    }
+    assert!(listing.ends_with("-A DOCKER-USER -j RETURN\n"), "{listing}");
+    // The network goes: so do its accepts, and its traffic is Docker's policy's again.
+    lab.fw.remove_network("net1").unwrap();
+    assert!(!lab.iptables(&["-S", "DOCKER-USER"]).contains("berth network net1"));
+    assert_eq!(fetch(&lab.containers[a], "10.99.0.2:80"), None);
+    // Set up again (daemon start): once, however often it is asked.
+    lab.fw.setup_network(&n1).unwrap();
+    lab.fw.setup_network(&n1).unwrap();
+    assert_eq!(
+        lab.iptables(&["-S", "DOCKER-USER"])
+            .matches("berth network net1")
+            .count(),
+        2
+    );
+    assert_eq!(
+        fetch(&lab.containers[a], "10.99.0.2:80").as_deref(),
+        Some("out 10.99.0.1")
+    );
+    lab.fw.remove_all().unwrap();
+    assert!(!lab.iptables(&["-S"]).contains("berth network"));
 }
 
 /// The scenarios against the Iptables backend.

@@ -461,7 +461,10 @@ fn read_ahead(file: std::fs::File, len: u64) -> impl futures_util::Stream<Item =
         while left > 0 {
             let mut buf = vec![0u8; CHUNK.min(left) as usize];
             let item = match std::io::Read::read(&mut reader, &mut buf) {
-                Ok(0) => Err(std::io::Error::new(std::io::ErrorKind::UnexpectedEof, "blob shorter than its size")),
+                Ok(0) => Err(std::io::Error::new(
+                    std::io::ErrorKind::UnexpectedEof,
+                    "blob shorter than its size",
+                )),
                 Ok(n) => {
                     buf.truncate(n);
                     left -= n as u64;

@@ -684,7 +684,11 @@ mod tests {
         let mut status = 0;
         unsafe { libc::waitpid(pid, &mut status, 0) };
         assert!(libc::WIFEXITED(status), "child died: {status:#x}");
-        assert_eq!(libc::WEXITSTATUS(status), 0, "10 load, 11 allowed call failed, 12 unshare, 13 keyctl");
+        assert_eq!(
+            libc::WEXITSTATUS(status),
+            0,
+            "10 load, 11 allowed call failed, 12 unshare, 13 keyctl"
+        );
     }
 
     #[test]

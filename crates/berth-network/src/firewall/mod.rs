@@ -28,9 +28,14 @@
 //! (learned from the kernel's echo of each added rule, rebuilt by one listing after `sync` or when
 //! a deletion finds the table changed), so berthd is assumed to be the table's only writer.
 //!
+//! Beside dockerd, whose iptables FORWARD policy is DROP (an accept in berth's table cannot undo
+//! another table's drop), the nftables backend also puts an accept per bridge into DOCKER-USER
+//! with the iptables tool that owns it (`foreign.rs`).
+//!
 //! Host ports are held by [`PortReservation`]s: a bound (not listening) socket per published port,
 //! as Docker's port allocator does, so nothing else takes the port while the container runs.
 
+mod foreign;
 mod iptables;
 pub mod nft;
 mod reserve;
@@ -229,6 +234,8 @@ enum State {
 /// calls are serialised. Each change is one atomic nf_tables transaction.
 pub struct Firewall {
     state: Mutex<State>,
+    /// Accepts for berth's bridges in another firewall's dropping FORWARD chain (dockerd's).
+    foreign: foreign::Foreign,
 }
 
 fn check_ifname(object: &str, name: &str) -> Result<(), FirewallError> {
@@ -311,8 +318,13 @@ impl Firewall {
             }
             Backend::Iptables => State::Iptables(iptables::Iptables::open()?),
         };
+        let foreign = match backend {
+            Backend::Nftables => foreign::Foreign::open(),
+            Backend::Iptables => foreign::Foreign::disabled(),
+        };
         Ok(Firewall {
             state: Mutex::new(state),
+            foreign,
         })
     }
 
@@ -381,12 +393,17 @@ impl Firewall {
     /// of the same id.
     pub fn setup_network(&self, net: &NetworkRules) -> Result<(), FirewallError> {
         check_network(net)?;
-        self.replace(Owner::Network(net.id.clone()), rule::network_rules(net))
+        self.replace(Owner::Network(net.id.clone()), rule::network_rules(net))?;
+        self.foreign
+            .sync(&[(net.id.clone(), net.bridge.clone())], Some(&net.id));
+        Ok(())
     }
 
     /// Removes a network's rules (nothing to do if it has none).
     pub fn remove_network(&self, id: &str) -> Result<(), FirewallError> {
-        self.replace(Owner::Network(id.to_string()), Vec::new())
+        self.replace(Owner::Network(id.to_string()), Vec::new())?;
+        self.foreign.sync(&[], Some(id));
+        Ok(())
     }
 
     /// Publishes a container's ports (DNAT from the host's addresses, 127.0.0.1 included),
@@ -424,12 +441,13 @@ impl Firewall {
         for (id, ports) in containers {
             check_ports(id, ports)?;
         }
+        let bridges: Vec<(String, String)> = networks.iter().map(|n| (n.id.clone(), n.bridge.clone())).collect();
         let rules = networks
             .iter()
             .flat_map(rule::network_rules)
             .chain(containers.iter().flat_map(|(id, ports)| rule::port_rules(id, ports)));
         let mut state = self.lock();
-        match &mut *state {
+        let synced = match &mut *state {
             State::Iptables(ipt) => ipt.sync(&rules.collect::<Vec<_>>()),
             State::Nft { nft, ready, index } => {
                 *index = None; // rebuilt by one listing when next needed
@@ -437,11 +455,13 @@ impl Firewall {
                 let mut ops = vec![Op::AddTable, Op::DeleteTable];
                 ops.extend(nft::skeleton());
                 ops.extend(rules.map(Op::AddRule));
-                nft.commit(&ops)?;
-                *ready = true;
-                Ok(())
+                nft.commit(&ops).map(|()| *ready = true).map_err(FirewallError::from)
             }
-        }
+        };
+        drop(state);
+        synced?;
+        self.foreign.sync(&bridges, None);
+        Ok(())
     }
 
     /// An empty table: no networks, no ports.
@@ -451,6 +471,7 @@ impl Firewall {
 
     /// Deletes berth's table, or chains (uninstall, tests).
     pub fn remove_all(&self) -> Result<(), FirewallError> {
+        self.foreign.sync(&[], None);
         match &mut *self.lock() {
             State::Iptables(ipt) => ipt.remove_all(),
             State::Nft { nft, ready, index } => {
