@@ -911,3 +911,57 @@ fn daemon_and_network_address_options() {
         .unwrap();
     assert!(!links.status.success(), "bridge brtest left behind");
 }
+
+/// `-o com.docker.network.bridge.enable_icc=false`: containers on the network still resolve each
+/// other, but cannot connect to each other; on a network with icc they can.
+#[test]
+fn icc_false_keeps_containers_on_a_network_apart() {
+    let d = Daemon::start();
+    d.load_busybox("bb");
+    ok(
+        &d,
+        &[
+            "network",
+            "create",
+            "-o",
+            "com.docker.network.bridge.enable_icc=false",
+            "quiet",
+        ],
+    );
+    ok(&d, &["network", "create", "chatty"]);
+    let probe =
+        "nslookup web >/dev/null && echo resolved; timeout 3 wget -qO- http://web/hostname >/dev/null && echo reached";
+    for net in ["quiet", "chatty"] {
+        ok(
+            &d,
+            &[
+                "run",
+                "-d",
+                "--name",
+                "web",
+                "--network",
+                net,
+                "bb",
+                "httpd",
+                "-f",
+                "-p",
+                "80",
+                "-h",
+                "/etc",
+            ],
+        );
+        let r = d.berth(&["run", "--rm", "--network", net, "bb", "sh", "-c", probe]);
+        let want = if net == "quiet" {
+            "resolved\n"
+        } else {
+            "resolved\nreached\n"
+        };
+        assert_eq!(r.stdout, want, "{net}: {r:?}");
+        ok(&d, &["rm", "-f", "web"]);
+    }
+    let opts = d.api_json("/networks/quiet");
+    assert_eq!(
+        opts["Options"]["com.docker.network.bridge.enable_icc"], "false",
+        "{opts}"
+    );
+}

@@ -623,6 +623,33 @@ fn dockers_forward_drop_policy_lets_berths_bridges_through() {
     assert!(!lab.iptables(&["-S"]).contains("berth network"));
 }
 
+/// `icc=false`: two containers on one bridge cannot reach each other, also in a namespace where
+/// bridged frames did not pass the IP hooks (berth turns `bridge-nf-call-iptables` on); they still
+/// reach the host and the outside, and with icc on again they reach each other.
+#[test]
+fn icc_false_separates_containers_on_one_bridge() {
+    let mut lab = Lab::new(Backend::Nftables);
+    lab.host.sysctl("net.bridge.bridge-nf-call-iptables", "0");
+    let mut n1 = lab.bridge(1);
+    let a = lab.container(1, 2);
+    let c = lab.container(1, 3);
+    let _sc = Server::start(&lab.containers[c], 80, "c");
+    let (_outside, _s) = lab.outside();
+    lab.fw.setup_network(&n1).unwrap();
+    assert_eq!(fetch(&lab.containers[a], "10.88.1.3:80").as_deref(), Some("c"));
+    n1.icc = false;
+    lab.fw.setup_network(&n1).unwrap();
+    assert_eq!(fetch(&lab.containers[a], "10.88.1.3:80"), None);
+    assert_eq!(
+        fetch(&lab.containers[a], "10.99.0.2:80").as_deref(),
+        Some("out 10.99.0.1")
+    );
+    n1.icc = true;
+    lab.fw.sync(&[n1], &[]).unwrap();
+    assert_eq!(fetch(&lab.containers[a], "10.88.1.3:80").as_deref(), Some("c"));
+    lab.fw.remove_all().unwrap();
+}
+
 /// The scenarios against the Iptables backend.
 mod iptables {
     const BACKEND: super::Backend = super::Backend::Iptables;

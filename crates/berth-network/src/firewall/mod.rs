@@ -236,6 +236,8 @@ pub struct Firewall {
     state: Mutex<State>,
     /// Accepts for berth's bridges in another firewall's dropping FORWARD chain (dockerd's).
     foreign: foreign::Foreign,
+    /// The network namespace the firewall was opened in (its sysctls are set there).
+    netns: Option<std::os::fd::OwnedFd>,
 }
 
 fn check_ifname(object: &str, name: &str) -> Result<(), FirewallError> {
@@ -325,6 +327,37 @@ impl Firewall {
         Ok(Firewall {
             state: Mutex::new(state),
             foreign,
+            netns: std::fs::File::open("/proc/thread-self/ns/net").ok().map(Into::into),
+        })
+    }
+
+    /// [`bridge_netfilter`] in the firewall's network namespace (from a thread of its own that
+    /// joins it, when the caller is elsewhere).
+    fn bridge_netfilter(&self) -> Result<(), FirewallError> {
+        use std::os::fd::AsRawFd;
+        let Some(ns) = &self.netns else {
+            return bridge_netfilter();
+        };
+        let fd = ns.as_raw_fd();
+        std::thread::scope(|s| {
+            s.spawn(|| {
+                // SAFETY: setns on this short-lived thread only; `fd` is a namespace descriptor
+                // owned by `self`, which outlives the scope.
+                if unsafe { libc::setns(fd, libc::CLONE_NEWNET) } != 0 {
+                    return Err(FirewallError::Netlink {
+                        op: "join the firewall's network namespace".into(),
+                        source: io::Error::last_os_error(),
+                    });
+                }
+                bridge_netfilter()
+            })
+            .join()
+            .unwrap_or_else(|_| {
+                Err(FirewallError::Netlink {
+                    op: "set net.bridge sysctls".into(),
+                    source: io::Error::other("the thread setting them panicked"),
+                })
+            })
         })
     }
 
@@ -393,6 +426,9 @@ impl Firewall {
     /// of the same id.
     pub fn setup_network(&self, net: &NetworkRules) -> Result<(), FirewallError> {
         check_network(net)?;
+        if !net.icc {
+            self.bridge_netfilter()?;
+        }
         self.replace(Owner::Network(net.id.clone()), rule::network_rules(net))?;
         self.foreign
             .sync(&[(net.id.clone(), net.bridge.clone())], Some(&net.id));
@@ -440,6 +476,9 @@ impl Firewall {
         }
         for (id, ports) in containers {
             check_ports(id, ports)?;
+        }
+        if networks.iter().any(|n| !n.icc) {
+            self.bridge_netfilter()?;
         }
         let bridges: Vec<(String, String)> = networks.iter().map(|n| (n.id.clone(), n.bridge.clone())).collect();
         let rules = networks
@@ -515,6 +554,40 @@ pub fn enable_route_localnet(bridge: &str) -> Result<(), FirewallError> {
         op: format!("write {path}"),
         source,
     })
+}
+
+/// Makes traffic between the ports of a bridge pass the IP firewall hooks in the calling thread's
+/// network namespace (`net.bridge.bridge-nf-call-ip{,6}tables=1`, loading `br_netfilter` if need
+/// be, as dockerd does): without it frames between two containers on one bridge never reach the
+/// `forward` chain, and `icc=false` would not hold.
+pub fn bridge_netfilter() -> Result<(), FirewallError> {
+    const DIR: &str = "/proc/sys/net/bridge";
+    if !std::path::Path::new(DIR).exists() {
+        let _ = std::process::Command::new("modprobe")
+            .arg("br_netfilter")
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .status();
+    }
+    if !std::path::Path::new(DIR).exists() {
+        return Err(FirewallError::Invalid {
+            object: "network option com.docker.network.bridge.enable_icc=false".into(),
+            reason: "it needs the kernel's br_netfilter module, which is not loaded and could not be \
+                     loaded: run `modprobe br_netfilter`"
+                .into(),
+        });
+    }
+    for key in ["bridge-nf-call-iptables", "bridge-nf-call-ip6tables"] {
+        let path = format!("{DIR}/{key}");
+        if std::fs::read_to_string(&path).is_ok_and(|v| v.trim() == "1") {
+            continue;
+        }
+        std::fs::write(&path, "1").map_err(|source| FirewallError::Netlink {
+            op: format!("write {path}"),
+            source,
+        })?;
+    }
+    Ok(())
 }
 
 #[cfg(test)]
