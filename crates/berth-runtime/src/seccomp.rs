@@ -652,6 +652,7 @@ mod tests {
     /// profile denies without the capability answer EPERM (the binary tree decides as the list did).
     #[test]
     fn default_filter_allows_and_denies() {
+        // SAFETY: geteuid has no preconditions.
         if unsafe { libc::geteuid() } != 0 {
             return;
         }
@@ -661,6 +662,7 @@ mod tests {
         let pid = unsafe { libc::fork() };
         assert!(pid >= 0);
         if pid == 0 {
+            // SAFETY: in the forked child: raw syscalls on local buffers, then _exit.
             unsafe {
                 libc::prctl(libc::PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0);
                 if load_bpf(&bpf).is_err() {
@@ -682,6 +684,7 @@ mod tests {
             }
         }
         let mut status = 0;
+        // SAFETY: reaping our own child into a local.
         unsafe { libc::waitpid(pid, &mut status, 0) };
         assert!(libc::WIFEXITED(status), "child died: {status:#x}");
         assert_eq!(
