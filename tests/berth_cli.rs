@@ -120,3 +120,54 @@ fn berth_import_save_load_images() {
     let hist = d.berth(&["history", "imp:1"]);
     assert_eq!(hist.code, 0, "{hist:?}");
 }
+
+/// `berth build --print-ast`: the parse of a Dockerfile as JSON, no daemon needed; bad files exit 1
+/// with the line named.
+#[test]
+fn build_print_ast_shows_the_parse() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("Dockerfile");
+    std::fs::write(
+        &file,
+        "# escape=`\nFROM bb AS base\nARG foo bar=baz\nRUN echo `\n  # inside\n  hi\nCOPY --chown=1:2 <<EOF /etc/x\nhello\nEOF\nCMD [\"sh\"]\n",
+    )
+    .unwrap();
+    let out = std::process::Command::new(common::bin("berth"))
+        .env("BERTH_NO_AUTOSTART", "1")
+        .args(["build", "--print-ast"])
+        .arg(&file)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{out:?}");
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let cmds: Vec<&str> = v
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|i| i["cmd"].as_str().unwrap())
+        .collect();
+    assert_eq!(cmds, ["from", "arg", "run", "copy", "cmd"]);
+    assert_eq!(v[1]["args"], serde_json::json!(["foo", null, "bar", "baz"]));
+    assert_eq!(v[2]["line"], 4);
+    assert_eq!(v[3]["flags"], serde_json::json!(["--chown=1:2"]));
+    assert_eq!(
+        v[3]["heredocs"],
+        serde_json::json!([{"name": "EOF", "content": "hello\n"}])
+    );
+    assert_eq!(v[4]["json"], true);
+    assert_eq!(v[4]["args"], serde_json::json!(["sh"]));
+    for (src, what) in [
+        ("", "no instructions"),
+        ("FROM x\nENV a\n", "line 2"),
+        ("FROM x\nBOGUS y\n", "line 2"),
+    ] {
+        std::fs::write(&file, src).unwrap();
+        let out = std::process::Command::new(common::bin("berth"))
+            .args(["build", "--print-ast"])
+            .arg(&file)
+            .output()
+            .unwrap();
+        assert_eq!(out.status.code(), Some(1), "{src:?}: {out:?}");
+        assert!(String::from_utf8_lossy(&out.stderr).contains(what), "{src:?}: {out:?}");
+    }
+}

@@ -32,6 +32,7 @@ pub async fn dispatch(cli: Cli) -> Result<i32> {
     match cmd {
         Cmd::Version(a) => return system::version(&copts, a).await,
         Cmd::Registry(a) => return system::registry(a),
+        Cmd::Build(a) => return crate::build::build(a),
         // Logging out only edits the client's config: no daemon needed.
         Cmd::Logout(a) => return registry::logout(a),
         Cmd::Info(a) | Cmd::System(SystemCmd::Info(a)) => return system::info(&copts, a).await,
@@ -102,6 +103,11 @@ pub async fn dispatch(cli: Cli) -> Result<i32> {
         Cmd::Events(a) | Cmd::System(SystemCmd::Events(a)) => events::events(c, a).await,
         Cmd::System(SystemCmd::Df(a)) => events::df(c, a).await,
         Cmd::System(SystemCmd::Prune(a)) => events::prune(c, a).await,
-        Cmd::Version(_) | Cmd::Info(_) | Cmd::System(SystemCmd::Info(_)) | Cmd::Registry(_) | Cmd::Logout(_) => Ok(0),
+        Cmd::Version(_)
+        | Cmd::Info(_)
+        | Cmd::System(SystemCmd::Info(_))
+        | Cmd::Registry(_)
+        | Cmd::Logout(_)
+        | Cmd::Build(_) => Ok(0),
     }
 }

@@ -13,6 +13,7 @@ macro_rules! outln {
 
 mod args;
 mod attach;
+mod build;
 mod connect;
 mod container;
 mod credentials;

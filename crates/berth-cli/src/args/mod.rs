@@ -134,6 +134,8 @@ pub enum Cmd {
     /// Run a registry server, or collect its garbage (berth-registry)
     #[command(disable_help_flag = true)]
     Registry(RegistryArgs),
+    /// Parse a Dockerfile (--print-ast); building images is not implemented yet
+    Build(BuildArgs),
     /// Show the Docker version information
     Version(VersionArgs),
     /// Display system-wide information
@@ -302,6 +304,32 @@ mod tests {
         assert!(matches!(c.cmd, Some(Cmd::Stop(StopArgs { time: Some(0), .. }))));
     }
 }
+
+/// `berth build`: for now the parser's view of a Dockerfile (`--print-ast`).
+#[derive(clap::Args, Debug)]
+#[command(after_long_help = PRINT_AST_HELP)]
+pub struct BuildArgs {
+    /// Print the parse of Dockerfile FILE ("-" for stdin) as JSON and exit (see --help)
+    #[arg(long = "print-ast", value_name = "FILE")]
+    pub print_ast: Option<String>,
+    /// The build context (building is not implemented yet)
+    pub context: Option<String>,
+}
+
+/// The `--print-ast` format, shown by `berth build --help`.
+const PRINT_AST_HELP: &str = "\
+--print-ast FILE prints a JSON array, one object per instruction in order:
+  {\"cmd\": the instruction in lower case, \"flags\": [\"--from=x\", ...], \"args\": [...],
+   \"json\": true for the exec (JSON) form, \"heredocs\": [{\"name\": ..., \"content\": ...}],
+   \"line\": the instruction's first line}
+and \"no_delim\": true on ENV/LABEL written in the legacy `ENV key value` form.
+args are the parser's raw words (no expansion, quotes and escapes as written, continuation lines
+joined): the exec-form strings for the JSON form, one string for the shell form of RUN, CMD,
+ENTRYPOINT and the like, key/value pairs for ENV, LABEL and ARG flattened as [\"k1\",\"v1\",\"k2\",\"v2\"]
+with null as the value of an ARG declared without one (ARG foo bar=baz -> [\"foo\", null, \"bar\", \"baz\"]);
+HEALTHCHECK's first arg is its type (CMD, NONE); ONBUILD nests its instruction as \"next\": {...}.
+An empty file, one with only comments, an unknown instruction or ENV without a value is an error
+naming the line (exit status 1).";
 
 /// `berth registry ...`: everything after the verb goes to the `berth-registry` binary.
 #[derive(clap::Args, Debug)]
