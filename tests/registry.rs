@@ -261,6 +261,36 @@ fn pull_of_a_missing_repository_is_not_found() {
     assert_eq!(d.api_json("/v1.47/images/json"), serde_json::json!([]));
 }
 
+/// A single-platform image pulled with another `--platform` is refused with dockerd's message and
+/// nothing of it is stored; with its own platform it pulls.
+#[test]
+fn pull_of_another_platform_is_refused() {
+    let d = Daemon::start();
+    let _reg = Registry::start(&d, None);
+    d.load_busybox("bb");
+    let target = format!("{REG}/plat:1");
+    docker_ok(&d, &["tag", "bb", &target]);
+    docker_ok(&d, &["push", &target]);
+    docker_ok(&d, &["rmi", &target]);
+    let host = match std::env::consts::ARCH {
+        "x86_64" => "amd64",
+        "aarch64" => "arm64",
+        other => other,
+    };
+    let r = d.docker(&["pull", "--platform", "linux/s390x", &target]);
+    assert_ne!(r.code, 0, "{r:?}");
+    assert!(
+        r.stderr.contains(&format!(
+            "image with reference {target} was found but does not match the specified platform: wanted linux/s390x, actual: linux/{host}"
+        )),
+        "{r:?}"
+    );
+    let listed = d.api_json("/v1.47/images/json").to_string();
+    assert!(!listed.contains("plat"), "{listed}");
+    docker_ok(&d, &["pull", "--platform", &format!("linux/{host}"), &target]);
+    assert!(d.api_json("/v1.47/images/json").to_string().contains(&target));
+}
+
 #[test]
 fn tampered_blob_is_refused_and_leaves_nothing() {
     let d = Daemon::start();

@@ -310,12 +310,17 @@ impl DistributionService {
         auth: &AuthConfig,
         progress: &Progress,
     ) -> Result<()> {
-        let platform = match platform.filter(|p| !p.is_empty()) {
+        let asked = platform.filter(|p| !p.is_empty());
+        let platform = match asked {
             Some(p) => Platform::parse(p).map_err(dist)?,
             None => Platform::host(),
         };
+        let want = PlatformWanted {
+            platform: &platform,
+            explicit: asked.is_some(),
+        };
         if !all_tags {
-            let newer = self.pull_one(r, &platform, auth, progress).await?;
+            let newer = self.pull_one(r, &want, auth, progress).await?;
             let what = if newer {
                 "Downloaded newer image for"
             } else {
@@ -330,7 +335,7 @@ impl DistributionService {
             let tagged = r
                 .with_tag(t)
                 .map_err(|e| EngineError::InvalidArgument(format!("registry tag {t:?}: {e}")))?;
-            newer |= self.pull_one(&tagged, &platform, auth, progress).await?;
+            newer |= self.pull_one(&tagged, &want, auth, progress).await?;
         }
         let what = if newer {
             "Downloaded newer image for"
@@ -345,12 +350,12 @@ impl DistributionService {
     async fn pull_one(
         self: &Arc<Self>,
         r: &Reference,
-        platform: &Platform,
+        want: &PlatformWanted<'_>,
         auth: &AuthConfig,
         progress: &Progress,
     ) -> Result<bool> {
         let a = auth_opt(auth);
-        let resolved = self.client.resolve(r, platform, a).await.map_err(dist)?;
+        let resolved = self.client.resolve(r, want.platform, a).await.map_err(dist)?;
         let shown_id = match (r.digest(), r.tag()) {
             (Some(d), _) => d.to_string(),
             (None, Some(t)) => t.to_string(),
@@ -363,6 +368,21 @@ impl DistributionService {
             .await
             .map_err(dist)?;
         let diff_ids = config_diff_ids(&config)?;
+        // An index chose by platform already; a single image asked for with `--platform` must be
+        // of that platform (dockerd's graphdriver store refuses it with this message), and
+        // nothing of it is stored.
+        if want.explicit && resolved.index.is_none() {
+            if let Some(actual) = config_platform(&config) {
+                if !want.platform.matches(&actual) {
+                    return Err(EngineError::NotFound(format!(
+                        "image with reference {} was found but does not match the specified platform: wanted {}, actual: {}",
+                        r.familiar(),
+                        want.platform,
+                        actual
+                    )));
+                }
+            }
+        }
         if diff_ids.len() != resolved.layers.len() {
             return Err(EngineError::InvalidArgument(format!(
                 "image {}: the config lists {} layers but the manifest has {}",
@@ -969,6 +989,28 @@ fn descriptor_json(d: &Descriptor) -> Value {
 }
 
 /// The `rootfs.diff_ids` of an image config.
+/// The platform a pull asks for, and whether the user named it (`--platform`) or it is the host's.
+struct PlatformWanted<'a> {
+    platform: &'a Platform,
+    explicit: bool,
+}
+
+/// The `os`/`architecture`/`variant` an image config declares, when it declares both of the first.
+fn config_platform(config: &[u8]) -> Option<Platform> {
+    let v: Value = serde_json::from_slice(config).ok()?;
+    let field = |k: &str| {
+        v.get(k)
+            .and_then(Value::as_str)
+            .filter(|s| !s.is_empty())
+            .map(String::from)
+    };
+    Some(Platform {
+        os: field("os")?,
+        architecture: field("architecture")?,
+        variant: field("variant"),
+    })
+}
+
 fn config_diff_ids(config: &[u8]) -> Result<Vec<Digest>> {
     let bad = |m: String| EngineError::InvalidArgument(format!("invalid image config: {m}"));
     let v: Value = serde_json::from_slice(config).map_err(|e| bad(e.to_string()))?;
