@@ -14,6 +14,7 @@
 //! are only asked when the kernel's legacy tables are loaded (`/proc/net/ip_tables_names`), so
 //! looking does not load them.
 
+use super::iptables::find;
 use std::os::fd::{AsRawFd, OwnedFd};
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
@@ -28,17 +29,6 @@ fn tag(network_id: &str) -> String {
 pub(crate) struct Foreign {
     tools: Vec<PathBuf>,
     netns: Option<OwnedFd>,
-}
-
-fn find(name: &str) -> Option<PathBuf> {
-    let path = std::env::var("PATH").unwrap_or_default();
-    let found = path
-        .split(':')
-        .chain(["/usr/sbin", "/sbin", "/usr/bin", "/bin"])
-        .filter(|d| !d.is_empty())
-        .map(|d| Path::new(d).join(name))
-        .find(|p| p.is_file());
-    found
 }
 
 /// Splits an `iptables -S` line into its words, keeping a double-quoted word whole.
@@ -108,9 +98,9 @@ impl Foreign {
             ("iptables-nft", "iptables-legacy", "/proc/net/ip_tables_names"),
             ("ip6tables-nft", "ip6tables-legacy", "/proc/net/ip6_tables_names"),
         ] {
-            tools.extend(find(nft));
+            tools.extend(find(&[nft]));
             if legacy_loaded(proc_file) {
-                tools.extend(find(legacy));
+                tools.extend(find(&[legacy]));
             }
         }
         let netns = std::fs::File::open("/proc/thread-self/ns/net").ok().map(OwnedFd::from);

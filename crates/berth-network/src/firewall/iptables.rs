@@ -45,7 +45,8 @@ pub struct Iptables {
     netns: OwnedFd,
 }
 
-fn find(names: &[&str]) -> Option<PathBuf> {
+/// The first of `names` found on PATH or in the sbin/bin directories.
+pub(super) fn find(names: &[&str]) -> Option<PathBuf> {
     let path = std::env::var("PATH").unwrap_or_default();
     let dirs = path.split(':').chain(["/usr/sbin", "/sbin", "/usr/bin", "/bin"]);
     for dir in dirs.filter(|d| !d.is_empty()) {
