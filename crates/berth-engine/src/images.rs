@@ -46,7 +46,12 @@ pub trait ImageUsers: Send + Sync {
     fn container_using(&self, image_id: &str) -> Option<String>;
     /// How many containers were created from image `image_id`.
     fn containers_using(&self, image_id: &str) -> usize;
+    /// The image snapshots containers stand on (also those of images removed with `rmi -f`).
+    fn snapshots_in_use(&self) -> Vec<berth_types::ChainId>;
 }
+
+/// How old unreferenced content must be before a prune removes it (see `ImageStore::sweep`).
+const SWEEP_GRACE: std::time::Duration = std::time::Duration::from_secs(600);
 
 /// The image service.
 pub struct ImageService {
@@ -295,7 +300,9 @@ impl ImageService {
                     .or_else(|| spared.contains(id).then(String::new))
             };
             let report = engine.store.prune(dangling_only, &in_use)?;
-            Ok(json!({ "ImagesDeleted": report.deleted, "SpaceReclaimed": report.space_reclaimed }))
+            // Then what no image uses at all: layers of interrupted pulls and failed loads.
+            let swept = engine.store.sweep(&engine.users.snapshots_in_use(), SWEEP_GRACE)?;
+            Ok(json!({ "ImagesDeleted": report.deleted, "SpaceReclaimed": report.space_reclaimed + swept }))
         })
         .await?;
         self.publish_deletions(&items["ImagesDeleted"]);

@@ -346,6 +346,13 @@ impl crate::images::ImageUsers for Registry {
             .filter(|c| c.record().image == image_id)
             .count()
     }
+
+    fn snapshots_in_use(&self) -> Vec<berth_types::ChainId> {
+        read_lock(&self.containers)
+            .values()
+            .flat_map(|c| c.record().chain_ids.clone())
+            .collect()
+    }
 }
 
 #[cfg(test)]

@@ -165,6 +165,18 @@ impl ContentStore {
         Ok((d, n))
     }
 
+    /// Every stored sha256 blob.
+    pub fn list(&self) -> Result<Vec<Digest>> {
+        let dir = self.root.join("sha256");
+        let rd = std::fs::read_dir(&dir).map_err(io_err("read", &dir))?;
+        let mut out: Vec<Digest> = rd
+            .flatten()
+            .filter_map(|e| Digest::from_sha256_hex(&e.file_name().to_string_lossy()).ok())
+            .collect();
+        out.sort();
+        Ok(out)
+    }
+
     /// Removes a blob (nothing to do if absent).
     pub fn delete(&self, d: &Digest) -> Result<()> {
         let p = self.path(d);

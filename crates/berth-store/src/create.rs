@@ -184,21 +184,7 @@ impl ImageStore {
         keep: &[ChainId],
     ) -> Result<(Vec<ChainId>, u64)> {
         let _l = self.meta_lock()?;
-        let mut used_chains = HashSet::new();
-        let mut used_blobs = HashSet::new();
-        for s in self.all_stored()? {
-            used_blobs.insert(s.id.clone());
-            for l in &s.layers {
-                used_blobs.insert(l.digest.clone());
-            }
-            if let Ok(cfg) = self.blobs.read(&s.id) {
-                if let Ok(cfg) = serde_json::from_slice::<Value>(&cfg) {
-                    if let Ok(d) = diff_ids_of(&cfg) {
-                        used_chains.extend(chain_ids(&d));
-                    }
-                }
-            }
-        }
+        let (used_chains, used_blobs) = self.used()?;
         let mut removed = Vec::new();
         let mut space = 0;
         // Top first, as Docker lists released layers.
@@ -220,6 +206,66 @@ impl ImageStore {
             }
         }
         Ok((removed, space))
+    }
+}
+
+impl ImageStore {
+    /// The snapshots and blobs some image record uses (call under the meta lock).
+    fn used(&self) -> Result<(HashSet<ChainId>, HashSet<Digest>)> {
+        let mut used_chains = HashSet::new();
+        let mut used_blobs = HashSet::new();
+        for s in self.all_stored()? {
+            used_blobs.insert(s.id.clone());
+            for l in &s.layers {
+                used_blobs.insert(l.digest.clone());
+            }
+            if let Ok(cfg) = self.blobs.read(&s.id) {
+                if let Ok(cfg) = serde_json::from_slice::<Value>(&cfg) {
+                    if let Ok(d) = diff_ids_of(&cfg) {
+                        used_chains.extend(chain_ids(&d));
+                    }
+                }
+            }
+        }
+        Ok((used_chains, used_blobs))
+    }
+
+    /// Removes the blobs and snapshots that no image uses, no lease holds and `keep` (the
+    /// snapshots containers stand on) does not name, and that were last written more than `grace`
+    /// ago: what an interrupted pull, a failed load or a crash left behind. The grace spares what
+    /// a load, import or commit in progress has written before its image exists. Answers the
+    /// bytes freed.
+    pub fn sweep(&self, keep: &[ChainId], grace: std::time::Duration) -> Result<u64> {
+        let old = |p: &std::path::Path| {
+            std::fs::symlink_metadata(p)
+                .and_then(|m| m.modified())
+                .ok()
+                .and_then(|t| t.elapsed().ok())
+                .is_some_and(|age| age >= grace)
+        };
+        let _l = self.meta_lock()?;
+        let (used_chains, used_blobs) = self.used()?;
+        let mut freed = 0;
+        for c in self.snapshots.list()? {
+            if used_chains.contains(&c)
+                || keep.contains(&c)
+                || self.leased(&format!("snap:{c}"))
+                || !old(&self.snapshots.fs_dir(&c))
+            {
+                continue;
+            }
+            freed += self.snapshots.usage(&c).unwrap_or(0);
+            self.snapshots.remove(&c)?;
+        }
+        for b in self.blobs.list()? {
+            let path = self.blobs.path(&b);
+            if used_blobs.contains(&b) || self.leased(&format!("blob:{b}")) || !old(&path) {
+                continue;
+            }
+            freed += self.blobs.size(&b).unwrap_or(0);
+            self.blobs.delete(&b)?;
+        }
+        Ok(freed)
     }
 }
 

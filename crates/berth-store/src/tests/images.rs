@@ -311,3 +311,46 @@ fn remapped_store_shifts_snapshots_and_keeps_blobs() {
     store.remove("remapped:1", false, false, &no_containers).unwrap();
     assert!(!store.snapshotter().has(&img.chain_ids[1]));
 }
+
+/// `sweep`: blobs and snapshots no image uses (an interrupted pull's) go once older than the
+/// grace; an image's, a leased one, a kept one (a container's) and a fresh one stay.
+#[test]
+fn sweep_removes_only_old_unreferenced_content() {
+    let e = env();
+    let rootfs = berth_testkit::busybox_rootfs_tar().unwrap();
+    let rec = e.store.import(&rootfs[..], ImportOptions::default()).unwrap();
+    let orphan_layer = layer(&[("orphan.txt", "left by a pull")]);
+    let (orphan_blob, _) = e.store.blobs().put(&orphan_layer[..], None, "test").unwrap();
+    let orphan_chain = sha(&orphan_layer);
+    e.store
+        .snapshotter()
+        .apply_layer(&orphan_chain, None, &orphan_layer[..])
+        .unwrap();
+    let kept_layer = layer(&[("kept.txt", "a container's")]);
+    let kept_chain = sha(&kept_layer);
+    e.store
+        .snapshotter()
+        .apply_layer(&kept_chain, None, &kept_layer[..])
+        .unwrap();
+    let hour = std::time::Duration::from_secs(3600);
+    assert_eq!(e.store.sweep(&[], hour).unwrap(), 0, "nothing is old enough");
+    {
+        let store = std::sync::Arc::new(e.reopen());
+        let _lease = store.lease_for(std::slice::from_ref(&orphan_blob), std::slice::from_ref(&orphan_chain));
+        store
+            .sweep(std::slice::from_ref(&kept_chain), std::time::Duration::ZERO)
+            .unwrap();
+        assert!(store.blobs().has(&orphan_blob) && store.snapshotter().has(&orphan_chain));
+    }
+    let freed = e
+        .store
+        .sweep(std::slice::from_ref(&kept_chain), std::time::Duration::ZERO)
+        .unwrap();
+    assert!(freed >= orphan_layer.len() as u64, "{freed}");
+    assert!(!e.store.blobs().has(&orphan_blob));
+    assert!(!e.store.snapshotter().has(&orphan_chain));
+    assert!(e.store.snapshotter().has(&kept_chain));
+    assert!(e.store.blobs().has(&rec.id));
+    assert!(e.store.snapshotter().has(&rec.chain_ids[0]));
+    assert_eq!(e.store.list().unwrap().len(), 1);
+}
