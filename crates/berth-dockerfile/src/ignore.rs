@@ -302,25 +302,74 @@ fn parse_class(chars: &[char]) -> Option<(Tok, usize)> {
     }
 }
 
-fn glob(toks: &[Tok], s: &[char]) -> bool {
-    let Some((tok, rest)) = toks.split_first() else {
-        return s.is_empty();
-    };
-    match tok {
-        Tok::Lit(c) => s.first() == Some(c) && glob(rest, &s[1..]),
-        Tok::Quest => s.first().is_some_and(|c| *c != '/') && glob(rest, &s[1..]),
-        Tok::Class { negated, ranges } => {
-            s.first()
-                .is_some_and(|c| ranges.iter().any(|(lo, hi)| lo <= c && c <= hi) != *negated)
-                && glob(rest, &s[1..])
+/// Go's `filepath.Match` of `name` against `pattern` (`*`, `?`, `[...]` with `^` negation, `\`
+/// escapes; `*` and `?` never match `/`), as COPY and ADD match their sources: `None` for a
+/// malformed pattern.
+pub fn match_pattern(pattern: &str, name: &str) -> Option<bool> {
+    let chars: Vec<char> = pattern.chars().collect();
+    let mut toks = Vec::new();
+    let mut i = 0;
+    while i < chars.len() {
+        let ch = chars[i];
+        i += 1;
+        match ch {
+            '*' => {
+                if toks.last() != Some(&Tok::Star) {
+                    toks.push(Tok::Star);
+                }
+            }
+            '?' => toks.push(Tok::Quest),
+            '\\' => {
+                toks.push(Tok::Lit(*chars.get(i)?));
+                i += 1;
+            }
+            '[' => {
+                let (tok, used) = parse_class(&chars[i..])?;
+                i += used;
+                toks.push(tok);
+            }
+            c => toks.push(Tok::Lit(c)),
         }
-        Tok::Star => {
-            let run = s.iter().take_while(|c| **c != '/').count();
-            (0..=run).any(|n| glob(rest, &s[n..]))
-        }
-        Tok::AnyAll => (0..=s.len()).any(|n| glob(rest, &s[n..])),
-        Tok::AnyDirs => glob(rest, s) || (0..s.len()).any(|n| s[n] == '/' && glob(rest, &s[n + 1..])),
     }
+    let name: Vec<char> = name.chars().collect();
+    Some(glob(&toks, &name))
+}
+
+/// Whether `s` holds a character `match_pattern` treats specially.
+pub fn has_wildcards(s: &str) -> bool {
+    s.contains(['*', '?', '[', '\\'])
+}
+
+/// Whether `s` matches `toks`: dynamic programming from the end of the pattern, one row per token,
+/// O(tokens × length) time and O(length) memory whatever the stars (no backtracking, no recursion).
+fn glob(toks: &[Tok], s: &[char]) -> bool {
+    let n = s.len();
+    // next[i]: whether s[i..] matches the tokens after the current one.
+    let mut next: Vec<bool> = (0..=n).map(|i| i == n).collect();
+    let mut cur = vec![false; n + 1];
+    for tok in toks.iter().rev() {
+        let mut dirs_tail = false; // some '/' at j >= i with next[j + 1]
+        for i in (0..=n).rev() {
+            let c = s.get(i);
+            cur[i] = match tok {
+                Tok::Lit(l) => c == Some(l) && next[i + 1],
+                Tok::Quest => c.is_some_and(|c| *c != '/') && next[i + 1],
+                Tok::Class { negated, ranges } => {
+                    c.is_some_and(|c| ranges.iter().any(|(lo, hi)| lo <= c && c <= hi) != *negated) && next[i + 1]
+                }
+                Tok::Star => next[i] || (c.is_some_and(|c| *c != '/') && cur[i + 1]),
+                Tok::AnyAll => next[i] || (i < n && cur[i + 1]),
+                Tok::AnyDirs => {
+                    if c == Some(&'/') && next[i + 1] {
+                        dirs_tail = true;
+                    }
+                    next[i] || dirs_tail
+                }
+            };
+        }
+        std::mem::swap(&mut next, &mut cur);
+    }
+    next[0]
 }
 
 #[cfg(test)]

@@ -125,3 +125,30 @@ fn bad_patterns() {
     ));
     assert!("*.tmp".parse::<DockerIgnore>().is_ok());
 }
+
+#[test]
+fn go_match_of_copy_sources() {
+    assert_eq!(match_pattern("*.png", "a.png"), Some(true));
+    assert_eq!(match_pattern("*.png", "dir/a.png"), Some(false));
+    assert_eq!(match_pattern("index.?s", "index.js"), Some(true));
+    assert_eq!(match_pattern("arr[[]0].txt", "arr[0].txt"), Some(true));
+    assert_eq!(match_pattern("[^a]x", "bx"), Some(true));
+    assert_eq!(match_pattern("[^a]x", "ax"), Some(false));
+    assert_eq!(match_pattern("a\\*", "a*"), Some(true));
+    assert_eq!(match_pattern("a\\*", "ab"), Some(false));
+    assert_eq!(match_pattern("[", "["), None);
+    assert!(has_wildcards("a*") && !has_wildcards("plain.txt"));
+}
+
+/// Many stars against a long name that does not match: answered at once, not by exponential
+/// backtracking.
+#[test]
+fn many_stars_stay_fast() {
+    let name = "a".repeat(4000);
+    let pattern = format!("{}b", "*a".repeat(40));
+    let start = std::time::Instant::now();
+    assert_eq!(match_pattern(&pattern, &name), Some(false));
+    let d = DockerIgnore::parse(&format!("{pattern}\n")).unwrap();
+    assert!(!d.excluded(&name));
+    assert!(start.elapsed() < std::time::Duration::from_secs(5));
+}

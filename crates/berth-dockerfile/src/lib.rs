@@ -15,7 +15,7 @@ mod parse;
 pub use ast::{ast_json, Args, Command, Directives, Dockerfile, Heredoc, Instruction, KeyValue, Warning};
 pub use error::{ExpandError, ExpandErrorKind, IgnoreError, ParseError, ParseErrorKind};
 pub use expand::{expand, expand_heredoc, expand_words, Lexer};
-pub use ignore::{clean_path, DockerIgnore};
+pub use ignore::{clean_path, has_wildcards, match_pattern, DockerIgnore};
 pub use parse::parse;
 
 #[cfg(test)]
