@@ -1,0 +1,223 @@
+//! COPY planning against a context on disk, from the Dockerfile reference's rules.
+
+use super::*;
+use std::os::unix::fs::symlink;
+
+/// A context with: a.txt, b.txt, index.js, index.ts, arr[0].txt, dir/{x, sub/y, .hidden},
+/// skip/{s}, link-to-a -> a.txt, link-out -> ../../etc/passwd, dirlink -> dir.
+fn context() -> tempfile::TempDir {
+    let t = tempfile::tempdir().unwrap();
+    let r = t.path();
+    for f in [
+        "a.txt",
+        "b.txt",
+        "index.js",
+        "index.ts",
+        "arr[0].txt",
+        "dir/x",
+        "dir/sub/y",
+        "dir/.hidden",
+        "skip/s",
+    ] {
+        let p = r.join(f);
+        std::fs::create_dir_all(p.parent().unwrap()).unwrap();
+        std::fs::write(&p, f).unwrap();
+    }
+    symlink("a.txt", r.join("link-to-a")).unwrap();
+    symlink("../../etc/passwd", r.join("link-out")).unwrap();
+    symlink("dir", r.join("dirlink")).unwrap();
+    std::fs::write(r.join("etc-passwd-in-context"), "inside").unwrap();
+    t
+}
+
+fn run(
+    root: &Path,
+    ignore: Option<&DockerIgnore>,
+    srcs: &[&str],
+    dest: &str,
+) -> Result<Vec<(String, String)>, CopyError> {
+    let ctx = Context { root, ignore };
+    let srcs: Vec<String> = srcs.iter().map(|s| s.to_string()).collect();
+    let existing_dirs = |p: &str| p == "/existing";
+    plan(&ctx, &srcs, dest, "/work", &existing_dirs).map(|items| items.into_iter().map(|i| (i.src, i.dest)).collect())
+}
+
+fn pairs(v: &[(&str, &str)]) -> Vec<(String, String)> {
+    v.iter().map(|(a, b)| (a.to_string(), b.to_string())).collect()
+}
+
+#[test]
+fn files_and_trailing_slashes() {
+    let t = context();
+    let r = t.path();
+    assert_eq!(run(r, None, &["a.txt"], "/abs").unwrap(), pairs(&[("a.txt", "/abs")]));
+    assert_eq!(
+        run(r, None, &["a.txt"], "/abs/").unwrap(),
+        pairs(&[("a.txt", "/abs/a.txt")])
+    );
+    // relative to WORKDIR; "." is a directory
+    assert_eq!(
+        run(r, None, &["a.txt"], "rel/").unwrap(),
+        pairs(&[("a.txt", "/work/rel/a.txt")])
+    );
+    assert_eq!(
+        run(r, None, &["a.txt"], ".").unwrap(),
+        pairs(&[("a.txt", "/work/a.txt")])
+    );
+    // an existing directory in the image takes the file in
+    assert_eq!(
+        run(r, None, &["a.txt"], "/existing").unwrap(),
+        pairs(&[("a.txt", "/existing/a.txt")])
+    );
+    // leading and trailing slashes of a source do not matter
+    assert_eq!(
+        run(r, None, &["/a.txt"], "/d/").unwrap(),
+        pairs(&[("a.txt", "/d/a.txt")])
+    );
+    assert_eq!(
+        run(r, None, &["a.txt", "b.txt"], "/d/").unwrap(),
+        pairs(&[("a.txt", "/d/a.txt"), ("b.txt", "/d/b.txt")])
+    );
+    let e = run(r, None, &["a.txt", "b.txt"], "/d").unwrap_err();
+    assert!(matches!(e, CopyError::DestinationNotDirectory), "{e}");
+    assert!(e.to_string().contains("must be a directory and end with a /"));
+}
+
+#[test]
+fn directories_give_their_contents() {
+    let t = context();
+    let r = t.path();
+    assert_eq!(
+        run(r, None, &["dir/"], "/app").unwrap(),
+        pairs(&[
+            ("dir", "/app"),
+            ("dir/.hidden", "/app/.hidden"),
+            ("dir/sub", "/app/sub"),
+            ("dir/sub/y", "/app/sub/y"),
+            ("dir/x", "/app/x"),
+        ])
+    );
+    // the whole context
+    let all = run(r, None, &["."], "/c/").unwrap();
+    assert_eq!(all[0], (".".to_string(), "/c".to_string()));
+    assert!(all.contains(&("dir/sub/y".into(), "/c/dir/sub/y".into())));
+    assert!(
+        all.contains(&("link-out".into(), "/c/link-out".into())),
+        "symlinks inside stay symlinks"
+    );
+}
+
+#[test]
+fn wildcards_match_per_component_in_name_order() {
+    let t = context();
+    let r = t.path();
+    assert_eq!(
+        run(r, None, &["*.txt"], "/d/").unwrap(),
+        pairs(&[
+            ("a.txt", "/d/a.txt"),
+            ("arr[0].txt", "/d/arr[0].txt"),
+            ("b.txt", "/d/b.txt")
+        ])
+    );
+    assert_eq!(
+        run(r, None, &["index.?s"], "/d/").unwrap(),
+        pairs(&[("index.js", "/d/index.js"), ("index.ts", "/d/index.ts")])
+    );
+    assert_eq!(
+        run(r, None, &["arr[[]0].txt"], "/d/").unwrap(),
+        pairs(&[("arr[0].txt", "/d/arr[0].txt")])
+    );
+    assert_eq!(
+        run(r, None, &["d*/s*/y"], "/d/").unwrap(),
+        pairs(&[("dir/sub/y", "/d/y")])
+    );
+    // one match may go to a file name
+    assert_eq!(run(r, None, &["b.t?t"], "/f").unwrap(), pairs(&[("b.txt", "/f")]));
+    assert!(matches!(
+        run(r, None, &["*.none"], "/d/").unwrap_err(),
+        CopyError::NoSources
+    ));
+    assert!(matches!(
+        run(r, None, &["*.txt"], "/d").unwrap_err(),
+        CopyError::DestinationNotDirectory
+    ));
+    assert!(matches!(
+        run(r, None, &["[.txt"], "/d/").unwrap_err(),
+        CopyError::BadPattern(_)
+    ));
+}
+
+#[test]
+fn dockerignore_leaves_entries_out() {
+    let t = context();
+    let r = t.path();
+    let ig = DockerIgnore::parse("skip\ndir/sub\n*.ts\n").unwrap();
+    let e = run(r, Some(&ig), &["skip/s"], "/d/").unwrap_err();
+    assert!(
+        e.to_string()
+            .starts_with("file not found in build context or excluded by .dockerignore"),
+        "{e}"
+    );
+    assert_eq!(
+        run(r, Some(&ig), &["index.*"], "/d/").unwrap(),
+        pairs(&[("index.js", "/d/index.js")])
+    );
+    let all = run(r, Some(&ig), &["."], "/c/").unwrap();
+    assert!(
+        !all.iter()
+            .any(|(s, _)| s.starts_with("skip") || s.starts_with("dir/sub")),
+        "{all:?}"
+    );
+    assert!(all.contains(&("dir/x".into(), "/c/dir/x".into())));
+    // an exception inside an excluded directory still comes
+    let ig = DockerIgnore::parse("dir\n!dir/sub/y\n").unwrap();
+    let all = run(r, Some(&ig), &["."], "/c/").unwrap();
+    assert!(all.contains(&("dir/sub/y".into(), "/c/dir/sub/y".into())), "{all:?}");
+    assert!(!all.iter().any(|(s, _)| s == "dir/x"), "{all:?}");
+}
+
+#[test]
+fn sources_stay_inside_the_context() {
+    let t = context();
+    let r = t.path();
+    for bad in ["../x", "a/../../x", "..", "./../etc"] {
+        let e = run(r, None, &[bad], "/d/").unwrap_err();
+        assert!(matches!(e, CopyError::OutsideContext(_)), "{bad}: {e}");
+        assert!(e.to_string().contains("outside the build context"), "{e}");
+    }
+    assert!(matches!(
+        run(r, None, &["missing"], "/d/").unwrap_err(),
+        CopyError::NotFound(_)
+    ));
+}
+
+#[test]
+fn a_symlink_source_is_followed_inside_the_context() {
+    let t = context();
+    let r = t.path();
+    // to a file: the file's content under the link's name
+    assert_eq!(
+        run(r, None, &["link-to-a"], "/d/").unwrap(),
+        pairs(&[("a.txt", "/d/link-to-a")])
+    );
+    // to a directory: its contents
+    let d = run(r, None, &["dirlink"], "/app").unwrap();
+    assert_eq!(d[0], ("dir".to_string(), "/app".to_string()));
+    assert!(d.contains(&("dir/x".into(), "/app/x".into())));
+    // climbing out resolves at the context root, never to the host's /etc/passwd
+    let e = run(r, None, &["link-out"], "/d/").unwrap_err();
+    assert!(matches!(e, CopyError::NotFound(_)), "{e}");
+    std::fs::create_dir(r.join("etc")).unwrap();
+    std::fs::write(r.join("etc/passwd"), "context's").unwrap();
+    assert_eq!(
+        run(r, None, &["link-out"], "/d/").unwrap(),
+        pairs(&[("etc/passwd", "/d/link-out")])
+    );
+    // a loop is an error, not a hang
+    symlink("loop-b", r.join("loop-a")).unwrap();
+    symlink("loop-a", r.join("loop-b")).unwrap();
+    assert!(matches!(
+        run(r, None, &["loop-a"], "/d/").unwrap_err(),
+        CopyError::SymlinkLoop(_)
+    ));
+}
