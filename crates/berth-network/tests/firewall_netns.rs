@@ -527,42 +527,6 @@ fn ipv6_published_port(backend: Backend) {
     lab.fw.remove_all().unwrap();
 }
 
-/// The scenarios against the Nftables backend.
-mod nftables {
-    const BACKEND: super::Backend = super::Backend::Nftables;
-    use super::*;
-
-    #[test]
-    fn ipv6_published_port() {
-        super::ipv6_published_port(BACKEND);
-    }
-
-    #[test]
-    fn published_port_reaches_the_container_from_loopback_and_the_bridge_address() {
-        super::published_port_reaches_the_container_from_loopback_and_the_bridge_address(Backend::Nftables);
-    }
-
-    #[test]
-    fn sync_after_a_crash_drops_stale_rules_and_installs_the_wanted_ones() {
-        super::sync_after_a_crash_drops_stale_rules_and_installs_the_wanted_ones(Backend::Nftables);
-    }
-
-    #[test]
-    fn two_bridges_are_isolated_but_published_ports_cross() {
-        super::two_bridges_are_isolated_but_published_ports_cross(Backend::Nftables);
-    }
-
-    #[test]
-    fn masquerade_to_the_outside_and_internal_networks_cut_off() {
-        super::masquerade_to_the_outside_and_internal_networks_cut_off(Backend::Nftables);
-    }
-
-    #[test]
-    fn a_hundred_add_remove_cycles_leave_no_rule_behind() {
-        super::a_hundred_add_remove_cycles_leave_no_rule_behind(Backend::Nftables);
-    }
-}
-
 /// dockerd sets iptables' FORWARD policy to DROP and puts DOCKER-USER first in FORWARD: berth's
 /// bridges get accepts there (an accept in berth's own table cannot undo another table's drop),
 /// written with iptables-nft so dockerd still reads its table, and taken away with the network;
@@ -650,38 +614,36 @@ fn icc_false_separates_containers_on_one_bridge() {
     lab.fw.remove_all().unwrap();
 }
 
-/// The scenarios against the Iptables backend.
-mod iptables {
-    const BACKEND: super::Backend = super::Backend::Iptables;
-    use super::*;
+/// Each scenario as a test against each backend: `nftables::NAME` and `iptables::NAME`.
+macro_rules! per_backend {
+    ($($name:ident),* $(,)?) => {
+        /// The scenarios against the Nftables backend.
+        mod nftables {
+            $(
+                #[test]
+                fn $name() {
+                    super::$name(super::Backend::Nftables);
+                }
+            )*
+        }
 
-    #[test]
-    fn ipv6_published_port() {
-        super::ipv6_published_port(BACKEND);
-    }
-
-    #[test]
-    fn published_port_reaches_the_container_from_loopback_and_the_bridge_address() {
-        super::published_port_reaches_the_container_from_loopback_and_the_bridge_address(Backend::Iptables);
-    }
-
-    #[test]
-    fn sync_after_a_crash_drops_stale_rules_and_installs_the_wanted_ones() {
-        super::sync_after_a_crash_drops_stale_rules_and_installs_the_wanted_ones(Backend::Iptables);
-    }
-
-    #[test]
-    fn two_bridges_are_isolated_but_published_ports_cross() {
-        super::two_bridges_are_isolated_but_published_ports_cross(Backend::Iptables);
-    }
-
-    #[test]
-    fn masquerade_to_the_outside_and_internal_networks_cut_off() {
-        super::masquerade_to_the_outside_and_internal_networks_cut_off(Backend::Iptables);
-    }
-
-    #[test]
-    fn a_hundred_add_remove_cycles_leave_no_rule_behind() {
-        super::a_hundred_add_remove_cycles_leave_no_rule_behind(Backend::Iptables);
-    }
+        /// The scenarios against the Iptables backend.
+        mod iptables {
+            $(
+                #[test]
+                fn $name() {
+                    super::$name(super::Backend::Iptables);
+                }
+            )*
+        }
+    };
 }
+
+per_backend!(
+    ipv6_published_port,
+    published_port_reaches_the_container_from_loopback_and_the_bridge_address,
+    sync_after_a_crash_drops_stale_rules_and_installs_the_wanted_ones,
+    two_bridges_are_isolated_but_published_ports_cross,
+    masquerade_to_the_outside_and_internal_networks_cut_off,
+    a_hundred_add_remove_cycles_leave_no_rule_behind,
+);
