@@ -1,6 +1,7 @@
 //! Test helpers (dev-dependency only): a busybox root filesystem and image tarballs made from Debian's
 //! `busybox-static`, since no registry is reachable from the test machines.
 
+pub mod http;
 pub mod image;
 pub mod rootfs;
 

@@ -10,7 +10,6 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::sync::{Arc, Mutex};
 
-use tokio::io::AsyncReadExt;
 use tokio::net::{UnixListener, UnixStream};
 
 /// Separates berth's output from the test harness's in a child's stdout and stderr.
@@ -38,32 +37,8 @@ pub async fn read_request(s: &mut UnixStream) -> Option<(String, Vec<u8>)> {
 
 /// Reads one request as its method, its target, its headers (names lower-cased) and its body.
 pub async fn read_request_with_headers(s: &mut UnixStream) -> Option<(String, String, Vec<(String, String)>, Vec<u8>)> {
-    let mut head = Vec::new();
-    let mut b = [0u8; 1];
-    while !head.ends_with(b"\r\n\r\n") {
-        if s.read(&mut b).await.ok()? == 0 {
-            return None;
-        }
-        head.push(b[0]);
-    }
-    let head = String::from_utf8_lossy(&head).into_owned();
-    let mut lines = head.lines();
-    let first = lines.next().unwrap_or_default().to_string();
-    let headers: Vec<(String, String)> = lines
-        .filter_map(|l| l.split_once(':'))
-        .map(|(k, v)| (k.trim().to_lowercase(), v.trim().to_string()))
-        .collect();
-    let len = headers
-        .iter()
-        .find(|(k, _)| k == "content-length")
-        .and_then(|(_, v)| v.parse::<usize>().ok())
-        .unwrap_or(0);
-    let mut body = vec![0u8; len];
-    s.read_exact(&mut body).await.ok()?;
-    let mut words = first.split(' ');
-    let method = words.next().unwrap_or_default().to_string();
-    let target = words.next().unwrap_or_default().to_string();
-    Some((method, target, headers, body))
+    let r = berth_testkit::http::read_request(s).await?;
+    Some((r.method, r.target, r.headers, r.body))
 }
 
 /// Reads one request as its method, its target (`/path?query`) and its JSON body (`null` when

@@ -7,7 +7,7 @@ use std::future::Future;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::io::AsyncWriteExt;
 use tokio::net::{UnixListener, UnixStream};
 
 /// A fresh `d.sock` path in a temp directory named after `prefix`, this process and `name`.
@@ -30,27 +30,8 @@ impl Drop for DirGuard {
 
 /// Reads one HTTP request: its first line (`METHOD /target HTTP/1.1`) and its body.
 pub async fn read_request(s: &mut UnixStream) -> Option<(String, Vec<u8>)> {
-    let mut head = Vec::new();
-    let mut b = [0u8; 1];
-    while !head.ends_with(b"\r\n\r\n") {
-        if s.read(&mut b).await.ok()? == 0 {
-            return None;
-        }
-        head.push(b[0]);
-    }
-    let head = String::from_utf8_lossy(&head).into_owned();
-    let len = head
-        .lines()
-        .find_map(|l| {
-            l.to_lowercase()
-                .strip_prefix("content-length:")
-                .map(|v| v.trim().to_string())
-        })
-        .and_then(|v| v.parse::<usize>().ok())
-        .unwrap_or(0);
-    let mut body = vec![0u8; len];
-    s.read_exact(&mut body).await.ok()?;
-    Some((head.lines().next().unwrap_or_default().to_string(), body))
+    let r = berth_testkit::http::read_request(s).await?;
+    Some((r.line(), r.body))
 }
 
 /// Reads one request as its method, its target (`/path?query`) and its JSON body (`null` when
