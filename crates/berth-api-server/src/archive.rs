@@ -121,6 +121,7 @@ async fn commit(State(e): State<AppState>, RawQuery(q): RawQuery, body: Bytes) -
         config,
         // Docker pauses a running container while it commits unless told not to.
         pause: p.get("pause").is_none_or(|v| !matches!(v, "0" | "false" | "False")),
+        ..Default::default()
     };
     let id = e.containers.commit(&container, req).await?;
     Ok(json(StatusCode::CREATED, &serde_json::json!({ "Id": id })))

@@ -4,6 +4,7 @@
 
 mod archive;
 mod attach_logs;
+mod build;
 mod containers;
 mod distribution;
 mod error;
@@ -39,6 +40,7 @@ pub fn router(services: Arc<Services>) -> Router {
         .merge(archive::routes())
         .merge(exec::routes())
         .merge(distribution::routes())
+        .merge(build::routes())
         .merge(images::routes())
         .merge(events::routes())
         .merge(networks::routes())

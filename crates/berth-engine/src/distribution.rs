@@ -79,6 +79,11 @@ impl Progress {
         let _ = self.tx.send(v);
     }
 
+    /// Text output (`{"stream": ...}`), as a build's steps print it.
+    pub(crate) fn stream(&self, text: &str) {
+        self.send(json!({ "stream": text }));
+    }
+
     fn status(&self, status: &str) {
         self.send(json!({ "status": status }));
     }
@@ -96,7 +101,7 @@ impl Progress {
         }));
     }
 
-    fn aux(&self, aux: Value) {
+    pub(crate) fn aux(&self, aux: Value) {
         self.send(json!({ "progressDetail": {}, "aux": aux }));
     }
 }

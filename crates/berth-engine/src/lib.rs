@@ -12,6 +12,7 @@
 //! `berthd`'s main builds and wires them (see [`Services`]); the API server calls them. No function
 //! takes the whole engine: each service holds only the services it calls.
 
+pub mod build;
 mod containers;
 pub mod distribution;
 mod error;
@@ -32,6 +33,7 @@ pub mod stats;
 mod system;
 pub mod volume;
 
+pub use build::{BuildOptions, BuildService};
 pub use containers::{
     go_file_mode, human_duration, human_status, parse_signal, AttachStream, AttachTicket, BoxFuture, CommitRequest,
     ContainerDeps, ContainerService, ContainerServiceConfig, ExecTicket, ExtractOptions, FilesystemChange, ListOptions,
@@ -62,6 +64,8 @@ pub struct Services {
     pub images: Arc<ImageService>,
     /// Pull, push, login, search.
     pub distribution: Arc<DistributionService>,
+    /// `POST /build`.
+    pub build: Arc<BuildService>,
     /// `/info`, `/version`.
     pub system: Arc<SystemService>,
     /// Networks.

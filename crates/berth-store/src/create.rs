@@ -52,6 +52,16 @@ impl ImageStore {
         self.collect_garbage(chains, blobs, &[]).map(|_| ())
     }
 
+    /// A new image on `parent`'s layers with `config` (the whole image config; its `rootfs` must
+    /// list the parent's layers): what a build step that changes only metadata makes.
+    pub fn derive(&self, parent: &Digest, config: &[u8]) -> Result<ImageRecord> {
+        let stored = self
+            .stored(parent)?
+            .ok_or_else(|| StoreError::NotFound(parent.to_string()))?;
+        let verified: HashSet<Digest> = stored.layers.iter().map(|l| l.digest.clone()).collect();
+        self.create_image_trusting(config, &stored.layers, &verified)
+    }
+
     /// Registers an image from its config bytes (stored verbatim) and layer blobs already in the content
     /// store, unpacking each missing layer into its snapshot (verifying each diff ID). On failure the
     /// blobs and snapshots this call created are removed again unless another image uses them.

@@ -317,10 +317,16 @@ async fn open_services(
         events.clone(),
         log_driver,
     );
+    let build = Arc::new(berth_engine::BuildService::new(
+        containers.clone(),
+        images.clone(),
+        data_root.join("builder").join("tmp"),
+    ));
     Ok(Arc::new(Services {
         containers,
         images,
         distribution,
+        build,
         system,
         networks,
         volumes,

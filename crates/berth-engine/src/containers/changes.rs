@@ -153,6 +153,11 @@ pub struct CommitRequest {
     pub config: serde_json::Map<String, serde_json::Value>,
     /// Freeze a running container while its changes are read (`pause`, default true).
     pub pause: bool,
+    /// The builder's commit: `config` is the image's config as it is, not merged with the
+    /// container's (whose command is the RUN step's, not the image's).
+    pub exact_config: bool,
+    /// What the history entry says created the layer, instead of the container's command.
+    pub created_by: Option<String>,
 }
 
 impl ContainerService {
@@ -218,7 +223,7 @@ impl ContainerService {
             _ => None,
         };
         let mut config = match serde_json::to_value(&rec.config) {
-            Ok(serde_json::Value::Object(m)) => m,
+            Ok(serde_json::Value::Object(m)) if !req.exact_config => m,
             _ => serde_json::Map::new(),
         };
         // The request's config wins where it sets something; its empty fields keep the container's
@@ -242,7 +247,7 @@ impl ContainerService {
             changes: req.changes,
             comment: req.comment.clone(),
             author: req.author,
-            created_by: rec.command(),
+            created_by: req.created_by.clone().unwrap_or_else(|| rec.command()),
         };
         let snapshots = self.snapshots.clone();
         let store = self.images.store().clone();

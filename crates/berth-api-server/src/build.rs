@@ -1,0 +1,57 @@
+//! `POST /build` (the classic builder's API: the context tar as the body, the options in the
+//! query) and its JSON stream.
+
+use crate::distribution::progress_response;
+use crate::error::{ApiError, ApiResult};
+use crate::images::body_reader;
+use crate::params::Params;
+use crate::AppState;
+use axum::extract::{RawQuery, Request, State};
+use axum::response::Response;
+use axum::routing::post;
+use axum::Router;
+use berth_engine::{BuildOptions, Progress};
+use std::collections::BTreeMap;
+
+/// A query parameter holding a JSON object of strings (`buildargs`, `labels`); a null value of
+/// `buildargs` means "from the environment", which the client resolves, so it is dropped.
+fn json_map(p: &Params, key: &str) -> ApiResult<BTreeMap<String, String>> {
+    match p.get(key) {
+        None | Some("") => Ok(BTreeMap::new()),
+        Some(raw) => {
+            let v: BTreeMap<String, Option<String>> =
+                serde_json::from_str(raw).map_err(|e| ApiError::bad_request(format!("invalid {key}: {e}")))?;
+            Ok(v.into_iter().filter_map(|(k, v)| v.map(|v| (k, v))).collect())
+        }
+    }
+}
+
+async fn build(State(e): State<AppState>, RawQuery(q): RawQuery, req: Request) -> ApiResult<Response> {
+    let p = Params::from_query(q.as_deref());
+    if p.get("remote").is_some_and(|r| !r.is_empty()) {
+        return Err(ApiError::bad_request(
+            "building from a remote context (remote=) is not supported by berth yet",
+        ));
+    }
+    let opts = BuildOptions {
+        tags: p.all("t").into_iter().filter(|t| !t.is_empty()).collect(),
+        dockerfile: p.get("dockerfile").unwrap_or("").to_string(),
+        build_args: json_map(&p, "buildargs")?,
+        labels: json_map(&p, "labels")?,
+        target: p.get("target").filter(|t| !t.is_empty()).map(String::from),
+        network: p
+            .get("networkmode")
+            .filter(|n| !n.is_empty() && *n != "default")
+            .map(String::from),
+        quiet: p.flag("q"),
+    };
+    let reader = body_reader(req);
+    let (progress, rx) = Progress::channel();
+    let svc = e.build.clone();
+    progress_response(async move { svc.build(reader, opts, &progress).await.map(|_| ()) }, rx).await
+}
+
+/// The routes of this module.
+pub(crate) fn routes() -> Router<AppState> {
+    Router::new().route("/build", post(build))
+}

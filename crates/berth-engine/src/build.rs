@@ -1,0 +1,751 @@
+//! `POST /build`: the classic builder (what `docker build` with `DOCKER_BUILDKIT=0` and the Docker
+//! SDK's `images.build` talk to). The context tar is unpacked into a private directory, the
+//! Dockerfile parsed (`berth-dockerfile`), and each step of the stage to build made into an image:
+//! metadata steps derive an image on the same layers (`empty_layer` in its history), RUN runs in a
+//! container of our runtime that is then committed, COPY/ADD of context files are planned with
+//! Docker's rules (`berth-build`) and put into a container as one archive, then committed. The
+//! output is the classic builder's JSON stream (`Step N/M : ...`, ` ---> <id>`, `aux` with the ID).
+//!
+//! Not yet: a layer cache, several stages (`COPY --from`, `FROM <stage>`), ADD of URLs and archives,
+//! `--chown` by name, `RUN --mount`, ONBUILD triggers; each is refused with a message naming it.
+
+use crate::containers::{CommitRequest, ContainerService, ExtractOptions, WaitCondition};
+use crate::distribution::Progress;
+use crate::images::ImageService;
+use crate::{EngineError, Result};
+use berth_api::models::{ContainerConfig, HostConfig};
+use berth_api::ContainerCreateBody;
+use berth_dockerfile::{Command, DockerIgnore, Instruction};
+use serde_json::{json, Map, Value};
+use std::collections::BTreeMap;
+use std::io::Read;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+/// What `POST /build` asks for.
+#[derive(Debug, Clone, Default)]
+pub struct BuildOptions {
+    /// `t`: names for the result.
+    pub tags: Vec<String>,
+    /// `dockerfile`: its path in the context (`Dockerfile` when empty).
+    pub dockerfile: String,
+    /// `buildargs`: values for ARGs.
+    pub build_args: BTreeMap<String, String>,
+    /// `labels`: set on the result.
+    pub labels: BTreeMap<String, String>,
+    /// `target`: the stage to build (the last one when unset).
+    pub target: Option<String>,
+    /// `networkmode` of RUN containers.
+    pub network: Option<String>,
+    /// `q`: only the ID in the output.
+    pub quiet: bool,
+}
+
+/// The builder.
+pub struct BuildService {
+    containers: Arc<ContainerService>,
+    images: Arc<ImageService>,
+    tmp: PathBuf,
+}
+
+/// The stage being built: its current image and config.
+struct Stage {
+    image: String,
+    config: Value,
+    args: BTreeMap<String, String>,
+}
+
+impl Stage {
+    fn cfg(&mut self) -> &mut Map<String, Value> {
+        if !self.config.is_object() {
+            self.config = json!({});
+        }
+        let slot = &mut self.config["config"];
+        if !slot.is_object() {
+            *slot = Value::Object(Map::new());
+        }
+        match slot {
+            Value::Object(m) => m,
+            _ => unreachable!("the stage's config was just made an object"),
+        }
+    }
+
+    fn env(&self) -> Vec<String> {
+        self.config["config"]["Env"]
+            .as_array()
+            .map(|a| a.iter().filter_map(|v| v.as_str().map(String::from)).collect())
+            .unwrap_or_default()
+    }
+
+    fn lookup(&self, name: &str) -> Option<String> {
+        let env = self.env();
+        let from_env = env.iter().rev().find_map(|e| {
+            e.split_once('=')
+                .filter(|(k, _)| *k == name)
+                .map(|(_, v)| v.to_string())
+        });
+        from_env.or_else(|| self.args.get(name).cloned())
+    }
+
+    fn expand(&self, word: &str) -> Result<String> {
+        berth_dockerfile::expand(word, &|n| self.lookup(n), '\\')
+            .map_err(|e| EngineError::InvalidArgument(e.to_string()))
+    }
+
+    fn workdir(&self) -> String {
+        match self.config["config"]["WorkingDir"].as_str() {
+            Some(w) if !w.is_empty() => w.to_string(),
+            _ => "/".into(),
+        }
+    }
+
+    fn shell(&self) -> Vec<String> {
+        match self.config["config"]["Shell"].as_array() {
+            Some(a) if !a.is_empty() => a.iter().filter_map(|v| v.as_str().map(String::from)).collect(),
+            _ => vec!["/bin/sh".into(), "-c".into()],
+        }
+    }
+}
+
+fn bad(msg: impl Into<String>) -> EngineError {
+    EngineError::InvalidArgument(msg.into())
+}
+
+fn short(id: &str) -> String {
+    berth_types::short_id(id.trim_start_matches("sha256:")).to_string()
+}
+
+/// The value of flag `--name=` among an instruction's raw flags.
+fn flag<'a>(i: &'a Instruction, name: &str) -> Option<&'a str> {
+    let prefix = format!("--{name}=");
+    i.flags.iter().find_map(|f| f.strip_prefix(prefix.as_str()))
+}
+
+async fn blocking<T: Send + 'static>(f: impl FnOnce() -> Result<T> + Send + 'static) -> Result<T> {
+    tokio::task::spawn_blocking(f)
+        .await
+        .map_err(|e| EngineError::Internal(format!("build task failed: {e}")))?
+}
+
+/// Removes the build's private directory when the build ends, however it ends.
+struct TempDir(PathBuf);
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+impl BuildService {
+    /// The builder; its scratch space (contexts, archives) is under `tmp`, emptied here: a build
+    /// does not outlive the daemon that ran it.
+    pub fn new(containers: Arc<ContainerService>, images: Arc<ImageService>, tmp: PathBuf) -> BuildService {
+        let _ = std::fs::remove_dir_all(&tmp);
+        BuildService {
+            containers,
+            images,
+            tmp,
+        }
+    }
+
+    /// Builds the context tar `context` as `opts` asks, streaming the classic builder's messages
+    /// to `out`; answers the image ID.
+    pub async fn build(
+        self: &Arc<Self>,
+        context: impl Read + Send + 'static,
+        opts: BuildOptions,
+        out: &Progress,
+    ) -> Result<String> {
+        std::fs::create_dir_all(&self.tmp).map_err(|e| EngineError::io("creating", &self.tmp, e))?;
+        let dir = self.tmp.join(format!("build-{}", berth_types::new_id()));
+        let ctx_dir = dir.join("context");
+        std::fs::create_dir_all(&ctx_dir).map_err(|e| EngineError::io("creating", &ctx_dir, e))?;
+        let _cleanup = TempDir(dir.clone());
+        {
+            let ctx_dir = ctx_dir.clone();
+            blocking(move || {
+                let reader =
+                    berth_archive::decompress(context).map_err(|e| bad(format!("reading the build context: {e}")))?;
+                berth_archive::unpack(reader, &ctx_dir, &berth_archive::UnpackOptions::default())
+                    .map_err(|e| bad(format!("unpacking the build context: {e}")))?;
+                Ok(())
+            })
+            .await?;
+        }
+        let name = if opts.dockerfile.is_empty() {
+            "Dockerfile".to_string()
+        } else {
+            opts.dockerfile.clone()
+        };
+        let rel = berth_dockerfile::clean_path(&format!("/{name}"));
+        let path = ctx_dir.join(rel.trim_start_matches('/'));
+        let src = std::fs::read_to_string(&path)
+            .map_err(|e| bad(format!("Cannot locate specified Dockerfile: {name} ({e})")))?;
+        let df = berth_dockerfile::parse(&src).map_err(|e| bad(e.to_string()))?;
+        let ignore = match std::fs::read_to_string(ctx_dir.join(".dockerignore")) {
+            Ok(text) => Some(DockerIgnore::parse(&text).map_err(|e| bad(format!(".dockerignore: {e}")))?),
+            Err(_) => None,
+        };
+        // The stage to build: everything from its FROM to the next; global ARGs before the first.
+        let froms: Vec<usize> = df
+            .instructions
+            .iter()
+            .enumerate()
+            .filter(|(_, i)| i.command == Command::From)
+            .map(|(n, _)| n)
+            .collect();
+        let Some(&first_from) = froms.first() else {
+            return Err(bad("no build stage in current context"));
+        };
+        let stage_index = match &opts.target {
+            None => froms.len() - 1,
+            Some(t) => froms
+                .iter()
+                .position(|&n| {
+                    let w = df.instructions[n].words();
+                    w.len() == 3 && w[1].eq_ignore_ascii_case("as") && w[2].eq_ignore_ascii_case(t)
+                })
+                .ok_or_else(|| bad(format!("failed to reach build target {t} in Dockerfile")))?,
+        };
+        if stage_index > 0 {
+            return Err(bad("multi-stage builds are not supported by berth's builder yet"));
+        }
+        let end = froms.get(stage_index + 1).copied().unwrap_or(df.instructions.len());
+        let steps: Vec<&Instruction> = df.instructions[..first_from]
+            .iter()
+            .filter(|i| i.command == Command::Arg)
+            .chain(df.instructions[first_from..end].iter())
+            .collect();
+        let total = steps.len();
+        let say = |text: String| {
+            if !opts.quiet {
+                out.stream(&text);
+            }
+        };
+        let mut global_args: BTreeMap<String, String> = BTreeMap::new();
+        let mut stage: Option<Stage> = None;
+        let ctx = BuildContext {
+            root: ctx_dir.clone(),
+            ignore,
+            scratch: dir.clone(),
+        };
+        for (n, step) in steps.iter().enumerate() {
+            say(format!("Step {}/{total} : {}\n", n + 1, step.original.trim()));
+            match (&mut stage, step.command) {
+                (None, Command::Arg) => {
+                    for kv in step.key_values() {
+                        let v = opts
+                            .build_args
+                            .get(&kv.key)
+                            .cloned()
+                            .or_else(|| kv.value.clone())
+                            .unwrap_or_default();
+                        global_args.insert(kv.key.clone(), v);
+                    }
+                }
+                (None, Command::From) => {
+                    let scope = Stage {
+                        image: String::new(),
+                        config: json!({}),
+                        args: global_args.clone(),
+                    };
+                    let words = step.words();
+                    let image = scope.expand(words.first().map(String::as_str).unwrap_or(""))?;
+                    if image == "scratch" {
+                        return Err(bad("FROM scratch is not supported by berth's builder yet"));
+                    }
+                    let rec = self.images.resolve(&image).await?;
+                    let id = rec.id.to_string();
+                    say(format!(" ---> {}\n", short(&id)));
+                    stage = Some(Stage {
+                        image: id,
+                        config: rec.config.clone(),
+                        args: BTreeMap::new(),
+                    });
+                }
+                (None, _) => return Err(bad("no build stage in current context")),
+                (Some(s), Command::Run) => {
+                    let id = self.run_step(s, step, &opts, &say).await?;
+                    self.advance(s, id).await?;
+                    say(format!(" ---> {}\n", short(&s.image)));
+                }
+                (Some(s), Command::Copy | Command::Add) => {
+                    let id = self.copy_step(s, step, &ctx).await?;
+                    self.advance(s, id).await?;
+                    say(format!(" ---> {}\n", short(&s.image)));
+                }
+                (Some(s), _) => {
+                    apply_metadata(s, step, &opts.build_args)?;
+                    let id = self.derive(s, step.original.trim()).await?;
+                    s.image = id;
+                    say(format!(" ---> {}\n", short(&s.image)));
+                }
+            }
+        }
+        let Some(mut s) = stage else {
+            return Err(bad("no build stage in current context"));
+        };
+        if !opts.labels.is_empty() {
+            let labels = s.cfg().entry("Labels").or_insert_with(|| json!({}));
+            if !labels.is_object() {
+                *labels = json!({});
+            }
+            for (k, v) in &opts.labels {
+                labels[k] = json!(v);
+            }
+            let text: Vec<String> = opts.labels.iter().map(|(k, v)| format!("{k}={v:?}")).collect();
+            s.image = self.derive(&mut s, &format!("LABEL {}", text.join(" "))).await?;
+        }
+        let id = s.image.clone();
+        out.aux(json!({ "ID": id }));
+        say(format!("Successfully built {}\n", short(&id)));
+        for t in &opts.tags {
+            let (repo, tag) = split_tag(t);
+            self.images.tag_image(&id, repo, tag).await?;
+            say(format!("Successfully tagged {}\n", familiar_tag(t)));
+        }
+        Ok(id)
+    }
+
+    /// The stage now stands on the committed image `id` (its config lists the new layer).
+    async fn advance(&self, s: &mut Stage, id: String) -> Result<()> {
+        let rec = self.images.resolve(&id).await?;
+        s.config = rec.config.clone();
+        s.image = id;
+        Ok(())
+    }
+
+    /// A new image with the stage's config on its current layers.
+    async fn derive(&self, s: &mut Stage, instruction: &str) -> Result<String> {
+        let mut config = s.config.clone();
+        let now = berth_types::time::now_rfc3339();
+        config["created"] = json!(now);
+        if !config["history"].is_array() {
+            config["history"] = json!([]);
+        }
+        if let Some(h) = config["history"].as_array_mut() {
+            h.push(json!({
+                "created": now,
+                "created_by": format!("/bin/sh -c #(nop)  {instruction}"),
+                "empty_layer": true,
+            }));
+        }
+        let bytes = serde_json::to_vec(&config).map_err(|e| EngineError::Internal(e.to_string()))?;
+        let parent: berth_types::Digest = s
+            .image
+            .parse()
+            .map_err(|e: berth_types::DigestError| EngineError::Internal(e.to_string()))?;
+        let store = self.images.store().clone();
+        let rec = blocking(move || Ok(store.derive(&parent, &bytes)?)).await?;
+        s.config = rec.config.clone();
+        Ok(rec.id.to_string())
+    }
+
+    /// A container on the stage's image for a step: `cmd` (none: not started), its env, workdir, user.
+    async fn step_container(
+        &self,
+        s: &Stage,
+        cmd: Option<Vec<String>>,
+        env: Vec<String>,
+        network: Option<String>,
+    ) -> Result<String> {
+        let c = &s.config["config"];
+        let text = |k: &str| c[k].as_str().filter(|v| !v.is_empty()).map(String::from);
+        let body = ContainerCreateBody {
+            config: ContainerConfig {
+                image: Some(s.image.clone()),
+                cmd: Some(cmd.unwrap_or_else(|| vec!["/bin/true".into()])),
+                entrypoint: Some(Vec::new()),
+                env: Some(env),
+                working_dir: text("WorkingDir"),
+                user: text("User"),
+                attach_stdout: Some(true),
+                attach_stderr: Some(true),
+                ..Default::default()
+            },
+            host_config: Some(HostConfig {
+                network_mode: network,
+                ..Default::default()
+            }),
+            networking_config: None,
+        };
+        self.containers.create(None, body).await
+    }
+
+    async fn commit(&self, s: &Stage, container: &str, created_by: String) -> Result<String> {
+        let config = s.config["config"].as_object().cloned().unwrap_or_default();
+        let req = CommitRequest {
+            config,
+            exact_config: true,
+            created_by: Some(created_by),
+            ..Default::default()
+        };
+        self.containers.commit(container, req).await
+    }
+
+    async fn run_step(
+        &self,
+        s: &Stage,
+        step: &Instruction,
+        opts: &BuildOptions,
+        say: &(dyn Fn(String) + Sync),
+    ) -> Result<String> {
+        if step.flags.iter().any(|f| f.starts_with("--mount")) {
+            return Err(bad("RUN --mount is not supported by berth's builder yet"));
+        }
+        if !step.heredocs.is_empty() {
+            return Err(bad("RUN with a here-document is not supported by berth's builder yet"));
+        }
+        let words = step.words().to_vec();
+        let cmd = if step.json {
+            words
+        } else {
+            let mut c = s.shell();
+            c.push(words.join(" "));
+            c
+        };
+        // Build args reach RUN's environment, not the image's.
+        let mut env = s.env();
+        for (k, v) in &s.args {
+            if !env.iter().any(|e| e.split_once('=').is_some_and(|(ek, _)| ek == k)) {
+                env.push(format!("{k}={v}"));
+            }
+        }
+        let network = flag(step, "network").map(String::from).or_else(|| opts.network.clone());
+        let id = self.step_container(s, Some(cmd.clone()), env, network).await?;
+        say(format!(" ---> Running in {}\n", short(&id)));
+        let result = self.run_and_commit(s, &id, &cmd, say).await;
+        if let Err(e) = self.containers.remove(&id, true, false).await {
+            tracing::warn!("removing build container {}: {e}", short(&id));
+        } else {
+            say(format!("Removing intermediate container {}\n", short(&id)));
+        }
+        result
+    }
+
+    async fn run_and_commit(
+        &self,
+        s: &Stage,
+        id: &str,
+        cmd: &[String],
+        say: &(dyn Fn(String) + Sync),
+    ) -> Result<String> {
+        let (ticket, _) = self.containers.prepare_attach(id, false, true, true)?;
+        let wait = self.containers.prepare_wait(id, WaitCondition::NextExit)?;
+        self.containers.start(id).await?;
+        let mut stream = self.containers.finish_attach(ticket).await?;
+        forward_output(&mut stream, say).await;
+        let (code, _) = wait.await;
+        if code != 0 {
+            return Err(bad(format!(
+                "The command '{}' returned a non-zero code: {code}",
+                cmd.join(" ")
+            )));
+        }
+        self.commit(s, id, cmd.join(" ")).await
+    }
+
+    async fn copy_step(&self, s: &Stage, step: &Instruction, ctx: &BuildContext) -> Result<String> {
+        let what = step.command.upper();
+        if flag(step, "from").is_some() {
+            return Err(bad(format!("{what} --from is not supported by berth's builder yet")));
+        }
+        if !step.heredocs.is_empty() {
+            return Err(bad(format!(
+                "{what} with a here-document is not supported by berth's builder yet"
+            )));
+        }
+        let mut words: Vec<String> = Vec::new();
+        for w in step.words() {
+            words.push(s.expand(w)?);
+        }
+        let Some(dest) = words.pop() else {
+            return Err(bad(format!("{what} requires at least two arguments")));
+        };
+        if step.command == Command::Add && words.iter().any(|w| w.contains("://")) {
+            return Err(bad("ADD of a URL is not supported by berth's builder yet"));
+        }
+        let owner = match flag(step, "chown") {
+            None => None,
+            Some(o) => Some(numeric_owner(o)?),
+        };
+        let mode = match flag(step, "chmod") {
+            None => None,
+            Some(m) => Some(
+                u32::from_str_radix(m, 8).map_err(|_| bad(format!("invalid --chmod={m}: an octal mode is needed")))?,
+            ),
+        };
+        let container = self.step_container(s, None, s.env(), Some("none".into())).await?;
+        let result = async {
+            let workdir = s.workdir();
+            let dest_abs = berth_dockerfile::clean_path(&if dest.starts_with('/') {
+                dest.clone()
+            } else {
+                format!("{workdir}/{dest}")
+            });
+            let dest_is_dir = self
+                .containers
+                .archive_stat(&container, &dest_abs)
+                .await
+                .map(|st| st.mode & (1 << 31) != 0)
+                .unwrap_or(false);
+            let root = ctx.root.clone();
+            let ignore = ctx.ignore.clone();
+            let spool = ctx.scratch.join(format!("copy-{}.tar", berth_types::new_id()));
+            let spool2 = spool.clone();
+            let file = blocking(move || {
+                let c = berth_build::Context {
+                    root: &root,
+                    ignore: ignore.as_ref(),
+                };
+                let items = berth_build::plan(&c, &words, &dest, &workdir, &|_| dest_is_dir)
+                    .map_err(|e| bad(format!("{what} failed: {e}")))?;
+                write_tar(&root, &items, owner, mode, &spool2)
+            })
+            .await?;
+            let _ = std::fs::remove_file(&spool);
+            self.containers
+                .archive_put(
+                    &container,
+                    "/",
+                    file,
+                    ExtractOptions {
+                        no_overwrite_dir_non_dir: false,
+                        copy_uid_gid: true,
+                    },
+                )
+                .await?;
+            self.commit(s, &container, format!("/bin/sh -c #(nop) {}", step.original.trim()))
+                .await
+        }
+        .await;
+        if let Err(e) = self.containers.remove(&container, true, false).await {
+            tracing::warn!("removing build container {}: {e}", short(&container));
+        }
+        result
+    }
+}
+
+/// The unpacked context.
+struct BuildContext {
+    root: PathBuf,
+    ignore: Option<DockerIgnore>,
+    scratch: PathBuf,
+}
+
+/// Copies a container's multiplexed output to the build's stream, line by line as it comes.
+async fn forward_output(stream: &mut crate::AttachStream, say: &(dyn Fn(String) + Sync)) {
+    use tokio::io::AsyncReadExt;
+    let mut header = [0u8; berth_api::stream::HEADER_LEN];
+    while stream.read_exact(&mut header).await.is_ok() {
+        let Ok(h) = berth_api::stream::parse_header(&header) else {
+            return;
+        };
+        let mut buf = vec![0u8; h.len as usize];
+        if stream.read_exact(&mut buf).await.is_err() {
+            return;
+        }
+        say(String::from_utf8_lossy(&buf).into_owned());
+    }
+}
+
+/// `--chown=UID[:GID]` with numbers (names need the image's passwd: not yet).
+fn numeric_owner(o: &str) -> Result<(u64, u64)> {
+    let (u, g) = o.split_once(':').unwrap_or((o, o));
+    match (u.parse::<u64>(), g.parse::<u64>()) {
+        (Ok(u), Ok(g)) => Ok((u, g)),
+        _ => Err(bad(format!(
+            "--chown={o}: only numeric user and group ids are supported by berth's builder yet"
+        ))),
+    }
+}
+
+/// The planned entries as a tar at their image paths, owned by root (or `owner`), modes kept (or
+/// `mode`).
+fn write_tar(
+    root: &Path,
+    items: &[berth_build::CopyItem],
+    owner: Option<(u64, u64)>,
+    mode: Option<u32>,
+    spool: &Path,
+) -> Result<std::fs::File> {
+    use std::os::unix::fs::MetadataExt;
+    let io = |what: &'static str, p: &Path, e: std::io::Error| EngineError::io(what, p, e);
+    let file = std::fs::OpenOptions::new()
+        .create_new(true)
+        .read(true)
+        .write(true)
+        .open(spool)
+        .map_err(|e| io("creating", spool, e))?;
+    let mut tar = tar::Builder::new(std::io::BufWriter::new(file));
+    tar.follow_symlinks(false);
+    let (uid, gid) = owner.unwrap_or((0, 0));
+    for item in items {
+        let src = if item.src == "." {
+            root.to_path_buf()
+        } else {
+            root.join(&item.src)
+        };
+        let meta = std::fs::symlink_metadata(&src).map_err(|e| io("reading", &src, e))?;
+        let name = item.dest.trim_start_matches('/');
+        if name.is_empty() {
+            continue;
+        }
+        let mut h = tar::Header::new_gnu();
+        h.set_uid(uid);
+        h.set_gid(gid);
+        h.set_mtime(meta.mtime().max(0) as u64);
+        let perm = mode.unwrap_or(meta.mode() & 0o7777);
+        match item.kind {
+            berth_build::EntryKind::Dir => {
+                h.set_entry_type(tar::EntryType::Directory);
+                h.set_mode(perm);
+                h.set_size(0);
+                tar.append_data(&mut h, name, std::io::empty())
+                    .map_err(|e| io("archiving", &src, e))?;
+            }
+            berth_build::EntryKind::File => {
+                h.set_entry_type(tar::EntryType::Regular);
+                h.set_mode(perm);
+                h.set_size(meta.len());
+                let f = std::fs::File::open(&src).map_err(|e| io("opening", &src, e))?;
+                tar.append_data(&mut h, name, f).map_err(|e| io("archiving", &src, e))?;
+            }
+            berth_build::EntryKind::Symlink => {
+                let target = std::fs::read_link(&src).map_err(|e| io("reading", &src, e))?;
+                h.set_entry_type(tar::EntryType::Symlink);
+                h.set_mode(0o777);
+                h.set_size(0);
+                tar.append_link(&mut h, name, &target)
+                    .map_err(|e| io("archiving", &src, e))?;
+            }
+            berth_build::EntryKind::Other => {}
+        }
+    }
+    let writer = tar.into_inner().map_err(|e| io("writing", spool, e))?;
+    let mut file = writer.into_inner().map_err(|e| io("writing", spool, e.into_error()))?;
+    std::io::Seek::rewind(&mut file).map_err(|e| io("rewinding", spool, e))?;
+    Ok(file)
+}
+
+/// Applies a metadata instruction to the stage's config.
+fn apply_metadata(s: &mut Stage, step: &Instruction, build_args: &BTreeMap<String, String>) -> Result<()> {
+    let words: Vec<String> = step.words().to_vec();
+    match step.command {
+        Command::Env => {
+            for kv in step.key_values() {
+                let v = s.expand(kv.value.as_deref().unwrap_or(""))?;
+                let mut env = s.env();
+                env.retain(|e| e.split_once('=').map(|(k, _)| k) != Some(kv.key.as_str()));
+                env.push(format!("{}={v}", kv.key));
+                s.cfg().insert("Env".into(), json!(env));
+            }
+        }
+        Command::Label => {
+            for kv in step.key_values() {
+                let k = s.expand(&kv.key)?;
+                let v = s.expand(kv.value.as_deref().unwrap_or(""))?;
+                let labels = s.cfg().entry("Labels").or_insert_with(|| json!({}));
+                if !labels.is_object() {
+                    *labels = json!({});
+                }
+                labels[k] = json!(v);
+            }
+        }
+        Command::Arg => {
+            for kv in step.key_values() {
+                let v = build_args
+                    .get(&kv.key)
+                    .cloned()
+                    .or_else(|| kv.value.clone())
+                    .unwrap_or_default();
+                s.args.insert(kv.key.clone(), v);
+            }
+        }
+        Command::Workdir => {
+            let w = s.expand(words.first().map(String::as_str).unwrap_or(""))?;
+            let abs = if w.starts_with('/') {
+                w
+            } else {
+                format!("{}/{w}", s.workdir())
+            };
+            s.cfg()
+                .insert("WorkingDir".into(), json!(berth_dockerfile::clean_path(&abs)));
+        }
+        Command::User => {
+            let u = s.expand(words.first().map(String::as_str).unwrap_or(""))?;
+            s.cfg().insert("User".into(), json!(u));
+        }
+        Command::Cmd | Command::Entrypoint => {
+            let v = if step.json {
+                words.clone()
+            } else {
+                let mut c = s.shell();
+                c.push(words.join(" "));
+                c
+            };
+            let key = if step.command == Command::Cmd {
+                "Cmd"
+            } else {
+                "Entrypoint"
+            };
+            s.cfg().insert(key.into(), json!(v));
+            if step.command == Command::Entrypoint && !s.config["config"]["Cmd"].is_null() {
+                // A new ENTRYPOINT resets an inherited CMD (as Docker does).
+                s.cfg().insert("Cmd".into(), Value::Null);
+            }
+        }
+        Command::Shell => {
+            s.cfg().insert("Shell".into(), json!(words));
+        }
+        Command::Expose => {
+            let ports = s.cfg().entry("ExposedPorts").or_insert_with(|| json!({}));
+            if !ports.is_object() {
+                *ports = json!({});
+            }
+            for w in &words {
+                let p = if w.contains('/') { w.clone() } else { format!("{w}/tcp") };
+                ports[p] = json!({});
+            }
+        }
+        Command::Volume => {
+            let vols = s.cfg().entry("Volumes").or_insert_with(|| json!({}));
+            if !vols.is_object() {
+                *vols = json!({});
+            }
+            for w in words.iter().flat_map(|w| w.split_whitespace()) {
+                vols[w] = json!({});
+            }
+        }
+        Command::Stopsignal => {
+            let sig = s.expand(words.first().map(String::as_str).unwrap_or(""))?;
+            s.cfg().insert("StopSignal".into(), json!(sig));
+        }
+        Command::Maintainer => {
+            s.config["author"] = json!(words.join(" "));
+        }
+        Command::Healthcheck | Command::Onbuild => {
+            return Err(bad(format!(
+                "{} is not supported by berth's builder yet",
+                step.command.upper()
+            )));
+        }
+        other => return Err(bad(format!("{} cannot be used here", other.upper()))),
+    }
+    Ok(())
+}
+
+/// `name:tag` into the repository and the tag (`latest` when none).
+fn split_tag(t: &str) -> (&str, Option<&str>) {
+    match t.rsplit_once(':') {
+        Some((repo, tag)) if !tag.contains('/') => (repo, Some(tag)),
+        _ => (t, None),
+    }
+}
+
+fn familiar_tag(t: &str) -> String {
+    match split_tag(t) {
+        (repo, Some(tag)) => format!("{repo}:{tag}"),
+        (repo, None) => format!("{repo}:latest"),
+    }
+}

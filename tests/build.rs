@@ -1,0 +1,144 @@
+//! `POST /build` end to end: the docker CLI's classic builder (`DOCKER_BUILDKIT=0`) and the Docker
+//! SDK for Python build against berthd; the image runs and its config and history are what the
+//! Dockerfile says; a failing RUN and unsupported input are reported and leave no container behind.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod common;
+use common::{inspect, ok, Daemon, Run};
+use std::path::Path;
+
+fn context(files: &[(&str, &str)]) -> tempfile::TempDir {
+    let t = tempfile::tempdir().unwrap();
+    for (name, body) in files {
+        let p = t.path().join(name);
+        std::fs::create_dir_all(p.parent().unwrap()).unwrap();
+        std::fs::write(p, body).unwrap();
+    }
+    t
+}
+
+fn docker_build(d: &Daemon, dir: &Path, args: &[&str]) -> Run {
+    let mut c = d.docker_cmd(&["build"]);
+    c.args(args).arg(dir).env("DOCKER_BUILDKIT", "0");
+    c.output().unwrap().into()
+}
+
+const DOCKERFILE: &str = r#"FROM bb
+ARG WHO=world
+ENV GREETING=hello
+WORKDIR /app
+COPY hello.txt .
+COPY *.txt /all/
+RUN echo "$GREETING $WHO from run" > /app/run.txt && cat /app/hello.txt
+LABEL org.example.kind=test
+EXPOSE 8080
+CMD ["cat", "/app/run.txt"]
+"#;
+
+#[test]
+fn docker_cli_builds_and_the_image_runs() {
+    let d = Daemon::start();
+    d.load_busybox("bb");
+    let ctx = context(&[
+        ("Dockerfile", DOCKERFILE),
+        ("hello.txt", "hi from the context\n"),
+        ("secret.txt", "left out\n"),
+        (".dockerignore", "secret.txt\n"),
+    ]);
+    let r = docker_build(&d, ctx.path(), &["-t", "built:1", "--build-arg", "WHO=berth"]);
+    assert_eq!(r.code, 0, "{r:?}");
+    for line in [
+        "Step 1/10 : FROM bb",
+        "Step 7/10 : RUN echo \"$GREETING $WHO from run\" > /app/run.txt && cat /app/hello.txt",
+        "hi from the context",
+        "Successfully tagged built:1",
+    ] {
+        assert!(r.stdout.contains(line), "{line}: {r:?}");
+    }
+    assert_eq!(ok(&d, &["run", "--rm", "built:1"]), "hello berth from run\n");
+    assert_eq!(ok(&d, &["run", "--rm", "built:1", "ls", "/all"]), "hello.txt\n");
+    let img = inspect(&d, "built:1");
+    let cfg = &img["Config"];
+    assert_eq!(cfg["Cmd"], serde_json::json!(["cat", "/app/run.txt"]));
+    assert_eq!(cfg["WorkingDir"], "/app");
+    assert_eq!(cfg["Labels"]["org.example.kind"], "test");
+    assert_eq!(cfg["ExposedPorts"], serde_json::json!({"8080/tcp": {}}));
+    assert!(
+        cfg["Env"]
+            .as_array()
+            .unwrap()
+            .contains(&serde_json::json!("GREETING=hello")),
+        "{cfg}"
+    );
+    // build args reach RUN, not the image
+    assert!(!cfg["Env"].to_string().contains("WHO"), "{cfg}");
+    // three layers on the base (two COPYs, one RUN), metadata steps as empty layers
+    let base = inspect(&d, "bb")["RootFS"]["Layers"].as_array().unwrap().len();
+    assert_eq!(img["RootFS"]["Layers"].as_array().unwrap().len(), base + 3);
+    let history = ok(&d, &["history", "--no-trunc", "--format", "{{.CreatedBy}}", "built:1"]);
+    assert!(history.contains("/bin/sh -c #(nop)  ENV GREETING=hello"), "{history}");
+    assert!(
+        history.contains("/bin/sh -c echo \"$GREETING $WHO from run\""),
+        "{history}"
+    );
+    // no build container left
+    assert_eq!(ok(&d, &["ps", "-aq"]), "");
+}
+
+#[test]
+fn failures_are_reported_and_leave_nothing_behind() {
+    let d = Daemon::start();
+    d.load_busybox("bb");
+    let ctx = context(&[("Dockerfile", "FROM bb\nRUN echo about to fail && exit 3\n")]);
+    let r = docker_build(&d, ctx.path(), &["-t", "broken"]);
+    assert_ne!(r.code, 0, "{r:?}");
+    assert!(
+        r.stderr
+            .contains("The command '/bin/sh -c echo about to fail && exit 3' returned a non-zero code: 3"),
+        "{r:?}"
+    );
+    assert!(r.stdout.contains("about to fail"), "{r:?}");
+    assert_eq!(ok(&d, &["ps", "-aq"]), "");
+    assert!(d.berth(&["image", "inspect", "broken"]).code != 0);
+    // COPY from outside the context and a missing file: the classic builder's messages
+    for (df, want) in [
+        (
+            "FROM bb\nCOPY ../etc/passwd /x\n",
+            "forbidden path outside the build context: ../etc/passwd",
+        ),
+        (
+            "FROM bb\nCOPY nope.txt /x\n",
+            "file not found in build context or excluded by .dockerignore",
+        ),
+        ("FROM bb\nBOGUS x\n", "unknown instruction"),
+    ] {
+        let ctx = context(&[("Dockerfile", df)]);
+        let r = docker_build(&d, ctx.path(), &[]);
+        assert_ne!(r.code, 0, "{df}: {r:?}");
+        assert!(r.stderr.to_lowercase().contains(&want.to_lowercase()), "{df}: {r:?}");
+    }
+    assert_eq!(ok(&d, &["ps", "-aq"]), "");
+}
+
+#[test]
+fn docker_sdk_builds() {
+    let d = Daemon::start();
+    d.load_busybox("bb");
+    let ctx = context(&[(
+        "Dockerfile",
+        "FROM bb\nRUN echo sdk > /sdk.txt\nCMD [\"cat\", \"/sdk.txt\"]\n",
+    )]);
+    let py = format!(
+        "import docker\nc = docker.DockerClient(base_url='{}')\nimg, logs = c.images.build(path='{}', tag='sdk:1')\nprint(img.id.startswith('sha256:'))\nprint(c.containers.run('sdk:1', remove=True).decode().strip())\n",
+        d.host(),
+        ctx.path().display()
+    );
+    let out = std::process::Command::new("python3")
+        .arg("-c")
+        .arg(&py)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert_eq!(String::from_utf8_lossy(&out.stdout), "True\nsdk\n");
+}
