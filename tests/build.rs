@@ -142,3 +142,54 @@ fn docker_sdk_builds() {
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     assert_eq!(String::from_utf8_lossy(&out.stdout), "True\nsdk\n");
 }
+
+/// `berth build`: the same builder through berth's CLI, the context packed as docker's CLI packs
+/// it (`.dockerignore` honoured, `-f` outside the context), `-q` printing only the ID.
+#[test]
+fn berth_cli_builds() {
+    let d = Daemon::start();
+    d.load_busybox("bb");
+    let ctx = context(&[
+        ("app/hello.txt", "hello\n"),
+        ("app/skip.log", "no\n"),
+        (".dockerignore", "**/*.log\n"),
+    ]);
+    let elsewhere = context(&[(
+        "Build.df",
+        "FROM bb\nCOPY app /app/\nRUN ls /app\nCMD [\"cat\", \"/app/hello.txt\"]\n",
+    )]);
+    let df = elsewhere.path().join("Build.df");
+    let r = d.berth(&[
+        "build",
+        "-t",
+        "mine:2",
+        "-f",
+        df.to_str().unwrap(),
+        ctx.path().to_str().unwrap(),
+    ]);
+    assert_eq!(r.code, 0, "{r:?}");
+    assert!(r.stdout.contains("Step 3/4 : RUN ls /app"), "{r:?}");
+    assert!(
+        r.stdout.contains("hello.txt") && !r.stdout.contains("skip.log"),
+        "{r:?}"
+    );
+    assert!(r.stdout.contains("Successfully tagged mine:2"), "{r:?}");
+    assert_eq!(ok(&d, &["run", "--rm", "mine:2"]), "hello\n");
+    let iid = ctx.path().join("iid");
+    let r = d.berth(&[
+        "build",
+        "-q",
+        "--iidfile",
+        iid.to_str().unwrap(),
+        "-f",
+        df.to_str().unwrap(),
+        ctx.path().to_str().unwrap(),
+    ]);
+    assert_eq!(r.code, 0, "{r:?}");
+    let id = std::fs::read_to_string(&iid).unwrap();
+    assert!(id.starts_with("sha256:"), "{id}");
+    assert_eq!(r.stdout.trim(), id);
+    let r = d.berth(&["build", ctx.path().join("missing").to_str().unwrap()]);
+    assert_ne!(r.code, 0, "{r:?}");
+    assert!(r.stderr.contains("unable to prepare context"), "{r:?}");
+}

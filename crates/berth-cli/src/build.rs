@@ -1,28 +1,217 @@
-//! `berth build`: for now the parser's view of a Dockerfile (`--print-ast`); building images comes
-//! with the builder.
+//! `berth build`: packs the context (what `.dockerignore` leaves, plus the Dockerfile and
+//! `.dockerignore` themselves, as docker's CLI sends them), sends it to `POST /build` and shows the
+//! builder's stream; `--print-ast` prints the parser's view of a Dockerfile instead.
 
 use anyhow::Result;
+use berth_client::{body, Client};
 use std::io::Read;
+use std::path::{Path, PathBuf};
 
 use crate::args::BuildArgs;
 use crate::StatusError;
 
+fn fail(msg: impl std::fmt::Display) -> StatusError {
+    StatusError::new(1, msg.to_string())
+}
+
 /// `berth build --print-ast FILE`: prints the parse as a JSON array, one instruction per line.
-pub fn build(a: BuildArgs) -> Result<i32> {
-    let Some(file) = a.print_ast.as_deref() else {
-        return Err(StatusError::new(
-            1,
-            "berth build: building images is not implemented yet; `berth build --print-ast FILE` parses a Dockerfile",
-        )
-        .into());
-    };
+pub fn print_ast(a: BuildArgs) -> Result<i32> {
+    let file = a.print_ast.as_deref().unwrap_or("-");
     let src = read_source(file)?;
-    let df = berth_dockerfile::parse(&src).map_err(|e| StatusError::new(1, format!("{file}: {e}")))?;
+    let df = berth_dockerfile::parse(&src).map_err(|e| fail(format!("{file}: {e}")))?;
     for w in &df.warnings {
         eprintln!("warning: {file}:{}: {}", w.line, w.message);
     }
     outln!("{}", render(&berth_dockerfile::ast_json(&df)));
     Ok(0)
+}
+
+/// `berth build [OPTIONS] PATH`.
+pub async fn build(client: &Client, a: BuildArgs) -> Result<i32> {
+    let Some(context) = a.context.clone() else {
+        return Err(fail(
+            "\"berth build\" requires exactly 1 argument: the build context (a directory, or - for a tar on stdin)",
+        )
+        .into());
+    };
+    let mut query: Vec<(&str, String)> = Vec::new();
+    for t in &a.tags {
+        berth_types::Reference::parse(t).map_err(|e| fail(format!("invalid tag {t:?}: {e}")))?;
+        query.push(("t", t.clone()));
+    }
+    let mut build_args = serde_json::Map::new();
+    for b in &a.build_args {
+        match b.split_once('=') {
+            Some((k, v)) => build_args.insert(k.to_string(), v.into()),
+            // `--build-arg NAME` takes the value from the environment, or leaves it unset.
+            None => build_args.insert(
+                b.clone(),
+                std::env::var(b).ok().map_or(serde_json::Value::Null, Into::into),
+            ),
+        };
+    }
+    if !build_args.is_empty() {
+        query.push(("buildargs", serde_json::Value::Object(build_args).to_string()));
+    }
+    let mut labels = serde_json::Map::new();
+    for l in &a.labels {
+        let (k, v) = l.split_once('=').unwrap_or((l, ""));
+        labels.insert(k.to_string(), v.into());
+    }
+    if !labels.is_empty() {
+        query.push(("labels", serde_json::Value::Object(labels).to_string()));
+    }
+    if let Some(t) = &a.target {
+        query.push(("target", t.clone()));
+    }
+    if a.network != "default" {
+        query.push(("networkmode", a.network.clone()));
+    }
+    if a.no_cache {
+        query.push(("nocache", "1".into()));
+    }
+    if a.quiet {
+        query.push(("q", "1".into()));
+    }
+    query.push(("rm", "1".into()));
+    let body = if context == "-" {
+        if let Some(f) = &a.file {
+            query.push(("dockerfile", f.clone()));
+        }
+        body::from_reader(tokio::io::stdin())
+    } else {
+        let dir = PathBuf::from(&context);
+        let (spool, dockerfile) = tokio::task::spawn_blocking({
+            let file = a.file.clone();
+            move || pack_context(&dir, file.as_deref())
+        })
+        .await
+        .map_err(fail)??;
+        query.push(("dockerfile", dockerfile));
+        body::from_reader(tokio::fs::File::from_std(spool))
+    };
+    let resp = client.image_build(body, &query).await.map_err(fail)?;
+    let mut id = String::new();
+    let target = if a.quiet {
+        crate::progress::Target::Discard
+    } else {
+        crate::progress::Target::Stdout
+    };
+    crate::progress::display_stream(resp, target, |m| {
+        if let Some(i) = m.aux.as_ref().and_then(|v| v.get("ID")).and_then(|v| v.as_str()) {
+            id = i.to_string();
+        }
+    })
+    .await?;
+    if a.quiet {
+        outln!("{id}");
+    }
+    if let Some(path) = &a.iidfile {
+        std::fs::write(path, &id).map_err(|e| fail(format!("writing image ID file {path}: {e}")))?;
+    }
+    Ok(0)
+}
+
+/// The context directory as a tar in an unnamed temporary file, and the Dockerfile's name in it.
+fn pack_context(dir: &Path, file: Option<&str>) -> Result<(std::fs::File, String), StatusError> {
+    let meta = std::fs::metadata(dir).map_err(|e| {
+        fail(format!(
+            "unable to prepare context: path {:?} not found: {e}",
+            dir.display().to_string()
+        ))
+    })?;
+    if !meta.is_dir() {
+        return Err(fail(format!(
+            "unable to prepare context: {} is not a directory",
+            dir.display()
+        )));
+    }
+    let ignore = match std::fs::read_to_string(dir.join(".dockerignore")) {
+        Ok(text) => {
+            Some(berth_dockerfile::DockerIgnore::parse(&text).map_err(|e| fail(format!(".dockerignore: {e}")))?)
+        }
+        Err(_) => None,
+    };
+    // The Dockerfile: inside the context it goes by its relative name, outside it is added.
+    let (dockerfile_rel, outside) = match file {
+        None => ("Dockerfile".to_string(), None),
+        Some(f) => {
+            let p = if Path::new(f).is_absolute() {
+                PathBuf::from(f)
+            } else {
+                std::env::current_dir().map_err(fail)?.join(f)
+            };
+            let root = std::fs::canonicalize(dir).map_err(fail)?;
+            match std::fs::canonicalize(&p) {
+                Ok(cp) => match cp.strip_prefix(&root) {
+                    Ok(rel) => (rel.to_string_lossy().into_owned(), None),
+                    Err(_) => (".berth-dockerfile".to_string(), Some(cp)),
+                },
+                Err(e) => return Err(fail(format!("unable to prepare context: the Dockerfile {f}: {e}"))),
+            }
+        }
+    };
+    let tmp = std::env::temp_dir();
+    let file = tempfile_in(&tmp)?;
+    let mut tar = tar::Builder::new(std::io::BufWriter::new(file));
+    tar.follow_symlinks(false);
+    let keep = |rel: &str| rel == dockerfile_rel || rel == ".dockerignore";
+    let mut stack = vec![String::new()];
+    while let Some(rel_dir) = stack.pop() {
+        let abs = if rel_dir.is_empty() {
+            dir.to_path_buf()
+        } else {
+            dir.join(&rel_dir)
+        };
+        let mut names: Vec<String> = std::fs::read_dir(&abs)
+            .map_err(|e| fail(format!("reading {}: {e}", abs.display())))?
+            .filter_map(|e| e.ok().map(|e| e.file_name().to_string_lossy().into_owned()))
+            .collect();
+        names.sort();
+        for name in names {
+            let rel = if rel_dir.is_empty() {
+                name.clone()
+            } else {
+                format!("{rel_dir}/{name}")
+            };
+            let path = dir.join(&rel);
+            let m = std::fs::symlink_metadata(&path).map_err(|e| fail(format!("reading {}: {e}", path.display())))?;
+            let excluded = ignore.as_ref().is_some_and(|i| i.excluded(&rel)) && !keep(&rel);
+            let exceptions = ignore.as_ref().is_some_and(|i| i.has_exceptions());
+            if excluded && !(m.is_dir() && exceptions) {
+                continue;
+            }
+            if !excluded {
+                tar.append_path_with_name(&path, &rel)
+                    .map_err(|e| fail(format!("adding {} to the context: {e}", path.display())))?;
+            }
+            if m.is_dir() {
+                stack.push(rel);
+            }
+        }
+    }
+    if let Some(p) = outside {
+        tar.append_path_with_name(&p, &dockerfile_rel)
+            .map_err(|e| fail(format!("adding {} to the context: {e}", p.display())))?;
+    }
+    let mut file = tar
+        .into_inner()
+        .map_err(fail)?
+        .into_inner()
+        .map_err(|e| fail(e.into_error()))?;
+    std::io::Seek::rewind(&mut file).map_err(fail)?;
+    Ok((file, dockerfile_rel))
+}
+
+/// An unnamed temporary file (gone when closed).
+fn tempfile_in(dir: &Path) -> Result<std::fs::File, StatusError> {
+    use std::os::unix::fs::OpenOptionsExt;
+    std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .custom_flags(libc::O_TMPFILE)
+        .open(dir)
+        .map_err(|e| fail(format!("creating a temporary file in {}: {e}", dir.display())))
 }
 
 fn read_source(file: &str) -> Result<String> {
@@ -32,8 +221,8 @@ fn read_source(file: &str) -> Result<String> {
     } else {
         std::fs::File::open(file).and_then(|mut f| f.read_to_end(&mut bytes).map(|_| ()))
     };
-    read.map_err(|e| StatusError::new(1, format!("reading Dockerfile {file}: {e}")))?;
-    String::from_utf8(bytes).map_err(|_| StatusError::new(1, format!("Dockerfile {file} is not UTF-8 text")).into())
+    read.map_err(|e| fail(format!("reading Dockerfile {file}: {e}")))?;
+    String::from_utf8(bytes).map_err(|_| fail(format!("Dockerfile {file} is not UTF-8 text")).into())
 }
 
 /// The array with one instruction object per line.
@@ -61,5 +250,31 @@ mod tests {
         assert_eq!(v[1]["args"], serde_json::json!(["foo", null, "bar", "baz"]));
         assert_eq!(v[2]["line"], 3);
         assert_eq!(v[2]["json"], false);
+    }
+
+    #[test]
+    fn the_context_leaves_out_what_dockerignore_says_but_keeps_the_dockerfile() {
+        let t = tempfile::tempdir().unwrap();
+        for (n, b) in [
+            ("Dockerfile", "FROM x"),
+            ("a.txt", "a"),
+            ("logs/x.log", "l"),
+            ("keep/y", "y"),
+        ] {
+            let p = t.path().join(n);
+            std::fs::create_dir_all(p.parent().unwrap()).unwrap();
+            std::fs::write(p, b).unwrap();
+        }
+        std::fs::write(t.path().join(".dockerignore"), "logs\nDockerfile\n.dockerignore\n").unwrap();
+        let (f, name) = pack_context(t.path(), None).unwrap();
+        assert_eq!(name, "Dockerfile");
+        let mut ar = tar::Archive::new(f);
+        let mut names: Vec<String> = ar
+            .entries()
+            .unwrap()
+            .map(|e| e.unwrap().path().unwrap().to_string_lossy().into_owned())
+            .collect();
+        names.sort();
+        assert_eq!(names, [".dockerignore", "Dockerfile", "a.txt", "keep", "keep/y"]);
     }
 }

@@ -32,7 +32,7 @@ pub async fn dispatch(cli: Cli) -> Result<i32> {
     match cmd {
         Cmd::Version(a) => return system::version(&copts, a).await,
         Cmd::Registry(a) => return system::registry(a),
-        Cmd::Build(a) => return crate::build::build(a),
+        Cmd::Build(a) if a.print_ast.is_some() => return crate::build::print_ast(a),
         // Logging out only edits the client's config: no daemon needed.
         Cmd::Logout(a) => return registry::logout(a),
         Cmd::Info(a) | Cmd::System(SystemCmd::Info(a)) => return system::info(&copts, a).await,
@@ -80,6 +80,7 @@ pub async fn dispatch(cli: Cli) -> Result<i32> {
         Cmd::Tag(a) | Cmd::Image(ImageCmd::Tag(a)) => image::tag(c, a).await,
         Cmd::Import(a) | Cmd::Image(ImageCmd::Import(a)) => image::import(c, a).await,
         Cmd::Load(a) | Cmd::Image(ImageCmd::Load(a)) => image::load(c, a).await,
+        Cmd::Build(a) => crate::build::build(c, a).await,
         Cmd::Save(a) | Cmd::Image(ImageCmd::Save(a)) => image::save(c, a).await,
         Cmd::History(a) | Cmd::Image(ImageCmd::History(a)) => image::history(c, a).await,
         Cmd::Image(ImageCmd::Prune(a)) => image::prune(c, a).await,
@@ -103,11 +104,6 @@ pub async fn dispatch(cli: Cli) -> Result<i32> {
         Cmd::Events(a) | Cmd::System(SystemCmd::Events(a)) => events::events(c, a).await,
         Cmd::System(SystemCmd::Df(a)) => events::df(c, a).await,
         Cmd::System(SystemCmd::Prune(a)) => events::prune(c, a).await,
-        Cmd::Version(_)
-        | Cmd::Info(_)
-        | Cmd::System(SystemCmd::Info(_))
-        | Cmd::Registry(_)
-        | Cmd::Logout(_)
-        | Cmd::Build(_) => Ok(0),
+        Cmd::Version(_) | Cmd::Info(_) | Cmd::System(SystemCmd::Info(_)) | Cmd::Registry(_) | Cmd::Logout(_) => Ok(0),
     }
 }

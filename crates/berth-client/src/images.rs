@@ -76,6 +76,15 @@ impl Client {
         Ok(BodyReader::new(resp.into_body()))
     }
 
+    /// `POST /build`: the context tar in, the builder's JSON stream out. `query` holds the
+    /// options as the API names them (`t`, `dockerfile`, `buildargs`, `labels`, `target`, `q`, ...).
+    pub async fn image_build(&self, body: ReqBody, query: &[(&str, String)]) -> Result<BodyReader> {
+        let resp = self
+            .request(Method::POST, "/build", &query.to_vec(), body, Some("application/x-tar"))
+            .await?;
+        Ok(BodyReader::new(resp.into_body()))
+    }
+
     /// `POST /images/create?fromImage=` (pull): the JSON progress stream. `X-Registry-Auth` is
     /// always sent (`{}` without credentials), as Docker's CLI does.
     pub async fn image_pull(

@@ -134,7 +134,7 @@ pub enum Cmd {
     /// Run a registry server, or collect its garbage (berth-registry)
     #[command(disable_help_flag = true)]
     Registry(RegistryArgs),
-    /// Parse a Dockerfile (--print-ast); building images is not implemented yet
+    /// Build an image from a Dockerfile
     Build(BuildArgs),
     /// Show the Docker version information
     Version(VersionArgs),
@@ -305,14 +305,43 @@ mod tests {
     }
 }
 
-/// `berth build`: for now the parser's view of a Dockerfile (`--print-ast`).
+/// `berth build`: an image from a Dockerfile and a context (the classic builder's API), or the
+/// parser's view of a Dockerfile (`--print-ast`).
 #[derive(clap::Args, Debug)]
 #[command(after_long_help = PRINT_AST_HELP)]
 pub struct BuildArgs {
+    /// Name and optionally a tag in the "name:tag" format
+    #[arg(short = 't', long = "tag")]
+    pub tags: Vec<String>,
+    /// Name of the Dockerfile (default: "PATH/Dockerfile")
+    #[arg(short = 'f', long = "file")]
+    pub file: Option<String>,
+    /// Set build-time variables
+    #[arg(long = "build-arg")]
+    pub build_args: Vec<String>,
+    /// Set metadata for an image
+    #[arg(long = "label")]
+    pub labels: Vec<String>,
+    /// Set the target build stage to build
+    #[arg(long)]
+    pub target: Option<String>,
+    /// Set the networking mode for the RUN instructions during build
+    #[arg(long, default_value = "default")]
+    pub network: String,
+    /// Do not use cache when building the image (berth's builder has no cache yet)
+    #[arg(long = "no-cache")]
+    pub no_cache: bool,
+    /// Suppress the build output and print image ID on success
+    #[arg(short, long)]
+    pub quiet: bool,
+    /// Write the image ID to the file
+    #[arg(long)]
+    pub iidfile: Option<String>,
     /// Print the parse of Dockerfile FILE ("-" for stdin) as JSON and exit (see --help)
     #[arg(long = "print-ast", value_name = "FILE")]
     pub print_ast: Option<String>,
-    /// The build context (building is not implemented yet)
+    /// The build context: a directory, or "-" for a tar on stdin
+    #[arg(value_name = "PATH")]
     pub context: Option<String>,
 }
 
