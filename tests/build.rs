@@ -193,3 +193,38 @@ fn berth_cli_builds() {
     assert_ne!(r.code, 0, "{r:?}");
     assert!(r.stderr.contains("unable to prepare context"), "{r:?}");
 }
+
+/// Several stages: only those the target needs are built (a failing unused stage does not stop
+/// the build), `COPY --from` by name, by index and with a wildcard, `--target`, and a stage used
+/// before it is built is an error.
+#[test]
+fn multi_stage_builds() {
+    let d = Daemon::start();
+    d.load_busybox("bb");
+    let df = "FROM bb AS build\nRUN mkdir -p /out && echo built > /out/artifact && echo other > /out/other.txt\nFROM bb AS unused\nRUN exit 7\nFROM bb\nCOPY --from=build /out/artifact /app/\nCOPY --from=0 /out/*.txt /app/\nCMD [\"cat\", \"/app/artifact\", \"/app/other.txt\"]\n";
+    let ctx = context(&[("Dockerfile", df)]);
+    let r = docker_build(&d, ctx.path(), &["-t", "multi:1"]);
+    assert_eq!(r.code, 0, "{r:?}");
+    assert!(!r.stdout.contains("RUN exit 7"), "the unused stage was built: {r:?}");
+    assert_eq!(ok(&d, &["run", "--rm", "multi:1"]), "built\nother\n");
+    // the final image has only the base's layers and the two COPYs
+    let base = inspect(&d, "bb")["RootFS"]["Layers"].as_array().unwrap().len();
+    assert_eq!(
+        inspect(&d, "multi:1")["RootFS"]["Layers"].as_array().unwrap().len(),
+        base + 2
+    );
+    let r = docker_build(&d, ctx.path(), &["-t", "stage:build", "--target", "build"]);
+    assert_eq!(r.code, 0, "{r:?}");
+    assert_eq!(
+        ok(&d, &["run", "--rm", "stage:build", "cat", "/out/artifact"]),
+        "built\n"
+    );
+    let ctx = context(&[(
+        "Dockerfile",
+        "FROM bb AS a\nCOPY --from=b /x /x\nFROM bb AS b\nCOPY --from=a /y /y\n",
+    )]);
+    let r = docker_build(&d, ctx.path(), &[]);
+    assert_ne!(r.code, 0, "{r:?}");
+    assert!(r.stderr.contains("used before it is built"), "{r:?}");
+    assert_eq!(ok(&d, &["ps", "-aq"]), "");
+}

@@ -6,8 +6,11 @@
 //! Docker's rules (`berth-build`) and put into a container as one archive, then committed. The
 //! output is the classic builder's JSON stream (`Step N/M : ...`, ` ---> <id>`, `aux` with the ID).
 //!
-//! Not yet: a layer cache, several stages (`COPY --from`, `FROM <stage>`), ADD of URLs and archives,
-//! `--chown` by name, `RUN --mount`, ONBUILD triggers; each is refused with a message naming it.
+//! Stages: only those the target needs (through `FROM <stage>` and `COPY --from`) are built, in
+//! order; `COPY --from` takes its sources out of the stage's (or any local image's) filesystem.
+//!
+//! Not yet: a layer cache, ADD of URLs and archives, `--chown` by name, `RUN --mount`, HEALTHCHECK,
+//! ONBUILD, `FROM scratch`; each is refused with a message naming it.
 
 use crate::containers::{CommitRequest, ContainerService, ExtractOptions, WaitCondition};
 use crate::distribution::Progress;
@@ -186,7 +189,7 @@ impl BuildService {
             Ok(text) => Some(DockerIgnore::parse(&text).map_err(|e| bad(format!(".dockerignore: {e}")))?),
             Err(_) => None,
         };
-        // The stage to build: everything from its FROM to the next; global ARGs before the first.
+        // Stages: each FROM to the next; global ARGs before the first.
         let froms: Vec<usize> = df
             .instructions
             .iter()
@@ -197,88 +200,119 @@ impl BuildService {
         let Some(&first_from) = froms.first() else {
             return Err(bad("no build stage in current context"));
         };
-        let stage_index = match &opts.target {
-            None => froms.len() - 1,
-            Some(t) => froms
+        let stages: Vec<StageSpan> = froms
+            .iter()
+            .enumerate()
+            .map(|(k, &start)| {
+                let w = df.instructions[start].words();
+                StageSpan {
+                    start,
+                    end: froms.get(k + 1).copied().unwrap_or(df.instructions.len()),
+                    name: (w.len() == 3 && w[1].eq_ignore_ascii_case("as")).then(|| w[2].to_ascii_lowercase()),
+                }
+            })
+            .collect();
+        let target = match &opts.target {
+            None => stages.len() - 1,
+            Some(t) => stages
                 .iter()
-                .position(|&n| {
-                    let w = df.instructions[n].words();
-                    w.len() == 3 && w[1].eq_ignore_ascii_case("as") && w[2].eq_ignore_ascii_case(t)
-                })
+                .position(|st| st.name.as_deref() == Some(t.to_ascii_lowercase().as_str()))
                 .ok_or_else(|| bad(format!("failed to reach build target {t} in Dockerfile")))?,
         };
-        if stage_index > 0 {
-            return Err(bad("multi-stage builds are not supported by berth's builder yet"));
-        }
-        let end = froms.get(stage_index + 1).copied().unwrap_or(df.instructions.len());
-        let steps: Vec<&Instruction> = df.instructions[..first_from]
+        // Only the stages the target needs (through FROM <stage> and COPY --from), in order.
+        let needed = needed_stages(&df.instructions, &stages, target)?;
+        let global: Vec<&Instruction> = df.instructions[..first_from]
             .iter()
             .filter(|i| i.command == Command::Arg)
-            .chain(df.instructions[first_from..end].iter())
             .collect();
-        let total = steps.len();
+        let total = global.len() + needed.iter().map(|&k| stages[k].end - stages[k].start).sum::<usize>();
         let say = |text: String| {
             if !opts.quiet {
                 out.stream(&text);
             }
         };
-        let mut global_args: BTreeMap<String, String> = BTreeMap::new();
-        let mut stage: Option<Stage> = None;
         let ctx = BuildContext {
             root: ctx_dir.clone(),
             ignore,
             scratch: dir.clone(),
         };
-        for (n, step) in steps.iter().enumerate() {
-            say(format!("Step {}/{total} : {}\n", n + 1, step.original.trim()));
-            match (&mut stage, step.command) {
-                (None, Command::Arg) => {
-                    for kv in step.key_values() {
-                        let v = opts
-                            .build_args
-                            .get(&kv.key)
-                            .cloned()
-                            .or_else(|| kv.value.clone())
-                            .unwrap_or_default();
-                        global_args.insert(kv.key.clone(), v);
+        let mut n = 0;
+        let mut global_args: BTreeMap<String, String> = BTreeMap::new();
+        for step in &global {
+            n += 1;
+            say(format!("Step {n}/{total} : {}\n", step.original.trim()));
+            for kv in step.key_values() {
+                let v = opts
+                    .build_args
+                    .get(&kv.key)
+                    .cloned()
+                    .or_else(|| kv.value.clone())
+                    .unwrap_or_default();
+                global_args.insert(kv.key.clone(), v);
+            }
+        }
+        // Each built stage's image, by index and by name.
+        let mut built: BTreeMap<String, String> = BTreeMap::new();
+        let mut stage: Option<Stage> = None;
+        for &k in &needed {
+            let span = &stages[k];
+            stage = None;
+            for step in &df.instructions[span.start..span.end] {
+                n += 1;
+                say(format!("Step {n}/{total} : {}\n", step.original.trim()));
+                match (&mut stage, step.command) {
+                    (None, _) => {
+                        let scope = Stage {
+                            image: String::new(),
+                            config: json!({}),
+                            args: global_args.clone(),
+                        };
+                        let words = step.words();
+                        let image = scope.expand(words.first().map(String::as_str).unwrap_or(""))?;
+                        if image == "scratch" {
+                            return Err(bad("FROM scratch is not supported by berth's builder yet"));
+                        }
+                        let reference = built.get(&image.to_ascii_lowercase()).cloned().unwrap_or(image);
+                        let rec = self.images.resolve(&reference).await?;
+                        let id = rec.id.to_string();
+                        say(format!(" ---> {}\n", short(&id)));
+                        stage = Some(Stage {
+                            image: id,
+                            config: rec.config.clone(),
+                            args: BTreeMap::new(),
+                        });
+                    }
+                    (Some(s), Command::Run) => {
+                        let id = self.run_step(s, step, &opts, &say).await?;
+                        self.advance(s, id).await?;
+                        say(format!(" ---> {}\n", short(&s.image)));
+                    }
+                    (Some(s), Command::Copy | Command::Add) => {
+                        let id = match flag(step, "from") {
+                            None => self.copy_step(s, step, &ctx).await?,
+                            Some(from) => {
+                                let source = built
+                                    .get(&from.to_ascii_lowercase())
+                                    .cloned()
+                                    .unwrap_or(from.to_string());
+                                self.copy_from_step(s, step, &source, &ctx).await?
+                            }
+                        };
+                        self.advance(s, id).await?;
+                        say(format!(" ---> {}\n", short(&s.image)));
+                    }
+                    (Some(s), _) => {
+                        apply_metadata(s, step, &opts.build_args)?;
+                        let id = self.derive(s, step.original.trim()).await?;
+                        s.image = id;
+                        say(format!(" ---> {}\n", short(&s.image)));
                     }
                 }
-                (None, Command::From) => {
-                    let scope = Stage {
-                        image: String::new(),
-                        config: json!({}),
-                        args: global_args.clone(),
-                    };
-                    let words = step.words();
-                    let image = scope.expand(words.first().map(String::as_str).unwrap_or(""))?;
-                    if image == "scratch" {
-                        return Err(bad("FROM scratch is not supported by berth's builder yet"));
-                    }
-                    let rec = self.images.resolve(&image).await?;
-                    let id = rec.id.to_string();
-                    say(format!(" ---> {}\n", short(&id)));
-                    stage = Some(Stage {
-                        image: id,
-                        config: rec.config.clone(),
-                        args: BTreeMap::new(),
-                    });
-                }
-                (None, _) => return Err(bad("no build stage in current context")),
-                (Some(s), Command::Run) => {
-                    let id = self.run_step(s, step, &opts, &say).await?;
-                    self.advance(s, id).await?;
-                    say(format!(" ---> {}\n", short(&s.image)));
-                }
-                (Some(s), Command::Copy | Command::Add) => {
-                    let id = self.copy_step(s, step, &ctx).await?;
-                    self.advance(s, id).await?;
-                    say(format!(" ---> {}\n", short(&s.image)));
-                }
-                (Some(s), _) => {
-                    apply_metadata(s, step, &opts.build_args)?;
-                    let id = self.derive(s, step.original.trim()).await?;
-                    s.image = id;
-                    say(format!(" ---> {}\n", short(&s.image)));
+            }
+            if let Some(s) = &stage {
+                built.insert(k.to_string(), s.image.clone());
+                if let Some(name) = &span.name {
+                    built.insert(name.clone(), s.image.clone());
                 }
             }
         }
@@ -445,11 +479,72 @@ impl BuildService {
         self.commit(s, id, cmd.join(" ")).await
     }
 
+    /// `COPY --from=<stage or image>`: the sources are taken out of that image (each source's
+    /// directory above its first wildcard, through a container that is not started) into a private
+    /// root, then copied as from a context.
+    async fn copy_from_step(&self, s: &Stage, step: &Instruction, source: &str, ctx: &BuildContext) -> Result<String> {
+        let image = self.images.resolve(source).await?;
+        let root = ctx.scratch.join(format!("from-{}", berth_types::new_id()));
+        std::fs::create_dir_all(&root).map_err(|e| EngineError::io("creating", &root, e))?;
+        let from = Stage {
+            image: image.id.to_string(),
+            config: image.config.clone(),
+            args: BTreeMap::new(),
+        };
+        let container = self
+            .step_container(&from, None, Vec::new(), Some("none".into()))
+            .await?;
+        let words = step.words();
+        let result = async {
+            for w in words.iter().take(words.len().saturating_sub(1)) {
+                let w = s.expand(w)?;
+                let clean = berth_dockerfile::clean_path(&format!("/{w}"));
+                let fixed: Vec<&str> = clean
+                    .split('/')
+                    .filter(|c| !c.is_empty())
+                    .take_while(|c| !berth_dockerfile::has_wildcards(c))
+                    .collect();
+                let path = format!("/{}", fixed.join("/"));
+                let parent = match fixed.split_last() {
+                    Some((_, up)) => root.join(up.join("/")),
+                    None => root.clone(),
+                };
+                std::fs::create_dir_all(&parent).map_err(|e| EngineError::io("creating", &parent, e))?;
+                let spool = ctx.scratch.join(format!("from-{}.tar", berth_types::new_id()));
+                let file = std::fs::File::create(&spool).map_err(|e| EngineError::io("creating", &spool, e))?;
+                let (tx, rx) = tokio::sync::oneshot::channel();
+                let writer = DoneWriter { file, done: Some(tx) };
+                // A missing source is the planner's to report ("file not found").
+                if self.containers.archive_get(&container, &path, writer).await.is_ok() {
+                    let _ = rx.await;
+                    let spool2 = spool.clone();
+                    blocking(move || {
+                        let f = std::fs::File::open(&spool2).map_err(|e| EngineError::io("opening", &spool2, e))?;
+                        berth_archive::unpack(f, &parent, &berth_archive::UnpackOptions::default())
+                            .map_err(|e| bad(format!("reading {path} from the source image: {e}")))?;
+                        Ok(())
+                    })
+                    .await?;
+                }
+                let _ = std::fs::remove_file(&spool);
+            }
+            let from_ctx = BuildContext {
+                root: root.clone(),
+                ignore: None,
+                scratch: ctx.scratch.clone(),
+            };
+            self.copy_step(s, step, &from_ctx).await
+        }
+        .await;
+        if let Err(e) = self.containers.remove(&container, true, false).await {
+            tracing::warn!("removing build container {}: {e}", short(&container));
+        }
+        let _ = std::fs::remove_dir_all(&root);
+        result
+    }
+
     async fn copy_step(&self, s: &Stage, step: &Instruction, ctx: &BuildContext) -> Result<String> {
         let what = step.command.upper();
-        if flag(step, "from").is_some() {
-            return Err(bad(format!("{what} --from is not supported by berth's builder yet")));
-        }
         if !step.heredocs.is_empty() {
             return Err(bad(format!(
                 "{what} with a here-document is not supported by berth's builder yet"
@@ -526,11 +621,83 @@ impl BuildService {
     }
 }
 
+/// Where a stage's instructions are: `start` is its FROM.
+struct StageSpan {
+    start: usize,
+    end: usize,
+    name: Option<String>,
+}
+
+/// The stages `target` needs, itself last, in Dockerfile order: those its FROM and its
+/// `COPY --from` name (by name or index), and theirs. A stage naming itself or a later one is an
+/// error (the classic builder cannot use a stage before it is built).
+fn needed_stages(instructions: &[Instruction], stages: &[StageSpan], target: usize) -> Result<Vec<usize>> {
+    let index_of = |name: &str, before: usize| -> Option<usize> {
+        let lower = name.to_ascii_lowercase();
+        stages[..before]
+            .iter()
+            .position(|st| st.name.as_deref() == Some(lower.as_str()))
+            .or_else(|| name.parse::<usize>().ok().filter(|&i| i < before))
+    };
+    let mut needed = vec![false; stages.len()];
+    let mut todo = vec![target];
+    while let Some(k) = todo.pop() {
+        if std::mem::replace(&mut needed[k], true) {
+            continue;
+        }
+        let span = &stages[k];
+        for (pos, i) in instructions[span.start..span.end].iter().enumerate() {
+            let reference = match (pos, i.command) {
+                (0, _) => i.words().first().cloned(),
+                (_, Command::Copy | Command::Add) => flag(i, "from").map(String::from),
+                _ => None,
+            };
+            let Some(r) = reference else { continue };
+            if let Some(dep) = index_of(&r, k) {
+                todo.push(dep);
+            } else if stages[k..]
+                .iter()
+                .any(|st| st.name.as_deref() == Some(r.to_ascii_lowercase().as_str()))
+            {
+                return Err(bad(format!(
+                    "stage {r:?} is used before it is built (line {}): circular or forward dependency",
+                    i.line
+                )));
+            }
+        }
+    }
+    Ok((0..stages.len()).filter(|&k| needed[k]).collect())
+}
+
 /// The unpacked context.
 struct BuildContext {
     root: PathBuf,
     ignore: Option<DockerIgnore>,
     scratch: PathBuf,
+}
+
+/// A file that tells when the writer is done with it (dropped).
+struct DoneWriter {
+    file: std::fs::File,
+    done: Option<tokio::sync::oneshot::Sender<()>>,
+}
+
+impl std::io::Write for DoneWriter {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.file.write(buf)
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        self.file.flush()
+    }
+}
+
+impl Drop for DoneWriter {
+    fn drop(&mut self) {
+        if let Some(tx) = self.done.take() {
+            let _ = tx.send(());
+        }
+    }
 }
 
 /// Copies a container's multiplexed output to the build's stream, line by line as it comes.
