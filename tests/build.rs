@@ -82,8 +82,14 @@ fn docker_cli_builds_and_the_image_runs() {
         history.contains("/bin/sh -c echo \"$GREETING $WHO from run\""),
         "{history}"
     );
-    // no build container left
+    // no build container left, and no intermediate image beside the base and the result
     assert_eq!(ok(&d, &["ps", "-aq"]), "");
+    assert_eq!(
+        ok(&d, &["images", "-aq"]).lines().count(),
+        2,
+        "{}",
+        ok(&d, &["images", "-a"])
+    );
 }
 
 #[test]
@@ -101,6 +107,12 @@ fn failures_are_reported_and_leave_nothing_behind() {
     assert!(r.stdout.contains("about to fail"), "{r:?}");
     assert_eq!(ok(&d, &["ps", "-aq"]), "");
     assert!(d.berth(&["image", "inspect", "broken"]).code != 0);
+    assert_eq!(
+        ok(&d, &["images", "-aq"]).lines().count(),
+        1,
+        "{}",
+        ok(&d, &["images", "-a"])
+    );
     // COPY from outside the context and a missing file: the classic builder's messages
     for (df, want) in [
         (

@@ -159,6 +159,24 @@ impl BuildService {
         opts: BuildOptions,
         out: &Progress,
     ) -> Result<String> {
+        let made = std::sync::Mutex::new(Vec::new());
+        let result = self.build_steps(context, opts, out, &made).await;
+        // Intermediate images go (without a cache nothing would use them); the result stays.
+        let mut ids = std::mem::take(&mut *crate::lock(&made));
+        if let Ok(id) = &result {
+            ids.retain(|i| i != id);
+        }
+        self.images.discard_intermediate(ids).await;
+        result
+    }
+
+    async fn build_steps(
+        self: &Arc<Self>,
+        context: impl Read + Send + 'static,
+        opts: BuildOptions,
+        out: &Progress,
+        made: &std::sync::Mutex<Vec<String>>,
+    ) -> Result<String> {
         std::fs::create_dir_all(&self.tmp).map_err(|e| EngineError::io("creating", &self.tmp, e))?;
         let dir = self.tmp.join(format!("build-{}", berth_types::new_id()));
         let ctx_dir = dir.join("context");
@@ -284,6 +302,7 @@ impl BuildService {
                     }
                     (Some(s), Command::Run) => {
                         let id = self.run_step(s, step, &opts, &say).await?;
+                        crate::lock(made).push(id.clone());
                         self.advance(s, id).await?;
                         say(format!(" ---> {}\n", short(&s.image)));
                     }
@@ -298,12 +317,14 @@ impl BuildService {
                                 self.copy_from_step(s, step, &source, &ctx).await?
                             }
                         };
+                        crate::lock(made).push(id.clone());
                         self.advance(s, id).await?;
                         say(format!(" ---> {}\n", short(&s.image)));
                     }
                     (Some(s), _) => {
                         apply_metadata(s, step, &opts.build_args)?;
                         let id = self.derive(s, step.original.trim()).await?;
+                        crate::lock(made).push(id.clone());
                         s.image = id;
                         say(format!(" ---> {}\n", short(&s.image)));
                     }
@@ -329,6 +350,7 @@ impl BuildService {
             }
             let text: Vec<String> = opts.labels.iter().map(|(k, v)| format!("{k}={v:?}")).collect();
             s.image = self.derive(&mut s, &format!("LABEL {}", text.join(" "))).await?;
+            crate::lock(made).push(s.image.clone());
         }
         let id = s.image.clone();
         out.aux(json!({ "ID": id }));

@@ -264,6 +264,28 @@ impl ImageService {
         Ok(items)
     }
 
+    /// Removes the untagged images `ids` that no container uses, quietly (a build's intermediate
+    /// images: their layers stay as long as another image uses them).
+    pub(crate) async fn discard_intermediate(self: &Arc<Self>, ids: Vec<String>) {
+        let engine = self.clone();
+        let _ = blocking(move || {
+            for id in ids {
+                let untagged = engine
+                    .store
+                    .resolve(&id)
+                    .map(|r| r.repo_tags.is_empty())
+                    .unwrap_or(false);
+                if untagged && engine.users.container_using(&id).is_none() {
+                    if let Err(e) = engine.store.remove(&id, false, true, &|_| None) {
+                        tracing::debug!("removing intermediate image {id}: {e}");
+                    }
+                }
+            }
+            Ok(())
+        })
+        .await;
+    }
+
     /// `POST /images/prune`: images no container uses that are dangling (or all of them with
     /// `dangling=false`), narrowed by `label`, `label!` and `until` as dockerd narrows them.
     pub async fn prune_images(self: &Arc<Self>, filters: Filters) -> Result<Value> {
