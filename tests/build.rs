@@ -82,14 +82,36 @@ fn docker_cli_builds_and_the_image_runs() {
         history.contains("/bin/sh -c echo \"$GREETING $WHO from run\""),
         "{history}"
     );
-    // no build container left, and no intermediate image beside the base and the result
+    // no build container left; the steps' images (the cache) show only with -a
     assert_eq!(ok(&d, &["ps", "-aq"]), "");
-    assert_eq!(
-        ok(&d, &["images", "-aq"]).lines().count(),
-        2,
-        "{}",
-        ok(&d, &["images", "-a"])
-    );
+    assert_eq!(ok(&d, &["images", "-q"]).lines().count(), 2, "{}", ok(&d, &["images"]));
+    assert!(ok(&d, &["images", "-aq"]).lines().count() > 2);
+    assert_eq!(ok(&d, &["images", "-q", "--filter", "dangling=true"]), "");
+
+    // The same build again comes from the cache, to the same image.
+    let again = docker_build(&d, ctx.path(), &["-t", "built:2", "--build-arg", "WHO=berth"]);
+    assert_eq!(again.code, 0, "{again:?}");
+    assert_eq!(again.stdout.matches("Using cache").count(), 9, "{again:?}");
+    assert!(!again.stdout.contains("Running in"), "{again:?}");
+    assert_eq!(inspect(&d, "built:2")["Id"], img["Id"]);
+    // A new mtime alone keeps the cache; new content rebuilds from that COPY on.
+    let f = std::fs::File::options()
+        .write(true)
+        .open(ctx.path().join("hello.txt"))
+        .unwrap();
+    f.set_modified(std::time::SystemTime::UNIX_EPOCH).unwrap();
+    let r = docker_build(&d, ctx.path(), &["--build-arg", "WHO=berth"]);
+    assert_eq!(r.stdout.matches("Using cache").count(), 9, "{r:?}");
+    std::fs::write(ctx.path().join("hello.txt"), "changed\n").unwrap();
+    let r = docker_build(&d, ctx.path(), &["-t", "built:3", "--build-arg", "WHO=berth"]);
+    assert_eq!(r.code, 0, "{r:?}");
+    assert_eq!(r.stdout.matches("Using cache").count(), 3, "{r:?}");
+    assert!(r.stdout.contains("changed"), "{r:?}");
+    // Another build arg value misses from the start; --no-cache runs everything.
+    let r = docker_build(&d, ctx.path(), &["--build-arg", "WHO=other"]);
+    assert_eq!(r.stdout.matches("Using cache").count(), 0, "{r:?}");
+    let r = docker_build(&d, ctx.path(), &["--no-cache", "--build-arg", "WHO=berth"]);
+    assert_eq!(r.stdout.matches("Using cache").count(), 0, "{r:?}");
 }
 
 #[test]

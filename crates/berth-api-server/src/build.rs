@@ -44,6 +44,7 @@ async fn build(State(e): State<AppState>, RawQuery(q): RawQuery, req: Request) -
             .filter(|n| !n.is_empty() && *n != "default")
             .map(String::from),
         quiet: p.flag("q"),
+        no_cache: p.flag("nocache"),
     };
     let reader = body_reader(req);
     let (progress, rx) = Progress::channel();

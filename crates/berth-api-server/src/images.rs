@@ -27,7 +27,7 @@ fn json_line(v: serde_json::Value) -> Bytes {
 
 async fn list(State(e): State<AppState>, RawQuery(q): RawQuery) -> ApiResult<Response> {
     let p = Params::from_query(q.as_deref());
-    let list = e.images.list_images(p.filters()?).await?;
+    let list = e.images.list_images(p.flag("all"), p.filters()?).await?;
     Ok(json(StatusCode::OK, &list))
 }
 

@@ -342,6 +342,45 @@ pub fn plan(
     Ok(out)
 }
 
+/// A checksum of what a COPY takes: each entry's destination, kind, permission bits and content
+/// (a file's bytes, a symlink's target), not its times, so the build cache sees a change of
+/// content and nothing else.
+pub fn content_digest(root: &Path, items: &[CopyItem]) -> Result<String, CopyError> {
+    use sha2::{Digest, Sha256};
+    use std::os::unix::fs::PermissionsExt;
+    let io = |path: &str, source| CopyError::Io {
+        path: path.to_string(),
+        source,
+    };
+    let mut h = Sha256::new();
+    for item in items {
+        let host = if item.src == "." {
+            root.to_path_buf()
+        } else {
+            root.join(&item.src)
+        };
+        let meta = std::fs::symlink_metadata(&host).map_err(|e| io(&item.src, e))?;
+        h.update(item.dest.as_bytes());
+        h.update([0, item.kind as u8]);
+        h.update((meta.permissions().mode() & 0o7777).to_le_bytes());
+        match item.kind {
+            EntryKind::File => {
+                let mut f = std::fs::File::open(&host).map_err(|e| io(&item.src, e))?;
+                let mut fh = Sha256::new();
+                std::io::copy(&mut f, &mut fh).map_err(|e| io(&item.src, e))?;
+                h.update(fh.finalize());
+            }
+            EntryKind::Symlink => {
+                let t = std::fs::read_link(&host).map_err(|e| io(&item.src, e))?;
+                h.update(t.to_string_lossy().as_bytes());
+            }
+            EntryKind::Dir | EntryKind::Other => {}
+        }
+        h.update([0xff]);
+    }
+    Ok(hex::encode(h.finalize()))
+}
+
 #[cfg(test)]
 #[path = "copy_tests.rs"]
 mod tests;

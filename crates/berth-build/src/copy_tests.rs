@@ -221,3 +221,18 @@ fn a_symlink_source_is_followed_inside_the_context() {
         CopyError::SymlinkLoop(_)
     ));
 }
+
+#[test]
+fn the_content_digest_follows_content_not_times() {
+    let t = context();
+    let r = t.path();
+    let ctx = Context { root: r, ignore: None };
+    let items = plan(&ctx, &["dir".to_string()], "/app", "/", &|_| false).unwrap();
+    let a = content_digest(r, &items).unwrap();
+    // a new mtime alone changes nothing
+    let f = std::fs::File::options().write(true).open(r.join("dir/x")).unwrap();
+    f.set_modified(std::time::SystemTime::UNIX_EPOCH).unwrap();
+    assert_eq!(content_digest(r, &items).unwrap(), a);
+    std::fs::write(r.join("dir/x"), "changed").unwrap();
+    assert_ne!(content_digest(r, &items).unwrap(), a);
+}

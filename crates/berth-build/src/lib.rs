@@ -4,4 +4,4 @@
 
 pub mod copy;
 
-pub use copy::{plan, Context, CopyError, CopyItem, EntryKind};
+pub use copy::{content_digest, plan, Context, CopyError, CopyItem, EntryKind};

@@ -42,6 +42,8 @@ pub struct BuildOptions {
     pub network: Option<String>,
     /// `q`: only the ID in the output.
     pub quiet: bool,
+    /// `nocache`: run every step again.
+    pub no_cache: bool,
 }
 
 /// The builder.
@@ -49,6 +51,32 @@ pub struct BuildService {
     containers: Arc<ContainerService>,
     images: Arc<ImageService>,
     tmp: PathBuf,
+    cache: std::sync::Mutex<BuildCache>,
+}
+
+/// The layer cache: a step's key (its parent image, its instruction, what it copies, the build
+/// args) to the image it made, kept in `cache.json` beside the scratch space.
+struct BuildCache {
+    path: PathBuf,
+    entries: BTreeMap<String, String>,
+    dirty: bool,
+}
+
+/// The key of a step: what it starts from and everything its result depends on.
+fn cache_key(parent: &str, step: &Instruction, extra: &str, build_args: &BTreeMap<String, String>) -> String {
+    use sha2::Digest as _;
+    let mut h = sha2::Sha256::new();
+    for part in [parent, step.original.trim(), extra] {
+        h.update(part.as_bytes());
+        h.update([0]);
+    }
+    for (k, v) in build_args {
+        h.update(k.as_bytes());
+        h.update([b'=']);
+        h.update(v.as_bytes());
+        h.update([0]);
+    }
+    hex::encode(h.finalize())
 }
 
 /// The stage being built: its current image and config.
@@ -144,11 +172,92 @@ impl BuildService {
     /// does not outlive the daemon that ran it.
     pub fn new(containers: Arc<ContainerService>, images: Arc<ImageService>, tmp: PathBuf) -> BuildService {
         let _ = std::fs::remove_dir_all(&tmp);
+        let path = tmp.parent().unwrap_or(&tmp).join("cache.json");
+        let entries = std::fs::read(&path)
+            .ok()
+            .and_then(|b| serde_json::from_slice(&b).ok())
+            .unwrap_or_default();
         BuildService {
             containers,
             images,
             tmp,
+            cache: std::sync::Mutex::new(BuildCache {
+                path,
+                entries,
+                dirty: false,
+            }),
         }
+    }
+
+    /// The cached image of a step, if it is still there.
+    async fn cached(&self, key: &str, no_cache: bool) -> Option<String> {
+        if no_cache {
+            return None;
+        }
+        let id = crate::lock(&self.cache).entries.get(key).cloned()?;
+        match self.images.resolve(&id).await {
+            Ok(_) => Some(id),
+            Err(_) => {
+                let mut c = crate::lock(&self.cache);
+                c.entries.remove(key);
+                c.dirty = true;
+                None
+            }
+        }
+    }
+
+    /// Records what a step made, and marks it a step image (hidden by `images` unless tagged).
+    async fn remember(&self, key: String, id: &str) {
+        if let Ok(d) = id.parse::<berth_types::Digest>() {
+            if let Err(e) = self.images.store().mark_intermediate(&d) {
+                tracing::debug!("marking {id} as a build step's image: {e}");
+            }
+        }
+        let mut c = crate::lock(&self.cache);
+        c.entries.insert(key, id.to_string());
+        c.dirty = true;
+    }
+
+    fn save_cache(&self) {
+        let mut c = crate::lock(&self.cache);
+        if !c.dirty {
+            return;
+        }
+        match serde_json::to_vec(&c.entries) {
+            Ok(bytes) => {
+                if let Some(dir) = c.path.parent() {
+                    let _ = std::fs::create_dir_all(dir);
+                }
+                if let Err(e) = berth_types::write_atomic(&c.path, &bytes) {
+                    tracing::warn!("saving the build cache: {e}");
+                } else {
+                    c.dirty = false;
+                }
+            }
+            Err(e) => tracing::warn!("encoding the build cache: {e}"),
+        }
+    }
+
+    /// The content checksum of what a COPY/ADD takes from the context.
+    async fn context_digest(&self, s: &Stage, step: &Instruction, ctx: &BuildContext) -> Result<String> {
+        let mut words: Vec<String> = Vec::new();
+        for w in step.words() {
+            words.push(s.expand(w)?);
+        }
+        let Some(dest) = words.pop() else {
+            return Err(bad(format!("{} requires at least two arguments", step.command.upper())));
+        };
+        let (root, ignore, workdir, what) = (ctx.root.clone(), ctx.ignore.clone(), s.workdir(), step.command.upper());
+        blocking(move || {
+            let c = berth_build::Context {
+                root: &root,
+                ignore: ignore.as_ref(),
+            };
+            let items = berth_build::plan(&c, &words, &dest, &workdir, &|_| false)
+                .map_err(|e| bad(format!("{what} failed: {e}")))?;
+            berth_build::content_digest(&root, &items).map_err(|e| bad(format!("{what} failed: {e}")))
+        })
+        .await
     }
 
     /// Builds the context tar `context` as `opts` asks, streaming the classic builder's messages
@@ -159,14 +268,8 @@ impl BuildService {
         opts: BuildOptions,
         out: &Progress,
     ) -> Result<String> {
-        let made = std::sync::Mutex::new(Vec::new());
-        let result = self.build_steps(context, opts, out, &made).await;
-        // Intermediate images go (without a cache nothing would use them); the result stays.
-        let mut ids = std::mem::take(&mut *crate::lock(&made));
-        if let Ok(id) = &result {
-            ids.retain(|i| i != id);
-        }
-        self.images.discard_intermediate(ids).await;
+        let result = self.build_steps(context, opts, out).await;
+        self.save_cache();
         result
     }
 
@@ -175,7 +278,6 @@ impl BuildService {
         context: impl Read + Send + 'static,
         opts: BuildOptions,
         out: &Progress,
-        made: &std::sync::Mutex<Vec<String>>,
     ) -> Result<String> {
         std::fs::create_dir_all(&self.tmp).map_err(|e| EngineError::io("creating", &self.tmp, e))?;
         let dir = self.tmp.join(format!("build-{}", berth_types::new_id()));
@@ -300,32 +402,38 @@ impl BuildService {
                             args: BTreeMap::new(),
                         });
                     }
-                    (Some(s), Command::Run) => {
-                        let id = self.run_step(s, step, &opts, &say).await?;
-                        crate::lock(made).push(id.clone());
-                        self.advance(s, id).await?;
-                        say(format!(" ---> {}\n", short(&s.image)));
-                    }
-                    (Some(s), Command::Copy | Command::Add) => {
-                        let id = match flag(step, "from") {
-                            None => self.copy_step(s, step, &ctx).await?,
-                            Some(from) => {
-                                let source = built
-                                    .get(&from.to_ascii_lowercase())
-                                    .cloned()
-                                    .unwrap_or(from.to_string());
-                                self.copy_from_step(s, step, &source, &ctx).await?
+                    (Some(s), command) => {
+                        if command != Command::Run && command != Command::Copy && command != Command::Add {
+                            // In memory first: an ARG's value matters to later steps even when
+                            // this one comes from the cache.
+                            apply_metadata(s, step, &opts.build_args)?;
+                        }
+                        let from = match (command, flag(step, "from")) {
+                            (Command::Copy | Command::Add, Some(f)) => {
+                                Some(built.get(&f.to_ascii_lowercase()).cloned().unwrap_or(f.to_string()))
                             }
+                            _ => None,
                         };
-                        crate::lock(made).push(id.clone());
-                        self.advance(s, id).await?;
-                        say(format!(" ---> {}\n", short(&s.image)));
-                    }
-                    (Some(s), _) => {
-                        apply_metadata(s, step, &opts.build_args)?;
-                        let id = self.derive(s, step.original.trim()).await?;
-                        crate::lock(made).push(id.clone());
-                        s.image = id;
+                        let extra = match (command, &from) {
+                            (Command::Copy | Command::Add, None) => self.context_digest(s, step, &ctx).await?,
+                            (_, Some(source)) => self.images.resolve(source).await?.id.to_string(),
+                            (Command::Run, _) => flag(step, "network").unwrap_or("").to_string(),
+                            _ => String::new(),
+                        };
+                        let key = cache_key(&s.image, step, &extra, &opts.build_args);
+                        if let Some(id) = self.cached(&key, opts.no_cache).await {
+                            say(" ---> Using cache\n".into());
+                            self.advance(s, id).await?;
+                        } else {
+                            let id = match (command, &from) {
+                                (Command::Run, _) => self.run_step(s, step, &opts, &say).await?,
+                                (_, Some(source)) => self.copy_from_step(s, step, source, &ctx).await?,
+                                (Command::Copy | Command::Add, None) => self.copy_step(s, step, &ctx).await?,
+                                _ => self.derive(s, step.original.trim()).await?,
+                            };
+                            self.remember(key, &id).await;
+                            self.advance(s, id).await?;
+                        }
                         say(format!(" ---> {}\n", short(&s.image)));
                     }
                 }
@@ -350,9 +458,12 @@ impl BuildService {
             }
             let text: Vec<String> = opts.labels.iter().map(|(k, v)| format!("{k}={v:?}")).collect();
             s.image = self.derive(&mut s, &format!("LABEL {}", text.join(" "))).await?;
-            crate::lock(made).push(s.image.clone());
         }
         let id = s.image.clone();
+        // The result is an image of its own, shown by `images` even untagged.
+        if let Ok(d) = id.parse::<berth_types::Digest>() {
+            self.images.store().unmark_intermediate(&d);
+        }
         out.aux(json!({ "ID": id }));
         say(format!("Successfully built {}\n", short(&id)));
         for t in &opts.tags {

@@ -128,9 +128,11 @@ impl ImageService {
 }
 
 impl ImageService {
-    /// `GET /images/json`. (`all` has nothing to add: berth keeps no intermediate images.)
+    /// `GET /images/json`: without `all`, the build cache's untagged step images are left out (as
+    /// dockerd leaves out intermediate images).
     pub async fn list_images(
         self: &Arc<Self>,
+        all: bool,
         filters: std::collections::HashMap<String, Vec<String>>,
     ) -> Result<Vec<Value>> {
         check_keys(
@@ -142,6 +144,9 @@ impl ImageService {
             let mut out = Vec::new();
             for img in engine.store.list()? {
                 let id = img.id.to_string();
+                if !all && img.repo_tags.is_empty() && engine.store.is_intermediate(&img.id) {
+                    continue;
+                }
                 if let Some(refs) = filters.get("reference") {
                     let familiar: Vec<String> = img.repo_tags.clone();
                     if !refs.iter().any(|r| familiar.iter().any(|t| reference_matches(r, t))) {
@@ -262,28 +267,6 @@ impl ImageService {
         .await?;
         self.publish_deletions(&items);
         Ok(items)
-    }
-
-    /// Removes the untagged images `ids` that no container uses, quietly (a build's intermediate
-    /// images: their layers stay as long as another image uses them).
-    pub(crate) async fn discard_intermediate(self: &Arc<Self>, ids: Vec<String>) {
-        let engine = self.clone();
-        let _ = blocking(move || {
-            for id in ids {
-                let untagged = engine
-                    .store
-                    .resolve(&id)
-                    .map(|r| r.repo_tags.is_empty())
-                    .unwrap_or(false);
-                if untagged && engine.users.container_using(&id).is_none() {
-                    if let Err(e) = engine.store.remove(&id, false, true, &|_| None) {
-                        tracing::debug!("removing intermediate image {id}: {e}");
-                    }
-                }
-            }
-            Ok(())
-        })
-        .await;
     }
 
     /// `POST /images/prune`: images no container uses that are dangling (or all of them with

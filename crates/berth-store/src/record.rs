@@ -90,6 +90,30 @@ pub struct HistoryItem {
 }
 
 impl ImageStore {
+    fn intermediate_path(&self, id: &Digest) -> PathBuf {
+        self.root.join("intermediate").join(id.hex())
+    }
+
+    /// Marks `id` as a build step's image (kept for the build cache): `docker images` leaves such
+    /// images out unless tagged or asked for with `-a`, and a dangling-only prune spares them.
+    pub fn mark_intermediate(&self, id: &Digest) -> Result<()> {
+        let p = self.intermediate_path(id);
+        if let Some(dir) = p.parent() {
+            std::fs::create_dir_all(dir).map_err(io_err("create", dir))?;
+        }
+        std::fs::write(&p, b"").map_err(io_err("write", &p))
+    }
+
+    /// Whether `id` is a build step's image (see [`ImageStore::mark_intermediate`]).
+    pub fn is_intermediate(&self, id: &Digest) -> bool {
+        self.intermediate_path(id).exists()
+    }
+
+    /// Clears the mark of [`ImageStore::mark_intermediate`] (a build's result is an image of its own).
+    pub fn unmark_intermediate(&self, id: &Digest) {
+        let _ = std::fs::remove_file(self.intermediate_path(id));
+    }
+
     pub(crate) fn record_path(&self, id: &Digest) -> PathBuf {
         self.root.join("images").join(format!("{}.json", id.hex()))
     }

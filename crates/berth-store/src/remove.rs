@@ -175,6 +175,7 @@ impl ImageStore {
             refs.save()?;
             let p = self.record_path(id);
             std::fs::remove_file(&p).map_err(io_err("remove", &p))?;
+            self.unmark_intermediate(id);
         }
         items.push(DeleteItem::Deleted(id.to_string()));
         let mut blobs: Vec<Digest> = stored.layers.iter().map(|l| l.digest.clone()).collect();
@@ -194,7 +195,7 @@ impl ImageStore {
             if in_use(&s.id.to_string()).is_some() {
                 continue;
             }
-            if dangling_only && !refs.for_image(&s.id).is_empty() {
+            if dangling_only && (!refs.for_image(&s.id).is_empty() || self.is_intermediate(&s.id)) {
                 continue;
             }
             let (items, space) = self.delete_image(&s.id, false)?;
