@@ -262,3 +262,32 @@ fn multi_stage_builds() {
     assert!(r.stderr.contains("used before it is built"), "{r:?}");
     assert_eq!(ok(&d, &["ps", "-aq"]), "");
 }
+
+/// `builder prune` (berth's CLI and the docker CLI's `POST /build/prune`) empties the cache: the
+/// step images go, tagged results stay, and the next build runs every step again.
+#[test]
+fn builder_prune_empties_the_cache() {
+    let d = Daemon::start();
+    d.load_busybox("bb");
+    let ctx = context(&[("Dockerfile", "FROM bb\nRUN echo one > /one\nENV A=1\n")]);
+    let r = docker_build(&d, ctx.path(), &["-t", "pruned:1"]);
+    assert_eq!(r.code, 0, "{r:?}");
+    let before = ok(&d, &["images", "-aq"]).lines().count();
+    assert!(before > 2, "{before}");
+    let out = ok(&d, &["builder", "prune", "-f"]);
+    assert!(out.starts_with("Deleted build cache objects:\n"), "{out}");
+    assert!(out.contains("Total reclaimed space:"), "{out}");
+    assert_eq!(
+        ok(&d, &["images", "-aq"]).lines().count(),
+        2,
+        "{}",
+        ok(&d, &["images", "-a"])
+    );
+    assert_eq!(ok(&d, &["run", "--rm", "pruned:1", "cat", "/one"]), "one\n");
+    let r = docker_build(&d, ctx.path(), &[]);
+    assert_eq!(r.stdout.matches("Using cache").count(), 0, "{r:?}");
+    // the docker CLI's classic `builder prune` uses the same endpoint
+    let r = d.docker(&["builder", "prune", "-f"]);
+    assert_eq!(r.code, 0, "{r:?}");
+    assert!(r.stdout.contains("Total reclaimed space"), "{r:?}");
+}

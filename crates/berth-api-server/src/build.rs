@@ -52,7 +52,18 @@ async fn build(State(e): State<AppState>, RawQuery(q): RawQuery, req: Request) -
     progress_response(async move { svc.build(reader, opts, &progress).await.map(|_| ()) }, rx).await
 }
 
+/// `POST /build/prune`.
+async fn prune(State(e): State<AppState>) -> ApiResult<Response> {
+    let (removed, space) = e.build.prune().await?;
+    Ok(crate::params::json(
+        axum::http::StatusCode::OK,
+        &serde_json::json!({ "CachesDeleted": removed, "SpaceReclaimed": space }),
+    ))
+}
+
 /// The routes of this module.
 pub(crate) fn routes() -> Router<AppState> {
-    Router::new().route("/build", post(build))
+    Router::new()
+        .route("/build", post(build))
+        .route("/build/prune", post(prune))
 }

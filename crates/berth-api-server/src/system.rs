@@ -67,15 +67,6 @@ async fn disk_usage(State(engine): State<AppState>) -> Response {
     )
 }
 
-/// `POST /build/prune`: berth has no build cache yet, so nothing to prune; answered so `docker
-/// system prune` works. (The build service takes this route over when it exists.)
-async fn nothing_to_prune() -> Response {
-    json(
-        StatusCode::OK,
-        &serde_json::json!({ "CachesDeleted": [], "SpaceReclaimed": 0 }),
-    )
-}
-
 /// `GET /plugins`: berth has no plugins.
 async fn plugins() -> Response {
     json(StatusCode::OK, &serde_json::json!([]))
@@ -88,5 +79,4 @@ pub(crate) fn routes() -> Router<AppState> {
         .route("/info", get(info))
         .route("/system/df", get(disk_usage))
         .route("/plugins", get(plugins))
-        .route("/build/prune", axum::routing::post(nothing_to_prune))
 }

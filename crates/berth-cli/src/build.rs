@@ -7,7 +7,7 @@ use berth_client::{body, Client};
 use std::io::Read;
 use std::path::{Path, PathBuf};
 
-use crate::args::BuildArgs;
+use crate::args::{BuildArgs, BuilderPruneArgs};
 use crate::StatusError;
 
 fn fail(msg: impl std::fmt::Display) -> StatusError {
@@ -109,6 +109,35 @@ pub async fn build(client: &Client, a: BuildArgs) -> Result<i32> {
     if let Some(path) = &a.iidfile {
         std::fs::write(path, &id).map_err(|e| fail(format!("writing image ID file {path}: {e}")))?;
     }
+    Ok(0)
+}
+
+/// `berth builder prune`: docker's prompt and report.
+pub async fn prune(client: &Client, a: BuilderPruneArgs) -> Result<i32> {
+    let warning = if a.all {
+        "WARNING! This will remove all build cache."
+    } else {
+        "WARNING! This will remove all dangling build cache."
+    };
+    if !a.force && !crate::term::confirm(warning) {
+        return Ok(0);
+    }
+    let report = client.build_prune().await.map_err(fail)?;
+    let ids: Vec<String> = report["CachesDeleted"]
+        .as_array()
+        .map(|a| a.iter().filter_map(|v| v.as_str().map(String::from)).collect())
+        .unwrap_or_default();
+    if !ids.is_empty() {
+        let mut text = String::from("Deleted build cache objects:\n");
+        for id in &ids {
+            text.push_str(id.trim_start_matches("sha256:"));
+            text.push('\n');
+        }
+        text.push('\n');
+        crate::write_out(&text);
+    }
+    let space = report["SpaceReclaimed"].as_f64().unwrap_or(0.0);
+    crate::write_out(&crate::objects::reclaimed_line(space));
     Ok(0)
 }
 

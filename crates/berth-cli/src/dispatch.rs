@@ -2,7 +2,7 @@
 
 use anyhow::Result;
 
-use crate::args::{Cli, Cmd, ContainerCmd, ImageCmd, ManifestCmd, NetworkCmd, SystemCmd, VolumeCmd};
+use crate::args::{BuilderCmd, Cli, Cmd, ContainerCmd, ImageCmd, ManifestCmd, NetworkCmd, SystemCmd, VolumeCmd};
 use crate::connect::{connect, ConnectOpts};
 use crate::{container, events, image, network, registry, system, volume};
 
@@ -81,6 +81,7 @@ pub async fn dispatch(cli: Cli) -> Result<i32> {
         Cmd::Import(a) | Cmd::Image(ImageCmd::Import(a)) => image::import(c, a).await,
         Cmd::Load(a) | Cmd::Image(ImageCmd::Load(a)) => image::load(c, a).await,
         Cmd::Build(a) => crate::build::build(c, a).await,
+        Cmd::Builder(BuilderCmd::Prune(a)) => crate::build::prune(c, a).await,
         Cmd::Save(a) | Cmd::Image(ImageCmd::Save(a)) => image::save(c, a).await,
         Cmd::History(a) | Cmd::Image(ImageCmd::History(a)) => image::history(c, a).await,
         Cmd::Image(ImageCmd::Prune(a)) => image::prune(c, a).await,

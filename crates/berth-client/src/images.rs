@@ -85,6 +85,14 @@ impl Client {
         Ok(BodyReader::new(resp.into_body()))
     }
 
+    /// `POST /build/prune`: `{"CachesDeleted": [...], "SpaceReclaimed": n}`.
+    pub async fn build_prune(&self) -> Result<Value> {
+        let bytes = self
+            .request_bytes(Method::POST, "/build/prune", &Vec::new(), body::empty(), None)
+            .await?;
+        Ok(serde_json::from_slice(&bytes)?)
+    }
+
     /// `POST /images/create?fromImage=` (pull): the JSON progress stream. `X-Registry-Auth` is
     /// always sent (`{}` without credentials), as Docker's CLI does.
     pub async fn image_pull(

@@ -189,6 +189,23 @@ impl BuildService {
         }
     }
 
+    /// `POST /build/prune`: forgets the cache and removes its step images that are untagged and
+    /// unused (their layers stay while another image uses them); answers the removed IDs and the
+    /// bytes their images held.
+    pub async fn prune(&self) -> Result<(Vec<String>, u64)> {
+        let ids: Vec<String> = {
+            let mut c = crate::lock(&self.cache);
+            c.dirty = true;
+            std::mem::take(&mut c.entries).into_values().collect()
+        };
+        let mut unique = ids;
+        unique.sort();
+        unique.dedup();
+        let out = self.images.remove_step_images(unique).await;
+        self.save_cache();
+        out
+    }
+
     /// The cached image of a step, if it is still there.
     async fn cached(&self, key: &str, no_cache: bool) -> Option<String> {
         if no_cache {

@@ -269,6 +269,31 @@ impl ImageService {
         Ok(items)
     }
 
+    /// Removes the build cache's images `ids` that are untagged and no container uses; answers
+    /// those removed and the bytes freed.
+    pub(crate) async fn remove_step_images(self: &Arc<Self>, ids: Vec<String>) -> Result<(Vec<String>, u64)> {
+        let engine = self.clone();
+        blocking(move || {
+            let mut removed = Vec::new();
+            let mut space = 0;
+            for id in ids {
+                let Ok(rec) = engine.store.resolve(&id) else { continue };
+                if !rec.repo_tags.is_empty() || engine.users.container_using(&id).is_some() {
+                    continue;
+                }
+                match engine.store.remove(&id, false, true, &|_| None) {
+                    Ok(_) => {
+                        space += rec.size;
+                        removed.push(id);
+                    }
+                    Err(e) => tracing::debug!("removing build cache image {id}: {e}"),
+                }
+            }
+            Ok((removed, space))
+        })
+        .await
+    }
+
     /// `POST /images/prune`: images no container uses that are dangling (or all of them with
     /// `dangling=false`), narrowed by `label`, `label!` and `until` as dockerd narrows them.
     pub async fn prune_images(self: &Arc<Self>, filters: Filters) -> Result<Value> {

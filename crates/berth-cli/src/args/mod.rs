@@ -136,6 +136,9 @@ pub enum Cmd {
     Registry(RegistryArgs),
     /// Build an image from a Dockerfile
     Build(BuildArgs),
+    /// Manage builds
+    #[command(subcommand)]
+    Builder(BuilderCmd),
     /// Show the Docker version information
     Version(VersionArgs),
     /// Display system-wide information
@@ -343,6 +346,25 @@ pub struct BuildArgs {
     /// The build context: a directory, or "-" for a tar on stdin
     #[arg(value_name = "PATH")]
     pub context: Option<String>,
+}
+
+/// `berth builder ...`.
+#[derive(clap::Subcommand, Debug)]
+#[command(defer = true)]
+pub enum BuilderCmd {
+    /// Remove build cache
+    Prune(BuilderPruneArgs),
+}
+
+/// `berth builder prune`.
+#[derive(clap::Args, Debug)]
+pub struct BuilderPruneArgs {
+    /// Remove all unused build cache, not just dangling ones (berth's cache has only one kind)
+    #[arg(short = 'a', long)]
+    pub all: bool,
+    /// Do not prompt for confirmation
+    #[arg(short = 'f', long)]
+    pub force: bool,
 }
 
 /// The `--print-ast` format, shown by `berth build --help`.
