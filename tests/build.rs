@@ -291,3 +291,17 @@ fn builder_prune_empties_the_cache() {
     assert_eq!(r.code, 0, "{r:?}");
     assert!(r.stdout.contains("Total reclaimed space"), "{r:?}");
 }
+
+/// On a daemon without a default bridge (`--bridge none`) containers, RUN steps among them, get no
+/// network unless they ask for one, as with dockerd.
+#[test]
+fn without_a_default_bridge_containers_and_builds_get_no_network() {
+    let d = Daemon::start_with(&["--bridge", "none"]);
+    d.load_busybox("bb");
+    let links = ok(&d, &["run", "--rm", "bb", "ls", "/sys/class/net"]);
+    assert_eq!(links, "lo\n");
+    let ctx = context(&[("Dockerfile", "FROM bb\nRUN ls /sys/class/net > /links\n")]);
+    let r = d.berth(&["build", "-t", "nonet", ctx.path().to_str().unwrap()]);
+    assert_eq!(r.code, 0, "{r:?}");
+    assert_eq!(ok(&d, &["run", "--rm", "nonet", "cat", "/links"]), "lo\n");
+}

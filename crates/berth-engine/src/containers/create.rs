@@ -174,7 +174,15 @@ impl ContainerService {
         nc: Option<&berth_api::models::NetworkingConfig>,
     ) -> Result<(crate::network::EndpointsConfig, Vec<(String, String)>)> {
         let mode = hc.network_mode.clone().filter(|m| !m.is_empty() && m != "default");
-        let mode = mode.unwrap_or_else(|| "bridge".into());
+        // The default is the default bridge; a daemon without one (`--bridge none`) gives
+        // containers no network unless they ask for one, as dockerd does.
+        let mode = mode.unwrap_or_else(|| {
+            if self.networks.resolve("bridge").is_ok() {
+                "bridge".into()
+            } else {
+                "none".into()
+            }
+        });
         if let Some(other) = mode.strip_prefix("container:") {
             self.lookup(other)?;
         }
