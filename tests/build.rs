@@ -305,3 +305,39 @@ fn without_a_default_bridge_containers_and_builds_get_no_network() {
     assert_eq!(r.code, 0, "{r:?}");
     assert_eq!(ok(&d, &["run", "--rm", "nonet", "cat", "/links"]), "lo\n");
 }
+
+/// HEALTHCHECK into the image's config, ONBUILD triggers kept by one build and run by the next
+/// (then gone from its image), RUN with here-documents (the document as the script, and fed to a
+/// command).
+#[test]
+fn healthcheck_onbuild_and_heredocs() {
+    let d = Daemon::start();
+    d.load_busybox("bb");
+    let base = context(&[(
+        "Dockerfile",
+        "FROM bb\nHEALTHCHECK --interval=5s --timeout=2s --retries=4 CMD test -f /etc/passwd\nONBUILD RUN echo triggered > /onbuild\nRUN <<EOF\necho one > /heredoc\necho two >> /heredoc\nEOF\nRUN cat > /fed <<DATA\nfed line\nDATA\n",
+    )]);
+    let r = docker_build(&d, base.path(), &["-t", "base:hc"]);
+    assert_eq!(r.code, 0, "{r:?}");
+    let cfg = inspect(&d, "base:hc")["Config"].clone();
+    assert_eq!(
+        cfg["Healthcheck"],
+        serde_json::json!({"Test": ["CMD-SHELL", "test -f /etc/passwd"], "Interval": 5_000_000_000i64, "Timeout": 2_000_000_000i64, "Retries": 4})
+    );
+    assert_eq!(cfg["OnBuild"], serde_json::json!(["RUN echo triggered > /onbuild"]));
+    assert_eq!(
+        ok(&d, &["run", "--rm", "base:hc", "cat", "/heredoc", "/fed"]),
+        "one\ntwo\nfed line\n"
+    );
+    let child = context(&[("Dockerfile", "FROM base:hc\nHEALTHCHECK NONE\n")]);
+    let r = docker_build(&d, child.path(), &["-t", "child:hc"]);
+    assert_eq!(r.code, 0, "{r:?}");
+    assert!(r.stdout.contains("# Executing 1 build trigger"), "{r:?}");
+    assert_eq!(ok(&d, &["run", "--rm", "child:hc", "cat", "/onbuild"]), "triggered\n");
+    let cfg = inspect(&d, "child:hc")["Config"].clone();
+    assert!(
+        cfg["OnBuild"].is_null() || cfg["OnBuild"] == serde_json::json!([]),
+        "{cfg}"
+    );
+    assert_eq!(cfg["Healthcheck"], serde_json::json!({"Test": ["NONE"]}));
+}

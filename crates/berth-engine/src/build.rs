@@ -9,8 +9,11 @@
 //! Stages: only those the target needs (through `FROM <stage>` and `COPY --from`) are built, in
 //! order; `COPY --from` takes its sources out of the stage's (or any local image's) filesystem.
 //!
-//! Not yet: a layer cache, ADD of URLs and archives, `--chown` by name, `RUN --mount`, HEALTHCHECK,
-//! ONBUILD, `FROM scratch`; each is refused with a message naming it.
+//! Also: a layer cache (see [`BuildService::prune`]), HEALTHCHECK, ONBUILD triggers (run after the
+//! FROM of an image that has them), RUN with here-documents.
+//!
+//! Not yet: ADD of URLs and archives, COPY of here-documents, `--chown` by name, `RUN --mount`,
+//! `FROM scratch`; each is refused with a message naming it.
 
 use crate::containers::{CommitRequest, ContainerService, ExtractOptions, WaitCondition};
 use crate::distribution::Progress;
@@ -413,46 +416,15 @@ impl BuildService {
                         let rec = self.images.resolve(&reference).await?;
                         let id = rec.id.to_string();
                         say(format!(" ---> {}\n", short(&id)));
-                        stage = Some(Stage {
+                        let mut st = Stage {
                             image: id,
                             config: rec.config.clone(),
                             args: BTreeMap::new(),
-                        });
-                    }
-                    (Some(s), command) => {
-                        if command != Command::Run && command != Command::Copy && command != Command::Add {
-                            // In memory first: an ARG's value matters to later steps even when
-                            // this one comes from the cache.
-                            apply_metadata(s, step, &opts.build_args)?;
-                        }
-                        let from = match (command, flag(step, "from")) {
-                            (Command::Copy | Command::Add, Some(f)) => {
-                                Some(built.get(&f.to_ascii_lowercase()).cloned().unwrap_or(f.to_string()))
-                            }
-                            _ => None,
                         };
-                        let extra = match (command, &from) {
-                            (Command::Copy | Command::Add, None) => self.context_digest(s, step, &ctx).await?,
-                            (_, Some(source)) => self.images.resolve(source).await?.id.to_string(),
-                            (Command::Run, _) => flag(step, "network").unwrap_or("").to_string(),
-                            _ => String::new(),
-                        };
-                        let key = cache_key(&s.image, step, &extra, &opts.build_args);
-                        if let Some(id) = self.cached(&key, opts.no_cache).await {
-                            say(" ---> Using cache\n".into());
-                            self.advance(s, id).await?;
-                        } else {
-                            let id = match (command, &from) {
-                                (Command::Run, _) => self.run_step(s, step, &opts, &say).await?,
-                                (_, Some(source)) => self.copy_from_step(s, step, source, &ctx).await?,
-                                (Command::Copy | Command::Add, None) => self.copy_step(s, step, &ctx).await?,
-                                _ => self.derive(s, step.original.trim()).await?,
-                            };
-                            self.remember(key, &id).await;
-                            self.advance(s, id).await?;
-                        }
-                        say(format!(" ---> {}\n", short(&s.image)));
+                        self.run_triggers(&mut st, &opts, &ctx, &built, &say).await?;
+                        stage = Some(st);
                     }
+                    (Some(s), _) => self.step(s, step, &opts, &ctx, &built, &say).await?,
                 }
             }
             if let Some(s) = &stage {
@@ -489,6 +461,90 @@ impl BuildService {
             say(format!("Successfully tagged {}\n", familiar_tag(t)));
         }
         Ok(id)
+    }
+
+    /// One step of a stage after its FROM: from the cache when its key is known, else run.
+    async fn step(
+        &self,
+        s: &mut Stage,
+        step: &Instruction,
+        opts: &BuildOptions,
+        ctx: &BuildContext,
+        built: &BTreeMap<String, String>,
+        say: &(dyn Fn(String) + Sync),
+    ) -> Result<()> {
+        let command = step.command;
+        if command != Command::Run && command != Command::Copy && command != Command::Add {
+            // In memory first: an ARG's value matters to later steps even when this one comes
+            // from the cache.
+            apply_metadata(s, step, &opts.build_args)?;
+        }
+        let from = match (command, flag(step, "from")) {
+            (Command::Copy | Command::Add, Some(f)) => {
+                Some(built.get(&f.to_ascii_lowercase()).cloned().unwrap_or(f.to_string()))
+            }
+            _ => None,
+        };
+        let extra = match (command, &from) {
+            (Command::Copy | Command::Add, None) => self.context_digest(s, step, ctx).await?,
+            (_, Some(source)) => self.images.resolve(source).await?.id.to_string(),
+            (Command::Run, _) => flag(step, "network").unwrap_or("").to_string(),
+            _ => String::new(),
+        };
+        let key = cache_key(&s.image, step, &extra, &opts.build_args);
+        if let Some(id) = self.cached(&key, opts.no_cache).await {
+            say(" ---> Using cache\n".into());
+            self.advance(s, id).await?;
+        } else {
+            let id = match (command, &from) {
+                (Command::Run, _) => self.run_step(s, step, opts, say).await?,
+                (_, Some(source)) => self.copy_from_step(s, step, source, ctx).await?,
+                (Command::Copy | Command::Add, None) => self.copy_step(s, step, ctx).await?,
+                _ => self.derive(s, step.original.trim()).await?,
+            };
+            self.remember(key, &id).await;
+            self.advance(s, id).await?;
+        }
+        say(format!(" ---> {}\n", short(&s.image)));
+        Ok(())
+    }
+
+    /// The base image's ONBUILD triggers, run right after FROM as docker's classic builder runs
+    /// them (`# Executing N build triggers`); the stage's image then has none of its own.
+    async fn run_triggers(
+        &self,
+        s: &mut Stage,
+        opts: &BuildOptions,
+        ctx: &BuildContext,
+        built: &BTreeMap<String, String>,
+        say: &(dyn Fn(String) + Sync),
+    ) -> Result<()> {
+        let triggers: Vec<String> = s.config["config"]["OnBuild"]
+            .as_array()
+            .map(|a| a.iter().filter_map(|v| v.as_str().map(String::from)).collect())
+            .unwrap_or_default();
+        if triggers.is_empty() {
+            return Ok(());
+        }
+        say(format!(
+            "# Executing {} build trigger{}\n",
+            triggers.len(),
+            if triggers.len() == 1 { "" } else { "s" }
+        ));
+        s.cfg().insert("OnBuild".into(), Value::Null);
+        for t in triggers {
+            let df = berth_dockerfile::parse(&t).map_err(|e| bad(format!("ONBUILD trigger {t:?}: {e}")))?;
+            for step in &df.instructions {
+                if matches!(step.command, Command::From | Command::Onbuild | Command::Maintainer) {
+                    return Err(bad(format!(
+                        "{} isn't allowed as an ONBUILD trigger",
+                        step.command.upper()
+                    )));
+                }
+                self.step(s, step, opts, ctx, built, say).await?;
+            }
+        }
+        Ok(())
     }
 
     /// The stage now stands on the committed image `id` (its config lists the new layer).
@@ -577,15 +633,13 @@ impl BuildService {
         if step.flags.iter().any(|f| f.starts_with("--mount")) {
             return Err(bad("RUN --mount is not supported by berth's builder yet"));
         }
-        if !step.heredocs.is_empty() {
-            return Err(bad("RUN with a here-document is not supported by berth's builder yet"));
-        }
         let words = step.words().to_vec();
         let cmd = if step.json {
             words
         } else {
+            let line = words.join(" ");
             let mut c = s.shell();
-            c.push(words.join(" "));
+            c.push(heredoc_script(&line, &step.heredocs));
             c
         };
         // Build args reach RUN's environment, not the image's.
@@ -1041,15 +1095,113 @@ fn apply_metadata(s: &mut Stage, step: &Instruction, build_args: &BTreeMap<Strin
         Command::Maintainer => {
             s.config["author"] = json!(words.join(" "));
         }
-        Command::Healthcheck | Command::Onbuild => {
-            return Err(bad(format!(
-                "{} is not supported by berth's builder yet",
-                step.command.upper()
-            )));
+        Command::Onbuild => {
+            let berth_dockerfile::Args::OnBuild(next) = &step.args else {
+                return Err(bad("ONBUILD needs an instruction"));
+            };
+            let mut triggers: Vec<Value> = s.config["config"]["OnBuild"].as_array().cloned().unwrap_or_default();
+            triggers.push(json!(next.original.trim()));
+            s.cfg().insert("OnBuild".into(), json!(triggers));
+        }
+        Command::Healthcheck => {
+            let berth_dockerfile::Args::Healthcheck { kind, command } = &step.args else {
+                return Err(bad("HEALTHCHECK needs CMD or NONE"));
+            };
+            let hc = if kind.eq_ignore_ascii_case("NONE") {
+                json!({ "Test": ["NONE"] })
+            } else {
+                let mut test = if step.json {
+                    vec![json!("CMD")]
+                } else {
+                    vec![json!("CMD-SHELL")]
+                };
+                if step.json {
+                    test.extend(command.iter().map(|c| json!(c)));
+                } else {
+                    test.push(json!(command.join(" ")));
+                }
+                let mut hc = json!({ "Test": test });
+                for (flag_name, key) in [
+                    ("interval", "Interval"),
+                    ("timeout", "Timeout"),
+                    ("start-period", "StartPeriod"),
+                    ("start-interval", "StartInterval"),
+                ] {
+                    if let Some(v) = flag(step, flag_name) {
+                        hc[key] = json!(go_duration_nanos(v).ok_or_else(|| bad(format!(
+                            "HEALTHCHECK --{flag_name}={v}: not a duration (e.g. 30s, 1m30s)"
+                        )))?);
+                    }
+                }
+                if let Some(v) = flag(step, "retries") {
+                    let n: i64 = v
+                        .parse()
+                        .ok()
+                        .filter(|n| *n >= 0)
+                        .ok_or_else(|| bad(format!("HEALTHCHECK --retries={v}: not a non-negative number")))?;
+                    hc["Retries"] = json!(n);
+                }
+                hc
+            };
+            s.cfg().insert("Healthcheck".into(), hc);
         }
         other => return Err(bad(format!("{} cannot be used here", other.upper()))),
     }
     Ok(())
+}
+
+/// The shell script of a RUN line with here-documents: a line that is only `<<EOF` runs the
+/// document itself; otherwise the line with its documents after it, for the shell to feed them.
+fn heredoc_script(line: &str, docs: &[berth_dockerfile::Heredoc]) -> String {
+    let Some(first) = docs.first() else {
+        return line.to_string();
+    };
+    let only = line.trim().trim_start_matches("<<").trim_start_matches('-');
+    if docs.len() == 1 && only.trim_matches(|c| c == '"' || c == '\'') == first.name {
+        return first.content.clone();
+    }
+    let mut script = line.to_string();
+    script.push('\n');
+    for d in docs {
+        script.push_str(&d.content);
+        if !d.content.is_empty() && !d.content.ends_with('\n') {
+            script.push('\n');
+        }
+        script.push_str(&d.name);
+        script.push('\n');
+    }
+    script
+}
+
+/// A Go duration (`30s`, `1m30s`, `500ms`, `1h`) in nanoseconds.
+fn go_duration_nanos(v: &str) -> Option<i64> {
+    let mut total: f64 = 0.0;
+    let mut rest = v;
+    if rest.is_empty() {
+        return None;
+    }
+    while !rest.is_empty() {
+        let num_len = rest
+            .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+            .unwrap_or(rest.len());
+        let n: f64 = rest[..num_len].parse().ok()?;
+        rest = &rest[num_len..];
+        let unit_len = rest
+            .find(|c: char| c.is_ascii_digit() || c == '.')
+            .unwrap_or(rest.len());
+        let scale = match &rest[..unit_len] {
+            "ns" => 1.0,
+            "us" | "µs" => 1e3,
+            "ms" => 1e6,
+            "s" => 1e9,
+            "m" => 60e9,
+            "h" => 3600e9,
+            _ => return None,
+        };
+        total += n * scale;
+        rest = &rest[unit_len..];
+    }
+    (total <= i64::MAX as f64).then_some(total as i64)
 }
 
 /// `name:tag` into the repository and the tag (`latest` when none).
