@@ -341,3 +341,38 @@ fn healthcheck_onbuild_and_heredocs() {
     );
     assert_eq!(cfg["Healthcheck"], serde_json::json!({"Test": ["NONE"]}));
 }
+
+/// ADD unpacks a local tar (gzip or plain) into its destination and copies other files as they
+/// are; COPY takes a here-document as a file, variables expanded unless the delimiter is quoted.
+#[test]
+fn add_archives_and_copy_heredocs() {
+    let d = Daemon::start();
+    d.load_busybox("bb");
+    let ctx = context(&[("plain.txt", "not an archive\n")]);
+    let mut b = tar::Builder::new(Vec::new());
+    let mut h = tar::Header::new_gnu();
+    h.set_size(6);
+    h.set_mode(0o644);
+    b.append_data(&mut h, "inside/x.txt", &b"in tar"[..]).unwrap();
+    let plain_tar = b.into_inner().unwrap();
+    let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+    std::io::Write::write_all(&mut gz, &plain_tar).unwrap();
+    std::fs::write(ctx.path().join("a.tar.gz"), gz.finish().unwrap()).unwrap();
+    std::fs::write(ctx.path().join("b.tar"), &plain_tar).unwrap();
+    std::fs::write(
+        ctx.path().join("Dockerfile"),
+        "FROM bb\nENV WHO=berth\nADD a.tar.gz /gz\nADD b.tar plain.txt /t/\nCOPY <<EOF /greeting\nhello $WHO\nEOF\nCOPY <<'RAW' /raw\nhello $WHO\nRAW\n",
+    )
+    .unwrap();
+    let r = docker_build(&d, ctx.path(), &["-t", "added"]);
+    assert_eq!(r.code, 0, "{r:?}");
+    assert_eq!(ok(&d, &["run", "--rm", "added", "cat", "/gz/inside/x.txt"]), "in tar");
+    assert_eq!(
+        ok(&d, &["run", "--rm", "added", "cat", "/t/inside/x.txt", "/t/plain.txt"]),
+        "in tarnot an archive\n"
+    );
+    assert_eq!(
+        ok(&d, &["run", "--rm", "added", "cat", "/greeting", "/raw"]),
+        "hello berth\nhello $WHO\n"
+    );
+}

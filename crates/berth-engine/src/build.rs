@@ -12,8 +12,11 @@
 //! Also: a layer cache (see [`BuildService::prune`]), HEALTHCHECK, ONBUILD triggers (run after the
 //! FROM of an image that has them), RUN with here-documents.
 //!
-//! Not yet: ADD of URLs and archives, COPY of here-documents, `--chown` by name, `RUN --mount`,
-//! `FROM scratch`; each is refused with a message naming it.
+//! ADD unpacks local tar archives (plain or gzip) into its destination; COPY and ADD take
+//! here-documents as files.
+//!
+//! Not yet: ADD of URLs, `--chown` by name, `RUN --mount`, `FROM scratch`; each is refused with a
+//! message naming it.
 
 use crate::containers::{CommitRequest, ContainerService, ExtractOptions, WaitCondition};
 use crate::distribution::Progress;
@@ -474,6 +477,13 @@ impl BuildService {
         say: &(dyn Fn(String) + Sync),
     ) -> Result<()> {
         let command = step.command;
+        if matches!(command, Command::Copy | Command::Add) && !step.heredocs.is_empty() {
+            // `COPY <<EOF /file`: each document becomes a file of a context of its own.
+            let (heredoc_ctx, rewritten) = self.heredoc_context(s, step, ctx)?;
+            let result = Box::pin(self.step(s, &rewritten, opts, &heredoc_ctx, built, say)).await;
+            let _ = std::fs::remove_dir_all(&heredoc_ctx.root);
+            return result;
+        }
         if command != Command::Run && command != Command::Copy && command != Command::Add {
             // In memory first: an ARG's value matters to later steps even when this one comes
             // from the cache.
@@ -507,6 +517,50 @@ impl BuildService {
         }
         say(format!(" ---> {}\n", short(&s.image)));
         Ok(())
+    }
+
+    /// The here-documents of a COPY/ADD as files (named by their delimiters, variables expanded
+    /// unless the delimiter was quoted) in a context of their own, and the step with its `<<NAME`
+    /// sources renamed to them.
+    fn heredoc_context(
+        &self,
+        s: &Stage,
+        step: &Instruction,
+        ctx: &BuildContext,
+    ) -> Result<(BuildContext, Instruction)> {
+        let root = ctx.scratch.join(format!("heredoc-{}", berth_types::new_id()));
+        std::fs::create_dir_all(&root).map_err(|e| EngineError::io("creating", &root, e))?;
+        for d in &step.heredocs {
+            if d.name.contains('/') || d.name == "." || d.name == ".." {
+                return Err(bad(format!("here-document name {:?} cannot be a file name", d.name)));
+            }
+            let content = if d.expand {
+                berth_dockerfile::expand_heredoc(&d.content, &|n| s.lookup(n), '\\').map_err(|e| bad(e.to_string()))?
+            } else {
+                d.content.clone()
+            };
+            let p = root.join(&d.name);
+            std::fs::write(&p, content).map_err(|e| EngineError::io("writing", &p, e))?;
+        }
+        let mut rewritten = step.clone();
+        rewritten.heredocs.clear();
+        if let berth_dockerfile::Args::Words(words) = &mut rewritten.args {
+            for w in words.iter_mut() {
+                let bare = w
+                    .trim_start_matches("<<")
+                    .trim_start_matches('-')
+                    .trim_matches(|c| c == '"' || c == '\'');
+                if w.starts_with("<<") && step.heredocs.iter().any(|d| d.name == bare) {
+                    *w = bare.to_string();
+                }
+            }
+        }
+        let heredoc_ctx = BuildContext {
+            root,
+            ignore: None,
+            scratch: ctx.scratch.clone(),
+        };
+        Ok((heredoc_ctx, rewritten))
     }
 
     /// The base image's ONBUILD triggers, run right after FROM as docker's classic builder runs
@@ -777,7 +831,7 @@ impl BuildService {
         let container = self.step_container(s, None, s.env(), Some("none".into())).await?;
         let result = async {
             let workdir = s.workdir();
-            let dest_abs = berth_dockerfile::clean_path(&if dest.starts_with('/') {
+            let dest_abs: String = berth_dockerfile::clean_path(&if dest.starts_with('/') {
                 dest.clone()
             } else {
                 format!("{workdir}/{dest}")
@@ -790,6 +844,8 @@ impl BuildService {
                 .unwrap_or(false);
             let root = ctx.root.clone();
             let ignore = ctx.ignore.clone();
+            let scratch = ctx.scratch.clone();
+            let extract = step.command == Command::Add;
             let spool = ctx.scratch.join(format!("copy-{}.tar", berth_types::new_id()));
             let spool2 = spool.clone();
             let file = blocking(move || {
@@ -799,7 +855,32 @@ impl BuildService {
                 };
                 let items = berth_build::plan(&c, &words, &dest, &workdir, &|_| dest_is_dir)
                     .map_err(|e| bad(format!("{what} failed: {e}")))?;
-                write_tar(&root, &items, owner, mode, &spool2)
+                // ADD unpacks a local tar archive (plain or gzip) into the destination directory.
+                let mut sets: Vec<(PathBuf, Vec<berth_build::CopyItem>)> = Vec::new();
+                let mut plain = Vec::new();
+                for item in items {
+                    let host = root.join(&item.src);
+                    if extract && item.kind == berth_build::EntryKind::File && is_tar_archive(&host)? {
+                        let dir = scratch.join(format!("add-{}", berth_types::new_id()));
+                        std::fs::create_dir_all(&dir).map_err(|e| EngineError::io("creating", &dir, e))?;
+                        let f = std::fs::File::open(&host).map_err(|e| EngineError::io("opening", &host, e))?;
+                        let reader = berth_archive::decompress(f).map_err(|e| bad(format!("ADD {}: {e}", item.src)))?;
+                        berth_archive::unpack(reader, &dir, &berth_archive::UnpackOptions::default())
+                            .map_err(|e| bad(format!("ADD {}: {e}", item.src)))?;
+                        let into = format!("{}/", dest_abs.trim_end_matches('/'));
+                        let c = berth_build::Context {
+                            root: &dir,
+                            ignore: None,
+                        };
+                        let inner = berth_build::plan(&c, &[".".to_string()], &into, "/", &|_| true)
+                            .map_err(|e| bad(format!("ADD {}: {e}", item.src)))?;
+                        sets.push((dir, inner));
+                    } else {
+                        plain.push(item);
+                    }
+                }
+                sets.insert(0, (root.clone(), plain));
+                write_tar(&sets, owner, mode, &spool2)
             })
             .await?;
             let _ = std::fs::remove_file(&spool);
@@ -880,6 +961,35 @@ struct BuildContext {
     scratch: PathBuf,
 }
 
+/// Whether `path` is a tar archive ADD unpacks: plain or gzip (zstd where built in); xz and bzip2
+/// archives are refused with a message, anything else is copied as a file.
+fn is_tar_archive(path: &Path) -> Result<bool> {
+    let mut head = [0u8; 6];
+    let n = {
+        let mut f = std::fs::File::open(path).map_err(|e| EngineError::io("opening", path, e))?;
+        std::io::Read::read(&mut f, &mut head).map_err(|e| EngineError::io("reading", path, e))?
+    };
+    if head[..n].starts_with(&[0xfd, b'7', b'z', b'X', b'Z', 0x00]) || head[..n].starts_with(b"BZh") {
+        return Err(bad(format!(
+            "ADD {}: xz and bzip2 archives are not supported by berth's builder yet",
+            path.display()
+        )));
+    }
+    let f = std::fs::File::open(path).map_err(|e| EngineError::io("opening", path, e))?;
+    let Ok(mut reader) = berth_archive::decompress(f) else {
+        return Ok(false);
+    };
+    let mut block = vec![0u8; 512];
+    let mut got = 0;
+    while got < block.len() {
+        match reader.read(&mut block[got..]) {
+            Ok(0) | Err(_) => break,
+            Ok(k) => got += k,
+        }
+    }
+    Ok(got == 512 && &block[257..262] == b"ustar")
+}
+
 /// A file that tells when the writer is done with it (dropped).
 struct DoneWriter {
     file: std::fs::File,
@@ -934,8 +1044,7 @@ fn numeric_owner(o: &str) -> Result<(u64, u64)> {
 /// The planned entries as a tar at their image paths, owned by root (or `owner`), modes kept (or
 /// `mode`).
 fn write_tar(
-    root: &Path,
-    items: &[berth_build::CopyItem],
+    sets: &[(PathBuf, Vec<berth_build::CopyItem>)],
     owner: Option<(u64, u64)>,
     mode: Option<u32>,
     spool: &Path,
@@ -951,7 +1060,10 @@ fn write_tar(
     let mut tar = tar::Builder::new(std::io::BufWriter::new(file));
     tar.follow_symlinks(false);
     let (uid, gid) = owner.unwrap_or((0, 0));
-    for item in items {
+    for (root, item) in sets
+        .iter()
+        .flat_map(|(root, items)| items.iter().map(move |i| (root, i)))
+    {
         let src = if item.src == "." {
             root.to_path_buf()
         } else {
