@@ -376,3 +376,21 @@ fn add_archives_and_copy_heredocs() {
         "hello berth\nhello $WHO\n"
     );
 }
+
+/// `FROM scratch`: an image of only what the build copies in (the busybox binary from another
+/// stage here), which runs.
+#[test]
+fn from_scratch() {
+    let d = Daemon::start();
+    d.load_busybox("bb");
+    let ctx = context(&[(
+        "Dockerfile",
+        "FROM bb AS tools\nFROM scratch\nCOPY --from=tools /bin/busybox /busybox\nENTRYPOINT [\"/busybox\"]\nCMD [\"echo\", \"from scratch\"]\n",
+    )]);
+    let r = docker_build(&d, ctx.path(), &["-t", "scratchy"]);
+    assert_eq!(r.code, 0, "{r:?}");
+    assert!(r.stdout.contains("Step 2/5 : FROM scratch"), "{r:?}");
+    assert_eq!(ok(&d, &["run", "--rm", "scratchy"]), "from scratch\n");
+    assert_eq!(inspect(&d, "scratchy")["RootFS"]["Layers"].as_array().unwrap().len(), 1);
+    assert_eq!(ok(&d, &["images", "-q"]).lines().count(), 2, "{}", ok(&d, &["images"]));
+}

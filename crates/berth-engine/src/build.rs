@@ -15,8 +15,9 @@
 //! ADD unpacks local tar archives (plain or gzip) into its destination; COPY and ADD take
 //! here-documents as files.
 //!
-//! Not yet: ADD of URLs, `--chown` by name, `RUN --mount`, `FROM scratch`; each is refused with a
-//! message naming it.
+//! `FROM scratch` starts from an image with no layers.
+//!
+//! Not yet: ADD of URLs, `--chown` by name, `RUN --mount`; each is refused with a message naming it.
 
 use crate::containers::{CommitRequest, ContainerService, ExtractOptions, WaitCondition};
 use crate::distribution::Progress;
@@ -412,13 +413,18 @@ impl BuildService {
                         };
                         let words = step.words();
                         let image = scope.expand(words.first().map(String::as_str).unwrap_or(""))?;
-                        if image == "scratch" {
-                            return Err(bad("FROM scratch is not supported by berth's builder yet"));
-                        }
-                        let reference = built.get(&image.to_ascii_lowercase()).cloned().unwrap_or(image);
-                        let rec = self.images.resolve(&reference).await?;
+                        let rec = if image == "scratch" {
+                            self.scratch().await?
+                        } else {
+                            let reference = built.get(&image.to_ascii_lowercase()).cloned().unwrap_or(image.clone());
+                            self.images.resolve(&reference).await?
+                        };
                         let id = rec.id.to_string();
-                        say(format!(" ---> {}\n", short(&id)));
+                        if image == "scratch" {
+                            say(" ---> \n".into());
+                        } else {
+                            say(format!(" ---> {}\n", short(&id)));
+                        }
                         let mut st = Stage {
                             image: id,
                             config: rec.config.clone(),
@@ -464,6 +470,27 @@ impl BuildService {
             say(format!("Successfully tagged {}\n", familiar_tag(t)));
         }
         Ok(id)
+    }
+
+    /// `FROM scratch`: an image with no layers and an empty config for this host's platform (a
+    /// step image, hidden by `images`).
+    async fn scratch(&self) -> Result<berth_store::ImageRecord> {
+        let host = berth_distribution::Platform::host();
+        let config = json!({
+            "architecture": host.architecture,
+            "os": host.os,
+            "config": {},
+            "rootfs": { "type": "layers", "diff_ids": [] },
+            "history": [],
+        });
+        let bytes = serde_json::to_vec(&config).map_err(|e| EngineError::Internal(e.to_string()))?;
+        let store = self.images.store().clone();
+        blocking(move || {
+            let rec = store.create_image(&bytes, &[])?;
+            store.mark_intermediate(&rec.id)?;
+            Ok(rec)
+        })
+        .await
     }
 
     /// One step of a stage after its FROM: from the cache when its key is known, else run.
