@@ -394,3 +394,42 @@ fn from_scratch() {
     assert_eq!(inspect(&d, "scratchy")["RootFS"]["Layers"].as_array().unwrap().len(), 1);
     assert_eq!(ok(&d, &["images", "-q"]).lines().count(), 2, "{}", ok(&d, &["images"]));
 }
+
+/// RUN --mount: a cache directory kept from one build to the next (and emptied by builder
+/// prune), a tmpfs, a read-only bind of the context whose content is part of the step's cache key;
+/// a bind through a symlink out of the context is refused.
+#[test]
+fn run_mounts() {
+    let d = Daemon::start();
+    d.load_busybox("bb");
+    let df = "FROM bb\nRUN --mount=type=cache,target=/cache echo run >> /cache/log && wc -l < /cache/log > /runs\nRUN --mount=type=tmpfs,target=/scratch touch /scratch/x && grep -q /scratch /proc/mounts && echo tmpfs > /tmpfs\nRUN --mount=type=bind,source=data,target=/data cat /data/v > /v && ! touch /data/w 2>/dev/null\n";
+    let ctx = context(&[("Dockerfile", df), ("data/v", "one\n")]);
+    let r = docker_build(&d, ctx.path(), &["-t", "m:1"]);
+    assert_eq!(r.code, 0, "{r:?}");
+    assert_eq!(
+        ok(&d, &["run", "--rm", "m:1", "cat", "/runs", "/tmpfs", "/v"]),
+        "1\ntmpfs\none\n"
+    );
+    // the cache mount outlives the build (no-cache reruns the step, which finds last build's log)
+    let r = docker_build(&d, ctx.path(), &["-t", "m:2", "--no-cache"]);
+    assert_eq!(r.code, 0, "{r:?}");
+    assert_eq!(ok(&d, &["run", "--rm", "m:2", "cat", "/runs"]), "2\n");
+    // the bound content is part of the key
+    std::fs::write(ctx.path().join("data/v"), "two\n").unwrap();
+    let r = docker_build(&d, ctx.path(), &["-t", "m:3"]);
+    assert_eq!(r.code, 0, "{r:?}");
+    assert_eq!(ok(&d, &["run", "--rm", "m:3", "cat", "/v"]), "two\n");
+    ok(&d, &["builder", "prune", "-f"]);
+    let r = docker_build(&d, ctx.path(), &["-t", "m:4"]);
+    assert_eq!(ok(&d, &["run", "--rm", "m:4", "cat", "/runs"]), "1\n", "{r:?}");
+    // no way out through a symlink
+    std::os::unix::fs::symlink("/etc", ctx.path().join("out")).unwrap();
+    std::fs::write(
+        ctx.path().join("Dockerfile"),
+        "FROM bb\nRUN --mount=type=bind,source=out,target=/o cat /o/hostname\n",
+    )
+    .unwrap();
+    let r = docker_build(&d, ctx.path(), &[]);
+    assert_ne!(r.code, 0, "{r:?}");
+    assert!(r.stderr.contains("RUN --mount source out"), "{r:?}");
+}

@@ -17,13 +17,18 @@
 //!
 //! `FROM scratch` starts from an image with no layers.
 //!
-//! Not yet: ADD of URLs, `--chown` by name, `RUN --mount`; each is refused with a message naming it.
+//! `RUN --mount`: `cache` (kept across builds under `builder/cache-mounts`, emptied by prune),
+//! `tmpfs`, and `bind` of a context path (read-only unless `rw`; its content is part of the step's
+//! cache key; never through a symlink).
+//!
+//! Not yet: ADD of URLs, `--chown` by name, `RUN --mount` of a stage, secrets and ssh; each is
+//! refused with a message naming it.
 
 use crate::containers::{CommitRequest, ContainerService, ExtractOptions, WaitCondition};
 use crate::distribution::Progress;
 use crate::images::ImageService;
 use crate::{EngineError, Result};
-use berth_api::models::{ContainerConfig, HostConfig};
+use berth_api::models::{ContainerConfig, HostConfig, Mount};
 use berth_api::ContainerCreateBody;
 use berth_dockerfile::{Command, DockerIgnore, Instruction};
 use serde_json::{json, Map, Value};
@@ -210,6 +215,7 @@ impl BuildService {
         unique.dedup();
         let out = self.images.remove_step_images(unique).await;
         self.save_cache();
+        let _ = std::fs::remove_dir_all(self.cache_mounts());
         out
     }
 
@@ -260,6 +266,46 @@ impl BuildService {
             }
             Err(e) => tracing::warn!("encoding the build cache: {e}"),
         }
+    }
+
+    /// Where `RUN --mount=type=cache` directories live (kept across builds, emptied by prune).
+    fn cache_mounts(&self) -> PathBuf {
+        self.tmp.parent().unwrap_or(&self.tmp).join("cache-mounts")
+    }
+
+    /// The content checksum of the context directories a RUN bind-mounts: the step's result
+    /// depends on them, so the cache must see them change.
+    async fn bind_mount_digest(&self, s: &Stage, step: &Instruction, ctx: &BuildContext) -> Result<String> {
+        let mut sources = Vec::new();
+        for spec in step.flags.iter().filter_map(|f| f.strip_prefix("--mount=")) {
+            let kv = mount_fields(spec);
+            if kv.get("type").map_or("bind", String::as_str) == "bind" && !kv.contains_key("from") {
+                let src = kv
+                    .get("source")
+                    .or_else(|| kv.get("src"))
+                    .cloned()
+                    .unwrap_or_else(|| ".".into());
+                sources.push(s.expand(&src)?);
+            }
+        }
+        if sources.is_empty() {
+            return Ok(String::new());
+        }
+        let (root, ignore) = (ctx.root.clone(), ctx.ignore.clone());
+        blocking(move || {
+            let c = berth_build::Context {
+                root: &root,
+                ignore: ignore.as_ref(),
+            };
+            let mut all = Vec::new();
+            for src in sources {
+                let items = berth_build::plan(&c, std::slice::from_ref(&src), "/m/", "/", &|_| true)
+                    .map_err(|e| bad(format!("RUN --mount source {src}: {e}")))?;
+                all.push(berth_build::content_digest(&root, &items).map_err(|e| bad(e.to_string()))?);
+            }
+            Ok(all.join(","))
+        })
+        .await
     }
 
     /// The content checksum of what a COPY/ADD takes from the context.
@@ -525,7 +571,11 @@ impl BuildService {
         let extra = match (command, &from) {
             (Command::Copy | Command::Add, None) => self.context_digest(s, step, ctx).await?,
             (_, Some(source)) => self.images.resolve(source).await?.id.to_string(),
-            (Command::Run, _) => flag(step, "network").unwrap_or("").to_string(),
+            (Command::Run, _) => format!(
+                "{}\n{}",
+                flag(step, "network").unwrap_or(""),
+                self.bind_mount_digest(s, step, ctx).await?
+            ),
             _ => String::new(),
         };
         let key = cache_key(&s.image, step, &extra, &opts.build_args);
@@ -534,7 +584,7 @@ impl BuildService {
             self.advance(s, id).await?;
         } else {
             let id = match (command, &from) {
-                (Command::Run, _) => self.run_step(s, step, opts, say).await?,
+                (Command::Run, _) => self.run_step(s, step, opts, ctx, say).await?,
                 (_, Some(source)) => self.copy_from_step(s, step, source, ctx).await?,
                 (Command::Copy | Command::Add, None) => self.copy_step(s, step, ctx).await?,
                 _ => self.derive(s, step.original.trim()).await?,
@@ -669,6 +719,7 @@ impl BuildService {
         cmd: Option<Vec<String>>,
         env: Vec<String>,
         network: Option<String>,
+        mounts: Vec<Mount>,
     ) -> Result<String> {
         let c = &s.config["config"];
         let text = |k: &str| c[k].as_str().filter(|v| !v.is_empty()).map(String::from);
@@ -686,6 +737,7 @@ impl BuildService {
             },
             host_config: Some(HostConfig {
                 network_mode: network,
+                mounts: (!mounts.is_empty()).then_some(mounts),
                 ..Default::default()
             }),
             networking_config: None,
@@ -709,11 +761,10 @@ impl BuildService {
         s: &Stage,
         step: &Instruction,
         opts: &BuildOptions,
+        ctx: &BuildContext,
         say: &(dyn Fn(String) + Sync),
     ) -> Result<String> {
-        if step.flags.iter().any(|f| f.starts_with("--mount")) {
-            return Err(bad("RUN --mount is not supported by berth's builder yet"));
-        }
+        let mounts = run_mounts(step, s, ctx, &self.cache_mounts())?;
         let words = step.words().to_vec();
         let cmd = if step.json {
             words
@@ -731,7 +782,7 @@ impl BuildService {
             }
         }
         let network = flag(step, "network").map(String::from).or_else(|| opts.network.clone());
-        let id = self.step_container(s, Some(cmd.clone()), env, network).await?;
+        let id = self.step_container(s, Some(cmd.clone()), env, network, mounts).await?;
         say(format!(" ---> Running in {}\n", short(&id)));
         let result = self.run_and_commit(s, &id, &cmd, say).await;
         if let Err(e) = self.containers.remove(&id, true, false).await {
@@ -777,7 +828,7 @@ impl BuildService {
             args: BTreeMap::new(),
         };
         let container = self
-            .step_container(&from, None, Vec::new(), Some("none".into()))
+            .step_container(&from, None, Vec::new(), Some("none".into()), Vec::new())
             .await?;
         let words = step.words();
         let result = async {
@@ -855,7 +906,9 @@ impl BuildService {
                 u32::from_str_radix(m, 8).map_err(|_| bad(format!("invalid --chmod={m}: an octal mode is needed")))?,
             ),
         };
-        let container = self.step_container(s, None, s.env(), Some("none".into())).await?;
+        let container = self
+            .step_container(s, None, s.env(), Some("none".into()), Vec::new())
+            .await?;
         let result = async {
             let workdir = s.workdir();
             let dest_abs: String = berth_dockerfile::clean_path(&if dest.starts_with('/') {
@@ -1287,6 +1340,122 @@ fn apply_metadata(s: &mut Stage, step: &Instruction, build_args: &BTreeMap<Strin
         other => return Err(bad(format!("{} cannot be used here", other.upper()))),
     }
     Ok(())
+}
+
+/// The `key=value` fields of a `--mount=` spec (a bare key is `true`), keys lower-cased.
+fn mount_fields(spec: &str) -> BTreeMap<String, String> {
+    spec.split(',')
+        .filter(|p| !p.is_empty())
+        .map(|p| match p.split_once('=') {
+            Some((k, v)) => (k.trim().to_ascii_lowercase(), v.trim().to_string()),
+            None => (p.trim().to_ascii_lowercase(), "true".into()),
+        })
+        .collect()
+}
+
+/// RUN's `--mount`s as container mounts: `cache` (a directory under `cache_root` kept across
+/// builds, by `id` or target), `tmpfs`, and `bind` of a context path (read-only unless `rw`; the
+/// context is the build's private copy). `bind` from a stage, `secret` and `ssh` are refused.
+fn run_mounts(step: &Instruction, s: &Stage, ctx: &BuildContext, cache_root: &Path) -> Result<Vec<Mount>> {
+    use berth_api::models::{MountTmpfsOptions, MountTypeEnum};
+    let mut out = Vec::new();
+    for spec in step.flags.iter().filter_map(|f| f.strip_prefix("--mount=")) {
+        let kv = mount_fields(spec);
+        let typ = kv.get("type").map_or("bind", String::as_str);
+        let target = kv
+            .get("target")
+            .or_else(|| kv.get("dst"))
+            .or_else(|| kv.get("destination"))
+            .ok_or_else(|| bad(format!("RUN --mount={spec}: a target is needed")))?;
+        let target = s.expand(target)?;
+        let target = if target.starts_with('/') {
+            berth_dockerfile::clean_path(&target)
+        } else {
+            berth_dockerfile::clean_path(&format!("{}/{target}", s.workdir()))
+        };
+        let yes = |k: &str| kv.get(k).is_some_and(|v| v == "true" || v == "1");
+        let m = match typ {
+            "cache" => {
+                use sha2::Digest as _;
+                let id = kv.get("id").cloned().unwrap_or_else(|| target.clone());
+                let name = hex::encode(sha2::Sha256::digest(id.as_bytes()));
+                let dir = cache_root.join(&name[..32]);
+                std::fs::create_dir_all(&dir).map_err(|e| EngineError::io("creating", &dir, e))?;
+                Mount {
+                    target: Some(target),
+                    source: Some(dir.display().to_string()),
+                    typ: Some(MountTypeEnum::BIND),
+                    read_only: Some(yes("ro") || yes("readonly")),
+                    ..Default::default()
+                }
+            }
+            "tmpfs" => Mount {
+                target: Some(target),
+                typ: Some(MountTypeEnum::TMPFS),
+                tmpfs_options: kv
+                    .get("size")
+                    .and_then(|v| v.parse::<i64>().ok())
+                    .map(|size| MountTmpfsOptions {
+                        size_bytes: Some(size),
+                        ..Default::default()
+                    }),
+                ..Default::default()
+            },
+            "bind" => {
+                if kv.contains_key("from") {
+                    return Err(bad(
+                        "RUN --mount=type=bind,from=... is not supported by berth's builder yet",
+                    ));
+                }
+                let src = kv
+                    .get("source")
+                    .or_else(|| kv.get("src"))
+                    .cloned()
+                    .unwrap_or_else(|| ".".into());
+                let src = s.expand(&src)?;
+                let rel = berth_dockerfile::clean_path(&src);
+                let rel = rel.trim_start_matches('/');
+                if rel == ".." || rel.starts_with("../") {
+                    return Err(bad(format!("forbidden path outside the build context: {src}")));
+                }
+                let host = if rel.is_empty() || rel == "." {
+                    ctx.root.clone()
+                } else {
+                    ctx.root.join(rel)
+                };
+                // Every component must be a real directory or file of the context: a symlink
+                // would make the bind reach outside it (the kernel follows it on the host).
+                let mut walk = ctx.root.clone();
+                for comp in rel.split('/').filter(|c| !c.is_empty() && *c != ".") {
+                    walk.push(comp);
+                    match std::fs::symlink_metadata(&walk) {
+                        Ok(m) if m.file_type().is_symlink() => {
+                            return Err(bad(format!(
+                                "RUN --mount source {src}: {comp} is a symlink; bind a real path of the build context"
+                            )))
+                        }
+                        Ok(_) => {}
+                        Err(_) => return Err(bad(format!("RUN --mount source {src}: not found in the build context"))),
+                    }
+                }
+                Mount {
+                    target: Some(target),
+                    source: Some(host.display().to_string()),
+                    typ: Some(MountTypeEnum::BIND),
+                    read_only: Some(!(yes("rw") || yes("readwrite"))),
+                    ..Default::default()
+                }
+            }
+            "secret" | "ssh" => {
+                return Err(bad(format!(
+                    "RUN --mount=type={typ} needs build secrets, which berth's builder does not take yet"
+                )))
+            }
+            other => return Err(bad(format!("RUN --mount: unknown mount type {other:?}"))),
+        };
+        out.push(m);
+    }
+    Ok(out)
 }
 
 /// The shell script of a RUN line with here-documents: a line that is only `<<EOF` runs the
