@@ -291,6 +291,34 @@ fn pull_of_another_platform_is_refused() {
     assert!(d.api_json("/v1.47/images/json").to_string().contains(&target));
 }
 
+/// A build whose FROM image is not here pulls it (classic builder's behaviour), with the pull's
+/// progress in the build's output.
+#[test]
+fn build_pulls_a_missing_base_image() {
+    let d = Daemon::start();
+    let _reg = Registry::start(&d, None);
+    d.load_busybox("bb");
+    let base = format!("{REG}/base:1");
+    docker_ok(&d, &["tag", "bb", &base]);
+    docker_ok(&d, &["push", &base]);
+    docker_ok(&d, &["rmi", &base]);
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("Dockerfile"),
+        format!("FROM {base}\nRUN echo built > /b\n"),
+    )
+    .unwrap();
+    let mut c = d.docker_cmd(&["build", "-t", "frompulled"]);
+    c.arg(dir.path()).env("DOCKER_BUILDKIT", "0");
+    let r: common::Run = c.output().unwrap().into();
+    assert_eq!(r.code, 0, "{r:?}");
+    assert!(
+        r.stdout.contains("Pulling from base") || r.stdout.contains("Pull complete"),
+        "{r:?}"
+    );
+    assert_eq!(docker_ok(&d, &["run", "--rm", "frompulled", "cat", "/b"]), "built\n");
+}
+
 #[test]
 fn tampered_blob_is_refused_and_leaves_nothing() {
     let d = Daemon::start();

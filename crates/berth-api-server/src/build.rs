@@ -45,6 +45,7 @@ async fn build(State(e): State<AppState>, RawQuery(q): RawQuery, req: Request) -
             .map(String::from),
         quiet: p.flag("q"),
         no_cache: p.flag("nocache"),
+        pull: p.flag("pull"),
     };
     let reader = body_reader(req);
     let (progress, rx) = Progress::channel();

@@ -70,6 +70,9 @@ pub async fn build(client: &Client, a: BuildArgs) -> Result<i32> {
     if a.no_cache {
         query.push(("nocache", "1".into()));
     }
+    if a.pull {
+        query.push(("pull", "1".into()));
+    }
     if a.quiet {
         query.push(("q", "1".into()));
     }

@@ -56,12 +56,15 @@ pub struct BuildOptions {
     pub quiet: bool,
     /// `nocache`: run every step again.
     pub no_cache: bool,
+    /// `pull`: pull every FROM image even when it is here.
+    pub pull: bool,
 }
 
 /// The builder.
 pub struct BuildService {
     containers: Arc<ContainerService>,
     images: Arc<ImageService>,
+    distribution: Arc<crate::DistributionService>,
     tmp: PathBuf,
     cache: std::sync::Mutex<BuildCache>,
 }
@@ -182,7 +185,12 @@ impl Drop for TempDir {
 impl BuildService {
     /// The builder; its scratch space (contexts, archives) is under `tmp`, emptied here: a build
     /// does not outlive the daemon that ran it.
-    pub fn new(containers: Arc<ContainerService>, images: Arc<ImageService>, tmp: PathBuf) -> BuildService {
+    pub fn new(
+        containers: Arc<ContainerService>,
+        images: Arc<ImageService>,
+        distribution: Arc<crate::DistributionService>,
+        tmp: PathBuf,
+    ) -> BuildService {
         let _ = std::fs::remove_dir_all(&tmp);
         let path = tmp.parent().unwrap_or(&tmp).join("cache.json");
         let entries = std::fs::read(&path)
@@ -192,6 +200,7 @@ impl BuildService {
         BuildService {
             containers,
             images,
+            distribution,
             tmp,
             cache: std::sync::Mutex::new(BuildCache {
                 path,
@@ -461,9 +470,10 @@ impl BuildService {
                         let image = scope.expand(words.first().map(String::as_str).unwrap_or(""))?;
                         let rec = if image == "scratch" {
                             self.scratch().await?
+                        } else if let Some(stage_image) = built.get(&image.to_ascii_lowercase()) {
+                            self.images.resolve(stage_image).await?
                         } else {
-                            let reference = built.get(&image.to_ascii_lowercase()).cloned().unwrap_or(image.clone());
-                            self.images.resolve(&reference).await?
+                            self.base_image(&image, opts.pull, out).await?
                         };
                         let id = rec.id.to_string();
                         if image == "scratch" {
@@ -516,6 +526,24 @@ impl BuildService {
             say(format!("Successfully tagged {}\n", familiar_tag(t)));
         }
         Ok(id)
+    }
+
+    /// The image a FROM names: the local one, pulled first when missing (or always with
+    /// `--pull`), its progress in the build's stream as dockerd's classic builder shows it.
+    async fn base_image(&self, image: &str, always_pull: bool, out: &Progress) -> Result<berth_store::ImageRecord> {
+        if !always_pull {
+            use berth_types::HasErrorKind;
+            match self.images.resolve(image).await {
+                Err(e) if e.kind() == berth_types::ErrorKind::NotFound => {}
+                other => return other,
+            }
+        }
+        let reference =
+            berth_types::Reference::parse(image).map_err(|e| bad(format!("invalid reference format: {e}")))?;
+        self.distribution
+            .pull(&reference, false, None, &berth_distribution::AuthConfig::default(), out)
+            .await?;
+        self.images.resolve(image).await
     }
 
     /// `FROM scratch`: an image with no layers and an empty config for this host's platform (a

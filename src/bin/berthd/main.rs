@@ -320,6 +320,7 @@ async fn open_services(
     let build = Arc::new(berth_engine::BuildService::new(
         containers.clone(),
         images.clone(),
+        distribution.clone(),
         data_root.join("builder").join("tmp"),
     ));
     Ok(Arc::new(Services {

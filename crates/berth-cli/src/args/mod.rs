@@ -331,9 +331,12 @@ pub struct BuildArgs {
     /// Set the networking mode for the RUN instructions during build
     #[arg(long, default_value = "default")]
     pub network: String,
-    /// Do not use cache when building the image (berth's builder has no cache yet)
+    /// Do not use cache when building the image
     #[arg(long = "no-cache")]
     pub no_cache: bool,
+    /// Always attempt to pull a newer version of the image
+    #[arg(long)]
+    pub pull: bool,
     /// Suppress the build output and print image ID on success
     #[arg(short, long)]
     pub quiet: bool,
