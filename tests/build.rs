@@ -433,3 +433,27 @@ fn run_mounts() {
     assert_ne!(r.code, 0, "{r:?}");
     assert!(r.stderr.contains("RUN --mount source out"), "{r:?}");
 }
+
+/// `COPY --chown` by number and by the names of the image's own passwd and group files.
+#[test]
+fn copy_chown_by_name() {
+    let d = Daemon::start();
+    d.load_busybox("bb");
+    let ctx = context(&[
+        ("f", "x\n"),
+        (
+            "Dockerfile",
+            "FROM bb\nRUN echo 'bldusr:x:1234:4321::/:/bin/sh' >> /etc/passwd && echo 'bldgrp:x:999:' >> /etc/group\nCOPY --chown=bldusr f /f1\nCOPY --chown=bldusr:bldgrp f /f2\nCOPY --chown=1:2 f /f3\nRUN stat -c '%u:%g' /f1 /f2 /f3 > /owners\n",
+        ),
+    ]);
+    let r = docker_build(&d, ctx.path(), &["-t", "owned"]);
+    assert_eq!(r.code, 0, "{r:?}");
+    assert_eq!(
+        ok(&d, &["run", "--rm", "owned", "cat", "/owners"]),
+        "1234:4321\n1234:999\n1:2\n"
+    );
+    std::fs::write(ctx.path().join("Dockerfile"), "FROM bb\nCOPY --chown=ghost f /f\n").unwrap();
+    let r = docker_build(&d, ctx.path(), &[]);
+    assert_ne!(r.code, 0, "{r:?}");
+    assert!(r.stderr.contains("unable to find user ghost"), "{r:?}");
+}

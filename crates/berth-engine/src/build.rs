@@ -21,8 +21,11 @@
 //! `tmpfs`, and `bind` of a context path (read-only unless `rw`; its content is part of the step's
 //! cache key; never through a symlink).
 //!
-//! Not yet: ADD of URLs, `--chown` by name, `RUN --mount` of a stage, secrets and ssh; each is
-//! refused with a message naming it.
+//! `--chown` takes numbers or the names of the image's own passwd and group files. A FROM image
+//! that is not here is pulled (always with `--pull`).
+//!
+//! Not yet: ADD of URLs, `RUN --mount` of a stage, secrets and ssh; each is refused with a
+//! message naming it.
 
 use crate::containers::{CommitRequest, ContainerService, ExtractOptions, WaitCondition};
 use crate::distribution::Progress;
@@ -567,6 +570,41 @@ impl BuildService {
         .await
     }
 
+    /// The uid and gid `--chown=` names, looked up in the step container's own files.
+    async fn owner_in_image(&self, container: &str, spec: &str) -> Result<(u64, u64)> {
+        let numeric = spec.split(':').all(|p| p.parse::<u64>().is_ok());
+        if numeric {
+            return resolve_owner(spec, "", "");
+        }
+        let passwd = self.read_file_of(container, "/etc/passwd").await.unwrap_or_default();
+        let group = self.read_file_of(container, "/etc/group").await.unwrap_or_default();
+        resolve_owner(spec, &passwd, &group)
+    }
+
+    /// A small text file of a (created, not started) container, if it has it.
+    async fn read_file_of(&self, container: &str, path: &str) -> Option<String> {
+        let spool = self.tmp.join(format!("read-{}.tar", berth_types::new_id()));
+        let file = std::fs::File::create(&spool).ok()?;
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        let writer = DoneWriter { file, done: Some(tx) };
+        let got = self.containers.archive_get(container, path, writer).await.is_ok();
+        if got {
+            let _ = rx.await;
+        }
+        let text = got
+            .then(|| {
+                let f = std::fs::File::open(&spool).ok()?;
+                let mut ar = tar::Archive::new(f);
+                let mut entry = ar.entries().ok()?.next()?.ok()?;
+                let mut out = String::new();
+                (&mut entry).take(1 << 20).read_to_string(&mut out).ok()?;
+                Some(out)
+            })
+            .flatten();
+        let _ = std::fs::remove_file(&spool);
+        text
+    }
+
     /// One step of a stage after its FROM: from the cache when its key is known, else run.
     async fn step(
         &self,
@@ -924,10 +962,7 @@ impl BuildService {
         if step.command == Command::Add && words.iter().any(|w| w.contains("://")) {
             return Err(bad("ADD of a URL is not supported by berth's builder yet"));
         }
-        let owner = match flag(step, "chown") {
-            None => None,
-            Some(o) => Some(numeric_owner(o)?),
-        };
+        let chown = flag(step, "chown").map(|o| s.expand(o)).transpose()?;
         let mode = match flag(step, "chmod") {
             None => None,
             Some(m) => Some(
@@ -938,6 +973,10 @@ impl BuildService {
             .step_container(s, None, s.env(), Some("none".into()), Vec::new())
             .await?;
         let result = async {
+            let owner = match &chown {
+                None => None,
+                Some(o) => Some(self.owner_in_image(&container, o).await?),
+            };
             let workdir = s.workdir();
             let dest_abs: String = berth_dockerfile::clean_path(&if dest.starts_with('/') {
                 dest.clone()
@@ -1139,14 +1178,44 @@ async fn forward_output(stream: &mut crate::AttachStream, say: &(dyn Fn(String) 
 }
 
 /// `--chown=UID[:GID]` with numbers (names need the image's passwd: not yet).
-fn numeric_owner(o: &str) -> Result<(u64, u64)> {
-    let (u, g) = o.split_once(':').unwrap_or((o, o));
-    match (u.parse::<u64>(), g.parse::<u64>()) {
-        (Ok(u), Ok(g)) => Ok((u, g)),
-        _ => Err(bad(format!(
-            "--chown={o}: only numeric user and group ids are supported by berth's builder yet"
-        ))),
-    }
+/// `--chown=USER[:GROUP]`: numbers as they are, names through the image's `/etc/passwd` and
+/// `/etc/group` (given as their text); a user alone also gives its primary group (numeric: the
+/// same number), as Docker resolves them.
+fn resolve_owner(o: &str, passwd: &str, group: &str) -> Result<(u64, u64)> {
+    let (u, g) = match o.split_once(':') {
+        Some((u, g)) => (u, Some(g)),
+        None => (o, None),
+    };
+    let find = |text: &str, name: &str, gid_field: usize| -> Option<(u64, u64)> {
+        text.lines().find_map(|l| {
+            let f: Vec<&str> = l.split(':').collect();
+            (f.first() == Some(&name)).then(|| {
+                let id = f.get(2)?.parse().ok()?;
+                let gid = f.get(gid_field)?.parse().ok()?;
+                Some((id, gid))
+            })?
+        })
+    };
+    let (uid, primary) = match u.parse::<u64>() {
+        Ok(n) => (n, n),
+        Err(_) => find(passwd, u, 3).ok_or_else(|| {
+            bad(format!(
+                "--chown={o}: unable to find user {u}: no matching entries in passwd file"
+            ))
+        })?,
+    };
+    let gid = match g {
+        None => primary,
+        Some(g) => match g.parse::<u64>() {
+            Ok(n) => n,
+            Err(_) => find(group, g, 2).map(|(id, _)| id).ok_or_else(|| {
+                bad(format!(
+                    "--chown={o}: unable to find group {g}: no matching entries in group file"
+                ))
+            })?,
+        },
+    };
+    Ok((uid, gid))
 }
 
 /// The planned entries as a tar at their image paths, owned by root (or `owner`), modes kept (or
@@ -1552,5 +1621,35 @@ fn familiar_tag(t: &str) -> String {
     match split_tag(t) {
         (repo, Some(tag)) => format!("{repo}:{tag}"),
         (repo, None) => format!("{repo}:latest"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn owners_resolve_by_number_and_name() {
+        let passwd = "root:x:0:0:root:/root:/bin/sh\napp:x:1234:4321::/app:/bin/sh\n";
+        let group = "root:x:0:\ngrp:x:999:app\n";
+        assert_eq!(resolve_owner("7", passwd, group).unwrap(), (7, 7));
+        assert_eq!(resolve_owner("7:8", passwd, group).unwrap(), (7, 8));
+        assert_eq!(resolve_owner("app", passwd, group).unwrap(), (1234, 4321));
+        assert_eq!(resolve_owner("app:grp", passwd, group).unwrap(), (1234, 999));
+        assert_eq!(resolve_owner("0:grp", passwd, group).unwrap(), (0, 999));
+        let e = resolve_owner("nobody", passwd, group).unwrap_err().to_string();
+        assert!(e.contains("unable to find user nobody"), "{e}");
+        let e = resolve_owner("app:nogroup", passwd, group).unwrap_err().to_string();
+        assert!(e.contains("unable to find group nogroup"), "{e}");
+    }
+
+    #[test]
+    fn go_durations() {
+        assert_eq!(go_duration_nanos("30s"), Some(30_000_000_000));
+        assert_eq!(go_duration_nanos("1m30s"), Some(90_000_000_000));
+        assert_eq!(go_duration_nanos("500ms"), Some(500_000_000));
+        assert_eq!(go_duration_nanos("1h"), Some(3_600_000_000_000));
+        assert_eq!(go_duration_nanos("5"), None);
+        assert_eq!(go_duration_nanos(""), None);
     }
 }
