@@ -457,3 +457,45 @@ fn copy_chown_by_name() {
     assert_ne!(r.code, 0, "{r:?}");
     assert!(r.stderr.contains("unable to find user ghost"), "{r:?}");
 }
+
+/// `berth build -` with a Dockerfile on stdin (no context) and with a context tar on stdin; a
+/// context tar with a path climbing out is refused and nothing is built.
+#[test]
+fn stdin_contexts_and_hostile_tars() {
+    let d = Daemon::start();
+    d.load_busybox("bb");
+    let run = |args: &[&str], input: &[u8]| -> Run {
+        let mut c = d.berth_cmd(args);
+        c.stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped());
+        let mut child = c.spawn().unwrap();
+        std::io::Write::write_all(&mut child.stdin.take().unwrap(), input).unwrap();
+        child.wait_with_output().unwrap().into()
+    };
+    let r = run(&["build", "-t", "fromstdin", "-"], b"FROM bb\nRUN echo piped > /p\n");
+    assert_eq!(r.code, 0, "{r:?}");
+    assert_eq!(ok(&d, &["run", "--rm", "fromstdin", "cat", "/p"]), "piped\n");
+    let tar_of = |entries: &[(&str, &[u8])]| {
+        let mut b = tar::Builder::new(Vec::new());
+        for (name, data) in entries {
+            let mut h = tar::Header::new_gnu();
+            h.set_size(data.len() as u64);
+            h.set_mode(0o644);
+            // set the name raw, so `..` survives into the archive
+            h.as_old_mut().name[..name.len()].copy_from_slice(name.as_bytes());
+            h.set_cksum();
+            b.append(&h, *data).unwrap();
+        }
+        b.into_inner().unwrap()
+    };
+    let good = tar_of(&[("Dockerfile", b"FROM bb\nCOPY f /f\n"), ("f", b"from tar\n")]);
+    let r = run(&["build", "-t", "fromtar", "-"], &good);
+    assert_eq!(r.code, 0, "{r:?}");
+    assert_eq!(ok(&d, &["run", "--rm", "fromtar", "cat", "/f"]), "from tar\n");
+    let evil = tar_of(&[("Dockerfile", b"FROM bb\n"), ("../../escape", b"no\n")]);
+    let r = run(&["build", "-t", "evil", "-"], &evil);
+    assert_ne!(r.code, 0, "{r:?}");
+    assert!(r.stderr.contains("build context"), "{r:?}");
+    assert!(d.berth(&["image", "inspect", "evil"]).code != 0);
+}

@@ -78,10 +78,21 @@ pub async fn build(client: &Client, a: BuildArgs) -> Result<i32> {
     }
     query.push(("rm", "1".into()));
     let body = if context == "-" {
-        if let Some(f) = &a.file {
-            query.push(("dockerfile", f.clone()));
+        // A tar (plain or compressed) is the context; anything else is a Dockerfile without one,
+        // as docker's CLI tells them apart.
+        let mut input = Vec::new();
+        std::io::stdin()
+            .read_to_end(&mut input)
+            .map_err(|e| fail(format!("reading the build context from stdin: {e}")))?;
+        if looks_like_archive(&input) {
+            if let Some(f) = &a.file {
+                query.push(("dockerfile", f.clone()));
+            }
+            body::full(input)
+        } else {
+            query.push(("dockerfile", "Dockerfile".into()));
+            body::full(single_file_tar("Dockerfile", &input)?)
         }
-        body::from_reader(tokio::io::stdin())
     } else {
         let dir = PathBuf::from(&context);
         let (spool, dockerfile) = tokio::task::spawn_blocking({
@@ -142,6 +153,28 @@ pub async fn prune(client: &Client, a: BuilderPruneArgs) -> Result<i32> {
     let space = report["SpaceReclaimed"].as_f64().unwrap_or(0.0);
     crate::write_out(&crate::objects::reclaimed_line(space));
     Ok(0)
+}
+
+/// Whether `data` starts as a tar or a compressed stream (gzip, bzip2, xz, zstd).
+fn looks_like_archive(data: &[u8]) -> bool {
+    const MAGICS: [&[u8]; 4] = [
+        &[0x1f, 0x8b],
+        b"BZh",
+        &[0xfd, b'7', b'z', b'X', b'Z', 0x00],
+        &[0x28, 0xb5, 0x2f, 0xfd],
+    ];
+    MAGICS.iter().any(|m| data.starts_with(m)) || data.get(257..262) == Some(b"ustar".as_slice())
+}
+
+/// A tar holding one file.
+fn single_file_tar(name: &str, content: &[u8]) -> Result<Vec<u8>, StatusError> {
+    let mut b = tar::Builder::new(Vec::new());
+    let mut h = tar::Header::new_gnu();
+    h.set_size(content.len() as u64);
+    h.set_mode(0o644);
+    h.set_mtime(0);
+    b.append_data(&mut h, name, content).map_err(fail)?;
+    b.into_inner().map_err(fail)
 }
 
 /// The context directory as a tar in an unnamed temporary file, and the Dockerfile's name in it.
