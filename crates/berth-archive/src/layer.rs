@@ -48,9 +48,16 @@ struct LayerWriter<'m, W: Write> {
     id_map: Option<&'m IdentityMapping>,
     /// Paths (relative, no leading `/`) left out with everything below them.
     exclude: &'m [&'m str],
+    /// No member's mtime later than this (`SOURCE_DATE_EPOCH`: reproducible layers).
+    clamp_mtime: Option<u64>,
 }
 
 impl<W: Write> LayerWriter<'_, W> {
+    fn mtime(&self, md: &std::fs::Metadata) -> u64 {
+        let t = md.mtime().max(0) as u64;
+        self.clamp_mtime.map_or(t, |c| t.min(c))
+    }
+
     fn header(&self, md: &std::fs::Metadata, kind: tar::EntryType, name: &str) -> Result<tar::Header, ArchiveError> {
         let mut h = tar::Header::new_gnu();
         h.set_entry_type(kind);
@@ -66,7 +73,7 @@ impl<W: Write> LayerWriter<'_, W> {
         };
         h.set_uid(uid as u64);
         h.set_gid(gid as u64);
-        h.set_mtime(md.mtime().max(0) as u64);
+        h.set_mtime(self.mtime(md));
         h.set_size(0);
         Ok(h)
     }
@@ -83,7 +90,7 @@ impl<W: Write> LayerWriter<'_, W> {
         };
         h.set_uid(uid as u64);
         h.set_gid(gid as u64);
-        h.set_mtime(md.mtime().max(0) as u64);
+        h.set_mtime(self.mtime(md));
         h.set_size(0);
         h
     }
@@ -227,11 +234,24 @@ pub fn layer_from_dir_excluding(
     id_map: Option<&IdentityMapping>,
     exclude: &[&str],
 ) -> Result<(), ArchiveError> {
+    layer_from_dir_clamped(upper, writer, id_map, exclude, None)
+}
+
+/// [`layer_from_dir_excluding`] with no member's mtime later than `clamp_mtime` (a build with
+/// `SOURCE_DATE_EPOCH`: the same files give the same layer whenever they were written).
+pub fn layer_from_dir_clamped(
+    upper: &Path,
+    writer: impl Write,
+    id_map: Option<&IdentityMapping>,
+    exclude: &[&str],
+    clamp_mtime: Option<u64>,
+) -> Result<(), ArchiveError> {
     let mut lw = LayerWriter {
         builder: tar::Builder::new(writer),
         links: HashMap::new(),
         id_map: id_map.filter(|m| !m.is_empty()),
         exclude,
+        clamp_mtime,
     };
     lw.builder.follow_symlinks(false);
     lw.walk(upper, "")?;

@@ -36,7 +36,7 @@ pub use copy::{link_target_in_root, open_dir_in_root, open_in_root, tar_at, Cont
 pub use decompress::decompress;
 pub use digest::DigestReader;
 pub use error::{ArchiveError, MAX_ENTRY_SIZE};
-pub use layer::{layer_from_dir, layer_from_dir_excluding, layer_from_dir_idmap};
+pub use layer::{layer_from_dir, layer_from_dir_clamped, layer_from_dir_excluding, layer_from_dir_idmap};
 pub use path::{clean_path, join_clean};
 pub use unpack::{check_archive, unpack, unpack_at, unpack_layer, UnpackOptions, UnpackStats};
 

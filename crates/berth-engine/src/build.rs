@@ -102,6 +102,8 @@ struct Stage {
     image: String,
     config: Value,
     args: BTreeMap<String, String>,
+    /// `SOURCE_DATE_EPOCH` (a build arg): every time the step images record, and no newer file.
+    epoch: Option<u64>,
 }
 
 impl Stage {
@@ -369,11 +371,20 @@ impl BuildService {
         {
             let ctx_dir = ctx_dir.clone();
             blocking(move || {
-                let reader =
-                    berth_archive::decompress(context).map_err(|e| bad(format!("reading the build context: {e}")))?;
-                berth_archive::unpack(reader, &ctx_dir, &berth_archive::UnpackOptions::default())
-                    .map_err(|e| bad(format!("unpacking the build context: {e}")))?;
-                Ok(())
+                // The body is read to its end whatever happens (a tar's padding after its end
+                // marker, the rest after an error): a server that answers while the client still
+                // sends makes the client see a reset instead of the answer.
+                let mut context = context;
+                let unpacked = berth_archive::decompress(&mut context)
+                    .map_err(|e| bad(format!("reading the build context: {e}")))
+                    .and_then(|mut reader| {
+                        berth_archive::unpack(&mut reader, &ctx_dir, &berth_archive::UnpackOptions::default())
+                            .map_err(|e| bad(format!("unpacking the build context: {e}")))?;
+                        let _ = std::io::copy(&mut reader, &mut std::io::sink());
+                        Ok(())
+                    });
+                let _ = std::io::copy(&mut context, &mut std::io::sink());
+                unpacked
             })
             .await?;
         }
@@ -438,6 +449,14 @@ impl BuildService {
             ignore,
             scratch: dir.clone(),
         };
+        let epoch = opts
+            .build_args
+            .get("SOURCE_DATE_EPOCH")
+            .map(|v| {
+                v.parse::<u64>()
+                    .map_err(|_| bad(format!("SOURCE_DATE_EPOCH={v}: seconds since 1970 are needed")))
+            })
+            .transpose()?;
         let mut n = 0;
         let mut global_args: BTreeMap<String, String> = BTreeMap::new();
         for step in &global {
@@ -468,6 +487,7 @@ impl BuildService {
                             image: String::new(),
                             config: json!({}),
                             args: global_args.clone(),
+                            epoch,
                         };
                         let words = step.words();
                         let image = scope.expand(words.first().map(String::as_str).unwrap_or(""))?;
@@ -488,6 +508,7 @@ impl BuildService {
                             image: id,
                             config: rec.config.clone(),
                             args: BTreeMap::new(),
+                            epoch,
                         };
                         self.run_triggers(&mut st, &opts, &ctx, &built, &say).await?;
                         stage = Some(st);
@@ -522,6 +543,10 @@ impl BuildService {
             self.images.store().unmark_intermediate(&d);
         }
         out.aux(json!({ "ID": id }));
+        if opts.quiet {
+            // `-q`: dockerd's classic builder answers with only the ID, in the stream.
+            out.stream(&format!("{id}\n"));
+        }
         say(format!("Successfully built {}\n", short(&id)));
         for t in &opts.tags {
             let (repo, tag) = split_tag(t);
@@ -755,7 +780,10 @@ impl BuildService {
     /// A new image with the stage's config on its current layers.
     async fn derive(&self, s: &mut Stage, instruction: &str) -> Result<String> {
         let mut config = s.config.clone();
-        let now = berth_types::time::now_rfc3339();
+        let now = s
+            .epoch
+            .map(crate::containers::epoch_rfc3339)
+            .unwrap_or_else(berth_types::time::now_rfc3339);
         config["created"] = json!(now);
         if !config["history"].is_array() {
             config["history"] = json!([]);
@@ -817,6 +845,7 @@ impl BuildService {
             config,
             exact_config: true,
             created_by: Some(created_by),
+            source_date_epoch: s.epoch,
             ..Default::default()
         };
         self.containers.commit(container, req).await
@@ -892,6 +921,7 @@ impl BuildService {
             image: image.id.to_string(),
             config: image.config.clone(),
             args: BTreeMap::new(),
+            epoch: s.epoch,
         };
         let container = self
             .step_container(&from, None, Vec::new(), Some("none".into()), Vec::new())
@@ -993,6 +1023,7 @@ impl BuildService {
             let ignore = ctx.ignore.clone();
             let scratch = ctx.scratch.clone();
             let extract = step.command == Command::Add;
+            let epoch = s.epoch;
             let spool = ctx.scratch.join(format!("copy-{}.tar", berth_types::new_id()));
             let spool2 = spool.clone();
             let file = blocking(move || {
@@ -1027,7 +1058,7 @@ impl BuildService {
                     }
                 }
                 sets.insert(0, (root.clone(), plain));
-                write_tar(&sets, owner, mode, &spool2)
+                write_tar(&sets, owner, mode, epoch, &spool2)
             })
             .await?;
             let _ = std::fs::remove_file(&spool);
@@ -1224,6 +1255,7 @@ fn write_tar(
     sets: &[(PathBuf, Vec<berth_build::CopyItem>)],
     owner: Option<(u64, u64)>,
     mode: Option<u32>,
+    clamp_mtime: Option<u64>,
     spool: &Path,
 ) -> Result<std::fs::File> {
     use std::os::unix::fs::MetadataExt;
@@ -1254,7 +1286,8 @@ fn write_tar(
         let mut h = tar::Header::new_gnu();
         h.set_uid(uid);
         h.set_gid(gid);
-        h.set_mtime(meta.mtime().max(0) as u64);
+        let mtime = meta.mtime().max(0) as u64;
+        h.set_mtime(clamp_mtime.map_or(mtime, |c| mtime.min(c)));
         let perm = mode.unwrap_or(meta.mode() & 0o7777);
         match item.kind {
             berth_build::EntryKind::Dir => {

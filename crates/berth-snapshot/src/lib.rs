@@ -516,15 +516,27 @@ impl Snapshotter {
     /// [`Snapshotter::write_diff`] leaving out `exclude` (paths relative to the root, no leading `/`)
     /// and everything below them (`docker commit` leaves out the runtime's mount points).
     pub fn write_diff_excluding(&self, container_id: &str, out: impl Write, exclude: &[&str]) -> Result<()> {
+        self.write_diff_clamped(container_id, out, exclude, None)
+    }
+
+    /// [`Snapshotter::write_diff_excluding`] with no mtime later than `clamp_mtime` (reproducible
+    /// builds with `SOURCE_DATE_EPOCH`).
+    pub fn write_diff_clamped(
+        &self,
+        container_id: &str,
+        out: impl Write,
+        exclude: &[&str],
+        clamp_mtime: Option<u64>,
+    ) -> Result<()> {
         let rw = self
             .rw_layer(container_id)
             .ok_or_else(|| SnapshotError::RwNotFound(container_id.to_string()))?;
-        berth_archive::layer_from_dir_excluding(&rw.upper, out, self.id_map.as_ref(), exclude).map_err(|source| {
-            SnapshotError::Diff {
+        berth_archive::layer_from_dir_clamped(&rw.upper, out, self.id_map.as_ref(), exclude, clamp_mtime).map_err(
+            |source| SnapshotError::Diff {
                 container_id: container_id.to_string(),
                 source,
-            }
-        })
+            },
+        )
     }
 
     /// Removes a container's writable layer; nothing to do if it does not exist.

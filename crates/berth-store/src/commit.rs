@@ -38,6 +38,9 @@ pub struct CommitOptions {
     pub author: String,
     /// What the history entry says created the layer (the container's command).
     pub created_by: String,
+    /// The image's and the history entry's creation time (RFC 3339) instead of now
+    /// (`SOURCE_DATE_EPOCH`).
+    pub created: Option<String>,
 }
 
 /// The image-relevant keys of a container config, nulls and empty values dropped.
@@ -72,7 +75,7 @@ impl ImageStore {
         };
         let mut container_cfg = image_config(&opts.config);
         apply_changes(&mut container_cfg, &opts.changes)?;
-        let now = berth_types::time::now_rfc3339();
+        let now = opts.created.clone().unwrap_or_else(berth_types::time::now_rfc3339);
         cfg.insert("config".into(), Value::Object(container_cfg));
         cfg.insert("created".into(), json!(now));
         if opts.author.is_empty() {

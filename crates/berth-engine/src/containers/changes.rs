@@ -158,6 +158,15 @@ pub struct CommitRequest {
     pub exact_config: bool,
     /// What the history entry says created the layer, instead of the container's command.
     pub created_by: Option<String>,
+    /// `SOURCE_DATE_EPOCH` of a build: the image's creation time, and no file of the layer newer.
+    pub source_date_epoch: Option<u64>,
+}
+
+/// Seconds since the epoch as RFC 3339 (a build's `SOURCE_DATE_EPOCH`).
+pub(crate) fn epoch_rfc3339(secs: u64) -> String {
+    chrono::DateTime::<chrono::Utc>::from_timestamp(secs.min(i64::MAX as u64) as i64, 0)
+        .map(berth_types::time::rfc3339)
+        .unwrap_or_else(berth_types::time::now_rfc3339)
 }
 
 impl ContainerService {
@@ -248,7 +257,9 @@ impl ContainerService {
             comment: req.comment.clone(),
             author: req.author,
             created_by: req.created_by.clone().unwrap_or_else(|| rec.command()),
+            created: req.source_date_epoch.map(epoch_rfc3339),
         };
+        let clamp = req.source_date_epoch;
         let snapshots = self.snapshots.clone();
         let store = self.images.store().clone();
         let dir = self.containers_dir.clone();
@@ -269,7 +280,7 @@ impl ContainerService {
             let mut f = std::fs::File::from(fd);
             let exclude: Vec<&str> = INIT_PATHS.iter().map(|p| p.trim_start_matches('/')).collect();
             let mut w = std::io::BufWriter::new(&mut f);
-            snapshots.write_diff_excluding(&id, &mut w, &exclude)?;
+            snapshots.write_diff_clamped(&id, &mut w, &exclude, clamp)?;
             std::io::Write::flush(&mut w).map_err(|e| EngineError::io("writing the layer in", &dir, e))?;
             drop(w);
             std::io::Seek::rewind(&mut f).map_err(|e| EngineError::io("rewinding", &dir, e))?;

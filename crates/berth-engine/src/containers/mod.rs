@@ -27,6 +27,7 @@ mod volumes;
 
 pub use archive::{go_file_mode, ExtractOptions, PathStat};
 pub use attach::{AttachStream, AttachTicket, BoxFuture, WaitCondition};
+pub(crate) use changes::epoch_rfc3339;
 pub use changes::{CommitRequest, FilesystemChange};
 pub use exec::ExecTicket;
 pub use inspect::{human_duration, human_status};
