@@ -1611,35 +1611,9 @@ fn heredoc_script(line: &str, docs: &[berth_dockerfile::Heredoc]) -> String {
     script
 }
 
-/// A Go duration (`30s`, `1m30s`, `500ms`, `1h`) in nanoseconds.
+/// A non-negative Go duration (`30s`, `1m30s`, `500ms`, `1h`) in nanoseconds.
 fn go_duration_nanos(v: &str) -> Option<i64> {
-    let mut total: f64 = 0.0;
-    let mut rest = v;
-    if rest.is_empty() {
-        return None;
-    }
-    while !rest.is_empty() {
-        let num_len = rest
-            .find(|c: char| !(c.is_ascii_digit() || c == '.'))
-            .unwrap_or(rest.len());
-        let n: f64 = rest[..num_len].parse().ok()?;
-        rest = &rest[num_len..];
-        let unit_len = rest
-            .find(|c: char| c.is_ascii_digit() || c == '.')
-            .unwrap_or(rest.len());
-        let scale = match &rest[..unit_len] {
-            "ns" => 1.0,
-            "us" | "µs" => 1e3,
-            "ms" => 1e6,
-            "s" => 1e9,
-            "m" => 60e9,
-            "h" => 3600e9,
-            _ => return None,
-        };
-        total += n * scale;
-        rest = &rest[unit_len..];
-    }
-    (total <= i64::MAX as f64).then_some(total as i64)
+    crate::filters::parse_go_duration(v).filter(|n| *n >= 0)
 }
 
 /// `name:tag` into the repository and the tag (`latest` when none).

@@ -59,7 +59,7 @@ pub fn created_before(created: &str, until: Option<i64>) -> bool {
 }
 
 /// A Go duration (`1h30m`, `10s`, `1.5h`, `-5m`) in nanoseconds.
-fn parse_go_duration(s: &str) -> Option<i64> {
+pub(crate) fn parse_go_duration(s: &str) -> Option<i64> {
     let (neg, mut rest) = match s.strip_prefix('-') {
         Some(r) => (true, r),
         None => (false, s.strip_prefix('+').unwrap_or(s)),
