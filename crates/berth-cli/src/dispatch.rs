@@ -35,6 +35,7 @@ pub async fn dispatch(cli: Cli) -> Result<i32> {
         Cmd::Build(a) if a.print_ast.is_some() => return crate::build::print_ast(a),
         // Logging out only edits the client's config: no daemon needed.
         Cmd::Logout(a) => return registry::logout(a),
+        Cmd::Compose(a) if crate::compose::is_offline(&a) => return crate::compose::compose_offline(a),
         Cmd::Info(a) | Cmd::System(SystemCmd::Info(a)) => return system::info(&copts, a).await,
         _ => {}
     }
@@ -82,6 +83,7 @@ pub async fn dispatch(cli: Cli) -> Result<i32> {
         Cmd::Load(a) | Cmd::Image(ImageCmd::Load(a)) => image::load(c, a).await,
         Cmd::Build(a) => crate::build::build(c, a).await,
         Cmd::Builder(BuilderCmd::Prune(a)) => crate::build::prune(c, a).await,
+        Cmd::Compose(a) => crate::compose::compose(c, a).await,
         Cmd::Save(a) | Cmd::Image(ImageCmd::Save(a)) => image::save(c, a).await,
         Cmd::History(a) | Cmd::Image(ImageCmd::History(a)) => image::history(c, a).await,
         Cmd::Image(ImageCmd::Prune(a)) => image::prune(c, a).await,

@@ -14,6 +14,7 @@ macro_rules! outln {
 mod args;
 mod attach;
 mod build;
+mod compose;
 mod connect;
 mod container;
 mod credentials;

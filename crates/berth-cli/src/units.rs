@@ -3,77 +3,12 @@
 
 use std::time::Duration;
 
-/// Parses a size in binary units as `units.RAMInBytes` does (`512m`, `1g`, `1.5GB`, `100`).
-pub fn ram_in_bytes(s: &str) -> Result<i64, String> {
-    let sep = s.rfind(|c: char| c.is_ascii_digit() || c == '.' || c == ' ');
-    let Some(sep) = sep else {
-        return Err(format!("invalid size: '{s}'"));
-    };
-    let (num, sfx) = s.split_at(sep + 1);
-    let num = num.trim_end_matches(' ');
-    let size: f64 = match num.parse() {
-        Ok(v) if num.chars().all(|c| c.is_ascii_digit() || c == '.') => v,
-        _ => return Err(format!("invalid size: '{s}'")),
-    };
-    if size < 0.0 {
-        return Err(format!("invalid size: '{s}'"));
-    }
-    if sfx.is_empty() {
-        return Ok(size as i64);
-    }
-    let bad = || Err(format!("invalid suffix: '{sfx}'"));
-    if sfx.len() > 3 {
-        return bad();
-    }
-    let lower = sfx.to_ascii_lowercase();
-    let bytes = lower.as_bytes();
-    if bytes[0] == b'b' {
-        return if bytes.len() > 1 { bad() } else { Ok(size as i64) };
-    }
-    let mul: f64 = match bytes[0] {
-        b'k' => 1024.0,
-        b'm' => 1024f64.powi(2),
-        b'g' => 1024f64.powi(3),
-        b't' => 1024f64.powi(4),
-        b'p' => 1024f64.powi(5),
-        _ => return bad(),
-    };
-    match bytes.len() {
-        2 if bytes[1] != b'b' => return bad(),
-        3 if &lower[1..] != "ib" => return bad(),
-        _ => {}
-    }
-    Ok((size * mul) as i64)
-}
+pub use berth_types::units::{nano_cpus, ram_in_bytes};
 
-/// Parses `--cpus` (`0.5`, `2`) into nano-CPUs exactly, refusing more than 9 decimals.
-pub fn nano_cpus(s: &str) -> Result<i64, String> {
-    let invalid = || format!("failed to parse {s} as a rational number");
-    let (int, frac) = s.split_once('.').unwrap_or((s, ""));
-    if (int.is_empty() && frac.is_empty())
-        || !int.chars().all(|c| c.is_ascii_digit())
-        || !frac.chars().all(|c| c.is_ascii_digit())
-    {
-        return Err(invalid());
-    }
-    let frac_trim = frac.trim_end_matches('0');
-    if frac_trim.len() > 9 {
-        return Err("value is too precise".to_string());
-    }
-    let whole: i64 = if int.is_empty() {
-        0
-    } else {
-        int.parse().map_err(|_| invalid())?
-    };
-    let mut nanos: i64 = 0;
-    if !frac_trim.is_empty() {
-        let padded = format!("{frac_trim:0<9}");
-        nanos = padded.parse().map_err(|_| invalid())?;
-    }
-    whole
-        .checked_mul(1_000_000_000)
-        .and_then(|w| w.checked_add(nanos))
-        .ok_or_else(invalid)
+/// Parses a non-negative Go duration (`10m`, `1h30m`, `1.5s`, `300ms`).
+pub fn parse_go_duration(s: &str) -> Option<Duration> {
+    let n = berth_types::units::parse_go_duration(s)?;
+    u64::try_from(n).ok().map(Duration::from_nanos)
 }
 
 /// Formats like Go's `%.<prec>g`.
@@ -189,41 +124,6 @@ pub fn go_time_string(unix: i64) -> String {
         }
         None => String::new(),
     }
-}
-
-/// Parses a Go duration (`10m`, `1h30m`, `1.5s`, `300ms`).
-pub fn parse_go_duration(s: &str) -> Option<Duration> {
-    if s.is_empty() {
-        return None;
-    }
-    if s == "0" {
-        return Some(Duration::ZERO);
-    }
-    let mut total = 0f64;
-    let mut rest = s;
-    while !rest.is_empty() {
-        let num_end = rest.find(|c: char| !(c.is_ascii_digit() || c == '.'))?;
-        if num_end == 0 {
-            return None;
-        }
-        let n: f64 = rest[..num_end].parse().ok()?;
-        rest = &rest[num_end..];
-        let unit_end = rest
-            .find(|c: char| c.is_ascii_digit() || c == '.')
-            .unwrap_or(rest.len());
-        let mul = match &rest[..unit_end] {
-            "ns" => 1e-9,
-            "us" | "µs" => 1e-6,
-            "ms" => 1e-3,
-            "s" => 1.0,
-            "m" => 60.0,
-            "h" => 3600.0,
-            _ => return None,
-        };
-        total += n * mul;
-        rest = &rest[unit_end..];
-    }
-    Some(Duration::from_secs_f64(total))
 }
 
 /// Docker's `timetypes.GetTimestamp`: a duration (relative to now), an RFC 3339 time or a date,

@@ -57,43 +57,7 @@ pub fn created_before(created: &str, until: Option<i64>) -> bool {
         .and_then(|t| t.timestamp_nanos_opt())
         .is_some_and(|t| t < until)
 }
-
-/// A Go duration (`1h30m`, `10s`, `1.5h`, `-5m`) in nanoseconds.
-pub(crate) fn parse_go_duration(s: &str) -> Option<i64> {
-    let (neg, mut rest) = match s.strip_prefix('-') {
-        Some(r) => (true, r),
-        None => (false, s.strip_prefix('+').unwrap_or(s)),
-    };
-    if rest.is_empty() {
-        return None;
-    }
-    let mut total = 0f64;
-    while !rest.is_empty() {
-        let num_len = rest
-            .find(|c: char| !(c.is_ascii_digit() || c == '.'))
-            .unwrap_or(rest.len());
-        if num_len == 0 {
-            return None;
-        }
-        let n: f64 = rest[..num_len].parse().ok()?;
-        rest = &rest[num_len..];
-        let unit_len = rest
-            .find(|c: char| c.is_ascii_digit() || c == '.')
-            .unwrap_or(rest.len());
-        let scale = match &rest[..unit_len] {
-            "ns" => 1.0,
-            "us" | "µs" => 1e3,
-            "ms" => 1e6,
-            "s" => 1e9,
-            "m" => 60e9,
-            "h" => 3600e9,
-            _ => return None,
-        };
-        total += n * scale;
-        rest = &rest[unit_len..];
-    }
-    Some(if neg { -total as i64 } else { total as i64 })
-}
+pub(crate) use berth_types::units::parse_go_duration;
 
 /// `seconds[.fraction]` in nanoseconds (the fraction is up to nine digits, as dockerd sends it).
 fn parse_unix(s: &str) -> Option<i64> {

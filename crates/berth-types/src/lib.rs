@@ -8,6 +8,7 @@ pub mod id;
 pub mod mount;
 pub mod reference;
 pub mod time;
+pub mod units;
 pub mod userns;
 
 pub use digest::{chain_ids, ChainId, Digest, DigestError};

@@ -1,6 +1,7 @@
 //! Command-line definitions: Docker's verbs, aliases and flags as clap types. Nothing here runs a
 //! command (see `dispatch`), so the command modules import these types and not the other way round.
 
+mod compose;
 mod container;
 mod files;
 mod image;
@@ -12,6 +13,7 @@ mod volume;
 
 use clap::{Parser, Subcommand};
 
+pub use compose::*;
 pub use container::*;
 pub use files::*;
 pub use image::*;
@@ -139,6 +141,8 @@ pub enum Cmd {
     /// Manage builds
     #[command(subcommand)]
     Builder(BuilderCmd),
+    /// Define and run multi-container applications (Docker Compose)
+    Compose(ComposeArgs),
     /// Show the Docker version information
     Version(VersionArgs),
     /// Display system-wide information

@@ -4,7 +4,7 @@
 mod cp;
 mod exec;
 mod files;
-mod ps;
+pub(crate) mod ps;
 pub mod resources;
 mod session;
 

@@ -1,0 +1,497 @@
+//! Printing the model as `docker compose config` does: `--format json` (`to_json`) and the default
+//! YAML (`to_yaml`). Both escape `$` as `$$` (so the output can be loaded again), as Compose does.
+//! The YAML puts keys in Compose's order (its Go structs' field order for known objects, sorted
+//! for maps such as `environment` or `services`) and leaves out what Compose's YAML omits
+//! (`command: null`, empty `ipam`/`placement`/`resources`). Multi-line strings are printed double
+//! quoted with `\n` where Compose uses a `|-` block: the same value, another spelling.
+
+use serde_json::Value;
+
+fn escape_dollars(v: &Value) -> Value {
+    match v {
+        Value::String(s) => Value::String(s.replace('$', "$$")),
+        Value::Array(a) => Value::Array(a.iter().map(escape_dollars).collect()),
+        Value::Object(m) => Value::Object(
+            m.iter()
+                .map(|(k, v)| (k.replace('$', "$$"), escape_dollars(v)))
+                .collect(),
+        ),
+        other => other.clone(),
+    }
+}
+
+/// The model as `docker compose config --format json` prints it: `$` escaped as `$$`, and a
+/// service's own `x-` keys left out (Compose's JSON drops them; its YAML keeps them).
+pub fn to_json(model: &Value) -> String {
+    let mut v = escape_dollars(model);
+    if let Some(Value::Object(services)) = v.get_mut("services") {
+        for svc in services.values_mut() {
+            if let Value::Object(s) = svc {
+                s.retain(|k, _| !k.starts_with("x-"));
+            }
+        }
+    }
+    serde_json::to_string_pretty(&v).unwrap_or_default()
+}
+
+const PROJECT: &[&str] = &[
+    "name", "services", "networks", "volumes", "secrets", "configs", "models",
+];
+const SERVICE: &[&str] = &[
+    "profiles",
+    "annotations",
+    "attach",
+    "build",
+    "develop",
+    "blkio_config",
+    "cap_add",
+    "cap_drop",
+    "cgroup_parent",
+    "cgroup",
+    "cpu_count",
+    "cpu_percent",
+    "cpu_period",
+    "cpu_quota",
+    "cpu_rt_period",
+    "cpu_rt_runtime",
+    "cpus",
+    "cpuset",
+    "cpu_shares",
+    "command",
+    "configs",
+    "container_name",
+    "credential_spec",
+    "depends_on",
+    "deploy",
+    "device_cgroup_rules",
+    "devices",
+    "dns",
+    "dns_opt",
+    "dns_search",
+    "dockerfile",
+    "domainname",
+    "entrypoint",
+    "provider",
+    "environment",
+    "env_file",
+    "expose",
+    "extends",
+    "external_links",
+    "extra_hosts",
+    "group_add",
+    "gpus",
+    "hostname",
+    "healthcheck",
+    "image",
+    "init",
+    "ipc",
+    "isolation",
+    "labels",
+    "label_file",
+    "links",
+    "logging",
+    "log_driver",
+    "log_opt",
+    "mem_limit",
+    "mem_reservation",
+    "memswap_limit",
+    "mem_swappiness",
+    "mac_address",
+    "models",
+    "net",
+    "network_mode",
+    "networks",
+    "oom_kill_disable",
+    "oom_score_adj",
+    "pid",
+    "pids_limit",
+    "platform",
+    "ports",
+    "privileged",
+    "pull_policy",
+    "read_only",
+    "restart",
+    "runtime",
+    "scale",
+    "secrets",
+    "security_opt",
+    "shm_size",
+    "stdin_open",
+    "stop_grace_period",
+    "stop_signal",
+    "storage_opt",
+    "sysctls",
+    "tmpfs",
+    "tty",
+    "ulimits",
+    "use_api_socket",
+    "user",
+    "userns_mode",
+    "uts",
+    "volume_driver",
+    "volumes",
+    "volumes_from",
+    "working_dir",
+    "post_start",
+    "pre_stop",
+];
+const BUILD: &[&str] = &[
+    "context",
+    "dockerfile",
+    "dockerfile_inline",
+    "entitlements",
+    "args",
+    "ssh",
+    "labels",
+    "cache_from",
+    "cache_to",
+    "no_cache",
+    "additional_contexts",
+    "network",
+    "pull",
+    "target",
+    "shm_size",
+    "extra_hosts",
+    "isolation",
+    "privileged",
+    "secrets",
+    "tags",
+    "ulimits",
+    "platforms",
+];
+const PORT: &[&str] = &[
+    "name",
+    "mode",
+    "host_ip",
+    "target",
+    "published",
+    "protocol",
+    "app_protocol",
+];
+const VOLUME_MOUNT: &[&str] = &[
+    "type",
+    "source",
+    "target",
+    "read_only",
+    "consistency",
+    "bind",
+    "volume",
+    "tmpfs",
+    "image",
+];
+const BIND: &[&str] = &["selinux", "propagation", "create_host_path", "recursive"];
+const HEALTHCHECK: &[&str] = &[
+    "test",
+    "timeout",
+    "interval",
+    "retries",
+    "start_period",
+    "start_interval",
+    "disable",
+];
+const DEPENDS: &[&str] = &["condition", "restart", "required"];
+const DEPLOY: &[&str] = &[
+    "mode",
+    "replicas",
+    "labels",
+    "update_config",
+    "rollback_config",
+    "resources",
+    "restart_policy",
+    "placement",
+    "endpoint_mode",
+];
+const NETWORK: &[&str] = &[
+    "name",
+    "driver",
+    "driver_opts",
+    "ipam",
+    "external",
+    "internal",
+    "enable_ipv4",
+    "enable_ipv6",
+    "attachable",
+    "labels",
+];
+const VOLUME: &[&str] = &["name", "driver", "driver_opts", "external", "labels"];
+const SECRET: &[&str] = &[
+    "name",
+    "content",
+    "environment",
+    "file",
+    "external",
+    "labels",
+    "driver",
+    "driver_opts",
+    "template_driver",
+];
+const FILE_REF: &[&str] = &["source", "target", "uid", "gid", "mode"];
+
+fn matches(pattern: &[&str], path: &[String]) -> bool {
+    pattern.len() == path.len() && pattern.iter().zip(path).all(|(p, s)| *p == "*" || p == s)
+}
+
+/// The field order of the object at `path`, when it is one of Compose's structs.
+fn order_for(path: &[String]) -> Option<&'static [&'static str]> {
+    let table: &[(&[&str], &[&str])] = &[
+        (&[], PROJECT),
+        (&["services", "*"], SERVICE),
+        (&["services", "*", "build"], BUILD),
+        (&["services", "*", "ports", "*"], PORT),
+        (&["services", "*", "volumes", "*"], VOLUME_MOUNT),
+        (&["services", "*", "volumes", "*", "bind"], BIND),
+        (&["services", "*", "healthcheck"], HEALTHCHECK),
+        (&["services", "*", "depends_on", "*"], DEPENDS),
+        (&["services", "*", "deploy"], DEPLOY),
+        (&["services", "*", "ulimits", "*"], &["soft", "hard"]),
+        (&["services", "*", "secrets", "*"], FILE_REF),
+        (&["services", "*", "configs", "*"], FILE_REF),
+        (&["networks", "*"], NETWORK),
+        (&["volumes", "*"], VOLUME),
+        (&["secrets", "*"], SECRET),
+        (&["configs", "*"], SECRET),
+    ];
+    table.iter().find(|(p, _)| matches(p, path)).map(|(_, o)| *o)
+}
+
+/// What Compose's YAML leaves out at `path` (Go `omitempty` on values its JSON keeps).
+fn omitted(path: &[String], key: &str, v: &Value) -> bool {
+    let empty_obj = v.as_object().is_some_and(|m| m.is_empty());
+    (matches(&["services", "*"], path) && (key == "command" || key == "entrypoint") && v.is_null())
+        || (matches(&["networks", "*"], path) && key == "ipam" && empty_obj)
+        || (matches(&["services", "*", "deploy"], path) && (key == "placement" || key == "resources") && empty_obj)
+}
+
+/// The model as `docker compose config` prints it (YAML).
+pub fn to_yaml(model: &Value) -> String {
+    let v = escape_dollars(model);
+    let mut out = String::new();
+    let mut path = Vec::new();
+    match &v {
+        Value::Object(m) if !m.is_empty() => emit_map(&v, 0, &mut path, &mut out),
+        other => {
+            out.push_str(&scalar(other));
+            out.push('\n');
+        }
+    }
+    out
+}
+
+fn ordered_keys<'v>(m: &'v serde_json::Map<String, Value>, path: &[String]) -> Vec<&'v String> {
+    let mut keys: Vec<&String> = m.keys().collect();
+    if let Some(order) = order_for(path) {
+        keys.sort_by_key(|k| {
+            let ext = k.starts_with("x-");
+            let pos = order.iter().position(|o| o == k).unwrap_or(order.len());
+            (ext, pos, (*k).clone())
+        });
+    }
+    keys
+}
+
+fn is_block(v: &Value) -> bool {
+    match v {
+        Value::Object(m) => !m.is_empty(),
+        Value::Array(a) => !a.is_empty(),
+        _ => false,
+    }
+}
+
+fn emit_map(v: &Value, indent: usize, path: &mut Vec<String>, out: &mut String) {
+    let Value::Object(m) = v else { return };
+    let pad = " ".repeat(indent);
+    for k in ordered_keys(m, path) {
+        let child = &m[k.as_str()];
+        if omitted(path, k, child) {
+            continue;
+        }
+        out.push_str(&pad);
+        out.push_str(&scalar(&Value::String(k.clone())));
+        out.push(':');
+        path.push(k.clone());
+        write_value(child, indent, path, out);
+        path.pop();
+    }
+}
+
+fn write_value(child: &Value, indent: usize, path: &mut Vec<String>, out: &mut String) {
+    match child {
+        Value::Object(_) if is_block(child) => {
+            out.push('\n');
+            emit_map(child, indent + 2, path, out);
+        }
+        Value::Array(_) if is_block(child) => {
+            out.push('\n');
+            emit_seq(child, indent + 2, path, out);
+        }
+        other => {
+            out.push(' ');
+            out.push_str(&scalar_at(other, indent));
+            out.push('\n');
+        }
+    }
+}
+
+fn emit_seq(v: &Value, indent: usize, path: &mut Vec<String>, out: &mut String) {
+    let Value::Array(items) = v else { return };
+    let pad = " ".repeat(indent);
+    for (i, item) in items.iter().enumerate() {
+        path.push(i.to_string());
+        match item {
+            Value::Object(m) if !m.is_empty() => {
+                // the first key shares the dash's line
+                let mut body = String::new();
+                emit_map(item, indent + 2, path, &mut body);
+                let trimmed = body.get(indent + 2..).unwrap_or_default();
+                out.push_str(&pad);
+                out.push_str("- ");
+                out.push_str(trimmed);
+            }
+            Value::Array(a) if !a.is_empty() => {
+                out.push_str(&pad);
+                out.push_str("-\n");
+                emit_seq(item, indent + 2, path, out);
+            }
+            other => {
+                out.push_str(&pad);
+                out.push_str("- ");
+                out.push_str(&scalar_at(other, indent));
+                out.push('\n');
+            }
+        }
+        path.pop();
+    }
+}
+
+/// How go-yaml v3 writes a string: plain, single-quoted (special characters), double-quoted (it
+/// would read back as another type, or holds control characters).
+enum Style {
+    Plain,
+    Single,
+    Double,
+}
+
+fn style(s: &str) -> Style {
+    if s.is_empty() || !matches!(super::yaml::resolve_plain(s), Value::String(_)) {
+        return Style::Double;
+    }
+    // YAML 1.1 booleans go-yaml quotes to stay readable by older parsers
+    const WORDS: &[&str] = &[
+        "y", "Y", "yes", "Yes", "YES", "n", "N", "no", "No", "NO", "on", "On", "ON", "off", "Off", "OFF",
+    ];
+    if WORDS.contains(&s) || (s.starts_with('.') && s[1..].parse::<f64>().is_ok()) {
+        return Style::Double;
+    }
+    // numbers with separators older YAML reads as numbers (sexagesimal, underscores)
+    if s.chars()
+        .all(|c| c.is_ascii_digit() || c == '_' || c == ':' || c == '.' || c == '-' || c == '+')
+        && s.chars().any(|c| c.is_ascii_digit())
+        && (s.contains('_') || s.contains(':'))
+    {
+        return Style::Double;
+    }
+    if s.chars().any(|c| c.is_control()) {
+        return Style::Double;
+    }
+    let first = s.chars().next().unwrap_or(' ');
+    let special_start =
+        "?:,[]{}#&*!|>'\"%@`".contains(first) || (first == '-' && (s.len() == 1 || s[1..].starts_with(' ')));
+    if s.trim() != s || special_start || s.contains(": ") || s.contains(" #") || s.ends_with(':') {
+        return if s.contains('\'') { Style::Double } else { Style::Single };
+    }
+    Style::Plain
+}
+
+fn scalar_at(v: &Value, indent: usize) -> String {
+    if let Value::String(s) = v {
+        if s.contains('\n') && !s.chars().any(|c| c.is_control() && c != '\n') && s.lines().all(|l| l.trim_end() == l) {
+            let pad = " ".repeat(indent + 2);
+            let mut out = String::from(if s.ends_with('\n') { "|" } else { "|-" });
+            for line in s.trim_end_matches('\n').split('\n') {
+                out.push('\n');
+                if !line.is_empty() {
+                    out.push_str(&pad);
+                    out.push_str(line);
+                }
+            }
+            return out;
+        }
+    }
+    scalar(v)
+}
+
+fn scalar(v: &Value) -> String {
+    match v {
+        Value::Null => "null".into(),
+        Value::Bool(b) => b.to_string(),
+        Value::Number(n) => n.to_string(),
+        Value::String(s) => match style(s) {
+            Style::Plain => s.clone(),
+            Style::Single => format!("'{s}'"),
+            Style::Double => serde_json::to_string(s).unwrap_or_default(),
+        },
+        Value::Array(_) => "[]".into(),
+        Value::Object(_) => "{}".into(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn yaml_like_compose() {
+        let model = json!({
+            "name": "o1",
+            "services": {"web": {
+                "image": "x",
+                "command": ["echo", "$HOME"],
+                "entrypoint": null,
+                "environment": {"B": "1", "A": "", "N": null},
+                "ports": [{"mode": "ingress", "target": 80, "published": "8080", "protocol": "tcp"}],
+                "expose": ["3000", "4000-4001"],
+                "networks": {"default": null},
+                "x-foo": "bar"
+            }},
+            "networks": {"default": {"name": "o1_default", "ipam": {}}},
+            "x-top": {"k": "v"}
+        });
+        let want = "name: o1
+services:
+  web:
+    command:
+      - echo
+      - $$HOME
+    environment:
+      A: \"\"
+      B: \"1\"
+      \"N\": null
+    expose:
+      - \"3000\"
+      - 4000-4001
+    image: x
+    networks:
+      default: null
+    ports:
+      - mode: ingress
+        target: 80
+        published: \"8080\"
+        protocol: tcp
+    x-foo: bar
+networks:
+  default:
+    name: o1_default
+x-top:
+  k: v
+";
+        assert_eq!(to_yaml(&model), want);
+    }
+
+    #[test]
+    fn json_escapes_and_drops_service_extensions() {
+        let model = json!({"services": {"w": {"image": "a$b", "x-foo": 1}}});
+        let out: Value = serde_json::from_str(&to_json(&model)).unwrap();
+        assert_eq!(out, json!({"services": {"w": {"image": "a$$b"}}}));
+    }
+}
