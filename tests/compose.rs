@@ -8,6 +8,7 @@
 mod common;
 use common::{ok, Daemon, Run};
 use std::path::Path;
+use std::process::Command;
 
 /// A project directory with the given files.
 fn project(files: &[(&str, &str)]) -> tempfile::TempDir {
@@ -244,4 +245,209 @@ fn a_stack_comes_up_answers_and_goes_away() {
     assert!(down.stderr.contains("Container shop-web-1  Removed"), "{down:?}");
     assert!(down.stderr.contains("Network shop_default  Removed"), "{down:?}");
     assert_gone(&d, "shop");
+}
+
+/// A stack for the real Compose tools: a web server, a client of it, a named volume.
+const INTEROP: &str = r#"
+services:
+  web:
+    image: bb
+    command: ["sh", "-c", "echo serving; exec httpd -f -p 8080 -h /srv"]
+    stop_signal: SIGKILL
+    volumes: ["site:/srv"]
+    healthcheck:
+      test: ["CMD", "true"]
+      interval: 1s
+  client:
+    image: bb
+    command: ["sh", "-c", "echo client up; exec sleep 1000"]
+    stop_signal: SIGKILL
+    depends_on: [web]
+volumes:
+  site: {}
+"#;
+
+/// Runs a real Compose tool (`docker compose` v2, or `docker-compose` 1.29) against the daemon.
+fn real(d: &Daemon, dir: &Path, v1: bool, args: &[&str]) -> Run {
+    let mut c = if v1 {
+        let mut c = Command::new("docker-compose");
+        c.env("DOCKER_HOST", d.host());
+        c
+    } else {
+        d.docker_cmd(&["compose"])
+    };
+    c.args(args).current_dir(dir).stdin(std::process::Stdio::null());
+    c.output().unwrap().into()
+}
+
+fn real_ok(d: &Daemon, dir: &Path, v1: bool, args: &[&str]) -> Run {
+    let r = real(d, dir, v1, args);
+    assert_eq!(
+        r.code,
+        0,
+        "compose (v1: {v1}) {args:?}: {r:?}\n--- daemon log\n{}",
+        tail(&d.log())
+    );
+    r
+}
+
+fn real_compose_drives_berthd(v1: bool) {
+    let d = Daemon::start();
+    d.load_busybox("bb");
+    let p = project(&[("docker-compose.yml", INTEROP)]);
+    let dir = p.path();
+    let name = if v1 { "legacy" } else { "modern" };
+    real_ok(&d, dir, v1, &["-p", name, "up", "-d"]);
+    let sep = if v1 { "_" } else { "-" };
+    let web = format!("{name}{sep}web{sep}1");
+    let client = format!("{name}{sep}client{sep}1");
+    let ps = real_ok(&d, dir, v1, &["-p", name, "ps"]).stdout;
+    assert!(ps.contains(&web) && ps.contains(&client), "{ps}");
+    // berth sees the stack as Compose's.
+    let ours = compose_ok(&d, dir, name, &["ps", "--format", "json"]).stdout;
+    assert!(ours.contains(&web), "{ours}");
+    // Files through exec, served across the project network by service name.
+    real_ok(
+        &d,
+        dir,
+        v1,
+        &["-p", name, "exec", "-T", "web", "sh", "-c", "echo hi > /srv/index.html"],
+    );
+    let r = real_ok(
+        &d,
+        dir,
+        v1,
+        &["-p", name, "exec", "-T", "client", "wget", "-qO-", "http://web:8080/"],
+    );
+    assert_eq!(r.stdout.trim(), "hi");
+    let logs = real_ok(&d, dir, v1, &["-p", name, "logs", "--no-color"]).stdout;
+    assert!(logs.contains("serving") && logs.contains("client up"), "{logs}");
+    real_ok(&d, dir, v1, &["-p", name, "down", "-v"]);
+    assert_gone(&d, name);
+    if !v1 {
+        // The other way round: a stack berth started is Compose's to list and take down.
+        compose_ok(&d, dir, "mixed", &["up", "-d"]);
+        let ps = real_ok(
+            &d,
+            dir,
+            false,
+            &["-p", "mixed", "ps", "--format", "{{.Name}} {{.Service}}"],
+        )
+        .stdout;
+        assert_eq!(ps, "mixed-client-1 client\nmixed-web-1 web\n");
+        real_ok(&d, dir, false, &["-p", "mixed", "down", "-v"]);
+        assert_gone(&d, "mixed");
+    }
+}
+
+#[test]
+fn docker_compose_v2_drives_berthd() {
+    real_compose_drives_berthd(false);
+}
+
+#[test]
+fn docker_compose_v1_drives_berthd() {
+    real_compose_drives_berthd(true);
+}
+
+#[test]
+fn bad_input_names_file_line_and_key_and_starts_nothing() {
+    let d = Daemon::start();
+    d.load_busybox("bb");
+    let cases: &[(&str, &[&str])] = &[
+        (
+            "services:\n  web:\n    image: bb\n    imagee: typo\n",
+            &["compose.yaml:4", "services.web", "imagee"],
+        ),
+        (
+            "services:\n  web:\n    image: bb\n    ports: {a: b}\n",
+            &["compose.yaml:4", "services.web.ports"],
+        ),
+        (
+            "services:\n  a:\n    image: bb\n    depends_on: [b]\n  b:\n    image: bb\n    depends_on: [a]\n",
+            &["dependency cycle detected"],
+        ),
+        (
+            "services:\n  web:\n    image: ${NOPE:?set NOPE to the image}\n",
+            &["compose.yaml:3", "services.web.image", "set NOPE to the image"],
+        ),
+        ("services:\n  web:\n    build: ./missing\n", &["missing"]),
+        (
+            "services:\n  web:\n    image: bb\n    depends_on: [ghost]\n",
+            &["ghost"],
+        ),
+    ];
+    for (i, (yaml, wants)) in cases.iter().enumerate() {
+        let p = project(&[("compose.yaml", yaml)]);
+        let name = format!("bad{i}");
+        let r = compose(&d, p.path(), &name, &["up", "-d"]);
+        assert_ne!(r.code, 0, "{yaml}: {r:?}");
+        for w in *wants {
+            assert!(r.stderr.contains(w), "{yaml}: want {w:?} in {r:?}");
+        }
+        assert_gone(&d, &name);
+    }
+}
+
+#[test]
+fn builds_profiles_overrides_and_one_off_runs() {
+    let d = Daemon::start();
+    d.load_busybox("bb");
+    let p = project(&[
+        (
+            "compose.yaml",
+            r#"
+services:
+  app:
+    build:
+      context: ./app
+      args: {MESSAGE: built by compose}
+    stop_signal: SIGKILL
+  tools:
+    image: bb
+    profiles: [debug]
+    command: ["echo", "tools ran"]
+  job:
+    image: bb
+    command: ["sh", "-c", "echo job says $$WHO; exit 3"]
+    environment: {WHO: nobody}
+"#,
+        ),
+        (
+            "compose.override.yaml",
+            "services:\n  job:\n    environment:\n      WHO: override\n",
+        ),
+        (
+            "app/Dockerfile",
+            "FROM bb\nARG MESSAGE\nRUN echo \"$MESSAGE\" > /msg\nCMD [\"sh\", \"-c\", \"cat /msg; exec sleep 1000\"]\n",
+        ),
+    ]);
+    let dir = p.path();
+    // The build happens on up; the profile's service stays out.
+    let up = compose_ok(&d, dir, "prof", &["up", "-d", "app"]);
+    assert!(!names(&d, "prof").contains(&"prof-tools-1".to_string()), "{up:?}");
+    let r = compose_ok(&d, dir, "prof", &["exec", "-T", "app", "cat", "/msg"]);
+    assert_eq!(r.stdout, "built by compose\n");
+    assert!(ok(&d, &["images", "--format", "{{.Repository}}"]).contains("prof-app"));
+    assert_eq!(
+        compose_ok(&d, dir, "prof", &["config", "--services"]).stdout,
+        "app\njob\n"
+    );
+    let r = compose_ok(&d, dir, "prof", &["--profile", "debug", "config", "--services"]);
+    assert_eq!(r.stdout, "app\njob\ntools\n");
+
+    // A one-off run: the override's environment, the exit code, nothing left with --rm.
+    let r = compose(&d, dir, "prof", &["run", "--rm", "-T", "job"]);
+    assert_eq!((r.code, r.stdout.as_str()), (3, "job says override\n"), "{r:?}");
+    let r = compose(&d, dir, "prof", &["run", "--rm", "-T", "tools"]);
+    assert_eq!((r.code, r.stdout.as_str()), (0, "tools ran\n"), "{r:?}");
+    assert_eq!(names(&d, "prof"), ["prof-app-1"]);
+
+    // Attached up ends with the exit code of the service asked for.
+    let r = compose(&d, dir, "prof", &["up", "--exit-code-from", "job", "job"]);
+    assert_eq!(r.code, 3, "{r:?}");
+    assert!(r.stdout.contains("job says override"), "{r:?}");
+    compose_ok(&d, dir, "prof", &["down", "--rmi", "local"]);
+    assert_gone(&d, "prof");
+    assert!(!ok(&d, &["images", "--format", "{{.Repository}}"]).contains("prof-app"));
 }
