@@ -322,6 +322,24 @@ fn real_compose_drives_berthd(v1: bool) {
     assert_eq!(r.stdout.trim(), "hi");
     let logs = real_ok(&d, dir, v1, &["-p", name, "logs", "--no-color"]).stdout;
     assert!(logs.contains("serving") && logs.contains("client up"), "{logs}");
+    // A one-off container on the same network (1.29 checks the network's options against the file).
+    let r = real_ok(
+        &d,
+        dir,
+        v1,
+        &[
+            "-p",
+            name,
+            "run",
+            "--rm",
+            "-T",
+            "client",
+            "wget",
+            "-qO-",
+            "http://web:8080/",
+        ],
+    );
+    assert!(r.stdout.contains("hi"), "{r:?}");
     real_ok(&d, dir, v1, &["-p", name, "down", "-v"]);
     assert_gone(&d, name);
     if !v1 {
@@ -450,4 +468,141 @@ services:
     compose_ok(&d, dir, "prof", &["down", "--rmi", "local"]);
     assert_gone(&d, "prof");
     assert!(!ok(&d, &["images", "--format", "{{.Repository}}"]).contains("prof-app"));
+}
+
+#[test]
+fn service_options_reach_the_container_and_the_verbs_act() {
+    let d = Daemon::start();
+    d.load_busybox("bb");
+    let p = project(&[
+        (
+            "compose.yaml",
+            r#"
+include: [extra.yaml]
+services:
+  app:
+    extends: {file: base.yaml, service: base}
+    hostname: apphost
+    user: "1000:1000"
+    working_dir: /tmp
+    environment: {ROLE: app}
+    ports: ["127.0.0.1::8080"]
+    tmpfs: ["/scratch:size=1m"]
+    ulimits: {nofile: {soft: 512, hard: 1024}}
+    cap_drop: [NET_RAW]
+    init: true
+    extra_hosts: ["db.example:10.1.2.3"]
+    labels: {team: shop}
+    secrets: [token]
+    configs: [{source: settings, target: /etc/app.conf}]
+    networks:
+      back:
+        aliases: [backend]
+        ipv4_address: 172.31.250.10
+    deploy: {resources: {limits: {memory: 64M, cpus: "0.5"}}}
+secrets:
+  token: {file: ./token.txt}
+configs:
+  settings: {content: "mode=fast\n"}
+networks:
+  back:
+    ipam: {config: [{subnet: 172.31.250.0/24}]}
+"#,
+        ),
+        (
+            "base.yaml",
+            "services:\n  base:\n    image: bb\n    command: [\"sh\", \"-c\", \"exec httpd -f -p 8080 -h /tmp\"]\n    stop_signal: SIGKILL\n    environment: {FROM_BASE: yes}\n",
+        ),
+        ("extra.yaml", "services:\n  sidecar:\n    image: bb\n    command: [\"sleep\", \"1000\"]\n    stop_signal: SIGKILL\n    networks: [back]\n"),
+        ("token.txt", "s3cret\n"),
+    ]);
+    let dir = p.path();
+    compose_ok(&d, dir, "opts", &["up", "-d", "--wait"]);
+    let app = common::inspect(&d, "opts-app-1");
+    let c = &app["Config"];
+    let h = &app["HostConfig"];
+    assert_eq!(c["Hostname"], "apphost");
+    assert_eq!(c["User"], "1000:1000");
+    assert_eq!(c["WorkingDir"], "/tmp");
+    assert_eq!(c["Labels"]["team"], "shop");
+    let env: Vec<&str> = c["Env"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e.as_str().unwrap())
+        .collect();
+    assert!(env.contains(&"ROLE=app") && env.contains(&"FROM_BASE=yes"), "{env:?}");
+    assert_eq!(h["Memory"], 64 << 20);
+    assert_eq!(h["NanoCpus"], 500_000_000);
+    assert_eq!(h["Init"], true);
+    assert_eq!(h["CapDrop"], serde_json::json!(["NET_RAW"]));
+    assert_eq!(h["ExtraHosts"], serde_json::json!(["db.example:10.1.2.3"]));
+    assert_eq!(
+        h["Ulimits"],
+        serde_json::json!([{"Name": "nofile", "Soft": 512, "Hard": 1024}])
+    );
+    let net = &app["NetworkSettings"]["Networks"]["opts_back"];
+    assert_eq!(net["IPAddress"], "172.31.250.10", "{net}");
+    // Inside: the secret, the config, the tmpfs, the limits.
+    let r = compose_ok(
+        &d,
+        dir,
+        "opts",
+        &[
+            "exec",
+            "-T",
+            "app",
+            "sh",
+            "-c",
+            "cat /run/secrets/token /etc/app.conf; ulimit -n; grep -c scratch /proc/mounts",
+        ],
+    );
+    assert_eq!(r.stdout, "s3cret\nmode=fast\n512\n1\n");
+    // The included service reaches the app by its alias on the shared network.
+    let r = compose_ok(
+        &d,
+        dir,
+        "opts",
+        &[
+            "exec",
+            "-T",
+            "sidecar",
+            "sh",
+            "-c",
+            "nslookup backend | grep -c 172.31.250.10",
+        ],
+    );
+    assert_eq!(r.stdout.trim(), "1", "{r:?}");
+    // port, top, images, ls, cp.
+    let port = compose_ok(&d, dir, "opts", &["port", "app", "8080"]).stdout;
+    assert!(port.starts_with("127.0.0.1:"), "{port}");
+    let top = compose_ok(&d, dir, "opts", &["top", "app"]).stdout;
+    assert!(top.contains("opts-app-1") && top.contains("httpd"), "{top}");
+    let images = compose_ok(&d, dir, "opts", &["images"]).stdout;
+    assert!(images.contains("opts-app-1") && images.contains("bb"), "{images}");
+    let ls = compose_ok(&d, dir, "opts", &["ls"]).stdout;
+    assert!(
+        ls.lines().any(|l| l.starts_with("opts") && l.contains("running(2)")),
+        "{ls}"
+    );
+    std::fs::write(dir.join("page.html"), "copied\n").unwrap();
+    compose_ok(&d, dir, "opts", &["cp", "page.html", "sidecar:/tmp/page.html"]);
+    compose_ok(&d, dir, "opts", &["cp", "sidecar:/tmp/page.html", "back.html"]);
+    assert_eq!(std::fs::read_to_string(dir.join("back.html")).unwrap(), "copied\n");
+    // pause, kill, restart, rm.
+    compose_ok(&d, dir, "opts", &["pause", "sidecar"]);
+    assert_eq!(common::inspect(&d, "opts-sidecar-1")["State"]["Status"], "paused");
+    compose_ok(&d, dir, "opts", &["unpause", "sidecar"]);
+    compose_ok(&d, dir, "opts", &["kill", "sidecar"]);
+    assert_eq!(common::inspect(&d, "opts-sidecar-1")["State"]["Status"], "exited");
+    compose_ok(&d, dir, "opts", &["restart", "sidecar"]);
+    assert_eq!(common::inspect(&d, "opts-sidecar-1")["State"]["Status"], "running");
+    // An orphan: a service the file no longer has.
+    std::fs::write(dir.join("extra.yaml"), "services: {}\n").unwrap();
+    let r = compose_ok(&d, dir, "opts", &["up", "-d"]);
+    assert!(r.stderr.contains("Found orphan containers ([opts-sidecar-1])"), "{r:?}");
+    compose_ok(&d, dir, "opts", &["up", "-d", "--remove-orphans"]);
+    assert_eq!(names(&d, "opts"), ["opts-app-1"]);
+    compose_ok(&d, dir, "opts", &["down"]);
+    assert_gone(&d, "opts");
 }

@@ -641,6 +641,7 @@ mod tests {
                     "ulimits": {"nofile": 1024},
                     "extra_hosts": ["db.local=10.0.0.2"],
                     "stop_grace_period": "1m",
+                    "read_only": true, "init": true, "cap_drop": ["NET_RAW"],
                     "restart": "on-failure:3",
                     "secrets": [{"source": "token"}],
                     "depends_on": {"db": {"condition": "service_healthy", "required": true}}
@@ -707,6 +708,10 @@ mod tests {
         assert_eq!(h["NanoCpus"], 500_000_000);
         assert_eq!(h["Ulimits"], json!([{"Name": "nofile", "Soft": 1024, "Hard": 1024}]));
         assert_eq!(h["ExtraHosts"], json!(["db.local:10.0.0.2"]));
+        assert_eq!(
+            (&h["ReadonlyRootfs"], &h["Init"], &h["CapDrop"]),
+            (&json!(true), &json!(true), &json!(["NET_RAW"]))
+        );
         assert_eq!(
             h["RestartPolicy"],
             json!({"Name": "on-failure", "MaximumRetryCount": 3})

@@ -985,7 +985,8 @@ impl<'a> Stack<'a> {
 
     /// `restart`, `kill`, `pause`, `unpause`, `rm`: one request per container, side by side.
     pub async fn each(&self, services: &[String], action: Action<'_>) -> Result<()> {
-        let all = matches!(action, Action::Remove { .. });
+        // `restart` takes stopped containers too, as Compose's does.
+        let all = matches!(action, Action::Remove { .. } | Action::Restart { .. });
         let containers = self.select(services, all).await?;
         let steps = containers.iter().map(|c| async move {
             let (doing, done) = action.words();

@@ -733,7 +733,7 @@ impl Networks {
             labels.insert(AUTO_SUBNET_LABEL.into(), String::new());
         }
         let id = berth_types::new_id();
-        let mut options: BTreeMap<String, String> = req.options.clone().unwrap_or_default().into_iter().collect();
+        let options: BTreeMap<String, String> = req.options.clone().unwrap_or_default().into_iter().collect();
         if driver == "bridge" {
             if let Some(b) = options.get(BRIDGE_NAME_OPT) {
                 if b.is_empty() || b.len() > 15 || b.contains('/') || b.contains(char::is_whitespace) {
@@ -750,9 +750,9 @@ impl Networks {
                 "the {driver} driver needs a parent interface: give -o parent=<interface>"
             )));
         }
-        if driver == "bridge" && !options.contains_key(BRIDGE_NAME_OPT) {
-            options.insert(BRIDGE_NAME_OPT.into(), format!("br-{}", berth_types::short_id(&id)));
-        }
+        // A user bridge's Linux name (`br-` and the id's first 12 characters, as dockerd names it)
+        // is not written into its options: dockerd answers only the options it was given, and
+        // docker-compose 1.29 recreates a network whose options differ from its file's.
         let rec = NetworkRecord {
             id: id.clone(),
             name: req.name.clone(),
