@@ -28,7 +28,7 @@ pub fn parse_go_duration(s: &str) -> Option<i64> {
             .unwrap_or(rest.len());
         let scale = match &rest[..unit_len] {
             "ns" => 1.0,
-            "us" | "µs" => 1e3,
+            "us" | "µs" | "μs" => 1e3,
             "ms" => 1e6,
             "s" => 1e9,
             "m" => 60e9,
@@ -38,7 +38,8 @@ pub fn parse_go_duration(s: &str) -> Option<i64> {
         total += n * scale;
         rest = &rest[unit_len..];
     }
-    Some(if neg { -total as i64 } else { total as i64 })
+    let n = total.round() as i64;
+    Some(if neg { -n } else { n })
 }
 
 /// Parses a size in binary units as `units.RAMInBytes` does (`512m`, `1g`, `1.5GB`, `100`).

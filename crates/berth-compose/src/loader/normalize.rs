@@ -151,67 +151,14 @@ pub fn go_duration(nanos: i128) -> String {
 
 /// Parses a Go/compose duration (`1m30s`, `1500ms`, `1h5m30s20ms`, `10us`) to nanoseconds.
 pub fn parse_duration(s: &str) -> Option<i128> {
-    let (neg, mut rest) = match s.strip_prefix('-') {
-        Some(r) => (true, r),
-        None => (false, s.strip_prefix('+').unwrap_or(s)),
-    };
-    if rest == "0" {
-        return Some(0);
-    }
-    if rest.is_empty() {
-        return None;
-    }
-    let mut total: f64 = 0.0;
-    while !rest.is_empty() {
-        let num_len = rest
-            .find(|c: char| !(c.is_ascii_digit() || c == '.'))
-            .unwrap_or(rest.len());
-        if num_len == 0 {
-            return None;
-        }
-        let num: f64 = rest[..num_len].parse().ok()?;
-        rest = &rest[num_len..];
-        let unit_len = rest
-            .find(|c: char| c.is_ascii_digit() || c == '.')
-            .unwrap_or(rest.len());
-        let unit = &rest[..unit_len];
-        rest = &rest[unit_len..];
-        let mult: f64 = match unit {
-            "ns" => 1.0,
-            "us" | "µs" | "μs" => 1e3,
-            "ms" => 1e6,
-            "s" => 1e9,
-            "m" => 60e9,
-            "h" => 3600e9,
-            _ => return None,
-        };
-        total += num * mult;
-    }
-    let n = total.round() as i128;
-    Some(if neg { -n } else { n })
+    berth_types::units::parse_go_duration(s).map(i128::from)
 }
 
 /// Parses a byte size (`50M`, `1gb`, `1.5g`, `1024`) as Docker's `RAMInBytes` does (binary units).
 pub fn parse_bytes(v: &Value) -> Option<i64> {
     match v {
         Value::Number(n) => n.as_i64().or_else(|| n.as_f64().map(|f| f as i64)),
-        Value::String(s) => {
-            let s = s.trim();
-            let num_len = s.find(|c: char| !(c.is_ascii_digit() || c == '.')).unwrap_or(s.len());
-            let num: f64 = s[..num_len].parse().ok()?;
-            let unit = s[num_len..].trim().to_ascii_lowercase();
-            let unit = unit.trim_end_matches('b').trim_end_matches('i');
-            let mult: f64 = match unit {
-                "" => 1.0,
-                "k" => 1024.0,
-                "m" => 1024.0 * 1024.0,
-                "g" => 1024.0 * 1024.0 * 1024.0,
-                "t" => 1024.0f64.powi(4),
-                "p" => 1024.0f64.powi(5),
-                _ => return None,
-            };
-            Some((num * mult) as i64)
-        }
+        Value::String(s) => berth_types::units::ram_in_bytes(s.trim()).ok(),
         _ => None,
     }
 }
