@@ -353,6 +353,21 @@ fn real_compose_drives_berthd(v1: bool) {
         )
         .stdout;
         assert_eq!(ps, "mixed-client-1 client\nmixed-web-1 web\n");
+        // The same config hash: Compose finds berth's containers up to date, and berth Compose's.
+        let before = ids(&d, "mixed");
+        let r = real_ok(&d, dir, false, &["-p", "mixed", "up", "-d"]);
+        assert!(!r.stderr.contains("Recreate"), "{r:?}");
+        assert_eq!(ids(&d, "mixed"), before);
+        real_ok(&d, dir, false, &["-p", "mixed", "up", "-d", "--force-recreate"]);
+        let theirs = ids(&d, "mixed");
+        assert_ne!(theirs, before);
+        let r = compose_ok(&d, dir, "mixed", &["up", "-d"]);
+        assert!(!r.stderr.contains("Recreate"), "{r:?}");
+        assert_eq!(ids(&d, "mixed"), theirs);
+        // `config --format json` prints what Compose prints, byte for byte.
+        let ours = compose_ok(&d, dir, "mixed", &["config", "--format", "json"]).stdout;
+        let theirs = real_ok(&d, dir, false, &["-p", "mixed", "config", "--format", "json"]).stdout;
+        assert_eq!(ours, theirs);
         real_ok(&d, dir, false, &["-p", "mixed", "down", "-v"]);
         assert_gone(&d, "mixed");
     }

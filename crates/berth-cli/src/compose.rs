@@ -804,6 +804,8 @@ async fn run(client: &Client, stack: &Stack<'_>, a: &ComposeRunArgs, printer: &P
     svc.stdin_open = a.interactive || tty || !a.detach;
     svc.restart = None;
     svc.container_name = None;
+    // The normalised model no longer describes this copy: hash the copy itself.
+    svc.raw = Value::Null;
     let suffix = &berth_types::new_id()[..12];
     let name = a
         .name

@@ -56,6 +56,8 @@ pub struct ContainerContext<'a> {
     pub config_hash: &'a str,
     /// The image to run (the service's, or the one a build made for it).
     pub image: &'a str,
+    /// That image's ID (the `image` label, which tells Compose the image changed under a tag).
+    pub image_id: &'a str,
     /// `network_mode: service:X` and `volumes_from: X` resolved to a container ID.
     pub service_containers: &'a BTreeMap<String, String>,
 }
@@ -98,7 +100,13 @@ pub fn volume_name(model: &Model, key: &str) -> String {
 
 /// A digest of what a container is made from, so `up` recreates exactly the services whose
 /// configuration changed: the service without what does not reach the container (build, scale).
+/// From the normalised model it is Docker Compose v2's own hash, so either tool sees the other's
+/// containers as up to date.
 pub fn config_hash(service: &Service) -> String {
+    if !service.raw.is_null() {
+        let input = crate::loader::service_hash_input(&service.raw);
+        return hex::encode(Sha256::digest(input.as_bytes()));
+    }
     let mut s = service.clone();
     s.build = None;
     s.pull_policy = None;
@@ -156,7 +164,7 @@ pub fn create_body(
         (labels::CONFIG_FILES, ctx.config_files.to_string()),
         (labels::CONFIG_HASH, ctx.config_hash.to_string()),
         (labels::VERSION, labels::COMPOSE_VERSION.to_string()),
-        (labels::IMAGE, ctx.image.to_string()),
+        (labels::IMAGE, ctx.image_id.to_string()),
         (labels::DEPENDS_ON, depends_on_label(service)),
     ] {
         labels.insert(k.to_string(), v);
@@ -669,6 +677,7 @@ mod tests {
             name: "shop-web-1",
             config_hash: "abc",
             image: "busybox",
+            image_id: "sha256:1234",
             service_containers: &ids,
         };
         let (body, later) = create_body(&m, "web", web, &ctx).unwrap();
@@ -729,14 +738,42 @@ mod tests {
     }
 
     #[test]
+    fn the_hash_is_compose_v2s_own() {
+        // Hashes Docker Compose v2.40.3 put on containers of these services (see tests/compose.rs
+        // for the round trip with the real tool).
+        let m = Model::from_json(&json!({"name": "st", "services": {
+            "plain": {"command": ["sleep", "1000"], "entrypoint": null, "image": "bb", "networks": {"default": null}},
+            "web": {"command": ["sh", "-c", "exec httpd -f -p 8080 -h /"],
+                    "deploy": {"replicas": 1, "resources": {}, "placement": {}}, "entrypoint": null,
+                    "environment": {"A": "b"}, "image": "bb", "networks": {"default": null},
+                    "ports": [{"mode": "ingress", "target": 8080, "published": "8080", "protocol": "tcp"}]}
+        }}))
+        .unwrap();
+        assert_eq!(
+            config_hash(&m.services["plain"]),
+            "036bde22c30c103bdee407481c300b89df4c1b45c7986f9249b4efe02c17aec8"
+        );
+        assert_eq!(
+            config_hash(&m.services["web"]),
+            "826e59b16798fd0bbc67f63e708d8cebd79abceb0384e5c98ecc5f376bcf5f3f"
+        );
+    }
+
+    #[test]
     fn the_hash_ignores_scale_but_not_configuration() {
         let m = model();
         let mut web = m.services["web"].clone();
         let h = config_hash(&web);
-        web.deploy.as_mut().unwrap().replicas = Some(5);
+        web.raw["deploy"]["replicas"] = json!(5);
+        web.raw["scale"] = json!(5);
         assert_eq!(config_hash(&web), h);
-        web.command = Some(vec!["true".into()]);
+        web.raw["command"] = json!(["true"]);
         assert_ne!(config_hash(&web), h);
+        // Without the normalised model (a one-off's changed copy), the typed service is hashed.
+        web.raw = Value::Null;
+        let typed = config_hash(&web);
+        web.command = Some(vec!["false".into()]);
+        assert_ne!(config_hash(&web), typed);
     }
 
     #[test]
@@ -755,6 +792,7 @@ mod tests {
             name: "shop-db-1",
             config_hash: "",
             image: "busybox",
+            image_id: "sha256:1234",
             service_containers: &ids,
         };
         assert!(create_body(&m, "db", &db, &ctx).is_err());

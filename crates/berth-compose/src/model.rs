@@ -33,7 +33,11 @@ pub struct Model {
 impl Model {
     /// Reads the loader's normalised JSON into types.
     pub fn from_json(v: &Value) -> Result<Self, serde_json::Error> {
-        Model::deserialize(v)
+        let mut m = Model::deserialize(v)?;
+        for (name, svc) in m.services.iter_mut() {
+            svc.raw = v["services"][name].clone();
+        }
+        Ok(m)
     }
 }
 
@@ -133,6 +137,9 @@ pub struct Service {
     pub external_links: Vec<String>,
     #[serde(default)]
     pub volumes_from: Vec<String>,
+    /// The service as the normalised model has it (what Compose's config hash is made of).
+    #[serde(skip)]
+    pub raw: Value,
 }
 
 impl Service {

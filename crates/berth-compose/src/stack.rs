@@ -108,6 +108,8 @@ pub struct Container {
     pub number: u32,
     /// The config-hash label.
     pub hash: String,
+    /// The image label (the image ID it was made from).
+    pub image: String,
     /// `running`, `exited`, …
     pub state: String,
     /// The raw list entry, for `ps`.
@@ -128,6 +130,7 @@ impl Container {
             service: label(labels::SERVICE),
             number: label(labels::CONTAINER_NUMBER).parse().unwrap_or(0),
             hash: label(labels::CONFIG_HASH),
+            image: label(labels::IMAGE),
             state: v["State"].as_str().unwrap_or_default().to_string(),
             summary: v.clone(),
         }
@@ -403,6 +406,18 @@ impl<'a> Stack<'a> {
         Ok(())
     }
 
+    /// The ID of an image on the engine.
+    async fn image_id(&self, image: &str) -> Result<String> {
+        let raw = self
+            .client
+            .image_inspect_raw(image)
+            .await
+            .map_err(StackError::engine(format!("inspecting image {image}")))?;
+        let v: Value = serde_json::from_slice(&raw)
+            .map_err(|e| StackError::Missing(format!("image {image}: unreadable inspect answer: {e}")))?;
+        Ok(v["Id"].as_str().unwrap_or_default().to_string())
+    }
+
     /// Services whose image is not on the engine: (service, image, whether it has a build).
     pub async fn missing_images(&self, services: &[String]) -> Result<Vec<(String, String, bool)>> {
         let mut out = Vec::new();
@@ -480,6 +495,7 @@ impl<'a> Stack<'a> {
         self.wait_dependencies(name, svc).await?;
         let want = o.scale.get(name).copied().unwrap_or_else(|| svc.replicas());
         let hash = convert::config_hash(svc);
+        let image_id = self.image_id(&convert::image_name(self.name(), name, svc)).await?;
         existing.sort_by_key(|c| c.number);
         // Scale down: the highest numbers go.
         while existing.len() > want as usize {
@@ -490,7 +506,9 @@ impl<'a> Stack<'a> {
         let mut first = None;
         let mut used: BTreeSet<u32> = existing.iter().map(|c| c.number).collect();
         for c in &existing {
-            let stale = o.force_recreate || (!o.no_recreate && c.hash != hash);
+            // As Compose: a changed configuration, or an image that moved under its tag.
+            let changed = c.hash != hash || (!c.image.is_empty() && c.image != image_id);
+            let stale = o.force_recreate || (!o.no_recreate && changed);
             let id = if stale {
                 self.recreate(name, svc, c, &hash, ids, o.timeout).await?
             } else {
@@ -678,6 +696,7 @@ impl<'a> Stack<'a> {
                 }
             }
         }
+        let image_id = self.image_id(&image).await?;
         let ctx = ContainerContext {
             project: self.name(),
             working_dir: &self.working_dir,
@@ -687,6 +706,7 @@ impl<'a> Stack<'a> {
             name: &cname,
             config_hash: hash,
             image: &image,
+            image_id: &image_id,
             service_containers: &shared,
         };
         let (body, later) = convert::create_body(self.model, service_name, svc, &ctx)?;

@@ -31,7 +31,7 @@ use std::path::{Path, PathBuf};
 use serde_json::{json, Map, Value};
 
 pub use error::{LoadError, Location};
-pub use output::{to_json, to_yaml};
+pub use output::{service_hash_input, to_json, to_yaml};
 
 /// The file names Compose looks for, in its order of preference, with their override files.
 const DEFAULT_FILES: &[(&str, &str)] = &[

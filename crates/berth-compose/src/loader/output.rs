@@ -21,7 +21,9 @@ fn escape_dollars(v: &Value) -> Value {
 }
 
 /// The model as `docker compose config --format json` prints it: `$` escaped as `$$`, and a
-/// service's own `x-` keys left out (Compose's JSON drops them; its YAML keeps them).
+/// service's own `x-` keys left out (Compose's JSON drops them; its YAML keeps them). Keys are in
+/// Go's order: sorted where Compose marshals a map (the project), field order where it marshals a
+/// struct (a service, a port, a mount, `deploy`, …); strings escaped as Go's encoder does.
 pub fn to_json(model: &Value) -> String {
     let mut v = escape_dollars(model);
     if let Some(Value::Object(services)) = v.get_mut("services") {
@@ -31,7 +33,107 @@ pub fn to_json(model: &Value) -> String {
             }
         }
     }
-    serde_json::to_string_pretty(&v).unwrap_or_default()
+    let mut out = String::new();
+    // No newline at the end, as Compose prints it.
+    write_json(&v, &mut Vec::new(), Some(0), &mut out);
+    out
+}
+
+/// What Docker Compose v2 hashes into a container's `com.docker.compose.config-hash`: the
+/// service's JSON as `config --format json` has it, compact, without what does not reach the
+/// container or is checked otherwise (`build`, `pull_policy`, `scale`, `deploy.replicas`,
+/// `depends_on`, `profiles`). Equal hashes make a stack that
+/// berth started one that Compose leaves alone, and the other way round.
+pub fn service_hash_input(service: &Value) -> String {
+    let mut v = escape_dollars(service);
+    if let Value::Object(s) = &mut v {
+        s.retain(|k, _| {
+            !k.starts_with("x-")
+                && !matches!(
+                    k.as_str(),
+                    "build" | "pull_policy" | "scale" | "depends_on" | "profiles"
+                )
+        });
+        if let Some(Value::Object(d)) = s.get_mut("deploy") {
+            d.remove("replicas");
+        }
+    }
+    let mut out = String::new();
+    write_json(&v, &mut vec!["services".to_string(), "*".to_string()], None, &mut out);
+    out
+}
+
+/// Go's `json.Marshal` (compact, `indent` None) or `MarshalIndent` with two spaces.
+fn write_json(v: &Value, path: &mut Vec<String>, indent: Option<usize>, out: &mut String) {
+    let newline = |out: &mut String, level: usize| {
+        if indent.is_some() {
+            out.push('\n');
+            out.push_str(&"  ".repeat(level));
+        }
+    };
+    let level = indent.unwrap_or(0);
+    let deeper = indent.map(|i| i + 1);
+    match v {
+        Value::Object(m) if !m.is_empty() => {
+            out.push('{');
+            // Compose marshals the project as a map (sorted keys), the rest as structs.
+            let keys: Vec<&String> = if path.is_empty() {
+                m.keys().collect()
+            } else {
+                ordered_keys(m, path)
+            };
+            for (i, k) in keys.iter().enumerate() {
+                if i > 0 {
+                    out.push(',');
+                }
+                newline(out, level + 1);
+                go_string(k, out);
+                out.push(':');
+                if indent.is_some() {
+                    out.push(' ');
+                }
+                path.push((*k).clone());
+                write_json(&m[*k], path, deeper, out);
+                path.pop();
+            }
+            newline(out, level);
+            out.push('}');
+        }
+        Value::Array(a) if !a.is_empty() => {
+            out.push('[');
+            for (i, item) in a.iter().enumerate() {
+                if i > 0 {
+                    out.push(',');
+                }
+                newline(out, level + 1);
+                path.push("*".to_string());
+                write_json(item, path, deeper, out);
+                path.pop();
+            }
+            newline(out, level);
+            out.push(']');
+        }
+        Value::String(s) => go_string(s, out),
+        other => out.push_str(&other.to_string()),
+    }
+}
+
+/// A JSON string as Go's encoder writes it (HTML-safe: `<`, `>`, `&` and U+2028/9 as `\u` escapes).
+fn go_string(s: &str, out: &mut String) {
+    out.push('"');
+    for c in s.chars() {
+        match c {
+            '"' => out.push_str("\\\""),
+            '\\' => out.push_str("\\\\"),
+            '\n' => out.push_str("\\n"),
+            '\r' => out.push_str("\\r"),
+            '\t' => out.push_str("\\t"),
+            '<' | '>' | '&' | '\u{2028}' | '\u{2029}' => out.push_str(&format!("\\u{:04x}", c as u32)),
+            c if (c as u32) < 0x20 => out.push_str(&format!("\\u{:04x}", c as u32)),
+            c => out.push(c),
+        }
+    }
+    out.push('"');
 }
 
 const PROJECT: &[&str] = &[
