@@ -204,13 +204,12 @@ fn a_stack_comes_up_answers_and_goes_away() {
     // Logs, prefixed per container.
     let logs = compose_ok(&d, dir, "shop", &["logs", "--no-color"]).stdout;
     assert!(
-        logs.lines()
-            .any(|l| l.starts_with("shop-db-1") && l.ends_with("| db up")),
+        logs.lines().any(|l| l.starts_with("db-1 ") && l.ends_with("| db up")),
         "{logs}"
     );
     assert!(
         logs.lines()
-            .any(|l| l.starts_with("shop-migrate-1") && l.ends_with("| migrated")),
+            .any(|l| l.starts_with("migrate-1 ") && l.ends_with("| migrated")),
         "{logs}"
     );
     let only = compose_ok(&d, dir, "shop", &["logs", "--no-log-prefix", "web"]).stdout;
@@ -620,4 +619,48 @@ networks:
     assert_eq!(names(&d, "opts"), ["opts-app-1"]);
     compose_ok(&d, dir, "opts", &["down"]);
     assert_gone(&d, "opts");
+}
+
+#[test]
+fn a_dependency_made_anew_restarts_dependents_that_ask_for_it() {
+    let d = Daemon::start();
+    d.load_busybox("bb");
+    let file = |tag: &str| {
+        format!(
+            r#"
+services:
+  db:
+    image: bb
+    command: ["sh", "-c", "echo {tag}; exec sleep 1000"]
+    stop_signal: SIGKILL
+  app:
+    image: bb
+    command: ["sh", "-c", "date +%s%N > /tmp/started; exec sleep 1000"]
+    stop_signal: SIGKILL
+    depends_on: {{db: {{condition: service_started, restart: true}}}}
+  other:
+    image: bb
+    command: ["sleep", "1000"]
+    stop_signal: SIGKILL
+    depends_on: [db]
+"#
+        )
+    };
+    let p = project(&[("compose.yaml", &file("one"))]);
+    let dir = p.path();
+    compose_ok(&d, dir, "rst", &["up", "-d"]);
+    let started = |svc: &str| common::inspect(&d, &format!("rst-{svc}-1"))["State"]["StartedAt"].clone();
+    let (app0, other0) = (started("app"), started("other"));
+    // Changing db recreates it; app (restart: true) restarts, other does not.
+    std::fs::write(dir.join("compose.yaml"), file("two")).unwrap();
+    compose_ok(&d, dir, "rst", &["up", "-d"]);
+    assert_ne!(started("app"), app0);
+    assert_eq!(started("other"), other0);
+    // `restart db` takes app along.
+    let app1 = started("app");
+    compose_ok(&d, dir, "rst", &["restart", "db"]);
+    assert_ne!(started("app"), app1);
+    assert_eq!(started("other"), other0);
+    compose_ok(&d, dir, "rst", &["down"]);
+    assert_gone(&d, "rst");
 }

@@ -204,7 +204,7 @@ async fn run_on_stack(client: &Client, g: &ComposeArgs, stack: &Stack<'_>, print
                 since: a.since.as_deref().map(units::timestamp_arg),
                 until: a.until.as_deref().map(units::timestamp_arg),
             };
-            let style = LogStyle::new(&containers, a.no_color, a.no_log_prefix);
+            let style = LogStyle::new(stack.name(), &containers, a.no_color, a.no_log_prefix);
             follow_logs(client, &containers, &opts, &style).await;
             Ok(0)
         }
@@ -283,10 +283,7 @@ async fn run_on_stack(client: &Client, g: &ComposeArgs, stack: &Stack<'_>, print
             Ok(0)
         }
         ComposeCmd::Restart(a) => {
-            stack
-                .each(&a.services, Action::Restart { timeout: a.timeout })
-                .await
-                .map_err(fail)?;
+            stack.restart(&a.services, a.timeout).await.map_err(fail)?;
             Ok(0)
         }
         ComposeCmd::Kill(a) => {
@@ -648,9 +645,9 @@ async fn up(client: &Client, stack: &Stack<'_>, a: &UpArgs, printer: &Printer) -
     // Attached: follow every container's output until they all stop (or one does, with
     // --abort-on-container-exit), stopping the project on Ctrl-C as Compose does.
     let containers = stack.select(&order, true).await.map_err(fail)?;
-    let names: Vec<String> = containers.iter().map(|c| c.name.clone()).collect();
+    let style = LogStyle::new(stack.name(), &containers, a.no_color, a.no_log_prefix);
+    let names: Vec<&str> = containers.iter().map(|c| style.name(c)).collect();
     outln!("Attaching to {}", names.join(", "));
-    let style = LogStyle::new(&containers, a.no_color, a.no_log_prefix);
     let opts = LogsOptions {
         follow: true,
         stdout: true,
@@ -701,7 +698,13 @@ async fn up(client: &Client, stack: &Stack<'_>, a: &UpArgs, printer: &Printer) -
             _ = tokio::signal::ctrl_c() => {
                 eprintln!("Gracefully stopping... (press Ctrl+C again to force)");
                 let _ = printer;
-                stack.stop(&[], a.timeout).await.map_err(fail)?;
+                // A second Ctrl-C kills instead of waiting for the stop timeout.
+                tokio::select! {
+                    r = stack.stop(&[], a.timeout) => { r.map_err(fail)?; }
+                    _ = tokio::signal::ctrl_c() => {
+                        stack.each(&[], Action::Kill { signal: Some("SIGKILL") }).await.map_err(fail)?;
+                    }
+                }
                 return Ok(130);
             }
         }
@@ -1061,6 +1064,7 @@ struct LogStyle {
     colour: bool,
     prefix: bool,
     colours: BTreeMap<String, &'static str>,
+    names: BTreeMap<String, String>,
 }
 
 const COLOURS: [&str; 12] = [
@@ -1068,45 +1072,50 @@ const COLOURS: [&str; 12] = [
 ];
 
 impl LogStyle {
-    fn new(containers: &[Container], no_color: bool, no_prefix: bool) -> Self {
+    /// `project` is stripped from container names, as Compose shows them (`web-1`).
+    fn new(project: &str, containers: &[Container], no_color: bool, no_prefix: bool) -> Self {
+        let names: BTreeMap<String, String> = containers
+            .iter()
+            .map(|c| {
+                let short = c.name.strip_prefix(&format!("{project}-")).unwrap_or(&c.name);
+                (c.id.clone(), short.to_string())
+            })
+            .collect();
         let colours = containers
             .iter()
             .enumerate()
-            .map(|(i, c)| (c.name.clone(), COLOURS[i % COLOURS.len()]))
+            .map(|(i, c)| (c.id.clone(), COLOURS[i % COLOURS.len()]))
             .collect();
         LogStyle {
-            width: containers.iter().map(|c| c.name.len()).max().unwrap_or(0),
+            width: names.values().map(String::len).max().unwrap_or(0),
             colour: !no_color && std::io::stdout().is_terminal(),
             prefix: !no_prefix,
             colours,
+            names,
+        }
+    }
+
+    fn name<'a>(&'a self, c: &'a Container) -> &'a str {
+        self.names.get(&c.id).map(String::as_str).unwrap_or(&c.name)
+    }
+
+    fn paint(&self, c: &Container, text: &str) -> String {
+        if self.colour {
+            format!("\x1b[{}m{text}\x1b[0m", self.colours.get(&c.id).copied().unwrap_or("0"))
+        } else {
+            text.to_string()
         }
     }
 
     fn prefix_bare(&self, c: &Container) -> String {
-        if self.colour {
-            format!(
-                "\x1b[{}m{}\x1b[0m",
-                self.colours.get(&c.name).copied().unwrap_or("0"),
-                c.name
-            )
-        } else {
-            c.name.clone()
-        }
+        self.paint(c, self.name(c))
     }
 
     fn prefix(&self, c: &Container) -> String {
         if !self.prefix {
             return String::new();
         }
-        let padded = format!("{:width$}", c.name, width = self.width);
-        if self.colour {
-            format!(
-                "\x1b[{}m{padded} | \x1b[0m",
-                self.colours.get(&c.name).copied().unwrap_or("0")
-            )
-        } else {
-            format!("{padded} | ")
-        }
+        self.paint(c, &format!("{:width$} | ", self.name(c), width = self.width))
     }
 }
 

@@ -441,15 +441,39 @@ impl<'a> Stack<'a> {
         let existing = self.containers(true, false).await?;
         self.handle_orphans(&existing, o.remove_orphans, o.timeout).await?;
         let mut ids: BTreeMap<String, String> = BTreeMap::new();
+        let mut recreated: BTreeSet<String> = BTreeSet::new();
         for level in self.levels(&order) {
             let results = join_all(level.iter().map(|s| {
                 let mine: Vec<Container> = existing.iter().filter(|c| &c.service == s).cloned().collect();
-                let ids = &ids;
-                async move { (s.clone(), self.converge_service(s, mine, o, ids).await) }
+                let (ids, recreated) = (&ids, &recreated);
+                async move {
+                    let r = self.converge_service(s, mine, o, ids).await;
+                    // `depends_on: {x: {restart: true}}`: a dependency made anew restarts this
+                    // service's containers that were kept.
+                    let restart = match &r {
+                        Ok((_, false)) => self.model.services[s]
+                            .depends_on
+                            .iter()
+                            .any(|(d, dep)| dep.restart && recreated.contains(d)),
+                        _ => false,
+                    };
+                    if restart && !o.no_start {
+                        if let Err(e) = self
+                            .each(std::slice::from_ref(s), Action::Restart { timeout: o.timeout })
+                            .await
+                        {
+                            return (s.clone(), Err(e));
+                        }
+                    }
+                    (s.clone(), r)
+                }
             }))
             .await;
             for (s, r) in results {
-                let first = r?;
+                let (first, made) = r?;
+                if made {
+                    recreated.insert(s.clone());
+                }
                 if let Some(id) = first {
                     ids.insert(s, id);
                 }
@@ -483,14 +507,15 @@ impl<'a> Stack<'a> {
             .collect()
     }
 
-    /// Brings one service to its desired containers; answers the first container's ID.
+    /// Brings one service to its desired containers; answers the first container's ID and whether
+    /// any container was made anew.
     async fn converge_service(
         &self,
         name: &str,
         mut existing: Vec<Container>,
         o: &UpOptions,
         ids: &BTreeMap<String, String>,
-    ) -> Result<Option<String>> {
+    ) -> Result<(Option<String>, bool)> {
         let svc = &self.model.services[name];
         self.wait_dependencies(name, svc).await?;
         let want = o.scale.get(name).copied().unwrap_or_else(|| svc.replicas());
@@ -504,12 +529,14 @@ impl<'a> Stack<'a> {
             }
         }
         let mut first = None;
+        let mut made = false;
         let mut used: BTreeSet<u32> = existing.iter().map(|c| c.number).collect();
         for c in &existing {
             // As Compose: a changed configuration, or an image that moved under its tag.
             let changed = c.hash != hash || (!c.image.is_empty() && c.image != image_id);
             let stale = o.force_recreate || (!o.no_recreate && changed);
             let id = if stale {
+                made = true;
                 self.recreate(name, svc, c, &hash, ids, o.timeout).await?
             } else {
                 if !o.no_start && !c.is_running() {
@@ -528,12 +555,13 @@ impl<'a> Stack<'a> {
             }
             used.insert(n);
             let (id, cname) = self.create_container(name, svc, n, &hash, ids, false, None).await?;
+            made = true;
             if !o.no_start {
                 self.start_container(&cname, &id).await?;
             }
             first.get_or_insert(id);
         }
-        Ok(first)
+        Ok((first, made))
     }
 
     async fn wait_dependencies(&self, name: &str, svc: &Service) -> Result<()> {
@@ -1001,6 +1029,32 @@ impl<'a> Stack<'a> {
             .collect::<Result<()>>()?;
         }
         Ok(())
+    }
+
+    /// `restart`: the services' containers, then those of services that depend on them with
+    /// `restart: true` (all when none is named).
+    pub async fn restart(&self, services: &[String], timeout: Option<i64>) -> Result<()> {
+        self.each(services, Action::Restart { timeout }).await?;
+        if services.is_empty() {
+            return Ok(());
+        }
+        let dependents: Vec<String> = self
+            .model
+            .services
+            .iter()
+            .filter(|(name, svc)| {
+                !services.contains(name)
+                    && svc
+                        .depends_on
+                        .iter()
+                        .any(|(d, dep)| dep.restart && services.contains(d))
+            })
+            .map(|(name, _)| name.clone())
+            .collect();
+        if dependents.is_empty() {
+            return Ok(());
+        }
+        self.each(&dependents, Action::Restart { timeout }).await
     }
 
     /// `restart`, `kill`, `pause`, `unpause`, `rm`: one request per container, side by side.
