@@ -664,3 +664,117 @@ services:
     compose_ok(&d, dir, "rst", &["down"]);
     assert_gone(&d, "rst");
 }
+
+/// A WordPress-shaped file with the forms people write: `version:`, `.env`, `env_file`, list and map
+/// environments, short and long ports and volumes, a required variable, logging, limits.
+const WORDPRESS: &str = r#"version: "3.9"
+services:
+  db:
+    image: mysql:${TAG}
+    restart: always
+    environment:
+      MYSQL_ROOT_PASSWORD: ${DB_PASS}
+      MYSQL_DATABASE: wordpress
+    volumes:
+      - type: volume
+        source: db_data
+        target: /var/lib/mysql
+    healthcheck:
+      test: ["CMD-SHELL", "mysqladmin ping -h localhost"]
+      interval: 10s
+      timeout: 5s
+      retries: 5
+  wordpress:
+    depends_on:
+      db:
+        condition: service_healthy
+    image: wordpress:latest
+    ports:
+      - "8000:80"
+      - "3000"
+      - "127.0.0.1:9000:9000/udp"
+    env_file: [app.env]
+    environment:
+      - WORDPRESS_DB_HOST=db:3306
+      - WORDPRESS_DB_PASSWORD=${DB_PASS:?need a password}
+    labels:
+      - "traefik.enable=true"
+    logging:
+      driver: json-file
+      options: {max-size: "10m"}
+    command: php -S 0.0.0.0:80 "quoted arg"
+    mem_limit: 512m
+    cpus: 1.5
+    ulimits: {nofile: 65535}
+    sysctls: [net.core.somaxconn=1024]
+volumes:
+  db_data: {}
+"#;
+
+/// Networks with IPAM and aliases, ranges of ports, deploy, ulimits, tmpfs, secrets, a build.
+const NETWORKED: &str = r#"services:
+  web:
+    image: busybox
+    command: httpd -f -p 80
+    ports: ["8080:80", "127.0.0.1:9000-9001:9000-9001/udp"]
+    volumes: ["./data:/data:ro", "cache:/cache", "/tmp"]
+    environment: [A=b, C]
+    depends_on:
+      db: {condition: service_healthy}
+    healthcheck: {test: ["CMD", "true"], interval: 90s}
+    networks: {front: {aliases: [www]}, back: {ipv4_address: 172.28.0.5}}
+    deploy: {replicas: 2, resources: {limits: {memory: 64M, cpus: "0.5"}}}
+    ulimits: {nofile: 1024, nproc: {soft: 10, hard: 20}}
+    tmpfs: /run
+    extra_hosts: ["a:1.2.3.4"]
+    stop_grace_period: 1m30s
+    build: ./web
+    secrets: [s1]
+  db:
+    image: busybox
+    entrypoint: ["sh", "-c"]
+    labels: [x=y]
+    expose: [5432]
+    healthcheck: {test: "true"}
+volumes: {cache: {}}
+networks:
+  front: {}
+  back: {ipam: {config: [{subnet: 172.28.0.0/16}]}}
+secrets: {s1: {file: ./s1.txt}}
+"#;
+
+#[test]
+fn config_prints_what_compose_v2_prints() {
+    for (file, extra) in [
+        (
+            WORDPRESS,
+            vec![
+                (".env", "DB_PASS=secret\nTAG=1.2\n"),
+                ("app.env", "EXTRA=1\n# c\nQUOTED=\"a b\"\n"),
+            ],
+        ),
+        (NETWORKED, vec![("s1.txt", "x\n")]),
+        (SHOP, vec![]),
+        (INTEROP, vec![]),
+    ] {
+        let mut files = vec![("compose.yaml", file)];
+        files.extend(extra);
+        let p = project(&files);
+        for format in ["yaml", "json"] {
+            let run = |program: &str, pre: &[&str]| -> Run {
+                let mut c = Command::new(program);
+                c.args(pre)
+                    .args(["compose", "-p", "cfg", "config", "--format", format])
+                    .current_dir(p.path())
+                    .env("BERTH_NO_AUTOSTART", "1")
+                    .env_remove("DB_PASS");
+                c.output().unwrap().into()
+            };
+            let ours = run(common::bin("berth").to_str().unwrap(), &[]);
+            let theirs = run("docker", &[]);
+            assert_eq!(theirs.code, 0, "{theirs:?}");
+            assert_eq!(ours.code, 0, "{ours:?}");
+            assert_eq!(ours.stdout, theirs.stdout, "{format} of\n{file}");
+        }
+    }
+}

@@ -473,6 +473,33 @@ enum Style {
     Double,
 }
 
+/// go-yaml's `isBase60Float`, which it quotes so YAML 1.1 readers keep the string.
+fn is_base60_float(s: &str) -> bool {
+    let t = s.strip_prefix(['-', '+']).unwrap_or(s);
+    let (int_part, frac) = t.split_once('.').unwrap_or((t, ""));
+    if !frac.chars().all(|c| c.is_ascii_digit() || c == '_') {
+        return false;
+    }
+    let mut parts = int_part.split(':');
+    let head = parts.next().unwrap_or_default();
+    if !head.starts_with(|c: char| c.is_ascii_digit()) || !head.chars().all(|c| c.is_ascii_digit() || c == '_') {
+        return false;
+    }
+    let mut groups = 0;
+    for g in parts {
+        let ok = match g.as_bytes() {
+            [d] => d.is_ascii_digit(),
+            [a, d] => (b'0'..=b'5').contains(a) && d.is_ascii_digit(),
+            _ => false,
+        };
+        if !ok {
+            return false;
+        }
+        groups += 1;
+    }
+    groups > 0
+}
+
 fn style(s: &str) -> Style {
     if s.is_empty() || !matches!(super::yaml::resolve_plain(s), Value::String(_)) {
         return Style::Double;
@@ -484,12 +511,12 @@ fn style(s: &str) -> Style {
     if WORDS.contains(&s) || (s.starts_with('.') && s[1..].parse::<f64>().is_ok()) {
         return Style::Double;
     }
-    // numbers with separators older YAML reads as numbers (sexagesimal, underscores)
-    if s.chars()
-        .all(|c| c.is_ascii_digit() || c == '_' || c == ':' || c == '.' || c == '-' || c == '+')
-        && s.chars().any(|c| c.is_ascii_digit())
-        && (s.contains('_') || s.contains(':'))
-    {
+    // numbers older YAML reads as numbers: with underscores, or sexagesimal (go-yaml's
+    // isBase60Float: `^[-+]?[0-9][0-9_]*(?::[0-5]?[0-9])+(?:\.[0-9_]*)?$`)
+    let digits_only = s
+        .chars()
+        .all(|c| c.is_ascii_digit() || c == '_' || c == '.' || c == '-' || c == '+');
+    if (digits_only && s.contains('_') && s.chars().any(|c| c.is_ascii_digit())) || is_base60_float(s) {
         return Style::Double;
     }
     if s.chars().any(|c| c.is_control()) {
@@ -540,6 +567,22 @@ fn scalar(v: &Value) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn base60_floats_as_go_yaml_sees_them() {
+        for (s, want) in [
+            ("1:20", true),
+            ("190:20:30.15", true),
+            ("-1:5", true),
+            ("8000:80", false),
+            ("0.0.0.0:80", false),
+            ("1:60", false),
+            ("80", false),
+            ("a:1", false),
+        ] {
+            assert_eq!(is_base60_float(s), want, "{s}");
+        }
+    }
     use serde_json::json;
 
     #[test]
