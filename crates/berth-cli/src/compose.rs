@@ -50,13 +50,88 @@ fn model_of(p: &Project) -> Result<Model, StatusError> {
     Model::from_json(&p.model).map_err(|e| fail(format!("reading the compose model: {e}")))
 }
 
-/// Draws a stack's steps as Compose v2 does: every step as a plain line off a terminal, the
-/// finished ones with a tick on a terminal; nothing with `--progress quiet`.
+/// Draws a stack's steps as Compose v2 does: off a terminal every step as a plain line
+/// (` Container p-web-1  Started`); on a terminal one line per object, redrawn in place under a
+/// `[+] Running done/total` header, with a tick and the time taken once done; nothing with
+/// `--progress quiet`.
 pub struct Printer {
     tty: bool,
     quiet: bool,
-    start: Instant,
-    out: Mutex<()>,
+    view: Mutex<View>,
+}
+
+/// The terminal view: the objects in the order they appeared, and how many lines are on screen.
+#[derive(Default)]
+struct View {
+    lines: Vec<ViewLine>,
+    drawn: usize,
+}
+
+struct ViewLine {
+    kind: &'static str,
+    name: String,
+    status: String,
+    done: bool,
+    since: Instant,
+    took: Option<f64>,
+}
+
+impl View {
+    fn update(&mut self, e: &Event) {
+        let now = Instant::now();
+        match self
+            .lines
+            .iter_mut()
+            .find(|l| l.kind == e.kind.word() && l.name == e.name)
+        {
+            Some(l) => {
+                l.status = e.status.clone();
+                l.done = e.done;
+                l.took = e.done.then(|| now.duration_since(l.since).as_secs_f64());
+            }
+            None => self.lines.push(ViewLine {
+                kind: e.kind.word(),
+                name: e.name.clone(),
+                status: e.status.clone(),
+                done: e.done,
+                since: now,
+                took: e.done.then_some(0.0),
+            }),
+        }
+    }
+
+    /// The block, after moving up over the one drawn before.
+    fn render(&mut self) -> String {
+        let mut out = String::new();
+        if self.drawn > 0 {
+            out.push_str(&format!("\x1b[{}A", self.drawn));
+        }
+        let done = self.lines.iter().filter(|l| l.done).count();
+        let colour = if done == self.lines.len() { "34" } else { "33" };
+        out.push_str(&format!(
+            "\x1b[2K\x1b[{colour}m[+] Running {done}/{}\x1b[0m\n",
+            self.lines.len()
+        ));
+        let width = self
+            .lines
+            .iter()
+            .map(|l| l.kind.len() + 1 + l.name.len())
+            .max()
+            .unwrap_or(0);
+        for l in &self.lines {
+            let what = format!("{} {}", l.kind, l.name);
+            let padded = format!("{:<12}", l.status);
+            let (mark, status) = if l.done {
+                ("\x1b[32m✔\x1b[0m", format!("\x1b[32m{padded}\x1b[0m"))
+            } else {
+                ("\x1b[33m⠿\x1b[0m", padded)
+            };
+            let took = l.took.map(|t| format!("{t:>5.1}s")).unwrap_or_default();
+            out.push_str(&format!("\x1b[2K {mark} {what:<width$}  {status} {took}\n"));
+        }
+        self.drawn = self.lines.len() + 1;
+        out
+    }
 }
 
 impl Printer {
@@ -69,36 +144,42 @@ impl Printer {
         Printer {
             tty,
             quiet: progress == "quiet",
-            start: Instant::now(),
-            out: Mutex::new(()),
+            view: Mutex::new(View::default()),
         }
     }
 }
 
 impl Reporter for Printer {
     fn event(&self, e: Event) {
-        if self.quiet || (self.tty && !e.done) {
+        if self.quiet {
             return;
         }
-        let _g = self.out.lock();
-        let line = if self.tty {
-            format!(
-                " \x1b[32m✔\x1b[0m {} {}  \x1b[32m{}\x1b[0m {:>6.1}s\n",
-                e.kind.word(),
-                e.name,
-                e.status,
-                self.start.elapsed().as_secs_f64()
-            )
+        let Ok(mut view) = self.view.lock() else { return };
+        let text = if self.tty {
+            view.update(&e);
+            view.render()
         } else {
             format!(" {} {}  {}\n", e.kind.word(), e.name, e.status)
         };
-        let _ = std::io::stderr().write_all(line.as_bytes());
+        let _ = std::io::stderr().write_all(text.as_bytes());
     }
 
     fn warn(&self, message: &str) {
-        if !self.quiet {
-            eprintln!("WARN[0000] {message}");
+        if self.quiet {
+            return;
         }
+        let Ok(mut view) = self.view.lock() else { return };
+        // Above the view, which is drawn again below it (each of its lines is cleared as drawn).
+        let mut text = String::new();
+        if self.tty && view.drawn > 0 {
+            text.push_str(&format!("\x1b[{}A\x1b[2K", view.drawn));
+            view.drawn = 0;
+        }
+        text.push_str(&format!("WARN[0000] {message}\n"));
+        if self.tty && !view.lines.is_empty() {
+            text.push_str(&view.render());
+        }
+        let _ = std::io::stderr().write_all(text.as_bytes());
     }
 }
 
