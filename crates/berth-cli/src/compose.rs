@@ -1249,3 +1249,39 @@ async fn follow_one(client: &Client, c: &Container, opts: &LogsOptions, style: &
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use berth_compose::stack::Kind;
+
+    fn ev(kind: Kind, name: &str, status: &str, done: bool) -> Event {
+        Event {
+            kind,
+            name: name.into(),
+            status: status.into(),
+            done,
+        }
+    }
+
+    #[test]
+    fn the_terminal_view_redraws_one_line_per_object() {
+        let mut v = View::default();
+        v.update(&ev(Kind::Network, "p_default", "Creating", false));
+        let first = v.render();
+        assert!(!first.contains("\x1b[2A"), "{first:?}");
+        assert!(first.contains("[+] Running 0/1"), "{first:?}");
+        v.update(&ev(Kind::Network, "p_default", "Created", true));
+        v.update(&ev(Kind::Container, "p-web-1", "Starting", false));
+        let second = v.render();
+        // Up over the header and the one line drawn before, then the header and two lines.
+        assert!(second.starts_with("\x1b[2A"), "{second:?}");
+        assert!(second.contains("[+] Running 1/2"), "{second:?}");
+        assert_eq!(second.matches('\n').count(), 3, "{second:?}");
+        assert!(
+            second.contains("✔") && second.contains("Network p_default"),
+            "{second:?}"
+        );
+        assert!(second.contains("Container p-web-1"), "{second:?}");
+    }
+}
