@@ -778,3 +778,45 @@ fn config_prints_what_compose_v2_prints() {
         }
     }
 }
+
+#[test]
+fn build_push_and_pull_through_a_registry() {
+    let d = Daemon::start();
+    d.load_busybox("bb");
+    let root = d.data_root().parent().unwrap().join("compose-registry");
+    let mut server = d
+        .netns_cmd(common::bin("berth-registry").to_str().unwrap())
+        .args(["serve", "--addr", "127.0.0.1:5002", "--root"])
+        .arg(&root)
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("starting berth-registry");
+    let up = common::eventually(std::time::Duration::from_secs(20), || {
+        d.in_netns(|| std::net::TcpStream::connect("127.0.0.1:5002").is_ok())
+    });
+    assert!(up, "berth-registry did not listen");
+    let p = project(&[
+        (
+            "compose.yaml",
+            "services:\n  app:\n    image: 127.0.0.1:5002/shop/app:1\n    build: ./app\n    stop_signal: SIGKILL\n",
+        ),
+        (
+            "app/Dockerfile",
+            "FROM bb\nRUN echo pushed > /msg\nCMD [\"sh\", \"-c\", \"cat /msg; exec sleep 1000\"]\n",
+        ),
+    ]);
+    let dir = p.path();
+    compose_ok(&d, dir, "reg", &["build"]);
+    compose_ok(&d, dir, "reg", &["push"]);
+    assert_eq!(d.berth(&["rmi", "127.0.0.1:5002/shop/app:1"]).code, 0);
+    compose_ok(&d, dir, "reg", &["pull"]);
+    compose_ok(&d, dir, "reg", &["up", "-d", "--no-build"]);
+    let r = compose_ok(&d, dir, "reg", &["logs", "--no-log-prefix"]);
+    assert_eq!(r.stdout, "pushed\n");
+    compose_ok(&d, dir, "reg", &["down"]);
+    assert_gone(&d, "reg");
+    let _ = server.kill();
+    let _ = server.wait();
+}
