@@ -542,3 +542,51 @@ fn source_date_epoch_builds_are_reproducible() {
     }
     assert_eq!(ids[0], ids[1]);
 }
+
+#[test]
+fn predefined_and_global_args_and_the_host_platform() {
+    let d = Daemon::start();
+    d.load_busybox("bb");
+    let ctx = context(&[(
+        "Dockerfile",
+        "ARG VERSION=1.2\nARG BASE=bb\nFROM --platform=$BUILDPLATFORM $BASE\nARG VERSION\nARG TARGETARCH\nARG TARGETPLATFORM\n\
+         RUN echo \"$VERSION $TARGETARCH $TARGETPLATFORM ${BASE:-unset} ${HTTP_PROXY:-none}\" > /info\nCMD [\"cat\", \"/info\"]\n",
+    )]);
+    let dir = ctx.path().to_str().unwrap();
+    let r = d.berth(&[
+        "build",
+        "-q",
+        "-t",
+        "args:1",
+        "--build-arg",
+        "HTTP_PROXY=http://127.0.0.1:3128",
+        dir,
+    ]);
+    assert_eq!(r.code, 0, "{r:?}");
+    // The global default reaches `ARG VERSION`; BASE, not declared in the stage, does not.
+    assert_eq!(
+        ok(&d, &["run", "--rm", "args:1"]),
+        "1.2 amd64 linux/amd64 unset http://127.0.0.1:3128\n"
+    );
+    // A proxy is not part of the cache key: another one reuses every step.
+    let r = d.berth(&[
+        "build",
+        "-t",
+        "args:2",
+        "--build-arg",
+        "HTTP_PROXY=http://127.0.0.1:3129",
+        dir,
+    ]);
+    assert_eq!(r.code, 0, "{r:?}");
+    assert!(!r.stdout.contains("Running in"), "{r:?}");
+    // This host's platform is fine, another is refused.
+    let r = d.berth(&["build", "-q", "--platform", "linux/amd64", dir]);
+    assert_eq!(r.code, 0, "{r:?}");
+    let r = d.berth(&["build", "--platform", "linux/arm64", dir]);
+    assert_ne!(r.code, 0);
+    assert!(
+        r.stderr
+            .contains("this host's platform only (linux/amd64): linux/arm64"),
+        "{r:?}"
+    );
+}

@@ -46,6 +46,7 @@ async fn build(State(e): State<AppState>, RawQuery(q): RawQuery, req: Request) -
         quiet: p.flag("q"),
         no_cache: p.flag("nocache"),
         pull: p.flag("pull"),
+        platform: p.get("platform").filter(|v| !v.is_empty()).map(String::from),
     };
     let reader = body_reader(req);
     let (progress, rx) = Progress::channel();

@@ -64,6 +64,9 @@ pub async fn build(client: &Client, a: BuildArgs) -> Result<i32> {
     if let Some(t) = &a.target {
         query.push(("target", t.clone()));
     }
+    if let Some(p) = &a.platform {
+        query.push(("platform", p.clone()));
+    }
     if a.network != "default" {
         query.push(("networkmode", a.network.clone()));
     }

@@ -639,6 +639,7 @@ async fn build_service(
         pull: pull || b.pull,
         quiet,
         iidfile: None,
+        platform: b.platform.clone().or_else(|| svc.platform.clone()),
         print_ast: None,
         context: Some(context),
     };

@@ -61,6 +61,8 @@ pub struct BuildOptions {
     pub no_cache: bool,
     /// `pull`: pull every FROM image even when it is here.
     pub pull: bool,
+    /// `platform`: the platform to build for; berth builds for this host's only.
+    pub platform: Option<String>,
 }
 
 /// The builder.
@@ -81,6 +83,60 @@ struct BuildCache {
 }
 
 /// The key of a step: what it starts from and everything its result depends on.
+/// The predefined proxy ARGs: they reach RUN without an ARG and, as Docker does, stay out of the
+/// cache key (a proxy is how the network is reached, not what the step makes).
+const PROXY_ARGS: &[&str] = &[
+    "HTTP_PROXY",
+    "http_proxy",
+    "HTTPS_PROXY",
+    "https_proxy",
+    "FTP_PROXY",
+    "ftp_proxy",
+    "NO_PROXY",
+    "no_proxy",
+    "ALL_PROXY",
+    "all_proxy",
+];
+
+/// This host's platform as `os/arch[/variant]`, its parts, as BuildKit's predefined ARGs name them
+/// (`BUILDPLATFORM`, `TARGETPLATFORM`, `…OS`, `…ARCH`, `…VARIANT`).
+fn platform_args() -> BTreeMap<String, String> {
+    let arch = berth_store::host_architecture();
+    let variant = if arch == "arm64" { "v8" } else { "" };
+    let platform = if variant.is_empty() {
+        format!("linux/{arch}")
+    } else {
+        format!("linux/{arch}/{variant}")
+    };
+    let mut m = BTreeMap::new();
+    for side in ["BUILD", "TARGET"] {
+        m.insert(format!("{side}PLATFORM"), platform.clone());
+        m.insert(format!("{side}OS"), "linux".to_string());
+        m.insert(format!("{side}ARCH"), arch.to_string());
+        m.insert(format!("{side}VARIANT"), variant.to_string());
+    }
+    m
+}
+
+/// A `--platform` berth can build for: this host's (`linux`, `linux/amd64`, `amd64` on x86-64).
+fn check_platform(p: &str) -> Result<()> {
+    let arch = berth_store::host_architecture();
+    let mut parts = p.split('/');
+    let (os, a) = match (parts.next(), parts.next()) {
+        (Some(os), Some(a)) => (os, a),
+        (Some("linux"), None) => ("linux", arch),
+        (Some(one), None) => ("linux", one),
+        _ => ("", ""),
+    };
+    let a = if a == "x86_64" { "amd64" } else { a };
+    if os.eq_ignore_ascii_case("linux") && a == arch {
+        return Ok(());
+    }
+    Err(bad(format!(
+        "berth builds for this host's platform only (linux/{arch}): {p} was asked"
+    )))
+}
+
 fn cache_key(parent: &str, step: &Instruction, extra: &str, build_args: &BTreeMap<String, String>) -> String {
     use sha2::Digest as _;
     let mut h = sha2::Sha256::new();
@@ -88,7 +144,7 @@ fn cache_key(parent: &str, step: &Instruction, extra: &str, build_args: &BTreeMa
         h.update(part.as_bytes());
         h.update([0]);
     }
-    for (k, v) in build_args {
+    for (k, v) in build_args.iter().filter(|(k, _)| !PROXY_ARGS.contains(&k.as_str())) {
         h.update(k.as_bytes());
         h.update([b'=']);
         h.update(v.as_bytes());
@@ -104,6 +160,9 @@ struct Stage {
     args: BTreeMap<String, String>,
     /// `SOURCE_DATE_EPOCH` (a build arg): every time the step images record, and no newer file.
     epoch: Option<u64>,
+    /// The values of ARGs declared before the first FROM and of the predefined platform ARGs: an
+    /// `ARG NAME` without a value in a stage takes them (they are not visible otherwise).
+    globals: BTreeMap<String, String>,
 }
 
 impl Stage {
@@ -457,8 +516,12 @@ impl BuildService {
                     .map_err(|_| bad(format!("SOURCE_DATE_EPOCH={v}: seconds since 1970 are needed")))
             })
             .transpose()?;
+        if let Some(p) = opts.platform.as_deref().filter(|p| !p.is_empty()) {
+            check_platform(p)?;
+        }
         let mut n = 0;
-        let mut global_args: BTreeMap<String, String> = BTreeMap::new();
+        // BuildKit's predefined platform ARGs, usable in FROM and (declared) in stages.
+        let mut global_args: BTreeMap<String, String> = platform_args();
         for step in &global {
             n += 1;
             say(format!("Step {n}/{total} : {}\n", step.original.trim()));
@@ -488,7 +551,11 @@ impl BuildService {
                             config: json!({}),
                             args: global_args.clone(),
                             epoch,
+                            globals: BTreeMap::new(),
                         };
+                        if let Some(p) = flag(step, "platform") {
+                            check_platform(&scope.expand(p)?).map_err(|e| bad(format!("FROM --platform: {e}")))?;
+                        }
                         let words = step.words();
                         let image = scope.expand(words.first().map(String::as_str).unwrap_or(""))?;
                         let rec = if image == "scratch" {
@@ -509,6 +576,7 @@ impl BuildService {
                             config: rec.config.clone(),
                             args: BTreeMap::new(),
                             epoch,
+                            globals: global_args.clone(),
                         };
                         self.run_triggers(&mut st, &opts, &ctx, &built, &say).await?;
                         stage = Some(st);
@@ -869,9 +937,11 @@ impl BuildService {
             c.push(heredoc_script(&line, &step.heredocs));
             c
         };
-        // Build args reach RUN's environment, not the image's.
+        // Build args reach RUN's environment, not the image's; the predefined proxy ARGs do
+        // without being declared.
         let mut env = s.env();
-        for (k, v) in &s.args {
+        let proxies = opts.build_args.iter().filter(|(k, _)| PROXY_ARGS.contains(&k.as_str()));
+        for (k, v) in s.args.iter().chain(proxies) {
             if !env.iter().any(|e| e.split_once('=').is_some_and(|(ek, _)| ek == k)) {
                 env.push(format!("{k}={v}"));
             }
@@ -922,6 +992,7 @@ impl BuildService {
             config: image.config.clone(),
             args: BTreeMap::new(),
             epoch: s.epoch,
+            globals: BTreeMap::new(),
         };
         let container = self
             .step_container(&from, None, Vec::new(), Some("none".into()), Vec::new())
@@ -1351,6 +1422,7 @@ fn apply_metadata(s: &mut Stage, step: &Instruction, build_args: &BTreeMap<Strin
                     .get(&kv.key)
                     .cloned()
                     .or_else(|| kv.value.clone())
+                    .or_else(|| s.globals.get(&kv.key).cloned())
                     .unwrap_or_default();
                 s.args.insert(kv.key.clone(), v);
             }

@@ -347,6 +347,9 @@ pub struct BuildArgs {
     /// Write the image ID to the file
     #[arg(long)]
     pub iidfile: Option<String>,
+    /// Set the target platform for the build (this host's platform only)
+    #[arg(long)]
+    pub platform: Option<String>,
     /// Print the parse of Dockerfile FILE ("-" for stdin) as JSON and exit (see --help)
     #[arg(long = "print-ast", value_name = "FILE")]
     pub print_ast: Option<String>,
