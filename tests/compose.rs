@@ -820,3 +820,26 @@ fn build_push_and_pull_through_a_registry() {
     let _ = server.kill();
     let _ = server.wait();
 }
+
+#[test]
+fn a_project_is_taken_down_by_name_without_its_files() {
+    let d = Daemon::start();
+    d.load_busybox("bb");
+    let p = project(&[(
+        "compose.yaml",
+        "services:\n  a:\n    image: bb\n    command: [\"sleep\", \"1000\"]\n    stop_signal: SIGKILL\n    volumes: [\"v:/v\"]\nvolumes:\n  v: {}\n",
+    )]);
+    compose_ok(&d, p.path(), "byname", &["up", "-d"]);
+    let elsewhere = tempfile::tempdir().unwrap();
+    let ps = compose_ok(&d, elsewhere.path(), "byname", &["ps", "-q"]).stdout;
+    assert_eq!(ps.lines().count(), 1, "{ps}");
+    compose_ok(&d, elsewhere.path(), "byname", &["stop"]);
+    compose_ok(&d, elsewhere.path(), "byname", &["start"]);
+    compose_ok(&d, elsewhere.path(), "byname", &["down", "-v"]);
+    assert_gone(&d, "byname");
+    // Without -p or a file, it is Compose's error.
+    let mut c = d.berth_cmd(&["compose", "ps"]);
+    let r: Run = c.current_dir(elsewhere.path()).output().unwrap().into();
+    assert_ne!(r.code, 0);
+    assert!(r.stderr.contains("no configuration file provided"), "{r:?}");
+}

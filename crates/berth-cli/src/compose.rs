@@ -26,7 +26,19 @@ fn fail(e: impl std::fmt::Display) -> StatusError {
 
 /// The project, loaded as the global flags say.
 fn load(g: &ComposeArgs, services: &[String], interpolate: bool, resolve_paths: bool) -> Result<Project, StatusError> {
-    let cwd = std::env::current_dir().map_err(|e| fail(format!("reading the current directory: {e}")))?;
+    try_load(g, services, interpolate, resolve_paths).map_err(fail)
+}
+
+fn try_load(
+    g: &ComposeArgs,
+    services: &[String],
+    interpolate: bool,
+    resolve_paths: bool,
+) -> Result<Project, loader::LoadError> {
+    let cwd = std::env::current_dir().map_err(|source| loader::LoadError::Io {
+        path: PathBuf::from("."),
+        source,
+    })?;
     let opts = LoadOptions {
         config_files: g.files.iter().map(PathBuf::from).collect(),
         project_directory: g.project_directory.as_ref().map(PathBuf::from),
@@ -39,7 +51,7 @@ fn load(g: &ComposeArgs, services: &[String], interpolate: bool, resolve_paths: 
         resolve_paths,
         services: services.to_vec(),
     };
-    let project = loader::load(&opts).map_err(fail)?;
+    let project = loader::load(&opts)?;
     for w in &project.warnings {
         eprintln!("WARN[0000] {w}");
     }
@@ -183,6 +195,25 @@ impl Reporter for Printer {
     }
 }
 
+/// The verbs that only act on the project's existing containers (no file needed with `-p`).
+fn acts_on_existing(cmd: &ComposeCmd) -> bool {
+    matches!(
+        cmd,
+        ComposeCmd::Down(_)
+            | ComposeCmd::Ps(_)
+            | ComposeCmd::Logs(_)
+            | ComposeCmd::Stop(_)
+            | ComposeCmd::Start(_)
+            | ComposeCmd::Restart(_)
+            | ComposeCmd::Kill(_)
+            | ComposeCmd::Rm(_)
+            | ComposeCmd::Pause(_)
+            | ComposeCmd::Unpause(_)
+            | ComposeCmd::Top(_)
+            | ComposeCmd::Events(_)
+    )
+}
+
 /// Whether the command needs no daemon (`config`, `version`).
 pub fn is_offline(g: &ComposeArgs) -> bool {
     matches!(g.cmd, ComposeCmd::Config(_) | ComposeCmd::Version(_))
@@ -222,7 +253,26 @@ pub async fn compose(client: &Client, g: ComposeArgs) -> Result<i32> {
                 ComposeCmd::Create(a) => a.services.clone(),
                 _ => Vec::new(),
             };
-            let project = load(&g, &named, true, true)?;
+            let project = match try_load(&g, &named, true, true) {
+                Ok(p) => p,
+                // A project is its containers' labels: with -p and no file, the verbs that act on
+                // what exists still work, as with Compose (`docker compose -p shop down`).
+                Err(loader::LoadError::NotFound)
+                    if acts_on_existing(&g.cmd) && g.project_name.as_deref().is_some_and(|n| !n.is_empty()) =>
+                {
+                    let name = g.project_name.clone().unwrap_or_default();
+                    Project {
+                        name: name.clone(),
+                        working_dir: std::env::current_dir().unwrap_or_default(),
+                        config_files: Vec::new(),
+                        environment: BTreeMap::new(),
+                        model: json!({ "name": name }),
+                        disabled_services: Vec::new(),
+                        warnings: Vec::new(),
+                    }
+                }
+                Err(e) => return Err(fail(e).into()),
+            };
             let model = model_of(&project)?;
             let stack = Stack {
                 client,

@@ -883,7 +883,10 @@ impl<'a> Stack<'a> {
         (known, orphans) = containers
             .into_iter()
             .partition(|c| self.model.services.contains_key(&c.service));
-        if !orphans.is_empty() && !o.remove_orphans {
+        // Taken down by name without its files: every container of the project goes.
+        let by_name = self.model.services.is_empty();
+        let remove_orphans = o.remove_orphans || by_name;
+        if !orphans.is_empty() && !remove_orphans {
             let names: Vec<&str> = orphans.iter().map(|c| c.name.as_str()).collect();
             self.reporter.warn(&format!(
                 "Found orphan containers ([{}]) for this project. If you removed or renamed this service in your compose file, you can run this command with the --remove-orphans flag to clean it up.",
@@ -892,7 +895,7 @@ impl<'a> Stack<'a> {
         }
         let order = topo_order(self.model, &self.model.services.keys().cloned().collect())?;
         let levels = self.levels(&order);
-        if o.remove_orphans {
+        if remove_orphans {
             join_all(orphans.iter().map(|c| self.remove_container(c, o.timeout, o.volumes)))
                 .await
                 .into_iter()
@@ -916,15 +919,20 @@ impl<'a> Stack<'a> {
             .network_list(&f)
             .await
             .map_err(StackError::engine("listing the project's networks"))?;
-        for key in self.model.networks.keys() {
-            let def = self.model.networks.get(key).cloned().flatten().unwrap_or_default();
-            if def.external == Some(true) {
-                continue;
-            }
-            let name = convert::network_name(self.model, key);
-            if !nets.iter().any(|n| n["Name"] == json!(name)) {
-                continue;
-            }
+        let net_names: Vec<String> = if by_name {
+            nets.iter()
+                .filter_map(|n| n["Name"].as_str().map(String::from))
+                .collect()
+        } else {
+            self.model
+                .networks
+                .iter()
+                .filter(|(_, def)| def.as_ref().and_then(|d| d.external) != Some(true))
+                .map(|(key, _)| convert::network_name(self.model, key))
+                .filter(|name| nets.iter().any(|n| n["Name"] == json!(name)))
+                .collect()
+        };
+        for name in net_names {
             report(self.reporter, Kind::Network, &name, "Removing", false);
             match self.client.network_remove(&name).await {
                 Ok(()) => report(self.reporter, Kind::Network, &name, "Removed", true),
@@ -933,16 +941,28 @@ impl<'a> Stack<'a> {
             }
         }
         if o.volumes {
-            for key in self.model.volumes.keys() {
-                let def = self.model.volumes.get(key).cloned().flatten().unwrap_or_default();
-                if def.external == Some(true) {
-                    continue;
-                }
-                let name = convert::volume_name(self.model, key);
-                match self.client.volume_inspect(&name).await {
-                    Ok(v) if v["Labels"][labels::PROJECT] == json!(self.name()) => {}
-                    _ => continue,
-                }
+            let listed = self
+                .client
+                .volume_list(&f)
+                .await
+                .map_err(StackError::engine("listing the project's volumes"))?;
+            let ours: Vec<String> = listed
+                .volumes
+                .iter()
+                .filter_map(|v| v["Name"].as_str().map(String::from))
+                .collect();
+            let vol_names: Vec<String> = if by_name {
+                ours
+            } else {
+                self.model
+                    .volumes
+                    .iter()
+                    .filter(|(_, def)| def.as_ref().and_then(|d| d.external) != Some(true))
+                    .map(|(key, _)| convert::volume_name(self.model, key))
+                    .filter(|name| ours.contains(name))
+                    .collect()
+            };
+            for name in vol_names {
                 report(self.reporter, Kind::Volume, &name, "Removing", false);
                 match self.client.volume_remove(&name, false).await {
                     Ok(()) => report(self.reporter, Kind::Volume, &name, "Removed", true),
@@ -988,7 +1008,16 @@ impl<'a> Stack<'a> {
     pub async fn stop(&self, services: &[String], timeout: Option<i64>) -> Result<()> {
         let containers = self.select(services, false).await?;
         let order = topo_order(self.model, &self.model.services.keys().cloned().collect())?;
-        for level in self.levels(&order).iter().rev() {
+        // Dependents first; containers of services the model does not have (a project stopped by
+        // name, without its files) before all.
+        let unknown: Vec<String> = containers
+            .iter()
+            .filter(|c| !self.model.services.contains_key(&c.service))
+            .map(|c| c.service.clone())
+            .collect();
+        let mut levels = self.levels(&order);
+        levels.push(unknown);
+        for level in levels.iter().rev() {
             join_all(
                 containers
                     .iter()
@@ -1014,9 +1043,18 @@ impl<'a> Stack<'a> {
     pub async fn start(&self, services: &[String]) -> Result<()> {
         let containers = self.select(services, true).await?;
         let order = self.services_in_order(services, true)?;
-        for level in self.levels(&order) {
+        let unknown: Vec<String> = containers
+            .iter()
+            .filter(|c| !self.model.services.contains_key(&c.service))
+            .map(|c| c.service.clone())
+            .collect();
+        let mut levels = self.levels(&order);
+        levels.insert(0, unknown);
+        for level in levels {
             for s in &level {
-                self.wait_dependencies(s, &self.model.services[s]).await?;
+                if let Some(svc) = self.model.services.get(s) {
+                    self.wait_dependencies(s, svc).await?;
+                }
             }
             join_all(
                 containers
