@@ -435,6 +435,14 @@ services:
       context: ./app
       args: {MESSAGE: built by compose}
     stop_signal: SIGKILL
+  inline:
+    build:
+      context: ./app
+      dockerfile_inline: |
+        FROM bb
+        RUN echo inline > /msg
+    profiles: [debug]
+    command: ["cat", "/msg"]
   tools:
     image: bb
     profiles: [debug]
@@ -466,7 +474,9 @@ services:
         "app\njob\n"
     );
     let r = compose_ok(&d, dir, "prof", &["--profile", "debug", "config", "--services"]);
-    assert_eq!(r.stdout, "app\njob\ntools\n");
+    assert_eq!(r.stdout, "app\ninline\njob\ntools\n");
+    let r = compose(&d, dir, "prof", &["--profile", "debug", "run", "--rm", "-T", "inline"]);
+    assert_eq!((r.code, r.stdout.as_str()), (0, "inline\n"), "{r:?}");
 
     // A one-off run: the override's environment, the exit code, nothing left with --rm.
     let r = compose(&d, dir, "prof", &["run", "--rm", "-T", "job"]);

@@ -28,6 +28,12 @@ pub fn print_ast(a: BuildArgs) -> Result<i32> {
 
 /// `berth build [OPTIONS] PATH`.
 pub async fn build(client: &Client, a: BuildArgs) -> Result<i32> {
+    build_to(client, a, crate::progress::Target::Stdout).await
+}
+
+/// A build whose output goes to `target` (compose draws builds on stderr, keeping stdout for the
+/// containers).
+pub async fn build_to(client: &Client, a: BuildArgs, target: crate::progress::Target) -> Result<i32> {
     let Some(context) = a.context.clone() else {
         return Err(fail(
             "\"berth build\" requires exactly 1 argument: the build context (a directory, or - for a tar on stdin)",
@@ -112,7 +118,7 @@ pub async fn build(client: &Client, a: BuildArgs) -> Result<i32> {
     let target = if a.quiet {
         crate::progress::Target::Discard
     } else {
-        crate::progress::Target::Stdout
+        target
     };
     crate::progress::display_stream(resp, target, |m| {
         if let Some(i) = m.aux.as_ref().and_then(|v| v.get("ID")).and_then(|v| v.as_str()) {

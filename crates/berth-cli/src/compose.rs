@@ -652,6 +652,20 @@ async fn build_service(
 ) -> Result<(), StatusError> {
     let svc = &stack.model.services[name];
     let Some(b) = &svc.build else { return Ok(()) };
+    // What berth's builder does not do yet is said, not dropped silently.
+    for key in [
+        "cache_from",
+        "cache_to",
+        "secrets",
+        "ssh",
+        "additional_contexts",
+        "platforms",
+    ] {
+        let v = &svc.raw["build"][key];
+        if !v.is_null() && v.as_array().is_none_or(|a| !a.is_empty()) && v.as_object().is_none_or(|o| !o.is_empty()) {
+            eprintln!("WARN[0000] service \"{name}\": build.{key} is not supported by berth's builder yet; building without it");
+        }
+    }
     let context = b.context.clone().unwrap_or_else(|| ".".into());
     if !std::path::Path::new(&context).is_dir() {
         return Err(fail(format!(
@@ -659,7 +673,23 @@ async fn build_service(
         )));
     }
     let dockerfile = b.dockerfile.clone().unwrap_or_else(|| "Dockerfile".into());
-    let file = if std::path::Path::new(&dockerfile).is_absolute() {
+    // `dockerfile_inline`: the Dockerfile is the file's text, sent beside the context.
+    let inline = match &b.dockerfile_inline {
+        Some(text) => {
+            let mut f = tempfile::Builder::new()
+                .prefix("berth-compose-")
+                .suffix(".Dockerfile")
+                .tempfile()
+                .map_err(|e| fail(format!("service \"{name}\": writing its inline Dockerfile: {e}")))?;
+            f.write_all(text.as_bytes())
+                .map_err(|e| fail(format!("service \"{name}\": writing its inline Dockerfile: {e}")))?;
+            Some(f)
+        }
+        None => None,
+    };
+    let file = if let Some(f) = &inline {
+        f.path().display().to_string()
+    } else if std::path::Path::new(&dockerfile).is_absolute() {
         dockerfile
     } else {
         format!("{}/{dockerfile}", context.trim_end_matches('/'))
@@ -693,7 +723,7 @@ async fn build_service(
         print_ast: None,
         context: Some(context),
     };
-    crate::build::build(client, args)
+    crate::build::build_to(client, args, crate::progress::Target::Stderr)
         .await
         .map_err(|e| match e.downcast::<StatusError>() {
             Ok(s) => s,
