@@ -590,3 +590,383 @@ fn predefined_and_global_args_and_the_host_platform() {
         "{r:?}"
     );
 }
+
+/// The paths under `dirs` in an image, with their kind, mode and owner, one per line, sorted.
+fn listing(d: &Daemon, image: &str, dirs: &str) -> String {
+    let script = format!("find {dirs} | sort | while read p; do stat -c '%n %F %a %u:%g' \"$p\"; done");
+    ok(d, &["run", "--rm", image, "sh", "-c", &script])
+}
+
+/// `--exclude` (COPY and ADD, repeatable): `.dockerignore` patterns relative to each source, a
+/// wildcard's matches included; an excluded directory goes with its contents; a change to an
+/// excluded file keeps the cache.
+#[test]
+fn copy_and_add_exclude() {
+    let d = Daemon::start();
+    d.load_busybox("bb");
+    let ctx = context(&[
+        ("app/main.c", "main\n"),
+        ("app/README.md", "doc\n"),
+        ("app/sub/notes.md", "deeper doc\n"),
+        ("app/sub/secret/key", "no\n"),
+        ("app/sub/keep.c", "keep\n"),
+        ("home.txt", "t\n"),
+        ("home.sh", "s\n"),
+        ("homer.md", "m\n"),
+        ("logs/a.log", "l\n"),
+        ("logs/d/b.log", "l\n"),
+        ("logs/d/c.txt", "c\n"),
+        (
+            "Dockerfile",
+            "FROM bb\nCOPY --exclude=*.md --exclude=sub/secret app /excl/\nCOPY --exclude=*.txt --exclude=*.md hom* /mydir/\nADD --exclude=**/*.log logs /logs/\n",
+        ),
+    ]);
+    let r = d.berth(&["build", "-t", "excl", ctx.path().to_str().unwrap()]);
+    assert_eq!(r.code, 0, "{r:?}");
+    let files = ok(
+        &d,
+        &["run", "--rm", "excl", "sh", "-c", "find /excl /mydir /logs | sort"],
+    );
+    assert_eq!(
+        files,
+        "/excl\n/excl/main.c\n/excl/sub\n/excl/sub/keep.c\n/excl/sub/notes.md\n/logs\n/logs/d\n/logs/d/c.txt\n/mydir\n/mydir/home.sh\n"
+    );
+    // what is excluded is not part of the step's cache key
+    std::fs::write(ctx.path().join("app/README.md"), "changed doc\n").unwrap();
+    let r = d.berth(&["build", "-t", "excl2", ctx.path().to_str().unwrap()]);
+    assert_eq!(r.code, 0, "{r:?}");
+    assert_eq!(r.stdout.matches("Using cache").count(), 3, "{r:?}");
+    // a bad pattern names the flag and the line
+    std::fs::write(ctx.path().join("Dockerfile"), "FROM bb\nCOPY --exclude=[ app /x/\n").unwrap();
+    let r = docker_build(&d, ctx.path(), &[]);
+    assert_ne!(r.code, 0, "{r:?}");
+    assert!(r.stderr.contains("COPY --exclude (line 2)"), "{r:?}");
+    assert_eq!(ok(&d, &["ps", "-aq"]), "");
+}
+
+/// `COPY --parents`: the sources' directories relative to the context are kept under the
+/// destination (with their own modes), a `/./` pivot keeps only what is after it, `**` matches
+/// any depth; from a stage too.
+#[test]
+fn copy_parents() {
+    let d = Daemon::start();
+    d.load_busybox("bb");
+    let ctx = context(&[
+        ("a/b/f.txt", "f\n"),
+        ("a/b/g.md", "g\n"),
+        ("x/one.txt", "1\n"),
+        ("x/two.txt", "2\n"),
+        ("x/other.md", "o\n"),
+        ("src/a.txt", "a\n"),
+        ("src/x/y/c.txt", "c\n"),
+        ("src/x/y/d.md", "d\n"),
+        (
+            "Dockerfile",
+            "FROM bb AS stage\nRUN mkdir -p /out/lib/deep && echo s > /out/lib/deep/s.so\nFROM bb\nCOPY --parents a/b/f.txt x/*.txt /dst/\nCOPY --parents ./a/./b/f.txt /piv/\nCOPY --parents ./src/**/*.txt /deep/\nCOPY --parents --exclude=*.md ./x/./ /whole/\nCOPY --parents --from=stage /out/./lib/deep/s.so /st/\n",
+        ),
+    ]);
+    std::fs::set_permissions(
+        ctx.path().join("a/b"),
+        std::os::unix::fs::PermissionsExt::from_mode(0o750),
+    )
+    .unwrap();
+    let r = d.berth(&["build", "-t", "par", ctx.path().to_str().unwrap()]);
+    assert_eq!(r.code, 0, "{r:?}");
+    let files = ok(
+        &d,
+        &[
+            "run",
+            "--rm",
+            "par",
+            "sh",
+            "-c",
+            "find /dst /piv /deep /whole /st -type f | sort",
+        ],
+    );
+    assert_eq!(
+        files,
+        "/deep/src/a.txt\n/deep/src/x/y/c.txt\n/dst/a/b/f.txt\n/dst/x/one.txt\n/dst/x/two.txt\n/piv/b/f.txt\n/st/lib/deep/s.so\n/whole/one.txt\n/whole/two.txt\n"
+    );
+    // the parent directories come with their own mode
+    assert_eq!(
+        ok(&d, &["run", "--rm", "par", "stat", "-c", "%a", "/dst/a/b", "/piv/b"]),
+        "750\n750\n"
+    );
+    // several sources still need a directory destination; a missing one is named
+    std::fs::write(
+        ctx.path().join("Dockerfile"),
+        "FROM bb\nCOPY --parents a/b/f.txt x/one.txt /dst\n",
+    )
+    .unwrap();
+    let r = docker_build(&d, ctx.path(), &[]);
+    assert!(r.stderr.contains("the destination must be a directory"), "{r:?}");
+    std::fs::write(ctx.path().join("Dockerfile"), "FROM bb\nCOPY --parents a/nope /dst/\n").unwrap();
+    let r = docker_build(&d, ctx.path(), &[]);
+    assert!(r.stderr.contains("file not found in build context"), "{r:?}");
+    assert!(r.stderr.contains("a/nope") && r.stderr.contains("line 2"), "{r:?}");
+}
+
+/// A tiny HTTP server for ADD, listening on loopback inside the daemon's network namespace:
+/// answers `/files/hello.txt` with the current content (and a Last-Modified), `/arch.tar` with a
+/// tar, anything else with 404. Each request's path is counted.
+struct Web {
+    base: String,
+    hello: std::sync::Arc<std::sync::Mutex<Vec<u8>>>,
+}
+
+fn web(d: &Daemon, archive: Vec<u8>) -> Web {
+    use std::io::{Read, Write};
+    let listener = d.in_netns(|| std::net::TcpListener::bind("127.0.0.1:0").unwrap());
+    let base = format!("http://{}", listener.local_addr().unwrap());
+    let hello = std::sync::Arc::new(std::sync::Mutex::new(b"hello over http\n".to_vec()));
+    let content = hello.clone();
+    std::thread::spawn(move || {
+        for s in listener.incoming() {
+            let Ok(mut s) = s else { return };
+            let mut req = Vec::new();
+            let mut buf = [0u8; 1024];
+            while !req.windows(4).any(|w| w == b"\r\n\r\n") {
+                match s.read(&mut buf) {
+                    Ok(0) | Err(_) => break,
+                    Ok(n) => req.extend_from_slice(&buf[..n]),
+                }
+            }
+            let text = String::from_utf8_lossy(&req).into_owned();
+            let path = text.split_whitespace().nth(1).unwrap_or("").to_string();
+            let (status, extra, body) = match path.as_str() {
+                "/files/hello.txt" => (
+                    "200 OK",
+                    "Last-Modified: Tue, 14 Nov 2023 22:13:20 GMT\r\n",
+                    content.lock().unwrap().clone(),
+                ),
+                "/arch.tar" => ("200 OK", "", archive.clone()),
+                "/moved" => ("302 Found", "Location: /files/hello.txt\r\n", Vec::new()),
+                _ => ("404 Not Found", "", Vec::new()),
+            };
+            let head = format!(
+                "HTTP/1.1 {status}\r\nContent-Length: {}\r\nConnection: close\r\n{extra}\r\n",
+                body.len()
+            );
+            let _ = s.write_all(head.as_bytes());
+            let _ = s.write_all(&body);
+        }
+    });
+    Web { base, hello }
+}
+
+fn sha256_hex(data: &[u8]) -> String {
+    let out = std::process::Command::new("sha256sum")
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .and_then(|mut c| {
+            std::io::Write::write_all(&mut c.stdin.take().unwrap(), data)?;
+            c.wait_with_output()
+        })
+        .unwrap();
+    String::from_utf8_lossy(&out.stdout)
+        .split_whitespace()
+        .next()
+        .unwrap()
+        .to_string()
+}
+
+/// `ADD <URL>`: saved under the URL's file name (or as the destination file), mode 0600, mtime
+/// from Last-Modified, redirects followed, a tar kept as it is unless `--unpack=true`;
+/// `--checksum` verifies it; a changed remote file rebuilds the step; a failing fetch names the URL
+/// and the status. `ADD --unpack=false` copies a local tar as a file.
+#[test]
+fn add_urls_checksums_and_unpack() {
+    let d = Daemon::start();
+    d.load_busybox("bb");
+    let mut b = tar::Builder::new(Vec::new());
+    let mut h = tar::Header::new_gnu();
+    h.set_size(6);
+    h.set_mode(0o644);
+    b.append_data(&mut h, "inside/x.txt", &b"in tar"[..]).unwrap();
+    let archive = b.into_inner().unwrap();
+    let w = web(&d, archive.clone());
+    let hello_sum = sha256_hex(b"hello over http\n");
+    let base = &w.base;
+    let df = format!(
+        "FROM bb\nADD {base}/files/hello.txt /dl/\nADD --checksum=sha256:{hello_sum} {base}/moved /named.txt\nADD {base}/arch.tar /tars/\nADD --unpack=true {base}/arch.tar /unpacked\nADD --unpack=false local.tar /kept/\nADD --chmod=644 {base}/files/hello.txt /dl/open.txt\n"
+    );
+    let ctx = context(&[("Dockerfile", &df)]);
+    std::fs::write(ctx.path().join("local.tar"), &archive).unwrap();
+    let r = d.berth(&["build", "-t", "urls", ctx.path().to_str().unwrap()]);
+    assert_eq!(r.code, 0, "{r:?}");
+    assert_eq!(
+        ok(&d, &["run", "--rm", "urls", "cat", "/dl/hello.txt", "/named.txt"]),
+        "hello over http\nhello over http\n"
+    );
+    assert_eq!(
+        ok(
+            &d,
+            &[
+                "run",
+                "--rm",
+                "urls",
+                "stat",
+                "-c",
+                "%a %Y %u:%g %n",
+                "/dl/hello.txt",
+                "/named.txt",
+                "/dl/open.txt"
+            ]
+        ),
+        "600 1700000000 0:0 /dl/hello.txt\n600 1700000000 0:0 /named.txt\n644 1700000000 0:0 /dl/open.txt\n"
+    );
+    assert_eq!(
+        ok(
+            &d,
+            &[
+                "run",
+                "--rm",
+                "urls",
+                "sh",
+                "-c",
+                "find /tars /unpacked /kept -type f | sort"
+            ]
+        ),
+        "/kept/local.tar\n/tars/arch.tar\n/unpacked/inside/x.txt\n"
+    );
+    // the same remote content keeps the cache; a changed one rebuilds from that step on
+    let r = d.berth(&["build", "-t", "urls", ctx.path().to_str().unwrap()]);
+    assert_eq!(r.stdout.matches("Using cache").count(), 6, "{r:?}");
+    *w.hello.lock().unwrap() = b"hello again\n".to_vec();
+    std::fs::write(
+        ctx.path().join("Dockerfile"),
+        format!("FROM bb\nADD {base}/files/hello.txt /dl/\n"),
+    )
+    .unwrap();
+    let r = d.berth(&["build", "-t", "urls2", ctx.path().to_str().unwrap()]);
+    assert_eq!(r.stdout.matches("Using cache").count(), 0, "{r:?}");
+    assert_eq!(
+        ok(&d, &["run", "--rm", "urls2", "cat", "/dl/hello.txt"]),
+        "hello again\n"
+    );
+    // a wrong checksum names both digests, the flag and the line; nothing is tagged
+    let wrong = "0".repeat(64);
+    let again_sum = sha256_hex(b"hello again\n");
+    for (df, wants) in [
+        (
+            format!("FROM bb\nADD --checksum=sha256:{wrong} {base}/files/hello.txt /x\n"),
+            vec![
+                "ADD --checksum (line 2)".to_string(),
+                format!("expected sha256:{wrong}"),
+                format!("got sha256:{again_sum}"),
+            ],
+        ),
+        (
+            format!("FROM bb\nRUN true\nADD {base}/gone.bin /x\n"),
+            vec![
+                "ADD (line 3)".to_string(),
+                format!("{base}/gone.bin"),
+                "404 Not Found".to_string(),
+            ],
+        ),
+        (
+            "FROM bb\nADD --checksum=sha256:abc local.tar /x\n".to_string(),
+            vec!["ADD --checksum (line 2)".to_string()],
+        ),
+    ] {
+        std::fs::write(ctx.path().join("Dockerfile"), &df).unwrap();
+        let r = docker_build(&d, ctx.path(), &["-t", "bad-url"]);
+        assert_ne!(r.code, 0, "{df}: {r:?}");
+        for want in wants {
+            assert!(r.stderr.contains(&want), "{df}: {want}: {r:?}");
+        }
+    }
+    assert!(d.berth(&["image", "inspect", "bad-url"]).code != 0);
+    assert_eq!(ok(&d, &["ps", "-aq"]), "");
+}
+
+/// ADD of a git repository, and `--keep-git-dir`, are refused with a message that says so,
+/// naming the line; no image is tagged and no container is left.
+#[test]
+fn add_git_sources_are_refused() {
+    let d = Daemon::start();
+    d.load_busybox("bb");
+    for (df, want) in [
+        ("FROM bb\nADD https://github.com/moby/buildkit.git /b\n", "ADD (line 2)"),
+        (
+            "FROM bb\nADD git@github.com:moby/buildkit.git#v0.10.1 /b\n",
+            "ADD (line 2)",
+        ),
+        (
+            "FROM bb\nENV A=1\nADD https://example.com/repo#main /b\n",
+            "ADD (line 3)",
+        ),
+        (
+            "FROM bb\nADD --keep-git-dir=true https://github.com/moby/buildkit.git#v0.10.1 /b\n",
+            "ADD --keep-git-dir (line 2)",
+        ),
+    ] {
+        let ctx = context(&[("Dockerfile", df)]);
+        let r = docker_build(&d, ctx.path(), &["-t", "gitty"]);
+        assert_ne!(r.code, 0, "{df}: {r:?}");
+        assert!(r.stderr.contains(want), "{df}: {r:?}");
+        assert!(
+            r.stderr.contains("git sources are not supported by berth's builder"),
+            "{df}: {r:?}"
+        );
+    }
+    assert!(d.berth(&["image", "inspect", "gitty"]).code != 0);
+    assert_eq!(ok(&d, &["ps", "-aq"]), "");
+}
+
+/// `--link`: the same files, owners and modes as a plain COPY; the destination's parents are made
+/// fresh (0755, the `--chown` owner) so a symlink there is replaced, not followed, and the
+/// destination is not looked at.
+#[test]
+fn copy_link() {
+    let d = Daemon::start();
+    d.load_busybox("bb");
+    let ctx = context(&[
+        ("f", "linked\n"),
+        ("dir/g", "g\n"),
+        (
+            "Dockerfile",
+            "FROM bb\nRUN mkdir -p /real /tmpish && echo old > /real/old && ln -s /real /app && chmod 1777 /tmpish\nCOPY --link f /app/f\nCOPY --link --chown=1:2 --chmod=640 f /deep/er/f\nCOPY --link dir /tmpish/sub/\nCOPY dir /plain/\n",
+        ),
+    ]);
+    let r = d.berth(&["build", "-t", "linked", ctx.path().to_str().unwrap()]);
+    assert_eq!(r.code, 0, "{r:?}");
+    assert_eq!(
+        ok(
+            &d,
+            &[
+                "run",
+                "--rm",
+                "linked",
+                "sh",
+                "-c",
+                "test -d /app && ! test -L /app && ls /app /real && cat /app/f"
+            ]
+        ),
+        "/app:\nf\n\n/real:\nold\nlinked\n"
+    );
+    assert_eq!(
+        listing(&d, "linked", "/deep /tmpish /plain"),
+        "/deep directory 755 1:2\n/deep/er directory 755 1:2\n/deep/er/f regular file 640 1:2\n/plain directory 755 0:0\n/plain/g regular file 644 0:0\n/tmpish directory 755 0:0\n/tmpish/sub directory 755 0:0\n/tmpish/sub/g regular file 644 0:0\n"
+    );
+}
+
+/// A symlink in the context on the way to a source (`hostetc -> /etc`, then `COPY hostetc/passwd`)
+/// resolves inside the context, never to the daemon host's files.
+#[test]
+fn copy_through_a_symlink_stays_in_the_context() {
+    let d = Daemon::start();
+    d.load_busybox("bb");
+    let ctx = context(&[("Dockerfile", "FROM bb\nCOPY hostetc/passwd /leak\n")]);
+    std::os::unix::fs::symlink("/etc", ctx.path().join("hostetc")).unwrap();
+    let r = docker_build(&d, ctx.path(), &["-t", "leaky"]);
+    assert_ne!(r.code, 0, "the host's /etc/passwd was copied: {r:?}");
+    assert!(r.stderr.contains("file not found in build context"), "{r:?}");
+    // with the target inside the context it is that file
+    std::fs::create_dir(ctx.path().join("etc")).unwrap();
+    std::fs::write(ctx.path().join("etc/passwd"), "the context's\n").unwrap();
+    let r = docker_build(&d, ctx.path(), &["-t", "leaky"]);
+    assert_eq!(r.code, 0, "{r:?}");
+    assert_eq!(ok(&d, &["run", "--rm", "leaky", "cat", "/leak"]), "the context's\n");
+}

@@ -17,9 +17,24 @@
 //!   destination), recursively, with entries `.dockerignore` excludes left out;
 //! - symlinks inside a copied directory stay symlinks; a source that is itself a symlink is
 //!   followed, resolved inside the context (as the classic builder's `FollowSymlinkInScope`: `..`
-//!   and absolute targets never leave the context root).
-
+//!   and absolute targets never leave the context root); so are symlinks on the way to a source
+//!   (`link-dir/file`).
+//!
+//! The flags BuildKit added ([`CopyFlags`]), as the Dockerfile reference describes them:
+//! - `--exclude=PATTERN` (COPY and ADD, repeatable): `.dockerignore` patterns matched against each
+//!   entry's path relative to the source it came with (a directory source's contents relative to
+//!   it, a wildcard's matches relative to the directory the wildcard is in), so `*.txt` leaves out
+//!   a directory source's top-level `.txt` files and `**/*.txt` all of them; an excluded directory
+//!   takes its contents with it. A source named without a wildcard is never excluded itself.
+//! - `--parents` (COPY): each source keeps its path relative to the context under the destination
+//!   (which is then always a directory); a `/./` in a source is the pivot: only the part after it
+//!   is kept (`./a/./b/f` to `dest/b/f`), and `--exclude` patterns are relative to the pivot. The
+//!   part after the pivot is matched as BuildKit's include patterns are: `*`, `?`, `[...]` within a
+//!   component, `**` for any number of components; a matching directory comes whole. The parent
+//!   directories on the way are copied with their own metadata; symlinks are not followed below the
+//!   pivot.
 use berth_dockerfile::{clean_path, has_wildcards, match_pattern, DockerIgnore};
+use std::collections::HashSet;
 use std::path::{Path, PathBuf};
 
 /// Why a COPY or ADD cannot be planned. The messages are the classic builder's.
@@ -43,6 +58,14 @@ pub enum CopyError {
     /// A symlink chain too long to follow.
     #[error("too many levels of symbolic links resolving {0} in the build context")]
     SymlinkLoop(String),
+    /// An `--exclude` pattern that is not a valid pattern.
+    #[error("invalid --exclude pattern {pattern:?}: {reason}")]
+    BadExclude {
+        /// The pattern as given.
+        pattern: String,
+        /// Why it is refused.
+        reason: String,
+    },
     /// The context could not be read.
     #[error("reading the build context at {path}: {source}")]
     Io {
@@ -128,24 +151,125 @@ impl Context<'_> {
 
     /// Follows `rel` while it is a symlink, resolving each target inside the context.
     fn follow(&self, rel: &str) -> Result<String, CopyError> {
-        let mut cur = rel.to_string();
-        for _ in 0..40 {
-            let host = self.host(&cur);
-            let target = match std::fs::read_link(&host) {
+        self.resolve(rel, true)
+    }
+
+    /// `rel` with every symlink on the way resolved inside the context, one component at a time
+    /// (the classic builder's `FollowSymlinkInScope`): `..` and absolute targets stop at the
+    /// context root, and the host's own symlinks are never used, as each resolved prefix is a
+    /// real directory of the context. The last component is followed only with `follow_last`.
+    fn resolve(&self, rel: &str, follow_last: bool) -> Result<String, CopyError> {
+        let mut todo: Vec<String> = rel
+            .split('/')
+            .rev()
+            .filter(|c| !c.is_empty() && *c != ".")
+            .map(String::from)
+            .collect();
+        let mut done: Vec<String> = Vec::new();
+        let mut links = 0;
+        while let Some(comp) = todo.pop() {
+            if comp == ".." {
+                done.pop();
+                continue;
+            }
+            let cur = join(&done.join("/"), &comp);
+            let last = todo.is_empty();
+            if last && !follow_last {
+                done.push(comp);
+                break;
+            }
+            let target = match std::fs::read_link(self.host(&cur)) {
                 Ok(t) => t,
-                Err(e) if e.kind() == std::io::ErrorKind::InvalidInput => return Ok(cur),
-                Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(cur),
+                Err(e)
+                    if matches!(
+                        e.kind(),
+                        std::io::ErrorKind::InvalidInput | std::io::ErrorKind::NotFound
+                    ) || e.raw_os_error() == Some(20) =>
+                {
+                    // Not a symlink, missing, or below a file (ENOTDIR): taken as it is.
+                    done.push(comp);
+                    continue;
+                }
                 Err(source) => return Err(CopyError::Io { path: cur, source }),
             };
-            let target = target.to_string_lossy();
-            let base = if target.starts_with('/') {
-                String::new()
-            } else {
-                parent(&cur).to_string()
-            };
-            cur = in_context(&format!("/{base}/{target}"));
+            links += 1;
+            if links > 40 {
+                return Err(CopyError::SymlinkLoop(rel.to_string()));
+            }
+            let target = target.to_string_lossy().into_owned();
+            if target.starts_with('/') {
+                done.clear();
+            }
+            todo.extend(
+                target
+                    .split('/')
+                    .rev()
+                    .filter(|c| !c.is_empty() && *c != ".")
+                    .map(String::from),
+            );
         }
-        Err(CopyError::SymlinkLoop(rel.to_string()))
+        Ok(if done.is_empty() { ".".into() } else { done.join("/") })
+    }
+}
+
+/// `--exclude` patterns as one `.dockerignore` (exceptions with `!` included); `None` when there
+/// are none.
+pub fn exclude_patterns(patterns: &[String]) -> Result<Option<DockerIgnore>, CopyError> {
+    if patterns.is_empty() {
+        return Ok(None);
+    }
+    for p in patterns {
+        let bad = |reason: &str| CopyError::BadExclude {
+            pattern: p.clone(),
+            reason: reason.to_string(),
+        };
+        if p.contains('\n') {
+            return Err(bad("a pattern is one line"));
+        }
+        // A `.dockerignore` would read these as a comment or nothing at all.
+        if p.trim().is_empty() || p.starts_with('#') {
+            return Err(bad("an empty pattern or one starting with # matches nothing"));
+        }
+        DockerIgnore::parse(p).map_err(|e| bad(&e.to_string()))?;
+    }
+    DockerIgnore::parse(&patterns.join("\n"))
+        .map(Some)
+        .map_err(|e| CopyError::BadExclude {
+            pattern: patterns.join(" "),
+            reason: e.to_string(),
+        })
+}
+
+/// How a COPY or ADD's flags change what it takes and where each entry lands.
+#[derive(Debug, Clone, Default)]
+pub struct CopyFlags {
+    /// `--exclude`: patterns (see [`exclude_patterns`]) matched relative to each source.
+    pub exclude: Option<DockerIgnore>,
+    /// `--parents`: sources keep their path relative to the context (or to a `/./` pivot).
+    pub parents: bool,
+}
+
+/// `--exclude` patterns and the directory (relative to the context) their paths are relative to.
+#[derive(Clone, Copy)]
+struct Exclude<'a> {
+    patterns: Option<&'a DockerIgnore>,
+    base: &'a str,
+}
+
+impl Exclude<'_> {
+    fn excluded(&self, rel: &str) -> bool {
+        let Some(p) = self.patterns else {
+            return false;
+        };
+        let inner = match self.base {
+            "." | "" => Some(rel),
+            base => rel.strip_prefix(base).and_then(|r| r.strip_prefix('/')),
+        };
+        inner.is_some_and(|r| !r.is_empty() && p.excluded(r))
+    }
+
+    fn has_exceptions(&self) -> bool {
+        self.patterns.is_some_and(DockerIgnore::has_exceptions)
     }
 }
 
@@ -159,20 +283,6 @@ fn kind_of(t: &std::fs::FileType) -> EntryKind {
     } else {
         EntryKind::Other
     }
-}
-
-/// `path` cleaned as if the context root were `/` (so `..` stops there), relative (`.` for the
-/// root).
-fn in_context(path: &str) -> String {
-    let c = clean_path(&format!("/{path}"));
-    match c.trim_start_matches('/') {
-        "" => ".".into(),
-        rest => rest.to_string(),
-    }
-}
-
-fn parent(rel: &str) -> &str {
-    rel.rsplit_once('/').map(|(p, _)| p).unwrap_or("")
 }
 
 fn base_name(rel: &str) -> &str {
@@ -194,31 +304,73 @@ fn image_join(dir: &str, name: &str) -> String {
     }
 }
 
-/// The sources of a COPY/ADD expanded against the context: (relative path, kind), in order.
-fn expand_sources(ctx: &Context, sources: &[String]) -> Result<Vec<(String, EntryKind)>, CopyError> {
+/// One source of a COPY/ADD after wildcards: its path (relative to the context) and its kind.
+struct Source {
+    rel: String,
+    kind: EntryKind,
+}
+
+/// A source as given, cleaned: relative to the context (`.` for the root), or an error when it
+/// climbs out.
+fn clean_source(src: &str) -> Result<String, CopyError> {
+    let cleaned = clean_path(src.trim_end_matches('/'));
+    let relative = cleaned.trim_start_matches('/');
+    if relative == ".." || relative.starts_with("../") {
+        return Err(CopyError::OutsideContext(src.to_string()));
+    }
+    Ok(if relative.is_empty() {
+        ".".into()
+    } else {
+        relative.to_string()
+    })
+}
+
+/// The directory part of `pattern` before its first wildcard (`.` when it starts with one).
+fn fixed_prefix(pattern: &str) -> String {
+    let fixed: Vec<&str> = pattern.split('/').take_while(|c| !has_wildcards(c)).collect();
+    let n = fixed.len().min(pattern.split('/').count().saturating_sub(1));
+    match fixed[..n].join("/") {
+        s if s.is_empty() => ".".into(),
+        s => s,
+    }
+}
+
+/// The sources of a COPY/ADD expanded against the context, in order; wildcard matches that an
+/// `--exclude` pattern names are left out.
+fn expand_sources(ctx: &Context, sources: &[String], exclude: Option<&DockerIgnore>) -> Result<Vec<Source>, CopyError> {
     let mut out = Vec::new();
     let mut any_wildcard = false;
+    let mut matched_any = false;
     for src in sources {
-        let cleaned = clean_path(src.trim_end_matches('/'));
-        let relative = cleaned.trim_start_matches('/');
-        if relative == ".." || relative.starts_with("../") {
-            return Err(CopyError::OutsideContext(src.clone()));
-        }
-        let rel = if relative.is_empty() { "." } else { relative };
-        if has_wildcards(rel) {
+        let rel = clean_source(src)?;
+        if has_wildcards(&rel) {
             any_wildcard = true;
-            for m in glob(ctx, rel)? {
+            let base = fixed_prefix(&rel);
+            let scope = Exclude {
+                patterns: exclude,
+                base: &base,
+            };
+            for m in glob(ctx, &rel)? {
+                matched_any = true;
                 let kind = ctx.kind(&m)?.ok_or_else(|| CopyError::NotFound(m.clone()))?;
-                out.push((m, kind));
+                if scope.excluded(&m) {
+                    continue;
+                }
+                out.push(Source { rel: m, kind });
             }
             continue;
         }
-        match ctx.kind(rel)? {
-            Some(kind) if !ctx.excluded(rel) => out.push((rel.to_string(), kind)),
-            _ => return Err(CopyError::NotFound(rel.to_string())),
+        // Symlinks on the way are resolved inside the context; the last one is the caller's.
+        let resolved = ctx.resolve(&rel, false)?;
+        match ctx.kind(&resolved)? {
+            Some(kind) if !ctx.excluded(&rel) && !ctx.excluded(&resolved) => {
+                matched_any = true;
+                out.push(Source { rel: resolved, kind })
+            }
+            _ => return Err(CopyError::NotFound(rel)),
         }
     }
-    if out.is_empty() && any_wildcard {
+    if !matched_any && any_wildcard {
         return Err(CopyError::NoSources);
     }
     Ok(out)
@@ -258,14 +410,15 @@ fn glob(ctx: &Context, pattern: &str) -> Result<Vec<String>, CopyError> {
     Ok(found)
 }
 
-/// Adds the contents of directory `dir` (relative) under `dest`, depth first in name order.
-fn walk(ctx: &Context, dir: &str, dest: &str, out: &mut Vec<CopyItem>) -> Result<(), CopyError> {
-    let keep_looking = ctx.ignore.is_some_and(DockerIgnore::has_exceptions);
+/// Adds the contents of directory `dir` (relative) under `dest`, depth first in name order,
+/// leaving out what `.dockerignore` or the `--exclude` patterns name.
+fn walk(ctx: &Context, dir: &str, dest: &str, exclude: Exclude, out: &mut Vec<CopyItem>) -> Result<(), CopyError> {
+    let keep_looking = ctx.ignore.is_some_and(DockerIgnore::has_exceptions) || exclude.has_exceptions();
     for name in ctx.names(dir)? {
         let rel = join(dir, &name);
         let target = image_join(dest, &name);
         let kind = ctx.kind(&rel)?.ok_or_else(|| CopyError::NotFound(rel.clone()))?;
-        let excluded = ctx.excluded(&rel);
+        let excluded = ctx.excluded(&rel) || exclude.excluded(&rel);
         if excluded && !(kind == EntryKind::Dir && keep_looking) {
             continue;
         }
@@ -277,7 +430,7 @@ fn walk(ctx: &Context, dir: &str, dest: &str, out: &mut Vec<CopyItem>) -> Result
             });
         }
         if kind == EntryKind::Dir {
-            walk(ctx, &rel, &target, out)?;
+            walk(ctx, &rel, &target, exclude, out)?;
         }
     }
     Ok(())
@@ -293,6 +446,18 @@ pub fn plan(
     workdir: &str,
     dest_is_dir: &dyn Fn(&str) -> bool,
 ) -> Result<Vec<CopyItem>, CopyError> {
+    plan_with(ctx, sources, dest, workdir, dest_is_dir, &CopyFlags::default())
+}
+
+/// [`plan`] with the instruction's `--exclude` and `--parents` flags.
+pub fn plan_with(
+    ctx: &Context,
+    sources: &[String],
+    dest: &str,
+    workdir: &str,
+    dest_is_dir: &dyn Fn(&str) -> bool,
+    flags: &CopyFlags,
+) -> Result<Vec<CopyItem>, CopyError> {
     let dir_syntax = dest.ends_with('/') || dest == "." || dest.ends_with("/.");
     let absolute = if dest.starts_with('/') {
         dest.to_string()
@@ -300,13 +465,19 @@ pub fn plan(
         image_join(if workdir.is_empty() { "/" } else { workdir }, dest)
     };
     let dest_abs = clean_path(&absolute);
-    let matched = expand_sources(ctx, sources)?;
+    if flags.parents {
+        if sources.len() > 1 && !dir_syntax {
+            return Err(CopyError::DestinationNotDirectory);
+        }
+        return plan_parents(ctx, sources, &dest_abs, flags.exclude.as_ref());
+    }
+    let matched = expand_sources(ctx, sources, flags.exclude.as_ref())?;
     if matched.len() > 1 && !dir_syntax {
         return Err(CopyError::DestinationNotDirectory);
     }
     let into_dir = dir_syntax || dest_is_dir(&dest_abs);
     let mut out = Vec::new();
-    for (rel, kind) in matched {
+    for Source { rel, kind } in matched {
         // A followed symlink keeps its own name at the destination.
         let name = base_name(&rel).to_string();
         let (rel, kind) = if kind == EntryKind::Symlink {
@@ -323,7 +494,12 @@ pub fn plan(
                     dest: dest_abs.clone(),
                     kind,
                 });
-                walk(ctx, &rel, &dest_abs, &mut out)?;
+                // A directory's contents are excluded by their path relative to it.
+                let scope = Exclude {
+                    patterns: flags.exclude.as_ref(),
+                    base: &rel,
+                };
+                walk(ctx, &rel, &dest_abs, scope, &mut out)?;
             }
             _ => {
                 let target = if into_dir {
@@ -340,6 +516,191 @@ pub fn plan(
         }
     }
     Ok(out)
+}
+
+/// Splits a `--parents` source at its first `/./`: the pivot (relative to the context) and the
+/// pattern below it; without one the pivot is the context root.
+fn split_pivot(src: &str) -> Result<(String, String), CopyError> {
+    let (pivot, pattern) = match src.split_once("/./") {
+        Some((pivot, pattern)) => (clean_source(pivot)?, pattern),
+        None => (".".to_string(), src),
+    };
+    let pattern = clean_path(pattern.trim_start_matches('/').trim_end_matches('/'));
+    if pattern == ".." || pattern.starts_with("../") {
+        return Err(CopyError::OutsideContext(src.to_string()));
+    }
+    Ok((pivot, pattern))
+}
+
+/// Whether the path components `path` match the pattern components `pat` (`**`: any number of
+/// components); `None` for a malformed pattern.
+fn match_components(pat: &[&str], path: &[&str]) -> Option<bool> {
+    match pat.split_first() {
+        None => Some(path.is_empty()),
+        Some((&"**", rest)) => {
+            if match_components(rest, path)? {
+                return Some(true);
+            }
+            match path.split_first() {
+                Some((_, tail)) => match_components(pat, tail),
+                None => Some(false),
+            }
+        }
+        Some((first, rest)) => match path.split_first() {
+            None => Some(false),
+            Some((name, tail)) => {
+                if match_pattern(first, name)? {
+                    match_components(rest, tail)
+                } else {
+                    Some(false)
+                }
+            }
+        },
+    }
+}
+
+/// Whether something below the directory `path` could still match `pat`.
+fn could_match_below(pat: &[&str], path: &[&str]) -> Option<bool> {
+    match (pat.split_first(), path.split_first()) {
+        (_, None) => Some(true),
+        (None, Some(_)) => Some(false),
+        (Some((&"**", _)), _) => Some(true),
+        (Some((first, rest)), Some((name, tail))) => {
+            if match_pattern(first, name)? {
+                could_match_below(rest, tail)
+            } else {
+                Some(false)
+            }
+        }
+    }
+}
+
+/// `COPY --parents`: each source's entries under `dest` at their path relative to the pivot.
+fn plan_parents(
+    ctx: &Context,
+    sources: &[String],
+    dest: &str,
+    exclude: Option<&DockerIgnore>,
+) -> Result<Vec<CopyItem>, CopyError> {
+    let mut out: Vec<CopyItem> = Vec::new();
+    let mut dirs: HashSet<String> = HashSet::new();
+    let mut any_wildcard = false;
+    let mut matched_any = false;
+    for src in sources {
+        let (pivot, pattern) = split_pivot(src)?;
+        let wildcard = has_wildcards(&pattern) || has_wildcards(&pivot);
+        any_wildcard |= wildcard;
+        let pivots = if has_wildcards(&pivot) {
+            glob(ctx, &pivot)?
+        } else {
+            vec![pivot.clone()]
+        };
+        let mut found = 0;
+        for pivot in pivots {
+            let pivot = ctx.follow(&pivot)?;
+            if ctx.kind(&pivot)? != Some(EntryKind::Dir) || ctx.excluded(&pivot) {
+                continue;
+            }
+            let scope = Exclude {
+                patterns: exclude,
+                base: &pivot,
+            };
+            let pat: Vec<&str> = if pattern == "." {
+                Vec::new()
+            } else {
+                pattern.split('/').collect()
+            };
+            if pat.is_empty() {
+                // The pivot itself: all of it.
+                found += 1;
+                walk(ctx, &pivot, dest, scope, &mut out)?;
+                continue;
+            }
+            let w = ParentsWalk {
+                ctx,
+                pivot: &pivot,
+                pat: &pat,
+                dest,
+                exclude: scope,
+                src,
+            };
+            found += w.take(&pivot, &mut dirs, &mut out)?;
+        }
+        if found == 0 && !wildcard {
+            return Err(CopyError::NotFound(clean_source(&src.replace("/./", "/"))?));
+        }
+        matched_any |= found > 0;
+    }
+    if !matched_any && any_wildcard {
+        return Err(CopyError::NoSources);
+    }
+    Ok(out)
+}
+
+/// One `--parents` source being taken: entries below `pivot` matching `pat` go to `dest` at
+/// their path relative to the pivot.
+struct ParentsWalk<'a> {
+    ctx: &'a Context<'a>,
+    pivot: &'a str,
+    pat: &'a [&'a str],
+    dest: &'a str,
+    exclude: Exclude<'a>,
+    src: &'a str,
+}
+
+impl ParentsWalk<'_> {
+    /// Walks directory `dir` for matching entries; each is added with its parent directories
+    /// (once: `dirs` holds the destinations added) and, a directory, its contents. Answers how
+    /// many matched.
+    fn take(&self, dir: &str, dirs: &mut HashSet<String>, out: &mut Vec<CopyItem>) -> Result<usize, CopyError> {
+        let ctx = self.ctx;
+        let keep_looking = ctx.ignore.is_some_and(DockerIgnore::has_exceptions) || self.exclude.has_exceptions();
+        let bad = || CopyError::BadPattern(self.src.to_string());
+        let mut found = 0;
+        for name in ctx.names(dir)? {
+            let rel = join(dir, &name);
+            let inner = match self.pivot {
+                "." | "" => rel.clone(),
+                p => rel[p.len() + 1..].to_string(),
+            };
+            let comps: Vec<&str> = inner.split('/').collect();
+            let kind = ctx.kind(&rel)?.ok_or_else(|| CopyError::NotFound(rel.clone()))?;
+            let excluded = ctx.excluded(&rel) || self.exclude.excluded(&rel);
+            if excluded && !(kind == EntryKind::Dir && keep_looking) {
+                continue;
+            }
+            if !excluded && match_components(self.pat, &comps).ok_or_else(bad)? {
+                found += 1;
+                // The directories on the way, with their own metadata.
+                for i in 1..comps.len() {
+                    let up = comps[..i].join("/");
+                    let target = image_join(self.dest, &up);
+                    if dirs.insert(target.clone()) {
+                        out.push(CopyItem {
+                            src: join(self.pivot, &up),
+                            dest: target,
+                            kind: EntryKind::Dir,
+                        });
+                    }
+                }
+                let target = image_join(self.dest, &inner);
+                out.push(CopyItem {
+                    src: rel.clone(),
+                    dest: target.clone(),
+                    kind,
+                });
+                if kind == EntryKind::Dir {
+                    dirs.insert(target.clone());
+                    walk(ctx, &rel, &target, self.exclude, out)?;
+                }
+                continue;
+            }
+            if kind == EntryKind::Dir && could_match_below(self.pat, &comps).ok_or_else(bad)? {
+                found += self.take(&rel, dirs, out)?;
+            }
+        }
+        Ok(found)
+    }
 }
 
 /// A checksum of what a COPY takes: each entry's destination, kind, permission bits and content

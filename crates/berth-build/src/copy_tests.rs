@@ -236,3 +236,207 @@ fn the_content_digest_follows_content_not_times() {
     std::fs::write(r.join("dir/x"), "changed").unwrap();
     assert_ne!(content_digest(r, &items).unwrap(), a);
 }
+
+fn run_flags(
+    root: &Path,
+    ignore: Option<&DockerIgnore>,
+    srcs: &[&str],
+    dest: &str,
+    flags: &CopyFlags,
+) -> Result<Vec<(String, String)>, CopyError> {
+    let ctx = Context { root, ignore };
+    let srcs: Vec<String> = srcs.iter().map(|s| s.to_string()).collect();
+    plan_with(&ctx, &srcs, dest, "/work", &|_| false, flags)
+        .map(|items| items.into_iter().map(|i| (i.src, i.dest)).collect())
+}
+
+fn excluding(patterns: &[&str]) -> CopyFlags {
+    let p: Vec<String> = patterns.iter().map(|s| s.to_string()).collect();
+    CopyFlags {
+        exclude: exclude_patterns(&p).unwrap(),
+        parents: false,
+    }
+}
+
+fn dests(v: &[(String, String)]) -> Vec<&str> {
+    v.iter().map(|(_, d)| d.as_str()).collect()
+}
+
+#[test]
+fn exclude_leaves_out_matches_relative_to_each_source() {
+    let t = context();
+    let r = t.path();
+    // wildcard matches are excluded by their path relative to the wildcard's directory
+    let got = run_flags(r, None, &["*.txt", "index.*"], "/d/", &excluding(&["a*", "*.ts"])).unwrap();
+    assert_eq!(dests(&got), ["/d/b.txt", "/d/index.js"]);
+    // a directory's contents are matched relative to it; `*` is one level, `**` any
+    let got = run_flags(r, None, &["dir"], "/app/", &excluding(&["x"])).unwrap();
+    assert_eq!(dests(&got), ["/app", "/app/.hidden", "/app/sub", "/app/sub/y"]);
+    let got = run_flags(r, None, &["dir"], "/app/", &excluding(&["y"])).unwrap();
+    assert!(dests(&got).contains(&"/app/sub/y"), "{got:?}");
+    let got = run_flags(r, None, &["dir"], "/app/", &excluding(&["**/y"])).unwrap();
+    assert!(!dests(&got).contains(&"/app/sub/y"), "{got:?}");
+    // an excluded directory takes its contents with it, unless an exception brings some back
+    let got = run_flags(r, None, &["."], "/c/", &excluding(&["dir", "skip/*"])).unwrap();
+    assert!(!got.iter().any(|(s, _)| s == "dir" || s.starts_with("dir/")), "{got:?}");
+    assert!(
+        dests(&got).contains(&"/c/skip") && !dests(&got).contains(&"/c/skip/s"),
+        "{got:?}"
+    );
+    let got = run_flags(r, None, &["."], "/c/", &excluding(&["dir", "!dir/sub/y"])).unwrap();
+    assert!(dests(&got).contains(&"/c/dir/sub/y"), "{got:?}");
+    assert!(!dests(&got).contains(&"/c/dir/x"), "{got:?}");
+    // a source named plainly is taken; one whose every match is excluded gives nothing
+    let got = run_flags(r, None, &["a.txt"], "/d/", &excluding(&["*"])).unwrap();
+    assert_eq!(dests(&got), ["/d/a.txt"]);
+    assert_eq!(
+        run_flags(r, None, &["*.txt"], "/d/", &excluding(&["*"])).unwrap(),
+        vec![]
+    );
+    // with .dockerignore too
+    let ig = DockerIgnore::parse("dir/x\n").unwrap();
+    let got = run_flags(r, Some(&ig), &["dir"], "/app/", &excluding(&["sub"])).unwrap();
+    assert_eq!(dests(&got), ["/app", "/app/.hidden"]);
+    // malformed patterns are refused, naming the pattern
+    for bad in ["[", "", "#x"] {
+        let e = exclude_patterns(&[bad.to_string()]).unwrap_err();
+        assert!(matches!(e, CopyError::BadExclude { .. }), "{bad}: {e}");
+        assert!(e.to_string().contains("--exclude"), "{e}");
+    }
+    assert!(exclude_patterns(&[]).unwrap().is_none());
+}
+
+/// A context for --parents: x/a.txt, x/b.md, y/a.txt, a/b/f.txt, a/b/g.md, src/a.txt, src/x/b.txt,
+/// src/x/y/c.txt, src/x/y/d.md.
+fn parents_context() -> tempfile::TempDir {
+    let t = tempfile::tempdir().unwrap();
+    for f in [
+        "x/a.txt",
+        "x/b.md",
+        "y/a.txt",
+        "a/b/f.txt",
+        "a/b/g.md",
+        "src/a.txt",
+        "src/x/b.txt",
+        "src/x/y/c.txt",
+        "src/x/y/d.md",
+    ] {
+        let p = t.path().join(f);
+        std::fs::create_dir_all(p.parent().unwrap()).unwrap();
+        std::fs::write(&p, f).unwrap();
+    }
+    t
+}
+
+fn parents(exclude: &[&str]) -> CopyFlags {
+    CopyFlags {
+        parents: true,
+        ..excluding(exclude)
+    }
+}
+
+#[test]
+fn parents_keep_the_path_relative_to_the_context() {
+    let t = parents_context();
+    let r = t.path();
+    // the reference's example, and its plain-COPY counterpart
+    let got = run_flags(r, None, &["./x/a.txt", "./y/a.txt"], "/parents/", &parents(&[])).unwrap();
+    assert_eq!(
+        got,
+        pairs(&[
+            ("x", "/parents/x"),
+            ("x/a.txt", "/parents/x/a.txt"),
+            ("y", "/parents/y"),
+            ("y/a.txt", "/parents/y/a.txt"),
+        ])
+    );
+    let got = run_flags(
+        r,
+        None,
+        &["./x/a.txt", "./y/a.txt"],
+        "/no_parents/",
+        &CopyFlags::default(),
+    )
+    .unwrap();
+    assert_eq!(dests(&got), ["/no_parents/a.txt", "/no_parents/a.txt"]);
+    // wildcards, each parent directory once; the destination is a directory even without a slash
+    let got = run_flags(r, None, &["a/b/f.txt", "x/*.txt"], "/dst/", &parents(&[])).unwrap();
+    assert_eq!(
+        dests(&got),
+        ["/dst/a", "/dst/a/b", "/dst/a/b/f.txt", "/dst/x", "/dst/x/a.txt"]
+    );
+    let got = run_flags(r, None, &["a/b/f.txt"], "/dst", &parents(&[])).unwrap();
+    assert_eq!(dests(&got), ["/dst/a", "/dst/a/b", "/dst/a/b/f.txt"]);
+    assert!(matches!(
+        run_flags(r, None, &["a/b/f.txt", "x/a.txt"], "/dst", &parents(&[])).unwrap_err(),
+        CopyError::DestinationNotDirectory
+    ));
+    // a directory comes whole, under its own path
+    let got = run_flags(r, None, &["a/b"], "/d/", &parents(&[])).unwrap();
+    assert_eq!(dests(&got), ["/d/a", "/d/a/b", "/d/a/b/f.txt", "/d/a/b/g.md"]);
+    // `**` is any number of directories, none included
+    let got = run_flags(r, None, &["./src/**/*.txt"], "/p/", &parents(&[])).unwrap();
+    let files: Vec<&str> = dests(&got).into_iter().filter(|d| d.ends_with(".txt")).collect();
+    assert_eq!(files, ["/p/src/a.txt", "/p/src/x/b.txt", "/p/src/x/y/c.txt"]);
+    assert!(!dests(&got).contains(&"/p/src/x/y/d.md"), "{got:?}");
+    // relative to WORKDIR
+    let got = run_flags(r, None, &["x/a.txt"], "rel/", &parents(&[])).unwrap();
+    assert_eq!(dests(&got), ["/work/rel/x", "/work/rel/x/a.txt"]);
+    // misses: a plain path, a wildcard, and out of the context
+    assert!(matches!(
+        run_flags(r, None, &["x/none"], "/d/", &parents(&[])).unwrap_err(),
+        CopyError::NotFound(_)
+    ));
+    assert!(matches!(
+        run_flags(r, None, &["x/*.none"], "/d/", &parents(&[])).unwrap_err(),
+        CopyError::NoSources
+    ));
+    for bad in ["../x", "./a/./../../x", "../../a/./b"] {
+        let e = run_flags(r, None, &[bad], "/d/", &parents(&[])).unwrap_err();
+        assert!(matches!(e, CopyError::OutsideContext(_)), "{bad}: {e}");
+    }
+}
+
+#[test]
+fn a_pivot_limits_the_parents_kept() {
+    let t = parents_context();
+    let r = t.path();
+    let got = run_flags(r, None, &["./a/./b/f.txt"], "/dst/", &parents(&[])).unwrap();
+    assert_eq!(got, pairs(&[("a/b", "/dst/b"), ("a/b/f.txt", "/dst/b/f.txt")]));
+    let got = run_flags(r, None, &["./src/./x/y/*.txt"], "/p/", &parents(&[])).unwrap();
+    assert_eq!(dests(&got), ["/p/x", "/p/x/y", "/p/x/y/c.txt"]);
+    // the pivot's whole contents; exclusions relative to the pivot
+    let got = run_flags(r, None, &["src/./"], "/all/", &parents(&["x/y"])).unwrap();
+    assert_eq!(dests(&got), ["/all/a.txt", "/all/x", "/all/x/b.txt"]);
+    let got = run_flags(r, None, &["./src/./**/*.txt"], "/p/", &parents(&["**/c.txt"])).unwrap();
+    let files: Vec<&str> = dests(&got).into_iter().filter(|d| d.ends_with(".txt")).collect();
+    assert_eq!(files, ["/p/a.txt", "/p/x/b.txt"]);
+    // a pivot that is not a directory of the context matches nothing
+    assert!(matches!(
+        run_flags(r, None, &["./nope/./f"], "/d/", &parents(&[])).unwrap_err(),
+        CopyError::NotFound(_)
+    ));
+}
+
+#[test]
+fn symlinks_on_the_way_to_a_source_stay_in_the_context() {
+    let t = context();
+    let r = t.path();
+    // through a link to a directory of the context
+    assert_eq!(
+        run(r, None, &["dirlink/x"], "/d/").unwrap(),
+        pairs(&[("dir/x", "/d/x")])
+    );
+    // an absolute link resolves at the context root, never on the host
+    symlink("/etc", r.join("hostetc")).unwrap();
+    assert!(matches!(
+        run(r, None, &["hostetc/passwd"], "/d/").unwrap_err(),
+        CopyError::NotFound(_)
+    ));
+    std::fs::create_dir(r.join("etc")).unwrap();
+    std::fs::write(r.join("etc/passwd"), "context's").unwrap();
+    assert_eq!(
+        run(r, None, &["hostetc/passwd"], "/d/").unwrap(),
+        pairs(&[("etc/passwd", "/d/passwd")])
+    );
+}

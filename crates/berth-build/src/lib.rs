@@ -1,7 +1,9 @@
 //! The builder's parts that need no engine: [`copy`] decides which files of the build context a
 //! COPY or ADD takes and where each lands in the image, with Docker's rules (wildcards, trailing
-//! slashes, directory contents, `.dockerignore`, paths kept inside the context).
+//! slashes, directory contents, `.dockerignore`, paths kept inside the context, `--exclude`,
+//! `--parents`); [`remote`] tells URLs and git sources apart and downloads ADD's URLs.
 
 pub mod copy;
+pub mod remote;
 
-pub use copy::{content_digest, plan, Context, CopyError, CopyItem, EntryKind};
+pub use copy::{content_digest, exclude_patterns, plan, plan_with, Context, CopyError, CopyFlags, CopyItem, EntryKind};

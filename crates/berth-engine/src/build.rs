@@ -12,8 +12,14 @@
 //! Also: a layer cache (see [`BuildService::prune`]), HEALTHCHECK, ONBUILD triggers (run after the
 //! FROM of an image that has them), RUN with here-documents.
 //!
-//! ADD unpacks local tar archives (plain or gzip) into its destination; COPY and ADD take
-//! here-documents as files.
+//! ADD unpacks local tar archives (plain or gzip) into its destination (not with
+//! `--unpack=false`); COPY and ADD take here-documents as files. ADD of an http(s) URL downloads
+//! it (bounded in size and time; the file 0600, its mtime from `Last-Modified`, checked against
+//! `--checksum`, extracted only with `--unpack=true`) before the step's cache key is made, whose
+//! content it is part of. `--exclude` and `COPY --parents` are the planner's (`berth-build`).
+//! `--link` is an ordinary copy whose layer also makes the destination's parent directories
+//! fresh (0755), as BuildKit's linked layer does: a symlink there is replaced, not followed, and
+//! the destination is not looked at.
 //!
 //! `FROM scratch` starts from an image with no layers.
 //!
@@ -24,8 +30,8 @@
 //! `--chown` takes numbers or the names of the image's own passwd and group files. A FROM image
 //! that is not here is pulled (always with `--pull`).
 //!
-//! Not yet: ADD of URLs, `RUN --mount` of a stage, secrets and ssh; each is refused with a
-//! message naming it.
+//! Not yet: ADD of git repositories (and `--keep-git-dir`), `RUN --mount` of a stage, secrets and
+//! ssh; each is refused with a message naming it.
 
 use crate::containers::{CommitRequest, ContainerService, ExtractOptions, WaitCondition};
 use crate::distribution::Progress;
@@ -381,26 +387,23 @@ impl BuildService {
         .await
     }
 
-    /// The content checksum of what a COPY/ADD takes from the context.
-    async fn context_digest(&self, s: &Stage, step: &Instruction, ctx: &BuildContext) -> Result<String> {
-        let mut words: Vec<String> = Vec::new();
-        for w in step.words() {
-            words.push(s.expand(w)?);
-        }
-        let Some(dest) = words.pop() else {
-            return Err(bad(format!("{} requires at least two arguments", step.command.upper())));
-        };
-        let (root, ignore, workdir, what) = (ctx.root.clone(), ctx.ignore.clone(), s.workdir(), step.command.upper());
-        blocking(move || {
+    /// The content checksum of what a COPY/ADD takes: its context entries (planned with its
+    /// flags) and the digests of its downloads.
+    async fn context_digest(&self, s: &Stage, spec: &CopySpec, ctx: &BuildContext) -> Result<String> {
+        let (root, ignore, workdir) = (ctx.root.clone(), ctx.ignore.clone(), s.workdir());
+        let (sources, dest, flags) = (spec.local.clone(), spec.dest.clone(), spec.flags.clone());
+        let failed = spec.failed();
+        let local = blocking(move || {
             let c = berth_build::Context {
                 root: &root,
                 ignore: ignore.as_ref(),
             };
-            let items = berth_build::plan(&c, &words, &dest, &workdir, &|_| false)
-                .map_err(|e| bad(format!("{what} failed: {e}")))?;
-            berth_build::content_digest(&root, &items).map_err(|e| bad(format!("{what} failed: {e}")))
+            let items = berth_build::plan_with(&c, &sources, &dest, &workdir, &|_| false, &flags).map_err(&failed)?;
+            berth_build::content_digest(&root, &items).map_err(&failed)
         })
-        .await
+        .await?;
+        let remote: Vec<&str> = spec.fetched.iter().map(|f| f.digest.as_str()).collect();
+        Ok(format!("{local}\n{}", remote.join(",")))
     }
 
     /// Builds the context tar `context` as `opts` asks, streaming the classic builder's messages
@@ -727,10 +730,20 @@ impl BuildService {
             }
             _ => None,
         };
-        let extra = match (command, &from) {
-            (Command::Copy | Command::Add, None) => self.context_digest(s, step, ctx).await?,
-            (_, Some(source)) => self.images.resolve(source).await?.id.to_string(),
-            (Command::Run, _) => format!(
+        // A COPY/ADD's flags and sources, checked before anything runs; its URLs fetched now, as
+        // their content is part of the step's cache key.
+        let mut spec = match command {
+            Command::Copy | Command::Add => Some(CopySpec::parse(s, step)?),
+            _ => None,
+        };
+        if let Some(spec) = &mut spec {
+            // (Only ADD has URLs, and ADD has no --from.)
+            self.fetch_urls(spec, ctx).await?;
+        }
+        let extra = match (command, &from, &spec) {
+            (Command::Copy | Command::Add, None, Some(spec)) => self.context_digest(s, spec, ctx).await?,
+            (_, Some(source), _) => self.images.resolve(source).await?.id.to_string(),
+            (Command::Run, _, _) => format!(
                 "{}\n{}",
                 flag(step, "network").unwrap_or(""),
                 self.bind_mount_digest(s, step, ctx).await?
@@ -742,10 +755,10 @@ impl BuildService {
             say(" ---> Using cache\n".into());
             self.advance(s, id).await?;
         } else {
-            let id = match (command, &from) {
-                (Command::Run, _) => self.run_step(s, step, opts, ctx, say).await?,
-                (_, Some(source)) => self.copy_from_step(s, step, source, ctx).await?,
-                (Command::Copy | Command::Add, None) => self.copy_step(s, step, ctx).await?,
+            let id = match (command, &from, &spec) {
+                (Command::Run, _, _) => self.run_step(s, step, opts, ctx, say).await?,
+                (_, Some(source), Some(spec)) => self.copy_from_step(s, step, spec, source, ctx).await?,
+                (_, None, Some(spec)) => self.copy_step(s, step, spec, ctx).await?,
                 _ => self.derive(s, step.original.trim()).await?,
             };
             self.remember(key, &id).await;
@@ -983,7 +996,14 @@ impl BuildService {
     /// `COPY --from=<stage or image>`: the sources are taken out of that image (each source's
     /// directory above its first wildcard, through a container that is not started) into a private
     /// root, then copied as from a context.
-    async fn copy_from_step(&self, s: &Stage, step: &Instruction, source: &str, ctx: &BuildContext) -> Result<String> {
+    async fn copy_from_step(
+        &self,
+        s: &Stage,
+        step: &Instruction,
+        spec: &CopySpec,
+        source: &str,
+        ctx: &BuildContext,
+    ) -> Result<String> {
         let image = self.images.resolve(source).await?;
         let root = ctx.scratch.join(format!("from-{}", berth_types::new_id()));
         std::fs::create_dir_all(&root).map_err(|e| EngineError::io("creating", &root, e))?;
@@ -997,10 +1017,8 @@ impl BuildService {
         let container = self
             .step_container(&from, None, Vec::new(), Some("none".into()), Vec::new())
             .await?;
-        let words = step.words();
         let result = async {
-            for w in words.iter().take(words.len().saturating_sub(1)) {
-                let w = s.expand(w)?;
+            for w in &spec.local {
                 let clean = berth_dockerfile::clean_path(&format!("/{w}"));
                 let fixed: Vec<&str> = clean
                     .split('/')
@@ -1036,7 +1054,7 @@ impl BuildService {
                 ignore: None,
                 scratch: ctx.scratch.clone(),
             };
-            self.copy_step(s, step, &from_ctx).await
+            self.copy_step(s, step, spec, &from_ctx).await
         }
         .await;
         if let Err(e) = self.containers.remove(&container, true, false).await {
@@ -1046,55 +1064,82 @@ impl BuildService {
         result
     }
 
-    async fn copy_step(&self, s: &Stage, step: &Instruction, ctx: &BuildContext) -> Result<String> {
-        let what = step.command.upper();
-        if !step.heredocs.is_empty() {
-            return Err(bad(format!(
-                "{what} with a here-document is not supported by berth's builder yet"
-            )));
+    /// ADD's URLs downloaded into the build's scratch space, as Docker saves them: mode 0600, the
+    /// mtime from `Last-Modified` when the server sent it; checked against `--checksum`.
+    async fn fetch_urls(&self, spec: &mut CopySpec, ctx: &BuildContext) -> Result<()> {
+        for url in spec.urls.clone() {
+            if spec.dir_syntax() && berth_build::remote::file_name_of(&url).is_none() {
+                return Err(spec.error(format!(
+                    "cannot determine a file name from {url}: give the destination file's name"
+                )));
+            }
+            let dir = ctx.scratch.join(format!("url-{}", berth_types::new_id()));
+            let limits = berth_build::remote::FetchLimits::default();
+            let got = berth_build::remote::fetch(&url, &dir, spec.checksum.as_ref(), &limits)
+                .await
+                .map_err(|e| match e {
+                    berth_build::remote::FetchError::ChecksumMismatch { .. } => spec.flag_error("checksum", e),
+                    e => spec.error(e),
+                })?;
+            let path = got.path.clone();
+            let mtime = got.last_modified;
+            blocking(move || {
+                use std::os::unix::fs::PermissionsExt;
+                let io = |e| EngineError::io("setting the metadata of", &path, e);
+                std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600)).map_err(io)?;
+                if let Some(t) = mtime {
+                    let when = std::time::UNIX_EPOCH + std::time::Duration::from_secs(t.max(0) as u64);
+                    let f = std::fs::File::options().write(true).open(&path).map_err(io)?;
+                    f.set_modified(when).map_err(io)?;
+                }
+                Ok(())
+            })
+            .await?;
+            spec.fetched.push(got);
         }
-        let mut words: Vec<String> = Vec::new();
-        for w in step.words() {
-            words.push(s.expand(w)?);
-        }
-        let Some(dest) = words.pop() else {
-            return Err(bad(format!("{what} requires at least two arguments")));
-        };
-        if step.command == Command::Add && words.iter().any(|w| w.contains("://")) {
-            return Err(bad("ADD of a URL is not supported by berth's builder yet"));
-        }
-        let chown = flag(step, "chown").map(|o| s.expand(o)).transpose()?;
-        let mode = match flag(step, "chmod") {
-            None => None,
-            Some(m) => Some(
-                u32::from_str_radix(m, 8).map_err(|_| bad(format!("invalid --chmod={m}: an octal mode is needed")))?,
-            ),
-        };
+        Ok(())
+    }
+
+    /// A COPY or ADD of context files (or a stage's: see [`Self::copy_from_step`]) and downloads:
+    /// planned with Docker's rules, archived at their image paths, extracted into a container of
+    /// the stage's image that is then committed.
+    async fn copy_step(&self, s: &Stage, step: &Instruction, spec: &CopySpec, ctx: &BuildContext) -> Result<String> {
         let container = self
             .step_container(s, None, s.env(), Some("none".into()), Vec::new())
             .await?;
         let result = async {
-            let owner = match &chown {
+            let owner = match &spec.chown {
                 None => None,
                 Some(o) => Some(self.owner_in_image(&container, o).await?),
             };
             let workdir = s.workdir();
+            let dest = spec.dest.clone();
             let dest_abs: String = berth_dockerfile::clean_path(&if dest.starts_with('/') {
                 dest.clone()
             } else {
                 format!("{workdir}/{dest}")
             });
-            let dest_is_dir = self
-                .containers
-                .archive_stat(&container, &dest_abs)
-                .await
-                .map(|st| st.mode & (1 << 31) != 0)
-                .unwrap_or(false);
+            // `--link` reads nothing of the image: the destination is made fresh, not looked at.
+            let dest_is_dir = !spec.link
+                && self
+                    .containers
+                    .archive_stat(&container, &dest_abs)
+                    .await
+                    .map(|st| st.mode & (1 << 31) != 0)
+                    .unwrap_or(false);
             let root = ctx.root.clone();
             let ignore = ctx.ignore.clone();
             let scratch = ctx.scratch.clone();
-            let extract = step.command == Command::Add;
-            let epoch = s.epoch;
+            let (local, flags, fetched) = (spec.local.clone(), spec.flags.clone(), spec.fetched.clone());
+            // ADD unpacks local tar archives unless `--unpack=false`, remote ones only with
+            // `--unpack=true`.
+            let is_add = step.command == Command::Add;
+            let unpack_local = is_add && spec.unpack != Some(false);
+            let unpack_remote = is_add && spec.unpack == Some(true);
+            let into_dir = spec.dir_syntax() || dest_is_dir;
+            let (link, mode, epoch) = (spec.link, spec.mode, s.epoch);
+            let failed = spec.failed();
+            let what = spec.what.clone();
             let spool = ctx.scratch.join(format!("copy-{}.tar", berth_types::new_id()));
             let spool2 = spool.clone();
             let file = blocking(move || {
@@ -1102,34 +1147,58 @@ impl BuildService {
                     root: &root,
                     ignore: ignore.as_ref(),
                 };
-                let items = berth_build::plan(&c, &words, &dest, &workdir, &|_| dest_is_dir)
-                    .map_err(|e| bad(format!("{what} failed: {e}")))?;
-                // ADD unpacks a local tar archive (plain or gzip) into the destination directory.
+                let items = if local.is_empty() {
+                    Vec::new()
+                } else {
+                    berth_build::plan_with(&c, &local, &dest, &workdir, &|_| dest_is_dir, &flags).map_err(&failed)?
+                };
                 let mut sets: Vec<(PathBuf, Vec<berth_build::CopyItem>)> = Vec::new();
                 let mut plain = Vec::new();
+                let unpack = |archive: &Path, label: &str| -> Result<(PathBuf, Vec<berth_build::CopyItem>)> {
+                    let dir = scratch.join(format!("add-{}", berth_types::new_id()));
+                    std::fs::create_dir_all(&dir).map_err(|e| EngineError::io("creating", &dir, e))?;
+                    let f = std::fs::File::open(archive).map_err(|e| EngineError::io("opening", archive, e))?;
+                    let reader = berth_archive::decompress(f).map_err(|e| bad(format!("{what} {label}: {e}")))?;
+                    berth_archive::unpack(reader, &dir, &berth_archive::UnpackOptions::default())
+                        .map_err(|e| bad(format!("{what} {label}: {e}")))?;
+                    let into = format!("{}/", dest_abs.trim_end_matches('/'));
+                    let c = berth_build::Context {
+                        root: &dir,
+                        ignore: None,
+                    };
+                    let inner = berth_build::plan(&c, &[".".to_string()], &into, "/", &|_| true)
+                        .map_err(|e| bad(format!("{what} {label}: {e}")))?;
+                    Ok((dir, inner))
+                };
                 for item in items {
                     let host = root.join(&item.src);
-                    if extract && item.kind == berth_build::EntryKind::File && is_tar_archive(&host)? {
-                        let dir = scratch.join(format!("add-{}", berth_types::new_id()));
-                        std::fs::create_dir_all(&dir).map_err(|e| EngineError::io("creating", &dir, e))?;
-                        let f = std::fs::File::open(&host).map_err(|e| EngineError::io("opening", &host, e))?;
-                        let reader = berth_archive::decompress(f).map_err(|e| bad(format!("ADD {}: {e}", item.src)))?;
-                        berth_archive::unpack(reader, &dir, &berth_archive::UnpackOptions::default())
-                            .map_err(|e| bad(format!("ADD {}: {e}", item.src)))?;
-                        let into = format!("{}/", dest_abs.trim_end_matches('/'));
-                        let c = berth_build::Context {
-                            root: &dir,
-                            ignore: None,
-                        };
-                        let inner = berth_build::plan(&c, &[".".to_string()], &into, "/", &|_| true)
-                            .map_err(|e| bad(format!("ADD {}: {e}", item.src)))?;
-                        sets.push((dir, inner));
+                    if unpack_local && item.kind == berth_build::EntryKind::File && is_tar_archive(&host)? {
+                        sets.push(unpack(&host, &item.src)?);
                     } else {
                         plain.push(item);
                     }
                 }
                 sets.insert(0, (root.clone(), plain));
-                write_tar(&sets, owner, mode, epoch, &spool2)
+                for f in &fetched {
+                    if unpack_remote && is_tar_archive(&f.path)? {
+                        sets.push(unpack(&f.path, &f.url)?);
+                        continue;
+                    }
+                    let target = if into_dir {
+                        format!("{}/{}", dest_abs.trim_end_matches('/'), f.name)
+                    } else {
+                        dest_abs.clone()
+                    };
+                    let dir = f.path.parent().map(Path::to_path_buf).unwrap_or_default();
+                    let item = berth_build::CopyItem {
+                        src: f.name.clone(),
+                        dest: target,
+                        kind: berth_build::EntryKind::File,
+                    };
+                    sets.push((dir, vec![item]));
+                }
+                let fresh = if link { fresh_parents(&sets) } else { Vec::new() };
+                write_tar(&sets, &fresh, owner, mode, epoch, &spool2)
             })
             .await?;
             let _ = std::fs::remove_file(&spool);
@@ -1153,6 +1222,170 @@ impl BuildService {
         }
         result
     }
+}
+
+/// A COPY or ADD as berth's builder runs it: its sources (variables expanded) split into context
+/// paths and URLs, its destination and its flags, read and checked once before anything runs,
+/// with the downloads of its URLs once fetched.
+struct CopySpec {
+    /// `COPY` or `ADD`.
+    what: String,
+    /// Its line in the Dockerfile, for errors.
+    line: usize,
+    /// Sources in the context (or the `--from` stage).
+    local: Vec<String>,
+    /// http(s) sources (ADD).
+    urls: Vec<String>,
+    dest: String,
+    chown: Option<String>,
+    mode: Option<u32>,
+    /// `--exclude` and `--parents`, for the planner.
+    flags: berth_build::CopyFlags,
+    /// `--link`: parents of the destination made fresh, the destination not looked at.
+    link: bool,
+    /// `--unpack` (ADD), when given.
+    unpack: Option<bool>,
+    /// `--checksum` (ADD of a URL).
+    checksum: Option<berth_build::remote::Checksum>,
+    fetched: Vec<berth_build::remote::Fetched>,
+}
+
+/// The value of boolean flag `--name` (`--name` alone is true), when given.
+fn bool_flag(i: &Instruction, name: &str) -> Option<bool> {
+    let bare = format!("--{name}");
+    i.flags.iter().find_map(|f| {
+        if *f == bare {
+            Some(true)
+        } else {
+            f.strip_prefix(bare.as_str())
+                .and_then(|v| v.strip_prefix('='))
+                .map(|v| v.eq_ignore_ascii_case("true"))
+        }
+    })
+}
+
+impl CopySpec {
+    /// Reads a COPY/ADD: what berth's builder cannot do (git sources, `--keep-git-dir`) is refused
+    /// here, naming the line and the flag.
+    fn parse(s: &Stage, step: &Instruction) -> Result<CopySpec> {
+        let what = step.command.upper();
+        let is_add = step.command == Command::Add;
+        let mut words: Vec<String> = Vec::new();
+        for w in step.words() {
+            words.push(s.expand(w)?);
+        }
+        let dest = match words.pop() {
+            Some(d) if !words.is_empty() => d,
+            _ => {
+                return Err(bad(format!(
+                    "{what} requires at least two arguments (line {})",
+                    step.line
+                )))
+            }
+        };
+        let mut spec = CopySpec {
+            what,
+            line: step.line,
+            local: Vec::new(),
+            urls: Vec::new(),
+            dest,
+            chown: None,
+            mode: None,
+            flags: berth_build::CopyFlags::default(),
+            link: bool_flag(step, "link").unwrap_or(false),
+            unpack: bool_flag(step, "unpack"),
+            checksum: None,
+            fetched: Vec::new(),
+        };
+        if is_add && bool_flag(step, "keep-git-dir").is_some() {
+            return Err(spec.flag_error("keep-git-dir", "git sources are not supported by berth's builder"));
+        }
+        use berth_build::remote::{source_kind, SourceKind};
+        for w in words {
+            match source_kind(&w) {
+                SourceKind::Git if is_add => {
+                    return Err(spec.error(format!(
+                        "{w} is a git repository: git sources are not supported by berth's builder"
+                    )))
+                }
+                SourceKind::Http | SourceKind::Git if !is_add => {
+                    return Err(spec.error(format!("source can't be a URL for COPY: {w}")))
+                }
+                SourceKind::Http => spec.urls.push(w),
+                _ => spec.local.push(w),
+            }
+        }
+        if spec.local.len() + spec.urls.len() > 1 && !spec.dir_syntax() {
+            return Err((spec.failed())(berth_build::CopyError::DestinationNotDirectory));
+        }
+        if let Some(c) = flag(step, "checksum") {
+            if !spec.local.is_empty() || spec.urls.len() != 1 {
+                return Err(spec.flag_error("checksum", "it verifies one http(s) source, and only that"));
+            }
+            let c = s.expand(c)?;
+            spec.checksum = Some(berth_build::remote::Checksum::parse(&c).map_err(|e| spec.flag_error("checksum", e))?);
+        }
+        spec.chown = flag(step, "chown").map(|o| s.expand(o)).transpose()?;
+        if let Some(m) = flag(step, "chmod") {
+            let m = s.expand(m)?;
+            let mode = u32::from_str_radix(&m, 8)
+                .ok()
+                .filter(|m| *m <= 0o7777)
+                .ok_or_else(|| spec.flag_error("chmod", format!("invalid mode {m:?}: an octal mode is needed")))?;
+            spec.mode = Some(mode);
+        }
+        let mut patterns = Vec::new();
+        for p in step.flags.iter().filter_map(|f| f.strip_prefix("--exclude=")) {
+            patterns.push(s.expand(p)?);
+        }
+        spec.flags.exclude = berth_build::exclude_patterns(&patterns).map_err(|e| spec.flag_error("exclude", e))?;
+        spec.flags.parents = bool_flag(step, "parents").unwrap_or(false);
+        Ok(spec)
+    }
+
+    /// Whether the destination is a directory by its syntax (`dir/`, `.`).
+    fn dir_syntax(&self) -> bool {
+        self.dest.ends_with('/') || self.dest == "." || self.dest.ends_with("/.")
+    }
+
+    /// An error of this instruction.
+    fn error(&self, msg: impl std::fmt::Display) -> EngineError {
+        bad(format!("{} (line {}): {msg}", self.what, self.line))
+    }
+
+    /// An error about one of this instruction's flags.
+    fn flag_error(&self, flag: &str, msg: impl std::fmt::Display) -> EngineError {
+        bad(format!("{} --{flag} (line {}): {msg}", self.what, self.line))
+    }
+
+    /// How a planning error reads (the classic builder's `COPY failed: ...`, and the line).
+    fn failed(&self) -> impl Fn(berth_build::CopyError) -> EngineError + Send + Sync + 'static {
+        let (what, line) = (self.what.clone(), self.line);
+        move |e| bad(format!("{what} failed: {e} (line {line})"))
+    }
+}
+
+/// `--link`: the directories above what is copied that the copy does not bring itself, made
+/// fresh in the layer (as BuildKit copies into an empty directory and links that on top): a
+/// symlink there is replaced, not followed.
+fn fresh_parents(sets: &[(PathBuf, Vec<berth_build::CopyItem>)]) -> Vec<String> {
+    let brought: std::collections::BTreeSet<&str> = sets
+        .iter()
+        .flat_map(|(_, items)| items.iter().map(|i| i.dest.trim_end_matches('/')))
+        .collect();
+    let mut fresh = std::collections::BTreeSet::new();
+    for (_, items) in sets {
+        for item in items {
+            let mut cur = item.dest.trim_end_matches('/');
+            while let Some((up, _)) = cur.rsplit_once('/') {
+                if !up.is_empty() && !brought.contains(up) {
+                    fresh.insert(up.to_string());
+                }
+                cur = up;
+            }
+        }
+    }
+    fresh.into_iter().collect()
 }
 
 /// Where a stage's instructions are: `start` is its FROM.
@@ -1324,6 +1557,7 @@ fn resolve_owner(o: &str, passwd: &str, group: &str) -> Result<(u64, u64)> {
 /// `mode`).
 fn write_tar(
     sets: &[(PathBuf, Vec<berth_build::CopyItem>)],
+    fresh_dirs: &[String],
     owner: Option<(u64, u64)>,
     mode: Option<u32>,
     clamp_mtime: Option<u64>,
@@ -1340,6 +1574,23 @@ fn write_tar(
     let mut tar = tar::Builder::new(std::io::BufWriter::new(file));
     tar.follow_symlinks(false);
     let (uid, gid) = owner.unwrap_or((0, 0));
+    // `--link`'s fresh parent directories, parents first (as BuildKit's `MkdirAll`: 0755, the
+    // `--chown` owner).
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0);
+    for dir in fresh_dirs {
+        let mut h = tar::Header::new_gnu();
+        h.set_uid(uid);
+        h.set_gid(gid);
+        h.set_mtime(clamp_mtime.map_or(now, |c| now.min(c)));
+        h.set_entry_type(tar::EntryType::Directory);
+        h.set_mode(0o755);
+        h.set_size(0);
+        tar.append_data(&mut h, format!("{}/", dir.trim_start_matches('/')), std::io::empty())
+            .map_err(|e| io("archiving", Path::new(dir), e))?;
+    }
     for (root, item) in sets
         .iter()
         .flat_map(|(root, items)| items.iter().map(move |i| (root, i)))
