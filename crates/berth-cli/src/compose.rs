@@ -1000,8 +1000,9 @@ async fn run(client: &Client, stack: &Stack<'_>, a: &ComposeRunArgs, printer: &P
     code
 }
 
+/// `--entrypoint` split as a shell would (quotes kept together), as Compose does.
 fn shell_words(s: &str) -> Vec<String> {
-    s.split_whitespace().map(str::to_string).collect()
+    shell_words::split(s).unwrap_or_else(|_| s.split_whitespace().map(str::to_string).collect())
 }
 
 /// `ps`: Compose v2's table (NAME IMAGE COMMAND SERVICE CREATED STATUS PORTS) or JSON lines.
