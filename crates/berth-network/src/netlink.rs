@@ -342,7 +342,11 @@ impl Netlink {
     /// prefix; ones already there are kept) and, when given, has `mtu`. Returns its index.
     pub fn ensure_bridge(&self, name: &str, addrs: &[IpNet], mtu: Option<u32>) -> Result<u32, NetError> {
         if self.link_index(name)?.is_none() {
-            let mut b = LinkBridge::new(name);
+            // A MAC of its own, set at creation: otherwise the kernel gives the bridge the lowest
+            // MAC of its ports, which changes as containers come and go, and containers holding
+            // the gateway's old MAC in their ARP cache lose it until the entry expires (dockerd
+            // sets one for the same reason).
+            let mut b = LinkBridge::new(name).address(random_mac().to_vec());
             if let Some(m) = mtu {
                 b = b.mtu(m);
             }
@@ -630,10 +634,32 @@ pub fn format_mac(mac: [u8; 6]) -> String {
     mac.iter().map(|b| format!("{b:02x}")).collect::<Vec<_>>().join(":")
 }
 
+/// A random locally administered unicast MAC (`x2:…`), as dockerd gives its bridges.
+pub fn random_mac() -> [u8; 6] {
+    let mut mac = [0u8; 6];
+    if getrandom::getrandom(&mut mac).is_err() {
+        // No entropy source: the time's nanoseconds still differ between bridges made apart.
+        let nanos = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_nanos())
+            .unwrap_or(0);
+        mac.copy_from_slice(&nanos.to_le_bytes()[..6]);
+    }
+    mac[0] = (mac[0] & 0xfe) | 0x02;
+    mac
+}
+
 #[cfg(test)]
 mod tests {
     #![allow(clippy::unwrap_used, clippy::expect_used)]
     use super::*;
+
+    #[test]
+    fn bridge_macs_are_local_unicast_and_differ() {
+        let (a, b) = (random_mac(), random_mac());
+        assert_eq!(a[0] & 0x03, 0x02);
+        assert_ne!(a, b);
+    }
 
     #[test]
     fn mac_round_trip() {

@@ -150,6 +150,12 @@ fn concurrent_joins_share_one_driver() {
     let driver = BridgeDriver::in_netns(host.handle()).unwrap();
     let net = network("abababababababab", &[("10.224.0.0/24", None)], &[]);
     driver.create(&net).unwrap();
+    // The bridge keeps the MAC it was made with while ports come and go (the kernel would give it
+    // the lowest port MAC otherwise, and containers would hold a stale gateway MAC).
+    let hnl = Netlink::open_in(&host.ns).unwrap();
+    let bridge = BridgeDriver::bridge_name(&net);
+    let mac = hnl.link(bridge.as_str()).unwrap().unwrap().mac;
+    assert!(mac.is_some_and(|m| m[0] & 0x02 == 0x02), "{mac:?}");
     std::thread::scope(|s| {
         for t in 0..6u8 {
             let (driver, net, host) = (&driver, &net, &host);
@@ -165,8 +171,8 @@ fn concurrent_joins_share_one_driver() {
             });
         }
     });
-    let hnl = Netlink::open_in(&host.ns).unwrap();
     assert!(hnl.links("veth").unwrap().is_empty());
+    assert_eq!(hnl.link(bridge.as_str()).unwrap().unwrap().mac, mac);
 }
 
 #[test]
