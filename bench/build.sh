@@ -16,11 +16,9 @@ cd "$(dirname "$0")/.."
 N=${1:-10}
 
 bash scripts/deps.sh
-[ -n "${SKIP_BUILD:-}" ] || cargo build --release --bins -q
-BIN=${CARGO_TARGET_DIR:-$PWD/target}/release
-[ -x "$BIN/berthd" ] || { echo "no $BIN/berthd after the build" >&2; exit 1; }
-
 . bench/lib.sh
+bench_release_binaries
+
 bench_check_nft build.sh
 bench_init bbuild
 BBRIDGE=

@@ -21,13 +21,11 @@ cd "$(dirname "$0")/.."
 N=${1:-5}
 
 bash scripts/deps.sh
-[ -n "${SKIP_BUILD:-}" ] || cargo build --release --bins -q
-BIN=${CARGO_TARGET_DIR:-$PWD/target}/release
-[ -x "$BIN/berthd" ] || { echo "no $BIN/berthd after the build" >&2; exit 1; }
+. bench/lib.sh
+bench_release_binaries
 COMPOSE_V2=/usr/local/lib/docker/cli-plugins/docker-compose
 [ -x "$COMPOSE_V2" ] || { echo "no Docker Compose v2 at $COMPOSE_V2 (scripts/deps.sh installs it)" >&2; exit 1; }
 
-. bench/lib.sh
 bench_check_nft compose.sh
 bench_init bcomp
 BBRIDGE=

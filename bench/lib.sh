@@ -32,6 +32,14 @@
 # functions and read by the cleanup: BERTHD_PID, BERTHD_START, STARTED_BERTHD, CONTAINERD_PID,
 # DOCKERD_PID, MADE_KBRIDGE.
 
+# bench_release_binaries: builds the release binaries (unless SKIP_BUILD=1: the ones already built)
+# and sets BIN to their directory.
+bench_release_binaries() {
+  [ -n "${SKIP_BUILD:-}" ] || cargo build --release --bins -q
+  BIN=${CARGO_TARGET_DIR:-$PWD/target}/release
+  [ -x "$BIN/berthd" ] || { echo "no $BIN/berthd after the build" >&2; exit 1; }
+}
+
 BERTHD_PID= BERTHD_START= STARTED_BERTHD= CONTAINERD_PID= DOCKERD_PID= MADE_KBRIDGE=
 BBRIDGE= KBRIDGE=
 

@@ -50,13 +50,11 @@ for p in /usr/sbin/docker-proxy /usr/bin/docker-proxy /usr/libexec/docker/docker
   [ -x "$p" ] && { DOCKER_PROXY=$p; break; }
 done
 [ -n "$DOCKER_PROXY" ] || { echo "net.sh: docker-proxy not found (package docker.io)" >&2; exit 1; }
-[ -n "${SKIP_BUILD:-}" ] || cargo build --release --bins -q
-BIN=${CARGO_TARGET_DIR:-$PWD/target}/release
-[ -x "$BIN/berthd" ] || { echo "no $BIN/berthd after the build" >&2; exit 1; }
+. bench/lib.sh
+bench_release_binaries
 BUSYBOX=/bin/busybox
 [ -x "$BUSYBOX" ] || BUSYBOX=$(command -v busybox)
 
-. bench/lib.sh
 # The bench's berthd would replace another berthd's NAT table at its start (see above).
 bench_check_nft net.sh
 

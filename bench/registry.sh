@@ -31,14 +31,12 @@ cd "$(dirname "$0")/.."
 N=${1:-10}
 
 bash scripts/deps.sh
-[ -n "${SKIP_BUILD:-}" ] || cargo build --release --bins -q   # SKIP_BUILD=1: use the binaries as built
-BIN=${CARGO_TARGET_DIR:-$PWD/target}/release
-[ -x "$BIN/berthd" ] || { echo "no $BIN/berthd after the build" >&2; exit 1; }
+. bench/lib.sh
+bench_release_binaries
 command -v docker-registry >/dev/null 2>&1 || { echo "registry.sh: docker-registry missing (package docker-registry)" >&2; exit 1; }
 BUSYBOX=/bin/busybox
 [ -x "$BUSYBOX" ] || BUSYBOX=$(command -v busybox)
 
-. bench/lib.sh
 bench_check_nft registry.sh
 bench_init breg
 BBRIDGE=   # berthd runs with --bridge none

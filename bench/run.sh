@@ -27,10 +27,8 @@ N=${1:-20}
 NCONT=${NCONT:-20}
 
 bash scripts/deps.sh
-[ -n "${SKIP_BUILD:-}" ] || cargo build --release --bins -q   # SKIP_BUILD=1: use the binaries as built
-BIN=${CARGO_TARGET_DIR:-$PWD/target}/release
-[ -x "$BIN/berthd" ] || { echo "no $BIN/berthd after the build" >&2; exit 1; }
 . bench/lib.sh
+bench_release_binaries
 # The bench's berthd would replace another berthd's NAT table at its start (see above).
 bench_check_nft run.sh
 

@@ -287,14 +287,14 @@ pub async fn compose(client: &Client, g: ComposeArgs) -> Result<i32> {
                 environment: project.environment.clone(),
                 reporter: &printer,
             };
-            run_on_stack(client, &g, &stack, &printer).await
+            run_on_stack(client, &g, &stack).await
         }
     }
 }
 
-async fn run_on_stack(client: &Client, g: &ComposeArgs, stack: &Stack<'_>, printer: &Printer) -> Result<i32> {
+async fn run_on_stack(client: &Client, g: &ComposeArgs, stack: &Stack<'_>) -> Result<i32> {
     match &g.cmd {
-        ComposeCmd::Up(a) => up(client, stack, a, printer).await,
+        ComposeCmd::Up(a) => up(client, stack, a).await,
         ComposeCmd::Create(a) => {
             let up_args = UpArgs {
                 build: a.build,
@@ -307,7 +307,7 @@ async fn run_on_stack(client: &Client, g: &ComposeArgs, stack: &Stack<'_>, print
                 services: a.services.clone(),
                 ..Default::default()
             };
-            up(client, stack, &up_args, printer).await
+            up(client, stack, &up_args).await
         }
         ComposeCmd::Down(a) => {
             let o = DownOptions {
@@ -326,15 +326,8 @@ async fn run_on_stack(client: &Client, g: &ComposeArgs, stack: &Stack<'_>, print
                 .into_iter()
                 .filter(|c| a.index.is_none_or(|i| c.number == i))
                 .collect();
-            let opts = LogsOptions {
-                follow: a.follow,
-                stdout: true,
-                stderr: true,
-                timestamps: a.timestamps,
-                tail: Some(a.tail.clone()),
-                since: a.since.as_deref().map(units::timestamp_arg),
-                until: a.until.as_deref().map(units::timestamp_arg),
-            };
+            let opts =
+                crate::container::logs_options(a.follow, a.timestamps, &a.tail, a.since.as_deref(), a.until.as_deref());
             let style = LogStyle::new(stack.name(), &containers, a.no_color, a.no_log_prefix);
             follow_logs(client, &containers, &opts, &style).await;
             Ok(0)
@@ -404,7 +397,7 @@ async fn run_on_stack(client: &Client, g: &ComposeArgs, stack: &Stack<'_>, print
             };
             crate::container::exec(client, args).await
         }
-        ComposeCmd::Run(a) => run(client, stack, a, printer).await,
+        ComposeCmd::Run(a) => run(client, stack, a).await,
         ComposeCmd::Start(a) => {
             stack.start(&a.services).await.map_err(fail)?;
             Ok(0)
@@ -766,7 +759,7 @@ async fn prepare_images(
     Ok(())
 }
 
-async fn up(client: &Client, stack: &Stack<'_>, a: &UpArgs, printer: &Printer) -> Result<i32> {
+async fn up(client: &Client, stack: &Stack<'_>, a: &UpArgs) -> Result<i32> {
     let mut scale = BTreeMap::new();
     for s in &a.scale {
         let (svc, n) = s
@@ -810,15 +803,7 @@ async fn up(client: &Client, stack: &Stack<'_>, a: &UpArgs, printer: &Printer) -
     let style = LogStyle::new(stack.name(), &containers, a.no_color, a.no_log_prefix);
     let names: Vec<&str> = containers.iter().map(|c| style.name(c)).collect();
     outln!("Attaching to {}", names.join(", "));
-    let opts = LogsOptions {
-        follow: true,
-        stdout: true,
-        stderr: true,
-        timestamps: false,
-        tail: Some("all".into()),
-        since: None,
-        until: None,
-    };
+    let opts = crate::container::logs_options(true, false, "all", None, None);
     let abort = a.abort_on_container_exit || a.exit_code_from.is_some();
     let followers = containers.iter().map(|c| {
         let style = &style;
@@ -859,7 +844,6 @@ async fn up(client: &Client, stack: &Stack<'_>, a: &UpArgs, printer: &Printer) -
             }
             _ = tokio::signal::ctrl_c() => {
                 eprintln!("Gracefully stopping... (press Ctrl+C again to force)");
-                let _ = printer;
                 // A second Ctrl-C kills instead of waiting for the stop timeout.
                 tokio::select! {
                     r = stack.stop(&[], a.timeout) => { r.map_err(fail)?; }
@@ -875,7 +859,7 @@ async fn up(client: &Client, stack: &Stack<'_>, a: &UpArgs, printer: &Printer) -
 }
 
 /// `run`: a one-off container of a service, with its dependencies up first.
-async fn run(client: &Client, stack: &Stack<'_>, a: &ComposeRunArgs, printer: &Printer) -> Result<i32> {
+async fn run(client: &Client, stack: &Stack<'_>, a: &ComposeRunArgs) -> Result<i32> {
     let Some(svc) = stack.model.services.get(&a.service).cloned() else {
         return Err(fail(format!("no such service: {}", a.service)).into());
     };
@@ -981,7 +965,6 @@ async fn run(client: &Client, stack: &Stack<'_>, a: &ComposeRunArgs, printer: &P
         .create_container(&a.service, &svc, 1, &hash, &BTreeMap::new(), true, Some(name.clone()))
         .await
         .map_err(fail)?;
-    let _ = printer;
     if a.detach {
         stack.start_container(&name, &id).await.map_err(fail)?;
         outln!("{name}");

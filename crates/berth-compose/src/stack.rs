@@ -35,6 +35,10 @@ pub enum StackError {
     /// Something the project needs is not there (an external network, a service).
     #[error("{0}")]
     Missing(String),
+    /// A service or resource that cannot be expressed to the Engine API, or an answer that could
+    /// not be read.
+    #[error("{0}")]
+    Invalid(String),
     /// `depends_on` goes round in a circle.
     #[error("dependency cycle detected: {0}")]
     Cycle(String),
@@ -359,7 +363,7 @@ impl<'a> Stack<'a> {
             o.insert("EnableIPv6".into(), json!(v6));
         }
         let req = serde_json::from_value(req).map_err(|e| {
-            StackError::Missing(format!(
+            StackError::Invalid(format!(
                 "network {key}: the definition does not fit the Engine API: {e}"
             ))
         })?;
@@ -396,7 +400,7 @@ impl<'a> Stack<'a> {
             "Labels": labels_map,
         });
         let req = serde_json::from_value(req).map_err(|e| {
-            StackError::Missing(format!("volume {key}: the definition does not fit the Engine API: {e}"))
+            StackError::Invalid(format!("volume {key}: the definition does not fit the Engine API: {e}"))
         })?;
         self.client
             .volume_create(&req)
@@ -414,7 +418,7 @@ impl<'a> Stack<'a> {
             .await
             .map_err(StackError::engine(format!("inspecting image {image}")))?;
         let v: Value = serde_json::from_slice(&raw)
-            .map_err(|e| StackError::Missing(format!("image {image}: unreadable inspect answer: {e}")))?;
+            .map_err(|e| StackError::Invalid(format!("image {image}: unreadable inspect answer: {e}")))?;
         Ok(v["Id"].as_str().unwrap_or_default().to_string())
     }
 
@@ -485,6 +489,15 @@ impl<'a> Stack<'a> {
         Ok(())
     }
 
+    /// Compose's warning about containers of services the model no longer has.
+    fn warn_orphans<'c>(&self, orphans: impl Iterator<Item = &'c Container>) {
+        let names: Vec<&str> = orphans.map(|c| c.name.as_str()).collect();
+        self.reporter.warn(&format!(
+            "Found orphan containers ([{}]) for this project. If you removed or renamed this service in your compose file, you can run this command with the --remove-orphans flag to clean it up.",
+            names.join(" ")
+        ));
+    }
+
     async fn handle_orphans(&self, existing: &[Container], remove: bool, timeout: Option<i64>) -> Result<()> {
         let orphans: Vec<&Container> = existing
             .iter()
@@ -494,11 +507,7 @@ impl<'a> Stack<'a> {
             return Ok(());
         }
         if !remove {
-            let names: Vec<&str> = orphans.iter().map(|c| c.name.as_str()).collect();
-            self.reporter.warn(&format!(
-                "Found orphan containers ([{}]) for this project. If you removed or renamed this service in your compose file, you can run this command with the --remove-orphans flag to clean it up.",
-                names.join(" ")
-            ));
+            self.warn_orphans(orphans.iter().copied());
             return Ok(());
         }
         join_all(orphans.into_iter().map(|c| self.remove_container(c, timeout, false)))
@@ -740,7 +749,7 @@ impl<'a> Stack<'a> {
         let (body, later) = convert::create_body(self.model, service_name, svc, &ctx)?;
         report(self.reporter, Kind::Container, &cname, "Creating", false);
         let body: berth_api::ContainerCreateBody = serde_json::from_value(body).map_err(|e| {
-            StackError::Missing(format!(
+            StackError::Invalid(format!(
                 "service {service_name}: the container does not fit the Engine API: {e}"
             ))
         })?;
@@ -753,7 +762,7 @@ impl<'a> Stack<'a> {
         for (net, endpoint) in later {
             let req = json!({"Container": id, "EndpointConfig": endpoint});
             let req = serde_json::from_value(req)
-                .map_err(|e| StackError::Missing(format!("service {service_name}: network {net}: {e}")))?;
+                .map_err(|e| StackError::Invalid(format!("service {service_name}: network {net}: {e}")))?;
             self.client
                 .network_connect(&net, &req)
                 .await
@@ -781,7 +790,7 @@ impl<'a> Stack<'a> {
             let tar = b
                 .append_data(&mut h, &file, content.as_slice())
                 .and_then(|_| b.into_inner())
-                .map_err(|e| StackError::Missing(format!("packing {path}: {e}")))?;
+                .map_err(|e| StackError::Invalid(format!("packing {path}: {e}")))?;
             // The directory may not exist in the image: make it with an archive of its own.
             let mut d = tar::Builder::new(Vec::new());
             let mut dh = tar::Header::new_gnu();
@@ -794,7 +803,7 @@ impl<'a> Stack<'a> {
                 let dtar = d
                     .append_data(&mut dh, format!("{dir_rel}/"), std::io::empty())
                     .and_then(|_| d.into_inner())
-                    .map_err(|e| StackError::Missing(format!("packing {dir}: {e}")))?;
+                    .map_err(|e| StackError::Invalid(format!("packing {dir}: {e}")))?;
                 self.client
                     .copy_to_container(id, "/", berth_client::body::full(dtar), false, false)
                     .await
@@ -887,11 +896,7 @@ impl<'a> Stack<'a> {
         let by_name = self.model.services.is_empty();
         let remove_orphans = o.remove_orphans || by_name;
         if !orphans.is_empty() && !remove_orphans {
-            let names: Vec<&str> = orphans.iter().map(|c| c.name.as_str()).collect();
-            self.reporter.warn(&format!(
-                "Found orphan containers ([{}]) for this project. If you removed or renamed this service in your compose file, you can run this command with the --remove-orphans flag to clean it up.",
-                names.join(" ")
-            ));
+            self.warn_orphans(orphans.iter());
         }
         let order = topo_order(self.model, &self.model.services.keys().cloned().collect())?;
         let levels = self.levels(&order);

@@ -139,7 +139,7 @@ fn check_platform(p: &str) -> Result<()> {
         return Ok(());
     }
     Err(bad(format!(
-        "berth builds for this host's platform only (linux/{arch}): {p} was asked"
+        "berth builds for this host's platform only (linux/{arch}): {p} was asked; build on a {p} machine, or leave the platform out"
     )))
 }
 

@@ -435,15 +435,7 @@ pub async fn logs(client: &Client, a: LogsArgs) -> Result<i32> {
         .await
         .map_err(|e| StatusError::new(1, e.to_string()))?;
     let tty = info.pointer("/Config/Tty").and_then(Value::as_bool).unwrap_or(false);
-    let opts = LogsOptions {
-        follow: a.follow,
-        stdout: true,
-        stderr: true,
-        timestamps: a.timestamps,
-        tail: Some(a.tail.clone()),
-        since: a.since.as_deref().map(units::timestamp_arg),
-        until: a.until.as_deref().map(units::timestamp_arg),
-    };
+    let opts = logs_options(a.follow, a.timestamps, &a.tail, a.since.as_deref(), a.until.as_deref());
     let body = client
         .container_logs(&a.container, &opts)
         .await
@@ -452,6 +444,25 @@ pub async fn logs(client: &Client, a: LogsArgs) -> Result<i32> {
         .await
         .map_err(|e| StatusError::new(1, e.to_string()))?;
     Ok(0)
+}
+
+/// The logs request `logs` flags make (both streams; `--since`/`--until` as Docker reads them).
+pub(crate) fn logs_options(
+    follow: bool,
+    timestamps: bool,
+    tail: &str,
+    since: Option<&str>,
+    until: Option<&str>,
+) -> LogsOptions {
+    LogsOptions {
+        follow,
+        stdout: true,
+        stderr: true,
+        timestamps,
+        tail: Some(tail.to_string()),
+        since: since.map(units::timestamp_arg),
+        until: until.map(units::timestamp_arg),
+    }
 }
 
 /// `docker attach`.
