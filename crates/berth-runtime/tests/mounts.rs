@@ -190,12 +190,12 @@ fn busybox_rootfs(dir: &Path) -> PathBuf {
     rootfs
 }
 
+/// A name no other test in this process (nor another process) uses: the pid, then a counter (a clock
+/// reading alone repeats when two threads ask in the same tick).
 fn unique() -> String {
-    let t = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_nanos())
-        .unwrap_or(0);
-    format!("{}-{t}", std::process::id())
+    static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+    let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    format!("{}-{n}", std::process::id())
 }
 
 fn bind(source: &Path, destination: &str, readonly: bool, options: &[&str]) -> BindMount {

@@ -11,21 +11,17 @@ fn sha256_hex(b: &[u8]) -> String {
 
 /// A tar of a busybox root filesystem, as `docker export` would produce.
 pub fn busybox_rootfs_tar() -> Result<Vec<u8>> {
-    let dir = std::env::temp_dir().join(format!("berth-testkit-rootfs-{}-{}", std::process::id(), unique()));
-    crate::busybox_rootfs(&dir)?;
+    // A directory of its own (made with O_EXCL semantics): tests build fixtures on many threads at once,
+    // and a clock-derived name collided when two asked in the same tick.
+    let dir = tempfile::Builder::new()
+        .prefix("berth-testkit-rootfs-")
+        .tempdir()
+        .context("making a directory for the busybox rootfs")?;
+    crate::busybox_rootfs(dir.path())?;
     let mut b = tar::Builder::new(Vec::new());
     b.follow_symlinks(false);
-    b.append_dir_all(".", &dir).context("archiving busybox rootfs")?;
-    let out = b.into_inner().context("finishing rootfs tar")?;
-    std::fs::remove_dir_all(&dir).ok();
-    Ok(out)
-}
-
-fn unique() -> u128 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_nanos())
-        .unwrap_or(0)
+    b.append_dir_all(".", dir.path()).context("archiving busybox rootfs")?;
+    b.into_inner().context("finishing rootfs tar")
 }
 
 /// A `docker save` (legacy layout) archive holding one image `tag` (e.g. `bb:latest`) with the busybox
