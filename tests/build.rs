@@ -970,3 +970,121 @@ fn copy_through_a_symlink_stays_in_the_context() {
     assert_eq!(r.code, 0, "{r:?}");
     assert_eq!(ok(&d, &["run", "--rm", "leaky", "cat", "/leak"]), "the context's\n");
 }
+
+/// A registry of berth's own in the daemon's network namespace, on `port`; killed on drop.
+struct Registry(std::process::Child);
+
+impl Registry {
+    fn start(d: &Daemon, port: u16) -> Registry {
+        let root = d.data_root().parent().unwrap().join(format!("registry-{port}"));
+        let child = d
+            .netns_cmd(common::bin("berth-registry").to_str().unwrap())
+            .args(["serve", "--addr", &format!("127.0.0.1:{port}"), "--root"])
+            .arg(&root)
+            .stdin(std::process::Stdio::null())
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .expect("starting berth-registry");
+        let up = common::eventually(std::time::Duration::from_secs(20), || {
+            d.in_netns(|| std::net::TcpStream::connect(("127.0.0.1", port)).is_ok())
+        });
+        assert!(up, "berth-registry did not listen");
+        Registry(child)
+    }
+}
+
+impl Drop for Registry {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// `--cache-from`: a machine without the build's cache (here: the cache pruned, the image removed)
+/// takes the steps from an image a registry has, as long as they are the same steps on the same
+/// files and build args; from the first that differs on, the steps run again.
+#[test]
+fn cache_from_an_image_of_a_registry() {
+    let d = Daemon::start();
+    d.load_busybox("bb");
+    let _registry = Registry::start(&d, 5004);
+    let dockerfile = "FROM bb\nARG V=1\nENV A=one\nWORKDIR /app\nCOPY f.txt .\n\
+                      RUN cat /proc/sys/kernel/random/uuid > id && echo $V-$A > v\nCMD [\"cat\", \"/app/id\"]\n";
+    let ctx = context(&[("Dockerfile", dockerfile), ("f.txt", "first\n")]);
+    let dir = ctx.path().to_str().unwrap();
+    let cached = "127.0.0.1:5004/cache/app:1";
+    ok(&d, &["build", "-q", "-t", cached, dir]);
+    let made = ok(&d, &["run", "--rm", cached]);
+    let history = |image: &str| ok(&d, &["history", "--no-trunc", "--format", "{{.CreatedBy}}", image]);
+    let before = history(cached);
+    // The history names what each step depends on: the RUN's build args, the COPY's content.
+    assert!(
+        before.contains("|1 V=1 /bin/sh -c cat /proc/sys/kernel/random/uuid"),
+        "{before}"
+    );
+    assert!(before.contains("/bin/sh -c #(nop) COPY file:"), "{before}");
+    assert!(before.contains("/bin/sh -c #(nop)  ENV A=one"), "{before}");
+    ok(&d, &["push", "-q", cached]);
+    ok(&d, &["rmi", cached]);
+    ok(&d, &["builder", "prune", "-f"]);
+
+    // The docker CLI's classic builder: the cache image is pulled, every step comes from it.
+    let r = docker_build(&d, ctx.path(), &["-t", "again:1", "--cache-from", cached]);
+    assert_eq!(r.code, 0, "{r:?}");
+    assert_eq!(r.stdout.matches("Using cache").count(), 6, "{r:?}");
+    assert!(!r.stdout.contains("Running in"), "{r:?}");
+    assert_eq!(
+        ok(&d, &["run", "--rm", "again:1"]),
+        made,
+        "the RUN's layer is the cache image's"
+    );
+    assert_eq!(history("again:1"), before);
+    assert_eq!(
+        inspect(&d, "again:1")["RootFS"]["Layers"],
+        inspect(&d, cached)["RootFS"]["Layers"]
+    );
+
+    // Another file: the steps before the COPY from the cache, the COPY and the RUN again.
+    std::fs::write(ctx.path().join("f.txt"), "second\n").unwrap();
+    let r = d.berth(&["build", "-t", "changed:1", "--cache-from", cached, dir]);
+    assert_eq!(r.code, 0, "{r:?}");
+    assert_eq!(r.stdout.matches("Using cache").count(), 3, "{r:?}");
+    assert!(r.stdout.contains("Running in"), "{r:?}");
+    assert_ne!(ok(&d, &["run", "--rm", "changed:1"]), made);
+
+    // Another build arg: the RUN that sees it runs again.
+    std::fs::write(ctx.path().join("f.txt"), "first\n").unwrap();
+    ok(&d, &["builder", "prune", "-f"]);
+    let r = d.berth(&[
+        "build",
+        "-t",
+        "arg:1",
+        "--build-arg",
+        "V=2",
+        "--cache-from",
+        cached,
+        dir,
+    ]);
+    assert_eq!(r.code, 0, "{r:?}");
+    assert_eq!(r.stdout.matches("Using cache").count(), 4, "{r:?}");
+    assert_eq!(ok(&d, &["run", "--rm", "arg:1", "cat", "/app/v"]), "2-one\n");
+
+    // A cache image that cannot be had is said, and the build goes on without it.
+    let r = d.berth(&[
+        "build",
+        "--no-cache",
+        "--cache-from",
+        "127.0.0.1:5004/cache/none:1",
+        "--cache-from",
+        "type=local,src=/tmp",
+        dir,
+    ]);
+    assert_eq!(r.code, 0, "{r:?}");
+    assert!(
+        r.stdout
+            .contains("WARNING: cache image 127.0.0.1:5004/cache/none:1 cannot be used"),
+        "{r:?}"
+    );
+    assert!(r.stdout.contains("type=local is a BuildKit cache store"), "{r:?}");
+}

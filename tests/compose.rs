@@ -827,6 +827,19 @@ fn build_push_and_pull_through_a_registry() {
     assert_eq!(r.stdout, "pushed\n");
     compose_ok(&d, dir, "reg", &["down"]);
     assert_gone(&d, "reg");
+    // build.cache_from: without the image and the build cache, the steps come from the registry's
+    // image (pulled for it).
+    std::fs::write(
+        dir.join("cached.yaml"),
+        "services:\n  app:\n    image: shop-app-cached\n    build:\n      context: ./app\n      cache_from: [\"127.0.0.1:5002/shop/app:1\"]\n",
+    )
+    .unwrap();
+    assert_eq!(d.berth(&["rmi", "127.0.0.1:5002/shop/app:1"]).code, 0);
+    assert_eq!(d.berth(&["builder", "prune", "-f"]).code, 0);
+    let r = compose_ok(&d, dir, "reg2", &["-f", "cached.yaml", "build"]);
+    assert_eq!(r.stderr.matches("Using cache").count(), 2, "{r:?}");
+    assert!(!r.stderr.contains("Running in"), "{r:?}");
+    assert!(!r.stderr.contains("not supported"), "{r:?}");
     let _ = server.kill();
     let _ = server.wait();
 }

@@ -26,6 +26,14 @@ fn json_map(p: &Params, key: &str) -> ApiResult<BTreeMap<String, String>> {
     }
 }
 
+/// `cachefrom`: a JSON array of image references.
+fn json_list(p: &Params, key: &str) -> ApiResult<Vec<String>> {
+    match p.get(key) {
+        None | Some("") => Ok(Vec::new()),
+        Some(raw) => serde_json::from_str(raw).map_err(|e| ApiError::bad_request(format!("invalid {key}: {e}"))),
+    }
+}
+
 async fn build(State(e): State<AppState>, RawQuery(q): RawQuery, req: Request) -> ApiResult<Response> {
     let p = Params::from_query(q.as_deref());
     if p.get("remote").is_some_and(|r| !r.is_empty()) {
@@ -47,6 +55,7 @@ async fn build(State(e): State<AppState>, RawQuery(q): RawQuery, req: Request) -
         no_cache: p.flag("nocache"),
         pull: p.flag("pull"),
         platform: p.get("platform").filter(|v| !v.is_empty()).map(String::from),
+        cache_from: json_list(&p, "cachefrom")?,
     };
     let reader = body_reader(req);
     let (progress, rx) = Progress::channel();

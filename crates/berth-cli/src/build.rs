@@ -82,6 +82,9 @@ pub async fn build_to(client: &Client, a: BuildArgs, target: crate::progress::Ta
     if a.pull {
         query.push(("pull", "1".into()));
     }
+    if !a.cache_from.is_empty() {
+        query.push(("cachefrom", serde_json::json!(a.cache_from).to_string()));
+    }
     if a.quiet {
         query.push(("q", "1".into()));
     }

@@ -646,14 +646,7 @@ async fn build_service(
     let svc = &stack.model.services[name];
     let Some(b) = &svc.build else { return Ok(()) };
     // What berth's builder does not do yet is said, not dropped silently.
-    for key in [
-        "cache_from",
-        "cache_to",
-        "secrets",
-        "ssh",
-        "additional_contexts",
-        "platforms",
-    ] {
+    for key in ["cache_to", "secrets", "ssh", "additional_contexts", "platforms"] {
         let v = &svc.raw["build"][key];
         if !v.is_null() && v.as_array().is_none_or(|a| !a.is_empty()) && v.as_object().is_none_or(|o| !o.is_empty()) {
             eprintln!("WARN[0000] service \"{name}\": build.{key} is not supported by berth's builder yet; building without it");
@@ -710,6 +703,7 @@ async fn build_service(
         network: b.network.clone().unwrap_or_else(|| "default".into()),
         no_cache: no_cache || b.no_cache,
         pull: pull || b.pull,
+        cache_from: b.cache_from.clone(),
         quiet,
         iidfile: None,
         platform: b.platform.clone().or_else(|| svc.platform.clone()),

@@ -46,6 +46,9 @@ use std::io::Read;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
+mod history;
+use history::CacheSource;
+
 /// What `POST /build` asks for.
 #[derive(Debug, Clone, Default)]
 pub struct BuildOptions {
@@ -69,6 +72,8 @@ pub struct BuildOptions {
     pub pull: bool,
     /// `platform`: the platform to build for; berth builds for this host's only.
     pub platform: Option<String>,
+    /// `cachefrom`: images whose build history may stand in for steps (pulled when missing).
+    pub cache_from: Vec<String>,
 }
 
 /// The builder.
@@ -315,6 +320,63 @@ impl BuildService {
         }
     }
 
+    /// The images `--cache-from` names, pulled when they are not here; one that cannot be had is
+    /// said in the build's output and left out (the build goes on without it).
+    async fn cache_sources(&self, names: &[String], say: &(dyn Fn(String) + Sync), out: &Progress) -> Vec<CacheSource> {
+        let mut sources = Vec::new();
+        for entry in names.iter().filter(|n| !n.is_empty()) {
+            let name = match history::cache_ref(entry) {
+                Ok(name) => name,
+                Err(why) => {
+                    say(format!(
+                        "WARNING: cache source {entry} cannot be used, building without it: {why}\n"
+                    ));
+                    continue;
+                }
+            };
+            match self.base_image(&name, false, out).await {
+                Ok(rec) => sources.push(CacheSource::new(rec.id.to_string(), &rec.config)),
+                Err(e) => say(format!(
+                    "WARNING: cache image {name} cannot be used, building without it: {e}\n"
+                )),
+            }
+        }
+        sources
+    }
+
+    /// A step's image taken from a `--cache-from` image whose history goes on from the stage's
+    /// image with `created_by`; after a hit only that image is looked at (as Docker does, so a
+    /// build does not jump between histories).
+    async fn reuse_from_cache_sources(
+        &self,
+        s: &Stage,
+        created_by: &str,
+        sources: &std::sync::Mutex<Vec<CacheSource>>,
+    ) -> Result<Option<String>> {
+        let (source, hit) = {
+            let candidates = crate::lock(sources);
+            let parent = &s.config;
+            match candidates
+                .iter()
+                .find_map(|c| history::find_step(parent, c, created_by).map(|hit| (c.clone(), hit)))
+            {
+                Some(found) => found,
+                None => return Ok(None),
+            }
+        };
+        let config = history::restored_config(&s.config, &s.config, &source, &hit);
+        let bytes = serde_json::to_vec(&config).map_err(|e| EngineError::Internal(e.to_string()))?;
+        let from: berth_types::Digest = source
+            .id
+            .parse()
+            .map_err(|e: berth_types::DigestError| EngineError::Internal(e.to_string()))?;
+        let store = self.images.store().clone();
+        let layers = hit.layers;
+        let rec = blocking(move || Ok(store.derive_prefix(&from, Some(layers), &bytes)?)).await?;
+        *crate::lock(sources) = vec![source];
+        Ok(Some(rec.id.to_string()))
+    }
+
     /// Records what a step made, and marks it a step image (hidden by `images` unless tagged).
     async fn remember(&self, key: String, id: &str) {
         if let Ok(d) = id.parse::<berth_types::Digest>() {
@@ -506,10 +568,12 @@ impl BuildService {
                 out.stream(&text);
             }
         };
+        let sources = self.cache_sources(&opts.cache_from, &say, out).await;
         let ctx = BuildContext {
             root: ctx_dir.clone(),
             ignore,
             scratch: dir.clone(),
+            sources: Arc::new(std::sync::Mutex::new(sources)),
         };
         let epoch = opts
             .build_args
@@ -606,7 +670,9 @@ impl BuildService {
                 labels[k] = json!(v);
             }
             let text: Vec<String> = opts.labels.iter().map(|(k, v)| format!("{k}={v:?}")).collect();
-            s.image = self.derive(&mut s, &format!("LABEL {}", text.join(" "))).await?;
+            s.image = self
+                .derive(&mut s, &format!("/bin/sh -c #(nop)  LABEL {}", text.join(" ")))
+                .await?;
         }
         let id = s.image.clone();
         // The result is an image of its own, shown by `images` even untagged.
@@ -755,11 +821,53 @@ impl BuildService {
             say(" ---> Using cache\n".into());
             self.advance(s, id).await?;
         } else {
-            let id = match (command, &from, &spec) {
-                (Command::Run, _, _) => self.run_step(s, step, opts, ctx, say).await?,
-                (_, Some(source), Some(spec)) => self.copy_from_step(s, step, spec, source, ctx).await?,
-                (_, None, Some(spec)) => self.copy_step(s, step, spec, ctx).await?,
-                _ => self.derive(s, step.original.trim()).await?,
+            // A COPY --from's files are taken out of their image first: the step's history names
+            // their content.
+            let from_ctx = match (&from, &spec) {
+                (Some(source), Some(spec)) => Some(self.extract_from(spec, source, ctx).await?),
+                _ => None,
+            };
+            let _remove_from = from_ctx.as_ref().map(|c| TempDir(c.root.clone()));
+            let src_ctx = from_ctx.as_ref().unwrap_or(ctx);
+            let created_by = match &spec {
+                _ if command == Command::Run => history::run_created_by(&run_command(s, step), &s.args, &s.env()),
+                Some(spec) => {
+                    let content = if from.is_some() {
+                        self.context_digest(s, spec, src_ctx).await?
+                    } else {
+                        extra.clone()
+                    };
+                    spec.created_by(&content, src_ctx)
+                }
+                None => {
+                    let keys = match command {
+                        Command::Label => {
+                            let mut k = Vec::new();
+                            for kv in step.key_values() {
+                                k.push(s.expand(&kv.key)?);
+                            }
+                            k
+                        }
+                        _ => step.key_values().iter().map(|kv| kv.key.clone()).collect(),
+                    };
+                    history::metadata_created_by(command, &step.original, &keys, &s.config)
+                }
+            };
+            let reused = if opts.no_cache || (command == Command::Run && has_bind_mount(step)) {
+                // A RUN's bind mounts of the context are not in its history: a cache image cannot
+                // say it saw the same files.
+                None
+            } else {
+                self.reuse_from_cache_sources(s, &created_by, &src_ctx.sources).await?
+            };
+            let id = match (reused, command, &spec) {
+                (Some(id), _, _) => {
+                    say(" ---> Using cache\n".into());
+                    id
+                }
+                (None, Command::Run, _) => self.run_step(s, step, opts, ctx, &created_by, say).await?,
+                (None, _, Some(spec)) => self.copy_step(s, step, spec, src_ctx, &created_by).await?,
+                (None, _, None) => self.derive(s, &created_by).await?,
             };
             self.remember(key, &id).await;
             self.advance(s, id).await?;
@@ -808,6 +916,7 @@ impl BuildService {
             root,
             ignore: None,
             scratch: ctx.scratch.clone(),
+            sources: ctx.sources.clone(),
         };
         Ok((heredoc_ctx, rewritten))
     }
@@ -858,8 +967,8 @@ impl BuildService {
         Ok(())
     }
 
-    /// A new image with the stage's config on its current layers.
-    async fn derive(&self, s: &mut Stage, instruction: &str) -> Result<String> {
+    /// A new image with the stage's config on its current layers, its history entry `created_by`.
+    async fn derive(&self, s: &mut Stage, created_by: &str) -> Result<String> {
         let mut config = s.config.clone();
         let now = s
             .epoch
@@ -872,7 +981,7 @@ impl BuildService {
         if let Some(h) = config["history"].as_array_mut() {
             h.push(json!({
                 "created": now,
-                "created_by": format!("/bin/sh -c #(nop)  {instruction}"),
+                "created_by": created_by,
                 "empty_layer": true,
             }));
         }
@@ -938,18 +1047,11 @@ impl BuildService {
         step: &Instruction,
         opts: &BuildOptions,
         ctx: &BuildContext,
+        created_by: &str,
         say: &(dyn Fn(String) + Sync),
     ) -> Result<String> {
         let mounts = run_mounts(step, s, ctx, &self.cache_mounts())?;
-        let words = step.words().to_vec();
-        let cmd = if step.json {
-            words
-        } else {
-            let line = words.join(" ");
-            let mut c = s.shell();
-            c.push(heredoc_script(&line, &step.heredocs));
-            c
-        };
+        let cmd = run_command(s, step);
         // Build args reach RUN's environment, not the image's; the predefined proxy ARGs do
         // without being declared.
         let mut env = s.env();
@@ -962,7 +1064,7 @@ impl BuildService {
         let network = flag(step, "network").map(String::from).or_else(|| opts.network.clone());
         let id = self.step_container(s, Some(cmd.clone()), env, network, mounts).await?;
         say(format!(" ---> Running in {}\n", short(&id)));
-        let result = self.run_and_commit(s, &id, &cmd, say).await;
+        let result = self.run_and_commit(s, &id, &cmd, created_by, say).await;
         if let Err(e) = self.containers.remove(&id, true, false).await {
             tracing::warn!("removing build container {}: {e}", short(&id));
         } else {
@@ -976,6 +1078,7 @@ impl BuildService {
         s: &Stage,
         id: &str,
         cmd: &[String],
+        created_by: &str,
         say: &(dyn Fn(String) + Sync),
     ) -> Result<String> {
         let (ticket, _) = self.containers.prepare_attach(id, false, true, true)?;
@@ -990,20 +1093,13 @@ impl BuildService {
                 cmd.join(" ")
             )));
         }
-        self.commit(s, id, cmd.join(" ")).await
+        self.commit(s, id, created_by.to_string()).await
     }
 
-    /// `COPY --from=<stage or image>`: the sources are taken out of that image (each source's
-    /// directory above its first wildcard, through a container that is not started) into a private
-    /// root, then copied as from a context.
-    async fn copy_from_step(
-        &self,
-        s: &Stage,
-        step: &Instruction,
-        spec: &CopySpec,
-        source: &str,
-        ctx: &BuildContext,
-    ) -> Result<String> {
+    /// `COPY --from=<stage or image>`: the sources taken out of that image (each source's directory
+    /// above its first wildcard, through a container that is not started) into a private root, a
+    /// context to copy from as from the build's own (the caller removes its root).
+    async fn extract_from(&self, spec: &CopySpec, source: &str, ctx: &BuildContext) -> Result<BuildContext> {
         let image = self.images.resolve(source).await?;
         let root = ctx.scratch.join(format!("from-{}", berth_types::new_id()));
         std::fs::create_dir_all(&root).map_err(|e| EngineError::io("creating", &root, e))?;
@@ -1011,13 +1107,13 @@ impl BuildService {
             image: image.id.to_string(),
             config: image.config.clone(),
             args: BTreeMap::new(),
-            epoch: s.epoch,
+            epoch: None,
             globals: BTreeMap::new(),
         };
         let container = self
             .step_container(&from, None, Vec::new(), Some("none".into()), Vec::new())
             .await?;
-        let result = async {
+        let result: Result<()> = async {
             for w in &spec.local {
                 let clean = berth_dockerfile::clean_path(&format!("/{w}"));
                 let fixed: Vec<&str> = clean
@@ -1049,19 +1145,22 @@ impl BuildService {
                 }
                 let _ = std::fs::remove_file(&spool);
             }
-            let from_ctx = BuildContext {
-                root: root.clone(),
-                ignore: None,
-                scratch: ctx.scratch.clone(),
-            };
-            self.copy_step(s, step, spec, &from_ctx).await
+            Ok(())
         }
         .await;
         if let Err(e) = self.containers.remove(&container, true, false).await {
             tracing::warn!("removing build container {}: {e}", short(&container));
         }
-        let _ = std::fs::remove_dir_all(&root);
-        result
+        if let Err(e) = result {
+            let _ = std::fs::remove_dir_all(&root);
+            return Err(e);
+        }
+        Ok(BuildContext {
+            root,
+            ignore: None,
+            scratch: ctx.scratch.clone(),
+            sources: ctx.sources.clone(),
+        })
     }
 
     /// ADD's URLs downloaded into the build's scratch space, as Docker saves them: mode 0600, the
@@ -1103,7 +1202,14 @@ impl BuildService {
     /// A COPY or ADD of context files (or a stage's: see [`Self::copy_from_step`]) and downloads:
     /// planned with Docker's rules, archived at their image paths, extracted into a container of
     /// the stage's image that is then committed.
-    async fn copy_step(&self, s: &Stage, step: &Instruction, spec: &CopySpec, ctx: &BuildContext) -> Result<String> {
+    async fn copy_step(
+        &self,
+        s: &Stage,
+        step: &Instruction,
+        spec: &CopySpec,
+        ctx: &BuildContext,
+        created_by: &str,
+    ) -> Result<String> {
         let container = self
             .step_container(s, None, s.env(), Some("none".into()), Vec::new())
             .await?;
@@ -1213,8 +1319,7 @@ impl BuildService {
                     },
                 )
                 .await?;
-            self.commit(s, &container, format!("/bin/sh -c #(nop) {}", step.original.trim()))
-                .await
+            self.commit(s, &container, created_by.to_string()).await
         }
         .await;
         if let Err(e) = self.containers.remove(&container, true, false).await {
@@ -1358,6 +1463,35 @@ impl CopySpec {
         bad(format!("{} --{flag} (line {}): {msg}", self.what, self.line))
     }
 
+    /// The step's history entry (Docker's `COPY file:<sha256> in /dest `): `content` is the
+    /// digest of what it copies from `ctx`, the rest of the digest is how (owner, mode, flags).
+    fn created_by(&self, content: &str, ctx: &BuildContext) -> String {
+        let kind = match (self.local.as_slice(), self.urls.len()) {
+            ([], 1) => "file",
+            ([one], 0) if !berth_dockerfile::has_wildcards(one) => {
+                let rel = berth_dockerfile::clean_path(&format!("/{one}"));
+                if ctx.root.join(rel.trim_start_matches('/')).is_dir() {
+                    "dir"
+                } else {
+                    "file"
+                }
+            }
+            _ => "multi",
+        };
+        let how = format!(
+            "{:?}",
+            (
+                &self.dest,
+                &self.chown,
+                self.mode,
+                self.link,
+                self.unpack,
+                self.flags.parents
+            )
+        );
+        history::copy_created_by(&self.what, kind, content, &how, &self.dest)
+    }
+
     /// How a planning error reads (the classic builder's `COPY failed: ...`, and the line).
     fn failed(&self) -> impl Fn(berth_build::CopyError) -> EngineError + Send + Sync + 'static {
         let (what, line) = (self.what.clone(), self.line);
@@ -1441,6 +1575,8 @@ struct BuildContext {
     root: PathBuf,
     ignore: Option<DockerIgnore>,
     scratch: PathBuf,
+    /// The `--cache-from` images still in the running (after a hit, only the image it came from).
+    sources: Arc<std::sync::Mutex<Vec<CacheSource>>>,
 }
 
 /// Whether `path` is a tar archive ADD unpacks: plain or gzip (zstd where built in); xz and bzip2
@@ -1913,6 +2049,28 @@ fn run_mounts(step: &Instruction, s: &Stage, ctx: &BuildContext, cache_root: &Pa
 
 /// The shell script of a RUN line with here-documents: a line that is only `<<EOF` runs the
 /// document itself; otherwise the line with its documents after it, for the shell to feed them.
+/// The command a RUN runs: its JSON words, or its line (here-documents made a script) through the
+/// stage's shell.
+fn run_command(s: &Stage, step: &Instruction) -> Vec<String> {
+    let words = step.words().to_vec();
+    if step.json {
+        words
+    } else {
+        let line = words.join(" ");
+        let mut c = s.shell();
+        c.push(heredoc_script(&line, &step.heredocs));
+        c
+    }
+}
+
+/// Whether a RUN bind-mounts something (`--mount` without a type binds).
+fn has_bind_mount(step: &Instruction) -> bool {
+    step.flags
+        .iter()
+        .filter_map(|f| f.strip_prefix("--mount="))
+        .any(|spec| mount_fields(spec).get("type").is_none_or(|t| t == "bind"))
+}
+
 fn heredoc_script(line: &str, docs: &[berth_dockerfile::Heredoc]) -> String {
     let Some(first) = docs.first() else {
         return line.to_string();

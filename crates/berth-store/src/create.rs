@@ -55,11 +55,25 @@ impl ImageStore {
     /// A new image on `parent`'s layers with `config` (the whole image config; its `rootfs` must
     /// list the parent's layers): what a build step that changes only metadata makes.
     pub fn derive(&self, parent: &Digest, config: &[u8]) -> Result<ImageRecord> {
+        self.derive_prefix(parent, None, config)
+    }
+
+    /// A new image on the first `layers` layers of `source` (all of them when `None`) with `config`
+    /// (its `rootfs` must list those layers): what a build makes when it takes a step from a
+    /// `--cache-from` image that goes on beyond it.
+    pub fn derive_prefix(&self, source: &Digest, layers: Option<usize>, config: &[u8]) -> Result<ImageRecord> {
         let stored = self
-            .stored(parent)?
-            .ok_or_else(|| StoreError::NotFound(parent.to_string()))?;
-        let verified: HashSet<Digest> = stored.layers.iter().map(|l| l.digest.clone()).collect();
-        self.create_image_trusting(config, &stored.layers, &verified)
+            .stored(source)?
+            .ok_or_else(|| StoreError::NotFound(source.to_string()))?;
+        let n = layers.unwrap_or(stored.layers.len());
+        let Some(prefix) = stored.layers.get(..n) else {
+            return Err(StoreError::InvalidArchive(format!(
+                "image {source} has {} layers, not the {n} asked for",
+                stored.layers.len()
+            )));
+        };
+        let verified: HashSet<Digest> = prefix.iter().map(|l| l.digest.clone()).collect();
+        self.create_image_trusting(config, prefix, &verified)
     }
 
     /// Registers an image from its config bytes (stored verbatim) and layer blobs already in the content

@@ -341,6 +341,9 @@ pub struct BuildArgs {
     /// Always attempt to pull a newer version of the image
     #[arg(long)]
     pub pull: bool,
+    /// Images to consider as cache sources (pulled when missing)
+    #[arg(long = "cache-from")]
+    pub cache_from: Vec<String>,
     /// Suppress the build output and print image ID on success
     #[arg(short, long)]
     pub quiet: bool,
