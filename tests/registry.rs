@@ -394,6 +394,46 @@ fn login_then_push_and_pull_with_credentials() {
     docker_ok(&d, &["rmi", "-f", &id]);
     let out = docker_ok(&d, &["pull", &target]);
     assert!(out.contains("Downloaded newer image"), "{out}");
+
+    // A build FROM the private image pulls it with the credentials the CLI sends
+    // (`X-Registry-Config`): the docker CLI's classic builder, then berth's.
+    let ctx = tempfile::tempdir().unwrap();
+    std::fs::write(
+        ctx.path().join("Dockerfile"),
+        format!("FROM {target}\nRUN echo built > /b\n"),
+    )
+    .unwrap();
+    let ctx = ctx.path().to_str().unwrap().to_string();
+    docker_ok(&d, &["rmi", "-f", &id]);
+    let r: common::Run = d
+        .docker_cmd(&["build", "-t", "frompriv:1", &ctx])
+        .env("DOCKER_BUILDKIT", "0")
+        .output()
+        .unwrap()
+        .into();
+    assert_eq!(r.code, 0, "{r:?}");
+    assert!(r.stdout.contains("Pulling from private/bb"), "{r:?}");
+    docker_ok(&d, &["rmi", "-f", &id, "frompriv:1"]);
+    let docker_config = d.data_root().parent().unwrap().join("docker-config");
+    let r: common::Run = d
+        .berth_cmd(&["build", "-t", "frompriv:2", &ctx])
+        .env("DOCKER_CONFIG", &docker_config)
+        .output()
+        .unwrap()
+        .into();
+    assert_eq!(r.code, 0, "{r:?}");
+    assert_eq!(docker_ok(&d, &["run", "--rm", "frompriv:2", "cat", "/b"]), "built\n");
+    // Without them the pull is refused and the build fails saying so.
+    docker_ok(&d, &["rmi", "-f", &id, "frompriv:2"]);
+    let empty_config = tempfile::tempdir().unwrap();
+    let r: common::Run = d
+        .berth_cmd(&["build", &ctx])
+        .env("DOCKER_CONFIG", empty_config.path())
+        .output()
+        .unwrap()
+        .into();
+    assert_ne!(r.code, 0, "{r:?}");
+    assert!(r.stderr.contains("pull access denied"), "{r:?}");
 }
 
 /// `docker login` with the password on stdin; (exit code, stdout + stderr).

@@ -36,6 +36,16 @@ fn json_list(p: &Params, key: &str) -> ApiResult<Vec<String>> {
 
 async fn build(State(e): State<AppState>, RawQuery(q): RawQuery, req: Request) -> ApiResult<Response> {
     let p = Params::from_query(q.as_deref());
+    // `X-Registry-Config`: the client's credentials for every registry it knows.
+    let registry_auths = match req.headers().get("x-registry-config") {
+        None => BTreeMap::new(),
+        Some(v) => {
+            let text = v
+                .to_str()
+                .map_err(|_| ApiError::bad_request("invalid X-Registry-Config header: not text"))?;
+            berth_credentials::from_registry_config_header(text).map_err(|e| ApiError::bad_request(e.to_string()))?
+        }
+    };
     if p.get("remote").is_some_and(|r| !r.is_empty()) {
         return Err(ApiError::bad_request(
             "building from a remote context (remote=) is not supported by berth yet",
@@ -56,6 +66,7 @@ async fn build(State(e): State<AppState>, RawQuery(q): RawQuery, req: Request) -
         pull: p.flag("pull"),
         platform: p.get("platform").filter(|v| !v.is_empty()).map(String::from),
         cache_from: json_list(&p, "cachefrom")?,
+        registry_auths,
     };
     let reader = body_reader(req);
     let (progress, rx) = Progress::channel();

@@ -116,7 +116,23 @@ pub async fn build_to(client: &Client, a: BuildArgs, target: crate::progress::Ta
         query.push(("dockerfile", dockerfile));
         body::from_reader(tokio::fs::File::from_std(spool))
     };
-    let resp = client.image_build(body, &query).await.map_err(fail)?;
+    // Every registry's credentials, as docker's CLI sends them: FROM may pull from any.
+    let auths: std::collections::BTreeMap<_, _> = match crate::credentials::load_config() {
+        Ok(c) => c
+            .all()
+            .into_iter()
+            .map(|(k, a)| (k, crate::credentials::for_header(a)))
+            .collect(),
+        Err(e) => {
+            eprintln!("WARNING! Error loading credentials: {e:#}");
+            Default::default()
+        }
+    };
+    let registry_config = berth_credentials::registry_config_header(&auths);
+    let resp = client
+        .image_build(body, &query, Some(&registry_config))
+        .await
+        .map_err(fail)?;
     let mut id = String::new();
     let target = if a.quiet {
         crate::progress::Target::Discard

@@ -78,9 +78,26 @@ impl Client {
 
     /// `POST /build`: the context tar in, the builder's JSON stream out. `query` holds the
     /// options as the API names them (`t`, `dockerfile`, `buildargs`, `labels`, `target`, `q`, ...).
-    pub async fn image_build(&self, body: ReqBody, query: &[(&str, String)]) -> Result<BodyReader> {
+    /// `registry_config` is the `X-Registry-Config` header (see
+    /// [`berth_credentials::registry_config_header`]): the credentials for FROM's pulls.
+    pub async fn image_build(
+        &self,
+        body: ReqBody,
+        query: &[(&str, String)],
+        registry_config: Option<&str>,
+    ) -> Result<BodyReader> {
+        let o = crate::SendOpts {
+            content_type: Some("application/x-tar"),
+            registry_config,
+            ..Default::default()
+        };
         let resp = self
-            .request(Method::POST, "/build", &query.to_vec(), body, Some("application/x-tar"))
+            .send(
+                Method::POST,
+                format!("/build{}", crate::build_query(&query.to_vec())),
+                body,
+                &o,
+            )
             .await?;
         Ok(BodyReader::new(resp.into_body()))
     }

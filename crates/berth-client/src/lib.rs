@@ -49,6 +49,8 @@ pub const REGISTRY_AUTH_HEADER: &str = "X-Registry-Auth";
 pub(crate) struct SendOpts<'a> {
     pub(crate) content_type: Option<&'a str>,
     pub(crate) registry_auth: Option<&'a AuthConfig>,
+    /// `X-Registry-Config` (`POST /build`): credentials per registry, encoded.
+    pub(crate) registry_config: Option<&'a str>,
     pub(crate) upgrade: bool,
 }
 
@@ -338,6 +340,9 @@ impl Client {
         if let Some(auth) = o.registry_auth {
             req = req.header(REGISTRY_AUTH_HEADER, auth.to_header());
         }
+        if let Some(config) = o.registry_config {
+            req = req.header("X-Registry-Config", config);
+        }
         if o.upgrade {
             req = req.header("Connection", "Upgrade").header("Upgrade", "tcp");
         }
@@ -402,6 +407,7 @@ impl Client {
         let o = SendOpts {
             content_type,
             registry_auth,
+            registry_config: None,
             upgrade: false,
         };
         self.send(method, format!("{path}{}", build_query(query)), body, &o)

@@ -108,6 +108,51 @@ impl AuthConfig {
     }
 }
 
+/// Encodes credentials per registry as the `X-Registry-Config` header of `POST /build`
+/// (base64url of a JSON object keyed by config.json's registry keys).
+pub fn registry_config_header(auths: &std::collections::BTreeMap<String, AuthConfig>) -> String {
+    let json = serde_json::to_vec(auths).unwrap_or_default();
+    base64::engine::general_purpose::URL_SAFE.encode(json)
+}
+
+/// Decodes an `X-Registry-Config` header (base64url or standard base64 of the JSON object); each
+/// entry's `auth` is split into user name and password.
+pub fn from_registry_config_header(
+    header: &str,
+) -> Result<std::collections::BTreeMap<String, AuthConfig>, CredentialsError> {
+    let s = header.trim().trim_end_matches('=');
+    if s.is_empty() {
+        return Ok(Default::default());
+    }
+    let bytes = [
+        base64::engine::general_purpose::URL_SAFE_NO_PAD,
+        base64::engine::general_purpose::STANDARD_NO_PAD,
+    ]
+    .iter()
+    .find_map(|e| e.decode(s).ok())
+    .ok_or_else(|| CredentialsError::InvalidAuth("invalid X-Registry-Config header: not base64".into()))?;
+    if bytes.trim_ascii() == b"null" {
+        return Ok(Default::default());
+    }
+    let mut map: std::collections::BTreeMap<String, AuthConfig> = serde_json::from_slice(&bytes)
+        .map_err(|e| CredentialsError::InvalidAuth(format!("invalid X-Registry-Config header: {e}")))?;
+    for a in map.values_mut() {
+        a.fill_from_auth()?;
+    }
+    Ok(map)
+}
+
+/// The credentials among `auths` (keyed as config.json keys registries) for `registry` (a
+/// domain such as `docker.io` or `127.0.0.1:5000`); anonymous when none.
+pub fn auth_among(auths: &std::collections::BTreeMap<String, AuthConfig>, registry: &str) -> AuthConfig {
+    let key = crate::config_key(registry);
+    auths
+        .get(&key)
+        .or_else(|| auths.iter().find(|(k, _)| crate::config_key(k) == key).map(|(_, v)| v))
+        .cloned()
+        .unwrap_or_default()
+}
+
 /// Decodes base64 `user:password`.
 pub fn decode_basic(auth: &str) -> Option<(String, String)> {
     let raw = base64::engine::general_purpose::STANDARD
@@ -127,6 +172,33 @@ pub fn encode_basic(user: &str, password: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn registry_config_round_trips_and_finds_a_registry() {
+        let mut m = std::collections::BTreeMap::new();
+        m.insert(
+            "127.0.0.1:5000".to_string(),
+            AuthConfig {
+                auth: encode_basic("u", "p"),
+                ..Default::default()
+            },
+        );
+        m.insert(
+            "https://index.docker.io/v1/".to_string(),
+            AuthConfig {
+                username: "hub".into(),
+                password: "pw".into(),
+                ..Default::default()
+            },
+        );
+        let back = from_registry_config_header(&registry_config_header(&m)).unwrap();
+        let local = auth_among(&back, "127.0.0.1:5000");
+        assert_eq!((local.username.as_str(), local.password.as_str()), ("u", "p"));
+        assert_eq!(auth_among(&back, "docker.io").username, "hub");
+        assert!(auth_among(&back, "other:1").is_anonymous());
+        assert!(from_registry_config_header("").unwrap().is_empty());
+        assert!(from_registry_config_header("!!").is_err());
+    }
 
     #[test]
     fn header_round_trip_and_encodings() {

@@ -192,6 +192,29 @@ impl DockerConfig {
         Ok(Some(a))
     }
 
+    /// Every registry's credentials, keyed as config.json keys them: what `docker build` sends in
+    /// `X-Registry-Config` (the `auths` entries, the `credHelpers` registries and what `credsStore`
+    /// lists). A registry whose helper fails is left out.
+    pub fn all(&self) -> std::collections::BTreeMap<String, AuthConfig> {
+        let mut keys: Vec<String> = Vec::new();
+        for section in ["auths", "credHelpers"] {
+            if let Some(Value::Object(m)) = self.raw.get(section) {
+                keys.extend(m.keys().map(|k| config_key(k)));
+            }
+        }
+        if let Some(Value::String(store)) = self.raw.get("credsStore").filter(|s| s.as_str() != Some("")) {
+            // `list`: a JSON object of server URL → user name.
+            if let Ok(out) = self.run_helper(store, "list", "") {
+                if let Ok(Value::Object(m)) = serde_json::from_slice::<Value>(&out) {
+                    keys.extend(m.keys().map(|k| config_key(k)));
+                }
+            }
+        }
+        keys.sort();
+        keys.dedup();
+        keys.into_iter().filter_map(|k| self.get(&k).map(|a| (k, a))).collect()
+    }
+
     /// Saves credentials (after a successful login) and writes the file. With a helper, the
     /// secret goes to the helper and the file is left as it was.
     pub fn store(&mut self, registry: &str, auth: &AuthConfig) -> Result<(), CredentialsError> {

@@ -7,7 +7,9 @@
 pub mod auth;
 pub mod config;
 
-pub use auth::{decode_basic, encode_basic, AuthConfig};
+pub use auth::{
+    auth_among, decode_basic, encode_basic, from_registry_config_header, registry_config_header, AuthConfig,
+};
 pub use config::{config_key, default_config_path, load, CredentialsError, DockerConfig, DOCKER_HUB_KEY};
 
 /// Docker Hub's canonical registry name.

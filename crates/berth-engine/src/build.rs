@@ -74,6 +74,9 @@ pub struct BuildOptions {
     pub platform: Option<String>,
     /// `cachefrom`: images whose build history may stand in for steps (pulled when missing).
     pub cache_from: Vec<String>,
+    /// `X-Registry-Config`: credentials per registry (keyed as config.json keys them) for the
+    /// pulls of FROM and `cachefrom` images.
+    pub registry_auths: BTreeMap<String, berth_credentials::AuthConfig>,
 }
 
 /// The builder.
@@ -322,9 +325,14 @@ impl BuildService {
 
     /// The images `--cache-from` names, pulled when they are not here; one that cannot be had is
     /// said in the build's output and left out (the build goes on without it).
-    async fn cache_sources(&self, names: &[String], say: &(dyn Fn(String) + Sync), out: &Progress) -> Vec<CacheSource> {
+    async fn cache_sources(
+        &self,
+        opts: &BuildOptions,
+        say: &(dyn Fn(String) + Sync),
+        out: &Progress,
+    ) -> Vec<CacheSource> {
         let mut sources = Vec::new();
-        for entry in names.iter().filter(|n| !n.is_empty()) {
+        for entry in opts.cache_from.iter().filter(|n| !n.is_empty()) {
             let name = match history::cache_ref(entry) {
                 Ok(name) => name,
                 Err(why) => {
@@ -334,7 +342,7 @@ impl BuildService {
                     continue;
                 }
             };
-            match self.base_image(&name, false, out).await {
+            match self.base_image(&name, false, &opts.registry_auths, out).await {
                 Ok(rec) => sources.push(CacheSource::new(rec.id.to_string(), &rec.config)),
                 Err(e) => say(format!(
                     "WARNING: cache image {name} cannot be used, building without it: {e}\n"
@@ -568,7 +576,7 @@ impl BuildService {
                 out.stream(&text);
             }
         };
-        let sources = self.cache_sources(&opts.cache_from, &say, out).await;
+        let sources = self.cache_sources(&opts, &say, out).await;
         let ctx = BuildContext {
             root: ctx_dir.clone(),
             ignore,
@@ -630,7 +638,7 @@ impl BuildService {
                         } else if let Some(stage_image) = built.get(&image.to_ascii_lowercase()) {
                             self.images.resolve(stage_image).await?
                         } else {
-                            self.base_image(&image, opts.pull, out).await?
+                            self.base_image(&image, opts.pull, &opts.registry_auths, out).await?
                         };
                         let id = rec.id.to_string();
                         if image == "scratch" {
@@ -695,7 +703,13 @@ impl BuildService {
 
     /// The image a FROM names: the local one, pulled first when missing (or always with
     /// `--pull`), its progress in the build's stream as dockerd's classic builder shows it.
-    async fn base_image(&self, image: &str, always_pull: bool, out: &Progress) -> Result<berth_store::ImageRecord> {
+    async fn base_image(
+        &self,
+        image: &str,
+        always_pull: bool,
+        auths: &BTreeMap<String, berth_credentials::AuthConfig>,
+        out: &Progress,
+    ) -> Result<berth_store::ImageRecord> {
         if !always_pull {
             use berth_types::HasErrorKind;
             match self.images.resolve(image).await {
@@ -705,9 +719,8 @@ impl BuildService {
         }
         let reference =
             berth_types::Reference::parse(image).map_err(|e| bad(format!("invalid reference format: {e}")))?;
-        self.distribution
-            .pull(&reference, false, None, &berth_distribution::AuthConfig::default(), out)
-            .await?;
+        let auth = berth_credentials::auth_among(auths, reference.domain());
+        self.distribution.pull(&reference, false, None, &auth, out).await?;
         self.images.resolve(image).await
     }
 
