@@ -1088,3 +1088,34 @@ fn cache_from_an_image_of_a_registry() {
     );
     assert!(r.stdout.contains("type=local is a BuildKit cache store"), "{r:?}");
 }
+
+/// A daemon killed in the middle of a RUN leaves the step's container; the next daemon removes it
+/// (and what ran in it), and builds go on.
+#[test]
+fn a_crash_mid_build_leaves_no_build_container() {
+    let mut d = Daemon::start();
+    d.load_busybox("bb");
+    let ctx = context(&[("Dockerfile", "FROM bb\nRUN echo started && sleep 300\n")]);
+    let mut build = d
+        .berth_cmd(&["build", ctx.path().to_str().unwrap()])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let running = common::eventually(std::time::Duration::from_secs(30), || {
+        ok(&d, &["ps", "-q"]).lines().count() == 1
+    });
+    assert!(running, "the RUN's container did not start");
+    d.kill9();
+    let _ = build.wait();
+    d.restart();
+    let gone = common::eventually(std::time::Duration::from_secs(30), || ok(&d, &["ps", "-aq"]).is_empty());
+    assert!(gone, "{}", ok(&d, &["ps", "-a"]));
+    // No shim left (the RUN's process went with its container).
+    let daemon = d.pid().map(|p| p as i32);
+    let shims = || -> Vec<i32> { d.own_processes().into_iter().filter(|p| Some(*p) != daemon).collect() };
+    let no_shims = common::eventually(std::time::Duration::from_secs(10), || shims().is_empty());
+    assert!(no_shims, "{:?}", shims());
+    let ctx = context(&[("Dockerfile", "FROM bb\nRUN echo again\n")]);
+    assert_eq!(d.berth(&["build", "-q", ctx.path().to_str().unwrap()]).code, 0);
+}

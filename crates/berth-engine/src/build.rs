@@ -96,6 +96,9 @@ struct BuildCache {
     dirty: bool,
 }
 
+/// The label that marks a build step's container, so one a crashed daemon left is found again.
+const BUILD_STEP_LABEL: &str = "berth.build.step";
+
 /// The key of a step: what it starts from and everything its result depends on.
 /// The predefined proxy ARGs: they reach RUN without an ARG and, as Docker does, stay out of the
 /// cache key (a proxy is how the network is reached, not what the step makes).
@@ -285,6 +288,26 @@ impl BuildService {
                 entries,
                 dirty: false,
             }),
+        }
+    }
+
+    /// Removes the containers of build steps a crashed daemon left behind (their build cannot go
+    /// on: it was the crashed daemon's request); what is still running in them is killed.
+    pub async fn remove_orphans(&self) {
+        let opts = crate::containers::ListOptions {
+            all: true,
+            limit: 0,
+            filters: [("label".to_string(), vec![format!("{BUILD_STEP_LABEL}=true")])].into(),
+        };
+        let Ok(orphans) = self.containers.list(&opts) else {
+            return;
+        };
+        for c in orphans {
+            let Some(id) = c.id else { continue };
+            match self.containers.remove(&id, true, false).await {
+                Ok(()) => tracing::info!("removed build container {} left by an earlier daemon", short(&id)),
+                Err(e) => tracing::warn!("removing build container {} left by an earlier daemon: {e}", short(&id)),
+            }
         }
     }
 
@@ -1030,6 +1053,7 @@ impl BuildService {
                 user: text("User"),
                 attach_stdout: Some(true),
                 attach_stderr: Some(true),
+                labels: Some([(BUILD_STEP_LABEL.to_string(), "true".to_string())].into()),
                 ..Default::default()
             },
             host_config: Some(HostConfig {

@@ -323,6 +323,10 @@ async fn open_services(
         distribution.clone(),
         data_root.join("builder").join("tmp"),
     ));
+    {
+        let build = build.clone();
+        tokio::spawn(async move { build.remove_orphans().await });
+    }
     Ok(Arc::new(Services {
         containers,
         images,
