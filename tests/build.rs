@@ -1119,3 +1119,43 @@ fn a_crash_mid_build_leaves_no_build_container() {
     let ctx = context(&[("Dockerfile", "FROM bb\nRUN echo again\n")]);
     assert_eq!(d.berth(&["build", "-q", ctx.path().to_str().unwrap()]).code, 0);
 }
+
+/// `--chmod` in chmod's symbolic form: `u=rwX,go=rX` gives directories and executables 755 and
+/// other files 644; `+x` adds to each file's own mode; a malformed mode names the flag and line.
+#[test]
+fn copy_chmod_symbolic() {
+    use std::os::unix::fs::PermissionsExt;
+    let d = Daemon::start();
+    d.load_busybox("bb");
+    let ctx = context(&[
+        (
+            "Dockerfile",
+            "FROM bb\nCOPY --chmod=u=rwX,go=rX tree /t/\nCOPY --chmod=+x tree/plain /x\nCOPY --chmod=g=u tree/plain /g\n",
+        ),
+        ("tree/plain", "data\n"),
+        ("tree/tool", "#!/bin/sh\n"),
+        ("tree/sub/inner", "in\n"),
+    ]);
+    let set = |p: &str, m: u32| {
+        std::fs::set_permissions(ctx.path().join(p), std::fs::Permissions::from_mode(m)).unwrap();
+    };
+    set("tree/plain", 0o600);
+    set("tree/tool", 0o700);
+    set("tree/sub", 0o700);
+    set("tree/sub/inner", 0o640);
+    let r = d.berth(&["build", "-q", "-t", "modes:1", ctx.path().to_str().unwrap()]);
+    assert_eq!(r.code, 0, "{r:?}");
+    assert_eq!(
+        listing(&d, "modes:1", "/t /x /g"),
+        "/g regular file 660 0:0\n/t directory 755 0:0\n/t/plain regular file 644 0:0\n\
+         /t/sub directory 755 0:0\n/t/sub/inner regular file 644 0:0\n/t/tool regular file 755 0:0\n\
+         /x regular file 711 0:0\n"
+    );
+    std::fs::write(ctx.path().join("Dockerfile"), "FROM bb\nCOPY --chmod=u+q tree /t/\n").unwrap();
+    let r = d.berth(&["build", ctx.path().to_str().unwrap()]);
+    assert_ne!(r.code, 0, "{r:?}");
+    assert!(
+        r.stderr.contains("COPY --chmod (line 2): invalid mode \"u+q\""),
+        "{r:?}"
+    );
+}

@@ -3,7 +3,9 @@
 //! slashes, directory contents, `.dockerignore`, paths kept inside the context, `--exclude`,
 //! `--parents`); [`remote`] tells URLs and git sources apart and downloads ADD's URLs.
 
+pub mod chmod;
 pub mod copy;
 pub mod remote;
 
+pub use chmod::{Chmod, ChmodError};
 pub use copy::{content_digest, exclude_patterns, plan, plan_with, Context, CopyError, CopyFlags, CopyItem, EntryKind};

@@ -1280,7 +1280,7 @@ impl BuildService {
             let unpack_local = is_add && spec.unpack != Some(false);
             let unpack_remote = is_add && spec.unpack == Some(true);
             let into_dir = spec.dir_syntax() || dest_is_dir;
-            let (link, mode, epoch) = (spec.link, spec.mode, s.epoch);
+            let (link, mode, epoch) = (spec.link, spec.mode.clone(), s.epoch);
             let failed = spec.failed();
             let what = spec.what.clone();
             let spool = ctx.scratch.join(format!("copy-{}.tar", berth_types::new_id()));
@@ -1341,7 +1341,7 @@ impl BuildService {
                     sets.push((dir, vec![item]));
                 }
                 let fresh = if link { fresh_parents(&sets) } else { Vec::new() };
-                write_tar(&sets, &fresh, owner, mode, epoch, &spool2)
+                write_tar(&sets, &fresh, owner, mode.as_ref(), epoch, &spool2)
             })
             .await?;
             let _ = std::fs::remove_file(&spool);
@@ -1380,7 +1380,7 @@ struct CopySpec {
     urls: Vec<String>,
     dest: String,
     chown: Option<String>,
-    mode: Option<u32>,
+    mode: Option<berth_build::Chmod>,
     /// `--exclude` and `--parents`, for the planner.
     flags: berth_build::CopyFlags,
     /// `--link`: parents of the destination made fresh, the destination not looked at.
@@ -1470,11 +1470,7 @@ impl CopySpec {
         spec.chown = flag(step, "chown").map(|o| s.expand(o)).transpose()?;
         if let Some(m) = flag(step, "chmod") {
             let m = s.expand(m)?;
-            let mode = u32::from_str_radix(&m, 8)
-                .ok()
-                .filter(|m| *m <= 0o7777)
-                .ok_or_else(|| spec.flag_error("chmod", format!("invalid mode {m:?}: an octal mode is needed")))?;
-            spec.mode = Some(mode);
+            spec.mode = Some(berth_build::Chmod::parse(&m).map_err(|e| spec.flag_error("chmod", e))?);
         }
         let mut patterns = Vec::new();
         for p in step.flags.iter().filter_map(|f| f.strip_prefix("--exclude=")) {
@@ -1520,7 +1516,7 @@ impl CopySpec {
             (
                 &self.dest,
                 &self.chown,
-                self.mode,
+                &self.mode,
                 self.link,
                 self.unpack,
                 self.flags.parents
@@ -1727,12 +1723,12 @@ fn resolve_owner(o: &str, passwd: &str, group: &str) -> Result<(u64, u64)> {
 }
 
 /// The planned entries as a tar at their image paths, owned by root (or `owner`), modes kept (or
-/// `mode`).
+/// changed by `--chmod`'s `mode`).
 fn write_tar(
     sets: &[(PathBuf, Vec<berth_build::CopyItem>)],
     fresh_dirs: &[String],
     owner: Option<(u64, u64)>,
-    mode: Option<u32>,
+    mode: Option<&berth_build::Chmod>,
     clamp_mtime: Option<u64>,
     spool: &Path,
 ) -> Result<std::fs::File> {
@@ -1783,7 +1779,8 @@ fn write_tar(
         h.set_gid(gid);
         let mtime = meta.mtime().max(0) as u64;
         h.set_mtime(clamp_mtime.map_or(mtime, |c| mtime.min(c)));
-        let perm = mode.unwrap_or(meta.mode() & 0o7777);
+        let own = meta.mode() & 0o7777;
+        let perm = mode.map_or(own, |m| m.apply(own, item.kind == berth_build::EntryKind::Dir));
         match item.kind {
             berth_build::EntryKind::Dir => {
                 h.set_entry_type(tar::EntryType::Directory);
