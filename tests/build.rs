@@ -1159,3 +1159,34 @@ fn copy_chmod_symbolic() {
         "{r:?}"
     );
 }
+
+/// A COPY (without --link) into a directory the image reaches through a symlink writes through
+/// it, resolved inside the image: `/app -> /real` gets `/real/f`; an absolute link pointing
+/// out of the root stays inside it.
+#[test]
+fn copy_through_a_symlinked_destination_in_the_image() {
+    let d = Daemon::start();
+    d.load_busybox("bb");
+    let ctx = context(&[
+        (
+            "Dockerfile",
+            "FROM bb\nRUN mkdir /real && ln -s /real /app && ln -s ../../../../real /up\nCOPY f /app/f\nCOPY f /app/sub/g\nCOPY f /up/h\nCOPY f2 /app\n",
+        ),
+        ("f", "data\n"),
+        ("f2", "more\n"),
+    ]);
+    let r = d.berth(&["build", "-q", "-t", "through:1", ctx.path().to_str().unwrap()]);
+    assert_eq!(r.code, 0, "{r:?}");
+    let out = ok(
+        &d,
+        &[
+            "run",
+            "--rm",
+            "through:1",
+            "sh",
+            "-c",
+            "ls -l / | grep -c ' app -> /real'; find /real | sort",
+        ],
+    );
+    assert_eq!(out, "1\n/real\n/real/f\n/real/f2\n/real/h\n/real/sub\n/real/sub/g\n");
+}

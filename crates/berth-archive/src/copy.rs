@@ -161,6 +161,72 @@ pub fn link_target_in_root(root: BorrowedFd<'_>, path: &ContainerPath) -> Result
     Err(io::Error::from(rustix::io::Errno::LOOP))
 }
 
+/// `path` with every symlink along it resolved inside `root` (Docker's `ResolveScopedPath`): each
+/// component in turn, a symlink's target joined onto the part resolved so far (an absolute target
+/// starts again at the root, `..` stops at the root). The part that does not exist is kept as
+/// written.
+pub fn resolve_in_root(root: BorrowedFd<'_>, path: &ContainerPath) -> Result<String, io::Error> {
+    let mut pending: std::collections::VecDeque<OsString> = path.comps.iter().cloned().collect();
+    let mut resolved: Vec<OsString> = Vec::new();
+    let mut hops = 0;
+    let mut missing = false;
+    while let Some(c) = pending.pop_front() {
+        if c == ".." {
+            resolved.pop();
+            continue;
+        }
+        if c.is_empty() || c == "." {
+            continue;
+        }
+        if missing {
+            resolved.push(c);
+            continue;
+        }
+        let mut candidate = resolved.clone();
+        candidate.push(c.clone());
+        let cp = ContainerPath {
+            comps: candidate,
+            trailing_sep: false,
+            trailing_dot: false,
+        };
+        let fd = match open_in_root(root, &cp, false) {
+            Ok(fd) => fd,
+            Err(e) if e.kind() == io::ErrorKind::NotFound || e.raw_os_error() == Some(libc_enotdir()) => {
+                missing = true;
+                resolved.push(c);
+                continue;
+            }
+            Err(e) => return Err(e),
+        };
+        if FileType::from_raw_mode(rustix::fs::fstat(&fd)?.st_mode) != FileType::Symlink {
+            resolved.push(c);
+            continue;
+        }
+        hops += 1;
+        if hops > MAX_LINKS {
+            return Err(io::Error::from(rustix::io::Errno::LOOP));
+        }
+        let target = rustix::fs::readlinkat(&fd, "", Vec::new())?;
+        let target = target.as_bytes();
+        if target.starts_with(b"/") {
+            resolved.clear();
+        }
+        for comp in target.split(|b| *b == b'/').rev() {
+            pending.push_front(OsString::from_vec(comp.to_vec()));
+        }
+    }
+    Ok(ContainerPath {
+        comps: resolved,
+        trailing_sep: false,
+        trailing_dot: false,
+    }
+    .absolute())
+}
+
+fn libc_enotdir() -> i32 {
+    rustix::io::Errno::NOTDIR.raw_os_error()
+}
+
 /// Options of [`tar_at`].
 #[derive(Debug, Clone, Default)]
 pub struct TarOptions {
@@ -513,6 +579,19 @@ mod tests {
         assert_eq!(target("/etc/up"), "/");
         assert_eq!(target("/to-host"), outside.display().to_string());
         assert_eq!(target("/rel-out"), "/outside/secret");
+        // Whole paths resolved component by component, the missing rest kept.
+        std::os::unix::fs::symlink("/etc", r.join("app")).unwrap();
+        std::os::unix::fs::symlink("loop", r.join("loop")).unwrap();
+        let resolve = |p: &str| resolve_in_root(fd.as_fd(), &ContainerPath::parse(p));
+        assert_eq!(resolve("/app/new/file").unwrap(), "/etc/new/file");
+        assert_eq!(resolve("/etc/up/app").unwrap(), "/etc");
+        assert_eq!(resolve("/to-root/to-root/etc/marker").unwrap(), "/etc/marker");
+        assert_eq!(
+            resolve("/to-host/secret").unwrap(),
+            format!("{}/secret", outside.display())
+        );
+        assert_eq!(resolve("/etc/marker/below").unwrap(), "/etc/marker/below");
+        assert!(resolve("/loop/x").is_err());
     }
 
     #[test]

@@ -32,7 +32,9 @@ mod layer;
 mod path;
 mod unpack;
 
-pub use copy::{link_target_in_root, open_dir_in_root, open_in_root, tar_at, ContainerPath, TarOptions};
+pub use copy::{
+    link_target_in_root, open_dir_in_root, open_in_root, resolve_in_root, tar_at, ContainerPath, TarOptions,
+};
 pub use decompress::decompress;
 pub use digest::DigestReader;
 pub use error::{ArchiveError, MAX_ENTRY_SIZE};

@@ -1256,12 +1256,21 @@ impl BuildService {
                 Some(o) => Some(self.owner_in_image(&container, o).await?),
             };
             let workdir = s.workdir();
-            let dest = spec.dest.clone();
-            let dest_abs: String = berth_dockerfile::clean_path(&if dest.starts_with('/') {
+            let mut dest = spec.dest.clone();
+            let mut dest_abs: String = berth_dockerfile::clean_path(&if dest.starts_with('/') {
                 dest.clone()
             } else {
                 format!("{workdir}/{dest}")
             });
+            if !spec.link {
+                // The destination's symlinks are followed inside the image (`/app -> /real`
+                // puts the files in `/real`), as Docker's classic builder resolves it.
+                let resolved = self.containers.archive_resolve(&container, &dest_abs).await?;
+                if resolved != dest_abs {
+                    dest = format!("{resolved}{}", if spec.dir_syntax() { "/" } else { "" });
+                    dest_abs = resolved;
+                }
+            }
             // `--link` reads nothing of the image: the destination is made fresh, not looked at.
             let dest_is_dir = !spec.link
                 && self

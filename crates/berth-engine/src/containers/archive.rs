@@ -365,6 +365,19 @@ impl ContainerService {
         blocking(move || fs.stat(&path).map(|(s, _, _)| s)).await
     }
 
+    /// `path` with the symlinks of its existing part resolved inside the container (the path a
+    /// build's COPY writes to, as Docker's `ResolveScopedPath` gives it).
+    pub async fn archive_resolve(&self, name: &str, path: &str) -> Result<String> {
+        let c = self.lookup(name)?;
+        let fs = self.container_fs(&c, name).await?;
+        let p = path.to_string();
+        blocking(move || {
+            berth_archive::resolve_in_root(fs.root.as_fd(), &ContainerPath::parse(&p))
+                .map_err(|e| io_error("resolving", &p, e))
+        })
+        .await
+    }
+
     /// `GET /containers/{id}/archive`: the path's stat; a background task then writes the path as a
     /// tar to `out` (members named by its base name: `name/...`, `./...` for `dir/.`, `/...` for the
     /// root), keeping the root open (and a stopped container's lock held) until it is done. An error
