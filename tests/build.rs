@@ -434,6 +434,57 @@ fn run_mounts() {
     assert!(r.stderr.contains("RUN --mount source out"), "{r:?}");
 }
 
+/// `RUN --mount=type=bind,from=`: a stage's (or an image's) files at the target, read-only unless
+/// `rw` (and then the writes are dropped); the stage is built first, its content is in the key.
+#[test]
+fn run_mounts_from_stages_and_images() {
+    let d = Daemon::start();
+    d.load_busybox("bb");
+    let df = "FROM bb AS tools\nARG V=1\nRUN mkdir -p /opt/t && echo tool-$V > /opt/t/file\n\
+              FROM bb\nRUN --mount=type=bind,from=tools,source=/opt/t,target=/mnt cat /mnt/file > /copied && ! touch /mnt/x 2>/dev/null\n\
+              RUN --mount=from=bb,target=/b test -x /b/bin/busybox && echo seen > /seen\n\
+              RUN --mount=type=bind,from=tools,source=opt/t,target=/w,rw echo x > /w/new && cat /w/new > /wrote\n";
+    let ctx = context(&[("Dockerfile", df)]);
+    let dir = ctx.path().to_str().unwrap();
+    let r = d.berth(&["build", "-t", "mf:1", dir]);
+    assert_eq!(r.code, 0, "{r:?}");
+    assert_eq!(
+        ok(&d, &["run", "--rm", "mf:1", "cat", "/copied", "/seen", "/wrote"]),
+        "tool-1\nseen\nx\n"
+    );
+    assert_eq!(
+        ok(&d, &["run", "--rm", "mf:1", "sh", "-c", "ls /w 2>/dev/null | wc -l"]),
+        "0\n"
+    );
+    // The same build is cached; another stage content runs the mounting steps again.
+    let r = d.berth(&["build", "-t", "mf:2", dir]);
+    assert!(!r.stdout.contains("Running in"), "{r:?}");
+    let r = d.berth(&["build", "-t", "mf:3", "--build-arg", "V=2", dir]);
+    assert_eq!(r.code, 0, "{r:?}");
+    assert_eq!(ok(&d, &["run", "--rm", "mf:3", "cat", "/copied"]), "tool-2\n");
+    // A stage named later, or a path missing in it, is refused with the line.
+    std::fs::write(
+        ctx.path().join("Dockerfile"),
+        "FROM bb AS first\nRUN --mount=from=tools,target=/t true\nFROM bb AS tools\n",
+    )
+    .unwrap();
+    let r = d.berth(&["build", "--target", "first", dir]);
+    assert_ne!(r.code, 0, "{r:?}");
+    assert!(r.stderr.contains("circular or forward dependency"), "{r:?}");
+    std::fs::write(
+        ctx.path().join("Dockerfile"),
+        "FROM bb AS tools\nFROM bb\nRUN --mount=from=tools,source=/nope,target=/t true\n",
+    )
+    .unwrap();
+    let r = d.berth(&["build", dir]);
+    assert_ne!(r.code, 0, "{r:?}");
+    assert!(
+        r.stderr
+            .contains("RUN --mount source /nope: not found in the from= image"),
+        "{r:?}"
+    );
+}
+
 /// `COPY --chown` by number and by the names of the image's own passwd and group files.
 #[test]
 fn copy_chown_by_name() {

@@ -447,6 +447,48 @@ impl BuildService {
 
     /// The content checksum of the context directories a RUN bind-mounts: the step's result
     /// depends on them, so the cache must see them change.
+    /// The stages and images a RUN's `--mount=type=bind,from=` take their files from (a stage by
+    /// name or index, else an image, pulled when missing), by the mount's position.
+    async fn mount_images(
+        &self,
+        s: &Stage,
+        step: &Instruction,
+        built: &BTreeMap<String, String>,
+    ) -> Result<Vec<MountImage>> {
+        let mut out = Vec::new();
+        for (index, spec) in step.flags.iter().filter_map(|f| f.strip_prefix("--mount=")).enumerate() {
+            let kv = mount_fields(spec);
+            let Some(from) = kv.get("from") else { continue };
+            if kv.get("type").map_or("bind", String::as_str) != "bind" {
+                continue;
+            }
+            let from = s.expand(from)?;
+            let image = match built.get(&from.to_ascii_lowercase()) {
+                Some(id) => id.clone(),
+                None => {
+                    let (progress, _rx) = Progress::channel();
+                    let auths = BTreeMap::new();
+                    let rec = self
+                        .base_image(&from, false, &auths, &progress)
+                        .await
+                        .map_err(|e| bad(format!("RUN --mount from={from}: {e}")))?;
+                    rec.id.to_string()
+                }
+            };
+            let src = kv
+                .get("source")
+                .or_else(|| kv.get("src"))
+                .cloned()
+                .unwrap_or_else(|| "/".into());
+            out.push(MountImage {
+                index,
+                image,
+                source: s.expand(&src)?,
+            });
+        }
+        Ok(out)
+    }
+
     async fn bind_mount_digest(&self, s: &Stage, step: &Instruction, ctx: &BuildContext) -> Result<String> {
         let mut sources = Vec::new();
         for spec in step.flags.iter().filter_map(|f| f.strip_prefix("--mount=")) {
@@ -846,9 +888,15 @@ impl BuildService {
             (Command::Copy | Command::Add, None, Some(spec)) => self.context_digest(s, spec, ctx).await?,
             (_, Some(source), _) => self.images.resolve(source).await?.id.to_string(),
             (Command::Run, _, _) => format!(
-                "{}\n{}",
+                "{}\n{}\n{}",
                 flag(step, "network").unwrap_or(""),
-                self.bind_mount_digest(s, step, ctx).await?
+                self.bind_mount_digest(s, step, ctx).await?,
+                self.mount_images(s, step, built)
+                    .await?
+                    .iter()
+                    .map(|m| m.image.as_str())
+                    .collect::<Vec<_>>()
+                    .join(",")
             ),
             _ => String::new(),
         };
@@ -860,7 +908,7 @@ impl BuildService {
             // A COPY --from's files are taken out of their image first: the step's history names
             // their content.
             let from_ctx = match (&from, &spec) {
-                (Some(source), Some(spec)) => Some(self.extract_from(spec, source, ctx).await?),
+                (Some(source), Some(spec)) => Some(self.extract_from(&spec.local, source, ctx).await?),
                 _ => None,
             };
             let _remove_from = from_ctx.as_ref().map(|c| TempDir(c.root.clone()));
@@ -901,7 +949,13 @@ impl BuildService {
                     say(" ---> Using cache\n".into());
                     id
                 }
-                (None, Command::Run, _) => self.run_step(s, step, opts, ctx, &created_by, say).await?,
+                (None, Command::Run, _) => {
+                    let plan = RunPlan {
+                        created_by,
+                        images: self.mount_images(s, step, built).await?,
+                    };
+                    self.run_step(s, step, opts, ctx, &plan, say).await?
+                }
                 (None, _, Some(spec)) => self.copy_step(s, step, spec, src_ctx, &created_by).await?,
                 (None, _, None) => self.derive(s, &created_by).await?,
             };
@@ -1084,10 +1138,21 @@ impl BuildService {
         step: &Instruction,
         opts: &BuildOptions,
         ctx: &BuildContext,
-        created_by: &str,
+        plan: &RunPlan,
         say: &(dyn Fn(String) + Sync),
     ) -> Result<String> {
-        let mounts = run_mounts(step, s, ctx, &self.cache_mounts())?;
+        // `--mount=type=bind,from=`: the source path taken out of its stage or image first.
+        let mut from_roots = BTreeMap::new();
+        let mut _remove_roots = Vec::new();
+        for m in &plan.images {
+            let root = self
+                .extract_from(std::slice::from_ref(&m.source), &m.image, ctx)
+                .await?
+                .root;
+            _remove_roots.push(TempDir(root.clone()));
+            from_roots.insert(m.index, root);
+        }
+        let mounts = run_mounts(step, s, ctx, &self.cache_mounts(), &from_roots)?;
         let cmd = run_command(s, step);
         // Build args reach RUN's environment, not the image's; the predefined proxy ARGs do
         // without being declared.
@@ -1101,7 +1166,7 @@ impl BuildService {
         let network = flag(step, "network").map(String::from).or_else(|| opts.network.clone());
         let id = self.step_container(s, Some(cmd.clone()), env, network, mounts).await?;
         say(format!(" ---> Running in {}\n", short(&id)));
-        let result = self.run_and_commit(s, &id, &cmd, created_by, say).await;
+        let result = self.run_and_commit(s, &id, &cmd, &plan.created_by, say).await;
         if let Err(e) = self.containers.remove(&id, true, false).await {
             tracing::warn!("removing build container {}: {e}", short(&id));
         } else {
@@ -1136,7 +1201,7 @@ impl BuildService {
     /// `COPY --from=<stage or image>`: the sources taken out of that image (each source's directory
     /// above its first wildcard, through a container that is not started) into a private root, a
     /// context to copy from as from the build's own (the caller removes its root).
-    async fn extract_from(&self, spec: &CopySpec, source: &str, ctx: &BuildContext) -> Result<BuildContext> {
+    async fn extract_from(&self, sources: &[String], source: &str, ctx: &BuildContext) -> Result<BuildContext> {
         let image = self.images.resolve(source).await?;
         let root = ctx.scratch.join(format!("from-{}", berth_types::new_id()));
         std::fs::create_dir_all(&root).map_err(|e| EngineError::io("creating", &root, e))?;
@@ -1151,14 +1216,19 @@ impl BuildService {
             .step_container(&from, None, Vec::new(), Some("none".into()), Vec::new())
             .await?;
         let result: Result<()> = async {
-            for w in &spec.local {
+            for w in sources {
                 let clean = berth_dockerfile::clean_path(&format!("/{w}"));
                 let fixed: Vec<&str> = clean
                     .split('/')
                     .filter(|c| !c.is_empty())
                     .take_while(|c| !berth_dockerfile::has_wildcards(c))
                     .collect();
-                let path = format!("/{}", fixed.join("/"));
+                // The whole root as `./...` members (`/` would name them `/etc`, absolute).
+                let path = if fixed.is_empty() {
+                    "/.".to_string()
+                } else {
+                    format!("/{}", fixed.join("/"))
+                };
                 let parent = match fixed.split_last() {
                     Some((_, up)) => root.join(up.join("/")),
                     None => root.clone(),
@@ -1590,26 +1660,48 @@ fn needed_stages(instructions: &[Instruction], stages: &[StageSpan], target: usi
         }
         let span = &stages[k];
         for (pos, i) in instructions[span.start..span.end].iter().enumerate() {
-            let reference = match (pos, i.command) {
-                (0, _) => i.words().first().cloned(),
-                (_, Command::Copy | Command::Add) => flag(i, "from").map(String::from),
-                _ => None,
+            let references: Vec<String> = match (pos, i.command) {
+                (0, _) => i.words().first().cloned().into_iter().collect(),
+                (_, Command::Copy | Command::Add) => flag(i, "from").map(String::from).into_iter().collect(),
+                // RUN --mount=...,from=<stage>
+                (_, Command::Run) => i
+                    .flags
+                    .iter()
+                    .filter_map(|f| f.strip_prefix("--mount="))
+                    .filter_map(|spec| mount_fields(spec).remove("from"))
+                    .collect(),
+                _ => Vec::new(),
             };
-            let Some(r) = reference else { continue };
-            if let Some(dep) = index_of(&r, k) {
-                todo.push(dep);
-            } else if stages[k..]
-                .iter()
-                .any(|st| st.name.as_deref() == Some(r.to_ascii_lowercase().as_str()))
-            {
-                return Err(bad(format!(
-                    "stage {r:?} is used before it is built (line {}): circular or forward dependency",
-                    i.line
-                )));
+            for r in references {
+                if let Some(dep) = index_of(&r, k) {
+                    todo.push(dep);
+                } else if stages[k..]
+                    .iter()
+                    .any(|st| st.name.as_deref() == Some(r.to_ascii_lowercase().as_str()))
+                {
+                    return Err(bad(format!(
+                        "stage {r:?} is used before it is built (line {}): circular or forward dependency",
+                        i.line
+                    )));
+                }
             }
         }
     }
     Ok((0..stages.len()).filter(|&k| needed[k]).collect())
+}
+
+/// A RUN's `--mount=type=bind,from=`: the mount's position among the step's mounts, the image
+/// (ID) and the path in it.
+struct MountImage {
+    index: usize,
+    image: String,
+    source: String,
+}
+
+/// What a RUN step needs beyond its instruction: its history entry and its `from=` images.
+struct RunPlan {
+    created_by: String,
+    images: Vec<MountImage>,
 }
 
 /// The unpacked context.
@@ -1988,10 +2080,16 @@ fn mount_fields(spec: &str) -> BTreeMap<String, String> {
 /// RUN's `--mount`s as container mounts: `cache` (a directory under `cache_root` kept across
 /// builds, by `id` or target), `tmpfs`, and `bind` of a context path (read-only unless `rw`; the
 /// context is the build's private copy). `bind` from a stage, `secret` and `ssh` are refused.
-fn run_mounts(step: &Instruction, s: &Stage, ctx: &BuildContext, cache_root: &Path) -> Result<Vec<Mount>> {
+fn run_mounts(
+    step: &Instruction,
+    s: &Stage,
+    ctx: &BuildContext,
+    cache_root: &Path,
+    from_roots: &BTreeMap<usize, PathBuf>,
+) -> Result<Vec<Mount>> {
     use berth_api::models::{MountTmpfsOptions, MountTypeEnum};
     let mut out = Vec::new();
-    for spec in step.flags.iter().filter_map(|f| f.strip_prefix("--mount=")) {
+    for (index, spec) in step.flags.iter().filter_map(|f| f.strip_prefix("--mount=")).enumerate() {
         let kv = mount_fields(spec);
         let typ = kv.get("type").map_or("bind", String::as_str);
         let target = kv
@@ -2034,11 +2132,16 @@ fn run_mounts(step: &Instruction, s: &Stage, ctx: &BuildContext, cache_root: &Pa
                 ..Default::default()
             },
             "bind" => {
-                if kv.contains_key("from") {
-                    return Err(bad(
-                        "RUN --mount=type=bind,from=... is not supported by berth's builder yet",
-                    ));
-                }
+                // The build context, or the files taken out of the `from=` stage or image.
+                let (base, place) = match from_roots.get(&index) {
+                    Some(root) => (root.clone(), "the from= image"),
+                    None if kv.contains_key("from") => {
+                        return Err(EngineError::Internal(format!(
+                            "RUN --mount={spec}: its image was not prepared"
+                        )))
+                    }
+                    None => (ctx.root.clone(), "the build context"),
+                };
                 let src = kv
                     .get("source")
                     .or_else(|| kv.get("src"))
@@ -2051,23 +2154,23 @@ fn run_mounts(step: &Instruction, s: &Stage, ctx: &BuildContext, cache_root: &Pa
                     return Err(bad(format!("forbidden path outside the build context: {src}")));
                 }
                 let host = if rel.is_empty() || rel == "." {
-                    ctx.root.clone()
+                    base.clone()
                 } else {
-                    ctx.root.join(rel)
+                    base.join(rel)
                 };
-                // Every component must be a real directory or file of the context: a symlink
-                // would make the bind reach outside it (the kernel follows it on the host).
-                let mut walk = ctx.root.clone();
+                // Every component must be a real directory or file: a symlink would make the
+                // bind reach outside (the kernel follows it on the host).
+                let mut walk = base.clone();
                 for comp in rel.split('/').filter(|c| !c.is_empty() && *c != ".") {
                     walk.push(comp);
                     match std::fs::symlink_metadata(&walk) {
                         Ok(m) if m.file_type().is_symlink() => {
                             return Err(bad(format!(
-                                "RUN --mount source {src}: {comp} is a symlink; bind a real path of the build context"
+                                "RUN --mount source {src}: {comp} is a symlink; bind a real path of {place}"
                             )))
                         }
                         Ok(_) => {}
-                        Err(_) => return Err(bad(format!("RUN --mount source {src}: not found in the build context"))),
+                        Err(_) => return Err(bad(format!("RUN --mount source {src}: not found in {place}"))),
                     }
                 }
                 Mount {
@@ -2090,8 +2193,6 @@ fn run_mounts(step: &Instruction, s: &Stage, ctx: &BuildContext, cache_root: &Pa
     Ok(out)
 }
 
-/// The shell script of a RUN line with here-documents: a line that is only `<<EOF` runs the
-/// document itself; otherwise the line with its documents after it, for the shell to feed them.
 /// The command a RUN runs: its JSON words, or its line (here-documents made a script) through the
 /// stage's shell.
 fn run_command(s: &Stage, step: &Instruction) -> Vec<String> {
@@ -2114,6 +2215,8 @@ fn has_bind_mount(step: &Instruction) -> bool {
         .any(|spec| mount_fields(spec).get("type").is_none_or(|t| t == "bind"))
 }
 
+/// The shell script of a RUN line with here-documents: a line that is only `<<EOF` runs the
+/// document itself; otherwise the line with its documents after it, for the shell to feed them.
 fn heredoc_script(line: &str, docs: &[berth_dockerfile::Heredoc]) -> String {
     let Some(first) = docs.first() else {
         return line.to_string();
