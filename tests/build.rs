@@ -1241,3 +1241,155 @@ fn copy_through_a_symlinked_destination_in_the_image() {
     );
     assert_eq!(out, "1\n/real\n/real/f\n/real/f2\n/real/h\n/real/sub\n/real/sub/g\n");
 }
+
+/// `RUN --mount=type=secret` and `--mount=type=ssh`: the step sees the secret (as a file with its
+/// mode and owner, or as a variable) and the agent socket; neither is in the image, its history or
+/// its config; a required secret that was not given fails the build and names it.
+#[test]
+fn secrets_and_ssh_reach_run_and_stay_out_of_the_image() {
+    let d = Daemon::start();
+    d.load_busybox("bb");
+    let df = "FROM bb\n\
+              RUN --mount=type=secret,id=token cat /run/secrets/token > /seen-file\n\
+              RUN --mount=type=secret,id=token,target=/etc/tok,mode=0440,uid=1000 stat -c '%a %u' /etc/tok > /stat\n\
+              RUN --mount=type=secret,id=api,env=API_KEY echo \"$API_KEY\" > /seen-env\n\
+              RUN --mount=type=secret,id=missing echo optional > /optional\n\
+              RUN --mount=type=ssh test -S \"$SSH_AUTH_SOCK\" && echo agent > /ssh\n";
+    let ctx = context(&[("Dockerfile", df)]);
+    let dir = ctx.path().to_str().unwrap();
+    let private = tempfile::tempdir().unwrap();
+    let token = private.path().join("token");
+    std::fs::write(&token, "file-s3cret-7f3a").unwrap();
+    let agent = private.path().join("agent.sock");
+    let _listener = std::os::unix::net::UnixListener::bind(&agent).unwrap();
+    let r: common::Run = d
+        .berth_cmd(&[
+            "build",
+            "-t",
+            "sec:1",
+            "--secret",
+            &format!("id=token,src={}", token.display()),
+            "--secret",
+            "id=api,env=API_VALUE",
+            "--ssh",
+            "default",
+            dir,
+        ])
+        .env("API_VALUE", "env-s3cret-9c1d")
+        .env("SSH_AUTH_SOCK", &agent)
+        .output()
+        .unwrap()
+        .into();
+    assert_eq!(r.code, 0, "{r:?}");
+    assert_eq!(
+        ok(
+            &d,
+            &[
+                "run",
+                "--rm",
+                "sec:1",
+                "cat",
+                "/seen-file",
+                "/stat",
+                "/seen-env",
+                "/optional",
+                "/ssh"
+            ]
+        ),
+        "file-s3cret-7f3a440 1000\nenv-s3cret-9c1d\noptional\nagent\n"
+    );
+    // Nowhere in the image (its layers, config and history) but where the steps wrote them.
+    let saved = private.path().join("sec.tar");
+    ok(&d, &["save", "-o", saved.to_str().unwrap(), "sec:1"]);
+    let mut all = Vec::new();
+    let mut ar = tar::Archive::new(std::fs::File::open(&saved).unwrap());
+    for e in ar.entries().unwrap() {
+        let mut e = e.unwrap();
+        let mut data = Vec::new();
+        std::io::Read::read_to_end(&mut e, &mut data).unwrap();
+        // The JSON documents: configs (with their history) and manifests.
+        if data.starts_with(b"{") || data.starts_with(b"[") {
+            all.extend(data);
+        }
+    }
+    let text = String::from_utf8_lossy(&all);
+    assert!(
+        !text.contains("env-s3cret-9c1d"),
+        "the variable's secret is in the image's metadata"
+    );
+    let history = ok(&d, &["history", "--no-trunc", "sec:1"]);
+    assert!(!history.contains("s3cret"), "{history}");
+    assert_eq!(
+        ok(
+            &d,
+            &[
+                "run",
+                "--rm",
+                "sec:1",
+                "sh",
+                "-c",
+                "cat /run/secrets/token /etc/tok 2>/dev/null | wc -c"
+            ]
+        ),
+        "0\n"
+    );
+    // Required and missing.
+    std::fs::write(
+        ctx.path().join("Dockerfile"),
+        "FROM bb\nRUN --mount=type=secret,id=nope,required cat /run/secrets/nope\n",
+    )
+    .unwrap();
+    let r = d.berth(&["build", dir]);
+    assert_ne!(r.code, 0, "{r:?}");
+    assert!(r.stderr.contains("secret nope not found"), "{r:?}");
+    // An unreadable secret file is the CLI's error, before anything is sent.
+    let r = d.berth(&["build", "--secret", "id=x,src=/nonexistent/secret", dir]);
+    assert_ne!(r.code, 0, "{r:?}");
+    assert!(r.stderr.contains("secret x: reading /nonexistent/secret"), "{r:?}");
+}
+
+/// Stages that do not use each other build at the same time; the output still tells them one
+/// after the other, in Dockerfile order; a failing stage fails the build with its error.
+#[test]
+fn independent_stages_build_at_the_same_time() {
+    let d = Daemon::start();
+    d.load_busybox("bb");
+    let stage = |name: &str| {
+        format!("FROM bb AS {name}\nRUN cut -d' ' -f1 /proc/uptime > /start && sleep 3 && cut -d' ' -f1 /proc/uptime > /end && echo {name}-done\n")
+    };
+    let df = format!(
+        "{}{}FROM bb\nCOPY --from=a /start /end /a/\nCOPY --from=b /start /end /b/\n",
+        stage("a"),
+        stage("b")
+    );
+    let ctx = context(&[("Dockerfile", &df)]);
+    let dir = ctx.path().to_str().unwrap();
+    let r = d.berth(&["build", "-t", "par:1", dir]);
+    assert_eq!(r.code, 0, "{r:?}");
+    let times = ok(
+        &d,
+        &[
+            "run", "--rm", "par:1", "cat", "/a/start", "/a/end", "/b/start", "/b/end",
+        ],
+    );
+    let t: Vec<f64> = times.lines().map(|l| l.parse().unwrap()).collect();
+    assert!(t[0] < t[3] && t[2] < t[1], "the stages' RUNs did not overlap: {t:?}");
+    // The output is in order: steps 1..7, each stage's lines together.
+    let steps: Vec<usize> = r
+        .stdout
+        .lines()
+        .filter_map(|l| l.strip_prefix("Step ")?.split('/').next()?.parse().ok())
+        .collect();
+    assert_eq!(steps, (1..=7).collect::<Vec<_>>(), "{r:?}");
+    let a_done = r.stdout.find("a-done").unwrap();
+    let b_step = r.stdout.find("Step 3/7").unwrap();
+    assert!(a_done < b_step, "stage b's output came before stage a's end: {r:?}");
+    // A failing stage: its error, whatever the other does.
+    let df = "FROM bb AS a\nRUN exit 3\nFROM bb AS b\nRUN echo fine\nFROM bb\nCOPY --from=a / /a\nCOPY --from=b / /b\n";
+    std::fs::write(ctx.path().join("Dockerfile"), df).unwrap();
+    let r = d.berth(&["build", dir]);
+    assert_ne!(r.code, 0, "{r:?}");
+    assert!(r.stderr.contains("returned a non-zero code: 3"), "{r:?}");
+    assert!(r.stdout.contains("fine"), "{r:?}");
+    assert_eq!(ok(&d, &["ps", "-aq"]), "", "no build container left");
+}

@@ -866,3 +866,28 @@ fn a_project_is_taken_down_by_name_without_its_files() {
     assert_ne!(r.code, 0);
     assert!(r.stderr.contains("no configuration file provided"), "{r:?}");
 }
+
+/// `build.secrets` and `build.ssh`: the project's secrets (a file, a variable of the project's
+/// `.env`) reach the build's RUN under their target's name.
+#[test]
+fn build_secrets_from_files_and_the_environment() {
+    let d = Daemon::start();
+    d.load_busybox("bb");
+    let p = project(&[
+        (
+            "compose.yaml",
+            "services:\n  app:\n    image: sec-app\n    build:\n      context: ./app\n      secrets:\n        - tok\n        - source: key\n          target: api\nsecrets:\n  tok:\n    file: ./tok.txt\n  key:\n    environment: API_KEY\n",
+        ),
+        ("tok.txt", "from-file"),
+        (".env", "API_KEY=from-env\n"),
+        (
+            "app/Dockerfile",
+            "FROM bb\nRUN --mount=type=secret,id=tok --mount=type=secret,id=api,env=K sh -c 'cat /run/secrets/tok; echo \" $K\"' > /got\n",
+        ),
+    ]);
+    compose_ok(&d, p.path(), "sec", &["build"]);
+    assert_eq!(
+        ok(&d, &["run", "--rm", "sec-app", "cat", "/got"]),
+        "from-file from-env\n"
+    );
+}

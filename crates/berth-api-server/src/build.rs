@@ -34,6 +34,51 @@ fn json_list(p: &Params, key: &str) -> ApiResult<Vec<String>> {
     }
 }
 
+/// The header berth's CLI sends a build's secrets in: base64url of a JSON object of id → base64
+/// of the content (a header, so they are in no URL and no log line).
+pub const SECRETS_HEADER: &str = "x-berth-build-secrets";
+
+/// The secrets of [`SECRETS_HEADER`].
+fn secrets(headers: &axum::http::HeaderMap) -> ApiResult<BTreeMap<String, berth_engine::Secret>> {
+    use base64::Engine as _;
+    let Some(v) = headers.get(SECRETS_HEADER) else {
+        return Ok(BTreeMap::new());
+    };
+    let invalid = |why: String| ApiError::bad_request(format!("invalid build secrets header: {why}"));
+    let text = v.to_str().map_err(|_| invalid("not text".into()))?;
+    let json = base64::engine::general_purpose::URL_SAFE_NO_PAD
+        .decode(text.trim().trim_end_matches('='))
+        .map_err(|e| invalid(e.to_string()))?;
+    let map: BTreeMap<String, String> = serde_json::from_slice(&json).map_err(|e| invalid(e.to_string()))?;
+    map.into_iter()
+        .map(|(id, b64)| {
+            let data = base64::engine::general_purpose::STANDARD
+                .decode(&b64)
+                .map_err(|e| invalid(format!("secret {id}: {e}")))?;
+            Ok((id, berth_engine::Secret(data)))
+        })
+        .collect()
+}
+
+/// `ssh`: a JSON object of id → the agent's socket on this host (the client's, when it runs here).
+fn ssh_sockets(p: &Params) -> ApiResult<BTreeMap<String, std::path::PathBuf>> {
+    use std::os::unix::fs::FileTypeExt as _;
+    let map = json_map(p, "ssh")?;
+    map.into_iter()
+        .map(|(id, path)| {
+            let path = std::path::PathBuf::from(path);
+            let is_socket = std::fs::metadata(&path).is_ok_and(|m| m.file_type().is_socket());
+            if !path.is_absolute() || !is_socket {
+                return Err(ApiError::bad_request(format!(
+                    "ssh agent {id}: {} is not a socket on the daemon's host (--ssh forwards an agent only to a daemon on the same host)",
+                    path.display()
+                )));
+            }
+            Ok((id, path))
+        })
+        .collect()
+}
+
 async fn build(State(e): State<AppState>, RawQuery(q): RawQuery, req: Request) -> ApiResult<Response> {
     let p = Params::from_query(q.as_deref());
     // `X-Registry-Config`: the client's credentials for every registry it knows.
@@ -67,6 +112,8 @@ async fn build(State(e): State<AppState>, RawQuery(q): RawQuery, req: Request) -
         platform: p.get("platform").filter(|v| !v.is_empty()).map(String::from),
         cache_from: json_list(&p, "cachefrom")?,
         registry_auths,
+        secrets: secrets(req.headers())?,
+        ssh: ssh_sockets(&p)?,
     };
     let reader = body_reader(req);
     let (progress, rx) = Progress::channel();

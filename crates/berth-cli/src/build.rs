@@ -1,13 +1,15 @@
 //! `berth build`: packs the context (what `.dockerignore` leaves, plus the Dockerfile and
 //! `.dockerignore` themselves, as docker's CLI sends them), sends it to `POST /build` and shows the
-//! builder's stream; `--print-ast` prints the parser's view of a Dockerfile instead.
+//! builder's stream (`--progress`: as docker prints it, or as a live view of the steps, see
+//! `build_view`); `--print-ast` prints the parser's view of a Dockerfile instead.
 
 use anyhow::Result;
 use berth_client::{body, Client};
 use std::io::Read;
 use std::path::{Path, PathBuf};
 
-use crate::args::{BuildArgs, BuilderPruneArgs};
+use crate::args::{BuildArgs, BuildCmd, BuilderPruneArgs, ProgressMode};
+use crate::progress::Target;
 use crate::StatusError;
 
 fn fail(msg: impl std::fmt::Display) -> StatusError {
@@ -27,13 +29,38 @@ pub fn print_ast(a: BuildArgs) -> Result<i32> {
 }
 
 /// `berth build [OPTIONS] PATH`.
-pub async fn build(client: &Client, a: BuildArgs) -> Result<i32> {
-    build_to(client, a, crate::progress::Target::Stdout).await
+pub async fn build(client: &Client, a: BuildCmd) -> Result<i32> {
+    let progress = match a.progress {
+        Some(p) => p,
+        None => progress_from_env()?.unwrap_or_default(),
+    };
+    build_with(client, a.build, Target::Stdout, progress).await
 }
 
 /// A build whose output goes to `target` (compose draws builds on stderr, keeping stdout for the
-/// containers).
-pub async fn build_to(client: &Client, a: BuildArgs, target: crate::progress::Target) -> Result<i32> {
+/// containers), shown as `BUILDKIT_PROGRESS` says (`auto` when unset or not a mode).
+pub async fn build_to(client: &Client, a: BuildArgs, target: Target) -> Result<i32> {
+    let progress = progress_from_env().ok().flatten().unwrap_or_default();
+    build_with(client, a, target, progress).await
+}
+
+/// `BUILDKIT_PROGRESS`, the default of `--progress` (docker's); empty is unset.
+fn progress_from_env() -> Result<Option<ProgressMode>, StatusError> {
+    match std::env::var("BUILDKIT_PROGRESS") {
+        Ok(v) if !v.is_empty() => clap::ValueEnum::from_str(&v, false).map(Some).map_err(|_| {
+            StatusError::new(
+                125,
+                format!("invalid value {v:?} of BUILDKIT_PROGRESS: it is one of auto, plain, tty, quiet"),
+            )
+        }),
+        _ => Ok(None),
+    }
+}
+
+async fn build_with(client: &Client, mut a: BuildArgs, target: Target, progress: ProgressMode) -> Result<i32> {
+    if progress == ProgressMode::Quiet {
+        a.quiet = true;
+    }
     let Some(context) = a.context.clone() else {
         return Err(fail(
             "\"berth build\" requires exactly 1 argument: the build context (a directory, or - for a tar on stdin)",
@@ -82,6 +109,10 @@ pub async fn build_to(client: &Client, a: BuildArgs, target: crate::progress::Ta
     if a.pull {
         query.push(("pull", "1".into()));
     }
+    let ssh = crate::build_session::ssh_sockets(&a.ssh, &|k: &str| std::env::var(k).ok())?;
+    if !ssh.is_empty() {
+        query.push(("ssh", serde_json::json!(ssh).to_string()));
+    }
     if !a.cache_from.is_empty() {
         query.push(("cachefrom", serde_json::json!(a.cache_from).to_string()));
     }
@@ -128,23 +159,33 @@ pub async fn build_to(client: &Client, a: BuildArgs, target: crate::progress::Ta
             Default::default()
         }
     };
-    let registry_config = berth_credentials::registry_config_header(&auths);
-    let resp = client
-        .image_build(body, &query, Some(&registry_config))
-        .await
-        .map_err(fail)?;
+    let mut headers = vec![("X-Registry-Config", berth_credentials::registry_config_header(&auths))];
+    let env = |k: &str| std::env::var(k).ok();
+    let mut secrets = crate::build_session::read_secrets(&a.secrets, &env)?;
+    secrets.extend(a.secret_values.clone());
+    if !secrets.is_empty() {
+        headers.push(("X-Berth-Build-Secrets", crate::build_session::secrets_header(&secrets)));
+    }
+    let resp = client.image_build(body, &query, &headers).await.map_err(fail)?;
     let mut id = String::new();
-    let target = if a.quiet {
-        crate::progress::Target::Discard
-    } else {
-        target
-    };
-    crate::progress::display_stream(resp, target, |m| {
+    let on_message = |m: &berth_client::stream::ProgressMessage| {
         if let Some(i) = m.aux.as_ref().and_then(|v| v.get("ID")).and_then(|v| v.as_str()) {
             id = i.to_string();
         }
-    })
-    .await?;
+    };
+    let live = match progress {
+        _ if a.quiet => false,
+        ProgressMode::Tty => true,
+        ProgressMode::Auto => target_is_terminal(target),
+        ProgressMode::Plain | ProgressMode::Quiet => false,
+    };
+    if a.quiet {
+        crate::progress::display_stream(resp, Target::Discard, on_message).await?;
+    } else if live {
+        crate::build_view::display(resp, target, on_message).await?;
+    } else {
+        crate::progress::display_stream(resp, target, on_message).await?;
+    }
     if a.quiet {
         outln!("{id}");
     }
@@ -152,6 +193,16 @@ pub async fn build_to(client: &Client, a: BuildArgs, target: crate::progress::Ta
         std::fs::write(path, &id).map_err(|e| fail(format!("writing image ID file {path}: {e}")))?;
     }
     Ok(0)
+}
+
+/// Whether `target` is a terminal (`--progress=auto` draws the live view there).
+fn target_is_terminal(target: Target) -> bool {
+    use std::io::IsTerminal;
+    match target {
+        Target::Stdout => std::io::stdout().is_terminal(),
+        Target::Stderr => std::io::stderr().is_terminal(),
+        Target::Discard => false,
+    }
 }
 
 /// `berth builder prune`: docker's prompt and report.

@@ -646,7 +646,7 @@ async fn build_service(
     let svc = &stack.model.services[name];
     let Some(b) = &svc.build else { return Ok(()) };
     // What berth's builder does not do yet is said, not dropped silently.
-    for key in ["cache_to", "secrets", "ssh", "additional_contexts", "platforms"] {
+    for key in ["cache_to", "additional_contexts", "platforms"] {
         let v = &svc.raw["build"][key];
         if !v.is_null() && v.as_array().is_none_or(|a| !a.is_empty()) && v.as_object().is_none_or(|o| !o.is_empty()) {
             eprintln!("WARN[0000] service \"{name}\": build.{key} is not supported by berth's builder yet; building without it");
@@ -704,6 +704,12 @@ async fn build_service(
         no_cache: no_cache || b.no_cache,
         pull: pull || b.pull,
         cache_from: b.cache_from.clone(),
+        secrets: Vec::new(),
+        secret_values: build_secrets(stack, name, &svc.raw["build"]["secrets"])?,
+        ssh: svc.raw["build"]["ssh"]
+            .as_array()
+            .map(|a| a.iter().filter_map(|v| v.as_str().map(String::from)).collect())
+            .unwrap_or_default(),
         quiet,
         iidfile: None,
         platform: b.platform.clone().or_else(|| svc.platform.clone()),
@@ -717,6 +723,52 @@ async fn build_service(
             Err(e) => fail(format!("service \"{name}\" failed to build: {e}")),
         })?;
     Ok(())
+}
+
+/// A service's `build.secrets`, read: each is the project's secret `source` (a file or a variable
+/// of the project's environment), sent under its `target` (else its source) as its id, as
+/// Compose does.
+fn build_secrets(
+    stack: &Stack<'_>,
+    service: &str,
+    refs: &serde_json::Value,
+) -> Result<std::collections::BTreeMap<String, Vec<u8>>, StatusError> {
+    let mut out = std::collections::BTreeMap::new();
+    for r in refs.as_array().into_iter().flatten() {
+        // `- name`, or `- {source: name, target: id}`.
+        let Some(source) = r.as_str().or_else(|| r["source"].as_str()) else {
+            continue;
+        };
+        let id = r["target"].as_str().unwrap_or(source).to_string();
+        let Some(obj) = stack.model.secrets.get(source) else {
+            return Err(fail(format!(
+                "service \"{service}\": build.secrets names {source}, which the project's secrets do not define"
+            )));
+        };
+        let data = match (&obj.file, &obj.environment, &obj.content) {
+            (Some(file), _, _) => std::fs::read(file)
+                .map_err(|e| fail(format!("service \"{service}\": secret {source}: reading {file}: {e}")))?,
+            (None, Some(var), _) => stack
+                .environment
+                .get(var)
+                .cloned()
+                .or_else(|| std::env::var(var).ok())
+                .ok_or_else(|| {
+                    fail(format!(
+                        "service \"{service}\": secret {source}: the variable {var} is not set"
+                    ))
+                })?
+                .into_bytes(),
+            (None, None, Some(content)) => content.clone().into_bytes(),
+            _ => {
+                return Err(fail(format!(
+                    "service \"{service}\": secret {source} has no file, environment or content to build with"
+                )))
+            }
+        };
+        out.insert(id, data);
+    }
+    Ok(out)
 }
 
 /// Builds what needs building and pulls what is missing before `up`/`run`.

@@ -32,7 +32,7 @@ pub async fn dispatch(cli: Cli) -> Result<i32> {
     match cmd {
         Cmd::Version(a) => return system::version(&copts, a).await,
         Cmd::Registry(a) => return system::registry(a),
-        Cmd::Build(a) if a.print_ast.is_some() => return crate::build::print_ast(a),
+        Cmd::Build(a) if a.build.print_ast.is_some() => return crate::build::print_ast(a.build),
         // Logging out only edits the client's config: no daemon needed.
         Cmd::Logout(a) => return registry::logout(a),
         Cmd::Compose(a) if crate::compose::is_offline(&a) => return crate::compose::compose_offline(a),

@@ -14,6 +14,8 @@ macro_rules! outln {
 mod args;
 mod attach;
 mod build;
+mod build_session;
+mod build_view;
 mod compose;
 mod connect;
 mod container;

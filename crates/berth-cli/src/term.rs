@@ -54,9 +54,12 @@ impl Drop for RawGuard {
 
 /// `(height, width)` of the terminal on stdout (else stdin), if any.
 pub fn size() -> Option<(u16, u16)> {
-    let s = terminal_size::terminal_size_of(std::io::stdout().as_fd())
-        .or_else(|| terminal_size::terminal_size_of(std::io::stdin().as_fd()))?;
-    let (terminal_size::Width(w), terminal_size::Height(h)) = s;
+    size_of(std::io::stdout().as_fd()).or_else(|| size_of(std::io::stdin().as_fd()))
+}
+
+/// `(height, width)` of the terminal on `fd`, if it is one.
+pub fn size_of(fd: std::os::fd::BorrowedFd<'_>) -> Option<(u16, u16)> {
+    let (terminal_size::Width(w), terminal_size::Height(h)) = terminal_size::terminal_size_of(fd)?;
     Some((h, w))
 }
 

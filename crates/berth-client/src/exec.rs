@@ -45,7 +45,7 @@ impl Client {
                 &crate::SendOpts {
                     content_type: Some("application/json"),
                     registry_auth: None,
-                    registry_config: None,
+                    headers: &[],
                     upgrade: true,
                 },
             )

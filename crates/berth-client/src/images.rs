@@ -78,17 +78,17 @@ impl Client {
 
     /// `POST /build`: the context tar in, the builder's JSON stream out. `query` holds the
     /// options as the API names them (`t`, `dockerfile`, `buildargs`, `labels`, `target`, `q`, ...).
-    /// `registry_config` is the `X-Registry-Config` header (see
-    /// [`berth_credentials::registry_config_header`]): the credentials for FROM's pulls.
+    /// `headers` go along: `X-Registry-Config` (see [`berth_credentials::registry_config_header`],
+    /// the credentials for FROM's pulls) and berth's secrets header.
     pub async fn image_build(
         &self,
         body: ReqBody,
         query: &[(&str, String)],
-        registry_config: Option<&str>,
+        headers: &[(&'static str, String)],
     ) -> Result<BodyReader> {
         let o = crate::SendOpts {
             content_type: Some("application/x-tar"),
-            registry_config,
+            headers,
             ..Default::default()
         };
         let resp = self

@@ -49,8 +49,8 @@ pub const REGISTRY_AUTH_HEADER: &str = "X-Registry-Auth";
 pub(crate) struct SendOpts<'a> {
     pub(crate) content_type: Option<&'a str>,
     pub(crate) registry_auth: Option<&'a AuthConfig>,
-    /// `X-Registry-Config` (`POST /build`): credentials per registry, encoded.
-    pub(crate) registry_config: Option<&'a str>,
+    /// More headers (`POST /build`'s `X-Registry-Config` and secrets).
+    pub(crate) headers: &'a [(&'static str, String)],
     pub(crate) upgrade: bool,
 }
 
@@ -340,8 +340,8 @@ impl Client {
         if let Some(auth) = o.registry_auth {
             req = req.header(REGISTRY_AUTH_HEADER, auth.to_header());
         }
-        if let Some(config) = o.registry_config {
-            req = req.header("X-Registry-Config", config);
+        for (name, value) in o.headers {
+            req = req.header(*name, value);
         }
         if o.upgrade {
             req = req.header("Connection", "Upgrade").header("Upgrade", "tcp");
@@ -407,7 +407,7 @@ impl Client {
         let o = SendOpts {
             content_type,
             registry_auth,
-            registry_config: None,
+            headers: &[],
             upgrade: false,
         };
         self.send(method, format!("{path}{}", build_query(query)), body, &o)

@@ -47,7 +47,10 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 mod history;
+mod mounts;
 use history::CacheSource;
+pub use mounts::Secret;
+use mounts::{has_bind_mount, mount_fields, run_mounts, MountImage, MountInputs};
 
 /// What `POST /build` asks for.
 #[derive(Debug, Clone, Default)]
@@ -77,6 +80,11 @@ pub struct BuildOptions {
     /// `X-Registry-Config`: credentials per registry (keyed as config.json keys them) for the
     /// pulls of FROM and `cachefrom` images.
     pub registry_auths: BTreeMap<String, berth_credentials::AuthConfig>,
+    /// The client's secrets by id, for `RUN --mount=type=secret` (never in an image, its history
+    /// or a cache key).
+    pub secrets: BTreeMap<String, Secret>,
+    /// The client's ssh agent sockets on this host by id, for `RUN --mount=type=ssh`.
+    pub ssh: BTreeMap<String, PathBuf>,
 }
 
 /// The builder.
@@ -171,6 +179,7 @@ fn cache_key(parent: &str, step: &Instruction, extra: &str, build_args: &BTreeMa
 }
 
 /// The stage being built: its current image and config.
+#[derive(Clone)]
 struct Stage {
     image: String,
     config: Value,
@@ -630,7 +639,7 @@ impl BuildService {
                 .ok_or_else(|| bad(format!("failed to reach build target {t} in Dockerfile")))?,
         };
         // Only the stages the target needs (through FROM <stage> and COPY --from), in order.
-        let needed = needed_stages(&df.instructions, &stages, target)?;
+        let (needed, deps) = needed_stages(&df.instructions, &stages, target)?;
         let global: Vec<&Instruction> = df.instructions[..first_from]
             .iter()
             .filter(|i| i.command == Command::Arg)
@@ -675,63 +684,53 @@ impl BuildService {
                 global_args.insert(kv.key.clone(), v);
             }
         }
-        // Each built stage's image, by index and by name.
-        let mut built: BTreeMap<String, String> = BTreeMap::new();
-        let mut stage: Option<Stage> = None;
-        for &k in &needed {
-            let span = &stages[k];
-            stage = None;
-            for step in &df.instructions[span.start..span.end] {
-                n += 1;
-                say(format!("Step {n}/{total} : {}\n", step.original.trim()));
-                match (&mut stage, step.command) {
-                    (None, _) => {
-                        let scope = Stage {
-                            image: String::new(),
-                            config: json!({}),
-                            args: global_args.clone(),
-                            epoch,
-                            globals: BTreeMap::new(),
-                        };
-                        if let Some(p) = flag(step, "platform") {
-                            check_platform(&scope.expand(p)?).map_err(|e| bad(format!("FROM --platform: {e}")))?;
-                        }
-                        let words = step.words();
-                        let image = scope.expand(words.first().map(String::as_str).unwrap_or(""))?;
-                        let rec = if image == "scratch" {
-                            self.scratch().await?
-                        } else if let Some(stage_image) = built.get(&image.to_ascii_lowercase()) {
-                            self.images.resolve(stage_image).await?
-                        } else {
-                            self.base_image(&image, opts.pull, &opts.registry_auths, out).await?
-                        };
-                        let id = rec.id.to_string();
-                        if image == "scratch" {
-                            say(" ---> \n".into());
-                        } else {
-                            say(format!(" ---> {}\n", short(&id)));
-                        }
-                        let mut st = Stage {
-                            image: id,
-                            config: rec.config.clone(),
-                            args: BTreeMap::new(),
-                            epoch,
-                            globals: global_args.clone(),
-                        };
-                        self.run_triggers(&mut st, &opts, &ctx, &built, &say).await?;
-                        stage = Some(st);
+        // Each stage builds once the stages it uses are built, independent stages at the same
+        // time; their output is told in Dockerfile order, as one after the other.
+        let run = BuildRun {
+            opts: &opts,
+            ctx: &ctx,
+            global_args: &global_args,
+            epoch,
+            out,
+            total,
+        };
+        let output = StageOutput::new(needed.len(), &say);
+        let mut futures: Vec<futures_util::future::Shared<StageFuture<'_>>> = Vec::new();
+        for (pos, &k) in needed.iter().enumerate() {
+            let first = n;
+            n += stages[k].end - stages[k].start;
+            let waits: Vec<(usize, futures_util::future::Shared<StageFuture<'_>>)> = deps[k]
+                .iter()
+                .filter_map(|d| needed.iter().position(|x| x == d).map(|p| (*d, futures[p].clone())))
+                .collect();
+            let (run, output, stages, df) = (&run, &output, &stages, &df);
+            let fut: StageFuture<'_> = Box::pin(async move {
+                let _told = output.finished_on_drop(pos);
+                let mut built: BTreeMap<String, String> = BTreeMap::new();
+                for (dep, wait) in waits {
+                    let st = wait.await?;
+                    built.insert(dep.to_string(), st.image.clone());
+                    if let Some(name) = &stages[dep].name {
+                        built.insert(name.clone(), st.image.clone());
                     }
-                    (Some(s), _) => self.step(s, step, &opts, &ctx, &built, &say).await?,
                 }
-            }
-            if let Some(s) = &stage {
-                built.insert(k.to_string(), s.image.clone());
-                if let Some(name) = &span.name {
-                    built.insert(name.clone(), s.image.clone());
-                }
+                let say = |text: String| output.say(pos, text);
+                let span = &stages[k];
+                self.build_stage(run, &df.instructions[span.start..span.end], first, &built, &say)
+                    .await
+                    .map_err(Arc::new)
+            });
+            futures.push(futures_util::FutureExt::shared(fut));
+        }
+        let results = futures_util::future::join_all(futures).await;
+        let mut stage = None;
+        for r in results {
+            match r {
+                Ok(st) => stage = Some(st),
+                Err(e) => return Err(Arc::try_unwrap(e).unwrap_or_else(|e| bad(e.to_string()))),
             }
         }
-        let Some(mut s) = stage else {
+        let Some(mut s) = stage.map(|st| (*st).clone()) else {
             return Err(bad("no build stage in current context"));
         };
         if !opts.labels.is_empty() {
@@ -764,6 +763,68 @@ impl BuildService {
             say(format!("Successfully tagged {}\n", familiar_tag(t)));
         }
         Ok(id)
+    }
+
+    /// One stage: its FROM (an image, pulled when missing, or a built stage of `built`), its base
+    /// image's ONBUILD triggers and its steps, numbered from `first` + 1.
+    async fn build_stage(
+        &self,
+        run: &BuildRun<'_>,
+        steps: &[Instruction],
+        first: usize,
+        built: &BTreeMap<String, String>,
+        say: &(dyn Fn(String) + Sync),
+    ) -> Result<Arc<Stage>> {
+        let (opts, ctx) = (run.opts, run.ctx);
+        let mut n = first;
+        let mut stage: Option<Stage> = None;
+        for step in steps {
+            n += 1;
+            say(format!("Step {n}/{} : {}\n", run.total, step.original.trim()));
+            match &mut stage {
+                None => {
+                    let scope = Stage {
+                        image: String::new(),
+                        config: json!({}),
+                        args: run.global_args.clone(),
+                        epoch: run.epoch,
+                        globals: BTreeMap::new(),
+                    };
+                    if let Some(p) = flag(step, "platform") {
+                        check_platform(&scope.expand(p)?).map_err(|e| bad(format!("FROM --platform: {e}")))?;
+                    }
+                    let words = step.words();
+                    let image = scope.expand(words.first().map(String::as_str).unwrap_or(""))?;
+                    let rec = if image == "scratch" {
+                        self.scratch().await?
+                    } else if let Some(stage_image) = built.get(&image.to_ascii_lowercase()) {
+                        self.images.resolve(stage_image).await?
+                    } else {
+                        self.base_image(&image, opts.pull, &opts.registry_auths, run.out)
+                            .await?
+                    };
+                    let id = rec.id.to_string();
+                    if image == "scratch" {
+                        say(" ---> \n".into());
+                    } else {
+                        say(format!(" ---> {}\n", short(&id)));
+                    }
+                    let mut st = Stage {
+                        image: id,
+                        config: rec.config.clone(),
+                        args: BTreeMap::new(),
+                        epoch: run.epoch,
+                        globals: run.global_args.clone(),
+                    };
+                    self.run_triggers(&mut st, opts, ctx, built, say).await?;
+                    stage = Some(st);
+                }
+                Some(s) => self.step(s, step, opts, ctx, built, say).await?,
+            }
+        }
+        stage
+            .map(Arc::new)
+            .ok_or_else(|| bad("no build stage in current context"))
     }
 
     /// The image a FROM names: the local one, pulled first when missing (or always with
@@ -1152,7 +1213,18 @@ impl BuildService {
             _remove_roots.push(TempDir(root.clone()));
             from_roots.insert(m.index, root);
         }
-        let mounts = run_mounts(step, s, ctx, &self.cache_mounts(), &from_roots)?;
+        let secret_dir = ctx.scratch.join(format!("secrets-{}", berth_types::new_id()));
+        let _remove_secrets = TempDir(secret_dir.clone());
+        let cache_root = self.cache_mounts();
+        let inputs = MountInputs {
+            ctx,
+            cache_root: &cache_root,
+            from_roots: &from_roots,
+            secrets: &opts.secrets,
+            ssh: &opts.ssh,
+            secret_dir: &secret_dir,
+        };
+        let run_mounts = run_mounts(step, s, &inputs)?;
         let cmd = run_command(s, step);
         // Build args reach RUN's environment, not the image's; the predefined proxy ARGs do
         // without being declared.
@@ -1163,8 +1235,16 @@ impl BuildService {
                 env.push(format!("{k}={v}"));
             }
         }
+        // The mounts' variables (`secret,env=`, `SSH_AUTH_SOCK`) win.
+        for var in run_mounts.env {
+            let key = var.split_once('=').map_or(var.as_str(), |(k, _)| k).to_string();
+            env.retain(|e| e.split_once('=').map(|(k, _)| k) != Some(key.as_str()));
+            env.push(var);
+        }
         let network = flag(step, "network").map(String::from).or_else(|| opts.network.clone());
-        let id = self.step_container(s, Some(cmd.clone()), env, network, mounts).await?;
+        let id = self
+            .step_container(s, Some(cmd.clone()), env, network, run_mounts.mounts)
+            .await?;
         say(format!(" ---> Running in {}\n", short(&id)));
         let result = self.run_and_commit(s, &id, &cmd, &plan.created_by, say).await;
         if let Err(e) = self.containers.remove(&id, true, false).await {
@@ -1644,7 +1724,11 @@ struct StageSpan {
 /// The stages `target` needs, itself last, in Dockerfile order: those its FROM and its
 /// `COPY --from` name (by name or index), and theirs. A stage naming itself or a later one is an
 /// error (the classic builder cannot use a stage before it is built).
-fn needed_stages(instructions: &[Instruction], stages: &[StageSpan], target: usize) -> Result<Vec<usize>> {
+fn needed_stages(
+    instructions: &[Instruction],
+    stages: &[StageSpan],
+    target: usize,
+) -> Result<(Vec<usize>, Vec<Vec<usize>>)> {
     let index_of = |name: &str, before: usize| -> Option<usize> {
         let lower = name.to_ascii_lowercase();
         stages[..before]
@@ -1653,6 +1737,7 @@ fn needed_stages(instructions: &[Instruction], stages: &[StageSpan], target: usi
             .or_else(|| name.parse::<usize>().ok().filter(|&i| i < before))
     };
     let mut needed = vec![false; stages.len()];
+    let mut deps: Vec<Vec<usize>> = vec![Vec::new(); stages.len()];
     let mut todo = vec![target];
     while let Some(k) = todo.pop() {
         if std::mem::replace(&mut needed[k], true) {
@@ -1675,6 +1760,9 @@ fn needed_stages(instructions: &[Instruction], stages: &[StageSpan], target: usi
             for r in references {
                 if let Some(dep) = index_of(&r, k) {
                     todo.push(dep);
+                    if !deps[k].contains(&dep) {
+                        deps[k].push(dep);
+                    }
                 } else if stages[k..]
                     .iter()
                     .any(|st| st.name.as_deref() == Some(r.to_ascii_lowercase().as_str()))
@@ -1687,15 +1775,85 @@ fn needed_stages(instructions: &[Instruction], stages: &[StageSpan], target: usi
             }
         }
     }
-    Ok((0..stages.len()).filter(|&k| needed[k]).collect())
+    Ok(((0..stages.len()).filter(|&k| needed[k]).collect(), deps))
 }
 
-/// A RUN's `--mount=type=bind,from=`: the mount's position among the step's mounts, the image
-/// (ID) and the path in it.
-struct MountImage {
-    index: usize,
-    image: String,
-    source: String,
+/// A stage being built: its image and config, or why it failed (shared by the stages that use
+/// it).
+type StageFuture<'a> =
+    std::pin::Pin<Box<dyn std::future::Future<Output = std::result::Result<Arc<Stage>, Arc<EngineError>>> + Send + 'a>>;
+
+/// What every stage of one build shares.
+struct BuildRun<'a> {
+    opts: &'a BuildOptions,
+    ctx: &'a BuildContext,
+    global_args: &'a BTreeMap<String, String>,
+    epoch: Option<u64>,
+    out: &'a Progress,
+    total: usize,
+}
+
+/// The stages' output in Dockerfile order while they build at the same time: the first
+/// unfinished stage's output goes out as it comes, a later stage's waits until those before it
+/// finish.
+struct StageOutput<'a> {
+    say: &'a (dyn Fn(String) + Sync),
+    state: std::sync::Mutex<OutputState>,
+}
+
+struct OutputState {
+    current: usize,
+    waiting: Vec<Vec<String>>,
+    finished: Vec<bool>,
+}
+
+impl<'a> StageOutput<'a> {
+    fn new(stages: usize, say: &'a (dyn Fn(String) + Sync)) -> StageOutput<'a> {
+        StageOutput {
+            say,
+            state: std::sync::Mutex::new(OutputState {
+                current: 0,
+                waiting: vec![Vec::new(); stages],
+                finished: vec![false; stages],
+            }),
+        }
+    }
+
+    fn say(&self, pos: usize, text: String) {
+        let mut st = crate::lock(&self.state);
+        if pos == st.current {
+            (self.say)(text);
+        } else if let Some(w) = st.waiting.get_mut(pos) {
+            w.push(text);
+        }
+    }
+
+    fn finished(&self, pos: usize) {
+        let mut st = crate::lock(&self.state);
+        if let Some(f) = st.finished.get_mut(pos) {
+            *f = true;
+        }
+        while st.finished.get(st.current).copied().unwrap_or(false) {
+            st.current += 1;
+            let current = st.current;
+            if let Some(w) = st.waiting.get_mut(current) {
+                for text in std::mem::take(w) {
+                    (self.say)(text);
+                }
+            }
+        }
+    }
+
+    /// Marks stage `pos` finished when the guard goes, however the stage ends.
+    fn finished_on_drop(&self, pos: usize) -> impl Drop + '_ {
+        struct Finished<'o, 'a>(&'o StageOutput<'a>, usize);
+        impl Drop for Finished<'_, '_> {
+            fn drop(&mut self) {
+                self.0.finished(self.1);
+            }
+        }
+        Finished(self, pos)
+    }
 }
 
 /// What a RUN step needs beyond its instruction: its history entry and its `from=` images.
@@ -2066,133 +2224,6 @@ fn apply_metadata(s: &mut Stage, step: &Instruction, build_args: &BTreeMap<Strin
     Ok(())
 }
 
-/// The `key=value` fields of a `--mount=` spec (a bare key is `true`), keys lower-cased.
-fn mount_fields(spec: &str) -> BTreeMap<String, String> {
-    spec.split(',')
-        .filter(|p| !p.is_empty())
-        .map(|p| match p.split_once('=') {
-            Some((k, v)) => (k.trim().to_ascii_lowercase(), v.trim().to_string()),
-            None => (p.trim().to_ascii_lowercase(), "true".into()),
-        })
-        .collect()
-}
-
-/// RUN's `--mount`s as container mounts: `cache` (a directory under `cache_root` kept across
-/// builds, by `id` or target), `tmpfs`, and `bind` of a context path (read-only unless `rw`; the
-/// context is the build's private copy). `bind` from a stage, `secret` and `ssh` are refused.
-fn run_mounts(
-    step: &Instruction,
-    s: &Stage,
-    ctx: &BuildContext,
-    cache_root: &Path,
-    from_roots: &BTreeMap<usize, PathBuf>,
-) -> Result<Vec<Mount>> {
-    use berth_api::models::{MountTmpfsOptions, MountTypeEnum};
-    let mut out = Vec::new();
-    for (index, spec) in step.flags.iter().filter_map(|f| f.strip_prefix("--mount=")).enumerate() {
-        let kv = mount_fields(spec);
-        let typ = kv.get("type").map_or("bind", String::as_str);
-        let target = kv
-            .get("target")
-            .or_else(|| kv.get("dst"))
-            .or_else(|| kv.get("destination"))
-            .ok_or_else(|| bad(format!("RUN --mount={spec}: a target is needed")))?;
-        let target = s.expand(target)?;
-        let target = if target.starts_with('/') {
-            berth_dockerfile::clean_path(&target)
-        } else {
-            berth_dockerfile::clean_path(&format!("{}/{target}", s.workdir()))
-        };
-        let yes = |k: &str| kv.get(k).is_some_and(|v| v == "true" || v == "1");
-        let m = match typ {
-            "cache" => {
-                use sha2::Digest as _;
-                let id = kv.get("id").cloned().unwrap_or_else(|| target.clone());
-                let name = hex::encode(sha2::Sha256::digest(id.as_bytes()));
-                let dir = cache_root.join(&name[..32]);
-                std::fs::create_dir_all(&dir).map_err(|e| EngineError::io("creating", &dir, e))?;
-                Mount {
-                    target: Some(target),
-                    source: Some(dir.display().to_string()),
-                    typ: Some(MountTypeEnum::BIND),
-                    read_only: Some(yes("ro") || yes("readonly")),
-                    ..Default::default()
-                }
-            }
-            "tmpfs" => Mount {
-                target: Some(target),
-                typ: Some(MountTypeEnum::TMPFS),
-                tmpfs_options: kv
-                    .get("size")
-                    .and_then(|v| v.parse::<i64>().ok())
-                    .map(|size| MountTmpfsOptions {
-                        size_bytes: Some(size),
-                        ..Default::default()
-                    }),
-                ..Default::default()
-            },
-            "bind" => {
-                // The build context, or the files taken out of the `from=` stage or image.
-                let (base, place) = match from_roots.get(&index) {
-                    Some(root) => (root.clone(), "the from= image"),
-                    None if kv.contains_key("from") => {
-                        return Err(EngineError::Internal(format!(
-                            "RUN --mount={spec}: its image was not prepared"
-                        )))
-                    }
-                    None => (ctx.root.clone(), "the build context"),
-                };
-                let src = kv
-                    .get("source")
-                    .or_else(|| kv.get("src"))
-                    .cloned()
-                    .unwrap_or_else(|| ".".into());
-                let src = s.expand(&src)?;
-                let rel = berth_dockerfile::clean_path(&src);
-                let rel = rel.trim_start_matches('/');
-                if rel == ".." || rel.starts_with("../") {
-                    return Err(bad(format!("forbidden path outside the build context: {src}")));
-                }
-                let host = if rel.is_empty() || rel == "." {
-                    base.clone()
-                } else {
-                    base.join(rel)
-                };
-                // Every component must be a real directory or file: a symlink would make the
-                // bind reach outside (the kernel follows it on the host).
-                let mut walk = base.clone();
-                for comp in rel.split('/').filter(|c| !c.is_empty() && *c != ".") {
-                    walk.push(comp);
-                    match std::fs::symlink_metadata(&walk) {
-                        Ok(m) if m.file_type().is_symlink() => {
-                            return Err(bad(format!(
-                                "RUN --mount source {src}: {comp} is a symlink; bind a real path of {place}"
-                            )))
-                        }
-                        Ok(_) => {}
-                        Err(_) => return Err(bad(format!("RUN --mount source {src}: not found in {place}"))),
-                    }
-                }
-                Mount {
-                    target: Some(target),
-                    source: Some(host.display().to_string()),
-                    typ: Some(MountTypeEnum::BIND),
-                    read_only: Some(!(yes("rw") || yes("readwrite"))),
-                    ..Default::default()
-                }
-            }
-            "secret" | "ssh" => {
-                return Err(bad(format!(
-                    "RUN --mount=type={typ} needs build secrets, which berth's builder does not take yet"
-                )))
-            }
-            other => return Err(bad(format!("RUN --mount: unknown mount type {other:?}"))),
-        };
-        out.push(m);
-    }
-    Ok(out)
-}
-
 /// The command a RUN runs: its JSON words, or its line (here-documents made a script) through the
 /// stage's shell.
 fn run_command(s: &Stage, step: &Instruction) -> Vec<String> {
@@ -2205,14 +2236,6 @@ fn run_command(s: &Stage, step: &Instruction) -> Vec<String> {
         c.push(heredoc_script(&line, &step.heredocs));
         c
     }
-}
-
-/// Whether a RUN bind-mounts something (`--mount` without a type binds).
-fn has_bind_mount(step: &Instruction) -> bool {
-    step.flags
-        .iter()
-        .filter_map(|f| f.strip_prefix("--mount="))
-        .any(|spec| mount_fields(spec).get("type").is_none_or(|t| t == "bind"))
 }
 
 /// The shell script of a RUN line with here-documents: a line that is only `<<EOF` runs the

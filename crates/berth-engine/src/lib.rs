@@ -33,7 +33,7 @@ pub mod stats;
 mod system;
 pub mod volume;
 
-pub use build::{BuildOptions, BuildService};
+pub use build::{BuildOptions, BuildService, Secret};
 pub use containers::{
     go_file_mode, human_duration, human_status, parse_signal, AttachStream, AttachTicket, BoxFuture, CommitRequest,
     ContainerDeps, ContainerService, ContainerServiceConfig, ExecTicket, ExtractOptions, FilesystemChange, ListOptions,

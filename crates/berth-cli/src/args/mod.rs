@@ -137,7 +137,7 @@ pub enum Cmd {
     #[command(disable_help_flag = true)]
     Registry(RegistryArgs),
     /// Build an image from a Dockerfile
-    Build(BuildArgs),
+    Build(BuildCmd),
     /// Manage builds
     #[command(subcommand)]
     Builder(BuilderCmd),
@@ -312,6 +312,33 @@ mod tests {
     }
 }
 
+/// The `berth build` command line: the build itself and how its progress is shown (compose
+/// builds with [`BuildArgs`] alone).
+#[derive(clap::Args, Debug)]
+pub struct BuildCmd {
+    #[command(flatten)]
+    pub build: BuildArgs,
+    /// Set type of progress output ("auto", "plain", "tty", "quiet"); "auto" is "tty" on a
+    /// terminal, else "plain" (the classic builder's output) [default: $BUILDKIT_PROGRESS, else auto]
+    #[arg(long, value_enum, value_name = "type")]
+    pub progress: Option<ProgressMode>,
+}
+
+/// `--progress` of `berth build`, as docker's (`BUILDKIT_PROGRESS` sets the default; not clap's
+/// `env`, which refuses the empty value docker takes as unset).
+#[derive(clap::ValueEnum, Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum ProgressMode {
+    /// `tty` when the output is a terminal, else `plain`.
+    #[default]
+    Auto,
+    /// The classic builder's stream, as docker prints it.
+    Plain,
+    /// A live view of the steps, redrawn in place.
+    Tty,
+    /// Only the image ID, at the end (as `-q`).
+    Quiet,
+}
+
 /// `berth build`: an image from a Dockerfile and a context (the classic builder's API), or the
 /// parser's view of a Dockerfile (`--print-ast`).
 #[derive(clap::Args, Debug)]
@@ -344,6 +371,16 @@ pub struct BuildArgs {
     /// Images to consider as cache sources (pulled when missing)
     #[arg(long = "cache-from")]
     pub cache_from: Vec<String>,
+    /// Secret to expose to the build (format: "id=mysecret[,src=/local/secret]" or "id=TOKEN,env=VAR")
+    #[arg(long = "secret")]
+    pub secrets: Vec<String>,
+    /// SSH agent socket to expose to the build (format: "default|<id>[=<socket>]"; the daemon must
+    /// run on this host)
+    #[arg(long = "ssh")]
+    pub ssh: Vec<String>,
+    /// Secrets already read (compose's `build.secrets`), by id, besides `--secret`.
+    #[arg(skip)]
+    pub secret_values: std::collections::BTreeMap<String, Vec<u8>>,
     /// Suppress the build output and print image ID on success
     #[arg(short, long)]
     pub quiet: bool,
