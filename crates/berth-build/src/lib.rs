@@ -5,6 +5,7 @@
 
 pub mod chmod;
 pub mod copy;
+mod proxy;
 pub mod remote;
 
 pub use chmod::{Chmod, ChmodError};

@@ -7,8 +7,10 @@
 //! content. Unlike BuildKit the download is bounded ([`FetchLimits`]) so a build cannot fill the
 //! disk or hang on a server that never answers.
 
+pub use hyper_util::client::proxy::matcher::Matcher;
 use sha2::{Digest as _, Sha256};
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::Duration;
 
 /// What an ADD source is, from its text alone (BuildKit's `isHTTPSource` and git ref detection).
@@ -187,12 +189,17 @@ pub struct Fetched {
 }
 
 type Client = hyper_util::client::legacy::Client<
-    hyper_rustls::HttpsConnector<hyper_util::client::legacy::connect::HttpConnector>,
+    hyper_rustls::HttpsConnector<crate::proxy::ProxyConnector>,
     http_body_util::Empty<bytes::Bytes>,
 >;
 
-/// An http(s) client with the system's root certificates.
-fn client(url: &str) -> Result<Client, FetchError> {
+/// The proxies of the daemon's environment (`HTTP_PROXY`, `HTTPS_PROXY`, `NO_PROXY`).
+pub fn proxies_from_env() -> Arc<Matcher> {
+    Arc::new(Matcher::from_env())
+}
+
+/// An http(s) client with the system's root certificates, through `proxies`.
+fn client(url: &str, proxies: &Arc<Matcher>) -> Result<Client, FetchError> {
     let provider = std::sync::Arc::new(rustls::crypto::ring::default_provider());
     let mut roots = rustls::RootCertStore::empty();
     roots.add_parsable_certificates(rustls_native_certs::load_native_certs().certs);
@@ -211,7 +218,7 @@ fn client(url: &str) -> Result<Client, FetchError> {
         .with_tls_config(tls)
         .https_or_http()
         .enable_http1()
-        .wrap_connector(http);
+        .wrap_connector(crate::proxy::ProxyConnector::new(http, proxies.clone()));
     Ok(hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new()).build(https))
 }
 
@@ -242,6 +249,17 @@ pub async fn fetch(
     checksum: Option<&Checksum>,
     limits: &FetchLimits,
 ) -> Result<Fetched, FetchError> {
+    fetch_through(url, dir, checksum, limits, &proxies_from_env()).await
+}
+
+/// [`fetch`] through `proxies` (see [`proxies_from_env`]).
+pub async fn fetch_through(
+    url: &str,
+    dir: &Path,
+    checksum: Option<&Checksum>,
+    limits: &FetchLimits,
+    proxies: &Arc<Matcher>,
+) -> Result<Fetched, FetchError> {
     let name = file_name_of(url).unwrap_or_else(|| "__unnamed__".into());
     let path = dir.join(&name);
     let io = |source| FetchError::Io {
@@ -250,7 +268,7 @@ pub async fn fetch(
         source,
     };
     tokio::fs::create_dir_all(dir).await.map_err(io)?;
-    let work = download(url, &path, limits);
+    let work = download(url, &path, limits, proxies);
     let result = match tokio::time::timeout(limits.timeout, work).await {
         Ok(r) => r,
         Err(_) => Err(FetchError::Timeout {
@@ -286,7 +304,12 @@ pub async fn fetch(
 
 /// The request loop: follows redirects, then streams the body to `path`; answers the content's
 /// digest and `Last-Modified`.
-async fn download(url: &str, path: &Path, limits: &FetchLimits) -> Result<(String, Option<i64>), FetchError> {
+async fn download(
+    url: &str,
+    path: &Path,
+    limits: &FetchLimits,
+    proxies: &Arc<Matcher>,
+) -> Result<(String, Option<i64>), FetchError> {
     use http_body_util::BodyExt;
     use tokio::io::AsyncWriteExt;
     let bad = |reason: String| FetchError::BadUrl {
@@ -296,16 +319,24 @@ async fn download(url: &str, path: &Path, limits: &FetchLimits) -> Result<(Strin
     let mut uri: hyper::Uri = url
         .parse()
         .map_err(|e: hyper::http::uri::InvalidUri| bad(e.to_string()))?;
-    let client = client(url)?;
+    let client = client(url, proxies)?;
     let mut redirects = 0;
     let resp = loop {
         if !matches!(uri.scheme_str(), Some("http" | "https")) || uri.host().is_none() {
             return Err(bad("only http and https URLs with a host can be fetched".into()));
         }
-        let req = hyper::Request::get(uri.clone())
+        let mut req = hyper::Request::get(uri.clone())
             .header(hyper::header::USER_AGENT, concat!("berth/", env!("CARGO_PKG_VERSION")))
             .body(http_body_util::Empty::new())
             .map_err(|e| bad(e.to_string()))?;
+        // An http URL asked of a proxy carries the proxy's credentials (an https one gave them
+        // in its CONNECT).
+        if uri.scheme_str() == Some("http") {
+            if let Some(auth) = proxies.intercept(&uri).as_ref().and_then(|p| p.basic_auth()) {
+                req.headers_mut()
+                    .insert(hyper::header::PROXY_AUTHORIZATION, auth.clone());
+            }
+        }
         let resp = client.request(req).await.map_err(|e| FetchError::Connect {
             url: uri.to_string(),
             reason: error_chain(&e),
@@ -483,6 +514,63 @@ mod tests {
         .into_bytes();
         a.extend_from_slice(body);
         a
+    }
+
+    /// A proxy on loopback for `conns` connections: it answers an absolute-form GET itself and
+    /// accepts a CONNECT (then hangs up); sends each request's head.
+    fn proxy(conns: usize) -> (String, std::sync::mpsc::Receiver<String>) {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = l.local_addr().unwrap();
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            for _ in 0..conns {
+                let Ok((mut s, _)) = l.accept() else { return };
+                let mut head = Vec::new();
+                let mut byte = [0u8; 1];
+                while !head.ends_with(b"\r\n\r\n") && std::io::Read::read(&mut s, &mut byte).is_ok_and(|n| n == 1) {
+                    head.push(byte[0]);
+                }
+                let head = String::from_utf8_lossy(&head).into_owned();
+                let answer = if head.starts_with("CONNECT ") {
+                    b"HTTP/1.1 200 Connection established\r\n\r\n".to_vec()
+                } else {
+                    ok_answer(b"via-proxy", "")
+                };
+                let _ = std::io::Write::write_all(&mut s, &answer);
+                let _ = tx.send(head);
+            }
+        });
+        (addr.to_string(), rx)
+    }
+
+    #[tokio::test]
+    async fn downloads_go_through_the_proxies_asked_for() {
+        let dir = tempfile::tempdir().unwrap();
+        let limits = FetchLimits::default();
+        let (addr, seen) = proxy(2);
+        let proxies = Arc::new(
+            Matcher::builder()
+                .http(format!("http://user:pw@{addr}"))
+                .https(format!("http://{addr}"))
+                .build(),
+        );
+        // http: the whole URL asked of the proxy, with the proxy's credentials.
+        let got = fetch_through("http://files.example:81/a.txt", dir.path(), None, &limits, &proxies)
+            .await
+            .unwrap();
+        assert_eq!(std::fs::read(&got.path).unwrap(), b"via-proxy");
+        let head = seen.recv().unwrap();
+        assert!(head.starts_with("GET http://files.example:81/a.txt HTTP/1.1"), "{head}");
+        assert!(
+            head.to_ascii_lowercase()
+                .contains("proxy-authorization: basic dxnlcjpwdw=="),
+            "{head}"
+        );
+        // https: a tunnel (this proxy hangs up after it, so the download fails).
+        let e = fetch_through("https://secure.example/b.txt", dir.path(), None, &limits, &proxies).await;
+        assert!(e.is_err());
+        let head = seen.recv().unwrap();
+        assert!(head.starts_with("CONNECT secure.example:443 HTTP/1.1"), "{head}");
     }
 
     #[tokio::test]
