@@ -1022,36 +1022,6 @@ fn copy_through_a_symlink_stays_in_the_context() {
     assert_eq!(ok(&d, &["run", "--rm", "leaky", "cat", "/leak"]), "the context's\n");
 }
 
-/// A registry of berth's own in the daemon's network namespace, on `port`; killed on drop.
-struct Registry(std::process::Child);
-
-impl Registry {
-    fn start(d: &Daemon, port: u16) -> Registry {
-        let root = d.data_root().parent().unwrap().join(format!("registry-{port}"));
-        let child = d
-            .netns_cmd(common::bin("berth-registry").to_str().unwrap())
-            .args(["serve", "--addr", &format!("127.0.0.1:{port}"), "--root"])
-            .arg(&root)
-            .stdin(std::process::Stdio::null())
-            .stdout(std::process::Stdio::null())
-            .stderr(std::process::Stdio::null())
-            .spawn()
-            .expect("starting berth-registry");
-        let up = common::eventually(std::time::Duration::from_secs(20), || {
-            d.in_netns(|| std::net::TcpStream::connect(("127.0.0.1", port)).is_ok())
-        });
-        assert!(up, "berth-registry did not listen");
-        Registry(child)
-    }
-}
-
-impl Drop for Registry {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
 /// `--cache-from`: a machine without the build's cache (here: the cache pruned, the image removed)
 /// takes the steps from an image a registry has, as long as they are the same steps on the same
 /// files and build args; from the first that differs on, the steps run again.
@@ -1059,7 +1029,7 @@ impl Drop for Registry {
 fn cache_from_an_image_of_a_registry() {
     let d = Daemon::start();
     d.load_busybox("bb");
-    let _registry = Registry::start(&d, 5004);
+    let _registry = common::Registry::start(&d, 5004);
     let dockerfile = "FROM bb\nARG V=1\nENV A=one\nWORKDIR /app\nCOPY f.txt .\n\
                       RUN cat /proc/sys/kernel/random/uuid > id && echo $V-$A > v\nCMD [\"cat\", \"/app/id\"]\n";
     let ctx = context(&[("Dockerfile", dockerfile), ("f.txt", "first\n")]);

@@ -793,20 +793,7 @@ fn config_prints_what_compose_v2_prints() {
 fn build_push_and_pull_through_a_registry() {
     let d = Daemon::start();
     d.load_busybox("bb");
-    let root = d.data_root().parent().unwrap().join("compose-registry");
-    let mut server = d
-        .netns_cmd(common::bin("berth-registry").to_str().unwrap())
-        .args(["serve", "--addr", "127.0.0.1:5002", "--root"])
-        .arg(&root)
-        .stdin(std::process::Stdio::null())
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::null())
-        .spawn()
-        .expect("starting berth-registry");
-    let up = common::eventually(std::time::Duration::from_secs(20), || {
-        d.in_netns(|| std::net::TcpStream::connect("127.0.0.1:5002").is_ok())
-    });
-    assert!(up, "berth-registry did not listen");
+    let _registry = common::Registry::start(&d, 5002);
     let p = project(&[
         (
             "compose.yaml",
@@ -840,8 +827,6 @@ fn build_push_and_pull_through_a_registry() {
     assert_eq!(r.stderr.matches("Using cache").count(), 2, "{r:?}");
     assert!(!r.stderr.contains("Running in"), "{r:?}");
     assert!(!r.stderr.contains("not supported"), "{r:?}");
-    let _ = server.kill();
-    let _ = server.wait();
 }
 
 #[test]

@@ -421,3 +421,33 @@ pub fn inspect(d: &Daemon, name: &str) -> serde_json::Value {
 pub fn read(p: &Path) -> String {
     std::fs::read_to_string(p).unwrap_or_default()
 }
+
+/// A registry of berth's own in the daemon's network namespace, on `port`; killed on drop.
+pub struct Registry(Child);
+
+impl Registry {
+    pub fn start(d: &Daemon, port: u16) -> Registry {
+        let root = d.data_root().parent().unwrap().join(format!("registry-{port}"));
+        let child = d
+            .netns_cmd(bin("berth-registry").to_str().unwrap())
+            .args(["serve", "--addr", &format!("127.0.0.1:{port}"), "--root"])
+            .arg(&root)
+            .stdin(std::process::Stdio::null())
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .expect("starting berth-registry");
+        let up = eventually(std::time::Duration::from_secs(20), || {
+            d.in_netns(|| std::net::TcpStream::connect(("127.0.0.1", port)).is_ok())
+        });
+        assert!(up, "berth-registry did not listen");
+        Registry(child)
+    }
+}
+
+impl Drop for Registry {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
