@@ -163,6 +163,7 @@ impl Daemon {
         c.args(args)
             .env("BERTH_HOST", self.host())
             .env_remove("DOCKER_HOST")
+            .env_remove("BUILDKIT_PROGRESS")
             .stdin(Stdio::null());
         c
     }

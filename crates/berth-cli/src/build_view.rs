@@ -34,6 +34,8 @@ const TAIL_LINES: usize = 6;
 const FRAME_INTERVAL: Duration = Duration::from_millis(100);
 /// The width assumed when the output is not a terminal (`--progress=tty` into a pipe).
 const DEFAULT_WIDTH: usize = 80;
+/// Output without a newline longer than this is taken as a line (it is cut to the width anyway).
+const MAX_PARTIAL: usize = 8192;
 
 /// How a row of the frame is drawn.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -213,6 +215,9 @@ impl BuildView {
         while let Some(i) = self.partial.find('\n') {
             let line: String = self.partial.drain(..=i).collect();
             self.line(&line[..i], now);
+        }
+        if self.partial.len() > MAX_PARTIAL {
+            self.flush_partial(now);
         }
     }
 
@@ -496,7 +501,8 @@ pub async fn display<R: AsyncRead + Unpin>(
                 }
                 (now, FRAME_INTERVAL)
             }
-            _ = tick.tick() => (Instant::now(), FRAME_INTERVAL / 2),
+            // The clock moves on: a frame when the last is (about) an interval old.
+            _ = tick.tick() => (Instant::now(), FRAME_INTERVAL * 9 / 10),
         };
         if last_draw.is_none_or(|t| now.saturating_duration_since(t) >= min_gap) {
             draw(&view, &mut screen, true);
@@ -713,6 +719,13 @@ mod tests {
             ],
         );
         assert_eq!(text(&v, at(t0, 0), 40)[2..], [" => => # no-newline"]);
+        // Endless output without a newline is not kept whole.
+        for _ in 0..100 {
+            feed(&mut v, t0, &[(0, &"z".repeat(1000))]);
+        }
+        assert!(v.partial.len() <= MAX_PARTIAL);
+        assert!(v.steps[0].output.lines.iter().skip(1).all(|(_, l)| l.len() == 9000));
+        assert_eq!(text(&v, at(t0, 0), 40).len(), 2 + TAIL_LINES + 1);
         feed(&mut v, t0, &[(0, " ---> 1a2b3c4d5e6f\n")]);
         v.finish(at(t0, 0));
         assert_eq!(text(&v, at(t0, 0), 40)[0], "[+] Building 0.0s (1/1) FINISHED");
