@@ -9,8 +9,9 @@ set -euo pipefail
 # python3-docker: the Docker SDK for Python, a real client the end-to-end tests drive.
 # skopeo, docker-registry (distribution 2.8): registry clients and a registry the registry tests use.
 # docker-compose: Debian's docker-compose 1.29, which tests/compose.rs drives against berthd.
+# man-db: tests/completion.rs renders the generated man pages with `man -l`.
 need=()
-for p in busybox-static libseccomp-dev pkg-config iproute2 util-linux curl docker.io tini runc python3-docker skopeo docker-registry docker-compose; do
+for p in busybox-static libseccomp-dev pkg-config iproute2 util-linux curl docker.io tini runc python3-docker skopeo docker-registry docker-compose man-db; do
   dpkg -s "$p" >/dev/null 2>&1 || need+=("$p")
 done
 if [ "${#need[@]}" -gt 0 ]; then

@@ -37,6 +37,9 @@ pub async fn dispatch(cli: Cli) -> Result<i32> {
         Cmd::Logout(a) => return registry::logout(a),
         Cmd::Compose(a) if crate::compose::is_offline(&a) => return crate::compose::compose_offline(a),
         Cmd::Info(a) | Cmd::System(SystemCmd::Info(a)) => return system::info(&copts, a).await,
+        // Generated from the command definitions alone.
+        Cmd::Completion(a) => return crate::completion::completion(a),
+        Cmd::Man(a) => return crate::man::man(a),
         _ => {}
     }
     let is_run = matches!(cmd, Cmd::Run(_) | Cmd::Container(ContainerCmd::Run(_)));
@@ -107,6 +110,12 @@ pub async fn dispatch(cli: Cli) -> Result<i32> {
         Cmd::Events(a) | Cmd::System(SystemCmd::Events(a)) => events::events(c, a).await,
         Cmd::System(SystemCmd::Df(a)) => events::df(c, a).await,
         Cmd::System(SystemCmd::Prune(a)) => events::prune(c, a).await,
-        Cmd::Version(_) | Cmd::Info(_) | Cmd::System(SystemCmd::Info(_)) | Cmd::Registry(_) | Cmd::Logout(_) => Ok(0),
+        Cmd::Version(_)
+        | Cmd::Info(_)
+        | Cmd::System(SystemCmd::Info(_))
+        | Cmd::Registry(_)
+        | Cmd::Logout(_)
+        | Cmd::Completion(_)
+        | Cmd::Man(_) => Ok(0),
     }
 }

@@ -16,6 +16,7 @@ mod attach;
 mod build;
 mod build_session;
 mod build_view;
+mod completion;
 mod compose;
 mod connect;
 mod container;
@@ -26,6 +27,7 @@ mod events;
 mod filters;
 mod format;
 mod image;
+mod man;
 mod network;
 mod objects;
 mod opts;
@@ -177,7 +179,10 @@ fn usage_error(e: &clap::Error, args: &[String]) -> (i32, Option<String>) {
 
 /// Entry point of the `berth` binary.
 pub fn main() {
-    let code = run(std::env::args_os());
+    let args: Vec<std::ffi::OsString> = std::env::args_os().collect();
+    // `COMPLETE=bash berth -- berth start w`: the completion scripts asking for candidates.
+    completion::complete_from_env(&args);
+    let code = run(args);
     // Exit without waiting for the stdin reader thread or background tasks.
     std::process::exit(code);
 }

@@ -2,6 +2,7 @@
 //! spells its flags.
 
 use clap::{ArgAction, Args};
+use clap_complete::ArgValueCompleter;
 
 #[derive(Args, Debug)]
 pub struct RunArgs {
@@ -35,7 +36,7 @@ pub struct StartArgs {
     /// Override the key sequence for detaching a container
     #[arg(long = "detach-keys")]
     pub detach_keys: Option<String>,
-    #[arg(required = true, value_name = "CONTAINER")]
+    #[arg(required = true, value_name = "CONTAINER", add = ArgValueCompleter::new(crate::completion::containers))]
     pub containers: Vec<String>,
 }
 
@@ -47,7 +48,7 @@ pub struct StopArgs {
     /// Seconds to wait before killing the container
     #[arg(short = 't', long = "time", visible_alias = "timeout", allow_hyphen_values = true)]
     pub time: Option<i64>,
-    #[arg(required = true, value_name = "CONTAINER")]
+    #[arg(required = true, value_name = "CONTAINER", add = ArgValueCompleter::new(crate::completion::containers))]
     pub containers: Vec<String>,
 }
 
@@ -56,7 +57,7 @@ pub struct KillArgs {
     /// Signal to send to the container
     #[arg(short = 's', long)]
     pub signal: Option<String>,
-    #[arg(required = true, value_name = "CONTAINER")]
+    #[arg(required = true, value_name = "CONTAINER", add = ArgValueCompleter::new(crate::completion::containers))]
     pub containers: Vec<String>,
 }
 
@@ -71,7 +72,7 @@ pub struct RmArgs {
     /// Remove the specified link
     #[arg(short = 'l', long)]
     pub link: bool,
-    #[arg(required = true, value_name = "CONTAINER")]
+    #[arg(required = true, value_name = "CONTAINER", add = ArgValueCompleter::new(crate::completion::containers))]
     pub containers: Vec<String>,
 }
 
@@ -123,17 +124,19 @@ pub struct LogsArgs {
     /// Show extra details provided to logs
     #[arg(long)]
     pub details: bool,
+    #[arg(add = ArgValueCompleter::new(crate::completion::containers))]
     pub container: String,
 }
 
 #[derive(Args, Debug)]
 pub struct WaitArgs {
-    #[arg(required = true, value_name = "CONTAINER")]
+    #[arg(required = true, value_name = "CONTAINER", add = ArgValueCompleter::new(crate::completion::containers))]
     pub containers: Vec<String>,
 }
 
 #[derive(Args, Debug)]
 pub struct RenameArgs {
+    #[arg(add = ArgValueCompleter::new(crate::completion::containers))]
     pub container: String,
     pub new_name: String,
 }
@@ -149,6 +152,7 @@ pub struct AttachArgs {
     /// Override the key sequence for detaching a container
     #[arg(long = "detach-keys")]
     pub detach_keys: Option<String>,
+    #[arg(add = ArgValueCompleter::new(crate::completion::containers))]
     pub container: String,
 }
 
@@ -246,7 +250,7 @@ pub struct ContainerOpts {
     #[arg(long)]
     pub ulimit: Vec<String>,
     /// Connect a container to a network (repeat to attach several)
-    #[arg(long, visible_alias = "net")]
+    #[arg(long, visible_alias = "net", add = ArgValueCompleter::new(crate::completion::networks))]
     pub network: Vec<String>,
     /// Add network-scoped alias for the container
     #[arg(long = "network-alias", visible_alias = "net-alias")]
@@ -309,7 +313,7 @@ pub struct ContainerOpts {
     #[arg(short = 'v', long = "volume")]
     pub volume: Vec<String>,
     /// Mount volumes from the specified container(s)
-    #[arg(long = "volumes-from")]
+    #[arg(long = "volumes-from", add = ArgValueCompleter::new(crate::completion::containers))]
     pub volumes_from: Vec<String>,
     /// Optional volume driver for the container
     #[arg(long = "volume-driver")]
@@ -385,7 +389,8 @@ pub struct ContainerOpts {
         value_name = "IMAGE [COMMAND] [ARG...]",
         required = true,
         num_args = 1..,
-        trailing_var_arg = true
+        trailing_var_arg = true,
+        add = ArgValueCompleter::new(crate::completion::ImageThenCommand)
     )]
     pub args: Vec<String>,
 }
@@ -427,7 +432,7 @@ pub struct ExecArgs {
     #[arg(short = 'w', long)]
     pub workdir: Option<String>,
     /// The container
-    #[arg(value_name = "CONTAINER")]
+    #[arg(value_name = "CONTAINER", add = ArgValueCompleter::new(crate::completion::containers))]
     pub container: String,
     /// The command and its arguments
     #[arg(

@@ -1,6 +1,7 @@
 //! Arguments of the commands on a container's files: `cp`, `export`, `diff`, `commit`.
 
 use clap::Args;
+use clap_complete::ArgValueCompleter;
 
 #[derive(Args, Debug)]
 pub struct CpArgs {
@@ -14,10 +15,10 @@ pub struct CpArgs {
     #[arg(short = 'q', long = "quiet")]
     pub quiet: bool,
     /// CONTAINER:SRC_PATH, a local path, or - (a tar on stdin)
-    #[arg(value_name = "SRC")]
+    #[arg(value_name = "SRC", add = ArgValueCompleter::new(crate::completion::container_or_path))]
     pub src: String,
     /// CONTAINER:DEST_PATH, a local path, or - (a tar on stdout)
-    #[arg(value_name = "DEST")]
+    #[arg(value_name = "DEST", add = ArgValueCompleter::new(crate::completion::container_or_path))]
     pub dst: String,
 }
 
@@ -26,11 +27,13 @@ pub struct ExportArgs {
     /// Write to a file, instead of STDOUT
     #[arg(short = 'o', long = "output")]
     pub output: Option<String>,
+    #[arg(add = ArgValueCompleter::new(crate::completion::containers))]
     pub container: String,
 }
 
 #[derive(Args, Debug)]
 pub struct DiffArgs {
+    #[arg(add = ArgValueCompleter::new(crate::completion::containers))]
     pub container: String,
 }
 
@@ -48,6 +51,7 @@ pub struct CommitArgs {
     /// Pause container during commit
     #[arg(short = 'p', long = "pause", default_value_t = true, action = clap::ArgAction::Set, num_args = 0..=1, default_missing_value = "true", require_equals = true)]
     pub pause: bool,
+    #[arg(add = ArgValueCompleter::new(crate::completion::containers))]
     pub container: String,
     /// REPOSITORY[:TAG]
     pub repository: Option<String>,

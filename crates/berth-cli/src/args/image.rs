@@ -1,6 +1,7 @@
 //! Arguments of the image commands (`images`, `rmi`, `load`, `pull`, ...).
 
 use clap::{ArgAction, Args};
+use clap_complete::ArgValueCompleter;
 
 #[derive(Args, Debug, Default)]
 pub struct ImagesArgs {
@@ -34,12 +35,13 @@ pub struct RmiArgs {
     /// Do not delete untagged parents
     #[arg(long = "no-prune")]
     pub no_prune: bool,
-    #[arg(required = true, value_name = "IMAGE")]
+    #[arg(required = true, value_name = "IMAGE", add = ArgValueCompleter::new(crate::completion::images))]
     pub images: Vec<String>,
 }
 
 #[derive(Args, Debug)]
 pub struct TagArgs {
+    #[arg(add = ArgValueCompleter::new(crate::completion::images))]
     pub source: String,
     pub target: String,
 }
@@ -76,7 +78,7 @@ pub struct SaveArgs {
     /// Write to a file, instead of STDOUT
     #[arg(short = 'o', long)]
     pub output: Option<String>,
-    #[arg(required = true, value_name = "IMAGE")]
+    #[arg(required = true, value_name = "IMAGE", add = ArgValueCompleter::new(crate::completion::images))]
     pub images: Vec<String>,
 }
 
@@ -94,6 +96,7 @@ pub struct HistoryArgs {
     /// Format output using a custom template
     #[arg(long)]
     pub format: Option<String>,
+    #[arg(add = ArgValueCompleter::new(crate::completion::images))]
     pub image: String,
 }
 

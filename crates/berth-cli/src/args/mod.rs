@@ -1,6 +1,7 @@
 //! Command-line definitions: Docker's verbs, aliases and flags as clap types. Nothing here runs a
 //! command (see `dispatch`), so the command modules import these types and not the other way round.
 
+mod completion;
 mod compose;
 mod container;
 mod files;
@@ -13,6 +14,7 @@ mod volume;
 
 use clap::{Parser, Subcommand};
 
+pub use completion::*;
 pub use compose::*;
 pub use container::*;
 pub use files::*;
@@ -164,6 +166,11 @@ pub enum Cmd {
     /// Manage volumes
     #[command(subcommand)]
     Volume(VolumeCmd),
+    /// Generate the autocompletion script for the specified shell
+    Completion(CompletionArgs),
+    /// Write man pages (berth.1, berth-run.1, ...) into DIR
+    #[command(name = "__man", hide = true)]
+    Man(ManArgs),
 }
 
 #[derive(Subcommand, Debug)]
@@ -232,7 +239,7 @@ pub enum ImageCmd {
     #[command(visible_alias = "list")]
     Ls(ImagesArgs),
     /// Display detailed information on one or more images
-    Inspect(TypedInspectArgs),
+    Inspect(ImageInspectArgs),
     /// Show the history of an image
     History(HistoryArgs),
     /// Download an image from a registry

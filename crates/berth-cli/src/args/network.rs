@@ -2,6 +2,7 @@
 //! its flags.
 
 use clap::{ArgAction, Args, Subcommand};
+use clap_complete::ArgValueCompleter;
 
 #[derive(Subcommand, Debug)]
 #[command(defer = true)]
@@ -106,7 +107,7 @@ pub struct NetworkInspectArgs {
     /// Verbose output for diagnostics
     #[arg(short = 'v', long)]
     pub verbose: bool,
-    #[arg(required = true, value_name = "NETWORK")]
+    #[arg(required = true, value_name = "NETWORK", add = ArgValueCompleter::new(crate::completion::networks))]
     pub networks: Vec<String>,
 }
 
@@ -115,7 +116,7 @@ pub struct NetworkRmArgs {
     /// Do not error if the network does not exist
     #[arg(short = 'f', long)]
     pub force: bool,
-    #[arg(required = true, value_name = "NETWORK")]
+    #[arg(required = true, value_name = "NETWORK", add = ArgValueCompleter::new(crate::completion::networks))]
     pub networks: Vec<String>,
 }
 
@@ -139,9 +140,9 @@ pub struct NetworkConnectArgs {
     /// driver options for the network
     #[arg(long = "driver-opt", value_delimiter = ',')]
     pub driver_opt: Vec<String>,
-    #[arg(value_name = "NETWORK")]
+    #[arg(value_name = "NETWORK", add = ArgValueCompleter::new(crate::completion::networks))]
     pub network: String,
-    #[arg(value_name = "CONTAINER")]
+    #[arg(value_name = "CONTAINER", add = ArgValueCompleter::new(crate::completion::containers))]
     pub container: String,
 }
 
@@ -150,9 +151,9 @@ pub struct NetworkDisconnectArgs {
     /// Force the container to disconnect from a network
     #[arg(short = 'f', long)]
     pub force: bool,
-    #[arg(value_name = "NETWORK")]
+    #[arg(value_name = "NETWORK", add = ArgValueCompleter::new(crate::completion::networks))]
     pub network: String,
-    #[arg(value_name = "CONTAINER")]
+    #[arg(value_name = "CONTAINER", add = ArgValueCompleter::new(crate::completion::containers))]
     pub container: String,
 }
 

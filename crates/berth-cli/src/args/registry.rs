@@ -1,6 +1,7 @@
 //! Arguments of the registry commands (`login`, `logout`, `push`, `search`, `manifest`).
 
 use clap::{Args, Subcommand};
+use clap_complete::ArgValueCompleter;
 
 #[derive(Args, Debug)]
 pub struct LoginArgs {
@@ -37,7 +38,7 @@ pub struct PushArgs {
     #[arg(long = "disable-content-trust", default_value_t = true, action = clap::ArgAction::Set, num_args = 0..=1, default_missing_value = "true", require_equals = true)]
     pub disable_content_trust: bool,
     /// NAME[:TAG]
-    #[arg(value_name = "NAME[:TAG]")]
+    #[arg(value_name = "NAME[:TAG]", add = ArgValueCompleter::new(crate::completion::images))]
     pub image: String,
 }
 

@@ -1,10 +1,11 @@
 //! Flags of `pause`, `unpause`, `stats`, `top` and `update`.
 
 use clap::Args;
+use clap_complete::ArgValueCompleter;
 
 #[derive(Args, Debug)]
 pub struct PauseArgs {
-    #[arg(required = true, value_name = "CONTAINER")]
+    #[arg(required = true, value_name = "CONTAINER", add = ArgValueCompleter::new(crate::completion::containers))]
     pub containers: Vec<String>,
 }
 
@@ -22,13 +23,13 @@ pub struct StatsArgs {
     /// Format output using a custom template ("table", "table TEMPLATE", "json", or a Go template)
     #[arg(long)]
     pub format: Option<String>,
-    #[arg(value_name = "CONTAINER")]
+    #[arg(value_name = "CONTAINER", add = ArgValueCompleter::new(crate::completion::containers))]
     pub containers: Vec<String>,
 }
 
 #[derive(Args, Debug)]
 pub struct TopArgs {
-    #[arg(value_name = "CONTAINER")]
+    #[arg(value_name = "CONTAINER", add = ArgValueCompleter::new(crate::completion::containers))]
     pub container: String,
     /// Options for ps
     #[arg(value_name = "ps OPTIONS", trailing_var_arg = true, allow_hyphen_values = true)]
@@ -37,7 +38,7 @@ pub struct TopArgs {
 
 #[derive(Args, Debug)]
 pub struct PortArgs {
-    #[arg(value_name = "CONTAINER")]
+    #[arg(value_name = "CONTAINER", add = ArgValueCompleter::new(crate::completion::containers))]
     pub container: String,
     /// PRIVATE_PORT[/PROTO]
     #[arg(value_name = "PRIVATE_PORT[/PROTO]")]
@@ -70,6 +71,6 @@ pub struct UpdateArgs {
     /// Restart policy to apply when a container exits
     #[arg(long)]
     pub restart: Option<String>,
-    #[arg(required = true, value_name = "CONTAINER")]
+    #[arg(required = true, value_name = "CONTAINER", add = ArgValueCompleter::new(crate::completion::containers))]
     pub containers: Vec<String>,
 }

@@ -1,6 +1,7 @@
 //! Arguments of `inspect`, `version` and `info`.
 
 use clap::Args;
+use clap_complete::ArgValueCompleter;
 
 #[derive(Args, Debug)]
 pub struct InspectArgs {
@@ -13,10 +14,15 @@ pub struct InspectArgs {
     /// Return JSON for specified type
     #[arg(long = "type")]
     pub kind: Option<String>,
-    #[arg(required = true, value_name = "NAME|ID")]
+    #[arg(
+        required = true,
+        value_name = "NAME|ID",
+        add = ArgValueCompleter::new(crate::completion::containers_and_images)
+    )]
     pub names: Vec<String>,
 }
 
+/// `container inspect`.
 #[derive(Args, Debug)]
 pub struct TypedInspectArgs {
     /// Format output using a custom template
@@ -25,7 +31,20 @@ pub struct TypedInspectArgs {
     /// Display total file sizes
     #[arg(short = 's', long)]
     pub size: bool,
-    #[arg(required = true, value_name = "NAME|ID")]
+    #[arg(required = true, value_name = "NAME|ID", add = ArgValueCompleter::new(crate::completion::containers))]
+    pub names: Vec<String>,
+}
+
+/// `image inspect`: as [`TypedInspectArgs`], completing image references instead.
+#[derive(Args, Debug)]
+pub struct ImageInspectArgs {
+    /// Format output using a custom template
+    #[arg(short = 'f', long)]
+    pub format: Option<String>,
+    /// Display total file sizes
+    #[arg(short = 's', long)]
+    pub size: bool,
+    #[arg(required = true, value_name = "NAME|ID", add = ArgValueCompleter::new(crate::completion::images))]
     pub names: Vec<String>,
 }
 

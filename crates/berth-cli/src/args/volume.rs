@@ -1,6 +1,7 @@
 //! Arguments of `volume create|ls|inspect|rm|prune`, as Docker's CLI spells its flags.
 
 use clap::{Args, Subcommand};
+use clap_complete::ArgValueCompleter;
 
 #[derive(Subcommand, Debug)]
 #[command(defer = true)]
@@ -56,7 +57,7 @@ pub struct VolumeInspectArgs {
     /// Format output using a custom template ("json", or a Go template)
     #[arg(short = 'f', long)]
     pub format: Option<String>,
-    #[arg(required = true, value_name = "VOLUME")]
+    #[arg(required = true, value_name = "VOLUME", add = ArgValueCompleter::new(crate::completion::volumes))]
     pub volumes: Vec<String>,
 }
 
@@ -65,7 +66,7 @@ pub struct VolumeRmArgs {
     /// Force the removal of one or more volumes
     #[arg(short = 'f', long)]
     pub force: bool,
-    #[arg(required = true, value_name = "VOLUME")]
+    #[arg(required = true, value_name = "VOLUME", add = ArgValueCompleter::new(crate::completion::volumes))]
     pub volumes: Vec<String>,
 }
 
