@@ -249,6 +249,7 @@ async fn attach(
     let (stdin, stdout, stderr) = (p.flag("stdin"), p.flag("stdout"), p.flag("stderr"));
     let wants_upgrade = req.headers().get(header::UPGRADE).is_some();
     let on_upgrade = req.extensions_mut().remove::<hyper::upgrade::OnUpgrade>();
+    let conn = req.extensions().get::<crate::ConnFd>().copied();
     if !p.flag("stream") && p.flag("logs") {
         let up = on_upgrade.filter(|_| wants_upgrade);
         return crate::attach_logs::past_output(e, &id, stdout, stderr, up).await;
@@ -288,7 +289,7 @@ async fn attach(
                     (TokioIo::new(upgraded), shim)
                 };
                 match shim {
-                    Ok(s) => pipe(client, s, stdin_wanted, detach, async {}).await,
+                    Ok(s) => pipe(client, s, stdin_wanted, detach, async {}, conn).await,
                     Err(err) => tracing::debug!("attach to {id}: {err}"),
                 }
             });
@@ -322,6 +323,7 @@ pub(crate) async fn pipe<C>(
     stdin: bool,
     detach: Option<Vec<u8>>,
     finished: impl std::future::Future<Output = ()>,
+    conn: Option<crate::ConnFd>,
 ) where
     C: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
 {
@@ -358,12 +360,35 @@ pub(crate) async fn pipe<C>(
         }
         let _ = sw.shutdown().await;
     });
+    head_consumed(conn).await;
     tokio::select! {
         _ = tokio::io::copy(&mut sr, &mut cw) => finished.await,
         Ok(()) = detached_rx => tracing::debug!("client detached with the detach keys"),
     }
     let _ = cw.shutdown().await;
     input.abort();
+}
+
+/// The longest a stream's output waits for the client to read the `101` head.
+const HEAD_WAIT: std::time::Duration = std::time::Duration::from_millis(500);
+
+/// Waits until the client has read all that was sent on its unix connection (the `101` head),
+/// at most [`HEAD_WAIT`]: a client that reads the head through a buffered reader (docker-py)
+/// loses the output bytes that arrive in the same read. A client that reads at once (berth, the
+/// docker CLI) costs one `ioctl`.
+pub(crate) async fn head_consumed(conn: Option<crate::ConnFd>) {
+    let Some(crate::ConnFd(fd)) = conn else { return };
+    let deadline = std::time::Instant::now() + HEAD_WAIT;
+    loop {
+        let mut unread: libc::c_int = 0;
+        // SAFETY: `fd` is the connection's socket, open while its upgraded stream (which the
+        // caller holds) lives; SIOCOUTQ (= TIOCOUTQ) writes one int.
+        let r = unsafe { libc::ioctl(fd, libc::TIOCOUTQ, &mut unread) };
+        if r != 0 || unread <= 0 || std::time::Instant::now() >= deadline {
+            return;
+        }
+        tokio::time::sleep(std::time::Duration::from_micros(250)).await;
+    }
 }
 
 /// The `detachKeys` query (Docker's default when absent); a bad list is a 400 as dockerd words it.

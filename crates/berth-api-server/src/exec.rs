@@ -77,6 +77,7 @@ fn error_line(tty: bool, message: &str) -> Vec<u8> {
 async fn start(State(e): State<AppState>, Path(id): Path<String>, mut req: Request) -> ApiResult<Response> {
     let wants_upgrade = req.headers().get(header::UPGRADE).is_some();
     let on_upgrade = req.extensions_mut().remove::<hyper::upgrade::OnUpgrade>();
+    let conn = req.extensions().get::<crate::ConnFd>().copied();
     let body = axum::body::to_bytes(std::mem::take(req.body_mut()), 1 << 20)
         .await
         .map_err(|err| ApiError::bad_request(format!("reading the request body: {err}")))?;
@@ -112,12 +113,13 @@ async fn start(State(e): State<AppState>, Path(id): Path<String>, mut req: Reque
                 };
                 let mut client = TokioIo::new(upgraded);
                 match started {
-                    Ok(Some(shim)) => pipe(client, shim, stdin, detach, e.containers.exec_exited(&id)).await,
+                    Ok(Some(shim)) => pipe(client, shim, stdin, detach, e.containers.exec_exited(&id), conn).await,
                     Ok(None) => {
                         let _ = client.shutdown().await;
                     }
                     Err(err) => {
                         tracing::debug!("exec {id}: {err}");
+                        crate::containers::head_consumed(conn).await;
                         let _ = client.write_all(&error_line(tty, &err.to_string())).await;
                         let _ = client.shutdown().await;
                     }

@@ -136,12 +136,23 @@ where
     Ok(resp)
 }
 
-/// Serves one accepted connection (unix or tcp) until the client closes it.
-pub async fn serve_connection<IO>(router: Router, io: IO)
+/// The descriptor of a request's unix connection (a request extension), for the hijacked streams
+/// to see when the client has read their `101` head (see `containers::head_consumed`).
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct ConnFd(pub std::os::fd::RawFd);
+
+/// Serves one accepted connection (unix or tcp) until the client closes it; `fd` is a unix
+/// connection's descriptor.
+pub async fn serve_connection<IO>(router: Router, io: IO, fd: Option<std::os::fd::RawFd>)
 where
     IO: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
 {
-    let svc = hyper::service::service_fn(move |req: Request<hyper::body::Incoming>| handle(router.clone(), req));
+    let svc = hyper::service::service_fn(move |mut req: Request<hyper::body::Incoming>| {
+        if let Some(fd) = fd {
+            req.extensions_mut().insert(ConnFd(fd));
+        }
+        handle(router.clone(), req)
+    });
     // hyper's own limits sit above berth's (error::check_head), so an oversized request gets
     // Docker's JSON error from berth rather than hyper's empty one.
     let conn = hyper::server::conn::http1::Builder::new()
@@ -160,7 +171,8 @@ pub async fn serve_unix(listener: tokio::net::UnixListener, services: Arc<Servic
     let router = router(services);
     loop {
         let (stream, _) = listener.accept().await?;
-        tokio::spawn(serve_connection(router.clone(), stream));
+        let fd = std::os::fd::AsRawFd::as_raw_fd(&stream);
+        tokio::spawn(serve_connection(router.clone(), stream, Some(fd)));
     }
 }
 
@@ -170,7 +182,7 @@ pub async fn serve_tcp(listener: tokio::net::TcpListener, services: Arc<Services
     loop {
         let (stream, _) = listener.accept().await?;
         let _ = stream.set_nodelay(true);
-        tokio::spawn(serve_connection(router.clone(), stream));
+        tokio::spawn(serve_connection(router.clone(), stream, None));
     }
 }
 
