@@ -140,3 +140,31 @@ fn start_twice_is_304_and_kill_of_stopped_is_409() {
     assert_eq!(d.api("POST", "/containers/s1/restart?t=1", None).0, 204);
     assert_eq!(d.api_json("/containers/s1/json")["State"]["Running"], true);
 }
+
+/// `--log-format json`: every line of the daemon's log is a JSON object with its time, level and
+/// message; `text` (the default) stays readable text.
+#[test]
+fn the_daemon_logs_json_when_asked() {
+    let d = Daemon::start_with(&["--log-format", "json"]);
+    let (status, _) = d.api("GET", "/_ping", None);
+    assert_eq!(status, 200);
+    let log = d.log();
+    let lines: Vec<&str> = log.lines().filter(|l| !l.trim().is_empty()).collect();
+    assert!(!lines.is_empty(), "the daemon logged nothing");
+    for line in &lines {
+        let v: serde_json::Value =
+            serde_json::from_str(line).unwrap_or_else(|e| panic!("not a JSON line ({e}): {line}"));
+        assert!(v["timestamp"].is_string() && v["level"].is_string(), "{line}");
+        assert!(v["fields"]["message"].is_string() || v["fields"].is_object(), "{line}");
+    }
+    let text = Daemon::start();
+    let (status, _) = text.api("GET", "/_ping", None);
+    assert_eq!(status, 200);
+    assert!(
+        text.log()
+            .lines()
+            .any(|l| serde_json::from_str::<serde_json::Value>(l).is_err()),
+        "{}",
+        text.log()
+    );
+}

@@ -34,6 +34,10 @@ struct Args {
     /// Log level: error, warn, info, debug, trace.
     #[arg(short = 'l', long, default_value = "info")]
     log_level: String,
+    /// Set the logging format ("text"|"json"): json writes one object per line (time, level,
+    /// target, message and fields) for log collectors.
+    #[arg(long, value_parser = ["text", "json"], default_value = "text")]
+    log_format: String,
     /// Write the daemon's PID here (default <exec-root>/berthd.pid).
     #[arg(short = 'p', long)]
     pidfile: Option<PathBuf>,
@@ -342,11 +346,15 @@ async fn open_services(
 #[tokio::main]
 async fn main() -> Result<()> {
     let args = Args::parse();
-    tracing_subscriber::fmt()
+    let logs = tracing_subscriber::fmt()
         .with_env_filter(tracing_subscriber::EnvFilter::new(&args.log_level))
-        .with_writer(std::io::stderr)
-        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
-        .init();
+        .with_writer(std::io::stderr);
+    if args.log_format == "json" {
+        logs.json().with_ansi(false).init();
+    } else {
+        logs.with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+            .init();
+    }
     if !nix::unistd::geteuid().is_root() {
         bail!("berthd needs root (namespaces, mounts and cgroups); run it with sudo");
     }
