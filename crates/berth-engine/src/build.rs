@@ -945,6 +945,12 @@ impl BuildService {
             // (Only ADD has URLs, and ADD has no --from.)
             self.fetch_urls(spec, ctx).await?;
         }
+        // A RUN's `bind,from=` images: resolved (or pulled) once, for its key and its mounts.
+        let mount_images = if command == Command::Run {
+            self.mount_images(s, step, built).await?
+        } else {
+            Vec::new()
+        };
         let extra = match (command, &from, &spec) {
             (Command::Copy | Command::Add, None, Some(spec)) => self.context_digest(s, spec, ctx).await?,
             (_, Some(source), _) => self.images.resolve(source).await?.id.to_string(),
@@ -952,8 +958,7 @@ impl BuildService {
                 "{}\n{}\n{}",
                 flag(step, "network").unwrap_or(""),
                 self.bind_mount_digest(s, step, ctx).await?,
-                self.mount_images(s, step, built)
-                    .await?
+                mount_images
                     .iter()
                     .map(|m| m.image.as_str())
                     .collect::<Vec<_>>()
@@ -1013,7 +1018,7 @@ impl BuildService {
                 (None, Command::Run, _) => {
                     let plan = RunPlan {
                         created_by,
-                        images: self.mount_images(s, step, built).await?,
+                        images: mount_images,
                     };
                     self.run_step(s, step, opts, ctx, &plan, say).await?
                 }
