@@ -186,6 +186,31 @@ pub async fn serve_tcp(listener: tokio::net::TcpListener, services: Arc<Services
     }
 }
 
+/// How long a TLS client may take to finish its handshake.
+const TLS_HANDSHAKE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
+
+/// Accepts TLS connections on a tcp listener forever (`--tlsverify`: the acceptor's config asks
+/// for client certificates). A failed handshake ends that connection only.
+pub async fn serve_tls(
+    listener: tokio::net::TcpListener,
+    acceptor: tokio_rustls::TlsAcceptor,
+    services: Arc<Services>,
+) -> std::io::Result<()> {
+    let router = router(services);
+    loop {
+        let (stream, peer) = listener.accept().await?;
+        let _ = stream.set_nodelay(true);
+        let (acceptor, router) = (acceptor.clone(), router.clone());
+        tokio::spawn(async move {
+            match tokio::time::timeout(TLS_HANDSHAKE_TIMEOUT, acceptor.accept(stream)).await {
+                Ok(Ok(tls)) => serve_connection(router, tls, None).await,
+                Ok(Err(e)) => tracing::info!("TLS handshake with {peer} failed: {e}"),
+                Err(_) => tracing::info!("TLS handshake with {peer} timed out"),
+            }
+        });
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

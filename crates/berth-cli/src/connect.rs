@@ -6,7 +6,7 @@ use std::process::{Command, Stdio};
 use std::time::Duration;
 
 use anyhow::Result;
-use berth_client::{select_host, Client, Error, HostSource};
+use berth_client::{select_host, Client, Error, Host, HostSource, TlsOptions};
 
 use crate::StatusError;
 
@@ -15,6 +15,49 @@ use crate::StatusError;
 pub struct ConnectOpts {
     pub host: Option<String>,
     pub no_autostart: bool,
+    pub tls: TlsFlags,
+}
+
+/// The global TLS flags (`--tls`, `--tlsverify`, `--tlscacert`, `--tlscert`, `--tlskey`).
+#[derive(Debug, Clone, Default)]
+pub struct TlsFlags {
+    pub tls: bool,
+    pub verify: bool,
+    pub ca: Option<PathBuf>,
+    pub cert: Option<PathBuf>,
+    pub key: Option<PathBuf>,
+}
+
+impl TlsFlags {
+    /// TLS as Docker's client decides it: `--tlsverify` or `DOCKER_TLS_VERIFY` (non-empty) verify,
+    /// `--tls` or `DOCKER_TLS` encrypt only; files from the flags, else `DOCKER_CERT_PATH` (else the
+    /// client config directory). `None`: plain TCP.
+    pub fn resolve(&self, env: impl Fn(&str) -> Option<String>) -> Option<TlsOptions> {
+        let set = |k: &str| env(k).is_some_and(|v| !v.is_empty());
+        let verify = self.verify || set("DOCKER_TLS_VERIFY");
+        if !(verify || self.tls || set("DOCKER_TLS")) {
+            return None;
+        }
+        let dir = env("DOCKER_CERT_PATH")
+            .filter(|d| !d.is_empty())
+            .map(PathBuf::from)
+            .or_else(|| crate::credentials::config_dir().ok());
+        let mut o = dir.map(|d| TlsOptions::from_dir(&d, verify)).unwrap_or(TlsOptions {
+            verify,
+            ..TlsOptions::default()
+        });
+        // A file named by a flag is used even if missing, so the error names it.
+        for (flag, slot) in [
+            (&self.ca, &mut o.ca),
+            (&self.cert, &mut o.cert),
+            (&self.key, &mut o.key),
+        ] {
+            if let Some(p) = flag {
+                *slot = Some(p.clone());
+            }
+        }
+        Some(o)
+    }
 }
 
 /// Environment switch that disables autostart, as `--no-autostart` does.
@@ -27,7 +70,10 @@ fn env(k: &str) -> Option<String> {
 /// A negotiated client, starting the daemon if allowed and needed.
 pub async fn connect(o: &ConnectOpts) -> Result<Client> {
     let (host, source) = select_host(o.host.as_deref(), env).map_err(|e| StatusError::new(1, e.to_string()))?;
-    let mut client = Client::new(host);
+    let mut client = match (o.tls.resolve(env), &host) {
+        (Some(tls), Host::Tcp(_)) => Client::with_tls(host, &tls).map_err(|e| StatusError::new(1, e.to_string()))?,
+        _ => Client::new(host),
+    };
     let pinned = env("DOCKER_API_VERSION").filter(|v| !v.is_empty());
     let probe = match &pinned {
         // A pinned version skips negotiation, as docker does; still ping for autostart.

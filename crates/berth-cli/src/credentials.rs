@@ -26,6 +26,13 @@ pub fn config_path() -> Result<PathBuf> {
         .context("cannot find the client config: neither DOCKER_CONFIG nor HOME is set")
 }
 
+/// The client config directory (`--config`, `$DOCKER_CONFIG`, `~/.docker`): contexts and TLS
+/// material live there too.
+pub fn config_dir() -> Result<PathBuf> {
+    let path = config_path()?;
+    Ok(path.parent().map(PathBuf::from).unwrap_or_default())
+}
+
 /// Loads config.json (a missing file is an empty config).
 pub fn load_config() -> Result<DockerConfig> {
     let path = config_path()?;

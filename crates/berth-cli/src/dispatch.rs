@@ -3,7 +3,7 @@
 use anyhow::Result;
 
 use crate::args::{BuilderCmd, Cli, Cmd, ContainerCmd, ImageCmd, ManifestCmd, NetworkCmd, SystemCmd, VolumeCmd};
-use crate::connect::{connect, ConnectOpts};
+use crate::connect::{connect, ConnectOpts, TlsFlags};
 use crate::{container, events, image, network, registry, system, volume};
 
 /// Runs the parsed command; the result is the process exit code.
@@ -11,6 +11,13 @@ pub async fn dispatch(cli: Cli) -> Result<i32> {
     let copts = ConnectOpts {
         host: cli.host.clone(),
         no_autostart: cli.no_autostart,
+        tls: TlsFlags {
+            tls: cli.tls,
+            verify: cli.tlsverify,
+            ca: cli.tlscacert.clone(),
+            cert: cli.tlscert.clone(),
+            key: cli.tlskey.clone(),
+        },
     };
     if let Some(dir) = cli.config.as_deref().filter(|d| !d.is_empty()) {
         crate::credentials::set_config_dir(dir);

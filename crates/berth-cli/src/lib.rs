@@ -108,7 +108,15 @@ fn command_path(args: &[String]) -> String {
         let a = &args[i];
         if matches!(
             a.as_str(),
-            "-H" | "--host" | "-l" | "--log-level" | "--config" | "-c" | "--context"
+            "-H" | "--host"
+                | "-l"
+                | "--log-level"
+                | "--config"
+                | "-c"
+                | "--context"
+                | "--tlscacert"
+                | "--tlscert"
+                | "--tlskey"
         ) {
             i += 2;
             continue;

@@ -13,10 +13,12 @@ mod networks;
 mod registry;
 mod resources;
 pub mod stream;
+pub mod tls;
 mod volumes;
 
 use std::collections::BTreeMap;
 use std::io;
+use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -36,6 +38,7 @@ pub use body::{BodyReader, ReqBody};
 pub use host::{select_host, Host, HostSource, InvalidHost, DEFAULT_HOST};
 pub use networks::NetworkInspectOptions;
 pub use registry::{AuthResponse, SearchItem};
+pub use tls::{TlsError, TlsOptions};
 pub use volumes::{VolumeList, VolumePruneReport};
 
 /// The newest API version this client speaks.
@@ -66,6 +69,15 @@ pub enum Error {
         /// The address tried.
         host: String,
         /// Why the connection failed.
+        #[source]
+        source: io::Error,
+    },
+    /// The TLS handshake with the daemon failed (an unknown CA, a wrong name, no client certificate).
+    #[error("error during connect: TLS with {host} failed: {source}")]
+    Tls {
+        /// The address tried.
+        host: String,
+        /// What TLS said.
         #[source]
         source: io::Error,
     },
@@ -204,6 +216,8 @@ pub struct ImportOptions {
 pub struct Client {
     host: Host,
     version: String,
+    /// TLS for a TCP daemon (`--tls`, `--tlsverify`).
+    tls: Option<Arc<rustls::ClientConfig>>,
 }
 
 /// Percent-encodes a URL component (see [`berth_types::percent_encode`]).
@@ -255,7 +269,24 @@ impl Client {
         Client {
             host,
             version: CLIENT_API_VERSION.to_string(),
+            tls: None,
         }
+    }
+
+    /// A client that speaks TLS to a TCP daemon, with `opts`' CA, client certificate and checks.
+    pub fn with_tls(host: Host, opts: &TlsOptions) -> std::result::Result<Self, TlsError> {
+        if let Host::Tcp(addr) = &host {
+            tls::server_name(addr)?;
+        }
+        Ok(Client {
+            tls: Some(tls::client_config(opts)?),
+            ..Client::new(host)
+        })
+    }
+
+    /// Whether requests go over TLS.
+    pub fn uses_tls(&self) -> bool {
+        self.tls.is_some()
     }
 
     /// Pins the API version (`DOCKER_API_VERSION`), skipping negotiation.
@@ -314,7 +345,21 @@ impl Client {
             Host::Tcp(addr) => {
                 let stream = tokio::net::TcpStream::connect(addr).await.map_err(connect_err)?;
                 let _ = stream.set_nodelay(true);
-                handshake(stream).await
+                match &self.tls {
+                    None => handshake(stream).await,
+                    Some(config) => {
+                        let tls_err = |source| Error::Tls {
+                            host: self.host.to_string(),
+                            source,
+                        };
+                        let name = tls::server_name(addr).map_err(|e| tls_err(io::Error::other(e)))?;
+                        let stream = tokio_rustls::TlsConnector::from(config.clone())
+                            .connect(name, stream)
+                            .await
+                            .map_err(tls_err)?;
+                        handshake(stream).await
+                    }
+                }
             }
         }
     }

@@ -50,6 +50,21 @@ pub struct Cli {
     /// Name of the context to use (accepted for compatibility; only the default exists)
     #[arg(short = 'c', long)]
     pub context: Option<String>,
+    /// Use TLS; implied by --tlsverify
+    #[arg(long)]
+    pub tls: bool,
+    /// Use TLS and verify the remote
+    #[arg(long)]
+    pub tlsverify: bool,
+    /// Trust certs signed only by this CA (default "$DOCKER_CERT_PATH/ca.pem")
+    #[arg(long)]
+    pub tlscacert: Option<std::path::PathBuf>,
+    /// Path to TLS certificate file (default "$DOCKER_CERT_PATH/cert.pem")
+    #[arg(long)]
+    pub tlscert: Option<std::path::PathBuf>,
+    /// Path to TLS key file (default "$DOCKER_CERT_PATH/key.pem")
+    #[arg(long)]
+    pub tlskey: Option<std::path::PathBuf>,
     /// The command to run
     #[command(subcommand)]
     pub cmd: Option<Cmd>,
