@@ -112,6 +112,13 @@ impl Daemon {
             .expect("opening the daemon log");
         let mut cmd = Command::new(bin("berthd"));
         in_netns(&mut cmd, &self.netns);
+        // The host's /etc/berth/daemon.json stays out of tests: an empty file of the test's own,
+        // unless the test names one.
+        if !self.extra_args.iter().any(|a| a == "--config-file") {
+            let file = self.root.join("daemon.json");
+            std::fs::write(&file, "{}").expect("writing the test's daemon.json");
+            cmd.arg("--config-file").arg(file);
+        }
         let child = cmd
             .arg("--host")
             .arg(format!("unix://{}", self.sock.display()))
@@ -236,7 +243,13 @@ impl Daemon {
     pub fn berthd_cmd(&self, sock: &Path, data_root: &Path, exec_root: &Path) -> Command {
         let mut c = Command::new(bin("berthd"));
         in_netns(&mut c, &self.netns);
-        c.arg("--host")
+        let file = self.root.join("daemon.json");
+        if !file.exists() {
+            std::fs::write(&file, "{}").expect("writing the test's daemon.json");
+        }
+        c.arg("--config-file")
+            .arg(file)
+            .arg("--host")
             .arg(format!("unix://{}", sock.display()))
             .arg("--data-root")
             .arg(data_root)

@@ -100,7 +100,10 @@ async fn events(State(e): State<AppState>, RawQuery(q): RawQuery) -> ApiResult<R
                             return;
                         }
                     }
-                    Ok(_) | Err(RecvError::Lagged(_)) => {}
+                    Ok(_) => {}
+                    Err(RecvError::Lagged(n)) => {
+                        berth_engine::metrics::metrics().events_dropped.inc_by(n);
+                    }
                     Err(RecvError::Closed) => return,
                 },
             }

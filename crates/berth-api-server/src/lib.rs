@@ -11,6 +11,7 @@ mod error;
 mod events;
 mod exec;
 mod images;
+mod metrics;
 mod networks;
 mod params;
 mod resources;
@@ -18,6 +19,7 @@ mod system;
 mod volumes;
 
 pub use error::ApiError;
+pub use metrics::serve_metrics;
 
 use axum::body::Body;
 use axum::http::{HeaderValue, Request, Response};
@@ -46,6 +48,7 @@ pub fn router(services: Arc<Services>) -> Router {
         .merge(networks::routes())
         .merge(volumes::routes())
         .fallback(containers::fallback)
+        .layer(axum::middleware::from_fn(metrics::track))
         .with_state(services)
 }
 

@@ -560,7 +560,7 @@ impl BuildService {
     ) -> Result<String> {
         let result = self.build_steps(context, opts, out).await;
         self.save_cache();
-        result
+        crate::metrics::count(&crate::metrics::metrics().builds, result)
     }
 
     async fn build_steps(

@@ -246,7 +246,9 @@ impl BlobSources {
 
 /// Pulls, pushes, logins and searches.
 pub struct DistributionService {
-    client: RegistryClient,
+    /// Replaced whole when the daemon's registry settings are reloaded (`SIGHUP`); an operation
+    /// keeps the client it started with.
+    client: std::sync::RwLock<RegistryClient>,
     store: Arc<ImageStore>,
     events: EventBus,
     sources: BlobSources,
@@ -282,7 +284,7 @@ impl DistributionService {
     ) -> Result<Arc<DistributionService>> {
         std::fs::create_dir_all(&meta_dir).map_err(|e| EngineError::io("create", &meta_dir, e))?;
         Ok(Arc::new(DistributionService {
-            client,
+            client: std::sync::RwLock::new(client),
             store,
             events,
             sources: BlobSources {
@@ -292,15 +294,33 @@ impl DistributionService {
         }))
     }
 
+    /// The registry client in use now.
+    fn client(&self) -> RegistryClient {
+        match self.client.read() {
+            Ok(c) => c.clone(),
+            Err(poisoned) => poisoned.into_inner().clone(),
+        }
+    }
+
     /// The registry client's configuration.
-    pub fn client_config(&self) -> &berth_distribution::ClientConfig {
-        self.client.config()
+    pub fn client_config(&self) -> berth_distribution::ClientConfig {
+        self.client().config().clone()
+    }
+
+    /// Uses a new registry configuration (insecure registries, mirrors) from now on; operations
+    /// under way finish with the old one.
+    pub fn reconfigure(&self, config: berth_distribution::ClientConfig) {
+        let client = RegistryClient::new(config);
+        match self.client.write() {
+            Ok(mut c) => *c = client,
+            Err(poisoned) => *poisoned.into_inner() = client,
+        }
     }
 
     /// `/info`'s `RegistryConfig`, shaped as dockerd's (`--insecure-registry` CIDRs and hosts,
     /// `--registry-mirror`s; loopback is always insecure, as in dockerd).
     pub fn registry_config(&self) -> Value {
-        registry_config_json(self.client.config())
+        registry_config_json(self.client().config())
     }
 
     // ---- pull ----------------------------------------------------------------------------------
@@ -308,6 +328,18 @@ impl DistributionService {
     /// `POST /images/create?fromImage=`: pulls `r` (every tag of its repository when `all_tags`) for
     /// `platform` (`os/arch[/variant]`, the host's when `None`).
     pub async fn pull(
+        self: &Arc<Self>,
+        r: &Reference,
+        all_tags: bool,
+        platform: Option<&str>,
+        auth: &AuthConfig,
+        progress: &Progress,
+    ) -> Result<()> {
+        let result = self.pull_all(r, all_tags, platform, auth, progress).await;
+        crate::metrics::count(&crate::metrics::metrics().pulls, result)
+    }
+
+    async fn pull_all(
         self: &Arc<Self>,
         r: &Reference,
         all_tags: bool,
@@ -334,7 +366,7 @@ impl DistributionService {
             progress.status(&format!("Status: {what} {}", r.familiar()));
             return Ok(());
         }
-        let tags = self.client.tags(r, auth_opt(auth)).await.map_err(dist)?;
+        let tags = self.client().tags(r, auth_opt(auth)).await.map_err(dist)?;
         let mut newer = false;
         for t in &tags {
             let tagged = r
@@ -360,7 +392,7 @@ impl DistributionService {
         progress: &Progress,
     ) -> Result<bool> {
         let a = auth_opt(auth);
-        let resolved = self.client.resolve(r, want.platform, a).await.map_err(dist)?;
+        let resolved = self.client().resolve(r, want.platform, a).await.map_err(dist)?;
         let shown_id = match (r.digest(), r.tag()) {
             (Some(d), _) => d.to_string(),
             (None, Some(t)) => t.to_string(),
@@ -368,7 +400,7 @@ impl DistributionService {
         };
         progress.send(json!({ "status": format!("Pulling from {}", r.path()), "id": shown_id }));
         let config = self
-            .client
+            .client()
             .fetch_blob_bytes(r, &resolved.config, MAX_CONFIG_SIZE, a)
             .await
             .map_err(dist)?;
@@ -547,7 +579,7 @@ impl DistributionService {
                     .map_err(|e| EngineError::Internal(format!("download slots: {e}")))?
             }
         };
-        let mut stream = self.client.fetch_blob(r, &job.desc, 0, auth).await.map_err(dist)?;
+        let mut stream = self.client().fetch_blob(r, &job.desc, 0, auth).await.map_err(dist)?;
         let (tx, rx) = mpsc::channel::<Bytes>(16);
         let complete = Arc::new(AtomicBool::new(false));
         let store = self.store.clone();
@@ -687,6 +719,11 @@ impl DistributionService {
 
     /// Pushes the images `targets` (from [`DistributionService::push_targets`]) to their registry.
     pub async fn push(self: &Arc<Self>, targets: &[Reference], auth: &AuthConfig, progress: &Progress) -> Result<()> {
+        let result = self.push_all(targets, auth, progress).await;
+        crate::metrics::count(&crate::metrics::metrics().pushes, result)
+    }
+
+    async fn push_all(self: &Arc<Self>, targets: &[Reference], auth: &AuthConfig, progress: &Progress) -> Result<()> {
         let Some(first) = targets.first() else {
             return Ok(());
         };
@@ -759,8 +796,8 @@ impl DistributionService {
             urls: Vec::new(),
             annotations: None,
         };
-        if self.client.blob_exists(r, &img.id, a).await.map_err(dist)?.is_none() {
-            self.client
+        if self.client().blob_exists(r, &img.id, a).await.map_err(dist)?.is_none() {
+            self.client()
                 .push_blob(r, &config_desc, &config[..], &|_| {}, a)
                 .await
                 .map_err(dist)?;
@@ -775,7 +812,7 @@ impl DistributionService {
         let bytes = serde_json::to_vec_pretty(&manifest).map_err(|e| EngineError::Internal(e.to_string()))?;
         let tag = r.tag().unwrap_or(berth_distribution::DEFAULT_TAG).to_string();
         let digest = self
-            .client
+            .client()
             .put_manifest(r, &tag, manifest_type, &bytes, a)
             .await
             .map_err(dist)?;
@@ -814,7 +851,7 @@ impl DistributionService {
             }
         };
         if self
-            .client
+            .client()
             .blob_exists(r, &desc.digest, auth)
             .await
             .map_err(dist)?
@@ -832,7 +869,7 @@ impl DistributionService {
             if src == here {
                 continue;
             }
-            match self.client.mount_blob(r, &desc.digest, from, auth).await {
+            match self.client().mount_blob(r, &desc.digest, from, auth).await {
                 Ok(true) => {
                     progress.layer(id, &format!("Mounted from {from}"));
                     return Ok(());
@@ -852,7 +889,7 @@ impl DistributionService {
                 progress.bar(id, "Pushing", sent, total);
             }
         };
-        self.client
+        self.client()
             .push_blob(r, desc, tokio::io::BufReader::new(file), &report, auth)
             .await
             .map_err(dist)?;
@@ -870,7 +907,7 @@ impl DistributionService {
         } else {
             auth.serveraddress.as_str()
         };
-        let out = self.client.login(server, auth).await.map_err(dist)?;
+        let out = self.client().login(server, auth).await.map_err(dist)?;
         Ok((out.status, out.identity_token.unwrap_or_default()))
     }
 
@@ -881,7 +918,7 @@ impl DistributionService {
             _ => ("docker.io", term),
         };
         let results = self
-            .client
+            .client()
             .search(registry, q, limit, auth_opt(auth))
             .await
             .map_err(|e| match e {
@@ -915,7 +952,7 @@ impl DistributionService {
             (None, Some(t)) => t.to_string(),
             (None, None) => berth_distribution::DEFAULT_TAG.to_string(),
         };
-        let (bytes, media_type, digest) = self.client.get_manifest(&r, &reference, a).await.map_err(dist)?;
+        let (bytes, media_type, digest) = self.client().get_manifest(&r, &reference, a).await.map_err(dist)?;
         let shown = r.familiar();
         let platforms: Vec<Value> = if media_type.contains("index") || media_type.contains("list") {
             berth_distribution::manifest::parse_index(&shown, &bytes)
@@ -927,7 +964,7 @@ impl DistributionService {
         } else {
             let (config, _) = berth_distribution::manifest::parse_image_manifest(&shown, &bytes).map_err(dist)?;
             let cfg = self
-                .client
+                .client()
                 .fetch_blob_bytes(&r, &config, MAX_CONFIG_SIZE, a)
                 .await
                 .map_err(dist)?;

@@ -21,6 +21,7 @@ pub mod filters;
 mod images;
 pub mod logconfig;
 mod logs;
+pub mod metrics;
 mod names;
 pub mod network;
 mod plan;
@@ -50,7 +51,7 @@ pub use record::ContainerRecord;
 pub use registry::{Container, Registry, RunEvent};
 pub use runtimes::Runtimes;
 pub use state::{State, Status};
-pub use system::{SystemService, VERSION};
+pub use system::{DaemonSettings, SystemService, VERSION};
 pub use volume::{RunMounts, Volumes};
 
 use std::sync::{Arc, Mutex, RwLock};

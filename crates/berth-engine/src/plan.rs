@@ -79,6 +79,8 @@ pub(crate) struct PlanInputs<'a> {
     pub init: Option<PathBuf>,
     /// The user namespace mapping, when the container runs in one.
     pub id_map: Option<IdentityMapping>,
+    /// The daemon's `default-ulimits`, for the names the container does not set.
+    pub default_ulimits: Vec<Ulimit>,
 }
 
 /// What the shim is started with.
@@ -132,17 +134,19 @@ pub(crate) fn build(inp: PlanInputs<'_>) -> Result<RunPlan> {
         cpu_quota: hc.cpu_quota.unwrap_or(0),
         cpu_period: hc.cpu_period.unwrap_or(0).max(0) as u64,
         pids_limit: hc.pids_limit.unwrap_or(0),
-        ulimits: hc
-            .ulimits
-            .clone()
-            .unwrap_or_default()
-            .into_iter()
-            .map(|u| Ulimit {
-                name: u.name.unwrap_or_default(),
-                soft: u.soft.unwrap_or(0).max(0) as u64,
-                hard: u.hard.unwrap_or(0).max(0) as u64,
-            })
-            .collect(),
+        ulimits: merge_ulimits(
+            hc.ulimits
+                .clone()
+                .unwrap_or_default()
+                .into_iter()
+                .map(|u| Ulimit {
+                    name: u.name.unwrap_or_default(),
+                    soft: u.soft.unwrap_or(0).max(0) as u64,
+                    hard: u.hard.unwrap_or(0).max(0) as u64,
+                })
+                .collect(),
+            inp.default_ulimits,
+        ),
         init: inp.init,
         network: inp.network.mode,
         mounts,
@@ -176,6 +180,17 @@ pub(crate) fn build(inp: PlanInputs<'_>) -> Result<RunPlan> {
 }
 
 /// The container's hostname (its short ID unless set).
+/// The container's ulimits, then the daemon's defaults for the names it does not set (dockerd's
+/// `mergeUlimits`).
+fn merge_ulimits(mut own: Vec<Ulimit>, defaults: Vec<Ulimit>) -> Vec<Ulimit> {
+    for d in defaults {
+        if !own.iter().any(|u| u.name == d.name) {
+            own.push(d);
+        }
+    }
+    own
+}
+
 pub(crate) fn hostname(rec: &ContainerRecord) -> String {
     rec.config
         .hostname
@@ -239,6 +254,17 @@ mod tests {
     }
 
     #[test]
+    fn daemon_ulimits_fill_in_the_names_a_container_does_not_set() {
+        let u = |name: &str, n: u64| Ulimit {
+            name: name.into(),
+            soft: n,
+            hard: n,
+        };
+        let merged = merge_ulimits(vec![u("nofile", 10)], vec![u("nofile", 99), u("nproc", 7)]);
+        assert_eq!(merged, vec![u("nofile", 10), u("nproc", 7)]);
+    }
+
+    #[test]
     fn the_plan_is_made_from_its_inputs_alone() {
         let rec = record();
         let etc = berth_runtime::BindMount {
@@ -280,6 +306,7 @@ mod tests {
             runtime_path: Some(PathBuf::from("/usr/sbin/runc")),
             init: None,
             id_map: None,
+            default_ulimits: vec![],
         })
         .unwrap();
         let process = plan.spec.process().as_ref().unwrap();

@@ -3,12 +3,14 @@
 //! This is the composition root: it takes the roots' locks, opens the snapshotter and the image
 //! store, and builds and wires the services explicitly (see `berth_engine`'s crate docs).
 
+mod config;
 mod lock;
+mod tls;
 
 use anyhow::{bail, Context, Result};
 use berth_engine::{
-    ContainerDeps, ContainerService, ContainerServiceConfig, EventBus, ImageService, Networks, NetworksConfig,
-    Registry, Runtimes, Services, SystemService, Volumes,
+    ContainerDeps, ContainerService, ContainerServiceConfig, DaemonSettings, EventBus, ImageService, Networks,
+    NetworksConfig, Registry, Runtimes, Services, SystemService, Volumes,
 };
 use berth_snapshot::Snapshotter;
 use berth_store::ImageStore;
@@ -19,9 +21,54 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 /// The berth daemon: a container engine that speaks the Docker Engine API.
-#[derive(Parser, Debug)]
+#[derive(Parser, Debug, Clone)]
 #[command(name = "berthd", version, about)]
 struct Args {
+    /// The daemon's configuration file, with dockerd's keys (default /etc/berth/daemon.json,
+    /// used when it exists); flags win over it; SIGHUP reloads it.
+    #[arg(long = "config-file")]
+    config_file: Option<PathBuf>,
+    /// Check the configuration (flags and file) and exit.
+    #[arg(long)]
+    validate: bool,
+    /// Debug mode: log level debug, and `Debug: true` in /info.
+    #[arg(short = 'D', long)]
+    debug: bool,
+    /// A label of this daemon, key=value (repeatable), shown by `docker info`.
+    #[arg(long)]
+    label: Vec<String>,
+    /// Keep containers running when berthd stops (they run under their shims); with false,
+    /// berthd stops them on shutdown, as dockerd does without live restore.
+    #[arg(long = "live-restore", default_value_t = true, action = clap::ArgAction::Set)]
+    live_restore: bool,
+    /// A default ulimit of containers, NAME=SOFT[:HARD] (repeatable).
+    #[arg(long = "default-ulimit")]
+    default_ulimit: Vec<String>,
+    /// A feature switch, NAME=true|false (repeatable; reported by /info's warnings when unknown).
+    #[arg(long = "feature")]
+    feature: Vec<String>,
+    /// Serve TLS on TCP hosts (with --tlscert and --tlskey); implied by --tlsverify.
+    #[arg(long)]
+    tls: bool,
+    /// Serve TLS on TCP hosts and require client certificates signed by --tlscacert.
+    #[arg(long)]
+    tlsverify: bool,
+    /// The CA that signs client certificates (default $DOCKER_CERT_PATH/ca.pem, else ~/.docker/ca.pem).
+    #[arg(long)]
+    tlscacert: Option<PathBuf>,
+    /// The daemon's certificate (default $DOCKER_CERT_PATH/cert.pem, else ~/.docker/cert.pem).
+    #[arg(long)]
+    tlscert: Option<PathBuf>,
+    /// The daemon's key (default $DOCKER_CERT_PATH/key.pem, else ~/.docker/key.pem).
+    #[arg(long)]
+    tlskey: Option<PathBuf>,
+    /// Listen on a non-loopback TCP address without --tlsverify. Anyone who reaches the port
+    /// controls this machine as root.
+    #[arg(long = "insecure-tcp")]
+    insecure_tcp: bool,
+    /// Serve Prometheus metrics on this address (e.g. 127.0.0.1:9323) at /metrics.
+    #[arg(long = "metrics-addr")]
+    metrics_addr: Option<String>,
     /// Where to listen: unix:///path/to.sock or tcp://127.0.0.1:PORT (repeatable).
     #[arg(short = 'H', long = "host", default_value = "unix:///run/berth/berth.sock")]
     hosts: Vec<String>,
@@ -136,20 +183,32 @@ fn runtimes(extra: &[String]) -> Result<HashMap<String, PathBuf>> {
 enum Listener {
     Unix(tokio::net::UnixListener),
     Tcp(tokio::net::TcpListener),
+    Tls(tokio::net::TcpListener, tokio_rustls::TlsAcceptor),
 }
 
-/// Binds one `--host`.
-async fn bind(host: &str, group: Option<&str>) -> Result<Listener> {
+/// Binds one `--host`; a TCP host is served with TLS when `tls` is set. Returns the listener and,
+/// for a TCP host open to the network, the warning to show.
+async fn bind(host: &str, args: &Args, tls: Option<&tokio_rustls::TlsAcceptor>) -> Result<(Listener, Option<String>)> {
     if let Some(path) = host.strip_prefix("unix://") {
-        Ok(Listener::Unix(listen_unix(Path::new(path), group).await?))
+        Ok((
+            Listener::Unix(listen_unix(Path::new(path), args.group.as_deref()).await?),
+            None,
+        ))
     } else if let Some(addr) = host.strip_prefix("tcp://") {
-        let l = tokio::net::TcpListener::bind(addr)
+        let addr = tls::with_default_port(addr.trim_end_matches('/'), tls.is_some());
+        let l = tokio::net::TcpListener::bind(&addr)
             .await
             .with_context(|| format!("listening on {host}"))?;
-        if !l.local_addr().map(|a| a.ip().is_loopback()).unwrap_or(false) {
-            tracing::warn!("{host} is not a loopback address: the API has no authentication");
+        let local = l.local_addr().with_context(|| format!("listening on {host}"))?;
+        let warning = tls::check_exposure(host, local, args)?;
+        if let Some(w) = &warning {
+            tracing::warn!("{w}");
         }
-        Ok(Listener::Tcp(l))
+        let listener = match tls {
+            Some(acceptor) => Listener::Tls(l, acceptor.clone()),
+            None => Listener::Tcp(l),
+        };
+        Ok((listener, warning))
     } else {
         bail!("invalid --host {host:?}: expected unix:///path or tcp://host:port")
     }
@@ -251,16 +310,30 @@ fn network_config(args: &Args) -> Result<NetworksConfig> {
     Ok(cfg)
 }
 
+/// The services' settings that come from the daemon's configuration.
+struct Setup {
+    log_defaults: berth_engine::LogDefaults,
+    net_cfg: NetworksConfig,
+    registry_cfg: berth_distribution::ClientConfig,
+    settings: DaemonSettings,
+    default_ulimits: Vec<berth_runtime::Ulimit>,
+}
+
 /// Builds the services over the data root and wires them.
 async fn open_services(
     data_root: &Path,
     exec_root: &Path,
     runtimes: Runtimes,
     id_map: Option<berth_types::IdentityMapping>,
-    log_defaults: berth_engine::LogDefaults,
-    mut net_cfg: NetworksConfig,
-    registry_cfg: berth_distribution::ClientConfig,
+    setup: Setup,
 ) -> Result<Arc<Services>> {
+    let Setup {
+        log_defaults,
+        mut net_cfg,
+        registry_cfg,
+        settings,
+        default_ulimits,
+    } = setup;
     let events = EventBus::new();
     net_cfg.root = data_root.join("network");
     let net_events = events.clone();
@@ -301,6 +374,7 @@ async fn open_services(
             runtimes: runtimes.clone(),
             id_map,
             log_defaults,
+            default_ulimits,
         },
         ContainerDeps {
             registry: registry.clone(),
@@ -320,6 +394,7 @@ async fn open_services(
         images.clone(),
         events.clone(),
         log_driver,
+        settings,
     );
     let build = Arc::new(berth_engine::BuildService::new(
         containers.clone(),
@@ -343,17 +418,243 @@ async fn open_services(
     }))
 }
 
+/// The filter's reload handle: `SIGHUP` changes the log level.
+type LogReload = tracing_subscriber::reload::Handle<tracing_subscriber::EnvFilter, tracing_subscriber::Registry>;
+
+fn log_level(args: &Args) -> &str {
+    if args.debug {
+        "debug"
+    } else {
+        &args.log_level
+    }
+}
+
+/// Logs to stderr in text or JSON, with a filter that a reload can change.
+fn init_logging(args: &Args) -> LogReload {
+    use tracing_subscriber::prelude::*;
+    let (filter, handle) = tracing_subscriber::reload::Layer::new(tracing_subscriber::EnvFilter::new(log_level(args)));
+    let json = args.log_format == "json";
+    let text = (!json).then(|| {
+        tracing_subscriber::fmt::layer()
+            .with_writer(std::io::stderr)
+            .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+    });
+    let js = json.then(|| {
+        tracing_subscriber::fmt::layer()
+            .json()
+            .with_writer(std::io::stderr)
+            .with_ansi(false)
+    });
+    tracing_subscriber::registry().with(filter).with(text).with(js).init();
+    handle
+}
+
+/// `--default-ulimit NAME=SOFT[:HARD]` (-1 is unlimited).
+fn default_ulimits(args: &Args) -> Result<Vec<berth_runtime::Ulimit>> {
+    let num = |v: &str, u: &str| -> Result<u64> {
+        match v.trim().parse::<i64>() {
+            Ok(-1) => Ok(u64::MAX),
+            Ok(n) if n >= 0 => Ok(n as u64),
+            _ => bail!("invalid default ulimit {u:?}: {v:?} is not a number"),
+        }
+    };
+    let mut out: Vec<berth_runtime::Ulimit> = Vec::new();
+    for u in &args.default_ulimit {
+        let (name, limits) = u
+            .split_once('=')
+            .with_context(|| format!("invalid default ulimit {u:?}: expected NAME=SOFT[:HARD]"))?;
+        let (soft, hard) = match limits.split_once(':') {
+            Some((s, h)) => (num(s, u)?, num(h, u)?),
+            None => (num(limits, u)?, num(limits, u)?),
+        };
+        if soft > hard {
+            bail!("invalid default ulimit {u:?}: the soft limit is above the hard limit");
+        }
+        out.retain(|x| x.name != name);
+        out.push(berth_runtime::Ulimit {
+            name: name.to_string(),
+            soft,
+            hard,
+        });
+    }
+    Ok(out)
+}
+
+/// A proxy URL with its password hidden, as dockerd shows it in `/info`.
+fn mask_proxy(url: &str) -> String {
+    match (url.find("://"), url.rfind('@')) {
+        (Some(scheme), Some(at)) if at > scheme => {
+            let creds = &url[scheme + 3..at];
+            match creds.split_once(':') {
+                Some((user, _)) => format!("{}{user}:xxxxx{}", &url[..scheme + 3], &url[at..]),
+                None => url.to_string(),
+            }
+        }
+        _ => url.to_string(),
+    }
+}
+
+/// What `/info` reports of the configuration; `fixed_warnings` are the listeners' (they do not
+/// change on reload).
+fn daemon_settings(args: &Args, fixed_warnings: &[String]) -> Result<DaemonSettings> {
+    for l in &args.label {
+        if !l.contains('=') || l.starts_with('=') {
+            bail!("invalid label {l:?}: a daemon label is key=value");
+        }
+    }
+    let mut features = Vec::new();
+    for f in &args.feature {
+        let (name, on) = f
+            .split_once('=')
+            .with_context(|| format!("invalid feature {f:?}: expected NAME=true|false"))?;
+        let on = on
+            .parse::<bool>()
+            .with_context(|| format!("invalid feature {f:?}: expected NAME=true|false"))?;
+        features.push((name.to_string(), on));
+    }
+    features.sort();
+    let env = |names: [&str; 2]| {
+        names
+            .iter()
+            .find_map(|n| std::env::var(n).ok().filter(|v| !v.is_empty()))
+            .map(|v| mask_proxy(&v))
+            .unwrap_or_default()
+    };
+    let net = network_config(args)?;
+    Ok(DaemonSettings {
+        labels: args.label.clone(),
+        debug: args.debug,
+        live_restore: args.live_restore,
+        warnings: fixed_warnings.to_vec(),
+        userns: args.userns_remap.as_deref().is_some_and(|u| !u.is_empty()),
+        address_pools: net.default_pools.iter().map(|(b, s)| (b.to_string(), *s)).collect(),
+        proxies: [
+            env(["HTTP_PROXY", "http_proxy"]),
+            env(["HTTPS_PROXY", "https_proxy"]),
+            env(["NO_PROXY", "no_proxy"]),
+        ],
+        features,
+    })
+}
+
+fn registry_config(args: &Args) -> berth_distribution::ClientConfig {
+    berth_distribution::ClientConfig {
+        insecure_registries: args.insecure_registry.clone(),
+        mirrors: args.registry_mirror.clone(),
+        certs_dir: args.registry_certs_dir.clone(),
+        user_agent: format!("berthd/{}", berth_engine::VERSION),
+        ..Default::default()
+    }
+}
+
+/// What `SIGHUP` does: reads the configuration again and applies what can change while running
+/// (log level, debug, labels, registries, live restore, default ulimits, features); a change to
+/// anything else is logged as needing a restart. A configuration with errors is refused whole.
+struct Reloader {
+    argv: Vec<std::ffi::OsString>,
+    services: Arc<Services>,
+    current: std::sync::Mutex<Args>,
+    log: LogReload,
+    fixed_warnings: Vec<String>,
+}
+
+impl Reloader {
+    fn reload(&self) {
+        let applied = config::merge(&self.argv).and_then(|m| {
+            let new = m.args;
+            let ulimits = default_ulimits(&new)?;
+            let settings = daemon_settings(&new, &self.fixed_warnings)?;
+            Ok((new, ulimits, settings))
+        });
+        let (new, ulimits, settings) = match applied {
+            Ok(v) => v,
+            Err(e) => {
+                tracing::error!("reloading the configuration failed, the running one stays: {e:#}");
+                return;
+            }
+        };
+        let mut current = match self.current.lock() {
+            Ok(c) => c,
+            Err(poisoned) => poisoned.into_inner(),
+        };
+        for key in config::changed_needing_restart(&current, &new) {
+            tracing::warn!("{key} changed in the configuration: restart berthd to apply it");
+        }
+        if let Err(e) = self
+            .log
+            .modify(|f| *f = tracing_subscriber::EnvFilter::new(log_level(&new)))
+        {
+            tracing::warn!("changing the log level: {e}");
+        }
+        let system = &self.services.system;
+        let event = berth_engine::Event::new(berth_engine::EventType::Daemon, "reload", system.daemon_id())
+            .attr("debug", settings.debug.to_string())
+            .attr("labels", format!("{:?}", settings.labels))
+            .attr("live-restore", settings.live_restore.to_string())
+            .attr("insecure-registries", format!("{:?}", new.insecure_registry))
+            .attr("registry-mirrors", format!("{:?}", new.registry_mirror));
+        system.set_settings(settings);
+        self.services.distribution.reconfigure(registry_config(&new));
+        self.services.containers.set_default_ulimits(ulimits);
+        *current = new;
+        self.services.events.publish(event);
+        tracing::info!("configuration reloaded");
+    }
+
+    fn live_restore(&self) -> bool {
+        match self.current.lock() {
+            Ok(c) => c.live_restore,
+            Err(poisoned) => poisoned.into_inner().live_restore,
+        }
+    }
+}
+
+/// Without live restore, stops the running containers at shutdown (each with its stop signal and
+/// timeout), as dockerd does.
+async fn stop_containers(services: &Services) {
+    let running = match services.containers.list(&Default::default()) {
+        Ok(list) => list,
+        Err(e) => {
+            tracing::warn!("listing containers to stop: {e}");
+            return;
+        }
+    };
+    let mut stops = tokio::task::JoinSet::new();
+    for c in running {
+        let Some(id) = c.id else { continue };
+        let containers = services.containers.clone();
+        stops.spawn(async move {
+            if let Err(e) = containers.stop(&id, None, None).await {
+                tracing::warn!("stopping container {id} at shutdown: {e}");
+            }
+        });
+    }
+    while stops.join_next().await.is_some() {}
+}
+
 #[tokio::main]
 async fn main() -> Result<()> {
-    let args = Args::parse();
-    let logs = tracing_subscriber::fmt()
-        .with_env_filter(tracing_subscriber::EnvFilter::new(&args.log_level))
-        .with_writer(std::io::stderr);
-    if args.log_format == "json" {
-        logs.json().with_ansi(false).init();
-    } else {
-        logs.with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
-            .init();
+    let argv: Vec<std::ffi::OsString> = std::env::args_os().collect();
+    let merged = config::merge(&argv)?;
+    let args = merged.args.clone();
+    let log_reload = init_logging(&args);
+    if let Some(file) = &merged.file {
+        tracing::info!("configuration file {}", file.display());
+    }
+    for key in &merged.overridden {
+        tracing::info!("{key}: the command line's value is used, not the configuration file's");
+    }
+    // Everything that can be checked without touching the system.
+    let ulimits = default_ulimits(&args)?;
+    let net_cfg = network_config(&args)?;
+    daemon_settings(&args, &[])?;
+    let log_defaults = berth_engine::LogDefaults::parse(args.log_driver.as_deref(), &args.log_opt)
+        .map_err(|e| anyhow::anyhow!("invalid log configuration: {e}"))?;
+    let external_runtimes = runtimes(&args.add_runtime)?;
+    let tls_acceptor = tls::acceptor(&args)?;
+    if args.validate {
+        println!("configuration OK");
+        return Ok(());
     }
     if !nix::unistd::geteuid().is_root() {
         bail!("berthd needs root (namespaces, mounts and cgroups); run it with sudo");
@@ -385,8 +686,6 @@ async fn main() -> Result<()> {
             }
         }
     };
-    let log_defaults = berth_engine::LogDefaults::parse(args.log_driver.as_deref(), &args.log_opt)
-        .map_err(|e| anyhow::anyhow!("invalid log configuration: {e}"))?;
     let runtimes = Runtimes {
         shim: shim_path,
         init: args
@@ -394,7 +693,7 @@ async fn main() -> Result<()> {
             .clone()
             .or_else(|| on_path("docker-init"))
             .or_else(|| on_path("tini-static")),
-        external: runtimes(&args.add_runtime)?,
+        external: external_runtimes,
     };
     let mounted = ensure_tmpfs(&args.exec_root)?;
     // Whatever fails from here on leaves the exec root as it was found.
@@ -416,44 +715,89 @@ async fn main() -> Result<()> {
         .map_err(unmount)?;
     // Bind every socket before touching any state: a socket in use is refused with nothing changed.
     let mut listeners = Vec::new();
+    let mut fixed_warnings = Vec::new();
     for host in &args.hosts {
-        listeners.push(bind(host, args.group.as_deref()).await.map_err(unmount)?);
+        let (l, warning) = bind(host, &args, tls_acceptor.as_ref()).await.map_err(unmount)?;
+        listeners.push(l);
+        fixed_warnings.extend(warning);
     }
+    let settings = daemon_settings(&args, &fixed_warnings)?;
+    let metrics = match &args.metrics_addr {
+        Some(addr) => Some(
+            tokio::net::TcpListener::bind(addr)
+                .await
+                .with_context(|| format!("listening for metrics on {addr}"))
+                .map_err(unmount)?,
+        ),
+        None => None,
+    };
     let services = open_services(
         &data_root,
         &args.exec_root,
         runtimes,
         id_map,
-        log_defaults,
-        network_config(&args)?,
-        berth_distribution::ClientConfig {
-            insecure_registries: args.insecure_registry.clone(),
-            mirrors: args.registry_mirror.clone(),
-            certs_dir: args.registry_certs_dir.clone(),
-            user_agent: format!("berthd/{}", berth_engine::VERSION),
-            ..Default::default()
+        Setup {
+            log_defaults,
+            net_cfg,
+            registry_cfg: registry_config(&args),
+            settings,
+            default_ulimits: ulimits,
         },
     )
     .await
     .map_err(unmount)?;
 
+    // SIGHUP's default would end the daemon: take it over before anyone can see the API.
+    let mut hup = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup())?;
     let mut servers = tokio::task::JoinSet::new();
     for (host, l) in args.hosts.iter().zip(listeners) {
         match l {
             Listener::Unix(l) => servers.spawn(berth_api_server::serve_unix(l, services.clone())),
             Listener::Tcp(l) => servers.spawn(berth_api_server::serve_tcp(l, services.clone())),
+            Listener::Tls(l, a) => servers.spawn(berth_api_server::serve_tls(l, a, services.clone())),
         };
         tracing::info!("API listening on {host}");
     }
+    if let Some(l) = metrics {
+        tracing::info!(
+            "metrics on http://{}/metrics",
+            args.metrics_addr.as_deref().unwrap_or_default()
+        );
+        servers.spawn(berth_api_server::serve_metrics(l, services.clone()));
+    }
+    let reloader = Arc::new(Reloader {
+        argv,
+        services: services.clone(),
+        current: std::sync::Mutex::new(args.clone()),
+        log: log_reload,
+        fixed_warnings,
+    });
+    {
+        let reloader = reloader.clone();
+        tokio::spawn(async move {
+            while hup.recv().await.is_some() {
+                reloader.reload();
+            }
+        });
+    }
     let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
-    tokio::select! {
+    let stopping = tokio::select! {
         r = servers.join_next() => {
             if let Some(Ok(Err(e))) = r {
                 return Err(e).context("serving the API");
             }
+            false
         }
-        _ = tokio::signal::ctrl_c() => tracing::info!("interrupted; containers keep running under their shims"),
-        _ = term.recv() => tracing::info!("terminated; containers keep running under their shims"),
+        _ = tokio::signal::ctrl_c() => true,
+        _ = term.recv() => true,
+    };
+    if stopping {
+        if reloader.live_restore() {
+            tracing::info!("stopping; containers keep running under their shims");
+        } else {
+            tracing::info!("stopping; stopping the running containers (live-restore is off)");
+            stop_containers(&services).await;
+        }
     }
     for host in &args.hosts {
         if let Some(path) = host.strip_prefix("unix://") {

@@ -251,6 +251,7 @@ impl ContainerService {
             runtime_path: self.runtimes.path(&rec.runtime)?,
             init,
             id_map,
+            default_ulimits: self.default_ulimits(),
         })
     }
 

@@ -60,6 +60,8 @@ pub struct ContainerServiceConfig {
     pub id_map: Option<IdentityMapping>,
     /// `--log-driver`/`--log-opt`: the log config of containers that ask for none.
     pub log_defaults: crate::logconfig::LogDefaults,
+    /// `--default-ulimit`: limits of containers that set none of that name.
+    pub default_ulimits: Vec<berth_runtime::Ulimit>,
 }
 
 /// The services the container service calls.
@@ -106,11 +108,28 @@ pub struct ContainerService {
     trash_lock: Mutex<()>,
     backoff: restart::Backoff,
     log_defaults: crate::logconfig::LogDefaults,
+    default_ulimits: std::sync::RwLock<Vec<berth_runtime::Ulimit>>,
     execs: exec::Execs,
     health: health::HealthMonitors,
 }
 
 impl ContainerService {
+    /// Replaces the daemon's default ulimits (a configuration reload); containers started from
+    /// now on get them.
+    pub fn set_default_ulimits(&self, ulimits: Vec<berth_runtime::Ulimit>) {
+        match self.default_ulimits.write() {
+            Ok(mut u) => *u = ulimits,
+            Err(poisoned) => *poisoned.into_inner() = ulimits,
+        }
+    }
+
+    fn default_ulimits(&self) -> Vec<berth_runtime::Ulimit> {
+        match self.default_ulimits.read() {
+            Ok(u) => u.clone(),
+            Err(poisoned) => poisoned.into_inner().clone(),
+        }
+    }
+
     /// Opens the state under `cfg.data_root` and reconciles it with what runs: records are loaded,
     /// running shims re-adopted, leftovers of a crash cleaned (see `reconcile`).
     pub async fn open(cfg: ContainerServiceConfig, deps: ContainerDeps) -> Result<Arc<ContainerService>> {
@@ -130,6 +149,7 @@ impl ContainerService {
             trash_lock: Mutex::new(()),
             backoff: restart::Backoff::default(),
             log_defaults: cfg.log_defaults,
+            default_ulimits: std::sync::RwLock::new(cfg.default_ulimits),
             execs: Default::default(),
             health: Default::default(),
         });
