@@ -414,16 +414,64 @@ pub fn render_info(v: &Value) -> String {
     line(&mut o, "ID", s(v, "ID"));
     line(&mut o, "Docker Root Dir", s(v, "DockerRootDir"));
     line(&mut o, "Debug Mode", v["Debug"].as_bool().unwrap_or(false).to_string());
+    for (label, key) in [("HTTP Proxy", "HttpProxy"), ("HTTPS Proxy", "HttpsProxy"), ("No Proxy", "NoProxy")] {
+        if !s(v, key).is_empty() {
+            line(&mut o, label, s(v, key));
+        }
+    }
+    let strings = |val: &Value| -> Vec<String> {
+        val.as_array()
+            .map(|a| a.iter().filter_map(Value::as_str).map(str::to_string).collect())
+            .unwrap_or_default()
+    };
+    let labels = strings(&v["Labels"]);
+    if !labels.is_empty() {
+        o.push_str(" Labels:\n");
+        for l in labels {
+            o.push_str(&format!("  {l}\n"));
+        }
+    }
     line(
         &mut o,
         "Experimental",
         v["ExperimentalBuild"].as_bool().unwrap_or(false).to_string(),
     );
+    let reg = &v["RegistryConfig"];
+    let mut insecure: Vec<String> = reg["IndexConfigs"]
+        .as_object()
+        .map(|m| {
+            m.values()
+                .filter(|c| c["Secure"] == false)
+                .filter_map(|c| c["Name"].as_str().map(str::to_string))
+                .collect()
+        })
+        .unwrap_or_default();
+    insecure.sort();
+    insecure.extend(strings(&reg["InsecureRegistryCIDRs"]));
+    if !insecure.is_empty() {
+        o.push_str(" Insecure Registries:\n");
+        for r in insecure {
+            o.push_str(&format!("  {r}\n"));
+        }
+    }
+    let mirrors = strings(&reg["Mirrors"]);
+    if !mirrors.is_empty() {
+        o.push_str(" Registry Mirrors:\n");
+        for m in mirrors {
+            o.push_str(&format!("  {m}\n"));
+        }
+    }
     line(
         &mut o,
         "Live Restore Enabled",
         v["LiveRestoreEnabled"].as_bool().unwrap_or(false).to_string(),
     );
+    if let Some(pools) = v["DefaultAddressPools"].as_array().filter(|p| !p.is_empty()) {
+        o.push_str(" Default Address Pools:\n");
+        for p in pools {
+            o.push_str(&format!("   Base: {}, Size: {}\n", s(p, "Base"), p["Size"].as_i64().unwrap_or(0)));
+        }
+    }
     o.push('\n');
     if let Some(w) = v["Warnings"].as_array() {
         for x in w.iter().filter_map(Value::as_str) {
@@ -467,5 +515,19 @@ mod tests {
         assert!(out.contains("  seccomp\n   Profile: builtin\n  cgroupns\n"));
         assert!(out.contains(" CPUs: 2\n Total Memory: 8GiB\n"));
         assert!(out.contains(" Debug Mode: false\n"));
+        let v = json!({
+            "Labels": ["team=a"], "HttpProxy": "http://p:3128", "LiveRestoreEnabled": true,
+            "RegistryConfig": {"InsecureRegistryCIDRs": ["127.0.0.0/8"], "Mirrors": ["https://m.example/"],
+                "IndexConfigs": {"docker.io": {"Name": "docker.io", "Secure": true}}},
+            "DefaultAddressPools": [{"Base": "10.9.0.0/16", "Size": 24}], "Warnings": ["WARNING: x"]
+        });
+        let out = render_info(&v);
+        for want in [
+            " HTTP Proxy: http://p:3128\n Labels:\n  team=a\n Experimental: false\n",
+            " Insecure Registries:\n  127.0.0.0/8\n Registry Mirrors:\n  https://m.example/\n",
+            " Live Restore Enabled: true\n Default Address Pools:\n   Base: 10.9.0.0/16, Size: 24\n\nWARNING: x\n",
+        ] {
+            assert!(out.contains(want), "{want:?} in\n{out}");
+        }
     }
 }
