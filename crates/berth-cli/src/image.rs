@@ -13,6 +13,7 @@ use crate::args::{
 use crate::filters::parse_filters;
 use crate::format::{ellipsis, Format};
 use crate::term::confirm;
+use crate::transfer::Transfer;
 use crate::units;
 use crate::StatusError;
 
@@ -231,39 +232,51 @@ pub async fn import(client: &Client, a: ImportArgs) -> Result<i32> {
         o.tag = (tag != "<none>").then_some(tag);
     }
     let is_url = a.source.starts_with("http://") || a.source.starts_with("https://");
-    let req_body = if a.source == "-" {
-        body::from_reader(tokio::io::stdin())
+    let (req_body, transfer) = if a.source == "-" {
+        let t = Transfer::start("Importing", None, false);
+        (body::from_reader(t.reader(tokio::io::stdin())), Some(t))
     } else if is_url {
-        body::empty()
+        (body::empty(), None)
     } else {
         let f = tokio::fs::File::open(&a.source)
             .await
             .map_err(|e| fail(format!("open {}: {e}", a.source)))?;
         o.source = "-".into();
-        body::from_reader(f)
+        let size = f.metadata().await.ok().map(|m| m.len());
+        let t = Transfer::start("Importing", size, false);
+        (body::from_reader(t.reader(f)), Some(t))
     };
-    let resp = client.image_import(req_body, &o).await.map_err(fail)?;
+    let resp = client.image_import(req_body, &o).await;
+    if let Some(t) = transfer {
+        t.finish().await;
+    }
+    let resp = resp.map_err(fail)?;
     print_messages(resp).await?;
     Ok(0)
 }
 
 /// `docker load`.
 pub async fn load(client: &Client, a: LoadArgs) -> Result<i32> {
-    let req_body = match &a.input {
+    let (req_body, transfer) = match &a.input {
         Some(path) => {
             let f = tokio::fs::File::open(path)
                 .await
                 .map_err(|e| fail(format!("open {path}: {e}")))?;
-            body::from_reader(f)
+            let size = f.metadata().await.ok().map(|m| m.len());
+            let t = Transfer::start("Loading", size, a.quiet);
+            (body::from_reader(t.reader(f)), t)
         }
         None => {
             if std::io::stdin().is_terminal() {
                 return Err(fail("requested load from stdin, but stdin is empty").into());
             }
-            body::from_reader(tokio::io::stdin())
+            let t = Transfer::start("Loading", None, a.quiet);
+            (body::from_reader(t.reader(tokio::io::stdin())), t)
         }
     };
-    let resp = client.image_load(req_body, a.quiet).await.map_err(fail)?;
+    let resp = client.image_load(req_body, a.quiet).await;
+    transfer.finish().await;
+    let resp = resp.map_err(fail)?;
     print_messages(resp).await?;
     Ok(0)
 }
@@ -273,7 +286,9 @@ pub async fn save(client: &Client, a: SaveArgs) -> Result<i32> {
     if a.output.is_none() && std::io::stdout().is_terminal() {
         return Err(fail("cowardly refusing to save to a terminal. Use the -o flag or redirect").into());
     }
-    let mut body = client.image_save(&a.images).await.map_err(fail)?;
+    let body = client.image_save(&a.images).await.map_err(fail)?;
+    let transfer = Transfer::start("Saving", None, false);
+    let mut body = transfer.reader(body);
     let mut buf = vec![0u8; 64 * 1024];
     match &a.output {
         Some(path) => {
@@ -292,6 +307,7 @@ pub async fn save(client: &Client, a: SaveArgs) -> Result<i32> {
                 std::fs::rename(&tmp, path)
             }
             .await;
+            transfer.finish().await;
             if let Err(e) = res {
                 let _ = std::fs::remove_file(&tmp);
                 return Err(fail(format!("failed to save image: {e}")).into());
@@ -307,6 +323,7 @@ pub async fn save(client: &Client, a: SaveArgs) -> Result<i32> {
                 out.write_all(&buf[..n]).map_err(fail)?;
             }
             out.flush().map_err(fail)?;
+            transfer.finish().await;
         }
     }
     Ok(0)

@@ -36,6 +36,7 @@ mod registry;
 mod sortorder;
 mod system;
 mod term;
+mod transfer;
 mod units;
 mod volume;
 

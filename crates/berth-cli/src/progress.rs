@@ -112,7 +112,7 @@ impl<W: Write> Renderer<W> {
 }
 
 /// `JSONProgress.String`: `[====>    ] 1.234MB/3.4MB` (the bar only on terminals wider than 110).
-fn bar(d: &ProgressDetail, width: usize) -> String {
+pub(crate) fn bar(d: &ProgressDetail, width: usize) -> String {
     let current = d.current.unwrap_or(0);
     let total = d.total.unwrap_or(0);
     if current <= 0 && total <= 0 {

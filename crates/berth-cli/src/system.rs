@@ -414,7 +414,11 @@ pub fn render_info(v: &Value) -> String {
     line(&mut o, "ID", s(v, "ID"));
     line(&mut o, "Docker Root Dir", s(v, "DockerRootDir"));
     line(&mut o, "Debug Mode", v["Debug"].as_bool().unwrap_or(false).to_string());
-    for (label, key) in [("HTTP Proxy", "HttpProxy"), ("HTTPS Proxy", "HttpsProxy"), ("No Proxy", "NoProxy")] {
+    for (label, key) in [
+        ("HTTP Proxy", "HttpProxy"),
+        ("HTTPS Proxy", "HttpsProxy"),
+        ("No Proxy", "NoProxy"),
+    ] {
         if !s(v, key).is_empty() {
             line(&mut o, label, s(v, key));
         }
@@ -469,7 +473,11 @@ pub fn render_info(v: &Value) -> String {
     if let Some(pools) = v["DefaultAddressPools"].as_array().filter(|p| !p.is_empty()) {
         o.push_str(" Default Address Pools:\n");
         for p in pools {
-            o.push_str(&format!("   Base: {}, Size: {}\n", s(p, "Base"), p["Size"].as_i64().unwrap_or(0)));
+            o.push_str(&format!(
+                "   Base: {}, Size: {}\n",
+                s(p, "Base"),
+                p["Size"].as_i64().unwrap_or(0)
+            ));
         }
     }
     o.push('\n');

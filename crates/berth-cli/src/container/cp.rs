@@ -136,8 +136,10 @@ async fn extract_local(
     let job = tokio::task::spawn_blocking(move || berth_archive::unpack(std::io::BufReader::new(theirs), &into, &opts));
     ours.set_nonblocking(true).map_err(fail)?;
     let mut w = tokio::net::UnixStream::from_std(ours).map_err(fail)?;
-    let copied = tokio::io::copy(reader, &mut w).await;
+    let transfer = crate::transfer::Transfer::start("Copying from container", None, a.quiet);
+    let copied = tokio::io::copy(&mut transfer.reader(reader), &mut w).await;
     drop(w);
+    transfer.finish().await;
     let unpacked = job.await.map_err(fail)?;
     unpacked.map_err(fail)?;
     let n = copied.map_err(fail)?;
@@ -210,8 +212,10 @@ async fn to_container(client: &Client, a: &CpArgs, src: &str, id: &str, path: &s
     };
     let fd = open_local(src, follow)?;
     let (ours, theirs) = std::os::unix::net::UnixStream::pair().map_err(fail)?;
+    let transfer = crate::transfer::Transfer::start("Copying to container", None, a.quiet);
+    let live = transfer.counter();
     let job = tokio::task::spawn_blocking(move || {
-        let mut counted = Counting(theirs, 0);
+        let mut counted = Counting(theirs, 0, live);
         let w = std::io::BufWriter::with_capacity(128 * 1024, &mut counted);
         berth_archive::tar_at(fd, &name, w, berth_archive::TarOptions::default()).map(|()| counted.1)
     });
@@ -222,6 +226,7 @@ async fn to_container(client: &Client, a: &CpArgs, src: &str, id: &str, path: &s
         .copy_to_container(id, &into, body::from_reader(r), true, a.archive)
         .await;
     let tarred = job.await.map_err(fail)?;
+    transfer.finish().await;
     sent.map_err(fail)?;
     let n = tarred.map_err(fail)?;
     if !a.quiet {
@@ -233,13 +238,14 @@ async fn to_container(client: &Client, a: &CpArgs, src: &str, id: &str, path: &s
     Ok(0)
 }
 
-/// A writer that counts what passes through it.
-struct Counting<W>(W, u64);
+/// A writer that counts what passes through it (also into a live transfer line).
+struct Counting<W>(W, u64, std::sync::Arc<std::sync::atomic::AtomicU64>);
 
 impl<W: std::io::Write> std::io::Write for Counting<W> {
     fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
         let n = self.0.write(buf)?;
         self.1 += n as u64;
+        self.2.fetch_add(n as u64, std::sync::atomic::Ordering::Relaxed);
         Ok(n)
     }
     fn flush(&mut self) -> std::io::Result<()> {

@@ -16,13 +16,21 @@ pub async fn export(client: &Client, a: ExportArgs) -> Result<i32> {
     if a.output.is_none() && std::io::stdout().is_terminal() {
         return Err(fail("cowardly refusing to save to a terminal. Use the -o flag or redirect").into());
     }
-    let mut body = client.container_export(&a.container).await.map_err(fail)?;
-    match &a.output {
+    let body = client.container_export(&a.container).await.map_err(fail)?;
+    let transfer = crate::transfer::Transfer::start("Exporting", None, false);
+    let mut body = transfer.reader(body);
+    let result = write_export(&mut body, a.output.as_deref()).await;
+    transfer.finish().await;
+    result
+}
+
+async fn write_export<R: tokio::io::AsyncRead + Unpin>(body: &mut R, output: Option<&str>) -> Result<i32> {
+    match output {
         Some(path) => {
             // Written next to the target and renamed, so a failed export leaves no partial file.
             let tmp = format!("{path}.berth-tmp");
             let mut f = tokio::fs::File::create(&tmp).await.map_err(fail)?;
-            let res = tokio::io::copy(&mut body, &mut f).await;
+            let res = tokio::io::copy(body, &mut f).await;
             if let Err(e) = res {
                 let _ = tokio::fs::remove_file(&tmp).await;
                 return Err(fail(e).into());
@@ -32,7 +40,7 @@ pub async fn export(client: &Client, a: ExportArgs) -> Result<i32> {
         }
         None => {
             let mut out = tokio::io::stdout();
-            tokio::io::copy(&mut body, &mut out).await.map_err(fail)?;
+            tokio::io::copy(body, &mut out).await.map_err(fail)?;
             out.flush().await.map_err(fail)?;
         }
     }
