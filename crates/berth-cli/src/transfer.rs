@@ -28,7 +28,6 @@ fn line(label: &str, done: u64, total: Option<u64>, width: usize) -> String {
             let d = ProgressDetail {
                 current: Some(done as i64),
                 total: Some(total as i64),
-                ..Default::default()
             };
             format!("{label} {}", crate::progress::bar(&d, width))
         }
