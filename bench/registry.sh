@@ -219,6 +219,20 @@ brepush=$(stats "" "${TIMES_B[@]:-}" | awk '{print $1}'); [ "${#TIMES_B[@]}" -eq
 BP=(no_images dock) KP=(no_images dock) B=(breg_pull) K=(dk_pull "$DIST" sk)
 pull3=$(pair "docker pull: berth-registry vs distribution")
 
+# 3c. berth pulling from each server (a client that spends less of the time itself, so the
+# servers' part shows more).
+bt_pull_from() { berth_pull "$1/bench/sk-$(sfx):latest"; }
+BP=(no_images berth) KP=(no_images berth) B=(bt_pull_from "$BREG") K=(bt_pull_from "$DIST")
+pull3c=$(pair "berth pull: berth-registry vs distribution")
+
+# 3d. the server alone: the 41 MiB layer blob fetched with curl (to /dev/null) from each.
+layer_of() { curl -sf -H 'Accept: application/vnd.docker.distribution.manifest.v2+json' "http://$1/v2/bench/sk-w/manifests/latest" |
+  python3 -c 'import json, sys; print(json.load(sys.stdin)["layers"][0]["digest"])'; }
+BLAYER=$(layer_of "$BREG" || true) DLAYER=$(layer_of "$DIST" || true)
+get_blob() { curl -sf -o /dev/null "http://$1/v2/bench/sk-w/blobs/$2"; }
+BP=() KP=() B=(get_blob "$BREG" "$BLAYER") K=(get_blob "$DIST" "$DLAYER")
+pull3d=$(pair "blob GET (curl): berth-registry vs distribution")
+
 echo
 echo "berth push to distribution: median $bpush ms (target <= 400); of the image as pulled (gzip): $brepush ms"
 echo "pull / floor (gunzip | sha256sum): berth $(ratio "$bpull" "$floor") (target <= 1.3), docker $(ratio "$kpull" "$floor");" \
@@ -228,7 +242,9 @@ echo "3. the same client (docker) against berth-registry and distribution"
 printf "$FMT" "operation" "b-reg med" "b-reg mean" "distr med" "distr mean" "ratio"
 echo "$push3"
 echo "$pull3"
-echo "berth-registry/distribution: push $(awk '{print $NF}' <<<"$push3"), pull $(awk '{print $NF}' <<<"$pull3") (target <= 1.0)"
+echo "$pull3c"
+echo "$pull3d"
+echo "berth-registry/distribution: push $(awk '{print $NF}' <<<"$push3"), pull $(awk '{print $NF}' <<<"$pull3"), berth pull $(awk '{print $NF}' <<<"$pull3c"), blob GET $(awk '{print $NF}' <<<"$pull3d") (target <= 1.0)"
 if [ -s "$WORK/errors" ]; then
   echo
   echo "failures:"
