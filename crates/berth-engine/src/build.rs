@@ -266,6 +266,14 @@ async fn blocking<T: Send + 'static>(f: impl FnOnce() -> Result<T> + Send + 'sta
 /// Removes the build's private directory when the build ends, however it ends.
 struct TempDir(PathBuf);
 
+/// Keeps a `COPY --from` source readable while its step runs (see `BuildService::copy_source`).
+enum FromGuard {
+    /// The image's read-only view.
+    View { _view: crate::images::ImageView },
+    /// The directory its files were taken out into, removed with the guard.
+    Dir { _dir: TempDir },
+}
+
 impl Drop for TempDir {
     fn drop(&mut self) {
         let _ = std::fs::remove_dir_all(&self.0);
@@ -974,11 +982,10 @@ impl BuildService {
             // A COPY --from's files are taken out of their image first: the step's history names
             // their content.
             let from_ctx = match (&from, &spec) {
-                (Some(source), Some(spec)) => Some(self.extract_from(&spec.local, source, ctx).await?),
+                (Some(source), Some(spec)) => Some(self.copy_source(&spec.local, source, ctx).await?),
                 _ => None,
             };
-            let _remove_from = from_ctx.as_ref().map(|c| TempDir(c.root.clone()));
-            let src_ctx = from_ctx.as_ref().unwrap_or(ctx);
+            let src_ctx = from_ctx.as_ref().map(|(c, _)| c).unwrap_or(ctx);
             let created_by = match &spec {
                 _ if command == Command::Run => history::run_created_by(&run_command(s, step), &s.args, &s.env()),
                 Some(spec) => {
@@ -1281,6 +1288,37 @@ impl BuildService {
             )));
         }
         self.commit(s, id, created_by.to_string()).await
+    }
+
+    /// What a `COPY --from=<stage or image>` reads: the image's layers as a read-only view (no
+    /// container, no archive), or, where the layers are not the image's own files on disk
+    /// (`--userns-remap`) or the view cannot be mounted, the sources taken out through a container
+    /// ([`Self::extract_from`]). The guard keeps it readable until the step ends.
+    async fn copy_source(
+        &self,
+        sources: &[String],
+        source: &str,
+        ctx: &BuildContext,
+    ) -> Result<(BuildContext, FromGuard)> {
+        let image = self.images.resolve(source).await?;
+        match self.images.view(&image).await {
+            Ok(Some(view)) => {
+                let c = BuildContext {
+                    root: view.path(),
+                    ignore: None,
+                    scratch: ctx.scratch.clone(),
+                    sources: ctx.sources.clone(),
+                };
+                return Ok((c, FromGuard::View { _view: view }));
+            }
+            Ok(None) => {}
+            Err(e) => tracing::debug!("reading {source} through a container: {e}"),
+        }
+        let c = self.extract_from(sources, &image.id.to_string(), ctx).await?;
+        let guard = FromGuard::Dir {
+            _dir: TempDir(c.root.clone()),
+        };
+        Ok((c, guard))
     }
 
     /// `COPY --from=<stage or image>`: the sources taken out of that image (each source's directory

@@ -61,7 +61,44 @@ pub struct ImageService {
     events: EventBus,
 }
 
+/// An image's files, read-only: its layers as an overlay mounted detached (no mount point; reached
+/// through the descriptor, at [`ImageView::path`]), leased so no garbage collection takes the
+/// layers away while it is open.
+pub(crate) struct ImageView {
+    root: std::os::fd::OwnedFd,
+    _lease: berth_store::Lease,
+}
+
+impl ImageView {
+    /// The root as a path this process can open (`/proc/self/fd/N/.`: the `.` makes even an
+    /// `lstat` of the root itself see the directory, not the descriptor's magic link), valid while
+    /// the view lives.
+    pub(crate) fn path(&self) -> std::path::PathBuf {
+        use std::os::fd::AsRawFd;
+        std::path::PathBuf::from(format!("/proc/self/fd/{}/.", self.root.as_raw_fd()))
+    }
+}
+
 impl ImageService {
+    /// A read-only view of the image `id`'s files, or `None` where the layers on disk are not the
+    /// image's own files (stored shifted for `--userns-remap`): the caller then reads the image
+    /// through a container.
+    pub(crate) async fn view(&self, rec: &ImageRecord) -> Result<Option<ImageView>> {
+        if self.snapshots.id_map().is_some() {
+            return Ok(None);
+        }
+        let lease = self.store.lease_for(&[], &rec.chain_ids);
+        let snapshots = self.snapshots.clone();
+        let chains = rec.chain_ids.clone();
+        let root = blocking(move || {
+            let m = snapshots.view_mount(&chains)?;
+            crate::containers::mount_detached(&m)
+                .map_err(|e| EngineError::Internal(format!("mounting an image's layers read-only: {e}")))
+        })
+        .await?;
+        Ok(Some(ImageView { root, _lease: lease }))
+    }
+
     /// Serves `store`, whose layers `snapshots` holds; `users` says which container uses an image.
     pub fn new(
         store: Arc<ImageStore>,

@@ -560,6 +560,38 @@ impl Snapshotter {
         }
     }
 
+    /// A read-only overlay of an image's layers alone (no writable layer), for reading its files
+    /// (a build's `COPY --from`). Overlay needs two lower dirs without an upper one: a one-layer
+    /// image gets the shared empty directory under it. The options carry absolute paths, one
+    /// `lowerdir` each, for `fsconfig`.
+    pub fn view_mount(&self, chains_bottom_first: &[ChainId]) -> Result<RootfsMount> {
+        let mut lowers = self.lower_dirs(chains_bottom_first)?;
+        if lowers.len() == 1 {
+            let empty = self.root.join("empty");
+            std::fs::create_dir_all(&empty).map_err(io_err("create", &empty))?;
+            if lowers[0] != empty {
+                lowers.push(empty);
+            }
+        }
+        if lowers.len() == 1 {
+            // An image of no layers: two views of the empty directory.
+            lowers.push(lowers[0].clone());
+        }
+        Ok(RootfsMount {
+            fstype: "overlay".into(),
+            source: "overlay".into(),
+            options: vec![format!(
+                "lowerdir={}",
+                lowers
+                    .iter()
+                    .map(|p| p.display().to_string())
+                    .collect::<Vec<_>>()
+                    .join(":")
+            )],
+            cwd: None,
+        })
+    }
+
     /// The overlay mount for a container: its writable layer over the image's layers.
     pub fn rootfs_mount(&self, container_id: &str, chains_bottom_first: &[ChainId]) -> Result<RootfsMount> {
         let rw = self

@@ -127,7 +127,7 @@ fn io_error(what: &'static str, path: &str, source: std::io::Error) -> EngineErr
 }
 
 /// Mounts an overlay detached (no mount point on the host) and returns its root fd.
-fn mount_detached(m: &RootfsMount) -> std::io::Result<OwnedFd> {
+pub(crate) fn mount_detached(m: &RootfsMount) -> std::io::Result<OwnedFd> {
     let fs = rustix::mount::fsopen("overlay", FsOpenFlags::FSOPEN_CLOEXEC)?;
     let abs = |p: &str| -> String {
         match &m.cwd {

@@ -25,6 +25,7 @@ mod usage;
 mod validate;
 mod volumes;
 
+pub(crate) use archive::mount_detached;
 pub use archive::{go_file_mode, ExtractOptions, PathStat};
 pub use attach::{AttachStream, AttachTicket, BoxFuture, WaitCondition};
 pub(crate) use changes::epoch_rfc3339;
