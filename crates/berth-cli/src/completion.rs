@@ -8,13 +8,14 @@
 use std::ffi::{OsStr, OsString};
 use std::time::Duration;
 
-use berth_client::{select_host, Client, Filters};
+use berth_client::{Client, Filters, Host};
 use clap::CommandFactory;
 use clap_complete::engine::{CompletionCandidate, PathCompleter, ValueCompleter};
 use clap_complete::env::{Bash, CompleteEnv, EnvCompleter, Fish, Shells, Zsh};
 use serde_json::Value;
 
 use crate::args::{Cli, CompletionArgs, CompletionShell};
+use crate::connect::ConnectOpts;
 
 /// The environment variable that turns a `berth` run into a completion request.
 const COMPLETE_VAR: &str = "COMPLETE";
@@ -104,6 +105,22 @@ pub fn images(current: &OsStr) -> Vec<CompletionCandidate> {
 /// Completes network names (`network rm|inspect|connect|disconnect`).
 pub fn networks(current: &OsStr) -> Vec<CompletionCandidate> {
     candidates(&[Kind::Network], current)
+}
+
+/// Completes context names (`--context`, `context use|rm|inspect|update`) from the client config
+/// directory; no daemon is asked.
+pub fn contexts(current: &OsStr) -> Vec<CompletionCandidate> {
+    let prefix = current.to_string_lossy();
+    let mut names = vec![crate::context::store::DEFAULT_CONTEXT.to_string()];
+    if let Ok(s) = crate::context::store() {
+        names.extend(s.list().unwrap_or_default().into_iter().map(|m| m.name));
+    }
+    names.sort();
+    names
+        .into_iter()
+        .filter(|n| n.starts_with(prefix.as_ref()))
+        .map(CompletionCandidate::new)
+        .collect()
 }
 
 /// Completes volume names (`volume rm|inspect`).
@@ -223,12 +240,21 @@ fn candidates(kinds: &[Kind], current: &OsStr) -> Vec<CompletionCandidate> {
         .collect()
 }
 
-/// Lists `kinds` from the daemon named by `-H` on the line being completed, `BERTH_HOST` or
-/// `DOCKER_HOST`; never starts one, and waits at most [`DAEMON_TIMEOUT`] in all.
+/// Lists `kinds` from the daemon the command line being completed would use (its `-H` or
+/// `--context`, `BERTH_HOST`/`DOCKER_HOST`, `DOCKER_CONTEXT`, the current context); never starts
+/// one, and waits at most [`DAEMON_TIMEOUT`] in all.
 fn fetch(kinds: &[Kind]) -> Vec<(String, Option<String>)> {
     let words: Vec<String> = std::env::args_os().map(|a| a.to_string_lossy().into_owned()).collect();
-    let flag = host_flag(&words);
-    let Ok((host, _)) = select_host(flag.as_deref(), |k| std::env::var(k).ok()) else {
+    let opts = ConnectOpts {
+        host: global_flag(&words, "-H", "--host"),
+        context: global_flag(&words, "-c", "--context"),
+        // Quietly: a completer prints nothing but candidates.
+        current_context: crate::credentials::load_config()
+            .ok()
+            .and_then(|c| c.current_context().map(String::from)),
+        ..ConnectOpts::default()
+    };
+    let Ok(ep) = opts.endpoint() else {
         return Vec::new();
     };
     let Ok(rt) = tokio::runtime::Builder::new_current_thread().enable_all().build() else {
@@ -236,7 +262,10 @@ fn fetch(kinds: &[Kind]) -> Vec<(String, Option<String>)> {
     };
     let listed = rt.block_on(async {
         tokio::time::timeout(DAEMON_TIMEOUT, async {
-            let mut client = Client::new(host);
+            let mut client = match (&ep.tls, &ep.host) {
+                (Some(tls), Host::Tcp(_)) => Client::with_tls(ep.host.clone(), tls).ok()?,
+                _ => Client::new(ep.host.clone()),
+            };
             match std::env::var("DOCKER_API_VERSION").ok().filter(|v| !v.is_empty()) {
                 Some(v) => client.set_api_version(&v),
                 None => {
@@ -303,27 +332,32 @@ fn object_names(list: &[Value], help_field: &str) -> Vec<(String, Option<String>
         .collect()
 }
 
-/// The `-H`/`--host` given before the subcommand on the command line being completed: the words
-/// after the first `--` of `berth -- berth -H unix:///x start w` (clap_complete's protocol).
-fn host_flag(process_args: &[String]) -> Option<String> {
+/// The value of the global flag `short`/`long` (`-H`/`--host`, `-c`/`--context`) given before the
+/// subcommand on the command line being completed: the words after the first `--` of
+/// `berth -- berth -H unix:///x start w` (clap_complete's protocol).
+fn global_flag(process_args: &[String], short: &str, long: &str) -> Option<String> {
     let start = process_args.iter().position(|a| a == "--")? + 2;
     let mut words = process_args.get(start..)?.iter();
-    let mut host = None;
+    let long_eq = format!("{long}=");
+    let mut value = None;
     while let Some(w) = words.next() {
-        if w == "-H" || w == "--host" {
-            host = words.next().cloned();
-        } else if let Some(v) = w.strip_prefix("--host=") {
-            host = Some(v.to_string());
-        } else if let Some(v) = w.strip_prefix("-H").filter(|v| !v.is_empty()) {
-            host = Some(v.trim_start_matches('=').to_string());
-        } else if matches!(w.as_str(), "-l" | "--log-level" | "--config" | "-c" | "--context") {
+        if w == short || w == long {
+            value = words.next().cloned();
+        } else if let Some(v) = w.strip_prefix(&long_eq) {
+            value = Some(v.to_string());
+        } else if let Some(v) = w.strip_prefix(short).filter(|v| !v.is_empty() && !w.starts_with("--")) {
+            value = Some(v.trim_start_matches('=').to_string());
+        } else if matches!(
+            w.as_str(),
+            "-H" | "--host" | "-l" | "--log-level" | "--config" | "-c" | "--context"
+        ) {
             words.next();
         } else if !w.starts_with('-') {
             // The subcommand: flags after it are its own.
             break;
         }
     }
-    host.filter(|h| !h.is_empty())
+    value.filter(|h| !h.is_empty())
 }
 
 #[cfg(test)]
@@ -348,7 +382,18 @@ mod tests {
             ("berth start w", None),
         ];
         for (line, want) in cases {
-            assert_eq!(host_flag(&words(line)).as_deref(), *want, "{line}");
+            assert_eq!(global_flag(&words(line), "-H", "--host").as_deref(), *want, "{line}");
+        }
+        let cases: &[(&str, Option<&str>)] = &[
+            ("berth -- berth --context lab ps", Some("lab")),
+            ("berth -- berth -c lab start w", Some("lab")),
+            ("berth -- berth --context=lab start w", Some("lab")),
+            ("berth -- berth -H unix:///x -clab rm", Some("lab")),
+            ("berth -- berth --config /d ps", None),
+            ("berth -- berth ps --context lab", None),
+        ];
+        for (line, want) in cases {
+            assert_eq!(global_flag(&words(line), "-c", "--context").as_deref(), *want, "{line}");
         }
     }
 
@@ -409,7 +454,7 @@ mod tests {
         // A socket nobody listens on: completion offers nothing (and starts nothing).
         let dir = tempfile::tempdir().unwrap();
         let sock = format!("unix://{}/none.sock", dir.path().display());
-        let (host, _) = select_host(Some(&sock), |_| None).unwrap();
+        let host = Host::parse(&sock).unwrap();
         let rt = tokio::runtime::Builder::new_current_thread()
             .enable_all()
             .build()

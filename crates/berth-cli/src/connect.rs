@@ -1,21 +1,130 @@
-//! Connecting to the daemon: host selection, API version negotiation, and starting `berthd` when
-//! the default socket does not answer (the implicit-default case only, as a convenience).
+//! Connecting to the daemon: which endpoint (the `-H`/`--context` flags, `BERTH_HOST`/`DOCKER_HOST`,
+//! `DOCKER_CONTEXT`, config.json's `currentContext`, as the docker CLI resolves them), API version
+//! negotiation, and starting `berthd` when the default socket does not answer (the implicit-default
+//! case only, as a convenience).
 
 use std::path::PathBuf;
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
 use anyhow::Result;
-use berth_client::{select_host, Client, Error, Host, HostSource, TlsOptions};
+use berth_client::{select_host, Client, Error, Host, HostSource, InvalidHost, TlsOptions, DEFAULT_HOST};
 
+use crate::context::store::{ContextError, ContextStore, DEFAULT_CONTEXT, DOCKER_ENDPOINT};
 use crate::StatusError;
 
-/// Global connection options.
+/// Global connection options: the flags, and config.json's `currentContext`.
 #[derive(Debug, Clone, Default)]
 pub struct ConnectOpts {
     pub host: Option<String>,
+    /// `--context`.
+    pub context: Option<String>,
+    /// config.json's `currentContext` (set by `context use`).
+    pub current_context: Option<String>,
     pub no_autostart: bool,
     pub tls: TlsFlags,
+}
+
+/// The variables that name a daemon and so override a context chosen in config.json or with
+/// `DOCKER_CONTEXT` (docker's `DOCKER_HOST`, and berth's own).
+pub const HOST_ENV: [&str; 2] = ["BERTH_HOST", "DOCKER_HOST"];
+
+/// Why no endpoint could be chosen.
+#[derive(Debug, thiserror::Error)]
+pub enum EndpointError {
+    /// `-H` and `--context` together.
+    #[error("conflicting options: cannot specify both --host and --context")]
+    Conflict,
+    /// The context does not exist or is unusable (docker fails its initialization so).
+    #[error("Failed to initialize: unable to resolve docker endpoint: {0}")]
+    Context(#[from] ContextError),
+    /// A host that is not a daemon address berth can reach.
+    #[error(transparent)]
+    Host(#[from] InvalidHost),
+}
+
+/// The daemon a command talks to.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Endpoint {
+    /// The context it comes from (`default` for the flags and environment).
+    pub context: String,
+    /// The daemon address.
+    pub host: Host,
+    /// TLS to use on TCP, if any.
+    pub tls: Option<TlsOptions>,
+    /// The implicit default socket (no flag, variable or context): the only case that autostarts.
+    pub implicit_default: bool,
+}
+
+impl ConnectOpts {
+    /// `-H` with `--context` is an error, as in the docker CLI (for every command).
+    pub fn check_conflict(&self) -> Result<(), EndpointError> {
+        let set = |o: &Option<String>| o.as_deref().is_some_and(|s| !s.is_empty());
+        if set(&self.host) && set(&self.context) {
+            return Err(EndpointError::Conflict);
+        }
+        Ok(())
+    }
+
+    /// The name of the context in use (docker's `resolveContextName`): `--context`; `default`
+    /// with `-H` or a host variable; then `DOCKER_CONTEXT`; then config.json's `currentContext`.
+    pub fn context_name(&self, env: impl Fn(&str) -> Option<String>) -> String {
+        let given = |o: Option<String>| o.filter(|s| !s.is_empty());
+        if let Some(c) = given(self.context.clone()) {
+            return c;
+        }
+        if given(self.host.clone()).is_some() || HOST_ENV.iter().any(|v| given(env(v)).is_some()) {
+            return DEFAULT_CONTEXT.into();
+        }
+        given(env("DOCKER_CONTEXT"))
+            .or_else(|| given(self.current_context.clone()))
+            .unwrap_or_else(|| DEFAULT_CONTEXT.into())
+    }
+
+    /// The default context's endpoint: `-H`, the host variables or the default socket, with the
+    /// TLS flags.
+    pub fn default_endpoint(&self, env: impl Fn(&str) -> Option<String>) -> Result<Endpoint, EndpointError> {
+        let (host, source) = select_host(self.host.as_deref(), &env)?;
+        Ok(Endpoint {
+            context: DEFAULT_CONTEXT.into(),
+            tls: self.tls.resolve(&env),
+            implicit_default: source == HostSource::Default,
+            host,
+        })
+    }
+
+    /// The endpoint of the context in use, reading contexts from `store`.
+    pub fn endpoint_with(
+        &self,
+        env: impl Fn(&str) -> Option<String>,
+        store: &ContextStore,
+    ) -> Result<Endpoint, EndpointError> {
+        self.check_conflict()?;
+        let name = self.context_name(&env);
+        if name == DEFAULT_CONTEXT {
+            return self.default_endpoint(env);
+        }
+        let meta = store.get(&name)?;
+        let ep = meta.docker_endpoint()?;
+        let host = Host::parse(if ep.host.is_empty() { DEFAULT_HOST } else { &ep.host })?;
+        // Docker uses TLS when the context has TLS material or skips verification.
+        let files = TlsOptions::from_dir(&store.endpoint_tls_dir(&name, DOCKER_ENDPOINT), !ep.skip_tls_verify);
+        let has_files = files.ca.is_some() || files.cert.is_some() || files.key.is_some();
+        Ok(Endpoint {
+            context: name,
+            host,
+            tls: (has_files || ep.skip_tls_verify).then_some(files),
+            implicit_default: false,
+        })
+    }
+
+    /// The endpoint of the context in use, from the client config directory's contexts.
+    pub fn endpoint(&self) -> Result<Endpoint> {
+        self.check_conflict().map_err(|e| StatusError::new(1, e.to_string()))?;
+        let store = crate::context::store()?;
+        self.endpoint_with(env, &store)
+            .map_err(|e| StatusError::new(1, e.to_string()).into())
+    }
 }
 
 /// The global TLS flags (`--tls`, `--tlsverify`, `--tlscacert`, `--tlscert`, `--tlskey`).
@@ -69,9 +178,14 @@ fn env(k: &str) -> Option<String> {
 
 /// A negotiated client, starting the daemon if allowed and needed.
 pub async fn connect(o: &ConnectOpts) -> Result<Client> {
-    let (host, source) = select_host(o.host.as_deref(), env).map_err(|e| StatusError::new(1, e.to_string()))?;
-    let mut client = match (o.tls.resolve(env), &host) {
-        (Some(tls), Host::Tcp(_)) => Client::with_tls(host, &tls).map_err(|e| StatusError::new(1, e.to_string()))?,
+    connect_to(&o.endpoint()?, o.no_autostart).await
+}
+
+/// A negotiated client for `ep`, starting the daemon if allowed and needed.
+pub async fn connect_to(ep: &Endpoint, no_autostart: bool) -> Result<Client> {
+    let host = ep.host.clone();
+    let mut client = match (&ep.tls, &host) {
+        (Some(tls), Host::Tcp(_)) => Client::with_tls(host, tls).map_err(|e| StatusError::new(1, e.to_string()))?,
         _ => Client::new(host),
     };
     let pinned = env("DOCKER_API_VERSION").filter(|v| !v.is_empty());
@@ -85,7 +199,7 @@ pub async fn connect(o: &ConnectOpts) -> Result<Client> {
     };
     match probe {
         Ok(_) => Ok(client),
-        Err(Error::Connect { .. }) if source == HostSource::Default && !o.no_autostart && !autostart_disabled() => {
+        Err(Error::Connect { .. }) if ep.implicit_default && !no_autostart && !autostart_disabled() => {
             let (mut child, log) = spawn_daemon()?;
             let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
             loop {
@@ -168,4 +282,159 @@ fn spawn_daemon() -> Result<(std::process::Child, String)> {
         )
     })?;
     Ok((child, log_path))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::context::store::{ContextMeta, DockerEndpoint, TlsData};
+
+    fn env_of(vars: &[(&str, &str)]) -> impl Fn(&str) -> Option<String> {
+        let vars: Vec<(String, String)> = vars.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+        move |k| vars.iter().find(|(n, _)| n == k).map(|(_, v)| v.clone())
+    }
+
+    fn opts(host: Option<&str>, context: Option<&str>, current: Option<&str>) -> ConnectOpts {
+        ConnectOpts {
+            host: host.map(String::from),
+            context: context.map(String::from),
+            current_context: current.map(String::from),
+            ..ConnectOpts::default()
+        }
+    }
+
+    #[test]
+    fn context_name_as_docker_resolves_it() {
+        let none = env_of(&[]);
+        let dh = env_of(&[("DOCKER_HOST", "tcp://h:1"), ("DOCKER_CONTEXT", "envctx")]);
+        let bh = env_of(&[("BERTH_HOST", "unix:///b"), ("DOCKER_CONTEXT", "envctx")]);
+        let dc = env_of(&[("DOCKER_CONTEXT", "envctx"), ("DOCKER_HOST", "")]);
+        for (o, env, want) in [
+            (opts(None, None, None), &none, "default"),
+            (opts(None, None, Some("cfg")), &none, "cfg"),
+            (opts(None, Some("flag"), Some("cfg")), &dh, "flag"),
+            (opts(Some("unix:///x"), None, Some("cfg")), &none, "default"),
+            // A host variable beats DOCKER_CONTEXT and config.json.
+            (opts(None, None, Some("cfg")), &dh, "default"),
+            (opts(None, None, Some("cfg")), &bh, "default"),
+            // An empty DOCKER_HOST is unset.
+            (opts(None, None, Some("cfg")), &dc, "envctx"),
+            (opts(None, Some(""), Some("")), &none, "default"),
+        ] {
+            assert_eq!(o.context_name(env), want, "{o:?}");
+        }
+    }
+
+    #[test]
+    fn host_and_context_conflict() {
+        let e = opts(Some("unix:///x"), Some("c"), None).check_conflict().unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "conflicting options: cannot specify both --host and --context"
+        );
+        assert!(opts(Some("unix:///x"), Some(""), None).check_conflict().is_ok());
+        let dir = tempfile::tempdir().unwrap();
+        let s = ContextStore::new(dir.path());
+        assert!(matches!(
+            opts(Some("unix:///x"), Some("c"), None).endpoint_with(env_of(&[]), &s),
+            Err(EndpointError::Conflict)
+        ));
+    }
+
+    #[test]
+    fn endpoints_from_contexts() {
+        let dir = tempfile::tempdir().unwrap();
+        let s = ContextStore::new(dir.path());
+        let none = env_of(&[]);
+        let save = |name: &str, host: &str, skip: bool| {
+            s.save(&ContextMeta::new(
+                name,
+                "",
+                &DockerEndpoint {
+                    host: host.into(),
+                    skip_tls_verify: skip,
+                },
+            ))
+            .unwrap()
+        };
+        save("plain", "unix:///p.sock", false);
+        save("secure", "tcp://h:2376", false);
+        save("insecure", "tcp://h:2376", true);
+        save("empty", "", false);
+        save("ssh", "ssh://u@h", false);
+        let tls = TlsData {
+            ca: Some(b"ca".to_vec()),
+            cert: Some(b"cert".to_vec()),
+            key: Some(b"key".to_vec()),
+        };
+        s.reset_endpoint_tls("secure", DOCKER_ENDPOINT, Some(&tls)).unwrap();
+
+        // No context: the implicit default socket, the only endpoint that autostarts.
+        let ep = opts(None, None, None).endpoint_with(&none, &s).unwrap();
+        assert_eq!(ep.host.to_string(), DEFAULT_HOST);
+        assert!(ep.implicit_default && ep.context == "default" && ep.tls.is_none());
+        let ep = opts(None, None, None)
+            .endpoint_with(env_of(&[("DOCKER_HOST", "tcp://e:1")]), &s)
+            .unwrap();
+        assert_eq!(
+            (ep.host.to_string().as_str(), ep.implicit_default),
+            ("tcp://e:1", false)
+        );
+
+        let ep = opts(None, Some("plain"), None).endpoint_with(&none, &s).unwrap();
+        assert_eq!(ep.host, Host::Unix("/p.sock".into()));
+        assert!(!ep.implicit_default && ep.tls.is_none() && ep.context == "plain");
+
+        let ep = opts(None, None, Some("secure")).endpoint_with(&none, &s).unwrap();
+        let t = ep.tls.unwrap();
+        let tdir = s.endpoint_tls_dir("secure", DOCKER_ENDPOINT);
+        assert_eq!(
+            (t.ca, t.cert, t.key, t.verify),
+            (
+                Some(tdir.join("ca.pem")),
+                Some(tdir.join("cert.pem")),
+                Some(tdir.join("key.pem")),
+                true
+            )
+        );
+        let t = opts(None, Some("insecure"), None)
+            .endpoint_with(&none, &s)
+            .unwrap()
+            .tls
+            .unwrap();
+        assert!(!t.verify && t.ca.is_none());
+
+        // A context with no host is the default socket, without autostart.
+        let ep = opts(None, Some("empty"), None).endpoint_with(&none, &s).unwrap();
+        assert_eq!(
+            (ep.host.to_string().as_str(), ep.implicit_default),
+            (DEFAULT_HOST, false)
+        );
+
+        // DOCKER_CONTEXT, overridden by a host variable.
+        let dc = env_of(&[("DOCKER_CONTEXT", "plain")]);
+        assert_eq!(opts(None, None, None).endpoint_with(&dc, &s).unwrap().context, "plain");
+        let both = env_of(&[("DOCKER_CONTEXT", "plain"), ("BERTH_HOST", "unix:///b")]);
+        let ep = opts(None, None, Some("secure")).endpoint_with(&both, &s).unwrap();
+        assert_eq!(
+            (ep.context.as_str(), ep.host.to_string().as_str()),
+            ("default", "unix:///b")
+        );
+
+        let e = opts(None, Some("nope"), None)
+            .endpoint_with(&none, &s)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.starts_with(
+                "Failed to initialize: unable to resolve docker endpoint: context \"nope\": context not found: open "
+            ),
+            "{e}"
+        );
+        let e = opts(None, Some("ssh"), None)
+            .endpoint_with(&none, &s)
+            .unwrap_err()
+            .to_string();
+        assert_eq!(e, "unable to parse docker host `ssh://u@h`");
+    }
 }

@@ -3,26 +3,17 @@
 use anyhow::Result;
 
 use crate::args::{BuilderCmd, Cli, Cmd, ContainerCmd, ImageCmd, ManifestCmd, NetworkCmd, SystemCmd, VolumeCmd};
+use crate::clientconfig::ClientConfig;
 use crate::connect::{connect, ConnectOpts, TlsFlags};
+use crate::StatusError;
 use crate::{container, events, image, network, registry, system, volume};
 
 /// Runs the parsed command; the result is the process exit code.
 pub async fn dispatch(cli: Cli) -> Result<i32> {
-    let copts = ConnectOpts {
-        host: cli.host.clone(),
-        no_autostart: cli.no_autostart,
-        tls: TlsFlags {
-            tls: cli.tls,
-            verify: cli.tlsverify,
-            ca: cli.tlscacert.clone(),
-            cert: cli.tlscert.clone(),
-            key: cli.tlskey.clone(),
-        },
-    };
     if let Some(dir) = cli.config.as_deref().filter(|d| !d.is_empty()) {
         crate::credentials::set_config_dir(dir);
     }
-    let Some(cmd) = cli.cmd else {
+    let Some(mut cmd) = cli.cmd else {
         if cli.version {
             outln!(
                 "berth version {}, build {}",
@@ -35,6 +26,28 @@ pub async fn dispatch(cli: Cli) -> Result<i32> {
         let _ = Cli::command().print_help();
         return Ok(0);
     };
+    match cmd {
+        // Generated from the command definitions alone.
+        Cmd::Completion(a) => return crate::completion::completion(a),
+        Cmd::Man(a) => return crate::man::man(a),
+        _ => {}
+    }
+    let config = ClientConfig::load();
+    let copts = ConnectOpts {
+        host: cli.host.clone(),
+        context: cli.context.clone(),
+        current_context: config.current_context.clone(),
+        no_autostart: cli.no_autostart,
+        tls: TlsFlags {
+            tls: cli.tls,
+            verify: cli.tlsverify,
+            ca: cli.tlscacert.clone(),
+            cert: cli.tlscert.clone(),
+            key: cli.tlskey.clone(),
+        },
+    };
+    // As the docker CLI, for every command (it checks while initializing).
+    copts.check_conflict().map_err(|e| StatusError::new(1, e.to_string()))?;
     // `version` prints the client part even when the daemon is unreachable.
     match cmd {
         Cmd::Version(a) => return system::version(&copts, a).await,
@@ -44,9 +57,8 @@ pub async fn dispatch(cli: Cli) -> Result<i32> {
         Cmd::Logout(a) => return registry::logout(a),
         Cmd::Compose(a) if crate::compose::is_offline(&a) => return crate::compose::compose_offline(a),
         Cmd::Info(a) | Cmd::System(SystemCmd::Info(a)) => return system::info(&copts, a).await,
-        // Generated from the command definitions alone.
-        Cmd::Completion(a) => return crate::completion::completion(a),
-        Cmd::Man(a) => return crate::man::man(a),
+        // Contexts live in the client's config directory.
+        Cmd::Context(c) => return crate::context::context(&copts, c),
         _ => {}
     }
     let is_run = matches!(cmd, Cmd::Run(_) | Cmd::Container(ContainerCmd::Run(_)));
@@ -55,6 +67,7 @@ pub async fn dispatch(cli: Cli) -> Result<i32> {
         Err(e) if is_run => return Err(container::run_error("run", &e.to_string()).into()),
         Err(e) => return Err(e),
     };
+    config.apply(&mut cmd, &client.host().to_string());
     let c = &client;
     match cmd {
         Cmd::Run(a) | Cmd::Container(ContainerCmd::Run(a)) => container::run(c, a).await,
@@ -123,6 +136,7 @@ pub async fn dispatch(cli: Cli) -> Result<i32> {
         | Cmd::Registry(_)
         | Cmd::Logout(_)
         | Cmd::Completion(_)
+        | Cmd::Context(_)
         | Cmd::Man(_) => Ok(0),
     }
 }

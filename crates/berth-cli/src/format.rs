@@ -448,11 +448,19 @@ impl Format {
     /// Renders rows (and, for `table`, the header from `headers`: field name -> column title)
     /// into the final text.
     pub fn render_rows(&self, rows: &[Value], headers: &[(&str, &str)]) -> Result<String> {
+        self.render_rows_with_flags(rows, headers, &[])
+    }
+
+    /// [`Format::render_rows`] where the boolean fields `flags` are false in the header row, so a
+    /// template's `{{if .Current}} *{{end}}` adds nothing to the title (docker's header context
+    /// has no such field).
+    pub fn render_rows_with_flags(&self, rows: &[Value], headers: &[(&str, &str)], flags: &[&str]) -> Result<String> {
         let mut text = String::new();
         if self.table {
             let hmap: HashMap<String, TValue> = headers
                 .iter()
                 .map(|(k, v)| (k.to_string(), TValue::String(v.to_string())))
+                .chain(flags.iter().map(|f| (f.to_string(), TValue::Bool(false))))
                 .collect();
             // Fields without a known header render as empty, like Docker's header context.
             let mut full = hmap;

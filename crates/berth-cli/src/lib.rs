@@ -16,10 +16,12 @@ mod attach;
 mod build;
 mod build_session;
 mod build_view;
+mod clientconfig;
 mod completion;
 mod compose;
 mod connect;
 mod container;
+mod context;
 mod credentials;
 mod df;
 mod dispatch;
@@ -129,7 +131,7 @@ fn command_path(args: &[String]) -> String {
         parts.push(a.clone());
         if !matches!(
             a.as_str(),
-            "container" | "image" | "manifest" | "network" | "system" | "volume"
+            "container" | "context" | "image" | "manifest" | "network" | "system" | "volume"
         ) {
             break;
         }

@@ -150,7 +150,7 @@ fn go_arch() -> &'static str {
     }
 }
 
-fn client_version(api: &str) -> Value {
+fn client_version(api: &str, context: &str) -> Value {
     json!({
         "Platform": {"Name": ""},
         "Version": env!("CARGO_PKG_VERSION"),
@@ -161,7 +161,7 @@ fn client_version(api: &str) -> Value {
         "Os": std::env::consts::OS,
         "Arch": go_arch(),
         "BuildTime": "",
-        "Context": "default",
+        "Context": context,
     })
 }
 
@@ -201,7 +201,8 @@ pub async fn version(copts: &ConnectOpts, a: VersionArgs) -> Result<i32> {
         .as_ref()
         .map(|c| c.api_version().to_string())
         .unwrap_or_else(|_| CLIENT_API_VERSION.into());
-    let cv = client_version(&api);
+    let context = copts.context_name(|k| std::env::var(k).ok());
+    let cv = client_version(&api, &context);
     if let Some(f) = a.format.as_deref().filter(|f| !f.is_empty()) {
         let t = Format::parse(f).map_err(fail)?;
         let ctx = json!({"Client": cv, "Server": server.as_ref().ok()});
@@ -226,7 +227,7 @@ pub async fn version(copts: &ConnectOpts, a: VersionArgs) -> Result<i32> {
     }
     line(&mut out, "Git commit", &s(&cv, "GitCommit"));
     line(&mut out, "OS/Arch", &format!("{}/{}", s(&cv, "Os"), s(&cv, "Arch")));
-    line(&mut out, "Context", "default");
+    line(&mut out, "Context", &context);
     let sv = match server {
         Ok(v) => v,
         Err(e) => {
@@ -293,6 +294,7 @@ pub async fn version(copts: &ConnectOpts, a: VersionArgs) -> Result<i32> {
 
 /// `docker info`.
 pub async fn info(copts: &ConnectOpts, a: InfoArgs) -> Result<i32> {
+    let context = copts.context_name(|k| std::env::var(k).ok());
     let conn = connect(copts).await;
     let server = match &conn {
         Ok(c) => c.info().await.map_err(|e| e.to_string()),
@@ -304,7 +306,7 @@ pub async fn info(copts: &ConnectOpts, a: InfoArgs) -> Result<i32> {
         if let Value::Object(m) = &mut ctx {
             m.insert(
                 "ClientInfo".into(),
-                json!({"Version": env!("CARGO_PKG_VERSION"), "Context": "default", "Debug": false}),
+                json!({"Version": env!("CARGO_PKG_VERSION"), "Context": context, "Debug": false}),
             );
             if let Err(e) = &server {
                 m.insert("ServerErrors".into(), json!([e]));
@@ -315,7 +317,7 @@ pub async fn info(copts: &ConnectOpts, a: InfoArgs) -> Result<i32> {
     }
     let mut out = String::new();
     out.push_str(&format!(
-        "Client:\n Version:    {}\n Context:    default\n Debug Mode: false\n\nServer:\n",
+        "Client:\n Version:    {}\n Context:    {context}\n Debug Mode: false\n\nServer:\n",
         env!("CARGO_PKG_VERSION")
     ));
     let v = match server {

@@ -148,6 +148,30 @@ impl DockerConfig {
         &self.raw
     }
 
+    /// `currentContext`: the docker context `docker context use` chose, if any.
+    pub fn current_context(&self) -> Option<&str> {
+        self.raw
+            .get("currentContext")
+            .and_then(Value::as_str)
+            .filter(|s| !s.is_empty())
+    }
+
+    /// Sets `currentContext` (empty removes the key, as docker's `omitempty` does) and writes the
+    /// file, only when the value changes (so `context use default` creates no file); returns
+    /// whether it wrote.
+    pub fn set_current_context(&mut self, name: &str) -> Result<bool, CredentialsError> {
+        if self.current_context().unwrap_or("") == name {
+            return Ok(false);
+        }
+        if name.is_empty() {
+            self.raw.remove("currentContext");
+        } else {
+            self.raw.insert("currentContext".into(), Value::String(name.into()));
+        }
+        self.save()?;
+        Ok(true)
+    }
+
     /// Credentials for `registry`, or `None`; a failing helper counts as none (use
     /// [`DockerConfig::try_get`] to see, or log, its error).
     pub fn get(&self, registry: &str) -> Option<AuthConfig> {
@@ -444,6 +468,7 @@ mod tests {
     "other:1": {"auth": "YTpi", "x-extra": [1, 2]}
   },
   "psFormat": "table {{.ID}}",
+  "currentContext": "remote",
   "proxies": {"default": {"httpProxy": "http://p:3128"}},
   "plugins": {"x": {"y": true}}
 }"#;
@@ -476,7 +501,7 @@ mod tests {
 
         let before: Value = serde_json::from_str(original).unwrap();
         let after: Value = serde_json::from_slice(&std::fs::read(&path).unwrap()).unwrap();
-        for k in ["psFormat", "proxies", "plugins"] {
+        for k in ["psFormat", "proxies", "plugins", "currentContext"] {
             assert_eq!(before[k], after[k], "{k}");
         }
         assert_eq!(before["auths"]["other:1"], after["auths"]["other:1"]);
@@ -488,6 +513,29 @@ mod tests {
         assert!(load(&dir.path().join("missing.json")).unwrap().get("x").is_none());
         std::fs::write(&path, "[").unwrap();
         assert!(load(&path).is_err());
+    }
+
+    #[test]
+    fn current_context_set_and_reset() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("config.json");
+        let mut c = load(&path).unwrap();
+        assert_eq!(c.current_context(), None);
+        // Resetting what is not set writes nothing (no file appears).
+        assert!(!c.set_current_context("").unwrap());
+        assert!(!path.exists());
+        std::fs::write(&path, r#"{"psFormat":"x","auths":{"h:1":{"auth":"YTpi"}}}"#).unwrap();
+        let mut c = load(&path).unwrap();
+        assert!(c.set_current_context("remote").unwrap());
+        assert!(!c.set_current_context("remote").unwrap());
+        let v: Value = serde_json::from_slice(&std::fs::read(&path).unwrap()).unwrap();
+        assert_eq!(v["currentContext"], "remote");
+        assert_eq!(v["psFormat"], "x");
+        assert_eq!(load(&path).unwrap().current_context(), Some("remote"));
+        assert!(c.set_current_context("").unwrap());
+        let v: Value = serde_json::from_slice(&std::fs::read(&path).unwrap()).unwrap();
+        assert!(v.get("currentContext").is_none());
+        assert_eq!(v["auths"]["h:1"]["auth"], "YTpi");
     }
 
     #[test]

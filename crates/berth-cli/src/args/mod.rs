@@ -4,6 +4,7 @@
 mod completion;
 mod compose;
 mod container;
+mod context;
 mod files;
 mod image;
 mod network;
@@ -17,6 +18,7 @@ use clap::{Parser, Subcommand};
 pub use completion::*;
 pub use compose::*;
 pub use container::*;
+pub use context::*;
 pub use files::*;
 pub use image::*;
 pub use network::*;
@@ -47,8 +49,9 @@ pub struct Cli {
     /// Location of client config files
     #[arg(long)]
     pub config: Option<String>,
-    /// Name of the context to use (accepted for compatibility; only the default exists)
-    #[arg(short = 'c', long)]
+    /// Name of the context to use to connect to the daemon (overrides DOCKER_HOST env var and
+    /// default context set with "berth context use")
+    #[arg(short = 'c', long, add = clap_complete::ArgValueCompleter::new(crate::completion::contexts))]
     pub context: Option<String>,
     /// Use TLS; implied by --tlsverify
     #[arg(long)]
@@ -169,6 +172,9 @@ pub enum Cmd {
     /// Manage containers
     #[command(subcommand)]
     Container(ContainerCmd),
+    /// Manage contexts
+    #[command(subcommand)]
+    Context(ContextCmd),
     /// Manage images
     #[command(subcommand)]
     Image(ImageCmd),
