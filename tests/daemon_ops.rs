@@ -295,6 +295,46 @@ fn tls_with_client_certificates_admits_only_the_cas_clients() {
         .into();
     assert_eq!(r.code, 0, "{r:?}");
 
+    // A context holding the TLS material, made by berth and used by both CLIs (and the reverse).
+    let config = d.root.join("ctx-config");
+    let cli = |program: &str, args: &[&str]| -> common::Run {
+        let program = if program == "berth" {
+            bin("berth").display().to_string()
+        } else {
+            program.to_string()
+        };
+        d.netns_cmd(&program)
+            .args(args)
+            .env_remove("BERTH_HOST")
+            .env_remove("DOCKER_HOST")
+            .env_remove("DOCKER_TLS_VERIFY")
+            .env_remove("DOCKER_CERT_PATH")
+            .env("DOCKER_CONFIG", &config)
+            .env("BERTH_NO_AUTOSTART", "1")
+            .output()
+            .unwrap()
+            .into()
+    };
+    let endpoint = format!(
+        "host=tcp://127.0.0.1:2376,ca={},cert={},key={}",
+        f("ca.pem"),
+        f("cert.pem"),
+        f("key.pem")
+    );
+    let r = cli("berth", &["context", "create", "secure", "--docker", &endpoint]);
+    assert_eq!(r.code, 0, "{r:?}");
+    for program in ["berth", "docker"] {
+        let r = cli(
+            program,
+            &["--context", "secure", "version", "--format", "{{.Server.Version}}"],
+        );
+        assert_eq!(r.code, 0, "{program}: {r:?}");
+    }
+    let r = cli("docker", &["context", "create", "dsecure", "--docker", &endpoint]);
+    assert_eq!(r.code, 0, "{r:?}");
+    let r = cli("berth", &["--context", "dsecure", "run", "--rm", "bb", "echo", "ctx"]);
+    assert_eq!((r.code, r.stdout.trim()), (0, "ctx"), "{r:?}");
+
     // No client certificate, one from another CA, or a daemon checked against another CA: refused.
     let ca_only = pki.path().join("ca-only");
     std::fs::create_dir_all(&ca_only).unwrap();
