@@ -93,8 +93,15 @@ pub struct BuildService {
     images: Arc<ImageService>,
     distribution: Arc<crate::DistributionService>,
     tmp: PathBuf,
+    /// A directory in memory (tmpfs) for small contexts: creating files there costs a fraction of
+    /// what it costs on a disk file system that has just deleted as many (the previous build's).
+    fast_tmp: Option<PathBuf>,
     cache: std::sync::Mutex<BuildCache>,
 }
+
+/// A context tar up to this size is read whole and unpacked in [`BuildService`]'s in-memory scratch
+/// space; a larger one (or a compressed one) goes to disk.
+const SMALL_CONTEXT: u64 = 32 << 20;
 
 /// The layer cache: a step's key (its parent image, its instruction, what it copies, the build
 /// args) to the image it made, kept in `cache.json` beside the scratch space.
@@ -266,6 +273,45 @@ async fn blocking<T: Send + 'static>(f: impl FnOnce() -> Result<T> + Send + 'sta
 /// Removes the build's private directory when the build ends, however it ends.
 struct TempDir(PathBuf);
 
+/// Unpacks the build context: a plain tar of at most [`SMALL_CONTEXT`] bytes into `fast` (memory)
+/// when there is one and it has room, anything else into `disk`. Answers where it went. The body
+/// is read to its end whatever happens (a tar's padding after its end marker, the rest after an
+/// error): a server that answers while the client still sends makes the client see a reset
+/// instead of the answer.
+fn unpack_context(mut context: impl Read + Send, disk: &Path, fast: Option<&Path>) -> Result<PathBuf> {
+    let mut head = Vec::new();
+    (&mut context)
+        .take(SMALL_CONTEXT + 1)
+        .read_to_end(&mut head)
+        .map_err(|e| bad(format!("reading the build context: {e}")))?;
+    let whole = head.len() as u64 <= SMALL_CONTEXT;
+    let plain = head.len() >= 263 && &head[257..262] == b"ustar" || head.is_empty();
+    if let (true, true, Some(fast)) = (whole, plain, fast) {
+        std::fs::create_dir_all(fast).map_err(|e| EngineError::io("creating", fast, e))?;
+        match berth_archive::unpack(&head[..], fast, &berth_archive::UnpackOptions::default()) {
+            Ok(_) => return Ok(fast.to_path_buf()),
+            // Out of room in memory: the same bytes go to disk.
+            Err(berth_archive::ArchiveError::Io { source, .. }) if source.raw_os_error() == Some(libc::ENOSPC) => {
+                let _ = std::fs::remove_dir_all(fast);
+                tracing::debug!("build context to disk: the in-memory scratch space is full");
+            }
+            Err(e) => return Err(bad(format!("unpacking the build context: {e}"))),
+        }
+    }
+    std::fs::create_dir_all(disk).map_err(|e| EngineError::io("creating", disk, e))?;
+    let mut stream = std::io::Cursor::new(head).chain(context);
+    let unpacked = berth_archive::decompress(&mut stream)
+        .map_err(|e| bad(format!("reading the build context: {e}")))
+        .and_then(|mut reader| {
+            berth_archive::unpack(&mut reader, disk, &berth_archive::UnpackOptions::default())
+                .map_err(|e| bad(format!("unpacking the build context: {e}")))?;
+            let _ = std::io::copy(&mut reader, &mut std::io::sink());
+            Ok(())
+        });
+    let _ = std::io::copy(&mut stream, &mut std::io::sink());
+    unpacked.map(|()| disk.to_path_buf())
+}
+
 /// Keeps a `COPY --from` source readable while its step runs (see `BuildService::copy_source`).
 enum FromGuard {
     /// The image's read-only view.
@@ -289,7 +335,25 @@ impl BuildService {
         distribution: Arc<crate::DistributionService>,
         tmp: PathBuf,
     ) -> BuildService {
+        Self::with_fast_scratch(containers, images, distribution, tmp, None)
+    }
+
+    /// [`BuildService::new`] with a tmpfs directory for small build contexts (emptied here too).
+    pub fn with_fast_scratch(
+        containers: Arc<ContainerService>,
+        images: Arc<ImageService>,
+        distribution: Arc<crate::DistributionService>,
+        tmp: PathBuf,
+        fast_tmp: Option<PathBuf>,
+    ) -> BuildService {
         let _ = std::fs::remove_dir_all(&tmp);
+        if let Some(fast) = &fast_tmp {
+            if let Ok(entries) = std::fs::read_dir(fast) {
+                for e in entries.flatten() {
+                    let _ = std::fs::remove_dir_all(e.path());
+                }
+            }
+        }
         let path = tmp.parent().unwrap_or(&tmp).join("cache.json");
         let entries = std::fs::read(&path)
             .ok()
@@ -300,6 +364,7 @@ impl BuildService {
             images,
             distribution,
             tmp,
+            fast_tmp,
             cache: std::sync::Mutex::new(BuildCache {
                 path,
                 entries,
@@ -578,30 +643,14 @@ impl BuildService {
         out: &Progress,
     ) -> Result<String> {
         std::fs::create_dir_all(&self.tmp).map_err(|e| EngineError::io("creating", &self.tmp, e))?;
-        let dir = self.tmp.join(format!("build-{}", berth_types::new_id()));
-        let ctx_dir = dir.join("context");
-        std::fs::create_dir_all(&ctx_dir).map_err(|e| EngineError::io("creating", &ctx_dir, e))?;
+        let id = berth_types::new_id();
+        let dir = self.tmp.join(format!("build-{id}"));
+        std::fs::create_dir_all(&dir).map_err(|e| EngineError::io("creating", &dir, e))?;
         let _cleanup = TempDir(dir.clone());
-        {
-            let ctx_dir = ctx_dir.clone();
-            blocking(move || {
-                // The body is read to its end whatever happens (a tar's padding after its end
-                // marker, the rest after an error): a server that answers while the client still
-                // sends makes the client see a reset instead of the answer.
-                let mut context = context;
-                let unpacked = berth_archive::decompress(&mut context)
-                    .map_err(|e| bad(format!("reading the build context: {e}")))
-                    .and_then(|mut reader| {
-                        berth_archive::unpack(&mut reader, &ctx_dir, &berth_archive::UnpackOptions::default())
-                            .map_err(|e| bad(format!("unpacking the build context: {e}")))?;
-                        let _ = std::io::copy(&mut reader, &mut std::io::sink());
-                        Ok(())
-                    });
-                let _ = std::io::copy(&mut context, &mut std::io::sink());
-                unpacked
-            })
-            .await?;
-        }
+        let disk_ctx = dir.join("context");
+        let fast_ctx = self.fast_tmp.as_ref().map(|f| f.join(format!("context-{id}")));
+        let _cleanup_fast = fast_ctx.clone().map(TempDir);
+        let ctx_dir = blocking(move || unpack_context(context, &disk_ctx, fast_ctx.as_deref())).await?;
         let name = if opts.dockerfile.is_empty() {
             "Dockerfile".to_string()
         } else {
@@ -2327,6 +2376,48 @@ fn familiar_tag(t: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn tar_of(files: &[(&str, &[u8])]) -> Vec<u8> {
+        let mut b = tar::Builder::new(Vec::new());
+        for (name, data) in files {
+            let mut h = tar::Header::new_ustar();
+            h.set_size(data.len() as u64);
+            h.set_mode(0o644);
+            h.set_cksum();
+            b.append_data(&mut h, name, *data).unwrap();
+        }
+        b.into_inner().unwrap()
+    }
+
+    #[test]
+    fn small_plain_contexts_go_to_memory_others_to_disk() {
+        let tmp = tempfile::tempdir().unwrap();
+        let (disk, fast) = (tmp.path().join("disk"), tmp.path().join("fast"));
+        let small = tar_of(&[("Dockerfile", b"FROM bb\n")]);
+        let got = unpack_context(&small[..], &disk, Some(&fast)).unwrap();
+        assert_eq!(got, fast);
+        assert_eq!(std::fs::read(fast.join("Dockerfile")).unwrap(), b"FROM bb\n");
+        let got = unpack_context(&small[..], &disk, None).unwrap();
+        assert_eq!(got, disk);
+        assert!(disk.join("Dockerfile").exists());
+        // Larger than SMALL_CONTEXT: on disk, every byte there.
+        let big = vec![7u8; (SMALL_CONTEXT + 10) as usize];
+        let large = tar_of(&[("Dockerfile", b"FROM bb\n"), ("big", &big)]);
+        let disk2 = tmp.path().join("disk2");
+        let fast2 = tmp.path().join("fast2");
+        let got = unpack_context(&large[..], &disk2, Some(&fast2)).unwrap();
+        assert_eq!(got, disk2);
+        assert_eq!(std::fs::metadata(disk2.join("big")).unwrap().len(), big.len() as u64);
+        assert!(!fast2.join("big").exists());
+        // Compressed: on disk.
+        let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+        std::io::Write::write_all(&mut gz, &small).unwrap();
+        let gz = gz.finish().unwrap();
+        let disk3 = tmp.path().join("disk3");
+        let got = unpack_context(&gz[..], &disk3, Some(&fast)).unwrap();
+        assert_eq!(got, disk3);
+        assert!(disk3.join("Dockerfile").exists());
+    }
 
     #[test]
     fn owners_resolve_by_number_and_name() {

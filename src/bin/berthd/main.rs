@@ -262,6 +262,35 @@ fn ensure_tmpfs(dir: &Path) -> Result<bool> {
     Ok(true)
 }
 
+/// A tmpfs for small build contexts (512 MiB at most, using memory only for what it holds): a
+/// context of 200 files unpacks there in a fraction of the time a disk file system that has just
+/// deleted the previous build's files takes. `None` (contexts on disk) when it cannot be mounted.
+fn fast_scratch(dir: &Path) -> Option<PathBuf> {
+    if let Err(e) = std::fs::create_dir_all(dir) {
+        tracing::warn!("build contexts stay on disk: creating {}: {e}", dir.display());
+        return None;
+    }
+    match nix::sys::statfs::statfs(dir) {
+        Ok(st) if st.filesystem_type() == nix::sys::statfs::TMPFS_MAGIC => return Some(dir.to_path_buf()),
+        Ok(_) => {}
+        Err(e) => {
+            tracing::warn!("build contexts stay on disk: statfs {}: {e}", dir.display());
+            return None;
+        }
+    }
+    let flags = nix::mount::MsFlags::MS_NOSUID | nix::mount::MsFlags::MS_NODEV;
+    match nix::mount::mount(Some("tmpfs"), dir, Some("tmpfs"), flags, Some("mode=0700,size=512m")) {
+        Ok(()) => Some(dir.to_path_buf()),
+        Err(e) => {
+            tracing::warn!(
+                "build contexts stay on disk: mounting a tmpfs on {}: {e}",
+                dir.display()
+            );
+            None
+        }
+    }
+}
+
 /// The network service's settings from the daemon's flags.
 fn network_config(args: &Args) -> Result<NetworksConfig> {
     let mut cfg = NetworksConfig::new(args.data_root.join("network"));
@@ -396,11 +425,12 @@ async fn open_services(
         log_driver,
         settings,
     );
-    let build = Arc::new(berth_engine::BuildService::new(
+    let build = Arc::new(berth_engine::BuildService::with_fast_scratch(
         containers.clone(),
         images.clone(),
         distribution.clone(),
         data_root.join("builder").join("tmp"),
+        fast_scratch(&data_root.join("builder").join("contexts")),
     ));
     {
         let build = build.clone();
@@ -804,6 +834,11 @@ async fn main() -> Result<()> {
             let _ = std::fs::remove_file(path);
         }
     }
+    // The build contexts' tmpfs holds nothing a next daemon needs.
+    let _ = nix::mount::umount2(
+        &data_root.join("builder").join("contexts"),
+        nix::mount::MntFlags::MNT_DETACH,
+    );
     let _ = std::fs::remove_file(&pidfile);
     Ok(())
 }
