@@ -22,6 +22,30 @@ async fn base_endpoint_and_version_header() {
     assert_eq!(r.header("docker-distribution-api-version"), Some("registry/2.0"));
 }
 
+/// A blob large enough to be served from a memory map (and several of its chunks): whole and a
+/// range across a chunk boundary come back byte for byte.
+#[tokio::test]
+async fn large_blobs_whole_and_by_range() {
+    let s = start().await;
+    let data: Vec<u8> = (0..(9u32 << 20) + 12345).map(|i| (i % 251) as u8).collect();
+    let d = s.push_blob("big/one", &data).await;
+    let r = s.get(&format!("/v2/big/one/blobs/{d}")).await;
+    assert_eq!(r.status, StatusCode::OK);
+    assert_eq!(r.body.len(), data.len());
+    assert!(r.body[..] == data[..]);
+    let (from, to) = ((4u64 << 20) - 10, (8u64 << 20) + 10);
+    let r = s
+        .req(
+            "GET",
+            &format!("/v2/big/one/blobs/{d}"),
+            &[("range", &format!("bytes={from}-{to}"))],
+            Bytes::new(),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::PARTIAL_CONTENT);
+    assert!(r.body[..] == data[from as usize..=to as usize]);
+}
+
 #[tokio::test]
 async fn monolithic_push_then_pull_with_ranges() {
     let s = start().await;
