@@ -378,16 +378,33 @@ const HEAD_WAIT: std::time::Duration = std::time::Duration::from_millis(500);
 /// docker CLI) costs one `ioctl`.
 pub(crate) async fn head_consumed(conn: Option<crate::ConnFd>) {
     let Some(crate::ConnFd(fd)) = conn else { return };
-    let deadline = std::time::Instant::now() + HEAD_WAIT;
-    loop {
-        let mut unread: libc::c_int = 0;
-        // SAFETY: `fd` is the connection's socket, open while its upgraded stream (which the
-        // caller holds) lives; SIOCOUTQ (= TIOCOUTQ) writes one int.
-        let r = unsafe { libc::ioctl(fd, libc::TIOCOUTQ, &mut unread) };
-        if r != 0 || unread <= 0 || std::time::Instant::now() >= deadline {
-            return;
+    if unread(fd) <= 0 {
+        return;
+    }
+    // Not read yet: the client was woken by the write and reads within microseconds, far below
+    // tokio's millisecond timer, so a blocking thread looks again at short, growing intervals.
+    let _ = tokio::task::spawn_blocking(move || {
+        let deadline = std::time::Instant::now() + HEAD_WAIT;
+        let mut pause = std::time::Duration::from_micros(20);
+        while unread(fd) > 0 && std::time::Instant::now() < deadline {
+            std::thread::sleep(pause);
+            pause = (pause * 2).min(std::time::Duration::from_millis(2));
         }
-        tokio::time::sleep(std::time::Duration::from_micros(250)).await;
+    })
+    .await;
+}
+
+/// Bytes sent on unix socket `fd` that the peer has not read (0 on an error).
+fn unread(fd: std::os::fd::RawFd) -> libc::c_int {
+    let mut unread: libc::c_int = 0;
+    // SAFETY: `fd` is the connection's socket, open while its upgraded stream (which the caller
+    // of `head_consumed` holds) lives; SIOCOUTQ (= TIOCOUTQ) writes one int. On a descriptor that
+    // is no longer a socket it fails, and 0 is answered.
+    let r = unsafe { libc::ioctl(fd, libc::TIOCOUTQ, &mut unread) };
+    if r != 0 {
+        0
+    } else {
+        unread
     }
 }
 
