@@ -374,3 +374,106 @@ fn ps_format_and_proxies_from_config_json() {
     let env = ok(c.berth(&["run", "--rm", "bb", "env"]));
     assert!(env.lines().any(|l| l == "HTTP_PROXY=http://host-proxy:3128"), "{env}");
 }
+
+/// `context export` and `context import` between the two CLIs, with TLS material: an archive made
+/// by either imports into the other with the same endpoint and files; an existing name and a
+/// broken archive are refused, and nothing is left of a refused import.
+#[test]
+fn contexts_move_between_the_clis_as_archives() {
+    let d = Daemon::start();
+    let c = Clients::new(&d);
+    let pem = d.root.join("pem");
+    std::fs::create_dir_all(&pem).unwrap();
+    let ck = rcgen::generate_simple_self_signed(vec!["127.0.0.1".to_string()]).unwrap();
+    std::fs::write(pem.join("ca.pem"), ck.cert.pem()).unwrap();
+    std::fs::write(pem.join("cert.pem"), ck.cert.pem()).unwrap();
+    std::fs::write(pem.join("key.pem"), ck.key_pair.serialize_pem()).unwrap();
+    let p = |f: &str| pem.join(f).display().to_string();
+    let endpoint = format!(
+        "host=tcp://127.0.0.1:2376,ca={},cert={},key={}",
+        p("ca.pem"),
+        p("cert.pem"),
+        p("key.pem")
+    );
+    let r = c.docker(&[
+        "context",
+        "create",
+        "from-docker",
+        "--description",
+        "d1",
+        "--docker",
+        &endpoint,
+    ]);
+    assert_eq!(r.code, 0, "{r:?}");
+    let archive = d.root.join("from-docker.tar");
+    let r = c.docker(&["context", "export", "from-docker", archive.to_str().unwrap()]);
+    assert_eq!(r.code, 0, "{r:?}");
+    let r = c.berth(&["context", "import", "imported", archive.to_str().unwrap()]);
+    assert_eq!((r.code, r.stdout.trim()), (0, "imported"), "{r:?}");
+    assert!(r.stderr.contains("Successfully imported context \"imported\""), "{r:?}");
+    let strip = |v: &str| {
+        let mut v: serde_json::Value = serde_json::from_str(v).unwrap();
+        let o = v[0].as_object_mut().unwrap();
+        o.remove("Name");
+        o.remove("Storage");
+        v
+    };
+    let theirs = c.docker(&["context", "inspect", "from-docker"]);
+    let ours = c.berth(&["context", "inspect", "imported"]);
+    assert_eq!(strip(&theirs.stdout), strip(&ours.stdout), "{ours:?}");
+
+    // berth's archive into docker, the default name in the working directory.
+    let r = c.berth(&["context", "create", "from-berth", "--docker", &endpoint]);
+    assert_eq!(r.code, 0, "{r:?}");
+    let r = c
+        .prepare(Command::new(bin("berth")), &[])
+        .current_dir(&d.root)
+        .args(["context", "export", "from-berth"])
+        .output()
+        .unwrap();
+    let r: Run = r.into();
+    assert_eq!(r.code, 0, "{r:?}");
+    assert!(r.stderr.contains("Written file \"from-berth.dockercontext\""), "{r:?}");
+    let file = d.root.join("from-berth.dockercontext");
+    let r = c.docker(&["context", "import", "in-docker", file.to_str().unwrap()]);
+    assert_eq!(r.code, 0, "{r:?}");
+    let r = c.docker(&["context", "inspect", "in-docker", "--format", "{{json .TLSMaterial}}"]);
+    assert_eq!(
+        r.stdout.trim(),
+        r#"{"docker":["ca.pem","cert.pem","key.pem"]}"#,
+        "{r:?}"
+    );
+    // To standard output and back through standard input.
+    let out = c
+        .prepare(Command::new(bin("berth")), &[])
+        .args(["context", "export", "from-berth", "-"])
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    let mut child = c
+        .prepare(Command::new(bin("berth")), &[])
+        .args(["context", "import", "piped", "-"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    std::io::Write::write_all(&mut child.stdin.take().unwrap(), &out.stdout).unwrap();
+    assert!(child.wait().unwrap().success());
+    assert_eq!(
+        c.berth(&["context", "inspect", "piped", "--format", "{{.Name}}"])
+            .stdout
+            .trim(),
+        "piped"
+    );
+
+    // Refused: an existing name, a file that is no context archive; nothing is left of either.
+    let r = c.berth(&["context", "import", "imported", archive.to_str().unwrap()]);
+    assert_ne!(r.code, 0);
+    assert!(r.stderr.contains("context \"imported\" already exists"), "{r:?}");
+    let junk = d.root.join("junk.tar");
+    std::fs::write(&junk, b"this is not a tar").unwrap();
+    let r = c.berth(&["context", "import", "junk", junk.to_str().unwrap()]);
+    assert_ne!(r.code, 0, "{r:?}");
+    let r = c.berth(&["context", "ls", "-q"]);
+    assert!(!r.stdout.contains("junk"), "{r:?}");
+}

@@ -22,6 +22,10 @@ pub enum ContextCmd {
     Show,
     /// Update a context
     Update(ContextUpdateArgs),
+    /// Export a context to a tar archive FILE or a tar stream on STDOUT.
+    Export(ContextExportArgs),
+    /// Import a context from a tar file
+    Import(ContextImportArgs),
 }
 
 /// `context create`.
@@ -89,4 +93,24 @@ pub struct ContextUpdateArgs {
     pub docker: Vec<String>,
     #[arg(value_name = "CONTEXT", add = ArgValueCompleter::new(crate::completion::contexts))]
     pub name: String,
+}
+
+/// `context export`.
+#[derive(Args, Debug)]
+pub struct ContextExportArgs {
+    #[arg(value_name = "CONTEXT", add = ArgValueCompleter::new(crate::completion::contexts))]
+    pub name: String,
+    /// Where to write the archive (default CONTEXT.dockercontext; - for standard output)
+    #[arg(value_name = "FILE")]
+    pub file: Option<String>,
+}
+
+/// `context import`.
+#[derive(Args, Debug)]
+pub struct ContextImportArgs {
+    #[arg(value_name = "CONTEXT")]
+    pub name: String,
+    /// The archive (- for standard input)
+    #[arg(value_name = "FILE|-")]
+    pub file: String,
 }

@@ -5,6 +5,7 @@
 //! The built-in `default` context is not on disk: it is whatever `-H`, `BERTH_HOST`/`DOCKER_HOST`
 //! or the default socket name, with the TLS flags; it cannot be created, updated or removed.
 
+mod archive;
 pub mod store;
 
 use std::collections::BTreeMap;
@@ -68,6 +69,8 @@ pub fn context(copts: &ConnectOpts, cmd: ContextCmd) -> Result<i32> {
             Ok(0)
         }
         ContextCmd::Update(a) => update(copts, &s, a),
+        ContextCmd::Export(a) => archive::export(copts, &s, a),
+        ContextCmd::Import(a) => archive::import(&s, a),
     }
 }
 
