@@ -460,7 +460,7 @@ mod tests {
             .build()
             .unwrap();
         let got = rt.block_on(async {
-            let c = Client::new(host);
+            let mut c = Client::new(host);
             if c.negotiate().await.is_err() {
                 return None;
             }

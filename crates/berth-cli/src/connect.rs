@@ -195,10 +195,7 @@ pub async fn connect_to(ep: &Endpoint, no_autostart: bool) -> Result<Client> {
             client.set_api_version(v);
             client.ping().await.map(|_| ())
         }
-        // No `_ping` before the first request: that request carries the newest version and the
-        // client negotiates only if the daemon refuses it (see `Client::send`). Whether a daemon
-        // answers at all (for autostart) is a connect.
-        None => client.reachable().await,
+        None => client.negotiate().await.map(|_| ()),
     };
     match probe {
         Ok(_) => Ok(client),

@@ -244,8 +244,7 @@ pub fn prune_output(deleted: &[String], reclaimed: u64) -> String {
 
 /// `docker volume prune`.
 pub async fn prune(client: &Client, a: VolumePruneArgs) -> Result<i32> {
-    client.settle().await.map_err(fail)?;
-    let (filters, warning) = prune_plan(&a, &client.api_version()).map_err(|e| {
+    let (filters, warning) = prune_plan(&a, client.api_version()).map_err(|e| {
         if e.starts_with("conflicting") {
             fail(e)
         } else {

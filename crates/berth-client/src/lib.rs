@@ -215,27 +215,9 @@ pub struct ImportOptions {
 #[derive(Debug, Clone)]
 pub struct Client {
     host: Host,
-    /// The API version requests carry, shared by clones; see [`Client::settle`].
-    version: Arc<std::sync::RwLock<ApiVersion>>,
+    version: String,
     /// TLS for a TCP daemon (`--tls`, `--tlsverify`).
     tls: Option<Arc<rustls::ClientConfig>>,
-}
-
-/// The API version in use and whether the daemon has agreed to it.
-#[derive(Debug, Clone)]
-struct ApiVersion {
-    version: String,
-    /// Pinned, negotiated, or accepted by the daemon once: no longer a guess.
-    settled: bool,
-}
-
-/// A request body up to this size is kept so the request can be sent again with a negotiated
-/// version (see [`Client::send`]).
-const REPLAY_MAX: u64 = 1 << 20;
-
-/// Whether a 400's message says the request's API version is newer than the daemon's.
-fn version_too_new(message: &str) -> bool {
-    message.contains("is too new")
 }
 
 /// Percent-encodes a URL component (see [`berth_types::percent_encode`]).
@@ -286,39 +268,9 @@ impl Client {
     pub fn new(host: Host) -> Self {
         Client {
             host,
-            version: Arc::new(std::sync::RwLock::new(ApiVersion {
-                version: CLIENT_API_VERSION.to_string(),
-                settled: false,
-            })),
+            version: CLIENT_API_VERSION.to_string(),
             tls: None,
         }
-    }
-
-    fn version_state(&self) -> ApiVersion {
-        match self.version.read() {
-            Ok(v) => v.clone(),
-            Err(poisoned) => poisoned.into_inner().clone(),
-        }
-    }
-
-    fn set_version(&self, version: Option<&str>) {
-        let mut v = match self.version.write() {
-            Ok(v) => v,
-            Err(poisoned) => poisoned.into_inner(),
-        };
-        if let Some(version) = version {
-            v.version = version.to_string();
-        }
-        v.settled = true;
-    }
-
-    /// Makes sure the version is the daemon's (negotiating with `GET /_ping` unless pinned,
-    /// negotiated or accepted already): for request bodies shaped by the version.
-    pub async fn settle(&self) -> Result<()> {
-        if !self.version_state().settled {
-            self.negotiate().await?;
-        }
-        Ok(())
     }
 
     /// A client that speaks TLS to a TCP daemon, with `opts`' CA, client certificate and checks.
@@ -338,12 +290,8 @@ impl Client {
     }
 
     /// Pins the API version (`DOCKER_API_VERSION`), skipping negotiation.
-    /// (This client alone: clones made before keep theirs.)
     pub fn set_api_version(&mut self, v: &str) {
-        self.version = Arc::new(std::sync::RwLock::new(ApiVersion {
-            version: v.trim_start_matches('v').to_string(),
-            settled: true,
-        }));
+        self.version = v.trim_start_matches('v').to_string();
     }
 
     /// The daemon address.
@@ -352,39 +300,25 @@ impl Client {
     }
 
     /// The API version in use.
-    pub fn api_version(&self) -> String {
-        self.version_state().version
+    pub fn api_version(&self) -> &str {
+        &self.version
     }
 
     /// Pings the daemon and uses min(server version, ours) from then on.
-    pub async fn negotiate(&self) -> Result<Ping> {
+    pub async fn negotiate(&mut self) -> Result<Ping> {
         let ping = self.ping().await?;
-        let lower = ping
-            .api_version
-            .as_deref()
-            .filter(|v| version_less(v, CLIENT_API_VERSION));
-        self.set_version(Some(lower.unwrap_or(CLIENT_API_VERSION)));
-        Ok(ping)
-    }
-
-    /// Whether anything answers at the daemon's address, without a request: connects to a unix
-    /// socket (and closes); a TCP address is taken as there (its first request tells).
-    pub async fn reachable(&self) -> Result<()> {
-        if let Host::Unix(path) = &self.host {
-            tokio::net::UnixStream::connect(path)
-                .await
-                .map_err(|source| Error::Connect {
-                    host: self.host.to_string(),
-                    source,
-                })?;
+        if let Some(v) = &ping.api_version {
+            if version_less(v, CLIENT_API_VERSION) {
+                self.version = v.clone();
+            }
         }
-        Ok(())
+        Ok(ping)
     }
 
     /// `GET /_ping`.
     pub async fn ping(&self) -> Result<Ping> {
         let resp = self
-            .send_once(Method::GET, "/_ping".to_string(), body::empty(), &SendOpts::default())
+            .send(Method::GET, "/_ping".to_string(), body::empty(), &SendOpts::default())
             .await?;
         let header = |name: &str| {
             resp.headers()
@@ -438,7 +372,7 @@ impl Client {
         let uri = if path_and_query == "/_ping" {
             path_and_query.to_string()
         } else {
-            format!("/v{}{}", self.version_state().version, path_and_query)
+            format!("/v{}{}", self.version, path_and_query)
         };
         let mut req = Request::builder()
             .method(method)
@@ -460,51 +394,8 @@ impl Client {
         Ok(req.body(body)?)
     }
 
-    /// Sends one request; an error status becomes [`Error::Daemon`]. Until the API version is
-    /// settled, a request goes out with the newest version this client speaks (no `_ping` first):
-    /// the daemon accepting it settles it; one answering that it is too new gets the version
-    /// negotiated and the request again (its body kept for that when small; a streamed body is
-    /// not sent before the version is negotiated).
+    /// Sends one request; an error status becomes [`Error::Daemon`].
     async fn send(
-        &self,
-        method: Method,
-        path_and_query: String,
-        body: ReqBody,
-        o: &SendOpts<'_>,
-    ) -> Result<Response<Incoming>> {
-        use hyper::body::Body as _;
-        if self.version_state().settled {
-            return self.send_once(method, path_and_query, body, o).await;
-        }
-        let kept = match body.size_hint().exact() {
-            Some(n) if n <= REPLAY_MAX => body.collect().await?.to_bytes(),
-            _ => {
-                self.negotiate().await?;
-                return self.send_once(method, path_and_query, body, o).await;
-            }
-        };
-        match self
-            .send_once(method.clone(), path_and_query.clone(), body::full(kept.clone()), o)
-            .await
-        {
-            Err(Error::Daemon { status: 400, message }) if version_too_new(&message) => {
-                self.negotiate().await?;
-                self.send_once(method, path_and_query, body::full(kept), o).await
-            }
-            Err(Error::Daemon { status, message }) => {
-                // Any other answer of the daemon's means it took the version.
-                self.set_version(None);
-                Err(Error::Daemon { status, message })
-            }
-            Ok(resp) => {
-                self.set_version(None);
-                Ok(resp)
-            }
-            Err(e) => Err(e),
-        }
-    }
-
-    async fn send_once(
         &self,
         method: Method,
         path_and_query: String,

@@ -55,8 +55,7 @@ impl Client {
     pub async fn network_create(&self, req: &models::NetworkCreateRequest) -> Result<models::NetworkCreateResponse> {
         let mut body = serde_json::to_value(req)?;
         // Daemons before API 1.44 allow duplicate names unless asked not to (Docker's client asks).
-        self.settle().await?;
-        if crate::version_less(&self.api_version(), "1.44") {
+        if crate::version_less(self.api_version(), "1.44") {
             if let Value::Object(m) = &mut body {
                 m.insert("CheckDuplicate".into(), Value::Bool(true));
             }

@@ -116,26 +116,6 @@ fn daemon_error(cmd: &str, msg: &str) -> StatusError {
 }
 
 /// Creates the container, pulling the image when the daemon does not have it (as `docker run`).
-/// Shapes the create body for the daemon's API version. Only a MAC address is placed by version:
-/// for a body with one the version is negotiated first; any other body is the same for every
-/// version and goes out without a `_ping`.
-async fn adapt_to_daemon(client: &Client, body: &mut ContainerCreateBody) -> Result<(), StatusError> {
-    let has_mac = body.config.mac_address.is_some()
-        || body
-            .networking_config
-            .as_ref()
-            .and_then(|n| n.endpoints_config.as_ref())
-            .is_some_and(|e| {
-                e.values()
-                    .any(|ep| ep.mac_address.as_deref().is_some_and(|m| !m.is_empty()))
-            });
-    if has_mac {
-        client.settle().await.map_err(|e| StatusError::new(1, e.to_string()))?;
-    }
-    crate::opts::adapt_to_api(body, &client.api_version());
-    Ok(())
-}
-
 async fn create_container(
     client: &Client,
     o: &ContainerOpts,
@@ -227,7 +207,7 @@ pub async fn run(client: &Client, a: RunArgs) -> Result<i32> {
     )
     .map_err(|e| opts_error("run", &e))?;
     let mut body = body;
-    adapt_to_daemon(client, &mut body).await?;
+    crate::opts::adapt_to_api(&mut body, client.api_version());
     set_console_size(&mut body, o.tty && !a.detach);
     let attach_in = body.config.attach_stdin.unwrap_or(false);
     let attach_out = body.config.attach_stdout.unwrap_or(false);
@@ -286,7 +266,7 @@ pub async fn create(client: &Client, a: CreateArgs) -> Result<i32> {
     )
     .map_err(|e| opts_error("create", &e))?;
     let mut body = body;
-    adapt_to_daemon(client, &mut body).await?;
+    crate::opts::adapt_to_api(&mut body, client.api_version());
     let id = create_container(client, &a.opts, &body, "create").await?;
     outln!("{id}");
     Ok(0)
