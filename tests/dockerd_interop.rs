@@ -14,7 +14,7 @@
 
 mod common;
 
-use common::{eventually, Daemon, Run};
+use common::{bin, eventually, Daemon, Run};
 use std::io::{Read, Write};
 use std::os::unix::net::UnixStream;
 use std::path::{Path, PathBuf};
@@ -630,4 +630,52 @@ fn dockerd_logs_in_to_berths_registry_with_htpasswd() {
     assert_eq!(k.docker(&["rmi", &name, "bb:v2"]).code, 0);
     let r = k.docker(&["pull", &name]);
     assert_eq!(r.code, 0, "docker pull after login: {r:?}");
+}
+
+/// The berth CLI against a daemon of an older API (dockerd 20.10 speaks 1.41): its first request
+/// carries berth's newest version, dockerd refuses it, the CLI negotiates and sends it again; a
+/// streamed upload (load) negotiates before it sends.
+#[test]
+fn berth_cli_drives_an_older_dockerd() {
+    let k = Dockerd::start();
+    import_busybox(&k, "bb:latest");
+    let berth = |args: &[&str], stdin: Option<&Path>| -> Run {
+        let mut c = Command::new(bin("berth"));
+        c.args(args)
+            .env("BERTH_HOST", format!("unix://{}", k.sock.display()))
+            .env("BERTH_NO_AUTOSTART", "1")
+            .env("DOCKER_CONFIG", k.root.join("docker-config"))
+            .env_remove("DOCKER_HOST")
+            .env_remove("DOCKER_API_VERSION");
+        match stdin {
+            Some(p) => c.stdin(std::fs::File::open(p).unwrap()),
+            None => c.stdin(Stdio::null()),
+        };
+        c.output().unwrap().into()
+    };
+    let api = k
+        .docker(&["version", "--format", "{{.Server.APIVersion}}"])
+        .stdout
+        .trim()
+        .to_string();
+    let r = berth(&["version"], None);
+    assert_eq!(r.code, 0, "{r:?}");
+    assert!(r.stdout.contains(&format!("{api} (downgraded from")), "{r:?}");
+    let r = berth(&["run", "--rm", "bb:latest", "echo", "berth on dockerd"], None);
+    assert_eq!(
+        (r.code, r.stdout.trim()),
+        (0, "berth on dockerd"),
+        "{r:?}\n{}",
+        k.logs()
+    );
+    let r = berth(&["ps", "-a", "--format", "{{.Image}}"], None);
+    assert_eq!(r.code, 0, "{r:?}");
+    let saved = k.root.join("bb-saved.tar");
+    let r = k.docker(&["save", "-o", saved.to_str().unwrap(), "bb:latest"]);
+    assert_eq!(r.code, 0, "{r:?}");
+    let r = berth(&["rmi", "bb:latest"], None);
+    assert_eq!(r.code, 0, "{r:?}");
+    let r = berth(&["load"], Some(&saved));
+    assert_eq!(r.code, 0, "{r:?}");
+    assert!(r.stdout.contains("Loaded image: bb:latest"), "{r:?}");
 }
