@@ -27,7 +27,7 @@ export PATH={bindir}:$PATH
 unset DOCKER_HOST BERTH_HOST
 if berth --no-autostart ps 2>refusal.txt; then echo "--no-autostart started a daemon"; exit 91; fi
 if BERTH_NO_AUTOSTART=1 berth ps 2>>refusal.txt; then echo "BERTH_NO_AUTOSTART started a daemon"; exit 92; fi
-berth import -c 'CMD ["sh"]' {rootfs} bb >/dev/null || exit 93
+berth import -c 'CMD ["sh"]' {rootfs} bb >/dev/null || {{ cat /var/log/berth/berthd.log /run/berth/berthd.log >&2 2>/dev/null; exit 93; }}
 berth run --rm bb echo autostarted
 code=$?
 berth ps -aq
