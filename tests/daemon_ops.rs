@@ -225,24 +225,35 @@ fn make_pki(dir: &Path, name: &str) {
     }
 }
 
-/// A client command in the daemon's network namespace, pointed at its TLS port with `cert_path`.
-fn tls_client(d: &Daemon, program: &str, cert_path: &Path, args: &[&str]) -> common::Run {
+/// `program` (docker, or the berth under test) in the daemon's network namespace, with no daemon,
+/// TLS setting or autostart from the environment.
+fn client_cmd(d: &Daemon, program: &str) -> Command {
     let program = if program == "berth" {
         bin("berth").display().to_string()
     } else {
         program.to_string()
     };
-    d.netns_cmd(&program)
-        .args(args)
-        .env_remove("BERTH_HOST")
+    let mut c = d.netns_cmd(&program);
+    for var in ["BERTH_HOST", "DOCKER_HOST", "DOCKER_TLS_VERIFY", "DOCKER_CERT_PATH"] {
+        c.env_remove(var);
+    }
+    c.env("BERTH_NO_AUTOSTART", "1");
+    c
+}
+
+fn run(mut c: Command) -> common::Run {
+    c.output().unwrap().into()
+}
+
+/// A client pointed at the daemon's TLS port with `cert_path` (docker's variables).
+fn tls_client(d: &Daemon, program: &str, cert_path: &Path, args: &[&str]) -> common::Run {
+    let mut c = client_cmd(d, program);
+    c.args(args)
         .env("DOCKER_HOST", "tcp://127.0.0.1:2376")
         .env("DOCKER_TLS_VERIFY", "1")
         .env("DOCKER_CERT_PATH", cert_path)
-        .env("DOCKER_CONFIG", d.root.join("docker-config"))
-        .env("BERTH_NO_AUTOSTART", "1")
-        .output()
-        .unwrap()
-        .into()
+        .env("DOCKER_CONFIG", d.root.join("docker-config"));
+    run(c)
 }
 
 #[test]
@@ -275,8 +286,8 @@ fn tls_with_client_certificates_admits_only_the_cas_clients() {
     let r = tls_client(&d, "berth", &good, &["ps", "-a", "--format", "{{.Names}}"]);
     assert_eq!(r.code, 0, "{r:?}");
     // The flags instead of the variables.
-    let r: common::Run = d
-        .netns_cmd(bin("berth").to_str().unwrap())
+    let mut flags = client_cmd(&d, "berth");
+    flags
         .args(["-H", "tcp://127.0.0.1:2376", "--tlsverify", "--tlscacert", &f("ca.pem")])
         .args([
             "--tlscert",
@@ -286,34 +297,16 @@ fn tls_with_client_certificates_admits_only_the_cas_clients() {
             "info",
             "--format",
             "{{.ID}}",
-        ])
-        .env_remove("BERTH_HOST")
-        .env_remove("DOCKER_HOST")
-        .env("BERTH_NO_AUTOSTART", "1")
-        .output()
-        .unwrap()
-        .into();
+        ]);
+    let r = run(flags);
     assert_eq!(r.code, 0, "{r:?}");
 
     // A context holding the TLS material, made by berth and used by both CLIs (and the reverse).
     let config = d.root.join("ctx-config");
     let cli = |program: &str, args: &[&str]| -> common::Run {
-        let program = if program == "berth" {
-            bin("berth").display().to_string()
-        } else {
-            program.to_string()
-        };
-        d.netns_cmd(&program)
-            .args(args)
-            .env_remove("BERTH_HOST")
-            .env_remove("DOCKER_HOST")
-            .env_remove("DOCKER_TLS_VERIFY")
-            .env_remove("DOCKER_CERT_PATH")
-            .env("DOCKER_CONFIG", &config)
-            .env("BERTH_NO_AUTOSTART", "1")
-            .output()
-            .unwrap()
-            .into()
+        let mut c = client_cmd(&d, program);
+        c.args(args).env("DOCKER_CONFIG", &config);
+        run(c)
     };
     let endpoint = format!(
         "host=tcp://127.0.0.1:2376,ca={},cert={},key={}",
@@ -357,15 +350,9 @@ fn tls_with_client_certificates_admits_only_the_cas_clients() {
     assert_ne!(r.code, 0, "{r:?}");
     assert!(r.stderr.contains("TLS"), "{r:?}");
     // Plain HTTP to the TLS port gets nothing.
-    let r: common::Run = d
-        .netns_cmd(bin("berth").to_str().unwrap())
-        .args(["-H", "tcp://127.0.0.1:2376", "ps"])
-        .env_remove("BERTH_HOST")
-        .env_remove("DOCKER_TLS_VERIFY")
-        .env("BERTH_NO_AUTOSTART", "1")
-        .output()
-        .unwrap()
-        .into();
+    let mut plain = client_cmd(&d, "berth");
+    plain.args(["-H", "tcp://127.0.0.1:2376", "ps"]);
+    let r = run(plain);
     assert_ne!(r.code, 0, "{r:?}");
 }
 

@@ -580,14 +580,7 @@ impl Snapshotter {
         Ok(RootfsMount {
             fstype: "overlay".into(),
             source: "overlay".into(),
-            options: vec![format!(
-                "lowerdir={}",
-                lowers
-                    .iter()
-                    .map(|p| p.display().to_string())
-                    .collect::<Vec<_>>()
-                    .join(":")
-            )],
+            options: vec![lowerdir_option(&lowers)],
             cwd: None,
         })
     }
@@ -868,6 +861,12 @@ fn dir_usage(dir: &Path) -> Result<u64> {
         }
     }
     Ok(total)
+}
+
+/// Overlay's `lowerdir=` option for `lowers` (top first), absolute paths joined with `:`.
+pub fn lowerdir_option(lowers: &[PathBuf]) -> String {
+    let joined: Vec<String> = lowers.iter().map(|p| p.display().to_string()).collect();
+    format!("lowerdir={}", joined.join(":"))
 }
 
 #[cfg(test)]

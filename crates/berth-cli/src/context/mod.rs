@@ -94,7 +94,8 @@ pub fn parse_docker_flag(values: &[String]) -> Result<Option<BTreeMap<String, St
                 ))
             }
             1 => vec![val.trim_matches('"').to_string()],
-            _ => csv_fields(val),
+            _ => crate::opts::split_csv(val)
+                .map_err(|e| format!("invalid argument {val:?} for \"--docker\" flag: {e}"))?,
         };
         for pair in pairs {
             let Some((k, v)) = pair.split_once('=') else {
@@ -106,38 +107,6 @@ pub fn parse_docker_flag(values: &[String]) -> Result<Option<BTreeMap<String, St
         }
     }
     Ok(Some(out))
-}
-
-/// The fields of one CSV line (Go's `encoding/csv`): commas separate, double quotes enclose a field
-/// that may hold commas, `""` inside quotes is a quote.
-fn csv_fields(line: &str) -> Vec<String> {
-    let mut fields = Vec::new();
-    let mut cur = String::new();
-    let mut chars = line.chars().peekable();
-    let mut quoted = false;
-    let mut at_start = true;
-    while let Some(c) = chars.next() {
-        match c {
-            '"' if at_start => quoted = true,
-            '"' if quoted => {
-                if chars.peek() == Some(&'"') {
-                    chars.next();
-                    cur.push('"');
-                } else {
-                    quoted = false;
-                }
-            }
-            ',' if !quoted => {
-                fields.push(std::mem::take(&mut cur));
-                at_start = true;
-                continue;
-            }
-            c => cur.push(c),
-        }
-        at_start = false;
-    }
-    fields.push(cur);
-    fields
 }
 
 /// Go's `strconv.ParseBool`.
@@ -607,8 +576,10 @@ mod tests {
 
     #[test]
     fn csv_like_go() {
-        assert_eq!(csv_fields("a=1,b=2"), ["a=1", "b=2"]);
-        assert_eq!(csv_fields(r#""a=1,2",b="x""#), ["a=1,2", "b=\"x\""]);
-        assert_eq!(csv_fields(r#""q""uote=1",z=2"#), ["q\"uote=1", "z=2"]);
+        let f = |s: &str| crate::opts::split_csv(s).unwrap();
+        assert_eq!(f("a=1,b=2"), ["a=1", "b=2"]);
+        assert_eq!(f(r#""a=1,2",b="x""#), ["a=1,2", "b=\"x\""]);
+        assert_eq!(f(r#""q""uote=1",z=2"#), ["q\"uote=1", "z=2"]);
+        assert!(parse_docker_flag(&[r#""host=a,b=c"#.to_string()]).is_err());
     }
 }

@@ -19,6 +19,7 @@ use crate::args::ContainerOpts;
 use crate::units;
 use berth_api::models::PortMap;
 pub(crate) use host::{kv_map, memory_flag, non_empty, normalize_caps, parse_restart, parse_ulimit, security_opt};
+pub(crate) use mounts::split_csv;
 pub(crate) use netaddr::validate_link;
 pub use network::adapt_to_api;
 use ports::ExposedPorts;

@@ -190,7 +190,7 @@ pub fn parse_mount(spec: &str) -> Result<Mount, String> {
 
 /// One CSV record (Go's `encoding/csv`, as the docker CLI reads `--mount`): fields split on `,`,
 /// a field in double quotes may hold commas, `""` inside quotes is a quote.
-fn split_csv(s: &str) -> Result<Vec<String>, String> {
+pub(crate) fn split_csv(s: &str) -> Result<Vec<String>, String> {
     let mut out = Vec::new();
     let mut cur = String::new();
     let mut chars = s.chars().peekable();

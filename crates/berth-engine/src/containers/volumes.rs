@@ -95,14 +95,7 @@ fn copy_up(
         // One layer is its own view.
         [one] => one.clone(),
         _ => {
-            let opts = format!(
-                "lowerdir={}",
-                lowers
-                    .iter()
-                    .map(|p| p.display().to_string())
-                    .collect::<Vec<_>>()
-                    .join(":")
-            );
+            let opts = berth_snapshot::lowerdir_option(&lowers);
             nix::mount::mount(
                 Some("overlay"),
                 view_dir,
