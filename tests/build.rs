@@ -805,23 +805,6 @@ fn web(d: &Daemon, archive: Vec<u8>) -> Web {
     Web { base, hello }
 }
 
-fn sha256_hex(data: &[u8]) -> String {
-    let out = std::process::Command::new("sha256sum")
-        .stdin(std::process::Stdio::piped())
-        .stdout(std::process::Stdio::piped())
-        .spawn()
-        .and_then(|mut c| {
-            std::io::Write::write_all(&mut c.stdin.take().unwrap(), data)?;
-            c.wait_with_output()
-        })
-        .unwrap();
-    String::from_utf8_lossy(&out.stdout)
-        .split_whitespace()
-        .next()
-        .unwrap()
-        .to_string()
-}
-
 /// `ADD <URL>`: saved under the URL's file name (or as the destination file), mode 0600, mtime
 /// from Last-Modified, redirects followed, a tar kept as it is unless `--unpack=true`;
 /// `--checksum` verifies it; a changed remote file rebuilds the step; a failing fetch names the URL
@@ -837,7 +820,7 @@ fn add_urls_checksums_and_unpack() {
     b.append_data(&mut h, "inside/x.txt", &b"in tar"[..]).unwrap();
     let archive = b.into_inner().unwrap();
     let w = web(&d, archive.clone());
-    let hello_sum = sha256_hex(b"hello over http\n");
+    let hello_sum = common::sha256_hex(b"hello over http\n");
     let base = &w.base;
     let df = format!(
         "FROM bb\nADD {base}/files/hello.txt /dl/\nADD --checksum=sha256:{hello_sum} {base}/moved /named.txt\nADD {base}/arch.tar /tars/\nADD --unpack=true {base}/arch.tar /unpacked\nADD --unpack=false local.tar /kept/\nADD --chmod=644 {base}/files/hello.txt /dl/open.txt\n"
@@ -898,7 +881,7 @@ fn add_urls_checksums_and_unpack() {
     );
     // a wrong checksum names both digests, the flag and the line; nothing is tagged
     let wrong = "0".repeat(64);
-    let again_sum = sha256_hex(b"hello again\n");
+    let again_sum = common::sha256_hex(b"hello again\n");
     for (df, wants) in [
         (
             format!("FROM bb\nADD --checksum=sha256:{wrong} {base}/files/hello.txt /x\n"),

@@ -92,24 +92,6 @@ fn probe(d: &Daemon, name: &str) {
     assert_eq!(r.code, 0, "{r:?}");
 }
 
-fn sha256_hex(s: &str) -> String {
-    let out = Command::new("sha256sum")
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .spawn()
-        .and_then(|mut c| {
-            use std::io::Write;
-            c.stdin.take().unwrap().write_all(s.as_bytes())?;
-            c.wait_with_output()
-        })
-        .unwrap();
-    String::from_utf8_lossy(&out.stdout)
-        .split_whitespace()
-        .next()
-        .unwrap()
-        .to_string()
-}
-
 #[test]
 fn a_context_berth_creates_is_listed_and_used_by_docker() {
     let d = Daemon::start();
@@ -130,7 +112,11 @@ fn a_context_berth_creates_is_listed_and_used_by_docker() {
     assert_eq!(r.stdout, format!("{name}\n"), "{r:?}");
     assert_eq!(r.stderr, format!("Successfully created context \"{name}\"\n"), "{r:?}");
     // Docker's layout: meta.json under the hex SHA-256 of the name.
-    let meta_path = c.config.join("contexts/meta").join(sha256_hex(&name)).join("meta.json");
+    let meta_path = c
+        .config
+        .join("contexts/meta")
+        .join(common::sha256_hex(name.as_bytes()))
+        .join("meta.json");
     let meta: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&meta_path).unwrap()).unwrap();
     assert_eq!(meta["Endpoints"]["docker"]["Host"], c.host());
 

@@ -1,5 +1,5 @@
-//! The docker CLI's settings in config.json that change what commands do (besides credentials and
-//! `detachKeys`): `currentContext`, the default `--format` of the listing commands (`psFormat`,
+//! The docker CLI's settings in config.json that change what commands do (besides credentials):
+//! `currentContext`, `detachKeys`, the default `--format` of the listing commands (`psFormat`,
 //! `imagesFormat`, `networksFormat`, `volumesFormat`, `statsFormat`) and `proxies`, whose values
 //! become environment variables of new containers and build args of builds.
 //!
@@ -48,6 +48,8 @@ pub struct ClientConfig {
     pub volumes_format: Option<String>,
     /// `statsFormat`: `stats`'s.
     pub stats_format: Option<String>,
+    /// `detachKeys`: the detach keys of `run`, `start`, `attach` and `exec` without `--detach-keys`.
+    pub detach_keys: Option<String>,
     /// `proxies`: by daemon host (`tcp://host:port`), or `default`.
     pub proxies: BTreeMap<String, ProxyConfig>,
 }
@@ -75,6 +77,7 @@ impl ClientConfig {
             networks_format: s("networksFormat"),
             volumes_format: s("volumesFormat"),
             stats_format: s("statsFormat"),
+            detach_keys: s("detachKeys"),
             proxies,
         }
     }
@@ -115,7 +118,7 @@ impl ClientConfig {
     }
 
     /// Fills `cmd` in from these settings, for a daemon at `host`: the default formats of the
-    /// listing commands, and the proxies as `-e` of `run`/`create` and `--build-arg` of `build`,
+    /// listing commands, the detach keys, and the proxies as `-e` of `run`/`create` and `--build-arg` of `build`,
     /// each only where the user gave nothing for it.
     pub fn apply(&self, cmd: &mut Cmd, host: &str) {
         let fill = |format: &mut Option<String>, configured: &Option<String>, quiet: bool| {
@@ -138,6 +141,16 @@ impl ClientConfig {
             }
             Cmd::Build(a) => add_unset(&mut a.build.build_args, &self.proxy_vars(host)),
             _ => {}
+        }
+        let keys = match cmd {
+            Cmd::Run(a) | Cmd::Container(ContainerCmd::Run(a)) => &mut a.detach_keys,
+            Cmd::Exec(a) | Cmd::Container(ContainerCmd::Exec(a)) => &mut a.detach_keys,
+            Cmd::Start(a) | Cmd::Container(ContainerCmd::Start(a)) => &mut a.detach_keys,
+            Cmd::Attach(a) | Cmd::Container(ContainerCmd::Attach(a)) => &mut a.detach_keys,
+            _ => return,
+        };
+        if keys.as_deref().is_none_or(str::is_empty) {
+            keys.clone_from(&self.detach_keys);
         }
     }
 }
@@ -243,7 +256,7 @@ mod tests {
     fn fills_command_lines() {
         let c = config(json!({
             "psFormat": "{{.Names}}", "imagesFormat": "{{.ID}}", "volumesFormat": "{{.Name}}",
-            "networksFormat": "{{.Name}}", "statsFormat": "{{.Name}}",
+            "networksFormat": "{{.Name}}", "statsFormat": "{{.Name}}", "detachKeys": "ctrl-x",
             "proxies": {"default": {"httpProxy": "http://p"}}
         }));
         let apply = |args: &[&str]| {
@@ -294,6 +307,14 @@ mod tests {
             Cmd::Container(ContainerCmd::Create(a)) => {
                 assert_eq!(a.opts.env, ["HTTP_PROXY=http://p", "http_proxy=http://p"])
             }
+            other => panic!("{other:?}"),
+        }
+        match apply(&["berth", "exec", "c", "sh"]) {
+            Cmd::Exec(a) => assert_eq!(a.detach_keys.as_deref(), Some("ctrl-x")),
+            other => panic!("{other:?}"),
+        }
+        match apply(&["berth", "attach", "--detach-keys", "ctrl-a", "c"]) {
+            Cmd::Attach(a) => assert_eq!(a.detach_keys.as_deref(), Some("ctrl-a")),
             other => panic!("{other:?}"),
         }
         match apply(&["berth", "build", "--build-arg", "HTTP_PROXY", "."]) {

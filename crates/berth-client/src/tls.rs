@@ -5,9 +5,8 @@
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
-use rustls::pki_types::{CertificateDer, PrivateKeyDer, ServerName, UnixTime};
-use rustls::{ClientConfig, DigitallySignedStruct, RootCertStore, SignatureScheme};
+use rustls::pki_types::{CertificateDer, PrivateKeyDer, ServerName};
+use rustls::{ClientConfig, RootCertStore};
 
 /// Where the client's TLS material is and whether the daemon's certificate is checked.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -67,43 +66,27 @@ pub enum TlsError {
     ServerName(String),
 }
 
-fn read(path: &Path) -> Result<Vec<u8>, TlsError> {
-    std::fs::read(path).map_err(|source| TlsError::Read {
-        path: path.to_path_buf(),
-        source,
-    })
-}
-
 /// The PEM certificates in `path` (at least one).
 pub fn load_certs(path: &Path) -> Result<Vec<CertificateDer<'static>>, TlsError> {
-    let data = read(path)?;
-    let certs = rustls_pemfile::certs(&mut data.as_slice())
-        .collect::<Result<Vec<_>, _>>()
-        .map_err(|e| TlsError::Pem {
-            path: path.to_path_buf(),
-            what: format!("invalid PEM certificate: {e}"),
-        })?;
-    if certs.is_empty() {
-        return Err(TlsError::Pem {
-            path: path.to_path_buf(),
-            what: "no PEM certificate in the file".into(),
-        });
-    }
-    Ok(certs)
+    berth_tls::read_certs(path).map_err(|e| pem_error(path, e))
 }
 
 /// The PEM private key in `path`.
 pub fn load_key(path: &Path) -> Result<PrivateKeyDer<'static>, TlsError> {
-    let data = read(path)?;
-    rustls_pemfile::private_key(&mut data.as_slice())
-        .map_err(|e| TlsError::Pem {
+    berth_tls::read_key(path).map_err(|e| pem_error(path, e))
+}
+
+fn pem_error(path: &Path, e: berth_tls::PemError) -> TlsError {
+    match e {
+        berth_tls::PemError::Read(source) => TlsError::Read {
             path: path.to_path_buf(),
-            what: format!("invalid PEM key: {e}"),
-        })?
-        .ok_or_else(|| TlsError::Pem {
+            source,
+        },
+        e => TlsError::Pem {
             path: path.to_path_buf(),
-            what: "no PEM private key in the file".into(),
-        })
+            what: e.to_string(),
+        },
+    }
 }
 
 /// The rustls configuration for `opts`.
@@ -132,7 +115,7 @@ pub fn client_config(opts: &TlsOptions) -> Result<Arc<ClientConfig>, TlsError> {
     } else {
         builder
             .dangerous()
-            .with_custom_certificate_verifier(Arc::new(NoVerify(provider)))
+            .with_custom_certificate_verifier(berth_tls::accept_any_server(provider))
     };
     let config = match (&opts.cert, &opts.key) {
         (Some(cert), Some(key)) => builder.with_client_auth_cert(load_certs(cert)?, load_key(key)?)?,
@@ -150,45 +133,6 @@ pub fn server_name(addr: &str) -> Result<ServerName<'static>, TlsError> {
     };
     let host = host.trim_start_matches('[').trim_end_matches(']');
     ServerName::try_from(host.to_string()).map_err(|_| TlsError::ServerName(addr.to_string()))
-}
-
-/// `--tls` without `--tlsverify`: the connection is encrypted, whoever answers.
-#[derive(Debug)]
-struct NoVerify(Arc<rustls::crypto::CryptoProvider>);
-
-impl ServerCertVerifier for NoVerify {
-    fn verify_server_cert(
-        &self,
-        _end_entity: &CertificateDer<'_>,
-        _intermediates: &[CertificateDer<'_>],
-        _server_name: &ServerName<'_>,
-        _ocsp_response: &[u8],
-        _now: UnixTime,
-    ) -> Result<ServerCertVerified, rustls::Error> {
-        Ok(ServerCertVerified::assertion())
-    }
-
-    fn verify_tls12_signature(
-        &self,
-        message: &[u8],
-        cert: &CertificateDer<'_>,
-        dss: &DigitallySignedStruct,
-    ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        rustls::crypto::verify_tls12_signature(message, cert, dss, &self.0.signature_verification_algorithms)
-    }
-
-    fn verify_tls13_signature(
-        &self,
-        message: &[u8],
-        cert: &CertificateDer<'_>,
-        dss: &DigitallySignedStruct,
-    ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        rustls::crypto::verify_tls13_signature(message, cert, dss, &self.0.signature_verification_algorithms)
-    }
-
-    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
-        self.0.signature_verification_algorithms.supported_schemes()
-    }
 }
 
 #[cfg(test)]

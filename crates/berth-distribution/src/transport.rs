@@ -19,7 +19,7 @@ use http_body_util::{combinators::BoxBody, BodyExt, Full};
 use hyper::body::Frame;
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::client::legacy::Client;
-use rustls::pki_types::{CertificateDer, PrivateKeyDer, ServerName, UnixTime};
+use rustls::pki_types::CertificateDer;
 use std::collections::HashMap;
 use std::net::IpAddr;
 use std::path::{Path, PathBuf};
@@ -178,7 +178,7 @@ impl Transport {
             let mut roots = rustls::RootCertStore::empty();
             roots.add_parsable_certificates(system_roots().iter().cloned());
             for ca in read_dir_sorted(&dir, ".crt") {
-                for cert in read_certs(&ca).map_err(|e| tls_err(&ca, e))? {
+                for cert in berth_tls::read_certs(&ca).map_err(|e| tls_err(&ca, e.to_string()))? {
                     roots.add(cert).map_err(|e| tls_err(&ca, e.to_string()))?;
                 }
             }
@@ -186,15 +186,15 @@ impl Transport {
         } else {
             builder
                 .dangerous()
-                .with_custom_certificate_verifier(Arc::new(NoVerify(provider)))
+                .with_custom_certificate_verifier(berth_tls::accept_any_server(provider))
         };
         let cert = dir.join("client.cert");
         let key = dir.join("client.key");
         // hyper-rustls sets ALPN (http/1.1) itself.
         let cfg = match (cert.exists(), key.exists()) {
             (true, true) => {
-                let chain = read_certs(&cert).map_err(|e| tls_err(&cert, e))?;
-                let key_der = read_key(&key).map_err(|e| tls_err(&key, e))?;
+                let chain = berth_tls::read_certs(&cert).map_err(|e| tls_err(&cert, e.to_string()))?;
+                let key_der = berth_tls::read_key(&key).map_err(|e| tls_err(&key, e.to_string()))?;
                 builder
                     .with_client_auth_cert(chain, key_der)
                     .map_err(|e| tls_err(&cert, e.to_string()))?
@@ -346,63 +346,6 @@ fn read_dir_sorted(dir: &Path, suffix: &str) -> Vec<PathBuf> {
         .unwrap_or_default();
     v.sort();
     v
-}
-
-fn read_certs(path: &Path) -> std::result::Result<Vec<CertificateDer<'static>>, String> {
-    let data = std::fs::read(path).map_err(|e| e.to_string())?;
-    let certs: Vec<_> = rustls_pemfile::certs(&mut data.as_slice())
-        .collect::<std::result::Result<_, _>>()
-        .map_err(|e| format!("bad PEM: {e}"))?;
-    if certs.is_empty() {
-        return Err("no PEM certificate in the file".into());
-    }
-    Ok(certs)
-}
-
-fn read_key(path: &Path) -> std::result::Result<PrivateKeyDer<'static>, String> {
-    let data = std::fs::read(path).map_err(|e| e.to_string())?;
-    rustls_pemfile::private_key(&mut data.as_slice())
-        .map_err(|e| format!("bad PEM: {e}"))?
-        .ok_or_else(|| "no PEM private key in the file".to_string())
-}
-
-/// Accepts any server certificate: only for registries the operator listed as insecure.
-#[derive(Debug)]
-struct NoVerify(Arc<rustls::crypto::CryptoProvider>);
-
-impl rustls::client::danger::ServerCertVerifier for NoVerify {
-    fn verify_server_cert(
-        &self,
-        _end_entity: &CertificateDer<'_>,
-        _intermediates: &[CertificateDer<'_>],
-        _server_name: &ServerName<'_>,
-        _ocsp_response: &[u8],
-        _now: UnixTime,
-    ) -> std::result::Result<rustls::client::danger::ServerCertVerified, rustls::Error> {
-        Ok(rustls::client::danger::ServerCertVerified::assertion())
-    }
-
-    fn verify_tls12_signature(
-        &self,
-        message: &[u8],
-        cert: &CertificateDer<'_>,
-        dss: &rustls::DigitallySignedStruct,
-    ) -> std::result::Result<rustls::client::danger::HandshakeSignatureValid, rustls::Error> {
-        rustls::crypto::verify_tls12_signature(message, cert, dss, &self.0.signature_verification_algorithms)
-    }
-
-    fn verify_tls13_signature(
-        &self,
-        message: &[u8],
-        cert: &CertificateDer<'_>,
-        dss: &rustls::DigitallySignedStruct,
-    ) -> std::result::Result<rustls::client::danger::HandshakeSignatureValid, rustls::Error> {
-        rustls::crypto::verify_tls13_signature(message, cert, dss, &self.0.signature_verification_algorithms)
-    }
-
-    fn supported_verify_schemes(&self) -> Vec<rustls::SignatureScheme> {
-        self.0.signature_verification_algorithms.supported_schemes()
-    }
 }
 
 #[cfg(test)]

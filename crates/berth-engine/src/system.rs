@@ -23,13 +23,7 @@ fn uname() -> (String, String, String) {
 }
 
 fn os_name() -> String {
-    std::fs::read_to_string("/etc/os-release")
-        .ok()
-        .and_then(|s| {
-            s.lines()
-                .find_map(|l| l.strip_prefix("PRETTY_NAME=").map(|v| v.trim_matches('"').to_string()))
-        })
-        .unwrap_or_else(|| "Linux".into())
+    os_release("PRETTY_NAME").unwrap_or_else(|| "Linux".into())
 }
 
 fn mem_total() -> i64 {
@@ -114,12 +108,12 @@ fn security_options(v2: bool, userns: bool) -> Vec<String> {
 }
 
 /// The configuration's warnings, then the host's (as dockerd's `docker info` prints them).
-fn warnings(settings: &DaemonSettings, v2: bool) -> Vec<String> {
+fn warnings(settings: &DaemonSettings, swap_limit: bool, ip_forward: bool) -> Vec<String> {
     let mut out = settings.warnings.clone();
-    if !swap_limit(v2) {
+    if !swap_limit {
         out.push("WARNING: No swap limit support".into());
     }
-    if !sysctl_on("net/ipv4/ip_forward") {
+    if !ip_forward {
         out.push("WARNING: IPv4 forwarding is disabled".into());
     }
     out
@@ -151,8 +145,6 @@ pub struct DaemonSettings {
     pub address_pools: Vec<(String, u8)>,
     /// The daemon's proxy settings (its `HTTP_PROXY`, `HTTPS_PROXY`, `NO_PROXY`), credentials masked.
     pub proxies: [String; 3],
-    /// Whether user-supplied features are on (`features` in daemon.json), sorted by name.
-    pub features: Vec<(String, bool)>,
 }
 
 /// The system service: `/version`, `/info` and the daemon's identity, from what the other services
@@ -250,8 +242,9 @@ impl SystemService {
     pub fn info(&self) -> SystemInfo {
         let settings = self.settings();
         let (kernel, host, machine) = uname();
-        let (running, paused, stopped) = self.registry.counts();
         let v2 = std::path::Path::new("/sys/fs/cgroup/cgroup.controllers").exists();
+        let (swap, ip_forward) = (swap_limit(v2), sysctl_on("net/ipv4/ip_forward"));
+        let (running, paused, stopped) = self.registry.counts();
         let mut runtimes = HashMap::new();
         runtimes.insert(
             "berth".to_string(),
@@ -286,7 +279,7 @@ impl SystemService {
             ]),
             docker_root_dir: Some(self.data_root.display().to_string()),
             memory_limit: Some(true),
-            swap_limit: Some(swap_limit(v2)),
+            swap_limit: Some(swap),
             kernel_memory_tcp: Some(!v2),
             cpu_cfs_period: Some(true),
             cpu_cfs_quota: Some(true),
@@ -294,7 +287,7 @@ impl SystemService {
             cpu_set: Some(true),
             pids_limit: Some(true),
             oom_kill_disable: Some(!v2),
-            ipv4_forwarding: Some(sysctl_on("net/ipv4/ip_forward")),
+            ipv4_forwarding: Some(ip_forward),
             bridge_nf_iptables: Some(sysctl_on("net/bridge/bridge-nf-call-iptables")),
             bridge_nf_ip6tables: Some(sysctl_on("net/bridge/bridge-nf-call-ip6tables")),
             debug: Some(settings.debug),
@@ -366,7 +359,7 @@ impl SystemService {
                     .unwrap_or_default(),
             ),
             security_options: Some(security_options(v2, settings.userns)),
-            warnings: Some(warnings(&settings, v2)),
+            warnings: Some(warnings(&settings, swap, ip_forward)),
             plugins: Some(berth_api::models::PluginsInfo {
                 volume: Some(vec!["local".into()]),
                 network: Some(

@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Context, Result};
 use clap::parser::ValueSource;
-use clap::{CommandFactory, FromArgMatches, Parser};
+use clap::{CommandFactory, FromArgMatches};
 use serde_json::{Map, Value};
 
 use crate::Args;
@@ -122,7 +122,8 @@ fn parse(text: &str) -> Result<Map<String, Value>> {
         .collect();
     if !unknown.is_empty() {
         bail!(
-            "the following directives don't match any configuration option: {}",
+            "the following directives don't match any configuration option: {} (remove them; `berthd --help` \
+             lists the settings, each with its dockerd key)",
             unknown.join(", ")
         );
     }
@@ -235,6 +236,22 @@ pub struct Merged {
     pub file: Option<PathBuf>,
     /// Keys of the file that a flag overrode.
     pub overridden: Vec<&'static str>,
+    /// Each key's effective value, as its flag's raw values (for telling what a reload changed).
+    values: Vec<Vec<OsString>>,
+}
+
+/// The raw values of each key's flag in `matches`, in the order of [`KEYS`].
+fn key_values(matches: &clap::ArgMatches) -> Vec<Vec<OsString>> {
+    let cmd = Args::command();
+    KEYS.iter()
+        .map(|key| {
+            cmd.get_arguments()
+                .find(|a| a.get_long() == Some(key.flag))
+                .and_then(|a| matches.get_raw(a.get_id().as_str()))
+                .map(|v| v.map(OsString::from).collect())
+                .unwrap_or_default()
+        })
+        .collect()
 }
 
 /// Parses `cmdline` (argv, program name first), reads the configuration file it names (or the
@@ -253,6 +270,7 @@ pub fn merge(cmdline: &[OsString]) -> Result<Merged> {
             args: plain,
             file: None,
             overridden: Vec::new(),
+            values: key_values(&matches),
         });
     };
     let mut extra: Vec<OsString> = Vec::new();
@@ -272,7 +290,7 @@ pub fn merge(cmdline: &[OsString]) -> Result<Merged> {
     let mut argv: Vec<OsString> = cmdline.iter().take(1).cloned().collect();
     argv.extend(extra);
     argv.extend(cmdline.iter().skip(1).cloned());
-    let args = Args::try_parse_from(&argv).map_err(|e| {
+    let refused = |e: clap::Error| {
         let text = e.to_string();
         let first = text
             .lines()
@@ -281,60 +299,25 @@ pub fn merge(cmdline: &[OsString]) -> Result<Merged> {
             .trim_start_matches("error: ")
             .to_string();
         anyhow::anyhow!("unable to configure the daemon with file {}: {first}", path.display())
-    })?;
+    };
+    let matches = cmd.try_get_matches_from(&argv).map_err(refused)?;
+    let args = Args::from_arg_matches(&matches).map_err(refused)?;
     Ok(Merged {
         args,
         file: Some(path),
         overridden,
+        values: key_values(&matches),
     })
 }
 
 /// The keys whose effective value differs between two configurations and that a reload cannot
 /// apply (they need a restart).
-pub fn changed_needing_restart(old: &Args, new: &Args) -> Vec<&'static str> {
-    let (a, b) = (old.as_keys(), new.as_keys());
+pub fn changed_needing_restart(old: &Merged, new: &Merged) -> Vec<&'static str> {
     KEYS.iter()
-        .filter(|k| !k.reloads)
-        .filter(|k| a.get(k.key) != b.get(k.key))
-        .map(|k| k.key)
+        .zip(old.values.iter().zip(&new.values))
+        .filter(|(k, (a, b))| !k.reloads && a != b)
+        .map(|(k, _)| k.key)
         .collect()
-}
-
-impl Args {
-    /// The settings as daemon.json would write them (for comparing two configurations).
-    fn as_keys(&self) -> std::collections::HashMap<&'static str, String> {
-        let mut m = std::collections::HashMap::new();
-        let mut put = |k: &'static str, v: String| {
-            m.insert(k, v);
-        };
-        put("data-root", self.data_root.display().to_string());
-        put("exec-root", self.exec_root.display().to_string());
-        put("hosts", self.hosts.join(","));
-        put("log-format", self.log_format.clone());
-        put("pidfile", format!("{:?}", self.pidfile));
-        put("group", format!("{:?}", self.group));
-        put("log-driver", format!("{:?}", self.log_driver));
-        put("log-opts", self.log_opt.join(","));
-        put("default-address-pools", self.default_address_pool.join(";"));
-        put("bridge", self.bridge.clone());
-        put("bip", format!("{:?}", self.bip));
-        put("fixed-cidr", format!("{:?}", self.fixed_cidr));
-        put("iptables", self.iptables.to_string());
-        put("dns", self.dns.join(","));
-        put("dns-search", self.dns_search.join(","));
-        put("dns-opts", self.dns_opt.join(","));
-        put("mtu", format!("{:?}", self.mtu));
-        put("userns-remap", format!("{:?}", self.userns_remap));
-        put("runtimes", self.add_runtime.join(","));
-        put("init-path", format!("{:?}", self.init_path));
-        put("tls", self.tls.to_string());
-        put("tlsverify", self.tlsverify.to_string());
-        put("tlscacert", format!("{:?}", self.tlscacert));
-        put("tlscert", format!("{:?}", self.tlscert));
-        put("tlskey", format!("{:?}", self.tlskey));
-        put("metrics-addr", format!("{:?}", self.metrics_addr));
-        m
-    }
 }
 
 #[cfg(test)]
@@ -418,6 +401,23 @@ mod tests {
         std::fs::write(&file, r#"{"log-format":"yaml"}"#).unwrap();
         let e = merge(&argv).err().unwrap().to_string();
         assert!(e.contains("daemon.json") && e.contains("yaml"), "{e}");
+    }
+
+    #[test]
+    fn a_reload_tells_what_needs_a_restart() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("daemon.json");
+        let argv: Vec<OsString> = ["berthd", "--config-file", file.to_str().unwrap(), "--mtu", "1500"]
+            .iter()
+            .map(OsString::from)
+            .collect();
+        std::fs::write(&file, r#"{"labels":["a=1"],"bip":"10.1.0.1/24","tls":false}"#).unwrap();
+        let old = merge(&argv).unwrap();
+        std::fs::write(&file, r#"{"labels":["a=2"],"bip":"10.2.0.1/24","tls":true,"mtu":9000}"#).unwrap();
+        let new = merge(&argv).unwrap();
+        // labels reload; bip and tls need a restart; mtu is the command line's in both.
+        assert_eq!(changed_needing_restart(&old, &new), vec!["bip", "tls"]);
+        assert!(changed_needing_restart(&new, &new).is_empty());
     }
 
     #[test]

@@ -44,7 +44,8 @@ struct Args {
     /// A default ulimit of containers, NAME=SOFT[:HARD] (repeatable).
     #[arg(long = "default-ulimit")]
     default_ulimit: Vec<String>,
-    /// A feature switch, NAME=true|false (repeatable; reported by /info's warnings when unknown).
+    /// A feature switch, NAME=true|false (repeatable), taken from dockerd's daemon.json: berthd has
+    /// none of dockerd's, so each is ignored with a warning (log and /info).
     #[arg(long = "feature")]
     feature: Vec<String>,
     /// Serve TLS on TCP hosts (with --tlscert and --tlskey); implied by --tlsverify.
@@ -246,19 +247,22 @@ async fn listen_unix(path: &Path, group: Option<&str>) -> Result<tokio::net::Uni
 /// is kept as it is.
 /// Returns whether it mounted one.
 fn ensure_tmpfs(dir: &Path) -> Result<bool> {
-    let st = nix::sys::statfs::statfs(dir).with_context(|| format!("statfs {}", dir.display()))?;
-    if st.filesystem_type() == nix::sys::statfs::TMPFS_MAGIC {
+    let mounted = mount_tmpfs(dir, "mode=0711,size=256m")
+        .with_context(|| format!("mounting a tmpfs on the exec root {}", dir.display()))?;
+    if mounted {
+        tracing::info!("mounted a tmpfs on the exec root {}", dir.display());
+    }
+    Ok(mounted)
+}
+
+/// Mounts a tmpfs with `options` on `dir` unless `dir` is on a tmpfs already (ours from before a
+/// restart, or the host's `/run`). Returns whether it mounted one.
+fn mount_tmpfs(dir: &Path, options: &str) -> nix::Result<bool> {
+    if nix::sys::statfs::statfs(dir)?.filesystem_type() == nix::sys::statfs::TMPFS_MAGIC {
         return Ok(false);
     }
-    nix::mount::mount(
-        Some("tmpfs"),
-        dir,
-        Some("tmpfs"),
-        nix::mount::MsFlags::MS_NOSUID | nix::mount::MsFlags::MS_NODEV,
-        Some("mode=0711,size=256m"),
-    )
-    .with_context(|| format!("mounting a tmpfs on the exec root {}", dir.display()))?;
-    tracing::info!("mounted a tmpfs on the exec root {}", dir.display());
+    let flags = nix::mount::MsFlags::MS_NOSUID | nix::mount::MsFlags::MS_NODEV;
+    nix::mount::mount(Some("tmpfs"), dir, Some("tmpfs"), flags, Some(options))?;
     Ok(true)
 }
 
@@ -266,26 +270,13 @@ fn ensure_tmpfs(dir: &Path) -> Result<bool> {
 /// context of 200 files unpacks there in a fraction of the time a disk file system that has just
 /// deleted the previous build's files takes. `None` (contexts on disk) when it cannot be mounted.
 fn fast_scratch(dir: &Path) -> Option<PathBuf> {
-    if let Err(e) = std::fs::create_dir_all(dir) {
-        tracing::warn!("build contexts stay on disk: creating {}: {e}", dir.display());
-        return None;
-    }
-    match nix::sys::statfs::statfs(dir) {
-        Ok(st) if st.filesystem_type() == nix::sys::statfs::TMPFS_MAGIC => return Some(dir.to_path_buf()),
-        Ok(_) => {}
+    let ready = std::fs::create_dir_all(dir)
+        .map_err(|e| e.to_string())
+        .and_then(|()| mount_tmpfs(dir, "mode=0700,size=512m").map_err(|e| e.to_string()));
+    match ready {
+        Ok(_) => Some(dir.to_path_buf()),
         Err(e) => {
-            tracing::warn!("build contexts stay on disk: statfs {}: {e}", dir.display());
-            return None;
-        }
-    }
-    let flags = nix::mount::MsFlags::MS_NOSUID | nix::mount::MsFlags::MS_NODEV;
-    match nix::mount::mount(Some("tmpfs"), dir, Some("tmpfs"), flags, Some("mode=0700,size=512m")) {
-        Ok(()) => Some(dir.to_path_buf()),
-        Err(e) => {
-            tracing::warn!(
-                "build contexts stay on disk: mounting a tmpfs on {}: {e}",
-                dir.display()
-            );
+            tracing::warn!("build contexts stay on disk: a tmpfs on {}: {e}", dir.display());
             None
         }
     }
@@ -524,25 +515,26 @@ fn mask_proxy(url: &str) -> String {
     }
 }
 
-/// What `/info` reports of the configuration; `fixed_warnings` are the listeners' (they do not
-/// change on reload).
-fn daemon_settings(args: &Args, fixed_warnings: &[String]) -> Result<DaemonSettings> {
+/// What `/info` reports of the configuration, with the pools of its network settings;
+/// `fixed_warnings` are the listeners' (they do not change on reload).
+fn daemon_settings(args: &Args, pools: &[(ipnet::IpNet, u8)], fixed_warnings: &[String]) -> Result<DaemonSettings> {
     for l in &args.label {
         if !l.contains('=') || l.starts_with('=') {
             bail!("invalid label {l:?}: a daemon label is key=value");
         }
     }
-    let mut features = Vec::new();
+    let mut warnings = fixed_warnings.to_vec();
     for f in &args.feature {
-        let (name, on) = f
-            .split_once('=')
-            .with_context(|| format!("invalid feature {f:?}: expected NAME=true|false"))?;
-        let on = on
-            .parse::<bool>()
-            .with_context(|| format!("invalid feature {f:?}: expected NAME=true|false"))?;
-        features.push((name.to_string(), on));
+        let valid = f.split_once('=').is_some_and(|(_, on)| on.parse::<bool>().is_ok());
+        if !valid {
+            bail!("invalid feature {f:?}: expected NAME=true|false");
+        }
+        // dockerd's switches (buildkit, containerd-snapshotter, …) are not berthd's.
+        let name = f.split('=').next().unwrap_or_default();
+        warnings.push(format!(
+            "WARNING: feature {name:?} is not one berthd has: it is ignored"
+        ));
     }
-    features.sort();
     let env = |names: [&str; 2]| {
         names
             .iter()
@@ -550,20 +542,18 @@ fn daemon_settings(args: &Args, fixed_warnings: &[String]) -> Result<DaemonSetti
             .map(|v| mask_proxy(&v))
             .unwrap_or_default()
     };
-    let net = network_config(args)?;
     Ok(DaemonSettings {
         labels: args.label.clone(),
         debug: args.debug,
         live_restore: args.live_restore,
-        warnings: fixed_warnings.to_vec(),
+        warnings,
         userns: args.userns_remap.as_deref().is_some_and(|u| !u.is_empty()),
-        address_pools: net.default_pools.iter().map(|(b, s)| (b.to_string(), *s)).collect(),
+        address_pools: pools.iter().map(|(b, s)| (b.to_string(), *s)).collect(),
         proxies: [
             env(["HTTP_PROXY", "http_proxy"]),
             env(["HTTPS_PROXY", "https_proxy"]),
             env(["NO_PROXY", "no_proxy"]),
         ],
-        features,
     })
 }
 
@@ -583,20 +573,20 @@ fn registry_config(args: &Args) -> berth_distribution::ClientConfig {
 struct Reloader {
     argv: Vec<std::ffi::OsString>,
     services: Arc<Services>,
-    current: std::sync::Mutex<Args>,
+    current: std::sync::Mutex<config::Merged>,
     log: LogReload,
     fixed_warnings: Vec<String>,
 }
 
 impl Reloader {
     fn reload(&self) {
-        let applied = config::merge(&self.argv).and_then(|m| {
-            let new = m.args;
-            let ulimits = default_ulimits(&new)?;
-            let settings = daemon_settings(&new, &self.fixed_warnings)?;
-            Ok((new, ulimits, settings))
+        let applied = config::merge(&self.argv).and_then(|merged| {
+            let ulimits = default_ulimits(&merged.args)?;
+            let net = network_config(&merged.args)?;
+            let settings = daemon_settings(&merged.args, &net.default_pools, &self.fixed_warnings)?;
+            Ok((merged, ulimits, settings))
         });
-        let (new, ulimits, settings) = match applied {
+        let (merged, ulimits, settings) = match applied {
             Ok(v) => v,
             Err(e) => {
                 tracing::error!("reloading the configuration failed, the running one stays: {e:#}");
@@ -607,12 +597,13 @@ impl Reloader {
             Ok(c) => c,
             Err(poisoned) => poisoned.into_inner(),
         };
-        for key in config::changed_needing_restart(&current, &new) {
+        for key in config::changed_needing_restart(&current, &merged) {
             tracing::warn!("{key} changed in the configuration: restart berthd to apply it");
         }
+        let new = &merged.args;
         if let Err(e) = self
             .log
-            .modify(|f| *f = tracing_subscriber::EnvFilter::new(log_level(&new)))
+            .modify(|f| *f = tracing_subscriber::EnvFilter::new(log_level(new)))
         {
             tracing::warn!("changing the log level: {e}");
         }
@@ -624,17 +615,17 @@ impl Reloader {
             .attr("insecure-registries", format!("{:?}", new.insecure_registry))
             .attr("registry-mirrors", format!("{:?}", new.registry_mirror));
         system.set_settings(settings);
-        self.services.distribution.reconfigure(registry_config(&new));
+        self.services.distribution.reconfigure(registry_config(new));
         self.services.containers.set_default_ulimits(ulimits);
-        *current = new;
+        *current = merged;
         self.services.events.publish(event);
         tracing::info!("configuration reloaded");
     }
 
     fn live_restore(&self) -> bool {
         match self.current.lock() {
-            Ok(c) => c.live_restore,
-            Err(poisoned) => poisoned.into_inner().live_restore,
+            Ok(c) => c.args.live_restore,
+            Err(poisoned) => poisoned.into_inner().args.live_restore,
         }
     }
 }
@@ -677,7 +668,10 @@ async fn main() -> Result<()> {
     // Everything that can be checked without touching the system.
     let ulimits = default_ulimits(&args)?;
     let net_cfg = network_config(&args)?;
-    daemon_settings(&args, &[])?;
+    let mut settings = daemon_settings(&args, &net_cfg.default_pools, &[])?;
+    for w in &settings.warnings {
+        tracing::warn!("{}", w.trim_start_matches("WARNING: "));
+    }
     let log_defaults = berth_engine::LogDefaults::parse(args.log_driver.as_deref(), &args.log_opt)
         .map_err(|e| anyhow::anyhow!("invalid log configuration: {e}"))?;
     let external_runtimes = runtimes(&args.add_runtime)?;
@@ -751,7 +745,7 @@ async fn main() -> Result<()> {
         listeners.push(l);
         fixed_warnings.extend(warning);
     }
-    let settings = daemon_settings(&args, &fixed_warnings)?;
+    settings.warnings.splice(0..0, fixed_warnings.iter().cloned());
     let metrics = match &args.metrics_addr {
         Some(addr) => Some(
             tokio::net::TcpListener::bind(addr)
@@ -798,7 +792,7 @@ async fn main() -> Result<()> {
     let reloader = Arc::new(Reloader {
         argv,
         services: services.clone(),
-        current: std::sync::Mutex::new(args.clone()),
+        current: std::sync::Mutex::new(merged),
         log: log_reload,
         fixed_warnings,
     });

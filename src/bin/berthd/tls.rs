@@ -7,7 +7,6 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 use anyhow::{bail, Context, Result};
-use berth_client::tls::{load_certs, load_key};
 
 use crate::Args;
 
@@ -29,8 +28,8 @@ pub fn acceptor(args: &Args) -> Result<Option<tokio_rustls::TlsAcceptor>> {
     }
     let file = |given: &Option<PathBuf>, name: &str| given.clone().unwrap_or_else(|| default_dir().join(name));
     let (cert, key) = (file(&args.tlscert, "cert.pem"), file(&args.tlskey, "key.pem"));
-    let certs = load_certs(&cert).context("--tlscert")?;
-    let key = load_key(&key).context("--tlskey")?;
+    let certs = berth_tls::read_certs(&cert).with_context(|| format!("--tlscert {}", cert.display()))?;
+    let key = berth_tls::read_key(&key).with_context(|| format!("--tlskey {}", key.display()))?;
     let provider = Arc::new(rustls::crypto::ring::default_provider());
     let builder = rustls::ServerConfig::builder_with_provider(provider.clone())
         .with_safe_default_protocol_versions()
@@ -38,7 +37,7 @@ pub fn acceptor(args: &Args) -> Result<Option<tokio_rustls::TlsAcceptor>> {
     let builder = if args.tlsverify {
         let ca = file(&args.tlscacert, "ca.pem");
         let mut roots = rustls::RootCertStore::empty();
-        for c in load_certs(&ca).context("--tlscacert")? {
+        for c in berth_tls::read_certs(&ca).with_context(|| format!("--tlscacert {}", ca.display()))? {
             roots
                 .add(c)
                 .with_context(|| format!("--tlscacert {}: not a usable CA certificate", ca.display()))?;

@@ -168,28 +168,14 @@ fn set_console_size(body: &mut ContainerCreateBody, tty: bool) {
     }
 }
 
-/// `--detach-keys`, else `detachKeys` in the CLI's config file (`$DOCKER_CONFIG/config.json` or
-/// `~/.docker/config.json`, as the docker CLI reads it), else Docker's default.
+/// `--detach-keys` (filled in from config.json's `detachKeys` when not given, see
+/// `ClientConfig::apply`), else Docker's default.
 fn detach_keys(flag: Option<&str>) -> Result<Vec<u8>, StatusError> {
-    let configured = flag
-        .filter(|k| !k.is_empty())
-        .map(str::to_string)
-        .or_else(configured_detach_keys);
-    match configured.as_deref() {
+    match flag.filter(|k| !k.is_empty()) {
         Some(k) => attach::parse_detach_keys(k)
             .map_err(|e| StatusError::new(125, format!("invalid detach keys ({k}) provided: {e}"))),
         None => Ok(attach::DEFAULT_DETACH_KEYS.to_vec()),
     }
-}
-
-/// `detachKeys` from the docker CLI's config file, if set.
-fn configured_detach_keys() -> Option<String> {
-    let data = std::fs::read(crate::credentials::config_path().ok()?).ok()?;
-    let v: serde_json::Value = serde_json::from_slice(&data).ok()?;
-    v.get("detachKeys")?
-        .as_str()
-        .filter(|k| !k.is_empty())
-        .map(str::to_string)
 }
 
 /// `docker run`.
