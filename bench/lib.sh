@@ -5,6 +5,11 @@
 #    exec roots, sockets, pid file, dockerd's trust key, containerd's root/state/plugins, a cgroup
 #    parent named after the dir), and the cleanup stops what it started by PID, or by the temp dir in
 #    the command line (shims);
+#  - the daemons run in sessions of their own (setsid), as a service manager starts them: with the
+#    kernel's autogroup scheduling (sched_autogroup_enabled=1) a session is a CPU scheduling group,
+#    and a daemon left in the benchmark's session would share the load tool's group (cheaper
+#    wake-ups between them than any installed daemon gets: dockerd's docker-proxy relays every
+#    request of bench/net.sh);
 #  - bridges have unique names (a prefix + the temp dir's suffix: 8 characters, fits IFNAMSIZ) on an
 #    unused 10.213.x.0/24, so nothing collides with the host's networks;
 #  - berthd's kernel NAT lives in the nftables table `inet berth`, one per host (per network
@@ -169,7 +174,7 @@ make_bridge() {
 # start_berthd [ARGS]...: our berthd on BERTH_SOCK with its roots under WORK (ARGS: its network).
 start_berthd() {
   STARTED_BERTHD=1
-  "$BIN/berthd" --host "unix://$BERTH_SOCK" --data-root "$WORK/berth-data" --exec-root "$WORK/berth-run" \
+  setsid "$BIN/berthd" --host "unix://$BERTH_SOCK" --data-root "$WORK/berth-data" --exec-root "$WORK/berth-run" \
     "$@" >"$WORK/berthd.log" 2>&1 &
   BERTHD_PID=$!
   BERTHD_START=$(awk '{print $22}' "/proc/$BERTHD_PID/stat" 2>/dev/null || true)
@@ -193,7 +198,7 @@ disabled_plugins = ["io.containerd.grpc.v1.cri", "io.containerd.snapshotter.v1.b
 [plugins."io.containerd.internal.v1.opt"]
   path = "$CTD/opt"
 EOF
-  containerd --config "$CTD/config.toml" >"$WORK/containerd.log" 2>&1 &
+  setsid containerd --config "$CTD/config.toml" >"$WORK/containerd.log" 2>&1 &
   CONTAINERD_PID=$!
   wait_for 30 test -S "$CTD/containerd.sock" || { echo "containerd did not start:" >&2; cat "$WORK/containerd.log" >&2; exit 1; }
 }
@@ -204,7 +209,7 @@ EOF
 start_dockerd() {
   local extra=$1; shift
   echo "{\"deprecated-key-path\": \"$WORK/docker-key.json\"$extra}" >"$WORK/daemon.json"
-  dockerd --config-file "$WORK/daemon.json" --containerd "$CTD/containerd.sock" \
+  setsid dockerd --config-file "$WORK/daemon.json" --containerd "$CTD/containerd.sock" \
     --host "unix://$DOCKER_SOCK" --data-root "$WORK/docker-data" --exec-root "$WORK/docker-run" \
     --pidfile "$WORK/docker.pid" --cgroup-parent "/$NAME" --storage-driver overlay2 \
     "$@" >"$WORK/dockerd.log" 2>&1 &
