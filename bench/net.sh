@@ -11,7 +11,8 @@
 #
 # Usage: bash bench/net.sh [runs]    (as root; runs of each `run --rm` row, default 20;
 #        ROUNDS=<n> wrk rounds per target, default 3; WRK_ARGS, default "-t2 -c32 -d5s";
-#        SKIP_BUILD=1 uses the release binaries already built; PERF_DIR=<dir> also profiles one more
+#        SKIP_BUILD=1 uses the release binaries already built; SETTLE=<s> of quiet before each timed
+#        `run --rm`, default 0.1; PERF_DIR=<dir> also profiles one more
 #        wrk run per target with `perf record -a` and keeps the CPU share per command there;
 #        HOST_CPU_CGROUP=1 puts the host httpd in a cgroup v1 `cpu` group of its own, as a
 #        container is, for a CPU weight like the containers' when other load competes for the CPUs)
@@ -220,7 +221,8 @@ stop_pid "$HTTPD_PID" 5; HTTPD_PID=
 rm_all berth; rm_all dock
 
 # ---------------------------------------------------------------- 2. run --rm: bridge vs none
-# One warm-up each, then N runs of each command in turn (interleaved); wall time of the CLI call.
+# One warm-up each, then N runs of each command in turn (interleaved), each after SETTLE seconds of
+# quiet (bench/lib.sh, default 0.1); wall time of the CLI call.
 declare -A T=()
 CMDS=(berth_bridge berth_none docker_bridge)
 berth_bridge() { berth run --rm bb true; }
@@ -229,6 +231,7 @@ docker_bridge() { dock run --rm bb true; }
 for c in "${CMDS[@]}"; do "$c" >/dev/null 2>"$WORK/err" || { echo "$c failed: $(cat "$WORK/err")" >&2; exit 1; }; done
 for ((i = 0; i < N; i++)); do
   for c in "${CMDS[@]}"; do
+    settle # dockerd and containerd finish a `run --rm` after the CLI returns: not berth's time
     t0=$EPOCHREALTIME
     "$c" >/dev/null 2>"$WORK/err" || { echo "$c failed: $(cat "$WORK/err")" >&2; exit 1; }
     T[$c]+="$(awk -v a="$t0" -v b="$EPOCHREALTIME" 'BEGIN {printf "%.2f", (b - a) * 1000}') "
