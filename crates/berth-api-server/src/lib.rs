@@ -158,8 +158,11 @@ where
     });
     // hyper's own limits sit above berth's (error::check_head), so an oversized request gets
     // Docker's JSON error from berth rather than hyper's empty one.
+    // Half-closes are answered: a client may shut its write side down once the request is sent
+    // and still read the answer (`docker system dial-stdio` does when its input ends).
     let conn = hyper::server::conn::http1::Builder::new()
         .keep_alive(true)
+        .half_close(true)
         .max_buf_size(error::HYPER_MAX_BUF)
         .max_headers(error::HYPER_MAX_HEADERS)
         .serve_connection(TokioIo::new(io), svc)

@@ -130,6 +130,7 @@ pub async fn dispatch(cli: Cli) -> Result<i32> {
         Cmd::Events(a) | Cmd::System(SystemCmd::Events(a)) => events::events(c, a).await,
         Cmd::System(SystemCmd::Df(a)) => events::df(c, a).await,
         Cmd::System(SystemCmd::Prune(a)) => events::prune(c, a).await,
+        Cmd::System(SystemCmd::DialStdio) => system::dial_stdio(c).await,
         Cmd::Version(_)
         | Cmd::Info(_)
         | Cmd::System(SystemCmd::Info(_))

@@ -191,6 +191,37 @@ pub fn registry(a: RegistryArgs) -> Result<i32> {
     Ok(status.code().unwrap_or_else(|| 128 + status.signal().unwrap_or(0)))
 }
 
+/// `system dial-stdio`: relays standard input and output over a new connection to the daemon. It
+/// is what `ssh` runs on the remote host for an `ssh://` daemon address (docker's and berth's
+/// clients ask for `docker system dial-stdio`). As docker's: when standard input ends, the
+/// connection's write side is closed and the daemon's answer still read to its end; when the
+/// daemon closes, it returns at once.
+pub async fn dial_stdio(client: &Client) -> Result<i32> {
+    use tokio::io::AsyncWriteExt;
+    let stream = client.dial().await?;
+    let (mut from_daemon, mut to_daemon) = tokio::io::split(stream);
+    let up = async {
+        tokio::io::copy(&mut tokio::io::stdin(), &mut to_daemon).await?;
+        to_daemon.shutdown().await
+    };
+    let down = async {
+        let mut stdout = tokio::io::stdout();
+        tokio::io::copy(&mut from_daemon, &mut stdout).await?;
+        stdout.flush().await
+    };
+    tokio::pin!(up, down);
+    tokio::select! {
+        r = &mut up => {
+            r.map_err(|e| anyhow::anyhow!("copying standard input to the daemon: {e}"))?;
+            down.await.map_err(|e| anyhow::anyhow!("copying the daemon's stream to standard output: {e}"))?;
+        }
+        r = &mut down => {
+            r.map_err(|e| anyhow::anyhow!("copying the daemon's stream to standard output: {e}"))?;
+        }
+    }
+    Ok(0)
+}
+
 pub async fn version(copts: &ConnectOpts, a: VersionArgs) -> Result<i32> {
     let conn = connect(copts).await;
     let server = match &conn {

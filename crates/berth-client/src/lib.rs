@@ -12,6 +12,7 @@ mod images;
 mod networks;
 mod registry;
 mod resources;
+mod sshconn;
 pub mod stream;
 pub mod tls;
 mod volumes;
@@ -35,7 +36,7 @@ pub use archive::{CommitOptions, ContainerPathStat};
 pub use berth_api::models;
 pub use berth_credentials::AuthConfig;
 pub use body::{BodyReader, ReqBody};
-pub use host::{select_host, Host, HostSource, InvalidHost, DEFAULT_HOST};
+pub use host::{select_host, Host, HostSource, InvalidHost, SshHost, DEFAULT_HOST};
 pub use networks::NetworkInspectOptions;
 pub use registry::{AuthResponse, SearchItem};
 pub use tls::{TlsError, TlsOptions};
@@ -60,6 +61,14 @@ pub(crate) struct SendOpts<'a> {
 /// Host header for unix sockets (Docker's client sends the same dummy name).
 const UNIX_HOST_HEADER: &str = "api.moby.localhost";
 
+/// Host header over `ssh://` (Docker's client sends the same dummy name).
+const SSH_HOST_HEADER: &str = "docker.example.com";
+
+/// A byte stream to the daemon: a socket, a TLS session or an ssh child's pipes.
+pub trait DaemonStream: AsyncRead + AsyncWrite + Unpin + Send {}
+
+impl<T: AsyncRead + AsyncWrite + Unpin + Send> DaemonStream for T {}
+
 /// Everything that can go wrong talking to the daemon.
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
@@ -81,6 +90,15 @@ pub enum Error {
         #[source]
         source: io::Error,
     },
+    /// `ssh` for an `ssh://` host could not be started.
+    #[error("error during connect: {source}")]
+    Ssh {
+        /// The address tried.
+        host: String,
+        /// Why ssh did not start.
+        #[source]
+        source: io::Error,
+    },
     /// The daemon answered with an error status and `{"message": ...}`.
     #[error("Error response from daemon: {message}")]
     Daemon {
@@ -89,8 +107,9 @@ pub enum Error {
         /// The daemon's `message`.
         message: String,
     },
-    /// The HTTP exchange failed mid-way.
-    #[error("error during connect: {0}")]
+    /// The HTTP exchange failed mid-way (with the cause hyper carries: an ssh that exited names
+    /// its command, status and standard error).
+    #[error("error during connect: {}", with_causes(.0))]
     Http(#[from] hyper::Error),
     /// A request could not be built (bad characters in an argument).
     #[error("invalid request: {0}")]
@@ -134,6 +153,20 @@ impl Error {
             _ => None,
         }
     }
+}
+
+/// `e` and the errors under it, joined by `: `.
+fn with_causes(e: &dyn std::error::Error) -> String {
+    let mut s = e.to_string();
+    let mut cause = e.source();
+    while let Some(c) = cause {
+        let text = c.to_string();
+        if !s.ends_with(&text) {
+            s = format!("{s}: {text}");
+        }
+        cause = c.source();
+    }
+    s
 }
 
 /// The client's result type.
@@ -333,6 +366,12 @@ impl Client {
     }
 
     async fn connect(&self) -> Result<http1::SendRequest<ReqBody>> {
+        handshake(self.dial().await?).await
+    }
+
+    /// A new byte stream to the daemon (TLS done, for a TLS client): what HTTP runs over, and
+    /// what `system dial-stdio` relays.
+    pub async fn dial(&self) -> Result<Box<dyn DaemonStream>> {
         let connect_err = |source| Error::Connect {
             host: self.host.to_string(),
             source,
@@ -340,13 +379,17 @@ impl Client {
         match &self.host {
             Host::Unix(path) => {
                 let stream = tokio::net::UnixStream::connect(path).await.map_err(connect_err)?;
-                handshake(stream).await
+                Ok(Box::new(stream))
             }
+            Host::Ssh(ssh) => Ok(Box::new(sshconn::SshConn::spawn(ssh).map_err(|source| Error::Ssh {
+                host: self.host.to_string(),
+                source,
+            })?)),
             Host::Tcp(addr) => {
                 let stream = tokio::net::TcpStream::connect(addr).await.map_err(connect_err)?;
                 let _ = stream.set_nodelay(true);
                 match &self.tls {
-                    None => handshake(stream).await,
+                    None => Ok(Box::new(stream)),
                     Some(config) => {
                         let tls_err = |source| Error::Tls {
                             host: self.host.to_string(),
@@ -357,7 +400,7 @@ impl Client {
                             .connect(name, stream)
                             .await
                             .map_err(tls_err)?;
-                        handshake(stream).await
+                        Ok(Box::new(stream))
                     }
                 }
             }
@@ -368,6 +411,8 @@ impl Client {
         let host_header = match &self.host {
             Host::Unix(_) => UNIX_HOST_HEADER.to_string(),
             Host::Tcp(a) => a.clone(),
+            // Docker's client names the daemon this way over a connection helper.
+            Host::Ssh(_) => SSH_HOST_HEADER.to_string(),
         };
         let uri = if path_and_query == "/_ping" {
             path_and_query.to_string()

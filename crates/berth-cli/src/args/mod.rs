@@ -293,6 +293,9 @@ pub enum SystemCmd {
     Df(DfArgs),
     /// Remove unused data
     Prune(SystemPruneArgs),
+    /// Proxy the stdio stream to the daemon connection. Should not be invoked manually.
+    #[command(hide = true)]
+    DialStdio,
 }
 
 #[cfg(test)]
