@@ -223,6 +223,18 @@ fn berth_cli_builds() {
     let id = std::fs::read_to_string(&iid).unwrap();
     assert!(id.starts_with("sha256:"), "{id}");
     assert_eq!(r.stdout.trim(), id);
+    // docker's other names for build give the same (cached) image.
+    for verb in [["image", "build"], ["builder", "build"]] {
+        let r = d.berth(&[
+            verb[0],
+            verb[1],
+            "-q",
+            "-f",
+            df.to_str().unwrap(),
+            ctx.path().to_str().unwrap(),
+        ]);
+        assert_eq!((r.code, r.stdout.trim()), (0, id.as_str()), "{verb:?}: {r:?}");
+    }
     let r = d.berth(&["build", ctx.path().join("missing").to_str().unwrap()]);
     assert_ne!(r.code, 0, "{r:?}");
     assert!(r.stderr.contains("unable to prepare context"), "{r:?}");

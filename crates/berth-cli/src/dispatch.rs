@@ -13,7 +13,7 @@ pub async fn dispatch(cli: Cli) -> Result<i32> {
     if let Some(dir) = cli.config.as_deref().filter(|d| !d.is_empty()) {
         crate::credentials::set_config_dir(dir);
     }
-    let Some(mut cmd) = cli.cmd else {
+    let Some(cmd) = cli.cmd else {
         if cli.version {
             outln!(
                 "berth version {}, build {}",
@@ -25,6 +25,11 @@ pub async fn dispatch(cli: Cli) -> Result<i32> {
         use clap::CommandFactory;
         let _ = Cli::command().print_help();
         return Ok(0);
+    };
+    // `image build` and `builder build` are `build`, as in docker.
+    let mut cmd = match cmd {
+        Cmd::Image(ImageCmd::Build(a)) | Cmd::Builder(BuilderCmd::Build(a)) => Cmd::Build(a),
+        other => other,
     };
     match cmd {
         // Generated from the command definitions alone.
@@ -59,6 +64,17 @@ pub async fn dispatch(cli: Cli) -> Result<i32> {
         Cmd::Info(a) | Cmd::System(SystemCmd::Info(a)) => return system::info(&copts, a).await,
         // Contexts live in the client's config directory.
         Cmd::Context(c) => return crate::context::context(&copts, c),
+        // Manifest lists are made on the client, against the registry.
+        Cmd::Manifest(ManifestCmd::Create(a)) => return crate::manifest::create(a).await,
+        Cmd::Manifest(ManifestCmd::Annotate(a)) => return crate::manifest::annotate(a),
+        Cmd::Manifest(ManifestCmd::Push(a)) => return crate::manifest::push(a).await,
+        Cmd::Manifest(ManifestCmd::Rm(a)) => return crate::manifest::rm(a),
+        Cmd::Manifest(ManifestCmd::Inspect(ref a)) => {
+            if let Some(out) = crate::manifest::inspect_local(&a.names, a.verbose)? {
+                crate::write_out(&format!("{out}\n"));
+                return Ok(0);
+            }
+        }
         _ => {}
     }
     let is_run = matches!(cmd, Cmd::Run(_) | Cmd::Container(ContainerCmd::Run(_)));
@@ -138,6 +154,10 @@ pub async fn dispatch(cli: Cli) -> Result<i32> {
         | Cmd::Logout(_)
         | Cmd::Completion(_)
         | Cmd::Context(_)
-        | Cmd::Man(_) => Ok(0),
+        | Cmd::Manifest(ManifestCmd::Create(_) | ManifestCmd::Annotate(_) | ManifestCmd::Push(_) | ManifestCmd::Rm(_))
+        | Cmd::Man(_)
+        // Turned into `Cmd::Build` above.
+        | Cmd::Image(ImageCmd::Build(_))
+        | Cmd::Builder(BuilderCmd::Build(_)) => Ok(0),
     }
 }

@@ -30,6 +30,7 @@ mod filters;
 mod format;
 mod image;
 mod man;
+mod manifest;
 mod network;
 mod objects;
 mod opts;

@@ -280,10 +280,13 @@ pub async fn search(client: &Client, a: SearchArgs) -> Result<i32> {
 
 /// `docker manifest inspect NAME`, answered by the daemon's `GET /distribution/{name}/json`.
 pub async fn manifest_inspect(client: &Client, a: ManifestInspectArgs) -> Result<i32> {
+    let [name] = a.names.as_slice() else {
+        return Err(fail("a list and an image are inspected from the local store only").into());
+    };
     let reference =
-        berth_types::Reference::parse(&a.name).map_err(|_| fail(format!("invalid reference format: {}", a.name)))?;
+        berth_types::Reference::parse(name).map_err(|_| fail(format!("invalid reference format: {name}")))?;
     let auth = crate::credentials::auth_for(reference.domain());
-    let v = client.distribution_inspect(&a.name, &auth).await.map_err(fail)?;
+    let v = client.distribution_inspect(name, &auth).await.map_err(fail)?;
     let shown = if a.verbose {
         json!({"Ref": reference.to_string(), "Descriptor": v["Descriptor"], "Platforms": v["Platforms"]})
     } else {

@@ -255,6 +255,8 @@ pub enum ContainerCmd {
 
 #[derive(Subcommand, Debug)]
 #[command(defer = true)]
+// Parsed once per process; `build` is as large here as in `Cmd`.
+#[allow(clippy::large_enum_variant)]
 pub enum ImageCmd {
     /// List images
     #[command(visible_alias = "list")]
@@ -280,6 +282,8 @@ pub enum ImageCmd {
     Save(SaveArgs),
     /// Remove unused images
     Prune(ImagePruneArgs),
+    /// Build an image from a Dockerfile
+    Build(BuildCmd),
 }
 
 #[derive(Subcommand, Debug)]
@@ -432,9 +436,13 @@ pub struct BuildArgs {
 /// `berth builder ...`.
 #[derive(clap::Subcommand, Debug)]
 #[command(defer = true)]
+// Parsed once per process; `build` is as large here as in `Cmd`.
+#[allow(clippy::large_enum_variant)]
 pub enum BuilderCmd {
     /// Remove build cache
     Prune(BuilderPruneArgs),
+    /// Build an image from a Dockerfile
+    Build(BuildCmd),
 }
 
 /// `berth builder prune`.

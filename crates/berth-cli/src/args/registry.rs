@@ -63,23 +63,89 @@ pub struct SearchArgs {
 #[derive(Subcommand, Debug)]
 #[command(defer = true)]
 pub enum ManifestCmd {
-    /// Display an image manifest's descriptor and platforms, as the daemon resolves them.
+    /// Display an image manifest, or manifest list
     ///
-    /// Unlike docker's, which talks to the registry itself, berth asks the daemon
-    /// (GET /distribution/{name}/json), which holds the registry configuration (mirrors,
-    /// certificates, insecure registries); credentials from the client config are sent along.
+    /// A list made locally (`manifest create`) is shown from the client's store; an image of it
+    /// with `inspect LIST IMAGE`. Otherwise berth asks the daemon (GET /distribution/{name}/json),
+    /// which holds the registry configuration (mirrors, certificates, insecure registries);
+    /// credentials from the client config are sent along.
     Inspect(ManifestInspectArgs),
+    /// Create a local manifest list for annotating and pushing to a registry
+    Create(ManifestCreateArgs),
+    /// Add additional information to a local image manifest
+    Annotate(ManifestAnnotateArgs),
+    /// Push a manifest list to a repository
+    Push(ManifestPushArgs),
+    /// Delete one or more manifest lists from local storage
+    Rm(ManifestRmArgs),
 }
 
 #[derive(Args, Debug)]
 pub struct ManifestInspectArgs {
-    /// Output additional info: the platforms of a manifest list
+    /// Output additional info including layers and platform
     #[arg(short = 'v', long)]
     pub verbose: bool,
     /// Allow communication with an insecure registry (the daemon's insecure-registries decide)
     #[arg(long)]
     pub insecure: bool,
-    /// The image reference
+    /// [MANIFEST_LIST] MANIFEST
+    #[arg(value_name = "MANIFEST", num_args = 1..=2, required = true)]
+    pub names: Vec<String>,
+}
+
+#[derive(Args, Debug)]
+pub struct ManifestCreateArgs {
+    /// Amend an existing manifest list
+    #[arg(short = 'a', long)]
+    pub amend: bool,
+    /// Allow communication with an insecure registry
+    #[arg(long)]
+    pub insecure: bool,
+    /// The list to create (a reference in the registry it will be pushed to)
+    #[arg(value_name = "MANIFEST_LIST")]
+    pub list: String,
+    /// The images it lists, each in the list's registry
+    #[arg(value_name = "MANIFEST", required = true)]
+    pub images: Vec<String>,
+}
+
+#[derive(Args, Debug)]
+pub struct ManifestAnnotateArgs {
+    /// Set architecture
+    #[arg(long)]
+    pub arch: Option<String>,
+    /// Set operating system
+    #[arg(long)]
+    pub os: Option<String>,
+    /// Set operating system feature
+    #[arg(long = "os-features")]
+    pub os_features: Vec<String>,
+    /// Set operating system version
+    #[arg(long = "os-version")]
+    pub os_version: Option<String>,
+    /// Set architecture variant
+    #[arg(long)]
+    pub variant: Option<String>,
+    #[arg(value_name = "MANIFEST_LIST")]
+    pub list: String,
     #[arg(value_name = "MANIFEST")]
-    pub name: String,
+    pub image: String,
+}
+
+#[derive(Args, Debug)]
+pub struct ManifestPushArgs {
+    /// Allow push to an insecure registry
+    #[arg(long)]
+    pub insecure: bool,
+    /// Remove the local manifest list after push
+    #[arg(short = 'p', long)]
+    pub purge: bool,
+    #[arg(value_name = "MANIFEST_LIST")]
+    pub list: String,
+}
+
+#[derive(Args, Debug)]
+pub struct ManifestRmArgs {
+    #[arg(value_name = "MANIFEST_LIST", required = true)]
+    pub lists: Vec<String>,
 }
