@@ -35,28 +35,30 @@ fn docker(d: &Daemon, config: &Path, args: &[&str]) -> Run {
     cli(d, "docker", config, args)
 }
 
-/// Pushes `bb` as `{reg}/app:amd64` and a changed copy as `{reg}/other:arm64`.
-fn push_two_images(d: &Daemon, reg: &str) {
+/// A daemon, a registry on 127.0.0.1:`port` beside it holding `bb` as `{reg}/app:amd64` and a
+/// changed copy as `{reg}/other:arm64`, and a client config directory of the test's.
+fn setup(port: u16) -> (Daemon, Registry, String, std::path::PathBuf) {
+    let d = Daemon::start();
+    let registry = Registry::start(&d, port);
+    let reg = format!("127.0.0.1:{port}");
     d.load_busybox("bb:latest");
     let amd64 = format!("{reg}/app:amd64");
     let arm64 = format!("{reg}/other:arm64");
-    ok(d, &["tag", "bb", &amd64]);
-    ok(d, &["run", "--name", "mk", "bb", "sh", "-c", "echo arm >/marker"]);
-    ok(d, &["commit", "mk", &arm64]);
+    ok(&d, &["tag", "bb", &amd64]);
+    ok(&d, &["run", "--name", "mk", "bb", "sh", "-c", "echo arm >/marker"]);
+    ok(&d, &["commit", "mk", &arm64]);
     // The daemon pushes, from its network namespace.
     for r in [&amd64, &arm64] {
-        ok(d, &["push", "-q", r]);
+        ok(&d, &["push", "-q", r]);
     }
+    let config = d.root.join("client-config");
+    std::fs::create_dir_all(&config).unwrap();
+    (d, registry, reg, config)
 }
 
 #[test]
 fn a_list_made_by_berth_is_dockers_and_both_push_the_same_bytes() {
-    let d = Daemon::start();
-    let _registry = Registry::start(&d, 15301);
-    let reg = "127.0.0.1:15301";
-    push_two_images(&d, reg);
-    let config = d.root.join("client-config");
-    std::fs::create_dir_all(&config).unwrap();
+    let (d, _registry, reg, config) = setup(15301);
     let list = format!("{reg}/app:multi");
     let (amd64, arm64) = (format!("{reg}/app:amd64"), format!("{reg}/other:arm64"));
 
@@ -190,12 +192,7 @@ fn a_list_made_by_berth_is_dockers_and_both_push_the_same_bytes() {
 
 #[test]
 fn a_create_that_fails_stores_nothing() {
-    let d = Daemon::start();
-    let _registry = Registry::start(&d, 15302);
-    let reg = "127.0.0.1:15302";
-    push_two_images(&d, reg);
-    let config = d.root.join("client-config");
-    std::fs::create_dir_all(&config).unwrap();
+    let (d, _registry, reg, config) = setup(15302);
     let list = format!("{reg}/app:broken");
     let r = berth(
         &d,

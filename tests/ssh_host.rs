@@ -128,8 +128,11 @@ fn berth_over_ssh_runs_containers_with_stdin_and_gives_ssh_dockers_arguments() {
     assert_eq!((r.code, r.stdout.as_str()), (0, "in-exec\n"), "{r:?}");
     let r = run_with(&berth, &d, &path, &["-H", &host, "logs", "over-ssh"], "");
     assert_eq!((r.code, r.stdout.as_str()), (0, "up\n"), "{r:?}");
+    // The requests of one command share a connection (keep-alive): `ps` is one ssh login.
+    std::fs::remove_file(&argv).unwrap();
     let r = run_with(&berth, &d, &path, &["-H", &host, "ps", "--format", "{{.Names}}"], "");
     assert_eq!((r.code, r.stdout.as_str()), (0, "over-ssh\n"), "{r:?}");
+    assert_eq!(std::fs::read_to_string(&argv).unwrap().lines().count(), 1);
     // A context with an ssh endpoint, as `docker context create --docker host=ssh://…` makes.
     let ep = format!("host={host}");
     let r = run_with(&berth, &d, &path, &["context", "create", "viassh", "--docker", &ep], "");

@@ -251,7 +251,13 @@ pub struct Client {
     version: String,
     /// TLS for a TCP daemon (`--tls`, `--tlsverify`).
     tls: Option<Arc<rustls::ClientConfig>>,
+    /// Connections kept open between requests (HTTP keep-alive, as docker's client keeps them):
+    /// over ssh a new one costs a login, over TLS a handshake. Shared by clones.
+    idle: Arc<std::sync::Mutex<Vec<http1::SendRequest<ReqBody>>>>,
 }
+
+/// At most this many idle connections are kept.
+const MAX_IDLE: usize = 4;
 
 /// Percent-encodes a URL component (see [`berth_types::percent_encode`]).
 pub fn encode_component(s: &str) -> String {
@@ -303,6 +309,7 @@ impl Client {
             host,
             version: CLIENT_API_VERSION.to_string(),
             tls: None,
+            idle: Arc::default(),
         }
     }
 
@@ -359,10 +366,32 @@ impl Client {
                 .and_then(|v| v.to_str().ok())
                 .map(str::to_string)
         };
-        Ok(Ping {
+        let ping = Ping {
             api_version: header("api-version"),
             os_type: header("ostype"),
-        })
+        };
+        // Read to the end ("OK"), so the connection is free for the next request.
+        resp.into_body().collect().await?;
+        Ok(ping)
+    }
+
+    /// An idle connection ready for a request (one still busy with an earlier response, or
+    /// closed, is let go).
+    fn take_idle(&self) -> Option<http1::SendRequest<ReqBody>> {
+        let mut idle = self.idle.lock().unwrap_or_else(|p| p.into_inner());
+        while let Some(s) = idle.pop() {
+            if s.is_ready() {
+                return Some(s);
+            }
+        }
+        None
+    }
+
+    fn keep(&self, sender: http1::SendRequest<ReqBody>) {
+        let mut idle = self.idle.lock().unwrap_or_else(|p| p.into_inner());
+        if idle.len() < MAX_IDLE {
+            idle.push(sender);
+        }
     }
 
     async fn connect(&self) -> Result<http1::SendRequest<ReqBody>> {
@@ -448,8 +477,32 @@ impl Client {
         o: &SendOpts<'_>,
     ) -> Result<Response<Incoming>> {
         let req = self.build(method, &path_and_query, body, o)?;
-        let mut sender = self.connect().await?;
-        let resp = sender.send_request(req).await?;
+        // An upgrade (attach, exec) gets a connection of its own, as docker's hijack dials one.
+        let kept = if o.upgrade { None } else { self.take_idle() };
+        let (sender, resp) = match kept {
+            Some(mut kept) => match kept.try_send_request(req).await {
+                Ok(resp) => (kept, resp),
+                Err(mut e) => match e.take_message() {
+                    // The kept connection closed before the request went out: a new one.
+                    Some(req) => {
+                        let mut sender = self.connect().await?;
+                        let resp = sender.send_request(req).await?;
+                        (sender, resp)
+                    }
+                    None => return Err(e.into_error().into()),
+                },
+            },
+            None => {
+                let mut sender = self.connect().await?;
+                let resp = sender.send_request(req).await?;
+                (sender, resp)
+            }
+        };
+        // An upgraded connection is the caller's stream now; any other is reusable once its
+        // response has been read.
+        if !o.upgrade {
+            self.keep(sender);
+        }
         let status = resp.status();
         if status.is_client_error() || status.is_server_error() {
             let bytes = resp.into_body().collect().await?.to_bytes();
