@@ -251,8 +251,9 @@ pub struct Client {
     version: String,
     /// TLS for a TCP daemon (`--tls`, `--tlsverify`).
     tls: Option<Arc<rustls::ClientConfig>>,
-    /// Connections kept open between requests (HTTP keep-alive, as docker's client keeps them):
-    /// over ssh a new one costs a login, over TLS a handshake. Shared by clones.
+    /// Connections kept open between requests to an ssh or TCP daemon (HTTP keep-alive, as
+    /// docker's client keeps them): over ssh a new one costs a login, over TLS a handshake; a unix
+    /// socket's cost nothing, so each request has its own. Shared by clones.
     idle: Arc<std::sync::Mutex<Vec<http1::SendRequest<ReqBody>>>>,
 }
 
@@ -476,31 +477,41 @@ impl Client {
         body: ReqBody,
         o: &SendOpts<'_>,
     ) -> Result<Response<Incoming>> {
-        let req = self.build(method, &path_and_query, body, o)?;
-        // An upgrade (attach, exec) gets a connection of its own, as docker's hijack dials one.
-        let kept = if o.upgrade { None } else { self.take_idle() };
+        // Connections are kept where a new one is dear (an ssh login, a TCP or TLS handshake),
+        // never for an upgrade (attach, exec: a connection of its own, as docker's hijack dials).
+        let reuse = !o.upgrade && !matches!(self.host, Host::Unix(_));
+        let kept = if reuse { self.take_idle() } else { None };
         let (sender, resp) = match kept {
-            Some(mut kept) => match kept.try_send_request(req).await {
-                Ok(resp) => (kept, resp),
-                Err(mut e) => match e.take_message() {
-                    // The kept connection closed before the request went out: a new one.
-                    Some(req) => {
+            Some(mut kept) => {
+                let req = self.build(method.clone(), &path_and_query, body, o)?;
+                match kept.try_send_request(req).await {
+                    Ok(resp) => (kept, resp),
+                    Err(mut e) => {
+                        // The kept connection failed before any answer: the server closed it. The
+                        // request goes again on a new one if it did not go out, or if asking again
+                        // is harmless (GET, HEAD: no body), as Go's client (docker's) decides.
+                        let req = match e.take_message() {
+                            Some(req) => req,
+                            None if method == Method::GET || method == Method::HEAD => {
+                                self.build(method, &path_and_query, body::empty(), o)?
+                            }
+                            None => return Err(e.into_error().into()),
+                        };
                         let mut sender = self.connect().await?;
                         let resp = sender.send_request(req).await?;
                         (sender, resp)
                     }
-                    None => return Err(e.into_error().into()),
-                },
-            },
+                }
+            }
             None => {
+                let req = self.build(method, &path_and_query, body, o)?;
                 let mut sender = self.connect().await?;
                 let resp = sender.send_request(req).await?;
                 (sender, resp)
             }
         };
-        // An upgraded connection is the caller's stream now; any other is reusable once its
-        // response has been read.
-        if !o.upgrade {
+        // Reusable once its response has been read.
+        if reuse {
             self.keep(sender);
         }
         let status = resp.status();
@@ -701,5 +712,37 @@ mod tests {
             e.to_string(),
             "Cannot connect to the berth daemon at unix:///nonexistent/berth.sock. Is the daemon running?"
         );
+    }
+
+    /// A TCP daemon that answers each request and then closes the connection without saying so
+    /// (no `Connection: close`): a kept connection it closed is replaced, the request asked again.
+    #[tokio::test(flavor = "current_thread")]
+    async fn a_kept_connection_the_server_closed_is_replaced() {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let accepted = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let counter = accepted.clone();
+        tokio::spawn(async move {
+            while let Ok((mut s, _)) = listener.accept().await {
+                counter.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                let mut head = Vec::new();
+                let mut buf = [0u8; 1024];
+                while !head.windows(4).any(|w| w == b"\r\n\r\n") {
+                    match s.read(&mut buf).await {
+                        Ok(0) | Err(_) => break,
+                        Ok(n) => head.extend_from_slice(&buf[..n]),
+                    }
+                }
+                let _ = s
+                    .write_all(b"HTTP/1.1 200 OK\r\nApi-Version: 1.47\r\nContent-Length: 2\r\n\r\nOK")
+                    .await;
+            }
+        });
+        let c = Client::new(Host::Tcp(addr.to_string()));
+        for _ in 0..5 {
+            c.ping().await.unwrap();
+        }
+        assert_eq!(accepted.load(std::sync::atomic::Ordering::SeqCst), 5);
     }
 }
