@@ -5,18 +5,22 @@
 #   $PREFIX/share/bash-completion/completions/berth
 #   $PREFIX/share/zsh/site-functions/_berth
 #   $PREFIX/share/fish/vendor_completions.d/berth.fish
+# With --docker-alias, also $PREFIX/bin/docker -> berth (unless a docker is there already): what
+# `ssh HOST docker system dial-stdio` runs for an ssh:// daemon address, on a host with berth only.
 # PREFIX defaults to /usr/local; DESTDIR stages the tree elsewhere (packaging), as make install does.
-# Usage: [PREFIX=/usr] [DESTDIR=/tmp/stage] scripts/install.sh [--no-build]
+# Usage: [PREFIX=/usr] [DESTDIR=/tmp/stage] scripts/install.sh [--no-build] [--docker-alias]
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 PREFIX="${PREFIX:-/usr/local}"
 DESTDIR="${DESTDIR:-}"
 build=1
+docker_alias=0
 for arg in "$@"; do
     case "$arg" in
         --no-build) build=0 ;;
-        -h|--help) sed -n '2,9p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+        --docker-alias) docker_alias=1 ;;
+        -h|--help) sed -n '2,11p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
         *) echo "install.sh: unknown argument: $arg" >&2; exit 2 ;;
     esac
 done
@@ -64,3 +68,16 @@ echo "installed man pages in $mandir"
 "$berth" completion fish > "$fishdir/berth.fish"
 chmod 0644 "$bashdir/berth" "$zshdir/_berth" "$fishdir/berth.fish" "$mandir"/berth*.1
 echo "installed completions: $bashdir/berth $zshdir/_berth $fishdir/berth.fish"
+
+if [ "$docker_alias" = 1 ]; then
+    if [ -e "$bindir/docker" ] || [ -L "$bindir/docker" ]; then
+        if [ "$(readlink "$bindir/docker")" = berth ]; then
+            echo "kept $bindir/docker -> berth"
+        else
+            echo "install.sh: $bindir/docker exists and is not berth's alias: left as it is" >&2
+        fi
+    else
+        ln -s berth "$bindir/docker"
+        echo "installed $bindir/docker -> berth"
+    fi
+fi
