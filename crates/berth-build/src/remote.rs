@@ -339,7 +339,7 @@ async fn download(
         }
         let resp = client.request(req).await.map_err(|e| FetchError::Connect {
             url: uri.to_string(),
-            reason: error_chain(&e),
+            reason: berth_types::error_chain(&e),
         })?;
         let status = resp.status();
         if status.is_redirection() && status != hyper::StatusCode::NOT_MODIFIED {
@@ -407,7 +407,7 @@ async fn download(
     while let Some(frame) = body.frame().await {
         let frame = frame.map_err(|e| FetchError::Connect {
             url: url.to_string(),
-            reason: error_chain(&e),
+            reason: berth_types::error_chain(&e),
         })?;
         if let Ok(data) = frame.into_data() {
             size += data.len() as u64;
@@ -420,18 +420,6 @@ async fn download(
     }
     file.flush().await.map_err(io)?;
     Ok((format!("sha256:{}", hex::encode(hash.finalize())), last_modified))
-}
-
-/// An error and its causes, `: `-joined (hyper's top-level message alone says little).
-fn error_chain(e: &dyn std::error::Error) -> String {
-    let mut s = e.to_string();
-    let mut cur = e.source();
-    while let Some(c) = cur {
-        s.push_str(": ");
-        s.push_str(&c.to_string());
-        cur = c.source();
-    }
-    s
 }
 
 /// An HTTP date (`Sun, 06 Nov 1994 08:49:37 GMT`) in seconds since 1970.

@@ -181,13 +181,18 @@ pub async fn connect(o: &ConnectOpts) -> Result<Client> {
     connect_to(&o.endpoint()?, o.no_autostart).await
 }
 
-/// A negotiated client for `ep`, starting the daemon if allowed and needed.
-pub async fn connect_to(ep: &Endpoint, no_autostart: bool) -> Result<Client> {
+/// A client for `ep` (TLS for a TCP daemon when the endpoint has it), not yet negotiated.
+pub fn client_for(ep: &Endpoint) -> Result<Client> {
     let host = ep.host.clone();
-    let mut client = match (&ep.tls, &host) {
+    Ok(match (&ep.tls, &host) {
         (Some(tls), Host::Tcp(_)) => Client::with_tls(host, tls).map_err(|e| StatusError::new(1, e.to_string()))?,
         _ => Client::new(host),
-    };
+    })
+}
+
+/// A negotiated client for `ep`, starting the daemon if allowed and needed.
+pub async fn connect_to(ep: &Endpoint, no_autostart: bool) -> Result<Client> {
+    let mut client = client_for(ep)?;
     let pinned = env("DOCKER_API_VERSION").filter(|v| !v.is_empty());
     let probe = match &pinned {
         // A pinned version skips negotiation, as docker does; still ping for autostart.

@@ -62,6 +62,8 @@ pub async fn dispatch(cli: Cli) -> Result<i32> {
         Cmd::Logout(a) => return registry::logout(a),
         Cmd::Compose(a) if crate::compose::is_offline(&a) => return crate::compose::compose_offline(a),
         Cmd::Info(a) | Cmd::System(SystemCmd::Info(a)) => return system::info(&copts, a).await,
+        // Relays one connection: no negotiation first (see `system::dial_stdio`).
+        Cmd::System(SystemCmd::DialStdio) => return system::dial_stdio(&copts).await,
         // Contexts live in the client's config directory.
         Cmd::Context(c) => return crate::context::context(&copts, c),
         // Manifest lists are made on the client, against the registry.
@@ -146,10 +148,9 @@ pub async fn dispatch(cli: Cli) -> Result<i32> {
         Cmd::Events(a) | Cmd::System(SystemCmd::Events(a)) => events::events(c, a).await,
         Cmd::System(SystemCmd::Df(a)) => events::df(c, a).await,
         Cmd::System(SystemCmd::Prune(a)) => events::prune(c, a).await,
-        Cmd::System(SystemCmd::DialStdio) => system::dial_stdio(c).await,
         Cmd::Version(_)
         | Cmd::Info(_)
-        | Cmd::System(SystemCmd::Info(_))
+        | Cmd::System(SystemCmd::Info(_) | SystemCmd::DialStdio)
         | Cmd::Registry(_)
         | Cmd::Logout(_)
         | Cmd::Completion(_)

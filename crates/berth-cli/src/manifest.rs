@@ -16,7 +16,9 @@ use std::path::PathBuf;
 
 use anyhow::Result;
 use base64::Engine as _;
-use berth_distribution::manifest::{classify, parse_image_manifest, ManifestKind};
+use berth_distribution::manifest::{
+    classify, parse_image_manifest, ManifestKind, DOCKER_MANIFEST, DOCKER_MANIFEST_LIST, MAX_CONFIG_SIZE,
+};
 use berth_distribution::{ClientConfig, Descriptor, RegistryClient};
 use berth_types::Reference;
 use serde::{Deserialize, Serialize};
@@ -27,10 +29,7 @@ use crate::format::json_indent;
 use crate::StatusError;
 
 /// The media type of the lists `push` writes (docker's).
-const LIST_MEDIA_TYPE: &str = "application/vnd.docker.distribution.manifest.list.v2+json";
-const DOCKER_MANIFEST: &str = "application/vnd.docker.distribution.manifest.v2+json";
-/// Image configs are small; one beyond this is not read for its platform.
-const MAX_CONFIG: u64 = 8 << 20;
+const LIST_MEDIA_TYPE: &str = DOCKER_MANIFEST_LIST;
 /// A stored entry beyond this is not a manifest of ours.
 const MAX_ENTRY: u64 = 16 << 20;
 
@@ -67,7 +66,8 @@ struct StoredDescriptor {
     other: serde_json::Map<String, Value>,
 }
 
-/// A platform, as an OCI descriptor and a manifest list entry carry it.
+/// A platform, as an OCI descriptor and a manifest list entry carry it (`architecture` and `os`
+/// always written, as docker writes them).
 #[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq)]
 struct PlatformSpec {
     architecture: String,
@@ -116,22 +116,7 @@ struct ListEntry {
     media_type: String,
     size: u64,
     digest: String,
-    platform: ListPlatform,
-}
-
-/// A list entry's platform: `architecture` and `os` always present, as docker writes them.
-#[derive(Serialize)]
-struct ListPlatform {
-    architecture: String,
-    os: String,
-    #[serde(rename = "os.version", skip_serializing_if = "String::is_empty")]
-    os_version: String,
-    #[serde(rename = "os.features", skip_serializing_if = "Vec::is_empty")]
-    os_features: Vec<String>,
-    #[serde(skip_serializing_if = "String::is_empty")]
-    variant: String,
-    #[serde(skip_serializing_if = "Vec::is_empty")]
-    features: Vec<String>,
+    platform: PlatformSpec,
 }
 
 /// `ref` normalized as docker's manifest commands do: a tag (`latest`) unless it has a digest.
@@ -171,6 +156,8 @@ impl Store {
         let mut names: Vec<PathBuf> = entries
             .filter_map(|e| e.ok())
             .filter(|e| e.file_type().is_ok_and(|t| t.is_file()))
+            // A write a crash interrupted leaves its temporary file: not an entry.
+            .filter(|e| !berth_types::fs::is_temp_name(&e.file_name().to_string_lossy()))
             .map(|e| e.path())
             .collect();
         names.sort();
@@ -196,14 +183,8 @@ impl Store {
         let dir = self.list_dir(list);
         std::fs::create_dir_all(&dir).map_err(|e| fail(format!("creating {}: {e}", dir.display())))?;
         let path = dir.join(filesafe(image));
-        let tmp = dir.join(format!(".{}.tmp-{}", filesafe(image), std::process::id()));
-        let bytes = serde_json::to_vec(m)?;
-        std::fs::write(&tmp, bytes)
-            .and_then(|()| std::fs::rename(&tmp, &path))
-            .map_err(|e| {
-                let _ = std::fs::remove_file(&tmp);
-                fail(format!("writing {}: {e}", path.display()))
-            })
+        berth_types::write_atomic(&path, &serde_json::to_vec(m)?)
+            .map_err(|e| fail(format!("writing {}: {e}", path.display())))
     }
 
     fn remove(&self, list: &Reference) -> Result<()> {
@@ -230,21 +211,12 @@ fn registry(domain: &str, insecure: bool) -> RegistryClient {
     RegistryClient::new(config)
 }
 
-/// The tag or digest to ask the registry for.
-fn manifest_reference(r: &Reference) -> String {
-    match (r.digest(), r.tag()) {
-        (Some(d), _) => d.to_string(),
-        (None, Some(t)) => t.to_string(),
-        (None, None) => "latest".to_string(),
-    }
-}
-
 /// Fetches `image`'s manifest and, from its config, its platform.
 async fn fetch_image(reg: &RegistryClient, image: &Reference) -> Result<ImageManifest> {
     let auth = crate::credentials::auth_for(image.domain());
     let shown = image.familiar();
     let (bytes, media_type, digest) = reg
-        .get_manifest(image, &manifest_reference(image), Some(&auth))
+        .get_manifest(image, &image.manifest_reference(), Some(&auth))
         .await
         .map_err(fail)?;
     let (_, kind) = classify(&shown, Some(&media_type), &bytes).map_err(fail)?;
@@ -253,7 +225,7 @@ async fn fetch_image(reg: &RegistryClient, image: &Reference) -> Result<ImageMan
     }
     let (config_desc, _) = parse_image_manifest(&shown, &bytes).map_err(fail)?;
     let config = reg
-        .fetch_blob_bytes(image, &config_desc, MAX_CONFIG, Some(&auth))
+        .fetch_blob_bytes(image, &config_desc, MAX_CONFIG_SIZE, Some(&auth))
         .await
         .map_err(fail)?;
     let config: Value =
@@ -393,8 +365,8 @@ fn build_list(list: &Reference, images: &[ImageManifest]) -> Result<Vec<u8>> {
                 list.domain()
             )));
         }
-        let p = m.descriptor.platform.clone().unwrap_or_default();
-        if p.os.is_empty() || p.architecture.is_empty() {
+        let platform = m.descriptor.platform.clone().unwrap_or_default();
+        if platform.os.is_empty() || platform.architecture.is_empty() {
             return Err(fail(format!(
                 "manifest {} must have an OS and Architecture to be pushed to a registry",
                 m.reference
@@ -404,14 +376,7 @@ fn build_list(list: &Reference, images: &[ImageManifest]) -> Result<Vec<u8>> {
             media_type: m.descriptor.media_type.clone(),
             size: m.descriptor.size,
             digest: m.descriptor.digest.clone(),
-            platform: ListPlatform {
-                architecture: p.architecture,
-                os: p.os,
-                os_version: p.os_version,
-                os_features: p.os_features,
-                variant: p.variant,
-                features: p.features,
-            },
+            platform,
         });
     }
     let doc = ManifestList {
@@ -486,7 +451,7 @@ pub async fn push(a: ManifestPushArgs) -> Result<i32> {
         crate::write_out(&format!("Pushed ref {pushed} with digest: {digest}\n"));
     }
     let digest = reg
-        .put_manifest(&list, &manifest_reference(&list), LIST_MEDIA_TYPE, &body, Some(&auth))
+        .put_manifest(&list, &list.manifest_reference(), LIST_MEDIA_TYPE, &body, Some(&auth))
         .await
         .map_err(fail)?;
     crate::write_out(&format!("{digest}\n"));

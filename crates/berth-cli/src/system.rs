@@ -193,12 +193,16 @@ pub fn registry(a: RegistryArgs) -> Result<i32> {
 
 /// `system dial-stdio`: relays standard input and output over a new connection to the daemon. It
 /// is what `ssh` runs on the remote host for an `ssh://` daemon address (docker's and berth's
-/// clients ask for `docker system dial-stdio`). As docker's: when standard input ends, the
-/// connection's write side is closed and the daemon's answer still read to its end; when the
-/// daemon closes, it returns at once.
-pub async fn dial_stdio(client: &Client) -> Result<i32> {
+/// clients ask for `docker system dial-stdio`), once per connection: the daemon is dialled
+/// straight away, and only when that fails is it pinged (for autostart, or the usual error). As
+/// docker's: when standard input ends, the connection's write side is closed and the daemon's
+/// answer still read to its end; when the daemon closes, it returns at once.
+pub async fn dial_stdio(copts: &ConnectOpts) -> Result<i32> {
     use tokio::io::AsyncWriteExt;
-    let stream = client.dial().await?;
+    let stream = match crate::connect::client_for(&copts.endpoint()?)?.dial().await {
+        Ok(s) => s,
+        Err(_) => connect(copts).await?.dial().await?,
+    };
     let (mut from_daemon, mut to_daemon) = tokio::io::split(stream);
     let up = async {
         tokio::io::copy(&mut tokio::io::stdin(), &mut to_daemon).await?;
@@ -210,14 +214,15 @@ pub async fn dial_stdio(client: &Client) -> Result<i32> {
         stdout.flush().await
     };
     tokio::pin!(up, down);
+    // The CLI prints an error's top line only: the cause goes in it.
+    let failed = |what: &'static str| move |e: std::io::Error| anyhow::anyhow!("{what}: {e}");
+    let down_failed = failed("copying the daemon's stream to standard output");
     tokio::select! {
         r = &mut up => {
-            r.map_err(|e| anyhow::anyhow!("copying standard input to the daemon: {e}"))?;
-            down.await.map_err(|e| anyhow::anyhow!("copying the daemon's stream to standard output: {e}"))?;
+            r.map_err(failed("copying standard input to the daemon"))?;
+            down.await.map_err(down_failed)?;
         }
-        r = &mut down => {
-            r.map_err(|e| anyhow::anyhow!("copying the daemon's stream to standard output: {e}"))?;
-        }
+        r = &mut down => r.map_err(down_failed)?,
     }
     Ok(0)
 }

@@ -109,7 +109,7 @@ pub enum Error {
     },
     /// The HTTP exchange failed mid-way (with the cause hyper carries: an ssh that exited names
     /// its command, status and standard error).
-    #[error("error during connect: {}", with_causes(.0))]
+    #[error("error during connect: {}", berth_types::error_chain(.0))]
     Http(#[from] hyper::Error),
     /// A request could not be built (bad characters in an argument).
     #[error("invalid request: {0}")]
@@ -153,20 +153,6 @@ impl Error {
             _ => None,
         }
     }
-}
-
-/// `e` and the errors under it, joined by `: `.
-fn with_causes(e: &dyn std::error::Error) -> String {
-    let mut s = e.to_string();
-    let mut cause = e.source();
-    while let Some(c) = cause {
-        let text = c.to_string();
-        if !s.ends_with(&text) {
-            s = format!("{s}: {text}");
-        }
-        cause = c.source();
-    }
-    s
 }
 
 /// The client's result type.
@@ -395,8 +381,11 @@ impl Client {
         }
     }
 
-    async fn connect(&self) -> Result<http1::SendRequest<ReqBody>> {
-        handshake(self.dial().await?).await
+    /// Sends `req` on a new connection; the connection comes back with the answer.
+    async fn send_new(&self, req: Request<ReqBody>) -> Result<(http1::SendRequest<ReqBody>, Response<Incoming>)> {
+        let mut sender = handshake(self.dial().await?).await?;
+        let resp = sender.send_request(req).await?;
+        Ok((sender, resp))
     }
 
     /// A new byte stream to the daemon (TLS done, for a TLS client): what HTTP runs over, and
@@ -486,29 +475,20 @@ impl Client {
                 let req = self.build(method.clone(), &path_and_query, body, o)?;
                 match kept.try_send_request(req).await {
                     Ok(resp) => (kept, resp),
-                    Err(mut e) => {
-                        // The kept connection failed before any answer: the server closed it. The
-                        // request goes again on a new one if it did not go out, or if asking again
-                        // is harmless (GET, HEAD: no body), as Go's client (docker's) decides.
-                        let req = match e.take_message() {
-                            Some(req) => req,
-                            None if method == Method::GET || method == Method::HEAD => {
-                                self.build(method, &path_and_query, body::empty(), o)?
-                            }
-                            None => return Err(e.into_error().into()),
-                        };
-                        let mut sender = self.connect().await?;
-                        let resp = sender.send_request(req).await?;
-                        (sender, resp)
-                    }
+                    // The kept connection failed before any answer: the server closed it. The
+                    // request goes again on a new one if it did not go out, or if asking again
+                    // is harmless (GET, HEAD: no body), as Go's client (docker's) decides.
+                    Err(mut e) => match e.take_message() {
+                        Some(req) => self.send_new(req).await?,
+                        None if method == Method::GET || method == Method::HEAD => {
+                            self.send_new(self.build(method, &path_and_query, body::empty(), o)?)
+                                .await?
+                        }
+                        None => return Err(e.into_error().into()),
+                    },
                 }
             }
-            None => {
-                let req = self.build(method, &path_and_query, body, o)?;
-                let mut sender = self.connect().await?;
-                let resp = sender.send_request(req).await?;
-                (sender, resp)
-            }
+            None => self.send_new(self.build(method, &path_and_query, body, o)?).await?,
         };
         // Reusable once its response has been read.
         if reuse {

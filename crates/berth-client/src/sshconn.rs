@@ -49,7 +49,13 @@ impl SshConn {
             .stderr(Stdio::piped())
             .kill_on_drop(true)
             .spawn()
-            .map_err(|e| io::Error::new(e.kind(), format!("running `{command}`: {e}")))?;
+            .map_err(|e| {
+                let hint = match e.kind() {
+                    io::ErrorKind::NotFound => ": install OpenSSH's client or put `ssh` on PATH",
+                    _ => "",
+                };
+                io::Error::new(e.kind(), format!("running `{command}`: {e}{hint}"))
+            })?;
         let (Some(stdin), Some(stdout), Some(mut stderr)) =
             (child.stdin.take(), child.stdout.take(), child.stderr.take())
         else {
@@ -94,11 +100,10 @@ impl SshConn {
 
     /// A write found ssh gone (`broken`): ssh's failure once it has exited (what it said beats a
     /// broken pipe), else `broken`.
-    fn poll_exited_instead(&mut self, cx: &mut Context<'_>, broken: io::Error) -> Poll<io::Result<()>> {
-        match ready!(self.poll_failure(cx)) {
-            Err(e) => Poll::Ready(Err(e)),
-            Ok(()) => Poll::Ready(Err(broken)),
-        }
+    fn poll_exit_error(&mut self, cx: &mut Context<'_>, broken: io::Error) -> Poll<io::Error> {
+        ready!(self.poll_failure(cx))
+            .err()
+            .map_or(Poll::Ready(broken), Poll::Ready)
     }
 
     /// At the end of the stream with nothing read: ssh's failure, once it has exited.
@@ -152,7 +157,7 @@ impl AsyncWrite for SshConn {
             None => return Poll::Ready(Err(io::Error::new(io::ErrorKind::BrokenPipe, "write after shutdown"))),
         };
         match written {
-            Err(e) if e.kind() == io::ErrorKind::BrokenPipe => self.poll_exited_instead(cx, e).map(|r| r.map(|()| 0)),
+            Err(e) if e.kind() == io::ErrorKind::BrokenPipe => self.poll_exit_error(cx, e).map(Err),
             other => Poll::Ready(other),
         }
     }
@@ -163,7 +168,7 @@ impl AsyncWrite for SshConn {
             None => return Poll::Ready(Ok(())),
         };
         match flushed {
-            Err(e) if e.kind() == io::ErrorKind::BrokenPipe => self.poll_exited_instead(cx, e),
+            Err(e) if e.kind() == io::ErrorKind::BrokenPipe => self.poll_exit_error(cx, e).map(Err),
             other => Poll::Ready(other),
         }
     }

@@ -300,7 +300,7 @@ impl RegistryClient {
                     e.is_connect() || req.idempotent,
                     Err(DistributionError::Connect {
                         registry: authority.into(),
-                        reason: error_chain(&e),
+                        reason: berth_types::error_chain(&e),
                     }),
                 ),
                 Ok(Ok(resp)) => {
@@ -761,11 +761,7 @@ impl RegistryClient {
     /// Resolves a reference to the image manifest for `platform`: follows an index or manifest
     /// list, verifies every manifest's digest, validates the descriptors.
     pub async fn resolve(&self, r: &Reference, platform: &Platform, auth: Option<&AuthConfig>) -> Result<Resolved> {
-        let reference = match (r.digest(), r.tag()) {
-            (Some(d), _) => d.to_string(),
-            (None, Some(t)) => t.to_string(),
-            (None, None) => crate::DEFAULT_TAG.to_string(),
-        };
+        let reference = r.manifest_reference();
         let shown = r.familiar();
         self.on_endpoints(r.domain(), true, |ep| {
             let (reference, shown) = (reference.clone(), shown.clone());
@@ -1328,7 +1324,7 @@ impl RegistryClient {
             .map_err(|e| DistributionError::InvalidArgument(format!("building request {}: {e}", req.url)))?;
         client.request(request).await.map_err(|e| DistributionError::Connect {
             registry: authority.into(),
-            reason: error_chain(&e),
+            reason: berth_types::error_chain(&e),
         })
     }
 
@@ -1531,20 +1527,6 @@ async fn push_error(resp: Response<Incoming>, op: &'static str, target: &str) ->
             message,
         },
     }
-}
-
-fn error_chain(e: &dyn std::error::Error) -> String {
-    let mut s = e.to_string();
-    let mut cur = e.source();
-    while let Some(c) = cur {
-        let m = c.to_string();
-        if !s.contains(&m) {
-            s.push_str(": ");
-            s.push_str(&m);
-        }
-        cur = c.source();
-    }
-    s
 }
 
 #[allow(dead_code)]

@@ -393,11 +393,7 @@ impl DistributionService {
     ) -> Result<bool> {
         let a = auth_opt(auth);
         let resolved = self.client().resolve(r, want.platform, a).await.map_err(dist)?;
-        let shown_id = match (r.digest(), r.tag()) {
-            (Some(d), _) => d.to_string(),
-            (None, Some(t)) => t.to_string(),
-            (None, None) => berth_distribution::DEFAULT_TAG.to_string(),
-        };
+        let shown_id = r.manifest_reference();
         progress.send(json!({ "status": format!("Pulling from {}", r.path()), "id": shown_id }));
         let config = self
             .client()
@@ -947,11 +943,7 @@ impl DistributionService {
         let r = Reference::parse(name)
             .map_err(|e| EngineError::InvalidArgument(format!("invalid reference format: {e}")))?;
         let a = auth_opt(auth);
-        let reference = match (r.digest(), r.tag()) {
-            (Some(d), _) => d.to_string(),
-            (None, Some(t)) => t.to_string(),
-            (None, None) => berth_distribution::DEFAULT_TAG.to_string(),
-        };
+        let reference = r.manifest_reference();
         let (bytes, media_type, digest) = self.client().get_manifest(&r, &reference, a).await.map_err(dist)?;
         let shown = r.familiar();
         let platforms: Vec<Value> = if media_type.contains("index") || media_type.contains("list") {

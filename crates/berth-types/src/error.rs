@@ -45,3 +45,36 @@ pub trait HasErrorKind {
     /// The kind of this error.
     fn kind(&self) -> ErrorKind;
 }
+
+/// `e` and the errors under it, joined by `: ` (a cause whose text is already in the message is
+/// not repeated): hyper's and rustls' top-level messages alone say little.
+pub fn error_chain(e: &dyn std::error::Error) -> String {
+    let mut s = e.to_string();
+    let mut cause = e.source();
+    while let Some(c) = cause {
+        let text = c.to_string();
+        if !s.contains(&text) {
+            s.push_str(": ");
+            s.push_str(&text);
+        }
+        cause = c.source();
+    }
+    s
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[derive(Debug, thiserror::Error)]
+    #[error("{0}")]
+    struct E(String, #[source] Option<Box<E>>);
+
+    #[test]
+    fn the_chain_joins_causes_without_repeating_them() {
+        let inner = E("connection reset".into(), None);
+        let mid = E("connection error: connection reset".into(), Some(Box::new(inner)));
+        let top = E("request failed".into(), Some(Box::new(mid)));
+        assert_eq!(error_chain(&top), "request failed: connection error: connection reset");
+    }
+}

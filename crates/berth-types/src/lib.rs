@@ -12,7 +12,7 @@ pub mod units;
 pub mod userns;
 
 pub use digest::{chain_ids, ChainId, Digest, DigestError};
-pub use error::{ErrorKind, HasErrorKind};
+pub use error::{error_chain, ErrorKind, HasErrorKind};
 pub use fs::{write_atomic, write_file, Durability, WriteError};
 pub use id::{is_valid_container_name, new_id, short_id};
 pub use mount::RootfsMount;

@@ -121,6 +121,16 @@ impl Reference {
         self.digest.as_ref()
     }
 
+    /// What a registry's `/manifests/<reference>` takes for this reference: the digest when there
+    /// is one, else the tag (`latest` when there is none).
+    pub fn manifest_reference(&self) -> String {
+        match (&self.digest, &self.tag) {
+            (Some(d), _) => d.to_string(),
+            (None, Some(t)) => t.clone(),
+            (None, None) => DEFAULT_TAG.to_string(),
+        }
+    }
+
     /// The repository as Docker shows it (`busybox`, `localhost:5000/app`).
     pub fn familiar_repository(&self) -> String {
         if self.domain == DEFAULT_DOMAIN {
@@ -224,6 +234,19 @@ impl fmt::Display for Reference {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_manifest_reference_is_the_digest_else_the_tag() {
+        let d = format!("sha256:{}", "a".repeat(64));
+        assert_eq!(Reference::parse("busybox").unwrap().manifest_reference(), "latest");
+        assert_eq!(Reference::parse("busybox:1.36").unwrap().manifest_reference(), "1.36");
+        assert_eq!(
+            Reference::parse(&format!("busybox:1.36@{d}"))
+                .unwrap()
+                .manifest_reference(),
+            d
+        );
+    }
 
     #[test]
     fn normalisation_table() {
